@@ -1,0 +1,2 @@
+export { CdssError, HttpError, ValidationError, TimeoutError, RetryError, kindOf } from './errors.js';
+export type { HttpErrorOptions, ValidationIssue } from './errors.js';

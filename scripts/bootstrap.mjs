@@ -1,0 +1,100 @@
+#!/usr/bin/env node
+/**
+ * The two commands. `npm start` and `npm test` call this script, which needs nothing but Node.js 20
+ * and npm: it installs the pinned pnpm into .tools/ when no pnpm 12.4.2 is on the PATH, installs the
+ * workspace from the lockfile, builds what is stale, then starts the reference server or runs vitest.
+ *
+ *   node scripts/bootstrap.mjs start [server args...]
+ *   node scripts/bootstrap.mjs test  [vitest args...]
+ *   node scripts/bootstrap.mjs setup
+ */
+import { spawnSync, spawn } from 'node:child_process';
+import { existsSync, readdirSync, statSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const PNPM_VERSION = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).packageManager.split('@')[1];
+const [command = 'setup', ...rest] = process.argv.slice(2);
+
+function log(message) {
+  process.stderr.write(`[cdss] ${message}\n`);
+}
+
+function run(cmd, args, options = {}) {
+  const result = spawnSync(cmd, args, { cwd: root, stdio: 'inherit', ...options });
+  if (result.error) throw result.error;
+  if (result.status !== 0) process.exit(result.status ?? 1);
+}
+
+function versionOf(cmd) {
+  const result = spawnSync(cmd, ['--version'], { encoding: 'utf8' });
+  return result.status === 0 ? result.stdout.trim() : undefined;
+}
+
+/** A pnpm of the pinned version: the one on the PATH, or one installed under .tools/ (no root needed). */
+function ensurePnpm() {
+  if (versionOf('pnpm') === PNPM_VERSION) return 'pnpm';
+  const local = join(root, '.tools', 'pnpm', 'node_modules', '.bin', 'pnpm');
+  if (existsSync(local) && versionOf(local) === PNPM_VERSION) return local;
+  log(`installing pnpm ${PNPM_VERSION} into .tools/pnpm`);
+  run('npm', ['install', '--prefix', join(root, '.tools', 'pnpm'), '--no-save', '--no-audit', '--no-fund', '--loglevel=error', `pnpm@${PNPM_VERSION}`]);
+  if (versionOf(local) !== PNPM_VERSION) throw new Error(`pnpm ${PNPM_VERSION} did not install into ${local}`);
+  return local;
+}
+
+function newestMtime(path) {
+  if (!existsSync(path)) return 0;
+  const stat = statSync(path);
+  if (!stat.isDirectory()) return stat.mtimeMs;
+  let newest = 0;
+  for (const entry of readdirSync(path)) {
+    if (entry === 'node_modules' || entry === 'dist') continue;
+    newest = Math.max(newest, newestMtime(join(path, entry)));
+  }
+  return newest;
+}
+
+/** True when some package or example has sources newer than its dist/ (or no dist/ at all). */
+function buildIsStale() {
+  const dirs = ['packages', 'examples'].flatMap((group) =>
+    existsSync(join(root, group)) ? readdirSync(join(root, group)).map((d) => join(root, group, d)) : [],
+  );
+  return dirs.some((dir) => {
+    if (!existsSync(join(dir, 'package.json'))) return false;
+    const manifest = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'));
+    if (!manifest.scripts?.build) return false;
+    const dist = join(dir, 'dist');
+    if (!existsSync(dist)) return true;
+    const sources = Math.max(newestMtime(join(dir, 'src')), newestMtime(join(dir, 'package.json')), newestMtime(join(root, 'pnpm-lock.yaml')));
+    return sources > statSync(dist).mtimeMs;
+  });
+}
+
+function setup() {
+  const pnpm = ensurePnpm();
+  // pnpm 12 reads only auth and registry keys from .npmrc: node-gyp must be told where Node's headers are.
+  const env = { ...process.env };
+  if (!env.npm_config_nodedir && existsSync('/usr/include/node/node.h')) env.npm_config_nodedir = '/usr';
+  run(pnpm, ['install', '--frozen-lockfile', '--reporter=append-only'], { env });
+  if (buildIsStale()) {
+    log('building packages');
+    run(pnpm, ['run', 'build'], { env });
+  }
+  return { pnpm, env };
+}
+
+const started = Date.now();
+const { pnpm, env } = setup();
+log(`setup done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+
+if (command === 'start') {
+  const child = spawn(process.execPath, [join(root, 'examples', 'reference-server', 'dist', 'main.js'), ...rest], { cwd: root, stdio: 'inherit', env });
+  for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => child.kill(signal));
+  child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
+} else if (command === 'test') {
+  run(pnpm, ['exec', 'vitest', 'run', ...rest], { env });
+} else if (command !== 'setup') {
+  log(`unknown command ${command}: use start, test or setup`);
+  process.exit(2);
+}
