@@ -13,7 +13,10 @@ describe('error hierarchy', () => {
   });
 
   it('recognises errors across duplicate package copies through the Symbol.for marker', () => {
-    const foreign = Object.assign(new Error('x'), { [Symbol.for('@cdss/core.error')]: true, [Symbol.for('@cdss/core.http-error')]: true });
+    const foreign = Object.assign(new Error('x'), {
+      [Symbol.for('@cdss/core.error')]: true,
+      [Symbol.for('@cdss/core.http-error')]: true,
+    });
     expect(CdssError.isInstance(foreign)).toBe(true);
     expect(HttpError.isInstance(foreign)).toBe(true);
     expect(ValidationError.isInstance(foreign)).toBe(false);
@@ -27,7 +30,12 @@ describe('error hierarchy', () => {
     const error = ValidationError.fromZod(result.error!, 'Invalid patient');
     expect(error.fields).toEqual(['lname', 'dob']);
     expect(error.message).toBe('Invalid patient: lname, dob');
-    expect(error.issues[1]).toMatchObject({ path: 'dob', code: 'invalid_type', expected: 'string', received: 'number' });
+    expect(error.issues[1]).toMatchObject({
+      path: 'dob',
+      code: 'invalid_type',
+      expected: 'string',
+      received: 'number',
+    });
     expect(JSON.stringify(error.issues)).not.toContain('19800101');
     expect(ValidationError.isInstance(error)).toBe(true);
   });

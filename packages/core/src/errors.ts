@@ -126,7 +126,10 @@ export class ValidationError extends CdssError {
 
   constructor(message: string, issues: readonly ValidationIssue[], options: { cause?: unknown } = {}) {
     const fields = [...new Set(issues.map((i) => i.path || '(root)'))];
-    super(fields.length > 0 ? `${message}: ${fields.join(', ')}` : message, { code: 'VALIDATION_ERROR', cause: options.cause });
+    super(fields.length > 0 ? `${message}: ${fields.join(', ')}` : message, {
+      code: 'VALIDATION_ERROR',
+      cause: options.cause,
+    });
     (this as unknown as Record<symbol, boolean>)[ValidationError.marker] = true;
     this.issues = issues;
   }
@@ -207,7 +210,10 @@ export class RetryError extends CdssError {
   constructor(errors: readonly unknown[], message?: string) {
     const last = errors.at(-1);
     const lastMessage = last instanceof Error ? last.message : String(last);
-    super(message ?? `Failed after ${errors.length} attempts: ${lastMessage}`, { code: 'RETRY_EXHAUSTED', cause: last });
+    super(message ?? `Failed after ${errors.length} attempts: ${lastMessage}`, {
+      code: 'RETRY_EXHAUSTED',
+      cause: last,
+    });
     (this as unknown as Record<symbol, boolean>)[RetryError.marker] = true;
     this.errors = errors;
   }
