@@ -148,7 +148,7 @@ do_install() {
     as_root kill -TERM "$(cat /run/orthanc.pid)" || true
   fi
   for name in "$@"; do
-    if [ "$name" = hapi-fhir ]; then hapi build || true; fi
+    if [ "$name" = hapi-fhir ]; then timed hapi build; fi
   done
 }
 
