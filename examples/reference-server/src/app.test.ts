@@ -1,0 +1,187 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
+import { fakeArchive, fakeCache, fakeRecords, startHarness, type Harness } from './test-support.js';
+import { patientRoutes } from './domain/patients.js';
+import { studyRoutes } from './domain/studies.js';
+import { loadConfig, ConfigError } from './config.js';
+
+const records = fakeRecords();
+const cache = fakeCache();
+let h: Harness;
+
+const input = { givenName: 'Jane', familyName: 'Doe', birthDate: '1970-01-02', sex: 'female' as const };
+
+async function call(method: string, path: string, options: { user?: string; body?: unknown; headers?: Record<string, string> } = {}) {
+  const headers: Record<string, string> = { ...options.headers };
+  if (options.user) headers['authorization'] = `Bearer ${await h.token(options.user)}`;
+  if (options.body !== undefined) headers['content-type'] = 'application/json';
+  const response = await fetch(`${h.baseUrl}${path}`, {
+    method,
+    headers,
+    ...(options.body !== undefined ? { body: typeof options.body === 'string' ? options.body : JSON.stringify(options.body) } : {}),
+  });
+  const text = await response.text();
+  return { status: response.status, headers: response.headers, body: text ? (JSON.parse(text) as Record<string, unknown>) : undefined };
+}
+
+beforeAll(async () => {
+  h = await startHarness(({ auditor, bus, fhir }) => [
+    ...patientRoutes({ records, cache, fhir, bus, auditor }),
+    ...studyRoutes({ archive: fakeArchive([{ uid: '1.2.3', patientId: 'p1', modalities: ['MR'], series: [] }]), auditor }),
+  ]);
+});
+afterAll(async () => h.close());
+
+describe('configuration', () => {
+  it('defaults to sandbox and names each wrong variable', () => {
+    expect(loadConfig({}).CDSS_MODE).toBe('sandbox');
+    expect(() => loadConfig({ PORT: 'eighty', ORTHANC_URL: 'ftp://x' })).toThrow(ConfigError);
+    const messageOf = (env: Record<string, string>): string => {
+      try {
+        loadConfig(env);
+      } catch (error) {
+        return (error as Error).message;
+      }
+      return '';
+    };
+    const wrongTypes = messageOf({ PORT: 'eighty', ORTHANC_URL: 'ftp://x' });
+    for (const name of ['PORT', 'ORTHANC_URL']) expect(wrongTypes).toContain(name);
+    const missing = messageOf({ CDSS_MODE: 'connected', OPENEMR_URL: 'http://127.0.0.1:9/', CDSS_AUTH_PUBLIC_KEY: 'nope' });
+    for (const name of ['CDSS_AUTH_PUBLIC_KEY']) expect(missing).toContain(name);
+    const crossField = messageOf({ CDSS_MODE: 'connected', OPENEMR_URL: 'http://127.0.0.1:9/' });
+    for (const name of ['CDSS_AUTH_JWKS_URL', 'CDSS_WEBHOOK_SECRET', 'OPENEMR_CLIENT_ID']) expect(crossField).toContain(name);
+    expect(crossField).not.toContain('http://127.0.0.1:9/');
+  });
+});
+
+describe('HTTP surface', () => {
+  it('serves health and a generated OpenAPI 3.1 document without a token', async () => {
+    expect((await call('GET', '/healthz')).status).toBe(200);
+    const doc = await call('GET', '/openapi.json');
+    expect(doc.body?.['openapi']).toBe('3.1.0');
+    expect(Object.keys(doc.body?.['paths'] as object)).toContain('/api/patients/{id}');
+    expect((await fetch(`${h.baseUrl}/docs`)).status).toBe(200);
+  });
+
+  it('answers unknown routes with an OperationOutcome 404', async () => {
+    const response = await call('GET', '/api/nothing-here', { user: 'demo-physician' });
+    expect(response.status).toBe(404);
+    expect(response.body?.['resourceType']).toBe('OperationOutcome');
+  });
+});
+
+describe('patients', () => {
+  it('writes OpenEMR first, then the cache, queues the FHIR sync and audits', async () => {
+    const created = await call('POST', '/api/patients', { user: 'demo-physician', body: input });
+    expect(created.status).toBe(201);
+    const id = created.body?.['id'] as string;
+    expect(records.patients.has(id)).toBe(true);
+    expect(cache.entries.has(`patient:${id}`)).toBe(true);
+    expect(h.fhir.queued.some((q) => q.kind === 'patient')).toBe(true);
+    const read = await call('GET', `/api/patients/${id}`, { user: 'demo-nurse' });
+    expect(read.body).toMatchObject({ data: { id, familyName: 'Doe' }, stale: false });
+    const audit = h.audit.records.filter((r) => r.patientId === id);
+    expect(audit.map((r) => [r.action, r.outcome, r.roles[0]])).toEqual([
+      ['create', 'success', 'physician'],
+      ['read', 'success', 'nurse'],
+    ]);
+  });
+
+  it('replays a retried create with the same Idempotency-Key without a second upstream write', async () => {
+    const before = records.writes;
+    const headers = { 'idempotency-key': 'key-123456789' };
+    const first = await call('POST', '/api/patients', { user: 'demo-physician', body: input, headers });
+    const second = await call('POST', '/api/patients', { user: 'demo-physician', body: input, headers });
+    expect(second.body?.['id']).toBe(first.body?.['id']);
+    expect(records.writes).toBe(before + 1);
+  });
+
+  it.each([
+    ['a wrong type', { ...input, birthDate: 19700102 }, 'birthDate'],
+    ['a missing field', { givenName: 'Jane', birthDate: '1970-01-02', sex: 'female' }, 'familyName'],
+    ['an unknown field', { ...input, ssn: '123-45-6789' }, ''],
+    ['a too-short last name', { ...input, familyName: 'D' }, 'familyName'],
+  ])('refuses %s with a 400 OperationOutcome and changes nothing', async (_what, body, field) => {
+    const before = records.writes;
+    const response = await call('POST', '/api/patients', { user: 'demo-physician', body });
+    expect(response.status).toBe(400);
+    expect(response.body?.['resourceType']).toBe('OperationOutcome');
+    if (field) expect(JSON.stringify(response.body)).toContain(field);
+    expect(records.writes).toBe(before);
+  });
+
+  it('refuses malformed JSON and oversize bodies', async () => {
+    expect((await call('POST', '/api/patients', { user: 'demo-physician', body: '{"givenName":' })).status).toBe(400);
+    const huge = { ...input, givenName: 'x'.repeat(2 * 1024 * 1024) };
+    expect((await call('POST', '/api/patients', { user: 'demo-physician', body: huge })).status).toBe(413);
+  });
+
+  it('answers 503 when OpenEMR is down, writes nothing, and audits the failure', async () => {
+    records.down = true;
+    try {
+      const before = cache.entries.size;
+      const response = await call('POST', '/api/patients', { user: 'demo-physician', body: { ...input, familyName: 'Down' } });
+      expect(response.status).toBe(503);
+      expect(cache.entries.size).toBe(before);
+      expect(h.audit.records.at(-1)).toMatchObject({ action: 'create', outcome: 'failure' });
+    } finally {
+      records.down = false;
+    }
+  });
+
+  it('never returns stack traces or upstream internals', async () => {
+    records.down = true;
+    try {
+      const response = await call('GET', '/api/patients?q=x', { user: 'demo-physician' });
+      expect(JSON.stringify(response.body)).not.toMatch(/ECONNREFUSED|at .*\.ts/);
+    } finally {
+      records.down = false;
+    }
+  });
+});
+
+describe('route security', () => {
+  it('answers 401 without a token and 403 for a role the policy denies, on every route of the table', async () => {
+    const { rolesWith, ROLES } = await import('./auth/rbac.js');
+    for (const route of h.server.routes) {
+      const path = route.path.replace(/\{(\w+)\}/g, (_m: string, name: string) => (name === 'studyUid' ? '1.2.3' : 'p1'));
+      const body = route.body ? {} : undefined;
+      if (route.access === 'public') continue;
+      const anonymous = await call(route.method.toUpperCase(), path, { body });
+      expect(anonymous.status, `${route.method} ${route.path} without a token`).toBe(401);
+      const bad = await call(route.method.toUpperCase(), path, { body, headers: { authorization: 'Bearer not-a-jwt' } });
+      expect(bad.status, `${route.method} ${route.path} with a bad token`).toBe(401);
+      if (typeof route.access !== 'object') continue;
+      const allowed = rolesWith(route.access.permission);
+      const denied = ROLES.find((role) => !allowed.includes(role));
+      if (!denied) continue;
+      const { DEMO_USERS } = await import('./auth/tokens.js');
+      const user = DEMO_USERS.find((u) => u.role === denied)!;
+      const forbidden = await call(route.method.toUpperCase(), path, { user: user.id, body });
+      expect(forbidden.status, `${route.method} ${route.path} as ${denied}`).toBe(403);
+    }
+  });
+});
+
+describe('websocket', () => {
+  it('authenticates by first message, delivers patient.updated to subscribers, and refuses bad tokens', async () => {
+    const ws = new WebSocket(`${h.baseUrl.replace('http', 'ws')}/ws`);
+    const messages: Array<Record<string, unknown>> = [];
+    ws.on('message', (data) => messages.push(JSON.parse(data.toString()) as Record<string, unknown>));
+    await new Promise((resolve) => ws.once('open', resolve));
+    ws.send(JSON.stringify({ type: 'auth', token: await h.token('demo-nurse') }));
+    await expect.poll(() => messages.some((m) => m['type'] === 'ready')).toBe(true);
+    ws.send(JSON.stringify({ type: 'subscribe', topic: 'patient:p-42' }));
+    await expect.poll(() => messages.some((m) => m['type'] === 'subscribed')).toBe(true);
+    await h.bus.publish({ type: 'patient.updated', patientId: 'p-42', data: {}, time: new Date().toISOString() });
+    await h.bus.publish({ type: 'patient.updated', patientId: 'p-other', data: {}, time: new Date().toISOString() });
+    await expect.poll(() => messages.filter((m) => m['type'] === 'event').length).toBe(1);
+    ws.close();
+
+    const bad = new WebSocket(`${h.baseUrl.replace('http', 'ws')}/ws`);
+    await new Promise((resolve) => bad.once('open', resolve));
+    bad.send(JSON.stringify({ type: 'auth', token: 'forged' }));
+    const code = await new Promise<number>((resolve) => bad.once('close', (c) => resolve(c)));
+    expect(code).toBe(1008);
+  });
+});

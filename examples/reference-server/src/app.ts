@@ -1,0 +1,166 @@
+/**
+ * Assembles the HTTP server: security middleware, the route table, the OpenAPI document, health and metrics, the
+ * WebSocket hub and graceful shutdown. The packages' adapters are composed by the caller (see `compose.ts`).
+ */
+import { createServer, type Server } from 'node:http';
+import { existsSync } from 'node:fs';
+import express, { type Request } from 'express';
+import helmet from 'helmet';
+import cors from 'cors';
+import type { Logger } from 'pino';
+import type { ServerConfig } from './config.js';
+import type { ServerMetrics } from './metrics.js';
+import type { TokenVerifier } from './auth/tokens.js';
+import type { EventBus } from './events.js';
+import { attachWebSocket, type WebSocketHub } from './ws.js';
+import { errorHandler, ApiError } from './http/errors.js';
+import { httpMetrics, identify, rateLimits, requestId, requirePrincipal } from './http/security.js';
+import { registerRoutes, type AnyRoute } from './http/route.js';
+import { buildOpenApiDocument, OPENAPI_PAGE } from './http/openapi.js';
+import { isAllowed } from './auth/rbac.js';
+
+/** A dependency checked by `/readyz`. */
+export interface ReadinessCheck {
+  name: string;
+  check(): Promise<void>;
+}
+
+/** What the app is built from. */
+export interface AppDeps {
+  config: ServerConfig;
+  logger: Logger;
+  metrics: ServerMetrics;
+  verifier: TokenVerifier;
+  bus: EventBus;
+  routes: readonly AnyRoute[];
+  readiness: readonly ReadinessCheck[];
+  /** Verifies a signed webhook request (the raw body is in `req.body` as a Buffer). */
+  verifyWebhook(req: Request): Promise<void>;
+  /** The dashboard's built files, served at `/` when present. */
+  staticDir?: string;
+  version: string;
+}
+
+/** The running server. */
+export interface CdssServer {
+  app: express.Express;
+  server: Server;
+  hub: WebSocketHub;
+  /** Starts listening; resolves with the bound port. */
+  listen(port?: number, host?: string): Promise<number>;
+  /** Graceful shutdown: stop accepting, finish in-flight requests, close WebSockets with 1001. */
+  close(): Promise<void>;
+  routes: readonly AnyRoute[];
+}
+
+/**
+ * Builds the server.
+ * @param deps - configuration, adapters and the route table
+ */
+export function createCdssServer(deps: AppDeps): CdssServer {
+  const { config, logger, metrics } = deps;
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', config.CDSS_TRUST_PROXY);
+  app.use(requestId);
+  app.use(httpMetrics(metrics));
+  app.use(helmet({ contentSecurityPolicy: { directives: { 'script-src': ["'self'", "'unsafe-inline'"] } } }));
+  app.use(
+    cors({
+      origin: (origin, callback) => callback(null, !origin || config.CDSS_CORS_ORIGINS.includes(origin)),
+      credentials: false,
+      exposedHeaders: ['X-Request-Id'],
+    }),
+  );
+  // Webhooks are verified over the exact bytes that were signed, so they get the raw body.
+  app.use('/api/webhooks', express.raw({ type: '*/*', limit: config.CDSS_BODY_LIMIT }));
+  app.use(express.json({ limit: config.CDSS_BODY_LIMIT, strict: true, type: ['application/json', 'application/*+json'] }));
+  app.use(identify(deps.verifier));
+  app.use(...rateLimits(config.CDSS_RATE_LIMIT_PER_MINUTE));
+
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok', version: deps.version });
+  });
+  app.get('/readyz', async (_req, res) => {
+    const results = await Promise.all(
+      deps.readiness.map(async ({ name, check }) => {
+        try {
+          await check();
+          return { name, ok: true };
+        } catch (error) {
+          logger.warn({ port: name, err: { message: (error as Error).message } }, 'readiness check failed');
+          return { name, ok: false };
+        }
+      }),
+    );
+    const ready = results.every((r) => r.ok);
+    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'degraded', checks: Object.fromEntries(results.map((r) => [r.name, r.ok ? 'up' : 'down'])) });
+  });
+  app.get('/metrics', async (req, res) => {
+    if (!config.CDSS_METRICS_PUBLIC) {
+      const principal = requirePrincipal(req);
+      if (!isAllowed(principal.roles, 'metrics:read')) throw new ApiError(403, 'forbidden', 'Your role may not read metrics');
+    }
+    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
+
+  const openApi = buildOpenApiDocument(deps.routes, {
+    title: 'CDSS reference server',
+    version: deps.version,
+    description: 'Clinical decision support for brain-tumour MRI. Errors are FHIR OperationOutcome resources.',
+  });
+  app.get('/openapi.json', (_req, res) => {
+    res.json(openApi);
+  });
+  app.get('/docs', (_req, res) => {
+    res.type('html').send(OPENAPI_PAGE);
+  });
+
+  const router = express.Router();
+  registerRoutes(router, deps.routes, {
+    authenticate: async (req) => requirePrincipal(req),
+    verifyWebhook: deps.verifyWebhook,
+  });
+  app.use(router);
+
+  app.use('/api', (_req, _res, next) => next(new ApiError(404, 'not-found', 'No such route')));
+  if (deps.staticDir && existsSync(deps.staticDir)) {
+    const staticDir = deps.staticDir;
+    app.use(express.static(staticDir, { index: 'index.html', maxAge: '1h', setHeaders: (res, path) => { if (path.endsWith('index.html')) res.setHeader('Cache-Control', 'no-cache'); } }));
+    // Client-side routes of the dashboard.
+    app.get(/^\/(?!api\/|ws$).*/, (_req, res) => res.sendFile('index.html', { root: staticDir, headers: { 'Cache-Control': 'no-cache' } }));
+  }
+  app.use((_req, _res, next) => next(new ApiError(404, 'not-found', 'No such route')));
+  app.use(errorHandler(logger));
+
+  const server = createServer(app);
+  server.requestTimeout = 60_000;
+  server.headersTimeout = 20_000;
+  const hub = attachWebSocket({ server, verifier: deps.verifier, bus: deps.bus, logger, metrics });
+
+  return {
+    app,
+    server,
+    hub,
+    routes: deps.routes,
+    listen(port = config.PORT, host = config.HOST) {
+      return new Promise((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, host, () => {
+          server.off('error', reject);
+          const address = server.address();
+          resolve(typeof address === 'object' && address ? address.port : port);
+        });
+      });
+    },
+    async close() {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      await hub.close();
+      server.closeIdleConnections();
+      const grace = setTimeout(() => server.closeAllConnections(), config.CDSS_SHUTDOWN_GRACE_MS);
+      grace.unref();
+      await closed;
+      clearTimeout(grace);
+    },
+  };
+}

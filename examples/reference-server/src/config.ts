@@ -1,0 +1,101 @@
+/**
+ * The server's configuration: one zod schema read from the environment.
+ *
+ * Sandbox mode (the default) needs nothing: every port uses its embedded adapter. Each port switches to its real
+ * adapter by its own variables (`OPENEMR_URL`, `FHIR_URL`, `ORTHANC_URL`, `AMQP_URL`, `MYSQL_URL`). A wrong or missing
+ * value stops the start with a message naming the variable.
+ */
+import { z } from 'zod';
+
+const csv = z
+  .string()
+  .transform((value) =>
+    value
+      .split(',')
+      .map((item) => item.trim())
+      .filter(Boolean),
+  );
+
+const booleanish = z.enum(['true', 'false', '1', '0']).transform((value) => value === 'true' || value === '1');
+
+const httpUrl = z.url({ protocol: /^https?$/ });
+
+/** Raw environment variables understood by the server. */
+export const envSchema = z
+  .object({
+    CDSS_MODE: z.enum(['sandbox', 'connected']).default('sandbox'),
+    HOST: z.string().min(1).default('127.0.0.1'),
+    PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+    CDSS_DATA_DIR: z.string().min(1).default('.data/sandbox'),
+    CDSS_PUBLIC_URL: httpUrl.optional(),
+    CDSS_BODY_LIMIT: z
+      .string()
+      .regex(/^\d+(b|kb|mb)$/i, 'a size such as 1mb or 512kb')
+      .default('1mb'),
+    CDSS_CORS_ORIGINS: csv.default([]),
+    CDSS_METRICS_PUBLIC: booleanish.default(true),
+    CDSS_TRUST_PROXY: z.string().default('loopback'),
+    CDSS_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().positive().default(600),
+    CDSS_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    CDSS_SHUTDOWN_GRACE_MS: z.coerce.number().int().positive().default(10_000),
+    // Authentication: a JWKS URL or a PEM public key in connected mode; sandbox signs its own demo tokens.
+    CDSS_AUTH_JWKS_URL: httpUrl.optional(),
+    CDSS_AUTH_PUBLIC_KEY: z.string().startsWith('-----BEGIN PUBLIC KEY-----').optional(),
+    CDSS_AUTH_ISSUER: z.string().min(1).default('urn:cdss:sandbox'),
+    CDSS_AUTH_AUDIENCE: z.string().min(1).default('cdss'),
+    CDSS_AUTH_ROLE_CLAIM: z.string().min(1).default('roles'),
+    CDSS_WEBHOOK_SECRET: z.string().min(32, 'at least 32 characters').optional(),
+    // Ports, each switched to its real adapter by its own variables.
+    OPENEMR_URL: httpUrl.optional(),
+    OPENEMR_SITE: z.string().min(1).default('default'),
+    OPENEMR_VERSION: z.enum(['7.0', '8']).default('8'),
+    OPENEMR_CLIENT_ID: z.string().min(1).optional(),
+    OPENEMR_CLIENT_SECRET: z.string().min(1).optional(),
+    OPENEMR_USERNAME: z.string().min(1).optional(),
+    OPENEMR_PASSWORD: z.string().min(1).optional(),
+    FHIR_URL: httpUrl.optional(),
+    ORTHANC_URL: httpUrl.optional(),
+    ORTHANC_USERNAME: z.string().min(1).optional(),
+    ORTHANC_PASSWORD: z.string().min(1).optional(),
+    AMQP_URL: z.url({ protocol: /^amqps?$/ }).optional(),
+    MYSQL_URL: z.url({ protocol: /^mysql$/ }).optional(),
+  })
+  .superRefine((env, ctx) => {
+    if (env.CDSS_MODE !== 'connected') return;
+    if (!env.CDSS_AUTH_JWKS_URL && !env.CDSS_AUTH_PUBLIC_KEY) {
+      ctx.addIssue({ code: 'custom', path: ['CDSS_AUTH_JWKS_URL'], message: 'connected mode needs CDSS_AUTH_JWKS_URL or CDSS_AUTH_PUBLIC_KEY' });
+    }
+    if (!env.CDSS_WEBHOOK_SECRET) {
+      ctx.addIssue({ code: 'custom', path: ['CDSS_WEBHOOK_SECRET'], message: 'connected mode needs a webhook secret' });
+    }
+    if (env.OPENEMR_URL && !env.OPENEMR_CLIENT_ID) {
+      ctx.addIssue({ code: 'custom', path: ['OPENEMR_CLIENT_ID'], message: 'required when OPENEMR_URL is set' });
+    }
+    if (env.ORTHANC_URL && Boolean(env.ORTHANC_USERNAME) !== Boolean(env.ORTHANC_PASSWORD)) {
+      ctx.addIssue({ code: 'custom', path: ['ORTHANC_PASSWORD'], message: 'ORTHANC_USERNAME and ORTHANC_PASSWORD go together' });
+    }
+  });
+
+/** The validated configuration. */
+export type ServerConfig = z.infer<typeof envSchema>;
+
+/** The configuration could not be read; the message names every bad variable. */
+export class ConfigError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/**
+ * Reads and validates the configuration.
+ * @param env - the environment, `process.env` by default
+ * @throws {@link ConfigError} naming each wrong or missing variable (never echoing secret values)
+ */
+export function loadConfig(env: Record<string, string | undefined> = process.env): ServerConfig {
+  // Empty strings count as unset, so `FOO= npm start` behaves like no FOO.
+  const present = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined && value !== ''));
+  const result = envSchema.safeParse(present);
+  if (result.success) return result.data;
+  throw new ConfigError(result.error.issues.map((issue) => `${issue.path.join('.') || '(environment)'}: ${issue.message}`));
+}

@@ -1,0 +1,157 @@
+/**
+ * Patient routes: OpenEMR-first writes, cache-aside reads, FHIR sync through the outbox, `patient.updated` events,
+ * and an audit record for every read and write of patient data.
+ */
+import { z } from 'zod';
+import {
+  allergySchema,
+  cached,
+  encounterSchema,
+  medicationSchema,
+  page,
+  patientInputSchema,
+  patientSchema,
+  problemSchema,
+  vitalsSchema,
+  type ApiPatient,
+} from '../api-schemas.js';
+import { notFound } from '../http/errors.js';
+import { defineRoute, type AnyRoute } from '../http/route.js';
+import type { Auditor } from './auditor.js';
+import type { EventBus } from '../events.js';
+import type { ClinicalLists, FhirSync, PatientRecords, ReadThroughCache } from './ports.js';
+
+const idParams = z.object({ id: z.string().min(1).max(64).regex(/^[\w-]+$/, 'an OpenEMR uuid') });
+const idempotencyKeyHeader = z.string().min(8).max(200).regex(/^[\w.:-]+$/).optional();
+
+/** Dependencies of the patient routes. */
+export interface PatientRouteDeps {
+  records: PatientRecords;
+  cache: ReadThroughCache;
+  fhir: FhirSync;
+  bus: EventBus;
+  auditor: Auditor;
+}
+
+const patientKey = (id: string): string => `patient:${id}`;
+
+/**
+ * The patient routes.
+ * @param deps - records, cache, FHIR sync, event bus and auditor
+ */
+export function patientRoutes(deps: PatientRouteDeps): AnyRoute[] {
+  const { records, cache, fhir, bus, auditor } = deps;
+
+  async function afterWrite(patient: ApiPatient): Promise<void> {
+    await fhir.enqueue('patient', patient);
+    await bus.publish({ type: 'patient.updated', patientId: patient.id, data: { id: patient.id }, time: new Date().toISOString() });
+  }
+
+  const listRoute = <K extends keyof ClinicalLists>(kind: K, schema: z.ZodType<ClinicalLists[K][number]>, summary: string): AnyRoute =>
+    defineRoute({
+      method: 'get',
+      path: `/api/patients/{id}/${kind}`,
+      operationId: `list${kind[0]!.toUpperCase()}${kind.slice(1)}`,
+      summary,
+      tags: ['patients'],
+      access: { permission: 'patient:read' },
+      params: idParams,
+      response: { status: 200, description: summary, schema: cached(z.array(schema), `${kind}List`) },
+      errors: [404, 503],
+      handler: ({ params, principal, requestId }) =>
+        auditor.around({ principal, requestId, action: 'read', resource: `Patient/${params.id}/${kind}`, patientId: params.id }, async () => {
+          const read = await cache.read(`${patientKey(params.id)}:${kind}`, () => records.list(params.id, kind));
+          return { body: { data: read.value, stale: read.stale } };
+        }),
+    });
+
+  return [
+    defineRoute({
+      method: 'get',
+      path: '/api/patients',
+      operationId: 'searchPatients',
+      summary: 'Search patients by name (from OpenEMR)',
+      tags: ['patients'],
+      access: { permission: 'patient:read' },
+      query: z.strictObject({
+        q: z.string().trim().max(100).optional(),
+        limit: z.coerce.number().int().min(1).max(100).default(20),
+        cursor: z.string().max(200).optional(),
+      }),
+      response: { status: 200, description: 'A page of patients', schema: page(patientSchema, 'PatientPage') },
+      errors: [503],
+      handler: ({ query, principal, requestId }) =>
+        auditor.around({ principal, requestId, action: 'search', resource: 'Patient' }, async () => {
+          const result = await records.search(query);
+          return { body: result };
+        }),
+    }),
+    defineRoute({
+      method: 'get',
+      path: '/api/patients/{id}',
+      operationId: 'getPatient',
+      summary: 'Read a patient (cache first, then OpenEMR)',
+      tags: ['patients'],
+      access: { permission: 'patient:read' },
+      params: idParams,
+      response: { status: 200, description: 'The patient, flagged stale when OpenEMR was unreachable', schema: cached(patientSchema, 'CachedPatient') },
+      errors: [404, 503],
+      handler: ({ params, principal, requestId }) =>
+        auditor.around({ principal, requestId, action: 'read', resource: `Patient/${params.id}`, patientId: params.id }, async () => {
+          const read = await cache.read(patientKey(params.id), async () => (await records.get(params.id)) ?? null);
+          if (!read.value) throw notFound('Patient');
+          return { body: { data: read.value, stale: read.stale } };
+        }),
+    }),
+    defineRoute({
+      method: 'post',
+      path: '/api/patients',
+      operationId: 'createPatient',
+      summary: 'Create a patient in OpenEMR, then cache it and sync it to FHIR',
+      tags: ['patients'],
+      access: { permission: 'patient:write' },
+      body: patientInputSchema,
+      response: { status: 201, description: 'The created patient', schema: patientSchema },
+      errors: [503],
+      handler: async ({ body, principal, requestId, req }) => {
+        const idempotencyKey = idempotencyKeyHeader.parse(req.header('idempotency-key'));
+        return auditor.around({ principal, requestId, action: 'create', resource: 'Patient' }, async (audit) => {
+          const { value: patient, replayed } = await cache.write(() => records.create(body), {
+            key: (created) => patientKey(created.id),
+            // Scoped to the caller, so one user's key can never replay another user's answer.
+            ...(idempotencyKey ? { idempotencyKey: `create-patient:${principal.id}:${idempotencyKey}` } : {}),
+          });
+          audit.patientId = patient.id;
+          audit.resource = `Patient/${patient.id}`;
+          if (!replayed) await afterWrite(patient);
+          return { status: 201, body: patient, headers: { Location: `/api/patients/${patient.id}` } };
+        });
+      },
+    }),
+    defineRoute({
+      method: 'put',
+      path: '/api/patients/{id}',
+      operationId: 'updatePatient',
+      summary: 'Replace a patient’s demographics in OpenEMR, then the cache and FHIR',
+      tags: ['patients'],
+      access: { permission: 'patient:write' },
+      params: idParams,
+      body: patientInputSchema,
+      response: { status: 200, description: 'The updated patient', schema: patientSchema },
+      errors: [404, 409, 503],
+      handler: ({ params, body, principal, requestId }) =>
+        auditor.around({ principal, requestId, action: 'update', resource: `Patient/${params.id}`, patientId: params.id }, async () => {
+          const existing = await records.get(params.id);
+          if (!existing) throw notFound('Patient');
+          const { value: patient } = await cache.write(() => records.update(params.id, body), { key: () => patientKey(params.id) });
+          await afterWrite(patient);
+          return { body: patient };
+        }),
+    }),
+    listRoute('encounters', encounterSchema, 'A patient’s encounters'),
+    listRoute('problems', problemSchema, 'A patient’s medical problems'),
+    listRoute('allergies', allergySchema, 'A patient’s allergies'),
+    listRoute('medications', medicationSchema, 'A patient’s medications'),
+    listRoute('vitals', vitalsSchema, 'A patient’s vital signs'),
+  ];
+}

@@ -1,0 +1,55 @@
+/**
+ * Imaging study routes (from the PACS). Study metadata carries PHI, so reads are audited like patient data.
+ */
+import { z } from 'zod';
+import { studySchema } from '../api-schemas.js';
+import { notFound } from '../http/errors.js';
+import { defineRoute, type AnyRoute } from '../http/route.js';
+import type { Auditor } from './auditor.js';
+import type { ImagingArchive } from './ports.js';
+
+/** A DICOM UID: digits and dots, at most 64 characters. @see https://dicom.nema.org/medical/dicom/current/output/html/part05.html#sect_9.1 */
+export const dicomUidSchema = z.string().max(64).regex(/^[0-9]+(\.[0-9]+)*$/, 'a DICOM UID');
+
+/**
+ * The study routes.
+ * @param deps - the archive and the auditor
+ */
+export function studyRoutes(deps: { archive: ImagingArchive; auditor: Auditor }): AnyRoute[] {
+  const { archive, auditor } = deps;
+  return [
+    defineRoute({
+      method: 'get',
+      path: '/api/patients/{id}/studies',
+      operationId: 'listPatientStudies',
+      summary: 'A patient’s imaging studies (from Orthanc)',
+      tags: ['studies'],
+      access: { permission: 'study:read' },
+      params: z.object({ id: z.string().min(1).max(64).regex(/^[\w-]+$/) }),
+      response: { status: 200, description: 'The studies', schema: z.object({ items: z.array(studySchema) }) },
+      errors: [503],
+      handler: ({ params, principal, requestId }) =>
+        auditor.around({ principal, requestId, action: 'read', resource: `Patient/${params.id}/studies`, patientId: params.id }, async () => ({
+          body: { items: await archive.studiesOfPatient(params.id) },
+        })),
+    }),
+    defineRoute({
+      method: 'get',
+      path: '/api/studies/{studyUid}',
+      operationId: 'getStudy',
+      summary: 'One imaging study with its series',
+      tags: ['studies'],
+      access: { permission: 'study:read' },
+      params: z.object({ studyUid: dicomUidSchema }),
+      response: { status: 200, description: 'The study', schema: studySchema },
+      errors: [404, 503],
+      handler: ({ params, principal, requestId }) =>
+        auditor.around({ principal, requestId, action: 'read', resource: `ImagingStudy/${params.studyUid}` }, async (audit) => {
+          const study = await archive.study(params.studyUid);
+          if (!study) throw notFound('Study');
+          if (study.patientId) audit.patientId = study.patientId;
+          return { body: study };
+        }),
+    }),
+  ];
+}

@@ -1,0 +1,123 @@
+/**
+ * One error middleware turns every error into a FHIR OperationOutcome with the right status. No stack traces or
+ * upstream internals reach clients: upstream failures are summarised, unknown errors become a generic 500.
+ * @see https://hl7.org/fhir/R4/operationoutcome.html
+ */
+import { CdssError, HttpError, TimeoutError, ValidationError } from '@cdss/core';
+import type { ErrorRequestHandler } from 'express';
+import type { OperationOutcome, OperationOutcomeIssue } from 'fhir/r4.js';
+import type { Logger } from 'pino';
+
+/** FHIR issue types we emit. @see https://hl7.org/fhir/R4/valueset-issue-type.html */
+type IssueCode = OperationOutcomeIssue['code'];
+
+/** An error with an HTTP status meant for the client. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly issueCode: IssueCode,
+    message: string,
+    readonly expressions: readonly string[] = [],
+  ) {
+    super(message);
+    this.name = 'ApiError';
+  }
+}
+
+/** 404 for a resource that does not exist. */
+export const notFound = (what: string): ApiError => new ApiError(404, 'not-found', `${what} not found`);
+
+/**
+ * Builds an OperationOutcome.
+ * @param issues - severity error unless given
+ */
+export function operationOutcome(
+  issues: Array<{ code: IssueCode; diagnostics: string; expression?: string[]; severity?: OperationOutcomeIssue['severity'] }>,
+): OperationOutcome {
+  return {
+    resourceType: 'OperationOutcome',
+    issue: issues.map((issue) => ({
+      severity: issue.severity ?? 'error',
+      code: issue.code,
+      diagnostics: issue.diagnostics,
+      ...(issue.expression && issue.expression.length > 0 ? { expression: issue.expression } : {}),
+    })),
+  };
+}
+
+interface MappedError {
+  status: number;
+  outcome: OperationOutcome;
+  /** Whether the error is ours to log at error level (5xx we did not expect). */
+  unexpected: boolean;
+}
+
+/**
+ * Maps any thrown value to a status and an OperationOutcome.
+ * @param error - what was thrown
+ */
+export function mapError(error: unknown): MappedError {
+  if (error instanceof ApiError) {
+    return {
+      status: error.status,
+      outcome: operationOutcome([{ code: error.issueCode, diagnostics: error.message, expression: [...error.expressions] }]),
+      unexpected: false,
+    };
+  }
+  if (ValidationError.isInstance(error)) {
+    return {
+      status: 400,
+      outcome: operationOutcome(
+        error.issues.map((issue) => ({
+          code: 'invalid' as const,
+          diagnostics: issue.path ? `${issue.path}: ${issue.message}` : issue.message,
+          expression: issue.path ? [issue.path] : [],
+        })),
+      ),
+      unexpected: false,
+    };
+  }
+  if (TimeoutError.isInstance(error)) {
+    return { status: 504, outcome: operationOutcome([{ code: 'timeout', diagnostics: 'An upstream system did not answer in time' }]), unexpected: false };
+  }
+  if (HttpError.isInstance(error)) {
+    // Upstream 4xx that reach here are our bug or a conflict; 5xx and no-response mean the upstream is unavailable.
+    if (error.status === 409 || error.status === 412) {
+      return { status: 409, outcome: operationOutcome([{ code: 'conflict', diagnostics: 'The record was changed by someone else' }]), unexpected: false };
+    }
+    if (error.status === 404) {
+      return { status: 404, outcome: operationOutcome([{ code: 'not-found', diagnostics: 'Not found upstream' }]), unexpected: false };
+    }
+    return { status: 503, outcome: operationOutcome([{ code: 'transient', diagnostics: 'An upstream system is unavailable; try again later' }]), unexpected: false };
+  }
+  if (CdssError.isInstance(error) && error.code === 'RETRY_EXHAUSTED') {
+    return { status: 503, outcome: operationOutcome([{ code: 'transient', diagnostics: 'An upstream system is unavailable; try again later' }]), unexpected: false };
+  }
+  const bodyParser = error as { type?: string; status?: number };
+  if (bodyParser && typeof bodyParser === 'object' && typeof bodyParser.type === 'string') {
+    if (bodyParser.type === 'entity.too.large') {
+      return { status: 413, outcome: operationOutcome([{ code: 'too-costly', diagnostics: 'Request body too large' }]), unexpected: false };
+    }
+    if (bodyParser.type === 'entity.parse.failed') {
+      return { status: 400, outcome: operationOutcome([{ code: 'structure', diagnostics: 'Request body is not valid JSON' }]), unexpected: false };
+    }
+    if (bodyParser.status && bodyParser.status >= 400 && bodyParser.status < 500) {
+      return { status: bodyParser.status, outcome: operationOutcome([{ code: 'invalid', diagnostics: 'Malformed request' }]), unexpected: false };
+    }
+  }
+  return { status: 500, outcome: operationOutcome([{ code: 'exception', diagnostics: 'Internal server error' }]), unexpected: true };
+}
+
+/**
+ * The error middleware.
+ * @param logger - where unexpected errors are logged (with redaction configured on the logger)
+ */
+export function errorHandler(logger: Logger): ErrorRequestHandler {
+  return (error: unknown, req, res, _next) => {
+    const mapped = mapError(error);
+    if (mapped.unexpected) logger.error({ err: error, requestId: req.id }, 'unhandled error');
+    else if (mapped.status >= 500) logger.warn({ err: { message: (error as Error).message }, requestId: req.id }, 'upstream failure');
+    if (res.headersSent) return;
+    res.status(mapped.status).type('application/fhir+json').json(mapped.outcome);
+  };
+}

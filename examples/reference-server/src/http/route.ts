@@ -1,0 +1,135 @@
+/**
+ * The route table. Each route is declared once with its zod schemas and the permission it needs; the same
+ * declaration registers the Express handler, enforces authentication and RBAC, validates input, and generates the
+ * OpenAPI document. The route-security test walks this table.
+ */
+import type { Request, Response, Router, RequestHandler } from 'express';
+import { z } from 'zod';
+import { ValidationError } from '@cdss/core';
+import type { Permission } from '../auth/rbac.js';
+import { isAllowed } from '../auth/rbac.js';
+import type { Principal } from '../auth/tokens.js';
+import { ApiError } from './errors.js';
+
+/** How a route authenticates: a permission from the RBAC table, none (public), or the webhook signature. */
+export type RouteAccess = { permission: Permission } | 'public' | 'webhook-signature';
+
+/** What a handler receives. */
+export interface RouteContext<P, Q, B> {
+  params: P;
+  query: Q;
+  body: B;
+  /** The caller; present on every route except public and webhook ones. */
+  principal: Principal;
+  requestId: string;
+  req: Request;
+  res: Response;
+}
+
+/** What a handler returns. */
+export interface RouteResult<R> {
+  status?: number;
+  body: R;
+  headers?: Record<string, string>;
+}
+
+/** One route. */
+export interface RouteDefinition<
+  P extends z.ZodType = z.ZodType,
+  Q extends z.ZodType = z.ZodType,
+  B extends z.ZodType = z.ZodType,
+  R extends z.ZodType = z.ZodType,
+> {
+  method: 'get' | 'post' | 'put' | 'delete';
+  /** OpenAPI-style path, e.g. `/api/patients/{id}`. */
+  path: string;
+  operationId: string;
+  summary: string;
+  tags: string[];
+  access: RouteAccess;
+  params?: P;
+  query?: Q;
+  body?: B;
+  /** Content type of the body, when not JSON. */
+  bodyContentType?: string;
+  response: { status: number; description: string; schema: R; contentType?: string };
+  /** Extra documented error statuses besides the defaults. */
+  errors?: number[];
+  handler(ctx: RouteContext<z.infer<P>, z.infer<Q>, z.infer<B>>): Promise<RouteResult<z.infer<R>>>;
+}
+
+/** Any route, for tables. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- a heterogeneous table of routes needs an erased type
+export type AnyRoute = RouteDefinition<any, any, any, any>;
+
+/**
+ * Declares a route with its types inferred from the schemas.
+ * @param route - the declaration
+ */
+export function defineRoute<P extends z.ZodType, Q extends z.ZodType, B extends z.ZodType, R extends z.ZodType>(
+  route: RouteDefinition<P, Q, B, R>,
+): RouteDefinition<P, Q, B, R> {
+  return route;
+}
+
+/** `/api/patients/{id}` → `/api/patients/:id`. */
+export function toExpressPath(path: string): string {
+  return path.replace(/\{(\w+)\}/g, ':$1');
+}
+
+function parse<T extends z.ZodType>(schema: T | undefined, value: unknown, where: string): z.infer<T> {
+  if (!schema) return undefined as z.infer<T>;
+  const result = schema.safeParse(value);
+  if (!result.success) throw ValidationError.fromZod(result.error, `Invalid ${where}`);
+  return result.data;
+}
+
+/** Middleware that authenticates a bearer token (or lets public routes through). */
+export interface Authenticator {
+  /** Verifies the request's bearer token; throws ApiError(401) when missing or invalid. */
+  authenticate(req: Request): Promise<Principal>;
+  /** Verifies the webhook signature of a raw body; throws ApiError(401) when missing or invalid. */
+  verifyWebhook(req: Request): Promise<void>;
+}
+
+/**
+ * Registers routes on a router.
+ * @param router - the Express router
+ * @param routes - the table
+ * @param auth - authentication of bearer tokens and webhook signatures
+ */
+export function registerRoutes(router: Router, routes: readonly AnyRoute[], auth: Authenticator): void {
+  for (const route of routes) {
+    const handler: RequestHandler = async (req, res) => {
+      let principal: Principal | undefined;
+      if (route.access === 'webhook-signature') {
+        await auth.verifyWebhook(req);
+      } else if (route.access !== 'public') {
+        principal = await auth.authenticate(req);
+        req.principal = principal;
+        if (!isAllowed(principal.roles, route.access.permission)) {
+          throw new ApiError(403, 'forbidden', `Your role may not ${route.access.permission.replace(':', ' ')}`);
+        }
+      }
+      const params = parse(route.params, req.params, 'path parameters');
+      const query = parse(route.query, req.query, 'query');
+      const body = parse(route.body, req.body, 'request body');
+      const result = await route.handler({
+        params,
+        query,
+        body,
+        principal: principal as Principal,
+        requestId: req.id,
+        req,
+        res,
+      });
+      if (res.headersSent) return;
+      for (const [name, value] of Object.entries(result.headers ?? {})) res.setHeader(name, value);
+      res.status(result.status ?? route.response.status);
+      const contentType = route.response.contentType ?? 'application/json';
+      if (contentType.includes('json')) res.type(contentType).send(JSON.stringify(result.body));
+      else res.type(contentType).send(result.body);
+    };
+    router[route.method](toExpressPath(route.path), handler);
+  }
+}

@@ -1,0 +1,175 @@
+/**
+ * In-memory fakes of the ports and a harness that starts the server on 127.0.0.1:0 with them. Used by this
+ * package's tests only; the sandbox uses the real embedded adapters from `@cdss/sandbox`.
+ */
+import { randomUUID } from 'node:crypto';
+import { HttpError } from '@cdss/core';
+import type { Request } from 'express';
+import { loadConfig, type ServerConfig } from './config.js';
+import { createLogger } from './logger.js';
+import { createMetrics, type ServerMetrics } from './metrics.js';
+import { createSandboxIssuer, type SandboxIssuer } from './auth/tokens.js';
+import { createLocalEventBus, type EventBus } from './events.js';
+import { createMemoryAuditStore } from './audit.js';
+import { createAuditor } from './domain/auditor.js';
+import { createCdssServer, type CdssServer } from './app.js';
+import type { AnyRoute } from './http/route.js';
+import { ApiError } from './http/errors.js';
+import type { ApiPatient, ApiStudy, PatientInput } from './api-schemas.js';
+import type { ClinicalLists, FhirSync, ImagingArchive, PatientRecords, ReadThroughCache } from './domain/ports.js';
+import type { Auditor } from './domain/auditor.js';
+
+/** An EMR fake; `down = true` makes every call fail like an unreachable upstream. */
+export function fakeRecords(): PatientRecords & { patients: Map<string, ApiPatient>; down: boolean; writes: number } {
+  const patients = new Map<string, ApiPatient>();
+  const fake = {
+    patients,
+    down: false,
+    writes: 0,
+    check() {
+      if (fake.down) {
+        const cause = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:9'), { code: 'ECONNREFUSED' });
+        throw new HttpError({ method: 'GET', url: 'http://127.0.0.1:9/apis/default/api/patient', cause });
+      }
+    },
+    async search({ q, limit }: { q?: string; limit: number }) {
+      fake.check();
+      const items = [...patients.values()].filter((p) => !q || `${p.givenName} ${p.familyName}`.toLowerCase().includes(q.toLowerCase()));
+      return { items: items.slice(0, limit) };
+    },
+    async get(id: string) {
+      fake.check();
+      return patients.get(id);
+    },
+    async create(input: PatientInput) {
+      fake.check();
+      fake.writes += 1;
+      const patient = { ...input, id: randomUUID(), pid: String(patients.size + 1) };
+      patients.set(patient.id, patient);
+      return patient;
+    },
+    async update(id: string, input: PatientInput) {
+      fake.check();
+      fake.writes += 1;
+      const patient = { ...patients.get(id), ...input, id };
+      patients.set(id, patient);
+      return patient;
+    },
+    async list<K extends keyof ClinicalLists>(_id: string, _kind: K): Promise<ClinicalLists[K]> {
+      fake.check();
+      return [] as ClinicalLists[K];
+    },
+    async ping() {
+      fake.check();
+    },
+  };
+  return fake;
+}
+
+/** A cache fake with the real semantics that matter to routes: upstream first, stale on upstream error. */
+export function fakeCache(): ReadThroughCache & { entries: Map<string, unknown> } {
+  const entries = new Map<string, unknown>();
+  const answers = new Map<string, unknown>();
+  return {
+    entries,
+    async read<T>(key: string, load: () => Promise<T>) {
+      if (entries.has(key)) return { value: entries.get(key) as T, stale: false };
+      const value = await load();
+      entries.set(key, value);
+      return { value, stale: false };
+    },
+    async write<T>(upstreamWrite: () => Promise<T>, options: { key: (result: T) => string; idempotencyKey?: string }) {
+      if (options.idempotencyKey && answers.has(options.idempotencyKey)) return { value: answers.get(options.idempotencyKey) as T, replayed: true };
+      const value = await upstreamWrite();
+      entries.set(options.key(value), value);
+      if (options.idempotencyKey) answers.set(options.idempotencyKey, value);
+      return { value, replayed: false };
+    },
+    async ping() {},
+  };
+}
+
+/** Records what would be synced to FHIR. */
+export function fakeFhirSync(): FhirSync & { queued: Array<{ kind: string; payload: unknown }> } {
+  const queued: Array<{ kind: string; payload: unknown }> = [];
+  return {
+    queued,
+    async enqueue(kind, payload) {
+      queued.push({ kind, payload });
+    },
+    async ping() {},
+  };
+}
+
+/** A PACS fake. */
+export function fakeArchive(studies: ApiStudy[] = []): ImagingArchive {
+  return {
+    async studiesOfPatient(patientId) {
+      return studies.filter((s) => s.patientId === patientId);
+    },
+    async study(uid) {
+      return studies.find((s) => s.uid === uid);
+    },
+    async ping() {},
+  };
+}
+
+/** A started test server. */
+export interface Harness {
+  server: CdssServer;
+  baseUrl: string;
+  issuer: SandboxIssuer;
+  metrics: ServerMetrics;
+  bus: EventBus;
+  audit: ReturnType<typeof createMemoryAuditStore>;
+  auditor: Auditor;
+  fhir: ReturnType<typeof fakeFhirSync>;
+  /** A bearer token for a demo user. */
+  token(userId: string): Promise<string>;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the server with routes built from the harness's shared pieces.
+ * @param buildRoutes - builds the route table
+ * @param env - extra environment for the config
+ */
+export async function startHarness(
+  buildRoutes: (shared: { auditor: Auditor; bus: EventBus; fhir: FhirSync }) => AnyRoute[],
+  env: Record<string, string> = {},
+  webhook: (req: Request) => Promise<void> = async () => {
+    throw new ApiError(401, 'login', 'unsigned');
+  },
+): Promise<Harness> {
+  const config: ServerConfig = loadConfig({ CDSS_LOG_LEVEL: 'silent', ...env });
+  const metrics = createMetrics();
+  const issuer = createSandboxIssuer({ issuer: config.CDSS_AUTH_ISSUER, audience: config.CDSS_AUTH_AUDIENCE, roleClaim: config.CDSS_AUTH_ROLE_CLAIM });
+  const bus = createLocalEventBus();
+  const audit = createMemoryAuditStore();
+  const fhir = fakeFhirSync();
+  const auditor = createAuditor(audit, fhir, metrics);
+  const server = createCdssServer({
+    config,
+    logger: createLogger(process.env['CDSS_TEST_LOG_LEVEL'] ?? 'silent'),
+    metrics,
+    verifier: issuer.verifier,
+    bus,
+    routes: buildRoutes({ auditor, bus, fhir }),
+    readiness: [],
+    verifyWebhook: webhook,
+    version: 'test',
+  });
+  const port = await server.listen(0, '127.0.0.1');
+  return {
+    server,
+    baseUrl: `http://127.0.0.1:${port}`,
+    issuer,
+    metrics,
+    bus,
+    audit,
+    auditor,
+    fhir,
+    token: async (userId) => (await issuer.issue(userId)).accessToken,
+    close: () => server.close(),
+  };
+}
