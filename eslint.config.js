@@ -5,7 +5,21 @@ import prettier from 'eslint-config-prettier';
 import globals from 'globals';
 
 export default tseslint.config(
-  { ignores: ['**/dist/**', '**/coverage/**', 'docs/api/**', '**/node_modules/**', '.tools/**', '**/*.cjs', '**/__fixtures__/**', 'examples/dashboard/**'] },
+  {
+    // generated output, vendored trees and virtual environments (tools/*/.venv holds Python packages with JS in them)
+    ignores: [
+      '**/dist/**',
+      '**/coverage/**',
+      'docs/api/**',
+      '**/node_modules/**',
+      '.tools/**',
+      '**/.venv/**',
+      '**/target/**',
+      '**/*.cjs',
+      '**/__fixtures__/**',
+      'examples/dashboard/**',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.strict,
   {

@@ -10,7 +10,7 @@
  */
 import { spawnSync, spawn } from 'node:child_process';
 import { existsSync, readdirSync, statSync, readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { delimiter, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -38,7 +38,9 @@ function ensurePnpm() {
   const local = join(root, '.tools', 'pnpm', 'node_modules', '.bin', 'pnpm');
   if (existsSync(local) && versionOf(local) === PNPM_VERSION) return local;
   log(`installing pnpm ${PNPM_VERSION} into .tools/pnpm`);
-  run('npm', ['install', '--prefix', join(root, '.tools', 'pnpm'), '--no-save', '--no-audit', '--no-fund', '--loglevel=error', `pnpm@${PNPM_VERSION}`]);
+  run('npm', ['install', '--prefix', join(root, '.tools', 'pnpm'), '--no-save', '--no-audit', '--no-fund', '--loglevel=error', `pnpm@${PNPM_VERSION}`], {
+    env: { ...process.env, npm_config_update_notifier: 'false' },
+  });
   if (versionOf(local) !== PNPM_VERSION) throw new Error(`pnpm ${PNPM_VERSION} did not install into ${local}`);
   return local;
 }
@@ -75,6 +77,8 @@ function setup() {
   const pnpm = ensurePnpm();
   // pnpm 12 reads only auth and registry keys from .npmrc: node-gyp must be told where Node's headers are.
   const env = { ...process.env };
+  // Workspace scripts call `pnpm` by name (`pnpm -r build`): put the pinned one first on their PATH.
+  if (pnpm !== 'pnpm') env.PATH = `${dirname(pnpm)}${delimiter}${env.PATH ?? ''}`;
   if (!env.npm_config_nodedir && existsSync('/usr/include/node/node.h')) env.npm_config_nodedir = '/usr';
   run(pnpm, ['install', '--frozen-lockfile', '--reporter=append-only'], { env });
   if (buildIsStale()) {
