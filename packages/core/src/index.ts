@@ -11,7 +11,7 @@ export {
   REDACTED,
   REDACTED_KEYS,
 } from './logger.js';
-export type { Logger } from './logger.js';
+export type { Logger, RedactingLogger } from './logger.js';
 export { bearerAuth, basicAuth, oauth2Auth } from './auth.js';
 export type { AuthStrategy, AuthRequest, OAuth2Token, TokenProvider, OAuth2AuthOptions } from './auth.js';
 export { createRetryPolicy, parseRetryAfter, isRetrySafe } from './retry.js';

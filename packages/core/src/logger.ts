@@ -174,7 +174,7 @@ export function isRedactedKey(key: string): boolean {
 }
 
 // Scheme + credentials in free text: `Bearer abc.def`, `Basic dXNlcjpwYXNz`.
-const AUTH_SCHEME = /\b(Bearer|Basic|Digest|Negotiate)\s+[A-Za-z0-9\-._~+/]+=*/gi;
+const AUTH_SCHEME = /\b(Bearer|Basic|Digest|Negotiate)\s+([A-Za-z0-9\-._~+/]+=*)/gi;
 // A JWT anywhere (three base64url parts, the first starting with `eyJ`, i.e. `{"`).
 const JWT = /\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*/g;
 // URL user-info: scheme://user:pass@host
@@ -192,11 +192,16 @@ const SECRET_PARAM =
  */
 export function scrubString(text: string): string {
   if (text.length < 6) return text;
-  return text
-    .replace(JWT, REDACTED)
-    .replace(AUTH_SCHEME, (_m, scheme: string) => `${scheme} ${REDACTED}`)
-    .replace(URL_USERINFO, (_m, scheme: string) => `${scheme}${REDACTED}@`)
-    .replace(SECRET_PARAM, (_m, key: string) => `${key}=${REDACTED}`);
+  return (
+    text
+      .replace(JWT, REDACTED)
+      // A lower-case word after "basic" is prose ("basic information"), not a credential.
+      .replace(AUTH_SCHEME, (match, scheme: string, credential: string) =>
+        scheme.toLowerCase() !== 'bearer' && /^[a-z]+$/.test(credential) ? match : `${scheme} ${REDACTED}`,
+      )
+      .replace(URL_USERINFO, (_m, scheme: string) => `${scheme}${REDACTED}@`)
+      .replace(SECRET_PARAM, (_m, key: string) => `${key}=${REDACTED}`)
+  );
 }
 
 function redactInner(value: unknown, seen: WeakMap<object, unknown>): unknown {
@@ -206,7 +211,7 @@ function redactInner(value: unknown, seen: WeakMap<object, unknown>): unknown {
   if (known !== undefined) return '[Circular]';
   if (value instanceof Date) return new Date(value.getTime());
   if (value instanceof Uint8Array || value instanceof ArrayBuffer) return `[Binary ${value.byteLength} bytes]`;
-  if (Array.isArray(value)) {
+  if (Array.isArray(value) || value instanceof Set) {
     const out: unknown[] = [];
     seen.set(value, out);
     for (const item of value) out.push(redactInner(item, seen));
@@ -220,8 +225,7 @@ function redactInner(value: unknown, seen: WeakMap<object, unknown>): unknown {
     out['message'] = scrubString(value.message);
     if (value.stack !== undefined) out['stack'] = scrubString(value.stack);
   }
-  const entries: Iterable<[unknown, unknown]> =
-    value instanceof Map ? value.entries() : value instanceof Set ? [...value].entries() : Object.entries(value);
+  const entries: Iterable<[unknown, unknown]> = value instanceof Map ? value.entries() : Object.entries(value);
   for (const [rawKey, item] of entries) {
     const key = String(rawKey);
     if (value instanceof Error && (key === 'name' || key === 'message' || key === 'stack')) continue;
@@ -252,13 +256,25 @@ export function redact<T>(value: T): T {
 }
 
 /**
+ * A {@link Logger} that redacts, as made by {@link createRedactingLogger}; its children redact too.
+ * @category Logging
+ */
+export interface RedactingLogger extends Logger {
+  /**
+   * A child logger whose lines carry the (redacted) `bindings`.
+   * @param bindings - fields added to every line
+   */
+  child(bindings: object): RedactingLogger;
+}
+
+/**
  * Wraps a logger so that every object and message it receives is passed through {@link redact} first.
  * Children made with `child(bindings)` redact too.
  * @param logger - the logger to protect, e.g. a pino instance
  * @returns a logger that never forwards PHI or secrets found by key or pattern
  * @category Logging
  */
-export function createRedactingLogger(logger: Logger): Logger {
+export function createRedactingLogger(logger: Logger): RedactingLogger {
   const wrap =
     (level: 'debug' | 'info' | 'warn' | 'error') =>
     (obj: object | string, msg?: string): void => {
@@ -271,7 +287,7 @@ export function createRedactingLogger(logger: Logger): Logger {
     info: wrap('info'),
     warn: wrap('warn'),
     error: wrap('error'),
-    child: (bindings: object): Logger => {
+    child: (bindings: object): RedactingLogger => {
       const safe = redact(bindings);
       if (logger.child) return createRedactingLogger(logger.child(safe));
       return createRedactingLogger(bindLogger(logger, safe));

@@ -1,0 +1,185 @@
+/**
+ * The transport against a real node:http server on 127.0.0.1 (port 0): timeouts, aborts, streams,
+ * compression and progress, where a mock would hide what sockets do.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { Readable } from 'node:stream';
+import { gzipSync } from 'node:zlib';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { RetryError, TimeoutError, type HttpError } from './errors.js';
+import { createTestClock } from './testing/clock.js';
+import { HttpTransport } from './transport.js';
+
+type Handler = (req: IncomingMessage, res: ServerResponse) => void;
+let handler: Handler = (_req, res) => res.end();
+let hits = 0;
+const open = new Set<ServerResponse>();
+let server: Server;
+let base: string;
+
+beforeAll(async () => {
+  server = createServer((req, res) => {
+    hits++;
+    open.add(res);
+    res.on('close', () => open.delete(res));
+    handler(req, res);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  if (address === null || typeof address === 'string') throw new Error('no port');
+  base = `http://127.0.0.1:${address.port}`;
+});
+beforeEach(() => {
+  hits = 0;
+  for (const res of open) res.destroy();
+});
+afterAll(async () => {
+  for (const res of open) res.destroy();
+  server.closeAllConnections();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+});
+
+/** A handler that never answers (until the test ends). */
+const hang: Handler = () => undefined;
+
+describe('HttpTransport on a real socket', () => {
+  it('raises TimeoutError when no response arrives within timeoutMs', async () => {
+    handler = hang;
+    const t = new HttpTransport({ baseUrl: base, retry: false });
+    const error = (await t
+      .request({ method: 'GET', path: 'slow', timeoutMs: 100 })
+      .catch((e: unknown) => e)) as TimeoutError;
+    expect(TimeoutError.isInstance(error)).toBe(true);
+    expect(error.timeoutMs).toBe(100);
+    expect(error.message).toContain(`GET ${base}/slow`);
+    expect(hits).toBe(1);
+  });
+
+  it('retries timeouts of idempotent requests, then raises RetryError of TimeoutErrors', async () => {
+    handler = hang;
+    const t = new HttpTransport({ baseUrl: base, timeoutMs: 50, clock: createTestClock(), retry: { maxRetries: 1 } });
+    const error = (await t.request({ method: 'GET', path: 'slow' }).catch((e: unknown) => e)) as RetryError;
+    expect(RetryError.isInstance(error)).toBe(true);
+    expect(error.errors).toHaveLength(2);
+    expect(error.errors.every((e) => TimeoutError.isInstance(e))).toBe(true);
+    expect(hits).toBe(2);
+  });
+
+  it("rethrows the caller's abort reason and never retries it", async () => {
+    handler = hang;
+    // A clock whose sleep ignores the signal: the transport itself must refuse to retry the abort.
+    const clock = { now: () => Date.now(), sleep: () => Promise.resolve() };
+    const t = new HttpTransport({ baseUrl: base, clock, retry: { maxRetries: 5 } });
+    const controller = new AbortController();
+    const reason = new Error('user cancelled');
+    const pending = t.request({ method: 'GET', path: 'slow', signal: controller.signal });
+    await new Promise((r) => setTimeout(r, 50));
+    controller.abort(reason);
+    await expect(pending).rejects.toBe(reason);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(hits).toBe(1);
+  });
+
+  it('an AbortError by default; an already aborted signal sends nothing', async () => {
+    handler = hang;
+    const t = new HttpTransport({ baseUrl: base });
+    const controller = new AbortController();
+    controller.abort();
+    await expect(t.request({ method: 'GET', path: 'x', signal: controller.signal })).rejects.toMatchObject({
+      name: 'AbortError',
+    });
+    expect(hits).toBe(0);
+  });
+
+  it('an abort during the backoff sleep stops at once, without another attempt', async () => {
+    handler = (_req, res) => {
+      res.statusCode = 503;
+      res.end();
+    };
+    // The real clock: the first backoff is long, the abort lands inside it.
+    const t = new HttpTransport({ baseUrl: base, retry: { baseDelayMs: 60_000, random: () => 0.99 } });
+    const controller = new AbortController();
+    const pending = t.request({ method: 'GET', path: 'x', signal: controller.signal });
+    await new Promise((r) => setTimeout(r, 100));
+    controller.abort(new Error('stop'));
+    await expect(pending).rejects.toThrow('stop');
+    expect(hits).toBe(1);
+  });
+
+  it('returns a stream whose body can be read after the timeout would have fired', async () => {
+    handler = (_req, res) => {
+      res.setHeader('content-type', 'application/octet-stream');
+      res.write(Buffer.alloc(1000, 1));
+      setTimeout(() => res.end(Buffer.alloc(1000, 2)), 150);
+    };
+    const t = new HttpTransport({ baseUrl: base });
+    const res = await t.request<Readable>({ method: 'GET', path: 'blob', responseType: 'stream', timeoutMs: 100 });
+    const chunks: Buffer[] = [];
+    for await (const chunk of res.data) chunks.push(chunk as Buffer);
+    expect(Buffer.concat(chunks).length).toBe(2000);
+  });
+
+  it('decompress: false with acceptEncoding identity leaves the bytes as sent; default decompresses', async () => {
+    const body = JSON.stringify({ big: 'x'.repeat(1000) });
+    let acceptEncoding: string | undefined;
+    handler = (req, res) => {
+      acceptEncoding = req.headers['accept-encoding'];
+      res.setHeader('content-type', 'application/json');
+      res.setHeader('content-encoding', 'gzip');
+      res.end(gzipSync(body));
+    };
+    const t = new HttpTransport({ baseUrl: base });
+    const raw = await t.request<Buffer>({
+      method: 'GET',
+      path: 'z',
+      responseType: 'arraybuffer',
+      decompress: false,
+      acceptEncoding: 'identity',
+    });
+    expect(acceptEncoding).toBe('identity');
+    expect(raw.data.subarray(0, 2)).toEqual(Buffer.from([0x1f, 0x8b]));
+    const parsed = await t.request<{ big: string }>({ method: 'GET', path: 'z' });
+    expect(parsed.data.big).toHaveLength(1000);
+  });
+
+  it('reports download and upload progress', async () => {
+    handler = (req, res) => {
+      req.resume();
+      req.on('end', () => {
+        res.setHeader('content-length', '200000');
+        res.end(Buffer.alloc(200_000));
+      });
+    };
+    const t = new HttpTransport({ baseUrl: base });
+    const down: number[] = [];
+    const up: number[] = [];
+    await t.request({
+      method: 'PUT',
+      path: 'up',
+      body: Buffer.alloc(100_000),
+      responseType: 'arraybuffer',
+      onDownloadProgress: (p) => down.push(p.loaded),
+      onUploadProgress: (p) => up.push(p.loaded),
+    });
+    expect(down.at(-1)).toBe(200_000);
+    expect(up.at(-1)).toBe(100_000);
+  });
+
+  it('sends a Readable body once and never retries it', async () => {
+    let received = 0;
+    handler = (req, res) => {
+      req.on('data', (c: Buffer) => (received += c.length));
+      req.on('end', () => {
+        res.statusCode = 503;
+        res.end();
+      });
+    };
+    const t = new HttpTransport({ baseUrl: base, clock: createTestClock() });
+    const error = (await t
+      .request({ method: 'PUT', path: 'stream', body: Readable.from([Buffer.alloc(10), Buffer.alloc(5)]) })
+      .catch((e: unknown) => e)) as HttpError;
+    expect(error.status).toBe(503);
+    expect(hits).toBe(1);
+    expect(received).toBe(15);
+  });
+});
