@@ -1,5 +1,14 @@
 // OpenEMR emulator (issue 3).
-export {};
+export { createOpenEmrEmulator, OpenEmrEngine, DEFAULT_TOKEN_LIFETIMES, SEED_ADMIN, SEED_CLIENT } from './openemr/index.js';
+export type {
+  OpenEmrEmulatorRouter,
+  OpenEmrEmulatorOptions,
+  OpenEmrEmulatorStats,
+  EmulatorRequest as OpenEmrEmulatorRequest,
+  EmulatorResponse as OpenEmrEmulatorResponse,
+  OpenEmrVersion,
+  TokenLifetimes as OpenEmrTokenLifetimes,
+} from './openemr/index.js';
 
 // Embedded FHIR R4 server (issue 4).
 

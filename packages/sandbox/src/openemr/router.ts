@@ -1,0 +1,59 @@
+/**
+ * The Express adapter of the OpenEMR emulator. Mount it at the root of an app (or under a prefix) and
+ * point a client at that address: `/oauth2/default/...`, `/apis/default/api/...` and
+ * `/apis/default/fhir/...` answer as OpenEMR does.
+ */
+import express, { type Request, type Response, type Router } from 'express';
+import type { EmulatorRequest, EmulatorResponse } from './context.js';
+import { OpenEmrEngine, type OpenEmrEmulatorOptions } from './engine.js';
+
+/** An Express router that is an OpenEMR server, with its engine for administration in tests. */
+export type OpenEmrEmulatorRouter = Router & {
+  /** The core: `handle()`, `enableClient()`, `stats`, `store`. */
+  readonly engine: OpenEmrEngine;
+};
+
+function toEmulatorRequest(req: Request): EmulatorRequest {
+  const headers: Record<string, string | undefined> = {};
+  for (const [k, v] of Object.entries(req.headers)) headers[k.toLowerCase()] = Array.isArray(v) ? v.join(', ') : v;
+  return {
+    method: req.method.toUpperCase(),
+    url: req.url,
+    headers,
+    body: typeof req.body === 'string' ? req.body : undefined,
+    origin: `${req.protocol}://${req.get('host') ?? 'localhost'}${req.baseUrl}`,
+  };
+}
+
+function send(res: Response, out: EmulatorResponse): void {
+  res.status(out.status);
+  for (const [k, v] of Object.entries(out.headers)) res.setHeader(k, v);
+  if (out.body === undefined) res.end();
+  else res.end(out.body);
+}
+
+/**
+ * Creates the OpenEMR emulator as an Express router.
+ * @param options - version profile (`'7.0' | '8'`), data folder, token lifetimes, seed
+ * @returns the router, with `.engine` for administration (enable clients, read stats)
+ * @throws Error when an option is invalid
+ * @example
+ * ```ts
+ * const app = express();
+ * app.use(createOpenEmrEmulator({ version: '8', dataDir: './data/openemr' }));
+ * app.listen(0, '127.0.0.1');
+ * ```
+ */
+export function createOpenEmrEmulator(options: OpenEmrEmulatorOptions = {}): OpenEmrEmulatorRouter {
+  const engine = new OpenEmrEngine(options);
+  const router = express.Router();
+  // Raw text for every content type: OpenEMR itself decodes JSON bodies leniently and forms by hand.
+  router.use(express.text({ type: () => true, limit: '20mb' }));
+  router.use((req, res) => {
+    send(res, engine.handle(toEmulatorRequest(req)));
+  });
+  Object.defineProperty(router, 'engine', { value: engine, enumerable: true });
+  return router as OpenEmrEmulatorRouter;
+}
+
+export { OpenEmrEngine };
