@@ -1,0 +1,233 @@
+/**
+ * The brain-tumour segmentation pipeline, MONAI-equivalent, over any window predictor:
+ * stack channels → NormalizeIntensity → sliding-window inference → activation → threshold → BraTS labels →
+ * region volumes and the whole tumour's largest diameter.
+ *
+ * The ONNX-backed entry point is {@link SegmentationModel} (inference.ts); this module is the runtime-free core,
+ * so it can be tested against MONAI with any predictor.
+ * @packageDocumentation
+ */
+import { performance } from 'node:perf_hooks';
+import type { ModelManifest } from './manifest.js';
+import { normalizeIntensity } from './normalize.js';
+import {
+  argmaxLabels,
+  bratsLabelsFromChannels,
+  bratsVolumes,
+  largestDiameter,
+  sigmoid,
+  softmax,
+  threshold,
+  type BratsVolumes,
+  type LargestDiameter,
+} from './postprocess.js';
+import { SegmentationError, checkChannelFirst, requireInput } from './segmentation-errors.js';
+import { slidingWindowInference, type WindowPredictor } from './sliding-window.js';
+
+/** A multi-channel volume ready for the model: channel-first `[C, d0, d1, d2]`, C-order, float32. */
+export interface SegmentationInput {
+  /** The voxel values, channels in the manifest's order (see {@link stackChannels}). */
+  data: Float32Array;
+  /** `[C, d0, d1, d2]`. */
+  shape: readonly [number, number, number, number];
+  /** Voxel size in mm along d0, d1, d2. */
+  spacingMm: readonly [number, number, number];
+}
+
+/** The pipeline stages reported through {@link SegmentationOptions.onProgress}. */
+export type SegmentationStage = 'normalize' | 'inference' | 'postprocess' | 'done';
+
+/** A progress event. */
+export interface SegmentationProgress {
+  /** The stage now running (or `done`). */
+  stage: SegmentationStage;
+  /** Windows finished so far (inference stage). */
+  windowsDone?: number;
+  /** Windows in total (inference stage). */
+  windowsTotal?: number;
+}
+
+/** Options of {@link runSegmentation}. */
+export interface SegmentationOptions {
+  /** Cancels between stages and between window batches. */
+  signal?: AbortSignal;
+  /** Called at each stage and after each window batch. Exceptions it throws are not caught. */
+  onProgress?: (event: SegmentationProgress) => void;
+  /** Keep the stitched logits in the result (`[outChannels, d0, d1, d2]`). Default `false`. */
+  keepLogits?: boolean;
+  /**
+   * Largest relative difference allowed between the input spacing and the manifest's before failing with
+   * `INVALID_INPUT` (the model only works at the spacing it was trained at). Default 0.01; `Infinity` disables it.
+   */
+  spacingTolerance?: number;
+}
+
+/** Milliseconds spent per stage. */
+export interface SegmentationTimings {
+  /** NormalizeIntensity. */
+  normalizeMs: number;
+  /** Sliding window, including the predictor. */
+  inferenceMs: number;
+  /** Inside the predictor only (sum over batches). */
+  predictorMs: number;
+  /** Activation, threshold, labels, volumes, diameter. */
+  postprocessMs: number;
+}
+
+/** The result of a segmentation. */
+export interface SegmentationResult {
+  /** One BraTS label per voxel (0 background, 1 NCR, 2 ED, `etLabel` ET), C-order `[d0, d1, d2]`. */
+  labels: Uint8Array;
+  /** `[d0, d1, d2]`. */
+  dims: [number, number, number];
+  /** Voxel size in mm, as given. */
+  spacingMm: [number, number, number];
+  /** The enhancing-tumour label used. */
+  etLabel: 3 | 4;
+  /** Region volumes (NCR, ED, ET, TC = NCR ∪ ET, WT = all non-zero), counted on `labels`. */
+  volumes: BratsVolumes;
+  /** Largest 3-D diameter of the whole tumour (see {@link largestDiameter}); `undefined` when there is none. */
+  wholeTumourDiameter: LargestDiameter | undefined;
+  /** Number of windows the sliding window ran. */
+  windows: number;
+  /** Stitched logits, when `keepLogits`. */
+  logits?: Float32Array;
+  /** Stage timings. */
+  timings: SegmentationTimings;
+  /** Which model produced this, and whether it may be used clinically. */
+  model: { name: string; version: string; intendedUse: string; notForClinicalUse: boolean };
+}
+
+/**
+ * Stacks named single-channel volumes into the model's channel order (e.g. T1c, T1, T2, FLAIR).
+ * @param manifest - gives the channel names and order
+ * @param channels - one float32 volume per channel name (extra names are ignored)
+ * @param dims - `[d0, d1, d2]` of every channel
+ * @returns `[C, d0, d1, d2]` float32
+ * @throws {@link SegmentationError} `INVALID_INPUT` naming a missing channel or one of the wrong size
+ */
+export function stackChannels(
+  manifest: Pick<ModelManifest, 'input'>,
+  channels: Readonly<Record<string, Float32Array | undefined>>,
+  dims: readonly [number, number, number],
+): Float32Array {
+  const names = manifest.input.channels;
+  requireInput(
+    dims.length === 3 && dims.every((d) => Number.isInteger(d) && d > 0),
+    `dims must be three positive integers, got [${dims.join(', ')}]`,
+  );
+  const n = dims[0] * dims[1] * dims[2];
+  const missing = names.filter((name) => !(channels[name] instanceof Float32Array));
+  requireInput(missing.length === 0, `missing input channel(s): ${missing.join(', ')} (the model needs ${names.join(', ')})`);
+  const out = new Float32Array(names.length * n);
+  names.forEach((name, c) => {
+    const v = channels[name] as Float32Array;
+    requireInput(v.length === n, `channel ${name} has ${v.length} voxels, expected ${dims.join('x')} = ${n}`);
+    out.set(v, c * n);
+  });
+  return out;
+}
+
+function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new SegmentationError('ABORTED', 'segmentation was aborted', { cause: signal.reason });
+}
+
+/**
+ * Runs the whole pipeline of a manifest over one volume with the given window predictor.
+ * @param input - the stacked volume and its spacing
+ * @param manifest - the model's manifest
+ * @param predictor - runs the network on `[n, C, ...roi]` windows and returns logits
+ * @param options - abort signal, progress, whether to keep logits, spacing tolerance
+ * @returns labels, volumes, diameter, timings
+ * @throws {@link SegmentationError} `INVALID_INPUT` for a malformed volume (wrong channel count, size, spacing),
+ *   `INFERENCE_FAILED` from the predictor, `ABORTED` on abort
+ */
+export async function runSegmentation(
+  input: SegmentationInput,
+  manifest: ModelManifest,
+  predictor: WindowPredictor,
+  options: SegmentationOptions = {},
+): Promise<SegmentationResult> {
+  checkChannelFirst(input.data, input.shape, 'segmentation input', 3);
+  const [c, d0, d1, d2] = input.shape;
+  const names = manifest.input.channels;
+  requireInput(c === names.length, `input has ${c} channels; the model needs ${names.length} (${names.join(', ')})`);
+  requireInput(Array.isArray(input.spacingMm) && input.spacingMm.length === 3, 'spacingMm must have 3 values');
+  for (const s of input.spacingMm) requireInput(Number.isFinite(s) && s > 0, `spacingMm must be positive, got [${input.spacingMm.join(', ')}]`);
+  const tol = options.spacingTolerance ?? 0.01;
+  input.spacingMm.forEach((s, i) => {
+    const want = manifest.input.spacingMm[i] as number;
+    requireInput(
+      Math.abs(s - want) <= tol * want,
+      `input spacing [${input.spacingMm.join(', ')}] mm differs from the model's [${manifest.input.spacingMm.join(', ')}] mm; resample first`,
+    );
+  });
+  const notify = options.onProgress ?? (() => undefined);
+  throwIfAborted(options.signal);
+
+  notify({ stage: 'normalize' });
+  let t = performance.now();
+  const norm = manifest.input.normalize;
+  const x = norm ? normalizeIntensity(input.data, input.shape, norm).data : input.data;
+  const normalizeMs = performance.now() - t;
+  throwIfAborted(options.signal);
+
+  notify({ stage: 'inference', windowsDone: 0 });
+  t = performance.now();
+  let predictorMs = 0;
+  const inf = manifest.inference;
+  const timedPredictor: WindowPredictor = async (batch) => {
+    const p0 = performance.now();
+    const r = await predictor(batch);
+    predictorMs += performance.now() - p0;
+    return r;
+  };
+  const sw = await slidingWindowInference(x, input.shape, timedPredictor, {
+    roiSize: inf.roiSize,
+    swBatchSize: inf.swBatchSize,
+    overlap: inf.overlap,
+    mode: inf.mode,
+    sigmaScale: inf.sigmaScale,
+    cval: inf.cval,
+    ...(options.signal ? { signal: options.signal } : {}),
+    onProgress: (done, total) => notify({ stage: 'inference', windowsDone: done, windowsTotal: total }),
+  });
+  const inferenceMs = performance.now() - t;
+  const out = manifest.output;
+  if (sw.shape[0] !== out.channels.length) {
+    throw new SegmentationError(
+      'INFERENCE_FAILED',
+      `the model returned ${sw.shape[0]} output channels; the manifest describes ${out.channels.length} (${out.channels.join(', ')})`,
+    );
+  }
+  throwIfAborted(options.signal);
+
+  notify({ stage: 'postprocess' });
+  t = performance.now();
+  const labels =
+    out.activation === 'sigmoid'
+      ? bratsLabelsFromChannels(threshold(sigmoid(sw.data), out.threshold), sw.shape, out.regions, manifest.etLabel)
+      : argmaxLabels(softmax(sw.data, sw.shape[0]), sw.shape, out.classLabels);
+  const spacing: [number, number, number] = [input.spacingMm[0], input.spacingMm[1], input.spacingMm[2]];
+  const volumes = bratsVolumes(labels, spacing, manifest.etLabel);
+  const wholeTumourDiameter = largestDiameter(labels, [d0, d1, d2], spacing);
+  const postprocessMs = performance.now() - t;
+  notify({ stage: 'done' });
+  return {
+    labels,
+    dims: [d0, d1, d2],
+    spacingMm: spacing,
+    etLabel: manifest.etLabel,
+    volumes,
+    wholeTumourDiameter,
+    windows: sw.windows,
+    ...(options.keepLogits ? { logits: sw.data } : {}),
+    timings: { normalizeMs, inferenceMs, predictorMs, postprocessMs },
+    model: {
+      name: manifest.name,
+      version: manifest.version,
+      intendedUse: manifest.intendedUse,
+      notForClinicalUse: manifest.notForClinicalUse,
+    },
+  };
+}
