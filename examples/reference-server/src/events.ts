@@ -3,21 +3,9 @@
  * server instance reaches the clients connected to every instance.
  */
 import { EventEmitter } from 'node:events';
-import { z } from 'zod';
+import type { ServerEvent } from '@cdss/client';
 
-/** Event names. */
-export const eventTypeSchema = z.enum(['analysis.progress', 'analysis.completed', 'analysis.failed', 'patient.updated', 'patient.alert']);
-
-/** An event. `patientId` decides who may see it; `analysisId` routes analysis events to their subscribers. */
-export const serverEventSchema = z.object({
-  type: eventTypeSchema,
-  patientId: z.string(),
-  analysisId: z.string().optional(),
-  data: z.record(z.string(), z.unknown()),
-  time: z.string(),
-});
-/** An event. */
-export type ServerEvent = z.infer<typeof serverEventSchema>;
+export type { ServerEvent };
 
 /** Fans events out to every server instance, this one included. */
 export interface EventBus {

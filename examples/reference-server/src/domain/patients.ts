@@ -4,15 +4,15 @@
  */
 import { z } from 'zod';
 import {
-  allergySchema,
-  cached,
-  encounterSchema,
-  medicationSchema,
-  page,
+  allergyListSchema,
+  cachedPatientSchema,
+  encounterListSchema,
+  medicationListSchema,
   patientInputSchema,
+  patientPageSchema,
   patientSchema,
-  problemSchema,
-  vitalsSchema,
+  problemListSchema,
+  vitalsListSchema,
   type ApiPatient,
 } from '../api-schemas.js';
 import { notFound } from '../http/errors.js';
@@ -47,7 +47,7 @@ export function patientRoutes(deps: PatientRouteDeps): AnyRoute[] {
     await bus.publish({ type: 'patient.updated', patientId: patient.id, data: { id: patient.id }, time: new Date().toISOString() });
   }
 
-  const listRoute = <K extends keyof ClinicalLists>(kind: K, schema: z.ZodType<ClinicalLists[K][number]>, summary: string): AnyRoute =>
+  const listRoute = <K extends keyof ClinicalLists>(kind: K, schema: z.ZodType, summary: string): AnyRoute =>
     defineRoute({
       method: 'get',
       path: `/api/patients/{id}/${kind}`,
@@ -56,7 +56,7 @@ export function patientRoutes(deps: PatientRouteDeps): AnyRoute[] {
       tags: ['patients'],
       access: { permission: 'patient:read' },
       params: idParams,
-      response: { status: 200, description: summary, schema: cached(z.array(schema), `${kind}List`) },
+      response: { status: 200, description: summary, schema },
       errors: [404, 503],
       handler: ({ params, principal, requestId }) =>
         auditor.around({ principal, requestId, action: 'read', resource: `Patient/${params.id}/${kind}`, patientId: params.id }, async () => {
@@ -78,7 +78,7 @@ export function patientRoutes(deps: PatientRouteDeps): AnyRoute[] {
         limit: z.coerce.number().int().min(1).max(100).default(20),
         cursor: z.string().max(200).optional(),
       }),
-      response: { status: 200, description: 'A page of patients', schema: page(patientSchema, 'PatientPage') },
+      response: { status: 200, description: 'A page of patients', schema: patientPageSchema },
       errors: [503],
       handler: ({ query, principal, requestId }) =>
         auditor.around({ principal, requestId, action: 'search', resource: 'Patient' }, async () => {
@@ -94,7 +94,7 @@ export function patientRoutes(deps: PatientRouteDeps): AnyRoute[] {
       tags: ['patients'],
       access: { permission: 'patient:read' },
       params: idParams,
-      response: { status: 200, description: 'The patient, flagged stale when OpenEMR was unreachable', schema: cached(patientSchema, 'CachedPatient') },
+      response: { status: 200, description: 'The patient, flagged stale when OpenEMR was unreachable', schema: cachedPatientSchema },
       errors: [404, 503],
       handler: ({ params, principal, requestId }) =>
         auditor.around({ principal, requestId, action: 'read', resource: `Patient/${params.id}`, patientId: params.id }, async () => {
@@ -148,10 +148,10 @@ export function patientRoutes(deps: PatientRouteDeps): AnyRoute[] {
           return { body: patient };
         }),
     }),
-    listRoute('encounters', encounterSchema, 'A patient’s encounters'),
-    listRoute('problems', problemSchema, 'A patient’s medical problems'),
-    listRoute('allergies', allergySchema, 'A patient’s allergies'),
-    listRoute('medications', medicationSchema, 'A patient’s medications'),
-    listRoute('vitals', vitalsSchema, 'A patient’s vital signs'),
+    listRoute('encounters', encounterListSchema, 'A patient’s encounters'),
+    listRoute('problems', problemListSchema, 'A patient’s medical problems'),
+    listRoute('allergies', allergyListSchema, 'A patient’s allergies'),
+    listRoute('medications', medicationListSchema, 'A patient’s medications'),
+    listRoute('vitals', vitalsListSchema, 'A patient’s vital signs'),
   ];
 }

@@ -2,7 +2,7 @@
  * Imaging study routes (from the PACS). Study metadata carries PHI, so reads are audited like patient data.
  */
 import { z } from 'zod';
-import { studySchema } from '../api-schemas.js';
+import { studyListSchema, studySchema } from '../api-schemas.js';
 import { notFound } from '../http/errors.js';
 import { defineRoute, type AnyRoute } from '../http/route.js';
 import type { Auditor } from './auditor.js';
@@ -26,7 +26,7 @@ export function studyRoutes(deps: { archive: ImagingArchive; auditor: Auditor })
       tags: ['studies'],
       access: { permission: 'study:read' },
       params: z.object({ id: z.string().min(1).max(64).regex(/^[\w-]+$/) }),
-      response: { status: 200, description: 'The studies', schema: z.object({ items: z.array(studySchema) }) },
+      response: { status: 200, description: 'The studies', schema: studyListSchema },
       errors: [503],
       handler: ({ params, principal, requestId }) =>
         auditor.around({ principal, requestId, action: 'read', resource: `Patient/${params.id}/studies`, patientId: params.id }, async () => ({

@@ -1,0 +1,135 @@
+/**
+ * A typed client for the CDSS reference server. It uses only `fetch` and `WebSocket`, so it runs in browsers,
+ * React Native and Node ≥ 20 alike; every response is validated with the API's zod schemas.
+ */
+import type { z } from 'zod';
+import { CdssApiError } from './errors.js';
+import {
+  allergyListSchema,
+  analysisAcceptedSchema,
+  analysisListSchema,
+  analysisSchema,
+  assessmentSchema,
+  auditListSchema,
+  cachedPatientSchema,
+  demoUserSchema,
+  fhirBundleSchema,
+  encounterListSchema,
+  medicationListSchema,
+  patientPageSchema,
+  patientSchema,
+  problemListSchema,
+  studyListSchema,
+  studySchema,
+  tokenResponseSchema,
+  vitalsListSchema,
+  type AnalysisRequest,
+  type PatientInput,
+  type ReviewRequest,
+} from './schemas.js';
+
+/** Options of {@link createCdssClient}. */
+export interface CdssClientOptions {
+  /** The server, e.g. `https://cdss.example.org` (no trailing path). */
+  baseUrl: string;
+  /** Returns the current access token; called before each request. */
+  getToken?: () => string | undefined | Promise<string | undefined>;
+  /** A `fetch` implementation (default: the global one). */
+  fetch?: typeof fetch;
+}
+
+type Query = Record<string, string | number | undefined>;
+
+function withoutTrailingSlash(url: string): string {
+  return url.endsWith('/') ? url.slice(0, -1) : url;
+}
+
+/**
+ * Creates the client.
+ * @param options - base URL, token source, fetch
+ * @example
+ * ```ts
+ * const cdss = createCdssClient({ baseUrl: 'https://cdss.example.org', getToken: () => session.token });
+ * const { items } = await cdss.patients.search({ q: 'doe' });
+ * ```
+ */
+export function createCdssClient(options: CdssClientOptions) {
+  const baseUrl = withoutTrailingSlash(options.baseUrl);
+  const doFetch = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
+
+  async function request<S extends z.ZodType>(
+    schema: S,
+    method: string,
+    path: string,
+    init: { query?: Query; body?: unknown; headers?: Record<string, string>; signal?: AbortSignal } = {},
+  ): Promise<z.infer<S>> {
+    const url = new URL(`${baseUrl}${path}`);
+    for (const [key, value] of Object.entries(init.query ?? {})) if (value !== undefined) url.searchParams.set(key, String(value));
+    const headers: Record<string, string> = { accept: 'application/json', ...init.headers };
+    const token = await options.getToken?.();
+    if (token) headers['authorization'] = `Bearer ${token}`;
+    if (init.body !== undefined) headers['content-type'] = 'application/json';
+    let response: Response;
+    try {
+      response = await doFetch(url.toString(), {
+        method,
+        headers,
+        ...(init.body !== undefined ? { body: JSON.stringify(init.body) } : {}),
+        ...(init.signal ? { signal: init.signal } : {}),
+      });
+    } catch (error) {
+      throw new CdssApiError(0, `${method} ${path}: the server could not be reached`, [], { cause: error });
+    }
+    const text = await response.text();
+    const body: unknown = text ? JSON.parse(text) : undefined;
+    if (!response.ok) {
+      const issues = (body as { issue?: CdssApiError['issues'] } | undefined)?.issue ?? [];
+      const detail = issues.map((issue) => issue.diagnostics).filter(Boolean).join('; ');
+      throw new CdssApiError(response.status, `${method} ${path}: ${response.status}${detail ? ` ${detail}` : ''}`, issues);
+    }
+    const parsed = schema.safeParse(body);
+    if (!parsed.success) throw new CdssApiError(response.status, `${method} ${path}: unexpected response shape`, [], { cause: parsed.error });
+    return parsed.data;
+  }
+
+  const enc = encodeURIComponent;
+  return {
+    /** Sandbox only: the demo users and their tokens. */
+    sandbox: {
+      users: () => request(demoUserSchema.array(), 'GET', '/api/sandbox/users'),
+      token: (userId: string) => request(tokenResponseSchema, 'POST', '/api/sandbox/token', { body: { userId } }),
+    },
+    patients: {
+      search: (query: { q?: string; limit?: number; cursor?: string } = {}) => request(patientPageSchema, 'GET', '/api/patients', { query }),
+      get: (id: string) => request(cachedPatientSchema, 'GET', `/api/patients/${enc(id)}`),
+      create: (input: PatientInput, opts: { idempotencyKey?: string } = {}) =>
+        request(patientSchema, 'POST', '/api/patients', { body: input, ...(opts.idempotencyKey ? { headers: { 'idempotency-key': opts.idempotencyKey } } : {}) }),
+      update: (id: string, input: PatientInput) => request(patientSchema, 'PUT', `/api/patients/${enc(id)}`, { body: input }),
+      encounters: (id: string) => request(encounterListSchema, 'GET', `/api/patients/${enc(id)}/encounters`),
+      problems: (id: string) => request(problemListSchema, 'GET', `/api/patients/${enc(id)}/problems`),
+      allergies: (id: string) => request(allergyListSchema, 'GET', `/api/patients/${enc(id)}/allergies`),
+      medications: (id: string) => request(medicationListSchema, 'GET', `/api/patients/${enc(id)}/medications`),
+      vitals: (id: string) => request(vitalsListSchema, 'GET', `/api/patients/${enc(id)}/vitals`),
+      studies: (id: string) => request(studyListSchema, 'GET', `/api/patients/${enc(id)}/studies`),
+      assessment: (id: string) => request(assessmentSchema, 'GET', `/api/patients/${enc(id)}/assessment`),
+    },
+    studies: {
+      get: (studyUid: string) => request(studySchema, 'GET', `/api/studies/${enc(studyUid)}`),
+    },
+    analyses: {
+      request: (studyUid: string, body: AnalysisRequest) => request(analysisAcceptedSchema, 'POST', `/api/studies/${enc(studyUid)}/analyses`, { body }),
+      get: (id: string) => request(analysisSchema, 'GET', `/api/analyses/${enc(id)}`),
+      list: (query: { patient?: string; review?: 'pending' | 'approved' | 'rejected' } = {}) => request(analysisListSchema, 'GET', '/api/analyses', { query }),
+      cancel: (id: string) => request(analysisSchema, 'POST', `/api/analyses/${enc(id)}/cancel`),
+      review: (id: string, body: ReviewRequest) => request(analysisSchema, 'POST', `/api/analyses/${enc(id)}/review`, { body }),
+      /** The FHIR transaction Bundle of the result (DiagnosticReport, Observations, ImagingStudy). */
+      report: (id: string) => request(fhirBundleSchema, 'GET', `/api/analyses/${enc(id)}/report`),
+    },
+    audit: {
+      list: (query: { patient?: string; limit?: number } = {}) => request(auditListSchema, 'GET', '/api/audit', { query }),
+    },
+  };
+}
+
+/** The client's type. */
+export type CdssClient = ReturnType<typeof createCdssClient>;

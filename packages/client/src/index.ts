@@ -1,0 +1,6 @@
+export { createCdssClient } from './client.js';
+export type { CdssClient, CdssClientOptions } from './client.js';
+export { connectEvents } from './events.js';
+export type { EventStream, EventStreamOptions, WebSocketLike } from './events.js';
+export { CdssApiError } from './errors.js';
+export * from './schemas.js';

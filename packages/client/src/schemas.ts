@@ -1,0 +1,269 @@
+/**
+ * The REST API's resource shapes (JSON): the contract between the reference server and its clients. They are
+ * deliberately simpler than OpenEMR's and FHIR's; FHIR consumers use the FHIR server. The server builds its OpenAPI
+ * document from these schemas (the `id` in `.meta()` names the component).
+ * @packageDocumentation
+ */
+import { z } from 'zod';
+
+const isoDate = z.iso.date();
+
+/** A postal address. */
+export const addressSchema = z
+  .strictObject({
+    line: z.string().max(200).optional(),
+    city: z.string().max(100).optional(),
+    state: z.string().max(100).optional(),
+    postalCode: z.string().max(20).optional(),
+    country: z.string().max(100).optional(),
+  })
+  .meta({ id: 'Address' });
+
+/** What a client sends to create or replace a patient's demographics. */
+export const patientInputSchema = z
+  .strictObject({
+    givenName: z.string().trim().min(1).max(100),
+    familyName: z.string().trim().min(2, 'at least 2 characters (OpenEMR requires it)').max(100),
+    birthDate: isoDate,
+    sex: z.enum(['female', 'male', 'other', 'unknown']),
+    phone: z.string().max(40).optional(),
+    email: z.email().max(200).optional(),
+    address: addressSchema.optional(),
+  })
+  .meta({ id: 'PatientInput' });
+/** What a client sends to create or replace a patient's demographics. */
+export type PatientInput = z.infer<typeof patientInputSchema>;
+
+/** A patient as the API returns it. */
+export const patientSchema = patientInputSchema
+  .extend({
+    id: z.string().describe('OpenEMR uuid'),
+    pid: z.string().optional().describe('OpenEMR numeric pid'),
+  })
+  .meta({ id: 'Patient' });
+/** A patient as the API returns it. */
+export type ApiPatient = z.infer<typeof patientSchema>;
+
+/** Wraps data served from the cache with its freshness. */
+function cached<T extends z.ZodType>(schema: T, name: string) {
+  return z
+    .object({
+      data: schema,
+      stale: z.boolean().describe('true when OpenEMR could not be reached and the data may be out of date'),
+    })
+    .meta({ id: name });
+}
+
+/** A page of results. */
+function page<T extends z.ZodType>(schema: T, name: string) {
+  return z
+    .object({ items: z.array(schema), nextCursor: z.string().optional(), stale: z.boolean().optional() })
+    .meta({ id: name });
+}
+
+/** An encounter. */
+export const encounterSchema = z
+  .object({ id: z.string(), date: z.string(), reason: z.string().optional(), class: z.string().optional(), provider: z.string().optional() })
+  .meta({ id: 'Encounter' });
+/** A medical problem. */
+export const problemSchema = z
+  .object({ id: z.string(), title: z.string(), code: z.string().optional(), onset: z.string().optional(), active: z.boolean() })
+  .meta({ id: 'Problem' });
+/** An allergy. */
+export const allergySchema = z
+  .object({ id: z.string(), substance: z.string(), reaction: z.string().optional(), severity: z.string().optional(), active: z.boolean() })
+  .meta({ id: 'Allergy' });
+/** A medication. */
+export const medicationSchema = z
+  .object({ id: z.string(), name: z.string(), dosage: z.string().optional(), start: z.string().optional(), active: z.boolean() })
+  .meta({ id: 'Medication' });
+/** One set of vital signs. */
+export const vitalsSchema = z
+  .object({
+    id: z.string(),
+    date: z.string(),
+    bpSystolic: z.number().optional(),
+    bpDiastolic: z.number().optional(),
+    pulse: z.number().optional(),
+    temperatureC: z.number().optional(),
+    weightKg: z.number().optional(),
+    heightCm: z.number().optional(),
+    oxygenSaturation: z.number().optional(),
+  })
+  .meta({ id: 'Vitals' });
+
+/** A patient read through the cache. */
+export const cachedPatientSchema = cached(patientSchema, 'CachedPatient');
+/** A page of patients. */
+export const patientPageSchema = page(patientSchema, 'PatientPage');
+/** A patient's encounters, read through the cache. */
+export const encounterListSchema = cached(z.array(encounterSchema), 'EncounterList');
+/** A patient's problems, read through the cache. */
+export const problemListSchema = cached(z.array(problemSchema), 'ProblemList');
+/** A patient's allergies, read through the cache. */
+export const allergyListSchema = cached(z.array(allergySchema), 'AllergyList');
+/** A patient's medications, read through the cache. */
+export const medicationListSchema = cached(z.array(medicationSchema), 'MedicationList');
+/** A patient's vital signs, read through the cache. */
+export const vitalsListSchema = cached(z.array(vitalsSchema), 'VitalsList');
+
+/** An imaging series. */
+export const seriesSchema = z
+  .object({ uid: z.string(), modality: z.string().optional(), description: z.string().optional(), instances: z.number().int().optional(), number: z.number().int().optional() })
+  .meta({ id: 'Series' });
+/** An imaging study. */
+export const studySchema = z
+  .object({
+    uid: z.string(),
+    patientId: z.string().optional(),
+    date: z.string().optional(),
+    description: z.string().optional(),
+    modalities: z.array(z.string()),
+    series: z.array(seriesSchema),
+  })
+  .meta({ id: 'Study' });
+/** An imaging study. */
+export type ApiStudy = z.infer<typeof studySchema>;
+/** A list of studies. */
+export const studyListSchema = z.object({ items: z.array(studySchema) }).meta({ id: 'StudyList' });
+
+/** The stages an analysis goes through, in order. */
+export const analysisStatusSchema = z.enum(['queued', 'accepted', 'running', 'succeeded', 'failed', 'cancelled']);
+
+/** Per-region tumour volumes, mL. */
+export const regionVolumesSchema = z
+  .object({ enhancingTumor: z.number().nonnegative(), tumorCore: z.number().nonnegative(), wholeTumor: z.number().nonnegative() })
+  .meta({ id: 'RegionVolumes' });
+
+/** An AI analysis. */
+export const analysisSchema = z
+  .object({
+    id: z.string(),
+    patientId: z.string(),
+    studyUid: z.string(),
+    status: analysisStatusSchema,
+    stage: z.string().optional(),
+    percent: z.number().min(0).max(100).optional(),
+    requestedBy: z.string(),
+    requestedAt: z.string(),
+    finishedAt: z.string().optional(),
+    model: z.object({ id: z.string(), version: z.string() }),
+    result: z
+      .object({
+        volumes: regionVolumesSchema,
+        largestDiameterMm: z.number().nonnegative().optional(),
+        segSeriesUid: z.string().optional(),
+        conclusion: z.string().optional(),
+      })
+      .optional(),
+    failure: z.object({ reason: z.string(), detail: z.string().optional() }).optional(),
+    review: z
+      .object({
+        status: z.enum(['pending', 'approved', 'rejected']),
+        reviewer: z.string().optional(),
+        comment: z.string().optional(),
+        reviewedAt: z.string().optional(),
+      })
+      .optional(),
+  })
+  .meta({ id: 'Analysis' });
+/** An AI analysis. */
+export type ApiAnalysis = z.infer<typeof analysisSchema>;
+
+/** Request body of POST /api/studies/{studyUid}/analyses. */
+export const analysisRequestSchema = z
+  .strictObject({
+    patientId: z.string().min(1),
+    priority: z.number().int().min(0).max(9).default(5),
+    modelId: z.string().min(1).optional(),
+  })
+  .meta({ id: 'AnalysisRequest' });
+
+/** Request body of POST /api/analyses/{id}/review. */
+export const reviewRequestSchema = z
+  .strictObject({
+    decision: z.enum(['approve', 'reject']),
+    comment: z.string().trim().max(2000).optional(),
+  })
+  .refine((review) => review.decision === 'approve' || (review.comment && review.comment.length > 0), {
+    message: 'a rejection needs a comment',
+    path: ['comment'],
+  })
+  .meta({ id: 'ReviewRequest' });
+
+/** The longitudinal RANO-style status. */
+export const assessmentSchema = z
+  .object({
+    patientId: z.string(),
+    status: z.enum(['complete-response', 'partial-response', 'stable', 'progression', 'not-evaluable']),
+    baselineAnalysisId: z.string().optional(),
+    currentAnalysisId: z.string().optional(),
+    changePercent: z.number().optional(),
+    timeline: z.array(z.object({ analysisId: z.string(), date: z.string(), wholeTumorMl: z.number(), enhancingTumorMl: z.number() })),
+  })
+  .meta({ id: 'Assessment' });
+
+/** Event names delivered over the WebSocket. */
+export const eventTypeSchema = z.enum(['analysis.progress', 'analysis.completed', 'analysis.failed', 'patient.updated', 'patient.alert']);
+/** An event name. */
+export type EventType = z.infer<typeof eventTypeSchema>;
+
+/** An event. `patientId` decides who may see it; `analysisId` routes analysis events to their subscribers. */
+export const serverEventSchema = z
+  .object({
+    type: eventTypeSchema,
+    patientId: z.string(),
+    analysisId: z.string().optional(),
+    data: z.record(z.string(), z.unknown()),
+    time: z.string(),
+  })
+  .meta({ id: 'ServerEvent' });
+/** An event. */
+export type ServerEvent = z.infer<typeof serverEventSchema>;
+
+/** A demo user of the sandbox's token endpoint. */
+export const demoUserSchema = z.object({ id: z.string(), name: z.string(), role: z.string() }).meta({ id: 'DemoUser' });
+/** A demo user. */
+export type DemoUser = z.infer<typeof demoUserSchema>;
+
+/** Answer of the sandbox token endpoint. */
+export const tokenResponseSchema = z
+  .object({ access_token: z.string(), token_type: z.literal('Bearer'), expires_in: z.number(), user: demoUserSchema })
+  .meta({ id: 'TokenResponse' });
+/** Answer of the sandbox token endpoint. */
+export type TokenResponse = z.infer<typeof tokenResponseSchema>;
+
+/** A list of analyses. */
+export const analysisListSchema = z.object({ items: z.array(analysisSchema) }).meta({ id: 'AnalysisList' });
+/** Answer of POST /api/studies/{studyUid}/analyses. */
+export const analysisAcceptedSchema = z.object({ id: z.string(), status: analysisStatusSchema }).meta({ id: 'AnalysisAccepted' });
+/** A review decision. */
+export type ReviewRequest = z.infer<typeof reviewRequestSchema>;
+/** Options of an analysis request. */
+export type AnalysisRequest = z.input<typeof analysisRequestSchema>;
+/** The longitudinal RANO-style status. */
+export type Assessment = z.infer<typeof assessmentSchema>;
+/** One audit record, as `GET /api/audit` returns it. */
+export const auditRecordSchema = z
+  .object({
+    id: z.string(),
+    time: z.string(),
+    userId: z.string(),
+    userName: z.string(),
+    roles: z.array(z.string()),
+    patientId: z.string().optional(),
+    action: z.enum(['read', 'search', 'create', 'update', 'request', 'cancel', 'review', 'report-result']),
+    resource: z.string(),
+    outcome: z.enum(['success', 'failure', 'denied']),
+    requestId: z.string(),
+  })
+  .meta({ id: 'AuditRecord' });
+/** One audit record. */
+export type AuditRecord = z.infer<typeof auditRecordSchema>;
+/** A list of audit records. */
+export const auditListSchema = z.object({ items: z.array(auditRecordSchema) }).meta({ id: 'AuditList' });
+
+/** A FHIR Bundle, checked only for its shape: the FHIR server is the place to validate FHIR. */
+export const fhirBundleSchema = z
+  .looseObject({ resourceType: z.literal('Bundle'), type: z.string(), entry: z.array(z.looseObject({ resource: z.looseObject({ resourceType: z.string() }).optional() })).optional() })
+  .meta({ id: 'FhirBundle' });
