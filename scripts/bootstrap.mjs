@@ -38,9 +38,22 @@ function ensurePnpm() {
   const local = join(root, '.tools', 'pnpm', 'node_modules', '.bin', 'pnpm');
   if (existsSync(local) && versionOf(local) === PNPM_VERSION) return local;
   log(`installing pnpm ${PNPM_VERSION} into .tools/pnpm`);
-  run('npm', ['install', '--prefix', join(root, '.tools', 'pnpm'), '--no-save', '--no-audit', '--no-fund', '--loglevel=error', `pnpm@${PNPM_VERSION}`], {
-    env: { ...process.env, npm_config_update_notifier: 'false' },
-  });
+  run(
+    'npm',
+    [
+      'install',
+      '--prefix',
+      join(root, '.tools', 'pnpm'),
+      '--no-save',
+      '--no-audit',
+      '--no-fund',
+      '--loglevel=error',
+      `pnpm@${PNPM_VERSION}`,
+    ],
+    {
+      env: { ...process.env, npm_config_update_notifier: 'false' },
+    },
+  );
   if (versionOf(local) !== PNPM_VERSION) throw new Error(`pnpm ${PNPM_VERSION} did not install into ${local}`);
   return local;
 }
@@ -68,7 +81,11 @@ function buildIsStale() {
     if (!manifest.scripts?.build) return false;
     const dist = join(dir, 'dist');
     if (!existsSync(dist)) return true;
-    const sources = Math.max(newestMtime(join(dir, 'src')), newestMtime(join(dir, 'package.json')), newestMtime(join(root, 'pnpm-lock.yaml')));
+    const sources = Math.max(
+      newestMtime(join(dir, 'src')),
+      newestMtime(join(dir, 'package.json')),
+      newestMtime(join(root, 'pnpm-lock.yaml')),
+    );
     return sources > statSync(dist).mtimeMs;
   });
 }
@@ -93,7 +110,11 @@ const { pnpm, env } = setup();
 log(`setup done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 
 if (command === 'start') {
-  const child = spawn(process.execPath, [join(root, 'examples', 'reference-server', 'dist', 'main.js'), ...rest], { cwd: root, stdio: 'inherit', env });
+  const child = spawn(process.execPath, [join(root, 'examples', 'reference-server', 'dist', 'main.js'), ...rest], {
+    cwd: root,
+    stdio: 'inherit',
+    env,
+  });
   for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => child.kill(signal));
   child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
 } else if (command === 'test') {

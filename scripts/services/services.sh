@@ -451,8 +451,11 @@ status_one() {
   local name=$1 pid port
   port=$(port_of "$name")
   if [ "$name" = hapi-fhir ]; then
-    if tcp_open "$port"; then echo "hapi-fhir    listening on 127.0.0.1:$port"; return 0; fi
-    echo "hapi-fhir    not listening on 127.0.0.1:$port"
+    if [ -f "$HAPI_SCRIPT" ]; then
+      hapi status
+      return
+    fi
+    echo "hapi-fhir    $HAPI_SCRIPT is missing"
     return 1
   fi
   if pid=$(running_pid "$name"); then
