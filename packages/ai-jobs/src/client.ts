@@ -1,0 +1,394 @@
+/**
+ * The server side of the protocol: asks for analyses, records every event in the job store (acknowledging the
+ * event only after the store has it), cancels jobs, and re-publishes what could have been lost.
+ *
+ * Commands follow the command-object style (one `send()` choke point, AWS SDK v3): {@link RequestAnalysis},
+ * {@link CancelAnalysis}, {@link GetAnalysis}.
+ * @packageDocumentation
+ */
+import { randomUUID } from 'node:crypto';
+import { z } from 'zod';
+import { CdssError, ValidationError } from '@cdss/core';
+import { createMessage, decodeMessage, encodeMessage } from './codec.js';
+import { TERMINAL_STATES, type ApplyResult, type JobRecord, type JobStore, type JobTransition } from './job-state.js';
+import { errorSummary, silentLogger, type JobLogger } from './logger.js';
+import {
+  AMQP_PRIORITY,
+  dicomUidSchema,
+  jobIdSchema,
+  jobPrioritySchema,
+  modelRefSchema,
+  seriesSetSchema,
+  timestampSchema,
+  type AnalysisRequested,
+  type JobEvent,
+} from './protocol.js';
+import { CONTROL_CANCEL_ROUTING_KEY, type Consumer, type Delivery, type JobTransport } from './transport.js';
+import { SIGNATURE_HEADER, verifyWebhook, type ReplayCache } from './webhooks.js';
+
+/** Input of {@link RequestAnalysis}. */
+export const requestAnalysisInputSchema = z.strictObject({
+  /** Default: a new UUID. */
+  jobId: jobIdSchema.optional(),
+  idempotencyKey: z.string().min(1).max(128),
+  patientRef: z.string(),
+  studyInstanceUid: dicomUidSchema,
+  series: seriesSetSchema,
+  model: modelRefSchema,
+  /** Default `routine`. */
+  priority: jobPrioritySchema.default('routine'),
+  requestedBy: z.string().min(1).max(128),
+  deadline: timestampSchema.optional(),
+  callbackUrl: z.string().optional(),
+});
+
+/** Input of {@link CancelAnalysis}. */
+export const cancelAnalysisInputSchema = z.strictObject({
+  jobId: jobIdSchema,
+  cancelledBy: z.string().min(1).max(128),
+  reason: z.string().max(500).optional(),
+});
+
+/** Input of {@link GetAnalysis}. */
+export const getAnalysisInputSchema = z.strictObject({ jobId: jobIdSchema });
+
+/** Thrown when a command names a job the store does not have. */
+export class JobNotFoundError extends CdssError {
+  readonly jobId: string;
+  /** @param jobId - the missing job */
+  constructor(jobId: string) {
+    super(`no job ${jobId}`, { code: 'JOB_NOT_FOUND' });
+    this.jobId = jobId;
+  }
+}
+
+/**
+ * Asks for an analysis: records the job (`queued`), then publishes the request and waits for the broker's
+ * confirm. The same `idempotencyKey` again returns the first job and publishes nothing new.
+ * Output: the job record.
+ */
+export class RequestAnalysis {
+  readonly name = 'RequestAnalysis';
+  static readonly inputSchema = requestAnalysisInputSchema;
+  readonly input: z.input<typeof requestAnalysisInputSchema>;
+  /** @param input - the request; validated by `send()` */
+  constructor(input: z.input<typeof requestAnalysisInputSchema>) {
+    this.input = input;
+  }
+  /** The input with identifiers masked, for logs. */
+  redact(): Record<string, unknown> {
+    return { ...this.input, patientRef: 'Patient/***', requestedBy: '***' };
+  }
+}
+
+/**
+ * Cancels a job: a queued job will not run; a running one is aborted by its worker. A job that already ended is
+ * returned unchanged. Output: the job record.
+ */
+export class CancelAnalysis {
+  readonly name = 'CancelAnalysis';
+  static readonly inputSchema = cancelAnalysisInputSchema;
+  readonly input: z.input<typeof cancelAnalysisInputSchema>;
+  /** @param input - which job, and who cancels */
+  constructor(input: z.input<typeof cancelAnalysisInputSchema>) {
+    this.input = input;
+  }
+  /** The input with identifiers masked, for logs. */
+  redact(): Record<string, unknown> {
+    return { jobId: this.input.jobId, cancelledBy: '***' };
+  }
+}
+
+/** Reads a job. Output: the job record. */
+export class GetAnalysis {
+  readonly name = 'GetAnalysis';
+  static readonly inputSchema = getAnalysisInputSchema;
+  readonly input: z.input<typeof getAnalysisInputSchema>;
+  /** @param input - which job */
+  constructor(input: z.input<typeof getAnalysisInputSchema>) {
+    this.input = input;
+  }
+  /** The input, for logs. */
+  redact(): Record<string, unknown> {
+    return { ...this.input };
+  }
+}
+
+/** Every command {@link JobClient.send} takes. */
+export type JobCommand = RequestAnalysis | CancelAnalysis | GetAnalysis;
+
+/** A change the client recorded, as its listeners see it (once per change, never for duplicates). */
+export interface JobChange {
+  job: JobRecord;
+  event: JobEvent;
+  /** The state change, when the state changed (progress within `running` has none). */
+  transition?: JobTransition;
+}
+
+/** Options of {@link JobClient}. */
+export interface JobClientOptions {
+  /** The transport (started by `start()`; closed by you). Required. */
+  transport: JobTransport;
+  /** The job store. Required. */
+  store: JobStore;
+  /** Events recorded concurrently (AMQP prefetch of the events queue). Default 32. */
+  prefetch?: number;
+  /** Secrets accepted on webhooks handed to {@link JobClient.handleWebhook}. */
+  webhookSecrets?: readonly string[];
+  /** Replay protection for webhooks. Default: none (pass one!). */
+  replayCache?: ReplayCache;
+  /** Default: silent. */
+  logger?: JobLogger;
+  /** ms since the epoch; default `Date.now`. */
+  now?: () => number;
+}
+
+/**
+ * The job client, for the server.
+ * @example
+ * ```ts
+ * const client = new JobClient({ transport, store });
+ * await client.start();
+ * const job = await client.send(new RequestAnalysis({ idempotencyKey, patientRef: 'Patient/42', ... }));
+ * client.subscribe(({ job }) => notifyDashboard(job));
+ * ```
+ */
+export class JobClient {
+  readonly #t: JobTransport;
+  readonly #store: JobStore;
+  readonly #prefetch: number;
+  readonly #log: JobLogger;
+  readonly #now: () => number;
+  readonly #listeners = new Set<(change: JobChange) => void>();
+  readonly #chains = new Map<string, Promise<unknown>>();
+  readonly #webhookSecrets: readonly string[];
+  readonly #replayCache: ReplayCache | undefined;
+  #events: Consumer | undefined;
+
+  /** @param options - see {@link JobClientOptions} */
+  constructor(options: JobClientOptions) {
+    this.#t = options.transport;
+    this.#store = options.store;
+    this.#prefetch = options.prefetch ?? 32;
+    this.#log = options.logger ?? silentLogger;
+    this.#now = options.now ?? Date.now;
+    this.#webhookSecrets = options.webhookSecrets ?? [];
+    this.#replayCache = options.replayCache;
+  }
+
+  /**
+   * Starts the transport, consumes the events queue, and publishes the requests of queued jobs that the broker
+   * never confirmed (a crash between recording and publishing: the store is the outbox).
+   * @returns how many requests were re-published
+   */
+  async start(): Promise<number> {
+    await this.#t.start();
+    this.#events = await this.#t.consumeEvents((d) => this.#onEvent(d), { prefetch: this.#prefetch });
+    let republished = 0;
+    for (const job of await this.#store.list({ states: ['queued'], unpublished: true })) {
+      await this.#publish(job.request);
+      republished++;
+    }
+    return republished;
+  }
+
+  /** Stops consuming events (in-flight ones finish) and waits for them. Does not close the transport or store. */
+  async stop(): Promise<void> {
+    await this.#events?.cancel();
+    await Promise.allSettled([...this.#chains.values()]);
+  }
+
+  /**
+   * Calls `listener` once for every change recorded (not for duplicates).
+   * @param listener - must not throw (errors are logged and swallowed)
+   * @returns unsubscribe
+   */
+  subscribe(listener: (change: JobChange) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /**
+   * Runs a command.
+   * @param command - {@link RequestAnalysis}, {@link CancelAnalysis} or {@link GetAnalysis}
+   * @returns the job record
+   * @throws {@link ValidationError} for invalid input (nothing changes), {@link JobNotFoundError}, transport errors
+   */
+  async send(command: JobCommand): Promise<JobRecord> {
+    switch (command.name) {
+      case 'RequestAnalysis':
+        return this.#request(command);
+      case 'CancelAnalysis':
+        return this.#cancel(command);
+      case 'GetAnalysis': {
+        const { jobId } = parse(getAnalysisInputSchema, command.input, 'invalid GetAnalysis input');
+        const job = await this.#store.get(jobId);
+        if (!job) throw new JobNotFoundError(jobId);
+        return job;
+      }
+    }
+  }
+
+  async #request(command: RequestAnalysis): Promise<JobRecord> {
+    const input = parse(requestAnalysisInputSchema, command.input, 'invalid RequestAnalysis input');
+    const existing = await this.#store.findByIdempotencyKey(input.idempotencyKey);
+    if (existing) return existing.publishedAt === null ? this.#publish(existing.request) : existing;
+    const now = this.#now();
+    const message = createMessage(
+      {
+        type: 'analysis.requested',
+        jobId: input.jobId ?? randomUUID(),
+        idempotencyKey: input.idempotencyKey,
+        patientRef: input.patientRef,
+        studyInstanceUid: input.studyInstanceUid,
+        series: input.series,
+        model: input.model,
+        priority: input.priority,
+        requestedBy: input.requestedBy,
+        createdAt: new Date(now).toISOString(),
+        ...(input.deadline === undefined ? {} : { deadline: input.deadline }),
+        ...(input.callbackUrl === undefined ? {} : { callbackUrl: input.callbackUrl }),
+      },
+      now,
+    );
+    const { job, created } = await this.#store.create(message);
+    if (!created && job.publishedAt !== null) return job;
+    return this.#publish(job.request);
+  }
+
+  async #publish(request: AnalysisRequested): Promise<JobRecord> {
+    await this.#t.publishRequest({
+      body: encodeMessage(request),
+      messageId: request.messageId,
+      type: request.type,
+      correlationId: request.jobId,
+      priority: AMQP_PRIORITY[request.priority],
+    });
+    await this.#store.markPublished(request.jobId, new Date(this.#now()).toISOString());
+    const job = await this.#store.get(request.jobId);
+    if (!job) throw new JobNotFoundError(request.jobId);
+    return job;
+  }
+
+  async #cancel(command: CancelAnalysis): Promise<JobRecord> {
+    const input = parse(cancelAnalysisInputSchema, command.input, 'invalid CancelAnalysis input');
+    const job = await this.#store.get(input.jobId);
+    if (!job) throw new JobNotFoundError(input.jobId);
+    if (TERMINAL_STATES.has(job.state)) return job;
+    const message = createMessage(
+      { type: 'analysis.cancelled', jobId: input.jobId, cancelledBy: input.cancelledBy, ...(input.reason === undefined ? {} : { reason: input.reason }) },
+      this.#now(),
+    );
+    const result = await this.#serial(input.jobId, () => this.#store.apply(message));
+    if (result.outcome === 'applied') this.#notify(result, message);
+    // tell the workers: a running job is aborted; a queued one is skipped when it comes up
+    await this.#t.publishEvent(CONTROL_CANCEL_ROUTING_KEY, { body: encodeMessage(message), messageId: message.messageId, type: message.type, correlationId: message.jobId });
+    return result.job ?? job;
+  }
+
+  /**
+   * Re-publishes the requests of jobs that a worker took but stopped reporting on (no heartbeat for `staleMs`):
+   * the safety net for long jobs acknowledged early (see `JobWorkerOptions.ackTimeoutMs`) whose worker died.
+   * Run it periodically with `staleMs` a few heartbeat intervals long.
+   * @param options - `staleMs`: heartbeat age that counts as lost
+   * @returns the job ids re-published
+   */
+  async reap(options: { staleMs: number }): Promise<string[]> {
+    const before = new Date(this.#now() - options.staleMs).toISOString();
+    const stale = await this.#store.list({ states: ['accepted', 'running'], updatedBefore: before });
+    for (const job of stale) {
+      this.#log.warn({ jobId: job.jobId, state: job.state }, 'job heartbeat lost; re-publishing its request');
+      await this.#publish(job.request);
+    }
+    return stale.map((j) => j.jobId);
+  }
+
+  /**
+   * Records an event that arrived by webhook instead of the broker: verifies the signature first.
+   * @param rawBody - the request body, exactly as received
+   * @param headers - the request headers (lower-case names, as Node gives them)
+   * @returns what the store did
+   * @throws {@link WebhookVerificationError} for a forged, altered, stale or replayed webhook (nothing changes);
+   *   {@link ValidationError} for a body that is not a protocol event
+   */
+  async handleWebhook(rawBody: string | Uint8Array, headers: Readonly<Record<string, string | string[] | undefined>>): Promise<ApplyResult> {
+    if (this.#webhookSecrets.length === 0) throw new CdssError('no webhookSecrets configured', { code: 'WEBHOOK_SECRET' });
+    await verifyWebhook({
+      body: rawBody,
+      signature: headers[SIGNATURE_HEADER],
+      secrets: this.#webhookSecrets,
+      now: this.#now,
+      ...(this.#replayCache ? { replayCache: this.#replayCache } : {}),
+    });
+    const decoded = decodeMessage(rawBody);
+    if (!decoded.ok) throw decoded.error instanceof ValidationError ? decoded.error : new ValidationError('webhook body is not JSON', [{ path: '', message: decoded.detail, code: 'malformed' }]);
+    if (decoded.message.type === 'analysis.requested') throw new ValidationError('webhooks carry events, not requests', [{ path: 'type', message: 'unexpected type', code: 'invalid_value' }]);
+    return this.#record(decoded.message);
+  }
+
+  /** Runs `fn` after every earlier operation on the same job: events of one job are applied in arrival order. */
+  #serial<T>(jobId: string, fn: () => Promise<T>): Promise<T> {
+    const previous = this.#chains.get(jobId) ?? Promise.resolve();
+    const next = previous.then(fn, fn);
+    const tail = next.catch(() => {});
+    this.#chains.set(jobId, tail);
+    void tail.then(() => {
+      if (this.#chains.get(jobId) === tail) this.#chains.delete(jobId);
+    });
+    return next;
+  }
+
+  #notify(result: ApplyResult, event: JobEvent): void {
+    if (!result.job) return;
+    const change: JobChange = result.transition ? { job: result.job, event, transition: result.transition } : { job: result.job, event };
+    for (const listener of this.#listeners) {
+      try {
+        listener(change);
+      } catch (error) {
+        this.#log.error({ err: errorSummary(error) }, 'job change listener threw');
+      }
+    }
+  }
+
+  async #record(event: JobEvent): Promise<ApplyResult> {
+    const result = await this.#serial(event.jobId, () => this.#store.apply(event));
+    if (result.outcome === 'applied') this.#notify(result, event);
+    else if (result.outcome === 'refused' && result.job?.state === 'cancelled' && (event.type === 'analysis.accepted' || event.type === 'analysis.progress')) {
+      // a worker started a job cancelled while queued: tell it again so it stops
+      const cancel = createMessage({ type: 'analysis.cancelled', jobId: event.jobId, cancelledBy: result.job.cancellation?.cancelledBy ?? 'server', reason: 'cancelled while queued' }, this.#now());
+      await this.#t.publishEvent(CONTROL_CANCEL_ROUTING_KEY, { body: encodeMessage(cancel), messageId: cancel.messageId, type: cancel.type, correlationId: cancel.jobId });
+    } else {
+      this.#log.debug({ jobId: event.jobId, type: event.type, outcome: result.outcome }, 'event not applied');
+    }
+    return result;
+  }
+
+  async #onEvent(delivery: Delivery): Promise<void> {
+    const decoded = decodeMessage(delivery.body);
+    if (!decoded.ok) {
+      this.#log.warn({ messageId: delivery.messageId, reason: decoded.reason }, 'invalid event dead-lettered');
+      await delivery.deadLetter(decoded.reason, decoded.detail);
+      return;
+    }
+    if (decoded.message.type === 'analysis.requested') {
+      await delivery.deadLetter('unexpected-type', 'events queue got analysis.requested');
+      return;
+    }
+    try {
+      await this.#record(decoded.message);
+    } catch (error) {
+      // the store is down: keep the event (no ack), back off a little so we do not spin
+      this.#log.warn({ jobId: decoded.message.jobId, err: errorSummary(error) }, 'recording an event failed; handing it back');
+      await new Promise((r) => setTimeout(r, 500));
+      await delivery.requeue();
+      return;
+    }
+    await delivery.ack();
+  }
+}
+
+function parse<S extends z.ZodType>(schema: S, input: unknown, message: string): z.output<S> {
+  const result = schema.safeParse(input);
+  if (!result.success) throw ValidationError.fromZod(result.error, message);
+  return result.data;
+}

@@ -1,0 +1,96 @@
+/**
+ * Encoding and decoding of protocol messages: JSON bodies, validated with the zod schemas on the way in.
+ * @packageDocumentation
+ */
+import { randomUUID } from 'node:crypto';
+import { z } from 'zod';
+import { ValidationError } from '@cdss/core';
+import {
+  PROTOCOL_NAME,
+  PROTOCOL_VERSION,
+  jobMessageSchema,
+  type JobMessage,
+} from './protocol.js';
+
+/** Why a body was not accepted as a protocol message; also the dead-letter reason header's value. */
+export type DecodeFailureReason = 'malformed' | 'unsupported-version' | 'schema-invalid';
+
+/** The outcome of {@link decodeMessage}. */
+export type DecodeResult =
+  | { ok: true; message: JobMessage }
+  | { ok: false; reason: DecodeFailureReason; detail: string; error: ValidationError | SyntaxError };
+
+/**
+ * Decodes and validates a message body. Never throws: poison messages must not stop a consumer.
+ * @param body - the raw bytes (UTF-8 JSON)
+ * @returns the message, or why it is not one (with a PHI-free detail: paths and codes, never values)
+ */
+export function decodeMessage(body: Uint8Array | string): DecodeResult {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(typeof body === 'string' ? body : Buffer.from(body).toString('utf8'));
+  } catch (error) {
+    const err = error instanceof SyntaxError ? error : new SyntaxError(String(error));
+    return { ok: false, reason: 'malformed', detail: `not JSON: ${err.message.slice(0, 200)}`, error: err };
+  }
+  if (typeof parsed === 'object' && parsed !== null && 'version' in parsed) {
+    const { protocol, version } = parsed as { protocol?: unknown; version?: unknown };
+    if (protocol === PROTOCOL_NAME && version !== PROTOCOL_VERSION) {
+      const error = new ValidationError(`unsupported protocol version ${JSON.stringify(version)}`, [
+        { path: 'version', message: `expected ${PROTOCOL_VERSION}`, code: 'invalid_value' },
+      ]);
+      return { ok: false, reason: 'unsupported-version', detail: error.message, error };
+    }
+  }
+  const result = jobMessageSchema.safeParse(parsed);
+  if (!result.success) {
+    const error = ValidationError.fromZod(result.error, 'message does not match the protocol');
+    const detail = result.error.issues
+      .slice(0, 5)
+      .map((i) => `${i.path.join('.') || '(root)'}: ${i.code}`)
+      .join('; ');
+    return { ok: false, reason: 'schema-invalid', detail, error };
+  }
+  return { ok: true, message: result.data };
+}
+
+/**
+ * Validates and encodes a message as UTF-8 JSON.
+ * @param message - the message
+ * @returns the body bytes
+ * @throws {@link ValidationError} when the message does not match the protocol (nothing is sent)
+ */
+export function encodeMessage(message: JobMessage): Buffer {
+  const result = jobMessageSchema.safeParse(message);
+  if (!result.success) throw ValidationError.fromZod(result.error, `invalid ${message.type} message`);
+  return Buffer.from(JSON.stringify(result.data), 'utf8');
+}
+
+/** The fields {@link createMessage} fills in. */
+type EnvelopeFields = 'protocol' | 'version' | 'messageId' | 'sentAt';
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+/** A protocol message without the envelope fields that {@link createMessage} fills in (`messageId`, `sentAt` optional). */
+export type MessageInput = DistributiveOmit<JobMessage, EnvelopeFields> & Partial<Pick<JobMessage, 'messageId' | 'sentAt'>>;
+
+/**
+ * Builds a protocol message: fills in `protocol`, `version`, a fresh `messageId` and `sentAt`, then validates it.
+ * @param input - the message without its envelope
+ * @param now - the clock's time in ms (for `sentAt`)
+ * @returns the validated message
+ * @throws {@link ValidationError} when the result is not a valid message
+ */
+export function createMessage<M extends MessageInput>(input: M, now: number = Date.now()): Extract<JobMessage, { type: M['type'] }> {
+  const candidate = {
+    protocol: PROTOCOL_NAME,
+    version: PROTOCOL_VERSION,
+    messageId: randomUUID(),
+    sentAt: new Date(now).toISOString(),
+    ...input,
+  };
+  const result = jobMessageSchema.safeParse(candidate);
+  if (!result.success) throw ValidationError.fromZod(result.error, `invalid ${input.type} message`);
+  return result.data as Extract<JobMessage, { type: M['type'] }>;
+}
+
+/** zod's JSON type: what `z.toJSONSchema` produces. */
+export type JsonSchema = ReturnType<typeof z.toJSONSchema>;

@@ -1,0 +1,241 @@
+/**
+ * The job state machine: queued → accepted → running → succeeded | failed | cancelled.
+ *
+ * Events arrive at least once and may be redelivered, so applying one is idempotent: an event that repeats or
+ * lags behind the job's state is a `duplicate` (nothing changes); an event that would leave a final state for a
+ * different one is `refused`. Forward jumps (queued → succeeded, when a worker's `accepted` was lost to a
+ * redelivery race) are allowed because every event carries the whole truth for its state.
+ * @packageDocumentation
+ */
+import { z } from 'zod';
+import { CdssError } from '@cdss/core';
+import {
+  analysisCancelledSchema,
+  analysisRequestedSchema,
+  analysisResultSchema,
+  failureReasonSchema,
+  jobStageSchema,
+  timestampSchema,
+  type JobEvent,
+} from './protocol.js';
+
+/** The states of a job. */
+export const jobStateSchema = z.enum(['queued', 'accepted', 'running', 'succeeded', 'failed', 'cancelled']);
+/** A job state. */
+export type JobState = z.infer<typeof jobStateSchema>;
+
+/** Final states: nothing leaves them. */
+export const TERMINAL_STATES: ReadonlySet<JobState> = new Set<JobState>(['succeeded', 'failed', 'cancelled']);
+
+const RANK: Record<JobState, number> = { queued: 0, accepted: 1, running: 2, succeeded: 3, failed: 3, cancelled: 3 };
+
+/** A job as the store keeps it. */
+export const jobRecordSchema = z.object({
+  jobId: z.uuid(),
+  idempotencyKey: z.string(),
+  state: jobStateSchema,
+  /** The request message, as published. */
+  request: analysisRequestedSchema,
+  createdAt: timestampSchema,
+  updatedAt: timestampSchema,
+  /** When the broker confirmed the request message; null until then (the store is the outbox). */
+  publishedAt: timestampSchema.nullable(),
+  /** The highest attempt number a worker reported. */
+  attempt: z.int().min(0),
+  workerId: z.string().nullable(),
+  progress: z.object({ stage: jobStageSchema, percent: z.number() }).nullable(),
+  result: analysisResultSchema.nullable(),
+  failure: z.object({ reason: failureReasonSchema, retryable: z.boolean(), detail: z.string() }).nullable(),
+  cancellation: analysisCancelledSchema.pick({ cancelledBy: true, reason: true }).nullable(),
+});
+/** A job as the store keeps it. */
+export type JobRecord = z.infer<typeof jobRecordSchema>;
+
+/** One state change in a job's history. */
+export interface JobTransition {
+  jobId: string;
+  from: JobState;
+  to: JobState;
+  /** The event's messageId. */
+  messageId: string;
+  at: string;
+}
+
+/** What applying an event did. */
+export type ApplyOutcome = 'applied' | 'duplicate' | 'refused' | 'unknown-job';
+
+/** The result of {@link JobStore.apply}. */
+export interface ApplyResult {
+  outcome: ApplyOutcome;
+  /** The job after the event (unchanged unless `applied`); absent for `unknown-job`. */
+  job?: JobRecord;
+  /** For `refused`: why. */
+  reason?: string;
+  /** For `applied`: the state change, if the state changed (progress within `running` changes none). */
+  transition?: JobTransition;
+}
+
+/** Thrown by {@link assertTransition} for an illegal state change. */
+export class IllegalTransitionError extends CdssError {
+  readonly from: JobState;
+  readonly to: JobState;
+  constructor(from: JobState, to: JobState) {
+    super(`illegal job transition ${from} → ${to}`, { code: 'ILLEGAL_TRANSITION' });
+    this.from = from;
+    this.to = to;
+  }
+}
+
+/**
+ * Whether `from → to` is a legal state change (progress within `running` is `running → running`).
+ * @param from - current state
+ * @param to - next state
+ * @returns true when legal
+ */
+export function canTransition(from: JobState, to: JobState): boolean {
+  if (TERMINAL_STATES.has(from)) return false;
+  if (from === 'running' && to === 'running') return true;
+  return RANK[to] > RANK[from];
+}
+
+/**
+ * Throws unless `from → to` is legal.
+ * @param from - current state
+ * @param to - next state
+ * @throws {@link IllegalTransitionError}
+ */
+export function assertTransition(from: JobState, to: JobState): void {
+  if (!canTransition(from, to)) throw new IllegalTransitionError(from, to);
+}
+
+/** The state an event moves a job to. */
+export function stateOfEvent(event: JobEvent): JobState {
+  switch (event.type) {
+    case 'analysis.accepted':
+      return 'accepted';
+    case 'analysis.progress':
+      return 'running';
+    case 'analysis.succeeded':
+      return 'succeeded';
+    case 'analysis.failed':
+      return 'failed';
+    case 'analysis.cancelled':
+      return 'cancelled';
+  }
+}
+
+/** What {@link decide} says to do with an event. */
+export type Decision =
+  | { outcome: 'applied'; next: JobRecord; transition?: JobTransition }
+  | { outcome: 'duplicate'; touch: boolean }
+  | { outcome: 'refused'; reason: string };
+
+/**
+ * The pure core of every store: given a job and an event, what changes. Shared by the memory and MySQL stores so
+ * both obey the same rules.
+ * @param job - the job now
+ * @param event - the event (already validated)
+ * @param now - the store's time, ISO 8601 (updatedAt; events carry the sender's clock, not ours)
+ * @returns the decision; `touch` on a duplicate heartbeat means "refresh updatedAt"
+ */
+export function decide(job: JobRecord, event: JobEvent, now: string): Decision {
+  const to = stateOfEvent(event);
+  const from = job.state;
+  const at = now;
+  if (TERMINAL_STATES.has(from)) {
+    if (from === to) return { outcome: 'duplicate', touch: false };
+    return { outcome: 'refused', reason: `job is ${from}; ${event.type} ignored` };
+  }
+  if (from === 'running' && to === 'running' && event.type === 'analysis.progress') {
+    const p = job.progress;
+    if (p && p.stage === event.stage && p.percent >= event.percent) return { outcome: 'duplicate', touch: true };
+    if (p && p.percent > event.percent) return { outcome: 'duplicate', touch: true };
+    return {
+      outcome: 'applied',
+      next: { ...job, updatedAt: at, progress: { stage: event.stage, percent: event.percent }, workerId: event.workerId },
+    };
+  }
+  if (!canTransition(from, to)) return { outcome: 'duplicate', touch: to === 'running' || to === 'accepted' };
+  const next: JobRecord = { ...job, state: to, updatedAt: at };
+  switch (event.type) {
+    case 'analysis.accepted':
+      next.workerId = event.workerId;
+      next.attempt = Math.max(job.attempt, event.attempt);
+      break;
+    case 'analysis.progress':
+      next.workerId = event.workerId;
+      next.progress = { stage: event.stage, percent: event.percent };
+      break;
+    case 'analysis.succeeded':
+      next.workerId = event.workerId;
+      next.result = event.result;
+      next.progress = job.progress ? { ...job.progress, percent: 100 } : null;
+      break;
+    case 'analysis.failed':
+      next.workerId = event.workerId ?? job.workerId;
+      next.failure = { reason: event.reason, retryable: event.retryable, detail: event.detail };
+      break;
+    case 'analysis.cancelled':
+      next.cancellation = event.reason === undefined ? { cancelledBy: event.cancelledBy } : { cancelledBy: event.cancelledBy, reason: event.reason };
+      break;
+  }
+  return { outcome: 'applied', next, transition: { jobId: job.jobId, from, to, messageId: event.messageId, at } };
+}
+
+/** Filters for {@link JobStore.list}. */
+export interface JobQuery {
+  /** Only jobs in these states. */
+  states?: readonly JobState[];
+  /** Only jobs whose request the broker has not confirmed yet (the outbox). */
+  unpublished?: boolean;
+  /** Only jobs last updated before this time (stale heartbeats). */
+  updatedBefore?: string;
+  /** At most this many (default 1000). */
+  limit?: number;
+}
+
+/**
+ * Where jobs live. Every implementation applies events through {@link decide}, atomically per job, so duplicate
+ * deliveries and duplicate results are applied once.
+ */
+export interface JobStore {
+  /**
+   * Records a new job in state `queued`. The same `jobId` or `idempotencyKey` again returns the existing job.
+   * @param request - the validated request message
+   * @returns the job, and whether this call created it
+   */
+  create(request: z.infer<typeof analysisRequestedSchema>): Promise<{ job: JobRecord; created: boolean }>;
+  /** The job, or undefined. */
+  get(jobId: string): Promise<JobRecord | undefined>;
+  /** The job with this idempotency key, or undefined. */
+  findByIdempotencyKey(key: string): Promise<JobRecord | undefined>;
+  /** Applies an event (idempotently). */
+  apply(event: JobEvent): Promise<ApplyResult>;
+  /** Records that the broker confirmed the job's request message. */
+  markPublished(jobId: string, at: string): Promise<void>;
+  /** Jobs matching the query, oldest first. */
+  list(query?: JobQuery): Promise<JobRecord[]>;
+  /** The job's state changes, oldest first. */
+  history(jobId: string): Promise<JobTransition[]>;
+  /** Releases connections (the memory store has none). */
+  close(): Promise<void>;
+}
+
+/** Builds the `queued` record of a new request. */
+export function newJobRecord(request: z.infer<typeof analysisRequestedSchema>, now: string): JobRecord {
+  return {
+    jobId: request.jobId,
+    idempotencyKey: request.idempotencyKey,
+    state: 'queued',
+    request,
+    createdAt: now,
+    updatedAt: now,
+    publishedAt: null,
+    attempt: 0,
+    workerId: null,
+    progress: null,
+    result: null,
+    failure: null,
+    cancellation: null,
+  };
+}

@@ -1,0 +1,124 @@
+/**
+ * The in-memory job store: for the sandbox, for tests, and as the reference the MySQL store is held to.
+ * @packageDocumentation
+ */
+import { jobEventSchema, analysisRequestedSchema, type AnalysisRequested, type JobEvent } from './protocol.js';
+import { ValidationError } from '@cdss/core';
+import {
+  decide,
+  newJobRecord,
+  type ApplyResult,
+  type JobQuery,
+  type JobRecord,
+  type JobStore,
+  type JobTransition,
+} from './job-state.js';
+
+/** Options of {@link MemoryJobStore}. */
+export interface MemoryJobStoreOptions {
+  /** Milliseconds since the epoch; default `Date.now`. */
+  now?: () => number;
+}
+
+function clone<T>(value: T): T {
+  return structuredClone(value);
+}
+
+/**
+ * A {@link JobStore} in a `Map`. Operations are synchronous underneath, so each is atomic.
+ * @example
+ * ```ts
+ * const store = new MemoryJobStore();
+ * ```
+ */
+export class MemoryJobStore implements JobStore {
+  readonly #jobs = new Map<string, JobRecord>();
+  readonly #byKey = new Map<string, string>();
+  readonly #history = new Map<string, JobTransition[]>();
+  readonly #now: () => number;
+
+  /** @param options - see {@link MemoryJobStoreOptions} */
+  constructor(options: MemoryJobStoreOptions = {}) {
+    this.#now = options.now ?? Date.now;
+  }
+
+  #iso(): string {
+    return new Date(this.#now()).toISOString();
+  }
+
+  /** {@inheritDoc JobStore.create} */
+  async create(request: AnalysisRequested): Promise<{ job: JobRecord; created: boolean }> {
+    const parsed = analysisRequestedSchema.safeParse(request);
+    if (!parsed.success) throw ValidationError.fromZod(parsed.error, 'invalid analysis request');
+    const existingId = this.#byKey.get(parsed.data.idempotencyKey) ?? (this.#jobs.has(parsed.data.jobId) ? parsed.data.jobId : undefined);
+    const existing = existingId === undefined ? undefined : this.#jobs.get(existingId);
+    if (existing) return { job: clone(existing), created: false };
+    const job = newJobRecord(parsed.data, this.#iso());
+    this.#jobs.set(job.jobId, job);
+    this.#byKey.set(job.idempotencyKey, job.jobId);
+    this.#history.set(job.jobId, []);
+    return { job: clone(job), created: true };
+  }
+
+  /** {@inheritDoc JobStore.get} */
+  async get(jobId: string): Promise<JobRecord | undefined> {
+    const job = this.#jobs.get(jobId);
+    return job && clone(job);
+  }
+
+  /** {@inheritDoc JobStore.findByIdempotencyKey} */
+  async findByIdempotencyKey(key: string): Promise<JobRecord | undefined> {
+    const id = this.#byKey.get(key);
+    return id === undefined ? undefined : this.get(id);
+  }
+
+  /** {@inheritDoc JobStore.apply} */
+  async apply(event: JobEvent): Promise<ApplyResult> {
+    const parsed = jobEventSchema.safeParse(event);
+    if (!parsed.success) throw ValidationError.fromZod(parsed.error, 'invalid job event');
+    const job = this.#jobs.get(parsed.data.jobId);
+    if (!job) return { outcome: 'unknown-job' };
+    const now = this.#iso();
+    const decision = decide(job, parsed.data, now);
+    switch (decision.outcome) {
+      case 'duplicate':
+        if (decision.touch) job.updatedAt = now;
+        return { outcome: 'duplicate', job: clone(job) };
+      case 'refused':
+        return { outcome: 'refused', job: clone(job), reason: decision.reason };
+      case 'applied':
+        this.#jobs.set(job.jobId, decision.next);
+        if (decision.transition) this.#history.get(job.jobId)?.push(decision.transition);
+        return decision.transition
+          ? { outcome: 'applied', job: clone(decision.next), transition: { ...decision.transition } }
+          : { outcome: 'applied', job: clone(decision.next) };
+    }
+  }
+
+  /** {@inheritDoc JobStore.markPublished} */
+  async markPublished(jobId: string, at: string): Promise<void> {
+    const job = this.#jobs.get(jobId);
+    if (job && job.publishedAt === null) job.publishedAt = at;
+  }
+
+  /** {@inheritDoc JobStore.list} */
+  async list(query: JobQuery = {}): Promise<JobRecord[]> {
+    const out: JobRecord[] = [];
+    for (const job of this.#jobs.values()) {
+      if (query.states && !query.states.includes(job.state)) continue;
+      if (query.unpublished && job.publishedAt !== null) continue;
+      if (query.updatedBefore !== undefined && !(Date.parse(job.updatedAt) < Date.parse(query.updatedBefore))) continue;
+      out.push(clone(job));
+    }
+    out.sort((a, b) => Date.parse(a.createdAt) - Date.parse(b.createdAt));
+    return out.slice(0, query.limit ?? 1000);
+  }
+
+  /** {@inheritDoc JobStore.history} */
+  async history(jobId: string): Promise<JobTransition[]> {
+    return clone(this.#history.get(jobId) ?? []);
+  }
+
+  /** {@inheritDoc JobStore.close} */
+  async close(): Promise<void> {}
+}

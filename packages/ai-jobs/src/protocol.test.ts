@@ -1,0 +1,104 @@
+import { readFileSync, readdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { ValidationError } from '@cdss/core';
+import { createMessage, decodeMessage, encodeMessage } from './codec.js';
+import { protocolJsonSchemas } from './json-schema.js';
+import { failureReasonSchema, jobMessageSchema } from './protocol.js';
+
+const pkg = join(dirname(fileURLToPath(import.meta.url)), '..');
+const vectorSchema = z.strictObject({
+  description: z.string(),
+  valid: z.boolean(),
+  reason: z.enum(['malformed', 'unsupported-version', 'schema-invalid']).optional(),
+  message: z.unknown().optional(),
+  raw: z.string().optional(),
+});
+
+function vectors(kind: 'valid' | 'invalid'): [string, z.infer<typeof vectorSchema>][] {
+  const dir = join(pkg, 'test-vectors', 'v1', kind);
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.json'))
+    .map((f) => [f, vectorSchema.parse(JSON.parse(readFileSync(join(dir, f), 'utf8')))]);
+}
+
+describe('shared test vectors', () => {
+  const valid = vectors('valid');
+  const invalid = vectors('invalid');
+
+  it('cover every message type, valid and invalid', () => {
+    const types = new Set(valid.map(([, v]) => (v.message as { type: string }).type));
+    expect([...types].sort()).toEqual(jobMessageSchema.options.map((o) => o.shape.type.value).sort());
+    expect(invalid.length).toBeGreaterThanOrEqual(10);
+    expect(new Set(invalid.map(([, v]) => v.reason))).toEqual(new Set(['malformed', 'unsupported-version', 'schema-invalid']));
+  });
+
+  it.each(valid)('%s decodes and re-encodes unchanged', (_file, vector) => {
+    expect(vector.valid).toBe(true);
+    const decoded = decodeMessage(JSON.stringify(vector.message));
+    expect(decoded).toMatchObject({ ok: true });
+    if (!decoded.ok) return;
+    expect(decoded.message).toEqual(vector.message);
+    expect(JSON.parse(encodeMessage(decoded.message).toString('utf8'))).toEqual(vector.message);
+  });
+
+  it.each(invalid)('%s is refused with its reason', (_file, vector) => {
+    expect(vector.valid).toBe(false);
+    const body = vector.raw ?? JSON.stringify(vector.message);
+    const decoded = decodeMessage(Buffer.from(body));
+    expect(decoded.ok).toBe(false);
+    if (decoded.ok) return;
+    expect(decoded.reason).toBe(vector.reason);
+    expect(decoded.detail.length).toBeGreaterThan(0);
+  });
+
+  it('details name the failing path, never the value (no PHI in dead-letter headers)', () => {
+    const [, vector] = invalid.find(([f]) => f === 'patient-name-not-reference.json')!;
+    const decoded = decodeMessage(JSON.stringify(vector.message));
+    expect(decoded.ok).toBe(false);
+    if (decoded.ok) return;
+    expect(decoded.detail).toContain('patientRef');
+    expect(decoded.detail).not.toContain('Jane');
+  });
+});
+
+describe('JSON Schema files', () => {
+  it('the committed files are what the generator writes (run `pnpm --filter @cdss/ai-jobs gen:schema`)', () => {
+    const generated = protocolJsonSchemas();
+    const dir = join(pkg, 'schema', 'v1');
+    expect(readdirSync(dir).sort()).toEqual(Object.keys(generated).map((f) => f.replace('v1/', '')).sort());
+    for (const [file, schema] of Object.entries(generated)) {
+      const committed = readFileSync(join(pkg, 'schema', file), 'utf8');
+      expect(committed, file).toBe(`${JSON.stringify(schema, null, 2)}\n`);
+    }
+  });
+
+  it('lists the fixed failure reasons as an enum', () => {
+    const failed = protocolJsonSchemas()['v1/analysis.failed.schema.json'] as { properties: { reason: { enum: string[] } } };
+    expect(failed.properties.reason.enum).toEqual(failureReasonSchema.options);
+  });
+});
+
+describe('createMessage / encodeMessage', () => {
+  it('fills in the envelope', () => {
+    const msg = createMessage(
+      { type: 'analysis.progress', jobId: '0b6f3c2e-5d1a-4c8e-9f7a-2b3c4d5e6f70', workerId: 'w', stage: 'fetch', percent: 5 },
+      Date.UTC(2026, 10, 26),
+    );
+    expect(msg).toMatchObject({ protocol: 'cdss.ai-jobs', version: 1, sentAt: '2026-11-26T00:00:00.000Z' });
+    expect(msg.messageId).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  it('refuses an invalid message with a ValidationError naming the field', () => {
+    let error: unknown;
+    try {
+      createMessage({ type: 'analysis.progress', jobId: '0b6f3c2e-5d1a-4c8e-9f7a-2b3c4d5e6f70', workerId: 'w', stage: 'fetch', percent: 500 });
+    } catch (e) {
+      error = e;
+    }
+    expect(ValidationError.isInstance(error)).toBe(true);
+    expect((error as ValidationError).issues.map((i) => i.path)).toContain('percent');
+  });
+});
