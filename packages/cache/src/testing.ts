@@ -2,7 +2,17 @@
  * Test helpers of `@cdss/cache`: a metrics listener that counts, and a controllable fake upstream.
  * @packageDocumentation
  */
-import type { CacheMetricsListener, CacheTier, EvictionReason, RepairOutcome } from './types.js';
+import { CacheUnavailableError } from './errors.js';
+import type {
+  CacheEntry,
+  CacheMetricsListener,
+  CacheStore,
+  CacheTier,
+  EvictionReason,
+  JsonValue,
+  RepairOutcome,
+  SetTiming,
+} from './types.js';
 
 /** Counters kept by {@link createCountingMetrics}. */
 export interface MetricCounts {
@@ -95,5 +105,70 @@ export class FakeUpstream<T> {
   private async pause(): Promise<void> {
     if (this.delayMs > 0) await new Promise((resolve) => setTimeout(resolve, this.delayMs));
     else await Promise.resolve();
+  }
+}
+
+/**
+ * A {@link CacheStore} wrapper whose operations can be made to fail like an unreachable MariaDB
+ * (`CacheUnavailableError`), per operation, for unit tests of degradation paths. Fault tests use a real stopped
+ * server instead.
+ */
+export class SwitchableStore implements CacheStore {
+  /** Answers as L2. */
+  readonly tier = 'l2' as const;
+  /** Operations that currently fail. */
+  readonly failing = new Set<'get' | 'set' | 'delete' | 'sweep'>();
+  /** Calls received, failed ones included. */
+  calls = 0;
+
+  /** @param inner - the store that answers while not failing */
+  constructor(readonly inner: CacheStore) {}
+
+  /** Makes every operation fail (`true`) or succeed (`false`). */
+  set down(value: boolean) {
+    for (const op of ['get', 'set', 'delete', 'sweep'] as const) {
+      if (value) this.failing.add(op);
+      else this.failing.delete(op);
+    }
+  }
+
+  /** True while any operation fails. */
+  get down(): boolean {
+    return this.failing.size > 0;
+  }
+
+  /** {@inheritDoc CacheStore.get} */
+  async get(key: string): Promise<CacheEntry | undefined> {
+    this.guard('get');
+    const entry = await this.inner.get(key);
+    return entry && { ...entry, tier: 'l2' };
+  }
+
+  /** {@inheritDoc CacheStore.set} */
+  async set(key: string, value: JsonValue, timing: SetTiming): Promise<CacheEntry> {
+    this.guard('set');
+    return { ...(await this.inner.set(key, value, timing)), tier: 'l2' };
+  }
+
+  /** {@inheritDoc CacheStore.delete} */
+  delete(key: string): Promise<boolean> {
+    this.guard('delete');
+    return this.inner.delete(key);
+  }
+
+  /** {@inheritDoc CacheStore.sweep} */
+  sweep(): Promise<number> {
+    this.guard('sweep');
+    return this.inner.sweep();
+  }
+
+  /** {@inheritDoc CacheStore.close} */
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+
+  private guard(op: 'get' | 'set' | 'delete' | 'sweep'): void {
+    this.calls++;
+    if (this.failing.has(op)) throw new CacheUnavailableError('test', `${op} failed (switched off)`);
   }
 }

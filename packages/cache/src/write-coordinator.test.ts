@@ -1,0 +1,222 @@
+import { ValidationError } from '@cdss/core';
+import { requireService } from '@cdss/core/testing';
+import mysql from 'mysql2/promise';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { MemoryInvalidationHub } from './bus.js';
+import { Cache } from './cache.js';
+import { IdempotencyConflictError } from './errors.js';
+import { MySqlIdempotencyStore, type IdempotencyStore } from './idempotency.js';
+import { MemoryStore } from './memory-store.js';
+import { createCountingMetrics, FakeUpstream, SwitchableStore } from './testing.js';
+import { TieredStore } from './tiered-store.js';
+import { WriteCoordinator } from './write-coordinator.js';
+
+const mariadb = await requireService('mariadb');
+const RUN = `${process.pid}_${Date.now().toString(36)}`;
+
+const patientSchema = z.object({ id: z.string(), name: z.string() });
+type Patient = z.infer<typeof patientSchema>;
+
+function setup(idempotency?: IdempotencyStore) {
+  const { listener, counts } = createCountingMetrics();
+  const l2 = new SwitchableStore(new MemoryStore({ tier: 'l2' }));
+  const store = new TieredStore({ l1: new MemoryStore(), l2 });
+  const hub = new MemoryInvalidationHub();
+  const bus = hub.connect('writer');
+  const published: string[][] = [];
+  hub.connect('observer').subscribe((e) => {
+    if (e.kind === 'keys') published.push([...e.keys]);
+  });
+  const cache = new Cache({ store, bus, metrics: listener, ttlMs: 60_000, repair: { intervalMs: 5, baseDelayMs: 1 } });
+  const writes = new WriteCoordinator({ cache, idempotency, metrics: listener, pollIntervalMs: 5 });
+  const upstream = new FakeUpstream<Patient>();
+  const create = (p: Patient) => ({
+    upstream: () => upstream.write(p.id, p),
+    key: `patient:${p.id}`,
+    toCache: (r: Patient) => r,
+  });
+  return { cache, l2, store, writes, upstream, counts, published, create };
+}
+
+const tick = (ms = 0) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('WriteCoordinator: upstream first', () => {
+  it('writes the upstream first, then the cache, and invalidates other instances', async () => {
+    const { writes, upstream, cache, published, l2 } = setup();
+    const order: string[] = [];
+    const out = await writes.write({
+      upstream: async () => {
+        order.push(`upstream (cached before: ${String(await l2.inner.get('patient:1').then((e) => e !== undefined))})`);
+        return upstream.write('1', { id: '1', name: 'Ada' });
+      },
+      key: 'patient:1',
+      toCache: (p) => p,
+      invalidate: ['patients:list'],
+    });
+    order.push('returned');
+    expect(order).toEqual(['upstream (cached before: false)', 'returned']);
+    expect(out).toEqual({ result: { id: '1', name: 'Ada' }, replayed: false, cache: 'updated' });
+    expect((await l2.get('patient:1'))?.value).toEqual({ id: '1', name: 'Ada' });
+    expect(await cache.getOrLoad('patient:1', () => Promise.reject(new Error('not called')))).toMatchObject({ source: 'l1' });
+    await tick();
+    expect(published).toEqual([['patient:1'], ['patients:list']]);
+  });
+
+  it('writes nothing when the upstream fails: the error propagates and the cache keeps its old value', async () => {
+    const { writes, upstream, cache, l2, published, create } = setup();
+    await writes.write(create({ id: '2', name: 'Old' }));
+    await tick();
+    published.length = 0;
+    const before = await l2.get('patient:2');
+    upstream.failWith = new Error('OpenEMR 500');
+    await expect(writes.write(create({ id: '2', name: 'New' }))).rejects.toThrow('OpenEMR 500');
+    expect(await l2.get('patient:2')).toEqual(before);
+    expect(await cache.getOrLoad('patient:2', () => Promise.resolve({ id: '2', name: 'x' }))).toMatchObject({
+      value: { id: '2', name: 'Old' },
+      source: 'l1',
+    });
+    await tick();
+    expect(published).toEqual([]);
+  });
+
+  it('evicts the key when the cache update fails', async () => {
+    const { writes, l2, create } = setup();
+    await writes.write(create({ id: '3', name: 'Old' }));
+    l2.failing.add('set');
+    const out = await writes.write(create({ id: '3', name: 'New' }));
+    expect(out.cache).toBe('evicted');
+    l2.failing.clear();
+    expect(await l2.get('patient:3')).toBeUndefined();
+  });
+
+  it('schedules a repair when update and evict both fail; the background task evicts once the store is back', async () => {
+    const { writes, l2, cache, counts, create } = setup();
+    await writes.write(create({ id: '4', name: 'Old' }));
+    l2.failing.add('set');
+    l2.failing.add('delete');
+    const out = await writes.write(create({ id: '4', name: 'New' }));
+    expect(out).toMatchObject({ result: { name: 'New' }, cache: 'repair-scheduled' });
+    expect(cache.repairs.has('patient:4')).toBe(true);
+    // meanwhile reads bypass the (stale) L2 entry
+    expect(await cache.getOrLoad('patient:4', () => Promise.resolve({ id: '4', name: 'New' }))).toMatchObject({
+      value: { name: 'New' },
+      source: 'loader',
+    });
+    l2.failing.clear();
+    const deadline = Date.now() + 5_000;
+    while (cache.repairs.has('patient:4') && Date.now() < deadline) await tick(5);
+    expect(cache.repairs.has('patient:4')).toBe(false);
+    expect(await l2.get('patient:4')).toBeUndefined();
+    expect(counts.repairs.succeeded).toBe(1);
+    await cache.close();
+  });
+
+  it('evicts instead of updating when no toCache is given', async () => {
+    const { writes, upstream, l2, create } = setup();
+    await writes.write(create({ id: '5', name: 'Old' }));
+    const out = await writes.write({ upstream: () => upstream.write('5', { id: '5', name: 'New' }), key: 'patient:5' });
+    expect(out.cache).toBe('evicted');
+    expect(await l2.get('patient:5')).toBeUndefined();
+  });
+
+  it('rejects bad cache keys before calling the upstream', async () => {
+    const { writes, upstream } = setup();
+    await expect(writes.write({ upstream: () => upstream.write('x', { id: 'x', name: 'n' }), key: '' })).rejects.toBeInstanceOf(
+      ValidationError,
+    );
+    await expect(
+      writes.write({ upstream: () => upstream.write('x', { id: 'x', name: 'n' }), idempotencyKey: 'bad\nkey', resultSchema: patientSchema }),
+    ).rejects.toBeInstanceOf(ValidationError);
+    expect(upstream.writes).toBe(0);
+  });
+});
+
+describe('WriteCoordinator: idempotency keys (in memory)', () => {
+  it('replays the first answer to a retry without repeating the upstream write', async () => {
+    const { writes, upstream, create } = setup();
+    const req = { ...create({ id: '6', name: 'Ada' }), idempotencyKey: 'req-6', request: { name: 'Ada' }, resultSchema: patientSchema };
+    const first = await writes.write(req);
+    const retry = await writes.write(req);
+    expect(upstream.writes).toBe(1);
+    expect(first).toMatchObject({ replayed: false, cache: 'updated' });
+    expect(retry).toEqual({ result: first.result, replayed: true, cache: 'none' });
+  });
+
+  it('runs concurrent duplicates once: the second waits for and returns the first answer', async () => {
+    const { writes, upstream, create } = setup();
+    upstream.delayMs = 20;
+    const req = { ...create({ id: '7', name: 'Bo' }), idempotencyKey: 'req-7', resultSchema: patientSchema };
+    const outs = await Promise.all(Array.from({ length: 10 }, () => writes.write(req)));
+    expect(upstream.writes).toBe(1);
+    expect(outs.filter((o) => !o.replayed)).toHaveLength(1);
+    expect(new Set(outs.map((o) => JSON.stringify(o.result))).size).toBe(1);
+  });
+
+  it('lets a retry run again after the first attempt failed upstream', async () => {
+    const { writes, upstream, create } = setup();
+    const req = { ...create({ id: '8', name: 'Cy' }), idempotencyKey: 'req-8', resultSchema: patientSchema };
+    upstream.failWith = new Error('OpenEMR 503');
+    await expect(writes.write(req)).rejects.toThrow('503');
+    upstream.failWith = undefined;
+    expect(await writes.write(req)).toMatchObject({ replayed: false });
+    expect(upstream.writes).toBe(2);
+  });
+
+  it('refuses a reused key with a different request', async () => {
+    const { writes, upstream, create } = setup();
+    await writes.write({ ...create({ id: '9', name: 'A' }), idempotencyKey: 'req-9', request: { name: 'A' }, resultSchema: patientSchema });
+    await expect(
+      writes.write({ ...create({ id: '9', name: 'B' }), idempotencyKey: 'req-9', request: { name: 'B' }, resultSchema: patientSchema }),
+    ).rejects.toBeInstanceOf(IdempotencyConflictError);
+    expect(upstream.writes).toBe(1);
+  });
+
+  it('fingerprints requests canonically (key order does not matter)', async () => {
+    const { writes, upstream, create } = setup();
+    const base = { ...create({ id: '10', name: 'A' }), idempotencyKey: 'req-10', resultSchema: patientSchema };
+    await writes.write({ ...base, request: { a: 1, b: { c: 2, d: 3 } } });
+    expect(await writes.write({ ...base, request: { b: { d: 3, c: 2 }, a: 1 } })).toMatchObject({ replayed: true });
+    expect(upstream.writes).toBe(1);
+  });
+});
+
+describe.skipIf(!mariadb.available)('WriteCoordinator: idempotency keys in the real MariaDB', () => {
+  const table = `idem_writes_${RUN}`;
+  let admin: mysql.Pool;
+  beforeAll(() => {
+    admin = mysql.createPool({ uri: mariadb.url, connectionLimit: 1 });
+  });
+  afterAll(async () => {
+    await admin.query(`DROP TABLE IF EXISTS ${admin.escapeId(table)}`);
+    await admin.query('DELETE FROM cdss_cache_schema WHERE table_name = ?', [table]);
+    await admin.end();
+  });
+
+  it('two instances sharing the store: concurrent and retried duplicates make one upstream write', async () => {
+    const storeA = await MySqlIdempotencyStore.open({ url: mariadb.url, table, connectionLimit: 2 });
+    const storeB = await MySqlIdempotencyStore.open({ url: mariadb.url, table, connectionLimit: 2 });
+    const a = setup(storeA);
+    const b = setup(storeB);
+    const upstream = new FakeUpstream<Patient>();
+    upstream.delayMs = 50;
+    const req = {
+      upstream: () => upstream.write('11', { id: '11', name: 'Dee' }),
+      key: 'patient:11',
+      toCache: (p: Patient) => p,
+      idempotencyKey: `req-11-${RUN}`,
+      request: { name: 'Dee' },
+      resultSchema: patientSchema,
+    };
+    const [x, y] = await Promise.all([a.writes.write(req), b.writes.write(req)]);
+    expect(upstream.writes).toBe(1);
+    expect(x.result).toEqual(y.result);
+    expect([x.replayed, y.replayed].sort()).toEqual([false, true]);
+    // a later retry on a third instance, with a cold memory, replays from MySQL
+    const storeC = await MySqlIdempotencyStore.open({ url: mariadb.url, table, connectionLimit: 1 });
+    const c = setup(storeC);
+    expect(await c.writes.write(req)).toEqual({ result: { id: '11', name: 'Dee' }, replayed: true, cache: 'none' });
+    expect(upstream.writes).toBe(1);
+    await Promise.all([storeA.close(), storeB.close(), storeC.close()]);
+  });
+});
