@@ -3,11 +3,12 @@ import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { ValidationError } from '@cdss/core';
 import { createMessage, type MessageInput } from './codec.js';
+import type { JobEvent } from './protocol.js';
 import { IllegalTransitionError, assertTransition, type JobStore } from './job-state.js';
 import { sampleRequest, sampleResult } from './testing.js';
 
 export function jobStoreContract(name: string, open: () => Promise<JobStore>): void {
-  const event = (input: MessageInput) => createMessage(input);
+  const event = <M extends MessageInput>(input: M) => createMessage(input) as JobEvent;
   describe(`JobStore contract: ${name}`, () => {
     it('creates a queued job once per idempotency key and once per job id', async () => {
       const store = await open();

@@ -1,0 +1,14 @@
+import { MemoryBroker, MemoryTransport } from './memory-transport.js';
+import { transportContract } from './transport.contract.js';
+
+const brokers = new Map<string, MemoryBroker>();
+transportContract('MemoryTransport', {
+  create(prefix) {
+    let broker = brokers.get(prefix);
+    if (!broker) brokers.set(prefix, (broker = new MemoryBroker()));
+    return new MemoryTransport({ broker, prefix, retryDelaysMs: [50, 100] });
+  },
+  async cleanup(prefix) {
+    brokers.delete(prefix);
+  },
+});
