@@ -569,10 +569,12 @@ export class HttpTransport {
         await this.hooks.onResponse({ ...context, status: response.status, responseHeaders, durationMs });
       const ok =
         (response.status >= 200 && response.status < 300) || (options.acceptStatus?.(response.status) ?? false);
-      this.logger.debug(
-        { method: prepared.method, url: logUrl(prepared.url), status: response.status, attempt, durationMs },
-        'HTTP request',
-      );
+      if (this.logger !== noopLogger) {
+        this.logger.debug(
+          { method: prepared.method, url: logUrl(prepared.url), status: response.status, attempt, durationMs },
+          'HTTP request',
+        );
+      }
       if (!ok) {
         const raw =
           response.data instanceof Readable ? await readCapped(response.data, MAX_ERROR_BODY_BYTES) : response.data;
