@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ValidationError } from '@cdss/core';
 import { requireService } from '@cdss/core/testing';
 import { AmqpTransport } from './amqp-transport.js';
+import { jobsContract } from './jobs.contract.js';
 import { transportContract } from './transport.contract.js';
 
 const rabbit = await requireService('rabbitmq');
@@ -11,6 +12,16 @@ describe.skipIf(!rabbit.available)('AmqpTransport on the real RabbitMQ', () => {
     create: (prefix) => new AmqpTransport({ url: rabbit.url, prefix, retryDelaysMs: [50, 100] }),
     async cleanup(prefix) {
       const t = new AmqpTransport({ url: rabbit.url, prefix, retryDelaysMs: [50, 100] });
+      await t.start();
+      await t.deleteTopology();
+      await t.close();
+    },
+  });
+
+  jobsContract('AmqpTransport', {
+    create: (prefix) => new AmqpTransport({ url: rabbit.url, prefix, retryDelaysMs: [20, 40] }),
+    async cleanup(prefix) {
+      const t = new AmqpTransport({ url: rabbit.url, prefix, retryDelaysMs: [20, 40] });
       await t.start();
       await t.deleteTopology();
       await t.close();

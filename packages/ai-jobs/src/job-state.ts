@@ -155,6 +155,10 @@ export function decide(job: JobRecord, event: JobEvent, now: string): Decision {
       next: { ...job, updatedAt: at, progress: { stage: event.stage, percent: event.percent }, workerId: event.workerId },
     };
   }
+  if (event.type === 'analysis.accepted' && from !== 'queued' && event.attempt > job.attempt) {
+    // a retry (or a redelivery) of a job that had started: same state, a new attempt
+    return { outcome: 'applied', next: { ...job, updatedAt: at, attempt: event.attempt, workerId: event.workerId } };
+  }
   if (!canTransition(from, to)) return { outcome: 'duplicate', touch: to === 'running' || to === 'accepted' };
   const next: JobRecord = { ...job, state: to, updatedAt: at };
   switch (event.type) {
