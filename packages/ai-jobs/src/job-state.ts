@@ -144,6 +144,9 @@ export function decide(job: JobRecord, event: JobEvent, now: string): Decision {
   const at = now;
   if (TERMINAL_STATES.has(from)) {
     if (from === to) return { outcome: 'duplicate', touch: false };
+    // a late report of an earlier stage of a finished job is stale, not a conflict; but a worker still reporting
+    // on a cancelled job must be told to stop (the client re-sends the cancellation on `refused`)
+    if (!TERMINAL_STATES.has(to) && from !== 'cancelled') return { outcome: 'duplicate', touch: false };
     return { outcome: 'refused', reason: `job is ${from}; ${event.type} ignored` };
   }
   if (from === 'running' && to === 'running' && event.type === 'analysis.progress') {
