@@ -1,1 +1,45 @@
-export {};
+export { OrthancClient, JobFailedError, toUint8 } from './client.js';
+export type { OrthancClientOptions, TransferOptions, ResourceLevel, FindQuery, InstancesProgress, ChangesOptions } from './client.js';
+export { DicomWebClient, StowError } from './dicomweb.js';
+export type { QidoQuery, RetrieveOptions, StoreResult } from './dicomweb.js';
+export { parseMultipart, buildMultipart, multipartBoundary, MultipartError } from './multipart.js';
+export type { MultipartPart } from './multipart.js';
+export { mapLimit } from './pool.js';
+export { DICOM_TAGS, dicomString, dicomNumbers, dicomItems } from './dicom-json.js';
+export type { DicomKeyword } from './dicom-json.js';
+export { retrieveSeriesVolume, retrieveSeriesVolumeRest, retrieveStudyInput, retrieveSeg } from './volumes.js';
+export type { RetrieveVolumeOptions, RetrieveStudyInputOptions } from './volumes.js';
+export {
+  systemInfoSchema,
+  statisticsSchema,
+  patientSchema,
+  studySchema,
+  seriesSchema,
+  instanceSchema,
+  orderedSlicesSchema,
+  uploadResultSchema,
+  lookupResultSchema,
+  changeSchema,
+  changesPageSchema,
+  jobSchema,
+  jsonValueSchema,
+  dicomJsonDatasetSchema,
+  dicomJsonArraySchema,
+} from './schemas.js';
+export type {
+  SystemInfo,
+  Statistics,
+  OrthancPatient,
+  OrthancStudy,
+  OrthancSeries,
+  OrthancInstance,
+  OrderedSlices,
+  UploadResult,
+  LookupResult,
+  OrthancChange,
+  ChangesPage,
+  OrthancJob,
+  JsonValue,
+  DicomJsonAttribute,
+  DicomJsonDataset,
+} from './schemas.js';

@@ -1,0 +1,120 @@
+/**
+ * Series and studies from Orthanc as {@link Volume}s (via `@cdss/imaging`), and SEG storage.
+ * @packageDocumentation
+ */
+import {
+  readSeg,
+  selectStudySeries,
+  sliceFromPart10,
+  volumeFromSlices,
+  buildStudyInput,
+  DEFAULT_SELECTION_RULES,
+  type DicomSlice,
+  type SegReadResult,
+  type SelectionRules,
+  type SeriesCandidate,
+  type StudyInput,
+  type Volume,
+  type VolumeFromSlicesOptions,
+  type VolumeGeometry,
+} from '@cdss/imaging';
+import type { TransferProgress } from '@cdss/core';
+import type { DicomWebClient } from './dicomweb.js';
+import { dicomString } from './dicom-json.js';
+
+/** Options of {@link retrieveSeriesVolume}. */
+export interface RetrieveVolumeOptions extends VolumeFromSlicesOptions {
+  /** Cancels the download. */
+  signal?: AbortSignal;
+  /** Download progress. */
+  onProgress?: (progress: TransferProgress) => void;
+}
+
+/**
+ * Downloads a series over WADO-RS (one streamed multipart request) and builds its volume: slices are parsed
+ * as they arrive, sorted along the normal and checked for missing or uneven slices.
+ * @param dicomweb - the DICOMweb client
+ * @param studyInstanceUid - the study
+ * @param seriesInstanceUid - the series
+ * @param options - volume options, signal, progress
+ * @returns the volume
+ * @throws `DicomParseError` / `SeriesGeometryError` from `@cdss/imaging` for unreadable or irregular series
+ */
+export async function retrieveSeriesVolume(dicomweb: DicomWebClient, studyInstanceUid: string, seriesInstanceUid: string, options: RetrieveVolumeOptions = {}): Promise<Volume> {
+  const slices: DicomSlice[] = [];
+  let n = 0;
+  for await (const file of dicomweb.retrieveSeries(studyInstanceUid, seriesInstanceUid, { ...(options.signal ? { signal: options.signal } : {}), ...(options.onProgress ? { onProgress: options.onProgress } : {}) })) {
+    slices.push(sliceFromPart10(file, `instance ${n++} of series ${seriesInstanceUid}`));
+  }
+  return volumeFromSlices(slices, options);
+}
+
+/** Options of {@link retrieveStudyInput}. */
+export interface RetrieveStudyInputOptions extends RetrieveVolumeOptions {
+  /** Series selection rules; default {@link DEFAULT_SELECTION_RULES}. */
+  rules?: SelectionRules;
+}
+
+/**
+ * Finds the T1c, T1, T2 and FLAIR series of a study (QIDO-RS with the tags the rules look at), downloads the
+ * four in parallel and stacks them as the model's 4-channel input.
+ * @param dicomweb - the DICOMweb client
+ * @param studyInstanceUid - the study
+ * @param options - rules, signal, volume options
+ * @returns the channels and the series each came from
+ * @throws `StudySeriesError` naming the missing channels
+ */
+export async function retrieveStudyInput(dicomweb: DicomWebClient, studyInstanceUid: string, options: RetrieveStudyInputOptions = {}): Promise<StudyInput> {
+  const series = await dicomweb.searchForSeries(studyInstanceUid, {
+    includefield: ['SeriesDescription', 'Modality', '00180010', '00180082', '00180020', '00180024'],
+    ...(options.signal ? { signal: options.signal } : {}),
+  });
+  const candidates: SeriesCandidate[] = series.map((s) => ({
+    seriesInstanceUid: dicomString(s, 'SeriesInstanceUID') ?? '',
+    description: dicomString(s, 'SeriesDescription') ?? '',
+    modality: dicomString(s, 'Modality'),
+    tags: {
+      ContrastBolusAgent: dicomString(s, 'ContrastBolusAgent'),
+      InversionTime: dicomString(s, 'InversionTime'),
+      ScanningSequence: dicomString(s, 'ScanningSequence'),
+      SequenceName: dicomString(s, 'SequenceName'),
+    },
+  }));
+  const chosen = selectStudySeries(candidates, options.rules ?? DEFAULT_SELECTION_RULES);
+  const entries = await Promise.all(
+    (['t1c', 't1', 't2', 'flair'] as const).map(async (c) => {
+      const uid = chosen[c].seriesInstanceUid;
+      return [c, { volume: await retrieveSeriesVolume(dicomweb, studyInstanceUid, uid, options), seriesInstanceUid: uid }] as const;
+    }),
+  );
+  return buildStudyInput(Object.fromEntries(entries) as Parameters<typeof buildStudyInput>[0]);
+}
+
+/**
+ * Retrieves a SEG instance over WADO-RS and reads its label map onto a grid.
+ * @param dicomweb - the DICOMweb client
+ * @param studyInstanceUid - the study
+ * @param seriesInstanceUid - the SEG's series
+ * @param sopInstanceUid - the SEG instance
+ * @param grid - the source series' grid (e.g. its volume)
+ * @param options - signal
+ */
+export async function retrieveSeg(dicomweb: DicomWebClient, studyInstanceUid: string, seriesInstanceUid: string, sopInstanceUid: string, grid?: VolumeGeometry, options: { signal?: AbortSignal } = {}): Promise<SegReadResult> {
+  const file = await dicomweb.retrieveInstance(studyInstanceUid, seriesInstanceUid, sopInstanceUid, options);
+  return readSeg(file, grid ? { grid } : {});
+}
+
+/**
+ * Builds a series' volume over Orthanc's REST API: the instance files, `concurrency` at a time.
+ * Use it where DICOMweb is not enabled; WADO-RS ({@link retrieveSeriesVolume}) is one request and faster.
+ * @param orthanc - the client
+ * @param seriesId - Orthanc series ID
+ * @param options - volume options and signal
+ */
+export async function retrieveSeriesVolumeRest(orthanc: { getSeriesFiles(id: string, o: { signal?: AbortSignal }): Promise<Uint8Array[]> }, seriesId: string, options: RetrieveVolumeOptions = {}): Promise<Volume> {
+  const files = await orthanc.getSeriesFiles(seriesId, options.signal ? { signal: options.signal } : {});
+  return volumeFromSlices(
+    files.map((f, i) => sliceFromPart10(f, `instance ${i} of series ${seriesId}`)),
+    options,
+  );
+}
