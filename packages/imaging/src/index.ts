@@ -56,7 +56,7 @@ export {
   sha256File,
 } from './manifest.js';
 export type { ModelManifest, ModelManifestInput, LoadedManifest, MonaiBundleOptions } from './manifest.js';
-export { runSegmentation, stackChannels } from './segmentation.js';
+export { runSegmentation, stackChannels, volumesToInput, labelsToVolume } from './segmentation.js';
 export type {
   SegmentationInput,
   SegmentationOptions,

@@ -302,7 +302,7 @@ const NEUTRAL = new Set([
 ]);
 
 function bad(message: string, path: string): ValidationError {
-  return new ValidationError('Unsupported MONAI bundle', [{ path, message, code: 'unsupported' }]);
+  return new ValidationError(`Unsupported MONAI bundle (${message})`, [{ path, message, code: 'unsupported' }]);
 }
 
 function shortName(target: string): string {

@@ -23,6 +23,7 @@ import {
 } from './postprocess.js';
 import { SegmentationError, checkChannelFirst, requireInput } from './segmentation-errors.js';
 import { slidingWindowInference, type WindowPredictor } from './sliding-window.js';
+import { geometryOf, sameGrid, type Volume, type VolumeGeometry } from './volume.js';
 
 /** A multi-channel volume ready for the model: channel-first `[C, d0, d1, d2]`, C-order, float32. */
 export interface SegmentationInput {
@@ -230,4 +231,73 @@ export async function runSegmentation(
       notForClinicalUse: manifest.notForClinicalUse,
     },
   };
+}
+
+/**
+ * Builds the model input from one {@link Volume} per channel, in MONAI's axis convention.
+ *
+ * A `Volume` stores `i` fastest (`i + j·nx + k·nx·ny`). MONAI loads a NIfTI as a C-order `[i][j][k]` array
+ * (`k` fastest), and the BraTS bundle's window `240×240×160` is in that order. So the channels are transposed to
+ * `[C, nx, ny, nz]` C-order, with spacing `[sx, sy, sz]`. Values are converted to float32.
+ * Channel names match the manifest's case-insensitively (`t1c` fills `T1c`).
+ * @param manifest - gives the channel order
+ * @param volumes - one volume per channel name; all must share one grid
+ * @returns the input for {@link runSegmentation} / `SegmentationModel.segment`
+ * @throws {@link SegmentationError} `INVALID_INPUT` naming a missing channel or a channel on another grid
+ */
+export function volumesToInput(
+  manifest: Pick<ModelManifest, 'input'>,
+  volumes: Readonly<Record<string, Volume | undefined>>,
+): SegmentationInput {
+  const byName = new Map(Object.entries(volumes).map(([k, v]) => [k.toLowerCase(), v]));
+  const names = manifest.input.channels;
+  const missing = names.filter((n) => !byName.get(n.toLowerCase()));
+  requireInput(missing.length === 0, `missing input channel(s): ${missing.join(', ')} (the model needs ${names.join(', ')})`);
+  const vols = names.map((n) => byName.get(n.toLowerCase()) as Volume);
+  const first = vols[0] as Volume;
+  vols.forEach((v, c) => {
+    requireInput(
+      sameGrid(first, v),
+      `channel ${names[c]} is on another grid than ${names[0]} (dims ${v.dims.join('x')} vs ${first.dims.join('x')}, ` +
+        `spacing ${v.spacing.join('x')} vs ${first.spacing.join('x')}); co-register and resample first`,
+    );
+    requireInput(v.data.length === v.dims[0] * v.dims[1] * v.dims[2], `channel ${names[c]} has ${v.data.length} voxels for dims ${v.dims.join('x')}`);
+  });
+  const [nx, ny, nz] = first.dims;
+  const n = nx * ny * nz;
+  const data = new Float32Array(names.length * n);
+  vols.forEach((v, c) => {
+    const src = v.data;
+    const base = c * n;
+    for (let k = 0; k < nz; k++) {
+      for (let j = 0; j < ny; j++) {
+        let from = (k * ny + j) * nx;
+        let to = base + j * nz + k;
+        for (let i = 0; i < nx; i++, from++, to += ny * nz) data[to] = src[from] as number;
+      }
+    }
+  });
+  return { data, shape: [names.length, nx, ny, nz], spacingMm: [first.spacing[0], first.spacing[1], first.spacing[2]] };
+}
+
+/**
+ * Turns a result's label map (`[nx, ny, nz]` C-order, as {@link volumesToInput} lays it out) back into a
+ * {@link Volume} on the source grid (`i` fastest), e.g. to write a DICOM SEG.
+ * @param labels - the result's labels
+ * @param geometry - the grid of the input volumes
+ * @returns a `Uint8Array` volume with BraTS labels
+ * @throws {@link SegmentationError} `INVALID_INPUT` when the sizes differ
+ */
+export function labelsToVolume(labels: Uint8Array, geometry: VolumeGeometry): Volume<Uint8Array> {
+  const [nx, ny, nz] = geometry.dims;
+  requireInput(labels.length === nx * ny * nz, `labels have ${labels.length} voxels; the grid has ${nx}x${ny}x${nz}`);
+  const out = new Uint8Array(labels.length);
+  for (let i = 0; i < nx; i++) {
+    for (let j = 0; j < ny; j++) {
+      let from = (i * ny + j) * nz;
+      let to = j * nx + i;
+      for (let k = 0; k < nz; k++, from++, to += nx * ny) out[to] = labels[from] as number;
+    }
+  }
+  return { ...geometryOf(geometry), data: out };
 }
