@@ -135,7 +135,7 @@ export interface Harness {
  * @param env - extra environment for the config
  */
 export async function startHarness(
-  buildRoutes: (shared: { auditor: Auditor; bus: EventBus; fhir: FhirSync }) => AnyRoute[],
+  buildRoutes: (shared: { auditor: Auditor; bus: EventBus; fhir: FhirSync; metrics: ServerMetrics }) => AnyRoute[],
   env: Record<string, string> = {},
   webhook: (req: Request) => Promise<void> = async () => {
     throw new ApiError(401, 'login', 'unsigned');
@@ -154,7 +154,7 @@ export async function startHarness(
     metrics,
     verifier: issuer.verifier,
     bus,
-    routes: buildRoutes({ auditor, bus, fhir }),
+    routes: buildRoutes({ auditor, bus, fhir, metrics }),
     readiness: [],
     verifyWebhook: webhook,
     version: 'test',

@@ -102,42 +102,49 @@ export function attachWebSocket(options: WebSocketOptions): WebSocketHub {
       connections.delete(connection);
       metrics.wsConnections.dec();
     });
+    // Messages are handled one after another, so a client may send `subscribe` right behind `auth`.
+    let queue = Promise.resolve();
     socket.on('message', (raw) => {
-      let message: z.infer<typeof clientMessageSchema>;
-      try {
-        message = clientMessageSchema.parse(JSON.parse(raw.toString()));
-      } catch {
-        send(socket, { type: 'error', message: 'invalid message' });
-        return;
-      }
-      if (message.type === 'auth') {
-        verifier.verify(message.token).then(
-          (principal) => {
-            connection.principal = principal;
-            clearTimeout(authTimer);
-            send(socket, { type: 'ready', user: { id: principal.id, name: principal.name, roles: principal.roles } });
-          },
-          () => socket.close(WS_CLOSE.policyViolation, 'invalid token'),
-        );
-        return;
-      }
-      if (!connection.principal) {
-        socket.close(WS_CLOSE.policyViolation, 'authenticate first');
-        return;
-      }
-      if (message.type === 'ping') send(socket, { type: 'pong' });
-      else if (message.type === 'unsubscribe') connection.topics.delete(message.topic);
-      else {
-        const needed = message.topic.startsWith('patient:') ? 'patient:read' : 'analysis:read';
-        if (!isAllowed(connection.principal.roles, needed)) {
-          send(socket, { type: 'error', message: `not allowed to subscribe to ${message.topic.split(':')[0]}` });
-          return;
-        }
-        connection.topics.add(message.topic);
-        send(socket, { type: 'subscribed', topic: message.topic });
-      }
+      queue = queue.then(() => handleMessage(connection, raw.toString(), authTimer));
     });
   });
+
+  async function handleMessage(connection: Connection, raw: string, authTimer: NodeJS.Timeout): Promise<void> {
+    const socket = connection.socket;
+    let message: z.infer<typeof clientMessageSchema>;
+    try {
+      message = clientMessageSchema.parse(JSON.parse(raw));
+    } catch {
+      send(socket, { type: 'error', message: 'invalid message' });
+      return;
+    }
+    if (message.type === 'auth') {
+      try {
+        const principal = await verifier.verify(message.token);
+        connection.principal = principal;
+        clearTimeout(authTimer);
+        send(socket, { type: 'ready', user: { id: principal.id, name: principal.name, roles: principal.roles } });
+      } catch {
+        socket.close(WS_CLOSE.policyViolation, 'invalid token');
+      }
+      return;
+    }
+    if (!connection.principal) {
+      socket.close(WS_CLOSE.policyViolation, 'authenticate first');
+      return;
+    }
+    if (message.type === 'ping') send(socket, { type: 'pong' });
+    else if (message.type === 'unsubscribe') connection.topics.delete(message.topic);
+    else {
+      const needed = message.topic.startsWith('patient:') ? 'patient:read' : 'analysis:read';
+      if (!isAllowed(connection.principal.roles, needed)) {
+        send(socket, { type: 'error', message: `not allowed to subscribe to ${message.topic.split(':')[0]}` });
+        return;
+      }
+      connection.topics.add(message.topic);
+      send(socket, { type: 'subscribed', topic: message.topic });
+    }
+  }
 
   const unsubscribe = bus.subscribe((event) => {
     for (const connection of connections) {

@@ -6,6 +6,7 @@
  * slice k = origin + k·spacing[2]·normal, PixelSpacing = [row spacing (j), column spacing (i)].
  * @packageDocumentation
  */
+/// <reference path="./dcmjs.d.ts" />
 import { createHash } from 'node:crypto';
 import dcmjs from 'dcmjs';
 import { z } from 'zod';

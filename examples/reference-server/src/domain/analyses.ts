@@ -1,0 +1,366 @@
+/**
+ * AI analysis routes and the pipeline's server side: requests go through `@cdss/ai-jobs` (job recorded, then
+ * published with a broker confirm); progress and results come back as job events (queue or signed webhook), are
+ * recorded once, pushed to WebSocket subscribers, and turned into a preliminary FHIR DiagnosticReport that a
+ * radiologist then approves or rejects.
+ */
+import { randomUUID } from 'node:crypto';
+import { z } from 'zod';
+import type { Logger } from 'pino';
+import { CancelAnalysis, GetAnalysis, JobNotFoundError, RequestAnalysis, type JobChange, type JobClient, type JobRecord } from '@cdss/ai-jobs';
+import { selectStudySeries, StudySeriesError } from '@cdss/imaging';
+import type { Bundle } from 'fhir/r4.js';
+import {
+  analysisAcceptedSchema,
+  analysisListSchema,
+  analysisRequestSchema,
+  analysisSchema,
+  assessmentSchema,
+  fhirBundleSchema,
+  reviewRequestSchema,
+  type ApiAnalysis,
+  type ApiStudy,
+  type Assessment,
+} from '../api-schemas.js';
+import { ApiError, notFound } from '../http/errors.js';
+import { defineRoute, type AnyRoute } from '../http/route.js';
+import type { EventBus } from '../events.js';
+import type { ServerMetrics } from '../metrics.js';
+import type { Auditor } from './auditor.js';
+import type { FhirSync, ImagingArchive } from './ports.js';
+import type { ReviewRecord, ReviewStore } from './reviews.js';
+import { dicomUidSchema } from './studies.js';
+
+/** Turns results into FHIR and longitudinal assessments (over `@cdss/fhir-mapper`). */
+export interface ReportBuilder {
+  /** The transaction Bundle of a succeeded analysis, its DiagnosticReport status following the review. */
+  report(analysis: ApiAnalysis, study: ApiStudy | undefined): Bundle;
+  /** The RANO-style status over a patient's analyses (oldest first; the builder skips unsucceeded and rejected ones). */
+  assess(patientId: string, analyses: readonly ApiAnalysis[]): Assessment;
+}
+
+/** The model the server asks for. */
+export interface ModelChoice {
+  id: string;
+  version: string;
+}
+
+/** Dependencies of the analysis routes. */
+export interface AnalysisDeps {
+  jobs: JobClient;
+  /** Lists jobs (the job store); filtered by patient here. */
+  listJobs(): Promise<JobRecord[]>;
+  reviews: ReviewStore;
+  archive: ImagingArchive;
+  reports: ReportBuilder;
+  fhir: FhirSync;
+  bus: EventBus;
+  auditor: Auditor;
+  metrics: ServerMetrics;
+  models: readonly ModelChoice[];
+  logger: Logger;
+}
+
+const idParams = z.object({ id: z.uuid() });
+const PRIORITY = ['routine', 'routine', 'routine', 'routine', 'urgent', 'urgent', 'asap', 'asap', 'stat', 'stat'] as const;
+
+/** The whole tumour's largest diameter, when the worker reported one. */
+function diameterOf(job: JobRecord): number | undefined {
+  return (job.result as { largestDiameterMm?: number } | null)?.largestDiameterMm;
+}
+
+/**
+ * The API view of a job and its review.
+ * @param job - the job record
+ * @param review - its review, if any
+ */
+export function toApiAnalysis(job: JobRecord, review: ReviewRecord | undefined): ApiAnalysis {
+  const terminal = job.state === 'succeeded' || job.state === 'failed' || job.state === 'cancelled';
+  const volume = (region: string): number => job.result?.regions.find((r) => r.region === region)?.volumeMl ?? 0;
+  return {
+    id: job.jobId,
+    patientId: job.request.patientRef.slice('Patient/'.length),
+    studyUid: job.request.studyInstanceUid,
+    status: job.state,
+    ...(job.progress ? { stage: job.progress.stage, percent: job.progress.percent } : {}),
+    ...(job.state === 'succeeded' ? { percent: 100 } : {}),
+    requestedBy: job.request.requestedBy,
+    requestedAt: job.createdAt,
+    ...(terminal ? { finishedAt: job.updatedAt } : {}),
+    model: job.request.model,
+    ...(job.result
+      ? {
+          result: {
+            volumes: { enhancingTumor: volume('enhancing-tumour'), tumorCore: volume('tumour-core'), wholeTumor: volume('whole-tumour') },
+            segSeriesUid: job.result.segmentation.seriesInstanceUid,
+            ...(diameterOf(job) !== undefined ? { largestDiameterMm: diameterOf(job) } : {}),
+          },
+        }
+      : {}),
+    ...(job.failure ? { failure: { reason: job.failure.reason, detail: job.failure.detail } } : {}),
+    ...(job.state === 'succeeded' ? { review: review ?? { status: 'pending' } } : {}),
+  };
+}
+
+/**
+ * The analysis routes, and the listener that turns job changes into events, metrics and FHIR writes.
+ * @param deps - job client, stores, archive, report builder, FHIR sync, bus, auditor, metrics
+ * @returns the routes and `start()`, which subscribes to job changes (returns an unsubscribe)
+ */
+export function analysisFeature(deps: AnalysisDeps): { routes: AnyRoute[]; start(): () => void } {
+  const { jobs, reviews, archive, reports, fhir, bus, auditor, metrics } = deps;
+
+  async function view(jobId: string): Promise<ApiAnalysis> {
+    try {
+      const job = await jobs.send(new GetAnalysis({ jobId }));
+      return toApiAnalysis(job, await reviews.get(jobId));
+    } catch (error) {
+      if (error instanceof JobNotFoundError) throw notFound('Analysis');
+      throw error;
+    }
+  }
+
+  async function patientAnalyses(patientId: string): Promise<ApiAnalysis[]> {
+    const all = await deps.listJobs();
+    const mine = all
+      .filter((job) => job.request.patientRef === `Patient/${patientId}`)
+      .sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+    return Promise.all(mine.map(async (job) => toApiAnalysis(job, await reviews.get(job.jobId))));
+  }
+
+  async function publishReport(analysis: ApiAnalysis): Promise<void> {
+    const study = await archive.study(analysis.studyUid).catch(() => undefined);
+    await fhir.enqueue('analysis-report', reports.report(analysis, study));
+  }
+
+  async function onChange(change: JobChange): Promise<void> {
+    const analysis = toApiAnalysis(change.job, await reviews.get(change.job.jobId));
+    const base = { patientId: analysis.patientId, analysisId: analysis.id, time: new Date().toISOString() };
+    switch (change.event.type) {
+      case 'analysis.accepted':
+      case 'analysis.progress':
+        await bus.publish({ ...base, type: 'analysis.progress', data: { status: analysis.status, stage: analysis.stage, percent: analysis.percent ?? 0 } });
+        break;
+      case 'analysis.succeeded':
+        metrics.jobsFinished.inc({ status: 'succeeded' });
+        for (const [stage, ms] of Object.entries(change.event.result.timingsMs)) metrics.jobStageDuration.observe({ stage }, ms / 1000);
+        await publishReport(analysis);
+        await bus.publish({ ...base, type: 'analysis.completed', data: { status: analysis.status, percent: 100, volumes: analysis.result?.volumes } });
+        break;
+      case 'analysis.failed':
+      case 'analysis.cancelled':
+        metrics.jobsFinished.inc({ status: analysis.status });
+        await bus.publish({ ...base, type: 'analysis.failed', data: { status: analysis.status, reason: analysis.failure?.reason ?? 'cancelled' } });
+        break;
+    }
+  }
+
+  const routes: AnyRoute[] = [
+    defineRoute({
+      method: 'post',
+      path: '/api/studies/{studyUid}/analyses',
+      operationId: 'requestAnalysis',
+      summary: 'Ask the AI worker to segment a study (202 with the job id)',
+      tags: ['analyses'],
+      access: { permission: 'analysis:request' },
+      params: z.object({ studyUid: dicomUidSchema }),
+      body: analysisRequestSchema,
+      response: { status: 202, description: 'The analysis was queued', schema: analysisAcceptedSchema },
+      errors: [404, 409, 503],
+      handler: ({ params, body, principal, requestId, req }) =>
+        auditor.around({ principal, requestId, action: 'request', resource: `ImagingStudy/${params.studyUid}`, patientId: body.patientId }, async (audit) => {
+          const study = await archive.study(params.studyUid);
+          if (!study) throw notFound('Study');
+          if (study.patientId && study.patientId !== body.patientId) throw new ApiError(400, 'invalid', 'The study belongs to another patient', ['patientId']);
+          let series;
+          try {
+            series = selectStudySeries(study.series.map((s) => ({ seriesInstanceUid: s.uid, description: s.description ?? '', modality: s.modality })));
+          } catch (error) {
+            if (error instanceof StudySeriesError) throw new ApiError(409, 'business-rule', error.message);
+            throw error;
+          }
+          const model = deps.models.find((m) => m.id === (body.modelId ?? deps.models[0]?.id));
+          if (!model) throw new ApiError(400, 'invalid', `Unknown model ${body.modelId ?? ''}`.trim(), ['modelId']);
+          const key = req.header('idempotency-key');
+          const job = await jobs.send(
+            new RequestAnalysis({
+              idempotencyKey: key ? `${principal.id}:${key}`.slice(0, 128) : randomUUID(),
+              patientRef: `Patient/${body.patientId}`,
+              studyInstanceUid: params.studyUid,
+              series: { t1c: series.t1c.seriesInstanceUid, t1: series.t1.seriesInstanceUid, t2: series.t2.seriesInstanceUid, flair: series.flair.seriesInstanceUid },
+              model,
+              priority: PRIORITY[body.priority],
+              requestedBy: principal.id,
+            }),
+          );
+          audit.resource = `Analysis/${job.jobId}`;
+          return { status: 202, body: { id: job.jobId, status: job.state }, headers: { Location: `/api/analyses/${job.jobId}` } };
+        }),
+    }),
+    defineRoute({
+      method: 'get',
+      path: '/api/analyses',
+      operationId: 'listAnalyses',
+      summary: 'Analyses of a patient, or those waiting for review',
+      tags: ['analyses'],
+      access: { permission: 'analysis:read' },
+      query: z.strictObject({ patient: z.string().min(1).max(64).optional(), review: z.enum(['pending', 'approved', 'rejected']).optional() }),
+      response: { status: 200, description: 'The analyses, newest first', schema: analysisListSchema },
+      handler: ({ query, principal, requestId }) =>
+        auditor.around({ principal, requestId, action: 'search', resource: 'Analysis', ...(query.patient ? { patientId: query.patient } : {}) }, async () => {
+          let items: ApiAnalysis[];
+          if (query.patient) items = await patientAnalyses(query.patient);
+          else if (query.review) {
+            const all = await deps.listJobs();
+            items = await Promise.all(all.filter((j) => j.state === 'succeeded').map(async (job) => toApiAnalysis(job, await reviews.get(job.jobId))));
+          } else throw new ApiError(400, 'required', 'Give patient or review', ['patient']);
+          if (query.review) items = items.filter((a) => a.review?.status === query.review);
+          items.sort((a, b) => b.requestedAt.localeCompare(a.requestedAt));
+          return { body: { items } };
+        }),
+    }),
+    defineRoute({
+      method: 'get',
+      path: '/api/analyses/{id}',
+      operationId: 'getAnalysis',
+      summary: 'One analysis: status, progress, result, review',
+      tags: ['analyses'],
+      access: { permission: 'analysis:read' },
+      params: idParams,
+      response: { status: 200, description: 'The analysis', schema: analysisSchema },
+      errors: [404],
+      handler: ({ params, principal, requestId }) =>
+        auditor.around({ principal, requestId, action: 'read', resource: `Analysis/${params.id}` }, async (audit) => {
+          const analysis = await view(params.id);
+          audit.patientId = analysis.patientId;
+          return { body: analysis };
+        }),
+    }),
+    defineRoute({
+      method: 'post',
+      path: '/api/analyses/{id}/cancel',
+      operationId: 'cancelAnalysis',
+      summary: 'Cancel a queued or running analysis',
+      tags: ['analyses'],
+      access: { permission: 'analysis:cancel' },
+      params: idParams,
+      response: { status: 200, description: 'The analysis after cancellation', schema: analysisSchema },
+      errors: [404],
+      handler: ({ params, principal, requestId }) =>
+        auditor.around({ principal, requestId, action: 'cancel', resource: `Analysis/${params.id}` }, async (audit) => {
+          const before = await view(params.id);
+          audit.patientId = before.patientId;
+          const job = await jobs.send(new CancelAnalysis({ jobId: params.id, cancelledBy: principal.id }));
+          return { body: toApiAnalysis(job, await reviews.get(params.id)) };
+        }),
+    }),
+    defineRoute({
+      method: 'get',
+      path: '/api/analyses/{id}/report',
+      operationId: 'getAnalysisReport',
+      summary: 'The FHIR transaction Bundle of the result (DiagnosticReport, Observations, ImagingStudy)',
+      tags: ['analyses'],
+      access: { permission: 'analysis:read' },
+      params: idParams,
+      response: { status: 200, description: 'A FHIR Bundle', schema: fhirBundleSchema, contentType: 'application/fhir+json' },
+      errors: [404, 409],
+      handler: ({ params, principal, requestId }) =>
+        auditor.around({ principal, requestId, action: 'read', resource: `DiagnosticReport/${params.id}` }, async (audit) => {
+          const analysis = await view(params.id);
+          audit.patientId = analysis.patientId;
+          if (analysis.status !== 'succeeded') throw new ApiError(409, 'business-rule', `The analysis is ${analysis.status}; a report exists only for succeeded analyses`);
+          const study = await archive.study(analysis.studyUid).catch(() => undefined);
+          return { body: reports.report(analysis, study) as z.infer<typeof fhirBundleSchema> };
+        }),
+    }),
+    defineRoute({
+      method: 'post',
+      path: '/api/analyses/{id}/review',
+      operationId: 'reviewAnalysis',
+      summary: 'Approve (final) or reject (entered-in-error, with a comment) an AI result',
+      tags: ['analyses'],
+      access: { permission: 'analysis:review' },
+      params: idParams,
+      body: reviewRequestSchema,
+      response: { status: 200, description: 'The reviewed analysis', schema: analysisSchema },
+      errors: [404, 409],
+      handler: ({ params, body, principal, requestId }) =>
+        auditor.around({ principal, requestId, action: 'review', resource: `DiagnosticReport/${params.id}` }, async (audit) => {
+          const before = await view(params.id);
+          audit.patientId = before.patientId;
+          if (before.status !== 'succeeded') throw new ApiError(409, 'business-rule', `Only succeeded analyses can be reviewed; this one is ${before.status}`);
+          const decision = await reviews.decide({
+            jobId: params.id,
+            status: body.decision === 'approve' ? 'approved' : 'rejected',
+            reviewer: principal.id,
+            ...(body.comment ? { comment: body.comment } : {}),
+            reviewedAt: new Date().toISOString(),
+          });
+          if (!decision.changed) throw new ApiError(409, 'conflict', `Already ${decision.record.status}`);
+          const after = await view(params.id);
+          await publishReport(after);
+          if (after.review?.status === 'approved') {
+            const assessment = reports.assess(after.patientId, await patientAnalyses(after.patientId));
+            if (assessment.status === 'progression') {
+              await bus.publish({
+                type: 'patient.alert',
+                patientId: after.patientId,
+                analysisId: after.id,
+                data: { status: assessment.status, changePercent: assessment.changePercent },
+                time: new Date().toISOString(),
+              });
+            }
+          }
+          return { body: after };
+        }),
+    }),
+    defineRoute({
+      method: 'get',
+      path: '/api/patients/{id}/assessment',
+      operationId: 'getAssessment',
+      summary: 'The patient’s longitudinal RANO-style volumetric status',
+      tags: ['analyses'],
+      access: { permission: 'analysis:read' },
+      params: z.object({ id: z.string().min(1).max(64).regex(/^[\w-]+$/) }),
+      response: { status: 200, description: 'The assessment and the timeline of tumour volumes', schema: assessmentSchema },
+      handler: ({ params, principal, requestId }) =>
+        auditor.around({ principal, requestId, action: 'read', resource: `Patient/${params.id}/assessment`, patientId: params.id }, async () => ({
+          body: reports.assess(params.id, await patientAnalyses(params.id)),
+        })),
+    }),
+    defineRoute({
+      method: 'post',
+      path: '/api/webhooks/ai',
+      operationId: 'aiWebhook',
+      summary: 'Signed job events from AI workers (HMAC-SHA256, see @cdss/ai-jobs)',
+      tags: ['analyses'],
+      access: 'webhook-signature',
+      bodyContentType: 'application/json',
+      body: z.unknown(),
+      response: { status: 204, description: 'Recorded', schema: z.null() },
+      // The signature was checked and the event recorded by the job client before the handler runs (see compose.ts).
+      handler: async () => ({ status: 204, body: null }),
+    }),
+  ];
+
+  return {
+    routes,
+    start() {
+      const unsubscribe = jobs.subscribe((change) => {
+        onChange(change).catch((error: unknown) => deps.logger.error({ err: error, jobId: change.job.jobId }, 'could not process a job change'));
+      });
+      // Queue depth for the backlog alert: jobs not yet finished.
+      const refresh = async (): Promise<void> => {
+        const open = (await deps.listJobs()).filter((job) => job.state === 'queued' || job.state === 'accepted' || job.state === 'running');
+        metrics.jobsQueueDepth.set(open.length);
+      };
+      const timer = setInterval(() => void refresh().catch(() => undefined), 15_000);
+      timer.unref();
+      void refresh().catch(() => undefined);
+      return () => {
+        clearInterval(timer);
+        unsubscribe();
+      };
+    },
+  };
+}
