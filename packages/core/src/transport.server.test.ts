@@ -91,6 +91,23 @@ describe('HttpTransport on a real socket', () => {
     expect(hits).toBe(0);
   });
 
+  it('an abort while a token refresh is pending rejects at once, without sending', async () => {
+    handler = (_req, res) => res.end('{}');
+    let release: (() => void) | undefined;
+    const auth = {
+      authorize: () => new Promise<void>((resolve) => (release = resolve)),
+    };
+    const t = new HttpTransport({ baseUrl: base, auth });
+    const controller = new AbortController();
+    const pending = t.request({ method: 'GET', path: 'x', signal: controller.signal });
+    await new Promise((r) => setTimeout(r, 20));
+    controller.abort(new Error('gave up waiting for a token'));
+    await expect(pending).rejects.toThrow('gave up waiting for a token');
+    release?.();
+    await new Promise((r) => setTimeout(r, 20));
+    expect(hits).toBe(0);
+  });
+
   it('an abort during the backoff sleep stops at once, without another attempt', async () => {
     handler = (_req, res) => {
       res.statusCode = 503;

@@ -311,6 +311,26 @@ function sanitizeCause(error: unknown): Error {
   return clean;
 }
 
+/** Settles like `promise`, or rejects with the signal's reason as soon as it aborts. */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (signal === undefined) return promise;
+  if (signal.aborted) return Promise.reject(signal.reason as Error);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason as Error);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error as Error);
+      },
+    );
+  });
+}
+
 interface Prepared {
   method: HttpMethod;
   url: URL;
@@ -393,7 +413,8 @@ export class HttpTransport {
     const errors: unknown[] = [];
     let authRetried = false;
     for (let attempt = 1; ; attempt++) {
-      const headers = await this.buildHeaders(options, prepared);
+      // Auth may wait for a token refresh: the caller's abort must not wait for it.
+      const headers = await untilAborted(this.buildHeaders(options, prepared), signal);
       try {
         const response = await this.attempt(options, prepared, headers, attempt);
         return response;
@@ -408,7 +429,7 @@ export class HttpTransport {
         ) {
           authRetried = true;
           const req = { method: prepared.method, url: prepared.displayUrl, headers };
-          if (await this.auth.onUnauthorized(req)) {
+          if (await untilAborted(this.auth.onUnauthorized(req), signal)) {
             // The retry with fresh credentials does not count against the retry budget.
             attempt--;
             continue;
