@@ -7,6 +7,7 @@ import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { RetryError, TimeoutError, type HttpError } from './errors.js';
+import { systemClock } from './clock.js';
 import { createTestClock } from './testing/clock.js';
 import { HttpTransport } from './transport.js';
 
@@ -42,27 +43,47 @@ afterAll(async () => {
 /** A handler that never answers (until the test ends). */
 const hang: Handler = () => undefined;
 
+/** Waits until `predicate` holds (polling; bounded), so tests do not depend on how busy the machine is. */
+async function until(predicate: () => boolean): Promise<void> {
+  for (let i = 0; i < 2000 && !predicate(); i++) await new Promise((r) => setTimeout(r, 5));
+  if (!predicate()) throw new Error('condition not reached within 10 s');
+}
+
+/** Counts attempts on the client side (a request aborted before connecting never reaches the server). */
+function attemptCounter(): { count: () => number; hooks: { onRequest: () => void } } {
+  let n = 0;
+  return { count: () => n, hooks: { onRequest: () => void n++ } };
+}
+
 describe('HttpTransport on a real socket', () => {
   it('raises TimeoutError when no response arrives within timeoutMs', async () => {
     handler = hang;
-    const t = new HttpTransport({ baseUrl: base, retry: false });
+    const attempts = attemptCounter();
+    const t = new HttpTransport({ baseUrl: base, retry: false, hooks: attempts.hooks });
     const error = (await t
       .request({ method: 'GET', path: 'slow', timeoutMs: 100 })
       .catch((e: unknown) => e)) as TimeoutError;
     expect(TimeoutError.isInstance(error)).toBe(true);
     expect(error.timeoutMs).toBe(100);
     expect(error.message).toContain(`GET ${base}/slow`);
-    expect(hits).toBe(1);
+    expect(attempts.count()).toBe(1);
   });
 
   it('retries timeouts of idempotent requests, then raises RetryError of TimeoutErrors', async () => {
     handler = hang;
-    const t = new HttpTransport({ baseUrl: base, timeoutMs: 50, clock: createTestClock(), retry: { maxRetries: 1 } });
+    const attempts = attemptCounter();
+    const t = new HttpTransport({
+      baseUrl: base,
+      timeoutMs: 50,
+      clock: createTestClock(),
+      retry: { maxRetries: 1 },
+      hooks: attempts.hooks,
+    });
     const error = (await t.request({ method: 'GET', path: 'slow' }).catch((e: unknown) => e)) as RetryError;
     expect(RetryError.isInstance(error)).toBe(true);
     expect(error.errors).toHaveLength(2);
     expect(error.errors.every((e) => TimeoutError.isInstance(e))).toBe(true);
-    expect(hits).toBe(2);
+    expect(attempts.count()).toBe(2);
   });
 
   it("rethrows the caller's abort reason and never retries it", async () => {
@@ -73,7 +94,7 @@ describe('HttpTransport on a real socket', () => {
     const controller = new AbortController();
     const reason = new Error('user cancelled');
     const pending = t.request({ method: 'GET', path: 'slow', signal: controller.signal });
-    await new Promise((r) => setTimeout(r, 50));
+    await until(() => hits === 1);
     controller.abort(reason);
     await expect(pending).rejects.toBe(reason);
     await new Promise((r) => setTimeout(r, 50));
@@ -113,11 +134,19 @@ describe('HttpTransport on a real socket', () => {
       res.statusCode = 503;
       res.end();
     };
-    // The real clock: the first backoff is long, the abort lands inside it.
-    const t = new HttpTransport({ baseUrl: base, retry: { baseDelayMs: 60_000, random: () => 0.99 } });
+    // The real clock's sleep, noting when the (long) backoff has begun; the abort lands inside it.
+    let sleeping = false;
+    const clock = {
+      now: () => systemClock.now(),
+      sleep: (ms: number, signal?: AbortSignal) => {
+        sleeping = true;
+        return systemClock.sleep(ms, signal);
+      },
+    };
+    const t = new HttpTransport({ baseUrl: base, clock, retry: { baseDelayMs: 60_000, random: () => 0.99 } });
     const controller = new AbortController();
     const pending = t.request({ method: 'GET', path: 'x', signal: controller.signal });
-    await new Promise((r) => setTimeout(r, 100));
+    await until(() => sleeping);
     controller.abort(new Error('stop'));
     await expect(pending).rejects.toThrow('stop');
     expect(hits).toBe(1);
@@ -127,10 +156,10 @@ describe('HttpTransport on a real socket', () => {
     handler = (_req, res) => {
       res.setHeader('content-type', 'application/octet-stream');
       res.write(Buffer.alloc(1000, 1));
-      setTimeout(() => res.end(Buffer.alloc(1000, 2)), 150);
+      setTimeout(() => res.end(Buffer.alloc(1000, 2)), 1500);
     };
     const t = new HttpTransport({ baseUrl: base });
-    const res = await t.request<Readable>({ method: 'GET', path: 'blob', responseType: 'stream', timeoutMs: 100 });
+    const res = await t.request<Readable>({ method: 'GET', path: 'blob', responseType: 'stream', timeoutMs: 1000 });
     const chunks: Buffer[] = [];
     for await (const chunk of res.data) chunks.push(chunk as Buffer);
     expect(Buffer.concat(chunks).length).toBe(2000);
