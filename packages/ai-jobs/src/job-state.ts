@@ -3,7 +3,7 @@
  *
  * Events arrive at least once and may be redelivered, so applying one is idempotent: an event that repeats or
  * lags behind the job's state is a `duplicate` (nothing changes); an event that would leave a final state for a
- * different one is `refused`. Forward jumps (queued → succeeded, when a worker's `accepted` was lost to a
+ * different one, or any report on a cancelled job, is `refused`. Forward jumps (queued → succeeded, when a worker's `accepted` was lost to a
  * redelivery race) are allowed because every event carries the whole truth for its state.
  * @packageDocumentation
  */

@@ -47,6 +47,8 @@ export interface JobContext {
   readonly request: AnalysisRequested;
   /** 1 for the first try; each retry adds one. */
   readonly attempt: number;
+  /** True when the broker delivered this request before (its worker died or lost its connection). */
+  readonly redelivered: boolean;
   /** Aborted when the job is cancelled, its deadline passes, or the worker stops and the grace period ends. */
   readonly signal: AbortSignal;
   /**
@@ -279,6 +281,7 @@ export class JobWorker {
       const context: JobContext = {
         request,
         attempt: delivery.attempt,
+        redelivered: delivery.redelivered,
         signal: running.controller.signal,
         progress: async (stage, percent) => {
           last = { stage, percent: Math.max(0, Math.min(100, percent)) };
