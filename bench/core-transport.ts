@@ -2,11 +2,12 @@
  * Requests/s through @cdss/core HttpTransport (bearer auth + retry policy + zod parse) vs bare axios, same local server.
  *
  * A node:http server in a child process on 127.0.0.1:0 answers a small FHIR-like JSON body. Both clients
- * keep `CONCURRENCY` requests in flight for the same time, in alternating rounds (transport, axios,
- * transport, ...) so drift of the machine affects both alike. The last line is the JSON result.
+ * keep `BENCH_CONCURRENCY` requests in flight for the same time, in interleaved rounds (the order
+ * alternating each round) so drift of the machine affects both alike, after an untimed warm-up of each.
+ * The medians of the rounds are reported; the last line is the JSON result.
  *
- * Settings (environment): BENCH_CONCURRENCY (default 16), BENCH_ROUND_MS (default 2000), BENCH_ROUNDS
- * (default 3 per client, so about 12 s of load in all).
+ * Settings (environment): BENCH_CONCURRENCY (default 16, max 1024), BENCH_ROUND_MS (default 1000, max
+ * 10 000), BENCH_ROUNDS (default 6, max 10, per client: about 15 s in all with the defaults).
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:http';
@@ -105,8 +106,8 @@ function median(xs: number[]): number {
 
 async function main(): Promise<void> {
   const concurrency = intEnv('BENCH_CONCURRENCY', 16, 1024);
-  const roundMs = intEnv('BENCH_ROUND_MS', 2000, 10_000);
-  const rounds = intEnv('BENCH_ROUNDS', 3, 5);
+  const roundMs = intEnv('BENCH_ROUND_MS', 1000, 10_000);
+  const rounds = intEnv('BENCH_ROUNDS', 6, 10);
   const { port, child } = await startServer();
   try {
     const baseUrl = `http://127.0.0.1:${port}`;
@@ -127,13 +128,21 @@ async function main(): Promise<void> {
     if (JSON.stringify(a) !== JSON.stringify(b)) throw new Error('the two clients disagree about the body');
 
     // Warm-up (JIT, sockets) for both, not counted.
-    await measure(viaTransport, concurrency, 1000);
-    await measure(viaAxios, concurrency, 1000);
+    await measure(viaTransport, concurrency, 1500);
+    await measure(viaAxios, concurrency, 1500);
 
     const results = { transport: [] as Round[], axios: [] as Round[] };
     for (let round = 1; round <= rounds; round++) {
-      const t = await measure(viaTransport, concurrency, roundMs);
-      const x = await measure(viaAxios, concurrency, roundMs);
+      // Alternate which client goes first, so neither always runs on the warmer (or busier) half.
+      let t: Round;
+      let x: Round;
+      if (round % 2 === 1) {
+        t = await measure(viaTransport, concurrency, roundMs);
+        x = await measure(viaAxios, concurrency, roundMs);
+      } else {
+        x = await measure(viaAxios, concurrency, roundMs);
+        t = await measure(viaTransport, concurrency, roundMs);
+      }
       results.transport.push(t);
       results.axios.push(x);
       process.stdout.write(
