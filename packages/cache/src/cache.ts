@@ -178,12 +178,13 @@ export class Cache {
     }
     const existing = this.flights.get(key);
     if (existing) return existing.promise as Promise<CacheResult<V>>;
-    const flight: Flight = { promise: Promise.resolve() as unknown as Promise<CacheResult<unknown>>, dirty: false };
-    flight.promise = this.lookup(key, loader, policy, schema, flight).finally(() => {
-      if (this.flights.get(key) === flight) this.flights.delete(key);
-    });
+    const flight: Flight = { promise: undefined as unknown as Promise<CacheResult<unknown>>, dirty: false };
+    // lookup() runs synchronously up to its first await, and removes the flight itself when it settles (no
+    // extra .finally promise on the hot path); the flight is registered before any of that can happen.
+    const promise = this.lookup(key, loader, policy, schema, flight);
+    flight.promise = promise;
     this.flights.set(key, flight);
-    return flight.promise as Promise<CacheResult<V>>;
+    return promise;
   }
 
   /**
@@ -250,6 +251,20 @@ export class Cache {
   }
 
   private async lookup<V>(
+    key: string,
+    loader: () => Promise<V>,
+    policy: FreshnessPolicy,
+    schema: z.ZodType<V> | undefined,
+    flight: Flight,
+  ): Promise<CacheResult<V>> {
+    try {
+      return await this.lookupInFlight(key, loader, policy, schema, flight);
+    } finally {
+      if (this.flights.get(key) === flight) this.flights.delete(key);
+    }
+  }
+
+  private async lookupInFlight<V>(
     key: string,
     loader: () => Promise<V>,
     policy: FreshnessPolicy,

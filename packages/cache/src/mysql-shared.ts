@@ -61,8 +61,17 @@ function isConnectionFailure(error: unknown): boolean {
   return typeof e.message === 'string' && /Pool is closed|inactivity timeout|connect ETIMEDOUT/i.test(e.message);
 }
 
+interface PendingOp {
+  deadline: number;
+  fail: (error: Error) => void;
+}
+
 /**
  * Runs statements on a pool with a deadline and a circuit breaker.
+ *
+ * Statements go through the core (callback) pool: the promise wrapper captures a stack trace per call, which
+ * costs more than the query's own client-side work. Deadlines are enforced by one watchdog timer per runner
+ * rather than a timer per statement, for the same reason.
  * @internal
  */
 export class MySqlRunner {
@@ -70,6 +79,8 @@ export class MySqlRunner {
   private readonly ownsPool: boolean;
   private readonly queryTimeoutMs: number;
   private readonly cooldownMs: number;
+  private readonly pending = new Set<PendingOp>();
+  private watchdog: NodeJS.Timeout | undefined;
   private openUntil = 0;
 
   constructor(options: MySqlConnectionOptions, what: string) {
@@ -107,17 +118,22 @@ export class MySqlRunner {
 
   /** Runs a prepared statement returning rows. */
   rows(sql: string, params: SqlParam[]): Promise<RowDataPacket[]> {
-    return this.run(() => this.pool.execute<RowDataPacket[]>({ sql, timeout: this.queryTimeoutMs }, params));
+    return this.run<RowDataPacket[]>((done) => this.pool.pool.execute<RowDataPacket[]>(sql, params, done));
   }
 
   /** Runs a prepared statement returning a result header. */
   write(sql: string, params: SqlParam[]): Promise<ResultSetHeader> {
-    return this.run(() => this.pool.execute<ResultSetHeader>({ sql, timeout: this.queryTimeoutMs }, params));
+    return this.run<ResultSetHeader>((done) => this.pool.pool.execute<ResultSetHeader>(sql, params, done));
   }
 
   /** Runs `fn` on one dedicated connection (for migrations under a named lock). */
   async withConnection<T>(fn: (connection: PoolConnection) => Promise<T>): Promise<T> {
-    const connection = await this.run(() => this.pool.getConnection().then((c) => [c] as const));
+    const connection = await this.run<PoolConnection>((done) => {
+      this.pool.getConnection().then(
+        (c) => done(null, c),
+        (error: unknown) => done(error instanceof Error ? error : new Error(String(error)), undefined),
+      );
+    });
     try {
       return await fn(connection);
     } finally {
@@ -125,35 +141,64 @@ export class MySqlRunner {
     }
   }
 
-  /** Closes the pool if this runner created it. */
+  /** Closes the pool if this runner created it, and stops the watchdog. */
   async close(): Promise<void> {
+    if (this.watchdog) clearInterval(this.watchdog);
+    this.watchdog = undefined;
     if (this.ownsPool) await this.pool.end();
   }
 
-  private async run<T>(op: () => Promise<readonly [T, ...unknown[]]>): Promise<T> {
+  private run<T>(start: (done: (error: Error | null, result: T | undefined) => void) => void): Promise<T> {
     if (this.cooldownMs > 0 && Date.now() < this.openUntil) {
-      throw new CacheUnavailableError('mysql', 'MySQL is unavailable (circuit open after a recent failure)');
+      return Promise.reject(new CacheUnavailableError('mysql', 'MySQL is unavailable (circuit open after a recent failure)'));
     }
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new TimeoutError(`MySQL statement exceeded ${this.queryTimeoutMs} ms`, this.queryTimeoutMs)),
-        this.queryTimeoutMs,
-      );
-    });
-    try {
-      const [result] = await Promise.race([op(), deadline]);
-      this.openUntil = 0;
-      return result;
-    } catch (error) {
-      if (isConnectionFailure(error)) {
-        this.openUntil = Date.now() + this.cooldownMs;
-        throw new CacheUnavailableError('mysql', 'MySQL is unavailable', { cause: error });
+    this.ensureWatchdog();
+    return new Promise<T>((resolve, reject) => {
+      let settled = false;
+      const fail = (error: unknown): void => {
+        if (settled) return;
+        settled = true;
+        this.pending.delete(op);
+        reject(this.classify(error));
+      };
+      const op: PendingOp = { deadline: Date.now() + this.queryTimeoutMs, fail };
+      this.pending.add(op);
+      try {
+        start((error, result) => {
+          if (error) return fail(error);
+          if (settled) return;
+          settled = true;
+          this.pending.delete(op);
+          this.openUntil = 0;
+          resolve(result as T);
+        });
+      } catch (error) {
+        fail(error);
       }
-      throw new CacheUnavailableError('mysql', 'MySQL statement failed', { cause: error });
-    } finally {
-      clearTimeout(timer);
+    });
+  }
+
+  private classify(error: unknown): CacheUnavailableError {
+    if (isConnectionFailure(error)) {
+      this.openUntil = Date.now() + this.cooldownMs;
+      return new CacheUnavailableError('mysql', 'MySQL is unavailable', { cause: error });
     }
+    return new CacheUnavailableError('mysql', 'MySQL statement failed', { cause: error });
+  }
+
+  private ensureWatchdog(): void {
+    if (this.watchdog) return;
+    const period = Math.max(10, Math.min(250, Math.floor(this.queryTimeoutMs / 4)));
+    this.watchdog = setInterval(() => {
+      if (this.pending.size === 0) return;
+      const now = Date.now();
+      for (const op of this.pending) {
+        if (op.deadline <= now) {
+          op.fail(new TimeoutError(`MySQL statement exceeded ${this.queryTimeoutMs} ms`, this.queryTimeoutMs));
+        }
+      }
+    }, period);
+    this.watchdog.unref();
   }
 }
 

@@ -103,7 +103,9 @@ export class MySqlStore implements CacheStore {
     this.sweepIntervalMs = parsed.sweepIntervalMs;
     const t = this.runner.pool.escapeId(this.table);
     this.sql = {
-      get: `SELECT v, version, stored_at, expires_at, stale_until FROM ${t} WHERE k = ? AND stale_until > ?`,
+      // Dead rows (past stale_until) are filtered here rather than in SQL: a one-parameter PK lookup is cheaper,
+      // and such rows are rare (the sweep removes them).
+      get: `SELECT v, version, stored_at, expires_at, stale_until FROM ${t} WHERE k = ?`,
       // LAST_INSERT_ID(expr) hands the new version back in the result header: one round trip per write.
       set: `INSERT INTO ${t} (k, v, version, stored_at, expires_at, stale_until) VALUES (?, ?, LAST_INSERT_ID(1), ?, ?, ?)
             ON DUPLICATE KEY UPDATE v = VALUES(v), version = LAST_INSERT_ID(version + 1), stored_at = VALUES(stored_at),
@@ -144,10 +146,11 @@ export class MySqlStore implements CacheStore {
   /** {@inheritDoc CacheStore.get} */
   async get(key: string): Promise<CacheEntry | undefined> {
     checkKey(key);
-    const rows = await this.runner.rows(this.sql.get, [key, this.clock.now()]);
+    const rows = await this.runner.rows(this.sql.get, [key]);
     const first = rows[0];
     if (first === undefined) return undefined;
     const row = parseOrThrow(rowSchema, first, 'Unexpected cache row');
+    if (row.stale_until <= this.clock.now()) return undefined;
     return {
       value: JSON.parse(row.v) as JsonValue,
       version: row.version,
