@@ -118,6 +118,7 @@ export function patientRoutes(deps: PatientRouteDeps): AnyRoute[] {
         return auditor.around({ principal, requestId, action: 'create', resource: 'Patient' }, async (audit) => {
           const { value: patient, replayed } = await cache.write(() => records.create(body), {
             key: (created) => patientKey(created.id),
+            schema: patientSchema,
             // Scoped to the caller, so one user's key can never replay another user's answer.
             ...(idempotencyKey ? { idempotencyKey: `create-patient:${principal.id}:${idempotencyKey}` } : {}),
           });
@@ -143,7 +144,7 @@ export function patientRoutes(deps: PatientRouteDeps): AnyRoute[] {
         auditor.around({ principal, requestId, action: 'update', resource: `Patient/${params.id}`, patientId: params.id }, async () => {
           const existing = await records.get(params.id);
           if (!existing) throw notFound('Patient');
-          const { value: patient } = await cache.write(() => records.update(params.id, body), { key: () => patientKey(params.id) });
+          const { value: patient } = await cache.write(() => records.update(params.id, body), { key: () => patientKey(params.id), schema: patientSchema });
           await afterWrite(patient);
           return { body: patient };
         }),

@@ -63,7 +63,7 @@ export interface ReadThroughCache {
    * `key(result)`). With an idempotency key, a retried request returns the first answer (`replayed: true`) and never
    * repeats the upstream write.
    */
-  write<T>(upstreamWrite: () => Promise<T>, options: { key: (result: T) => string; idempotencyKey?: string }): Promise<{ value: T; replayed: boolean }>;
+  write<T>(upstreamWrite: () => Promise<T>, options: { key: (result: T) => string; schema: z.ZodType<T>; idempotencyKey?: string }): Promise<{ value: T; replayed: boolean }>;
   ping(): Promise<void>;
 }
 
