@@ -248,6 +248,17 @@ describe('HttpTransport retries', () => {
     expect((error.lastError as HttpError).status).toBe(503);
   });
 
+  it('after a retry, a transient failure the policy gives up on is a RetryError; a permanent one is thrown as is', async () => {
+    sequence('get', '/a', [status(503), status(429, { 'retry-after': '3600' })]);
+    const { t } = transport();
+    const gaveUp = (await t.request({ method: 'GET', path: 'a' }).catch((e: unknown) => e)) as RetryError;
+    expect(RetryError.isInstance(gaveUp)).toBe(true);
+    expect(gaveUp.errors.map((e) => (e as HttpError).status)).toEqual([503, 429]);
+    sequence('get', '/b', [status(503), status(404)]);
+    const permanent = (await t.request({ method: 'GET', path: 'b' }).catch((e: unknown) => e)) as HttpError;
+    expect(HttpError.isInstance(permanent) && permanent.status).toBe(404);
+  });
+
   it('does not retry a POST without an idempotency key', async () => {
     const calls = sequence('post', '/Observation', [status(503), ok()]);
     const { t, clock } = transport();

@@ -447,7 +447,8 @@ export class HttpTransport {
               })
             : undefined;
         if (delay === undefined) {
-          if (errors.length > 1 && policy !== undefined && attempt > policy.maxRetries && this.isTransient(error)) {
+          // Retried, and still failing transiently when the policy gave up: every attempt's error goes back.
+          if (errors.length > 1 && this.isTransient(error)) {
             throw new RetryError(errors);
           }
           throw error;
