@@ -79,8 +79,13 @@ async function main(): Promise<void> {
     const far = now + 3_600_000;
     const keys = Array.from({ length: keyCount }, (_, i) => `patient:${i}`);
     for (let start = 0; start < keyCount; start += 2_000) {
-      const rows = keys.slice(start, start + 2_000).map((k, j) => [k, JSON.stringify(patient(start + j)), 1, now, far, far]);
-      await pool.query(`INSERT INTO ${pool.escapeId(table)} (k, v, version, stored_at, expires_at, stale_until) VALUES ?`, [rows]);
+      const rows = keys
+        .slice(start, start + 2_000)
+        .map((k, j) => [k, JSON.stringify(patient(start + j)), 1, now, far, far]);
+      await pool.query(
+        `INSERT INTO ${pool.escapeId(table)} (k, v, version, stored_at, expires_at, stale_until) VALUES ?`,
+        [rows],
+      );
     }
     let loaderCalls = 0;
     const loader = () => {

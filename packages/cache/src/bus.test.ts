@@ -97,7 +97,11 @@ describe.skipIf(!rabbitmq.available)('AmqpInvalidationBus on the real RabbitMQ',
     try {
       const ch = await conn.createConfirmChannel();
       const send = (body: string) =>
-        new Promise<void>((resolve, reject) => ch.publish(exchange, '', Buffer.from(body), {}, (err: unknown) => (err ? reject(new Error('nack')) : resolve())));
+        new Promise<void>((resolve, reject) =>
+          ch.publish(exchange, '', Buffer.from(body), {}, (err: unknown) =>
+            err ? reject(new Error('nack')) : resolve(),
+          ),
+        );
       await send('not json');
       await send(JSON.stringify({ v: 2, origin: 'x', keys: ['k'] }));
       await send(JSON.stringify({ v: 1, origin: 'x', keys: [''] }));

@@ -26,7 +26,8 @@ export type InvalidationMessage = z.infer<typeof invalidationMessageSchema>;
  * What a subscriber receives: keys another instance changed, or `all` when messages may have been missed
  * (the bus reconnected), in which case the whole L1 should go.
  */
-export type InvalidationEvent = { kind: 'keys'; keys: readonly string[]; origin: string } | { kind: 'all'; reason: 'reconnected' };
+export type InvalidationEvent =
+  { kind: 'keys'; keys: readonly string[]; origin: string } | { kind: 'all'; reason: 'reconnected' };
 
 /** The invalidation port. */
 export interface InvalidationBus {
@@ -279,7 +280,8 @@ export class AmqpInvalidationBus implements InvalidationBus {
         }),
         new Promise<never>((_, reject) => {
           timer = setTimeout(
-            () => reject(new TimeoutError(`publish not confirmed in ${this.publishTimeoutMs} ms`, this.publishTimeoutMs)),
+            () =>
+              reject(new TimeoutError(`publish not confirmed in ${this.publishTimeoutMs} ms`, this.publishTimeoutMs)),
             this.publishTimeoutMs,
           );
         }),

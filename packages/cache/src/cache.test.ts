@@ -25,9 +25,19 @@ describe('Cache.getOrLoad', () => {
     const { cache, counts, l2, clock } = setup();
     let loads = 0;
     const loader = () => Promise.resolve({ id: 'p1', n: ++loads });
-    expect(await cache.getOrLoad('p1', loader)).toEqual({ value: { id: 'p1', n: 1 }, stale: false, source: 'loader', ageMs: 0 });
+    expect(await cache.getOrLoad('p1', loader)).toEqual({
+      value: { id: 'p1', n: 1 },
+      stale: false,
+      source: 'loader',
+      ageMs: 0,
+    });
     clock.advance(10);
-    expect(await cache.getOrLoad('p1', loader)).toMatchObject({ value: { id: 'p1', n: 1 }, source: 'l1', stale: false, ageMs: 10 });
+    expect(await cache.getOrLoad('p1', loader)).toMatchObject({
+      value: { id: 'p1', n: 1 },
+      source: 'l1',
+      stale: false,
+      ageMs: 10,
+    });
     const other = new Cache({ store: new TieredStore({ l1: new MemoryStore({ clock }), l2 }), clock, ttlMs: 1_000 });
     expect(await other.getOrLoad('p1', loader)).toMatchObject({ value: { id: 'p1', n: 1 }, source: 'l2' });
     expect(loads).toBe(1);
@@ -72,7 +82,9 @@ describe('Cache.getOrLoad', () => {
     const randoms = [0, 0.5, 0.999];
     const cache = new Cache({ store, clock, ttlMs: 1_000, jitter: 0.2, random: () => randoms.shift() ?? 0 });
     for (const key of ['a', 'b', 'c']) await cache.getOrLoad(key, () => Promise.resolve(key));
-    const ttls = await Promise.all(['a', 'b', 'c'].map(async (k) => ((await store.get(k)) as CacheEntry).expiresAt - clock.now()));
+    const ttls = await Promise.all(
+      ['a', 'b', 'c'].map(async (k) => ((await store.get(k)) as CacheEntry).expiresAt - clock.now()),
+    );
     expect(ttls).toEqual([1_000, 900, 800]);
   });
 
@@ -152,7 +164,10 @@ describe('Cache.getOrLoad', () => {
     await cache.set('k', 'new-from-write');
     release();
     expect((await slow).value).toBe('old-from-upstream');
-    expect(await cache.getOrLoad('k', () => Promise.resolve('reloaded'))).toMatchObject({ value: 'new-from-write', source: 'l1' });
+    expect(await cache.getOrLoad('k', () => Promise.resolve('reloaded'))).toMatchObject({
+      value: 'new-from-write',
+      source: 'l1',
+    });
   });
 
   it('validates values read from L2 with the schema and treats a mismatch as a miss', async () => {
@@ -189,7 +204,8 @@ describe('Cache writes and invalidation', () => {
     const clock = createTestClock();
     const hub = new MemoryInvalidationHub();
     const shared = new MemoryStore({ clock, tier: 'l2' });
-    const mk = () => new Cache({ store: new TieredStore({ l1: new MemoryStore({ clock }), l2: shared }), bus: hub.connect(), clock });
+    const mk = () =>
+      new Cache({ store: new TieredStore({ l1: new MemoryStore({ clock }), l2: shared }), bus: hub.connect(), clock });
     const a = mk();
     const b = mk();
     await a.getOrLoad('p', () => Promise.resolve('v1'));
@@ -211,7 +227,10 @@ describe('Cache writes and invalidation', () => {
     expect(cache.repairs.has('k')).toBe(true);
     l2.down = false;
     const before = l2.calls;
-    expect(await cache.getOrLoad('k', () => Promise.resolve('fresh'))).toMatchObject({ value: 'fresh', source: 'loader' });
+    expect(await cache.getOrLoad('k', () => Promise.resolve('fresh'))).toMatchObject({
+      value: 'fresh',
+      source: 'loader',
+    });
     expect(l2.calls).toBe(before); // neither read nor filled while under repair
     l2.down = true;
     clock.advance(1_000);

@@ -277,7 +277,8 @@ export class Cache {
       try {
         entry = await this.store.get(key);
       } catch (error) {
-        if (ValidationError.isInstance(error)) entry = undefined; // unreadable row: treat as a miss
+        if (ValidationError.isInstance(error))
+          entry = undefined; // unreadable row: treat as a miss
         else emit(this.metrics, 'storeError', 'get', this.sharedTier());
       }
     }
@@ -313,7 +314,13 @@ export class Cache {
     }
   }
 
-  private async load<V>(key: string, loader: () => Promise<V>, policy: FreshnessPolicy, flight: Flight, bypass: boolean): Promise<V> {
+  private async load<V>(
+    key: string,
+    loader: () => Promise<V>,
+    policy: FreshnessPolicy,
+    flight: Flight,
+    bypass: boolean,
+  ): Promise<V> {
     const started = this.clock.now();
     let loaded: V;
     try {
@@ -330,7 +337,8 @@ export class Cache {
       } catch (error) {
         // The caller still gets the loaded value; only caching it failed (store down, or not JSON / too large).
         emit(this.metrics, 'storeError', 'set', this.sharedTier());
-        if (ValidationError.isInstance(error)) this.logger?.warn({ err: errorSummary(error) }, 'cache: loaded value not cacheable');
+        if (ValidationError.isInstance(error))
+          this.logger?.warn({ err: errorSummary(error) }, 'cache: loaded value not cacheable');
       }
     }
     return loaded;

@@ -31,7 +31,11 @@ export class CacheUnavailableError extends CdssError {
    * @param error - the value to test
    */
   static override isInstance(error: unknown): error is CacheUnavailableError {
-    return typeof error === 'object' && error !== null && (error as Record<symbol, unknown>)[CacheUnavailableError.marker] === true;
+    return (
+      typeof error === 'object' &&
+      error !== null &&
+      (error as Record<symbol, unknown>)[CacheUnavailableError.marker] === true
+    );
   }
 }
 
@@ -54,7 +58,9 @@ export class IdempotencyConflictError extends CdssError {
    */
   static override isInstance(error: unknown): error is IdempotencyConflictError {
     return (
-      typeof error === 'object' && error !== null && (error as Record<symbol, unknown>)[IdempotencyConflictError.marker] === true
+      typeof error === 'object' &&
+      error !== null &&
+      (error as Record<symbol, unknown>)[IdempotencyConflictError.marker] === true
     );
   }
 }

@@ -177,8 +177,14 @@ describe.skipIf(!mariadb.available)('fault: a private MariaDB stopped for real u
         }
       }, 5_000);
       expect(healed).toBe(true);
-      expect(await after.getOrLoad('patient:1', load('1'))).toMatchObject({ source: 'loader', value: { name: 'During outage' } });
-      expect(await newCache().getOrLoad('patient:1', load('1'))).toMatchObject({ source: 'l2', value: { name: 'During outage' } });
+      expect(await after.getOrLoad('patient:1', load('1'))).toMatchObject({
+        source: 'loader',
+        value: { name: 'During outage' },
+      });
+      expect(await newCache().getOrLoad('patient:1', load('1'))).toMatchObject({
+        source: 'l2',
+        value: { name: 'During outage' },
+      });
     } finally {
       await cache.close(); // closes l2
       await idempotency.close();

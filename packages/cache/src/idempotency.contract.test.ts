@@ -23,12 +23,18 @@ function contract(name: string, open: () => Promise<IdempotencyStore>): void {
 
     it('gives a key to the first claimant and reports it pending to the next', async () => {
       expect(await claim('k1', 'o1')).toEqual({ status: 'claimed' });
-      expect(await claim('k1', 'o2', T0 + 10, FP_B)).toEqual({ status: 'pending', fingerprint: FP_A, leaseUntil: T0 + 1_000 });
+      expect(await claim('k1', 'o2', T0 + 10, FP_B)).toEqual({
+        status: 'pending',
+        fingerprint: FP_A,
+        leaseUntil: T0 + 1_000,
+      });
     });
 
     it('replays the completed answer to later claims', async () => {
       await claim('k2', 'o1');
-      expect(await store.complete({ key: 'k2', owner: 'o1', response: '{"id":"p9"}', expiresAt: T0 + 60_000 })).toBe(true);
+      expect(await store.complete({ key: 'k2', owner: 'o1', response: '{"id":"p9"}', expiresAt: T0 + 60_000 })).toBe(
+        true,
+      );
       expect(await claim('k2', 'o2', T0 + 5)).toEqual({ status: 'done', fingerprint: FP_A, response: '{"id":"p9"}' });
     });
 
@@ -64,11 +70,15 @@ function contract(name: string, open: () => Promise<IdempotencyStore>): void {
     });
 
     it('rejects bad input with a ValidationError', async () => {
-      await expect(store.claim({ key: '', fingerprint: FP_A, owner: 'o', now: T0, leaseMs: 1 })).rejects.toBeInstanceOf(ValidationError);
-      await expect(store.claim({ key: 'k', fingerprint: 'nothex', owner: 'o', now: T0, leaseMs: 1 })).rejects.toBeInstanceOf(
+      await expect(store.claim({ key: '', fingerprint: FP_A, owner: 'o', now: T0, leaseMs: 1 })).rejects.toBeInstanceOf(
         ValidationError,
       );
-      await expect(store.claim({ key: 'k', fingerprint: FP_A, owner: 'o', now: T0, leaseMs: 0 })).rejects.toBeInstanceOf(ValidationError);
+      await expect(
+        store.claim({ key: 'k', fingerprint: 'nothex', owner: 'o', now: T0, leaseMs: 1 }),
+      ).rejects.toBeInstanceOf(ValidationError);
+      await expect(
+        store.claim({ key: 'k', fingerprint: FP_A, owner: 'o', now: T0, leaseMs: 0 }),
+      ).rejects.toBeInstanceOf(ValidationError);
       expect(await claim('k', 'o')).toEqual({ status: 'claimed' }); // nothing was recorded by the bad calls
     });
   });

@@ -118,11 +118,22 @@ export class MemoryIdempotencyStore implements IdempotencyStore {
       const c = parseOrThrow(claimInputSchema, input, 'Invalid idempotency claim');
       const found = this.records.get(c.key);
       if (found && found.until > c.now) {
-        if (found.state === 'done') return Promise.resolve({ status: 'done', fingerprint: found.fingerprint, response: found.response ?? 'null' });
+        if (found.state === 'done')
+          return Promise.resolve({
+            status: 'done',
+            fingerprint: found.fingerprint,
+            response: found.response ?? 'null',
+          });
         return Promise.resolve({ status: 'pending', fingerprint: found.fingerprint, leaseUntil: found.until });
       }
       this.records.delete(c.key);
-      this.records.set(c.key, { fingerprint: c.fingerprint, owner: c.owner, state: 'pending', response: undefined, until: c.now + c.leaseMs });
+      this.records.set(c.key, {
+        fingerprint: c.fingerprint,
+        owner: c.owner,
+        state: 'pending',
+        response: undefined,
+        until: c.now + c.leaseMs,
+      });
       while (this.records.size > this.maxRecords) {
         const oldest = this.records.keys().next();
         if (oldest.done) break;
@@ -211,7 +222,8 @@ export const mySqlIdempotencyStoreOptionsSchema = z.object({
 });
 
 /** Options of {@link MySqlIdempotencyStore.open}. */
-export interface MySqlIdempotencyStoreOptions extends MySqlConnectionOptions, Partial<z.input<typeof mySqlIdempotencyStoreOptionsSchema>> {}
+export interface MySqlIdempotencyStoreOptions
+  extends MySqlConnectionOptions, Partial<z.input<typeof mySqlIdempotencyStoreOptionsSchema>> {}
 
 const IDEMPOTENCY_MIGRATIONS = [
   `CREATE TABLE IF NOT EXISTS {table} (
@@ -295,7 +307,8 @@ export class MySqlIdempotencyStore implements IdempotencyStore {
       const rows = await this.runner.rows(this.sql.select, [c.key]);
       if (rows[0] === undefined) continue;
       const row = parseOrThrow(recordRowSchema, rows[0], 'Unexpected idempotency row');
-      if (row.state === 'done') return { status: 'done', fingerprint: row.fingerprint, response: row.response ?? 'null' };
+      if (row.state === 'done')
+        return { status: 'done', fingerprint: row.fingerprint, response: row.response ?? 'null' };
       return { status: 'pending', fingerprint: row.fingerprint, leaseUntil: row.until_at };
     }
     // Constantly churning key: report it as pending so the caller waits and tries again.
@@ -307,7 +320,9 @@ export class MySqlIdempotencyStore implements IdempotencyStore {
       await this.runner.write(this.sql.insert, params);
       return true;
     } catch (error) {
-      const cause = CacheUnavailableError.isInstance(error) ? (error.cause as { code?: unknown } | undefined) : undefined;
+      const cause = CacheUnavailableError.isInstance(error)
+        ? (error.cause as { code?: unknown } | undefined)
+        : undefined;
       if (cause?.code === 'ER_DUP_ENTRY') return false;
       throw error;
     }
@@ -322,7 +337,10 @@ export class MySqlIdempotencyStore implements IdempotencyStore {
 
   /** {@inheritDoc IdempotencyStore.release} */
   async release(key: string, owner: string): Promise<void> {
-    await this.runner.write(this.sql.release, [parseOrThrow(idempotencyKeySchema, key, 'Invalid idempotency key'), owner]);
+    await this.runner.write(this.sql.release, [
+      parseOrThrow(idempotencyKeySchema, key, 'Invalid idempotency key'),
+      owner,
+    ]);
   }
 
   /** {@inheritDoc IdempotencyStore.sweep} */

@@ -25,7 +25,14 @@ export type { MySqlConnectionOptions } from './mysql-shared.js';
 export { TieredStore, tieredStoreOptionsSchema } from './tiered-store.js';
 export type { TieredStoreOptions } from './tiered-store.js';
 export { Cache, freshnessPolicySchema } from './cache.js';
-export type { CacheOptions, GetOrLoadOptions, CacheResult, CacheSource, FreshnessPolicy, CacheLogger } from './cache.js';
+export type {
+  CacheOptions,
+  GetOrLoadOptions,
+  CacheResult,
+  CacheSource,
+  FreshnessPolicy,
+  CacheLogger,
+} from './cache.js';
 export { RepairQueue, repairQueueOptionsSchema } from './repair-queue.js';
 export type { RepairQueueOptions } from './repair-queue.js';
 export {

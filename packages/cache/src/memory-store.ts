@@ -22,7 +22,11 @@ export const memoryStoreOptionsSchema = z.object({
   /** Most entries kept; the least recently used go first. */
   maxEntries: z.number().int().positive().default(10_000),
   /** Most bytes kept (UTF-8 size of key plus JSON text); the least recently used go first. */
-  maxBytes: z.number().int().positive().default(64 * 1024 * 1024),
+  maxBytes: z
+    .number()
+    .int()
+    .positive()
+    .default(64 * 1024 * 1024),
   /** Period of the background sweep of entries past `staleUntil`; 0 turns it off (reads still drop them). */
   sweepIntervalMs: z.number().int().nonnegative().default(0),
   /** The tier this store reports in entries and metrics. */

@@ -11,7 +11,10 @@ import { CacheUnavailableError, parseOrThrow } from './errors.js';
 /** A MySQL/MariaDB identifier this package accepts as a table name (letters, digits, `_`; at most 48 characters). */
 export const tableNameSchema = z
   .string()
-  .regex(/^[A-Za-z_][A-Za-z0-9_]{0,47}$/, 'table name must be letters, digits or _ (at most 48, not starting with a digit)');
+  .regex(
+    /^[A-Za-z_][A-Za-z0-9_]{0,47}$/,
+    'table name must be letters, digits or _ (at most 48, not starting with a digit)',
+  );
 
 /** Schema of the connection options shared by the MySQL-backed classes. */
 export const mysqlConnectionOptionsSchema = z.object({
@@ -94,7 +97,13 @@ export class MySqlRunner {
     } else {
       if (!parsed.url) {
         throw new ValidationError(`Invalid ${what} options`, [
-          { path: 'url', message: 'either url or pool is required', code: 'invalid_type', expected: 'string', received: 'undefined' },
+          {
+            path: 'url',
+            message: 'either url or pool is required',
+            code: 'invalid_type',
+            expected: 'string',
+            received: 'undefined',
+          },
         ]);
       }
       this.pool = createPool({
@@ -150,7 +159,9 @@ export class MySqlRunner {
 
   private run<T>(start: (done: (error: Error | null, result: T | undefined) => void) => void): Promise<T> {
     if (this.cooldownMs > 0 && Date.now() < this.openUntil) {
-      return Promise.reject(new CacheUnavailableError('mysql', 'MySQL is unavailable (circuit open after a recent failure)'));
+      return Promise.reject(
+        new CacheUnavailableError('mysql', 'MySQL is unavailable (circuit open after a recent failure)'),
+      );
     }
     this.ensureWatchdog();
     return new Promise<T>((resolve, reject) => {
@@ -207,11 +218,17 @@ export class MySqlRunner {
  * `cdss_cache_schema`. A named lock serialises instances that start together.
  * @internal
  */
-export async function migrate(runner: MySqlRunner, component: string, table: string, steps: readonly string[]): Promise<number> {
+export async function migrate(
+  runner: MySqlRunner,
+  component: string,
+  table: string,
+  steps: readonly string[],
+): Promise<number> {
   return runner.withConnection(async (connection) => {
     const lockName = `cdss_cache_migrate_${table}`;
     const [lockRows] = await connection.query<RowDataPacket[]>('SELECT GET_LOCK(?, 30) AS got', [lockName]);
-    if (lockRows[0]?.['got'] !== 1) throw new CacheUnavailableError('mysql', 'Could not take the schema migration lock');
+    if (lockRows[0]?.['got'] !== 1)
+      throw new CacheUnavailableError('mysql', 'Could not take the schema migration lock');
     try {
       await connection.query(
         `CREATE TABLE IF NOT EXISTS cdss_cache_schema (
@@ -221,10 +238,15 @@ export async function migrate(runner: MySqlRunner, component: string, table: str
            migrated_at BIGINT NOT NULL
          ) ENGINE=InnoDB`,
       );
-      const [rows] = await connection.query<RowDataPacket[]>('SELECT version FROM cdss_cache_schema WHERE table_name = ?', [
-        table,
-      ]);
-      let version = z.coerce.number().int().catch(0).parse(rows[0]?.['version'] ?? 0);
+      const [rows] = await connection.query<RowDataPacket[]>(
+        'SELECT version FROM cdss_cache_schema WHERE table_name = ?',
+        [table],
+      );
+      let version = z.coerce
+        .number()
+        .int()
+        .catch(0)
+        .parse(rows[0]?.['version'] ?? 0);
       for (; version < steps.length; version++) {
         const step = steps[version];
         if (step === undefined) break;

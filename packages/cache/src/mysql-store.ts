@@ -24,7 +24,11 @@ export const mySqlStoreOptionsSchema = z.object({
   /** Table holding the entries; created on start. One table per cache namespace (tests use one per run). */
   table: tableNameSchema.default('cdss_cache_entries'),
   /** Largest JSON text accepted for one value, in bytes (below MariaDB's `max_allowed_packet`). */
-  maxValueBytes: z.number().int().positive().default(4 * 1024 * 1024),
+  maxValueBytes: z
+    .number()
+    .int()
+    .positive()
+    .default(4 * 1024 * 1024),
   /** Period of the background sweep of rows past `staleUntil`; 0 turns it off. */
   sweepIntervalMs: z.number().int().nonnegative().default(60_000),
   /** Rows deleted per sweep statement, so a sweep never holds long locks. */
@@ -88,8 +92,17 @@ export class MySqlStore implements CacheStore {
   private readonly sql: Readonly<Record<'get' | 'set' | 'delete' | 'sweep', string>>;
 
   private constructor(options: MySqlStoreOptions) {
-    const { clock, metrics, pool, url, connectionLimit, connectTimeoutMs, queryTimeoutMs, breakerCooldownMs, ...plain } =
-      options;
+    const {
+      clock,
+      metrics,
+      pool,
+      url,
+      connectionLimit,
+      connectTimeoutMs,
+      queryTimeoutMs,
+      breakerCooldownMs,
+      ...plain
+    } = options;
     const parsed = parseOrThrow(mySqlStoreOptionsSchema, plain, 'Invalid MySqlStore options');
     this.runner = new MySqlRunner(
       { pool, url, connectionLimit, connectTimeoutMs, queryTimeoutMs, breakerCooldownMs },

@@ -73,7 +73,10 @@ describe.skipIf(!mariadb.available)('cache over the real MariaDB', () => {
     upstream.failWith = new Error('OpenEMR 500');
     await expect(writes.write(req('Changed', `${RUN}-b`))).rejects.toThrow('OpenEMR 500');
     expect(await l2.get('patient:u1')).toEqual(before); // same value, same version
-    expect(await cache.getOrLoad('patient:u1', () => upstream.read('u1'))).toMatchObject({ value: { name: 'Original' }, source: 'l1' });
+    expect(await cache.getOrLoad('patient:u1', () => upstream.read('u1'))).toMatchObject({
+      value: { name: 'Original' },
+      source: 'l1',
+    });
     // the failed key was released: a retry after the upstream recovers runs for real
     upstream.failWith = undefined;
     expect(await writes.write(req('Changed', `${RUN}-b`))).toMatchObject({ replayed: false, cache: 'updated' });

@@ -133,7 +133,8 @@ export class RepairQueue {
         emit(this.metrics, 'repair', 'succeeded');
       } catch {
         item.attempts++;
-        item.dueAt = this.clock.now() + Math.min(this.options.maxDelayMs, this.options.baseDelayMs * 2 ** item.attempts);
+        item.dueAt =
+          this.clock.now() + Math.min(this.options.maxDelayMs, this.options.baseDelayMs * 2 ** item.attempts);
         failed++;
         emit(this.metrics, 'repair', 'retry-failed');
       }

@@ -37,7 +37,7 @@ function contract(name: string, setup: () => Promise<Fixture>, teardown: (f: Fix
 
     it('round-trips JSON values exactly, with version and timing', async () => {
       const value: JsonValue = {
-        name: [{ family: "O'Brien \"Quoted\"", given: ['Zoë', '李'] }],
+        name: [{ family: 'O\'Brien "Quoted"', given: ['Zoë', '李'] }],
         n: 12.5,
         neg: -3,
         flags: [true, false, null],
@@ -124,9 +124,9 @@ function contract(name: string, setup: () => Promise<Fixture>, teardown: (f: Fix
       for (const value of bad) {
         await expect(f.store.set('v', value as JsonValue, timing(1_000))).rejects.toBeInstanceOf(ValidationError);
       }
-      await expect(f.store.set('v', 'new', { expiresAt: f.clock.now() + 10, staleUntil: f.clock.now() })).rejects.toBeInstanceOf(
-        ValidationError,
-      );
+      await expect(
+        f.store.set('v', 'new', { expiresAt: f.clock.now() + 10, staleUntil: f.clock.now() }),
+      ).rejects.toBeInstanceOf(ValidationError);
       await expect(f.store.set('v', 'new', { expiresAt: -1, staleUntil: 5 })).rejects.toBeInstanceOf(ValidationError);
       expect((await f.store.get('v'))?.value).toBe('old');
     });
@@ -204,9 +204,10 @@ describe.skipIf(!mariadb.available)('on the real MariaDB', () => {
       const again = await MySqlStore.open({ url: mariadb.url, table: first.table, clock, sweepIntervalMs: 0 });
       await first.set('k', 'v', { expiresAt: clock.now() + 1_000, staleUntil: clock.now() + 1_000 });
       expect((await again.get('k'))?.value).toBe('v');
-      const [rows] = await admin.query<mysql.RowDataPacket[]>('SELECT version FROM cdss_cache_schema WHERE table_name = ?', [
-        first.table,
-      ]);
+      const [rows] = await admin.query<mysql.RowDataPacket[]>(
+        'SELECT version FROM cdss_cache_schema WHERE table_name = ?',
+        [first.table],
+      );
       expect(rows[0]?.['version']).toBe(1);
       await first.close();
       await again.close();
@@ -240,7 +241,9 @@ describe.skipIf(!mariadb.available)('on the real MariaDB', () => {
     });
 
     it('rejects a bad table name before touching the server', async () => {
-      await expect(MySqlStore.open({ url: mariadb.url, table: 'x; DROP TABLE y' })).rejects.toBeInstanceOf(ValidationError);
+      await expect(MySqlStore.open({ url: mariadb.url, table: 'x; DROP TABLE y' })).rejects.toBeInstanceOf(
+        ValidationError,
+      );
       await expect(MySqlStore.open({ table: 'ok' })).rejects.toBeInstanceOf(ValidationError);
     });
   });

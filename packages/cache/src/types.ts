@@ -9,7 +9,14 @@ export type JsonValue = string | number | boolean | null | JsonValue[] | { [key:
 
 /** Schema of {@link JsonValue}, used where JSON comes back from storage or the wire. */
 export const jsonValueSchema: z.ZodType<JsonValue> = z.lazy(() =>
-  z.union([z.string(), z.number(), z.boolean(), z.null(), z.array(jsonValueSchema), z.record(z.string(), jsonValueSchema)]),
+  z.union([
+    z.string(),
+    z.number(),
+    z.boolean(),
+    z.null(),
+    z.array(jsonValueSchema),
+    z.record(z.string(), jsonValueSchema),
+  ]),
 );
 
 /** Which tier answered a read: the in-process L1 or the shared L2 (MySQL). */
@@ -48,7 +55,10 @@ export const setTimingSchema = z
     expiresAt: z.number().int().nonnegative(),
     staleUntil: z.number().int().nonnegative(),
   })
-  .refine((t) => t.staleUntil >= t.expiresAt, { message: 'staleUntil must not be before expiresAt', path: ['staleUntil'] });
+  .refine((t) => t.staleUntil >= t.expiresAt, {
+    message: 'staleUntil must not be before expiresAt',
+    path: ['staleUntil'],
+  });
 
 /** Timing of a write, see {@link setTimingSchema}. */
 export type SetTiming = z.infer<typeof setTimingSchema>;

@@ -58,7 +58,9 @@ describe('WriteCoordinator: upstream first', () => {
     expect(order).toEqual(['upstream (cached before: false)', 'returned']);
     expect(out).toEqual({ result: { id: '1', name: 'Ada' }, replayed: false, cache: 'updated' });
     expect((await l2.get('patient:1'))?.value).toEqual({ id: '1', name: 'Ada' });
-    expect(await cache.getOrLoad('patient:1', () => Promise.reject(new Error('not called')))).toMatchObject({ source: 'l1' });
+    expect(await cache.getOrLoad('patient:1', () => Promise.reject(new Error('not called')))).toMatchObject({
+      source: 'l1',
+    });
     await tick();
     expect(published).toEqual([['patient:1'], ['patients:list']]);
   });
@@ -122,11 +124,15 @@ describe('WriteCoordinator: upstream first', () => {
 
   it('rejects bad cache keys before calling the upstream', async () => {
     const { writes, upstream } = setup();
-    await expect(writes.write({ upstream: () => upstream.write('x', { id: 'x', name: 'n' }), key: '' })).rejects.toBeInstanceOf(
-      ValidationError,
-    );
     await expect(
-      writes.write({ upstream: () => upstream.write('x', { id: 'x', name: 'n' }), idempotencyKey: 'bad\nkey', resultSchema: patientSchema }),
+      writes.write({ upstream: () => upstream.write('x', { id: 'x', name: 'n' }), key: '' }),
+    ).rejects.toBeInstanceOf(ValidationError);
+    await expect(
+      writes.write({
+        upstream: () => upstream.write('x', { id: 'x', name: 'n' }),
+        idempotencyKey: 'bad\nkey',
+        resultSchema: patientSchema,
+      }),
     ).rejects.toBeInstanceOf(ValidationError);
     expect(upstream.writes).toBe(0);
   });
@@ -135,7 +141,12 @@ describe('WriteCoordinator: upstream first', () => {
 describe('WriteCoordinator: idempotency keys (in memory)', () => {
   it('replays the first answer to a retry without repeating the upstream write', async () => {
     const { writes, upstream, create } = setup();
-    const req = { ...create({ id: '6', name: 'Ada' }), idempotencyKey: 'req-6', request: { name: 'Ada' }, resultSchema: patientSchema };
+    const req = {
+      ...create({ id: '6', name: 'Ada' }),
+      idempotencyKey: 'req-6',
+      request: { name: 'Ada' },
+      resultSchema: patientSchema,
+    };
     const first = await writes.write(req);
     const retry = await writes.write(req);
     expect(upstream.writes).toBe(1);
@@ -165,9 +176,19 @@ describe('WriteCoordinator: idempotency keys (in memory)', () => {
 
   it('refuses a reused key with a different request', async () => {
     const { writes, upstream, create } = setup();
-    await writes.write({ ...create({ id: '9', name: 'A' }), idempotencyKey: 'req-9', request: { name: 'A' }, resultSchema: patientSchema });
+    await writes.write({
+      ...create({ id: '9', name: 'A' }),
+      idempotencyKey: 'req-9',
+      request: { name: 'A' },
+      resultSchema: patientSchema,
+    });
     await expect(
-      writes.write({ ...create({ id: '9', name: 'B' }), idempotencyKey: 'req-9', request: { name: 'B' }, resultSchema: patientSchema }),
+      writes.write({
+        ...create({ id: '9', name: 'B' }),
+        idempotencyKey: 'req-9',
+        request: { name: 'B' },
+        resultSchema: patientSchema,
+      }),
     ).rejects.toBeInstanceOf(IdempotencyConflictError);
     expect(upstream.writes).toBe(1);
   });

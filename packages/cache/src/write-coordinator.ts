@@ -24,7 +24,11 @@ export const writeCoordinatorOptionsSchema = z.object({
   /** Pause between checks while waiting on a duplicate that runs in another instance. */
   pollIntervalMs: z.number().int().positive().default(50),
   /** How long a finished request's answer is kept for replay. */
-  recordTtlMs: z.number().int().positive().default(24 * 60 * 60 * 1000),
+  recordTtlMs: z
+    .number()
+    .int()
+    .positive()
+    .default(24 * 60 * 60 * 1000),
 });
 
 /** Options of {@link WriteCoordinator}. */
@@ -79,8 +83,7 @@ interface WriteRequestBase<R> {
  */
 export type WriteRequest<R> = WriteRequestBase<R> &
   (
-    | { idempotencyKey: string; resultSchema: z.ZodType<R> }
-    | { idempotencyKey?: undefined; resultSchema?: z.ZodType<R> }
+    { idempotencyKey: string; resultSchema: z.ZodType<R> } | { idempotencyKey?: undefined; resultSchema?: z.ZodType<R> }
   );
 
 /** What {@link WriteCoordinator.write} returns. */
@@ -189,7 +192,10 @@ export class WriteCoordinator {
         // MySQL is down: the write must still reach the upstream. Fall back to this process's records (the
         // upstream receives the idempotency key and can deduplicate across instances itself).
         emit(this.metrics, 'storeError', 'idempotency', 'l2');
-        this.logger?.warn({ err: { name: error.name, code: error.code } }, 'cache: idempotency store unavailable; using local records');
+        this.logger?.warn(
+          { err: { name: error.name, code: error.code } },
+          'cache: idempotency store unavailable; using local records',
+        );
         durable = undefined;
         continue;
       }
@@ -221,7 +227,9 @@ export class WriteCoordinator {
       outcome = await this.execute(request);
     } catch (error) {
       // Nothing was written upstream: free the key so that a retry may try again.
-      await (durable ?? this.local).release(key, owner).catch(() => emit(this.metrics, 'storeError', 'idempotency', 'l2'));
+      await (durable ?? this.local)
+        .release(key, owner)
+        .catch(() => emit(this.metrics, 'storeError', 'idempotency', 'l2'));
       throw error;
     }
     const response = JSON.stringify(outcome.result) ?? 'null';
@@ -249,11 +257,19 @@ export class WriteCoordinator {
     try {
       decoded = JSON.parse(record.response);
     } catch (error) {
-      throw new ValidationError('Recorded idempotent answer is not JSON', [{ path: '', message: 'invalid JSON', code: 'invalid_json' }], {
-        cause: error,
-      });
+      throw new ValidationError(
+        'Recorded idempotent answer is not JSON',
+        [{ path: '', message: 'invalid JSON', code: 'invalid_json' }],
+        {
+          cause: error,
+        },
+      );
     }
-    return { result: parseOrThrow(schema, decoded, 'Recorded idempotent answer does not match its schema'), replayed: true, cache: 'none' };
+    return {
+      result: parseOrThrow(schema, decoded, 'Recorded idempotent answer does not match its schema'),
+      replayed: true,
+      cache: 'none',
+    };
   }
 
   private async execute<R>(request: WriteRequest<R>): Promise<WriteOutcome<R>> {
