@@ -1,1 +1,56 @@
-export {};
+/**
+ * @cdss/fhir-mapper: pure OpenEMR <-> FHIR R4 mapping, AI results as mCODE-aligned transaction
+ * Bundles, RANO disease status, a FHIR server adapter with conditional writes, and a sync outbox.
+ * @packageDocumentation
+ */
+export { CODE_SYSTEMS, PROFILES, EXTENSIONS, DICOM_UID_SYSTEM, identifierSystems } from './systems.js';
+export type { IdentifierSystems } from './systems.js';
+export { CODES, UNITS, ALL_CODE_ENTRIES, coding, concept, quantity, findCode } from './codes.js';
+export type { CodeEntry, CodeName, UnitName } from './codes.js';
+export { mapperContext, mapperOptionsSchema, patientLogicalReference } from './context.js';
+export type { MapperOptions, MapperContext } from './context.js';
+export {
+  openEmrPatientSchema,
+  openEmrEncounterSchema,
+  openEmrProblemSchema,
+  openEmrAllergySchema,
+  openEmrMedicationSchema,
+  openEmrPrescriptionSchema,
+  openEmrVitalsSchema,
+} from './openemr-schemas.js';
+export type {
+  OpenEmrPatient,
+  OpenEmrPatientWrite,
+  OpenEmrEncounter,
+  OpenEmrProblem,
+  OpenEmrAllergy,
+  OpenEmrMedication,
+  OpenEmrPrescription,
+  OpenEmrVitals,
+} from './openemr-schemas.js';
+export {
+  patientToFhir,
+  patientFromFhir,
+  encounterToFhir,
+  problemToCondition,
+  allergyToFhir,
+  medicationToFhir,
+  prescriptionToFhir,
+  parseOpenEmrCodes,
+  classifyBrainTumor,
+} from './openemr-mapper.js';
+export type { ClinicalMapperOptions, BrainTumorKind } from './openemr-mapper.js';
+export { vitalsToObservations, observationsToVitals, UNIT_CONVERSIONS } from './vitals.js';
+export type { OpenEmrVitalsWrite } from './vitals.js';
+export {
+  analysisToTransaction,
+  analysisIdentifiers,
+  analysisResultSchema,
+  analysisSeriesSchema,
+  dicomUidSchema,
+  identifierQuery,
+} from './ai-result.js';
+export type { AnalysisResult, AnalysisResultInput, AnalysisMapperOptions, AnalysisIdentifiers } from './ai-result.js';
+export { assessRano, ranoToCancerDiseaseStatus, ranoInputSchema } from './rano.js';
+export type { RanoInput, RanoAssessment, RanoCategory, RanoMapperOptions } from './rano.js';
+export { fhirIssues, assertValidFhir, loadR4Definitions } from './validate.js';

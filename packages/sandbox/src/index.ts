@@ -11,5 +11,7 @@ export type {
 } from './openemr/index.js';
 
 // Embedded FHIR R4 server (issue 4).
+export { createEmbeddedFhirServer, embeddedFhirServerOptionsSchema, loadFhirDefinitions, isOperationOutcome } from './fhir/index.js';
+export type { EmbeddedFhirServer, EmbeddedFhirServerOptions } from './fhir/index.js';
 
 // DICOM store emulator (issue 5).

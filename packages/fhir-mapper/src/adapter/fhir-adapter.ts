@@ -1,0 +1,415 @@
+/**
+ * The FHIR server adapter over fhir-kit-client: conditional create (`If-None-Exist`) and conditional
+ * update keyed by identifiers, transactions, version-aware updates (`If-Match`), paging as an async
+ * iterator, OperationOutcomes as typed errors, retries for idempotent operations only, and per-
+ * identifier serialisation so parallel syncs of one patient never duplicate it.
+ * @packageDocumentation
+ */
+import { Client, type FhirResource as KitResource, type RequestOptions } from 'fhir-kit-client';
+import {
+  HttpError,
+  TimeoutError,
+  ValidationError,
+  createRetryPolicy,
+  noopLogger,
+  systemClock,
+  type Clock,
+  type Logger,
+  type RetryPolicy,
+  type RetryPolicyOptions,
+} from '@cdss/core';
+import { z } from 'zod';
+import type { Bundle, BundleEntry, Identifier, OperationOutcome, Resource } from 'fhir/r4.js';
+import { identifierQuery } from '../ai-result.js';
+import { FhirConflictError, FhirServerError, fhirErrorFor } from './errors.js';
+import { KeyedMutex } from './keyed-mutex.js';
+
+/** Options of {@link FhirAdapter}: only `baseUrl` is required. */
+export interface FhirAdapterOptions {
+  /** The FHIR base URL, e.g. `http://127.0.0.1:28090/fhir`. */
+  baseUrl: string;
+  /** Extra headers on every request. */
+  headers?: Record<string, string>;
+  /** Sets `Authorization: Bearer <token>`. */
+  bearerToken?: string;
+  /** Per-attempt timeout. Default 30 000 ms. */
+  timeoutMs?: number;
+  /** Retry policy (options for `createRetryPolicy`, a policy, or `false`). Applies to idempotent operations only. */
+  retry?: RetryPolicyOptions | RetryPolicy | false;
+  /** Logger (no PHI is logged: only method, path without query, status, attempt). Default no-op. */
+  logger?: Logger;
+  /** Clock for backoff sleeps. Default the system clock. */
+  clock?: Clock;
+  /** An injected fhir-kit-client instance (tests, custom auth). Default one built from the options. */
+  client?: Client;
+  /** Shared lock table, when several adapters in one process write to the same server. */
+  mutex?: KeyedMutex;
+  /** Pages {@link FhirAdapter.searchAll} follows at most (a guard against `next` loops). Default 1000. */
+  maxPages?: number;
+}
+
+const optionsSchema = z.object({
+  baseUrl: z.url().refine((u) => /^https?:/i.test(u), 'Expected an http(s) URL'),
+  timeoutMs: z.number().int().positive().default(30_000),
+  maxPages: z.number().int().positive().default(1000),
+});
+
+/** The outcome of a write. */
+export interface WriteResult<T extends Resource> {
+  /** The resource as the server returned it (or as sent, with the id from `Location`, when it returned none). */
+  resource: T;
+  id: string;
+  versionId: string | undefined;
+  /** True when the server created it (201); false when a conditional write matched an existing one. */
+  created: boolean;
+  status: number;
+}
+
+/** Options of one adapter call. */
+export interface CallOptions {
+  signal?: AbortSignal;
+}
+
+type SearchParams = Record<string, string | number | boolean | readonly (string | number)[]>;
+
+function isKitError(e: unknown): e is Error & { response: { status: number; data: unknown }; config?: { headers?: Headers } } {
+  return typeof e === 'object' && e !== null && 'response' in e && typeof (e as { response?: { status?: unknown } }).response?.status === 'number';
+}
+
+function isOutcome(v: unknown): v is OperationOutcome {
+  return typeof v === 'object' && v !== null && (v as { resourceType?: unknown }).resourceType === 'OperationOutcome';
+}
+
+function headersOf(h: Headers | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  h?.forEach((v, k) => {
+    out[k.toLowerCase()] = v;
+  });
+  return out;
+}
+
+/** `W/"3"` or `"3"` -> `3`. */
+function versionFromEtag(etag: string | null | undefined): string | undefined {
+  return etag ? /^(?:W\/)?"?([^"]*)"?$/.exec(etag)?.[1] : undefined;
+}
+
+/** `.../Patient/123/_history/2` -> {id: 123, version: 2}. */
+function parseLocation(loc: string | null | undefined): { id?: string; version?: string } {
+  const m = loc ? /\/?([A-Za-z]+)\/([A-Za-z0-9.-]{1,64})(?:\/_history\/([A-Za-z0-9.-]{1,64}))?\/?$/.exec(loc.split('?')[0] ?? '') : null;
+  return m ? { id: m[2], ...(m[3] ? { version: m[3] } : {}) } : {};
+}
+
+function pathOnly(url: string): string {
+  try {
+    return new URL(url).pathname;
+  } catch {
+    return url.split('?')[0] ?? url;
+  }
+}
+
+/**
+ * The keys a conditional URL locks: `Type?identifier=system|value` for each identifier parameter, so
+ * any two writes that may match the same resource run one after the other.
+ */
+function conditionalKeys(resourceType: string, query: string): string[] {
+  const keys: string[] = [];
+  for (const part of query.split('&')) {
+    const [name, value] = part.split('=');
+    if (name === 'identifier' && value) keys.push(`${resourceType}|${decodeURIComponent(value)}`);
+  }
+  return keys.length > 0 ? keys : [`${resourceType}?${query}`];
+}
+
+/**
+ * A FHIR R4 server, through fhir-kit-client. Every method throws typed errors:
+ * {@link FhirConflictError} (409/412), {@link FhirNotFoundError}, {@link FhirInvalidResourceError}
+ * (400/422), {@link FhirServerError} (other statuses), `HttpError` without status (no response),
+ * `TimeoutError`, `RetryError`-free: after the last retry the last error is thrown as is.
+ */
+export class FhirAdapter {
+  /** The fhir-kit-client instance in use. */
+  readonly client: Client;
+  readonly baseUrl: string;
+  private readonly timeoutMs: number;
+  private readonly maxPages: number;
+  private readonly policy: RetryPolicy | undefined;
+  private readonly logger: Logger;
+  private readonly clock: Clock;
+  private readonly mutex: KeyedMutex;
+
+  /**
+   * @param options - see {@link FhirAdapterOptions}
+   * @throws {@link ValidationError} for invalid options
+   */
+  constructor(options: FhirAdapterOptions) {
+    const parsed = optionsSchema.safeParse(options);
+    if (!parsed.success) throw ValidationError.fromZod(parsed.error, 'Invalid FhirAdapter options');
+    this.baseUrl = parsed.data.baseUrl.replace(/\/+$/, '');
+    this.timeoutMs = parsed.data.timeoutMs;
+    this.maxPages = parsed.data.maxPages;
+    this.client =
+      options.client ??
+      new Client({ baseUrl: this.baseUrl, customHeaders: { ...(options.headers ?? {}) }, ...(options.bearerToken ? { bearerToken: options.bearerToken } : {}) });
+    this.policy =
+      options.retry === false ? undefined : options.retry && 'nextDelay' in options.retry ? options.retry : createRetryPolicy(options.retry ?? {});
+    this.logger = options.logger ?? noopLogger;
+    this.clock = options.clock ?? systemClock;
+    this.mutex = options.mutex ?? new KeyedMutex();
+  }
+
+  // ------------------------------------------------------------------------------------ plumbing
+
+  private async exchange<T>(
+    method: string,
+    url: string,
+    idempotent: boolean,
+    call: (options: RequestOptions) => Promise<KitResource>,
+    opts: CallOptions = {},
+  ): Promise<{ body: T; status: number; headers: Record<string, string> }> {
+    for (let attempt = 1; ; attempt++) {
+      const timeout = AbortSignal.timeout(this.timeoutMs);
+      const signal = opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout;
+      try {
+        const body = await call({ signal });
+        const http = Client.httpFor(body);
+        const status = http.response?.status ?? 200;
+        this.logger.debug({ method, path: pathOnly(url), status, attempt }, 'fhir request');
+        return { body: body as T, status, headers: headersOf(http.response?.headers) };
+      } catch (raw) {
+        if (opts.signal?.aborted) throw opts.signal.reason ?? raw;
+        const error = this.toError(raw, method, url, timeout.aborted);
+        const delay =
+          this.policy && idempotent
+            ? this.policy.nextDelay({ error, attempt, method, hasIdempotencyKey: true, now: this.clock.now() })
+            : undefined;
+        const status = HttpError.isInstance(error) ? error.status : undefined;
+        if (delay === undefined) {
+          this.logger.debug({ method, path: pathOnly(url), status, attempt }, 'fhir request failed');
+          throw error;
+        }
+        this.logger.warn({ method, path: pathOnly(url), status, attempt, delayMs: Math.round(delay) }, 'fhir request failed, retrying');
+        await this.clock.sleep(delay, opts.signal);
+      }
+    }
+  }
+
+  private toError(raw: unknown, method: string, url: string, timedOut: boolean): Error {
+    const full = /^https?:/i.test(url) ? url : `${this.baseUrl}/${url.replace(/^\//, '')}`;
+    if (isKitError(raw)) {
+      const data = raw.response.data;
+      return fhirErrorFor({
+        method,
+        url: full,
+        status: raw.response.status,
+        responseBody: data,
+        responseHeaders: headersOf(raw.config?.headers),
+        outcome: isOutcome(data) ? data : undefined,
+        cause: raw,
+      });
+    }
+    if (timedOut) return new TimeoutError(`${method} ${full} timed out after ${this.timeoutMs} ms`, this.timeoutMs);
+    return new HttpError({ method, url: full, cause: raw, message: `${method} ${full}: no response (${(raw as Error)?.message ?? 'network error'})` });
+  }
+
+  private writeResult<T extends Resource>(sent: T, r: { body: unknown; status: number; headers: Record<string, string> }): WriteResult<T> {
+    const body = (r.body && typeof r.body === 'object' && (r.body as Resource).resourceType === sent.resourceType ? r.body : undefined) as T | undefined;
+    const loc = parseLocation(r.headers['location'] ?? r.headers['content-location']);
+    const id = body?.id ?? loc.id;
+    if (!id) throw new FhirServerError({ method: 'PUT', url: this.baseUrl, status: r.status, message: 'The FHIR server returned neither a resource nor a Location' });
+    const versionId = body?.meta?.versionId ?? versionFromEtag(r.headers['etag']) ?? loc.version;
+    return { resource: body ?? ({ ...sent, id } as T), id, versionId, created: r.status === 201, status: r.status };
+  }
+
+  // ------------------------------------------------------------------------------------ reads
+
+  /**
+   * Reads a resource.
+   * @throws {@link FhirNotFoundError} when it does not exist
+   */
+  async read<T extends Resource>(resourceType: T['resourceType'], id: string, opts?: CallOptions): Promise<T> {
+    const r = await this.exchange<T>('GET', `${resourceType}/${id}`, true, (options) => this.client.read({ resourceType, id, options }), opts);
+    return r.body;
+  }
+
+  /** Searches one page. */
+  async search<T extends Resource = Resource>(resourceType: string, params: SearchParams = {}, opts?: CallOptions): Promise<Bundle<T>> {
+    const r = await this.exchange<Bundle<T>>(
+      'GET',
+      resourceType,
+      true,
+      (options) => this.client.search({ resourceType, searchParams: params as Record<string, string>, options }),
+      opts,
+    );
+    return r.body;
+  }
+
+  /**
+   * Every page of a search, following `next` links (only to this server's origin) until a page has no
+   * `next` or no entries (HAPI can announce an empty last page, hapifhir/hapi-fhir#5237).
+   */
+  async *pages<T extends Resource = Resource>(resourceType: string, params: SearchParams = {}, opts?: CallOptions): AsyncGenerator<Bundle<T>> {
+    let page = await this.search<T>(resourceType, params, opts);
+    const seen = new Set<string>();
+    const origin = new URL(this.baseUrl).origin;
+    for (let n = 1; ; n++) {
+      yield page;
+      const next = page.link?.find((l) => l.relation === 'next')?.url;
+      if (!next || !page.entry?.length) return;
+      const abs = new URL(next, `${this.baseUrl}/`).toString();
+      if (new URL(abs).origin !== origin) throw new FhirServerError({ method: 'GET', url: abs, message: 'A next link points outside the FHIR server' });
+      if (seen.has(abs) || n >= this.maxPages) return;
+      seen.add(abs);
+      const r = await this.exchange<Bundle<T>>('GET', abs, true, (options) => this.client.request(abs, { method: 'GET', options }), opts);
+      page = r.body;
+    }
+  }
+
+  /** Every matching resource across all pages (search-mode `match` entries only). */
+  async *searchAll<T extends Resource = Resource>(resourceType: string, params: SearchParams = {}, opts?: CallOptions): AsyncGenerator<T> {
+    for await (const page of this.pages<T>(resourceType, params, opts)) {
+      for (const e of page.entry ?? []) {
+        if (e.resource && (e.search?.mode ?? 'match') === 'match' && e.resource.resourceType === resourceType) yield e.resource;
+      }
+    }
+  }
+
+  /** Finds the resources carrying an identifier. */
+  async findByIdentifier<T extends Resource = Resource>(resourceType: T['resourceType'], identifier: Identifier, opts?: CallOptions): Promise<T[]> {
+    const out: T[] = [];
+    for await (const r of this.searchAll<T>(resourceType, { identifier: `${identifier.system ?? ''}|${identifier.value ?? ''}` }, opts)) out.push(r);
+    return out;
+  }
+
+  // ------------------------------------------------------------------------------------ writes
+
+  /** Plain create (POST). Not idempotent, so never retried; prefer {@link createIfNoneExist}. */
+  async create<T extends Resource>(resource: T, opts?: CallOptions): Promise<WriteResult<T>> {
+    const r = await this.exchange('POST', resource.resourceType, false, (options) =>
+      this.client.create({ resourceType: resource.resourceType, body: kit(resource), options }),
+    opts);
+    return this.writeResult(resource, r);
+  }
+
+  /**
+   * Conditional create keyed by an identifier (`If-None-Exist: identifier=system|value`): creates the
+   * resource unless one with that identifier exists, which is returned instead (`created: false`).
+   * Idempotent, so retried; serialised per identifier in this process; a lost HAPI race (a conflict
+   * on the match URL) is retried once, and then finds the winner.
+   */
+  async createIfNoneExist<T extends Resource>(resource: T, identifier: Identifier, opts?: CallOptions): Promise<WriteResult<T>> {
+    const query = identifierQuery(identifier);
+    return this.mutex.run(conditionalKeys(resource.resourceType, query), () =>
+      this.withRaceRetry(async () => {
+        const r = await this.exchange('POST', resource.resourceType, true, (options) =>
+          this.client.create({
+            resourceType: resource.resourceType,
+            body: kit(resource),
+            options: { ...options, headers: { 'if-none-exist': query } },
+          }),
+        opts);
+        return this.writeResult(resource, r);
+      }),
+    );
+  }
+
+  /**
+   * Conditional update keyed by an identifier (`PUT Type?identifier=system|value`): updates the one
+   * match, or creates the resource when there is none. Idempotent: retried and serialised per identifier.
+   * @throws {@link FhirConflictError} (`multiple-matches`) when several resources carry the identifier
+   */
+  async upsert<T extends Resource>(resource: T, identifier: Identifier, opts?: CallOptions): Promise<WriteResult<T>> {
+    const query = identifierQuery(identifier);
+    const { id: _id, ...body } = resource as T & { id?: string };
+    return this.mutex.run(conditionalKeys(resource.resourceType, query), () =>
+      this.withRaceRetry(async () => {
+        const url = `${resource.resourceType}?${query}`;
+        const r = await this.exchange('PUT', url, true, (options) => this.client.request(url, { method: 'PUT', body, options: { ...options, headers: { 'content-type': 'application/fhir+json' } } }), opts);
+        return this.writeResult(resource, r);
+      }),
+    );
+  }
+
+  /**
+   * Update by id. With `ifMatch` (a version id) the server rejects a stale version: that is a
+   * {@link FhirConflictError} (`version-conflict`), and such an update is not retried (a retry after
+   * a lost response would itself conflict). Without it the update is idempotent and retried.
+   */
+  async update<T extends Resource>(resource: T & { id: string }, options: CallOptions & { ifMatch?: string } = {}): Promise<WriteResult<T>> {
+    const headers: Record<string, string> = options.ifMatch ? { 'if-match': `W/"${options.ifMatch}"` } : {};
+    const r = await this.exchange('PUT', `${resource.resourceType}/${resource.id}`, options.ifMatch === undefined, (o) =>
+      this.client.update({ resourceType: resource.resourceType, id: resource.id, body: kit(resource), options: { ...o, headers } }),
+    options);
+    return this.writeResult(resource, r);
+  }
+
+  /** Deletes a resource (idempotent: retried). */
+  async delete(resourceType: string, id: string, opts?: CallOptions): Promise<void> {
+    await this.exchange('DELETE', `${resourceType}/${id}`, true, (options) => this.client.delete({ resourceType, id, options }), opts);
+  }
+
+  /**
+   * Posts a transaction Bundle. It is retried only when every entry is idempotent (GET, PUT, DELETE,
+   * or POST with `ifNoneExist`), as the mapper's bundles are; it is serialised against other writes
+   * on the identifiers its conditional entries name.
+   * @returns the transaction-response Bundle
+   */
+  async transaction(bundle: Bundle, opts?: CallOptions): Promise<Bundle> {
+    if (bundle.resourceType !== 'Bundle' || bundle.type !== 'transaction') {
+      throw new ValidationError('Invalid transaction', [{ path: 'type', message: 'Expected a Bundle of type transaction', code: 'invalid_value' }]);
+    }
+    const entries = bundle.entry ?? [];
+    const idempotent = entries.every((e) => isIdempotentEntry(e));
+    const keys = entries.flatMap((e) => entryKeys(e));
+    return this.mutex.run(keys, () =>
+      this.withRaceRetry(async () => {
+        const r = await this.exchange<Bundle>('POST', '/', idempotent, (options) => this.client.transaction({ body: kit(bundle), options }), opts);
+        return r.body;
+      }, idempotent),
+    );
+  }
+
+  /**
+   * Validates a resource on the server (`POST [type]/$validate`).
+   * @returns the OperationOutcome (a 4xx with an OperationOutcome is returned, not thrown)
+   */
+  async validate(resource: Resource, opts?: CallOptions): Promise<OperationOutcome> {
+    try {
+      const r = await this.exchange<OperationOutcome>('POST', `${resource.resourceType}/$validate`, true, (options) =>
+        this.client.operation({ name: '$validate', resourceType: resource.resourceType, method: 'POST', input: kit(resource), options }),
+      opts);
+      return r.body;
+    } catch (e) {
+      if (FhirServerError.isInstance(e) && e.outcome && e.status !== undefined && e.status < 500) return e.outcome;
+      throw e;
+    }
+  }
+
+  /** Conditional writes race in HAPI when two processes write one identifier: retry once after a conflict. */
+  private async withRaceRetry<T>(fn: () => Promise<T>, enabled = true): Promise<T> {
+    try {
+      return await fn();
+    } catch (e) {
+      if (!enabled || !(e instanceof FhirConflictError) || e.kind === 'version-conflict') throw e;
+      this.logger.warn({ kind: e.kind }, 'conditional write conflicted, retrying once');
+      return fn();
+    }
+  }
+}
+
+/** fhir-kit-client types resources as an index signature; ours are the @types/fhir interfaces. */
+function kit(resource: Resource): KitResource {
+  return resource as unknown as KitResource;
+}
+
+function isIdempotentEntry(e: BundleEntry): boolean {
+  const m = e.request?.method;
+  return m === 'GET' || m === 'HEAD' || m === 'PUT' || m === 'DELETE' || (m === 'POST' && Boolean(e.request?.ifNoneExist));
+}
+
+function entryKeys(e: BundleEntry): string[] {
+  const req = e.request;
+  if (!req) return [];
+  if (req.method === 'POST' && req.ifNoneExist) return conditionalKeys(req.url, req.ifNoneExist);
+  const [type, query] = req.url.split('?');
+  return query && type ? conditionalKeys(type, query) : [];
+}

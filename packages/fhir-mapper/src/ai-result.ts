@@ -1,0 +1,356 @@
+/**
+ * AI analysis result -> one FHIR transaction Bundle: DiagnosticReport, one volume Observation per
+ * tumour sub-region (SNOMED 118565006, mL), an mCODE TumorSize for the largest diameter, an mCODE
+ * Tumor (BodyStructure), the ImagingStudy built from Orthanc's study and series metadata, and the
+ * model as a Device. Every entry is a conditional update keyed by an identifier, so sending the same
+ * result twice (a retry, or the final report after the preliminary one) never duplicates anything.
+ * @packageDocumentation
+ */
+import { randomUUID } from 'node:crypto';
+import { z } from 'zod';
+import type {
+  Bundle,
+  BundleEntry,
+  BodyStructure,
+  Device,
+  DiagnosticReport,
+  Endpoint,
+  FhirResource,
+  Identifier,
+  ImagingStudy,
+  Observation,
+  Reference,
+} from 'fhir/r4.js';
+import { coding, concept, quantity, type CodeName } from './codes.js';
+import { mapperContext, patientLogicalReference, type MapperOptions } from './context.js';
+import { DICOM_UID_SYSTEM, EXTENSIONS, PROFILES } from './systems.js';
+import { compact, parseInput, round } from './util.js';
+
+/** A DICOM UID: dotted digits, at most 64 characters (PS3.5 §9.1). */
+export const dicomUidSchema = z
+  .string()
+  .max(64)
+  .regex(/^(0|[1-9]\d*)(\.(0|[1-9]\d*))+$/, 'Expected a DICOM UID');
+
+const isoDateTime = z.iso.datetime({ offset: true });
+const volumeMl = z.number().finite().nonnegative();
+
+/** One series of the study, from Orthanc's metadata (`/series/{id}` MainDicomTags). */
+export const analysisSeriesSchema = z.object({
+  seriesInstanceUid: dicomUidSchema,
+  modality: z.string().regex(/^[A-Z0-9]{1,16}$/),
+  number: z.number().int().nonnegative().optional(),
+  description: z.string().optional(),
+  numberOfInstances: z.number().int().nonnegative().optional(),
+  /** One SOP class per series is enough for FHIR; instances are listed when given. */
+  instances: z
+    .array(z.object({ sopInstanceUid: dicomUidSchema, sopClassUid: dicomUidSchema, number: z.number().int().nonnegative().optional() }))
+    .optional(),
+});
+
+/** The AI analysis result the mapper accepts (the AI worker's result plus the study metadata). */
+export const analysisResultSchema = z
+  .object({
+    /** The AI job id: names the result's identifiers. */
+    analysisId: z.string().min(1).max(64).regex(/^[A-Za-z0-9._-]+$/),
+    /** OpenEMR patient uuid. */
+    patientUuid: z.uuid(),
+    study: z.object({
+      studyInstanceUid: dicomUidSchema,
+      /** Study date and time (FHIR dateTime with zone, or a date). */
+      started: z.union([isoDateTime, z.iso.date()]).optional(),
+      description: z.string().optional(),
+      accessionNumber: z.string().optional(),
+      /** Orthanc's DICOMweb root (`http://orthanc/dicom-web`), for an Endpoint on the ImagingStudy. */
+      dicomWebUrl: z.url().optional(),
+      series: z.array(analysisSeriesSchema).min(1),
+    }),
+    segmentation: z.object({ seriesInstanceUid: dicomUidSchema, sopInstanceUid: dicomUidSchema }),
+    /** Volumes in mL of the BraTS regions: enhancing tumour, tumour core, whole tumour (nested). */
+    volumesMl: z.object({ ET: volumeMl, TC: volumeMl, WT: volumeMl }),
+    /** Largest in-plane diameter of the whole tumour, mm. */
+    largestDiameterMm: z.number().finite().nonnegative(),
+    /** Up to two further perpendicular diameters, mm. */
+    otherDiametersMm: z.array(z.number().finite().nonnegative()).max(2).optional(),
+    model: z.object({
+      name: z.string().min(1),
+      version: z.string().min(1),
+      manufacturer: z.string().optional(),
+      intendedUse: z.string().optional(),
+    }),
+    timings: z.object({
+      startedAt: isoDateTime,
+      finishedAt: isoDateTime,
+      inferenceMs: z.number().nonnegative().optional(),
+      totalMs: z.number().nonnegative().optional(),
+    }),
+    /** `preliminary` until a clinician confirms the result. */
+    status: z.enum(['preliminary', 'final', 'amended', 'corrected']).default('preliminary'),
+    /** Stable per patient and lesion (mCODE Tumor.identifier); default `<patientUuid>:brain-1`. */
+    tumorId: z.string().min(1).optional(),
+    conclusion: z.string().optional(),
+  })
+  .superRefine((v, ctx) => {
+    const tol = 1e-6;
+    if (v.volumesMl.ET > v.volumesMl.TC + tol) ctx.addIssue({ code: 'custom', path: ['volumesMl', 'ET'], message: 'ET must not exceed TC (nested regions)' });
+    if (v.volumesMl.TC > v.volumesMl.WT + tol) ctx.addIssue({ code: 'custom', path: ['volumesMl', 'TC'], message: 'TC must not exceed WT (nested regions)' });
+    if (Date.parse(v.timings.finishedAt) < Date.parse(v.timings.startedAt))
+      ctx.addIssue({ code: 'custom', path: ['timings', 'finishedAt'], message: 'finishedAt is before startedAt' });
+  });
+
+/** An AI analysis result (input). */
+export type AnalysisResultInput = z.input<typeof analysisResultSchema>;
+/** An AI analysis result (parsed). */
+export type AnalysisResult = z.output<typeof analysisResultSchema>;
+
+/** Options of {@link analysisToTransaction}. */
+export interface AnalysisMapperOptions extends MapperOptions {
+  /** The subject; default a logical reference by the OpenEMR patient uuid. */
+  subject?: Reference;
+  /** Generates the `urn:uuid` fullUrls (tests pass a deterministic one). Default `crypto.randomUUID`. */
+  newUuid?: () => string;
+}
+
+const REGIONS: readonly { key: 'ET' | 'TC' | 'WT'; codes: readonly CodeName[]; label: string }[] = [
+  { key: 'ET', codes: ['regionEnhancingTumor', 'enhancingLesion'], label: 'Enhancing tumor' },
+  { key: 'TC', codes: ['regionTumorCore'], label: 'Tumor core' },
+  { key: 'WT', codes: ['regionWholeTumor'], label: 'Whole tumor' },
+];
+
+/** `identifier=<system>|<value>` for a search or conditional URL. */
+export function identifierQuery(id: Identifier): string {
+  return `identifier=${encodeURIComponent(id.system ?? '')}|${encodeURIComponent(id.value ?? '')}`;
+}
+
+function dicomId(uid: string): Identifier {
+  return { system: DICOM_UID_SYSTEM, value: `urn:oid:${uid}` };
+}
+
+/** The identifiers the transaction's entries are keyed by (for lookups after a sync). */
+export interface AnalysisIdentifiers {
+  diagnosticReport: Identifier;
+  imagingStudy: Identifier;
+  device: Identifier;
+  tumor: Identifier;
+  volumes: Record<'ET' | 'TC' | 'WT', Identifier>;
+  tumorSize: Identifier;
+}
+
+/**
+ * The identifiers of the resources {@link analysisToTransaction} produces for a result.
+ * @throws {@link ValidationError} when the result is invalid
+ */
+export function analysisIdentifiers(input: unknown, options: MapperOptions = {}): AnalysisIdentifiers {
+  const ctx = mapperContext(options);
+  const r = parseInput(analysisResultSchema, input, 'AI analysis result');
+  return identifiersOf(r, ctx.systems.aiModel, ctx.systems.tumor, ctx.systems.analysis);
+}
+
+function identifiersOf(r: AnalysisResult, modelSystem: string, tumorSystem: string, analysisSystem: string): AnalysisIdentifiers {
+  return {
+    diagnosticReport: dicomId(r.segmentation.sopInstanceUid),
+    imagingStudy: dicomId(r.study.studyInstanceUid),
+    device: { system: modelSystem, value: `${r.model.name}@${r.model.version}` },
+    tumor: { system: tumorSystem, value: r.tumorId ?? `${r.patientUuid}:brain-1` },
+    volumes: {
+      ET: { system: analysisSystem, value: `${r.analysisId}:volume-ET` },
+      TC: { system: analysisSystem, value: `${r.analysisId}:volume-TC` },
+      WT: { system: analysisSystem, value: `${r.analysisId}:volume-WT` },
+    },
+    tumorSize: { system: analysisSystem, value: `${r.analysisId}:tumor-size` },
+  };
+}
+
+function fmt(ml: number): string {
+  return round(ml, 2).toFixed(2);
+}
+
+/**
+ * AI analysis result -> a FHIR transaction Bundle (see the module comment). References between the
+ * entries use `urn:uuid` fullUrls; each entry is `PUT <Type>?identifier=<system>|<value>`.
+ * @param input - the result ({@link analysisResultSchema})
+ * @param options - site, subject, uuid generator
+ * @returns the transaction Bundle
+ * @throws {@link ValidationError} when the result is invalid (nothing is built)
+ */
+export function analysisToTransaction(input: unknown, options: AnalysisMapperOptions = {}): Bundle {
+  const ctx = mapperContext(options);
+  const r = parseInput(analysisResultSchema, input, 'AI analysis result');
+  const newUuid = options.newUuid ?? randomUUID;
+  const ids = identifiersOf(r, ctx.systems.aiModel, ctx.systems.tumor, ctx.systems.analysis);
+  const subject = options.subject ?? patientLogicalReference(ctx, r.patientUuid);
+  const url = (): string => `urn:uuid:${newUuid()}`;
+  const urls = {
+    device: url(),
+    endpoint: url(),
+    study: url(),
+    tumor: url(),
+    volumes: { ET: url(), TC: url(), WT: url() },
+    tumorSize: url(),
+    report: url(),
+  };
+  const effective = r.study.started ?? r.timings.startedAt;
+  const obsStatus = r.status === 'preliminary' ? 'preliminary' : r.status;
+  const hasTumor = r.volumesMl.WT > 0;
+
+  const device: Device = compact({
+    resourceType: 'Device' as const,
+    identifier: [ids.device],
+    status: 'active' as const,
+    manufacturer: r.model.manufacturer,
+    deviceName: [{ name: r.model.name, type: 'model-name' as const }],
+    type: { text: 'AI segmentation model' },
+    version: [{ value: r.model.version }],
+    note: r.model.intendedUse ? [{ text: r.model.intendedUse }] : undefined,
+  });
+
+  const segInStudy = r.study.series.some((s) => s.seriesInstanceUid === r.segmentation.seriesInstanceUid);
+  const series = [
+    ...r.study.series,
+    ...(segInStudy
+      ? []
+      : [
+          {
+            seriesInstanceUid: r.segmentation.seriesInstanceUid,
+            modality: 'SEG',
+            description: `AI segmentation (${r.model.name} ${r.model.version})`,
+            numberOfInstances: 1,
+            instances: [{ sopInstanceUid: r.segmentation.sopInstanceUid, sopClassUid: '1.2.840.10008.5.1.4.1.1.66.4', number: 1 }],
+          },
+        ]),
+  ];
+  const modalityCoding = (m: string): ReturnType<typeof coding> =>
+    m === 'MR' ? coding('modalityMr') : m === 'SEG' ? coding('modalitySeg') : { system: 'http://dicom.nema.org/resources/ontology/DCM', code: m };
+  const instanceTotal = series.reduce((n, s) => n + (s.numberOfInstances ?? s.instances?.length ?? 0), 0);
+  const study: ImagingStudy = compact({
+    resourceType: 'ImagingStudy' as const,
+    identifier: [
+      ids.imagingStudy,
+      ...(r.study.accessionNumber ? [{ type: { text: 'Accession number' }, value: r.study.accessionNumber }] : []),
+    ],
+    status: 'available' as const,
+    modality: [...new Set(series.map((s) => s.modality))].map(modalityCoding),
+    subject,
+    started: r.study.started,
+    endpoint: r.study.dicomWebUrl ? [{ reference: urls.endpoint }] : undefined,
+    numberOfSeries: series.length,
+    numberOfInstances: instanceTotal > 0 ? instanceTotal : undefined,
+    description: r.study.description,
+    series: series.map((s) =>
+      compact({
+        uid: s.seriesInstanceUid,
+        number: s.number,
+        modality: modalityCoding(s.modality),
+        description: s.description,
+        numberOfInstances: s.numberOfInstances ?? s.instances?.length,
+        instance: s.instances?.map((i) =>
+          compact({ uid: i.sopInstanceUid, sopClass: { system: 'urn:ietf:rfc:3986', code: `urn:oid:${i.sopClassUid}` }, number: i.number }),
+        ),
+      }),
+    ),
+  });
+
+  const endpoint: Endpoint | undefined = r.study.dicomWebUrl
+    ? {
+        resourceType: 'Endpoint',
+        identifier: [{ system: 'urn:cdss:dicomweb', value: r.study.dicomWebUrl }],
+        status: 'active',
+        connectionType: coding('wadoRs'),
+        name: 'Orthanc DICOMweb',
+        payloadType: [{ text: 'DICOM' }],
+        payloadMimeType: ['application/dicom'],
+        address: r.study.dicomWebUrl,
+      }
+    : undefined;
+
+  const tumor: BodyStructure = {
+    resourceType: 'BodyStructure',
+    meta: { profile: [PROFILES.tumor] },
+    identifier: [{ ...ids.tumor, use: 'usual' }],
+    morphology: concept('neoplasmMorphology'),
+    location: concept('brainStructure'),
+    patient: subject,
+  };
+
+  const derivedFrom: Reference[] = [
+    { reference: urls.study, display: 'Source MR study' },
+    { type: 'ImagingStudy', identifier: dicomId(r.segmentation.sopInstanceUid), display: 'DICOM SEG (AI segmentation)' },
+  ];
+  const volumeObs = REGIONS.map(
+    (reg): Observation => ({
+      resourceType: 'Observation',
+      identifier: [ids.volumes[reg.key]],
+      status: obsStatus,
+      category: [concept('categoryImaging')],
+      code: concept('volume', `${reg.label} volume`),
+      subject,
+      focus: [{ reference: urls.tumor }],
+      effectiveDateTime: effective,
+      issued: r.timings.finishedAt,
+      valueQuantity: quantity(round(r.volumesMl[reg.key], 3), 'mL'),
+      bodySite: concept(reg.codes, reg.label),
+      method: concept('mri'),
+      device: { reference: urls.device },
+      derivedFrom,
+    }),
+  );
+
+  const tumorSize: Observation | undefined = hasTumor
+    ? {
+        resourceType: 'Observation',
+        meta: { profile: [PROFILES.tumorSize] },
+        identifier: [ids.tumorSize],
+        status: obsStatus,
+        category: [concept('categoryImaging')],
+        code: concept('tumorSize'),
+        subject,
+        focus: [{ reference: urls.tumor }],
+        effectiveDateTime: effective,
+        issued: r.timings.finishedAt,
+        method: concept('mri'),
+        device: { reference: urls.device },
+        derivedFrom,
+        component: [
+          { code: concept('tumorLongestDimension'), valueQuantity: quantity(round(r.largestDiameterMm, 1), 'mm') },
+          ...(r.otherDiametersMm ?? []).map((d) => ({ code: concept('tumorOtherDimension'), valueQuantity: quantity(round(d, 1), 'mm') })),
+        ],
+      }
+    : undefined;
+
+  const conclusion =
+    r.conclusion ??
+    (hasTumor
+      ? `Automated segmentation (${r.model.name} ${r.model.version}): whole tumor ${fmt(r.volumesMl.WT)} mL, tumor core ${fmt(r.volumesMl.TC)} mL, enhancing tumor ${fmt(r.volumesMl.ET)} mL; largest diameter ${round(r.largestDiameterMm, 1)} mm.`
+      : `Automated segmentation (${r.model.name} ${r.model.version}): no tumor segmented.`);
+  const report: DiagnosticReport = compact({
+    resourceType: 'DiagnosticReport' as const,
+    extension: [{ url: EXTENSIONS.aiModelDevice, valueReference: { reference: urls.device } }],
+    identifier: [ids.diagnosticReport, { system: ctx.systems.analysis, value: r.analysisId }],
+    status: r.status,
+    category: [concept('radiology')],
+    code: concept('mrBrain'),
+    subject,
+    effectiveDateTime: effective,
+    issued: r.timings.finishedAt,
+    imagingStudy: [{ reference: urls.study }],
+    result: [...REGIONS.map((reg) => ({ reference: urls.volumes[reg.key] })), ...(tumorSize ? [{ reference: urls.tumorSize }] : [])],
+    conclusion,
+    conclusionCode: hasTumor ? [concept('neoplasmOfBrain')] : undefined,
+  });
+
+  const entry = (fullUrl: string, resource: FhirResource, id: Identifier): BundleEntry => ({
+    fullUrl,
+    resource,
+    request: { method: 'PUT', url: `${resource.resourceType}?${identifierQuery(id)}` },
+  });
+  const entries: BundleEntry[] = [
+    entry(urls.device, device, ids.device),
+    ...(endpoint ? [entry(urls.endpoint, endpoint, endpoint.identifier?.[0] as Identifier)] : []),
+    entry(urls.study, study, ids.imagingStudy),
+    entry(urls.tumor, tumor, ids.tumor),
+    ...volumeObs.map((o, i) => entry(urls.volumes[(REGIONS[i] as (typeof REGIONS)[number]).key], o, o.identifier?.[0] as Identifier)),
+    ...(tumorSize ? [entry(urls.tumorSize, tumorSize, ids.tumorSize)] : []),
+    entry(urls.report, report, ids.diagnosticReport),
+  ];
+  return { resourceType: 'Bundle', type: 'transaction', entry: entries };
+}
