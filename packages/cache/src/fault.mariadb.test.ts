@@ -33,7 +33,8 @@ type Patient = z.infer<typeof patientSchema>;
 /** A free loopback port below 32768 (outside the ephemeral range), probed by binding it. */
 async function freePort(): Promise<number> {
   for (let attempt = 0; attempt < 50; attempt++) {
-    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    // 30000-32699: clear of the fixed ports of the shared and documented private services (23306 ... 29095)
+    const port = 30_000 + Math.floor(Math.random() * 2_700);
     const free = await new Promise<boolean>((resolve) => {
       const server = createServer();
       server.once('error', () => resolve(false));
