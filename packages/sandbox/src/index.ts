@@ -15,3 +15,5 @@ export { createEmbeddedFhirServer, embeddedFhirServerOptionsSchema, loadFhirDefi
 export type { EmbeddedFhirServer, EmbeddedFhirServerOptions } from './fhir/index.js';
 
 // DICOM store emulator (issue 5).
+export { createDicomStoreEmulator, DicomFileStore, StoreInputError, orthancId } from './dicom/index.js';
+export type { DicomStoreEmulator, DicomStoreEmulatorOptions, DicomFileStoreOptions, StoredInstance, StoredResource, StoreChange, DicomStoreLevel } from './dicom/index.js';
