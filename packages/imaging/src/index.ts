@@ -40,6 +40,8 @@ export {
   softmax,
   threshold,
   bratsLabelsFromChannels,
+  bratsLabelsFromLogits,
+  sigmoidThresholdLogit,
   argmaxLabels,
   bratsVolumes,
   largestDiameter,

@@ -135,7 +135,7 @@ export class SegmentationModel {
       async (batch) => {
         const dims = [batch.count, batch.channels, ...batch.roiSize];
         const r = await this.session.run(batch.data, dims, { inputName, outputName, ...(options.signal ? { signal: options.signal } : {}) });
-        return { data: r.data, channels: r.dims[1] ?? 0 };
+        return { data: r.data, channels: r.dims[1] ?? 0, networkMs: r.runMs };
       },
       options,
     );

@@ -35,24 +35,21 @@ export interface IntensityStatistics {
 const f32 = Math.fround;
 
 function stats(data: Float32Array, start: number, end: number, nonzero: boolean): IntensityStatistics | undefined {
+  // One pass: count, sum and sum of squares in float64 (float32 inputs: no meaningful cancellation).
   let n = 0;
   let sum = 0;
+  let sq = 0;
   for (let i = start; i < end; i++) {
     const v = data[i] as number;
     if (nonzero && v === 0) continue;
     sum += v;
+    sq += v * v;
     n++;
   }
   if (n === 0) return undefined;
   const mean = sum / n;
-  let ss = 0;
-  for (let i = start; i < end; i++) {
-    const v = data[i] as number;
-    if (nonzero && v === 0) continue;
-    const d = v - mean;
-    ss += d * d;
-  }
-  const std = f32(Math.sqrt(ss / n));
+  const variance = Math.max(sq / n - mean * mean, 0);
+  const std = f32(Math.sqrt(variance));
   return { mean: f32(mean), std: std === 0 ? 1 : std, count: n };
 }
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { argmaxLabels, bratsLabelsFromChannels, bratsVolumes, largestDiameter, sigmoid, softmax, threshold } from './postprocess.js';
+import { argmaxLabels, bratsLabelsFromChannels, bratsLabelsFromLogits, sigmoidThresholdLogit, bratsVolumes, largestDiameter, sigmoid, softmax, threshold } from './postprocess.js';
 import { SegmentationError } from './segmentation-errors.js';
 
 function bruteDiameter(mask: Uint8Array, dims: number[], spacing: number[]): number {
@@ -26,6 +26,32 @@ describe('activation and thresholds', () => {
     const p = softmax(logits, 3);
     for (let v = 0; v < 3; v++) expect(p[v]! + p[3 + v]! + p[6 + v]!).toBeCloseTo(1, 6);
     expect(Array.from(argmaxLabels(p, [3, 3, 1, 1], [0, 2, 4]))).toEqual([2, 0, 0]);
+  });
+});
+
+describe('fused logits -> labels', () => {
+  it('makes exactly the decisions of sigmoid -> threshold -> label rule, including float32 values at the cut', () => {
+    for (const t of [0.5, 0.3, 0.9]) {
+      const cut = sigmoidThresholdLogit(t);
+      const around: number[] = [];
+      const f = new Float32Array(1);
+      const u = new Int32Array(f.buffer);
+      f[0] = cut;
+      const base = u[0]!;
+      for (let d = -3; d <= 3; d++) {
+        u[0] = base + d;
+        around.push(f[0]!);
+      }
+      let seed = 7;
+      const rand = (): number => ((seed = (seed * 1664525 + 1013904223) >>> 0) / 2 ** 32 - 0.5) * 20;
+      const n = 3000;
+      const logits = new Float32Array(3 * n).map((_, i) => (i % 10 < 7 ? around[i % 7]! : rand()));
+      const expected = bratsLabelsFromChannels(threshold(sigmoid(logits), t), [3, n, 1, 1], { tc: 0, wt: 1, et: 2 }, 4);
+      expect(Array.from(bratsLabelsFromLogits(logits, [3, n, 1, 1], { tc: 0, wt: 1, et: 2 }, t, 4))).toEqual(Array.from(expected));
+      // the cut is the boundary: on at the cut, off one float32 step below
+      const below = Math.max(...around.filter((x) => x < cut));
+      expect(threshold(sigmoid(new Float32Array([cut, below])), t)).toEqual(new Uint8Array([1, 0]));
+    }
   });
 });
 
@@ -69,6 +95,19 @@ describe('largestDiameter', () => {
       const [a, b] = [d.from, d.to];
       expect(Math.hypot((a[0] - b[0]) * spacing[0]!, (a[1] - b[1]) * spacing[1]!, (a[2] - b[2]) * spacing[2]!)).toBeCloseTo(d.mm, 9);
     }
+  });
+  it('equals brute force on a large tilted ellipsoid (many hull candidates, grid-pruned search)', () => {
+    const dims = [26, 22, 20];
+    const mask = new Uint8Array(26 * 22 * 20);
+    for (let i = 0; i < 26; i++)
+      for (let j = 0; j < 22; j++)
+        for (let k = 0; k < 20; k++) {
+          const u = (i - 12 + 0.6 * (j - 11)) / 11;
+          const v = (j - 11) / 8;
+          const w = (k - 9 + 0.3 * (i - 12)) / 7;
+          if (u * u + v * v + w * w < 1) mask[(i * 22 + j) * 20 + k] = 1;
+        }
+    expect(largestDiameter(mask, dims, [0.9, 1.1, 1.7])!.mm).toBeCloseTo(bruteDiameter(mask, dims, [0.9, 1.1, 1.7]), 9);
   });
   it('is 0 for one voxel and undefined for an empty region', () => {
     const m = new Uint8Array(27);

@@ -109,6 +109,73 @@ export function bratsLabelsFromChannels(
 }
 
 /**
+ * The smallest float32 logit `x` with `fround(sigmoid(x)) >= threshold`. Because float32 sigmoid is monotonic,
+ * `fround(sigmoid(x)) >= threshold` is exactly `x >= sigmoidThresholdLogit(threshold)` for every float32 `x`,
+ * which saves one `exp` per voxel and channel without changing a single decision.
+ * @param threshold - in (0, 1)
+ * @returns the float32 logit cut
+ */
+export function sigmoidThresholdLogit(threshold: number): number {
+  requireInput(Number.isFinite(threshold) && threshold > 0 && threshold < 1, `threshold must be in (0, 1), got ${threshold}`);
+  const on = (x: number): boolean => Math.fround(1 / (1 + Math.exp(-x))) >= threshold;
+  // Bisection over the ordered float32 bit patterns between -100 and 100 (sigmoid saturates well inside).
+  const bits = new Float32Array(1);
+  const ints = new Int32Array(bits.buffer);
+  const key = (x: number): number => {
+    bits[0] = x;
+    const i = ints[0] as number;
+    return i < 0 ? -(i & 0x7fffffff) : i; // monotonic integer key of a float32
+  };
+  const fromKey = (k: number): number => {
+    ints[0] = k < 0 ? -k | 0x80000000 : k;
+    return bits[0] as number;
+  };
+  let lo = key(-100); // off
+  let hi = key(100); // on
+  while (hi - lo > 1) {
+    const mid = Math.floor((lo + hi) / 2);
+    if (on(fromKey(mid))) hi = mid;
+    else lo = mid;
+  }
+  return fromKey(hi);
+}
+
+/**
+ * Sigmoid, `>= threshold` and the BraTS label rule in one pass over the logits, with the same decisions as
+ * {@link sigmoid} → {@link threshold} → {@link bratsLabelsFromChannels} (see {@link sigmoidThresholdLogit}).
+ * @param logits - C-order `[C, ...spatial]` float32 logits
+ * @param shape - `[C, ...spatial]`
+ * @param order - TC/WT/ET channel indices
+ * @param thresholdValue - probability threshold (the bundle: 0.5)
+ * @param etLabel - 4 or 3
+ * @returns one label per voxel
+ * @throws {@link SegmentationError} `INVALID_INPUT` for a bad shape, channel index or threshold
+ */
+export function bratsLabelsFromLogits(
+  logits: Float32Array,
+  shape: readonly number[],
+  order: BratsChannelOrder,
+  thresholdValue: number,
+  etLabel: EnhancingTumourLabel = 4,
+): Uint8Array {
+  const voxels = checkChannelFirst(logits, shape, 'label conversion input');
+  const c = shape[0] as number;
+  for (const k of ['tc', 'wt', 'et'] as const) {
+    requireInput(Number.isInteger(order[k]) && order[k] >= 0 && order[k] < c, `channel ${k}=${order[k]} is outside 0..${c - 1}`);
+  }
+  requireInput(etLabel === 3 || etLabel === 4, `etLabel must be 3 or 4, got ${String(etLabel)}`);
+  const cut = sigmoidThresholdLogit(thresholdValue);
+  const tc = logits.subarray(order.tc * voxels, (order.tc + 1) * voxels);
+  const wt = logits.subarray(order.wt * voxels, (order.wt + 1) * voxels);
+  const et = logits.subarray(order.et * voxels, (order.et + 1) * voxels);
+  const out = new Uint8Array(voxels);
+  for (let v = 0; v < voxels; v++) {
+    out[v] = (et[v] as number) >= cut ? etLabel : (tc[v] as number) >= cut ? 1 : (wt[v] as number) >= cut ? 2 : 0;
+  }
+  return out;
+}
+
+/**
  * `argmax` over channels mapped through a class → label table (multi-class softmax models).
  * Ties go to the lowest channel, as `torch.argmax`.
  * @param values - C-order `[C, ...spatial]`
@@ -231,68 +298,145 @@ export function largestDiameter(
   const [n0, n1, n2] = dims as [number, number, number];
   const [h0, h1, h2] = spacing as [number, number, number];
   const inside = new Uint8Array(mask.length);
-  for (let i = 0; i < mask.length; i++) inside[i] = include(mask[i] as number) ? 1 : 0;
-  const at = (i: number, j: number, k: number): number => inside[(i * n1 + j) * n2 + k] as number;
-  // A voxel is a candidate when, along each axis, no region voxel lies on both sides of it on that line.
-  // Per line, only the first and last region voxel qualify; mark them with one bit per axis.
-  const extreme = new Uint8Array(mask.length);
-  const markLines = (
-    outer: number,
-    inner: number,
-    len: number,
-    index: (a: number, b: number, t: number) => number,
-    bit: number,
-  ): void => {
-    for (let a = 0; a < outer; a++) {
-      for (let b = 0; b < inner; b++) {
-        let first = -1;
-        let last = -1;
-        for (let t = 0; t < len; t++) {
-          if (inside[index(a, b, t)]) {
-            if (first < 0) first = t;
-            last = t;
-          }
-        }
-        if (first >= 0) {
-          const f = index(a, b, first);
-          const l = index(a, b, last);
-          extreme[f] = (extreme[f] as number) | bit;
-          extreme[l] = (extreme[l] as number) | bit;
-        }
+  let any = false;
+  for (let i = 0; i < mask.length; i++) {
+    if (include(mask[i] as number)) {
+      inside[i] = 1;
+      any = true;
+    }
+  }
+  if (!any) return undefined;
+  // A voxel can only be a vertex of the region's convex hull if, along each axis, no region voxel lies on both
+  // sides of it on that line: it must be the first or last region voxel of its line along d0, d1 and d2.
+  // One pass in memory order records, per line, the first and last index along each axis.
+  const plane = n1 * n2;
+  const firstI = new Int32Array(plane).fill(-1);
+  const lastI = new Int32Array(plane).fill(-1);
+  const firstJ = new Int32Array(n0 * n2).fill(-1);
+  const lastJ = new Int32Array(n0 * n2).fill(-1);
+  const firstK = new Int32Array(n0 * n1).fill(-1);
+  const lastK = new Int32Array(n0 * n1).fill(-1);
+  for (let i = 0, o = 0; i < n0; i++) {
+    for (let j = 0; j < n1; j++) {
+      const line = i * n1 + j;
+      for (let k = 0; k < n2; k++, o++) {
+        if (inside[o] === 0) continue;
+        const jk = j * n2 + k;
+        const ik = i * n2 + k;
+        if (firstI[jk] === -1) firstI[jk] = i;
+        lastI[jk] = i;
+        if (firstJ[ik] === -1) firstJ[ik] = j;
+        lastJ[ik] = j;
+        if (firstK[line] === -1) firstK[line] = k;
+        lastK[line] = k;
       }
     }
-  };
-  markLines(n0, n1, n2, (i, j, k) => (i * n1 + j) * n2 + k, 1);
-  markLines(n0, n2, n1, (i, k, j) => (i * n1 + j) * n2 + k, 2);
-  markLines(n1, n2, n0, (j, k, i) => (i * n1 + j) * n2 + k, 4);
+  }
   const pts: number[] = [];
+  const consider = (i: number, j: number, k: number): void => {
+    const jk = j * n2 + k;
+    const ik = i * n2 + k;
+    if ((firstI[jk] === i || lastI[jk] === i) && (firstJ[ik] === j || lastJ[ik] === j)) pts.push(i * h0, j * h1, k * h2, i, j, k);
+  };
   for (let i = 0; i < n0; i++) {
     for (let j = 0; j < n1; j++) {
-      for (let k = 0; k < n2; k++) {
-        if (at(i, j, k) && extreme[(i * n1 + j) * n2 + k] === 7) pts.push(i * h0, j * h1, k * h2, i, j, k);
-      }
+      const line = i * n1 + j;
+      const f = firstK[line] as number;
+      if (f < 0) continue;
+      consider(i, j, f);
+      const l = lastK[line] as number;
+      if (l !== f) consider(i, j, l);
     }
   }
   if (pts.length === 0) return undefined;
+  const [bi, bj, best] = farthestPair(pts);
+  const idx = (o: number): [number, number, number] => [pts[o + 3] as number, pts[o + 4] as number, pts[o + 5] as number];
+  return { mm: Math.sqrt(best), from: idx(bi), to: idx(bj) };
+}
+
+/**
+ * Exact farthest pair of points (`pts` holds `x, y, z, i, j, k` per point; returns offsets and squared distance).
+ * Points are bucketed in a coarse grid; cell pairs are visited in decreasing order of the largest distance their
+ * bounding boxes allow, and the search stops once no remaining pair of cells can beat the best pair found.
+ */
+function farthestPair(pts: number[]): [number, number, number] {
+  const n = pts.length / 6;
+  const lo = [Infinity, Infinity, Infinity];
+  const hi = [-Infinity, -Infinity, -Infinity];
+  for (let a = 0; a < pts.length; a += 6) {
+    for (let d = 0; d < 3; d++) {
+      const v = pts[a + d] as number;
+      if (v < (lo[d] as number)) lo[d] = v;
+      if (v > (hi[d] as number)) hi[d] = v;
+    }
+  }
+  const g = n < 64 ? 1 : 8;
+  const cellOf = (a: number): number => {
+    let c = 0;
+    for (let d = 0; d < 3; d++) {
+      const span = (hi[d] as number) - (lo[d] as number);
+      const q = span > 0 ? Math.min(g - 1, Math.floor((((pts[a + d] as number) - (lo[d] as number)) / span) * g)) : 0;
+      c = c * g + q;
+    }
+    return c;
+  };
+  const members = new Map<number, number[]>();
+  const boxes = new Map<number, number[]>();
+  for (let a = 0; a < pts.length; a += 6) {
+    const c = cellOf(a);
+    let m = members.get(c);
+    let b = boxes.get(c);
+    if (!m || !b) {
+      m = [];
+      b = [Infinity, Infinity, Infinity, -Infinity, -Infinity, -Infinity];
+      members.set(c, m);
+      boxes.set(c, b);
+    }
+    m.push(a);
+    for (let d = 0; d < 3; d++) {
+      const v = pts[a + d] as number;
+      if (v < (b[d] as number)) b[d] = v;
+      if (v > (b[d + 3] as number)) b[d + 3] = v;
+    }
+  }
+  const cells = [...members.keys()];
+  const pairs: { a: number; b: number; bound: number }[] = [];
+  for (let x = 0; x < cells.length; x++) {
+    const bx = boxes.get(cells[x] as number) as number[];
+    for (let y = x; y < cells.length; y++) {
+      const by = boxes.get(cells[y] as number) as number[];
+      let bound = 0;
+      for (let d = 0; d < 3; d++) {
+        const e = Math.max((by[d + 3] as number) - (bx[d] as number), (bx[d + 3] as number) - (by[d] as number));
+        bound += e * e;
+      }
+      pairs.push({ a: cells[x] as number, b: cells[y] as number, bound });
+    }
+  }
+  pairs.sort((p, q) => q.bound - p.bound);
   let best = 0;
   let bi = 0;
   let bj = 0;
-  for (let a = 0; a < pts.length; a += 6) {
-    const x = pts[a] as number;
-    const y = pts[a + 1] as number;
-    const z = pts[a + 2] as number;
-    for (let b = a + 6; b < pts.length; b += 6) {
-      const dx = x - (pts[b] as number);
-      const dy = y - (pts[b + 1] as number);
-      const dz = z - (pts[b + 2] as number);
-      const d = dx * dx + dy * dy + dz * dz;
-      if (d > best) {
-        best = d;
-        bi = a;
-        bj = b;
+  for (const pair of pairs) {
+    if (pair.bound <= best) break;
+    const ma = members.get(pair.a) as number[];
+    const mb = members.get(pair.b) as number[];
+    for (const a of ma) {
+      const x = pts[a] as number;
+      const y = pts[a + 1] as number;
+      const z = pts[a + 2] as number;
+      for (const b of mb) {
+        const dx = x - (pts[b] as number);
+        const dy = y - (pts[b + 1] as number);
+        const dz = z - (pts[b + 2] as number);
+        const d = dx * dx + dy * dy + dz * dz;
+        if (d > best) {
+          best = d;
+          bi = a;
+          bj = b;
+        }
       }
     }
   }
-  const idx = (o: number): [number, number, number] => [pts[o + 3] as number, pts[o + 4] as number, pts[o + 5] as number];
-  return { mm: Math.sqrt(best), from: idx(bi), to: idx(bj) };
+  return [bi, bj, best];
 }

@@ -12,12 +12,10 @@ import type { ModelManifest } from './manifest.js';
 import { normalizeIntensity } from './normalize.js';
 import {
   argmaxLabels,
-  bratsLabelsFromChannels,
+  bratsLabelsFromLogits,
   bratsVolumes,
   largestDiameter,
-  sigmoid,
   softmax,
-  threshold,
   type BratsVolumes,
   type LargestDiameter,
 } from './postprocess.js';
@@ -69,8 +67,10 @@ export interface SegmentationTimings {
   normalizeMs: number;
   /** Sliding window, including the predictor. */
   inferenceMs: number;
-  /** Inside the predictor only (sum over batches). */
+  /** Inside the predictor only (sum over batches), including the hand-over to the onnxruntime worker. */
   predictorMs: number;
+  /** Inside onnxruntime's `session.run` only (sum over batches), when the predictor reports it. */
+  networkMs: number;
   /** Activation, threshold, labels, volumes, diameter. */
   postprocessMs: number;
 }
@@ -176,11 +176,13 @@ export async function runSegmentation(
   notify({ stage: 'inference', windowsDone: 0 });
   t = performance.now();
   let predictorMs = 0;
+  let networkMs = 0;
   const inf = manifest.inference;
   const timedPredictor: WindowPredictor = async (batch) => {
     const p0 = performance.now();
     const r = await predictor(batch);
     predictorMs += performance.now() - p0;
+    networkMs += r.networkMs ?? 0;
     return r;
   };
   const sw = await slidingWindowInference(x, input.shape, timedPredictor, {
@@ -190,6 +192,7 @@ export async function runSegmentation(
     mode: inf.mode,
     sigmaScale: inf.sigmaScale,
     cval: inf.cval,
+    transferInput: x !== input.data, // the normalised copy is ours to give away
     ...(options.signal ? { signal: options.signal } : {}),
     onProgress: (done, total) => notify({ stage: 'inference', windowsDone: done, windowsTotal: total }),
   });
@@ -207,7 +210,7 @@ export async function runSegmentation(
   t = performance.now();
   const labels =
     out.activation === 'sigmoid'
-      ? bratsLabelsFromChannels(threshold(sigmoid(sw.data), out.threshold), sw.shape, out.regions, manifest.etLabel)
+      ? bratsLabelsFromLogits(sw.data, sw.shape, out.regions, out.threshold, manifest.etLabel)
       : argmaxLabels(softmax(sw.data, sw.shape[0]), sw.shape, out.classLabels);
   const spacing: [number, number, number] = [input.spacingMm[0], input.spacingMm[1], input.spacingMm[2]];
   const volumes = bratsVolumes(labels, spacing, manifest.etLabel);
@@ -223,7 +226,7 @@ export async function runSegmentation(
     wholeTumourDiameter,
     windows: sw.windows,
     ...(options.keepLogits ? { logits: sw.data } : {}),
-    timings: { normalizeMs, inferenceMs, predictorMs, postprocessMs },
+    timings: { normalizeMs, inferenceMs, predictorMs, networkMs, postprocessMs },
     model: {
       name: manifest.name,
       version: manifest.version,

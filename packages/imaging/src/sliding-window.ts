@@ -40,6 +40,8 @@ export interface WindowPrediction {
   data: Float32Array;
   /** Output channels per window. */
   channels: number;
+  /** Milliseconds the network itself took, if the predictor knows (reported in segmentation timings). */
+  networkMs?: number;
 }
 
 /** The network (or any function) applied to each batch of windows. */
@@ -63,6 +65,11 @@ export interface SlidingWindowOptions {
   signal?: AbortSignal;
   /** Called after each batch with the number of windows done and the total. */
   onProgress?: (done: number, total: number) => void;
+  /**
+   * The caller gives `input` up: when one window covers the whole image, `input` itself is handed to the predictor
+   * (which may transfer and detach it) instead of a copy. Default `false`.
+   */
+  transferInput?: boolean;
 }
 
 /** The window layout MONAI would use for an image, without running anything. */
@@ -263,6 +270,7 @@ export async function slidingWindowInference(
   requireInput(Number.isFinite(cval), `cval must be a finite number`);
   const plan = planWindows(size, options.roiSize, options.overlap ?? 0.25);
   const { roiSize: roi, paddedSize: padded, padBefore, starts } = plan;
+  const constant = (options.mode ?? 'constant') === 'constant';
   const weights = importanceMap(roi, options.mode ?? 'constant', options.sigmaScale ?? 0.125);
   const [p0, p1, p2] = padded;
   const padVoxels = p0 * p1 * p2;
@@ -296,8 +304,8 @@ export async function slidingWindowInference(
     const batchStarts = starts.slice(first, Math.min(first + swBatchSize, total));
     const n = batchStarts.length;
     let batch: Float32Array;
-    if (total === 1 && needsPad) {
-      batch = padded_; // the padded copy is ours: hand it over instead of copying it again
+    if (total === 1 && (needsPad || options.transferInput === true)) {
+      batch = padded_; // the padded copy (or the given-up input) is ours: hand it over instead of copying it
     } else {
       batch = new Float32Array(n * channels * roiVoxels);
       batchStarts.forEach((st, b) => copyWindow(padded_, padded, channels, st, roi, batch, b * channels * roiVoxels));
@@ -318,14 +326,21 @@ export async function slidingWindowInference(
           `with ${String(pc)} channel(s); expected ${n} x channels x ${roiVoxels} float32 values`,
       );
     }
+    if (total === 1 && constant) {
+      // One window with weight 1: MONAI computes (0 + p·1) / 1 = p exactly, so crop the prediction directly.
+      options.onProgress?.(1, 1);
+      const [s0, s1, s2] = size;
+      const data = needsPad ? cropPadded(pred.data, pc, padded, padBefore, size) : pred.data;
+      return { data, shape: [pc, s0, s1, s2], windows: 1 };
+    }
     if (out === undefined) {
       outChannels = pc;
       out = new Float32Array(outChannels * padVoxels);
       // MONAI builds the count map once, when the first output arrives, over all windows in order.
-      for (const st of starts) accumulate(count, padded, 1, st, roi, weights, undefined, 0);
+      for (const st of starts) accumulate(count, padded, 1, st, roi, weights, undefined, 0, constant);
     }
     for (let b = 0; b < n; b++) {
-      accumulate(out, padded, outChannels, batchStarts[b] as readonly number[], roi, weights, pred.data, b * outChannels * roiVoxels);
+      accumulate(out, padded, outChannels, batchStarts[b] as readonly number[], roi, weights, pred.data, b * outChannels * roiVoxels, constant);
     }
     options.onProgress?.(first + n, total);
   }
@@ -348,7 +363,8 @@ export async function slidingWindowInference(
 }
 
 /**
- * `target[:, win] += pred * w` in float32 (or `target[win] += w` when `pred` is undefined).
+ * `target[:, win] += pred * w` in float32 (or `target[win] += w` when `pred` is undefined). With `unitWeights`
+ * (constant blending) the product is the prediction itself, so it is added without the multiplication.
  */
 function accumulate(
   target: Float32Array,
@@ -359,6 +375,7 @@ function accumulate(
   weights: Float32Array,
   pred: Float32Array | undefined,
   predOffset: number,
+  unitWeights: boolean,
 ): void {
   const [, s1, s2] = size as [number, number, number];
   const vox = (size[0] as number) * s1 * s2;
@@ -372,7 +389,10 @@ function accumulate(
       for (let j = 0; j < r1; j++) {
         let t = c * vox + ((a0 + i) * s1 + a1 + j) * s2 + a2;
         if (pred === undefined) {
-          for (let k = 0; k < r2; k++, t++, w++) target[t] = (target[t] as number) + (weights[w] as number);
+          if (unitWeights) for (let k = 0; k < r2; k++, t++) target[t] = (target[t] as number) + 1;
+          else for (let k = 0; k < r2; k++, t++, w++) target[t] = (target[t] as number) + (weights[w] as number);
+        } else if (unitWeights) {
+          for (let k = 0; k < r2; k++, t++, p++) target[t] = (target[t] as number) + (pred[p] as number);
         } else {
           for (let k = 0; k < r2; k++, t++, w++, p++) {
             target[t] = (target[t] as number) + f32((pred[p] as number) * (weights[w] as number));
@@ -381,4 +401,29 @@ function accumulate(
       }
     }
   }
+}
+
+/** Crops `[C, padded]` back to `[C, size]`. */
+function cropPadded(
+  data: Float32Array,
+  channels: number,
+  padded: readonly number[],
+  padBefore: readonly number[],
+  size: readonly number[],
+): Float32Array {
+  const [p0, p1, p2] = padded as [number, number, number];
+  const [s0, s1, s2] = size as [number, number, number];
+  const [b0, b1, b2] = padBefore as [number, number, number];
+  const out = new Float32Array(channels * s0 * s1 * s2);
+  let o = 0;
+  for (let c = 0; c < channels; c++) {
+    for (let i = 0; i < s0; i++) {
+      for (let j = 0; j < s1; j++) {
+        const from = ((c * p0 + i + b0) * p1 + j + b1) * p2 + b2;
+        out.set(data.subarray(from, from + s2), o);
+        o += s2;
+      }
+    }
+  }
+  return out;
 }
