@@ -517,6 +517,8 @@ export class StandardApi {
     return ({ params }) => {
       const patient = this.patientByUuid(params['puuid'] ?? '');
       if (!patient) return envelope(this.arrayStatus(400), [], { validationErrors: this.unknownUuid('puuid', params['puuid'] ?? '') });
+      // Up to 7.0.3 these per-patient routes returned nothing (openemr/openemr#6242, #10827).
+      if (this.ctx.version === '7.0') return envelope(200, []);
       const rows = this.t.lists.filter((l) => l.type === type && l.pid === patient.pid && l.activity === '1');
       return envelope(200, rows.map((l) => this.listView(l)));
     };
@@ -527,6 +529,7 @@ export class StandardApi {
     return ({ params }) => {
       const patient = this.patientByUuid(params['puuid'] ?? '');
       const row = patient && this.t.lists.find((l) => l.type === type && l.pid === patient.pid && l.uuid === params[param]);
+      if (this.ctx.version === '7.0') return envelope(404, []); // empty in 7.0.x, as the list above
       return row ? envelope(200, this.listView(row)) : envelope(this.arrayStatus(404), []);
     };
   }
