@@ -4,6 +4,7 @@
  */
 import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { request as httpsRequest } from 'node:https';
 import { createServer, connect } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -22,6 +23,9 @@ const run = promisify(execFile);
 const orthanc = await requireService('orthanc');
 const rabbitmq = await requireService('rabbitmq');
 const mariadb = await requireService('mariadb');
+const prometheus = await requireService('prometheus');
+const alertmanager = await requireService('alertmanager');
+const nginx = await requireService('nginx');
 
 /** Basic auth header and credential-free base URL from a URL that carries user:password. */
 function splitCredentials(url: string): { base: string; authorization: string } {
@@ -90,6 +94,54 @@ describe.skipIf(!mariadb.available)('MariaDB (real)', () => {
     } finally {
       await conn.end();
     }
+  });
+});
+
+describe.skipIf(!prometheus.available)('Prometheus (real)', () => {
+  it('is ready and reports its build', async () => {
+    expect((await fetch(`${prometheus.url}/-/ready`)).status).toBe(200);
+    const info = (await (await fetch(`${prometheus.url}/api/v1/status/buildinfo`)).json()) as {
+      status?: string;
+      data?: { version?: unknown };
+    };
+    expect(info.status).toBe('success');
+    expect(typeof info.data?.version).toBe('string');
+  });
+});
+
+describe.skipIf(!alertmanager.available)('Alertmanager (real)', () => {
+  it('is ready and answers its v2 status API', async () => {
+    expect((await fetch(`${alertmanager.url}/-/ready`)).status).toBe(200);
+    const status = (await (await fetch(`${alertmanager.url}/api/v2/status`)).json()) as { versionInfo?: unknown };
+    expect(status.versionInfo).toBeTypeOf('object');
+  });
+});
+
+describe.skipIf(!nginx.available)('nginx (real)', () => {
+  it('terminates TLS with the certificate services.sh generated (any upstream answer, 502 without the app)', async () => {
+    const ca = await readFile(join(process.env['CDSS_SERVICES_DIR'] ?? '/tmp/cdss-services', 'nginx', 'cert.pem'));
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = httpsRequest(`${nginx.url}/healthz`, { ca, servername: 'localhost' }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    expect(status).toBeGreaterThanOrEqual(200);
+    expect(status).toBeLessThan(600);
+  });
+
+  it('refuses a client that does not trust that certificate', async () => {
+    const outcome = await new Promise<string>((resolve) => {
+      const req = httpsRequest(`${nginx.url}/`, { ca: [], servername: 'localhost' }, (res) => {
+        res.resume();
+        resolve('connected');
+      });
+      req.on('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? error.message));
+      req.end();
+    });
+    expect(outcome).toMatch(/SELF_SIGNED|UNABLE_TO_VERIFY|CERT/);
   });
 });
 
