@@ -153,6 +153,7 @@ export const analysisSchema = z
         volumes: regionVolumesSchema,
         largestDiameterMm: z.number().nonnegative().optional(),
         segSeriesUid: z.string().optional(),
+        segInstanceUid: z.string().optional(),
         conclusion: z.string().optional(),
       })
       .optional(),

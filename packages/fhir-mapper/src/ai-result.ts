@@ -85,7 +85,7 @@ export const analysisResultSchema = z
       totalMs: z.number().nonnegative().optional(),
     }),
     /** `preliminary` until a clinician confirms the result. */
-    status: z.enum(['preliminary', 'final', 'amended', 'corrected']).default('preliminary'),
+    status: z.enum(['preliminary', 'final', 'amended', 'corrected', 'entered-in-error']).default('preliminary'),
     /** Stable per patient and lesion (mCODE Tumor.identifier); default `<patientUuid>:brain-1`. */
     tumorId: z.string().min(1).optional(),
     conclusion: z.string().optional(),

@@ -93,6 +93,7 @@ export function toApiAnalysis(job: JobRecord, review: ReviewRecord | undefined):
           result: {
             volumes: { enhancingTumor: volume('enhancing-tumour'), tumorCore: volume('tumour-core'), wholeTumor: volume('whole-tumour') },
             segSeriesUid: job.result.segmentation.seriesInstanceUid,
+            segInstanceUid: job.result.segmentation.sopInstanceUid,
             ...(diameterOf(job) !== undefined ? { largestDiameterMm: diameterOf(job) } : {}),
           },
         }
