@@ -54,3 +54,21 @@ export type { AnalysisResult, AnalysisResultInput, AnalysisMapperOptions, Analys
 export { assessRano, ranoToCancerDiseaseStatus, ranoInputSchema } from './rano.js';
 export type { RanoInput, RanoAssessment, RanoCategory, RanoMapperOptions } from './rano.js';
 export { fhirIssues, assertValidFhir, loadR4Definitions } from './validate.js';
+export { FhirAdapter } from './adapter/fhir-adapter.js';
+export type { FhirAdapterOptions, WriteResult, CallOptions } from './adapter/fhir-adapter.js';
+export {
+  FhirServerError,
+  FhirInvalidResourceError,
+  FhirNotFoundError,
+  FhirConflictError,
+  fhirErrorFor,
+} from './adapter/errors.js';
+export type { FhirServerErrorOptions } from './adapter/errors.js';
+export { KeyedMutex } from './adapter/keyed-mutex.js';
+export { fhirWriteSchema, defaultKey } from './outbox/types.js';
+export type { FhirWrite, OutboxItem, DeadLetter, OutboxStats, SyncOutbox } from './outbox/types.js';
+export { MemoryOutbox } from './outbox/memory-outbox.js';
+export { MySqlOutbox } from './outbox/mysql-outbox.js';
+export type { MySqlOutboxOptions } from './outbox/mysql-outbox.js';
+export { OutboxProcessor } from './outbox/processor.js';
+export type { OutboxProcessorOptions, DrainResult } from './outbox/processor.js';

@@ -1,0 +1,110 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createPool, type Pool } from 'mysql2/promise';
+import { ValidationError } from '@cdss/core';
+import { requireService } from '@cdss/core/testing';
+import { createEmbeddedFhirServer } from '@cdss/sandbox';
+import type { Patient } from 'fhir/r4.js';
+import { FhirAdapter } from '../adapter/fhir-adapter.js';
+import { MemoryOutbox } from './memory-outbox.js';
+import { MySqlOutbox } from './mysql-outbox.js';
+import { OutboxProcessor } from './processor.js';
+import type { FhirWrite, SyncOutbox } from './types.js';
+
+const mariadb = await requireService('mariadb');
+const SYS = `urn:cdss:test:outbox-unit:${randomUUID().slice(0, 8)}`;
+
+function upsert(value: string, family = 'Unit', extra: Record<string, unknown> = {}): FhirWrite {
+  const identifier = { system: SYS, value };
+  return { kind: 'upsert', resource: { resourceType: 'Patient', identifier: [identifier], name: [{ family }], ...extra } as Patient, identifier };
+}
+
+let pool: Pool | undefined;
+const tables: string[] = [];
+afterAll(async () => {
+  for (const t of tables) await pool?.query(`DROP TABLE IF EXISTS \`${t}\``);
+  await pool?.end();
+});
+
+async function mysqlOutbox(clock?: { now(): number }): Promise<MySqlOutbox> {
+  pool ??= createPool({ uri: mariadb.url, connectionLimit: 4 });
+  const table = `fhir_outbox_unit_${randomUUID().slice(0, 8)}`;
+  tables.push(table);
+  const o = new MySqlOutbox({ pool, table, ...(clock ? { clock } : {}) });
+  await o.ensureSchema();
+  return o;
+}
+
+const kinds: { name: string; skip: boolean; make(clock?: { now(): number }): Promise<SyncOutbox> }[] = [
+  { name: 'memory', skip: false, make: async (clock) => new MemoryOutbox(clock) },
+  { name: 'MySQL', skip: !mariadb.available, make: mysqlOutbox },
+];
+
+describe.each(kinds)('$name outbox', ({ skip, make }) => {
+  it.skipIf(skip)('rejects a malformed write with ValidationError and stores nothing', async () => {
+    const outbox = await make();
+    await expect(outbox.enqueue({ kind: 'upsert', resource: { nope: true }, identifier: { system: '', value: 'x' } } as unknown as FhirWrite)).rejects.toBeInstanceOf(
+      ValidationError,
+    );
+    expect(await outbox.stats()).toEqual({ pending: 0, delivered: 0, dead: 0 });
+  });
+
+  it.skipIf(skip)('claims only the oldest pending item of each key, and only when due', async () => {
+    const outbox = await make({ now: () => 1_000 });
+    const a1 = await outbox.enqueue(upsert('a'), { key: 'A' });
+    const a2 = await outbox.enqueue(upsert('a', 'Later'), { key: 'A' });
+    const b1 = await outbox.enqueue(upsert('b'), { key: 'B' });
+    const first = await outbox.claimDue(1_000, 10, 5_000);
+    expect(first.map((i) => i.id)).toEqual([a1.id, b1.id]);
+    // leased: a second claimer sees nothing
+    expect(await outbox.claimDue(1_001, 10, 5_000)).toEqual([]);
+    await outbox.markFailed(a1.id, 'HttpError no response', 9_000);
+    await outbox.markDelivered(b1.id);
+    // a1 backs off until 9000, and a2 must wait behind it
+    expect(await outbox.claimDue(2_000, 10, 5_000)).toEqual([]);
+    const later = await outbox.claimDue(9_000, 10, 5_000);
+    expect(later.map((i) => [i.id, i.attempts, i.lastError])).toEqual([[a1.id, 1, 'HttpError no response']]);
+    await outbox.markDelivered(a1.id);
+    expect((await outbox.claimDue(9_001, 10, 5_000)).map((i) => i.id)).toEqual([a2.id]);
+    expect(await outbox.stats()).toEqual({ pending: 1, delivered: 2, dead: 0 });
+  });
+
+  describe('with an embedded FHIR server', () => {
+    let url = '';
+    let close: () => Promise<void> = async () => undefined;
+    beforeAll(async () => {
+      ({ url, close } = await createEmbeddedFhirServer().listen(0));
+    });
+    afterAll(async () => close());
+
+    it.skipIf(skip)('delivers valid writes and dead-letters an invalid one with its OperationOutcome', async () => {
+      const outbox = await make();
+      const adapter = new FhirAdapter({ baseUrl: url, retry: false });
+      const processor = new OutboxProcessor({ outbox, adapter, baseDelayMs: 5, maxDelayMs: 20 });
+      await outbox.enqueue(upsert('good-1'));
+      const bad = await outbox.enqueue(upsert('bad', 'Bad', { active: 'yes' }));
+      await outbox.enqueue(upsert('good-2'));
+      const r = await processor.drainUntilEmpty(10_000);
+      expect(r).toMatchObject({ empty: true, delivered: 2, dead: 1 });
+      const dead = await outbox.deadLetters();
+      expect(dead).toHaveLength(1);
+      expect(dead[0]?.id).toBe(bad.id);
+      expect(dead[0]?.lastError).toMatch(/FhirInvalidResourceError 400/);
+      expect(dead[0]?.outcome?.resourceType).toBe('OperationOutcome');
+      expect(dead[0]?.outcome?.issue?.[0]?.severity).toBe('error');
+      expect(await adapter.findByIdentifier('Patient', { system: SYS, value: 'bad' })).toHaveLength(0);
+      expect(await adapter.findByIdentifier('Patient', { system: SYS, value: 'good-2' })).toHaveLength(1);
+    });
+  });
+});
+
+describe.skipIf(!mariadb.available)('MySQL outbox durability', () => {
+  it('a new outbox instance on the same table sees the pending writes', async () => {
+    const first = await mysqlOutbox();
+    const item = await first.enqueue(upsert('durable'));
+    const second = new MySqlOutbox({ pool: pool as Pool, table: tables[tables.length - 1] as string });
+    const claimed = await second.claimDue(Date.now() + 1, 10, 1_000);
+    expect(claimed.map((i) => i.id)).toEqual([item.id]);
+    expect(claimed[0]?.write).toEqual(upsert('durable'));
+  });
+});

@@ -1,0 +1,162 @@
+/**
+ * Drains a {@link SyncOutbox} into a FHIR server through a {@link FhirAdapter}: retryable failures
+ * (no response, timeouts, 5xx, 429, conflicts) are retried with exponential backoff and jitter until
+ * the server accepts the write; a write it rejects as invalid (400/422, or a conditional write that
+ * matches several resources) goes to the dead letters with the OperationOutcome.
+ * @packageDocumentation
+ */
+import { HttpError, noopLogger, systemClock, type Clock, type Logger } from '@cdss/core';
+import type { FhirAdapter } from '../adapter/fhir-adapter.js';
+import { FhirConflictError, FhirInvalidResourceError, FhirServerError } from '../adapter/errors.js';
+import type { OutboxItem, SyncOutbox } from './types.js';
+
+/** Options of {@link OutboxProcessor}. */
+export interface OutboxProcessorOptions {
+  outbox: SyncOutbox;
+  adapter: FhirAdapter;
+  /** Items claimed per round. Default 50. */
+  batchSize?: number;
+  /** Deliveries in flight at once. Default 8. */
+  concurrency?: number;
+  /** Backoff of the first retry; doubles per attempt. Default 500 ms. */
+  baseDelayMs?: number;
+  /** Backoff cap. Default 60 000 ms. */
+  maxDelayMs?: number;
+  /** How long a claim hides an item from other processors. Default 60 000 ms. */
+  leaseMs?: number;
+  clock?: Clock;
+  logger?: Logger;
+  /** Jitter source in [0, 1). Default `Math.random`. */
+  random?: () => number;
+}
+
+/** What one round did. */
+export interface DrainResult {
+  claimed: number;
+  delivered: number;
+  failed: number;
+  dead: number;
+}
+
+function describe(error: unknown): string {
+  if (FhirServerError.isInstance(error)) {
+    const diag = error.outcome?.issue?.map((i) => i.diagnostics ?? i.details?.text ?? i.code).join('; ');
+    return `${error.name} ${error.status ?? 'no response'}${diag ? `: ${diag.slice(0, 500)}` : ''}`;
+  }
+  if (HttpError.isInstance(error)) return `${error.name} ${error.status ?? 'no response'}`;
+  return error instanceof Error ? error.name : 'Error';
+}
+
+/** Delivers outbox items. */
+export class OutboxProcessor {
+  private readonly o: Required<Omit<OutboxProcessorOptions, 'outbox' | 'adapter'>> & Pick<OutboxProcessorOptions, 'outbox' | 'adapter'>;
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<DrainResult> | undefined;
+
+  constructor(options: OutboxProcessorOptions) {
+    this.o = {
+      batchSize: 50,
+      concurrency: 8,
+      baseDelayMs: 500,
+      maxDelayMs: 60_000,
+      leaseMs: 60_000,
+      clock: systemClock,
+      logger: noopLogger,
+      random: Math.random,
+      ...options,
+    };
+  }
+
+  /** The backoff before attempt `attempts + 1`: full jitter in [cap/2, cap). */
+  backoffMs(attempts: number): number {
+    const cap = Math.min(this.o.maxDelayMs, this.o.baseDelayMs * 2 ** Math.max(0, attempts - 1));
+    return cap / 2 + (cap / 2) * this.o.random();
+  }
+
+  /** Claims due items once and tries each. Concurrent calls share one round. */
+  drainOnce(): Promise<DrainResult> {
+    this.running ??= this.round().finally(() => {
+      this.running = undefined;
+    });
+    return this.running;
+  }
+
+  /**
+   * Rounds until nothing is pending, or `timeoutMs` passes (items then stay pending for later).
+   * @returns the totals, and whether the outbox is empty
+   */
+  async drainUntilEmpty(timeoutMs = 60_000, idleSleepMs = 50): Promise<DrainResult & { empty: boolean }> {
+    const total: DrainResult = { claimed: 0, delivered: 0, failed: 0, dead: 0 };
+    const deadline = this.o.clock.now() + timeoutMs;
+    for (;;) {
+      const r = await this.drainOnce();
+      total.claimed += r.claimed;
+      total.delivered += r.delivered;
+      total.failed += r.failed;
+      total.dead += r.dead;
+      const { pending } = await this.o.outbox.stats();
+      if (pending === 0) return { ...total, empty: true };
+      if (this.o.clock.now() >= deadline) return { ...total, empty: false };
+      if (r.claimed === 0) await this.o.clock.sleep(idleSleepMs);
+    }
+  }
+
+  /** Drains every `intervalMs` in the background until {@link OutboxProcessor.stop}. */
+  start(intervalMs = 1000): void {
+    if (this.timer) return;
+    const tick = (): void => {
+      this.drainOnce()
+        .catch((e: unknown) => this.o.logger.error({ err: describe(e) }, 'outbox round failed'))
+        .finally(() => {
+          if (this.timer) this.timer = setTimeout(tick, intervalMs);
+        });
+    };
+    this.timer = setTimeout(tick, 0);
+  }
+
+  /** Stops the background loop and waits for the round in progress. */
+  async stop(): Promise<void> {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    await this.running?.catch(() => undefined);
+  }
+
+  private async round(): Promise<DrainResult> {
+    const now = this.o.clock.now();
+    const items = await this.o.outbox.claimDue(now, this.o.batchSize, this.o.leaseMs);
+    const result: DrainResult = { claimed: items.length, delivered: 0, failed: 0, dead: 0 };
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < items.length) {
+        const item = items[next++] as OutboxItem;
+        const r = await this.deliver(item);
+        result[r]++;
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(this.o.concurrency, items.length) }, worker));
+    return result;
+  }
+
+  private async deliver(item: OutboxItem): Promise<'delivered' | 'failed' | 'dead'> {
+    const { adapter } = this.o;
+    try {
+      const w = item.write;
+      if (w.kind === 'upsert') await adapter.upsert(w.resource, w.identifier);
+      else if (w.kind === 'create-if-none-exist') await adapter.createIfNoneExist(w.resource, w.identifier);
+      else await adapter.transaction(w.bundle);
+      await this.o.outbox.markDelivered(item.id);
+      return 'delivered';
+    } catch (error) {
+      const invalid = error instanceof FhirInvalidResourceError || (error instanceof FhirConflictError && error.kind === 'multiple-matches');
+      if (invalid) {
+        this.o.logger.warn({ item: item.id, err: describe(error) }, 'FHIR write rejected as invalid: dead-lettered');
+        await this.o.outbox.markDead(item.id, describe(error), (error as FhirServerError).outcome, this.o.clock.now());
+        return 'dead';
+      }
+      const delay = this.backoffMs(item.attempts + 1);
+      this.o.logger.debug({ item: item.id, attempt: item.attempts + 1, delayMs: Math.round(delay), err: describe(error) }, 'FHIR write failed, will retry');
+      await this.o.outbox.markFailed(item.id, describe(error), this.o.clock.now() + delay);
+      return 'failed';
+    }
+  }
+}
