@@ -9,20 +9,11 @@ import { AmqpInvalidationBus, MemoryInvalidationHub, type InvalidationEvent } fr
 import { Cache } from './cache.js';
 import { CacheUnavailableError } from './errors.js';
 import { MemoryStore } from './memory-store.js';
+import { eventually } from './testing.js';
 import { TieredStore } from './tiered-store.js';
 
 const rabbitmq = await requireService('rabbitmq');
 const RUN = `${process.pid}.${Date.now().toString(36)}`;
-
-/** Polls `probe` until it is true or the deadline passes (no timing assertion: the deadline is the requirement). */
-async function eventually(probe: () => Promise<boolean> | boolean, deadlineMs: number): Promise<boolean> {
-  const end = Date.now() + deadlineMs;
-  for (;;) {
-    if (await probe()) return true;
-    if (Date.now() >= end) return false;
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
 
 describe('MemoryInvalidationHub', () => {
   it('delivers to every other member, not back to the sender, and validates keys', async () => {

@@ -6,7 +6,7 @@
  */
 import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,7 +18,7 @@ import { Cache } from './cache.js';
 import { MySqlIdempotencyStore } from './idempotency.js';
 import { MemoryStore } from './memory-store.js';
 import { MySqlStore } from './mysql-store.js';
-import { createCountingMetrics, FakeUpstream } from './testing.js';
+import { createCountingMetrics, eventually, FakeUpstream, freeLoopbackPort } from './testing.js';
 import { TieredStore } from './tiered-store.js';
 import { WriteCoordinator } from './write-coordinator.js';
 
@@ -29,21 +29,6 @@ const mariadb = await requireService('mariadb');
 
 const patientSchema = z.object({ id: z.string(), name: z.string() });
 type Patient = z.infer<typeof patientSchema>;
-
-/** A free loopback port below 32768 (outside the ephemeral range), probed by binding it. */
-async function freePort(): Promise<number> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    // 30000-32699: clear of the fixed ports of the shared and documented private services (23306 ... 29095)
-    const port = 30_000 + Math.floor(Math.random() * 2_700);
-    const free = await new Promise<boolean>((resolve) => {
-      const server = createServer();
-      server.once('error', () => resolve(false));
-      server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
-    });
-    if (free) return port;
-  }
-  throw new Error('no free port found below 32768');
-}
 
 function portOpen(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -70,15 +55,6 @@ async function processAlive(pid: number): Promise<boolean> {
   }
 }
 
-async function eventually(probe: () => Promise<boolean> | boolean, deadlineMs: number): Promise<boolean> {
-  const end = Date.now() + deadlineMs;
-  for (;;) {
-    if (await probe()) return true;
-    if (Date.now() >= end) return false;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
-
 describe.skipIf(!mariadb.available)('fault: a private MariaDB stopped for real under the cache', () => {
   let dir: string;
   let port: number;
@@ -88,7 +64,7 @@ describe.skipIf(!mariadb.available)('fault: a private MariaDB stopped for real u
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'cdss-cache-fault-'));
-    port = await freePort();
+    port = await freeLoopbackPort();
     env = { ...process.env, CDSS_SERVICES_DIR: dir, DB_PORT: String(port) };
     await services('start');
     url = `mysql://app:app-pass@127.0.0.1:${port}/appdb`;

@@ -172,3 +172,46 @@ export class SwitchableStore implements CacheStore {
     if (this.failing.has(op)) throw new CacheUnavailableError('test', `${op} failed (switched off)`);
   }
 }
+
+/**
+ * A loopback port that was free when probed, picked at random in `[from, to)`: below 32768 (outside the kernel's
+ * ephemeral range) and, by default, clear of the fixed ports of the shared and documented private services.
+ * @param from - lowest port (default 30000)
+ * @param to - one past the highest port (default 32700)
+ * @returns the port
+ * @throws Error when 50 probes found none free
+ */
+export async function freeLoopbackPort(from = 30_000, to = 32_700): Promise<number> {
+  const { createServer } = await import('node:net');
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = from + Math.floor(Math.random() * (to - from));
+    const free = await new Promise<boolean>((resolve) => {
+      const server = createServer();
+      server.once('error', () => resolve(false));
+      server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+    });
+    if (free) return port;
+  }
+  throw new Error(`no free loopback port found in ${from}..${to - 1}`);
+}
+
+/**
+ * Polls `probe` every `intervalMs` until it returns true or `deadlineMs` has passed. Tests use it to state a
+ * requirement ("within one second") without asserting on timings.
+ * @param probe - the condition
+ * @param deadlineMs - how long to keep trying
+ * @param intervalMs - pause between tries
+ * @returns whether the condition held before the deadline
+ */
+export async function eventually(
+  probe: () => Promise<boolean> | boolean,
+  deadlineMs: number,
+  intervalMs = 10,
+): Promise<boolean> {
+  const end = Date.now() + deadlineMs;
+  for (;;) {
+    if (await probe()) return true;
+    if (Date.now() >= end) return false;
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+}
