@@ -82,10 +82,10 @@ export async function startHarness(options: OpenEmrEmulatorOptions & { version: 
     const s = app.listen(0, '127.0.0.1', () => resolve(s));
   });
   const { port } = server.address() as AddressInfo;
-  const spec = specFor(options.version);
   const classify = (): { unexplained: { exchange: Exchange; violation: Violation }[]; used: Map<SpecException, number> } => {
     const unexplained: { exchange: Exchange; violation: Violation }[] = [];
     const used = new Map<SpecException, number>();
+    const spec = specFor(options.version);
     for (const exchange of exchanges) {
       for (const violation of spec.check(exchange)) {
         if (violation.side === 'request' && badRequest.has(exchange)) continue;
