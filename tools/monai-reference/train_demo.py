@@ -15,6 +15,7 @@ MONAI's sliding_window_inference with the bundle's post-processing, DiceMetric p
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -30,7 +31,7 @@ from monai.utils import set_determinism
 from common import ROOT, export_onnx, make_segresnet, sha256, versions
 
 SEED = 7
-THREADS = 2
+THREADS = int(os.environ.get("TRAIN_THREADS", "1"))  # 1: OpenMP threads spin badly on an oversubscribed 2-core machine
 MAX_STEPS = 500
 MIN_STEPS = 200
 VAL_EVERY = 100

@@ -3,10 +3,21 @@
  * This is the entry point an AI worker uses.
  * @packageDocumentation
  */
-import { loadModelManifest, loadMonaiBundle, parseModelManifest, type ModelManifest, type MonaiBundleOptions } from './manifest.js';
+import {
+  loadModelManifest,
+  loadMonaiBundle,
+  parseModelManifest,
+  type ModelManifest,
+  type MonaiBundleOptions,
+} from './manifest.js';
 import { OnnxWorkerSession, type OnnxSessionOptions, type OnnxTensorInfo } from './onnx-session.js';
 import { SegmentationError } from './segmentation-errors.js';
-import { runSegmentation, type SegmentationInput, type SegmentationOptions, type SegmentationResult } from './segmentation.js';
+import {
+  runSegmentation,
+  type SegmentationInput,
+  type SegmentationOptions,
+  type SegmentationResult,
+} from './segmentation.js';
 
 /** Where a model comes from. */
 export type SegmentationModelSource =
@@ -34,8 +45,12 @@ export function manifestModelMismatches(
   const problems: string[] = [];
   const input = inputs.find((i) => i.name === manifest.model.inputName);
   const output = outputs.find((o) => o.name === manifest.model.outputName);
-  if (!input) problems.push(`model has no input '${manifest.model.inputName}' (it has ${inputs.map((i) => i.name).join(', ')})`);
-  if (!output) problems.push(`model has no output '${manifest.model.outputName}' (it has ${outputs.map((o) => o.name).join(', ')})`);
+  if (!input)
+    problems.push(`model has no input '${manifest.model.inputName}' (it has ${inputs.map((i) => i.name).join(', ')})`);
+  if (!output)
+    problems.push(
+      `model has no output '${manifest.model.outputName}' (it has ${outputs.map((o) => o.name).join(', ')})`,
+    );
   const fixed = (d: number | string | undefined): d is number => typeof d === 'number' && d > 0;
   if (input) {
     if (input.type !== 'float32') problems.push(`input '${input.name}' is ${String(input.type)}, not float32`);
@@ -44,15 +59,21 @@ export function manifestModelMismatches(
     } else if (input.shape.length === 5) {
       const [n, c, ...sp] = input.shape;
       if (fixed(c) && c !== manifest.input.channels.length) {
-        problems.push(`model input has ${c} channels; the manifest lists ${manifest.input.channels.length} (${manifest.input.channels.join(', ')})`);
+        problems.push(
+          `model input has ${c} channels; the manifest lists ${manifest.input.channels.length} (${manifest.input.channels.join(', ')})`,
+        );
       }
       sp.forEach((d, i) => {
         if (fixed(d) && d !== manifest.inference.roiSize[i]) {
-          problems.push(`model input is fixed to ${sp.join('x')}; the manifest's window is ${manifest.inference.roiSize.join('x')}`);
+          problems.push(
+            `model input is fixed to ${sp.join('x')}; the manifest's window is ${manifest.inference.roiSize.join('x')}`,
+          );
         }
       });
       if (fixed(n) && n !== manifest.inference.swBatchSize && !(n === 1 && manifest.inference.swBatchSize === 1)) {
-        problems.push(`model input batch is fixed to ${n}; the manifest's swBatchSize is ${manifest.inference.swBatchSize}`);
+        problems.push(
+          `model input batch is fixed to ${n}; the manifest's swBatchSize is ${manifest.inference.swBatchSize}`,
+        );
       }
     }
   }
@@ -100,7 +121,10 @@ export class SegmentationModel {
    *   {@link SegmentationError} `MODEL_LOAD_FAILED` for a corrupt model, `MODEL_MISMATCH` when the manifest does not
    *   fit the model (the session is closed again)
    */
-  static async load(source: SegmentationModelSource, sessionOptions: OnnxSessionOptions = {}): Promise<SegmentationModel> {
+  static async load(
+    source: SegmentationModelSource,
+    sessionOptions: OnnxSessionOptions = {},
+  ): Promise<SegmentationModel> {
     let manifest: ModelManifest;
     let modelPath: string;
     if ('manifestPath' in source) {
@@ -115,7 +139,10 @@ export class SegmentationModel {
     const problems = manifestModelMismatches(manifest, session.inputs, session.outputs);
     if (problems.length > 0) {
       await session.close();
-      throw new SegmentationError('MODEL_MISMATCH', `manifest ${manifest.name} does not fit ${modelPath}: ${problems.join('; ')}`);
+      throw new SegmentationError(
+        'MODEL_MISMATCH',
+        `manifest ${manifest.name} does not fit ${modelPath}: ${problems.join('; ')}`,
+      );
     }
     return new SegmentationModel(manifest, modelPath, session);
   }
@@ -134,7 +161,11 @@ export class SegmentationModel {
       this.manifest,
       async (batch) => {
         const dims = [batch.count, batch.channels, ...batch.roiSize];
-        const r = await this.session.run(batch.data, dims, { inputName, outputName, ...(options.signal ? { signal: options.signal } : {}) });
+        const r = await this.session.run(batch.data, dims, {
+          inputName,
+          outputName,
+          ...(options.signal ? { signal: options.signal } : {}),
+        });
         return { data: r.data, channels: r.dims[1] ?? 0, networkMs: r.runMs };
       },
       options,

@@ -4,10 +4,19 @@ import { join, relative } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ValidationError } from '@cdss/core';
 import { MONAI_FIXTURES, referenceModelPath } from './__fixtures__/monai/reference.js';
-import { loadModelManifest, loadMonaiBundle, manifestFromMonaiBundle, parseModelManifest, sha256File } from './manifest.js';
+import {
+  loadModelManifest,
+  loadMonaiBundle,
+  manifestFromMonaiBundle,
+  parseModelManifest,
+  sha256File,
+} from './manifest.js';
 
 const BUNDLE = join(MONAI_FIXTURES, 'bundle');
-const inference = JSON.parse(readFileSync(join(BUNDLE, 'configs', 'inference.json'), 'utf8')) as Record<string, unknown>;
+const inference = JSON.parse(readFileSync(join(BUNDLE, 'configs', 'inference.json'), 'utf8')) as Record<
+  string,
+  unknown
+>;
 const metadata = JSON.parse(readFileSync(join(BUNDLE, 'configs', 'metadata.json'), 'utf8')) as Record<string, unknown>;
 const tmp = mkdtempSync(join(tmpdir(), 'cdss-manifest-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -22,7 +31,14 @@ describe('manifest from a MONAI bundle (brats_mri_segmentation layout)', () => {
     expect(m.input.channels).toEqual(['T1c', 'T1', 'T2', 'FLAIR']);
     expect(m.input.normalize).toEqual({ nonzero: true, channelWise: true });
     expect(m.input.spacingMm).toEqual([1, 1, 1]);
-    expect(m.inference).toEqual({ roiSize: [240, 240, 160], swBatchSize: 1, overlap: 0.5, mode: 'constant', sigmaScale: 0.125, cval: 0 });
+    expect(m.inference).toEqual({
+      roiSize: [240, 240, 160],
+      swBatchSize: 1,
+      overlap: 0.5,
+      mode: 'constant',
+      sigmaScale: 0.125,
+      cval: 0,
+    });
     expect(m.output).toEqual({
       activation: 'sigmoid',
       channels: ['Tumor core', 'Whole tumor', 'Enhancing tumor'],
@@ -59,7 +75,9 @@ describe('manifest from a MONAI bundle (brats_mri_segmentation layout)', () => {
   });
 
   it('refuses a channel_def that disagrees with in_channels, and a missing inferer', () => {
-    const md = clone(metadata) as { network_data_format: { inputs: { image: { channel_def: Record<string, string> } } } };
+    const md = clone(metadata) as {
+      network_data_format: { inputs: { image: { channel_def: Record<string, string> } } };
+    };
     delete md.network_data_format.inputs.image.channel_def['3'];
     expect(() => manifestFromMonaiBundle(inference, md)).toThrow(/in_channels/);
     const inf = clone(inference);
@@ -86,7 +104,10 @@ describe('manifest.json', () => {
 
   it('round-trips through JSON and loads with the model path resolved', async () => {
     const path = join(tmp, 'manifest.json');
-    writeFileSync(path, JSON.stringify({ ...good, model: { ...good.model, file: relative(tmp, referenceModelPath()) } }));
+    writeFileSync(
+      path,
+      JSON.stringify({ ...good, model: { ...good.model, file: relative(tmp, referenceModelPath()) } }),
+    );
     const loaded = await loadModelManifest(path);
     expect(loaded.modelPath).toBe(referenceModelPath());
     expect(loaded.manifest.inference).toEqual(good.inference);
@@ -99,7 +120,10 @@ describe('manifest.json', () => {
   });
 
   it('names every bad field', () => {
-    const bad = clone(good) as Record<string, unknown> & { inference: Record<string, unknown>; output: Record<string, unknown> };
+    const bad = clone(good) as Record<string, unknown> & {
+      inference: Record<string, unknown>;
+      output: Record<string, unknown>;
+    };
     bad.inference['roiSize'] = [240, 240, 155]; // not a multiple of 8
     bad.inference['overlap'] = 1;
     bad.output['regions'] = { tc: 0, wt: 1, et: 5 };

@@ -94,7 +94,9 @@ export const modelManifestSchema = z
           /** `sigmoid >= threshold` is "on" (MONAI AsDiscrete). */
           threshold: z.number().gt(0).lt(1),
           /** Which output channel is tumour core, whole tumour, enhancing tumour. */
-          regions: z.object({ tc: z.number().int().min(0), wt: z.number().int().min(0), et: z.number().int().min(0) }).strict(),
+          regions: z
+            .object({ tc: z.number().int().min(0), wt: z.number().int().min(0), et: z.number().int().min(0) })
+            .strict(),
         })
         .strict(),
       z
@@ -118,7 +120,11 @@ export const modelManifestSchema = z
     if (m.output.activation === 'sigmoid') {
       for (const k of ['tc', 'wt', 'et'] as const) {
         if (m.output.regions[k] >= m.output.channels.length) {
-          ctx.addIssue({ code: 'custom', path: ['output', 'regions', k], message: `channel ${m.output.regions[k]} does not exist` });
+          ctx.addIssue({
+            code: 'custom',
+            path: ['output', 'regions', k],
+            message: `channel ${m.output.regions[k]} does not exist`,
+          });
         }
       }
     } else if (m.output.classLabels.length !== m.output.channels.length) {
@@ -168,14 +174,22 @@ async function readJson(path: string, what: string): Promise<unknown> {
   try {
     text = await readFile(path, 'utf8');
   } catch (e) {
-    throw new ValidationError(`Cannot read ${what}`, [{ path: '', message: `${path}: ${(e as Error).message}`, code: 'unreadable' }], {
-      cause: e,
-    });
+    throw new ValidationError(
+      `Cannot read ${what}`,
+      [{ path: '', message: `${path}: ${(e as Error).message}`, code: 'unreadable' }],
+      {
+        cause: e,
+      },
+    );
   }
   try {
     return JSON.parse(text) as unknown;
   } catch (e) {
-    throw new ValidationError(`${what} is not JSON`, [{ path: '', message: (e as Error).message, code: 'invalid_json' }], { cause: e });
+    throw new ValidationError(
+      `${what} is not JSON`,
+      [{ path: '', message: (e as Error).message, code: 'invalid_json' }],
+      { cause: e },
+    );
   }
 }
 
@@ -199,7 +213,9 @@ export async function sha256File(path: string): Promise<string> {
  */
 export async function loadModelManifest(manifestPath: string): Promise<LoadedManifest> {
   const manifest = parseModelManifest(await readJson(manifestPath, 'model manifest'));
-  const modelPath = isAbsolute(manifest.model.file) ? manifest.model.file : resolve(dirname(manifestPath), manifest.model.file);
+  const modelPath = isAbsolute(manifest.model.file)
+    ? manifest.model.file
+    : resolve(dirname(manifestPath), manifest.model.file);
   await checkModelFile(modelPath, manifest.model.sha256);
   return { manifest, modelPath };
 }
@@ -209,9 +225,13 @@ async function checkModelFile(modelPath: string, sha256: string | undefined): Pr
   try {
     digest = await sha256File(modelPath);
   } catch (e) {
-    throw new ValidationError('Model file missing', [{ path: 'model.file', message: `${modelPath}: ${(e as Error).message}`, code: 'unreadable' }], {
-      cause: e,
-    });
+    throw new ValidationError(
+      'Model file missing',
+      [{ path: 'model.file', message: `${modelPath}: ${(e as Error).message}`, code: 'unreadable' }],
+      {
+        cause: e,
+      },
+    );
   }
   if (sha256 !== undefined && digest !== sha256) {
     throw new ValidationError('Model file does not match the manifest', [
@@ -338,7 +358,11 @@ function parseSpacing(text: string | undefined): [number, number, number] | unde
  * @returns a validated manifest
  * @throws {@link ValidationError} when the bundle is malformed or uses something the pipeline cannot reproduce
  */
-export function manifestFromMonaiBundle(inference: unknown, metadata: unknown, options: MonaiBundleOptions = {}): ModelManifest {
+export function manifestFromMonaiBundle(
+  inference: unknown,
+  metadata: unknown,
+  options: MonaiBundleOptions = {},
+): ModelManifest {
   const inf = bundleInferenceSchema.safeParse(inference);
   if (!inf.success) throw ValidationError.fromZod(inf.error, 'Invalid MONAI bundle inference.json');
   const meta = bundleMetadataSchema.safeParse(metadata);
@@ -356,7 +380,10 @@ export function manifestFromMonaiBundle(inference: unknown, metadata: unknown, o
       }
       normalize = { nonzero: t['nonzero'] === true, channelWise: t['channel_wise'] === true };
     } else if (!NEUTRAL.has(name)) {
-      throw bad(`preprocessing transform ${name} is not reproduced by the pipeline; apply it upstream`, `preprocessing.transforms.${i}`);
+      throw bad(
+        `preprocessing transform ${name} is not reproduced by the pipeline; apply it upstream`,
+        `preprocessing.transforms.${i}`,
+      );
     }
   });
 
@@ -368,7 +395,8 @@ export function manifestFromMonaiBundle(inference: unknown, metadata: unknown, o
   if (inferer.padding_mode !== undefined && inferer.padding_mode !== 'constant') {
     throw bad(`padding_mode ${inferer.padding_mode} is not supported (only constant)`, 'inferer.padding_mode');
   }
-  const roi = typeof inferer.roi_size === 'number' ? [inferer.roi_size, inferer.roi_size, inferer.roi_size] : inferer.roi_size;
+  const roi =
+    typeof inferer.roi_size === 'number' ? [inferer.roi_size, inferer.roi_size, inferer.roi_size] : inferer.roi_size;
 
   // Postprocessing.
   let activation: 'sigmoid' | 'softmax' | undefined;
@@ -403,10 +431,16 @@ export function manifestFromMonaiBundle(inference: unknown, metadata: unknown, o
     .sort((a, b) => Number(a[0]) - Number(b[0]))
     .map(([, v]) => v);
   if (inChannels.length !== cfg.network_def.in_channels) {
-    throw bad(`channel_def names ${inChannels.length} channels, network_def.in_channels is ${cfg.network_def.in_channels}`, 'network_def.in_channels');
+    throw bad(
+      `channel_def names ${inChannels.length} channels, network_def.in_channels is ${cfg.network_def.in_channels}`,
+      'network_def.in_channels',
+    );
   }
   const outDef = outputs[0]?.channel_def ?? {};
-  const outChannels = Array.from({ length: cfg.network_def.out_channels }, (_, i) => outDef[String(i)] ?? `channel ${i}`);
+  const outChannels = Array.from(
+    { length: cfg.network_def.out_channels },
+    (_, i) => outDef[String(i)] ?? `channel ${i}`,
+  );
   const multiple = (inDef.spatial_shape ?? [])
     .map((s) => (typeof s === 'string' ? /^(\d+)\s*\*\s*n$/.exec(s)?.[1] : undefined))
     .filter((s): s is string => s !== undefined)
@@ -414,17 +448,30 @@ export function manifestFromMonaiBundle(inference: unknown, metadata: unknown, o
 
   let output: z.input<typeof modelManifestSchema>['output'];
   let labels: Record<string, string>;
-  let etLabel: 3 | 4 = 4;
+  let etLabel: 3 | 4;
   if (activation === 'sigmoid') {
     if (thresholdValue === undefined) throw bad('sigmoid output needs AsDiscreted(threshold)', 'postprocessing');
-    if (!rule || rule.length !== 3) throw bad('sigmoid output needs the 3-channel BraTS Lambdad label rule', 'postprocessing');
+    if (!rule || rule.length !== 3)
+      throw bad('sigmoid output needs the 3-channel BraTS Lambdad label rule', 'postprocessing');
     // Priority order of the rule: ET first (its label), then TC (→ 1), then WT (→ 2).
-    const [et, tc, wt] = rule as [{ channel: number; label: number }, { channel: number; label: number }, { channel: number; label: number }];
+    const [et, tc, wt] = rule as [
+      { channel: number; label: number },
+      { channel: number; label: number },
+      { channel: number; label: number },
+    ];
     if (tc.label !== 1 || wt.label !== 2 || (et.label !== 3 && et.label !== 4)) {
-      throw bad(`label rule gives ET→${et.label}, TC→${tc.label}, WT→${wt.label}; expected ET→4 or 3, TC→1, WT→2`, 'postprocessing');
+      throw bad(
+        `label rule gives ET→${et.label}, TC→${tc.label}, WT→${wt.label}; expected ET→4 or 3, TC→1, WT→2`,
+        'postprocessing',
+      );
     }
     etLabel = et.label as 3 | 4;
-    output = { activation, channels: outChannels, threshold: thresholdValue, regions: { tc: tc.channel, wt: wt.channel, et: et.channel } };
+    output = {
+      activation,
+      channels: outChannels,
+      threshold: thresholdValue,
+      regions: { tc: tc.channel, wt: wt.channel, et: et.channel },
+    };
     labels = { '1': 'NCR', '2': 'ED', [String(etLabel)]: 'ET' };
   } else {
     if (!argmax) throw bad('softmax output needs AsDiscreted(argmax=True)', 'postprocessing');
@@ -433,7 +480,10 @@ export function manifestFromMonaiBundle(inference: unknown, metadata: unknown, o
     labels = Object.fromEntries(outChannels.slice(1).map((n, i) => [String(i + 1), n]));
     const etIndex = outChannels.findIndex((n) => /enhanc|^ET$/i.test(n));
     if (etIndex !== 3 && etIndex !== 4) {
-      throw bad('a softmax bundle must name its enhancing-tumour class (index 3 or 4) in the output channel_def', 'network_data_format.outputs');
+      throw bad(
+        'a softmax bundle must name its enhancing-tumour class (index 3 or 4) in the output channel_def',
+        'network_data_format.outputs',
+      );
     }
     etLabel = etIndex;
   }

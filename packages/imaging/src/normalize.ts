@@ -53,7 +53,14 @@ function stats(data: Float32Array, start: number, end: number, nonzero: boolean)
   return { mean: f32(mean), std: std === 0 ? 1 : std, count: n };
 }
 
-function apply(src: Float32Array, dst: Float32Array, start: number, end: number, s: IntensityStatistics, nonzero: boolean): void {
+function apply(
+  src: Float32Array,
+  dst: Float32Array,
+  start: number,
+  end: number,
+  s: IntensityStatistics,
+  nonzero: boolean,
+): void {
   const { mean, std } = s;
   for (let i = start; i < end; i++) {
     const v = src[i] as number;

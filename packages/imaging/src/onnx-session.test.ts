@@ -19,7 +19,11 @@ const manifestInput: ModelManifestInput = {
   intendedUse: 'tests',
   notForClinicalUse: true,
   model: { file: 'm.onnx', format: 'onnx', inputName: 'image', outputName: 'pred', spatialMultiple: 8 },
-  input: { channels: ['T1c', 'T1', 'T2', 'FLAIR'], spacingMm: [1, 1, 1], normalize: { nonzero: true, channelWise: true } },
+  input: {
+    channels: ['T1c', 'T1', 'T2', 'FLAIR'],
+    spacingMm: [1, 1, 1],
+    normalize: { nonzero: true, channelWise: true },
+  },
   inference: { roiSize: [16, 16, 16], swBatchSize: 1, overlap: 0.5, mode: 'gaussian' },
   output: { activation: 'sigmoid', channels: ['TC', 'WT', 'ET'], threshold: 0.5, regions: { tc: 0, wt: 1, et: 2 } },
   labels: { '1': 'NCR', '2': 'ED', '4': 'ET' },
@@ -41,7 +45,10 @@ function errorOf(p: Promise<unknown>): Promise<SegmentationError> {
 describe('OnnxWorkerSession', () => {
   let session: OnnxWorkerSession;
   beforeAll(async () => {
-    session = await OnnxWorkerSession.create(readFileSync(referenceModelPath()), { intraOpNumThreads: 1, enableCpuMemArena: false });
+    session = await OnnxWorkerSession.create(readFileSync(referenceModelPath()), {
+      intraOpNumThreads: 1,
+      enableCpuMemArena: false,
+    });
   });
   afterAll(() => session?.close());
 
@@ -121,16 +128,22 @@ describe('loading models', () => {
   });
 
   it('bad session options are a ValidationError', async () => {
-    await expect(OnnxWorkerSession.create(referenceModelPath(), { intraOpNumThreads: 0 })).rejects.toBeInstanceOf(ValidationError);
+    await expect(OnnxWorkerSession.create(referenceModelPath(), { intraOpNumThreads: 0 })).rejects.toBeInstanceOf(
+      ValidationError,
+    );
   });
 
   it('a manifest that does not match the model input fails with MODEL_MISMATCH', async () => {
     const threeChannels = { ...manifestInput, input: { ...manifestInput.input, channels: ['T1c', 'T2', 'FLAIR'] } };
-    const e = await errorOf(SegmentationModel.load({ manifest: threeChannels, modelPath: referenceModelPath() }, { intraOpNumThreads: 1 }));
+    const e = await errorOf(
+      SegmentationModel.load({ manifest: threeChannels, modelPath: referenceModelPath() }, { intraOpNumThreads: 1 }),
+    );
     expect(e.code).toBe('MODEL_MISMATCH');
     expect(e.message).toMatch(/model input has 4 channels; the manifest lists 3/);
     const wrongName = { ...manifestInput, model: { ...manifestInput.model, inputName: 'x' } };
-    expect((await errorOf(SegmentationModel.load({ manifest: wrongName, modelPath: referenceModelPath() }))).message).toMatch(/no input 'x'/);
+    expect(
+      (await errorOf(SegmentationModel.load({ manifest: wrongName, modelPath: referenceModelPath() }))).message,
+    ).toMatch(/no input 'x'/);
   });
 
   it('manifestModelMismatches checks fixed window, batch and output channels', () => {
@@ -145,7 +158,13 @@ describe('loading models', () => {
       "model input batch is fixed to 1; the manifest's swBatchSize is 2",
       'model output has 2 channels; the manifest lists 3',
     ]);
-    expect(manifestModelMismatches(m, [{ name: 'image', type: 'float32', shape: ['N', 4, 'D', 'H', 'W'] }], [{ name: 'pred', type: 'float32', shape: [] }])).toEqual([]);
+    expect(
+      manifestModelMismatches(
+        m,
+        [{ name: 'image', type: 'float32', shape: ['N', 4, 'D', 'H', 'W'] }],
+        [{ name: 'pred', type: 'float32', shape: [] }],
+      ),
+    ).toEqual([]);
   });
 
   it('a copied model loads from a manifest and segments; bad volumes are rejected without running', async () => {
@@ -157,7 +176,9 @@ describe('loading models', () => {
       const r = await model.segment({ data, shape: [4, 20, 18, 17], spacingMm: [1, 1, 1] });
       expect(r.labels.length).toBe(20 * 18 * 17);
       expect(r.windows).toBe(8);
-      const missing = await errorOf(model.segment({ data: data.subarray(0, 3 * 20 * 18 * 17), shape: [3, 20, 18, 17], spacingMm: [1, 1, 1] }));
+      const missing = await errorOf(
+        model.segment({ data: data.subarray(0, 3 * 20 * 18 * 17), shape: [3, 20, 18, 17], spacingMm: [1, 1, 1] }),
+      );
       expect(missing.message).toMatch(/3 channels; the model needs 4/);
       const spacing = await errorOf(model.segment({ data, shape: [4, 20, 18, 17], spacingMm: [1, 1, 3] }));
       expect(spacing.message).toMatch(/differs from the model's \[1, 1, 1\] mm; resample first/);

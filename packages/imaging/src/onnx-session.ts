@@ -161,7 +161,9 @@ export class OnnxWorkerSession {
   /** The model's outputs as onnxruntime reports them. */
   readonly outputs: readonly OnnxTensorInfo[];
   /** The options the session was created with (after defaults). */
-  readonly options: Required<Pick<OnnxSessionOptions, 'intraOpNumThreads' | 'interOpNumThreads' | 'enableCpuMemArena'>> &
+  readonly options: Required<
+    Pick<OnnxSessionOptions, 'intraOpNumThreads' | 'interOpNumThreads' | 'enableCpuMemArena'>
+  > &
     OnnxSessionOptions;
   readonly #worker: Worker;
   readonly #pending = new Map<number, Pending>();
@@ -169,14 +171,22 @@ export class OnnxWorkerSession {
   #closed: SegmentationError | undefined;
   #closing: Promise<void> | undefined;
 
-  private constructor(worker: Worker, ready: Extract<FromWorker, { type: 'ready' }>, options: OnnxWorkerSession['options']) {
+  private constructor(
+    worker: Worker,
+    ready: Extract<FromWorker, { type: 'ready' }>,
+    options: OnnxWorkerSession['options'],
+  ) {
     this.#worker = worker;
     this.inputs = ready.inputs;
     this.outputs = ready.outputs;
     this.options = options;
     worker.on('message', (msg: FromWorker) => this.#onMessage(msg));
-    worker.on('error', (err) => this.#fail(new SegmentationError('SESSION_CLOSED', `onnxruntime worker failed: ${err.message}`, { cause: err })));
-    worker.on('exit', (code) => this.#fail(new SegmentationError('SESSION_CLOSED', `onnxruntime worker exited (code ${code})`)));
+    worker.on('error', (err) =>
+      this.#fail(new SegmentationError('SESSION_CLOSED', `onnxruntime worker failed: ${err.message}`, { cause: err })),
+    );
+    worker.on('exit', (code) =>
+      this.#fail(new SegmentationError('SESSION_CLOSED', `onnxruntime worker exited (code ${code})`)),
+    );
     worker.unref();
   }
 
@@ -211,7 +221,13 @@ export class OnnxWorkerSession {
       const fail = (message: string, cause?: unknown): void => {
         cleanup();
         void worker.terminate();
-        reject(new SegmentationError('MODEL_LOAD_FAILED', `cannot load ONNX model${typeof model === 'string' ? ` ${model}` : ''}: ${message}`, { cause }));
+        reject(
+          new SegmentationError(
+            'MODEL_LOAD_FAILED',
+            `cannot load ONNX model${typeof model === 'string' ? ` ${model}` : ''}: ${message}`,
+            { cause },
+          ),
+        );
       };
       const onMessage = (msg: FromWorker): void => {
         if (msg.type === 'ready') {
@@ -251,7 +267,10 @@ export class OnnxWorkerSession {
     if (this.#closed) return Promise.reject(this.#closed);
     try {
       requireInput(data instanceof Float32Array, 'input must be a Float32Array');
-      requireInput(dims.every((d) => Number.isInteger(d) && d > 0), `dims must be positive integers, got [${dims.join(', ')}]`);
+      requireInput(
+        dims.every((d) => Number.isInteger(d) && d > 0),
+        `dims must be positive integers, got [${dims.join(', ')}]`,
+      );
       const n = dims.reduce((a, b) => a * b, 1);
       requireInput(n === data.length, `input has ${data.length} values but dims [${dims.join(', ')}] need ${n}`);
     } catch (e) {
@@ -260,7 +279,9 @@ export class OnnxWorkerSession {
     const inputName = options.inputName ?? this.inputs[0]?.name ?? '';
     const outputName = options.outputName ?? this.outputs[0]?.name ?? '';
     if (options.signal?.aborted) {
-      return Promise.reject(new SegmentationError('ABORTED', 'inference was aborted', { cause: options.signal.reason }));
+      return Promise.reject(
+        new SegmentationError('ABORTED', 'inference was aborted', { cause: options.signal.reason }),
+      );
     }
     const id = this.#nextId++;
     return new Promise<OnnxRunResult>((resolve, reject) => {
@@ -279,7 +300,9 @@ export class OnnxWorkerSession {
       options.signal?.addEventListener('abort', onAbort, { once: true });
       this.#worker.ref();
       const payload = options.transfer === false ? new Float32Array(data) : data;
-      this.#worker.postMessage({ type: 'run', id, data: payload, dims: [...dims], inputName, outputName }, [payload.buffer as ArrayBuffer]);
+      this.#worker.postMessage({ type: 'run', id, data: payload, dims: [...dims], inputName, outputName }, [
+        payload.buffer as ArrayBuffer,
+      ]);
     });
   }
 

@@ -1,5 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import { argmaxLabels, bratsLabelsFromChannels, bratsLabelsFromLogits, sigmoidThresholdLogit, bratsVolumes, largestDiameter, sigmoid, softmax, threshold } from './postprocess.js';
+import {
+  argmaxLabels,
+  bratsLabelsFromChannels,
+  bratsLabelsFromLogits,
+  sigmoidThresholdLogit,
+  bratsVolumes,
+  largestDiameter,
+  sigmoid,
+  softmax,
+  threshold,
+} from './postprocess.js';
 import { SegmentationError } from './segmentation-errors.js';
 
 function bruteDiameter(mask: Uint8Array, dims: number[], spacing: number[]): number {
@@ -7,10 +17,15 @@ function bruteDiameter(mask: Uint8Array, dims: number[], spacing: number[]): num
   const [n0, n1, n2] = dims as [number, number, number];
   for (let i = 0; i < n0; i++)
     for (let j = 0; j < n1; j++)
-      for (let k = 0; k < n2; k++) if (mask[(i * n1 + j) * n2 + k]) pts.push([i * spacing[0]!, j * spacing[1]!, k * spacing[2]!]);
+      for (let k = 0; k < n2; k++)
+        if (mask[(i * n1 + j) * n2 + k]) pts.push([i * spacing[0]!, j * spacing[1]!, k * spacing[2]!]);
   let best = 0;
   for (let a = 0; a < pts.length; a++)
-    for (let b = a + 1; b < pts.length; b++) best = Math.max(best, Math.hypot(pts[a]![0]! - pts[b]![0]!, pts[a]![1]! - pts[b]![1]!, pts[a]![2]! - pts[b]![2]!));
+    for (let b = a + 1; b < pts.length; b++)
+      best = Math.max(
+        best,
+        Math.hypot(pts[a]![0]! - pts[b]![0]!, pts[a]![1]! - pts[b]![1]!, pts[a]![2]! - pts[b]![2]!),
+      );
   return best;
 }
 
@@ -47,7 +62,9 @@ describe('fused logits -> labels', () => {
       const n = 3000;
       const logits = new Float32Array(3 * n).map((_, i) => (i % 10 < 7 ? around[i % 7]! : rand()));
       const expected = bratsLabelsFromChannels(threshold(sigmoid(logits), t), [3, n, 1, 1], { tc: 0, wt: 1, et: 2 }, 4);
-      expect(Array.from(bratsLabelsFromLogits(logits, [3, n, 1, 1], { tc: 0, wt: 1, et: 2 }, t, 4))).toEqual(Array.from(expected));
+      expect(Array.from(bratsLabelsFromLogits(logits, [3, n, 1, 1], { tc: 0, wt: 1, et: 2 }, t, 4))).toEqual(
+        Array.from(expected),
+      );
       // the cut is the boundary: on at the cut, off one float32 step below
       const below = Math.max(...around.filter((x) => x < cut));
       expect(threshold(sigmoid(new Float32Array([cut, below])), t)).toEqual(new Uint8Array([1, 0]));
@@ -58,13 +75,11 @@ describe('fused logits -> labels', () => {
 describe('BraTS label rule and volumes', () => {
   it('ET wins over TC, TC over WT; nesting is not enforced', () => {
     // channels TC, WT, ET over 5 voxels
-    const mask = new Uint8Array([
-      /* TC */ 1, 1, 0, 0, 1,
-      /* WT */ 1, 1, 1, 0, 0,
-      /* ET */ 1, 0, 0, 0, 0,
-    ]);
+    const mask = new Uint8Array([/* TC */ 1, 1, 0, 0, 1, /* WT */ 1, 1, 1, 0, 0, /* ET */ 1, 0, 0, 0, 0]);
     expect(Array.from(bratsLabelsFromChannels(mask, [3, 5, 1, 1]))).toEqual([4, 1, 2, 0, 1]);
-    expect(Array.from(bratsLabelsFromChannels(mask, [3, 5, 1, 1], { tc: 0, wt: 1, et: 2 }, 3))).toEqual([3, 1, 2, 0, 1]);
+    expect(Array.from(bratsLabelsFromChannels(mask, [3, 5, 1, 1], { tc: 0, wt: 1, et: 2 }, 3))).toEqual([
+      3, 1, 2, 0, 1,
+    ]);
   });
   it('volumes count NCR, ED, ET, TC = NCR+ET, WT = all non-zero, in mL', () => {
     const labels = new Uint8Array([0, 1, 1, 2, 2, 2, 4, 0]);
@@ -84,7 +99,7 @@ describe('BraTS label rule and volumes', () => {
 describe('largestDiameter', () => {
   it('equals a brute-force search over all voxel pairs on random anisotropic blobs', () => {
     let seed = 12345;
-    const rand = (): number => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
+    const rand = (): number => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
     for (let trial = 0; trial < 5; trial++) {
       const dims = [9 + trial, 7, 8 + (trial % 3)];
       const spacing = [1 + rand(), 0.5 + rand(), 2 * rand() + 0.3];
@@ -93,7 +108,9 @@ describe('largestDiameter', () => {
       const d = largestDiameter(mask, dims, spacing)!;
       expect(d.mm).toBeCloseTo(bruteDiameter(mask, dims, spacing), 9);
       const [a, b] = [d.from, d.to];
-      expect(Math.hypot((a[0] - b[0]) * spacing[0]!, (a[1] - b[1]) * spacing[1]!, (a[2] - b[2]) * spacing[2]!)).toBeCloseTo(d.mm, 9);
+      expect(
+        Math.hypot((a[0] - b[0]) * spacing[0]!, (a[1] - b[1]) * spacing[1]!, (a[2] - b[2]) * spacing[2]!),
+      ).toBeCloseTo(d.mm, 9);
     }
   });
   it('equals brute force on a large tilted ellipsoid (many hull candidates, grid-pruned search)', () => {

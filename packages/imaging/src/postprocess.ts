@@ -46,7 +46,10 @@ export function sigmoid(logits: Float32Array): Float32Array {
  */
 export function softmax(logits: Float32Array, channels: number): Float32Array {
   requireInput(Number.isInteger(channels) && channels >= 1, `channels must be a positive integer`);
-  requireInput(logits.length % channels === 0, `softmax: ${logits.length} values is not a multiple of ${channels} channels`);
+  requireInput(
+    logits.length % channels === 0,
+    `softmax: ${logits.length} values is not a multiple of ${channels} channels`,
+  );
   const voxels = logits.length / channels;
   const out = new Float32Array(logits.length);
   for (let v = 0; v < voxels; v++) {
@@ -95,7 +98,10 @@ export function bratsLabelsFromChannels(
   const voxels = checkChannelFirst(mask, shape, 'label conversion input');
   const c = shape[0] as number;
   for (const k of ['tc', 'wt', 'et'] as const) {
-    requireInput(Number.isInteger(order[k]) && order[k] >= 0 && order[k] < c, `channel ${k}=${order[k]} is outside 0..${c - 1}`);
+    requireInput(
+      Number.isInteger(order[k]) && order[k] >= 0 && order[k] < c,
+      `channel ${k}=${order[k]} is outside 0..${c - 1}`,
+    );
   }
   requireInput(etLabel === 3 || etLabel === 4, `etLabel must be 3 or 4, got ${String(etLabel)}`);
   const tc = order.tc * voxels;
@@ -116,7 +122,10 @@ export function bratsLabelsFromChannels(
  * @returns the float32 logit cut
  */
 export function sigmoidThresholdLogit(threshold: number): number {
-  requireInput(Number.isFinite(threshold) && threshold > 0 && threshold < 1, `threshold must be in (0, 1), got ${threshold}`);
+  requireInput(
+    Number.isFinite(threshold) && threshold > 0 && threshold < 1,
+    `threshold must be in (0, 1), got ${threshold}`,
+  );
   const on = (x: number): boolean => Math.fround(1 / (1 + Math.exp(-x))) >= threshold;
   // Bisection over the ordered float32 bit patterns between -100 and 100 (sigmoid saturates well inside).
   const bits = new Float32Array(1);
@@ -161,7 +170,10 @@ export function bratsLabelsFromLogits(
   const voxels = checkChannelFirst(logits, shape, 'label conversion input');
   const c = shape[0] as number;
   for (const k of ['tc', 'wt', 'et'] as const) {
-    requireInput(Number.isInteger(order[k]) && order[k] >= 0 && order[k] < c, `channel ${k}=${order[k]} is outside 0..${c - 1}`);
+    requireInput(
+      Number.isInteger(order[k]) && order[k] >= 0 && order[k] < c,
+      `channel ${k}=${order[k]} is outside 0..${c - 1}`,
+    );
   }
   requireInput(etLabel === 3 || etLabel === 4, `etLabel must be 3 or 4, got ${String(etLabel)}`);
   const cut = sigmoidThresholdLogit(thresholdValue);
@@ -231,7 +243,11 @@ export interface BratsVolumes {
 
 function checkSpacing(spacing: readonly number[]): number {
   requireInput(spacing.length === 3, `spacing must have 3 values (mm), got ${spacing.length}`);
-  for (const s of spacing) requireInput(Number.isFinite(s) && s > 0, `spacing must be positive finite millimetres, got [${spacing.join(', ')}]`);
+  for (const s of spacing)
+    requireInput(
+      Number.isFinite(s) && s > 0,
+      `spacing must be positive finite millimetres, got [${spacing.join(', ')}]`,
+    );
   return (spacing[0] as number) * (spacing[1] as number) * (spacing[2] as number);
 }
 
@@ -243,7 +259,11 @@ function checkSpacing(spacing: readonly number[]): number {
  * @returns voxel counts and mL per region
  * @throws {@link SegmentationError} `INVALID_INPUT` for a bad spacing
  */
-export function bratsVolumes(labels: Uint8Array, spacing: readonly number[], etLabel: EnhancingTumourLabel = 4): BratsVolumes {
+export function bratsVolumes(
+  labels: Uint8Array,
+  spacing: readonly number[],
+  etLabel: EnhancingTumourLabel = 4,
+): BratsVolumes {
   const voxelMm3 = checkSpacing(spacing);
   let ncr = 0;
   let ed = 0;
@@ -336,7 +356,8 @@ export function largestDiameter(
   const consider = (i: number, j: number, k: number): void => {
     const jk = j * n2 + k;
     const ik = i * n2 + k;
-    if ((firstI[jk] === i || lastI[jk] === i) && (firstJ[ik] === j || lastJ[ik] === j)) pts.push(i * h0, j * h1, k * h2, i, j, k);
+    if ((firstI[jk] === i || lastI[jk] === i) && (firstJ[ik] === j || lastJ[ik] === j))
+      pts.push(i * h0, j * h1, k * h2, i, j, k);
   };
   for (let i = 0; i < n0; i++) {
     for (let j = 0; j < n1; j++) {
@@ -350,7 +371,11 @@ export function largestDiameter(
   }
   if (pts.length === 0) return undefined;
   const [bi, bj, best] = farthestPair(pts);
-  const idx = (o: number): [number, number, number] => [pts[o + 3] as number, pts[o + 4] as number, pts[o + 5] as number];
+  const idx = (o: number): [number, number, number] => [
+    pts[o + 3] as number,
+    pts[o + 4] as number,
+    pts[o + 5] as number,
+  ];
   return { mm: Math.sqrt(best), from: idx(bi), to: idx(bj) };
 }
 

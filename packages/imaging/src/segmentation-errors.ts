@@ -14,12 +14,7 @@ import { CdssError } from '@cdss/core';
  * - `ABORTED`: the caller's `AbortSignal` fired.
  */
 export type SegmentationErrorCode =
-  | 'INVALID_INPUT'
-  | 'MODEL_LOAD_FAILED'
-  | 'MODEL_MISMATCH'
-  | 'INFERENCE_FAILED'
-  | 'SESSION_CLOSED'
-  | 'ABORTED';
+  'INVALID_INPUT' | 'MODEL_LOAD_FAILED' | 'MODEL_MISMATCH' | 'INFERENCE_FAILED' | 'SESSION_CLOSED' | 'ABORTED';
 
 /**
  * A segmentation step failed. `code` says why (see {@link SegmentationErrorCode}); the message names the
@@ -47,7 +42,9 @@ export class SegmentationError extends CdssError {
    */
   static override isInstance(error: unknown): error is SegmentationError {
     return (
-      typeof error === 'object' && error !== null && (error as Record<symbol, unknown>)[SegmentationError.marker] === true
+      typeof error === 'object' &&
+      error !== null &&
+      (error as Record<symbol, unknown>)[SegmentationError.marker] === true
     );
   }
 }
@@ -58,7 +55,12 @@ export function requireInput(cond: boolean, message: string): asserts cond {
 }
 
 /** @internal Checks a `[C, ...spatial]` shape against a data length and returns the spatial voxel count. */
-export function checkChannelFirst(data: ArrayLike<number>, shape: readonly number[], what: string, spatialDims?: number): number {
+export function checkChannelFirst(
+  data: ArrayLike<number>,
+  shape: readonly number[],
+  what: string,
+  spatialDims?: number,
+): number {
   requireInput(Array.isArray(shape) || ArrayBuffer.isView(shape), `${what}: shape must be an array`);
   requireInput(shape.length >= 2, `${what}: shape must be [channels, ...spatial], got [${shape.join(', ')}]`);
   if (spatialDims !== undefined) {
@@ -68,7 +70,10 @@ export function checkChannelFirst(data: ArrayLike<number>, shape: readonly numbe
     );
   }
   for (const d of shape) {
-    requireInput(Number.isInteger(d) && d > 0, `${what}: every dimension must be a positive integer, got [${shape.join(', ')}]`);
+    requireInput(
+      Number.isInteger(d) && d > 0,
+      `${what}: every dimension must be a positive integer, got [${shape.join(', ')}]`,
+    );
   }
   const voxels = shape.slice(1).reduce((a, b) => a * b, 1);
   const expected = voxels * (shape[0] as number);

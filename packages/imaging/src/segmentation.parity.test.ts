@@ -24,8 +24,18 @@ function referenceManifest(mode: 'constant' | 'gaussian', overlap: number): Mode
     version: '0.0.0',
     intendedUse: 'parity tests only',
     notForClinicalUse: true,
-    model: { file: net.onnx, format: 'onnx', inputName: net.input_name, outputName: net.output_name, spatialMultiple: 8 },
-    input: { channels: ['T1c', 'T1', 'T2', 'FLAIR'], spacingMm: [1.2, 0.9, 1.5], normalize: { nonzero: true, channelWise: true } },
+    model: {
+      file: net.onnx,
+      format: 'onnx',
+      inputName: net.input_name,
+      outputName: net.output_name,
+      spatialMultiple: 8,
+    },
+    input: {
+      channels: ['T1c', 'T1', 'T2', 'FLAIR'],
+      spacingMm: [1.2, 0.9, 1.5],
+      normalize: { nonzero: true, channelWise: true },
+    },
     inference: { roiSize: [16, 16, 16], swBatchSize: 2, overlap, mode },
     output: { activation: 'sigmoid', channels: ['TC', 'WT', 'ET'], threshold: 0.5, regions: { tc: 0, wt: 1, et: 2 } },
     labels: { '1': 'NCR', '2': 'ED', '4': 'ET' },
@@ -39,7 +49,12 @@ describe('post-processing parity with MONAI on identical logits', () => {
   for (const [et, c] of Object.entries(post.labels)) {
     it(`sigmoid, AsDiscrete(0.5), bundle label rule with ET=${et}: identical labels`, () => {
       const expected = u8(c.output);
-      const labels = bratsLabelsFromChannels(threshold(sigmoid(logits.data), post.threshold), logits.shape, { tc: 0, wt: 1, et: 2 }, Number(et) as 3 | 4);
+      const labels = bratsLabelsFromChannels(
+        threshold(sigmoid(logits.data), post.threshold),
+        logits.shape,
+        { tc: 0, wt: 1, et: 2 },
+        Number(et) as 3 | 4,
+      );
       let mismatches = 0;
       for (let i = 0; i < labels.length; i++) if (labels[i] !== expected.data[i]) mismatches++;
       expect(mismatches).toBe(0);
@@ -96,7 +111,13 @@ describe('network parity: onnxruntime-node (worker thread) vs MONAI/torch', () =
           const r = await session.run(b.data, [b.count, b.channels, ...b.roiSize]);
           return { data: r.data, channels: r.dims[1]! };
         },
-        { roiSize: c.roi_size, swBatchSize: c.sw_batch_size, overlap: c.overlap, mode: c.mode, sigmaScale: c.sigma_scale },
+        {
+          roiSize: c.roi_size,
+          swBatchSize: c.sw_batch_size,
+          overlap: c.overlap,
+          mode: c.mode,
+          sigmaScale: c.sigma_scale,
+        },
       );
       expect(result.shape).toEqual(expected.shape);
       expect(maxAbsDiff(result.data, expected.data)).toBeLessThanOrEqual(1e-3);
@@ -107,7 +128,10 @@ describe('network parity: onnxruntime-node (worker thread) vs MONAI/torch', () =
 describe('whole pipeline (SegmentationModel) vs MONAI: labels Dice ≥ 0.999 per region, volumes within 0.1%', () => {
   let model: SegmentationModel;
   beforeAll(async () => {
-    model = await SegmentationModel.load({ manifest: referenceManifest('gaussian', 0.5), modelPath: referenceModelPath() }, { intraOpNumThreads: 1 });
+    model = await SegmentationModel.load(
+      { manifest: referenceManifest('gaussian', 0.5), modelPath: referenceModelPath() },
+      { intraOpNumThreads: 1 },
+    );
   });
   afterAll(async () => {
     await model?.close();
@@ -118,7 +142,11 @@ describe('whole pipeline (SegmentationModel) vs MONAI: labels Dice ≥ 0.999 per
     const expected = u8(post.labels['4']!.output).data;
     const stages: string[] = [];
     const result = await model.segment(
-      { data: raw.data, shape: raw.shape as [number, number, number, number], spacingMm: post.spacing as [number, number, number] },
+      {
+        data: raw.data,
+        shape: raw.shape as [number, number, number, number],
+        spacingMm: post.spacing as [number, number, number],
+      },
       { onProgress: (e) => stages.push(e.stage), keepLogits: true },
     );
     expect(maxAbsDiff(result.logits!, f32(post.logits).data)).toBeLessThanOrEqual(1e-3);

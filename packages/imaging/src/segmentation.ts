@@ -119,7 +119,10 @@ export function stackChannels(
   );
   const n = dims[0] * dims[1] * dims[2];
   const missing = names.filter((name) => !(channels[name] instanceof Float32Array));
-  requireInput(missing.length === 0, `missing input channel(s): ${missing.join(', ')} (the model needs ${names.join(', ')})`);
+  requireInput(
+    missing.length === 0,
+    `missing input channel(s): ${missing.join(', ')} (the model needs ${names.join(', ')})`,
+  );
   const out = new Float32Array(names.length * n);
   names.forEach((name, c) => {
     const v = channels[name] as Float32Array;
@@ -154,7 +157,8 @@ export async function runSegmentation(
   const names = manifest.input.channels;
   requireInput(c === names.length, `input has ${c} channels; the model needs ${names.length} (${names.join(', ')})`);
   requireInput(Array.isArray(input.spacingMm) && input.spacingMm.length === 3, 'spacingMm must have 3 values');
-  for (const s of input.spacingMm) requireInput(Number.isFinite(s) && s > 0, `spacingMm must be positive, got [${input.spacingMm.join(', ')}]`);
+  for (const s of input.spacingMm)
+    requireInput(Number.isFinite(s) && s > 0, `spacingMm must be positive, got [${input.spacingMm.join(', ')}]`);
   const tol = options.spacingTolerance ?? 0.01;
   input.spacingMm.forEach((s, i) => {
     const want = manifest.input.spacingMm[i] as number;
@@ -255,7 +259,10 @@ export function volumesToInput(
   const byName = new Map(Object.entries(volumes).map(([k, v]) => [k.toLowerCase(), v]));
   const names = manifest.input.channels;
   const missing = names.filter((n) => !byName.get(n.toLowerCase()));
-  requireInput(missing.length === 0, `missing input channel(s): ${missing.join(', ')} (the model needs ${names.join(', ')})`);
+  requireInput(
+    missing.length === 0,
+    `missing input channel(s): ${missing.join(', ')} (the model needs ${names.join(', ')})`,
+  );
   const vols = names.map((n) => byName.get(n.toLowerCase()) as Volume);
   const first = vols[0] as Volume;
   vols.forEach((v, c) => {
@@ -264,7 +271,10 @@ export function volumesToInput(
       `channel ${names[c]} is on another grid than ${names[0]} (dims ${v.dims.join('x')} vs ${first.dims.join('x')}, ` +
         `spacing ${v.spacing.join('x')} vs ${first.spacing.join('x')}); co-register and resample first`,
     );
-    requireInput(v.data.length === v.dims[0] * v.dims[1] * v.dims[2], `channel ${names[c]} has ${v.data.length} voxels for dims ${v.dims.join('x')}`);
+    requireInput(
+      v.data.length === v.dims[0] * v.dims[1] * v.dims[2],
+      `channel ${names[c]} has ${v.data.length} voxels for dims ${v.dims.join('x')}`,
+    );
   });
   const [nx, ny, nz] = first.dims;
   const n = nx * ny * nz;

@@ -77,7 +77,14 @@ describe('sliding-window stitching parity with MONAI (toy predictor, ≤ 1e-6)',
           batches.push(b.count);
           return toyPredictor(b);
         },
-        { roiSize: c.roi_size, swBatchSize: c.sw_batch_size, overlap: c.overlap, mode: c.mode, sigmaScale: c.sigma_scale, cval: c.cval ?? 0 },
+        {
+          roiSize: c.roi_size,
+          swBatchSize: c.sw_batch_size,
+          overlap: c.overlap,
+          mode: c.mode,
+          sigmaScale: c.sigma_scale,
+          cval: c.cval ?? 0,
+        },
       );
       expect(result.shape).toEqual(expected.shape);
       expect(batches.every((n) => n <= c.sw_batch_size)).toBe(true);

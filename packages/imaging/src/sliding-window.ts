@@ -131,8 +131,16 @@ export function planWindows(
     return r > 0 ? r : s;
   }) as [number, number, number];
   const padded = axes.map((i) => Math.max(imageSize[i] as number, roi[i])) as [number, number, number];
-  const padBefore = axes.map((i) => Math.floor(Math.max(roi[i] - (imageSize[i] as number), 0) / 2)) as [number, number, number];
-  const padAfter = axes.map((i) => Math.max(roi[i] - (imageSize[i] as number), 0) - padBefore[i]) as [number, number, number];
+  const padBefore = axes.map((i) => Math.floor(Math.max(roi[i] - (imageSize[i] as number), 0) / 2)) as [
+    number,
+    number,
+    number,
+  ];
+  const padAfter = axes.map((i) => Math.max(roi[i] - (imageSize[i] as number), 0) - padBefore[i]) as [
+    number,
+    number,
+    number,
+  ];
   const interval = axes.map((i) => {
     if (roi[i] === padded[i]) return roi[i];
     const v = Math.trunc(roi[i] * (1 - ov[i])); // Python int(float) truncates; same double arithmetic
@@ -265,7 +273,10 @@ export async function slidingWindowInference(
   const channels = shape[0] as number;
   const size = shape.slice(1) as [number, number, number];
   const swBatchSize = options.swBatchSize ?? 1;
-  requireInput(Number.isInteger(swBatchSize) && swBatchSize >= 1, `swBatchSize must be a positive integer, got ${swBatchSize}`);
+  requireInput(
+    Number.isInteger(swBatchSize) && swBatchSize >= 1,
+    `swBatchSize must be a positive integer, got ${swBatchSize}`,
+  );
   const cval = options.cval ?? 0;
   requireInput(Number.isFinite(cval), `cval must be a finite number`);
   const plan = planWindows(size, options.roiSize, options.overlap ?? 0.25);
@@ -340,7 +351,17 @@ export async function slidingWindowInference(
       for (const st of starts) accumulate(count, padded, 1, st, roi, weights, undefined, 0, constant);
     }
     for (let b = 0; b < n; b++) {
-      accumulate(out, padded, outChannels, batchStarts[b] as readonly number[], roi, weights, pred.data, b * outChannels * roiVoxels, constant);
+      accumulate(
+        out,
+        padded,
+        outChannels,
+        batchStarts[b] as readonly number[],
+        roi,
+        weights,
+        pred.data,
+        b * outChannels * roiVoxels,
+        constant,
+      );
     }
     options.onProgress?.(first + n, total);
   }
