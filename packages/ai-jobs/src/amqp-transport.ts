@@ -217,7 +217,8 @@ export class AmqpTransport implements JobTransport {
   async #setup(): Promise<void> {
     const url = new URL(this.#opts.url);
     url.searchParams.set('heartbeat', String(this.#opts.heartbeatSeconds));
-    const conn = await amqp.connect(url.toString(), { clientProperties: { connection_name: 'cdss-ai-jobs' } });
+    // noDelay: job traffic is many small request/confirm round trips, which Nagle's algorithm would hold back
+    const conn = await amqp.connect(url.toString(), { noDelay: true, clientProperties: { connection_name: 'cdss-ai-jobs' } });
     try {
       conn.on('error', (error: Error) => this.#log.warn({ err: errorSummary(error) }, 'amqp connection error'));
       const pub = await conn.createConfirmChannel();

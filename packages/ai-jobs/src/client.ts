@@ -9,7 +9,7 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { CdssError, ValidationError } from '@cdss/core';
-import { createMessage, decodeMessage, encodeMessage } from './codec.js';
+import { createMessage, decodeMessage, encodeValidated } from './codec.js';
 import { TERMINAL_STATES, type ApplyResult, type JobRecord, type JobStore, type JobTransition } from './job-state.js';
 import { errorSummary, silentLogger, type JobLogger } from './logger.js';
 import {
@@ -232,7 +232,7 @@ export class JobClient {
   async #request(command: RequestAnalysis): Promise<JobRecord> {
     const input = parse(requestAnalysisInputSchema, command.input, 'invalid RequestAnalysis input');
     const existing = await this.#store.findByIdempotencyKey(input.idempotencyKey);
-    if (existing) return existing.publishedAt === null ? this.#publish(existing.request) : existing;
+    if (existing) return existing.publishedAt === null ? { ...existing, publishedAt: await this.#publish(existing.request) } : existing;
     const now = this.#now();
     const message = createMessage(
       {
@@ -253,21 +253,21 @@ export class JobClient {
     );
     const { job, created } = await this.#store.create(message);
     if (!created && job.publishedAt !== null) return job;
-    return this.#publish(job.request);
+    return { ...job, publishedAt: await this.#publish(job.request) };
   }
 
-  async #publish(request: AnalysisRequested): Promise<JobRecord> {
+  /** Publishes a request, waits for the broker's confirm, records it; returns when (ISO 8601). */
+  async #publish(request: AnalysisRequested): Promise<string> {
     await this.#t.publishRequest({
-      body: encodeMessage(request),
+      body: encodeValidated(request),
       messageId: request.messageId,
       type: request.type,
       correlationId: request.jobId,
       priority: AMQP_PRIORITY[request.priority],
     });
-    await this.#store.markPublished(request.jobId, new Date(this.#now()).toISOString());
-    const job = await this.#store.get(request.jobId);
-    if (!job) throw new JobNotFoundError(request.jobId);
-    return job;
+    const at = new Date(this.#now()).toISOString();
+    await this.#store.markPublished(request.jobId, at);
+    return at;
   }
 
   async #cancel(command: CancelAnalysis): Promise<JobRecord> {
@@ -282,7 +282,7 @@ export class JobClient {
     const result = await this.#serial(input.jobId, () => this.#store.apply(message));
     if (result.outcome === 'applied') this.#notify(result, message);
     // tell the workers: a running job is aborted; a queued one is skipped when it comes up
-    await this.#t.publishEvent(CONTROL_CANCEL_ROUTING_KEY, { body: encodeMessage(message), messageId: message.messageId, type: message.type, correlationId: message.jobId });
+    await this.#t.publishEvent(CONTROL_CANCEL_ROUTING_KEY, { body: encodeValidated(message), messageId: message.messageId, type: message.type, correlationId: message.jobId });
     return result.job ?? job;
   }
 
@@ -356,7 +356,7 @@ export class JobClient {
     else if (result.outcome === 'refused' && result.job?.state === 'cancelled' && (event.type === 'analysis.accepted' || event.type === 'analysis.progress')) {
       // a worker started a job cancelled while queued: tell it again so it stops
       const cancel = createMessage({ type: 'analysis.cancelled', jobId: event.jobId, cancelledBy: result.job.cancellation?.cancelledBy ?? 'server', reason: 'cancelled while queued' }, this.#now());
-      await this.#t.publishEvent(CONTROL_CANCEL_ROUTING_KEY, { body: encodeMessage(cancel), messageId: cancel.messageId, type: cancel.type, correlationId: cancel.jobId });
+      await this.#t.publishEvent(CONTROL_CANCEL_ROUTING_KEY, { body: encodeValidated(cancel), messageId: cancel.messageId, type: cancel.type, correlationId: cancel.jobId });
     } else {
       this.#log.debug({ jobId: event.jobId, type: event.type, outcome: result.outcome }, 'event not applied');
     }

@@ -12,6 +12,32 @@ import {
   type JobMessage,
 } from './protocol.js';
 
+/** Messages this module validated (and froze): stores and encoders need not parse them again. */
+const validated = new WeakSet<object>();
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}
+
+/** Marks a freshly parsed message as validated; it is frozen so that it cannot change afterwards. */
+function trusted<T extends JobMessage>(message: T): T {
+  validated.add(deepFreeze(message));
+  return message;
+}
+
+/**
+ * True for a message returned by {@link decodeMessage} or {@link createMessage}: validated and frozen, so it
+ * needs no second parse.
+ * @internal
+ */
+export function isValidated(message: unknown): boolean {
+  return typeof message === 'object' && message !== null && validated.has(message);
+}
+
 /** Why a body was not accepted as a protocol message; also the dead-letter reason header's value. */
 export type DecodeFailureReason = 'malformed' | 'unsupported-version' | 'schema-invalid';
 
@@ -51,7 +77,7 @@ export function decodeMessage(body: Uint8Array | string): DecodeResult {
       .join('; ');
     return { ok: false, reason: 'schema-invalid', detail, error };
   }
-  return { ok: true, message: result.data };
+  return { ok: true, message: trusted(result.data) };
 }
 
 /**
@@ -61,9 +87,18 @@ export function decodeMessage(body: Uint8Array | string): DecodeResult {
  * @throws {@link ValidationError} when the message does not match the protocol (nothing is sent)
  */
 export function encodeMessage(message: JobMessage): Buffer {
+  if (isValidated(message)) return Buffer.from(JSON.stringify(message), 'utf8');
   const result = jobMessageSchema.safeParse(message);
   if (!result.success) throw ValidationError.fromZod(result.error, `invalid ${message.type} message`);
   return Buffer.from(JSON.stringify(result.data), 'utf8');
+}
+
+/**
+ * Encodes a message that came out of {@link createMessage} or {@link decodeMessage} (already validated).
+ * @internal
+ */
+export function encodeValidated(message: JobMessage): Buffer {
+  return Buffer.from(JSON.stringify(message), 'utf8');
 }
 
 /** The fields {@link createMessage} fills in. */
@@ -89,7 +124,7 @@ export function createMessage<M extends MessageInput>(input: M, now: number = Da
   };
   const result = jobMessageSchema.safeParse(candidate);
   if (!result.success) throw ValidationError.fromZod(result.error, `invalid ${input.type} message`);
-  return result.data as Extract<JobMessage, { type: M['type'] }>;
+  return trusted(result.data) as Extract<JobMessage, { type: M['type'] }>;
 }
 
 /** zod's JSON type: what `z.toJSONSchema` produces. */

@@ -210,7 +210,7 @@ export function jobsContract(name: string, factory: TransportFactory): void {
       await new Promise((r) => setTimeout(r, 300));
       await hung.transport.close(); // the worker process dies: nothing is redelivered, the delivery was acknowledged
       expect(await serverT.depth('work')).toBe(0);
-      expect((await store.get(job.jobId))?.state).toBe('running');
+      expect((await store.get(job.jobId))?.state).toBe('accepted'); // taken, no progress reported yet
       expect(await client.reap({ staleMs: 0 })).toEqual([job.jobId]);
       await startWorker(async () => sampleResult());
       expect(await waitState(job.jobId)).toMatchObject({ state: 'succeeded' });

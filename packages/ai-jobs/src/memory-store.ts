@@ -2,6 +2,7 @@
  * The in-memory job store: for the sandbox, for tests, and as the reference the MySQL store is held to.
  * @packageDocumentation
  */
+import { isValidated } from './codec.js';
 import { jobEventSchema, analysisRequestedSchema, type AnalysisRequested, type JobEvent } from './protocol.js';
 import { ValidationError } from '@cdss/core';
 import {
@@ -20,12 +21,19 @@ export interface MemoryJobStoreOptions {
   now?: () => number;
 }
 
-function clone<T>(value: T): T {
-  return structuredClone(value);
+/** Records are frozen when stored, so they can be handed out without copying. */
+function frozen<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) frozen(v);
+  }
+  return value;
 }
+const clone = <T>(value: T): T => value;
 
 /**
- * A {@link JobStore} in a `Map`. Operations are synchronous underneath, so each is atomic.
+ * A {@link JobStore} in a `Map`. Operations are synchronous underneath, so each is atomic. The records it returns
+ * are deep-frozen snapshots (shared, not copied): treat them as read-only.
  * @example
  * ```ts
  * const store = new MemoryJobStore();
@@ -48,12 +56,12 @@ export class MemoryJobStore implements JobStore {
 
   /** {@inheritDoc JobStore.create} */
   async create(request: AnalysisRequested): Promise<{ job: JobRecord; created: boolean }> {
-    const parsed = analysisRequestedSchema.safeParse(request);
+    const parsed = isValidated(request) ? { success: true as const, data: request } : analysisRequestedSchema.safeParse(request);
     if (!parsed.success) throw ValidationError.fromZod(parsed.error, 'invalid analysis request');
     const existingId = this.#byKey.get(parsed.data.idempotencyKey) ?? (this.#jobs.has(parsed.data.jobId) ? parsed.data.jobId : undefined);
     const existing = existingId === undefined ? undefined : this.#jobs.get(existingId);
     if (existing) return { job: clone(existing), created: false };
-    const job = newJobRecord(parsed.data, this.#iso());
+    const job = frozen(newJobRecord(parsed.data, this.#iso()));
     this.#jobs.set(job.jobId, job);
     this.#byKey.set(job.idempotencyKey, job.jobId);
     this.#history.set(job.jobId, []);
@@ -74,21 +82,23 @@ export class MemoryJobStore implements JobStore {
 
   /** {@inheritDoc JobStore.apply} */
   async apply(event: JobEvent): Promise<ApplyResult> {
-    const parsed = jobEventSchema.safeParse(event);
+    const parsed = isValidated(event) ? { success: true as const, data: event } : jobEventSchema.safeParse(event);
     if (!parsed.success) throw ValidationError.fromZod(parsed.error, 'invalid job event');
     const job = this.#jobs.get(parsed.data.jobId);
     if (!job) return { outcome: 'unknown-job' };
     const now = this.#iso();
     const decision = decide(job, parsed.data, now);
     switch (decision.outcome) {
-      case 'duplicate':
-        if (decision.touch) job.updatedAt = now;
-        return { outcome: 'duplicate', job: clone(job) };
+      case 'duplicate': {
+        const current = decision.touch ? frozen({ ...job, updatedAt: now }) : job;
+        this.#jobs.set(job.jobId, current);
+        return { outcome: 'duplicate', job: current };
+      }
       case 'refused':
         return { outcome: 'refused', job: clone(job), reason: decision.reason };
       case 'applied':
-        this.#jobs.set(job.jobId, decision.next);
-        if (decision.transition) this.#history.get(job.jobId)?.push(decision.transition);
+        this.#jobs.set(job.jobId, frozen(decision.next));
+        if (decision.transition) this.#history.get(job.jobId)?.push(frozen(decision.transition));
         return decision.transition
           ? { outcome: 'applied', job: clone(decision.next), transition: { ...decision.transition } }
           : { outcome: 'applied', job: clone(decision.next) };
@@ -98,7 +108,7 @@ export class MemoryJobStore implements JobStore {
   /** {@inheritDoc JobStore.markPublished} */
   async markPublished(jobId: string, at: string): Promise<void> {
     const job = this.#jobs.get(jobId);
-    if (job && job.publishedAt === null) job.publishedAt = at;
+    if (job && job.publishedAt === null) this.#jobs.set(jobId, frozen({ ...job, publishedAt: at }));
   }
 
   /** {@inheritDoc JobStore.list} */
@@ -116,7 +126,7 @@ export class MemoryJobStore implements JobStore {
 
   /** {@inheritDoc JobStore.history} */
   async history(jobId: string): Promise<JobTransition[]> {
-    return clone(this.#history.get(jobId) ?? []);
+    return [...(this.#history.get(jobId) ?? [])];
   }
 
   /** {@inheritDoc JobStore.close} */

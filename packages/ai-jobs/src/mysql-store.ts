@@ -8,6 +8,7 @@ import mysql from 'mysql2/promise';
 import type { Pool, PoolConnection, RowDataPacket, ResultSetHeader } from 'mysql2/promise';
 import { z } from 'zod';
 import { CdssError, ValidationError } from '@cdss/core';
+import { isValidated } from './codec.js';
 import { analysisRequestedSchema, jobEventSchema, type AnalysisRequested, type JobEvent } from './protocol.js';
 import {
   decide,
@@ -135,7 +136,7 @@ export class MySqlJobStore implements JobStore {
 
   /** {@inheritDoc JobStore.create} */
   async create(request: AnalysisRequested): Promise<{ job: JobRecord; created: boolean }> {
-    const parsed = analysisRequestedSchema.safeParse(request);
+    const parsed = isValidated(request) ? { success: true as const, data: request } : analysisRequestedSchema.safeParse(request);
     if (!parsed.success) throw ValidationError.fromZod(parsed.error, 'invalid analysis request');
     const job = newJobRecord(parsed.data, new Date(this.#now()).toISOString());
     const [res] = await this.#pool.query<ResultSetHeader>(
@@ -163,7 +164,7 @@ export class MySqlJobStore implements JobStore {
 
   /** {@inheritDoc JobStore.apply} */
   async apply(event: JobEvent): Promise<ApplyResult> {
-    const parsed = jobEventSchema.safeParse(event);
+    const parsed = isValidated(event) ? { success: true as const, data: event } : jobEventSchema.safeParse(event);
     if (!parsed.success) throw ValidationError.fromZod(parsed.error, 'invalid job event');
     const conn: PoolConnection = await this.#pool.getConnection();
     try {

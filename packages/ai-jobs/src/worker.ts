@@ -7,10 +7,9 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { CdssError } from '@cdss/core';
-import { createMessage, decodeMessage, encodeMessage, type MessageInput } from './codec.js';
+import { createMessage, decodeMessage, encodeValidated, type MessageInput } from './codec.js';
 import { errorSummary, silentLogger, type JobLogger } from './logger.js';
 import {
-  analysisResultSchema,
   type AnalysisRequested,
   type AnalysisResult,
   type FailureReason,
@@ -195,9 +194,12 @@ export class JobWorker {
   }
 
   async #emit(input: MessageInput, request: AnalysisRequested): Promise<void> {
-    const message = createMessage(input, this.#now());
+    await this.#publishEvent(createMessage(input, this.#now()), request);
+  }
+
+  async #publishEvent(message: JobMessage, request: AnalysisRequested): Promise<void> {
     await this.#t.publishEvent(`job.${message.type.slice('analysis.'.length)}`, {
-      body: encodeMessage(message),
+      body: encodeValidated(message),
       messageId: message.messageId,
       type: message.type,
       correlationId: message.jobId,
@@ -252,7 +254,10 @@ export class JobWorker {
       await delivery.ack();
       return;
     }
-    await this.#emit({ type: 'analysis.accepted', ...base, attempt: delivery.attempt }, request);
+    // not awaited here: the handler starts at once, and the confirm is awaited before the request is settled.
+    // Events of one job leave on one channel in order, so `accepted` still reaches the server first.
+    const accepted = this.#emit({ type: 'analysis.accepted', ...base, attempt: delivery.attempt }, request);
+    accepted.catch(() => {});
 
     let last: { stage: JobStage; percent: number } = { stage: 'fetch', percent: 0 };
     let acked = false;
@@ -262,7 +267,7 @@ export class JobWorker {
     const lease = setTimeout(() => {
       acked = true;
       this.#log.info({ jobId, ackTimeoutMs: this.#ackTimeoutMs }, 'long job: acknowledging early, heartbeats keep the lease');
-      void delivery.ack();
+      void accepted.then(() => delivery.ack());
     }, this.#ackTimeoutMs);
     let deadlineTimer: NodeJS.Timeout | undefined;
     if (request.deadline) {
@@ -272,6 +277,7 @@ export class JobWorker {
       );
     }
     const settle = async (): Promise<void> => {
+      await accepted;
       if (!acked) {
         acked = true;
         await delivery.ack();
@@ -288,11 +294,14 @@ export class JobWorker {
           await this.#emit({ type: 'analysis.progress', ...base, ...last }, request);
         },
       };
-      await this.#emit({ type: 'analysis.progress', ...base, ...last }, request);
       const result = await abortable(this.#handler(context), running.controller.signal);
-      const checked = analysisResultSchema.safeParse(result);
-      if (!checked.success) throw new JobFailure('internal-error', 'handler returned an invalid result');
-      await this.#emit({ type: 'analysis.succeeded', ...base, result: checked.data }, request);
+      let succeeded;
+      try {
+        succeeded = createMessage({ type: 'analysis.succeeded', ...base, result }, this.#now());
+      } catch (error) {
+        throw new JobFailure('internal-error', 'handler returned an invalid result', { cause: error });
+      }
+      await this.#publishEvent(succeeded, request);
       await settle();
     } catch (error) {
       const signal = running.controller.signal;
@@ -301,6 +310,7 @@ export class JobWorker {
         if (!acked) await delivery.requeue();
         return;
       }
+      await accepted;
       if (CdssError.isInstance(reason) && reason.code === 'JOB_CANCELLED') {
         await this.#emit({ type: 'analysis.cancelled', jobId, cancelledBy: running.cancelledBy ?? 'unknown', ...(running.cancelReason === undefined ? {} : { reason: running.cancelReason }) }, request);
         await settle();
