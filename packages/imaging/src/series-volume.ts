@@ -284,9 +284,11 @@ export function volumeFromSlices(input: readonly DicomSlice[], options: VolumeFr
   const needsMask = bitsStored < bitsAllocated;
   let data: Volume['data'];
   if (identity && options.output !== 'float32') {
-    data = bitsAllocated === 16 ? (signed ? new Int16Array(total) : new Uint16Array(total)) : signed ? new Int8Array(total) : new Uint8Array(total);
-    const dst = new Uint8Array(data.buffer);
     const bpp = bitsAllocated / 8;
+    // Every byte is overwritten below, so skip the zero-fill of a fresh typed array (tens of MB per series).
+    const raw = Buffer.allocUnsafeSlow(total * bpp).buffer as ArrayBuffer;
+    data = bitsAllocated === 16 ? (signed ? new Int16Array(raw) : new Uint16Array(raw)) : signed ? new Int8Array(raw) : new Uint8Array(raw);
+    const dst = new Uint8Array(data.buffer);
     sorted.forEach(({ s }, k) => dst.set(s.pixels.subarray(0, plane * bpp), k * plane * bpp));
     if (needsMask) maskStored(data, bitsStored, signed);
   } else {

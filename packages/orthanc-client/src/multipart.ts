@@ -44,9 +44,61 @@ const CRLF = Buffer.from('\r\n');
 const HEADER_END = Buffer.from('\r\n\r\n');
 const MAX_HEADER_BYTES = 16 * 1024;
 
+/** A FIFO of received chunks, read without copying where a read falls inside one chunk. */
+class ChunkQueue {
+  private chunks: Buffer[] = [];
+  /** Bytes queued. */
+  length = 0;
+  push(b: Buffer): void {
+    if (b.length === 0) return;
+    this.chunks.push(b);
+    this.length += b.length;
+  }
+  /** The first `n` bytes as one buffer (a view when they lie in the first chunk). */
+  peek(n: number): Buffer {
+    const first = this.chunks[0];
+    if (first && first.length >= n) return first.subarray(0, n);
+    const all = Buffer.concat(this.chunks, this.length);
+    this.chunks = all.length ? [all] : [];
+    return all.subarray(0, n);
+  }
+  /** Removes and returns the first `n` bytes (one copy at most). */
+  take(n: number): Buffer {
+    const first = this.chunks[0];
+    if (first && first.length >= n) {
+      this.skip(n);
+      return first.subarray(0, n);
+    }
+    const out = Buffer.allocUnsafe(n);
+    let filled = 0;
+    while (filled < n) {
+      const c = this.chunks[0] as Buffer;
+      const k = Math.min(c.length, n - filled);
+      c.copy(out, filled, 0, k);
+      filled += k;
+      this.skip(k);
+    }
+    return out;
+  }
+  skip(n: number): void {
+    this.length -= n;
+    while (n > 0) {
+      const c = this.chunks[0] as Buffer;
+      if (c.length <= n) {
+        n -= c.length;
+        this.chunks.shift();
+      } else {
+        this.chunks[0] = c.subarray(n);
+        n = 0;
+      }
+    }
+  }
+}
+
 /**
  * Parses a multipart body as it streams in, yielding each part as soon as it is complete.
- * When a part declares Content-Length, its body is taken by length (no scanning of the bytes for the boundary).
+ * When a part declares Content-Length (Orthanc and most DICOMweb servers do), its body is taken by length
+ * with at most one copy and no scan for the boundary; otherwise the boundary is searched.
  * @param chunks - the body (e.g. a response stream)
  * @param boundary - from {@link multipartBoundary}
  * @returns the parts in order
@@ -54,10 +106,9 @@ const MAX_HEADER_BYTES = 16 * 1024;
  */
 export async function* parseMultipart(chunks: AsyncIterable<Buffer | Uint8Array | string>, boundary: string): AsyncGenerator<MultipartPart> {
   const delimiter = Buffer.from(`\r\n--${boundary}`);
+  const q = new ChunkQueue();
   // Treat the body as if it started with CRLF, so the first delimiter looks like every other one.
-  let buf: Buffer = Buffer.from(CRLF);
-  const pending: Buffer[] = [];
-  let pendingBytes = 0;
+  q.push(Buffer.from(CRLF));
   const iterator = chunks[Symbol.asyncIterator]();
   let ended = false;
   const pull = async (): Promise<boolean> => {
@@ -67,70 +118,61 @@ export async function* parseMultipart(chunks: AsyncIterable<Buffer | Uint8Array 
       ended = true;
       return false;
     }
-    const c = typeof next.value === 'string' ? Buffer.from(next.value, 'latin1') : Buffer.isBuffer(next.value) ? next.value : Buffer.from(next.value.buffer, next.value.byteOffset, next.value.byteLength);
-    pending.push(c);
-    pendingBytes += c.length;
+    const v = next.value;
+    q.push(typeof v === 'string' ? Buffer.from(v, 'latin1') : Buffer.isBuffer(v) ? v : Buffer.from(v.buffer, v.byteOffset, v.byteLength));
     return true;
   };
-  const flush = (): void => {
-    if (pending.length === 0) return;
-    buf = buf.length === 0 && pending.length === 1 ? (pending[0] as Buffer) : Buffer.concat([buf, ...pending], buf.length + pendingBytes);
-    pending.length = 0;
-    pendingBytes = 0;
-  };
-  const available = (): number => buf.length + pendingBytes;
-  /** Makes at least `n` bytes available in `buf`; false when the stream ended first. */
   const need = async (n: number): Promise<boolean> => {
-    while (available() < n) if (!(await pull())) break;
-    flush();
-    return buf.length >= n;
+    while (q.length < n) if (!(await pull())) return false;
+    return true;
   };
-  /** Finds `needle` in the stream from `from`, pulling more as needed; -1 at the end of the stream. */
+  /** Position of `needle` from the queue's start, pulling as needed; -1 when the stream ends (or past `limit`). */
   const find = async (needle: Buffer, from: number, limit = Infinity): Promise<number> => {
     let searched = from;
     for (;;) {
-      flush();
-      const at = buf.indexOf(needle, searched);
+      const view = q.peek(q.length);
+      const at = view.indexOf(needle, searched);
       if (at >= 0) return at;
-      searched = Math.max(from, buf.length - needle.length + 1);
-      if (buf.length > limit) return -1;
+      searched = Math.max(from, view.length - needle.length + 1);
+      if (view.length > limit) return -1;
       if (!(await pull())) return -1;
     }
   };
 
   // Preamble: skip to the first delimiter.
-  let at = await find(delimiter, 0);
+  const at = await find(delimiter, 0);
   if (at < 0) throw new MultipartError(`no boundary "--${boundary}" in the multipart body`);
-  buf = buf.subarray(at + delimiter.length);
-  for (;;) {
-    if (!(await need(2))) throw new MultipartError('multipart body ended after a boundary');
-    if (buf[0] === 0x2d && buf[1] === 0x2d) return; // close delimiter "--boundary--"
-    // Skip transport padding up to the CRLF that ends the boundary line.
-    const eol = await find(CRLF, 0, 1024);
-    if (eol < 0) throw new MultipartError('malformed boundary line in the multipart body');
-    const headersEnd = await find(HEADER_END, eol, MAX_HEADER_BYTES);
-    let headers: Record<string, string> = {};
-    let bodyStart: number;
-    if (headersEnd >= 0 && buf.subarray(eol, eol + 2).equals(CRLF) && headersEnd === eol) {
-      // No headers at all: the boundary line's CRLF is immediately followed by CRLF.
-      bodyStart = eol + 4;
-    } else if (headersEnd >= 0) {
-      headers = parseHeaders(buf.subarray(eol + 2, headersEnd).toString('latin1'));
-      bodyStart = headersEnd + 4;
-    } else {
-      throw new MultipartError('multipart part has no end of headers (truncated response?)');
+  q.skip(at + delimiter.length);
+  try {
+    for (;;) {
+      if (!(await need(2))) throw new MultipartError('multipart body ended after a boundary');
+      const two = q.peek(2);
+      if (two[0] === 0x2d && two[1] === 0x2d) return; // close delimiter "--boundary--"
+      // Skip transport padding up to the CRLF that ends the boundary line.
+      const eol = await find(CRLF, 0, 1024);
+      if (eol < 0) throw new MultipartError('malformed boundary line in the multipart body');
+      q.skip(eol);
+      // Now at "\r\n<headers>\r\n\r\n" or, with no headers, "\r\n\r\n".
+      const headersEnd = await find(HEADER_END, 0, MAX_HEADER_BYTES);
+      if (headersEnd < 0) throw new MultipartError('multipart part has no end of headers (truncated response?)');
+      const headers = headersEnd === 0 ? {} : parseHeaders(q.peek(headersEnd).subarray(2).toString('latin1'));
+      q.skip(headersEnd + 4);
+      const declared = headers['content-length'];
+      const length = declared !== undefined && /^\d+$/.test(declared) ? Number(declared) : undefined;
+      let body: Buffer;
+      if (length !== undefined && (await need(length + delimiter.length)) && q.peek(length + delimiter.length).subarray(length).equals(delimiter)) {
+        body = q.take(length);
+      } else {
+        const end = await find(delimiter, 0);
+        if (end < 0) throw new MultipartError('multipart body ended inside a part (truncated response)');
+        body = q.take(end);
+      }
+      q.skip(delimiter.length);
+      yield { headers, body };
     }
-    const declared = headers['content-length'];
-    const length = declared !== undefined && /^\d+$/.test(declared) ? Number(declared) : undefined;
-    let bodyEnd: number;
-    if (length !== undefined && (await need(bodyStart + length + delimiter.length)) && buf.subarray(bodyStart + length, bodyStart + length + delimiter.length).equals(delimiter)) {
-      bodyEnd = bodyStart + length;
-    } else {
-      bodyEnd = await find(delimiter, bodyStart);
-      if (bodyEnd < 0) throw new MultipartError('multipart body ended inside a part (truncated response)');
-    }
-    yield { headers, body: buf.subarray(bodyStart, bodyEnd) };
-    buf = buf.subarray(bodyEnd + delimiter.length);
+  } finally {
+    // Stop the source when the caller stops early (or on error): `return` on the iterator ends the stream.
+    if (!ended) await iterator.return?.();
   }
 }
 

@@ -1,0 +1,150 @@
+/**
+ * 240×240×155 four-series MR study through @cdss/orthanc-client vs curl on the real Orthanc: download into volumes, and upload.
+ *
+ * Needs the real Orthanc (`npm run services -- start orthanc`; URL from CDSS_TEST_ORTHANC_URL or the default).
+ * A synthetic study (4 series × 155 slices of 240×240 uint16, 620 Part-10 files, 72 MB) is generated, then:
+ *
+ * - download: the client retrieves the 4 series over WADO-RS (`retrieveSeriesVolume`, the 4 in parallel: one
+ *   streamed multipart request each, parsed slice by slice and built into volumes), against one curl process
+ *   fetching the same 4 WADO-RS URLs in parallel to /dev/null. Interleaved rounds, alternating order; MB/s are
+ *   pixel megabytes (4 × 17.86 MB) per second, medians of the rounds. The volumes are checked voxel-equal to
+ *   the generator's once.
+ * - upload: `uploadInstances` (4 in flight) against curl POSTing the same 620 files to /instances, 4 in
+ *   parallel (one process, `--parallel`), each on an empty store (the patient is deleted between rounds).
+ *
+ * The download result is the last line (JSON); the upload result is the line before it.
+ * Settings (environment): BENCH_ROUNDS (download rounds per side, default 5, max 10), BENCH_UPLOAD_ROUNDS (default 2, max 5).
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { requireService } from '@cdss/core/testing';
+import { generatePhantom, writePhantomStudy, PHANTOM_MODALITIES } from '@cdss/imaging';
+import { OrthancClient, retrieveSeriesVolume } from '@cdss/orthanc-client';
+
+function intEnv(name: string, fallback: number, max: number): number {
+  const raw = process.env[name];
+  const value = raw === undefined ? fallback : Number(raw);
+  if (!Number.isInteger(value) || value < 1 || value > max) throw new Error(`${name} must be an integer in 1..${max}`);
+  return value;
+}
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+};
+const log = (line: string): void => {
+  process.stderr.write(`${line}\n`);
+};
+
+function curl(args: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const p = spawn('curl', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    p.on('error', reject);
+    p.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`curl exited ${code}: ${err.slice(0, 300)}`))));
+  });
+}
+
+async function main(): Promise<void> {
+  const svc = await requireService('orthanc', { ci: true });
+  const downloadRounds = intEnv('BENCH_ROUNDS', 5, 10);
+  const uploadRounds = intEnv('BENCH_UPLOAD_ROUNDS', 2, 5);
+  const url = new URL(svc.url);
+  const user = `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`;
+  url.username = '';
+  url.password = '';
+  const base = url.href.replace(/\/$/, '');
+  const client = new OrthancClient({ baseUrl: svc.url, concurrency: 4 });
+
+  let t = performance.now();
+  const phantom = generatePhantom({ seed: 240, dims: [240, 240, 155] });
+  const patientId = `BENCH-${process.pid}-${Date.now()}`;
+  const study = writePhantomStudy(phantom, { patientId, uidSeed: `bench/${patientId}` });
+  const files = PHANTOM_MODALITIES.flatMap((m) => study.series[m].files);
+  const totalBytes = files.reduce((s, f) => s + f.length, 0);
+  log(`generated ${files.length} files (${(totalBytes / 1e6).toFixed(1)} MB) in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+  const dir = mkdtempSync(join(tmpdir(), 'cdss-bench-orthanc-'));
+  const paths = files.map((f, i) => {
+    const p = join(dir, `${i}.dcm`);
+    writeFileSync(p, f);
+    return p;
+  });
+  const curlUploadConfig = join(dir, 'upload.curl');
+  writeFileSync(
+    curlUploadConfig,
+    paths.map((p) => `url = "${base}/instances"\nuser = "${user}"\nheader = "Content-Type: application/dicom"\nheader = "Expect:"\ndata-binary = "@${p}"\noutput = "/dev/null"\n`).join('next\n'),
+  );
+  const deletePatient = async (): Promise<void> => {
+    for (const p of await client.find({ level: 'Patient', query: { PatientID: patientId } })) await client.delete('Patient', p.ID);
+  };
+
+  try {
+    await deletePatient();
+    // ---- upload
+    const up = { client: [] as number[], curl: [] as number[] };
+    for (let r = 0; r < uploadRounds; r++) {
+      for (const side of r % 2 === 0 ? (['client', 'curl'] as const) : (['curl', 'client'] as const)) {
+        await deletePatient();
+        t = performance.now();
+        if (side === 'client') {
+          const res = await client.uploadInstances(files);
+          if (!res.every((x) => x.Status === 'Success')) throw new Error('client upload did not store every instance');
+        } else {
+          await curl(['-sS', '--fail', '-Z', '--parallel-max', '4', '-K', curlUploadConfig]);
+        }
+        up[side].push(totalBytes / 1e6 / ((performance.now() - t) / 1000));
+      }
+    }
+    const stats = await client.getStatistics();
+    log(`upload MB/s client ${up.client.map((x) => x.toFixed(1)).join(', ')} | curl ${up.curl.map((x) => x.toFixed(1)).join(', ')} (store now ${stats.CountInstances} instances)`);
+    const found = await client.find({ level: 'Series', query: { PatientID: patientId } });
+    if (found.length !== 4 || found.some((s) => s.Instances.length !== 155)) throw new Error('study not completely stored after upload');
+
+    // ---- download
+    const pixelMB = (4 * 240 * 240 * 155 * 2) / 1e6;
+    const wado = PHANTOM_MODALITIES.map((m) => `${base}/dicom-web/studies/${study.studyInstanceUid}/series/${study.series[m].seriesInstanceUid}`);
+    const curlArgs = ['-sS', '--fail', '-Z', '--parallel-max', '4', '-u', user, '-H', 'Accept: multipart/related; type="application/dicom"', ...wado.flatMap((u) => [u, '-o', '/dev/null'])];
+    const clientDownload = async (check: boolean): Promise<void> => {
+      const vols = await Promise.all(PHANTOM_MODALITIES.map((m) => retrieveSeriesVolume(client.dicomweb, study.studyInstanceUid, study.series[m].seriesInstanceUid)));
+      if (check) {
+        vols.forEach((v, i) => {
+          const want = phantom.modalities[PHANTOM_MODALITIES[i] as (typeof PHANTOM_MODALITIES)[number]].data;
+          if (!Buffer.from(v.data.buffer, v.data.byteOffset, v.data.byteLength).equals(Buffer.from(want.buffer))) throw new Error('downloaded volume differs from the generator');
+        });
+      }
+    };
+    await clientDownload(true); // warm-up + correctness
+    await curl(curlArgs); // warm-up
+    const down = { client: [] as number[], curl: [] as number[] };
+    for (let r = 0; r < downloadRounds; r++) {
+      for (const side of r % 2 === 0 ? (['client', 'curl'] as const) : (['curl', 'client'] as const)) {
+        t = performance.now();
+        if (side === 'client') await clientDownload(false);
+        else await curl(curlArgs);
+        down[side].push(pixelMB / ((performance.now() - t) / 1000));
+      }
+    }
+    log(`download MB/s client ${down.client.map((x) => x.toFixed(0)).join(', ')} | curl ${down.curl.map((x) => x.toFixed(0)).join(', ')}`);
+    const upC = median(up.client);
+    const upB = median(up.curl);
+    process.stdout.write(
+      `${JSON.stringify({ bench: 'orthanc-series-upload', unit: 'MB/s', value: +upC.toFixed(2), baseline: +upB.toFixed(2), baseline_name: 'curl POST /instances, 4 in parallel', ratio: +(upC / upB).toFixed(3) })}\n`,
+    );
+    const dC = median(down.client);
+    const dB = median(down.curl);
+    process.stdout.write(
+      `${JSON.stringify({ bench: 'orthanc-series', unit: 'MB/s', value: +dC.toFixed(2), baseline: +dB.toFixed(2), baseline_name: 'curl WADO-RS retrieve series, 4 in parallel', ratio: +(dC / dB).toFixed(3) })}\n`,
+    );
+  } finally {
+    await deletePatient().catch(() => undefined);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`orthanc-series bench failed: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+});
