@@ -7,4 +7,6 @@ export default defineConfig({
   sourcemap: true,
   clean: true,
   target: 'node20',
+  // fhir-kit-client is ESM-only (its exports map has no require): bundle it into the CJS build.
+  noExternal: ['fhir-kit-client'],
 });

@@ -82,11 +82,14 @@ function pct(now: number, ref: number): number {
   return round(((now - ref) / ref) * 100, 1);
 }
 
+/** Ratios are compared with a tolerance so that exactly +40 % or -65 % (in floating point) meets the threshold. */
+const EPS = 1e-9;
+
 function volumetric(current: number, baseline: number, nadir: number, minMeasurable: number): RanoCategory {
-  if (nadir > 0 ? current >= nadir * 1.4 : current >= minMeasurable) return 'PD';
+  if (nadir > 0 ? current / nadir >= 1.4 - EPS : current >= minMeasurable) return 'PD';
   if (baseline < minMeasurable) return 'SD';
   if (current === 0) return 'CR';
-  if (current <= baseline * 0.35) return 'PR';
+  if (current / baseline <= 0.35 + EPS) return 'PR';
   return 'SD';
 }
 

@@ -1,0 +1,175 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { http, HttpResponse } from 'msw';
+import { setupServer } from 'msw/node';
+import { HttpError, TimeoutError, ValidationError } from '@cdss/core';
+import type { Bundle, Patient } from 'fhir/r4.js';
+import { FhirAdapter } from './fhir-adapter.js';
+import { FhirConflictError, FhirInvalidResourceError, FhirServerError } from './errors.js';
+import { KeyedMutex } from './keyed-mutex.js';
+
+const BASE = 'https://fhir.example.test/r4';
+const server = setupServer();
+beforeAll(() => server.listen({ onUnhandledRequest: 'error' }));
+afterEach(() => server.resetHandlers());
+afterAll(() => server.close());
+
+const FHIR = { 'content-type': 'application/fhir+json' };
+const noSleep = { now: () => 0, sleep: async () => undefined };
+const adapter = (extra: Partial<ConstructorParameters<typeof FhirAdapter>[0]> = {}): FhirAdapter =>
+  new FhirAdapter({ baseUrl: BASE, clock: noSleep, retry: { maxRetries: 2, baseDelayMs: 1 }, ...extra });
+const outcome = (diagnostics: string) => ({ resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'processing', diagnostics }] });
+const patient: Patient = { resourceType: 'Patient', identifier: [{ system: 'urn:s', value: '1' }] };
+
+describe('FhirAdapter', () => {
+  it('rejects invalid options', () => {
+    expect(() => new FhirAdapter({ baseUrl: 'not a url' })).toThrow(ValidationError);
+    expect(() => new FhirAdapter({ baseUrl: 'ftp://x/y' })).toThrow(ValidationError);
+  });
+
+  it('retries an idempotent conditional create on 503 and sends If-None-Exist', async () => {
+    const seen: string[] = [];
+    let calls = 0;
+    server.use(
+      http.post(`${BASE}/Patient`, ({ request }) => {
+        seen.push(request.headers.get('if-none-exist') ?? '');
+        calls++;
+        return calls < 3
+          ? HttpResponse.json(outcome('busy'), { status: 503, headers: FHIR })
+          : HttpResponse.json({ ...patient, id: 'p1', meta: { versionId: '1' } }, { status: 201, headers: FHIR });
+      }),
+    );
+    const r = await adapter().createIfNoneExist(patient, { system: 'urn:s', value: '1' });
+    expect(r).toMatchObject({ id: 'p1', versionId: '1', created: true, status: 201 });
+    expect(calls).toBe(3);
+    expect(seen[0]).toBe('identifier=urn%3As|1');
+  });
+
+  it('never retries a plain create (not idempotent)', async () => {
+    let calls = 0;
+    server.use(
+      http.post(`${BASE}/Patient`, () => {
+        calls++;
+        return HttpResponse.json(outcome('busy'), { status: 503, headers: FHIR });
+      }),
+    );
+    const err = await adapter().create(patient).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(FhirServerError);
+    expect((err as FhirServerError).status).toBe(503);
+    expect((err as FhirServerError).outcome?.issue?.[0]?.diagnostics).toBe('busy');
+    expect(calls).toBe(1);
+  });
+
+  it('does not retry a transaction with a plain POST entry, but does retry an all-conditional one', async () => {
+    let calls = 0;
+    server.use(
+      http.post(`${BASE}`, () => {
+        calls++;
+        return new HttpResponse(null, { status: 502 });
+      }),
+      http.post(`${BASE}/`, () => {
+        calls++;
+        return new HttpResponse(null, { status: 502 });
+      }),
+    );
+    const plain: Bundle = { resourceType: 'Bundle', type: 'transaction', entry: [{ resource: patient, request: { method: 'POST', url: 'Patient' } }] };
+    await expect(adapter().transaction(plain)).rejects.toBeInstanceOf(FhirServerError);
+    expect(calls).toBe(1);
+    calls = 0;
+    const conditional: Bundle = { resourceType: 'Bundle', type: 'transaction', entry: [{ resource: patient, request: { method: 'PUT', url: 'Patient?identifier=urn:s|1' } }] };
+    await expect(adapter().transaction(conditional)).rejects.toBeInstanceOf(FhirServerError);
+    expect(calls).toBe(3);
+    await expect(adapter().transaction({ resourceType: 'Bundle', type: 'batch' })).rejects.toBeInstanceOf(ValidationError);
+  });
+
+  it('maps statuses to typed errors', async () => {
+    server.use(
+      http.put(`${BASE}/Patient/p1`, ({ request }) =>
+        request.headers.get('if-match') === 'W/"1"'
+          ? HttpResponse.json(outcome('HAPI-0989: Version 1 is not the most recent version'), { status: 412, headers: FHIR })
+          : HttpResponse.json(outcome('bad'), { status: 422, headers: FHIR }),
+      ),
+      http.put(`${BASE}/Patient`, () => HttpResponse.json(outcome('Failed to UPDATE: matched 2 resources'), { status: 412, headers: FHIR })),
+    );
+    const stale = await adapter().update({ ...patient, id: 'p1' }, { ifMatch: '1' }).catch((e: unknown) => e);
+    expect(stale).toBeInstanceOf(FhirConflictError);
+    expect((stale as FhirConflictError).kind).toBe('version-conflict');
+    await expect(adapter().update({ ...patient, id: 'p1' })).rejects.toBeInstanceOf(FhirInvalidResourceError);
+    const multi = await adapter().upsert(patient, { system: 'urn:s', value: '1' }).catch((e: unknown) => e);
+    expect((multi as FhirConflictError).kind).toBe('multiple-matches');
+  });
+
+  it('reports no response as an HttpError without status, and a hung server as TimeoutError', async () => {
+    server.use(
+      http.get(`${BASE}/Patient/down`, () => HttpResponse.error()),
+      http.get(`${BASE}/Patient/slow`, async () => {
+        await new Promise((r) => setTimeout(r, 500));
+        return HttpResponse.json(patient, { headers: FHIR });
+      }),
+    );
+    const down = await adapter({ retry: false }).read('Patient', 'down').catch((e: unknown) => e);
+    expect(HttpError.isInstance(down)).toBe(true);
+    expect((down as HttpError).status).toBeUndefined();
+    await expect(adapter({ retry: false, timeoutMs: 50 }).read('Patient', 'slow')).rejects.toBeInstanceOf(TimeoutError);
+  });
+
+  it('follows next links, stops on an empty page, and refuses links to another origin', async () => {
+    const page = (n: number, next?: string, entries = 2): Bundle => ({
+      resourceType: 'Bundle',
+      type: 'searchset',
+      entry: Array.from({ length: entries }, (_, i) => ({ resource: { resourceType: 'Patient', id: `p${n}-${i}` } as Patient, search: { mode: 'match' } })),
+      link: next ? [{ relation: 'next', url: next }] : [],
+    });
+    server.use(
+      http.get(`${BASE}/Patient`, () => HttpResponse.json(page(1, `${BASE}?_getpages=abc&_getpagesoffset=2`), { headers: FHIR })),
+      http.get(`${BASE}`, ({ request }) => {
+        const off = new URL(request.url).searchParams.get('_getpagesoffset');
+        return off === '2'
+          ? HttpResponse.json(page(2, `${BASE}?_getpages=abc&_getpagesoffset=4`), { headers: FHIR })
+          : HttpResponse.json(page(3, `${BASE}?_getpages=abc&_getpagesoffset=6`, 0), { headers: FHIR });
+      }),
+    );
+    const ids: string[] = [];
+    for await (const p of adapter().searchAll<Patient>('Patient', { family: 'x' })) ids.push(p.id as string);
+    expect(ids).toEqual(['p1-0', 'p1-1', 'p2-0', 'p2-1']);
+    server.use(http.get(`${BASE}/Patient`, () => HttpResponse.json(page(1, 'https://evil.example/steal'), { headers: FHIR })));
+    await expect(async () => {
+      for await (const _ of adapter().searchAll('Patient')) void _;
+    }).rejects.toBeInstanceOf(FhirServerError);
+  });
+
+  it('serialises conditional writes of one identifier (no HAPI race), and runs others in parallel', async () => {
+    let inFlight = 0;
+    let maxInFlight = 0;
+    server.use(
+      http.put(`${BASE}/Patient`, async ({ request }) => {
+        inFlight++;
+        maxInFlight = Math.max(maxInFlight, inFlight);
+        await new Promise((r) => setTimeout(r, 20));
+        inFlight--;
+        return HttpResponse.json({ ...patient, id: new URL(request.url).searchParams.get('identifier') }, { headers: FHIR });
+      }),
+    );
+    const a = adapter();
+    await Promise.all(Array.from({ length: 5 }, () => a.upsert(patient, { system: 'urn:s', value: '1' })));
+    expect(maxInFlight).toBe(1);
+    maxInFlight = 0;
+    await Promise.all(Array.from({ length: 5 }, (_, i) => a.upsert(patient, { system: 'urn:s', value: String(i) })));
+    expect(maxInFlight).toBeGreaterThan(1);
+  });
+});
+
+describe('KeyedMutex', () => {
+  it('runs overlapping key sets one at a time without deadlock', async () => {
+    const m = new KeyedMutex();
+    const log: string[] = [];
+    const job = (name: string, keys: string[]) =>
+      m.run(keys, async () => {
+        log.push(`+${name}`);
+        await new Promise((r) => setTimeout(r, 5));
+        log.push(`-${name}`);
+      });
+    await Promise.all([job('A', ['x', 'y']), job('B', ['y', 'z']), job('C', ['z', 'x'])]);
+    expect(log).toEqual(['+A', '-A', '+B', '-B', '+C', '-C']);
+    expect(m.size).toBe(0);
+  });
+});
