@@ -1,0 +1,164 @@
+import { describe, expect, it } from 'vitest';
+import { parseModelManifest, type ModelManifestInput } from './manifest.js';
+import { generatePhantom } from './phantom.js';
+import { SegmentationError } from './segmentation-errors.js';
+import { labelsToVolume, runSegmentation, stackChannels, volumesToInput } from './segmentation.js';
+import type { WindowBatch } from './sliding-window.js';
+
+const manifest = parseModelManifest({
+  schemaVersion: 1,
+  name: 'unit',
+  version: '1',
+  intendedUse: 'tests',
+  notForClinicalUse: true,
+  model: { file: 'x.onnx', format: 'onnx', inputName: 'image', outputName: 'pred' },
+  input: {
+    channels: ['T1c', 'T1', 'T2', 'FLAIR'],
+    spacingMm: [2, 2, 2],
+    normalize: { nonzero: true, channelWise: true },
+  },
+  inference: { roiSize: [8, 8, 8], swBatchSize: 3, overlap: 0.5, mode: 'constant' },
+  output: { activation: 'sigmoid', channels: ['TC', 'WT', 'ET'], threshold: 0.5, regions: { tc: 0, wt: 1, et: 2 } },
+  labels: { '1': 'NCR', '2': 'ED', '4': 'ET' },
+  etLabel: 4,
+} satisfies ModelManifestInput);
+
+function expectCode(fn: () => unknown, code: string, message: RegExp): void {
+  try {
+    fn();
+    expect.unreachable();
+  } catch (e) {
+    expect(SegmentationError.isInstance(e)).toBe(true);
+    expect((e as SegmentationError).code).toBe(code);
+    expect((e as Error).message).toMatch(message);
+  }
+}
+
+describe('volumes <-> model input', () => {
+  const p = generatePhantom({ seed: 'unit-1', dims: [12, 10, 9], spacing: [2, 2, 2] });
+
+  it('transposes each channel to MONAI order [C, x, y, z] and back', () => {
+    const input = volumesToInput(manifest, p.modalities);
+    expect(input.shape).toEqual([4, 12, 10, 9]);
+    expect(input.spacingMm).toEqual([2, 2, 2]);
+    const at = (c: number, x: number, y: number, z: number): number => input.data[((c * 12 + x) * 10 + y) * 9 + z]!;
+    expect(at(0, 5, 4, 3)).toBe(p.modalities.t1c.data[5 + 4 * 12 + 3 * 120]);
+    expect(at(3, 11, 9, 8)).toBe(p.modalities.flair.data[11 + 9 * 12 + 8 * 120]);
+    // labels laid out like the input come back on the source grid, i fastest
+    const lbl = new Uint8Array(12 * 10 * 9);
+    for (let x = 0; x < 12; x++)
+      for (let y = 0; y < 10; y++)
+        for (let z = 0; z < 9; z++) lbl[(x * 10 + y) * 9 + z] = p.labels.data[x + y * 12 + z * 120]!;
+    const back = labelsToVolume(lbl, p.labels);
+    expect(Array.from(back.data)).toEqual(Array.from(p.labels.data));
+    expect(back.dims).toEqual(p.labels.dims);
+    expect(back.spacing).toEqual(p.labels.spacing);
+  });
+
+  it('names a missing modality', () => {
+    const { flair: _flair, ...three } = p.modalities;
+    expectCode(() => volumesToInput(manifest, three), 'INVALID_INPUT', /missing input channel\(s\): FLAIR/);
+    expectCode(
+      () => stackChannels(manifest, { T1c: new Float32Array(8) }, [2, 2, 2]),
+      'INVALID_INPUT',
+      /missing input channel\(s\): T1, T2, FLAIR/,
+    );
+  });
+
+  it('refuses channels on different grids', () => {
+    const other = generatePhantom({ seed: 'unit-1', dims: [12, 10, 9], spacing: [2, 2, 2.5] });
+    expectCode(
+      () => volumesToInput(manifest, { ...p.modalities, t2: other.modalities.t2 }),
+      'INVALID_INPUT',
+      /channel T2 is on another grid than T1c .*co-register and resample first/,
+    );
+    const moved = { ...p.modalities.t1, origin: [5, 0, 0] as [number, number, number] };
+    expectCode(
+      () => volumesToInput(manifest, { ...p.modalities, t1: moved }),
+      'INVALID_INPUT',
+      /channel T1 is on another grid/,
+    );
+  });
+});
+
+describe('runSegmentation', () => {
+  const p = generatePhantom({ seed: 'unit-2', dims: [16, 14, 11], spacing: [2, 2, 2] });
+  const input = volumesToInput(manifest, p.modalities);
+
+  /** A predictor that "finds" the phantom's tumour from the T1c intensity of the window. */
+  function thresholdPredictor(b: WindowBatch): { data: Float32Array; channels: number } {
+    const vox = b.roiSize[0] * b.roiSize[1] * b.roiSize[2];
+    const out = new Float32Array(b.count * 3 * vox);
+    for (let w = 0; w < b.count; w++)
+      for (let v = 0; v < vox; v++) {
+        const t1c = b.data[w * b.channels * vox + v]!;
+        out[(w * 3 + 1) * vox + v] = t1c > 1.5 ? 5 : -5;
+        out[(w * 3 + 2) * vox + v] = t1c > 2.5 ? 5 : -5;
+      }
+    return { data: out, channels: 3 };
+  }
+
+  it('reports stages in order, batches windows by swBatchSize and returns consistent measurements', async () => {
+    const events: string[] = [];
+    const sizes: number[] = [];
+    const r = await runSegmentation(
+      input,
+      manifest,
+      (b) => {
+        sizes.push(b.count);
+        return thresholdPredictor(b);
+      },
+      { onProgress: (e) => events.push(e.stage === 'inference' ? `inference ${e.windowsDone ?? 0}` : e.stage) },
+    );
+    expect(events[0]).toBe('normalize');
+    expect(events.slice(-2)).toEqual(['postprocess', 'done']);
+    expect(sizes.every((n) => n <= 3)).toBe(true);
+    expect(sizes.reduce((a, b) => a + b, 0)).toBe(r.windows);
+    const wt = r.labels.reduce((n, v) => n + (v !== 0 ? 1 : 0), 0);
+    expect(r.volumes.wt.voxels).toBe(wt);
+    expect(r.volumes.wt.mL).toBeCloseTo((wt * 8) / 1000, 12);
+    expect(r.volumes.tc.voxels).toBe(r.volumes.et.voxels + r.volumes.ncr.voxels);
+    expect(r.model).toEqual({ name: 'unit', version: '1', intendedUse: 'tests', notForClinicalUse: true });
+    expect(wt).toBeGreaterThan(1);
+    expect(r.wholeTumourDiameter!.mm).toBeGreaterThan(0);
+  });
+
+  it('checks channels, sizes and spacing before running anything', async () => {
+    let calls = 0;
+    const predictor = (b: WindowBatch): { data: Float32Array; channels: number } => {
+      calls++;
+      return thresholdPredictor(b);
+    };
+    await expect(runSegmentation({ ...input, spacingMm: [1, 1, 1] }, manifest, predictor)).rejects.toThrow(
+      /resample first/,
+    );
+    await expect(runSegmentation({ ...input, shape: [4, 16, 14, 10] }, manifest, predictor)).rejects.toThrow(/needs/);
+    await expect(
+      runSegmentation(
+        { data: input.data.subarray(0, 3 * 16 * 14 * 11), shape: [3, 16, 14, 11], spacingMm: [2, 2, 2] },
+        manifest,
+        predictor,
+      ),
+    ).rejects.toThrow(/3 channels; the model needs 4/);
+    expect(calls).toBe(0);
+  });
+
+  it('fails with INFERENCE_FAILED when the predictor returns a wrong size, and ABORTED on abort', async () => {
+    await expect(
+      runSegmentation(input, manifest, () => ({ data: new Float32Array(7), channels: 3 })),
+    ).rejects.toMatchObject({
+      code: 'INFERENCE_FAILED',
+    });
+    const ctrl = new AbortController();
+    const run = runSegmentation(
+      input,
+      manifest,
+      (b) => {
+        ctrl.abort();
+        return thresholdPredictor(b);
+      },
+      { signal: ctrl.signal },
+    );
+    await expect(run).rejects.toMatchObject({ code: 'ABORTED' });
+  });
+});
