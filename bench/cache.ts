@@ -8,7 +8,7 @@
  *     prepared SELECT, row validation, JSON.parse, deadline and breaker; the loader must never run);
  *   - baseline: `pool.execute('SELECT v, version, stored_at, expires_at, stale_until FROM t WHERE k = ?')`, the
  *     same row by primary key, nothing else.
- * Rounds alternate (cache, raw, cache, ...) after an untimed warm-up; the median round is reported. Then L1 hits
+ * Rounds alternate in ABBA order (cache, raw, raw, cache, ...) after an untimed warm-up; the median round is reported. Then L1 hits
  * (TieredStore with a warm in-process L1) are measured for comparison and printed. The table is dropped at the end.
  *
  * Settings (environment): BENCH_CONCURRENCY (16), BENCH_POOL (8), BENCH_KEYS (10000), BENCH_ROUND_MS (1000),
@@ -110,8 +110,14 @@ async function main(): Promise<void> {
     const cacheRps: number[] = [];
     const rawRps: number[] = [];
     for (let r = 0; r < rounds; r++) {
-      cacheRps.push(await drive(viaCache, roundMs, keys));
-      rawRps.push(await drive(raw, roundMs, keys));
+      // ABBA order (cache first on even rounds, raw first on odd ones), so neither side always follows the other.
+      if (r % 2 === 0) {
+        cacheRps.push(await drive(viaCache, roundMs, keys));
+        rawRps.push(await drive(raw, roundMs, keys));
+      } else {
+        rawRps.push(await drive(raw, roundMs, keys));
+        cacheRps.push(await drive(viaCache, roundMs, keys));
+      }
       process.stdout.write(
         `round ${r + 1}: cache (MySQL store hits) ${Math.round(cacheRps[r] as number)} reads/s, raw mysql2 PK select ${Math.round(rawRps[r] as number)} /s\n`,
       );
