@@ -38,14 +38,25 @@ function b64url(data: Buffer | string): string {
  */
 export function hashPassword(password: string): string {
   const salt = randomBytes(16);
-  return `${salt.toString('hex')}:${scryptSync(password, salt, 32).toString('hex')}`;
+  return `${salt.toString('hex')}:${scryptSync(password, salt, 32, SCRYPT).toString('hex')}`;
+}
+
+/** A sandbox, not a production credential store: a light scrypt cost keeps logins fast in tests. */
+const SCRYPT = { N: 1024 } as const;
+
+let serverKey: { privateKey: KeyObject; publicKey: KeyObject } | undefined;
+
+/** The process's token-signing key pair, generated once (RSA generation is slow on small machines). */
+function signingKey(): { privateKey: KeyObject; publicKey: KeyObject } {
+  serverKey ??= generateKeyPairSync('rsa', { modulusLength: 2048 });
+  return serverKey;
 }
 
 function checkPassword(password: string, stored: string | null): boolean {
   if (stored === null) return false;
   const [saltHex, hashHex] = stored.split(':');
   if (saltHex === undefined || hashHex === undefined) return false;
-  const actual = scryptSync(password, Buffer.from(saltHex, 'hex'), 32);
+  const actual = scryptSync(password, Buffer.from(saltHex, 'hex'), 32, SCRYPT);
   return timingSafeEqual(actual, Buffer.from(hashHex, 'hex'));
 }
 
@@ -74,9 +85,9 @@ export class OAuthServer {
     private readonly ctx: EngineContext,
     private readonly options: { passwordGrant: boolean; autoLoginUser: string },
   ) {
-    const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const { privateKey, publicKey } = signingKey();
     this.privateKey = privateKey;
-    this.publicJwk = { ...publicKey.export({ format: 'jwk' }), kid: makeUuid(), alg: 'RS256', use: 'sig' };
+    this.publicJwk = { ...publicKey.export({ format: 'jwk' }), kid: makeUuid('server-signing-key'), alg: 'RS256', use: 'sig' };
     for (const row of ctx.store.tables.tokens) this.index.set(row.token, row);
   }
 

@@ -1,0 +1,186 @@
+/**
+ * The OpenEMR emulator on its own: seed data, persistence (JSON files, atomic writes) across a restart and
+ * across a real kill of its process, option validation, and version-specific answers.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { OpenEmrEngine } from './engine.js';
+import type { EmulatorRequest } from './context.js';
+import { SEED_ADMIN, SEED_CLIENT } from './seed.js';
+
+const dirs: string[] = [];
+const tmp = (): string => {
+  const d = mkdtempSync(join(tmpdir(), 'openemr-emulator-'));
+  dirs.push(d);
+  return d;
+};
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+const SCOPE = 'openid offline_access api:oemr api:fhir user/patient.crus user/encounter.crus user/medication.cruds user/Patient.rs';
+const req = (method: string, url: string, extra: Partial<EmulatorRequest> = {}): EmulatorRequest => ({ method, url, headers: {}, origin: 'http://127.0.0.1:1', ...extra });
+const form = (fields: Record<string, string>): Partial<EmulatorRequest> => ({ headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(fields).toString() });
+const passwordGrant = {
+  grant_type: 'password', client_id: SEED_CLIENT.clientId, client_secret: SEED_CLIENT.clientSecret, user_role: 'users',
+  username: SEED_ADMIN.username, password: SEED_ADMIN.password, scope: SCOPE,
+};
+
+function token(engine: OpenEmrEngine): string {
+  const res = engine.handle(req('POST', '/oauth2/default/token', form(passwordGrant)));
+  expect(res.status).toBe(200);
+  return (JSON.parse(res.body ?? '{}') as { access_token: string }).access_token;
+}
+
+function call(engine: OpenEmrEngine, bearer: string, method: string, url: string, body?: unknown): { status: number; json: unknown } {
+  const res = engine.handle(req(method, url, { headers: { authorization: `Bearer ${bearer}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) }));
+  return { status: res.status, json: res.body === undefined || res.body === '' ? undefined : (JSON.parse(res.body) as unknown) };
+}
+
+describe('seed data', () => {
+  it('has demo patients with pid and uuid, encounters with eid and euuid, and brain-tumour histories', () => {
+    const engine = new OpenEmrEngine();
+    const t = engine.store.tables;
+    expect(t.patients.length).toBeGreaterThanOrEqual(6);
+    for (const p of t.patients) {
+      expect(p.pid).toMatch(/^\d+$/);
+      expect(p.uuid).toMatch(/^[0-9a-f-]{36}$/);
+    }
+    for (const e of t.encounters) {
+      expect(e.encounter).toMatch(/^\d+$/);
+      expect(e.uuid).toMatch(/^[0-9a-f-]{36}$/);
+    }
+    const problems = t.lists.filter((l) => l.type === 'medical_problem').map((l) => l.title.toLowerCase());
+    for (const kind of ['glioblastoma', 'astrocytoma', 'oligodendroglioma', 'meningioma', 'medulloblastoma', 'secondary malignant neoplasm of brain']) {
+      expect(problems.some((p) => p.includes(kind))).toBe(true);
+    }
+    expect(t.lists.some((l) => l.type === 'medication' && l.title === 'Temozolomide')).toBe(true);
+    // Stable identifiers: the same seed gives the same uuids on every machine.
+    expect(new OpenEmrEngine().store.tables.patients.map((p) => p.uuid)).toEqual(t.patients.map((p) => p.uuid));
+  });
+
+  it('refuses invalid options, naming them', () => {
+    expect(() => new OpenEmrEngine({ version: '9' as never })).toThrow(/version/);
+    expect(() => new OpenEmrEngine({ tokenLifetimes: { accessTokenSeconds: -1 } })).toThrow(/tokenLifetimes\.accessTokenSeconds/);
+  });
+});
+
+describe('persistence', () => {
+  it('survives a restart: data and tokens come back from the JSON files, written atomically', () => {
+    const dir = tmp();
+    const first = new OpenEmrEngine({ dataDir: dir });
+    const bearer = token(first);
+    const created = call(first, bearer, 'POST', '/apis/default/api/patient', { fname: 'Persisted', lname: 'Patient', DOB: '1970-01-01', sex: 'Female' });
+    expect(created.status).toBe(201);
+    const { uuid } = (created.json as { data: { uuid: string } }).data;
+    expect(readdirSync(dir).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+    expect(readdirSync(dir)).toEqual(expect.arrayContaining(['patients.json', 'tokens.json', 'counters.json']));
+
+    const second = new OpenEmrEngine({ dataDir: dir });
+    const read = call(second, bearer, 'GET', `/apis/default/api/patient/${uuid}`);
+    expect(read.status).toBe(200);
+    expect(read.json).toMatchObject({ data: { fname: 'Persisted' } });
+    // Sequences continue instead of reusing ids.
+    const next = call(second, bearer, 'POST', '/apis/default/api/patient', { fname: 'Next', lname: 'Patient', DOB: '1970-01-01', sex: 'Male' });
+    expect((next.json as { data: { pid: number } }).data.pid).toBe(8);
+  });
+
+  it('bad input changes nothing on disk', () => {
+    const dir = tmp();
+    const engine = new OpenEmrEngine({ dataDir: dir });
+    const bearer = token(engine);
+    const before = readdirSync(dir).length;
+    const res = call(engine, bearer, 'POST', '/apis/default/api/patient', { fname: 'X', lname: 'Y', DOB: 'yesterday', sex: 'M' });
+    expect(res.status).toBe(400);
+    expect(new OpenEmrEngine({ dataDir: dir }).store.tables.patients).toHaveLength(6);
+    expect(readdirSync(dir).length).toBe(before);
+  });
+
+  it('nothing acknowledged is lost when the emulator process is killed (SIGKILL by PID) and restarted', async () => {
+    const dir = tmp();
+    const root = fileURLToPath(new URL('../../../../', import.meta.url));
+    const script = fileURLToPath(new URL('./__fixtures__/serve-openemr.ts', import.meta.url));
+    const start = async (): Promise<{ child: ChildProcess; base: string }> => {
+      const child = spawn(process.execPath, ['--import', 'tsx', script], { cwd: root, env: { ...process.env, OPENEMR_DATA_DIR: dir }, stdio: ['ignore', 'pipe', 'pipe'] });
+      const port = await new Promise<string>((resolve, reject) => {
+        let out = '';
+        child.stdout?.on('data', (chunk: Buffer) => {
+          out += chunk.toString();
+          const m = /LISTENING (\d+)/.exec(out);
+          if (m) resolve(m[1] ?? '');
+        });
+        child.once('exit', (code) => reject(new Error(`emulator exited with ${String(code)}`)));
+      });
+      return { child, base: `http://127.0.0.1:${port}` };
+    };
+    const stop = (child: ChildProcess): Promise<void> =>
+      new Promise((resolve) => {
+        child.once('exit', () => resolve());
+        if (child.pid !== undefined) process.kill(child.pid, 'SIGKILL');
+      });
+
+    const a = await start();
+    let tokenBody: { access_token: string };
+    const created: string[] = [];
+    try {
+      tokenBody = (await (await fetch(`${a.base}/oauth2/default/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(passwordGrant) })).json()) as { access_token: string };
+      for (let i = 0; i < 5; i++) {
+        const res = await fetch(`${a.base}/apis/default/api/patient`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${tokenBody.access_token}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ fname: `Killed${i}`, lname: 'Process', DOB: '1980-01-01', sex: 'Male' }),
+        });
+        expect(res.status).toBe(201);
+        created.push(((await res.json()) as { data: { uuid: string } }).data.uuid);
+      }
+    } finally {
+      await stop(a.child);
+    }
+    const b = await start();
+    try {
+      for (const uuid of created) {
+        const res = await fetch(`${b.base}/apis/default/api/patient/${uuid}`, { headers: { authorization: `Bearer ${tokenBody.access_token}` } });
+        expect(res.status).toBe(200);
+      }
+      expect(readdirSync(dir).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+    } finally {
+      await stop(b.child);
+    }
+  });
+});
+
+describe('version profiles', () => {
+  it.each([
+    ['8', 404, undefined],
+    ['7.0', 404, 'null'],
+  ] as const)('%s: an empty legacy list is %i with body %s', (version, status, body) => {
+    const engine = new OpenEmrEngine({ version, seed: false });
+    const bearer = token(engine);
+    const p = call(engine, bearer, 'POST', '/apis/default/api/patient', { fname: 'No', lname: 'Meds', DOB: '1980-01-01', sex: 'Male' });
+    const pid = (p.json as { data: { pid: number } }).data.pid;
+    const res = engine.handle(req('GET', `/apis/default/api/patient/${pid}/medication`, { headers: { authorization: `Bearer ${bearer}` } }));
+    expect(res.status).toBe(status);
+    expect(res.body).toBe(body);
+  });
+
+  it('pagination only on /api/patient, links use _count, 7.0 returns limit+1 rows', () => {
+    for (const [version, rows] of [['8', 2], ['7.0', 3]] as const) {
+      const engine = new OpenEmrEngine({ version });
+      const bearer = token(engine);
+      const res = call(engine, bearer, 'GET', '/apis/default/api/patient?_limit=2&_offset=2');
+      const body = res.json as { data: unknown[]; links: Record<string, string> };
+      expect(body.data).toHaveLength(rows);
+      expect(body.links['next']).toContain('_offset=4&_count=2');
+    }
+  });
+
+  it('prescription writes exist only on 8.x', () => {
+    const engine = new OpenEmrEngine({ version: '7.0' });
+    const bearer = token(engine);
+    expect(call(engine, bearer, 'POST', '/apis/default/api/prescription', { patient_id: 1, drug: 'x' }).status).toBe(404);
+  });
+});
