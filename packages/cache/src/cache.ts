@@ -188,7 +188,8 @@ export class Cache {
   }
 
   /**
-   * Stores `value` under `key` in every tier and tells other instances to drop their L1 copy.
+   * Stores `value` under `key` in every tier and tells other instances to drop their L1 copy (also when the store
+   * fails, since their copies may then be stale too).
    * @param key - the cache key
    * @param value - a JSON value
    * @param options - TTL override
@@ -202,9 +203,12 @@ export class Cache {
       options.ttlMs === undefined
         ? this.policy
         : parseOrThrow(freshnessPolicySchema, { ...this.policy, ttlMs: options.ttlMs }, 'Invalid cache policy');
-    const entry = await this.store.set(key, value, this.timing(policy));
-    await this.publish([key]);
-    return entry;
+    try {
+      return await this.store.set(key, value, this.timing(policy));
+    } finally {
+      // Even when the store failed: other instances' L1 copies are now at least as wrong as ours was.
+      await this.publish([key]);
+    }
   }
 
   /**
@@ -216,9 +220,11 @@ export class Cache {
   async invalidate(key: string): Promise<boolean> {
     checkKey(key);
     this.markDirty(key);
-    const removed = await this.store.delete(key);
-    await this.publish([key]);
-    return removed;
+    try {
+      return await this.store.delete(key);
+    } finally {
+      await this.publish([key]);
+    }
   }
 
   /**

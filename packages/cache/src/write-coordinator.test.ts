@@ -10,7 +10,7 @@ import { MySqlIdempotencyStore, type IdempotencyStore } from './idempotency.js';
 import { MemoryStore } from './memory-store.js';
 import { createCountingMetrics, FakeUpstream, SwitchableStore } from './testing.js';
 import { TieredStore } from './tiered-store.js';
-import { WriteCoordinator } from './write-coordinator.js';
+import { WriteCoordinator, type WriteRequest } from './write-coordinator.js';
 
 const mariadb = await requireService('mariadb');
 const RUN = `${process.pid}_${Date.now().toString(36)}`;
@@ -134,6 +134,11 @@ describe('WriteCoordinator: upstream first', () => {
         resultSchema: patientSchema,
       }),
     ).rejects.toBeInstanceOf(ValidationError);
+    const untyped = {
+      upstream: () => upstream.write('x', { id: 'x', name: 'n' }),
+      idempotencyKey: 'k',
+    } as unknown as WriteRequest<Patient>;
+    await expect(writes.write(untyped)).rejects.toBeInstanceOf(ValidationError);
     expect(upstream.writes).toBe(0);
   });
 });

@@ -152,6 +152,12 @@ export class WriteCoordinator {
     for (const key of request.invalidate ?? []) checkKey(key);
     if (request.idempotencyKey === undefined) return this.execute(request);
     const idempotencyKey = parseOrThrow(idempotencyKeySchema, request.idempotencyKey, 'Invalid idempotency key');
+    if (typeof (request.resultSchema as unknown as { safeParse?: unknown } | undefined)?.safeParse !== 'function') {
+      // The type requires it; this guards untyped callers before anything is written.
+      throw new ValidationError('Invalid write request', [
+        { path: 'resultSchema', message: 'a zod schema is required with an idempotency key', code: 'invalid_type' },
+      ]);
+    }
     const fingerprint = fingerprintOf(request.request);
     const running = this.inflight.get(idempotencyKey);
     if (running) {
