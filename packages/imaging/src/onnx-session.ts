@@ -91,11 +91,14 @@ type FromWorker =
  */
 const WORKER_SOURCE = `
 'use strict';
-const { parentPort, workerData } = require('node:worker_threads');
-const { performance } = require('node:perf_hooks');
-const ort = require(workerData.ortPath);
-const describe = (m) => ({ name: m.name, type: m.isTensor ? m.type : undefined, shape: m.isTensor ? Array.from(m.shape) : [] });
 (async () => {
+  // Only dynamic import() here: the script may be evaluated as CommonJS or, when the parent runs with
+  // --input-type=module, as an ES module, and import() works in both.
+  const { parentPort, workerData } = await import('node:worker_threads');
+  const { performance } = await import('node:perf_hooks');
+  const { createRequire } = await import('node:module');
+  const ort = createRequire(workerData.ortPath)(workerData.ortPath);
+  const describe = (m) => ({ name: m.name, type: m.isTensor ? m.type : undefined, shape: m.isTensor ? Array.from(m.shape) : [] });
   let session;
   try {
     session = await ort.InferenceSession.create(workerData.model, workerData.options);
