@@ -27,13 +27,14 @@ if (!svc.available) {
 const url = svc.url;
 
 /** Keeps `WINDOW` jobs outstanding for `SECONDS`, then waits for the outstanding ones; returns completions/s. */
-async function drive(start: () => Promise<void>, completions: { count: number; wait: () => Promise<void> }): Promise<number> {
+async function drive(
+  start: () => Promise<void>,
+  completions: { count: number; wait: () => Promise<void> },
+): Promise<number> {
   const t0 = performance.now();
   const end = t0 + SECONDS * 1000;
-  let started = 0;
   const loops = Array.from({ length: WINDOW }, async () => {
     while (performance.now() < end) {
-      started++;
       await start();
       await completions.wait();
     }
@@ -93,8 +94,11 @@ async function raw(): Promise<number> {
   });
   const rate = await drive(
     () =>
-      new Promise<void>((resolve, reject) =>
-        void pub.sendToQueue(`${prefix}.work`, body, { persistent: true, messageId: randomUUID() }, (err: unknown) => (err ? reject(new Error('nack')) : resolve())),
+      new Promise<void>(
+        (resolve, reject) =>
+          void pub.sendToQueue(`${prefix}.work`, body, { persistent: true, messageId: randomUUID() }, (err: unknown) =>
+            err ? reject(new Error('nack')) : resolve(),
+          ),
       ),
     counter,
   );

@@ -218,7 +218,10 @@ export class AmqpTransport implements JobTransport {
     const url = new URL(this.#opts.url);
     url.searchParams.set('heartbeat', String(this.#opts.heartbeatSeconds));
     // noDelay: job traffic is many small request/confirm round trips, which Nagle's algorithm would hold back
-    const conn = await amqp.connect(url.toString(), { noDelay: true, clientProperties: { connection_name: 'cdss-ai-jobs' } });
+    const conn = await amqp.connect(url.toString(), {
+      noDelay: true,
+      clientProperties: { connection_name: 'cdss-ai-jobs' },
+    });
     try {
       conn.on('error', (error: Error) => this.#log.warn({ err: errorSummary(error) }, 'amqp connection error'));
       const pub = await conn.createConfirmChannel();
@@ -303,7 +306,9 @@ export class AmqpTransport implements JobTransport {
 
   async #startConsumer(spec: ConsumerSpec, conn: ChannelModel, generation: number): Promise<void> {
     const ch = await conn.createChannel();
-    ch.on('error', (error: Error) => this.#log.warn({ err: errorSummary(error), kind: spec.kind }, 'amqp consumer channel error'));
+    ch.on('error', (error: Error) =>
+      this.#log.warn({ err: errorSummary(error), kind: spec.kind }, 'amqp consumer channel error'),
+    );
     ch.on('close', () => {
       // e.g. the broker's consumer_timeout closed it: rebuild the connection so the consumer comes back
       if (this.#generation === generation && !this.#closed && !spec.cancelled) void conn.close().catch(() => {});
@@ -321,7 +326,10 @@ export class AmqpTransport implements JobTransport {
       if (!msg) return; // cancelled by the broker (queue deleted); the next reconnect re-declares it
       const delivery = new AmqpDelivery(this, ch, msg, queue);
       spec.handler(delivery).catch((error: unknown) => {
-        this.#log.warn({ err: errorSummary(error), kind: spec.kind }, 'delivery handler failed; handing the message back');
+        this.#log.warn(
+          { err: errorSummary(error), kind: spec.kind },
+          'delivery handler failed; handing the message back',
+        );
         void delivery.requeue();
       });
     });
@@ -361,11 +369,15 @@ export class AmqpTransport implements JobTransport {
     for (;;) {
       if (this.#closed) throw new CdssError('transport is closed', { code: 'TRANSPORT_CLOSED' });
       if (this.#pub) return this.#pub;
-      if (!this.#started) throw new CdssError('transport not started: call start() first', { code: 'TRANSPORT_NOT_STARTED' });
+      if (!this.#started)
+        throw new CdssError('transport not started: call start() first', { code: 'TRANSPORT_NOT_STARTED' });
       const left = deadline - Date.now();
       if (left <= 0) throw new TimeoutError('no broker connection to publish on', this.#opts.publishTimeoutMs);
       let timer: NodeJS.Timeout | undefined;
-      await Promise.race([this.#ready.promise, new Promise<void>((r) => (timer = setTimeout(r, Math.min(left, 1000))))]);
+      await Promise.race([
+        this.#ready.promise,
+        new Promise<void>((r) => (timer = setTimeout(r, Math.min(left, 1000)))),
+      ]);
       clearTimeout(timer);
     }
   }
@@ -378,15 +390,26 @@ export class AmqpTransport implements JobTransport {
       if (this.#drain) await this.#drain;
       try {
         await new Promise<void>((resolve, reject) => {
-          const ok = ch.publish(exchange, routingKey, body, props, (err: unknown) => (err ? reject(err instanceof Error ? err : new CdssError('publish nacked by the broker', { code: 'PUBLISH_NACKED' })) : resolve()));
+          const ok = ch.publish(exchange, routingKey, body, props, (err: unknown) =>
+            err
+              ? reject(
+                  err instanceof Error
+                    ? err
+                    : new CdssError('publish nacked by the broker', { code: 'PUBLISH_NACKED' }),
+                )
+              : resolve(),
+          );
           if (!ok && !this.#drain) {
-            this.#drain = new Promise<void>((r) => ch.once('drain', () => r())).finally(() => (this.#drain = undefined));
+            this.#drain = new Promise<void>((r) => ch.once('drain', () => r())).finally(
+              () => (this.#drain = undefined),
+            );
           }
         });
         return;
       } catch (error) {
         if (this.#closed) throw error;
-        if (Date.now() >= deadline) throw new TimeoutError('publish not confirmed in time', this.#opts.publishTimeoutMs, { cause: error });
+        if (Date.now() >= deadline)
+          throw new TimeoutError('publish not confirmed in time', this.#opts.publishTimeoutMs, { cause: error });
         this.#log.debug({ err: errorSummary(error) }, 'publish not confirmed; publishing again after reconnect');
         await sleep(50);
       }
@@ -432,11 +455,21 @@ export class AmqpTransport implements JobTransport {
   async publishRetryCopy(msg: ConsumeMessage, attempt: number, index: number): Promise<void> {
     const i = Math.max(0, Math.min(index, this.#names.retryQueues.length - 1));
     // the default exchange routes straight to the retry queue; its TTL then dead-letters it to the work exchange
-    await this.#publish('', this.#names.retryQueues[i]!, msg.content, this.#copyProps(msg, { [ATTEMPT_HEADER]: attempt }));
+    await this.#publish(
+      '',
+      this.#names.retryQueues[i]!,
+      msg.content,
+      this.#copyProps(msg, { [ATTEMPT_HEADER]: attempt }),
+    );
   }
 
   /** @internal */
-  async publishDeadLetter(msg: ConsumeMessage, source: string, reason: DeadLetterReason, detail: string): Promise<void> {
+  async publishDeadLetter(
+    msg: ConsumeMessage,
+    source: string,
+    reason: DeadLetterReason,
+    detail: string,
+  ): Promise<void> {
     await this.#publish(
       this.#names.deadExchange,
       '',
@@ -473,7 +506,8 @@ export class AmqpTransport implements JobTransport {
         const m = await ch.get(this.#names.deadQueue, { noAck: false });
         if (!m) break;
         const h = (m.properties.headers ?? {}) as Record<string, unknown>;
-        const str = (v: unknown): string | undefined => (v === undefined || v === null ? undefined : Buffer.isBuffer(v) ? v.toString('utf8') : String(v));
+        const str = (v: unknown): string | undefined =>
+          v === undefined || v === null ? undefined : Buffer.isBuffer(v) ? v.toString('utf8') : String(v);
         out.push({
           body: m.content,
           messageId: typeof m.properties.messageId === 'string' ? m.properties.messageId : undefined,
@@ -491,7 +525,13 @@ export class AmqpTransport implements JobTransport {
   async depth(queue: QueueName): Promise<number> {
     const n = this.#names;
     const name =
-      queue === 'work' ? n.workQueue : queue === 'events' ? n.eventsQueue : queue === 'dead' ? n.deadQueue : n.retryQueues[this.retryDelaysMs.indexOf(Number(queue.slice('retry:'.length)))];
+      queue === 'work'
+        ? n.workQueue
+        : queue === 'events'
+          ? n.eventsQueue
+          : queue === 'dead'
+            ? n.deadQueue
+            : n.retryQueues[this.retryDelaysMs.indexOf(Number(queue.slice('retry:'.length)))];
     if (name === undefined) throw new CdssError(`no such queue: ${queue}`, { code: 'NO_SUCH_QUEUE' });
     return this.#withTempChannel(async (ch) => (await ch.checkQueue(name)).messageCount);
   }

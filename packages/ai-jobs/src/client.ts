@@ -232,7 +232,10 @@ export class JobClient {
   async #request(command: RequestAnalysis): Promise<JobRecord> {
     const input = parse(requestAnalysisInputSchema, command.input, 'invalid RequestAnalysis input');
     const existing = await this.#store.findByIdempotencyKey(input.idempotencyKey);
-    if (existing) return existing.publishedAt === null ? { ...existing, publishedAt: await this.#publish(existing.request) } : existing;
+    if (existing)
+      return existing.publishedAt === null
+        ? { ...existing, publishedAt: await this.#publish(existing.request) }
+        : existing;
     const now = this.#now();
     const message = createMessage(
       {
@@ -276,13 +279,23 @@ export class JobClient {
     if (!job) throw new JobNotFoundError(input.jobId);
     if (TERMINAL_STATES.has(job.state)) return job;
     const message = createMessage(
-      { type: 'analysis.cancelled', jobId: input.jobId, cancelledBy: input.cancelledBy, ...(input.reason === undefined ? {} : { reason: input.reason }) },
+      {
+        type: 'analysis.cancelled',
+        jobId: input.jobId,
+        cancelledBy: input.cancelledBy,
+        ...(input.reason === undefined ? {} : { reason: input.reason }),
+      },
       this.#now(),
     );
     const result = await this.#serial(input.jobId, () => this.#store.apply(message));
     if (result.outcome === 'applied') this.#notify(result, message);
     // tell the workers: a running job is aborted; a queued one is skipped when it comes up
-    await this.#t.publishEvent(CONTROL_CANCEL_ROUTING_KEY, { body: encodeValidated(message), messageId: message.messageId, type: message.type, correlationId: message.jobId });
+    await this.#t.publishEvent(CONTROL_CANCEL_ROUTING_KEY, {
+      body: encodeValidated(message),
+      messageId: message.messageId,
+      type: message.type,
+      correlationId: message.jobId,
+    });
     return result.job ?? job;
   }
 
@@ -311,8 +324,12 @@ export class JobClient {
    * @throws {@link WebhookVerificationError} for a forged, altered, stale or replayed webhook (nothing changes);
    *   {@link ValidationError} for a body that is not a protocol event
    */
-  async handleWebhook(rawBody: string | Uint8Array, headers: Readonly<Record<string, string | string[] | undefined>>): Promise<ApplyResult> {
-    if (this.#webhookSecrets.length === 0) throw new CdssError('no webhookSecrets configured', { code: 'WEBHOOK_SECRET' });
+  async handleWebhook(
+    rawBody: string | Uint8Array,
+    headers: Readonly<Record<string, string | string[] | undefined>>,
+  ): Promise<ApplyResult> {
+    if (this.#webhookSecrets.length === 0)
+      throw new CdssError('no webhookSecrets configured', { code: 'WEBHOOK_SECRET' });
     await verifyWebhook({
       body: rawBody,
       signature: headers[SIGNATURE_HEADER],
@@ -321,8 +338,14 @@ export class JobClient {
       ...(this.#replayCache ? { replayCache: this.#replayCache } : {}),
     });
     const decoded = decodeMessage(rawBody);
-    if (!decoded.ok) throw decoded.error instanceof ValidationError ? decoded.error : new ValidationError('webhook body is not JSON', [{ path: '', message: decoded.detail, code: 'malformed' }]);
-    if (decoded.message.type === 'analysis.requested') throw new ValidationError('webhooks carry events, not requests', [{ path: 'type', message: 'unexpected type', code: 'invalid_value' }]);
+    if (!decoded.ok)
+      throw decoded.error instanceof ValidationError
+        ? decoded.error
+        : new ValidationError('webhook body is not JSON', [{ path: '', message: decoded.detail, code: 'malformed' }]);
+    if (decoded.message.type === 'analysis.requested')
+      throw new ValidationError('webhooks carry events, not requests', [
+        { path: 'type', message: 'unexpected type', code: 'invalid_value' },
+      ]);
     return this.#record(decoded.message);
   }
 
@@ -340,7 +363,9 @@ export class JobClient {
 
   #notify(result: ApplyResult, event: JobEvent): void {
     if (!result.job) return;
-    const change: JobChange = result.transition ? { job: result.job, event, transition: result.transition } : { job: result.job, event };
+    const change: JobChange = result.transition
+      ? { job: result.job, event, transition: result.transition }
+      : { job: result.job, event };
     for (const listener of this.#listeners) {
       try {
         listener(change);
@@ -353,10 +378,27 @@ export class JobClient {
   async #record(event: JobEvent): Promise<ApplyResult> {
     const result = await this.#serial(event.jobId, () => this.#store.apply(event));
     if (result.outcome === 'applied') this.#notify(result, event);
-    else if (result.outcome === 'refused' && result.job?.state === 'cancelled' && (event.type === 'analysis.accepted' || event.type === 'analysis.progress')) {
+    else if (
+      result.outcome === 'refused' &&
+      result.job?.state === 'cancelled' &&
+      (event.type === 'analysis.accepted' || event.type === 'analysis.progress')
+    ) {
       // a worker started a job cancelled while queued: tell it again so it stops
-      const cancel = createMessage({ type: 'analysis.cancelled', jobId: event.jobId, cancelledBy: result.job.cancellation?.cancelledBy ?? 'server', reason: 'cancelled while queued' }, this.#now());
-      await this.#t.publishEvent(CONTROL_CANCEL_ROUTING_KEY, { body: encodeValidated(cancel), messageId: cancel.messageId, type: cancel.type, correlationId: cancel.jobId });
+      const cancel = createMessage(
+        {
+          type: 'analysis.cancelled',
+          jobId: event.jobId,
+          cancelledBy: result.job.cancellation?.cancelledBy ?? 'server',
+          reason: 'cancelled while queued',
+        },
+        this.#now(),
+      );
+      await this.#t.publishEvent(CONTROL_CANCEL_ROUTING_KEY, {
+        body: encodeValidated(cancel),
+        messageId: cancel.messageId,
+        type: cancel.type,
+        correlationId: cancel.jobId,
+      });
     } else {
       this.#log.debug({ jobId: event.jobId, type: event.type, outcome: result.outcome }, 'event not applied');
     }
@@ -378,7 +420,10 @@ export class JobClient {
       await this.#record(decoded.message);
     } catch (error) {
       // the store is down: keep the event (no ack), back off a little so we do not spin
-      this.#log.warn({ jobId: decoded.message.jobId, err: errorSummary(error) }, 'recording an event failed; handing it back');
+      this.#log.warn(
+        { jobId: decoded.message.jobId, err: errorSummary(error) },
+        'recording an event failed; handing it back',
+      );
       await new Promise((r) => setTimeout(r, 500));
       await delivery.requeue();
       return;

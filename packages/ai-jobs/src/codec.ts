@@ -3,14 +3,9 @@
  * @packageDocumentation
  */
 import { randomUUID } from 'node:crypto';
-import { z } from 'zod';
+import type { z } from 'zod';
 import { ValidationError } from '@cdss/core';
-import {
-  PROTOCOL_NAME,
-  PROTOCOL_VERSION,
-  jobMessageSchema,
-  type JobMessage,
-} from './protocol.js';
+import { PROTOCOL_NAME, PROTOCOL_VERSION, jobMessageSchema, type JobMessage } from './protocol.js';
 
 /** Messages this module validated (and froze): stores and encoders need not parse them again. */
 const validated = new WeakSet<object>();
@@ -105,7 +100,8 @@ export function encodeValidated(message: JobMessage): Buffer {
 type EnvelopeFields = 'protocol' | 'version' | 'messageId' | 'sentAt';
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 /** A protocol message without the envelope fields that {@link createMessage} fills in (`messageId`, `sentAt` optional). */
-export type MessageInput = DistributiveOmit<JobMessage, EnvelopeFields> & Partial<Pick<JobMessage, 'messageId' | 'sentAt'>>;
+export type MessageInput = DistributiveOmit<JobMessage, EnvelopeFields> &
+  Partial<Pick<JobMessage, 'messageId' | 'sentAt'>>;
 
 /**
  * Builds a protocol message: fills in `protocol`, `version`, a fresh `messageId` and `sentAt`, then validates it.
@@ -114,7 +110,10 @@ export type MessageInput = DistributiveOmit<JobMessage, EnvelopeFields> & Partia
  * @returns the validated message
  * @throws {@link ValidationError} when the result is not a valid message
  */
-export function createMessage<M extends MessageInput>(input: M, now: number = Date.now()): Extract<JobMessage, { type: M['type'] }> {
+export function createMessage<M extends MessageInput>(
+  input: M,
+  now: number = Date.now(),
+): Extract<JobMessage, { type: M['type'] }> {
   const candidate = {
     protocol: PROTOCOL_NAME,
     version: PROTOCOL_VERSION,

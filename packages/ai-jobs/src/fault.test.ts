@@ -32,7 +32,13 @@ describe.skipIf(!haveBroker)('fault tests on a private RabbitMQ', () => {
 
   it('(a) 1,000 jobs in flight while the broker is stopped and restarted: each succeeds exactly once, none lost', async () => {
     const prefix = `fault-a.${randomUUID().slice(0, 8)}`;
-    const mk = () => new AmqpTransport({ url: broker.url, prefix, retryDelaysMs: [200], reconnect: { initialDelayMs: 100, maxDelayMs: 1000 } });
+    const mk = () =>
+      new AmqpTransport({
+        url: broker.url,
+        prefix,
+        retryDelaysMs: [200],
+        reconnect: { initialDelayMs: 100, maxDelayMs: 1000 },
+      });
     const store = new MemoryJobStore();
     const serverT = mk();
     const client = new JobClient({ transport: serverT, store, prefetch: 64 });
@@ -49,7 +55,12 @@ describe.skipIf(!haveBroker)('fault tests on a private RabbitMQ', () => {
     const workers: { w: JobWorker; t: AmqpTransport }[] = [];
     for (let i = 0; i < 2; i++) {
       const t = mk();
-      const w = new JobWorker({ transport: t, prefetch: 8, workerId: `w${i}`, handler: async () => (await new Promise((r) => setTimeout(r, 5)), sampleResult()) });
+      const w = new JobWorker({
+        transport: t,
+        prefetch: 8,
+        workerId: `w${i}`,
+        handler: async () => (await new Promise((r) => setTimeout(r, 5)), sampleResult()),
+      });
       await w.start();
       workers.push({ w, t });
     }
@@ -62,7 +73,8 @@ describe.skipIf(!haveBroker)('fault tests on a private RabbitMQ', () => {
     const ids: string[] = [];
     const send = async (n: number) => {
       const jobs = [];
-      for (let i = 0; i < n; i++) jobs.push(client.send(new RequestAnalysis(sampleRequestInput())).then((j) => ids.push(j.jobId)));
+      for (let i = 0; i < n; i++)
+        jobs.push(client.send(new RequestAnalysis(sampleRequestInput())).then((j) => ids.push(j.jobId)));
       await Promise.all(jobs);
     };
     await send(800);
@@ -88,12 +100,17 @@ describe.skipIf(!haveBroker)('fault tests on a private RabbitMQ', () => {
     expect(all.filter((j) => j.state !== 'succeeded').map((j) => `${j.jobId}:${j.state}`)).toEqual([]);
     for (const id of ids) {
       const history = await store.history(id);
-      expect(history.filter((t) => t.to === 'succeeded'), id).toHaveLength(1);
+      expect(
+        history.filter((t) => t.to === 'succeeded'),
+        id,
+      ).toHaveLength(1);
     }
     expect(succeeded.size).toBe(1000);
     expect([...succeeded.values()].every((n) => n === 1)).toBe(true);
     expect(await serverT.depth('dead')).toBe(0);
-    process.stderr.write(`[fault a] jobs not yet finished when the broker stopped: ${openAtOutage} + 200 sent during the outage\n`);
+    process.stderr.write(
+      `[fault a] jobs not yet finished when the broker stopped: ${openAtOutage} + 200 sent during the outage\n`,
+    );
   }, 180_000);
 
   it('(b) a worker process killed mid-job: the job is redelivered and completes once', async () => {
@@ -104,18 +121,25 @@ describe.skipIf(!haveBroker)('fault tests on a private RabbitMQ', () => {
     await client.start();
     closers.push(async () => (await client.stop(), await serverT.close()));
 
-    const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', '--conditions=@cdss/source', join(here, '__fixtures__', 'worker-child.ts')], {
-      env: { ...process.env, AIJOBS_AMQP_URL: broker.url, AIJOBS_PREFIX: prefix },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
+    const child: ChildProcess = spawn(
+      process.execPath,
+      ['--import', 'tsx', '--conditions=@cdss/source', join(here, '__fixtures__', 'worker-child.ts')],
+      {
+        env: { ...process.env, AIJOBS_AMQP_URL: broker.url, AIJOBS_PREFIX: prefix },
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
     closers.push(async () => void (child.exitCode === null && child.kill('SIGKILL')));
     let out = '';
     const waitLine = (re: RegExp) =>
       new Promise<RegExpMatchArray>((resolve, reject) => {
         const t = setTimeout(() => reject(new Error(`child said: ${out}`)), 60_000);
-        const check = () => {
+        const check = (): void => {
           const m = re.exec(out);
-          if (m) (clearTimeout(t), resolve(m));
+          if (m) {
+            clearTimeout(t);
+            resolve(m);
+          }
         };
         child.stdout!.on('data', (d: Buffer) => ((out += d.toString()), check()));
         check();
@@ -123,16 +147,23 @@ describe.skipIf(!haveBroker)('fault tests on a private RabbitMQ', () => {
     await waitLine(/ready/);
     const job = await client.send(new RequestAnalysis(sampleRequestInput()));
     await waitLine(new RegExp(`started ${job.jobId}`));
-    for (let i = 0; i < 200 && (await store.get(job.jobId))?.state !== 'running'; i++) await new Promise((r) => setTimeout(r, 25));
+    for (let i = 0; i < 200 && (await store.get(job.jobId))?.state !== 'running'; i++)
+      await new Promise((r) => setTimeout(r, 25));
     expect((await store.get(job.jobId))?.state).toBe('running'); // the child is mid-job
     expect(child.pid).toBeGreaterThan(0);
     process.kill(child.pid!, 'SIGKILL'); // by its PID, mid-job
-    await new Promise<void>((r) => (child.exitCode !== null || child.signalCode !== null ? r() : child.once('exit', () => r())));
+    await new Promise<void>((r) =>
+      child.exitCode !== null || child.signalCode !== null ? r() : child.once('exit', () => r()),
+    );
     expect(child.signalCode).toBe('SIGKILL');
 
     const seen: { redelivered: boolean }[] = [];
     const t = new AmqpTransport({ url: broker.url, prefix, retryDelaysMs: [50] });
-    const w = new JobWorker({ transport: t, workerId: 'survivor', handler: async (ctx) => (seen.push({ redelivered: ctx.redelivered }), sampleResult()) });
+    const w = new JobWorker({
+      transport: t,
+      workerId: 'survivor',
+      handler: async (ctx) => (seen.push({ redelivered: ctx.redelivered }), sampleResult()),
+    });
     await w.start();
     closers.push(async () => (await w.stop({ graceMs: 0 }), await t.close()));
     const done = await pollJob((id) => store.get(id), job.jobId, { intervalMs: 20, backoff: 1, timeoutMs: 60_000 });
@@ -150,17 +181,36 @@ describe.skipIf(!haveBroker)('fault tests on a private RabbitMQ', () => {
     const t = new AmqpTransport({ url: broker.url, prefix, retryDelaysMs: [50] });
     const w = new JobWorker({ transport: t, prefetch: 4, handler: async () => sampleResult() });
     await w.start();
-    closers.push(async () => (await w.stop({ graceMs: 0 }), await t.close(), await client.stop(), await serverT.close()));
+    closers.push(
+      async () => (await w.stop({ graceMs: 0 }), await t.close(), await client.stop(), await serverT.close()),
+    );
     const good: string[] = [];
     for (let i = 0; i < 100; i++) {
       good.push((await client.send(new RequestAnalysis(sampleRequestInput()))).jobId);
-      if (i % 5 === 0) await serverT.publishRequest({ body: Buffer.from(`{"broken": ${i}`), messageId: randomUUID(), type: 'analysis.requested' });
+      if (i % 5 === 0)
+        await serverT.publishRequest({
+          body: Buffer.from(`{"broken": ${i}`),
+          messageId: randomUUID(),
+          type: 'analysis.requested',
+        });
       if (i % 5 === 1) {
-        const body = JSON.stringify({ protocol: 'cdss.ai-jobs', version: 1, type: 'analysis.requested', jobId: randomUUID(), messageId: randomUUID(), sentAt: new Date().toISOString(), ...sampleRequestInput(), priority: 'whenever' });
+        const body = JSON.stringify({
+          protocol: 'cdss.ai-jobs',
+          version: 1,
+          type: 'analysis.requested',
+          jobId: randomUUID(),
+          messageId: randomUUID(),
+          sentAt: new Date().toISOString(),
+          ...sampleRequestInput(),
+          priority: 'whenever',
+        });
         await serverT.publishRequest({ body: Buffer.from(body), messageId: randomUUID(), type: 'analysis.requested' });
       }
     }
-    for (const id of good) expect((await pollJob((x) => store.get(x), id, { intervalMs: 20, backoff: 1, timeoutMs: 60_000 })).state).toBe('succeeded');
+    for (const id of good)
+      expect((await pollJob((x) => store.get(x), id, { intervalMs: 20, backoff: 1, timeoutMs: 60_000 })).state).toBe(
+        'succeeded',
+      );
     const dead = [];
     for (let i = 0; i < 100 && dead.length < 40; i++) {
       dead.push(...(await serverT.takeDeadLetters(100)));

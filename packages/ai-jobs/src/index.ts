@@ -56,7 +56,16 @@ export {
   decide,
   IllegalTransitionError,
 } from './job-state.js';
-export type { JobState, JobRecord, JobTransition, JobStore, JobQuery, ApplyResult, ApplyOutcome, Decision } from './job-state.js';
+export type {
+  JobState,
+  JobRecord,
+  JobTransition,
+  JobStore,
+  JobQuery,
+  ApplyResult,
+  ApplyOutcome,
+  Decision,
+} from './job-state.js';
 export { MemoryJobStore } from './memory-store.js';
 export type { MemoryJobStoreOptions } from './memory-store.js';
 export { MySqlJobStore } from './mysql-store.js';
@@ -111,7 +120,13 @@ export {
   EVENT_TYPE_HEADER,
   MESSAGE_ID_HEADER,
 } from './webhooks.js';
-export type { VerifyWebhookOptions, WebhookSenderOptions, WebhookRejection, ReplayCache, FetchLike } from './webhooks.js';
+export type {
+  VerifyWebhookOptions,
+  WebhookSenderOptions,
+  WebhookRejection,
+  ReplayCache,
+  FetchLike,
+} from './webhooks.js';
 export { pollJob } from './polling.js';
 export type { PollJobOptions } from './polling.js';
 export { silentLogger } from './logger.js';

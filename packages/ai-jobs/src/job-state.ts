@@ -155,7 +155,12 @@ export function decide(job: JobRecord, event: JobEvent, now: string): Decision {
     if (p && p.percent > event.percent) return { outcome: 'duplicate', touch: true };
     return {
       outcome: 'applied',
-      next: { ...job, updatedAt: at, progress: { stage: event.stage, percent: event.percent }, workerId: event.workerId },
+      next: {
+        ...job,
+        updatedAt: at,
+        progress: { stage: event.stage, percent: event.percent },
+        workerId: event.workerId,
+      },
     };
   }
   if (event.type === 'analysis.accepted' && from !== 'queued' && event.attempt > job.attempt) {
@@ -183,7 +188,10 @@ export function decide(job: JobRecord, event: JobEvent, now: string): Decision {
       next.failure = { reason: event.reason, retryable: event.retryable, detail: event.detail };
       break;
     case 'analysis.cancelled':
-      next.cancellation = event.reason === undefined ? { cancelledBy: event.cancelledBy } : { cancelledBy: event.cancelledBy, reason: event.reason };
+      next.cancellation =
+        event.reason === undefined
+          ? { cancelledBy: event.cancelledBy }
+          : { cancelledBy: event.cancelledBy, reason: event.reason };
       break;
   }
   return { outcome: 'applied', next, transition: { jobId: job.jobId, from, to, messageId: event.messageId, at } };

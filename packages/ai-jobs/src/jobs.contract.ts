@@ -57,7 +57,11 @@ export function jobsContract(name: string, factory: TransportFactory): void {
       const done = await waitState(job.jobId);
       expect(done).toMatchObject({ state: 'succeeded', result: sampleResult(), attempt: 1 });
       const mine = changes.filter((c) => c.job.jobId === job.jobId);
-      expect(mine.filter((c) => c.transition).map((c) => c.transition!.to)).toEqual(['accepted', 'running', 'succeeded']);
+      expect(mine.filter((c) => c.transition).map((c) => c.transition!.to)).toEqual([
+        'accepted',
+        'running',
+        'succeeded',
+      ]);
       expect(mine.some((c) => c.event.type === 'analysis.progress' && c.event.percent === 50)).toBe(true);
       expect((await store.history(job.jobId)).map((t) => t.to)).toEqual(['accepted', 'running', 'succeeded']);
       expect(await client.send(new GetAnalysis({ jobId: job.jobId }))).toMatchObject({ state: 'succeeded' });
@@ -75,7 +79,9 @@ export function jobsContract(name: string, factory: TransportFactory): void {
     it('refuses invalid input with a ValidationError and publishes nothing', async () => {
       const { client, serverT, store } = await system();
       const bad = { ...sampleRequestInput(), patientRef: 'Doe^Jane' };
-      await expect(client.send(new RequestAnalysis(bad))).rejects.toSatisfy((e) => ValidationError.isInstance(e) && e.fields.includes('patientRef'));
+      await expect(client.send(new RequestAnalysis(bad))).rejects.toSatisfy(
+        (e) => ValidationError.isInstance(e) && e.fields.includes('patientRef'),
+      );
       expect(await serverT.depth('work')).toBe(0);
       expect(await store.list()).toEqual([]);
     });
@@ -83,13 +89,24 @@ export function jobsContract(name: string, factory: TransportFactory): void {
     it('dead-letters malformed and schema-invalid requests with their reason while good jobs keep flowing', async () => {
       const { client, startWorker, waitState, serverT } = await system();
       const seen = collector<string>();
-      await startWorker(async (ctx) => {
-        seen.push(ctx.request.jobId);
-        return sampleResult();
-      }, { prefetch: 2 });
+      await startWorker(
+        async (ctx) => {
+          seen.push(ctx.request.jobId);
+          return sampleResult();
+        },
+        { prefetch: 2 },
+      );
       const good1 = await client.send(new RequestAnalysis(sampleRequestInput()));
       await serverT.publishRequest(msg('{"protocol":"cdss.ai-jobs", truncated'));
-      const invalid = { ...createMessage({ type: 'analysis.requested', jobId: randomUUID(), createdAt: new Date().toISOString(), ...sampleRequestInput() }), priority: 'whenever' };
+      const invalid = {
+        ...createMessage({
+          type: 'analysis.requested',
+          jobId: randomUUID(),
+          createdAt: new Date().toISOString(),
+          ...sampleRequestInput(),
+        }),
+        priority: 'whenever',
+      };
       await serverT.publishRequest(msg(JSON.stringify(invalid)));
       await serverT.publishRequest(msg(JSON.stringify({ ...invalid, priority: 'routine', version: 2 })));
       const good2 = await client.send(new RequestAnalysis(sampleRequestInput()));
@@ -126,16 +143,24 @@ export function jobsContract(name: string, factory: TransportFactory): void {
       const attempts = new Map<string, number>();
       await startWorker(async (ctx) => {
         attempts.set(ctx.request.jobId, ctx.attempt);
-        if (ctx.request.idempotencyKey.startsWith('flaky') && ctx.attempt < 2) throw new JobFailure('input-fetch-failed', 'PACS 503', { retryable: true });
+        if (ctx.request.idempotencyKey.startsWith('flaky') && ctx.attempt < 2)
+          throw new JobFailure('input-fetch-failed', 'PACS 503', { retryable: true });
         if (ctx.request.idempotencyKey.startsWith('bad')) throw new JobFailure('series-missing', 'no FLAIR series');
         if (ctx.request.idempotencyKey.startsWith('crashy')) throw new Error('segfault-ish');
         return sampleResult();
       });
-      const flaky = await client.send(new RequestAnalysis(sampleRequestInput({ idempotencyKey: `flaky-${randomUUID()}` })));
+      const flaky = await client.send(
+        new RequestAnalysis(sampleRequestInput({ idempotencyKey: `flaky-${randomUUID()}` })),
+      );
       const bad = await client.send(new RequestAnalysis(sampleRequestInput({ idempotencyKey: `bad-${randomUUID()}` })));
-      const crashy = await client.send(new RequestAnalysis(sampleRequestInput({ idempotencyKey: `crashy-${randomUUID()}` })));
+      const crashy = await client.send(
+        new RequestAnalysis(sampleRequestInput({ idempotencyKey: `crashy-${randomUUID()}` })),
+      );
       expect(await waitState(flaky.jobId)).toMatchObject({ state: 'succeeded', attempt: 2 });
-      expect(await waitState(bad.jobId)).toMatchObject({ state: 'failed', failure: { reason: 'series-missing', retryable: false } });
+      expect(await waitState(bad.jobId)).toMatchObject({
+        state: 'failed',
+        failure: { reason: 'series-missing', retryable: false },
+      });
       const c = await waitState(crashy.jobId);
       // retries run out (the factory's transports have two retry delays: three attempts)
       expect(c).toMatchObject({ state: 'failed', attempt: 3, failure: { reason: 'internal-error', retryable: true } });
@@ -145,7 +170,9 @@ export function jobsContract(name: string, factory: TransportFactory): void {
     it('cancels a queued job: nothing a worker reports afterwards changes it', async () => {
       const { client, startWorker, waitState, store } = await system();
       const job = await client.send(new RequestAnalysis(sampleRequestInput()));
-      const cancelled = await client.send(new CancelAnalysis({ jobId: job.jobId, cancelledBy: 'user-1', reason: 'wrong patient' }));
+      const cancelled = await client.send(
+        new CancelAnalysis({ jobId: job.jobId, cancelledBy: 'user-1', reason: 'wrong patient' }),
+      );
       expect(cancelled.state).toBe('cancelled');
       let ran = false;
       await startWorker(async () => {
@@ -155,7 +182,11 @@ export function jobsContract(name: string, factory: TransportFactory): void {
       const probe = await client.send(new RequestAnalysis(sampleRequestInput()));
       expect((await waitState(probe.jobId)).state).toBe('succeeded');
       expect(ran).toBe(true); // the worker is alive (it ran the probe)
-      expect(await store.get(job.jobId)).toMatchObject({ state: 'cancelled', result: null, cancellation: { cancelledBy: 'user-1' } });
+      expect(await store.get(job.jobId)).toMatchObject({
+        state: 'cancelled',
+        result: null,
+        cancellation: { cancelledBy: 'user-1' },
+      });
       expect((await store.history(job.jobId)).map((t) => t.to)).toEqual(['cancelled']);
     });
 
@@ -223,7 +254,11 @@ export function jobsContract(name: string, factory: TransportFactory): void {
       await expect(pollJob(get, job.jobId, { intervalMs: 10, timeoutMs: 50 })).rejects.toThrow(/still queued/);
       await startWorker(async () => sampleResult());
       const updates: string[] = [];
-      const done = await pollJob(get, job.jobId, { intervalMs: 10, onUpdate: (j) => updates.push(j.state), timeoutMs: 15_000 });
+      const done = await pollJob(get, job.jobId, {
+        intervalMs: 10,
+        onUpdate: (j) => updates.push(j.state),
+        timeoutMs: 15_000,
+      });
       expect(done.state).toBe('succeeded');
       expect(updates.at(-1)).toBe('succeeded');
     });
@@ -231,10 +266,29 @@ export function jobsContract(name: string, factory: TransportFactory): void {
     it('events published twice (a redelivered job) are recorded once', async () => {
       const { client, serverT, waitState, changes } = await system();
       const job = await client.send(new RequestAnalysis(sampleRequestInput()));
-      const succeeded = createMessage({ type: 'analysis.succeeded', jobId: job.jobId, workerId: 'w', result: sampleResult() });
-      for (let i = 0; i < 3; i++) await serverT.publishEvent('job.succeeded', { body: encodeMessage(succeeded), messageId: succeeded.messageId, type: succeeded.type });
-      const again = createMessage({ type: 'analysis.succeeded', jobId: job.jobId, workerId: 'w2', result: sampleResult() });
-      await serverT.publishEvent('job.succeeded', { body: encodeMessage(again), messageId: again.messageId, type: again.type });
+      const succeeded = createMessage({
+        type: 'analysis.succeeded',
+        jobId: job.jobId,
+        workerId: 'w',
+        result: sampleResult(),
+      });
+      for (let i = 0; i < 3; i++)
+        await serverT.publishEvent('job.succeeded', {
+          body: encodeMessage(succeeded),
+          messageId: succeeded.messageId,
+          type: succeeded.type,
+        });
+      const again = createMessage({
+        type: 'analysis.succeeded',
+        jobId: job.jobId,
+        workerId: 'w2',
+        result: sampleResult(),
+      });
+      await serverT.publishEvent('job.succeeded', {
+        body: encodeMessage(again),
+        messageId: again.messageId,
+        type: again.type,
+      });
       expect((await waitState(job.jobId)).state).toBe('succeeded');
       await new Promise((r) => setTimeout(r, 300));
       expect(changes.filter((c) => c.job.jobId === job.jobId && c.transition?.to === 'succeeded')).toHaveLength(1);

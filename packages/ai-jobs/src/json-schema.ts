@@ -10,7 +10,12 @@ export const SCHEMA_ID_BASE = 'https://cdss.example.org/schema/ai-jobs';
 
 function toSchema(schema: z.ZodType, id: string, title: string): Record<string, unknown> {
   const json = z.toJSONSchema(schema, { target: 'draft-2020-12', unrepresentable: 'throw' }) as Record<string, unknown>;
-  return { $schema: json['$schema'], $id: id, title, ...Object.fromEntries(Object.entries(json).filter(([k]) => k !== '$schema')) };
+  return {
+    $schema: json['$schema'],
+    $id: id,
+    title,
+    ...Object.fromEntries(Object.entries(json).filter(([k]) => k !== '$schema')),
+  };
 }
 
 /**
@@ -22,7 +27,11 @@ function toSchema(schema: z.ZodType, id: string, title: string): Record<string, 
 export function protocolJsonSchemas(): Record<string, Record<string, unknown>> {
   const v = `v${PROTOCOL_VERSION}`;
   const files: Record<string, Record<string, unknown>> = {
-    [`${v}/message.schema.json`]: toSchema(jobMessageSchema, `${SCHEMA_ID_BASE}/${v}/message.schema.json`, 'Any cdss.ai-jobs message'),
+    [`${v}/message.schema.json`]: toSchema(
+      jobMessageSchema,
+      `${SCHEMA_ID_BASE}/${v}/message.schema.json`,
+      'Any cdss.ai-jobs message',
+    ),
   };
   for (const [type, schema] of Object.entries(MESSAGE_SCHEMAS)) {
     const file = `${v}/${type}.schema.json`;

@@ -56,9 +56,13 @@ export class MemoryJobStore implements JobStore {
 
   /** {@inheritDoc JobStore.create} */
   async create(request: AnalysisRequested): Promise<{ job: JobRecord; created: boolean }> {
-    const parsed = isValidated(request) ? { success: true as const, data: request } : analysisRequestedSchema.safeParse(request);
+    const parsed = isValidated(request)
+      ? { success: true as const, data: request }
+      : analysisRequestedSchema.safeParse(request);
     if (!parsed.success) throw ValidationError.fromZod(parsed.error, 'invalid analysis request');
-    const existingId = this.#byKey.get(parsed.data.idempotencyKey) ?? (this.#jobs.has(parsed.data.jobId) ? parsed.data.jobId : undefined);
+    const existingId =
+      this.#byKey.get(parsed.data.idempotencyKey) ??
+      (this.#jobs.has(parsed.data.jobId) ? parsed.data.jobId : undefined);
     const existing = existingId === undefined ? undefined : this.#jobs.get(existingId);
     if (existing) return { job: clone(existing), created: false };
     const job = frozen(newJobRecord(parsed.data, this.#iso()));

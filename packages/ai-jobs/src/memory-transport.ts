@@ -210,7 +210,13 @@ export class MemoryTransport implements JobTransport {
 
   async start(): Promise<void> {
     this.#assertOpen();
-    for (const name of [this.#names.workQueue, this.#names.eventsQueue, this.#names.deadQueue, ...this.#names.retryQueues]) this.broker.queue(name);
+    for (const name of [
+      this.#names.workQueue,
+      this.#names.eventsQueue,
+      this.#names.deadQueue,
+      ...this.#names.retryQueues,
+    ])
+      this.broker.queue(name);
   }
 
   #store(message: OutgoingMessage): StoredMessage {
@@ -277,7 +283,13 @@ export class MemoryTransport implements JobTransport {
 
   #consume(queue: MemoryQueue, handler: DeliveryHandler, prefetch: number, control: boolean): Consumer {
     this.#assertOpen();
-    const consumer: QueueConsumer = { prefetch: Math.max(1, prefetch), unsettled: new Set(), handler, owner: this, active: true };
+    const consumer: QueueConsumer = {
+      prefetch: Math.max(1, prefetch),
+      unsettled: new Set(),
+      handler,
+      owner: this,
+      active: true,
+    };
     queue.consumers.push(consumer);
     const entry = { queue, consumer, control };
     this.#consumers.add(entry);
@@ -321,7 +333,13 @@ export class MemoryTransport implements JobTransport {
   async depth(queue: QueueName): Promise<number> {
     const n = this.#names;
     const name =
-      queue === 'work' ? n.workQueue : queue === 'events' ? n.eventsQueue : queue === 'dead' ? n.deadQueue : `${this.#prefix}.retry.${queue.slice('retry:'.length)}`;
+      queue === 'work'
+        ? n.workQueue
+        : queue === 'events'
+          ? n.eventsQueue
+          : queue === 'dead'
+            ? n.deadQueue
+            : `${this.#prefix}.retry.${queue.slice('retry:'.length)}`;
     return this.broker.queues.get(name)?.ready.length ?? 0;
   }
 

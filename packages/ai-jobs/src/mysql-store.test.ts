@@ -24,7 +24,9 @@ describe.skipIf(!db.available)('MySqlJobStore on the real MariaDB', () => {
   });
 
   it('refuses a bad table prefix before touching the database', async () => {
-    await expect(MySqlJobStore.open({ url: db.url, tablePrefix: 'x; DROP TABLE y' })).rejects.toSatisfy((e) => ValidationError.isInstance(e));
+    await expect(MySqlJobStore.open({ url: db.url, tablePrefix: 'x; DROP TABLE y' })).rejects.toSatisfy((e) =>
+      ValidationError.isInstance(e),
+    );
   });
 
   it('a second store on the same tables sees the same jobs (state survives the process)', async () => {

@@ -37,7 +37,10 @@ export interface MySqlJobStoreOptions {
 }
 
 const optionsSchema = z.object({
-  url: z.string().regex(/^mysql:\/\//, 'must be a mysql:// URL').optional(),
+  url: z
+    .string()
+    .regex(/^mysql:\/\//, 'must be a mysql:// URL')
+    .optional(),
   tablePrefix: z
     .string()
     .regex(/^[A-Za-z0-9_]{0,40}$/, 'letters, digits and underscores only')
@@ -85,9 +88,18 @@ export class MySqlJobStore implements JobStore {
   static async open(options: MySqlJobStoreOptions): Promise<MySqlJobStore> {
     const parsed = optionsSchema.safeParse(options);
     if (!parsed.success) throw ValidationError.fromZod(parsed.error, 'invalid MySqlJobStore options');
-    if (!options.pool && !parsed.data.url) throw new ValidationError('MySqlJobStore needs url or pool', [{ path: 'url', message: 'required', code: 'invalid_type' }]);
+    if (!options.pool && !parsed.data.url)
+      throw new ValidationError('MySqlJobStore needs url or pool', [
+        { path: 'url', message: 'required', code: 'invalid_type' },
+      ]);
     const pool =
-      options.pool ?? mysql.createPool({ uri: parsed.data.url!, connectionLimit: parsed.data.connectionLimit, timezone: 'Z', supportBigNumbers: true });
+      options.pool ??
+      mysql.createPool({
+        uri: parsed.data.url!,
+        connectionLimit: parsed.data.connectionLimit,
+        timezone: 'Z',
+        supportBigNumbers: true,
+      });
     const store = new MySqlJobStore(pool, !options.pool, parsed.data.tablePrefix, options.now ?? Date.now);
     try {
       await store.#migrate();
@@ -130,13 +142,19 @@ export class MySqlJobStore implements JobStore {
   #parse(row: RecordRow | undefined): JobRecord | undefined {
     if (!row) return undefined;
     const result = jobRecordSchema.safeParse(JSON.parse(row.record));
-    if (!result.success) throw new CdssError('a stored job record does not match the schema', { code: 'STORE_CORRUPT', cause: result.error });
+    if (!result.success)
+      throw new CdssError('a stored job record does not match the schema', {
+        code: 'STORE_CORRUPT',
+        cause: result.error,
+      });
     return result.data;
   }
 
   /** {@inheritDoc JobStore.create} */
   async create(request: AnalysisRequested): Promise<{ job: JobRecord; created: boolean }> {
-    const parsed = isValidated(request) ? { success: true as const, data: request } : analysisRequestedSchema.safeParse(request);
+    const parsed = isValidated(request)
+      ? { success: true as const, data: request }
+      : analysisRequestedSchema.safeParse(request);
     if (!parsed.success) throw ValidationError.fromZod(parsed.error, 'invalid analysis request');
     const job = newJobRecord(parsed.data, new Date(this.#now()).toISOString());
     const [res] = await this.#pool.query<ResultSetHeader>(
@@ -144,7 +162,10 @@ export class MySqlJobStore implements JobStore {
       [job.jobId, job.idempotencyKey, job.state, JSON.stringify(job), sqlTime(job.createdAt), sqlTime(job.updatedAt)],
     );
     if (res.affectedRows === 1) return { job, created: true };
-    const [rows] = await this.#pool.query<RecordRow[]>(`SELECT record FROM ${this.#jobs} WHERE idempotency_key = ? OR job_id = ? LIMIT 1`, [job.idempotencyKey, job.jobId]);
+    const [rows] = await this.#pool.query<RecordRow[]>(
+      `SELECT record FROM ${this.#jobs} WHERE idempotency_key = ? OR job_id = ? LIMIT 1`,
+      [job.idempotencyKey, job.jobId],
+    );
     const existing = this.#parse(rows[0]);
     if (!existing) throw new CdssError('job insert ignored but no row found', { code: 'STORE_CONFLICT' });
     return { job: existing, created: false };
@@ -158,7 +179,9 @@ export class MySqlJobStore implements JobStore {
 
   /** {@inheritDoc JobStore.findByIdempotencyKey} */
   async findByIdempotencyKey(key: string): Promise<JobRecord | undefined> {
-    const [rows] = await this.#pool.query<RecordRow[]>(`SELECT record FROM ${this.#jobs} WHERE idempotency_key = ?`, [key]);
+    const [rows] = await this.#pool.query<RecordRow[]>(`SELECT record FROM ${this.#jobs} WHERE idempotency_key = ?`, [
+      key,
+    ]);
     return this.#parse(rows[0]);
   }
 
@@ -169,7 +192,9 @@ export class MySqlJobStore implements JobStore {
     const conn: PoolConnection = await this.#pool.getConnection();
     try {
       await conn.beginTransaction();
-      const [rows] = await conn.query<RecordRow[]>(`SELECT record FROM ${this.#jobs} WHERE job_id = ? FOR UPDATE`, [parsed.data.jobId]);
+      const [rows] = await conn.query<RecordRow[]>(`SELECT record FROM ${this.#jobs} WHERE job_id = ? FOR UPDATE`, [
+        parsed.data.jobId,
+      ]);
       const job = this.#parse(rows[0]);
       if (!job) {
         await conn.rollback();
@@ -182,7 +207,11 @@ export class MySqlJobStore implements JobStore {
         case 'duplicate': {
           if (decision.touch) {
             job.updatedAt = now;
-            await conn.query(`UPDATE ${this.#jobs} SET record = ?, updated_at = ? WHERE job_id = ?`, [JSON.stringify(job), sqlTime(now), job.jobId]);
+            await conn.query(`UPDATE ${this.#jobs} SET record = ?, updated_at = ? WHERE job_id = ?`, [
+              JSON.stringify(job),
+              sqlTime(now),
+              job.jobId,
+            ]);
           }
           result = { outcome: 'duplicate', job };
           break;
@@ -192,10 +221,18 @@ export class MySqlJobStore implements JobStore {
           break;
         case 'applied': {
           const next = decision.next;
-          await conn.query(`UPDATE ${this.#jobs} SET state = ?, record = ?, updated_at = ? WHERE job_id = ?`, [next.state, JSON.stringify(next), sqlTime(next.updatedAt), next.jobId]);
+          await conn.query(`UPDATE ${this.#jobs} SET state = ?, record = ?, updated_at = ? WHERE job_id = ?`, [
+            next.state,
+            JSON.stringify(next),
+            sqlTime(next.updatedAt),
+            next.jobId,
+          ]);
           const t = decision.transition;
           if (t) {
-            await conn.query(`INSERT INTO ${this.#transitions} (job_id, from_state, to_state, message_id, at) VALUES (?, ?, ?, ?, ?)`, [t.jobId, t.from, t.to, t.messageId, sqlTime(t.at)]);
+            await conn.query(
+              `INSERT INTO ${this.#transitions} (job_id, from_state, to_state, message_id, at) VALUES (?, ?, ?, ?, ?)`,
+              [t.jobId, t.from, t.to, t.messageId, sqlTime(t.at)],
+            );
           }
           result = t ? { outcome: 'applied', job: next, transition: t } : { outcome: 'applied', job: next };
           break;
@@ -216,11 +253,17 @@ export class MySqlJobStore implements JobStore {
     const conn = await this.#pool.getConnection();
     try {
       await conn.beginTransaction();
-      const [rows] = await conn.query<RecordRow[]>(`SELECT record FROM ${this.#jobs} WHERE job_id = ? FOR UPDATE`, [jobId]);
+      const [rows] = await conn.query<RecordRow[]>(`SELECT record FROM ${this.#jobs} WHERE job_id = ? FOR UPDATE`, [
+        jobId,
+      ]);
       const job = this.#parse(rows[0]);
       if (job && job.publishedAt === null) {
         job.publishedAt = at;
-        await conn.query(`UPDATE ${this.#jobs} SET record = ?, published_at = ? WHERE job_id = ?`, [JSON.stringify(job), sqlTime(at), jobId]);
+        await conn.query(`UPDATE ${this.#jobs} SET record = ?, published_at = ? WHERE job_id = ?`, [
+          JSON.stringify(job),
+          sqlTime(at),
+          jobId,
+        ]);
       }
       await conn.commit();
     } catch (error) {
@@ -256,10 +299,9 @@ export class MySqlJobStore implements JobStore {
 
   /** {@inheritDoc JobStore.history} */
   async history(jobId: string): Promise<JobTransition[]> {
-    const [rows] = await this.#pool.query<(RowDataPacket & { from_state: string; to_state: string; message_id: string; at: Date })[]>(
-      `SELECT from_state, to_state, message_id, at FROM ${this.#transitions} WHERE job_id = ? ORDER BY id`,
-      [jobId],
-    );
+    const [rows] = await this.#pool.query<
+      (RowDataPacket & { from_state: string; to_state: string; message_id: string; at: Date })[]
+    >(`SELECT from_state, to_state, message_id, at FROM ${this.#transitions} WHERE job_id = ? ORDER BY id`, [jobId]);
     return rows.map((r) => ({
       jobId,
       from: jobStateSchema.parse(r.from_state),

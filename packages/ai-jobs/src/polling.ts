@@ -48,7 +48,11 @@ function defaultSleep(ms: number, signal?: AbortSignal): Promise<void> {
  * @returns the final record (succeeded, failed or cancelled)
  * @throws {@link TimeoutError} after `timeoutMs`; the signal's reason when aborted; {@link CdssError} `JOB_NOT_FOUND`
  */
-export async function pollJob(getJob: (jobId: string) => Promise<JobRecord | undefined>, jobId: string, options: PollJobOptions = {}): Promise<JobRecord> {
+export async function pollJob(
+  getJob: (jobId: string) => Promise<JobRecord | undefined>,
+  jobId: string,
+  options: PollJobOptions = {},
+): Promise<JobRecord> {
   const now = options.now ?? Date.now;
   const sleep = options.sleep ?? defaultSleep;
   const timeoutMs = options.timeoutMs ?? 30 * 60_000;

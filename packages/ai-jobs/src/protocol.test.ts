@@ -32,7 +32,9 @@ describe('shared test vectors', () => {
     const types = new Set(valid.map(([, v]) => (v.message as { type: string }).type));
     expect([...types].sort()).toEqual(jobMessageSchema.options.map((o) => o.shape.type.value).sort());
     expect(invalid.length).toBeGreaterThanOrEqual(10);
-    expect(new Set(invalid.map(([, v]) => v.reason))).toEqual(new Set(['malformed', 'unsupported-version', 'schema-invalid']));
+    expect(new Set(invalid.map(([, v]) => v.reason))).toEqual(
+      new Set(['malformed', 'unsupported-version', 'schema-invalid']),
+    );
   });
 
   it.each(valid)('%s decodes and re-encodes unchanged', (_file, vector) => {
@@ -68,15 +70,21 @@ describe('JSON Schema files', () => {
   it('the committed files are what the generator writes (run `pnpm --filter @cdss/ai-jobs gen:schema`)', () => {
     const generated = protocolJsonSchemas();
     const dir = join(pkg, 'schema', 'v1');
-    expect(readdirSync(dir).sort()).toEqual(Object.keys(generated).map((f) => f.replace('v1/', '')).sort());
+    expect(readdirSync(dir).sort()).toEqual(
+      Object.keys(generated)
+        .map((f) => f.replace('v1/', ''))
+        .sort(),
+    );
     for (const [file, schema] of Object.entries(generated)) {
-      const committed = readFileSync(join(pkg, 'schema', file), 'utf8');
-      expect(committed, file).toBe(`${JSON.stringify(schema, null, 2)}\n`);
+      const committed: unknown = JSON.parse(readFileSync(join(pkg, 'schema', file), 'utf8'));
+      expect(committed, file).toEqual(schema);
     }
   });
 
   it('lists the fixed failure reasons as an enum', () => {
-    const failed = protocolJsonSchemas()['v1/analysis.failed.schema.json'] as { properties: { reason: { enum: string[] } } };
+    const failed = protocolJsonSchemas()['v1/analysis.failed.schema.json'] as {
+      properties: { reason: { enum: string[] } };
+    };
     expect(failed.properties.reason.enum).toEqual(failureReasonSchema.options);
   });
 });
@@ -84,7 +92,13 @@ describe('JSON Schema files', () => {
 describe('createMessage / encodeMessage', () => {
   it('fills in the envelope', () => {
     const msg = createMessage(
-      { type: 'analysis.progress', jobId: '0b6f3c2e-5d1a-4c8e-9f7a-2b3c4d5e6f70', workerId: 'w', stage: 'fetch', percent: 5 },
+      {
+        type: 'analysis.progress',
+        jobId: '0b6f3c2e-5d1a-4c8e-9f7a-2b3c4d5e6f70',
+        workerId: 'w',
+        stage: 'fetch',
+        percent: 5,
+      },
       Date.UTC(2026, 10, 26),
     );
     expect(msg).toMatchObject({ protocol: 'cdss.ai-jobs', version: 1, sentAt: '2026-11-26T00:00:00.000Z' });
@@ -94,7 +108,13 @@ describe('createMessage / encodeMessage', () => {
   it('refuses an invalid message with a ValidationError naming the field', () => {
     let error: unknown;
     try {
-      createMessage({ type: 'analysis.progress', jobId: '0b6f3c2e-5d1a-4c8e-9f7a-2b3c4d5e6f70', workerId: 'w', stage: 'fetch', percent: 500 });
+      createMessage({
+        type: 'analysis.progress',
+        jobId: '0b6f3c2e-5d1a-4c8e-9f7a-2b3c4d5e6f70',
+        workerId: 'w',
+        stage: 'fetch',
+        percent: 500,
+      });
     } catch (e) {
       error = e;
     }

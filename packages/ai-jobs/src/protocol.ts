@@ -65,7 +65,11 @@ export type FailureReason = z.infer<typeof failureReasonSchema>;
 
 /** The model a job asks for (or that produced a result). */
 export const modelRefSchema = z.strictObject({
-  id: z.string().min(1).max(128).regex(/^[a-z0-9][a-z0-9._-]*$/, 'lower-case letters, digits, dot, dash, underscore'),
+  id: z
+    .string()
+    .min(1)
+    .max(128)
+    .regex(/^[a-z0-9][a-z0-9._-]*$/, 'lower-case letters, digits, dot, dash, underscore'),
   version: z.string().min(1).max(64),
 });
 /** A model reference. */

@@ -39,20 +39,39 @@ export function jobStoreContract(name: string, open: () => Promise<JobStore>): v
       const accepted = event({ type: 'analysis.accepted', jobId, workerId: 'w1', attempt: 1 });
       expect((await store.apply(accepted)).outcome).toBe('applied');
       expect((await store.apply(accepted)).outcome).toBe('duplicate');
-      expect((await store.apply(event({ type: 'analysis.progress', jobId, workerId: 'w1', stage: 'fetch', percent: 10 }))).outcome).toBe('applied');
-      expect((await store.apply(event({ type: 'analysis.progress', jobId, workerId: 'w1', stage: 'inference', percent: 60 }))).outcome).toBe('applied');
+      expect(
+        (await store.apply(event({ type: 'analysis.progress', jobId, workerId: 'w1', stage: 'fetch', percent: 10 })))
+          .outcome,
+      ).toBe('applied');
+      expect(
+        (
+          await store.apply(
+            event({ type: 'analysis.progress', jobId, workerId: 'w1', stage: 'inference', percent: 60 }),
+          )
+        ).outcome,
+      ).toBe('applied');
       // an older progress redelivered late changes nothing
-      expect((await store.apply(event({ type: 'analysis.progress', jobId, workerId: 'w1', stage: 'fetch', percent: 10 }))).outcome).toBe('duplicate');
+      expect(
+        (await store.apply(event({ type: 'analysis.progress', jobId, workerId: 'w1', stage: 'fetch', percent: 10 })))
+          .outcome,
+      ).toBe('duplicate');
       const succeeded = event({ type: 'analysis.succeeded', jobId, workerId: 'w1', result: sampleResult() });
       const done = await store.apply(succeeded);
       expect(done.outcome).toBe('applied');
       expect(done.transition).toMatchObject({ from: 'running', to: 'succeeded' });
       // a duplicate result, even a different message from a redelivered job, is applied once
       expect((await store.apply(succeeded)).outcome).toBe('duplicate');
-      expect((await store.apply(event({ type: 'analysis.succeeded', jobId, workerId: 'w2', result: sampleResult() }))).outcome).toBe('duplicate');
+      expect(
+        (await store.apply(event({ type: 'analysis.succeeded', jobId, workerId: 'w2', result: sampleResult() })))
+          .outcome,
+      ).toBe('duplicate');
       const final = await store.get(jobId);
       expect(final).toMatchObject({ state: 'succeeded', workerId: 'w1', attempt: 1, result: sampleResult() });
-      expect((await store.history(jobId)).map((t) => `${t.from}>${t.to}`)).toEqual(['queued>accepted', 'accepted>running', 'running>succeeded']);
+      expect((await store.history(jobId)).map((t) => `${t.from}>${t.to}`)).toEqual([
+        'queued>accepted',
+        'accepted>running',
+        'running>succeeded',
+      ]);
     });
 
     it('refuses leaving a final state and reports unknown jobs', async () => {
@@ -60,12 +79,30 @@ export function jobStoreContract(name: string, open: () => Promise<JobStore>): v
       const { job } = await store.create(sampleRequest());
       const jobId = job.jobId;
       await store.apply(event({ type: 'analysis.cancelled', jobId, cancelledBy: 'u1', reason: 'wrong study' }));
-      const late = await store.apply(event({ type: 'analysis.succeeded', jobId, workerId: 'w1', result: sampleResult() }));
+      const late = await store.apply(
+        event({ type: 'analysis.succeeded', jobId, workerId: 'w1', result: sampleResult() }),
+      );
       expect(late).toMatchObject({ outcome: 'refused' });
       expect(late.reason).toContain('cancelled');
       const after = await store.get(jobId);
-      expect(after).toMatchObject({ state: 'cancelled', result: null, cancellation: { cancelledBy: 'u1', reason: 'wrong study' } });
-      expect((await store.apply(event({ type: 'analysis.failed', jobId: randomUUID(), reason: 'internal-error', retryable: false, detail: '' }))).outcome).toBe('unknown-job');
+      expect(after).toMatchObject({
+        state: 'cancelled',
+        result: null,
+        cancellation: { cancelledBy: 'u1', reason: 'wrong study' },
+      });
+      expect(
+        (
+          await store.apply(
+            event({
+              type: 'analysis.failed',
+              jobId: randomUUID(),
+              reason: 'internal-error',
+              retryable: false,
+              detail: '',
+            }),
+          )
+        ).outcome,
+      ).toBe('unknown-job');
       expect(() => assertTransition('succeeded', 'running')).toThrow(IllegalTransitionError);
       expect(() => assertTransition('running', 'queued')).toThrow(IllegalTransitionError);
       expect(() => assertTransition('queued', 'accepted')).not.toThrow();
@@ -75,14 +112,29 @@ export function jobStoreContract(name: string, open: () => Promise<JobStore>): v
       const store = await open();
       const { job } = await store.create(sampleRequest());
       await store.apply(event({ type: 'analysis.accepted', jobId: job.jobId, workerId: 'w', attempt: 2 }));
-      const r = await store.apply(event({ type: 'analysis.failed', jobId: job.jobId, workerId: 'w', reason: 'input-fetch-failed', retryable: true, detail: 'PACS 503' }));
-      expect(r.job).toMatchObject({ state: 'failed', attempt: 2, failure: { reason: 'input-fetch-failed', retryable: true, detail: 'PACS 503' } });
+      const r = await store.apply(
+        event({
+          type: 'analysis.failed',
+          jobId: job.jobId,
+          workerId: 'w',
+          reason: 'input-fetch-failed',
+          retryable: true,
+          detail: 'PACS 503',
+        }),
+      );
+      expect(r.job).toMatchObject({
+        state: 'failed',
+        attempt: 2,
+        failure: { reason: 'input-fetch-failed', retryable: true, detail: 'PACS 503' },
+      });
     });
 
     it('applies concurrent duplicates once', async () => {
       const store = await open();
       const { job } = await store.create(sampleRequest());
-      const msgs = Array.from({ length: 10 }, (_, i) => event({ type: 'analysis.succeeded', jobId: job.jobId, workerId: `w${i}`, result: sampleResult() }));
+      const msgs = Array.from({ length: 10 }, (_, i) =>
+        event({ type: 'analysis.succeeded', jobId: job.jobId, workerId: `w${i}`, result: sampleResult() }),
+      );
       const outcomes = await Promise.all(msgs.map((m) => store.apply(m)));
       expect(outcomes.filter((o) => o.outcome === 'applied')).toHaveLength(1);
       expect((await store.history(job.jobId)).filter((t) => t.to === 'succeeded')).toHaveLength(1);
@@ -105,8 +157,12 @@ export function jobStoreContract(name: string, open: () => Promise<JobStore>): v
       await store.apply(event({ type: 'analysis.accepted', jobId: job.jobId, workerId: 'w', attempt: 1 }));
       const future = new Date(Date.now() + 60_000).toISOString();
       const past = new Date(Date.now() - 60_000).toISOString();
-      expect((await store.list({ states: ['accepted', 'running'], updatedBefore: future })).map((j) => j.jobId)).toContain(job.jobId);
-      expect((await store.list({ states: ['accepted', 'running'], updatedBefore: past })).map((j) => j.jobId)).not.toContain(job.jobId);
+      expect(
+        (await store.list({ states: ['accepted', 'running'], updatedBefore: future })).map((j) => j.jobId),
+      ).toContain(job.jobId);
+      expect(
+        (await store.list({ states: ['accepted', 'running'], updatedBefore: past })).map((j) => j.jobId),
+      ).not.toContain(job.jobId);
     });
   });
 }

@@ -15,7 +15,15 @@ const STUDY = '1.2.826.0.1.3680043.8.498.1';
  * @param overrides - fields to replace
  * @returns the input
  */
-export function sampleRequestInput(overrides: Partial<{ jobId: string; idempotencyKey: string; priority: 'routine' | 'urgent' | 'asap' | 'stat'; deadline: string; callbackUrl: string }> = {}): {
+export function sampleRequestInput(
+  overrides: Partial<{
+    jobId: string;
+    idempotencyKey: string;
+    priority: 'routine' | 'urgent' | 'asap' | 'stat';
+    deadline: string;
+    callbackUrl: string;
+  }> = {},
+): {
   jobId?: string;
   idempotencyKey: string;
   patientRef: string;
@@ -46,7 +54,12 @@ export function sampleRequestInput(overrides: Partial<{ jobId: string; idempoten
  */
 export function sampleRequest(overrides: Parameters<typeof sampleRequestInput>[0] = {}): AnalysisRequested {
   const { jobId, ...input } = sampleRequestInput(overrides);
-  return createMessage({ type: 'analysis.requested', jobId: jobId ?? randomUUID(), createdAt: new Date().toISOString(), ...input });
+  return createMessage({
+    type: 'analysis.requested',
+    jobId: jobId ?? randomUUID(),
+    createdAt: new Date().toISOString(),
+    ...input,
+  });
 }
 
 /** A plausible segmentation result. */

@@ -55,13 +55,23 @@ export function transportContract(name: string, factory: TransportFactory): void
 
     it('delivers a published request with its properties, once acknowledged it is gone', async () => {
       const { t } = await make();
-      const m = msg('{"hello":1}', { type: 'analysis.requested', correlationId: 'job-1', headers: { 'x-extra': 'yes' } });
+      const m = msg('{"hello":1}', {
+        type: 'analysis.requested',
+        correlationId: 'job-1',
+        headers: { 'x-extra': 'yes' },
+      });
       await t.publishRequest(m);
       const got = collector<Delivery>();
       await t.consumeRequests(async (d) => got.push(d), { prefetch: 1 });
       const [d] = await got.waitFor(1);
       expect(d!.body.toString()).toBe('{"hello":1}');
-      expect(d).toMatchObject({ messageId: m.messageId, type: 'analysis.requested', correlationId: 'job-1', redelivered: false, attempt: 1 });
+      expect(d).toMatchObject({
+        messageId: m.messageId,
+        type: 'analysis.requested',
+        correlationId: 'job-1',
+        redelivered: false,
+        attempt: 1,
+      });
       expect(d!.headers['x-extra']).toBe('yes');
       await d!.ack();
       await settle(100);
@@ -81,10 +91,13 @@ export function transportContract(name: string, factory: TransportFactory): void
       await t.publishRequest(msg('stat', { priority: 9 }));
       await t.publishRequest(msg('urgent', { priority: 4 }));
       const got = collector<string>();
-      await t.consumeRequests(async (d) => {
-        got.push(d.body.toString());
-        await d.ack();
-      }, { prefetch: 1 });
+      await t.consumeRequests(
+        async (d) => {
+          got.push(d.body.toString());
+          await d.ack();
+        },
+        { prefetch: 1 },
+      );
       const order = await got.waitFor(7);
       expect(order.slice(0, 3)).toEqual(['stat', 'urgent', 'routine-0']);
     });
@@ -107,11 +120,14 @@ export function transportContract(name: string, factory: TransportFactory): void
       const { t } = await make();
       await t.publishRequest(msg('again'));
       const got = collector<Delivery>();
-      await t.consumeRequests(async (d) => {
-        got.push(d);
-        if (got.items.length === 1) await d.requeue();
-        else await d.ack();
-      }, { prefetch: 1 });
+      await t.consumeRequests(
+        async (d) => {
+          got.push(d);
+          if (got.items.length === 1) await d.requeue();
+          else await d.ack();
+        },
+        { prefetch: 1 },
+      );
       const [first, second] = await got.waitFor(2);
       expect(first!.redelivered).toBe(false);
       expect(second!.redelivered).toBe(true);
@@ -122,11 +138,14 @@ export function transportContract(name: string, factory: TransportFactory): void
       const { t } = await make();
       await t.publishRequest(msg('boom'));
       const got = collector<Delivery>();
-      await t.consumeRequests(async (d) => {
-        got.push(d);
-        if (got.items.length === 1) throw new Error('handler bug');
-        await d.ack();
-      }, { prefetch: 1 });
+      await t.consumeRequests(
+        async (d) => {
+          got.push(d);
+          if (got.items.length === 1) throw new Error('handler bug');
+          await d.ack();
+        },
+        { prefetch: 1 },
+      );
       const [, second] = await got.waitFor(2);
       expect(second!.redelivered).toBe(true);
     });
@@ -135,11 +154,14 @@ export function transportContract(name: string, factory: TransportFactory): void
       const { t } = await make();
       await t.publishRequest(msg('flaky', { headers: { 'x-keep': 'kept' } }));
       const got = collector<Delivery>();
-      await t.consumeRequests(async (d) => {
-        got.push(d);
-        if (d.attempt < 3) await d.retry(d.attempt - 1);
-        else await d.ack();
-      }, { prefetch: 1 });
+      await t.consumeRequests(
+        async (d) => {
+          got.push(d);
+          if (d.attempt < 3) await d.retry(d.attempt - 1);
+          else await d.ack();
+        },
+        { prefetch: 1 },
+      );
       const all = await got.waitFor(3);
       expect(all.map((d) => d.attempt)).toEqual([1, 2, 3]);
       expect(all[2]!.headers['x-keep']).toBe('kept');
@@ -152,13 +174,16 @@ export function transportContract(name: string, factory: TransportFactory): void
       await t.publishRequest(msg('poison'));
       await t.publishRequest(msg('good'));
       const good = collector<string>();
-      await t.consumeRequests(async (d) => {
-        if (d.body.toString() === 'poison') await d.deadLetter('malformed', 'not JSON at 0');
-        else {
-          good.push(d.body.toString());
-          await d.ack();
-        }
-      }, { prefetch: 1 });
+      await t.consumeRequests(
+        async (d) => {
+          if (d.body.toString() === 'poison') await d.deadLetter('malformed', 'not JSON at 0');
+          else {
+            good.push(d.body.toString());
+            await d.ack();
+          }
+        },
+        { prefetch: 1 },
+      );
       await good.waitFor(1);
       let dead: Awaited<ReturnType<JobTransport['takeDeadLetters']>> = [];
       for (let i = 0; i < 50 && dead.length === 0; i++) {
@@ -179,10 +204,13 @@ export function transportContract(name: string, factory: TransportFactory): void
       await a.consumeRequests(async (d) => gotA.push(d), { prefetch: 1 });
       await gotA.waitFor(1);
       const gotB = collector<Delivery>();
-      await b.consumeRequests(async (d) => {
-        gotB.push(d);
-        await d.ack();
-      }, { prefetch: 1 });
+      await b.consumeRequests(
+        async (d) => {
+          gotB.push(d);
+          await d.ack();
+        },
+        { prefetch: 1 },
+      );
       await a.close();
       const [d] = await gotB.waitFor(1);
       expect(d!.body.toString()).toBe('held');
@@ -193,10 +221,13 @@ export function transportContract(name: string, factory: TransportFactory): void
     it('a cancelled consumer receives nothing more', async () => {
       const { t } = await make();
       const got = collector<string>();
-      const c = await t.consumeRequests(async (d) => {
-        got.push(d.body.toString());
-        await d.ack();
-      }, { prefetch: 1 });
+      const c = await t.consumeRequests(
+        async (d) => {
+          got.push(d.body.toString());
+          await d.ack();
+        },
+        { prefetch: 1 },
+      );
       await t.publishRequest(msg('one'));
       await got.waitFor(1);
       await c.cancel();

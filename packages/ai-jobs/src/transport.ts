@@ -48,7 +48,10 @@ export const topologyOptionsSchema = z.object({
 export type TopologyOptions = z.input<typeof topologyOptionsSchema>;
 
 /** Queue and exchange names for a prefix. */
-export function topologyNames(prefix: string, retryDelaysMs: readonly number[]): {
+export function topologyNames(
+  prefix: string,
+  retryDelaysMs: readonly number[],
+): {
   workExchange: string;
   workQueue: string;
   retryQueues: string[];

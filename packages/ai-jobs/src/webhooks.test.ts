@@ -21,7 +21,15 @@ import {
 
 const SECRET = 'whsec_test_0123456789abcdef';
 const OTHER = 'whsec_other_0123456789abcdef';
-const body = encodeMessage(createMessage({ type: 'analysis.progress', jobId: '0b6f3c2e-5d1a-4c8e-9f7a-2b3c4d5e6f70', workerId: 'w', stage: 'fetch', percent: 1 }));
+const body = encodeMessage(
+  createMessage({
+    type: 'analysis.progress',
+    jobId: '0b6f3c2e-5d1a-4c8e-9f7a-2b3c4d5e6f70',
+    workerId: 'w',
+    stage: 'fetch',
+    percent: 1,
+  }),
+);
 const T0 = 1_764_136_800; // seconds
 
 async function rejection(p: Promise<unknown>): Promise<WebhookRejection | 'accepted'> {
@@ -45,7 +53,9 @@ describe('webhook signatures', () => {
   });
 
   it('rejects a forged signature (wrong secret)', async () => {
-    expect(await rejection(verifyWebhook({ body, signature: signWebhook(body, OTHER, T0), secrets: SECRET, now }))).toBe('mismatch');
+    expect(
+      await rejection(verifyWebhook({ body, signature: signWebhook(body, OTHER, T0), secrets: SECRET, now })),
+    ).toBe('mismatch');
   });
 
   it('rejects an altered body', async () => {
@@ -62,8 +72,12 @@ describe('webhook signatures', () => {
   it('rejects a replay inside the window and a stale one outside it', async () => {
     const cache = new MemoryReplayCache(now);
     const signature = signWebhook(body, SECRET, T0);
-    expect(await rejection(verifyWebhook({ body, signature, secrets: SECRET, now, replayCache: cache }))).toBe('accepted');
-    expect(await rejection(verifyWebhook({ body, signature, secrets: SECRET, now, replayCache: cache }))).toBe('replayed');
+    expect(await rejection(verifyWebhook({ body, signature, secrets: SECRET, now, replayCache: cache }))).toBe(
+      'accepted',
+    );
+    expect(await rejection(verifyWebhook({ body, signature, secrets: SECRET, now, replayCache: cache }))).toBe(
+      'replayed',
+    );
     const later = () => (T0 + 301) * 1000;
     expect(await rejection(verifyWebhook({ body, signature, secrets: SECRET, now: later }))).toBe('expired');
     const early = () => (T0 - 301) * 1000;
@@ -73,8 +87,12 @@ describe('webhook signatures', () => {
   it('rejects missing and malformed headers', async () => {
     expect(await rejection(verifyWebhook({ body, signature: undefined, secrets: SECRET, now }))).toBe('missing');
     expect(await rejection(verifyWebhook({ body, signature: 'sha256=abc', secrets: SECRET, now }))).toBe('malformed');
-    expect(await rejection(verifyWebhook({ body, signature: `t=${T0},v1=xyz`, secrets: SECRET, now }))).toBe('malformed');
-    expect(await rejection(verifyWebhook({ body, signature: `t=${T0},v1=${'0'.repeat(63)}`, secrets: SECRET, now }))).toBe('malformed');
+    expect(await rejection(verifyWebhook({ body, signature: `t=${T0},v1=xyz`, secrets: SECRET, now }))).toBe(
+      'malformed',
+    );
+    expect(
+      await rejection(verifyWebhook({ body, signature: `t=${T0},v1=${'0'.repeat(63)}`, secrets: SECRET, now })),
+    ).toBe('malformed');
   });
 
   it('supports secret rotation: two signatures, either secret verifies', async () => {
@@ -106,7 +124,9 @@ describe('webhook delivery over real HTTP (127.0.0.1, port 0)', () => {
     server = undefined;
   });
 
-  async function listen(handler: (req: IncomingMessage, raw: Buffer) => Promise<[number, Record<string, string>?]>): Promise<string> {
+  async function listen(
+    handler: (req: IncomingMessage, raw: Buffer) => Promise<[number, Record<string, string>?]>,
+  ): Promise<string> {
     server = createServer((req, res) => {
       void readBody(req)
         .then((raw) => handler(req, raw))
@@ -118,14 +138,24 @@ describe('webhook delivery over real HTTP (127.0.0.1, port 0)', () => {
   }
 
   const noSleep = async () => {};
-  const message = createMessage({ type: 'analysis.progress', jobId: '0b6f3c2e-5d1a-4c8e-9f7a-2b3c4d5e6f70', workerId: 'w', stage: 'store', percent: 90 });
+  const message = createMessage({
+    type: 'analysis.progress',
+    jobId: '0b6f3c2e-5d1a-4c8e-9f7a-2b3c4d5e6f70',
+    workerId: 'w',
+    stage: 'store',
+    percent: 90,
+  });
 
   it('retries 503 and 429 with backoff, then delivers a body the receiver verifies', async () => {
     const statuses = [503, 429, 200];
     const verified: boolean[] = [];
     const cache = new MemoryReplayCache();
     const url = await listen(async (req, raw) => {
-      verified.push((await rejection(verifyWebhook({ body: raw, signature: req.headers[SIGNATURE_HEADER], secrets: SECRET, replayCache: cache }))) === 'accepted');
+      verified.push(
+        (await rejection(
+          verifyWebhook({ body: raw, signature: req.headers[SIGNATURE_HEADER], secrets: SECRET, replayCache: cache }),
+        )) === 'accepted',
+      );
       const status = statuses.shift()!;
       return status === 429 ? [status, { 'retry-after': '0' }] : [status];
     });
@@ -144,7 +174,9 @@ describe('webhook delivery over real HTTP (127.0.0.1, port 0)', () => {
     await new Promise<void>((r) => server!.close(() => r()));
     let hits = 0;
     const url503 = await listen(async () => (hits++, [503]));
-    await expect(sender.deliver(url503, message)).rejects.toSatisfy((e) => RetryError.isInstance(e) && e.errors.length === 3);
+    await expect(sender.deliver(url503, message)).rejects.toSatisfy(
+      (e) => RetryError.isInstance(e) && e.errors.length === 3,
+    );
     expect(hits).toBe(3);
   });
 
@@ -153,14 +185,21 @@ describe('webhook delivery over real HTTP (127.0.0.1, port 0)', () => {
     await new Promise<void>((r) => server!.close(() => r()));
     server = undefined;
     const sender = new WebhookSender({ secret: SECRET, sleep: noSleep, maxAttempts: 2, timeoutMs: 2000 });
-    await expect(sender.deliver(url, message)).rejects.toSatisfy((e) => RetryError.isInstance(e) && e.errors.length === 2);
+    await expect(sender.deliver(url, message)).rejects.toSatisfy(
+      (e) => RetryError.isInstance(e) && e.errors.length === 2,
+    );
   });
 
   it('a worker reports by webhook and the client records it; forged, altered and replayed webhooks change nothing', async () => {
     const broker = new MemoryBroker();
     const store = new MemoryJobStore();
     const serverT = new MemoryTransport({ broker });
-    const client = new JobClient({ transport: serverT, store, webhookSecrets: [SECRET], replayCache: new MemoryReplayCache() });
+    const client = new JobClient({
+      transport: serverT,
+      store,
+      webhookSecrets: [SECRET],
+      replayCache: new MemoryReplayCache(),
+    });
     await client.start();
     const received: { raw: Buffer; signature: string }[] = [];
     const outcomes: string[] = [];
@@ -176,7 +215,11 @@ describe('webhook delivery over real HTTP (127.0.0.1, port 0)', () => {
     });
     // a separate client without an events consumer would also work; here the worker reports both ways
     const workerT = new MemoryTransport({ broker });
-    const worker = new JobWorker({ transport: workerT, handler: async () => sampleResult(), webhooks: new WebhookSender({ secret: SECRET, sleep: noSleep }) });
+    const worker = new JobWorker({
+      transport: workerT,
+      handler: async () => sampleResult(),
+      webhooks: new WebhookSender({ secret: SECRET, sleep: noSleep }),
+    });
     await worker.start();
     const job = await client.send(new RequestAnalysis(sampleRequestInput({ callbackUrl: url })));
     await pollJob((id) => store.get(id), job.jobId, { intervalMs: 10, timeoutMs: 10_000 });
@@ -187,9 +230,15 @@ describe('webhook delivery over real HTTP (127.0.0.1, port 0)', () => {
     // a second job that only webhooks will move
     const other = await client.send(new RequestAnalysis(sampleRequestInput()));
     await worker.stop({ graceMs: 0 });
-    const succeeded = encodeMessage(createMessage({ type: 'analysis.succeeded', jobId: other.jobId, workerId: 'evil', result: sampleResult() }));
+    const succeeded = encodeMessage(
+      createMessage({ type: 'analysis.succeeded', jobId: other.jobId, workerId: 'evil', result: sampleResult() }),
+    );
     const post = (raw: Buffer | string, signature: string) =>
-      fetch(url, { method: 'POST', body: raw, headers: { 'content-type': 'application/json', [SIGNATURE_HEADER]: signature } }).then((r) => r.status);
+      fetch(url, {
+        method: 'POST',
+        body: raw,
+        headers: { 'content-type': 'application/json', [SIGNATURE_HEADER]: signature },
+      }).then((r) => r.status);
     expect(await post(succeeded, signWebhook(succeeded, OTHER))).toBe(401); // forged
     const genuine = signWebhook(succeeded, SECRET);
     expect(await post(succeeded.toString().replace('"volumeMl":12.5', '"volumeMl":1250'), genuine)).toBe(401); // altered

@@ -47,7 +47,9 @@ function hmac(secret: string, timestamp: number, body: Buffer): Buffer {
 }
 
 function toBuffer(body: string | Uint8Array): Buffer {
-  return typeof body === 'string' ? Buffer.from(body, 'utf8') : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+  return typeof body === 'string'
+    ? Buffer.from(body, 'utf8')
+    : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
 }
 
 /**
@@ -57,11 +59,18 @@ function toBuffer(body: string | Uint8Array): Buffer {
  * @param timestampSeconds - unix seconds (default now)
  * @returns the `CDSS-Signature` header value
  */
-export function signWebhook(body: string | Uint8Array, secrets: string | readonly string[], timestampSeconds = Math.floor(Date.now() / 1000)): string {
+export function signWebhook(
+  body: string | Uint8Array,
+  secrets: string | readonly string[],
+  timestampSeconds = Math.floor(Date.now() / 1000),
+): string {
   const list = typeof secrets === 'string' ? [secrets] : secrets;
-  if (list.length === 0 || list.some((s) => s.length < 16)) throw new CdssError('webhook secrets must be at least 16 characters', { code: 'WEBHOOK_SECRET' });
+  if (list.length === 0 || list.some((s) => s.length < 16))
+    throw new CdssError('webhook secrets must be at least 16 characters', { code: 'WEBHOOK_SECRET' });
   const raw = toBuffer(body);
-  return [`t=${timestampSeconds}`, ...list.map((s) => `v1=${hmac(s, timestampSeconds, raw).toString('hex')}`)].join(',');
+  return [`t=${timestampSeconds}`, ...list.map((s) => `v1=${hmac(s, timestampSeconds, raw).toString('hex')}`)].join(
+    ',',
+  );
 }
 
 /** Remembers accepted signatures until they leave the replay window. */
@@ -132,10 +141,12 @@ export async function verifyWebhook(options: VerifyWebhookOptions): Promise<numb
     if (key === 't' && /^\d{1,12}$/.test(value)) timestamp = Number(value);
     else if (key === 'v1' && HEX64.test(value)) candidates.push(Buffer.from(value, 'hex'));
   }
-  if (timestamp === undefined || candidates.length === 0) throw new WebhookVerificationError('malformed', `${SIGNATURE_HEADER} needs t=<seconds> and v1=<hex sha256>`);
+  if (timestamp === undefined || candidates.length === 0)
+    throw new WebhookVerificationError('malformed', `${SIGNATURE_HEADER} needs t=<seconds> and v1=<hex sha256>`);
   const now = (options.now ?? Date.now)();
   const tolerance = options.toleranceSeconds ?? 300;
-  if (Math.abs(now / 1000 - timestamp) > tolerance) throw new WebhookVerificationError('expired', `timestamp outside the ${tolerance} s window`);
+  if (Math.abs(now / 1000 - timestamp) > tolerance)
+    throw new WebhookVerificationError('expired', `timestamp outside the ${tolerance} s window`);
   const raw = toBuffer(options.body);
   const secrets = typeof options.secrets === 'string' ? [options.secrets] : options.secrets;
   let matched: Buffer | undefined;
@@ -155,7 +166,15 @@ export async function verifyWebhook(options: VerifyWebhookOptions): Promise<numb
 }
 
 /** A `fetch`-compatible function (Node 20's global `fetch` by default). */
-export type FetchLike = (url: string, init: { method: string; headers: Record<string, string>; body: Buffer; signal: AbortSignal }) => Promise<{ status: number; statusText: string; headers: { get(name: string): string | null }; text(): Promise<string> }>;
+export type FetchLike = (
+  url: string,
+  init: { method: string; headers: Record<string, string>; body: Buffer; signal: AbortSignal },
+) => Promise<{
+  status: number;
+  statusText: string;
+  headers: { get(name: string): string | null };
+  text(): Promise<string>;
+}>;
 
 /** Options of {@link WebhookSender}. */
 export interface WebhookSenderOptions {
@@ -230,14 +249,28 @@ export class WebhookSender {
           signal: AbortSignal.timeout(this.#o.timeoutMs),
         });
         if (response.status >= 200 && response.status < 300) return { status: response.status, attempts: attempt };
-        const error = new HttpError({ method: 'POST', url, status: response.status, statusText: response.statusText, responseBody: (await response.text().catch(() => '')).slice(0, 500) });
+        const error = new HttpError({
+          method: 'POST',
+          url,
+          status: response.status,
+          statusText: response.statusText,
+          responseBody: (await response.text().catch(() => '')).slice(0, 500),
+        });
         if (!RETRYABLE.has(response.status)) throw error;
         errors.push(error);
         const ra = response.headers.get('retry-after');
         if (ra !== null && /^\d+$/.test(ra)) retryAfterMs = Number(ra) * 1000;
       } catch (error) {
         if (HttpError.isInstance(error) && error.status !== undefined && !RETRYABLE.has(error.status)) throw error;
-        if (!HttpError.isInstance(error)) errors.push(new HttpError({ method: 'POST', url, cause: error, message: `POST ${url}: ${error instanceof Error ? error.message : String(error)}` }));
+        if (!HttpError.isInstance(error))
+          errors.push(
+            new HttpError({
+              method: 'POST',
+              url,
+              cause: error,
+              message: `POST ${url}: ${error instanceof Error ? error.message : String(error)}`,
+            }),
+          );
       }
       if (attempt < this.#o.maxAttempts) {
         const backoff = Math.random() * Math.min(this.#o.maxDelayMs, this.#o.baseDelayMs * 2 ** (attempt - 1));

@@ -172,7 +172,8 @@ export class JobWorker {
     ]);
     clearTimeout(timer);
     if (graceOver) {
-      for (const r of this.#running.values()) r.controller.abort(new CdssError('worker stopping', { code: 'WORKER_STOPPING' }));
+      for (const r of this.#running.values())
+        r.controller.abort(new CdssError('worker stopping', { code: 'WORKER_STOPPING' }));
       await Promise.all([...this.#running.values()].map((r) => r.done));
     }
     await this.#control?.cancel();
@@ -213,9 +214,17 @@ export class JobWorker {
   }
 
   async #onRequest(delivery: Delivery): Promise<void> {
+    if (this.#stopping) {
+      // arrived while the consumer was being cancelled: hand it back for another worker
+      await delivery.requeue();
+      return;
+    }
     const decoded = decodeMessage(delivery.body);
     if (!decoded.ok) {
-      this.#log.warn({ messageId: delivery.messageId, reason: decoded.reason, detail: decoded.detail }, 'invalid request dead-lettered');
+      this.#log.warn(
+        { messageId: delivery.messageId, reason: decoded.reason, detail: decoded.detail },
+        'invalid request dead-lettered',
+      );
       await delivery.deadLetter(decoded.reason, decoded.detail);
       return;
     }
@@ -230,7 +239,11 @@ export class JobWorker {
       return;
     }
     let finish!: () => void;
-    const running: Running = { controller: new AbortController(), jobId: request.jobId, done: new Promise<void>((r) => (finish = r)) };
+    const running: Running = {
+      controller: new AbortController(),
+      jobId: request.jobId,
+      done: new Promise<void>((r) => (finish = r)),
+    };
     this.#running.set(request.jobId, running);
     try {
       await this.#run(delivery, request, running);
@@ -245,12 +258,29 @@ export class JobWorker {
     const base = { jobId, workerId: this.workerId };
     const cancelled = this.#cancelled.get(jobId);
     if (cancelled) {
-      await this.#emit({ type: 'analysis.cancelled', jobId, cancelledBy: cancelled.by, ...(cancelled.reason === undefined ? {} : { reason: cancelled.reason }) }, request);
+      await this.#emit(
+        {
+          type: 'analysis.cancelled',
+          jobId,
+          cancelledBy: cancelled.by,
+          ...(cancelled.reason === undefined ? {} : { reason: cancelled.reason }),
+        },
+        request,
+      );
       await delivery.ack();
       return;
     }
     if (request.deadline && Date.parse(request.deadline) <= this.#now()) {
-      await this.#emit({ type: 'analysis.failed', ...base, reason: 'deadline-exceeded', retryable: false, detail: 'deadline passed before the job started' }, request);
+      await this.#emit(
+        {
+          type: 'analysis.failed',
+          ...base,
+          reason: 'deadline-exceeded',
+          retryable: false,
+          detail: 'deadline passed before the job started',
+        },
+        request,
+      );
       await delivery.ack();
       return;
     }
@@ -266,7 +296,10 @@ export class JobWorker {
     }, this.#heartbeatMs);
     const lease = setTimeout(() => {
       acked = true;
-      this.#log.info({ jobId, ackTimeoutMs: this.#ackTimeoutMs }, 'long job: acknowledging early, heartbeats keep the lease');
+      this.#log.info(
+        { jobId, ackTimeoutMs: this.#ackTimeoutMs },
+        'long job: acknowledging early, heartbeats keep the lease',
+      );
       void accepted.then(() => delivery.ack());
     }, this.#ackTimeoutMs);
     let deadlineTimer: NodeJS.Timeout | undefined;
@@ -312,11 +345,22 @@ export class JobWorker {
       }
       await accepted;
       if (CdssError.isInstance(reason) && reason.code === 'JOB_CANCELLED') {
-        await this.#emit({ type: 'analysis.cancelled', jobId, cancelledBy: running.cancelledBy ?? 'unknown', ...(running.cancelReason === undefined ? {} : { reason: running.cancelReason }) }, request);
+        await this.#emit(
+          {
+            type: 'analysis.cancelled',
+            jobId,
+            cancelledBy: running.cancelledBy ?? 'unknown',
+            ...(running.cancelReason === undefined ? {} : { reason: running.cancelReason }),
+          },
+          request,
+        );
         await settle();
         return;
       }
-      const failure = reason instanceof JobFailure ? reason : new JobFailure('internal-error', errorSummary(reason).message, { retryable: true, cause: reason });
+      const failure =
+        reason instanceof JobFailure
+          ? reason
+          : new JobFailure('internal-error', errorSummary(reason).message, { retryable: true, cause: reason });
       if (failure.retryable && !acked && delivery.attempt < this.#maxAttempts) {
         this.#log.info({ jobId, attempt: delivery.attempt, reason: failure.reason }, 'retrying job');
         await delivery.retry(delivery.attempt - 1);
@@ -360,4 +404,3 @@ function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
     );
   });
 }
-
