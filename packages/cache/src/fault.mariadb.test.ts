@@ -107,9 +107,28 @@ describe.skipIf(!mariadb.available)('fault: a private MariaDB stopped for real u
       const cold = newCache();
       expect(await cold.getOrLoad('patient:1', load('1'))).toMatchObject({ source: 'l2', value: { name: 'Before' } });
 
-      // Stop the real server (SIGTERM to its PID via the script) and make sure it is gone.
       const pid = Number((await readFile(join(dir, 'mariadb', 'mariadb.pid'), 'utf8')).trim());
       expect(pid).toBeGreaterThan(0);
+
+      // Hung, not dead (SIGSTOP to its PID): statements get no answer, so only the deadline ends them. Reads still
+      // answer from the loader; once the breaker is open they fail over without waiting at all.
+      process.kill(pid, 'SIGSTOP');
+      try {
+        const hung = newCache();
+        for (let i = 0; i < 3; i++) {
+          hung.evictLocal('patient:2');
+          expect(await hung.getOrLoad('patient:2', load('2'))).toMatchObject({ source: 'loader', value: { id: '2' } });
+        }
+        expect(l2.degraded).toBe(true);
+      } finally {
+        process.kill(pid, 'SIGCONT');
+      }
+      // Resumed: the held statements complete and L2 answers again.
+      expect(
+        await eventually(async () => (await newCache().getOrLoad('patient:1', load('1'))).source === 'l2', 10_000, 50),
+      ).toBe(true);
+
+      // Stop the real server (SIGTERM to its PID via the script) and make sure it is gone.
       await services('stop');
       expect(await portOpen(port)).toBe(false);
       expect(await processAlive(pid)).toBe(false);
