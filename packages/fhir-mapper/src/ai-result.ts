@@ -44,7 +44,13 @@ export const analysisSeriesSchema = z.object({
   numberOfInstances: z.number().int().nonnegative().optional(),
   /** One SOP class per series is enough for FHIR; instances are listed when given. */
   instances: z
-    .array(z.object({ sopInstanceUid: dicomUidSchema, sopClassUid: dicomUidSchema, number: z.number().int().nonnegative().optional() }))
+    .array(
+      z.object({
+        sopInstanceUid: dicomUidSchema,
+        sopClassUid: dicomUidSchema,
+        number: z.number().int().nonnegative().optional(),
+      }),
+    )
     .optional(),
 });
 
@@ -52,7 +58,11 @@ export const analysisSeriesSchema = z.object({
 export const analysisResultSchema = z
   .object({
     /** The AI job id: names the result's identifiers. */
-    analysisId: z.string().min(1).max(64).regex(/^[A-Za-z0-9._-]+$/),
+    analysisId: z
+      .string()
+      .min(1)
+      .max(64)
+      .regex(/^[A-Za-z0-9._-]+$/),
     /** OpenEMR patient uuid. */
     patientUuid: z.uuid(),
     study: z.object({
@@ -92,8 +102,10 @@ export const analysisResultSchema = z
   })
   .superRefine((v, ctx) => {
     const tol = 1e-6;
-    if (v.volumesMl.ET > v.volumesMl.TC + tol) ctx.addIssue({ code: 'custom', path: ['volumesMl', 'ET'], message: 'ET must not exceed TC (nested regions)' });
-    if (v.volumesMl.TC > v.volumesMl.WT + tol) ctx.addIssue({ code: 'custom', path: ['volumesMl', 'TC'], message: 'TC must not exceed WT (nested regions)' });
+    if (v.volumesMl.ET > v.volumesMl.TC + tol)
+      ctx.addIssue({ code: 'custom', path: ['volumesMl', 'ET'], message: 'ET must not exceed TC (nested regions)' });
+    if (v.volumesMl.TC > v.volumesMl.WT + tol)
+      ctx.addIssue({ code: 'custom', path: ['volumesMl', 'TC'], message: 'TC must not exceed WT (nested regions)' });
     if (Date.parse(v.timings.finishedAt) < Date.parse(v.timings.startedAt))
       ctx.addIssue({ code: 'custom', path: ['timings', 'finishedAt'], message: 'finishedAt is before startedAt' });
   });
@@ -146,7 +158,12 @@ export function analysisIdentifiers(input: unknown, options: MapperOptions = {})
   return identifiersOf(r, ctx.systems.aiModel, ctx.systems.tumor, ctx.systems.analysis);
 }
 
-function identifiersOf(r: AnalysisResult, modelSystem: string, tumorSystem: string, analysisSystem: string): AnalysisIdentifiers {
+function identifiersOf(
+  r: AnalysisResult,
+  modelSystem: string,
+  tumorSystem: string,
+  analysisSystem: string,
+): AnalysisIdentifiers {
   return {
     diagnosticReport: dicomId(r.segmentation.sopInstanceUid),
     imagingStudy: dicomId(r.study.studyInstanceUid),
@@ -215,12 +232,18 @@ export function analysisToTransaction(input: unknown, options: AnalysisMapperOpt
             modality: 'SEG',
             description: `AI segmentation (${r.model.name} ${r.model.version})`,
             numberOfInstances: 1,
-            instances: [{ sopInstanceUid: r.segmentation.sopInstanceUid, sopClassUid: '1.2.840.10008.5.1.4.1.1.66.4', number: 1 }],
+            instances: [
+              { sopInstanceUid: r.segmentation.sopInstanceUid, sopClassUid: '1.2.840.10008.5.1.4.1.1.66.4', number: 1 },
+            ],
           },
         ]),
   ];
   const modalityCoding = (m: string): ReturnType<typeof coding> =>
-    m === 'MR' ? coding('modalityMr') : m === 'SEG' ? coding('modalitySeg') : { system: 'http://dicom.nema.org/resources/ontology/DCM', code: m };
+    m === 'MR'
+      ? coding('modalityMr')
+      : m === 'SEG'
+        ? coding('modalitySeg')
+        : { system: 'http://dicom.nema.org/resources/ontology/DCM', code: m };
   const instanceTotal = series.reduce((n, s) => n + (s.numberOfInstances ?? s.instances?.length ?? 0), 0);
   const study: ImagingStudy = compact({
     resourceType: 'ImagingStudy' as const,
@@ -244,7 +267,11 @@ export function analysisToTransaction(input: unknown, options: AnalysisMapperOpt
         description: s.description,
         numberOfInstances: s.numberOfInstances ?? s.instances?.length,
         instance: s.instances?.map((i) =>
-          compact({ uid: i.sopInstanceUid, sopClass: { system: 'urn:ietf:rfc:3986', code: `urn:oid:${i.sopClassUid}` }, number: i.number }),
+          compact({
+            uid: i.sopInstanceUid,
+            sopClass: { system: 'urn:ietf:rfc:3986', code: `urn:oid:${i.sopClassUid}` },
+            number: i.number,
+          }),
         ),
       }),
     ),
@@ -274,26 +301,28 @@ export function analysisToTransaction(input: unknown, options: AnalysisMapperOpt
 
   const derivedFrom: Reference[] = [
     { reference: urls.study, display: 'Source MR study' },
-    { type: 'ImagingStudy', identifier: dicomId(r.segmentation.sopInstanceUid), display: 'DICOM SEG (AI segmentation)' },
+    {
+      type: 'ImagingStudy',
+      identifier: dicomId(r.segmentation.sopInstanceUid),
+      display: 'DICOM SEG (AI segmentation)',
+    },
   ];
-  const volumeObs = REGIONS.map(
-    (reg): Observation => ({
-      resourceType: 'Observation',
-      identifier: [ids.volumes[reg.key]],
-      status: obsStatus,
-      category: [concept('categoryImaging')],
-      code: concept('volume', `${reg.label} volume`),
-      subject,
-      focus: [{ reference: urls.tumor }],
-      effectiveDateTime: effective,
-      issued: r.timings.finishedAt,
-      valueQuantity: quantity(round(r.volumesMl[reg.key], 3), 'mL'),
-      bodySite: concept(reg.codes, reg.label),
-      method: concept('mri'),
-      device: { reference: urls.device },
-      derivedFrom,
-    }),
-  );
+  const volumeObs = REGIONS.map((reg): Observation => ({
+    resourceType: 'Observation',
+    identifier: [ids.volumes[reg.key]],
+    status: obsStatus,
+    category: [concept('categoryImaging')],
+    code: concept('volume', `${reg.label} volume`),
+    subject,
+    focus: [{ reference: urls.tumor }],
+    effectiveDateTime: effective,
+    issued: r.timings.finishedAt,
+    valueQuantity: quantity(round(r.volumesMl[reg.key], 3), 'mL'),
+    bodySite: concept(reg.codes, reg.label),
+    method: concept('mri'),
+    device: { reference: urls.device },
+    derivedFrom,
+  }));
 
   const tumorSize: Observation | undefined = hasTumor
     ? {
@@ -312,7 +341,10 @@ export function analysisToTransaction(input: unknown, options: AnalysisMapperOpt
         derivedFrom,
         component: [
           { code: concept('tumorLongestDimension'), valueQuantity: quantity(round(r.largestDiameterMm, 1), 'mm') },
-          ...(r.otherDiametersMm ?? []).map((d) => ({ code: concept('tumorOtherDimension'), valueQuantity: quantity(round(d, 1), 'mm') })),
+          ...(r.otherDiametersMm ?? []).map((d) => ({
+            code: concept('tumorOtherDimension'),
+            valueQuantity: quantity(round(d, 1), 'mm'),
+          })),
         ],
       }
     : undefined;
@@ -333,7 +365,10 @@ export function analysisToTransaction(input: unknown, options: AnalysisMapperOpt
     effectiveDateTime: effective,
     issued: r.timings.finishedAt,
     imagingStudy: [{ reference: urls.study }],
-    result: [...REGIONS.map((reg) => ({ reference: urls.volumes[reg.key] })), ...(tumorSize ? [{ reference: urls.tumorSize }] : [])],
+    result: [
+      ...REGIONS.map((reg) => ({ reference: urls.volumes[reg.key] })),
+      ...(tumorSize ? [{ reference: urls.tumorSize }] : []),
+    ],
     conclusion,
     conclusionCode: hasTumor ? [concept('neoplasmOfBrain')] : undefined,
   });
@@ -348,7 +383,9 @@ export function analysisToTransaction(input: unknown, options: AnalysisMapperOpt
     ...(endpoint ? [entry(urls.endpoint, endpoint, endpoint.identifier?.[0] as Identifier)] : []),
     entry(urls.study, study, ids.imagingStudy),
     entry(urls.tumor, tumor, ids.tumor),
-    ...volumeObs.map((o, i) => entry(urls.volumes[(REGIONS[i] as (typeof REGIONS)[number]).key], o, o.identifier?.[0] as Identifier)),
+    ...volumeObs.map((o, i) =>
+      entry(urls.volumes[(REGIONS[i] as (typeof REGIONS)[number]).key], o, o.identifier?.[0] as Identifier),
+    ),
     ...(tumorSize ? [entry(urls.tumorSize, tumorSize, ids.tumorSize)] : []),
     entry(urls.report, report, ids.diagnosticReport),
   ];

@@ -88,7 +88,10 @@ describe('code table', () => {
     const sct = ALL_CODE_ENTRIES.filter((e) => e.system === CODE_SYSTEMS.snomed);
     expect(sct.length).toBeGreaterThan(10);
     for (const e of sct) {
-      expect({ code: e.code, valid: /^\d{6,18}$/.test(e.code) && verhoeffValid(e.code) }).toEqual({ code: e.code, valid: true });
+      expect({ code: e.code, valid: /^\d{6,18}$/.test(e.code) && verhoeffValid(e.code) }).toEqual({
+        code: e.code,
+        valid: true,
+      });
       // partition identifier 00 or 10 = concept
       expect(['00', '10']).toContain(e.code.slice(-3, -1));
     }
@@ -129,7 +132,11 @@ describe('code table', () => {
     ];
     // Codes passed through from the input: OpenEMR's own diagnosis codes and RxNorm drug codes, and the
     // DICOM SOP class UIDs of the study's instances.
-    const fromInput = new Set(['http://hl7.org/fhir/sid/icd-10-cm|I10', `${CODE_SYSTEMS.rxnorm}|7980`, `${CODE_SYSTEMS.rxnorm}|1114523`]);
+    const fromInput = new Set([
+      'http://hl7.org/fhir/sid/icd-10-cm|I10',
+      `${CODE_SYSTEMS.rxnorm}|7980`,
+      `${CODE_SYSTEMS.rxnorm}|1114523`,
+    ]);
     let checked = 0;
     for (const r of produced) {
       for (const c of allCodings(r)) {

@@ -7,7 +7,10 @@ import { parseInput } from './util.js';
 /** Options of the mappers: one documented object, every field optional. */
 export const mapperOptionsSchema = z.object({
   /** The OpenEMR site (multisite installs); it names the identifier systems. Default `default`. */
-  site: z.string().regex(/^[A-Za-z0-9._-]+$/).default('default'),
+  site: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]+$/)
+    .default('default'),
   /**
    * UTC offset of the OpenEMR server's clock (`+01:00`). OpenEMR's standard API returns local
    * datetimes without a zone, and FHIR requires one on every time. Default `+00:00`.

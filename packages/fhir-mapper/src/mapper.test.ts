@@ -47,7 +47,10 @@ describe('patient', () => {
     expect(p.name?.[0]).toEqual({ use: 'official', family: 'Testperson', given: ['Ada', 'B'], prefix: ['Ms.'] });
     expect(p.gender).toBe('female');
     expect(p.birthDate).toBe('1961-04-12');
-    expect(p.extension?.[0]).toEqual({ url: 'http://hl7.org/fhir/us/core/StructureDefinition/us-core-birthsex', valueCode: 'F' });
+    expect(p.extension?.[0]).toEqual({
+      url: 'http://hl7.org/fhir/us/core/StructureDefinition/us-core-birthsex',
+      valueCode: 'F',
+    });
     expect(p.telecom?.map((t) => t.use)).toEqual(['home', 'mobile', undefined]);
     expect(p.address?.[0]?.city).toBe('Springfield');
   });
@@ -91,11 +94,15 @@ describe('patient', () => {
     const e = validationError(() => patientToFhir({ ...s.openEmrPatient, fname: '', DOB: '12/04/1961', uuid: 'nope' }));
     expect(e.fields.sort()).toEqual(['DOB', 'fname', 'uuid']);
     expect(e.message).not.toContain('12/04/1961');
-    expect(validationError(() => patientFromFhir({ resourceType: 'Patient', name: [{ given: ['A'] }] })).fields).toEqual(['name.0.family']);
+    expect(
+      validationError(() => patientFromFhir({ resourceType: 'Patient', name: [{ given: ['A'] }] })).fields,
+    ).toEqual(['name.0.family']);
   });
 
   it('puts the site in the identifier systems and rejects a bad site', () => {
-    expect(patientToFhir(s.openEmrPatient, { site: 'north' }).identifier?.[0]?.system).toBe('urn:cdss:openemr:north:patient-uuid');
+    expect(patientToFhir(s.openEmrPatient, { site: 'north' }).identifier?.[0]?.system).toBe(
+      'urn:cdss:openemr:north:patient-uuid',
+    );
     expect(() => patientToFhir(s.openEmrPatient, { site: 'a b' })).toThrow(ValidationError);
   });
 });
@@ -104,17 +111,30 @@ describe('encounter, problems, allergies, medications', () => {
   it('maps an encounter with class, period (with the zone offset) and reason', () => {
     const e = encounterToFhir(s.openEmrEncounter, { utcOffset: '+01:00' });
     expectValid(e);
-    expect(e.class).toEqual({ system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'AMB', display: 'ambulatory' });
+    expect(e.class).toEqual({
+      system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode',
+      code: 'AMB',
+      display: 'ambulatory',
+    });
     expect(e.period?.start).toBe('2026-01-05T09:30:00+01:00');
-    expect(e.subject).toEqual({ type: 'Patient', identifier: { system: 'urn:cdss:openemr:default:patient-uuid', value: s.PATIENT_UUID } });
-    expect(validationError(() => encounterToFhir({ ...s.openEmrEncounter, class_code: 'XYZ' })).fields).toEqual(['class_code']);
-    expect(encounterToFhir(s.openEmrEncounter, { subject: { reference: 'Patient/42' } }).subject).toEqual({ reference: 'Patient/42' });
+    expect(e.subject).toEqual({
+      type: 'Patient',
+      identifier: { system: 'urn:cdss:openemr:default:patient-uuid', value: s.PATIENT_UUID },
+    });
+    expect(validationError(() => encounterToFhir({ ...s.openEmrEncounter, class_code: 'XYZ' })).fields).toEqual([
+      'class_code',
+    ]);
+    expect(encounterToFhir(s.openEmrEncounter, { subject: { reference: 'Patient/42' } }).subject).toEqual({
+      reference: 'Patient/42',
+    });
   });
 
   it('maps a glioblastoma to an mCODE PrimaryCancerCondition with SNOMED codes and brain body site', () => {
     const c = problemToCondition(s.openEmrProblemGbm);
     expectValid(c);
-    expect(c.meta?.profile).toEqual(['http://hl7.org/fhir/us/mcode/StructureDefinition/mcode-primary-cancer-condition']);
+    expect(c.meta?.profile).toEqual([
+      'http://hl7.org/fhir/us/mcode/StructureDefinition/mcode-primary-cancer-condition',
+    ]);
     expect(c.code?.coding?.map((x) => x.code)).toEqual(['C71.2', '393563007', '428061005']);
     expect(c.code?.coding?.[0]?.display).toBe('Malignant neoplasm of temporal lobe');
     expect(c.bodySite?.[0]?.coding?.[0]?.code).toBe('12738006');
@@ -167,11 +187,15 @@ describe('encounter, problems, allergies, medications', () => {
     const r = prescriptionToFhir(s.openEmrPrescription);
     expectValid(r);
     expect(r.intent).toBe('order');
-    expect(r.medicationCodeableConcept?.coding).toEqual([{ system: 'http://www.nlm.nih.gov/research/umls/rxnorm', code: '1114523' }]);
+    expect(r.medicationCodeableConcept?.coding).toEqual([
+      { system: 'http://www.nlm.nih.gov/research/umls/rxnorm', code: '1114523' },
+    ]);
     expect(r.dosageInstruction?.[0]?.text).toBe('1 capsule oral daily');
     expect(r.dispenseRequest?.quantity).toEqual({ value: 42 });
     expect(prescriptionToFhir({ ...s.openEmrPrescription, active: '0' }).status).toBe('stopped');
-    expect(() => prescriptionToFhir({ ...s.openEmrPrescription, puuid: undefined, pid: undefined })).toThrow(ValidationError);
+    expect(() => prescriptionToFhir({ ...s.openEmrPrescription, puuid: undefined, pid: undefined })).toThrow(
+      ValidationError,
+    );
   });
 });
 
@@ -180,11 +204,18 @@ describe('vitals', () => {
     const obs = vitalsToObservations(s.openEmrVitals);
     obs.forEach(expectValid);
     const by = (loinc: string): Observation | undefined => obs.find((o) => o.code.coding?.[0]?.code === loinc);
-    expect(by('85354-9')?.component?.map((c) => [c.code.coding?.[0]?.code, c.valueQuantity?.value, c.valueQuantity?.code])).toEqual([
+    expect(
+      by('85354-9')?.component?.map((c) => [c.code.coding?.[0]?.code, c.valueQuantity?.value, c.valueQuantity?.code]),
+    ).toEqual([
       ['8480-6', 128, 'mm[Hg]'],
       ['8462-4', 82, 'mm[Hg]'],
     ]);
-    expect(by('29463-7')?.valueQuantity).toEqual({ value: 68.04, unit: 'kg', system: 'http://unitsofmeasure.org', code: 'kg' });
+    expect(by('29463-7')?.valueQuantity).toEqual({
+      value: 68.04,
+      unit: 'kg',
+      system: 'http://unitsofmeasure.org',
+      code: 'kg',
+    });
     expect(by('8302-2')?.valueQuantity?.value).toBe(165.1);
     expect(by('8310-5')?.valueQuantity).toMatchObject({ value: 37, code: 'Cel' });
     expect(by('8310-5')?.method?.text).toBe('Oral');
@@ -196,36 +227,67 @@ describe('vitals', () => {
   });
 
   it('keeps metric values as they are', () => {
-    const obs = vitalsToObservations({ ...s.openEmrVitals, weight: '70', weight_unit: 'kg', temperature: '37.2', temperature_unit: 'Cel' });
+    const obs = vitalsToObservations({
+      ...s.openEmrVitals,
+      weight: '70',
+      weight_unit: 'kg',
+      temperature: '37.2',
+      temperature_unit: 'Cel',
+    });
     expect(obs.find((o) => o.code.coding?.[0]?.code === '29463-7')?.valueQuantity?.value).toBe(70);
     expect(obs.find((o) => o.code.coding?.[0]?.code === '8310-5')?.valueQuantity?.value).toBe(37.2);
   });
 
   it('maps Observations back to OpenEMR US units', () => {
     const back = observationsToVitals(vitalsToObservations(s.openEmrVitals));
-    expect(back).toMatchObject({ bps: 128, bpd: 82, pulse: 72, respiration: 16, BMI: 24.96, oxygen_saturation: 98, date: '2026-01-05 09:35:00' });
+    expect(back).toMatchObject({
+      bps: 128,
+      bpd: 82,
+      pulse: 72,
+      respiration: 16,
+      BMI: 24.96,
+      oxygen_saturation: 98,
+      date: '2026-01-05 09:35:00',
+    });
     expect(back.weight).toBeCloseTo(150, 1);
     expect(back.height).toBeCloseTo(65, 1);
     expect(back.temperature).toBeCloseTo(98.6, 1);
-    const bad = vitalsToObservations(s.openEmrVitals).find((o) => o.code.coding?.[0]?.code === '29463-7') as Observation;
+    const bad = vitalsToObservations(s.openEmrVitals).find(
+      (o) => o.code.coding?.[0]?.code === '29463-7',
+    ) as Observation;
     expect(() => observationsToVitals([{ ...bad, valueQuantity: { value: 1, code: 'g' } }])).toThrow(ValidationError);
   });
 
   it('rejects a row with no id and a bad value', () => {
     expect(validationError(() => vitalsToObservations({ ...s.openEmrVitals, bps: 'high' })).fields).toEqual(['bps']);
-    expect(validationError(() => vitalsToObservations({ ...s.openEmrVitals, id: undefined, uuid: undefined })).fields).toEqual(['uuid']);
+    expect(
+      validationError(() => vitalsToObservations({ ...s.openEmrVitals, id: undefined, uuid: undefined })).fields,
+    ).toEqual(['uuid']);
   });
 });
 
 describe('AI analysis result -> transaction', () => {
-  const bundle = analysisToTransaction(s.analysisResult(), { newUuid: (() => { let n = 0; return () => `00000000-0000-4000-8000-${String(++n).padStart(12, '0')}`; })() });
+  const bundle = analysisToTransaction(s.analysisResult(), {
+    newUuid: (() => {
+      let n = 0;
+      return () => `00000000-0000-4000-8000-${String(++n).padStart(12, '0')}`;
+    })(),
+  });
   const resources = (bundle.entry ?? []).map((e) => e.resource as Resource);
   const find = <T extends Resource>(type: string): T[] => resources.filter((r) => r.resourceType === type) as T[];
 
   it('builds a transaction of conditional updates with urn:uuid references that all resolve inside it', () => {
     expect(bundle.type).toBe('transaction');
     expect(resources.map((r) => r.resourceType)).toEqual([
-      'Device', 'Endpoint', 'ImagingStudy', 'BodyStructure', 'Observation', 'Observation', 'Observation', 'Observation', 'DiagnosticReport',
+      'Device',
+      'Endpoint',
+      'ImagingStudy',
+      'BodyStructure',
+      'Observation',
+      'Observation',
+      'Observation',
+      'Observation',
+      'DiagnosticReport',
     ]);
     resources.forEach(expectValid);
     const fullUrls = new Set(bundle.entry?.map((e) => e.fullUrl));
@@ -246,9 +308,13 @@ describe('AI analysis result -> transaction', () => {
       ['TC', 20.1, 'mL'],
       ['WT', 45.2, 'mL'],
     ]);
-    expect(volumes.every((o) => o.status === 'preliminary' && o.derivedFrom?.length === 2 && o.device?.reference)).toBe(true);
+    expect(volumes.every((o) => o.status === 'preliminary' && o.derivedFrom?.length === 2 && o.device?.reference)).toBe(
+      true,
+    );
     const size = obs.find((o) => o.code.coding?.[0]?.code === '21889-1');
-    expect(size?.component?.map((c) => [c.code.coding?.[0]?.code, c.valueQuantity?.value, c.valueQuantity?.code])).toEqual([
+    expect(
+      size?.component?.map((c) => [c.code.coding?.[0]?.code, c.valueQuantity?.value, c.valueQuantity?.code]),
+    ).toEqual([
       ['33728-7', 52.4, 'mm'],
       ['33729-5', 38.1, 'mm'],
     ]);
@@ -264,7 +330,14 @@ describe('AI analysis result -> transaction', () => {
   });
 
   it('builds the ImagingStudy from the series metadata and adds the SEG series', () => {
-    const [study] = find<{ resourceType: 'ImagingStudy'; series?: { uid: string; modality: { code?: string } }[]; numberOfSeries?: number; numberOfInstances?: number } & Resource>('ImagingStudy');
+    const [study] = find<
+      {
+        resourceType: 'ImagingStudy';
+        series?: { uid: string; modality: { code?: string } }[];
+        numberOfSeries?: number;
+        numberOfInstances?: number;
+      } & Resource
+    >('ImagingStudy');
     expect(study?.series?.map((x) => x.modality.code)).toEqual(['MR', 'MR', 'MR', 'MR', 'SEG']);
     expect(study?.series?.[4]?.uid).toBe(s.SEG_SERIES_UID);
     expect(study?.numberOfSeries).toBe(5);
@@ -272,25 +345,41 @@ describe('AI analysis result -> transaction', () => {
   });
 
   it('omits TumorSize when nothing was segmented', () => {
-    const b: Bundle = analysisToTransaction(s.analysisResult({ volumesMl: { ET: 0, TC: 0, WT: 0 }, largestDiameterMm: 0 }));
-    expect(b.entry?.some((e) => e.resource?.resourceType === 'Observation' && (e.resource as Observation).code.coding?.[0]?.code === '21889-1')).toBe(false);
+    const b: Bundle = analysisToTransaction(
+      s.analysisResult({ volumesMl: { ET: 0, TC: 0, WT: 0 }, largestDiameterMm: 0 }),
+    );
+    expect(
+      b.entry?.some(
+        (e) =>
+          e.resource?.resourceType === 'Observation' &&
+          (e.resource as Observation).code.coding?.[0]?.code === '21889-1',
+      ),
+    ).toBe(false);
     const report = b.entry?.find((e) => e.resource?.resourceType === 'DiagnosticReport')?.resource as DiagnosticReport;
     expect(report.conclusion).toContain('no tumor segmented');
     expect(report.conclusionCode).toBeUndefined();
   });
 
   it('rejects an invalid result before building anything', () => {
-    expect(validationError(() => analysisToTransaction(s.analysisResult({ volumesMl: { ET: 30, TC: 20, WT: 45 } }))).fields).toEqual(['volumesMl.ET']);
-    expect(validationError(() => analysisToTransaction(s.analysisResult({ segmentation: { seriesInstanceUid: 'abc', sopInstanceUid: '1.2' } }))).fields).toEqual([
-      'segmentation.seriesInstanceUid',
-    ]);
+    expect(
+      validationError(() => analysisToTransaction(s.analysisResult({ volumesMl: { ET: 30, TC: 20, WT: 45 } }))).fields,
+    ).toEqual(['volumesMl.ET']);
+    expect(
+      validationError(() =>
+        analysisToTransaction(s.analysisResult({ segmentation: { seriesInstanceUid: 'abc', sopInstanceUid: '1.2' } })),
+      ).fields,
+    ).toEqual(['segmentation.seriesInstanceUid']);
     expect(() => analysisIdentifiers({})).toThrow(ValidationError);
   });
 });
 
 describe('RANO volumetric assessment', () => {
   const base = { patientUuid: s.PATIENT_UUID, baseline: { analysisId: 'b', date: '2025-06-01', enhancingMl: 10 } };
-  const at = (date: string, ml: number, id = date): { analysisId: string; date: string; enhancingMl: number } => ({ analysisId: id, date, enhancingMl: ml });
+  const at = (date: string, ml: number, id = date): { analysisId: string; date: string; enhancingMl: number } => ({
+    analysisId: id,
+    date,
+    enhancingMl: ml,
+  });
 
   it.each([
     [13.99, 'SD'],
@@ -308,7 +397,9 @@ describe('RANO volumetric assessment', () => {
   });
 
   it('confirms PR/CR only with an earlier response at least 4 weeks before', () => {
-    expect(assessRano({ ...base, previous: [at('2025-08-20', 3)], current: at('2025-09-01', 3) }).confirmed).toBe(false);
+    expect(assessRano({ ...base, previous: [at('2025-08-20', 3)], current: at('2025-09-01', 3) }).confirmed).toBe(
+      false,
+    );
     expect(assessRano({ ...base, previous: [at('2025-08-01', 3)], current: at('2025-09-01', 3) }).confirmed).toBe(true);
   });
 
@@ -332,10 +423,15 @@ describe('RANO volumetric assessment', () => {
     expect(observation.status).toBe('final');
     const pr = ranoToCancerDiseaseStatus({ ...base, current: at('2025-09-01', 2) }).observation;
     expect([pr.valueCodeableConcept?.coding?.[0]?.code, pr.status]).toEqual(['268910001', 'preliminary']);
-    expect(ranoToCancerDiseaseStatus({ ...base, current: at('2025-09-01', 10) }).observation.valueCodeableConcept?.coding?.[0]?.code).toBe('359746009');
+    expect(
+      ranoToCancerDiseaseStatus({ ...base, current: at('2025-09-01', 10) }).observation.valueCodeableConcept
+        ?.coding?.[0]?.code,
+    ).toBe('359746009');
   });
 
   it('rejects timepoints out of order', () => {
-    expect(validationError(() => assessRano({ ...base, current: at('2025-05-01', 1) })).fields).toEqual(['current.date']);
+    expect(validationError(() => assessRano({ ...base, current: at('2025-05-01', 1) })).fields).toEqual([
+      'current.date',
+    ]);
   });
 });

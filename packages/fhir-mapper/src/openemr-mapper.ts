@@ -39,7 +39,12 @@ export interface ClinicalMapperOptions extends MapperOptions {
   subject?: Reference;
 }
 
-function subjectFor(ctx: MapperContext, puuid: string | undefined, options: ClinicalMapperOptions, what: string): Reference {
+function subjectFor(
+  ctx: MapperContext,
+  puuid: string | undefined,
+  options: ClinicalMapperOptions,
+  what: string,
+): Reference {
   if (options.subject) return options.subject;
   if (puuid) return patientLogicalReference(ctx, puuid);
   throw new ValidationError(`Invalid ${what}`, [
@@ -78,7 +83,8 @@ export function patientToFhir(input: unknown, options: MapperOptions = {}): Pati
     { use: 'official', system: ctx.systems.patientUuid, value: p.uuid },
     { use: 'secondary', system: ctx.systems.patientPid, value: p.pid },
   ];
-  if (p.pubpid) identifier.push({ use: 'usual', type: concept('mrn'), system: ctx.systems.patientMrn, value: p.pubpid });
+  if (p.pubpid)
+    identifier.push({ use: 'usual', type: concept('mrn'), system: ctx.systems.patientMrn, value: p.pubpid });
   const telecom: ContactPoint[] = [];
   if (p.phone_home) telecom.push({ system: 'phone', value: p.phone_home, use: 'home' });
   if (p.phone_cell) telecom.push({ system: 'phone', value: p.phone_cell, use: 'mobile' });
@@ -127,7 +133,9 @@ export function patientToFhir(input: unknown, options: MapperOptions = {}): Pati
 export function patientFromFhir(patient: Patient, options: MapperOptions = {}): OpenEmrPatientWrite {
   const ctx = mapperContext(options);
   if (patient?.resourceType !== 'Patient') {
-    throw new ValidationError('Invalid FHIR Patient', [{ path: 'resourceType', message: 'Expected "Patient"', code: 'invalid_value' }]);
+    throw new ValidationError('Invalid FHIR Patient', [
+      { path: 'resourceType', message: 'Expected "Patient"', code: 'invalid_value' },
+    ]);
   }
   const name = patient.name?.find((n) => n.use === 'official') ?? patient.name?.[0];
   const issues = [];
@@ -138,7 +146,14 @@ export function patientFromFhir(patient: Patient, options: MapperOptions = {}): 
     patient.telecom?.find((t) => t.system === 'phone' && t.use === use)?.value;
   const id = (system: string): string | undefined => patient.identifier?.find((i) => i.system === system)?.value;
   const address = patient.address?.find((a) => a.use === 'home') ?? patient.address?.[0];
-  const sex = patient.gender === 'male' ? 'Male' : patient.gender === 'female' ? 'Female' : patient.gender ? 'Unknown' : undefined;
+  const sex =
+    patient.gender === 'male'
+      ? 'Male'
+      : patient.gender === 'female'
+        ? 'Female'
+        : patient.gender
+          ? 'Unknown'
+          : undefined;
   return compact({
     fname: name.given[0],
     mname: name.given.slice(1).join(' ') || undefined,
@@ -256,14 +271,21 @@ export type BrainTumorKind = 'primary-malignant' | 'secondary-malignant' | 'othe
 export function classifyBrainTumor(codings: readonly Coding[], title: string): BrainTumorKind {
   const icd = codings.filter((c) => c.system === CODE_SYSTEMS.icd10cm).map((c) => (c.code ?? '').toUpperCase());
   const sct = codings.filter((c) => c.system === CODE_SYSTEMS.snomed).map((c) => c.code);
-  if (icd.some((c) => c.startsWith('C71')) || sct.includes(CODES.malignantNeoplasmOfBrain.code) || sct.includes(CODES.glioblastoma.code))
+  if (
+    icd.some((c) => c.startsWith('C71')) ||
+    sct.includes(CODES.malignantNeoplasmOfBrain.code) ||
+    sct.includes(CODES.glioblastoma.code)
+  )
     return 'primary-malignant';
-  if (icd.some((c) => c.startsWith('C79.3')) || sct.includes(CODES.secondaryMalignantNeoplasmOfBrain.code)) return 'secondary-malignant';
-  if (icd.some((c) => c.startsWith('D33') || c.startsWith('D43')) || sct.includes(CODES.neoplasmOfBrain.code)) return 'other-neoplasm';
+  if (icd.some((c) => c.startsWith('C79.3')) || sct.includes(CODES.secondaryMalignantNeoplasmOfBrain.code))
+    return 'secondary-malignant';
+  if (icd.some((c) => c.startsWith('D33') || c.startsWith('D43')) || sct.includes(CODES.neoplasmOfBrain.code))
+    return 'other-neoplasm';
   if (codings.length > 0 && icd.length + sct.length > 0) return 'none';
   const t = title.toLowerCase();
   if (/\b(brain|cerebral|cerebellar)\s+metastas[ie]s\b/.test(t)) return 'secondary-malignant';
-  if (/glioblastoma|\bgbm\b|glioma|astrocytoma|oligodendroglioma|ependymoma|medulloblastoma/.test(t)) return 'primary-malignant';
+  if (/glioblastoma|\bgbm\b|glioma|astrocytoma|oligodendroglioma|ependymoma|medulloblastoma/.test(t))
+    return 'primary-malignant';
   if (/\b(brain|intracranial)\s+(tumou?r|neoplasm|mass|lesion)\b/.test(t)) return 'other-neoplasm';
   return 'none';
 }
@@ -302,7 +324,11 @@ export function problemToCondition(input: unknown, options: ClinicalMapperOption
   const enteredInError = verification === 'conditionEnteredInError';
   // OpenEMR: an end date (or outcome "resolved") closes the problem; activity 0 deactivates it.
   const clinical: CodeName =
-    p.enddate !== undefined || /resolved/i.test(p.outcome ?? '') ? 'conditionResolved' : p.activity === '0' ? 'conditionInactive' : 'conditionActive';
+    p.enddate !== undefined || /resolved/i.test(p.outcome ?? '')
+      ? 'conditionResolved'
+      : p.activity === '0'
+        ? 'conditionInactive'
+        : 'conditionActive';
   const code: CodeableConcept = compact({ coding: codings, text: p.title });
   return compact({
     resourceType: 'Condition' as const,
@@ -349,7 +375,8 @@ export function allergyToFhir(input: unknown, options: ClinicalMapperOptions = {
   const a = parseInput(openEmrAllergySchema, input, 'OpenEMR allergy');
   const sev = SEVERITY[(a.severity_al ?? '').toLowerCase()];
   const verification = ALLERGY_VERIFICATION[(a.verification ?? '').toLowerCase()];
-  const clinical: CodeName = a.enddate !== undefined ? 'allergyResolved' : a.activity === '0' ? 'allergyInactive' : 'allergyActive';
+  const clinical: CodeName =
+    a.enddate !== undefined ? 'allergyResolved' : a.activity === '0' ? 'allergyInactive' : 'allergyActive';
   return compact({
     resourceType: 'AllergyIntolerance' as const,
     identifier: [{ system: ctx.systems.listUuid, value: a.uuid }],
@@ -375,18 +402,28 @@ export function allergyToFhir(input: unknown, options: ClinicalMapperOptions = {
 export function medicationToFhir(input: unknown, options: ClinicalMapperOptions = {}): MedicationRequest {
   const ctx = mapperContext(options);
   const m = parseInput(openEmrMedicationSchema, input, 'OpenEMR medication');
-  const status: MedicationRequest['status'] = m.enddate !== undefined ? 'completed' : m.activity === '0' ? 'stopped' : 'active';
+  const status: MedicationRequest['status'] =
+    m.enddate !== undefined ? 'completed' : m.activity === '0' ? 'stopped' : 'active';
   return compact({
     resourceType: 'MedicationRequest' as const,
     identifier: [{ system: ctx.systems.medicationListId, value: m.id }],
     status,
     intent: 'plan' as const,
-    medicationCodeableConcept: compact({ coding: parseOpenEmrCodes(m.diagnosis).filter((c) => c.system === CODE_SYSTEMS.rxnorm), text: m.title }),
+    medicationCodeableConcept: compact({
+      coding: parseOpenEmrCodes(m.diagnosis).filter((c) => c.system === CODE_SYSTEMS.rxnorm),
+      text: m.title,
+    }),
     subject: subjectFor(ctx, m.puuid, options, 'OpenEMR medication'),
     authoredOn: m.begdate ? toFhirDateTime(m.begdate, ctx.utcOffset) : undefined,
-    dispenseRequest: m.begdate || m.enddate
-      ? { validityPeriod: compact({ start: m.begdate ? toFhirDateTime(m.begdate, ctx.utcOffset) : undefined, end: m.enddate ? toFhirDateTime(m.enddate, ctx.utcOffset) : undefined }) }
-      : undefined,
+    dispenseRequest:
+      m.begdate || m.enddate
+        ? {
+            validityPeriod: compact({
+              start: m.begdate ? toFhirDateTime(m.begdate, ctx.utcOffset) : undefined,
+              end: m.enddate ? toFhirDateTime(m.enddate, ctx.utcOffset) : undefined,
+            }),
+          }
+        : undefined,
     note: m.comments ? [{ text: m.comments }] : undefined,
   });
 }
@@ -406,7 +443,8 @@ export function prescriptionToFhir(input: unknown, options: ClinicalMapperOption
   return compact({
     resourceType: 'MedicationRequest' as const,
     identifier: [{ system: ctx.systems.prescriptionUuid, value: r.uuid }],
-    status: r.active === '0' ? ('stopped' as const) : r.end_date !== undefined ? ('completed' as const) : ('active' as const),
+    status:
+      r.active === '0' ? ('stopped' as const) : r.end_date !== undefined ? ('completed' as const) : ('active' as const),
     intent: 'order' as const,
     medicationCodeableConcept: compact({
       coding: rxcui && /^\d+$/.test(rxcui) ? [{ system: CODE_SYSTEMS.rxnorm, code: rxcui }] : undefined,

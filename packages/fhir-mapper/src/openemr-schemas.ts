@@ -16,25 +16,27 @@ const optText = z.preprocess(blankToUndefined, z.string().optional());
 const numericId = z.union([z.number().int().nonnegative(), z.string().regex(/^\d+$/)]).transform(String);
 const optNumericId = z.preprocess(blankToUndefined, numericId.optional());
 /** A UUID as OpenEMR formats it (lower-case hex with dashes). */
-const uuid = z.string().regex(/^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/, 'Expected a UUID');
+const uuid = z
+  .string()
+  .regex(/^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/, 'Expected a UUID');
 const optUuid = z.preprocess(blankToUndefined, uuid.optional());
 /** `YYYY-MM-DD`. */
 const ymd = z.string().regex(/^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$/, 'Expected YYYY-MM-DD');
 /** `YYYY-MM-DD` or `YYYY-MM-DD HH:MM[:SS]` (server local time, no zone). */
 const ymdTime = z
   .string()
-  .regex(/^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])([ T]([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?)?$/, 'Expected YYYY-MM-DD[ HH:MM:SS]');
+  .regex(
+    /^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])([ T]([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?)?$/,
+    'Expected YYYY-MM-DD[ HH:MM:SS]',
+  );
 const optYmdTime = z.preprocess(blankToUndefined, ymdTime.optional());
 /** A measurement: number or numeric string; OpenEMR stores an unmeasured vital as 0, which reads as absent. */
-const measurement = z.preprocess(
-  (v) => {
-    const b = blankToUndefined(v);
-    if (b === undefined) return undefined;
-    const n = typeof b === 'string' ? Number(b) : b;
-    return n === 0 ? undefined : n;
-  },
-  z.number().finite().positive().optional(),
-);
+const measurement = z.preprocess((v) => {
+  const b = blankToUndefined(v);
+  if (b === undefined) return undefined;
+  const n = typeof b === 'string' ? Number(b) : b;
+  return n === 0 ? undefined : n;
+}, z.number().finite().positive().optional());
 /** `1`/`0` flags as OpenEMR sends them. */
 const flag = z.preprocess((v) => (v === null || v === '' ? undefined : String(v)), z.enum(['0', '1']).optional());
 
@@ -204,6 +206,9 @@ export const openEmrVitalsSchema = z
     temp_method: optText,
     note: optText,
   })
-  .refine((v) => v.uuid !== undefined || v.id !== undefined, { message: 'A vitals row needs uuid or id', path: ['uuid'] });
+  .refine((v) => v.uuid !== undefined || v.id !== undefined, {
+    message: 'A vitals row needs uuid or id',
+    path: ['uuid'],
+  });
 /** A vitals row as OpenEMR's standard API returns it. */
 export type OpenEmrVitals = z.output<typeof openEmrVitalsSchema>;

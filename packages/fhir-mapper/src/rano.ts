@@ -50,9 +50,14 @@ export const ranoInputSchema = z
     const t = (d: string): number => Date.parse(d);
     for (const [i, p] of v.previous.entries()) {
       if (t(p.date) < t(v.baseline.date) || t(p.date) > t(v.current.date))
-        ctx.addIssue({ code: 'custom', path: ['previous', i, 'date'], message: 'must lie between baseline and current' });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['previous', i, 'date'],
+          message: 'must lie between baseline and current',
+        });
     }
-    if (t(v.current.date) <= t(v.baseline.date)) ctx.addIssue({ code: 'custom', path: ['current', 'date'], message: 'must be after the baseline' });
+    if (t(v.current.date) <= t(v.baseline.date))
+      ctx.addIssue({ code: 'custom', path: ['current', 'date'], message: 'must be after the baseline' });
   });
 
 /** Input of {@link assessRano}. */
@@ -103,8 +108,11 @@ export function assessRano(input: unknown): RanoAssessment {
   const nadir = Math.min(v.baseline.enhancingMl, ...earlier.map((p) => p.enhancingMl));
   const reasons: string[] = [];
   let category = volumetric(v.current.enhancingMl, v.baseline.enhancingMl, nadir, v.minMeasurableMl);
-  reasons.push(`volumetric: ${category} (ET ${round(v.current.enhancingMl, 2)} mL; baseline ${round(v.baseline.enhancingMl, 2)} mL; nadir ${round(nadir, 2)} mL)`);
-  if (v.baseline.enhancingMl < v.minMeasurableMl) reasons.push(`baseline below the measurable ${v.minMeasurableMl} mL: no response can be assessed`);
+  reasons.push(
+    `volumetric: ${category} (ET ${round(v.current.enhancingMl, 2)} mL; baseline ${round(v.baseline.enhancingMl, 2)} mL; nadir ${round(nadir, 2)} mL)`,
+  );
+  if (v.baseline.enhancingMl < v.minMeasurableMl)
+    reasons.push(`baseline below the measurable ${v.minMeasurableMl} mL: no response can be assessed`);
   const overrides = [
     v.newLesion && 'new lesion',
     v.nonTargetProgression && 'non-target progression',
@@ -123,7 +131,11 @@ export function assessRano(input: unknown): RanoAssessment {
       const c = volumetric(p.enhancingMl, v.baseline.enhancingMl, nadir, v.minMeasurableMl);
       return category === 'CR' ? c === 'CR' : c === 'CR' || c === 'PR';
     });
-    reasons.push(confirmed ? 'confirmed by an assessment at least 4 weeks earlier' : 'unconfirmed: needs a confirming scan at least 4 weeks later');
+    reasons.push(
+      confirmed
+        ? 'confirmed by an assessment at least 4 weeks earlier'
+        : 'unconfirmed: needs a confirming scan at least 4 weeks later',
+    );
   }
   return {
     category,
@@ -156,24 +168,36 @@ export interface RanoMapperOptions extends MapperOptions {
  * @returns the Observation and the assessment it is built from
  * @throws {@link ValidationError} on invalid input
  */
-export function ranoToCancerDiseaseStatus(input: unknown, options: RanoMapperOptions = {}): { observation: Observation; assessment: RanoAssessment } {
+export function ranoToCancerDiseaseStatus(
+  input: unknown,
+  options: RanoMapperOptions = {},
+): { observation: Observation; assessment: RanoAssessment } {
   const ctx = mapperContext(options);
   const v = parseInput(ranoInputSchema, input, 'RANO assessment input');
   const assessment = assessRano(input);
   const subject = options.subject ?? patientLogicalReference(ctx, v.patientUuid);
-  const focus: Reference = v.focus ?? { type: 'BodyStructure', identifier: { system: ctx.systems.tumor, value: `${v.patientUuid}:brain-1` } };
+  const focus: Reference = v.focus ?? {
+    type: 'BodyStructure',
+    identifier: { system: ctx.systems.tumor, value: `${v.patientUuid}:brain-1` },
+  };
   const observation: Observation = compact({
     resourceType: 'Observation' as const,
     meta: { profile: [PROFILES.cancerDiseaseStatus] },
     extension: [{ url: EXTENSIONS.mcodeEvidenceType, valueCodeableConcept: concept('imaging') }],
     identifier: [{ system: ctx.systems.analysis, value: `${v.current.analysisId}:disease-status` }],
-    status: (assessment.category === 'CR' || assessment.category === 'PR') && !assessment.confirmed ? ('preliminary' as const) : ('final' as const),
+    status:
+      (assessment.category === 'CR' || assessment.category === 'PR') && !assessment.confirmed
+        ? ('preliminary' as const)
+        : ('final' as const),
     category: [concept('categoryImaging')],
     code: concept('cancerDiseaseStatus'),
     subject,
     focus: [focus],
     effectiveDateTime: v.current.date,
-    valueCodeableConcept: concept(STATUS_CODE[assessment.category], `RANO volumetric: ${assessment.category}${assessment.confirmed ? '' : ' (unconfirmed)'}`),
+    valueCodeableConcept: concept(
+      STATUS_CODE[assessment.category],
+      `RANO volumetric: ${assessment.category}${assessment.confirmed ? '' : ' (unconfirmed)'}`,
+    ),
     derivedFrom: [v.baseline, ...v.previous, v.current].map((t) => ({
       type: 'DiagnosticReport',
       identifier: { system: ctx.systems.analysis, value: t.analysisId },

@@ -29,7 +29,16 @@ function isMetric(unit: string | undefined, metric: readonly string[]): boolean 
 }
 
 interface Single {
-  field: 'weight' | 'height' | 'temperature' | 'pulse' | 'respiration' | 'BMI' | 'oxygen_saturation' | 'head_circ' | 'waist_circ';
+  field:
+    | 'weight'
+    | 'height'
+    | 'temperature'
+    | 'pulse'
+    | 'respiration'
+    | 'BMI'
+    | 'oxygen_saturation'
+    | 'head_circ'
+    | 'waist_circ';
   codes: readonly CodeName[];
   profile: string;
   unit: UnitName;
@@ -40,18 +49,38 @@ interface Single {
 const lengthToCm = (v: number, u: string | undefined): number => (isMetric(u, ['cm']) ? v : UNIT_CONVERSIONS.inToCm(v));
 
 const SINGLES: readonly Single[] = [
-  { field: 'weight', codes: ['bodyWeight'], profile: PROFILES.bodyWeight, unit: 'kg', convert: (v, u) => (isMetric(u, ['kg']) ? v : UNIT_CONVERSIONS.lbToKg(v)) },
+  {
+    field: 'weight',
+    codes: ['bodyWeight'],
+    profile: PROFILES.bodyWeight,
+    unit: 'kg',
+    convert: (v, u) => (isMetric(u, ['kg']) ? v : UNIT_CONVERSIONS.lbToKg(v)),
+  },
   { field: 'height', codes: ['bodyHeight'], profile: PROFILES.bodyHeight, unit: 'cm', convert: lengthToCm },
-  { field: 'temperature', codes: ['bodyTemperature'], profile: PROFILES.bodyTemp, unit: 'Cel', convert: (v, u) => (isMetric(u, ['cel', 'c', 'degc']) ? v : UNIT_CONVERSIONS.fToC(v)) },
+  {
+    field: 'temperature',
+    codes: ['bodyTemperature'],
+    profile: PROFILES.bodyTemp,
+    unit: 'Cel',
+    convert: (v, u) => (isMetric(u, ['cel', 'c', 'degc']) ? v : UNIT_CONVERSIONS.fToC(v)),
+  },
   { field: 'pulse', codes: ['heartRate'], profile: PROFILES.heartRate, unit: 'perMin', convert: (v) => v },
   { field: 'respiration', codes: ['respiratoryRate'], profile: PROFILES.respRate, unit: 'perMin', convert: (v) => v },
   { field: 'BMI', codes: ['bmi'], profile: PROFILES.bmi, unit: 'kgPerM2', convert: (v) => v },
-  { field: 'oxygen_saturation', codes: ['oxygenSaturation', 'pulseOximetry'], profile: PROFILES.oxygenSat, unit: 'percent', convert: (v) => v },
+  {
+    field: 'oxygen_saturation',
+    codes: ['oxygenSaturation', 'pulseOximetry'],
+    profile: PROFILES.oxygenSat,
+    unit: 'percent',
+    convert: (v) => v,
+  },
   { field: 'head_circ', codes: ['headCircumference'], profile: PROFILES.headCircum, unit: 'cm', convert: lengthToCm },
   { field: 'waist_circ', codes: ['waistCircumference'], profile: PROFILES.vitalSigns, unit: 'cm', convert: lengthToCm },
 ];
 
-const UNIT_FIELD: Partial<Record<Single['field'], 'weight_unit' | 'height_unit' | 'temperature_unit' | 'head_circ_unit' | 'waist_circ_unit'>> = {
+const UNIT_FIELD: Partial<
+  Record<Single['field'], 'weight_unit' | 'height_unit' | 'temperature_unit' | 'head_circ_unit' | 'waist_circ_unit'>
+> = {
   weight: 'weight_unit',
   height: 'height_unit',
   temperature: 'temperature_unit',
@@ -79,7 +108,11 @@ export function vitalsToObservations(input: unknown, options: ClinicalMapperOpti
         : undefined);
   if (!subject) {
     throw new ValidationError('Invalid OpenEMR vitals', [
-      { path: 'puuid', message: 'The row has no puuid or pid and no subject option was given', code: 'missing_subject' },
+      {
+        path: 'puuid',
+        message: 'The row has no puuid or pid and no subject option was given',
+        code: 'missing_subject',
+      },
     ]);
   }
   const key = v.uuid ?? `id-${v.id as string}`;
@@ -148,7 +181,11 @@ export function observationsToVitals(observations: readonly Observation[]): Open
     const num = q?.value;
     const unit = q?.code ?? q?.unit;
     const bad = (): void => {
-      issues.push({ path: `${i}.valueQuantity`, message: `Unsupported unit for LOINC ${codes[0] ?? ''}`, code: 'invalid_unit' });
+      issues.push({
+        path: `${i}.valueQuantity`,
+        message: `Unsupported unit for LOINC ${codes[0] ?? ''}`,
+        code: 'invalid_unit',
+      });
     };
     if (o.effectiveDateTime && out.date === undefined) out.date = o.effectiveDateTime.slice(0, 19).replace('T', ' ');
     if (codes.includes('85354-9')) {
@@ -165,7 +202,8 @@ export function observationsToVitals(observations: readonly Observation[]): Open
       else if (unit === '[lb_av]' || unit === 'lb') out.weight = num;
       else bad();
     } else if (codes.includes('8302-2') || codes.includes('9843-4') || codes.includes('8280-0')) {
-      const inches = unit === 'cm' ? UNIT_CONVERSIONS.cmToIn(num) : unit === '[in_i]' || unit === 'in' ? num : undefined;
+      const inches =
+        unit === 'cm' ? UNIT_CONVERSIONS.cmToIn(num) : unit === '[in_i]' || unit === 'in' ? num : undefined;
       if (inches === undefined) bad();
       else if (codes.includes('8302-2')) out.height = inches;
       else if (codes.includes('9843-4')) out.head_circ = inches;

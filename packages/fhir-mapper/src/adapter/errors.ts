@@ -28,14 +28,21 @@ export class FhirServerError extends HttpError {
 
   constructor(options: FhirServerErrorOptions) {
     const what = options.status === undefined ? 'no response' : `${options.status} ${options.statusText ?? ''}`.trim();
-    super({ ...options, message: options.message ?? `${options.method.toUpperCase()} ${options.url}: ${what}${summary(options.outcome)}` });
+    super({
+      ...options,
+      message: options.message ?? `${options.method.toUpperCase()} ${options.url}: ${what}${summary(options.outcome)}`,
+    });
     (this as unknown as Record<symbol, boolean>)[FhirServerError.fhirMarker] = true;
     this.outcome = options.outcome;
   }
 
   /** True when `error` is a FhirServerError from any copy of this package. */
   static override isInstance(error: unknown): error is FhirServerError {
-    return typeof error === 'object' && error !== null && (error as Record<symbol, unknown>)[FhirServerError.fhirMarker] === true;
+    return (
+      typeof error === 'object' &&
+      error !== null &&
+      (error as Record<symbol, unknown>)[FhirServerError.fhirMarker] === true
+    );
   }
 }
 
@@ -82,7 +89,11 @@ export function fhirErrorFor(options: FhirServerErrorOptions): FhirServerError {
   const { status } = options;
   const text = (options.outcome?.issue ?? []).map((i) => `${i.diagnostics ?? ''} ${i.details?.text ?? ''}`).join(' ');
   if (status === 409 || status === 412) {
-    const kind = MULTIPLE.test(text) ? 'multiple-matches' : status === 412 || /version/i.test(text) ? 'version-conflict' : 'conflict';
+    const kind = MULTIPLE.test(text)
+      ? 'multiple-matches'
+      : status === 412 || /version/i.test(text)
+        ? 'version-conflict'
+        : 'conflict';
     return new FhirConflictError({ ...options, kind, retryable: false });
   }
   if (status === 404 || status === 410) return new FhirNotFoundError({ ...options, retryable: false });

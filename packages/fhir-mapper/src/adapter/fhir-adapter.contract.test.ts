@@ -51,7 +51,13 @@ const RUN = randomUUID().slice(0, 8);
 const SYS = `urn:cdss:test:${RUN}`;
 
 function patient(value: string, family = `Contract${RUN}`): Patient {
-  return { resourceType: 'Patient', identifier: [{ system: SYS, value }], name: [{ family, given: ['Test'] }], gender: 'female', birthDate: '1970-01-01' };
+  return {
+    resourceType: 'Patient',
+    identifier: [{ system: SYS, value }],
+    name: [{ family, given: ['Test'] }],
+    gender: 'female',
+    birthDate: '1970-01-01',
+  };
 }
 
 describe.each(targets)('FHIR contract: $name', (target) => {
@@ -89,7 +95,9 @@ describe.each(targets)('FHIR contract: $name', (target) => {
     expect(again.created).toBe(false);
     expect(again.id).toBe(first.id);
     const value2 = `ccp-${randomUUID()}`;
-    const parallel = await Promise.all(Array.from({ length: 8 }, () => fhir.createIfNoneExist(patient(value2), { system: SYS, value: value2 })));
+    const parallel = await Promise.all(
+      Array.from({ length: 8 }, () => fhir.createIfNoneExist(patient(value2), { system: SYS, value: value2 })),
+    );
     expect(new Set(parallel.map((r) => r.id)).size).toBe(1);
     expect(parallel.filter((r) => r.created)).toHaveLength(1);
     expect(await fhir.findByIdentifier('Patient', { system: SYS, value: value2 })).toHaveLength(1);
@@ -124,7 +132,10 @@ describe.each(targets)('FHIR contract: $name', (target) => {
   it.skipIf(skip)('a stale If-Match version is a FhirConflictError and changes nothing', async () => {
     const created = await fhir.create(patient(`ver-${randomUUID()}`, 'V1'));
     const v1 = created.versionId as string;
-    const updated = await fhir.update({ ...created.resource, id: created.id, name: [{ family: 'V2' }] }, { ifMatch: v1 });
+    const updated = await fhir.update(
+      { ...created.resource, id: created.id, name: [{ family: 'V2' }] },
+      { ifMatch: v1 },
+    );
     expect(updated.versionId).not.toBe(v1);
     const stale = fhir.update({ ...created.resource, id: created.id, name: [{ family: 'V3' }] }, { ifMatch: v1 });
     await expect(stale).rejects.toBeInstanceOf(FhirConflictError);
@@ -132,26 +143,31 @@ describe.each(targets)('FHIR contract: $name', (target) => {
     expect((await fhir.read<Patient>('Patient', created.id)).name?.[0]?.family).toBe('V2');
   });
 
-  it.skipIf(skip)('an invalid resource is FhirInvalidResourceError with an OperationOutcome and is not stored', async () => {
-    const value = `invalid-${randomUUID()}`;
-    const bad = { ...patient(value), active: 'yes' } as unknown as Patient;
-    const err = await fhir.create(bad).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(FhirInvalidResourceError);
-    expect((err as FhirInvalidResourceError).outcome?.issue?.some((i) => i.severity === 'error' || i.severity === 'fatal')).toBe(true);
-    expect(await fhir.findByIdentifier('Patient', { system: SYS, value })).toHaveLength(0);
-    // a transaction with one invalid entry changes nothing
-    const good = `txgood-${randomUUID()}`;
-    const tx: Bundle = {
-      resourceType: 'Bundle',
-      type: 'transaction',
-      entry: [
-        { fullUrl: `urn:uuid:${randomUUID()}`, resource: patient(good), request: { method: 'POST', url: 'Patient' } },
-        { fullUrl: `urn:uuid:${randomUUID()}`, resource: bad, request: { method: 'POST', url: 'Patient' } },
-      ],
-    };
-    await expect(fhir.transaction(tx)).rejects.toBeInstanceOf(FhirInvalidResourceError);
-    expect(await fhir.findByIdentifier('Patient', { system: SYS, value: good })).toHaveLength(0);
-  });
+  it.skipIf(skip)(
+    'an invalid resource is FhirInvalidResourceError with an OperationOutcome and is not stored',
+    async () => {
+      const value = `invalid-${randomUUID()}`;
+      const bad = { ...patient(value), active: 'yes' } as unknown as Patient;
+      const err = await fhir.create(bad).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(FhirInvalidResourceError);
+      expect(
+        (err as FhirInvalidResourceError).outcome?.issue?.some((i) => i.severity === 'error' || i.severity === 'fatal'),
+      ).toBe(true);
+      expect(await fhir.findByIdentifier('Patient', { system: SYS, value })).toHaveLength(0);
+      // a transaction with one invalid entry changes nothing
+      const good = `txgood-${randomUUID()}`;
+      const tx: Bundle = {
+        resourceType: 'Bundle',
+        type: 'transaction',
+        entry: [
+          { fullUrl: `urn:uuid:${randomUUID()}`, resource: patient(good), request: { method: 'POST', url: 'Patient' } },
+          { fullUrl: `urn:uuid:${randomUUID()}`, resource: bad, request: { method: 'POST', url: 'Patient' } },
+        ],
+      };
+      await expect(fhir.transaction(tx)).rejects.toBeInstanceOf(FhirInvalidResourceError);
+      expect(await fhir.findByIdentifier('Patient', { system: SYS, value: good })).toHaveLength(0);
+    },
+  );
 
   it.skipIf(skip)('accepts the transaction of a full analysis result, idempotently', async () => {
     const puuid = randomUUID();
@@ -169,7 +185,9 @@ describe.each(targets)('FHIR contract: $name', (target) => {
     const subject = { reference: `Patient/${pat.id}` };
     const response = await fhir.transaction(analysisToTransaction(result, { subject }));
     expect(response.type).toBe('transaction-response');
-    expect(response.entry?.map((e) => e.response?.status?.slice(0, 1))).toEqual(Array(response.entry?.length).fill('2'));
+    expect(response.entry?.map((e) => e.response?.status?.slice(0, 1))).toEqual(
+      Array(response.entry?.length).fill('2'),
+    );
     const ids = analysisIdentifiers(result);
     const [report] = await fhir.findByIdentifier<DiagnosticReport>('DiagnosticReport', ids.diagnosticReport);
     expect(report?.subject?.reference).toBe(`Patient/${pat.id}`);

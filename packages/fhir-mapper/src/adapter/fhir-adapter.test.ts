@@ -17,7 +17,10 @@ const FHIR = { 'content-type': 'application/fhir+json' };
 const noSleep = { now: () => 0, sleep: async () => undefined };
 const adapter = (extra: Partial<ConstructorParameters<typeof FhirAdapter>[0]> = {}): FhirAdapter =>
   new FhirAdapter({ baseUrl: BASE, clock: noSleep, retry: { maxRetries: 2, baseDelayMs: 1 }, ...extra });
-const outcome = (diagnostics: string) => ({ resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'processing', diagnostics }] });
+const outcome = (diagnostics: string) => ({
+  resourceType: 'OperationOutcome',
+  issue: [{ severity: 'error', code: 'processing', diagnostics }],
+});
 const patient: Patient = { resourceType: 'Patient', identifier: [{ system: 'urn:s', value: '1' }] };
 
 describe('FhirAdapter', () => {
@@ -52,7 +55,9 @@ describe('FhirAdapter', () => {
         return HttpResponse.json(outcome('busy'), { status: 503, headers: FHIR });
       }),
     );
-    const err = await adapter().create(patient).catch((e: unknown) => e);
+    const err = await adapter()
+      .create(patient)
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(FhirServerError);
     expect((err as FhirServerError).status).toBe(503);
     expect((err as FhirServerError).outcome?.issue?.[0]?.diagnostics).toBe('busy');
@@ -71,30 +76,49 @@ describe('FhirAdapter', () => {
         return new HttpResponse(null, { status: 502 });
       }),
     );
-    const plain: Bundle = { resourceType: 'Bundle', type: 'transaction', entry: [{ resource: patient, request: { method: 'POST', url: 'Patient' } }] };
+    const plain: Bundle = {
+      resourceType: 'Bundle',
+      type: 'transaction',
+      entry: [{ resource: patient, request: { method: 'POST', url: 'Patient' } }],
+    };
     await expect(adapter().transaction(plain)).rejects.toBeInstanceOf(FhirServerError);
     expect(calls).toBe(1);
     calls = 0;
-    const conditional: Bundle = { resourceType: 'Bundle', type: 'transaction', entry: [{ resource: patient, request: { method: 'PUT', url: 'Patient?identifier=urn:s|1' } }] };
+    const conditional: Bundle = {
+      resourceType: 'Bundle',
+      type: 'transaction',
+      entry: [{ resource: patient, request: { method: 'PUT', url: 'Patient?identifier=urn:s|1' } }],
+    };
     await expect(adapter().transaction(conditional)).rejects.toBeInstanceOf(FhirServerError);
     expect(calls).toBe(3);
-    await expect(adapter().transaction({ resourceType: 'Bundle', type: 'batch' })).rejects.toBeInstanceOf(ValidationError);
+    await expect(adapter().transaction({ resourceType: 'Bundle', type: 'batch' })).rejects.toBeInstanceOf(
+      ValidationError,
+    );
   });
 
   it('maps statuses to typed errors', async () => {
     server.use(
       http.put(`${BASE}/Patient/p1`, ({ request }) =>
         request.headers.get('if-match') === 'W/"1"'
-          ? HttpResponse.json(outcome('HAPI-0989: Version 1 is not the most recent version'), { status: 412, headers: FHIR })
+          ? HttpResponse.json(outcome('HAPI-0989: Version 1 is not the most recent version'), {
+              status: 412,
+              headers: FHIR,
+            })
           : HttpResponse.json(outcome('bad'), { status: 422, headers: FHIR }),
       ),
-      http.put(`${BASE}/Patient`, () => HttpResponse.json(outcome('Failed to UPDATE: matched 2 resources'), { status: 412, headers: FHIR })),
+      http.put(`${BASE}/Patient`, () =>
+        HttpResponse.json(outcome('Failed to UPDATE: matched 2 resources'), { status: 412, headers: FHIR }),
+      ),
     );
-    const stale = await adapter().update({ ...patient, id: 'p1' }, { ifMatch: '1' }).catch((e: unknown) => e);
+    const stale = await adapter()
+      .update({ ...patient, id: 'p1' }, { ifMatch: '1' })
+      .catch((e: unknown) => e);
     expect(stale).toBeInstanceOf(FhirConflictError);
     expect((stale as FhirConflictError).kind).toBe('version-conflict');
     await expect(adapter().update({ ...patient, id: 'p1' })).rejects.toBeInstanceOf(FhirInvalidResourceError);
-    const multi = await adapter().upsert(patient, { system: 'urn:s', value: '1' }).catch((e: unknown) => e);
+    const multi = await adapter()
+      .upsert(patient, { system: 'urn:s', value: '1' })
+      .catch((e: unknown) => e);
     expect((multi as FhirConflictError).kind).toBe('multiple-matches');
   });
 
@@ -106,7 +130,9 @@ describe('FhirAdapter', () => {
         return HttpResponse.json(patient, { headers: FHIR });
       }),
     );
-    const down = await adapter({ retry: false }).read('Patient', 'down').catch((e: unknown) => e);
+    const down = await adapter({ retry: false })
+      .read('Patient', 'down')
+      .catch((e: unknown) => e);
     expect(HttpError.isInstance(down)).toBe(true);
     expect((down as HttpError).status).toBeUndefined();
     await expect(adapter({ retry: false, timeoutMs: 50 }).read('Patient', 'slow')).rejects.toBeInstanceOf(TimeoutError);
@@ -116,11 +142,16 @@ describe('FhirAdapter', () => {
     const page = (n: number, next?: string, entries = 2): Bundle => ({
       resourceType: 'Bundle',
       type: 'searchset',
-      entry: Array.from({ length: entries }, (_, i) => ({ resource: { resourceType: 'Patient', id: `p${n}-${i}` } as Patient, search: { mode: 'match' } })),
+      entry: Array.from({ length: entries }, (_, i) => ({
+        resource: { resourceType: 'Patient', id: `p${n}-${i}` } as Patient,
+        search: { mode: 'match' },
+      })),
       link: next ? [{ relation: 'next', url: next }] : [],
     });
     server.use(
-      http.get(`${BASE}/Patient`, () => HttpResponse.json(page(1, `${BASE}?_getpages=abc&_getpagesoffset=2`), { headers: FHIR })),
+      http.get(`${BASE}/Patient`, () =>
+        HttpResponse.json(page(1, `${BASE}?_getpages=abc&_getpagesoffset=2`), { headers: FHIR }),
+      ),
       http.get(`${BASE}`, ({ request }) => {
         const off = new URL(request.url).searchParams.get('_getpagesoffset');
         return off === '2'
@@ -131,7 +162,9 @@ describe('FhirAdapter', () => {
     const ids: string[] = [];
     for await (const p of adapter().searchAll<Patient>('Patient', { family: 'x' })) ids.push(p.id as string);
     expect(ids).toEqual(['p1-0', 'p1-1', 'p2-0', 'p2-1']);
-    server.use(http.get(`${BASE}/Patient`, () => HttpResponse.json(page(1, 'https://evil.example/steal'), { headers: FHIR })));
+    server.use(
+      http.get(`${BASE}/Patient`, () => HttpResponse.json(page(1, 'https://evil.example/steal'), { headers: FHIR })),
+    );
     await expect(async () => {
       for await (const _ of adapter().searchAll('Patient')) void _;
     }).rejects.toBeInstanceOf(FhirServerError);
@@ -146,7 +179,10 @@ describe('FhirAdapter', () => {
         maxInFlight = Math.max(maxInFlight, inFlight);
         await new Promise((r) => setTimeout(r, 20));
         inFlight--;
-        return HttpResponse.json({ ...patient, id: new URL(request.url).searchParams.get('identifier') }, { headers: FHIR });
+        return HttpResponse.json(
+          { ...patient, id: new URL(request.url).searchParams.get('identifier') },
+          { headers: FHIR },
+        );
       }),
     );
     const a = adapter();

@@ -72,8 +72,15 @@ export interface CallOptions {
 
 type SearchParams = Record<string, string | number | boolean | readonly (string | number)[]>;
 
-function isKitError(e: unknown): e is Error & { response: { status: number; data: unknown }; config?: { headers?: Headers } } {
-  return typeof e === 'object' && e !== null && 'response' in e && typeof (e as { response?: { status?: unknown } }).response?.status === 'number';
+function isKitError(
+  e: unknown,
+): e is Error & { response: { status: number; data: unknown }; config?: { headers?: Headers } } {
+  return (
+    typeof e === 'object' &&
+    e !== null &&
+    'response' in e &&
+    typeof (e as { response?: { status?: unknown } }).response?.status === 'number'
+  );
 }
 
 function isOutcome(v: unknown): v is OperationOutcome {
@@ -95,7 +102,9 @@ function versionFromEtag(etag: string | null | undefined): string | undefined {
 
 /** `.../Patient/123/_history/2` -> {id: 123, version: 2}. */
 function parseLocation(loc: string | null | undefined): { id?: string; version?: string } {
-  const m = loc ? /\/?([A-Za-z]+)\/([A-Za-z0-9.-]{1,64})(?:\/_history\/([A-Za-z0-9.-]{1,64}))?\/?$/.exec(loc.split('?')[0] ?? '') : null;
+  const m = loc
+    ? /\/?([A-Za-z]+)\/([A-Za-z0-9.-]{1,64})(?:\/_history\/([A-Za-z0-9.-]{1,64}))?\/?$/.exec(loc.split('?')[0] ?? '')
+    : null;
   return m ? { id: m[2], ...(m[3] ? { version: m[3] } : {}) } : {};
 }
 
@@ -149,9 +158,17 @@ export class FhirAdapter {
     this.maxPages = parsed.data.maxPages;
     this.client =
       options.client ??
-      new Client({ baseUrl: this.baseUrl, customHeaders: { ...(options.headers ?? {}) }, ...(options.bearerToken ? { bearerToken: options.bearerToken } : {}) });
+      new Client({
+        baseUrl: this.baseUrl,
+        customHeaders: { ...(options.headers ?? {}) },
+        ...(options.bearerToken ? { bearerToken: options.bearerToken } : {}),
+      });
     this.policy =
-      options.retry === false ? undefined : options.retry && 'nextDelay' in options.retry ? options.retry : createRetryPolicy(options.retry ?? {});
+      options.retry === false
+        ? undefined
+        : options.retry && 'nextDelay' in options.retry
+          ? options.retry
+          : createRetryPolicy(options.retry ?? {});
     this.logger = options.logger ?? noopLogger;
     this.clock = options.clock ?? systemClock;
     this.mutex = options.mutex ?? new KeyedMutex();
@@ -187,7 +204,10 @@ export class FhirAdapter {
           this.logger.debug({ method, path: pathOnly(url), status, attempt }, 'fhir request failed');
           throw error;
         }
-        this.logger.warn({ method, path: pathOnly(url), status, attempt, delayMs: Math.round(delay) }, 'fhir request failed, retrying');
+        this.logger.warn(
+          { method, path: pathOnly(url), status, attempt, delayMs: Math.round(delay) },
+          'fhir request failed, retrying',
+        );
         await this.clock.sleep(delay, opts.signal);
       }
     }
@@ -208,14 +228,32 @@ export class FhirAdapter {
       });
     }
     if (timedOut) return new TimeoutError(`${method} ${full} timed out after ${this.timeoutMs} ms`, this.timeoutMs);
-    return new HttpError({ method, url: full, cause: raw, message: `${method} ${full}: no response (${(raw as Error)?.message ?? 'network error'})` });
+    return new HttpError({
+      method,
+      url: full,
+      cause: raw,
+      message: `${method} ${full}: no response (${(raw as Error)?.message ?? 'network error'})`,
+    });
   }
 
-  private writeResult<T extends Resource>(sent: T, r: { body: unknown; status: number; headers: Record<string, string> }): WriteResult<T> {
-    const body = (r.body && typeof r.body === 'object' && (r.body as Resource).resourceType === sent.resourceType ? r.body : undefined) as T | undefined;
+  private writeResult<T extends Resource>(
+    sent: T,
+    r: { body: unknown; status: number; headers: Record<string, string> },
+  ): WriteResult<T> {
+    const body = (
+      r.body && typeof r.body === 'object' && (r.body as Resource).resourceType === sent.resourceType
+        ? r.body
+        : undefined
+    ) as T | undefined;
     const loc = parseLocation(r.headers['location'] ?? r.headers['content-location']);
     const id = body?.id ?? loc.id;
-    if (!id) throw new FhirServerError({ method: 'PUT', url: this.baseUrl, status: r.status, message: 'The FHIR server returned neither a resource nor a Location' });
+    if (!id)
+      throw new FhirServerError({
+        method: 'PUT',
+        url: this.baseUrl,
+        status: r.status,
+        message: 'The FHIR server returned neither a resource nor a Location',
+      });
     const versionId = body?.meta?.versionId ?? versionFromEtag(r.headers['etag']) ?? loc.version;
     return { resource: body ?? ({ ...sent, id } as T), id, versionId, created: r.status === 201, status: r.status };
   }
@@ -227,12 +265,22 @@ export class FhirAdapter {
    * @throws {@link FhirNotFoundError} when it does not exist
    */
   async read<T extends Resource>(resourceType: T['resourceType'], id: string, opts?: CallOptions): Promise<T> {
-    const r = await this.exchange<T>('GET', `${resourceType}/${id}`, true, (options) => this.client.read({ resourceType, id, options }), opts);
+    const r = await this.exchange<T>(
+      'GET',
+      `${resourceType}/${id}`,
+      true,
+      (options) => this.client.read({ resourceType, id, options }),
+      opts,
+    );
     return r.body;
   }
 
   /** Searches one page. */
-  async search<T extends Resource = Resource>(resourceType: string, params: SearchParams = {}, opts?: CallOptions): Promise<Bundle<T>> {
+  async search<T extends Resource = Resource>(
+    resourceType: string,
+    params: SearchParams = {},
+    opts?: CallOptions,
+  ): Promise<Bundle<T>> {
     const r = await this.exchange<Bundle<T>>(
       'GET',
       resourceType,
@@ -247,7 +295,11 @@ export class FhirAdapter {
    * Every page of a search, following `next` links (only to this server's origin) until a page has no
    * `next` or no entries (HAPI can announce an empty last page, hapifhir/hapi-fhir#5237).
    */
-  async *pages<T extends Resource = Resource>(resourceType: string, params: SearchParams = {}, opts?: CallOptions): AsyncGenerator<Bundle<T>> {
+  async *pages<T extends Resource = Resource>(
+    resourceType: string,
+    params: SearchParams = {},
+    opts?: CallOptions,
+  ): AsyncGenerator<Bundle<T>> {
     let page = await this.search<T>(resourceType, params, opts);
     const seen = new Set<string>();
     const origin = new URL(this.baseUrl).origin;
@@ -256,27 +308,48 @@ export class FhirAdapter {
       const next = page.link?.find((l) => l.relation === 'next')?.url;
       if (!next || !page.entry?.length) return;
       const abs = new URL(next, `${this.baseUrl}/`).toString();
-      if (new URL(abs).origin !== origin) throw new FhirServerError({ method: 'GET', url: abs, message: 'A next link points outside the FHIR server' });
+      if (new URL(abs).origin !== origin)
+        throw new FhirServerError({ method: 'GET', url: abs, message: 'A next link points outside the FHIR server' });
       if (seen.has(abs) || n >= this.maxPages) return;
       seen.add(abs);
-      const r = await this.exchange<Bundle<T>>('GET', abs, true, (options) => this.client.request(abs, { method: 'GET', options }), opts);
+      const r = await this.exchange<Bundle<T>>(
+        'GET',
+        abs,
+        true,
+        (options) => this.client.request(abs, { method: 'GET', options }),
+        opts,
+      );
       page = r.body;
     }
   }
 
   /** Every matching resource across all pages (search-mode `match` entries only). */
-  async *searchAll<T extends Resource = Resource>(resourceType: string, params: SearchParams = {}, opts?: CallOptions): AsyncGenerator<T> {
+  async *searchAll<T extends Resource = Resource>(
+    resourceType: string,
+    params: SearchParams = {},
+    opts?: CallOptions,
+  ): AsyncGenerator<T> {
     for await (const page of this.pages<T>(resourceType, params, opts)) {
       for (const e of page.entry ?? []) {
-        if (e.resource && (e.search?.mode ?? 'match') === 'match' && e.resource.resourceType === resourceType) yield e.resource;
+        if (e.resource && (e.search?.mode ?? 'match') === 'match' && e.resource.resourceType === resourceType)
+          yield e.resource;
       }
     }
   }
 
   /** Finds the resources carrying an identifier. */
-  async findByIdentifier<T extends Resource = Resource>(resourceType: T['resourceType'], identifier: Identifier, opts?: CallOptions): Promise<T[]> {
+  async findByIdentifier<T extends Resource = Resource>(
+    resourceType: T['resourceType'],
+    identifier: Identifier,
+    opts?: CallOptions,
+  ): Promise<T[]> {
     const out: T[] = [];
-    for await (const r of this.searchAll<T>(resourceType, { identifier: `${identifier.system ?? ''}|${identifier.value ?? ''}` }, opts)) out.push(r);
+    for await (const r of this.searchAll<T>(
+      resourceType,
+      { identifier: `${identifier.system ?? ''}|${identifier.value ?? ''}` },
+      opts,
+    ))
+      out.push(r);
     return out;
   }
 
@@ -284,9 +357,13 @@ export class FhirAdapter {
 
   /** Plain create (POST). Not idempotent, so never retried; prefer {@link createIfNoneExist}. */
   async create<T extends Resource>(resource: T, opts?: CallOptions): Promise<WriteResult<T>> {
-    const r = await this.exchange('POST', resource.resourceType, false, (options) =>
-      this.client.create({ resourceType: resource.resourceType, body: kit(resource), options }),
-    opts);
+    const r = await this.exchange(
+      'POST',
+      resource.resourceType,
+      false,
+      (options) => this.client.create({ resourceType: resource.resourceType, body: kit(resource), options }),
+      opts,
+    );
     return this.writeResult(resource, r);
   }
 
@@ -296,17 +373,26 @@ export class FhirAdapter {
    * Idempotent, so retried; serialised per identifier in this process; a lost HAPI race (a conflict
    * on the match URL) is retried once, and then finds the winner.
    */
-  async createIfNoneExist<T extends Resource>(resource: T, identifier: Identifier, opts?: CallOptions): Promise<WriteResult<T>> {
+  async createIfNoneExist<T extends Resource>(
+    resource: T,
+    identifier: Identifier,
+    opts?: CallOptions,
+  ): Promise<WriteResult<T>> {
     const query = identifierQuery(identifier);
     return this.mutex.run(conditionalKeys(resource.resourceType, query), () =>
       this.withRaceRetry(async () => {
-        const r = await this.exchange('POST', resource.resourceType, true, (options) =>
-          this.client.create({
-            resourceType: resource.resourceType,
-            body: kit(resource),
-            options: { ...options, headers: { 'if-none-exist': query } },
-          }),
-        opts);
+        const r = await this.exchange(
+          'POST',
+          resource.resourceType,
+          true,
+          (options) =>
+            this.client.create({
+              resourceType: resource.resourceType,
+              body: kit(resource),
+              options: { ...options, headers: { 'if-none-exist': query } },
+            }),
+          opts,
+        );
         return this.writeResult(resource, r);
       }),
     );
@@ -323,7 +409,18 @@ export class FhirAdapter {
     return this.mutex.run(conditionalKeys(resource.resourceType, query), () =>
       this.withRaceRetry(async () => {
         const url = `${resource.resourceType}?${query}`;
-        const r = await this.exchange('PUT', url, true, (options) => this.client.request(url, { method: 'PUT', body, options: { ...options, headers: { 'content-type': 'application/fhir+json' } } }), opts);
+        const r = await this.exchange(
+          'PUT',
+          url,
+          true,
+          (options) =>
+            this.client.request(url, {
+              method: 'PUT',
+              body,
+              options: { ...options, headers: { 'content-type': 'application/fhir+json' } },
+            }),
+          opts,
+        );
         return this.writeResult(resource, r);
       }),
     );
@@ -334,17 +431,36 @@ export class FhirAdapter {
    * {@link FhirConflictError} (`version-conflict`), and such an update is not retried (a retry after
    * a lost response would itself conflict). Without it the update is idempotent and retried.
    */
-  async update<T extends Resource>(resource: T & { id: string }, options: CallOptions & { ifMatch?: string } = {}): Promise<WriteResult<T>> {
+  async update<T extends Resource>(
+    resource: T & { id: string },
+    options: CallOptions & { ifMatch?: string } = {},
+  ): Promise<WriteResult<T>> {
     const headers: Record<string, string> = options.ifMatch ? { 'if-match': `W/"${options.ifMatch}"` } : {};
-    const r = await this.exchange('PUT', `${resource.resourceType}/${resource.id}`, options.ifMatch === undefined, (o) =>
-      this.client.update({ resourceType: resource.resourceType, id: resource.id, body: kit(resource), options: { ...o, headers } }),
-    options);
+    const r = await this.exchange(
+      'PUT',
+      `${resource.resourceType}/${resource.id}`,
+      options.ifMatch === undefined,
+      (o) =>
+        this.client.update({
+          resourceType: resource.resourceType,
+          id: resource.id,
+          body: kit(resource),
+          options: { ...o, headers },
+        }),
+      options,
+    );
     return this.writeResult(resource, r);
   }
 
   /** Deletes a resource (idempotent: retried). */
   async delete(resourceType: string, id: string, opts?: CallOptions): Promise<void> {
-    await this.exchange('DELETE', `${resourceType}/${id}`, true, (options) => this.client.delete({ resourceType, id, options }), opts);
+    await this.exchange(
+      'DELETE',
+      `${resourceType}/${id}`,
+      true,
+      (options) => this.client.delete({ resourceType, id, options }),
+      opts,
+    );
   }
 
   /**
@@ -355,14 +471,22 @@ export class FhirAdapter {
    */
   async transaction(bundle: Bundle, opts?: CallOptions): Promise<Bundle> {
     if (bundle.resourceType !== 'Bundle' || bundle.type !== 'transaction') {
-      throw new ValidationError('Invalid transaction', [{ path: 'type', message: 'Expected a Bundle of type transaction', code: 'invalid_value' }]);
+      throw new ValidationError('Invalid transaction', [
+        { path: 'type', message: 'Expected a Bundle of type transaction', code: 'invalid_value' },
+      ]);
     }
     const entries = bundle.entry ?? [];
     const idempotent = entries.every((e) => isIdempotentEntry(e));
     const keys = entries.flatMap((e) => entryKeys(e));
     return this.mutex.run(keys, () =>
       this.withRaceRetry(async () => {
-        const r = await this.exchange<Bundle>('POST', '/', idempotent, (options) => this.client.transaction({ body: kit(bundle), options }), opts);
+        const r = await this.exchange<Bundle>(
+          'POST',
+          '/',
+          idempotent,
+          (options) => this.client.transaction({ body: kit(bundle), options }),
+          opts,
+        );
         return r.body;
       }, idempotent),
     );
@@ -374,9 +498,20 @@ export class FhirAdapter {
    */
   async validate(resource: Resource, opts?: CallOptions): Promise<OperationOutcome> {
     try {
-      const r = await this.exchange<OperationOutcome>('POST', `${resource.resourceType}/$validate`, true, (options) =>
-        this.client.operation({ name: '$validate', resourceType: resource.resourceType, method: 'POST', input: kit(resource), options }),
-      opts);
+      const r = await this.exchange<OperationOutcome>(
+        'POST',
+        `${resource.resourceType}/$validate`,
+        true,
+        (options) =>
+          this.client.operation({
+            name: '$validate',
+            resourceType: resource.resourceType,
+            method: 'POST',
+            input: kit(resource),
+            options,
+          }),
+        opts,
+      );
       return r.body;
     } catch (e) {
       if (FhirServerError.isInstance(e) && e.outcome && e.status !== undefined && e.status < 500) return e.outcome;
@@ -403,7 +538,9 @@ function kit(resource: Resource): KitResource {
 
 function isIdempotentEntry(e: BundleEntry): boolean {
   const m = e.request?.method;
-  return m === 'GET' || m === 'HEAD' || m === 'PUT' || m === 'DELETE' || (m === 'POST' && Boolean(e.request?.ifNoneExist));
+  return (
+    m === 'GET' || m === 'HEAD' || m === 'PUT' || m === 'DELETE' || (m === 'POST' && Boolean(e.request?.ifNoneExist))
+  );
 }
 
 function entryKeys(e: BundleEntry): string[] {

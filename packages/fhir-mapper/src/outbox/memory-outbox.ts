@@ -4,7 +4,15 @@
  */
 import type { OperationOutcome } from 'fhir/r4.js';
 import { parseInput } from '../util.js';
-import { defaultKey, fhirWriteSchema, type DeadLetter, type FhirWrite, type OutboxItem, type OutboxStats, type SyncOutbox } from './types.js';
+import {
+  defaultKey,
+  fhirWriteSchema,
+  type DeadLetter,
+  type FhirWrite,
+  type OutboxItem,
+  type OutboxStats,
+  type SyncOutbox,
+} from './types.js';
 
 interface Row extends OutboxItem {
   claimedUntil: number;

@@ -8,7 +8,15 @@ import type { OperationOutcome } from 'fhir/r4.js';
 import { z } from 'zod';
 import { ValidationError } from '@cdss/core';
 import { parseInput } from '../util.js';
-import { defaultKey, fhirWriteSchema, type DeadLetter, type FhirWrite, type OutboxItem, type OutboxStats, type SyncOutbox } from './types.js';
+import {
+  defaultKey,
+  fhirWriteSchema,
+  type DeadLetter,
+  type FhirWrite,
+  type OutboxItem,
+  type OutboxStats,
+  type SyncOutbox,
+} from './types.js';
 
 /** Options of {@link MySqlOutbox}. */
 export interface MySqlOutboxOptions {
@@ -99,7 +107,10 @@ export class MySqlOutbox implements SyncOutbox {
         [now, now, limit],
       );
       if (rows.length > 0) {
-        await conn.query(`UPDATE \`${this.table}\` SET claimed_until = ? WHERE id IN (?)`, [now + leaseMs, rows.map((r) => r.id)]);
+        await conn.query(`UPDATE \`${this.table}\` SET claimed_until = ? WHERE id IN (?)`, [
+          now + leaseMs,
+          rows.map((r) => r.id),
+        ]);
       }
       await conn.commit();
       return rows.map((r) => this.item(r));
@@ -112,10 +123,10 @@ export class MySqlOutbox implements SyncOutbox {
   }
 
   async markDelivered(id: string): Promise<void> {
-    await this.pool.execute(`UPDATE \`${this.table}\` SET status = 'delivered', claimed_until = 0, updated_at = ? WHERE id = ? AND status = 'pending'`, [
-      this.clock.now(),
-      id,
-    ]);
+    await this.pool.execute(
+      `UPDATE \`${this.table}\` SET status = 'delivered', claimed_until = 0, updated_at = ? WHERE id = ? AND status = 'pending'`,
+      [this.clock.now(), id],
+    );
   }
 
   async markFailed(id: string, error: string, nextAttemptAt: number): Promise<void> {

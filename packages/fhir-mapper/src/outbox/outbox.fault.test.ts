@@ -88,7 +88,14 @@ describe.each(outboxes)('sync outbox ($name) across a FHIR server outage', ({ sk
       let server = await startFhirProcess(port);
       const adapter = new FhirAdapter({ baseUrl: server.url, retry: false, timeoutMs: 5_000 });
       const outbox = await make();
-      const processor = new OutboxProcessor({ outbox, adapter, baseDelayMs: 20, maxDelayMs: 200, concurrency: 8, batchSize: 100 });
+      const processor = new OutboxProcessor({
+        outbox,
+        adapter,
+        baseDelayMs: 20,
+        maxDelayMs: 200,
+        concurrency: 8,
+        batchSize: 100,
+      });
       try {
         await stopByPid(server.child);
         const run = randomUUID().slice(0, 8);
@@ -96,7 +103,11 @@ describe.each(outboxes)('sync outbox ($name) across a FHIR server outage', ({ sk
         const family = `Outbox${run}`;
         for (let i = 0; i < 200; i++) {
           const identifier = { system, value: `p-${i}` };
-          const resource: Patient = { resourceType: 'Patient', identifier: [identifier], name: [{ family, given: [`N${i}`] }] };
+          const resource: Patient = {
+            resourceType: 'Patient',
+            identifier: [identifier],
+            name: [{ family, given: [`N${i}`] }],
+          };
           await outbox.enqueue({ kind: 'upsert', resource, identifier });
         }
         // While the server is down every attempt fails and is kept for a retry; nothing is lost or dead.

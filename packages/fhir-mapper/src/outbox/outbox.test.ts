@@ -16,7 +16,11 @@ const SYS = `urn:cdss:test:outbox-unit:${randomUUID().slice(0, 8)}`;
 
 function upsert(value: string, family = 'Unit', extra: Record<string, unknown> = {}): FhirWrite {
   const identifier = { system: SYS, value };
-  return { kind: 'upsert', resource: { resourceType: 'Patient', identifier: [identifier], name: [{ family }], ...extra } as Patient, identifier };
+  return {
+    kind: 'upsert',
+    resource: { resourceType: 'Patient', identifier: [identifier], name: [{ family }], ...extra } as Patient,
+    identifier,
+  };
 }
 
 let pool: Pool | undefined;
@@ -43,9 +47,13 @@ const kinds: { name: string; skip: boolean; make(clock?: { now(): number }): Pro
 describe.each(kinds)('$name outbox', ({ skip, make }) => {
   it.skipIf(skip)('rejects a malformed write with ValidationError and stores nothing', async () => {
     const outbox = await make();
-    await expect(outbox.enqueue({ kind: 'upsert', resource: { nope: true }, identifier: { system: '', value: 'x' } } as unknown as FhirWrite)).rejects.toBeInstanceOf(
-      ValidationError,
-    );
+    await expect(
+      outbox.enqueue({
+        kind: 'upsert',
+        resource: { nope: true },
+        identifier: { system: '', value: 'x' },
+      } as unknown as FhirWrite),
+    ).rejects.toBeInstanceOf(ValidationError);
     expect(await outbox.stats()).toEqual({ pending: 0, delivered: 0, dead: 0 });
   });
 

@@ -49,7 +49,8 @@ function describe(error: unknown): string {
 
 /** Delivers outbox items. */
 export class OutboxProcessor {
-  private readonly o: Required<Omit<OutboxProcessorOptions, 'outbox' | 'adapter'>> & Pick<OutboxProcessorOptions, 'outbox' | 'adapter'>;
+  private readonly o: Required<Omit<OutboxProcessorOptions, 'outbox' | 'adapter'>> &
+    Pick<OutboxProcessorOptions, 'outbox' | 'adapter'>;
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<DrainResult> | undefined;
 
@@ -147,14 +148,19 @@ export class OutboxProcessor {
       await this.o.outbox.markDelivered(item.id);
       return 'delivered';
     } catch (error) {
-      const invalid = error instanceof FhirInvalidResourceError || (error instanceof FhirConflictError && error.kind === 'multiple-matches');
+      const invalid =
+        error instanceof FhirInvalidResourceError ||
+        (error instanceof FhirConflictError && error.kind === 'multiple-matches');
       if (invalid) {
         this.o.logger.warn({ item: item.id, err: describe(error) }, 'FHIR write rejected as invalid: dead-lettered');
         await this.o.outbox.markDead(item.id, describe(error), (error as FhirServerError).outcome, this.o.clock.now());
         return 'dead';
       }
       const delay = this.backoffMs(item.attempts + 1);
-      this.o.logger.debug({ item: item.id, attempt: item.attempts + 1, delayMs: Math.round(delay), err: describe(error) }, 'FHIR write failed, will retry');
+      this.o.logger.debug(
+        { item: item.id, attempt: item.attempts + 1, delayMs: Math.round(delay), err: describe(error) },
+        'FHIR write failed, will retry',
+      );
       await this.o.outbox.markFailed(item.id, describe(error), this.o.clock.now() + delay);
       return 'failed';
     }

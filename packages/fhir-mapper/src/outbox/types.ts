@@ -23,7 +23,10 @@ export const fhirWriteSchema = z.discriminatedUnion('kind', [
   /** A transaction whose entries are all conditional (as `analysisToTransaction` builds them). */
   z.object({
     kind: z.literal('transaction'),
-    bundle: z.custom<Bundle>((v) => (v as Bundle | undefined)?.resourceType === 'Bundle' && (v as Bundle).type === 'transaction', 'Expected a transaction Bundle'),
+    bundle: z.custom<Bundle>(
+      (v) => (v as Bundle | undefined)?.resourceType === 'Bundle' && (v as Bundle).type === 'transaction',
+      'Expected a transaction Bundle',
+    ),
   }),
 ]);
 

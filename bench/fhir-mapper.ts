@@ -1,0 +1,90 @@
+/**
+ * Mapping throughput (FHIR resources/s) of @cdss/fhir-mapper vs validating the same resources with Medplum's R4 validator.
+ *
+ * One "record set" is a patient, an encounter, two problems (one a glioblastoma -> mCODE), an allergy, a
+ * medication, a prescription, a vitals row (8 Observations) and an AI analysis result (a 9-entry
+ * transaction Bundle): 24 resources, each input parsed with zod and mapped. The baseline is
+ * `fhirIssues` (Medplum's structural R4 validation) run over the same 24 output resources, the step a
+ * careful sync runs on every resource anyway. Interleaved timed rounds after a warm-up; medians reported.
+ *
+ * Settings (environment): BENCH_ROUND_MS (default 1000, max 5000), BENCH_ROUNDS (default 5, max 8).
+ */
+import type { Resource } from 'fhir/r4.js';
+import {
+  allergyToFhir,
+  analysisToTransaction,
+  encounterToFhir,
+  fhirIssues,
+  loadR4Definitions,
+  medicationToFhir,
+  patientToFhir,
+  prescriptionToFhir,
+  problemToCondition,
+  vitalsToObservations,
+} from '@cdss/fhir-mapper';
+import * as s from '@cdss/fhir-mapper/testing';
+
+function intEnv(name: string, fallback: number, max: number): number {
+  const raw = process.env[name];
+  const value = raw === undefined ? fallback : Number(raw);
+  if (!Number.isInteger(value) || value < 1 || value > max) throw new Error(`${name} must be an integer in 1..${max}`);
+  return value;
+}
+
+const ROUND_MS = intEnv('BENCH_ROUND_MS', 1000, 5000);
+const ROUNDS = intEnv('BENCH_ROUNDS', 5, 8);
+
+function mapRecordSet(): Resource[] {
+  return [
+    patientToFhir(s.sampleOpenEmrPatient),
+    encounterToFhir(s.sampleOpenEmrEncounter),
+    problemToCondition(s.sampleOpenEmrProblemGbm),
+    problemToCondition(s.sampleOpenEmrProblemOther),
+    allergyToFhir(s.sampleOpenEmrAllergy),
+    medicationToFhir(s.sampleOpenEmrMedication),
+    prescriptionToFhir(s.sampleOpenEmrPrescription),
+    ...vitalsToObservations(s.sampleOpenEmrVitals),
+    ...(analysisToTransaction(s.sampleAnalysisResult()).entry ?? []).map((e) => e.resource as Resource),
+  ];
+}
+
+const sample = mapRecordSet();
+const PER_SET = sample.length;
+
+function validateSet(): number {
+  let issues = 0;
+  for (const r of sample) issues += fhirIssues(r).length;
+  return issues;
+}
+
+/** Resources per second doing `fn` (which handles PER_SET resources) for ROUND_MS. */
+function round(fn: () => unknown): number {
+  const t0 = performance.now();
+  let sets = 0;
+  while (performance.now() - t0 < ROUND_MS) {
+    fn();
+    sets++;
+  }
+  return (sets * PER_SET) / ((performance.now() - t0) / 1000);
+}
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
+
+loadR4Definitions();
+if (validateSet() !== 0) throw new Error('the sample resources do not validate');
+round(mapRecordSet);
+round(validateSet);
+const mapped: number[] = [];
+const validated: number[] = [];
+for (let i = 0; i < ROUNDS; i++) {
+  const order = i % 2 === 0 ? ([mapRecordSet, validateSet] as const) : ([validateSet, mapRecordSet] as const);
+  for (const fn of order) (fn === mapRecordSet ? mapped : validated).push(round(fn));
+  process.stdout.write(
+    `round ${i + 1}: map ${Math.round(mapped[i] as number)} res/s, validate ${Math.round(validated[i] as number)} res/s\n`,
+  );
+}
+const value = Math.round(median(mapped));
+const baseline = Math.round(median(validated));
+process.stdout.write(
+  `${JSON.stringify({ bench: 'fhir-mapper', unit: 'resources/s', value, baseline, baseline_name: 'Medplum R4 validation of the same resources', ratio: Number((value / baseline).toFixed(3)) })}\n`,
+);
