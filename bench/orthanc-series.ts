@@ -65,7 +65,9 @@ async function main(): Promise<void> {
   const study = writePhantomStudy(phantom, { patientId, uidSeed: `bench/${patientId}` });
   const files = PHANTOM_MODALITIES.flatMap((m) => study.series[m].files);
   const totalBytes = files.reduce((s, f) => s + f.length, 0);
-  log(`generated ${files.length} files (${(totalBytes / 1e6).toFixed(1)} MB) in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+  log(
+    `generated ${files.length} files (${(totalBytes / 1e6).toFixed(1)} MB) in ${((performance.now() - t) / 1000).toFixed(1)} s`,
+  );
   const dir = mkdtempSync(join(tmpdir(), 'cdss-bench-orthanc-'));
   const paths = files.map((f, i) => {
     const p = join(dir, `${i}.dcm`);
@@ -75,10 +77,16 @@ async function main(): Promise<void> {
   const curlUploadConfig = join(dir, 'upload.curl');
   writeFileSync(
     curlUploadConfig,
-    paths.map((p) => `url = "${base}/instances"\nuser = "${user}"\nheader = "Content-Type: application/dicom"\nheader = "Expect:"\ndata-binary = "@${p}"\noutput = "/dev/null"\n`).join('next\n'),
+    paths
+      .map(
+        (p) =>
+          `url = "${base}/instances"\nuser = "${user}"\nheader = "Content-Type: application/dicom"\nheader = "Expect:"\ndata-binary = "@${p}"\noutput = "/dev/null"\n`,
+      )
+      .join('next\n'),
   );
   const deletePatient = async (): Promise<void> => {
-    for (const p of await client.find({ level: 'Patient', query: { PatientID: patientId } })) await client.delete('Patient', p.ID);
+    for (const p of await client.find({ level: 'Patient', query: { PatientID: patientId } }))
+      await client.delete('Patient', p.ID);
   };
 
   try {
@@ -99,20 +107,41 @@ async function main(): Promise<void> {
       }
     }
     const stats = await client.getStatistics();
-    log(`upload MB/s client ${up.client.map((x) => x.toFixed(1)).join(', ')} | curl ${up.curl.map((x) => x.toFixed(1)).join(', ')} (store now ${stats.CountInstances} instances)`);
+    log(
+      `upload MB/s client ${up.client.map((x) => x.toFixed(1)).join(', ')} | curl ${up.curl.map((x) => x.toFixed(1)).join(', ')} (store now ${stats.CountInstances} instances)`,
+    );
     const found = await client.find({ level: 'Series', query: { PatientID: patientId } });
-    if (found.length !== 4 || found.some((s) => s.Instances.length !== 155)) throw new Error('study not completely stored after upload');
+    if (found.length !== 4 || found.some((s) => s.Instances.length !== 155))
+      throw new Error('study not completely stored after upload');
 
     // ---- download
     const pixelMB = (4 * 240 * 240 * 155 * 2) / 1e6;
-    const wado = PHANTOM_MODALITIES.map((m) => `${base}/dicom-web/studies/${study.studyInstanceUid}/series/${study.series[m].seriesInstanceUid}`);
-    const curlArgs = ['-sS', '--fail', '-Z', '--parallel-max', '4', '-u', user, '-H', 'Accept: multipart/related; type="application/dicom"', ...wado.flatMap((u) => [u, '-o', '/dev/null'])];
+    const wado = PHANTOM_MODALITIES.map(
+      (m) => `${base}/dicom-web/studies/${study.studyInstanceUid}/series/${study.series[m].seriesInstanceUid}`,
+    );
+    const curlArgs = [
+      '-sS',
+      '--fail',
+      '-Z',
+      '--parallel-max',
+      '4',
+      '-u',
+      user,
+      '-H',
+      'Accept: multipart/related; type="application/dicom"',
+      ...wado.flatMap((u) => [u, '-o', '/dev/null']),
+    ];
     const clientDownload = async (check: boolean): Promise<void> => {
-      const vols = await Promise.all(PHANTOM_MODALITIES.map((m) => retrieveSeriesVolume(client.dicomweb, study.studyInstanceUid, study.series[m].seriesInstanceUid)));
+      const vols = await Promise.all(
+        PHANTOM_MODALITIES.map((m) =>
+          retrieveSeriesVolume(client.dicomweb, study.studyInstanceUid, study.series[m].seriesInstanceUid),
+        ),
+      );
       if (check) {
         vols.forEach((v, i) => {
           const want = phantom.modalities[PHANTOM_MODALITIES[i] as (typeof PHANTOM_MODALITIES)[number]].data;
-          if (!Buffer.from(v.data.buffer, v.data.byteOffset, v.data.byteLength).equals(Buffer.from(want.buffer))) throw new Error('downloaded volume differs from the generator');
+          if (!Buffer.from(v.data.buffer, v.data.byteOffset, v.data.byteLength).equals(Buffer.from(want.buffer)))
+            throw new Error('downloaded volume differs from the generator');
         });
       }
     };
@@ -127,7 +156,9 @@ async function main(): Promise<void> {
         down[side].push(pixelMB / ((performance.now() - t) / 1000));
       }
     }
-    log(`download MB/s client ${down.client.map((x) => x.toFixed(0)).join(', ')} | curl ${down.curl.map((x) => x.toFixed(0)).join(', ')}`);
+    log(
+      `download MB/s client ${down.client.map((x) => x.toFixed(0)).join(', ')} | curl ${down.curl.map((x) => x.toFixed(0)).join(', ')}`,
+    );
     const upC = median(up.client);
     const upB = median(up.curl);
     process.stdout.write(

@@ -11,7 +11,8 @@ import { join } from 'node:path';
 export function dciodvfyAvailable(): boolean {
   const probe = spawnSync('dciodvfy', ['-help'], { encoding: 'utf8' });
   const ok = probe.error === undefined;
-  if (!ok && process.env['CI'] === 'true') throw new Error('CI=true but dciodvfy is not installed (apt-get install -y dicom3tools)');
+  if (!ok && process.env['CI'] === 'true')
+    throw new Error('CI=true but dciodvfy is not installed (apt-get install -y dicom3tools)');
   return ok;
 }
 

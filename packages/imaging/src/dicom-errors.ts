@@ -27,13 +27,7 @@ export class DicomParseError extends CdssError {
 
 /** What is wrong with a series' geometry. */
 export type SeriesProblem =
-  | 'empty'
-  | 'missing-slice'
-  | 'uneven-spacing'
-  | 'duplicate-position'
-  | 'inconsistent'
-  | 'not-stacked'
-  | 'unsupported';
+  'empty' | 'missing-slice' | 'uneven-spacing' | 'duplicate-position' | 'inconsistent' | 'not-stacked' | 'unsupported';
 
 /**
  * A set of slices does not make one regular volume: a missing slice, uneven spacing, two slices at one
@@ -46,7 +40,11 @@ export class SeriesGeometryError extends CdssError {
   /** For `missing-slice`: positions (mm along the normal) after which slices are missing, and how many. */
   readonly gaps: ReadonlyArray<{ after: number; before: number; missing: number }>;
 
-  constructor(problem: SeriesProblem, message: string, gaps: ReadonlyArray<{ after: number; before: number; missing: number }> = []) {
+  constructor(
+    problem: SeriesProblem,
+    message: string,
+    gaps: ReadonlyArray<{ after: number; before: number; missing: number }> = [],
+  ) {
     super(message, { code: 'SERIES_GEOMETRY_ERROR' });
     this.problem = problem;
     this.gaps = gaps;

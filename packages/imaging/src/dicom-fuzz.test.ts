@@ -13,11 +13,22 @@ import type { Mat3 } from './volume.js';
 
 const I: Mat3 = [1, 0, 0, 0, 1, 0, 0, 0, 1];
 const files = writeDicomSeries(
-  { dims: [16, 16, 4], spacing: [1, 1, 2], origin: [0, 0, 0], direction: I, data: new Uint16Array(16 * 16 * 4).map((_, i) => i % 4000) },
+  {
+    dims: [16, 16, 4],
+    spacing: [1, 1, 2],
+    origin: [0, 0, 0],
+    direction: I,
+    data: new Uint16Array(16 * 16 * 4).map((_, i) => i % 4000),
+  },
   {
     patient: { id: 'FUZZ', name: 'FUZZ^TEST' },
     study: { instanceUid: uidFromSeed('fuzz/study') },
-    series: { instanceUid: uidFromSeed('fuzz/series'), number: 1, description: 'fuzz', frameOfReferenceUid: uidFromSeed('fuzz/for') },
+    series: {
+      instanceUid: uidFromSeed('fuzz/series'),
+      number: 1,
+      description: 'fuzz',
+      frameOfReferenceUid: uidFromSeed('fuzz/for'),
+    },
   },
 );
 const good = files[1]!;
@@ -51,13 +62,34 @@ const variants: Array<{ name: string; bytes: Uint8Array; message: RegExp }> = []
 const text = (s: string): Uint8Array => new TextEncoder().encode(s);
 variants.push({ name: 'empty', bytes: new Uint8Array(0), message: /too short/ });
 variants.push({ name: 'one byte', bytes: new Uint8Array([0x44]), message: /too short/ });
-variants.push({ name: 'JSON', bytes: text('{"resourceType":"Patient","id":"x"}'.repeat(10)), message: /no "DICM" prefix/ });
-variants.push({ name: 'PNG header', bytes: new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, ...new Uint8Array(300)]), message: /no "DICM" prefix/ });
-variants.push({ name: 'ZIP header', bytes: new Uint8Array([0x50, 0x4b, 0x03, 0x04, ...new Uint8Array(300)]), message: /no "DICM" prefix/ });
+variants.push({
+  name: 'JSON',
+  bytes: text('{"resourceType":"Patient","id":"x"}'.repeat(10)),
+  message: /no "DICM" prefix/,
+});
+variants.push({
+  name: 'PNG header',
+  bytes: new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, ...new Uint8Array(300)]),
+  message: /no "DICM" prefix/,
+});
+variants.push({
+  name: 'ZIP header',
+  bytes: new Uint8Array([0x50, 0x4b, 0x03, 0x04, ...new Uint8Array(300)]),
+  message: /no "DICM" prefix/,
+});
 variants.push({ name: 'zeros', bytes: new Uint8Array(4096), message: /no "DICM" prefix/ });
-variants.push({ name: 'HTML error page', bytes: text(`<html><body>502 Bad Gateway</body></html>${' '.repeat(200)}`), message: /no "DICM" prefix/ });
+variants.push({
+  name: 'HTML error page',
+  bytes: text(`<html><body>502 Bad Gateway</body></html>${' '.repeat(200)}`),
+  message: /no "DICM" prefix/,
+});
 const r = rng(99);
-for (let n = 0; n < 5; n++) variants.push({ name: `random ${n}`, bytes: Uint8Array.from({ length: 200 + n * 300 }, () => Math.floor(r() * 256)), message: /no "DICM" prefix/ });
+for (let n = 0; n < 5; n++)
+  variants.push({
+    name: `random ${n}`,
+    bytes: Uint8Array.from({ length: 200 + n * 300 }, () => Math.floor(r() * 256)),
+    message: /no "DICM" prefix/,
+  });
 // DICM prefix but garbage after it
 for (let n = 0; n < 4; n++) {
   const b = Uint8Array.from({ length: 400 }, () => Math.floor(r() * 256));
@@ -68,9 +100,25 @@ const bare = new Uint8Array(132);
 bare.set(text('DICM'), 128);
 variants.push({ name: 'DICM prefix only', bytes: bare, message: /Transfer Syntax UID|no dataset/ });
 // 2. Truncations: at every interesting boundary and a spread of offsets
-const cuts = new Set([100, 128, 131, 132, 133, 140, 150, 200, headerEnd - 1, headerEnd + 4, headerEnd + 11, good.length - 1, good.length - 2, good.length - 100]);
+const cuts = new Set([
+  100,
+  128,
+  131,
+  132,
+  133,
+  140,
+  150,
+  200,
+  headerEnd - 1,
+  headerEnd + 4,
+  headerEnd + 11,
+  good.length - 1,
+  good.length - 2,
+  good.length - 100,
+]);
 for (let n = 1; n <= 16; n++) cuts.add(Math.floor((good.length * n) / 17));
-for (const cut of cuts) variants.push({ name: `truncated at ${cut}/${good.length}`, bytes: good.slice(0, cut), message: /./ });
+for (const cut of cuts)
+  variants.push({ name: `truncated at ${cut}/${good.length}`, bytes: good.slice(0, cut), message: /./ });
 // 3. Structural corruption: VR bytes and length bytes of each element
 for (const off of structuralOffsets()) {
   const b = good.slice();
@@ -81,8 +129,16 @@ for (const off of structuralOffsets()) {
 {
   const s = new TextDecoder('latin1').decode(good);
   const swap = (from: string, to: string): Uint8Array => Uint8Array.from(s.replace(from, to), (c) => c.charCodeAt(0));
-  variants.push({ name: 'JPEG transfer syntax', bytes: swap('1.2.840.10008.1.2.1\0', '1.2.840.10008.1.2.4.5'), message: /unsupported transfer syntax/ });
-  variants.push({ name: 'big endian transfer syntax', bytes: swap('1.2.840.10008.1.2.1\0', '1.2.840.10008.1.2.2\0'), message: /unsupported transfer syntax/ });
+  variants.push({
+    name: 'JPEG transfer syntax',
+    bytes: swap('1.2.840.10008.1.2.1\0', '1.2.840.10008.1.2.4.5'),
+    message: /unsupported transfer syntax/,
+  });
+  variants.push({
+    name: 'big endian transfer syntax',
+    bytes: swap('1.2.840.10008.1.2.1\0', '1.2.840.10008.1.2.2\0'),
+    message: /unsupported transfer syntax/,
+  });
 }
 function withoutElement(tag: number): Uint8Array {
   const el = parsedGood.dataset.get(tag)!;
@@ -100,7 +156,11 @@ for (const [tag, name] of [
   [0x00080018, 'SOPInstanceUID'],
   [0x7fe00010, 'PixelData'],
 ] as const) {
-  variants.push({ name: `without ${name}`, bytes: withoutElement(tag), message: new RegExp(`missing required attribute ${name}`) });
+  variants.push({
+    name: `without ${name}`,
+    bytes: withoutElement(tag),
+    message: new RegExp(`missing required attribute ${name}`),
+  });
 }
 
 describe('bad input is rejected with a clear error', () => {
@@ -141,7 +201,13 @@ describe('bad input is rejected with a clear error', () => {
   });
 
   it('rejects bad SEG input clearly', () => {
-    const labels = { dims: [16, 16, 4] as [number, number, number], spacing: [1, 1, 2] as [number, number, number], origin: [0, 0, 0] as [number, number, number], direction: I, data: new Uint8Array(1024).map((_, i) => (i % 7 === 0 ? 2 : 0)) };
+    const labels = {
+      dims: [16, 16, 4] as [number, number, number],
+      spacing: [1, 1, 2] as [number, number, number],
+      origin: [0, 0, 0] as [number, number, number],
+      direction: I,
+      data: new Uint8Array(1024).map((_, i) => (i % 7 === 0 ? 2 : 0)),
+    };
     const seg = writeSeg(labels, {
       patient: { id: 'FUZZ', name: 'FUZZ^TEST' },
       study: { instanceUid: uidFromSeed('fuzz/study') },
@@ -152,7 +218,8 @@ describe('bad input is rejected with a clear error', () => {
     });
     expect(readSeg(seg, { grid: labels }).labels.data).toEqual(labels.data);
     expect(() => readSeg(good)).toThrow(/not a Segmentation Storage object/);
-    for (const cut of [0, 200, Math.floor(seg.length / 2), seg.length - 1]) expect(() => readSeg(seg.slice(0, cut))).toThrow(DicomParseError);
+    for (const cut of [0, 200, Math.floor(seg.length / 2), seg.length - 1])
+      expect(() => readSeg(seg.slice(0, cut))).toThrow(DicomParseError);
     expect(() => readSeg(seg, { grid: { ...labels, dims: [8, 8, 4] } })).toThrow(/frames are 16×16/);
     expect(() => readSeg(seg, { grid: { ...labels, origin: [0.5, 0, 0] } })).toThrow(/not a slice of the grid/);
   });

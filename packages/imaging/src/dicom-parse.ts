@@ -52,8 +52,40 @@ export interface ParseDicomOptions {
 
 const LONG_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'SQ', 'SV', 'UC', 'UN', 'UR', 'UT', 'UV']);
 const VALID_VRS = new Set([
-  'AE', 'AS', 'AT', 'CS', 'DA', 'DS', 'DT', 'FD', 'FL', 'IS', 'LO', 'LT', 'OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'PN', 'SH', 'SL', 'SQ',
-  'SS', 'ST', 'SV', 'TM', 'UC', 'UI', 'UL', 'UN', 'UR', 'US', 'UT', 'UV',
+  'AE',
+  'AS',
+  'AT',
+  'CS',
+  'DA',
+  'DS',
+  'DT',
+  'FD',
+  'FL',
+  'IS',
+  'LO',
+  'LT',
+  'OB',
+  'OD',
+  'OF',
+  'OL',
+  'OV',
+  'OW',
+  'PN',
+  'SH',
+  'SL',
+  'SQ',
+  'SS',
+  'ST',
+  'SV',
+  'TM',
+  'UC',
+  'UI',
+  'UL',
+  'UN',
+  'UR',
+  'US',
+  'UT',
+  'UV',
 ]);
 const UNDEFINED = 0xffffffff;
 const ITEM = 0xfffee000;
@@ -64,15 +96,60 @@ const MAX_DEPTH = 16;
 
 /** VRs of the tags we read, for Implicit VR files (PS3.6). Unknown tags become UN, sequences are found by undefined length. */
 const IMPLICIT_VR: ReadonlyMap<number, string> = new Map([
-  [0x00080016, 'UI'], [0x00080018, 'UI'], [0x00080060, 'CS'], [0x0008103e, 'LO'], [0x00100020, 'LO'], [0x0020000d, 'UI'],
-  [0x0020000e, 'UI'], [0x00200011, 'IS'], [0x00200013, 'IS'], [0x00200032, 'DS'], [0x00200037, 'DS'], [0x00200052, 'UI'],
-  [0x00180050, 'DS'], [0x00180088, 'DS'], [0x00280002, 'US'], [0x00280004, 'CS'], [0x00280008, 'IS'], [0x00280010, 'US'],
-  [0x00280011, 'US'], [0x00280030, 'DS'], [0x00280100, 'US'], [0x00280101, 'US'], [0x00280102, 'US'], [0x00280103, 'US'],
-  [0x00281052, 'DS'], [0x00281053, 'DS'], [0x7fe00010, 'OW'], [0x00620002, 'SQ'], [0x00620004, 'US'], [0x00620005, 'LO'],
-  [0x00620008, 'CS'], [0x0062000b, 'US'], [0x0062000a, 'SQ'], [0x00620001, 'CS'], [0x52009229, 'SQ'], [0x52009230, 'SQ'],
-  [0x00209113, 'SQ'], [0x00209116, 'SQ'], [0x00289110, 'SQ'], [0x00209111, 'SQ'], [0x00209157, 'UL'], [0x00089207, 'CS'],
-  [0x00080100, 'SH'], [0x00080102, 'SH'], [0x00080104, 'LO'], [0x00620003, 'SQ'], [0x0062000f, 'SQ'], [0x00180020, 'CS'],
-  [0x00180021, 'CS'], [0x00180024, 'SH'], [0x00180010, 'LO'], [0x00180081, 'DS'], [0x00180082, 'DS'], [0x00180080, 'DS'],
+  [0x00080016, 'UI'],
+  [0x00080018, 'UI'],
+  [0x00080060, 'CS'],
+  [0x0008103e, 'LO'],
+  [0x00100020, 'LO'],
+  [0x0020000d, 'UI'],
+  [0x0020000e, 'UI'],
+  [0x00200011, 'IS'],
+  [0x00200013, 'IS'],
+  [0x00200032, 'DS'],
+  [0x00200037, 'DS'],
+  [0x00200052, 'UI'],
+  [0x00180050, 'DS'],
+  [0x00180088, 'DS'],
+  [0x00280002, 'US'],
+  [0x00280004, 'CS'],
+  [0x00280008, 'IS'],
+  [0x00280010, 'US'],
+  [0x00280011, 'US'],
+  [0x00280030, 'DS'],
+  [0x00280100, 'US'],
+  [0x00280101, 'US'],
+  [0x00280102, 'US'],
+  [0x00280103, 'US'],
+  [0x00281052, 'DS'],
+  [0x00281053, 'DS'],
+  [0x7fe00010, 'OW'],
+  [0x00620002, 'SQ'],
+  [0x00620004, 'US'],
+  [0x00620005, 'LO'],
+  [0x00620008, 'CS'],
+  [0x0062000b, 'US'],
+  [0x0062000a, 'SQ'],
+  [0x00620001, 'CS'],
+  [0x52009229, 'SQ'],
+  [0x52009230, 'SQ'],
+  [0x00209113, 'SQ'],
+  [0x00209116, 'SQ'],
+  [0x00289110, 'SQ'],
+  [0x00209111, 'SQ'],
+  [0x00209157, 'UL'],
+  [0x00089207, 'CS'],
+  [0x00080100, 'SH'],
+  [0x00080102, 'SH'],
+  [0x00080104, 'LO'],
+  [0x00620003, 'SQ'],
+  [0x0062000f, 'SQ'],
+  [0x00180020, 'CS'],
+  [0x00180021, 'CS'],
+  [0x00180024, 'SH'],
+  [0x00180010, 'LO'],
+  [0x00180081, 'DS'],
+  [0x00180082, 'DS'],
+  [0x00180080, 'DS'],
 ]);
 
 /**
@@ -109,7 +186,13 @@ class Reader {
    * Reads elements from `pos` until `end`, or (when `stopAtItemEnd`) until an item delimiter.
    * @returns the dataset and the position after it (after the delimiter, if any)
    */
-  dataset(pos: number, end: number, explicit: boolean, depth: number, delimited: boolean): { ds: DicomDataset; pos: number } {
+  dataset(
+    pos: number,
+    end: number,
+    explicit: boolean,
+    depth: number,
+    delimited: boolean,
+  ): { ds: DicomDataset; pos: number } {
     if (depth > MAX_DEPTH) this.fail(`sequences nested deeper than ${MAX_DEPTH}`, pos);
     const ds: DicomDataset = new Map();
     let last = -1;
@@ -121,14 +204,16 @@ class Reader {
         return { ds, pos: pos + 8 };
       }
       if (tag === ITEM || tag === SEQ_END) this.fail(`unexpected ${tagString(tag)} delimiter in a dataset`, pos);
-      if (tag <= last) this.fail(`element ${tagString(tag)} out of order (after ${tagString(last)}): corrupted data`, pos);
+      if (tag <= last)
+        this.fail(`element ${tagString(tag)} out of order (after ${tagString(last)}): corrupted data`, pos);
       last = tag;
       let vr: string;
       let length: number;
       let valuePos: number;
       if (explicit) {
         vr = String.fromCharCode(this.bytes[pos + 4] as number, this.bytes[pos + 5] as number);
-        if (!VALID_VRS.has(vr)) this.fail(`invalid VR "${printable(vr)}" for element ${tagString(tag)}: corrupted data`, pos + 4);
+        if (!VALID_VRS.has(vr))
+          this.fail(`invalid VR "${printable(vr)}" for element ${tagString(tag)}: corrupted data`, pos + 4);
         if (LONG_VRS.has(vr)) {
           if (end - pos < 12) this.fail(`truncated element header of ${tagString(tag)}`, pos);
           length = this.u32(pos + 8);
@@ -144,15 +229,23 @@ class Reader {
         if ((tag & 0xffff) === 0) vr = 'UL';
       }
       if (length === UNDEFINED) {
-        if (tag === PIXEL_DATA) this.fail('encapsulated (compressed) pixel data is not supported; ask for an uncompressed transfer syntax', pos);
-        if (vr !== 'SQ' && vr !== 'UN') this.fail(`undefined length on a non-sequence element ${tagString(tag)} (${vr})`, pos);
+        if (tag === PIXEL_DATA)
+          this.fail(
+            'encapsulated (compressed) pixel data is not supported; ask for an uncompressed transfer syntax',
+            pos,
+          );
+        if (vr !== 'SQ' && vr !== 'UN')
+          this.fail(`undefined length on a non-sequence element ${tagString(tag)} (${vr})`, pos);
         const seq = this.sequence(valuePos, end, UNDEFINED, explicit, depth + 1, tag);
         ds.set(tag, { tag, vr: 'SQ', offset: valuePos, length: 0, items: seq.items });
         pos = seq.pos;
         continue;
       }
       if (length > end - valuePos) {
-        this.fail(`element ${tagString(tag)} (${vr}) claims ${length} bytes but only ${end - valuePos} remain: file truncated or corrupted`, pos);
+        this.fail(
+          `element ${tagString(tag)} (${vr}) claims ${length} bytes but only ${end - valuePos} remain: file truncated or corrupted`,
+          pos,
+        );
       }
       if (vr === 'SQ') {
         const seq = this.sequence(valuePos, valuePos + length, length, explicit, depth + 1, tag);
@@ -166,7 +259,14 @@ class Reader {
     return { ds, pos };
   }
 
-  sequence(pos: number, end: number, length: number, explicit: boolean, depth: number, owner: number): { items: DicomDataset[]; pos: number } {
+  sequence(
+    pos: number,
+    end: number,
+    length: number,
+    explicit: boolean,
+    depth: number,
+    owner: number,
+  ): { items: DicomDataset[]; pos: number } {
     const items: DicomDataset[] = [];
     const limit = length === UNDEFINED ? end : pos + length;
     while (pos < limit) {
@@ -174,16 +274,19 @@ class Reader {
       const tag = this.tag(pos);
       const itemLength = this.u32(pos + 4);
       if (tag === SEQ_END) {
-        if (length !== UNDEFINED) this.fail(`sequence delimiter inside defined-length sequence ${tagString(owner)}`, pos);
+        if (length !== UNDEFINED)
+          this.fail(`sequence delimiter inside defined-length sequence ${tagString(owner)}`, pos);
         return { items, pos: pos + 8 };
       }
-      if (tag !== ITEM) this.fail(`expected an item in sequence ${tagString(owner)}, found ${tagString(tag)}: corrupted data`, pos);
+      if (tag !== ITEM)
+        this.fail(`expected an item in sequence ${tagString(owner)}, found ${tagString(tag)}: corrupted data`, pos);
       if (itemLength === UNDEFINED) {
         const r = this.dataset(pos + 8, limit, explicit, depth, true);
         items.push(r.ds);
         pos = r.pos;
       } else {
-        if (itemLength > limit - pos - 8) this.fail(`item of ${tagString(owner)} claims ${itemLength} bytes but only ${limit - pos - 8} remain`, pos);
+        if (itemLength > limit - pos - 8)
+          this.fail(`item of ${tagString(owner)} claims ${itemLength} bytes but only ${limit - pos - 8} remain`, pos);
         items.push(this.dataset(pos + 8, pos + 8 + itemLength, explicit, depth, false).ds);
         pos = pos + 8 + itemLength;
       }
@@ -208,7 +311,8 @@ function printable(s: string): string {
  */
 export function parseDicom(bytes: Uint8Array, options: ParseDicomOptions = {}): ParsedDicom {
   const r: Reader = new Reader(bytes, options.source);
-  if (bytes.length < 132) r.fail(`not a DICOM Part-10 file: ${bytes.length} bytes, too short for the preamble and DICM prefix`, 0);
+  if (bytes.length < 132)
+    r.fail(`not a DICOM Part-10 file: ${bytes.length} bytes, too short for the preamble and DICM prefix`, 0);
   if (bytes[128] !== 0x44 || bytes[129] !== 0x49 || bytes[130] !== 0x43 || bytes[131] !== 0x4d) {
     r.fail('not a DICOM Part-10 file: no "DICM" prefix at byte 128', 128);
   }
@@ -226,7 +330,10 @@ export function parseDicom(bytes: Uint8Array, options: ParseDicomOptions = {}): 
   const parsedMeta: ParsedDicom = { bytes, transferSyntaxUid: '', meta, dataset: new Map() };
   const ts = getString(parsedMeta, tsEl) ?? '';
   if (ts !== EXPLICIT_VR_LITTLE_ENDIAN && ts !== IMPLICIT_VR_LITTLE_ENDIAN) {
-    r.fail(`unsupported transfer syntax ${printable(ts)}: only uncompressed little endian (1.2.840.10008.1.2 and .1.2.1) is read`, tsEl.offset);
+    r.fail(
+      `unsupported transfer syntax ${printable(ts)}: only uncompressed little endian (1.2.840.10008.1.2 and .1.2.1) is read`,
+      tsEl.offset,
+    );
   }
   if (pos >= bytes.length) r.fail('file has no dataset after the file meta information: truncated', pos);
   const { ds } = r.dataset(pos, bytes.length, ts === EXPLICIT_VR_LITTLE_ENDIAN, 0, false);
@@ -265,7 +372,10 @@ const utf8 = new TextDecoder('utf-8');
 export function getString(file: Pick<ParsedDicom, 'bytes'>, el: DicomElement | undefined): string | undefined {
   if (!el) return undefined;
   const raw = file.bytes.subarray(el.offset, el.offset + el.length);
-  const text = el.vr === 'UN' || el.vr === 'UT' || el.vr === 'UC' || el.vr === 'LO' || el.vr === 'PN' ? utf8.decode(raw) : latin1.decode(raw);
+  const text =
+    el.vr === 'UN' || el.vr === 'UT' || el.vr === 'UC' || el.vr === 'LO' || el.vr === 'PN'
+      ? utf8.decode(raw)
+      : latin1.decode(raw);
   return text.replace(/[\0 ]+$/, '').replace(/^ +/, '');
 }
 
@@ -277,12 +387,17 @@ export function getString(file: Pick<ParsedDicom, 'bytes'>, el: DicomElement | u
  * @returns numbers, or undefined when the element is absent or empty
  * @throws {@link DicomParseError} when a value is not a finite number
  */
-export function getNumbers(file: Pick<ParsedDicom, 'bytes'>, el: DicomElement | undefined, what: string): number[] | undefined {
+export function getNumbers(
+  file: Pick<ParsedDicom, 'bytes'>,
+  el: DicomElement | undefined,
+  what: string,
+): number[] | undefined {
   const s = getString(file, el);
   if (s === undefined || s === '') return undefined;
   return s.split('\\').map((part) => {
     const v = Number(part.trim());
-    if (part.trim() === '' || !Number.isFinite(v)) throw new DicomParseError(`${what} has a non-numeric value "${printable(part).slice(0, 32)}"`);
+    if (part.trim() === '' || !Number.isFinite(v))
+      throw new DicomParseError(`${what} has a non-numeric value "${printable(part).slice(0, 32)}"`);
     return v;
   });
 }

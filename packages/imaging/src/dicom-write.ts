@@ -43,7 +43,10 @@ export function formatDS(v: number): string {
   return s;
 }
 
-const uid = z.string().regex(/^(0|[1-9]\d*)(\.(0|[1-9]\d*))*$/, 'a DICOM UID (digits and dots)').max(64);
+const uid = z
+  .string()
+  .regex(/^(0|[1-9]\d*)(\.(0|[1-9]\d*))*$/, 'a DICOM UID (digits and dots)')
+  .max(64);
 const lo = z.string().max(64);
 
 /** zod schema of {@link SeriesWriteOptions}. */
@@ -51,20 +54,33 @@ export const seriesWriteOptionsSchema = z.object({
   patient: z.object({
     id: lo.min(1),
     name: z.string().max(64 * 5),
-    birthDate: z.string().regex(/^\d{8}$/).optional(),
+    birthDate: z
+      .string()
+      .regex(/^\d{8}$/)
+      .optional(),
     sex: z.enum(['M', 'F', 'O']).optional(),
   }),
   study: z.object({
     instanceUid: uid,
     id: z.string().max(16).optional(),
     description: lo.optional(),
-    date: z.string().regex(/^\d{8}$/).optional(),
-    time: z.string().regex(/^\d{6}(\.\d{1,6})?$/).optional(),
+    date: z
+      .string()
+      .regex(/^\d{8}$/)
+      .optional(),
+    time: z
+      .string()
+      .regex(/^\d{6}(\.\d{1,6})?$/)
+      .optional(),
     accessionNumber: z.string().max(16).optional(),
   }),
   series: z.object({
     instanceUid: uid,
-    number: z.number().int().min(0).max(2 ** 31 - 1),
+    number: z
+      .number()
+      .int()
+      .min(0)
+      .max(2 ** 31 - 1),
     description: lo,
     frameOfReferenceUid: uid,
   }),
@@ -123,7 +139,13 @@ export function writeDicomSeries(volume: WritableVolume, options: SeriesWriteOpt
   const src = new Uint8Array(volume.data.buffer, volume.data.byteOffset, volume.data.byteLength);
   const files: Uint8Array[] = [];
   const seed = o.uidSeed ?? o.series.instanceUid;
-  const mr = o.mr ?? { scanningSequence: ['GR'], sequenceVariant: ['NONE'], acquisitionType: '3D', repetitionTime: 2000, echoTime: 10 };
+  const mr = o.mr ?? {
+    scanningSequence: ['GR'],
+    sequenceVariant: ['NONE'],
+    acquisitionType: '3D',
+    repetitionTime: 2000,
+    echoTime: 10,
+  };
   for (let k = 0; k < nz; k++) {
     const sop = uidFromSeed(`${seed}/instance/${k}`);
     const ipp = indexToPatient(volume, [0, 0, k]);
@@ -218,11 +240,22 @@ export function toPart10(dataset: Record<string, unknown>, sopClassUid: string, 
 }
 
 /** MR acquisition attributes of each phantom contrast (typical 3 T brain protocol values). */
-export const PHANTOM_SERIES: Record<PhantomModality, { number: number; description: string; mr: NonNullable<SeriesWriteOptions['mr']> }> = {
+export const PHANTOM_SERIES: Record<
+  PhantomModality,
+  { number: number; description: string; mr: NonNullable<SeriesWriteOptions['mr']> }
+> = {
   t1: {
     number: 1,
     description: 'T1 3D MPRAGE',
-    mr: { scanningSequence: ['GR', 'IR'], sequenceVariant: ['SP', 'MP'], acquisitionType: '3D', repetitionTime: 2300, echoTime: 2.98, inversionTime: 900, sequenceName: 'tfl3d1' },
+    mr: {
+      scanningSequence: ['GR', 'IR'],
+      sequenceVariant: ['SP', 'MP'],
+      acquisitionType: '3D',
+      repetitionTime: 2300,
+      echoTime: 2.98,
+      inversionTime: 900,
+      sequenceName: 'tfl3d1',
+    },
   },
   t1c: {
     number: 2,
@@ -238,11 +271,30 @@ export const PHANTOM_SERIES: Record<PhantomModality, { number: number; descripti
       sequenceName: 'tfl3d1',
     },
   },
-  t2: { number: 3, description: 'T2 TSE', mr: { scanningSequence: ['SE'], sequenceVariant: ['SK'], acquisitionType: '2D', repetitionTime: 5000, echoTime: 90, sequenceName: 'tse2d1' } },
+  t2: {
+    number: 3,
+    description: 'T2 TSE',
+    mr: {
+      scanningSequence: ['SE'],
+      sequenceVariant: ['SK'],
+      acquisitionType: '2D',
+      repetitionTime: 5000,
+      echoTime: 90,
+      sequenceName: 'tse2d1',
+    },
+  },
   flair: {
     number: 4,
     description: 'T2 FLAIR',
-    mr: { scanningSequence: ['SE', 'IR'], sequenceVariant: ['SK', 'SP'], acquisitionType: '2D', repetitionTime: 9000, echoTime: 81, inversionTime: 2500, sequenceName: 'tir2d1' },
+    mr: {
+      scanningSequence: ['SE', 'IR'],
+      sequenceVariant: ['SK', 'SP'],
+      acquisitionType: '2D',
+      repetitionTime: 9000,
+      echoTime: 81,
+      inversionTime: 2500,
+      sequenceName: 'tir2d1',
+    },
   },
 };
 
@@ -302,7 +354,12 @@ export function writePhantomStudy(phantom: Phantom, options: PhantomStudyOptions
     const def = PHANTOM_SERIES[m];
     const seriesInstanceUid = uidFromSeed(`${seed}/series/${m}`);
     const files = writeDicomSeries(phantom.modalities[m], {
-      patient: { id: options.patientId, name: options.patientName ?? `SYNTHETIC^${options.patientId}`, sex: 'O', birthDate: '19700101' },
+      patient: {
+        id: options.patientId,
+        name: options.patientName ?? `SYNTHETIC^${options.patientId}`,
+        sex: 'O',
+        birthDate: '19700101',
+      },
       study: {
         instanceUid: studyInstanceUid,
         id: 'SYNTH',

@@ -3,7 +3,12 @@ import { ValidationError } from '@cdss/core';
 import { generatePhantom, PHANTOM_MODALITIES, PHANTOM_TISSUES } from './phantom.js';
 import { assertVolume } from './volume.js';
 
-function mean(data: Uint16Array, labels: Uint8Array, tissues: Uint8Array, want: (label: number, tissue: number) => boolean): number {
+function mean(
+  data: Uint16Array,
+  labels: Uint8Array,
+  tissues: Uint8Array,
+  want: (label: number, tissue: number) => boolean,
+): number {
   let s = 0;
   let c = 0;
   for (let i = 0; i < data.length; i++) {
@@ -20,11 +25,14 @@ describe('generatePhantom', () => {
 
   it('is deterministic for a seed and differs between seeds', () => {
     const again = generatePhantom({ seed: 42, dims: [64, 64, 48] });
-    for (const m of PHANTOM_MODALITIES) expect(Buffer.from(again.modalities[m].data.buffer).equals(Buffer.from(p.modalities[m].data.buffer))).toBe(true);
+    for (const m of PHANTOM_MODALITIES)
+      expect(Buffer.from(again.modalities[m].data.buffer).equals(Buffer.from(p.modalities[m].data.buffer))).toBe(true);
     expect(Buffer.from(again.labels.data).equals(Buffer.from(p.labels.data))).toBe(true);
     const other = generatePhantom({ seed: 43, dims: [64, 64, 48] });
     expect(Buffer.from(other.labels.data).equals(Buffer.from(p.labels.data))).toBe(false);
-    expect(generatePhantom({ seed: 'abc', dims: [16, 16, 8] }).labels.data).toEqual(generatePhantom({ seed: 'abc', dims: [16, 16, 8] }).labels.data);
+    expect(generatePhantom({ seed: 'abc', dims: [16, 16, 8] }).labels.data).toEqual(
+      generatePhantom({ seed: 'abc', dims: [16, 16, 8] }).labels.data,
+    );
   });
 
   it('produces well-formed volumes on one grid with BraTS labels 0/1/2/4, each present', () => {

@@ -50,7 +50,11 @@ const MAX_VOXELS = 512 * 512 * 512;
 /** zod schema of {@link PhantomOptions}. */
 export const phantomOptionsSchema = z.object({
   seed: z.union([z.number().int(), z.string().min(1)]),
-  dims: z.tuple([z.number().int().min(8).max(1024), z.number().int().min(8).max(1024), z.number().int().min(4).max(1024)]),
+  dims: z.tuple([
+    z.number().int().min(8).max(1024),
+    z.number().int().min(8).max(1024),
+    z.number().int().min(4).max(1024),
+  ]),
   spacing: z.tuple([z.number().positive(), z.number().positive(), z.number().positive()]).optional(),
   noise: z.number().min(0).max(0.5).optional(),
   tumour: z.boolean().optional(),
@@ -136,9 +140,14 @@ function gaussianTable(): Float32Array {
 }
 
 function inverseNormal(p: number): number {
-  const a = [-39.69683028665376, 220.9460984245205, -275.9285104469687, 138.357751867269, -30.66479806614716, 2.506628277459239];
+  const a = [
+    -39.69683028665376, 220.9460984245205, -275.9285104469687, 138.357751867269, -30.66479806614716, 2.506628277459239,
+  ];
   const b = [-54.47609879822406, 161.5858368580409, -155.6989798598866, 66.80131188771972, -13.28068155288572];
-  const c = [-0.007784894002430293, -0.3223964580411365, -2.400758277161838, -2.549732539343734, 4.374664141464968, 2.938163982698783];
+  const c = [
+    -0.007784894002430293, -0.3223964580411365, -2.400758277161838, -2.549732539343734, 4.374664141464968,
+    2.938163982698783,
+  ];
   const d = [0.007784695709041462, 0.3224671290700398, 2.445134137142996, 3.754408661907416];
   const [a0, a1, a2, a3, a4, a5] = a as [number, number, number, number, number, number];
   const [b0, b1, b2, b3, b4] = b as [number, number, number, number, number];
@@ -155,7 +164,10 @@ function inverseNormal(p: number): number {
   }
   const q = p - 0.5;
   const r = q * q;
-  return ((((((a0 * r + a1) * r + a2) * r + a3) * r + a4) * r + a5) * q) / (((((b0 * r + b1) * r + b2) * r + b3) * r + b4) * r + 1);
+  return (
+    ((((((a0 * r + a1) * r + a2) * r + a3) * r + a4) * r + a5) * q) /
+    (((((b0 * r + b1) * r + b2) * r + b3) * r + b4) * r + 1)
+  );
 }
 
 /**
@@ -184,7 +196,9 @@ export function generatePhantom(options: PhantomOptions): Phantom {
   const [nx, ny, nz] = dims;
   const n = nx * ny * nz;
   if (n > MAX_VOXELS) {
-    throw new ValidationError('Invalid phantom options', [{ path: 'dims', message: `at most ${MAX_VOXELS} voxels`, code: 'too_big' }]);
+    throw new ValidationError('Invalid phantom options', [
+      { path: 'dims', message: `at most ${MAX_VOXELS} voxels`, code: 'too_big' },
+    ]);
   }
   const rand = mulberry32(hashSeed(seed));
   const uniform = (lo: number, hi: number): number => lo + ((rand() >>> 8) / 16777216) * (hi - lo);

@@ -48,7 +48,9 @@ describe('DICOM SEG', () => {
     const empty = { ...phantom.labels, data: new Uint8Array(phantom.labels.data.length) };
     const e = writeSeg(empty, source);
     expect(readSeg(e, { grid: phantom.labels }).labels.data.every((v) => v === 0)).toBe(true);
-    const auto = writeSeg(phantom.labels, source, { algorithm: { type: 'AUTOMATIC', name: 'brats-segresnet', version: '0.1.0' } });
+    const auto = writeSeg(phantom.labels, source, {
+      algorithm: { type: 'AUTOMATIC', name: 'brats-segresnet', version: '0.1.0' },
+    });
     expect(readSeg(auto).segments.every((s) => s.algorithmType === 'AUTOMATIC')).toBe(true);
   });
 
@@ -56,14 +58,18 @@ describe('DICOM SEG', () => {
     const bad = phantom.labels.data.slice();
     bad[100] = 3;
     expect(() => writeSeg({ ...phantom.labels, data: bad }, source)).toThrow(/label value 3 has no segment/);
-    expect(() => writeSeg(phantom.labels, { ...source, sopInstanceUids: source.sopInstanceUids.slice(1) })).toThrow(ValidationError);
+    expect(() => writeSeg(phantom.labels, { ...source, sopInstanceUids: source.sopInstanceUids.slice(1) })).toThrow(
+      ValidationError,
+    );
     expect(() => writeSeg(phantom.labels, source, { contentLabel: 'lower case' })).toThrow(ValidationError);
     expect(BRATS_SEGMENTS.map((s) => s.labelValue)).toEqual([1, 2, 4]);
   });
 
   describe.skipIf(!dciodvfyAvailable())('dciodvfy', () => {
     it('finds no errors in manual, automatic and empty SEGs', () => {
-      const auto = writeSeg(phantom.labels, source, { algorithm: { type: 'AUTOMATIC', name: 'brats-segresnet', version: '0.1.0' } });
+      const auto = writeSeg(phantom.labels, source, {
+        algorithm: { type: 'AUTOMATIC', name: 'brats-segresnet', version: '0.1.0' },
+      });
       const empty = writeSeg({ ...phantom.labels, data: new Uint8Array(phantom.labels.data.length) }, source);
       expect(dciodvfyErrors([seg, auto, empty])).toEqual([]);
     });

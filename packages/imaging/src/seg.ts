@@ -13,7 +13,15 @@
 import { z } from 'zod';
 import { ValidationError } from '@cdss/core';
 import { DicomParseError } from './dicom-errors.js';
-import { getBytes, getNumbers, getString, getUint16, parseDicom, type DicomDataset, type ParsedDicom } from './dicom-parse.js';
+import {
+  getBytes,
+  getNumbers,
+  getString,
+  getUint16,
+  parseDicom,
+  type DicomDataset,
+  type ParsedDicom,
+} from './dicom-parse.js';
 import { formatDS, toPart10, uidFromSeed } from './dicom-write.js';
 import { sliceFromPart10 } from './series-volume.js';
 import { assertVolume, indexToPatient, type Mat3, type Vec3, type Volume, type VolumeGeometry } from './volume.js';
@@ -49,9 +57,27 @@ const MORPH = { value: '49755003', scheme: 'SCT', meaning: 'Morphologically Alte
 
 /** The BraTS sub-regions as SEG segments (numbered 1, 2, 3 in this order). */
 export const BRATS_SEGMENTS: readonly SegmentDefinition[] = [
-  { labelValue: 1, label: 'NCR', category: MORPH, type: { value: '6574001', scheme: 'SCT', meaning: 'Necrosis' }, cielab: [21758, 44029, 40217] },
-  { labelValue: 2, label: 'ED', category: MORPH, type: { value: '79654002', scheme: 'SCT', meaning: 'Edema' }, cielab: [58364, 28226, 49601] },
-  { labelValue: 4, label: 'ET', category: MORPH, type: { value: '108369006', scheme: 'SCT', meaning: 'Neoplasm' }, cielab: [43803, 50297, 25443] },
+  {
+    labelValue: 1,
+    label: 'NCR',
+    category: MORPH,
+    type: { value: '6574001', scheme: 'SCT', meaning: 'Necrosis' },
+    cielab: [21758, 44029, 40217],
+  },
+  {
+    labelValue: 2,
+    label: 'ED',
+    category: MORPH,
+    type: { value: '79654002', scheme: 'SCT', meaning: 'Edema' },
+    cielab: [58364, 28226, 49601],
+  },
+  {
+    labelValue: 4,
+    label: 'ET',
+    category: MORPH,
+    type: { value: '108369006', scheme: 'SCT', meaning: 'Neoplasm' },
+    cielab: [43803, 50297, 25443],
+  },
 ];
 
 /** The source series a SEG is derived from: its patient/study and one SOP instance per slice of the grid. */
@@ -59,7 +85,13 @@ export interface SegSource {
   /** Patient attributes copied into the SEG. */
   patient: { id: string; name: string; birthDate?: string | undefined; sex?: string | undefined };
   /** Study attributes copied into the SEG (it joins the source study). */
-  study: { instanceUid: string; id?: string | undefined; date?: string | undefined; time?: string | undefined; accessionNumber?: string | undefined };
+  study: {
+    instanceUid: string;
+    id?: string | undefined;
+    date?: string | undefined;
+    time?: string | undefined;
+    accessionNumber?: string | undefined;
+  };
   /** Source series. */
   seriesInstanceUid: string;
   /** Frame of Reference UID of the source series. */
@@ -83,11 +115,20 @@ export const segWriteOptionsSchema = z.object({
   sopInstanceUid: z.string().max(64).optional(),
   seriesNumber: z.number().int().min(0).optional(),
   seriesDescription: z.string().max(64).optional(),
-  contentLabel: z.string().regex(/^[A-Z0-9_ ]{1,16}$/, 'upper-case CS, at most 16 characters').optional(),
+  contentLabel: z
+    .string()
+    .regex(/^[A-Z0-9_ ]{1,16}$/, 'upper-case CS, at most 16 characters')
+    .optional(),
   algorithm: algorithmSchema.optional(),
   uidSeed: z.string().optional(),
-  contentDate: z.string().regex(/^\d{8}$/).optional(),
-  contentTime: z.string().regex(/^\d{6}$/).optional(),
+  contentDate: z
+    .string()
+    .regex(/^\d{8}$/)
+    .optional(),
+  contentTime: z
+    .string()
+    .regex(/^\d{6}$/)
+    .optional(),
 });
 
 /** Options of {@link writeSeg}. */
@@ -103,7 +144,12 @@ export interface SegWriteOptions {
   /** Content Label (CS); default `TUMOUR`. */
   contentLabel?: string;
   /** Who made it: default MANUAL (ground truth); a model's output is AUTOMATIC with a name and version. */
-  algorithm?: { type: 'MANUAL' | 'AUTOMATIC' | 'SEMIAUTOMATIC'; name?: string; version?: string; family?: CodedConcept };
+  algorithm?: {
+    type: 'MANUAL' | 'AUTOMATIC' | 'SEMIAUTOMATIC';
+    name?: string;
+    version?: string;
+    family?: CodedConcept;
+  };
   /** Seed of the default UIDs; default derived from the source series and the label map's content. */
   uidSeed?: string;
   /** Content Date (YYYYMMDD); default 20260101 so output is reproducible. */
@@ -132,9 +178,16 @@ export function writeSeg(labels: Volume<Uint8Array>, source: SegSource, options:
   assertVolume(labels);
   const [nx, ny, nz] = labels.dims;
   if (source.sopInstanceUids.length !== nz) {
-    throw new ValidationError(`SEG source does not match the label grid (${source.sopInstanceUids.length} source slices, ${nz} label slices)`, [
-      { path: 'source.sopInstanceUids', message: `${source.sopInstanceUids.length} source slices for ${nz} label slices`, code: 'length_mismatch' },
-    ]);
+    throw new ValidationError(
+      `SEG source does not match the label grid (${source.sopInstanceUids.length} source slices, ${nz} label slices)`,
+      [
+        {
+          path: 'source.sopInstanceUids',
+          message: `${source.sopInstanceUids.length} source slices for ${nz} label slices`,
+          code: 'length_mismatch',
+        },
+      ],
+    );
   }
   const segments = options.segments ?? BRATS_SEGMENTS;
   const byValue = new Map<number, number>();
@@ -149,7 +202,11 @@ export function writeSeg(labels: Volume<Uint8Array>, source: SegSource, options:
       const s = byValue.get(v);
       if (s === undefined) {
         throw new ValidationError(`Label map has a value with no segment: label value ${v} has no segment definition`, [
-          { path: 'labels.data', message: `label value ${v} has no segment definition (known: ${[...byValue.keys()].join(', ')})`, code: 'unknown_label' },
+          {
+            path: 'labels.data',
+            message: `label value ${v} has no segment definition (known: ${[...byValue.keys()].join(', ')})`,
+            code: 'unknown_label',
+          },
         ]);
       }
       (present[s] as Uint8Array)[k] = 1;
@@ -175,7 +232,9 @@ export function writeSeg(labels: Volume<Uint8Array>, source: SegSource, options:
     }
   });
 
-  const seed = options.uidSeed ?? `${source.seriesInstanceUid}/seg/${uidFromSeed(Buffer.from(labels.data.buffer, labels.data.byteOffset, labels.data.byteLength).toString('base64'))}`;
+  const seed =
+    options.uidSeed ??
+    `${source.seriesInstanceUid}/seg/${uidFromSeed(Buffer.from(labels.data.buffer, labels.data.byteOffset, labels.data.byteLength).toString('base64'))}`;
   const seriesUid = options.seriesInstanceUid ?? uidFromSeed(`${seed}/series`);
   const sopUid = options.sopInstanceUid ?? uidFromSeed(`${seed}/instance`);
   const dimOrgUid = uidFromSeed(`${seed}/dimension-organization`);
@@ -205,7 +264,10 @@ export function writeSeg(labels: Volume<Uint8Array>, source: SegSource, options:
         SeriesInstanceUID: source.seriesInstanceUid,
         ReferencedInstanceSequence: [...new Set(frames.map((f) => f.k))]
           .sort((a, b) => a - b)
-          .map((k) => ({ ReferencedSOPClassUID: source.sopClassUid, ReferencedSOPInstanceUID: source.sopInstanceUids[k] })),
+          .map((k) => ({
+            ReferencedSOPClassUID: source.sopClassUid,
+            ReferencedSOPInstanceUID: source.sopInstanceUids[k],
+          })),
       },
     ],
     PatientName: source.patient.name,
@@ -265,7 +327,9 @@ export function writeSeg(labels: Volume<Uint8Array>, source: SegSource, options:
         item['SegmentAlgorithmName'] = algorithm.name ?? 'unnamed';
         item['SegmentationAlgorithmIdentificationSequence'] = [
           {
-            AlgorithmFamilyCodeSequence: [code(algorithm.family ?? { value: '123110', scheme: 'DCM', meaning: 'Artificial Intelligence' })],
+            AlgorithmFamilyCodeSequence: [
+              code(algorithm.family ?? { value: '123110', scheme: 'DCM', meaning: 'Artificial Intelligence' }),
+            ],
             AlgorithmName: algorithm.name ?? 'unnamed',
             AlgorithmVersion: algorithm.version ?? '0',
           },
@@ -292,7 +356,13 @@ export function writeSeg(labels: Volume<Uint8Array>, source: SegSource, options:
             {
               ReferencedSOPClassUID: source.sopClassUid,
               ReferencedSOPInstanceUID: source.sopInstanceUids[k],
-              PurposeOfReferenceCodeSequence: [{ CodeValue: '121322', CodingSchemeDesignator: 'DCM', CodeMeaning: 'Source image for image processing operation' }],
+              PurposeOfReferenceCodeSequence: [
+                {
+                  CodeValue: '121322',
+                  CodingSchemeDesignator: 'DCM',
+                  CodeMeaning: 'Source image for image processing operation',
+                },
+              ],
             },
           ],
           DerivationCodeSequence: [{ CodeValue: '113076', CodingSchemeDesignator: 'DCM', CodeMeaning: 'Segmentation' }],
@@ -402,7 +472,8 @@ export function readSeg(bytes: Uint8Array, options: SegReadOptions = {}): SegRea
   const fail = (message: string): never => {
     throw new DicomParseError(message, { source: 'SEG' });
   };
-  const str = (d: DicomDataset | undefined, tag: number): string | undefined => (d ? getString(file, d.get(tag)) : undefined);
+  const str = (d: DicomDataset | undefined, tag: number): string | undefined =>
+    d ? getString(file, d.get(tag)) : undefined;
   const nums = (d: DicomDataset | undefined, tag: number, what: string): number[] | undefined => {
     try {
       return d ? getNumbers(file, d.get(tag), what) : undefined;
@@ -410,7 +481,8 @@ export function readSeg(bytes: Uint8Array, options: SegReadOptions = {}): SegRea
       return fail(error instanceof Error ? error.message : String(error));
     }
   };
-  if (str(ds, S.SOPClassUID) !== SEGMENTATION_STORAGE) fail(`not a Segmentation Storage object (SOP Class ${str(ds, S.SOPClassUID) ?? 'missing'})`);
+  if (str(ds, S.SOPClassUID) !== SEGMENTATION_STORAGE)
+    fail(`not a Segmentation Storage object (SOP Class ${str(ds, S.SOPClassUID) ?? 'missing'})`);
   const type = str(ds, S.SegmentationType);
   if (type !== 'BINARY') fail(`SegmentationType ${type ?? 'missing'} is not supported (only BINARY)`);
   if (getUint16(file, ds.get(S.BitsAllocated)) !== 1) fail('BINARY SEG must have BitsAllocated 1');
@@ -420,51 +492,78 @@ export function readSeg(bytes: Uint8Array, options: SegReadOptions = {}): SegRea
   if (!Number.isInteger(nFrames) || nFrames < 1) fail(`NumberOfFrames ${nFrames} is invalid`);
   const plane = rows * columns;
   const pixels = getBytes(file, ds.get(S.PixelData)) ?? fail('missing PixelData');
-  if (pixels.length * 8 < nFrames * plane) fail(`PixelData has ${pixels.length} bytes, expected ${Math.ceil((nFrames * plane) / 8)} for ${nFrames} frames`);
+  if (pixels.length * 8 < nFrames * plane)
+    fail(`PixelData has ${pixels.length} bytes, expected ${Math.ceil((nFrames * plane) / 8)} for ${nFrames} frames`);
 
   const segItems = ds.get(S.SegmentSequence)?.items ?? fail('missing SegmentSequence');
   const labelOf = options.labelOf ?? defaultLabelOf;
   const segments: SegSegment[] = segItems.map((item) => {
     const number = getUint16(file, item.get(S.SegmentNumber)) ?? fail('segment without SegmentNumber');
     const t = first(item, S.SegmentedPropertyTypeCodeSequence);
-    const typeCode = t ? { value: str(t, S.CodeValue) ?? '', scheme: str(t, S.CodingSchemeDesignator) ?? '', meaning: str(t, S.CodeMeaning) ?? '' } : undefined;
-    const base = { number, label: str(item, S.SegmentLabel) ?? '', type: typeCode, algorithmType: str(item, S.SegmentAlgorithmType) };
+    const typeCode = t
+      ? {
+          value: str(t, S.CodeValue) ?? '',
+          scheme: str(t, S.CodingSchemeDesignator) ?? '',
+          meaning: str(t, S.CodeMeaning) ?? '',
+        }
+      : undefined;
+    const base = {
+      number,
+      label: str(item, S.SegmentLabel) ?? '',
+      type: typeCode,
+      algorithmType: str(item, S.SegmentAlgorithmType),
+    };
     const labelValue = labelOf(base);
-    if (!Number.isInteger(labelValue) || labelValue < 1 || labelValue > 255) fail(`segment ${number} maps to label value ${labelValue}, not 1..255`);
+    if (!Number.isInteger(labelValue) || labelValue < 1 || labelValue > 255)
+      fail(`segment ${number} maps to label value ${labelValue}, not 1..255`);
     return { ...base, labelValue };
   });
   const segValue = new Map(segments.map((s) => [s.number, s.labelValue]));
 
   const shared = first(ds, S.Shared);
   const perFrame = ds.get(S.PerFrame)?.items ?? fail('missing PerFrameFunctionalGroupsSequence');
-  if (perFrame.length !== nFrames) fail(`PerFrameFunctionalGroupsSequence has ${perFrame.length} items for ${nFrames} frames`);
+  if (perFrame.length !== nFrames)
+    fail(`PerFrameFunctionalGroupsSequence has ${perFrame.length} items for ${nFrames} frames`);
   const frameInfo = perFrame.map((item, f) => {
     const pos = nums(first(item, S.PlanePositionSequence), S.ImagePositionPatient, 'ImagePositionPatient');
     const seg = getUint16(file, first(item, S.SegmentIdentificationSequence)?.get(S.ReferencedSegmentNumber));
     if (!pos || pos.length !== 3) return fail(`frame ${f + 1} has no ImagePositionPatient`);
-    if (seg === undefined || !segValue.has(seg)) return fail(`frame ${f + 1} references unknown segment ${seg ?? '(none)'}`);
+    if (seg === undefined || !segValue.has(seg))
+      return fail(`frame ${f + 1} references unknown segment ${seg ?? '(none)'}`);
     return { pos: pos as Vec3, seg };
   });
   const orient =
-    nums(first(first(perFrame[0], S.PlaneOrientationSequence) ? perFrame[0] : shared, S.PlaneOrientationSequence), S.ImageOrientationPatient, 'ImageOrientationPatient') ??
-    fail('missing ImageOrientationPatient');
+    nums(
+      first(first(perFrame[0], S.PlaneOrientationSequence) ? perFrame[0] : shared, S.PlaneOrientationSequence),
+      S.ImageOrientationPatient,
+      'ImageOrientationPatient',
+    ) ?? fail('missing ImageOrientationPatient');
   const measures = first(first(perFrame[0], S.PixelMeasuresSequence) ? perFrame[0] : shared, S.PixelMeasuresSequence);
   const ps = nums(measures, S.PixelSpacing, 'PixelSpacing') ?? fail('missing PixelSpacing');
   if (orient.length !== 6 || ps.length !== 2) fail('malformed ImageOrientationPatient or PixelSpacing');
   const rowDir: Vec3 = [orient[0]!, orient[1]!, orient[2]!];
   const colDir: Vec3 = [orient[3]!, orient[4]!, orient[5]!];
-  const normal: Vec3 = [rowDir[1] * colDir[2] - rowDir[2] * colDir[1], rowDir[2] * colDir[0] - rowDir[0] * colDir[2], rowDir[0] * colDir[1] - rowDir[1] * colDir[0]];
+  const normal: Vec3 = [
+    rowDir[1] * colDir[2] - rowDir[2] * colDir[1],
+    rowDir[2] * colDir[0] - rowDir[0] * colDir[2],
+    rowDir[0] * colDir[1] - rowDir[1] * colDir[0],
+  ];
   let grid: VolumeGeometry;
   if (options.grid) {
     grid = options.grid;
-    if (grid.dims[0] !== columns || grid.dims[1] !== rows) fail(`SEG frames are ${columns}×${rows}, the grid is ${grid.dims[0]}×${grid.dims[1]}`);
+    if (grid.dims[0] !== columns || grid.dims[1] !== rows)
+      fail(`SEG frames are ${columns}×${rows}, the grid is ${grid.dims[0]}×${grid.dims[1]}`);
     const g = grid.direction;
-    if ([...rowDir, ...colDir].some((v, n) => Math.abs(v - (g[n] as number)) > 1e-4)) fail('SEG orientation differs from the grid');
+    if ([...rowDir, ...colDir].some((v, n) => Math.abs(v - (g[n] as number)) > 1e-4))
+      fail('SEG orientation differs from the grid');
   } else {
     const dots = frameInfo.map((f) => f.pos[0] * normal[0] + f.pos[1] * normal[1] + f.pos[2] * normal[2]);
     const min = Math.min(...dots);
     const max = Math.max(...dots);
-    const step = nums(measures, S.SpacingBetweenSlices, 'SpacingBetweenSlices')?.[0] ?? nums(measures, S.SliceThickness, 'SliceThickness')?.[0] ?? 1;
+    const step =
+      nums(measures, S.SpacingBetweenSlices, 'SpacingBetweenSlices')?.[0] ??
+      nums(measures, S.SliceThickness, 'SliceThickness')?.[0] ??
+      1;
     const at = frameInfo[dots.indexOf(min)]!.pos;
     grid = {
       dims: [columns, rows, Math.round((max - min) / step) + 1],
@@ -479,7 +578,9 @@ export function readSeg(bytes: Uint8Array, options: SegReadOptions = {}): SegRea
   frameInfo.forEach(({ pos, seg }, f) => {
     const rel: Vec3 = [pos[0] - g.origin[0], pos[1] - g.origin[1], pos[2] - g.origin[2]];
     const dz = g.direction;
-    const along = (c: number): number => (rel[0] * (dz[c * 3] as number) + rel[1] * (dz[c * 3 + 1] as number) + rel[2] * (dz[c * 3 + 2] as number)) / g.spacing[c as 0];
+    const along = (c: number): number =>
+      (rel[0] * (dz[c * 3] as number) + rel[1] * (dz[c * 3 + 1] as number) + rel[2] * (dz[c * 3 + 2] as number)) /
+      g.spacing[c as 0];
     const i = along(0);
     const j = along(1);
     const kf = along(2);
@@ -497,7 +598,13 @@ export function readSeg(bytes: Uint8Array, options: SegReadOptions = {}): SegRea
   });
   const refSeries = first(ds, S.ReferencedSeriesSequence);
   return {
-    labels: { dims: [nx, ny, nz], spacing: [...g.spacing], origin: [...g.origin], direction: [...g.direction], data: out },
+    labels: {
+      dims: [nx, ny, nz],
+      spacing: [...g.spacing],
+      origin: [...g.origin],
+      direction: [...g.direction],
+      data: out,
+    },
     segments,
     referencedSeriesInstanceUid: str(refSeries, S.SeriesInstanceUID),
     sopInstanceUid: str(ds, S.SOPInstanceUID) ?? '',
@@ -514,9 +621,16 @@ export function readSeg(bytes: Uint8Array, options: SegReadOptions = {}): SegRea
  */
 export function segSourceFromPart10(files: readonly Uint8Array[]): SegSource {
   if (files.length === 0) throw new DicomParseError('no source files');
-  const parsed = files.map((f, idx) => ({ file: parseDicom(f, { source: `file ${idx}` }), slice: sliceFromPart10(f, `file ${idx}`) }));
+  const parsed = files.map((f, idx) => ({
+    file: parseDicom(f, { source: `file ${idx}` }),
+    slice: sliceFromPart10(f, `file ${idx}`),
+  }));
   const iop = parsed[0]!.slice.imageOrientationPatient;
-  const n: Vec3 = [iop[1] * iop[5] - iop[2] * iop[4], iop[2] * iop[3] - iop[0] * iop[5], iop[0] * iop[4] - iop[1] * iop[3]];
+  const n: Vec3 = [
+    iop[1] * iop[5] - iop[2] * iop[4],
+    iop[2] * iop[3] - iop[0] * iop[5],
+    iop[0] * iop[4] - iop[1] * iop[3],
+  ];
   parsed.sort((a, b) => {
     const pa = a.slice.imagePositionPatient;
     const pb = b.slice.imagePositionPatient;
@@ -525,8 +639,19 @@ export function segSourceFromPart10(files: readonly Uint8Array[]): SegSource {
   const f0 = parsed[0]!.file;
   const get = (tag: number): string | undefined => getString(f0, f0.dataset.get(tag));
   return {
-    patient: { id: get(0x00100020) ?? '', name: get(0x00100010) ?? '', birthDate: get(0x00100030), sex: get(0x00100040) },
-    study: { instanceUid: get(0x0020000d) ?? '', id: get(0x00200010), date: get(0x00080020), time: get(0x00080030), accessionNumber: get(0x00080050) },
+    patient: {
+      id: get(0x00100020) ?? '',
+      name: get(0x00100010) ?? '',
+      birthDate: get(0x00100030),
+      sex: get(0x00100040),
+    },
+    study: {
+      instanceUid: get(0x0020000d) ?? '',
+      id: get(0x00200010),
+      date: get(0x00080020),
+      time: get(0x00080030),
+      accessionNumber: get(0x00080050),
+    },
     seriesInstanceUid: parsed[0]!.slice.seriesInstanceUid,
     frameOfReferenceUid: parsed[0]!.slice.frameOfReferenceUid ?? '',
     sopClassUid: get(0x00080016) ?? '',

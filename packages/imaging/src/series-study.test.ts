@@ -3,7 +3,12 @@ import { StudySeriesError } from './dicom-errors.js';
 import { generatePhantom } from './phantom.js';
 import { buildStudyInput, selectStudySeries, type SeriesCandidate, type SelectionRules } from './series-study.js';
 
-const s = (uid: string, description: string, tags: Record<string, string> = {}): SeriesCandidate => ({ seriesInstanceUid: uid, description, modality: 'MR', tags });
+const s = (uid: string, description: string, tags: Record<string, string> = {}): SeriesCandidate => ({
+  seriesInstanceUid: uid,
+  description,
+  modality: 'MR',
+  tags,
+});
 
 describe('selectStudySeries', () => {
   it('picks the phantom writer’s series by description and tags', () => {
@@ -13,7 +18,12 @@ describe('selectStudySeries', () => {
       s('3', 'T2 TSE'),
       s('4', 'T2 FLAIR', { InversionTime: '2500' }),
     ]);
-    expect([chosen.t1c.seriesInstanceUid, chosen.t1.seriesInstanceUid, chosen.t2.seriesInstanceUid, chosen.flair.seriesInstanceUid]).toEqual(['2', '1', '3', '4']);
+    expect([
+      chosen.t1c.seriesInstanceUid,
+      chosen.t1.seriesInstanceUid,
+      chosen.t2.seriesInstanceUid,
+      chosen.flair.seriesInstanceUid,
+    ]).toEqual(['2', '1', '3', '4']);
   });
 
   it('understands vendor names and the contrast agent tag', () => {
@@ -28,7 +38,14 @@ describe('selectStudySeries', () => {
     expect(chosen.t1c.seriesInstanceUid).toBe('b');
     expect(chosen.t1.seriesInstanceUid).toBe('c');
     expect(chosen.t2.seriesInstanceUid).toBe('d');
-    expect(selectStudySeries([s('1', 'AX T1 POST GAD'), s('2', 'AX T1'), s('3', 'AX T2'), s('4', 'AX T2 IR', { InversionTime: '2200' })]).flair.seriesInstanceUid).toBe('4');
+    expect(
+      selectStudySeries([
+        s('1', 'AX T1 POST GAD'),
+        s('2', 'AX T1'),
+        s('3', 'AX T2'),
+        s('4', 'AX T2 IR', { InversionTime: '2200' }),
+      ]).flair.seriesInstanceUid,
+    ).toBe('4');
   });
 
   it('names every missing channel and lists the series present', () => {
@@ -38,7 +55,9 @@ describe('selectStudySeries', () => {
     } catch (error) {
       expect(error).toBeInstanceOf(StudySeriesError);
       expect((error as StudySeriesError).missing).toEqual(['t1c', 't2', 'flair']);
-      expect((error as Error).message).toBe('study has no series for T1C, T2, FLAIR (series present: "T1", "localizer")');
+      expect((error as Error).message).toBe(
+        'study has no series for T1C, T2, FLAIR (series present: "T1", "localizer")',
+      );
     }
   });
 
@@ -49,7 +68,10 @@ describe('selectStudySeries', () => {
       t2: [{ tags: { EchoTime: /^9\d$/ } }],
       flair: [{ tags: { SequenceName: /tir/ } }],
     };
-    const c = selectStudySeries([s('1', 'SEQ-B'), s('2', 'SEQ-A'), s('3', 'x', { EchoTime: '90' }), s('4', 'y', { SequenceName: '*tir2d1' })], rules);
+    const c = selectStudySeries(
+      [s('1', 'SEQ-B'), s('2', 'SEQ-A'), s('3', 'x', { EchoTime: '90' }), s('4', 'y', { SequenceName: '*tir2d1' })],
+      rules,
+    );
     expect(c.t1c.seriesInstanceUid).toBe('2');
     expect(c.flair.seriesInstanceUid).toBe('4');
   });

@@ -46,10 +46,16 @@ const CONTRAST = /(\bpost\b|\+ ?c\b|\bce\b|\bgd\b|gad|contrast|\bkm\b|t1c|t1ce|t
 
 /** Default rules: common vendor and BraTS naming, and the acquisition tags that distinguish the contrasts. */
 export const DEFAULT_SELECTION_RULES: SelectionRules = {
-  t1c: [{ description: /t1/i, tags: { ContrastBolusAgent: /\S/ } }, { description: new RegExp(`t1.*${CONTRAST.source}|${CONTRAST.source}.*t1`, 'i') }],
+  t1c: [
+    { description: /t1/i, tags: { ContrastBolusAgent: /\S/ } },
+    { description: new RegExp(`t1.*${CONTRAST.source}|${CONTRAST.source}.*t1`, 'i') },
+  ],
   t1: [{ description: /t1/i, notDescription: CONTRAST, absentTags: ['ContrastBolusAgent'] }],
   t2: [{ description: /t2/i, notDescription: /flair|tirm|dark.?fluid|\bir\b/i }],
-  flair: [{ description: /flair|tirm|dark.?fluid/i }, { description: /t2/i, tags: { InversionTime: /^(1[5-9]\d\d|[2-9]\d\d\d)(\.\d*)?$/ } }],
+  flair: [
+    { description: /flair|tirm|dark.?fluid/i },
+    { description: /t2/i, tags: { InversionTime: /^(1[5-9]\d\d|[2-9]\d\d\d)(\.\d*)?$/ } },
+  ],
 };
 
 function ruleHolds(rule: SeriesRule, s: SeriesCandidate): boolean {
@@ -75,11 +81,19 @@ function ruleHolds(rule: SeriesRule, s: SeriesCandidate): boolean {
  * @returns the chosen series per channel
  * @throws {@link StudySeriesError} naming every channel with no match and listing the series present
  */
-export function selectStudySeries<S extends SeriesCandidate>(series: readonly S[], rules: SelectionRules = DEFAULT_SELECTION_RULES): Record<StudyChannel, S> {
+export function selectStudySeries<S extends SeriesCandidate>(
+  series: readonly S[],
+  rules: SelectionRules = DEFAULT_SELECTION_RULES,
+): Record<StudyChannel, S> {
   const chosen: Partial<Record<StudyChannel, S>> = {};
   const used = new Set<string>();
   for (const channel of ['t1c', 'flair', 't1', 't2'] as const) {
-    const hit = series.find((s) => !used.has(s.seriesInstanceUid) && (s.modality === undefined || s.modality === 'MR') && rules[channel].some((r) => ruleHolds(r, s)));
+    const hit = series.find(
+      (s) =>
+        !used.has(s.seriesInstanceUid) &&
+        (s.modality === undefined || s.modality === 'MR') &&
+        rules[channel].some((r) => ruleHolds(r, s)),
+    );
     if (hit) {
       chosen[channel] = hit;
       used.add(hit.seriesInstanceUid);
@@ -88,7 +102,10 @@ export function selectStudySeries<S extends SeriesCandidate>(series: readonly S[
   const missing = STUDY_CHANNELS.filter((c) => chosen[c] === undefined);
   if (missing.length > 0) {
     const present = series.map((s) => `"${s.description}"`).join(', ') || 'none';
-    throw new StudySeriesError(`study has no series for ${missing.map((m) => m.toUpperCase()).join(', ')} (series present: ${present})`, missing);
+    throw new StudySeriesError(
+      `study has no series for ${missing.map((m) => m.toUpperCase()).join(', ')} (series present: ${present})`,
+      missing,
+    );
   }
   return chosen as Record<StudyChannel, S>;
 }
@@ -108,13 +125,18 @@ export interface StudyInput {
  * @returns the channels in T1c, T1, T2, FLAIR order
  * @throws {@link StudySeriesError} when a channel is missing or the grids differ
  */
-export function buildStudyInput(volumes: Readonly<Record<StudyChannel, { volume: Volume; seriesInstanceUid: string }>>): StudyInput {
+export function buildStudyInput(
+  volumes: Readonly<Record<StudyChannel, { volume: Volume; seriesInstanceUid: string }>>,
+): StudyInput {
   const missing = STUDY_CHANNELS.filter((c) => volumes[c] === undefined);
   if (missing.length > 0) throw new StudySeriesError(`missing channel(s) ${missing.join(', ')}`, missing);
   const ref = volumes.t1c.volume;
   for (const c of STUDY_CHANNELS) {
     if (!sameGrid(ref, volumes[c].volume)) {
-      throw new StudySeriesError(`series for ${c.toUpperCase()} is on a different grid than T1C (dims ${volumes[c].volume.dims.join('×')} vs ${ref.dims.join('×')}): register/resample first`, []);
+      throw new StudySeriesError(
+        `series for ${c.toUpperCase()} is on a different grid than T1C (dims ${volumes[c].volume.dims.join('×')} vs ${ref.dims.join('×')}): register/resample first`,
+        [],
+      );
     }
   }
   return {

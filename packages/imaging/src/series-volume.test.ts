@@ -6,7 +6,10 @@ import type { Mat3, Vec3 } from './volume.js';
 
 const I: Mat3 = [1, 0, 0, 0, 1, 0, 0, 0, 1];
 
-function slices(n: number, opts: { step?: number; cols?: number; rows?: number; slope?: number; intercept?: number } = {}): DicomSlice[] {
+function slices(
+  n: number,
+  opts: { step?: number; cols?: number; rows?: number; slope?: number; intercept?: number } = {},
+): DicomSlice[] {
   const cols = opts.cols ?? 4;
   const rows = opts.rows ?? 3;
   return Array.from({ length: n }, (_, k) => {
@@ -58,7 +61,11 @@ describe('volumeFromSlices', () => {
   });
 
   it('sorts by position, not InstanceNumber, and follows a reversed normal', () => {
-    const input = slices(3).map((s, k) => ({ ...s, instanceNumber: 3 - k, imageOrientationPatient: [1, 0, 0, 0, -1, 0] as DicomSlice['imageOrientationPatient'] }));
+    const input = slices(3).map((s, k) => ({
+      ...s,
+      instanceNumber: 3 - k,
+      imageOrientationPatient: [1, 0, 0, 0, -1, 0] as DicomSlice['imageOrientationPatient'],
+    }));
     const v = volumeFromSlices(input);
     // normal = x × (-y) = -z, so k grows as z decreases: the slice at z = 34 comes first
     expect(v.origin).toEqual([10, 20, 34]);
@@ -76,7 +83,11 @@ describe('volumeFromSlices', () => {
   it('reports a missing slice with its position', () => {
     const input = slices(6);
     input.splice(3, 1);
-    const e = expectProblem(() => volumeFromSlices(input), 'missing-slice', /missing 1 slice.*between 34\.000 and 38\.000/);
+    const e = expectProblem(
+      () => volumeFromSlices(input),
+      'missing-slice',
+      /missing 1 slice.*between 34\.000 and 38\.000/,
+    );
     expect(e.gaps).toEqual([{ after: 34, before: 38, missing: 1 }]);
   });
 
@@ -117,12 +128,21 @@ describe('volumeFromSlices', () => {
       {
         patient: { id: 'M', name: 'M^M' },
         study: { instanceUid: uidFromSeed('m/study') },
-        series: { instanceUid: uidFromSeed('m/series'), number: 1, description: 'm', frameOfReferenceUid: uidFromSeed('m/for') },
+        series: {
+          instanceUid: uidFromSeed('m/series'),
+          number: 1,
+          description: 'm',
+          frameOfReferenceUid: uidFromSeed('m/for'),
+        },
       },
     );
     expect(Buffer.from(volumeFromPart10(files).data.buffer).equals(Buffer.from(data.buffer))).toBe(true);
     const missing = files.filter((_, k) => k !== 2);
-    expectProblem(() => volumeFromPart10(missing), 'missing-slice', /missing 1 slice\(s\): 1 between 2\.500 and 7\.500 mm/);
+    expectProblem(
+      () => volumeFromPart10(missing),
+      'missing-slice',
+      /missing 1 slice\(s\): 1 between 2\.500 and 7\.500 mm/,
+    );
     expect(sliceFromPart10(files[0]!).pixels.length).toBe(128);
   });
 });

@@ -74,13 +74,18 @@ const T = {
 } as const;
 
 function need<V>(value: V | undefined, what: string, source: string | undefined): V {
-  if (value === undefined) throw new DicomParseError(`missing required attribute ${what}`, source === undefined ? {} : { source });
+  if (value === undefined)
+    throw new DicomParseError(`missing required attribute ${what}`, source === undefined ? {} : { source });
   return value;
 }
 
 function vecOf<N extends number>(v: number[] | undefined, n: N, what: string, source: string | undefined): number[] {
   const got = need(v, what, source);
-  if (got.length !== n) throw new DicomParseError(`${what} has ${got.length} values, expected ${n}`, source === undefined ? {} : { source });
+  if (got.length !== n)
+    throw new DicomParseError(
+      `${what} has ${got.length} values, expected ${n}`,
+      source === undefined ? {} : { source },
+    );
   return got;
 }
 
@@ -97,10 +102,14 @@ export function sliceFromParsed(file: ParsedDicom, source?: string): DicomSlice 
     try {
       return getNumbers(file, ds.get(tag), what);
     } catch (error) {
-      throw new DicomParseError(error instanceof Error ? error.message : String(error), source === undefined ? {} : { source });
+      throw new DicomParseError(
+        error instanceof Error ? error.message : String(error),
+        source === undefined ? {} : { source },
+      );
     }
   };
-  const err = (message: string): DicomParseError => new DicomParseError(message, source === undefined ? {} : { source });
+  const err = (message: string): DicomParseError =>
+    new DicomParseError(message, source === undefined ? {} : { source });
   const rows = need(getUint16(file, ds.get(T.Rows)), 'Rows (0028,0010)', source);
   const columns = need(getUint16(file, ds.get(T.Columns)), 'Columns (0028,0011)', source);
   const bitsAllocated = need(getUint16(file, ds.get(T.BitsAllocated)), 'BitsAllocated (0028,0100)', source);
@@ -111,18 +120,34 @@ export function sliceFromParsed(file: ParsedDicom, source?: string): DicomSlice 
   if (rows === 0 || columns === 0) throw err('Rows and Columns must be positive');
   if (samples !== 1) throw err(`SamplesPerPixel ${samples} is not supported: volumes are greyscale`);
   if (frames !== 1) throw err(`NumberOfFrames ${frames}: multi-frame images are not read as slices`);
-  if (bitsAllocated !== 8 && bitsAllocated !== 16) throw err(`BitsAllocated ${bitsAllocated} is not supported (8 or 16)`);
-  if (bitsStored < 1 || bitsStored > bitsAllocated) throw err(`BitsStored ${bitsStored} does not fit BitsAllocated ${bitsAllocated}`);
-  if (pixelRepresentation !== 0 && pixelRepresentation !== 1) throw err(`PixelRepresentation ${pixelRepresentation} is invalid`);
+  if (bitsAllocated !== 8 && bitsAllocated !== 16)
+    throw err(`BitsAllocated ${bitsAllocated} is not supported (8 or 16)`);
+  if (bitsStored < 1 || bitsStored > bitsAllocated)
+    throw err(`BitsStored ${bitsStored} does not fit BitsAllocated ${bitsAllocated}`);
+  if (pixelRepresentation !== 0 && pixelRepresentation !== 1)
+    throw err(`PixelRepresentation ${pixelRepresentation} is invalid`);
   const photometric = getString(file, ds.get(T.PhotometricInterpretation));
   if (photometric !== undefined && photometric !== 'MONOCHROME2' && photometric !== 'MONOCHROME1') {
     throw err(`PhotometricInterpretation ${photometric.slice(0, 16)} is not supported: volumes are greyscale`);
   }
   const pixels = need(getBytes(file, ds.get(T.PixelData)), 'PixelData (7FE0,0010)', source);
   const expected = rows * columns * (bitsAllocated / 8);
-  if (pixels.length < expected) throw err(`PixelData has ${pixels.length} bytes, expected ${expected} for ${rows}×${columns}×${bitsAllocated} bits`);
-  const ipp = vecOf(num(T.ImagePositionPatient, 'ImagePositionPatient (0020,0032)'), 3, 'ImagePositionPatient (0020,0032)', source);
-  const iop = vecOf(num(T.ImageOrientationPatient, 'ImageOrientationPatient (0020,0037)'), 6, 'ImageOrientationPatient (0020,0037)', source);
+  if (pixels.length < expected)
+    throw err(
+      `PixelData has ${pixels.length} bytes, expected ${expected} for ${rows}×${columns}×${bitsAllocated} bits`,
+    );
+  const ipp = vecOf(
+    num(T.ImagePositionPatient, 'ImagePositionPatient (0020,0032)'),
+    3,
+    'ImagePositionPatient (0020,0032)',
+    source,
+  );
+  const iop = vecOf(
+    num(T.ImageOrientationPatient, 'ImageOrientationPatient (0020,0037)'),
+    6,
+    'ImageOrientationPatient (0020,0037)',
+    source,
+  );
   const ps = vecOf(num(T.PixelSpacing, 'PixelSpacing (0028,0030)'), 2, 'PixelSpacing (0028,0030)', source);
   if (!(ps[0]! > 0 && ps[1]! > 0)) throw err('PixelSpacing must be positive');
   const slope = num(T.RescaleSlope, 'RescaleSlope (0028,1053)')?.[0] ?? 1;
@@ -200,11 +225,17 @@ export function volumeFromSlices(input: readonly DicomSlice[], options: VolumeFr
     };
     if (s.seriesInstanceUid !== first.seriesInstanceUid) what('SeriesInstanceUID');
     if (s.rows !== first.rows || s.columns !== first.columns) what('Rows/Columns');
-    if (s.bitsAllocated !== first.bitsAllocated || s.pixelRepresentation !== first.pixelRepresentation || s.bitsStored !== first.bitsStored) {
+    if (
+      s.bitsAllocated !== first.bitsAllocated ||
+      s.pixelRepresentation !== first.pixelRepresentation ||
+      s.bitsStored !== first.bitsStored
+    ) {
       what('pixel format (BitsAllocated/BitsStored/PixelRepresentation)');
     }
-    if (s.imageOrientationPatient.some((v, n) => Math.abs(v - first.imageOrientationPatient[n]!) > 1e-4)) what('ImageOrientationPatient');
-    if (s.pixelSpacing.some((v, n) => Math.abs(v - first.pixelSpacing[n]!) > 1e-4 * Math.max(1, v))) what('PixelSpacing');
+    if (s.imageOrientationPatient.some((v, n) => Math.abs(v - first.imageOrientationPatient[n]!) > 1e-4))
+      what('ImageOrientationPatient');
+    if (s.pixelSpacing.some((v, n) => Math.abs(v - first.pixelSpacing[n]!) > 1e-4 * Math.max(1, v)))
+      what('PixelSpacing');
     if ((s.frameOfReferenceUid ?? '') !== (first.frameOfReferenceUid ?? '')) what('FrameOfReferenceUID');
   }
   const iop = first.imageOrientationPatient;
@@ -216,9 +247,7 @@ export function volumeFromSlices(input: readonly DicomSlice[], options: VolumeFr
     throw new SeriesGeometryError('inconsistent', 'ImageOrientationPatient is not two orthogonal unit vectors');
   }
   const normal = cross(rowDir, colDir);
-  const sorted = input
-    .map((s) => ({ s, d: dot(s.imagePositionPatient, normal) }))
-    .sort((a, b) => a.d - b.d);
+  const sorted = input.map((s) => ({ s, d: dot(s.imagePositionPatient, normal) })).sort((a, b) => a.d - b.d);
   const n = sorted.length;
   let step: number;
   if (n === 1) {
@@ -242,7 +271,12 @@ export function volumeFromSlices(input: readonly DicomSlice[], options: VolumeFr
     const ordered = [...steps].sort((a, b) => a - b);
     step = ordered[Math.floor((ordered.length - 1) / 2)]!;
     const declared = first.spacingBetweenSlices;
-    if (declared !== undefined && declared > 0 && Math.abs(declared - step) > tol * declared && ordered[0]! > declared * (1 - tol)) {
+    if (
+      declared !== undefined &&
+      declared > 0 &&
+      Math.abs(declared - step) > tol * declared &&
+      ordered[0]! > declared * (1 - tol)
+    ) {
       // Every gap is at least the declared spacing but the median is larger: most slices are missing.
       step = declared;
     }
@@ -261,17 +295,34 @@ export function volumeFromSlices(input: readonly DicomSlice[], options: VolumeFr
     }
     if (gaps.length > 0) {
       const count = gaps.reduce((s, g) => s + g.missing, 0);
-      const where = gaps.map((g) => `${g.missing} between ${g.after.toFixed(3)} and ${g.before.toFixed(3)} mm`).join('; ');
-      throw new SeriesGeometryError('missing-slice', `series ${first.seriesInstanceUid} is missing ${count} slice(s): ${where} (step ${step.toFixed(4)} mm)`, gaps);
+      const where = gaps
+        .map((g) => `${g.missing} between ${g.after.toFixed(3)} and ${g.before.toFixed(3)} mm`)
+        .join('; ');
+      throw new SeriesGeometryError(
+        'missing-slice',
+        `series ${first.seriesInstanceUid} is missing ${count} slice(s): ${where} (step ${step.toFixed(4)} mm)`,
+        gaps,
+      );
     }
-    if (uneven !== undefined) throw new SeriesGeometryError('uneven-spacing', `series ${first.seriesInstanceUid} has uneven slice spacing: ${uneven}`);
+    if (uneven !== undefined)
+      throw new SeriesGeometryError(
+        'uneven-spacing',
+        `series ${first.seriesInstanceUid} has uneven slice spacing: ${uneven}`,
+      );
     // Positions must move along the normal only (no gantry tilt / shear), else the grid is not rectilinear.
     const o = sorted[0]!.s.imagePositionPatient;
     for (let k = 1; k < n; k++) {
       const p = sorted[k]!.s.imagePositionPatient;
-      const off = [p[0] - o[0] - normal[0] * step * k, p[1] - o[1] - normal[1] * step * k, p[2] - o[2] - normal[2] * step * k];
+      const off = [
+        p[0] - o[0] - normal[0] * step * k,
+        p[1] - o[1] - normal[1] * step * k,
+        p[2] - o[2] - normal[2] * step * k,
+      ];
       if (Math.hypot(...off) > Math.max(tol * step * k, 1e-3) + 1e-3) {
-        throw new SeriesGeometryError('not-stacked', `slice ${sorted[k]!.s.sopInstanceUid} is ${Math.hypot(...off).toFixed(3)} mm off the slice normal (tilted or sheared series)`);
+        throw new SeriesGeometryError(
+          'not-stacked',
+          `slice ${sorted[k]!.s.sopInstanceUid} is ${Math.hypot(...off).toFixed(3)} mm off the slice normal (tilted or sheared series)`,
+        );
       }
     }
   }
@@ -287,13 +338,27 @@ export function volumeFromSlices(input: readonly DicomSlice[], options: VolumeFr
     const bpp = bitsAllocated / 8;
     // Every byte is overwritten below, so skip the zero-fill of a fresh typed array (tens of MB per series).
     const raw = Buffer.allocUnsafeSlow(total * bpp).buffer as ArrayBuffer;
-    data = bitsAllocated === 16 ? (signed ? new Int16Array(raw) : new Uint16Array(raw)) : signed ? new Int8Array(raw) : new Uint8Array(raw);
+    data =
+      bitsAllocated === 16
+        ? signed
+          ? new Int16Array(raw)
+          : new Uint16Array(raw)
+        : signed
+          ? new Int8Array(raw)
+          : new Uint8Array(raw);
     const dst = new Uint8Array(data.buffer);
     sorted.forEach(({ s }, k) => dst.set(s.pixels.subarray(0, plane * bpp), k * plane * bpp));
     if (needsMask) maskStored(data, bitsStored, signed);
   } else {
     const out = new Float32Array(total);
-    const tmp = bitsAllocated === 16 ? (signed ? new Int16Array(plane) : new Uint16Array(plane)) : signed ? new Int8Array(plane) : new Uint8Array(plane);
+    const tmp =
+      bitsAllocated === 16
+        ? signed
+          ? new Int16Array(plane)
+          : new Uint16Array(plane)
+        : signed
+          ? new Int8Array(plane)
+          : new Uint8Array(plane);
     const tmpBytes = new Uint8Array(tmp.buffer);
     sorted.forEach(({ s }, k) => {
       tmpBytes.set(s.pixels.subarray(0, tmpBytes.length));

@@ -12,7 +12,8 @@ import { z } from 'zod';
 import { ValidationError } from '@cdss/core';
 
 /** The typed arrays a volume may hold. */
-export type VoxelArray = Uint8Array | Int8Array | Uint16Array | Int16Array | Uint32Array | Int32Array | Float32Array | Float64Array;
+export type VoxelArray =
+  Uint8Array | Int8Array | Uint16Array | Int16Array | Uint32Array | Int32Array | Float32Array | Float64Array;
 
 /** Three numbers: x, y, z (or i, j, k). */
 export type Vec3 = [number, number, number];
@@ -75,10 +76,16 @@ export function assertVolume<V extends VolumeGeometry & { data?: VoxelArray }>(v
   const issues = [];
   for (let a = 0; a < 3; a++) {
     const n = Math.hypot(...(cols[a] as number[]));
-    if (Math.abs(n - 1) > 1e-4) issues.push({ path: `direction.${a}`, message: 'direction vector is not unit length', code: 'not_unit' });
+    if (Math.abs(n - 1) > 1e-4)
+      issues.push({ path: `direction.${a}`, message: 'direction vector is not unit length', code: 'not_unit' });
     for (let b = a + 1; b < 3; b++) {
       const dot = (cols[a] as number[]).reduce((s, v, idx) => s + v * ((cols[b] as number[])[idx] as number), 0);
-      if (Math.abs(dot) > 1e-4) issues.push({ path: `direction.${a}`, message: `direction vectors ${a} and ${b} are not orthogonal`, code: 'not_orthogonal' });
+      if (Math.abs(dot) > 1e-4)
+        issues.push({
+          path: `direction.${a}`,
+          message: `direction vectors ${a} and ${b} are not orthogonal`,
+          code: 'not_orthogonal',
+        });
     }
   }
   if (volume.data !== undefined && volume.data.length !== voxelCount(volume.dims)) {
@@ -103,7 +110,11 @@ export function indexToPatient(geometry: VolumeGeometry, ijk: Readonly<Vec3>): V
   const a = ijk[0] * s[0];
   const b = ijk[1] * s[1];
   const c = ijk[2] * s[2];
-  return [o[0] + a * d[0] + b * d[3] + c * d[6], o[1] + a * d[1] + b * d[4] + c * d[7], o[2] + a * d[2] + b * d[5] + c * d[8]];
+  return [
+    o[0] + a * d[0] + b * d[3] + c * d[6],
+    o[1] + a * d[1] + b * d[4] + c * d[7],
+    o[2] + a * d[2] + b * d[5] + c * d[8],
+  ];
 }
 
 /**

@@ -35,11 +35,20 @@ afterAll(() => new Promise<void>((r) => server.close(() => r())));
 const json = (res: ServerResponse, body: unknown, status = 200): void => {
   res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
 };
-const change = (seq: number): OrthancChange => ({ ChangeType: 'NewInstance', Date: '20260101T000000', ID: `i${seq}`, Path: `/instances/i${seq}`, ResourceType: 'Instance', Seq: seq });
+const change = (seq: number): OrthancChange => ({
+  ChangeType: 'NewInstance',
+  Date: '20260101T000000',
+  ID: `i${seq}`,
+  Path: `/instances/i${seq}`,
+  ResourceType: 'Instance',
+  Seq: seq,
+});
 
 describe('OrthancClient', () => {
   it('sends Basic auth from the URL and identity encoding for binary transfers', async () => {
-    routes.set('GET /instances/abc/frames/0/raw', (_q, res) => res.writeHead(200, { 'content-type': 'application/octet-stream' }).end(Buffer.from([1, 2, 3, 4])));
+    routes.set('GET /instances/abc/frames/0/raw', (_q, res) =>
+      res.writeHead(200, { 'content-type': 'application/octet-stream' }).end(Buffer.from([1, 2, 3, 4])),
+    );
     const client = new OrthancClient({ baseUrl: base.replace('http://', 'http://user:pa%40ss@') });
     const frame = await client.getRawFrame('abc');
     expect(Array.from(frame)).toEqual([1, 2, 3, 4]);
@@ -88,14 +97,26 @@ describe('OrthancClient', () => {
   });
 
   it('reports failed jobs and partial STOW-RS failures', async () => {
-    routes.set('GET /jobs/j1', (_q, res) => json(res, { ID: 'j1', State: 'Failure', Progress: 10, Type: 'Archive', ErrorCode: 2, ErrorDescription: 'disk full' }));
+    routes.set('GET /jobs/j1', (_q, res) =>
+      json(res, {
+        ID: 'j1',
+        State: 'Failure',
+        Progress: 10,
+        Type: 'Archive',
+        ErrorCode: 2,
+        ErrorDescription: 'disk full',
+      }),
+    );
     routes.set('POST /dicom-web/studies', (req, res) => {
       req.resume();
       req.on('end', () =>
         res.writeHead(202, { 'content-type': 'application/dicom+json' }).end(
           JSON.stringify({
             '00081199': { vr: 'SQ', Value: [{ '00081155': { vr: 'UI', Value: ['1.2.3.1'] } }] },
-            '00081198': { vr: 'SQ', Value: [{ '00081155': { vr: 'UI', Value: ['1.2.3.2'] }, '00081197': { vr: 'US', Value: [49152] } }] },
+            '00081198': {
+              vr: 'SQ',
+              Value: [{ '00081155': { vr: 'UI', Value: ['1.2.3.2'] }, '00081197': { vr: 'US', Value: [49152] } }],
+            },
           }),
         ),
       );

@@ -6,7 +6,7 @@
  * and stop on an `AbortSignal`.
  * @packageDocumentation
  */
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { z } from 'zod';
 import { randomUUID } from 'node:crypto';
 import {
@@ -84,7 +84,12 @@ export interface TransferOptions {
 
 /** A level of the Orthanc resource hierarchy. */
 export type ResourceLevel = 'Patient' | 'Study' | 'Series' | 'Instance';
-const LEVEL_PATH: Record<ResourceLevel, string> = { Patient: 'patients', Study: 'studies', Series: 'series', Instance: 'instances' };
+const LEVEL_PATH: Record<ResourceLevel, string> = {
+  Patient: 'patients',
+  Study: 'studies',
+  Series: 'series',
+  Instance: 'instances',
+};
 
 /** Options of {@link OrthancClient.find}. */
 export interface FindQuery {
@@ -158,7 +163,12 @@ export class OrthancClient {
         concurrency: z.number().int().min(1).max(64).optional(),
         timeoutMs: z.number().positive().optional(),
       })
-      .safeParse({ baseUrl: options.baseUrl, dicomWebRoot: options.dicomWebRoot, concurrency: options.concurrency, timeoutMs: options.timeoutMs });
+      .safeParse({
+        baseUrl: options.baseUrl,
+        dicomWebRoot: options.dicomWebRoot,
+        concurrency: options.concurrency,
+        timeoutMs: options.timeoutMs,
+      });
     if (!parsed.success) throw ValidationError.fromZod(parsed.error, 'Invalid OrthancClient options');
     this.clock = options.clock ?? systemClock;
     this.logger = options.logger ?? noopLogger;
@@ -173,11 +183,24 @@ export class OrthancClient {
         clock: this.clock,
       });
     this.concurrency = options.concurrency ?? 4;
-    this.dicomweb = new DicomWebClient(this.transport, { root: options.dicomWebRoot ?? 'dicom-web', concurrency: this.concurrency });
+    this.dicomweb = new DicomWebClient(this.transport, {
+      root: options.dicomWebRoot ?? 'dicom-web',
+      concurrency: this.concurrency,
+    });
   }
 
-  private async get<T>(path: string, schema: z.ZodType<T>, options: { signal?: AbortSignal | undefined; query?: Record<string, string | number | boolean | undefined> } = {}): Promise<T> {
-    const res = await this.transport.request({ method: 'GET', path, schema, signal: options.signal, ...(options.query ? { query: options.query } : {}) });
+  private async get<T>(
+    path: string,
+    schema: z.ZodType<T>,
+    options: { signal?: AbortSignal | undefined; query?: Record<string, string | number | boolean | undefined> } = {},
+  ): Promise<T> {
+    const res = await this.transport.request({
+      method: 'GET',
+      path,
+      schema,
+      signal: options.signal,
+      ...(options.query ? { query: options.query } : {}),
+    });
     return res.data;
   }
 
@@ -203,8 +226,14 @@ export class OrthancClient {
    * @param level - the level
    * @param page - `limit` and `since` for paging
    */
-  async list(level: ResourceLevel, page: { limit?: number; since?: number; signal?: AbortSignal } = {}): Promise<string[]> {
-    return this.get(LEVEL_PATH[level], z.array(z.string()), { signal: page.signal, query: { limit: page.limit, since: page.since } });
+  async list(
+    level: ResourceLevel,
+    page: { limit?: number; since?: number; signal?: AbortSignal } = {},
+  ): Promise<string[]> {
+    return this.get(LEVEL_PATH[level], z.array(z.string()), {
+      signal: page.signal,
+      query: { limit: page.limit, since: page.since },
+    });
   }
 
   /** `GET /patients/{id}`. @param id - Orthanc ID @param signal - cancels */
@@ -253,7 +282,9 @@ export class OrthancClient {
    * @param signal - cancels
    */
   async getSimplifiedTags(id: string, signal?: AbortSignal): Promise<Record<string, JsonValue>> {
-    return this.get(`instances/${encodeURIComponent(id)}/simplified-tags`, z.record(z.string(), jsonValueSchema), { signal });
+    return this.get(`instances/${encodeURIComponent(id)}/simplified-tags`, z.record(z.string(), jsonValueSchema), {
+      signal,
+    });
   }
 
   /**
@@ -299,7 +330,10 @@ export class OrthancClient {
    * @param options - signal, progress per instance
    * @returns the Part-10 files (in Orthanc's instance order)
    */
-  async getSeriesFiles(id: string, options: { signal?: AbortSignal; onProgress?: (p: InstancesProgress) => void } = {}): Promise<Uint8Array[]> {
+  async getSeriesFiles(
+    id: string,
+    options: { signal?: AbortSignal; onProgress?: (p: InstancesProgress) => void } = {},
+  ): Promise<Uint8Array[]> {
     const series = await this.getSeries(id, options.signal);
     let done = 0;
     let bytes = 0;
@@ -344,7 +378,10 @@ export class OrthancClient {
    * @param options - signal, progress
    * @returns one result per file, in order
    */
-  async uploadInstances(files: readonly Uint8Array[], options: { signal?: AbortSignal; onProgress?: (p: InstancesProgress) => void } = {}): Promise<UploadResult[]> {
+  async uploadInstances(
+    files: readonly Uint8Array[],
+    options: { signal?: AbortSignal; onProgress?: (p: InstancesProgress) => void } = {},
+  ): Promise<UploadResult[]> {
     let done = 0;
     let bytes = 0;
     return mapLimit(
@@ -389,7 +426,12 @@ export class OrthancClient {
    * @returns true when deleted, false when it did not exist
    */
   async delete(level: ResourceLevel, id: string, signal?: AbortSignal): Promise<boolean> {
-    const res = await this.transport.request({ method: 'DELETE', path: `${LEVEL_PATH[level]}/${encodeURIComponent(id)}`, acceptStatus: (s) => s === 404, signal });
+    const res = await this.transport.request({
+      method: 'DELETE',
+      path: `${LEVEL_PATH[level]}/${encodeURIComponent(id)}`,
+      acceptStatus: (s) => s === 404,
+      signal,
+    });
     return res.status !== 404;
   }
 
@@ -403,8 +445,13 @@ export class OrthancClient {
   async find(query: FindQuery & { level: 'Study' }, signal?: AbortSignal): Promise<OrthancStudy[]>;
   async find(query: FindQuery & { level: 'Series' }, signal?: AbortSignal): Promise<OrthancSeries[]>;
   async find(query: FindQuery & { level: 'Instance' }, signal?: AbortSignal): Promise<OrthancInstance[]>;
-  async find(query: FindQuery, signal?: AbortSignal): Promise<Array<OrthancPatient | OrthancStudy | OrthancSeries | OrthancInstance>> {
-    const schema = { Patient: patientSchema, Study: studySchema, Series: seriesSchema, Instance: instanceSchema }[query.level];
+  async find(
+    query: FindQuery,
+    signal?: AbortSignal,
+  ): Promise<Array<OrthancPatient | OrthancStudy | OrthancSeries | OrthancInstance>> {
+    const schema = { Patient: patientSchema, Study: studySchema, Series: seriesSchema, Instance: instanceSchema }[
+      query.level
+    ];
     const res = await this.transport.request({
       method: 'POST',
       path: 'tools/find',
@@ -430,7 +477,15 @@ export class OrthancClient {
    * @param signal - cancels
    */
   async lookup(uid: string, signal?: AbortSignal): Promise<LookupResult> {
-    const res = await this.transport.request({ method: 'POST', path: 'tools/lookup', body: uid, headers: { 'content-type': 'text/plain' }, schema: lookupResultSchema, idempotencyKey: randomUUID(), signal });
+    const res = await this.transport.request({
+      method: 'POST',
+      path: 'tools/lookup',
+      body: uid,
+      headers: { 'content-type': 'text/plain' },
+      schema: lookupResultSchema,
+      idempotencyKey: randomUUID(),
+      signal,
+    });
     return res.data;
   }
 
@@ -441,7 +496,11 @@ export class OrthancClient {
    * @param options - signal, progress
    * @returns the archive as a readable stream (consume or destroy it)
    */
-  async downloadArchive(level: Exclude<ResourceLevel, 'Instance'>, id: string, options: TransferOptions = {}): Promise<Readable> {
+  async downloadArchive(
+    level: Exclude<ResourceLevel, 'Instance'>,
+    id: string,
+    options: TransferOptions = {},
+  ): Promise<Readable> {
     const res = await this.transport.request<Readable>({
       method: 'GET',
       path: `${LEVEL_PATH[level]}/${encodeURIComponent(id)}/archive`,
@@ -578,7 +637,9 @@ export class JobFailedError extends CdssError {
   /** The failed job. */
   readonly job: OrthancJob;
   constructor(job: OrthancJob) {
-    super(`Orthanc job ${job.ID} (${job.Type}) failed: ${job.ErrorDescription ?? `error ${job.ErrorCode ?? '?'}`}`, { code: 'ORTHANC_JOB_FAILED' });
+    super(`Orthanc job ${job.ID} (${job.Type}) failed: ${job.ErrorDescription ?? `error ${job.ErrorCode ?? '?'}`}`, {
+      code: 'ORTHANC_JOB_FAILED',
+    });
     this.job = job;
   }
 }

@@ -18,7 +18,11 @@ orthancContract({
   name: 'sandbox DICOM store emulator',
   stableAgeSeconds: 1,
   client: async () => {
-    emulator = await createDicomStoreEmulator({ root, credentials: { username: 'u', password: 'p' }, stableAgeSeconds: 1 });
+    emulator = await createDicomStoreEmulator({
+      root,
+      credentials: { username: 'u', password: 'p' },
+      stableAgeSeconds: 1,
+    });
     return new OrthancClient({ baseUrl: emulator.url.replace('http://', 'http://u:p@') });
   },
 });

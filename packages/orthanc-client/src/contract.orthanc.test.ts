@@ -7,5 +7,9 @@ import { orthancContract } from './testing.js';
 const svc = await requireService('orthanc');
 
 describe.skipIf(!svc.available)('real Orthanc', () => {
-  orthancContract({ name: 'Orthanc 1.10 + DICOMweb', client: () => new OrthancClient({ baseUrl: svc.url }), stableAgeSeconds: 2 });
+  orthancContract({
+    name: 'Orthanc 1.10 + DICOMweb',
+    client: () => new OrthancClient({ baseUrl: svc.url }),
+    stableAgeSeconds: 2,
+  });
 });

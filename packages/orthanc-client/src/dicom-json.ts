@@ -82,5 +82,7 @@ export function dicomNumbers(ds: DicomJsonDataset, key: DicomKeyword | string): 
  * @returns the item datasets (empty when absent)
  */
 export function dicomItems(ds: DicomJsonDataset, key: DicomKeyword | string): DicomJsonDataset[] {
-  return (attr(ds, key)?.Value ?? []).filter((v): v is DicomJsonDataset => typeof v === 'object' && v !== null && !('Alphabetic' in v));
+  return (attr(ds, key)?.Value ?? []).filter(
+    (v): v is DicomJsonDataset => typeof v === 'object' && v !== null && !('Alphabetic' in v),
+  );
 }

@@ -45,7 +45,9 @@ export class StowError extends CdssError {
   /** SOP Instance UIDs that failed, with the reason code (PS3.18 Table 10.5.3-1). */
   readonly failed: ReadonlyArray<{ sopInstanceUid: string; reason: string }>;
   constructor(stored: readonly string[], failed: ReadonlyArray<{ sopInstanceUid: string; reason: string }>) {
-    super(`STOW-RS failed for ${failed.length} of ${stored.length + failed.length} instance(s)`, { code: 'STOW_FAILED' });
+    super(`STOW-RS failed for ${failed.length} of ${stored.length + failed.length} instance(s)`, {
+      code: 'STOW_FAILED',
+    });
     this.stored = stored;
     this.failed = failed;
   }
@@ -91,19 +93,21 @@ export class DicomWebClient {
     if (q.limit !== undefined) query['limit'] = q.limit;
     if (q.offset !== undefined) query['offset'] = q.offset;
     if (q.fuzzymatching !== undefined) query['fuzzymatching'] = q.fuzzymatching;
-    const res = await this.transport.request({
-      method: 'GET',
-      path,
-      query,
-      headers: { accept: 'application/dicom+json' },
-      schema: z.union([dicomJsonArraySchema, z.literal('').transform(() => [])]),
-      // 204 No Content means no match.
-      acceptStatus: (s) => s === 204,
-      responseType: 'json',
-      signal: q.signal,
-    }).catch((error: unknown) => {
-      throw error;
-    });
+    const res = await this.transport
+      .request({
+        method: 'GET',
+        path,
+        query,
+        headers: { accept: 'application/dicom+json' },
+        schema: z.union([dicomJsonArraySchema, z.literal('').transform(() => [])]),
+        // 204 No Content means no match.
+        acceptStatus: (s) => s === 204,
+        responseType: 'json',
+        signal: q.signal,
+      })
+      .catch((error: unknown) => {
+        throw error;
+      });
     return res.status === 204 ? [] : res.data;
   }
 
@@ -131,7 +135,11 @@ export class DicomWebClient {
    * @param seriesInstanceUid - the series, or undefined
    * @param query - matching attributes, includefield, paging
    */
-  async searchForInstances(studyInstanceUid?: string, seriesInstanceUid?: string, query: QidoQuery = {}): Promise<DicomJsonDataset[]> {
+  async searchForInstances(
+    studyInstanceUid?: string,
+    seriesInstanceUid?: string,
+    query: QidoQuery = {},
+  ): Promise<DicomJsonDataset[]> {
     const p =
       studyInstanceUid && seriesInstanceUid
         ? this.path('studies', studyInstanceUid, 'series', seriesInstanceUid, 'instances')
@@ -158,7 +166,10 @@ export class DicomWebClient {
    * @param studyInstanceUid - the study
    * @param options - signal
    */
-  async retrieveStudyMetadata(studyInstanceUid: string, options: { signal?: AbortSignal } = {}): Promise<DicomJsonDataset[]> {
+  async retrieveStudyMetadata(
+    studyInstanceUid: string,
+    options: { signal?: AbortSignal } = {},
+  ): Promise<DicomJsonDataset[]> {
     return this.metadata(`${this.path('studies', studyInstanceUid)}/metadata`, options.signal);
   }
 
@@ -168,8 +179,15 @@ export class DicomWebClient {
    * @param seriesInstanceUid - the series
    * @param options - signal
    */
-  async retrieveSeriesMetadata(studyInstanceUid: string, seriesInstanceUid: string, options: { signal?: AbortSignal } = {}): Promise<DicomJsonDataset[]> {
-    return this.metadata(`${this.path('studies', studyInstanceUid, 'series', seriesInstanceUid)}/metadata`, options.signal);
+  async retrieveSeriesMetadata(
+    studyInstanceUid: string,
+    seriesInstanceUid: string,
+    options: { signal?: AbortSignal } = {},
+  ): Promise<DicomJsonDataset[]> {
+    return this.metadata(
+      `${this.path('studies', studyInstanceUid, 'series', seriesInstanceUid)}/metadata`,
+      options.signal,
+    );
   }
 
   /**
@@ -179,14 +197,26 @@ export class DicomWebClient {
    * @param sopInstanceUid - the instance
    * @param options - signal
    */
-  async retrieveInstanceMetadata(studyInstanceUid: string, seriesInstanceUid: string, sopInstanceUid: string, options: { signal?: AbortSignal } = {}): Promise<DicomJsonDataset> {
-    const all = await this.metadata(`${this.path('studies', studyInstanceUid, 'series', seriesInstanceUid, 'instances', sopInstanceUid)}/metadata`, options.signal);
+  async retrieveInstanceMetadata(
+    studyInstanceUid: string,
+    seriesInstanceUid: string,
+    sopInstanceUid: string,
+    options: { signal?: AbortSignal } = {},
+  ): Promise<DicomJsonDataset> {
+    const all = await this.metadata(
+      `${this.path('studies', studyInstanceUid, 'series', seriesInstanceUid, 'instances', sopInstanceUid)}/metadata`,
+      options.signal,
+    );
     const first = all[0];
     if (!first) throw new CdssError(`no metadata for instance ${sopInstanceUid}`, { code: 'NOT_FOUND' });
     return first;
   }
 
-  private async multipart(path: string, accept: string, options: RetrieveOptions): Promise<{ parts: AsyncGenerator<MultipartPart>; stream: Readable }> {
+  private async multipart(
+    path: string,
+    accept: string,
+    options: RetrieveOptions,
+  ): Promise<{ parts: AsyncGenerator<MultipartPart>; stream: Readable }> {
     const res = await this.transport.request<Readable>({
       method: 'GET',
       path,
@@ -216,8 +246,15 @@ export class DicomWebClient {
    * @param options - signal, progress
    * @returns one buffer per frame, in the order asked
    */
-  async retrieveInstanceFrames(studyInstanceUid: string, seriesInstanceUid: string, sopInstanceUid: string, frames: readonly number[], options: RetrieveOptions = {}): Promise<Uint8Array[]> {
-    if (frames.length === 0 || frames.some((f) => !Number.isInteger(f) || f < 1)) throw new CdssError('frame numbers must be integers ≥ 1', { code: 'INVALID_ARGUMENT' });
+  async retrieveInstanceFrames(
+    studyInstanceUid: string,
+    seriesInstanceUid: string,
+    sopInstanceUid: string,
+    frames: readonly number[],
+    options: RetrieveOptions = {},
+  ): Promise<Uint8Array[]> {
+    if (frames.length === 0 || frames.some((f) => !Number.isInteger(f) || f < 1))
+      throw new CdssError('frame numbers must be integers ≥ 1', { code: 'INVALID_ARGUMENT' });
     const { parts } = await this.multipart(
       `${this.path('studies', studyInstanceUid, 'series', seriesInstanceUid, 'instances', sopInstanceUid, 'frames')}/${frames.join(',')}`,
       'multipart/related; type="application/octet-stream"; transfer-syntax=*',
@@ -225,7 +262,8 @@ export class DicomWebClient {
     );
     const out: Uint8Array[] = [];
     for await (const part of parts) out.push(part.body);
-    if (out.length !== frames.length) throw new CdssError(`asked for ${frames.length} frame(s), got ${out.length}`, { code: 'WADO_FRAMES_MISMATCH' });
+    if (out.length !== frames.length)
+      throw new CdssError(`asked for ${frames.length} frame(s), got ${out.length}`, { code: 'WADO_FRAMES_MISMATCH' });
     return out;
   }
 
@@ -237,7 +275,11 @@ export class DicomWebClient {
    * @param options - signal, progress
    * @returns an async iterator of Part-10 files
    */
-  async *retrieveSeries(studyInstanceUid: string, seriesInstanceUid: string, options: RetrieveOptions = {}): AsyncGenerator<Uint8Array> {
+  async *retrieveSeries(
+    studyInstanceUid: string,
+    seriesInstanceUid: string,
+    options: RetrieveOptions = {},
+  ): AsyncGenerator<Uint8Array> {
     yield* this.instancesOf(this.path('studies', studyInstanceUid, 'series', seriesInstanceUid), options);
   }
 
@@ -257,13 +299,26 @@ export class DicomWebClient {
    * @param sopInstanceUid - the instance
    * @param options - signal, progress
    */
-  async retrieveInstance(studyInstanceUid: string, seriesInstanceUid: string, sopInstanceUid: string, options: RetrieveOptions = {}): Promise<Uint8Array> {
-    for await (const file of this.instancesOf(this.path('studies', studyInstanceUid, 'series', seriesInstanceUid, 'instances', sopInstanceUid), options)) return file;
+  async retrieveInstance(
+    studyInstanceUid: string,
+    seriesInstanceUid: string,
+    sopInstanceUid: string,
+    options: RetrieveOptions = {},
+  ): Promise<Uint8Array> {
+    for await (const file of this.instancesOf(
+      this.path('studies', studyInstanceUid, 'series', seriesInstanceUid, 'instances', sopInstanceUid),
+      options,
+    ))
+      return file;
     throw new CdssError(`instance ${sopInstanceUid} came back empty`, { code: 'NOT_FOUND' });
   }
 
   private async *instancesOf(path: string, options: RetrieveOptions): AsyncGenerator<Uint8Array> {
-    const { parts, stream } = await this.multipart(path, 'multipart/related; type="application/dicom"; transfer-syntax=*', options);
+    const { parts, stream } = await this.multipart(
+      path,
+      'multipart/related; type="application/dicom"; transfer-syntax=*',
+      options,
+    );
     try {
       for await (const part of parts) yield part.body;
     } finally {
@@ -278,7 +333,14 @@ export class DicomWebClient {
    * @returns the stored SOP Instance UIDs
    * @throws {@link StowError} when any instance failed (with the ones stored and the ones failed)
    */
-  async storeInstances(files: readonly Uint8Array[], options: { studyInstanceUid?: string; signal?: AbortSignal; onProgress?: (progress: TransferProgress) => void } = {}): Promise<StoreResult> {
+  async storeInstances(
+    files: readonly Uint8Array[],
+    options: {
+      studyInstanceUid?: string;
+      signal?: AbortSignal;
+      onProgress?: (progress: TransferProgress) => void;
+    } = {},
+  ): Promise<StoreResult> {
     const batches: Uint8Array[][] = [];
     let current: Uint8Array[] = [];
     let size = 0;
@@ -296,7 +358,10 @@ export class DicomWebClient {
     const failed: Array<{ sopInstanceUid: string; reason: string }> = [];
     const responses: DicomJsonDataset[] = [];
     for (const batch of batches) {
-      const body = buildMultipart(batch.map((b) => ({ contentType: 'application/dicom', body: b })), 'application/dicom');
+      const body = buildMultipart(
+        batch.map((b) => ({ contentType: 'application/dicom', body: b })),
+        'application/dicom',
+      );
       const res = await this.transport.request({
         method: 'POST',
         path: options.studyInstanceUid ? this.path('studies', options.studyInstanceUid) : this.path('studies'),
@@ -314,7 +379,10 @@ export class DicomWebClient {
         if (uid) stored.push(uid);
       }
       for (const item of dicomItems(res.data, 'FailedSOPSequence')) {
-        failed.push({ sopInstanceUid: dicomString(item, 'ReferencedSOPInstanceUID') ?? '', reason: dicomString(item, 'FailureReason') ?? '' });
+        failed.push({
+          sopInstanceUid: dicomString(item, 'ReferencedSOPInstanceUID') ?? '',
+          reason: dicomString(item, 'FailureReason') ?? '',
+        });
       }
     }
     if (failed.length > 0) throw new StowError(stored, failed);

@@ -1,5 +1,12 @@
 export { OrthancClient, JobFailedError, toUint8 } from './client.js';
-export type { OrthancClientOptions, TransferOptions, ResourceLevel, FindQuery, InstancesProgress, ChangesOptions } from './client.js';
+export type {
+  OrthancClientOptions,
+  TransferOptions,
+  ResourceLevel,
+  FindQuery,
+  InstancesProgress,
+  ChangesOptions,
+} from './client.js';
 export { DicomWebClient, StowError } from './dicomweb.js';
 export type { QidoQuery, RetrieveOptions, StoreResult } from './dicomweb.js';
 export { parseMultipart, buildMultipart, multipartBoundary, MultipartError } from './multipart.js';

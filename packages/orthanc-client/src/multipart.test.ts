@@ -5,7 +5,9 @@ import { mapLimit } from './pool.js';
 async function* chunked(buf: Buffer, size: number): AsyncGenerator<Buffer> {
   for (let i = 0; i < buf.length; i += size) yield buf.subarray(i, i + size);
 }
-async function collect(it: AsyncIterable<{ headers: Record<string, string>; body: Buffer }>): Promise<Array<{ headers: Record<string, string>; body: Buffer }>> {
+async function collect(
+  it: AsyncIterable<{ headers: Record<string, string>; body: Buffer }>,
+): Promise<Array<{ headers: Record<string, string>; body: Buffer }>> {
   const out = [];
   for await (const p of it) out.push({ headers: p.headers, body: Buffer.from(p.body) });
   return out;
@@ -14,7 +16,11 @@ async function collect(it: AsyncIterable<{ headers: Record<string, string>; body
 const bodies = [Buffer.from('first'), Buffer.alloc(5000, 7), Buffer.from('\r\n--notTheBoundary\r\n'), Buffer.alloc(0)];
 
 describe('parseMultipart', () => {
-  const built = buildMultipart(bodies.map((b) => ({ contentType: 'application/dicom', body: b })), 'application/dicom', 'b0undary');
+  const built = buildMultipart(
+    bodies.map((b) => ({ contentType: 'application/dicom', body: b })),
+    'application/dicom',
+    'b0undary',
+  );
   const whole = Buffer.concat(built.chunks);
 
   it('round-trips parts whatever the chunking (1 byte to all at once)', async () => {
@@ -27,7 +33,9 @@ describe('parseMultipart', () => {
   });
 
   it('finds part ends by the boundary when there is no Content-Length, with a preamble and padding', async () => {
-    const raw = Buffer.from('preamble text\r\n--xyz  \r\nContent-Type: text/plain\r\n\r\nhello\r\n--xyz\r\n\r\nno headers\r\n--xyz--\r\nepilogue');
+    const raw = Buffer.from(
+      'preamble text\r\n--xyz  \r\nContent-Type: text/plain\r\n\r\nhello\r\n--xyz\r\n\r\nno headers\r\n--xyz--\r\nepilogue',
+    );
     for (const size of [1, 5, raw.length]) {
       const parts = await collect(parseMultipart(chunked(raw, size), 'xyz'));
       expect(parts.map((p) => p.body.toString())).toEqual(['hello', 'no headers']);
@@ -42,9 +50,15 @@ describe('parseMultipart', () => {
   });
 
   it('rejects truncated and malformed bodies with a MultipartError', async () => {
-    await expect(collect(parseMultipart(chunked(whole.subarray(0, whole.length - 30), 50), 'b0undary'))).rejects.toThrow(MultipartError);
-    await expect(collect(parseMultipart(chunked(Buffer.from('no boundary here'), 4), 'b0undary'))).rejects.toThrow(/no boundary/);
-    await expect(collect(parseMultipart(chunked(Buffer.from('--b0undary\r\nContent-Type: x'), 4), 'b0undary'))).rejects.toThrow(/end of headers/);
+    await expect(
+      collect(parseMultipart(chunked(whole.subarray(0, whole.length - 30), 50), 'b0undary')),
+    ).rejects.toThrow(MultipartError);
+    await expect(collect(parseMultipart(chunked(Buffer.from('no boundary here'), 4), 'b0undary'))).rejects.toThrow(
+      /no boundary/,
+    );
+    await expect(
+      collect(parseMultipart(chunked(Buffer.from('--b0undary\r\nContent-Type: x'), 4), 'b0undary')),
+    ).rejects.toThrow(/end of headers/);
     expect(() => multipartBoundary('application/json')).toThrow(/expected a multipart/);
     expect(() => multipartBoundary('multipart/related; type="application/dicom"')).toThrow(/no boundary/);
     expect(multipartBoundary('multipart/related; boundary="a b"; type=x')).toBe('a b');
@@ -79,11 +93,16 @@ describe('mapLimit', () => {
     const c = new AbortController();
     const ran: number[] = [];
     await expect(
-      mapLimit([1, 2, 3], 1, async (v) => {
-        ran.push(v);
-        c.abort(new Error('cancelled'));
-        return v;
-      }, c.signal),
+      mapLimit(
+        [1, 2, 3],
+        1,
+        async (v) => {
+          ran.push(v);
+          c.abort(new Error('cancelled'));
+          return v;
+        },
+        c.signal,
+      ),
     ).rejects.toThrow('cancelled');
     expect(ran).toEqual([1]);
   });

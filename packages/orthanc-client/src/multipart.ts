@@ -104,7 +104,10 @@ class ChunkQueue {
  * @returns the parts in order
  * @throws {@link MultipartError} for a malformed or truncated body
  */
-export async function* parseMultipart(chunks: AsyncIterable<Buffer | Uint8Array | string>, boundary: string): AsyncGenerator<MultipartPart> {
+export async function* parseMultipart(
+  chunks: AsyncIterable<Buffer | Uint8Array | string>,
+  boundary: string,
+): AsyncGenerator<MultipartPart> {
   const delimiter = Buffer.from(`\r\n--${boundary}`);
   const q = new ChunkQueue();
   // Treat the body as if it started with CRLF, so the first delimiter looks like every other one.
@@ -119,7 +122,13 @@ export async function* parseMultipart(chunks: AsyncIterable<Buffer | Uint8Array 
       return false;
     }
     const v = next.value;
-    q.push(typeof v === 'string' ? Buffer.from(v, 'latin1') : Buffer.isBuffer(v) ? v : Buffer.from(v.buffer, v.byteOffset, v.byteLength));
+    q.push(
+      typeof v === 'string'
+        ? Buffer.from(v, 'latin1')
+        : Buffer.isBuffer(v)
+          ? v
+          : Buffer.from(v.buffer, v.byteOffset, v.byteLength),
+    );
     return true;
   };
   const need = async (n: number): Promise<boolean> => {
@@ -160,7 +169,14 @@ export async function* parseMultipart(chunks: AsyncIterable<Buffer | Uint8Array 
       const declared = headers['content-length'];
       const length = declared !== undefined && /^\d+$/.test(declared) ? Number(declared) : undefined;
       let body: Buffer;
-      if (length !== undefined && (await need(length + delimiter.length)) && q.peek(length + delimiter.length).subarray(length).equals(delimiter)) {
+      if (
+        length !== undefined &&
+        (await need(length + delimiter.length)) &&
+        q
+          .peek(length + delimiter.length)
+          .subarray(length)
+          .equals(delimiter)
+      ) {
         body = q.take(length);
       } else {
         const end = await find(delimiter, 0);
@@ -192,13 +208,26 @@ function parseHeaders(text: string): Record<string, string> {
  * @param boundary - default a random one
  * @returns the body chunks and the Content-Type header to send
  */
-export function buildMultipart(parts: ReadonlyArray<{ contentType: string; body: Uint8Array }>, type: string, boundary = `cdss-${randomBytes(12).toString('hex')}`): { contentType: string; chunks: Buffer[]; length: number } {
+export function buildMultipart(
+  parts: ReadonlyArray<{ contentType: string; body: Uint8Array }>,
+  type: string,
+  boundary = `cdss-${randomBytes(12).toString('hex')}`,
+): { contentType: string; chunks: Buffer[]; length: number } {
   const chunks: Buffer[] = [];
   for (const p of parts) {
-    chunks.push(Buffer.from(`--${boundary}\r\nContent-Type: ${p.contentType}\r\nContent-Length: ${p.body.length}\r\n\r\n`, 'latin1'));
+    chunks.push(
+      Buffer.from(
+        `--${boundary}\r\nContent-Type: ${p.contentType}\r\nContent-Length: ${p.body.length}\r\n\r\n`,
+        'latin1',
+      ),
+    );
     chunks.push(Buffer.from(p.body.buffer, p.body.byteOffset, p.body.byteLength));
     chunks.push(CRLF);
   }
   chunks.push(Buffer.from(`--${boundary}--\r\n`, 'latin1'));
-  return { contentType: `multipart/related; type="${type}"; boundary=${boundary}`, chunks, length: chunks.reduce((s, c) => s + c.length, 0) };
+  return {
+    contentType: `multipart/related; type="${type}"; boundary=${boundary}`,
+    chunks,
+    length: chunks.reduce((s, c) => s + c.length, 0),
+  };
 }

@@ -9,7 +9,14 @@ import { z } from 'zod';
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
 /** zod schema of {@link JsonValue}. */
 export const jsonValueSchema: z.ZodType<JsonValue> = z.lazy(() =>
-  z.union([z.string(), z.number(), z.boolean(), z.null(), z.array(jsonValueSchema), z.record(z.string(), jsonValueSchema)]),
+  z.union([
+    z.string(),
+    z.number(),
+    z.boolean(),
+    z.null(),
+    z.array(jsonValueSchema),
+    z.record(z.string(), jsonValueSchema),
+  ]),
 );
 
 /** `GET /system`. */
@@ -116,7 +123,9 @@ export const uploadResultSchema = z.looseObject({
 export type UploadResult = z.infer<typeof uploadResultSchema>;
 
 /** `POST /tools/lookup`. */
-export const lookupResultSchema = z.array(z.looseObject({ ID: z.string(), Path: z.string(), Type: z.enum(['Patient', 'Study', 'Series', 'Instance']) }));
+export const lookupResultSchema = z.array(
+  z.looseObject({ ID: z.string(), Path: z.string(), Type: z.enum(['Patient', 'Study', 'Series', 'Instance']) }),
+);
 /** Resources whose DICOM UID matched. */
 export type LookupResult = z.infer<typeof lookupResultSchema>;
 
@@ -133,7 +142,11 @@ export const changeSchema = z.looseObject({
 export type OrthancChange = z.infer<typeof changeSchema>;
 
 /** `GET /changes`. */
-export const changesPageSchema = z.looseObject({ Changes: z.array(changeSchema), Done: z.boolean(), Last: z.number().int() });
+export const changesPageSchema = z.looseObject({
+  Changes: z.array(changeSchema),
+  Done: z.boolean(),
+  Last: z.number().int(),
+});
 /** A page of the change feed. */
 export type ChangesPage = z.infer<typeof changesPageSchema>;
 
@@ -158,7 +171,11 @@ export interface DicomJsonAttribute {
   /** Value representation. */
   vr: string;
   /** Values: strings, numbers, person names (`{ Alphabetic }`) or nested datasets (SQ). */
-  Value?: Array<string | number | null | { Alphabetic?: string; Ideographic?: string; Phonetic?: string } | DicomJsonDataset> | undefined;
+  Value?:
+    | Array<
+        string | number | null | { Alphabetic?: string; Ideographic?: string; Phonetic?: string } | DicomJsonDataset
+      >
+    | undefined;
   /** Where to fetch bulk data. */
   BulkDataURI?: string | undefined;
   /** Base64 bulk data. */
@@ -167,7 +184,11 @@ export interface DicomJsonAttribute {
 /** A DICOM JSON dataset: attributes by 8-hex-digit tag. */
 export type DicomJsonDataset = { [tag: string]: DicomJsonAttribute };
 
-const pnSchema = z.looseObject({ Alphabetic: z.string().optional(), Ideographic: z.string().optional(), Phonetic: z.string().optional() });
+const pnSchema = z.looseObject({
+  Alphabetic: z.string().optional(),
+  Ideographic: z.string().optional(),
+  Phonetic: z.string().optional(),
+});
 /** zod schema of {@link DicomJsonDataset}. */
 export const dicomJsonDatasetSchema: z.ZodType<DicomJsonDataset> = z.lazy(() =>
   z.record(

@@ -37,7 +37,9 @@ export interface PhantomStudyFixture {
  * Builds a synthetic study with a unique PatientID (so tests on a shared server never collide).
  * @param options - seed, grid size, PatientID prefix
  */
-export function createPhantomStudyFixture(options: { seed?: number; dims?: Vec3; patientIdPrefix?: string } = {}): PhantomStudyFixture {
+export function createPhantomStudyFixture(
+  options: { seed?: number; dims?: Vec3; patientIdPrefix?: string } = {},
+): PhantomStudyFixture {
   const phantom = generatePhantom({ seed: options.seed ?? 21, dims: options.dims ?? [48, 48, 16] });
   const patientId = `${options.patientIdPrefix ?? 'CDSS-TEST'}-${randomUUID().slice(0, 8)}`;
   const study = writePhantomStudy(phantom, { patientId, uidSeed: `fixture/${patientId}` });
@@ -72,7 +74,10 @@ export function orthancContract(target: OrthancContractTarget): void {
     let fx: PhantomStudyFixture;
     let startSeq = 0;
     let patientOrthancId = '';
-    const uids = (m: PhantomModality): { study: string; series: string } => ({ study: fx.study.studyInstanceUid, series: fx.study.series[m].seriesInstanceUid });
+    const uids = (m: PhantomModality): { study: string; series: string } => ({
+      study: fx.study.studyInstanceUid,
+      series: fx.study.series[m].seriesInstanceUid,
+    });
 
     beforeAll(async () => {
       client = await target.client();
@@ -97,10 +102,14 @@ export function orthancContract(target: OrthancContractTarget): void {
       expect(t1.every((r) => r.Status === 'Success')).toBe(true);
       patientOrthancId = t1[0]!.ParentPatient;
       expect((await client.uploadInstances(fx.study.series.t2.files)).every((r) => r.Status === 'Success')).toBe(true);
-      const zip = zipSync(Object.fromEntries(fx.study.series.t1c.files.map((f, i) => [`t1c/${i}.dcm`, f])), { level: 0 });
+      const zip = zipSync(Object.fromEntries(fx.study.series.t1c.files.map((f, i) => [`t1c/${i}.dcm`, f])), {
+        level: 0,
+      });
       const zipped = await client.uploadZip(zip);
       expect(zipped).toHaveLength(fx.study.series.t1c.files.length);
-      const stow = await client.dicomweb.storeInstances(fx.study.series.flair.files, { studyInstanceUid: fx.study.studyInstanceUid });
+      const stow = await client.dicomweb.storeInstances(fx.study.series.flair.files, {
+        studyInstanceUid: fx.study.studyInstanceUid,
+      });
       expect(stow.stored).toHaveLength(fx.study.series.flair.files.length);
       expect((await client.uploadInstance(fx.study.series.t1.files[0]!)).Status).toBe('AlreadyStored');
       const n = PHANTOM_MODALITIES.reduce((s, m) => s + fx.study.series[m].files.length, 0);
@@ -109,7 +118,9 @@ export function orthancContract(target: OrthancContractTarget): void {
 
     it('rejects a non-DICOM upload with an HttpError and stores nothing', async () => {
       const before = await client.getStatistics();
-      const err = await client.uploadInstance(new TextEncoder().encode('this is not DICOM'.repeat(20))).catch((e: unknown) => e);
+      const err = await client
+        .uploadInstance(new TextEncoder().encode('this is not DICOM'.repeat(20)))
+        .catch((e: unknown) => e);
       expect(HttpError.isInstance(err)).toBe(true);
       expect((err as HttpError).status).toBe(400);
       expect((await client.getStatistics()).CountInstances).toBe(before.CountInstances);
@@ -129,15 +140,28 @@ export function orthancContract(target: OrthancContractTarget): void {
       expect(qido).toHaveLength(1);
       expect(dicomString(qido[0]!, 'StudyInstanceUID')).toBe(fx.study.studyInstanceUid);
       expect(dicomNumbers(qido[0]!, 'NumberOfStudyRelatedSeries')).toEqual([4]);
-      expect(await client.dicomweb.searchForStudies({ match: { StudyInstanceUID: fx.study.studyInstanceUid } })).toHaveLength(1);
+      expect(
+        await client.dicomweb.searchForStudies({ match: { StudyInstanceUID: fx.study.studyInstanceUid } }),
+      ).toHaveLength(1);
       const series = await client.dicomweb.searchForSeries(fx.study.studyInstanceUid, { match: { Modality: 'MR' } });
-      expect(series.map((s) => dicomString(s, 'SeriesDescription')).sort()).toEqual(['T1 3D MPRAGE', 'T1 3D MPRAGE post-contrast', 'T2 FLAIR', 'T2 TSE']);
-      const inst = await client.dicomweb.searchForInstances(fx.study.studyInstanceUid, fx.study.series.t2.seriesInstanceUid);
+      expect(series.map((s) => dicomString(s, 'SeriesDescription')).sort()).toEqual([
+        'T1 3D MPRAGE',
+        'T1 3D MPRAGE post-contrast',
+        'T2 FLAIR',
+        'T2 TSE',
+      ]);
+      const inst = await client.dicomweb.searchForInstances(
+        fx.study.studyInstanceUid,
+        fx.study.series.t2.seriesInstanceUid,
+      );
       expect(inst).toHaveLength(fx.study.series.t2.files.length);
     });
 
     it('reads metadata: resources, simplified tags, ordered slices, WADO-RS metadata', async () => {
-      const [series] = await client.find({ level: 'Series', query: { PatientID: fx.study.patientId, SeriesDescription: 'T2 TSE' } });
+      const [series] = await client.find({
+        level: 'Series',
+        query: { PatientID: fx.study.patientId, SeriesDescription: 'T2 TSE' },
+      });
       expect(series!.Instances).toHaveLength(16);
       const study = await client.getStudy(series!.ParentStudy);
       expect(study.Series).toHaveLength(4);
@@ -156,7 +180,10 @@ export function orthancContract(target: OrthancContractTarget): void {
       const raw = await client.getRawFrame(ordered.SlicesShort[3]![0]);
       const plane = 48 * 48;
       expect(same(raw, v.data.subarray(3 * plane, 4 * plane))).toBe(true);
-      const sop = dicomString(meta.find((d) => dicomNumbers(d, 'ImagePositionPatient')![2] === zs[3])!, 'SOPInstanceUID')!;
+      const sop = dicomString(
+        meta.find((d) => dicomNumbers(d, 'ImagePositionPatient')![2] === zs[3])!,
+        'SOPInstanceUID',
+      )!;
       const [frame] = await client.dicomweb.retrieveInstanceFrames(uids('t2').study, uids('t2').series, sop, [1]);
       expect(same(frame!, v.data.subarray(3 * plane, 4 * plane))).toBe(true);
     });
@@ -168,24 +195,36 @@ export function orthancContract(target: OrthancContractTarget): void {
         expect(vol.origin).toEqual(fx.phantom.modalities[m].origin);
         expect(same(vol.data, fx.phantom.modalities[m].data), m).toBe(true);
       }
-      const [flair] = await client.find({ level: 'Series', query: { PatientID: fx.study.patientId, SeriesDescription: 'T2 FLAIR' } });
+      const [flair] = await client.find({
+        level: 'Series',
+        query: { PatientID: fx.study.patientId, SeriesDescription: 'T2 FLAIR' },
+      });
       const rest = await retrieveSeriesVolumeRest(client, flair!.ID);
       expect(same(rest.data, fx.phantom.modalities.flair.data)).toBe(true);
       const input = await retrieveStudyInput(client.dicomweb, fx.study.studyInstanceUid);
-      expect(input.seriesInstanceUids).toEqual({ t1c: uids('t1c').series, t1: uids('t1').series, t2: uids('t2').series, flair: uids('flair').series });
+      expect(input.seriesInstanceUids).toEqual({
+        t1c: uids('t1c').series,
+        t1: uids('t1').series,
+        t2: uids('t2').series,
+        flair: uids('flair').series,
+      });
       expect(same(input.channels[0].data, fx.phantom.modalities.t1c.data)).toBe(true);
     });
 
     it('cancels a series download with an AbortSignal', async () => {
       const controller = new AbortController();
       controller.abort(new Error('stop'));
-      await expect(retrieveSeriesVolume(client.dicomweb, uids('t1').study, uids('t1').series, { signal: controller.signal })).rejects.toThrow('stop');
+      await expect(
+        retrieveSeriesVolume(client.dicomweb, uids('t1').study, uids('t1').series, { signal: controller.signal }),
+      ).rejects.toThrow('stop');
     });
 
     it('stores a SEG and reads it back equal to the label map', async () => {
       const stored = await client.dicomweb.storeInstances([fx.seg]);
       expect(stored.stored).toHaveLength(1);
-      const segSeries = await client.dicomweb.searchForSeries(fx.study.studyInstanceUid, { match: { Modality: 'SEG' } });
+      const segSeries = await client.dicomweb.searchForSeries(fx.study.studyInstanceUid, {
+        match: { Modality: 'SEG' },
+      });
       expect(segSeries).toHaveLength(1);
       const segSeriesUid = dicomString(segSeries[0]!, 'SeriesInstanceUID')!;
       const grid = await retrieveSeriesVolume(client.dicomweb, uids('t1c').study, uids('t1c').series);
@@ -195,7 +234,10 @@ export function orthancContract(target: OrthancContractTarget): void {
     });
 
     it('downloads archives as a stream, directly and through an asynchronous job', async () => {
-      const [t1] = await client.find({ level: 'Series', query: { PatientID: fx.study.patientId, SeriesDescription: 'T1 3D MPRAGE' } });
+      const [t1] = await client.find({
+        level: 'Series',
+        query: { PatientID: fx.study.patientId, SeriesDescription: 'T1 3D MPRAGE' },
+      });
       const collect = async (s: AsyncIterable<Buffer>): Promise<Uint8Array> => {
         const chunks: Buffer[] = [];
         for await (const c of s) chunks.push(c);
@@ -233,7 +275,10 @@ export function orthancContract(target: OrthancContractTarget): void {
       expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
       expect(new Set(seqs).size).toBe(seqs.length);
       // A following watcher sees a change made after it started, and stops cleanly on abort.
-      const [t1] = await client.find({ level: 'Series', query: { PatientID: fx.study.patientId, SeriesDescription: 'T1 3D MPRAGE' } });
+      const [t1] = await client.find({
+        level: 'Series',
+        query: { PatientID: fx.study.patientId, SeriesDescription: 'T1 3D MPRAGE' },
+      });
       const controller = new AbortController();
       const seen: OrthancChange[] = [];
       const from = await client.getLastChangeSeq();

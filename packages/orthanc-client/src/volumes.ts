@@ -40,10 +40,18 @@ export interface RetrieveVolumeOptions extends VolumeFromSlicesOptions {
  * @returns the volume
  * @throws `DicomParseError` / `SeriesGeometryError` from `@cdss/imaging` for unreadable or irregular series
  */
-export async function retrieveSeriesVolume(dicomweb: DicomWebClient, studyInstanceUid: string, seriesInstanceUid: string, options: RetrieveVolumeOptions = {}): Promise<Volume> {
+export async function retrieveSeriesVolume(
+  dicomweb: DicomWebClient,
+  studyInstanceUid: string,
+  seriesInstanceUid: string,
+  options: RetrieveVolumeOptions = {},
+): Promise<Volume> {
   const slices: DicomSlice[] = [];
   let n = 0;
-  for await (const file of dicomweb.retrieveSeries(studyInstanceUid, seriesInstanceUid, { ...(options.signal ? { signal: options.signal } : {}), ...(options.onProgress ? { onProgress: options.onProgress } : {}) })) {
+  for await (const file of dicomweb.retrieveSeries(studyInstanceUid, seriesInstanceUid, {
+    ...(options.signal ? { signal: options.signal } : {}),
+    ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+  })) {
     slices.push(sliceFromPart10(file, `instance ${n++} of series ${seriesInstanceUid}`));
   }
   return volumeFromSlices(slices, options);
@@ -64,7 +72,11 @@ export interface RetrieveStudyInputOptions extends RetrieveVolumeOptions {
  * @returns the channels and the series each came from
  * @throws `StudySeriesError` naming the missing channels
  */
-export async function retrieveStudyInput(dicomweb: DicomWebClient, studyInstanceUid: string, options: RetrieveStudyInputOptions = {}): Promise<StudyInput> {
+export async function retrieveStudyInput(
+  dicomweb: DicomWebClient,
+  studyInstanceUid: string,
+  options: RetrieveStudyInputOptions = {},
+): Promise<StudyInput> {
   const series = await dicomweb.searchForSeries(studyInstanceUid, {
     includefield: ['SeriesDescription', 'Modality', '00180010', '00180082', '00180020', '00180024'],
     ...(options.signal ? { signal: options.signal } : {}),
@@ -84,7 +96,10 @@ export async function retrieveStudyInput(dicomweb: DicomWebClient, studyInstance
   const entries = await Promise.all(
     (['t1c', 't1', 't2', 'flair'] as const).map(async (c) => {
       const uid = chosen[c].seriesInstanceUid;
-      return [c, { volume: await retrieveSeriesVolume(dicomweb, studyInstanceUid, uid, options), seriesInstanceUid: uid }] as const;
+      return [
+        c,
+        { volume: await retrieveSeriesVolume(dicomweb, studyInstanceUid, uid, options), seriesInstanceUid: uid },
+      ] as const;
     }),
   );
   return buildStudyInput(Object.fromEntries(entries) as Parameters<typeof buildStudyInput>[0]);
@@ -99,7 +114,14 @@ export async function retrieveStudyInput(dicomweb: DicomWebClient, studyInstance
  * @param grid - the source series' grid (e.g. its volume)
  * @param options - signal
  */
-export async function retrieveSeg(dicomweb: DicomWebClient, studyInstanceUid: string, seriesInstanceUid: string, sopInstanceUid: string, grid?: VolumeGeometry, options: { signal?: AbortSignal } = {}): Promise<SegReadResult> {
+export async function retrieveSeg(
+  dicomweb: DicomWebClient,
+  studyInstanceUid: string,
+  seriesInstanceUid: string,
+  sopInstanceUid: string,
+  grid?: VolumeGeometry,
+  options: { signal?: AbortSignal } = {},
+): Promise<SegReadResult> {
   const file = await dicomweb.retrieveInstance(studyInstanceUid, seriesInstanceUid, sopInstanceUid, options);
   return readSeg(file, grid ? { grid } : {});
 }
@@ -111,7 +133,11 @@ export async function retrieveSeg(dicomweb: DicomWebClient, studyInstanceUid: st
  * @param seriesId - Orthanc series ID
  * @param options - volume options and signal
  */
-export async function retrieveSeriesVolumeRest(orthanc: { getSeriesFiles(id: string, o: { signal?: AbortSignal }): Promise<Uint8Array[]> }, seriesId: string, options: RetrieveVolumeOptions = {}): Promise<Volume> {
+export async function retrieveSeriesVolumeRest(
+  orthanc: { getSeriesFiles(id: string, o: { signal?: AbortSignal }): Promise<Uint8Array[]> },
+  seriesId: string,
+  options: RetrieveVolumeOptions = {},
+): Promise<Volume> {
   const files = await orthanc.getSeriesFiles(seriesId, options.signal ? { signal: options.signal } : {});
   return volumeFromSlices(
     files.map((f, i) => sliceFromPart10(f, `instance ${i} of series ${seriesId}`)),

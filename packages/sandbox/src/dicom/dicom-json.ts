@@ -24,15 +24,32 @@ function numbers(file: ParsedDicom, el: DicomElement, vr: string): number[] {
   const size = { US: 2, SS: 2, UL: 4, SL: 4, FL: 4, FD: 8, SV: 8, UV: 8, AT: 4 }[vr] ?? 1;
   for (let o = 0; o + size <= el.length; o += size) {
     switch (vr) {
-      case 'US': out.push(view.getUint16(o, true)); break;
-      case 'SS': out.push(view.getInt16(o, true)); break;
-      case 'UL': out.push(view.getUint32(o, true)); break;
-      case 'SL': out.push(view.getInt32(o, true)); break;
-      case 'FL': out.push(view.getFloat32(o, true)); break;
-      case 'FD': out.push(view.getFloat64(o, true)); break;
-      case 'SV': out.push(Number(view.getBigInt64(o, true))); break;
-      case 'UV': out.push(Number(view.getBigUint64(o, true))); break;
-      default: break;
+      case 'US':
+        out.push(view.getUint16(o, true));
+        break;
+      case 'SS':
+        out.push(view.getInt16(o, true));
+        break;
+      case 'UL':
+        out.push(view.getUint32(o, true));
+        break;
+      case 'SL':
+        out.push(view.getInt32(o, true));
+        break;
+      case 'FL':
+        out.push(view.getFloat32(o, true));
+        break;
+      case 'FD':
+        out.push(view.getFloat64(o, true));
+        break;
+      case 'SV':
+        out.push(Number(view.getBigInt64(o, true)));
+        break;
+      case 'UV':
+        out.push(Number(view.getBigUint64(o, true)));
+        break;
+      default:
+        break;
     }
   }
   return out;
@@ -56,8 +73,13 @@ export function toDicomJson(file: ParsedDicom, ds: DicomDataset, bulkBase?: stri
       continue;
     }
     if (BINARY_VRS.has(vr.split('|')[0] ?? vr) || vr.includes('|')) {
-      if (bulkBase && (el.tag === 0x7fe00010 || el.length > 1024)) out[key] = { vr: vr.includes('|') ? 'OW' : vr, BulkDataURI: `${bulkBase}/bulk/${key}` };
-      else out[key] = { vr: vr.includes('|') ? 'OW' : vr, InlineBinary: Buffer.from(getBytes(file, el) ?? new Uint8Array()).toString('base64') };
+      if (bulkBase && (el.tag === 0x7fe00010 || el.length > 1024))
+        out[key] = { vr: vr.includes('|') ? 'OW' : vr, BulkDataURI: `${bulkBase}/bulk/${key}` };
+      else
+        out[key] = {
+          vr: vr.includes('|') ? 'OW' : vr,
+          InlineBinary: Buffer.from(getBytes(file, el) ?? new Uint8Array()).toString('base64'),
+        };
       continue;
     }
     if (['US', 'SS', 'UL', 'SL', 'FL', 'FD', 'SV', 'UV'].includes(vr)) {
@@ -68,7 +90,8 @@ export function toDicomJson(file: ParsedDicom, ds: DicomDataset, bulkBase?: stri
     if (vr === 'AT') {
       const view = new DataView(file.bytes.buffer, file.bytes.byteOffset + el.offset, el.length);
       const v: string[] = [];
-      for (let o = 0; o + 4 <= el.length; o += 4) v.push(hex8(((view.getUint16(o, true) << 16) | view.getUint16(o + 2, true)) >>> 0));
+      for (let o = 0; o + 4 <= el.length; o += 4)
+        v.push(hex8(((view.getUint16(o, true) << 16) | view.getUint16(o + 2, true)) >>> 0));
       out[key] = v.length ? { vr, Value: v } : { vr };
       continue;
     }
@@ -78,7 +101,8 @@ export function toDicomJson(file: ParsedDicom, ds: DicomDataset, bulkBase?: stri
       continue;
     }
     const parts = TEXT_SINGLE.has(vr) ? [s] : s.split('\\').map((p) => p.trim());
-    if (vr === 'PN') out[key] = { vr, Value: parts.map((p) => (p === '' ? null : { Alphabetic: p.split('=')[0] ?? p })) };
+    if (vr === 'PN')
+      out[key] = { vr, Value: parts.map((p) => (p === '' ? null : { Alphabetic: p.split('=')[0] ?? p })) };
     else if (vr === 'DS' || vr === 'IS') out[key] = { vr, Value: parts.map((p) => (p === '' ? null : Number(p))) };
     else out[key] = { vr, Value: parts };
   }
@@ -97,7 +121,11 @@ export function toSimplifiedTags(file: ParsedDicom, ds: DicomDataset): Record<st
   const out: Record<string, SimplifiedValue> = {};
   for (const el of ds.values()) {
     if ((el.tag & 0xffff) === 0 || el.tag >>> 16 === 0x0002) continue;
-    const key = keywordOf(el.tag) ?? hex8(el.tag).replace(/^(....)(....)$/, '$1,$2').toLowerCase();
+    const key =
+      keywordOf(el.tag) ??
+      hex8(el.tag)
+        .replace(/^(....)(....)$/, '$1,$2')
+        .toLowerCase();
     const vr = el.vr === 'UN' ? (vrOf(el.tag) ?? 'UN') : el.vr;
     if (el.items) out[key] = el.items.map((item) => toSimplifiedTags(file, item));
     else if (BINARY_VRS.has(vr) || vr.includes('|')) out[key] = null;

@@ -10,8 +10,16 @@ interface DictEntry {
   name: string;
 }
 
-const dictionary = (dcmjs as { data: { DicomMetaDictionary: { dictionary: Record<string, DictEntry | undefined>; nameMap: Record<string, DictEntry | undefined> } } }).data
-  .DicomMetaDictionary;
+const dictionary = (
+  dcmjs as {
+    data: {
+      DicomMetaDictionary: {
+        dictionary: Record<string, DictEntry | undefined>;
+        nameMap: Record<string, DictEntry | undefined>;
+      };
+    };
+  }
+).data.DicomMetaDictionary;
 
 /**
  * The keyword of a tag, e.g. `0x00080018` → `SOPInstanceUID`.

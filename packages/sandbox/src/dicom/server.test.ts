@@ -22,10 +22,19 @@ async function post(url: string, body: Uint8Array, type: string): Promise<Respon
 
 describe('DICOM store emulator', () => {
   it('requires the configured credentials', async () => {
-    const emu = await createDicomStoreEmulator({ root: join(root, 'auth'), credentials: { username: 'u', password: 'p' } });
+    const emu = await createDicomStoreEmulator({
+      root: join(root, 'auth'),
+      credentials: { username: 'u', password: 'p' },
+    });
     try {
       expect((await fetch(`${emu.url}/system`)).status).toBe(401);
-      expect((await fetch(`${emu.url}/system`, { headers: { authorization: `Basic ${Buffer.from('u:wrong').toString('base64')}` } })).status).toBe(401);
+      expect(
+        (
+          await fetch(`${emu.url}/system`, {
+            headers: { authorization: `Basic ${Buffer.from('u:wrong').toString('base64')}` },
+          })
+        ).status,
+      ).toBe(401);
       expect((await fetch(`${emu.url}/system`, { headers: auth })).status).toBe(200);
       expect(emu.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     } finally {
@@ -35,19 +44,35 @@ describe('DICOM store emulator', () => {
 
   it('keeps instances and the change feed across a restart, continuing the sequence', async () => {
     const dir = join(root, 'restart');
-    let emu = await createDicomStoreEmulator({ root: dir, credentials: { username: 'u', password: 'p' }, stableAgeSeconds: 60 });
-    for (const f of study.series.t1.files) expect((await post(`${emu.url}/instances`, f, 'application/dicom')).status).toBe(200);
-    const before = (await (await fetch(`${emu.url}/changes?since=0&limit=1000`, { headers: auth })).json()) as { Changes: Array<{ Seq: number }>; Last: number };
+    let emu = await createDicomStoreEmulator({
+      root: dir,
+      credentials: { username: 'u', password: 'p' },
+      stableAgeSeconds: 60,
+    });
+    for (const f of study.series.t1.files)
+      expect((await post(`${emu.url}/instances`, f, 'application/dicom')).status).toBe(200);
+    const before = (await (await fetch(`${emu.url}/changes?since=0&limit=1000`, { headers: auth })).json()) as {
+      Changes: Array<{ Seq: number }>;
+      Last: number;
+    };
     expect(before.Changes.length).toBe(6 + 3);
     await emu.close();
     emu = await createDicomStoreEmulator({ root: dir, credentials: { username: 'u', password: 'p' } });
     try {
-      const stats = (await (await fetch(`${emu.url}/statistics`, { headers: auth })).json()) as { CountInstances: number; CountSeries: number };
+      const stats = (await (await fetch(`${emu.url}/statistics`, { headers: auth })).json()) as {
+        CountInstances: number;
+        CountSeries: number;
+      };
       expect(stats).toMatchObject({ CountInstances: 6, CountSeries: 1 });
-      const after = (await (await fetch(`${emu.url}/changes?since=0&limit=1000`, { headers: auth })).json()) as { Changes: Array<{ Seq: number }>; Last: number };
+      const after = (await (await fetch(`${emu.url}/changes?since=0&limit=1000`, { headers: auth })).json()) as {
+        Changes: Array<{ Seq: number }>;
+        Last: number;
+      };
       expect(after.Changes.map((c) => c.Seq)).toEqual(before.Changes.map((c) => c.Seq));
       await post(`${emu.url}/instances`, study.series.t2.files[0]!, 'application/dicom');
-      const next = (await (await fetch(`${emu.url}/changes?since=${before.Last}`, { headers: auth })).json()) as { Changes: Array<{ Seq: number; ChangeType: string }> };
+      const next = (await (await fetch(`${emu.url}/changes?since=${before.Last}`, { headers: auth })).json()) as {
+        Changes: Array<{ Seq: number; ChangeType: string }>;
+      };
       expect(next.Changes[0]!.Seq).toBe(before.Last + 1);
       expect(next.Changes.map((c) => c.ChangeType)).toEqual(['NewSeries', 'NewInstance']);
       const seriesId = orthancId('EMU-1', study.studyInstanceUid, study.series.t1.seriesInstanceUid);
@@ -60,20 +85,31 @@ describe('DICOM store emulator', () => {
   it('rejects bad input with 400 and stores nothing: non-DICOM, a ZIP with one bad file, bad JSON, unknown QIDO keys', async () => {
     const emu = await createDicomStoreEmulator({ root: join(root, 'bad') });
     try {
-      const count = async (): Promise<number> => ((await (await fetch(`${emu.url}/statistics`)).json()) as { CountInstances: number }).CountInstances;
-      const r1 = await post(`${emu.url}/instances`, new TextEncoder().encode('not dicom at all'.repeat(20)), 'application/dicom');
+      const count = async (): Promise<number> =>
+        ((await (await fetch(`${emu.url}/statistics`)).json()) as { CountInstances: number }).CountInstances;
+      const r1 = await post(
+        `${emu.url}/instances`,
+        new TextEncoder().encode('not dicom at all'.repeat(20)),
+        'application/dicom',
+      );
       expect(r1.status).toBe(400);
       expect(((await r1.json()) as { Message: string }).Message).toMatch(/no "DICM" prefix/);
       const zip = zipSync({ 'a.dcm': study.series.t1.files[0]!, 'b.dcm': study.series.t1.files[1]!.slice(0, 300) });
       expect((await post(`${emu.url}/instances`, zip, 'application/zip')).status).toBe(400);
       expect(await count()).toBe(0);
-      expect((await post(`${emu.url}/tools/find`, new TextEncoder().encode('{"Level":"Nope"'), 'application/json')).status).toBe(400);
+      expect(
+        (await post(`${emu.url}/tools/find`, new TextEncoder().encode('{"Level":"Nope"'), 'application/json')).status,
+      ).toBe(400);
       expect((await fetch(`${emu.url}/dicom-web/studies?NotAKeyword=1`)).status).toBe(400);
       expect((await fetch(`${emu.url}/series/unknown`)).status).toBe(404);
       const stow = await fetch(`${emu.url}/dicom-web/studies/1.2.3`, {
         method: 'POST',
         headers: { 'content-type': 'multipart/related; type="application/dicom"; boundary=xx' },
-        body: Buffer.concat([Buffer.from('--xx\r\nContent-Type: application/dicom\r\n\r\n'), study.series.t1.files[0]!, Buffer.from('\r\n--xx--\r\n')]),
+        body: Buffer.concat([
+          Buffer.from('--xx\r\nContent-Type: application/dicom\r\n\r\n'),
+          study.series.t1.files[0]!,
+          Buffer.from('\r\n--xx--\r\n'),
+        ]),
       });
       expect(stow.status).toBe(409);
       expect(((await stow.json()) as Record<string, { Value?: unknown[] }>)['00081198']!.Value).toHaveLength(1);

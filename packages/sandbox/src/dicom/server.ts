@@ -49,8 +49,18 @@ class HttpFailure extends Error {
   }
 }
 
-const LEVEL_OF_PATH: Record<string, Level> = { patients: 'Patient', studies: 'Study', series: 'Series', instances: 'Instance' };
-const PATH_OF_LEVEL: Record<Level, string> = { Patient: 'patients', Study: 'studies', Series: 'series', Instance: 'instances' };
+const LEVEL_OF_PATH: Record<string, Level> = {
+  patients: 'Patient',
+  studies: 'Study',
+  series: 'Series',
+  instances: 'Instance',
+};
+const PATH_OF_LEVEL: Record<Level, string> = {
+  Patient: 'patients',
+  Study: 'studies',
+  Series: 'series',
+  Instance: 'instances',
+};
 const findBodySchema = z.object({
   Level: z.enum(['Patient', 'Study', 'Series', 'Instance']),
   Query: z.record(z.string(), z.string()),
@@ -61,7 +71,10 @@ const findBodySchema = z.object({
 });
 
 function wildcard(pattern: string, caseSensitive: boolean): RegExp {
-  const re = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+  const re = pattern
+    .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+    .replace(/\*/g, '.*')
+    .replace(/\?/g, '.');
   return new RegExp(`^${re}$`, caseSensitive ? '' : 'i');
 }
 
@@ -83,9 +96,15 @@ function matches(value: string | undefined, pattern: string, caseSensitive = tru
  * @returns the running emulator
  */
 export async function createDicomStoreEmulator(options: DicomStoreEmulatorOptions): Promise<DicomStoreEmulator> {
-  const store = new DicomFileStore({ root: options.root, ...(options.stableAgeSeconds !== undefined ? { stableAgeSeconds: options.stableAgeSeconds } : {}) });
+  const store = new DicomFileStore({
+    root: options.root,
+    ...(options.stableAgeSeconds !== undefined ? { stableAgeSeconds: options.stableAgeSeconds } : {}),
+  });
   const maxBody = options.maxBodyBytes ?? 1024 ** 3;
-  const jobs = new Map<string, { id: string; state: 'Running' | 'Success' | 'Failure'; zip?: Uint8Array; error?: string; created: number }>();
+  const jobs = new Map<
+    string,
+    { id: string; state: 'Running' | 'Success' | 'Failure'; zip?: Uint8Array; error?: string; created: number }
+  >();
   let baseUrl = '';
 
   const readBody = async (req: IncomingMessage): Promise<Buffer> => {
@@ -112,22 +131,44 @@ export async function createDicomStoreEmulator(options: DicomStoreEmulatorOption
     if (level === 'Instance') {
       const i = store.instances.get(id);
       if (!i) throw new HttpFailure(404, 'Unknown resource');
-      return { ID: i.id, Type: 'Instance', MainDicomTags: i.tags, ParentSeries: i.seriesId, FileSize: i.fileSize, FileUuid: i.id, IndexInSeries: i.indexInSeries };
+      return {
+        ID: i.id,
+        Type: 'Instance',
+        MainDicomTags: i.tags,
+        ParentSeries: i.seriesId,
+        FileSize: i.fileSize,
+        FileUuid: i.id,
+        IndexInSeries: i.indexInSeries,
+      };
     }
     const r = store.resources.get(id);
     if (!r || r.level !== level) throw new HttpFailure(404, 'Unknown resource');
     const children = [...r.children];
-    const common = { ID: r.id, Type: level, MainDicomTags: r.tags, IsStable: r.stable, LastUpdate: new Date(r.lastUpdate).toISOString().replace(/[-:]/g, '').slice(0, 15) };
+    const common = {
+      ID: r.id,
+      Type: level,
+      MainDicomTags: r.tags,
+      IsStable: r.stable,
+      LastUpdate: new Date(r.lastUpdate).toISOString().replace(/[-:]/g, '').slice(0, 15),
+    };
     if (level === 'Patient') return { ...common, Studies: children };
     if (level === 'Study') {
       const patient = store.resources.get(r.parent ?? '');
       return { ...common, ParentPatient: r.parent, PatientMainDicomTags: patient?.tags ?? {}, Series: children };
     }
-    return { ...common, ParentStudy: r.parent, Instances: children, ExpectedNumberOfInstances: null, Status: 'Unknown' };
+    return {
+      ...common,
+      ParentStudy: r.parent,
+      Instances: children,
+      ExpectedNumberOfInstances: null,
+      Status: 'Unknown',
+    };
   };
 
   const levelIds = (level: Level): string[] =>
-    level === 'Instance' ? [...store.instances.keys()] : [...store.resources.values()].filter((r) => r.level === level).map((r) => r.id);
+    level === 'Instance'
+      ? [...store.instances.keys()]
+      : [...store.resources.values()].filter((r) => r.level === level).map((r) => r.id);
 
   /** Tags of a resource for matching: its own main tags plus its ancestors'. */
   const tagsFor = (level: Level, id: string): Record<string, string> => {
@@ -173,14 +214,15 @@ export async function createDicomStoreEmulator(options: DicomStoreEmulatorOption
     const entries: Record<string, Uint8Array> = {};
     for (const inst of store.instancesOf(id)) {
       const t = tagsFor('Instance', inst.id);
-      const folder = `${t['PatientID'] ?? ''} ${t['PatientName'] ?? ''}/${t['StudyDescription'] ?? 'Study'}/${t['Modality'] ?? ''} ${t['SeriesDescription'] ?? ''}`.replace(/[^\w .^-]/g, '_');
+      const folder =
+        `${t['PatientID'] ?? ''} ${t['PatientName'] ?? ''}/${t['StudyDescription'] ?? 'Study'}/${t['Modality'] ?? ''} ${t['SeriesDescription'] ?? ''}`.replace(
+          /[^\w .^-]/g,
+          '_',
+        );
       entries[`${folder}/${inst.id}.dcm`] = await store.read(inst.id);
     }
     return zipSync(entries, { level: 0 });
   };
-
-  const studyUidToId = (uid: string): string | undefined => store.lookup(uid).find((e) => e.level === 'Study')?.id;
-  const seriesUidToId = (uid: string): string | undefined => store.lookup(uid).find((e) => e.level === 'Series')?.id;
 
   // ---- DICOMweb helpers
   const retrieveUrl = (...parts: string[]): string => `${baseUrl}/dicom-web/${parts.join('/')}`;
@@ -193,7 +235,11 @@ export async function createDicomStoreEmulator(options: DicomStoreEmulatorOption
   };
 
   const QIDO_RESERVED = new Set(['includefield', 'limit', 'offset', 'fuzzymatching']);
-  const qido = async (level: 'Study' | 'Series' | 'Instance', params: URLSearchParams, scope: { study?: string; series?: string }): Promise<JsonDataset[]> => {
+  const qido = async (
+    level: 'Study' | 'Series' | 'Instance',
+    params: URLSearchParams,
+    scope: { study?: string; series?: string },
+  ): Promise<JsonDataset[]> => {
     const filters: Array<[number, string]> = [];
     const include = new Set<number>();
     let includeAll = false;
@@ -237,26 +283,41 @@ export async function createDicomStoreEmulator(options: DicomStoreEmulatorOption
       if (!filters.every(([t, pattern]) => matches(value(t), pattern, t !== 0x00100010))) continue;
       const keep: number[] =
         level === 'Study'
-          ? [0x00080020, 0x00080030, 0x00080050, 0x00080090, 0x00100010, 0x00100020, 0x00100030, 0x00100040, 0x0020000d, 0x00200010, 0x00081030]
+          ? [
+              0x00080020, 0x00080030, 0x00080050, 0x00080090, 0x00100010, 0x00100020, 0x00100030, 0x00100040,
+              0x0020000d, 0x00200010, 0x00081030,
+            ]
           : level === 'Series'
             ? [0x00080060, 0x0008103e, 0x0020000e, 0x00200011, 0x00080021, 0x00080031, 0x0020000d]
             : [0x00080016, 0x00080018, 0x00200013, 0x00280010, 0x00280011, 0x0020000d, 0x0020000e, 0x00280008];
       const out: JsonDataset = {};
       for (const [k, a] of Object.entries(full)) {
         const t = Number.parseInt(k, 16);
-        if (keep.includes(t) || include.has(t) || filters.some(([f]) => f === t) || (includeAll && !a.InlineBinary && !a.BulkDataURI)) out[k] = a;
+        if (
+          keep.includes(t) ||
+          include.has(t) ||
+          filters.some(([f]) => f === t) ||
+          (includeAll && !a.InlineBinary && !a.BulkDataURI)
+        )
+          out[k] = a;
       }
       if (level === 'Study') {
         const series = new Set(members.map((m) => m.uids.series));
         out['00201206'] = { vr: 'IS', Value: [series.size] };
         out['00201208'] = { vr: 'IS', Value: [members.length] };
-        out['00080061'] = { vr: 'CS', Value: [...new Set(members.map((m) => tagsFor('Instance', m.id)['Modality'] ?? ''))] };
+        out['00080061'] = {
+          vr: 'CS',
+          Value: [...new Set(members.map((m) => tagsFor('Instance', m.id)['Modality'] ?? ''))],
+        };
         out['00081190'] = { vr: 'UR', Value: [retrieveUrl('studies', first.uids.study)] };
       } else if (level === 'Series') {
         out['00201209'] = { vr: 'IS', Value: [members.length] };
         out['00081190'] = { vr: 'UR', Value: [retrieveUrl('studies', first.uids.study, 'series', first.uids.series)] };
       } else {
-        out['00081190'] = { vr: 'UR', Value: [retrieveUrl('studies', first.uids.study, 'series', first.uids.series, 'instances', first.uids.sop)] };
+        out['00081190'] = {
+          vr: 'UR',
+          Value: [retrieveUrl('studies', first.uids.study, 'series', first.uids.series, 'instances', first.uids.sop)],
+        };
       }
       results.push(Object.fromEntries(Object.entries(out).sort(([a], [b]) => a.localeCompare(b))));
     }
@@ -323,7 +384,9 @@ export async function createDicomStoreEmulator(options: DicomStoreEmulatorOption
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     if (options.credentials) {
-      const expected = Buffer.from(`Basic ${Buffer.from(`${options.credentials.username}:${options.credentials.password}`).toString('base64')}`);
+      const expected = Buffer.from(
+        `Basic ${Buffer.from(`${options.credentials.username}:${options.credentials.password}`).toString('base64')}`,
+      );
       const got = Buffer.from(req.headers.authorization ?? '');
       if (got.length !== expected.length || !timingSafeEqual(got, expected)) {
         res.writeHead(401, { 'www-authenticate': 'Basic realm="Orthanc"', 'content-length': 0 });
@@ -348,12 +411,25 @@ export async function createDicomStoreEmulator(options: DicomStoreEmulatorOption
           let uids: StoredInstance['uids'] | undefined;
           try {
             uids = store.inspect(f).uids;
-            if (p[1] && uids.study !== p[1]) throw new StoreInputError('instance does not belong to the study of the request');
+            if (p[1] && uids.study !== p[1])
+              throw new StoreInputError('instance does not belong to the study of the request');
             const r = store.store(f);
             referenced.push({
               '00081150': { vr: 'UI', Value: [r.instance.uids.sopClass] },
               '00081155': { vr: 'UI', Value: [r.instance.uids.sop] },
-              '00081190': { vr: 'UR', Value: [retrieveUrl('studies', r.instance.uids.study, 'series', r.instance.uids.series, 'instances', r.instance.uids.sop)] },
+              '00081190': {
+                vr: 'UR',
+                Value: [
+                  retrieveUrl(
+                    'studies',
+                    r.instance.uids.study,
+                    'series',
+                    r.instance.uids.series,
+                    'instances',
+                    r.instance.uids.sop,
+                  ),
+                ],
+              },
             });
           } catch (error) {
             if (!(error instanceof StoreInputError)) throw error;
@@ -364,23 +440,32 @@ export async function createDicomStoreEmulator(options: DicomStoreEmulatorOption
             });
           }
         }
-        const answer: JsonDataset = { '00081198': failed.length ? { vr: 'SQ', Value: failed } : { vr: 'SQ' }, '00081199': referenced.length ? { vr: 'SQ', Value: referenced } : { vr: 'SQ' } };
+        const answer: JsonDataset = {
+          '00081198': failed.length ? { vr: 'SQ', Value: failed } : { vr: 'SQ' },
+          '00081199': referenced.length ? { vr: 'SQ', Value: referenced } : { vr: 'SQ' },
+        };
         if (p[1]) answer['00081190'] = { vr: 'UR', Value: [retrieveUrl('studies', p[1])] };
         json(res, failed.length === 0 ? 200 : referenced.length === 0 ? 409 : 202, answer, 'application/dicom+json');
         return;
       }
       if (method !== 'GET') throw new HttpFailure(405, 'method not allowed');
       // QIDO
-      const qidoRoutes: Array<[RegExp, 'Study' | 'Series' | 'Instance']> = [];
-      void qidoRoutes;
       const path = p.join('/');
       let m: RegExpExecArray | null;
       if (path === 'studies') return json(res, 200, await qido('Study', q, {}), 'application/dicom+json');
       if (path === 'series') return json(res, 200, await qido('Series', q, {}), 'application/dicom+json');
       if (path === 'instances') return json(res, 200, await qido('Instance', q, {}), 'application/dicom+json');
-      if ((m = /^studies\/([^/]+)\/series$/.exec(path))) return json(res, 200, await qido('Series', q, { study: m[1] as string }), 'application/dicom+json');
-      if ((m = /^studies\/([^/]+)\/instances$/.exec(path))) return json(res, 200, await qido('Instance', q, { study: m[1] as string }), 'application/dicom+json');
-      if ((m = /^studies\/([^/]+)\/series\/([^/]+)\/instances$/.exec(path))) return json(res, 200, await qido('Instance', q, { study: m[1] as string, series: m[2] as string }), 'application/dicom+json');
+      if ((m = /^studies\/([^/]+)\/series$/.exec(path)))
+        return json(res, 200, await qido('Series', q, { study: m[1] as string }), 'application/dicom+json');
+      if ((m = /^studies\/([^/]+)\/instances$/.exec(path)))
+        return json(res, 200, await qido('Instance', q, { study: m[1] as string }), 'application/dicom+json');
+      if ((m = /^studies\/([^/]+)\/series\/([^/]+)\/instances$/.exec(path)))
+        return json(
+          res,
+          200,
+          await qido('Instance', q, { study: m[1] as string, series: m[2] as string }),
+          'application/dicom+json',
+        );
       // WADO metadata
       if ((m = /^studies\/([^/]+)(?:\/series\/([^/]+))?(?:\/instances\/([^/]+))?\/metadata$/.exec(path))) {
         const list = instancesFor(m[1], m[2], m[3]);
@@ -388,7 +473,13 @@ export async function createDicomStoreEmulator(options: DicomStoreEmulatorOption
         const out: JsonDataset[] = [];
         for (const inst of list) {
           const file = parseDicom(await store.read(inst.id));
-          out.push(toDicomJson(file, file.dataset, retrieveUrl('studies', inst.uids.study, 'series', inst.uids.series, 'instances', inst.uids.sop)));
+          out.push(
+            toDicomJson(
+              file,
+              file.dataset,
+              retrieveUrl('studies', inst.uids.study, 'series', inst.uids.series, 'instances', inst.uids.sop),
+            ),
+          );
         }
         return json(res, 200, out, 'application/dicom+json');
       }
@@ -402,10 +493,20 @@ export async function createDicomStoreEmulator(options: DicomStoreEmulatorOption
         const chunks: Buffer[] = [];
         for (const f of frames) {
           const data = frameBytes(bytes, f - 1);
-          chunks.push(Buffer.from(`--${boundary}\r\nContent-Type: application/octet-stream\r\nContent-Length: ${data.length}\r\n\r\n`), Buffer.from(data), Buffer.from('\r\n'));
+          chunks.push(
+            Buffer.from(
+              `--${boundary}\r\nContent-Type: application/octet-stream\r\nContent-Length: ${data.length}\r\n\r\n`,
+            ),
+            Buffer.from(data),
+            Buffer.from('\r\n'),
+          );
         }
         chunks.push(Buffer.from(`--${boundary}--\r\n`));
-        return binary(res, Buffer.concat(chunks), `multipart/related; type="application/octet-stream"; transfer-syntax=1.2.840.10008.1.2.1; boundary=${boundary}`);
+        return binary(
+          res,
+          Buffer.concat(chunks),
+          `multipart/related; type="application/octet-stream"; transfer-syntax=1.2.840.10008.1.2.1; boundary=${boundary}`,
+        );
       }
       // WADO bulk data (BulkDataURI of metadata): the pixel data of single-frame instances
       if ((m = /^studies\/([^/]+)\/series\/([^/]+)\/instances\/([^/]+)\/bulk\/7FE00010$/.exec(path))) {
@@ -416,7 +517,13 @@ export async function createDicomStoreEmulator(options: DicomStoreEmulatorOption
         const boundary = randomBytes(16).toString('hex');
         return binary(
           res,
-          Buffer.concat([Buffer.from(`--${boundary}\r\nContent-Type: application/octet-stream\r\nContent-Length: ${data.length}\r\n\r\n`), Buffer.from(data), Buffer.from(`\r\n--${boundary}--\r\n`)]),
+          Buffer.concat([
+            Buffer.from(
+              `--${boundary}\r\nContent-Type: application/octet-stream\r\nContent-Length: ${data.length}\r\n\r\n`,
+            ),
+            Buffer.from(data),
+            Buffer.from(`\r\n--${boundary}--\r\n`),
+          ]),
           `multipart/related; type="application/octet-stream"; boundary=${boundary}`,
         );
       }
@@ -431,7 +538,16 @@ export async function createDicomStoreEmulator(options: DicomStoreEmulatorOption
     const path = parts.join('/');
     let m: RegExpExecArray | null;
     if (method === 'GET' && path === 'system') {
-      return json(res, 200, { Name: 'cdss-dicom-store-emulator', Version: '1.10.1', ApiVersion: 16, DatabaseVersion: 6, DicomAet: 'ORTHANC', DicomPort: 0, HttpPort: Number(new URL(baseUrl).port), PluginsEnabled: true });
+      return json(res, 200, {
+        Name: 'cdss-dicom-store-emulator',
+        Version: '1.10.1',
+        ApiVersion: 16,
+        DatabaseVersion: 6,
+        DicomAet: 'ORTHANC',
+        DicomPort: 0,
+        HttpPort: Number(new URL(baseUrl).port),
+        PluginsEnabled: true,
+      });
     }
     if (method === 'GET' && path === 'plugins') return json(res, 200, ['dicom-web']);
     if (method === 'GET' && path === 'statistics') {
@@ -450,7 +566,11 @@ export async function createDicomStoreEmulator(options: DicomStoreEmulatorOption
       const since = Number(q.get('since') ?? 0) || 0;
       const limit = q.has('limit') ? Number(q.get('limit')) : Infinity;
       const page = ids.slice(since, since + limit);
-      return json(res, 200, q.has('expand') ? page.map((id) => resourceJson(LEVEL_OF_PATH[m![1] as string] as Level, id)) : page);
+      return json(
+        res,
+        200,
+        q.has('expand') ? page.map((id) => resourceJson(LEVEL_OF_PATH[m![1] as string] as Level, id)) : page,
+      );
     }
     if ((m = /^(patients|studies|series|instances)\/([^/]+)$/.exec(path))) {
       const level = LEVEL_OF_PATH[m[1] as string] as Level;
@@ -463,19 +583,34 @@ export async function createDicomStoreEmulator(options: DicomStoreEmulatorOption
     }
     if (method === 'GET' && (m = /^studies\/([^/]+)\/series$/.exec(path))) {
       const r = resourceJson('Study', m[1] as string) as { Series: string[] };
-      return json(res, 200, r.Series.map((id) => resourceJson('Series', id)));
+      return json(
+        res,
+        200,
+        r.Series.map((id) => resourceJson('Series', id)),
+      );
     }
     if (method === 'GET' && (m = /^series\/([^/]+)\/instances$/.exec(path))) {
       const r = resourceJson('Series', m[1] as string) as { Instances: string[] };
-      return json(res, 200, r.Instances.map((id) => resourceJson('Instance', id)));
+      return json(
+        res,
+        200,
+        r.Instances.map((id) => resourceJson('Instance', id)),
+      );
     }
     if (method === 'GET' && (m = /^series\/([^/]+)\/ordered-slices$/.exec(path))) {
       resourceJson('Series', m[1] as string);
       const list = store.instancesOf(m[1] as string).map((inst) => {
         const ipp = (inst.tags['ImagePositionPatient'] ?? '').split('\\').map(Number);
         const iop = (inst.tags['ImageOrientationPatient'] ?? '1\\0\\0\\0\\1\\0').split('\\').map(Number);
-        const n = [iop[1]! * iop[5]! - iop[2]! * iop[4]!, iop[2]! * iop[3]! - iop[0]! * iop[5]!, iop[0]! * iop[4]! - iop[1]! * iop[3]!];
-        const d = ipp.length === 3 ? ipp[0]! * n[0]! + ipp[1]! * n[1]! + ipp[2]! * n[2]! : Number(inst.tags['InstanceNumber'] ?? 0);
+        const n = [
+          iop[1]! * iop[5]! - iop[2]! * iop[4]!,
+          iop[2]! * iop[3]! - iop[0]! * iop[5]!,
+          iop[0]! * iop[4]! - iop[1]! * iop[3]!,
+        ];
+        const d =
+          ipp.length === 3
+            ? ipp[0]! * n[0]! + ipp[1]! * n[1]! + ipp[2]! * n[2]!
+            : Number(inst.tags['InstanceNumber'] ?? 0);
         return { inst, d };
       });
       list.sort((a, b) => a.d - b.d);
@@ -502,15 +637,21 @@ export async function createDicomStoreEmulator(options: DicomStoreEmulatorOption
     if (method === 'POST' && path === 'instances') {
       const body = await readBody(req);
       const type = (req.headers['content-type'] ?? '').toLowerCase();
-      const isZip = type.includes('zip') || (body[0] === 0x50 && body[1] === 0x4b && body[2] === 0x03 && body[3] === 0x04);
+      const isZip =
+        type.includes('zip') || (body[0] === 0x50 && body[1] === 0x4b && body[2] === 0x03 && body[3] === 0x04);
       if (isZip) {
         let entries: Record<string, Uint8Array>;
         try {
           entries = unzipSync(body);
         } catch (error) {
-          throw new HttpFailure(400, `not a readable ZIP archive: ${error instanceof Error ? error.message : String(error)}`);
+          throw new HttpFailure(
+            400,
+            `not a readable ZIP archive: ${error instanceof Error ? error.message : String(error)}`,
+          );
         }
-        const files = Object.entries(entries).filter(([name, data]) => !name.endsWith('/') && data.length > 0).map(([, data]) => data);
+        const files = Object.entries(entries)
+          .filter(([name, data]) => !name.endsWith('/') && data.length > 0)
+          .map(([, data]) => data);
         return json(res, 200, storeMany(files).map(uploadAnswer));
       }
       const [r] = storeMany([body]);
@@ -521,45 +662,70 @@ export async function createDicomStoreEmulator(options: DicomStoreEmulatorOption
       try {
         parsed = findBodySchema.parse(JSON.parse((await readBody(req)).toString('utf8')));
       } catch (error) {
-        throw new HttpFailure(400, `bad /tools/find request: ${error instanceof Error ? error.message : String(error)}`);
+        throw new HttpFailure(
+          400,
+          `bad /tools/find request: ${error instanceof Error ? error.message : String(error)}`,
+        );
       }
       const hits = levelIds(parsed.Level).filter((id) => {
         const tags = tagsFor(parsed.Level, id);
-        return Object.entries(parsed.Query).every(([k, pattern]) => matches(tags[k], pattern, k === 'PatientName' ? (parsed.CaseSensitive ?? false) : true));
+        return Object.entries(parsed.Query).every(([k, pattern]) =>
+          matches(tags[k], pattern, k === 'PatientName' ? (parsed.CaseSensitive ?? false) : true),
+        );
       });
       const page = hits.slice(parsed.Since ?? 0, parsed.Limit ? (parsed.Since ?? 0) + parsed.Limit : undefined);
       return json(res, 200, parsed.Expand ? page.map((id) => resourceJson(parsed.Level, id)) : page);
     }
     if (method === 'POST' && path === 'tools/lookup') {
       const uid = (await readBody(req)).toString('utf8').trim();
-      return json(res, 200, store.lookup(uid).map((e) => ({ ID: e.id, Path: `/${PATH_OF_LEVEL[e.level]}/${e.id}`, Type: e.level })));
+      return json(
+        res,
+        200,
+        store.lookup(uid).map((e) => ({ ID: e.id, Path: `/${PATH_OF_LEVEL[e.level]}/${e.id}`, Type: e.level })),
+      );
     }
     if (method === 'GET' && path === 'changes') {
       const all = store.changes;
       const lastSeq = all.length ? (all[all.length - 1] as { Seq: number }).Seq : 0;
-      if (q.has('last')) return json(res, 200, { Changes: all.length ? [all[all.length - 1]] : [], Done: true, Last: lastSeq });
+      if (q.has('last'))
+        return json(res, 200, { Changes: all.length ? [all[all.length - 1]] : [], Done: true, Last: lastSeq });
       const since = Number(q.get('since') ?? 0) || 0;
       const limit = Math.min(Number(q.get('limit') ?? 100) || 100, 4000);
       const after = all.filter((c) => c.Seq > since);
       const page = after.slice(0, limit);
-      return json(res, 200, { Changes: page, Done: after.length <= limit, Last: page.length ? (page[page.length - 1] as { Seq: number }).Seq : lastSeq });
+      return json(res, 200, {
+        Changes: page,
+        Done: after.length <= limit,
+        Last: page.length ? (page[page.length - 1] as { Seq: number }).Seq : lastSeq,
+      });
     }
     if ((m = /^(patients|studies|series)\/([^/]+)\/archive$/.exec(path))) {
       const level = LEVEL_OF_PATH[m[1] as string] as Level;
       const id = m[2] as string;
       resourceJson(level, id);
-      if (method === 'GET') return binary(res, await zipOf(id), 'application/zip', { 'content-disposition': `attachment; filename="${id}.zip"` });
+      if (method === 'GET')
+        return binary(res, await zipOf(id), 'application/zip', {
+          'content-disposition': `attachment; filename="${id}.zip"`,
+        });
       if (method === 'POST') {
         const body = (await readBody(req)).toString('utf8');
-        let asynchronous = false;
+        let asynchronous: boolean;
         try {
           asynchronous = body.trim() !== '' && (JSON.parse(body) as { Asynchronous?: boolean }).Asynchronous === true;
         } catch {
           throw new HttpFailure(400, 'bad JSON body');
         }
         if (!asynchronous) return binary(res, await zipOf(id), 'application/zip');
-        const jobId = randomBytes(16).toString('hex').replace(/^(.{8})(.{4})(.{4})(.{4})(.{12})$/, '$1-$2-$3-$4-$5');
-        const job: { id: string; state: 'Running' | 'Success' | 'Failure'; zip?: Uint8Array; error?: string; created: number } = { id: jobId, state: 'Running', created: Date.now() };
+        const jobId = randomBytes(16)
+          .toString('hex')
+          .replace(/^(.{8})(.{4})(.{4})(.{4})(.{12})$/, '$1-$2-$3-$4-$5');
+        const job: {
+          id: string;
+          state: 'Running' | 'Success' | 'Failure';
+          zip?: Uint8Array;
+          error?: string;
+          created: number;
+        } = { id: jobId, state: 'Running', created: Date.now() };
         jobs.set(jobId, job);
         setImmediate(() => {
           zipOf(id).then(
@@ -605,7 +771,13 @@ export async function createDicomStoreEmulator(options: DicomStoreEmulatorOption
         res.destroy();
         return;
       }
-      json(res, status, { HttpError: status === 404 ? 'Not Found' : status === 400 ? 'Bad Request' : 'Error', HttpStatus: status, Message: message, Method: req.method, Uri: req.url?.split('?')[0] });
+      json(res, status, {
+        HttpError: status === 404 ? 'Not Found' : status === 400 ? 'Bad Request' : 'Error',
+        HttpStatus: status,
+        Message: message,
+        Method: req.method,
+        Uri: req.url?.split('?')[0],
+      });
     });
   });
   await new Promise<void>((resolve, reject) => {

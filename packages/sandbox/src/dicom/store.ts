@@ -5,7 +5,16 @@
  * @packageDocumentation
  */
 import { createHash } from 'node:crypto';
-import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CdssError } from '@cdss/core';
@@ -57,7 +66,12 @@ export class StoreInputError extends CdssError {
   }
 }
 
-const PATIENT_TAGS: Record<string, number> = { PatientID: 0x00100020, PatientName: 0x00100010, PatientBirthDate: 0x00100030, PatientSex: 0x00100040 };
+const PATIENT_TAGS: Record<string, number> = {
+  PatientID: 0x00100020,
+  PatientName: 0x00100010,
+  PatientBirthDate: 0x00100030,
+  PatientSex: 0x00100040,
+};
 const STUDY_TAGS: Record<string, number> = {
   StudyInstanceUID: 0x0020000d,
   StudyDate: 0x00080020,
@@ -179,7 +193,10 @@ export class DicomFileStore {
     try {
       file = parseDicom(bytes);
     } catch (error) {
-      throw new StoreInputError(`not a readable DICOM file: ${error instanceof Error ? error.message : String(error)}`, error);
+      throw new StoreInputError(
+        `not a readable DICOM file: ${error instanceof Error ? error.message : String(error)}`,
+        error,
+      );
     }
     const ds = file.dataset;
     const uids = {
@@ -189,7 +206,12 @@ export class DicomFileStore {
       sop: getString(file, ds.get(0x00080018)) ?? '',
       sopClass: getString(file, ds.get(0x00080016)) ?? '',
     };
-    for (const [k, v] of Object.entries({ StudyInstanceUID: uids.study, SeriesInstanceUID: uids.series, SOPInstanceUID: uids.sop, SOPClassUID: uids.sopClass })) {
+    for (const [k, v] of Object.entries({
+      StudyInstanceUID: uids.study,
+      SeriesInstanceUID: uids.series,
+      SOPInstanceUID: uids.sop,
+      SOPClassUID: uids.sopClass,
+    })) {
       if (!v) throw new StoreInputError(`DICOM file has no ${k}`);
     }
     return { file, uids };
@@ -213,7 +235,15 @@ export class DicomFileStore {
     for (const [level, rid, parent, tags, uid] of levels) {
       let r = this.resources.get(rid);
       if (!r) {
-        r = { id: rid, level, children: new Set(), tags: pick(file, ds, tags), lastUpdate: now, stable: false, ...(parent ? { parent } : {}) };
+        r = {
+          id: rid,
+          level,
+          children: new Set(),
+          tags: pick(file, ds, tags),
+          lastUpdate: now,
+          stable: false,
+          ...(parent ? { parent } : {}),
+        };
         this.resources.set(rid, r);
         if (parent) this.resources.get(parent)?.children.add(rid);
         this.addUid(uid, level, rid);
@@ -265,7 +295,14 @@ export class DicomFileStore {
 
   private record(type: string, level: Level, id: string): void {
     const path = `/${{ Patient: 'patients', Study: 'studies', Series: 'series', Instance: 'instances' }[level]}/${id}`;
-    const change: StoreChange = { Seq: ++this.seq, ChangeType: type, ResourceType: level, ID: id, Path: path, Date: stamp(this.now()) };
+    const change: StoreChange = {
+      Seq: ++this.seq,
+      ChangeType: type,
+      ResourceType: level,
+      ID: id,
+      Path: path,
+      Date: stamp(this.now()),
+    };
     this.changes.push(change);
     appendFileSync(this.changesPath, `${JSON.stringify(change)}\n`);
   }
@@ -300,7 +337,8 @@ export class DicomFileStore {
     if (inst) return [inst];
     const r = this.resources.get(id);
     if (!r) return [];
-    if (r.level === 'Series') return [...r.children].map((c) => this.instances.get(c)).filter((x): x is StoredInstance => x !== undefined);
+    if (r.level === 'Series')
+      return [...r.children].map((c) => this.instances.get(c)).filter((x): x is StoredInstance => x !== undefined);
     return [...r.children].flatMap((c) => this.instancesOf(c));
   }
 
