@@ -120,6 +120,9 @@ export function toAuditEvent(record: AuditRecord): AuditEvent {
         ...(record.patientId ? { description: `patient ${record.patientId}` } : {}),
       },
     ],
-    extension: [{ url: 'urn:cdss:request-id', valueString: record.requestId }],
+    extension: [
+      { url: 'urn:cdss:request-id', valueString: record.requestId },
+      { url: 'urn:cdss:audit-record-id', valueString: record.id },
+    ],
   };
 }

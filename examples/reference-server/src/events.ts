@@ -31,3 +31,69 @@ export function createLocalEventBus(): EventBus {
     },
   };
 }
+
+/**
+ * A bus over a RabbitMQ fanout exchange: each server instance binds its own exclusive, auto-deleted queue, so every
+ * instance receives every event and pushes it to its own WebSocket clients. Events are notifications (the state
+ * they announce is in the job store and the EMR), so they are not persisted; a client that missed one re-reads.
+ * Connect with `?heartbeat=10` in the URL to notice a dead broker quickly.
+ * @param url - `amqp://user:pass@host:port/vhost`
+ * @param exchange - the fanout exchange (declared if missing)
+ */
+export async function createAmqpEventBus(url: string, exchange = 'cdss.server-events'): Promise<EventBus> {
+  const amqp = await import('amqplib');
+  const emitter = new EventEmitter();
+  emitter.setMaxListeners(0);
+  let closed = false;
+  let channel: import('amqplib').Channel | undefined;
+  let connection: import('amqplib').ChannelModel | undefined;
+
+  async function connect(): Promise<void> {
+    connection = await amqp.connect(url);
+    channel = await connection.createChannel();
+    await channel.assertExchange(exchange, 'fanout', { durable: true });
+    const { queue } = await channel.assertQueue('', { exclusive: true, autoDelete: true });
+    await channel.bindQueue(queue, exchange, '');
+    await channel.consume(
+      queue,
+      (message) => {
+        if (!message) return;
+        try {
+          emitter.emit('event', JSON.parse(message.content.toString('utf8')) as ServerEvent);
+        } catch {
+          // A malformed notification is dropped; nothing depends on it.
+        }
+      },
+      { noAck: true },
+    );
+    const reconnect = (): void => {
+      channel = undefined;
+      if (closed) return;
+      setTimeout(() => void connect().catch(reconnect), 1_000).unref();
+    };
+    connection.on('close', reconnect);
+    connection.on('error', () => undefined);
+  }
+  await connect();
+
+  return {
+    async publish(event) {
+      // While the broker is unreachable, this instance's own clients still get the event; others miss it and
+      // re-read when they next load the page (notifications are best-effort by design).
+      if (!channel) {
+        emitter.emit('event', event);
+        return;
+      }
+      channel.publish(exchange, '', Buffer.from(JSON.stringify(event)), { contentType: 'application/json' });
+    },
+    subscribe(listener) {
+      emitter.on('event', listener);
+      return () => emitter.off('event', listener);
+    },
+    async close() {
+      closed = true;
+      emitter.removeAllListeners();
+      await connection?.close().catch(() => undefined);
+    },
+  };
+}

@@ -1,27 +1,65 @@
 /**
- * Entry point of the reference CDSS server.
- *
- * For now it answers `/healthz` only; the reference-server issue composes the packages here.
+ * Entry point of the reference CDSS server. `npm start` runs it in sandbox mode (everything embedded); environment
+ * variables point each port at a real system (see the README and `config.ts`).
  */
-import { createServer } from 'node:http';
+import { readFileSync } from 'node:fs';
+import { loadConfig, ConfigError } from './config.js';
+import { createLogger } from './logger.js';
+import { composeServer, DEMO_USERS } from './compose.js';
 
-const port = Number(process.env['PORT'] ?? 8080);
-const host = process.env['HOST'] ?? '127.0.0.1';
+const version = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
-const server = createServer((req, res) => {
-  if (req.url === '/healthz') {
-    res.writeHead(200, { 'content-type': 'application/json' });
-    res.end(JSON.stringify({ status: 'ok' }));
-    return;
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`${error.message}\n`);
+      process.exit(2);
+    }
+    throw error;
   }
-  res.writeHead(404, { 'content-type': 'application/json' });
-  res.end(JSON.stringify({ error: 'not found' }));
-});
+  const logger = createLogger(config.CDSS_LOG_LEVEL);
+  const composed = await composeServer(config, logger, version);
+  const port = await composed.server.listen();
+  const url = `http://${config.HOST === '0.0.0.0' ? '127.0.0.1' : config.HOST}:${port}`;
+  logger.info({ url, mode: config.CDSS_MODE }, 'CDSS reference server listening');
+  if (config.CDSS_MODE === 'sandbox') {
+    process.stdout.write(
+      [
+        '',
+        `CDSS reference server (sandbox mode) at ${url}`,
+        `  Dashboard:  ${url}/`,
+        `  API docs:   ${url}/docs  (OpenAPI: ${url}/openapi.json)`,
+        `  Demo users: ${DEMO_USERS.map((u) => `${u.id} (${u.role})`).join(', ')}`,
+        `  A token:    curl -s -X POST ${url}/api/sandbox/token -H 'content-type: application/json' -d '{"userId":"demo-physician"}'`,
+        `  Data:       ${config.CDSS_DATA_DIR} (delete it to start over)`,
+        '',
+      ].join('\n') + '\n',
+    );
+  }
 
-server.listen(port, host, () => {
-  process.stdout.write(`CDSS reference server listening on http://${host}:${port}\n`);
-});
-
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(signal, () => server.close(() => process.exit(0)));
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    const force = setTimeout(() => process.exit(1), config.CDSS_SHUTDOWN_GRACE_MS + 5_000);
+    force.unref();
+    composed.close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        logger.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
 }
+
+main().catch((error: unknown) => {
+  process.stderr.write(`CDSS server failed to start: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+});

@@ -70,6 +70,6 @@ export interface ReadThroughCache {
 /** Durable FHIR writes (the outbox in front of the FHIR server). */
 export interface FhirSync {
   /** Queues a resource or transaction bundle; resolves once it is durably recorded, not when the server has it. */
-  enqueue(kind: 'patient' | 'analysis-report' | 'report-status' | 'audit-event', payload: unknown): Promise<void>;
+  enqueue(kind: 'patient' | 'analysis-report' | 'audit-event', payload: unknown): Promise<void>;
   ping(): Promise<void>;
 }

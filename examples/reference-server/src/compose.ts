@@ -1,0 +1,324 @@
+/**
+ * Composes the CDSS from the `@cdss/*` packages: each port gets its embedded adapter (sandbox) or its real one
+ * (connected, by its own environment variables).
+ *
+ * Sandbox mode starts, on 127.0.0.1 ports chosen by the OS: the OpenEMR emulator and the DICOM store (data persisted
+ * under `CDSS_DATA_DIR`), an embedded FHIR R4 server, an in-memory job broker and store, an in-process AI worker with
+ * the demo model, a memory cache and a memory outbox. The server talks to each over real HTTP exactly as it talks to
+ * the real systems.
+ */
+import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import { join, resolve } from 'node:path';
+import express from 'express';
+import { createPool } from 'mysql2/promise';
+import type { Logger } from 'pino';
+import { basicAuth } from '@cdss/core';
+import { Cache, MemoryIdempotencyStore, MemoryStore, MySqlIdempotencyStore, MySqlStore, TieredStore, WriteCoordinator, AmqpInvalidationBus, type CacheStore, type InvalidationBus } from '@cdss/cache';
+import { AmqpTransport, JobClient, MemoryBroker, MemoryJobStore, MemoryReplayCache, MemoryTransport, MySqlJobStore, type JobStore, type JobTransport } from '@cdss/ai-jobs';
+import { FhirAdapter, MemoryOutbox, MySqlOutbox, OutboxProcessor, type SyncOutbox } from '@cdss/fhir-mapper';
+import { CDSS_SCOPES, createOpenEmrClient, type OpenEmrClient } from '@cdss/openemr-client';
+import { OrthancClient } from '@cdss/orthanc-client';
+import { SegmentationModel, generatePhantom, writePhantomStudy } from '@cdss/imaging';
+import { createDicomStoreEmulator, createEmbeddedFhirServer, createOpenEmrEmulator, SEED_ADMIN, SEED_CLIENT } from '@cdss/sandbox';
+import type { ServerConfig } from './config.js';
+import { DASHBOARD_DIST, DEMO_MODEL_MANIFEST } from './paths.js';
+import { createCdssServer, type CdssServer, type ReadinessCheck } from './app.js';
+import { createMetrics, type ServerMetrics } from './metrics.js';
+import { createConnectedVerifier, createSandboxIssuer, DEMO_USERS, type TokenVerifier } from './auth/tokens.js';
+import { createAmqpEventBus, createLocalEventBus, type EventBus } from './events.js';
+import { createFileAuditStore } from './audit.js';
+import { createAuditor } from './domain/auditor.js';
+import { patientRoutes } from './domain/patients.js';
+import { studyRoutes } from './domain/studies.js';
+import { analysisFeature } from './domain/analyses.js';
+import { auditRoutes } from './domain/audit-routes.js';
+import { sandboxRoutes } from './domain/sandbox-routes.js';
+import { createReviewStore } from './domain/reviews.js';
+import { openEmrRecords } from './adapters/openemr.js';
+import { orthancArchive } from './adapters/orthanc.js';
+import { cachePort } from './adapters/cache.js';
+import { outboxFhirSync } from './adapters/fhir-sync.js';
+import { fhirReports } from './adapters/reports.js';
+import { ApiError } from './http/errors.js';
+import { createAiWorker, type AiWorker } from './worker/service.js';
+import { modelRef } from './worker/analysis.js';
+
+
+/** A composed, not yet listening server with everything it started. */
+export interface ComposedServer {
+  server: CdssServer;
+  metrics: ServerMetrics;
+  /** URLs of the embedded systems (sandbox mode). */
+  embedded: { openemr?: string; fhir?: string; orthanc?: string };
+  worker?: AiWorker;
+  /** Graceful shutdown of the server, then of everything composed. */
+  close(): Promise<void>;
+}
+
+async function listenApp(app: express.Express): Promise<{ url: string; server: Server }> {
+  const server = createServer(app);
+  await new Promise<void>((ok, fail) => server.once('error', fail).listen(0, '127.0.0.1', () => ok()));
+  const address = server.address();
+  return { url: `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`, server };
+}
+
+const closeServer = (server: Server): Promise<void> =>
+  new Promise((ok) => {
+    server.closeAllConnections();
+    server.close(() => ok());
+  });
+
+/** Seeds synthetic MRI studies for the first brain-tumour demo patients, once (the store persists). */
+async function seedStudies(openemr: OpenEmrClient, orthanc: OrthancClient, count: number, logger: Logger): Promise<void> {
+  if (count === 0 || (await orthanc.list('Study', { limit: 1 })).length > 0) return;
+  const patients = (await openemr.patients.page({}, { limit: 50 })).patients;
+  const withTumours: typeof patients = [];
+  for (const patient of patients) {
+    const problems = await openemr.medicalProblems.list(patient.uuid).catch(() => []);
+    if (problems.some((p) => /glio|astro|oligo|tumou?r|neoplasm|menin/i.test(`${p.title} ${p.diagnosis ?? ''}`))) withTumours.push(patient);
+  }
+  for (const [index, patient] of (withTumours.length > 0 ? withTumours : patients).slice(0, count).entries()) {
+    // Two timepoints for the first patient, so the dashboard has a timeline to show.
+    for (const visit of index === 0 ? [1, 2] : [1]) {
+      const phantom = generatePhantom({ seed: `${patient.uuid}:${visit}`, dims: [96, 96, 64], spacing: [1, 1, 1] });
+      const study = writePhantomStudy(phantom, {
+        patientId: patient.uuid,
+        patientName: `${patient.lname}^${patient.fname}`,
+        uidSeed: `${patient.uuid}:${visit}`,
+        studyDescription: `MRI BRAIN W/WO CONTRAST (visit ${visit})`,
+      });
+      await orthanc.uploadInstances(Object.values(study.series).flatMap((s) => s.files));
+    }
+  }
+  logger.info({ studies: Math.min(count, patients.length) }, 'seeded synthetic MRI studies');
+}
+
+/**
+ * Builds the server and every adapter from the configuration.
+ * @param config - validated configuration
+ * @param logger - the server's logger
+ * @param version - reported by /healthz and the OpenAPI document
+ */
+export async function composeServer(config: ServerConfig, logger: Logger, version: string): Promise<ComposedServer> {
+  const sandbox = config.CDSS_MODE === 'sandbox';
+  const dataDir = resolve(config.CDSS_DATA_DIR);
+  const closers: Array<() => Promise<unknown>> = [];
+  const embedded: ComposedServer['embedded'] = {};
+  const metrics = createMetrics();
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+
+  // --- Authentication
+  const tokenSettings = { issuer: config.CDSS_AUTH_ISSUER, audience: config.CDSS_AUTH_AUDIENCE, roleClaim: config.CDSS_AUTH_ROLE_CLAIM };
+  const issuer = sandbox && !config.CDSS_AUTH_JWKS_URL && !config.CDSS_AUTH_PUBLIC_KEY ? createSandboxIssuer(tokenSettings) : undefined;
+  const verifier: TokenVerifier =
+    issuer?.verifier ??
+    (await createConnectedVerifier(config.CDSS_AUTH_JWKS_URL ? { jwksUrl: config.CDSS_AUTH_JWKS_URL } : { publicKeyPem: config.CDSS_AUTH_PUBLIC_KEY ?? '' }, tokenSettings));
+
+  // --- OpenEMR (source of truth)
+  let openemrUrl = config.OPENEMR_URL;
+  let openemrAuth = {
+    clientId: config.OPENEMR_CLIENT_ID ?? '',
+    ...(config.OPENEMR_CLIENT_SECRET ? { clientSecret: config.OPENEMR_CLIENT_SECRET } : {}),
+    username: config.OPENEMR_USERNAME ?? '',
+    password: config.OPENEMR_PASSWORD ?? '',
+  };
+  if (!openemrUrl) {
+    const app = express().use(createOpenEmrEmulator({ version: config.OPENEMR_VERSION, dataDir: join(dataDir, 'openemr'), seed: true }));
+    const started = await listenApp(app);
+    closers.push(() => closeServer(started.server));
+    openemrUrl = embedded.openemr = started.url;
+    openemrAuth = { clientId: SEED_CLIENT.clientId, clientSecret: SEED_CLIENT.clientSecret, username: SEED_ADMIN.username, password: SEED_ADMIN.password };
+  }
+  const openemr = createOpenEmrClient({
+    baseUrl: openemrUrl,
+    site: config.OPENEMR_SITE,
+    version: config.OPENEMR_VERSION,
+    auth: { kind: 'password', ...openemrAuth, scope: CDSS_SCOPES },
+    timeoutMs: 10_000,
+    logger,
+  });
+
+  // --- Orthanc (PACS)
+  let orthancUrl = config.ORTHANC_URL;
+  let orthancCredentials = config.ORTHANC_USERNAME && config.ORTHANC_PASSWORD ? { username: config.ORTHANC_USERNAME, password: config.ORTHANC_PASSWORD } : undefined;
+  if (!orthancUrl) {
+    const store = await createDicomStoreEmulator({ root: join(dataDir, 'dicom'), port: 0 });
+    closers.push(() => store.close());
+    orthancUrl = embedded.orthanc = store.url;
+    orthancCredentials = undefined;
+  }
+  const orthanc = new OrthancClient({
+    baseUrl: orthancUrl,
+    ...(orthancCredentials ? { auth: basicAuth(orthancCredentials.username, orthancCredentials.password) } : {}),
+    logger,
+  });
+  if (sandbox) await seedStudies(openemr, orthanc, config.CDSS_SANDBOX_STUDIES, logger).catch((error: unknown) => logger.warn({ err: error }, 'could not seed demo studies'));
+
+  // --- FHIR server and the sync outbox
+  let fhirUrl = config.FHIR_URL;
+  if (!fhirUrl) {
+    const fhirServer = await createEmbeddedFhirServer().listen(0, '127.0.0.1');
+    closers.push(() => fhirServer.close());
+    fhirUrl = embedded.fhir = fhirServer.url;
+  }
+  const fhirAdapter = new FhirAdapter({ baseUrl: fhirUrl, logger });
+  let outbox: SyncOutbox;
+  if (config.MYSQL_URL) {
+    const pool = createPool({ uri: config.MYSQL_URL, connectionLimit: 4 });
+    closers.push(() => pool.end());
+    const mysqlOutbox = new MySqlOutbox({ pool });
+    await mysqlOutbox.ensureSchema();
+    outbox = mysqlOutbox;
+  } else outbox = new MemoryOutbox();
+  const processor = new OutboxProcessor({ outbox, adapter: fhirAdapter, logger });
+  processor.start(1_000);
+  closers.push(() => processor.stop());
+  const fhir = outboxFhirSync(outbox, config.OPENEMR_SITE);
+
+  // --- Cache (L1 in process, L2 MySQL when configured) and cross-instance invalidation
+  const l1 = new MemoryStore({ maxEntries: 10_000, tier: 'l1' });
+  let store: CacheStore = l1;
+  let bus: InvalidationBus | undefined;
+  let idempotency: MemoryIdempotencyStore | MySqlIdempotencyStore = new MemoryIdempotencyStore();
+  const cacheMetrics = {
+    hit: (tier: string) => metrics.cacheEvents.inc({ cache: tier, event: 'hit' }),
+    miss: () => metrics.cacheEvents.inc({ cache: 'all', event: 'miss' }),
+    load: () => metrics.cacheEvents.inc({ cache: 'all', event: 'load' }),
+    loadError: () => metrics.cacheEvents.inc({ cache: 'all', event: 'load_error' }),
+    staleServe: () => metrics.cacheEvents.inc({ cache: 'all', event: 'stale' }),
+    eviction: (_reason: string, tier: string) => metrics.cacheEvents.inc({ cache: tier, event: 'eviction' }),
+    repair: () => metrics.cacheEvents.inc({ cache: 'all', event: 'repair' }),
+  };
+  if (config.MYSQL_URL) {
+    const l2 = await MySqlStore.open({ url: config.MYSQL_URL, metrics: cacheMetrics });
+    store = new TieredStore({ l1, l2 });
+    idempotency = await MySqlIdempotencyStore.open({ url: config.MYSQL_URL });
+  }
+  if (config.AMQP_URL) bus = await AmqpInvalidationBus.open({ url: config.AMQP_URL });
+  const cache = new Cache({ store, ...(bus ? { bus } : {}), metrics: cacheMetrics, logger, ttlMs: 5 * 60_000, staleIfErrorMs: 24 * 60 * 60_000 });
+  const writes = new WriteCoordinator({ cache, idempotency, metrics: cacheMetrics, logger });
+  closers.push(() => cache.close());
+
+  // --- Jobs: AMQP in connected mode, an in-memory broker in sandbox mode
+  const broker = new MemoryBroker();
+  const transport: JobTransport = config.AMQP_URL ? new AmqpTransport({ url: config.AMQP_URL, logger }) : new MemoryTransport({ broker });
+  const jobStore: JobStore = config.MYSQL_URL ? await MySqlJobStore.open({ url: config.MYSQL_URL }) : new MemoryJobStore();
+  const webhookSecrets = config.CDSS_WEBHOOK_SECRET ? [config.CDSS_WEBHOOK_SECRET] : [];
+  const jobs = new JobClient({ transport, store: jobStore, webhookSecrets, replayCache: new MemoryReplayCache(), logger });
+  await jobs.start();
+  closers.push(async () => {
+    await jobs.stop();
+    await transport.close();
+  });
+
+  // --- AI worker, in process (sandbox, or when asked)
+  let worker: AiWorker | undefined;
+  const manifestPath = config.CDSS_MODEL_MANIFEST ?? DEMO_MODEL_MANIFEST;
+  let models = [{ id: 'cdss-brats-demo', version: '0.0.0' }];
+  if (config.CDSS_WORKER === 'in-process' && existsSync(manifestPath)) {
+    const model = await SegmentationModel.load({ manifestPath });
+    models = [modelRef(model)];
+    worker = createAiWorker({
+      transport: config.AMQP_URL ? new AmqpTransport({ url: config.AMQP_URL, logger }) : new MemoryTransport({ broker }),
+      dicomweb: orthanc.dicomweb,
+      model,
+      logger: logger.child({ component: 'ai-worker' }),
+    });
+    await worker.start();
+    const running = worker;
+    closers.push(async () => {
+      await running.stop();
+      await model.close();
+    });
+  } else if (config.CDSS_WORKER === 'in-process') {
+    logger.warn({ manifestPath }, 'no model manifest found: analyses will queue until a worker connects');
+  }
+
+  // --- Events, audit, reviews
+  const events: EventBus = config.AMQP_URL ? await createAmqpEventBus(config.AMQP_URL) : createLocalEventBus();
+  closers.push(() => events.close());
+  const auditStore = createFileAuditStore(join(dataDir, 'audit.jsonl'));
+  const auditor = createAuditor(auditStore, fhir, metrics);
+  const reviews = await createReviewStore(join(dataDir, 'reviews.json'));
+  const archive = orthancArchive(orthanc);
+  const records = openEmrRecords(openemr);
+  const readThrough = cachePort(cache, writes, store);
+
+  const analysis = analysisFeature({
+    jobs,
+    listJobs: () => jobStore.list({ limit: 10_000 }),
+    reviews,
+    archive,
+    reports: fhirReports(),
+    fhir,
+    bus: events,
+    auditor,
+    metrics,
+    models,
+    logger,
+  });
+  closers.push(async () => analysis.start()());
+
+  // Outbox backlog for the alert rules.
+  const outboxTimer = setInterval(() => {
+    void outbox.stats().then(
+      (stats) => {
+        metrics.outboxPending.set(stats.pending);
+        metrics.outboxDeadLetters.set(stats.dead);
+      },
+      () => undefined,
+    );
+  }, 5_000);
+  outboxTimer.unref();
+  closers.push(async () => clearInterval(outboxTimer));
+
+  const readiness: ReadinessCheck[] = [
+    { name: 'openemr', check: () => records.ping() },
+    { name: 'orthanc', check: () => archive.ping() },
+    { name: 'fhir', check: async () => void (await fhirAdapter.search('Patient', { _count: '1' })) },
+    { name: 'cache', check: () => readThrough.ping() },
+    { name: 'outbox', check: () => fhir.ping() },
+    { name: 'jobs', check: async () => void (await jobStore.list({ limit: 1 })) },
+  ];
+
+  const server = createCdssServer({
+    config,
+    logger,
+    metrics,
+    verifier,
+    bus: events,
+    routes: [
+      ...(issuer ? sandboxRoutes(issuer) : []),
+      ...patientRoutes({ records, cache: readThrough, fhir, bus: events, auditor }),
+      ...studyRoutes({ archive, auditor }),
+      ...analysis.routes,
+      ...auditRoutes(auditStore),
+    ],
+    readiness,
+    verifyWebhook: async (req) => {
+      if (webhookSecrets.length === 0) throw new ApiError(401, 'login', 'Webhooks are not configured');
+      try {
+        await jobs.handleWebhook(req.body as Buffer, req.headers);
+      } catch {
+        throw new ApiError(401, 'login', 'Invalid webhook signature');
+      }
+    },
+    ...(config.CDSS_DASHBOARD_DIR ? { staticDir: resolve(config.CDSS_DASHBOARD_DIR) } : { staticDir: DASHBOARD_DIST }),
+    version,
+  });
+
+  return {
+    server,
+    metrics,
+    embedded,
+    ...(worker ? { worker } : {}),
+    async close() {
+      await server.close();
+      for (const close of closers.reverse()) await close().catch((error: unknown) => logger.warn({ err: error }, 'error while closing'));
+    },
+  };
+}
+
+export { DEMO_USERS };

@@ -1,0 +1,12 @@
+/**
+ * Where the server finds files shipped in the repository. Works from `src/` (tests, tsx) and from `dist/` (built).
+ */
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The repository root. */
+export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+/** The demo model shipped in the repository (trained on synthetic data; not for clinical use). */
+export const DEMO_MODEL_MANIFEST = join(REPO_ROOT, 'models', 'brats-demo', 'manifest.json');
+/** The dashboard's production build. */
+export const DASHBOARD_DIST = join(REPO_ROOT, 'examples', 'dashboard', 'dist');
