@@ -33,7 +33,13 @@ if (process.argv.includes('--serve')) {
     req.on('end', () => {
       const headers: Record<string, string | undefined> = {};
       for (const [k, v] of Object.entries(req.headers)) headers[k] = Array.isArray(v) ? v.join(', ') : v;
-      const out = engine.handle({ method: req.method ?? 'GET', url: req.url ?? '/', headers, body: chunks.length > 0 ? Buffer.concat(chunks).toString('utf8') : undefined, origin: `http://${req.headers.host ?? '127.0.0.1'}` });
+      const out = engine.handle({
+        method: req.method ?? 'GET',
+        url: req.url ?? '/',
+        headers,
+        body: chunks.length > 0 ? Buffer.concat(chunks).toString('utf8') : undefined,
+        origin: `http://${req.headers.host ?? '127.0.0.1'}`,
+      });
       res.writeHead(out.status, out.headers);
       res.end(out.body);
     });
@@ -45,18 +51,34 @@ if (process.argv.includes('--serve')) {
   const ROUNDS = intEnv('BENCH_ROUNDS', 6, 8);
   const log = (line: string): void => void process.stderr.write(`${line}\n`);
 
-  const child: ChildProcess = fork(fileURLToPath(import.meta.url), ['--serve'], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+  const child: ChildProcess = fork(fileURLToPath(import.meta.url), ['--serve'], {
+    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+  });
   const port = await new Promise<number>((resolve, reject) => {
     child.once('message', (m) => resolve((m as { port: number }).port));
     child.once('exit', (code) => reject(new Error(`emulator exited with ${String(code)}`)));
   });
   const baseUrl = `http://127.0.0.1:${port}`;
   try {
-    const login = { clientId: SEED_CLIENT.clientId, clientSecret: SEED_CLIENT.clientSecret, username: SEED_ADMIN.username, password: SEED_ADMIN.password };
+    const login = {
+      clientId: SEED_CLIENT.clientId,
+      clientSecret: SEED_CLIENT.clientSecret,
+      username: SEED_ADMIN.username,
+      password: SEED_ADMIN.password,
+    };
     const emr = createOpenEmrClient({ baseUrl, auth: { kind: 'password', ...login, scope: CDSS_SCOPES } });
     const uuids = (await emr.patients.list()).map((p) => p.uuid);
-    const token = (await new OpenEmrOAuth({ baseUrl, clientId: login.clientId, clientSecret: login.clientSecret }).passwordGrant({ ...login, scope: CDSS_SCOPES })).accessToken;
-    const bare = axios.create({ baseURL: `${baseUrl}/apis/default/api`, headers: { authorization: `Bearer ${token}` }, responseType: 'text' });
+    const token = (
+      await new OpenEmrOAuth({ baseUrl, clientId: login.clientId, clientSecret: login.clientSecret }).passwordGrant({
+        ...login,
+        scope: CDSS_SCOPES,
+      })
+    ).accessToken;
+    const bare = axios.create({
+      baseURL: `${baseUrl}/apis/default/api`,
+      headers: { authorization: `Bearer ${token}` },
+      responseType: 'text',
+    });
 
     let i = 0;
     const next = (): string => uuids[i++ % uuids.length] ?? '';
@@ -90,7 +112,9 @@ if (process.argv.includes('--serve')) {
     for (let r = 0; r < ROUNDS; r++) {
       const order = r % 2 === 0 ? (['client', 'axios'] as const) : (['axios', 'client'] as const);
       for (const side of order) results[side].push(await round(sides[side], ROUND_MS));
-      log(`round ${r + 1}/${ROUNDS}: client ${results.client.at(-1)?.toFixed(0)} reads/s, axios ${results.axios.at(-1)?.toFixed(0)} reads/s`);
+      log(
+        `round ${r + 1}/${ROUNDS}: client ${results.client.at(-1)?.toFixed(0)} reads/s, axios ${results.axios.at(-1)?.toFixed(0)} reads/s`,
+      );
     }
     const median = (xs: number[]): number => {
       const s = [...xs].sort((a, b) => a - b);

@@ -22,7 +22,12 @@ import {
   resourceScope,
 } from './index.js';
 
-const login = { clientId: SEED_CLIENT.clientId, clientSecret: SEED_CLIENT.clientSecret, username: SEED_ADMIN.username, password: SEED_ADMIN.password };
+const login = {
+  clientId: SEED_CLIENT.clientId,
+  clientSecret: SEED_CLIENT.clientSecret,
+  username: SEED_ADMIN.username,
+  password: SEED_ADMIN.password,
+};
 
 let h: Harness | undefined;
 afterEach(async () => {
@@ -37,13 +42,21 @@ describe('scope builder', () => {
     expect(() => orderPermissions('rx')).toThrow(ValidationError);
     expect(resourceScope('user', 'patient', 'suc')).toEqual(['user/patient.cus']);
     expect(resourceScope('user', 'Patient', 'crus', 'v1')).toEqual(['user/Patient.read', 'user/Patient.write']);
-    expect(buildScopes({ standard: { vital: 'rc' }, offlineAccess: false })).toBe('openid fhirUser api:oemr user/vital.cr');
-    expect(buildScopes({ context: 'system', fhir: { Patient: 'rs' }, openid: false })).toBe('api:fhir system/Patient.rs');
+    expect(buildScopes({ standard: { vital: 'rc' }, offlineAccess: false })).toBe(
+      'openid fhirUser api:oemr user/vital.cr',
+    );
+    expect(buildScopes({ context: 'system', fhir: { Patient: 'rs' }, openid: false })).toBe(
+      'api:fhir system/Patient.rs',
+    );
   });
 
   it('CDSS_SCOPES are all granted by OpenEMR to the sandbox client', async () => {
     h = await startHarness({ version: '8' });
-    const tokens = await new OpenEmrOAuth({ baseUrl: h.baseUrl, clientId: login.clientId, clientSecret: login.clientSecret }).passwordGrant({ ...login, scope: CDSS_SCOPES });
+    const tokens = await new OpenEmrOAuth({
+      baseUrl: h.baseUrl,
+      clientId: login.clientId,
+      clientSecret: login.clientSecret,
+    }).passwordGrant({ ...login, scope: CDSS_SCOPES });
     expect(tokens.scopes.sort()).toEqual(CDSS_SCOPES.split(' ').sort());
     expect(tokens.refreshToken).toBeDefined();
   });
@@ -51,7 +64,9 @@ describe('scope builder', () => {
   it('OpenEMR refuses out-of-order v2 letters with invalid_scope, and drops unregistered scopes', async () => {
     h = await startHarness({ version: '8' });
     const oauth = new OpenEmrOAuth({ baseUrl: h.baseUrl, clientId: login.clientId, clientSecret: login.clientSecret });
-    const error = await oauth.passwordGrant({ ...login, scope: 'openid api:oemr user/patient.sr' }).catch((e: unknown) => e);
+    const error = await oauth
+      .passwordGrant({ ...login, scope: 'openid api:oemr user/patient.sr' })
+      .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(OpenEmrAuthError);
     expect((error as OpenEmrAuthError).error).toBe('invalid_scope');
     const t = await oauth.passwordGrant({ ...login, scope: 'openid api:oemr user/patient.rs user/insurance.rs' });
@@ -62,8 +77,18 @@ describe('scope builder', () => {
 describe('token expiry mid-run', () => {
   it('a long paginated read across several expiries makes one refresh per expiry (clock shared: proactive refresh)', async () => {
     const clock = createTestClock();
-    h = await startHarness({ version: '8', seed: { extraPatients: 250 }, now: () => clock.now(), tokenLifetimes: { accessTokenSeconds: 300 } });
-    const emr = createOpenEmrClient({ baseUrl: h.baseUrl, clock, retry: false, auth: { kind: 'password', ...login, scope: CDSS_SCOPES } });
+    h = await startHarness({
+      version: '8',
+      seed: { extraPatients: 250 },
+      now: () => clock.now(),
+      tokenLifetimes: { accessTokenSeconds: 300 },
+    });
+    const emr = createOpenEmrClient({
+      baseUrl: h.baseUrl,
+      clock,
+      retry: false,
+      auth: { kind: 'password', ...login, scope: CDSS_SCOPES },
+    });
     const seen = new Set<string>();
     let pages = 0;
     for await (const p of emr.patients.search({}, { pageSize: 20 })) {
@@ -82,9 +107,20 @@ describe('token expiry mid-run', () => {
 
   it('when only the server knows the token expired, each 401 makes one refresh and the read completes', async () => {
     const serverClock = createTestClock();
-    h = await startHarness({ version: '7.0', seed: { extraPatients: 250 }, now: () => serverClock.now(), tokenLifetimes: { accessTokenSeconds: 250 } });
+    h = await startHarness({
+      version: '7.0',
+      seed: { extraPatients: 250 },
+      now: () => serverClock.now(),
+      tokenLifetimes: { accessTokenSeconds: 250 },
+    });
     // The client's own clock stands still: it never sees the expiry coming.
-    const emr = createOpenEmrClient({ baseUrl: h.baseUrl, version: '7.0', clock: createTestClock(), retry: false, auth: { kind: 'password', ...login, scope: CDSS_SCOPES } });
+    const emr = createOpenEmrClient({
+      baseUrl: h.baseUrl,
+      version: '7.0',
+      clock: createTestClock(),
+      retry: false,
+      auth: { kind: 'password', ...login, scope: CDSS_SCOPES },
+    });
     const seen = new Set<string>();
     for await (const p of emr.patients.search({}, { pageSize: 20 })) {
       seen.add(p.uuid);
@@ -99,7 +135,12 @@ describe('token expiry mid-run', () => {
   it('concurrent callers hitting an expired token share one refresh', async () => {
     const serverClock = createTestClock();
     h = await startHarness({ version: '8', now: () => serverClock.now(), tokenLifetimes: { accessTokenSeconds: 60 } });
-    const emr = createOpenEmrClient({ baseUrl: h.baseUrl, clock: createTestClock(), retry: false, auth: { kind: 'password', ...login, scope: CDSS_SCOPES } });
+    const emr = createOpenEmrClient({
+      baseUrl: h.baseUrl,
+      clock: createTestClock(),
+      retry: false,
+      auth: { kind: 'password', ...login, scope: CDSS_SCOPES },
+    });
     const [first] = await emr.patients.list({ lname: 'Rossi' });
     serverClock.advance(61_000);
     const results = await Promise.all(Array.from({ length: 8 }, () => emr.patients.get(first?.uuid ?? '')));
@@ -111,7 +152,12 @@ describe('token expiry mid-run', () => {
     h = await startHarness({ version: '8' });
     const oauth = new OpenEmrOAuth({ baseUrl: h.baseUrl, clientId: login.clientId, clientSecret: login.clientSecret });
     const rotated: string[] = [];
-    const provider = createPasswordTokenProvider({ oauth, ...login, scope: CDSS_SCOPES, onTokens: (t) => rotated.push(t.refreshToken ?? '') });
+    const provider = createPasswordTokenProvider({
+      oauth,
+      ...login,
+      scope: CDSS_SCOPES,
+      onTokens: (t) => rotated.push(t.refreshToken ?? ''),
+    });
     await provider.fetchToken();
     const tokens = await Promise.all([provider.fetchToken(), provider.fetchToken(), provider.fetchToken()]);
     expect(new Set(tokens.map((t) => t.accessToken)).size).toBe(1);
@@ -132,25 +178,58 @@ describe('OAuth2 flows', () => {
     h = await startHarness({ version: '8' });
     const oauth = new OpenEmrOAuth({ baseUrl: h.baseUrl, clientId: login.clientId, clientSecret: login.clientSecret });
     const pkce = createPkcePair();
-    const url = oauth.authorizationUrl({ redirectUri: SEED_CLIENT.redirectUri, scope: CDSS_SCOPES, state: 's1', codeChallenge: pkce.challenge, aud: `${h.baseUrl}/apis/default/fhir` });
+    const url = oauth.authorizationUrl({
+      redirectUri: SEED_CLIENT.redirectUri,
+      scope: CDSS_SCOPES,
+      state: 's1',
+      codeChallenge: pkce.challenge,
+      aud: `${h.baseUrl}/apis/default/fhir`,
+    });
     const redirect = await axios.get(url, { maxRedirects: 0, validateStatus: (s) => s === 302 });
     const back = new URL(String(redirect.headers['location']));
     expect(back.searchParams.get('state')).toBe('s1');
     const code = back.searchParams.get('code') ?? '';
-    await expect(oauth.exchangeCode({ code, redirectUri: SEED_CLIENT.redirectUri, codeVerifier: createPkcePair().verifier })).rejects.toMatchObject({ error: 'invalid_grant' });
+    await expect(
+      oauth.exchangeCode({ code, redirectUri: SEED_CLIENT.redirectUri, codeVerifier: createPkcePair().verifier }),
+    ).rejects.toMatchObject({ error: 'invalid_grant' });
     const redirect2 = await axios.get(url, { maxRedirects: 0, validateStatus: (s) => s === 302 });
     const code2 = new URL(String(redirect2.headers['location'])).searchParams.get('code') ?? '';
-    const tokens = await oauth.exchangeCode({ code: code2, redirectUri: SEED_CLIENT.redirectUri, codeVerifier: pkce.verifier });
+    const tokens = await oauth.exchangeCode({
+      code: code2,
+      redirectUri: SEED_CLIENT.redirectUri,
+      codeVerifier: pkce.verifier,
+    });
     expect(tokens.refreshToken).toBeDefined();
-    const emr = createOpenEmrClient({ baseUrl: h.baseUrl, auth: { kind: 'refreshToken', clientId: login.clientId, clientSecret: login.clientSecret, refreshToken: tokens.refreshToken ?? '' } });
+    const emr = createOpenEmrClient({
+      baseUrl: h.baseUrl,
+      auth: {
+        kind: 'refreshToken',
+        clientId: login.clientId,
+        clientSecret: login.clientSecret,
+        refreshToken: tokens.refreshToken ?? '',
+      },
+    });
     expect((await emr.patients.list({ lname: 'Okafor' }))[0]?.fname).toBe('James');
   });
 
   it('dynamic registration: confidential clients with user scopes start disabled until an admin enables them', async () => {
     h = await startHarness({ version: '8' });
     const oauth = new OpenEmrOAuth({ baseUrl: h.baseUrl });
-    await expect(oauth.registerClient({ client_name: 'cdss', redirect_uris: ['https://cdss.example/cb'], application_type: 'public', scope: 'openid user/patient.rs' })).rejects.toBeInstanceOf(ValidationError);
-    const reg = await oauth.registerClient({ client_name: 'cdss', redirect_uris: ['https://cdss.example/cb'], scope: CDSS_SCOPES, dsi_type: 'predictive', contacts: ['it@hospital.example'] });
+    await expect(
+      oauth.registerClient({
+        client_name: 'cdss',
+        redirect_uris: ['https://cdss.example/cb'],
+        application_type: 'public',
+        scope: 'openid user/patient.rs',
+      }),
+    ).rejects.toBeInstanceOf(ValidationError);
+    const reg = await oauth.registerClient({
+      client_name: 'cdss',
+      redirect_uris: ['https://cdss.example/cb'],
+      scope: CDSS_SCOPES,
+      dsi_type: 'predictive',
+      contacts: ['it@hospital.example'],
+    });
     expect(reg.client_secret).toBeDefined();
     const error = await oauth.passwordGrant({ ...login, scope: CDSS_SCOPES }).catch((e: unknown) => e);
     expect(error).toMatchObject({ error: 'invalid_client' });
@@ -166,11 +245,24 @@ describe('OAuth2 flows', () => {
     const jwk = { ...(await exportJWK(publicKey)), kid: 'cdss-1', alg: 'RS384', use: 'sig' };
     const oauth = new OpenEmrOAuth({ baseUrl: h.baseUrl });
     const reg = await oauth.registerClient({
-      client_name: 'cdss-backend', redirect_uris: ['https://cdss.example/cb'], token_endpoint_auth_method: 'private_key_jwt',
-      jwks: { keys: [jwk] }, scope: buildScopes({ context: 'system', openid: false, fhir: { Patient: 'rs', Observation: 'rs' } }),
+      client_name: 'cdss-backend',
+      redirect_uris: ['https://cdss.example/cb'],
+      token_endpoint_auth_method: 'private_key_jwt',
+      jwks: { keys: [jwk] },
+      scope: buildScopes({ context: 'system', openid: false, fhir: { Patient: 'rs', Observation: 'rs' } }),
     });
     h.engine.enableClient(reg.client_id);
-    const emr = createOpenEmrClient({ baseUrl: h.baseUrl, retry: false, auth: { kind: 'clientCredentials', clientId: reg.client_id, privateKey, kid: 'cdss-1', scope: 'api:fhir system/Patient.rs system/Observation.rs' } });
+    const emr = createOpenEmrClient({
+      baseUrl: h.baseUrl,
+      retry: false,
+      auth: {
+        kind: 'clientCredentials',
+        clientId: reg.client_id,
+        privateKey,
+        kid: 'cdss-1',
+        scope: 'api:fhir system/Patient.rs system/Observation.rs',
+      },
+    });
     const bundle = await emr.fhir.search('Patient', { family: 'Rossi' });
     expect(bundle.entry).toHaveLength(1);
     expect(h.engine.stats.tokenRequests).toEqual({ client_credentials: 1 });
@@ -184,37 +276,59 @@ describe('OAuth2 flows', () => {
     const other = await generateKeyPair('RS384');
     const oauth = new OpenEmrOAuth({ baseUrl: h.baseUrl });
     const reg = await oauth.registerClient({
-      client_name: 'cdss-backend', redirect_uris: ['https://cdss.example/cb'], jwks: { keys: [{ ...(await exportJWK(registered.publicKey)), kid: 'k' }] }, scope: 'api:fhir system/Patient.rs',
+      client_name: 'cdss-backend',
+      redirect_uris: ['https://cdss.example/cb'],
+      jwks: { keys: [{ ...(await exportJWK(registered.publicKey)), kid: 'k' }] },
+      scope: 'api:fhir system/Patient.rs',
     });
     h.engine.enableClient(reg.client_id);
-    await expect(oauth.clientCredentials({ privateKey: other.privateKey, kid: 'k', scope: 'api:fhir system/Patient.rs' })).rejects.toMatchObject({ error: 'invalid_client', status: 401 });
+    await expect(
+      oauth.clientCredentials({ privateKey: other.privateKey, kid: 'k', scope: 'api:fhir system/Patient.rs' }),
+    ).rejects.toMatchObject({ error: 'invalid_client', status: 401 });
   });
 });
 
 describe("OpenEMR's auth failure statuses (notes §2.7)", () => {
-  it.each(['8', '7.0'] as const)('%s: missing resource scope is 401, missing api:oemr is 403 (8) / 401 (7.0)', async (version) => {
-    h = await startHarness({ version });
-    const oauth = new OpenEmrOAuth({ baseUrl: h.baseUrl, clientId: login.clientId, clientSecret: login.clientSecret });
-    const noVital = await oauth.passwordGrant({ ...login, scope: 'openid api:oemr user/patient.rs' });
-    const noApi = await oauth.passwordGrant({ ...login, scope: 'openid user/patient.rs' });
-    const http = axios.create({ baseURL: `${h.baseUrl}/apis/default/api`, validateStatus: () => true });
-    const vitals = await http.get('/patient/1/encounter/1/vital', { headers: { authorization: `Bearer ${noVital.accessToken}` } });
-    expect(vitals.status).toBe(401);
-    const patients = await http.get('/patient', { headers: { authorization: `Bearer ${noApi.accessToken}` } });
-    expect(patients.status).toBe(version === '8' ? 403 : 401);
-    const none = await http.get('/patient');
-    expect(none.status).toBe(401);
-    expect(none.data).toMatchObject(version === '8' ? { message: 'The resource owner or authorization server denied the request.' } : { error: 'access_denied' });
-    // Logout de-trusts the user: their tokens answer 400, not 401 (the client must log in again).
-    const withId = await oauth.passwordGrant({ ...login, scope: 'openid api:oemr user/patient.rs' });
-    await axios.get(`${h.baseUrl}/oauth2/default/logout`, { params: { id_token_hint: withId.idToken } });
-    const after = await http.get('/patient', { headers: { authorization: `Bearer ${withId.accessToken}` } });
-    expect(after.status).toBe(400);
-  });
+  it.each(['8', '7.0'] as const)(
+    '%s: missing resource scope is 401, missing api:oemr is 403 (8) / 401 (7.0)',
+    async (version) => {
+      h = await startHarness({ version });
+      const oauth = new OpenEmrOAuth({
+        baseUrl: h.baseUrl,
+        clientId: login.clientId,
+        clientSecret: login.clientSecret,
+      });
+      const noVital = await oauth.passwordGrant({ ...login, scope: 'openid api:oemr user/patient.rs' });
+      const noApi = await oauth.passwordGrant({ ...login, scope: 'openid user/patient.rs' });
+      const http = axios.create({ baseURL: `${h.baseUrl}/apis/default/api`, validateStatus: () => true });
+      const vitals = await http.get('/patient/1/encounter/1/vital', {
+        headers: { authorization: `Bearer ${noVital.accessToken}` },
+      });
+      expect(vitals.status).toBe(401);
+      const patients = await http.get('/patient', { headers: { authorization: `Bearer ${noApi.accessToken}` } });
+      expect(patients.status).toBe(version === '8' ? 403 : 401);
+      const none = await http.get('/patient');
+      expect(none.status).toBe(401);
+      expect(none.data).toMatchObject(
+        version === '8'
+          ? { message: 'The resource owner or authorization server denied the request.' }
+          : { error: 'access_denied' },
+      );
+      // Logout de-trusts the user: their tokens answer 400, not 401 (the client must log in again).
+      const withId = await oauth.passwordGrant({ ...login, scope: 'openid api:oemr user/patient.rs' });
+      await axios.get(`${h.baseUrl}/oauth2/default/logout`, { params: { id_token_hint: withId.idToken } });
+      const after = await http.get('/patient', { headers: { authorization: `Bearer ${withId.accessToken}` } });
+      expect(after.status).toBe(400);
+    },
+  );
 
   it('the client surfaces a missing scope as an HttpError 401 after one refresh attempt', async () => {
     h = await startHarness({ version: '8' });
-    const emr = createOpenEmrClient({ baseUrl: h.baseUrl, retry: false, auth: { kind: 'password', ...login, scope: 'openid offline_access api:oemr user/patient.rs' } });
+    const emr = createOpenEmrClient({
+      baseUrl: h.baseUrl,
+      retry: false,
+      auth: { kind: 'password', ...login, scope: 'openid offline_access api:oemr user/patient.rs' },
+    });
     const error = await emr.vitals.list({ pid: 1, eid: 1 }).catch((e: unknown) => e);
     expect(HttpError.isInstance(error) && error.status === 401).toBe(true);
     expect(h.engine.stats.tokenRequests).toEqual({ password: 1, refresh_token: 1 });
@@ -223,7 +337,10 @@ describe("OpenEMR's auth failure statuses (notes §2.7)", () => {
   it('oauth2Auth from core accepts the provider directly', async () => {
     h = await startHarness({ version: '8' });
     const oauth = new OpenEmrOAuth({ baseUrl: h.baseUrl, clientId: login.clientId, clientSecret: login.clientSecret });
-    const emr = createOpenEmrClient({ baseUrl: h.baseUrl, auth: oauth2Auth(createPasswordTokenProvider({ oauth, ...login, scope: CDSS_SCOPES })) });
+    const emr = createOpenEmrClient({
+      baseUrl: h.baseUrl,
+      auth: oauth2Auth(createPasswordTokenProvider({ oauth, ...login, scope: CDSS_SCOPES })),
+    });
     expect((await emr.patients.page({}, { limit: 1 })).patients).toHaveLength(1);
   });
 });

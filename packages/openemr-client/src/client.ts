@@ -163,7 +163,10 @@ export interface OpenEmrClientOptions {
 
 const optionsSchema = z.object({
   baseUrl: z.url({ protocol: /^https?$/ }),
-  site: z.string().regex(/^[A-Za-z0-9_-]+$/).optional(),
+  site: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]+$/)
+    .optional(),
   version: z.enum(['7.0', '8']).optional(),
   timeoutMs: z.number().positive().optional(),
 });
@@ -215,7 +218,8 @@ function parseInput<S extends z.ZodType>(schema: S, input: unknown, what: string
 const id = (value: number | string, field: string): string => parseInput(idInputSchema, value, field);
 const uuid = (value: string, field: string): string => {
   const parsed = uuidSchema.safeParse(value);
-  if (!parsed.success) throw new ValidationError(`Invalid ${field}`, [{ path: field, message: 'must be a UUID', code: 'invalid_format' }]);
+  if (!parsed.success)
+    throw new ValidationError(`Invalid ${field}`, [{ path: field, message: 'must be a UUID', code: 'invalid_format' }]);
   return parsed.data;
 };
 
@@ -253,7 +257,10 @@ export class PatientsNamespace {
    * @param search - search fields (only those OpenEMR honours are accepted)
    * @param page - `limit` (1–200) and `offset`
    */
-  async page(search: PatientSearch = {}, page: { limit: number; offset?: number | undefined } & ReadOptions = { limit: 100 }): Promise<PatientPage> {
+  async page(
+    search: PatientSearch = {},
+    page: { limit: number; offset?: number | undefined } & ReadOptions = { limit: 100 },
+  ): Promise<PatientPage> {
     const query = parseInput(patientSearchSchema, search, 'patient search');
     const limit = parseInput(z.number().int().min(1).max(200), page.limit, 'page limit');
     const offset = parseInput(z.number().int().min(0), page.offset ?? 0, 'page offset');
@@ -272,7 +279,10 @@ export class PatientsNamespace {
    * @param search - search fields
    * @param options - `pageSize` (default 100, max 200)
    */
-  async *search(search: PatientSearch = {}, options: { pageSize?: number | undefined } & ReadOptions = {}): AsyncGenerator<Patient, void, undefined> {
+  async *search(
+    search: PatientSearch = {},
+    options: { pageSize?: number | undefined } & ReadOptions = {},
+  ): AsyncGenerator<Patient, void, undefined> {
     const limit = options.pageSize ?? 100;
     for (let offset = 0; ; offset += limit) {
       const page = await this.page(search, { limit, offset, signal: options.signal });
@@ -296,7 +306,11 @@ export class PatientsNamespace {
    * @param puuid - the patient's uuid
    */
   async get(puuid: string, options: ReadOptions = {}): Promise<Patient | undefined> {
-    const { data } = await this.ctx.api.envelope({ method: 'GET', path: `api/patient/${uuid(puuid, 'puuid')}`, signal: options.signal }, patientSchema, 'patient read');
+    const { data } = await this.ctx.api.envelope(
+      { method: 'GET', path: `api/patient/${uuid(puuid, 'puuid')}`, signal: options.signal },
+      patientSchema,
+      'patient read',
+    );
     return data === NOT_FOUND ? undefined : data;
   }
 
@@ -308,8 +322,13 @@ export class PatientsNamespace {
    */
   async create(input: PatientCreateInput, options: ReadOptions = {}): Promise<PatientCreated> {
     const body = parseInput(patientCreateSchema, input, 'patient');
-    const { data } = await this.ctx.api.envelope({ method: 'POST', path: 'api/patient', body, signal: options.signal }, patientCreatedSchema, 'patient create');
-    if (data === NOT_FOUND) throw new CdssError('OpenEMR returned no identifiers for the created patient', { code: 'UNEXPECTED_RESPONSE' });
+    const { data } = await this.ctx.api.envelope(
+      { method: 'POST', path: 'api/patient', body, signal: options.signal },
+      patientCreatedSchema,
+      'patient create',
+    );
+    if (data === NOT_FOUND)
+      throw new CdssError('OpenEMR returned no identifiers for the created patient', { code: 'UNEXPECTED_RESPONSE' });
     return data;
   }
 
@@ -324,7 +343,11 @@ export class PatientsNamespace {
     const key = uuid(puuid, 'puuid');
     const body = parseInput(patientUpdateSchema, input, 'patient update');
     await guarded(options.expectedVersion, 'patient', () => this.get(key, options));
-    const { data } = await this.ctx.api.envelope({ method: 'PUT', path: `api/patient/${key}`, body, signal: options.signal }, patientSchema, 'patient update');
+    const { data } = await this.ctx.api.envelope(
+      { method: 'PUT', path: `api/patient/${key}`, body, signal: options.signal },
+      patientSchema,
+      'patient update',
+    );
     if (data === NOT_FOUND) throw new OpenEmrNotFoundError('patient');
     return data;
   }
@@ -339,7 +362,11 @@ export class EncountersNamespace {
    * @param puuid - the patient's uuid
    */
   async list(puuid: string, options: ReadOptions = {}): Promise<Encounter[]> {
-    const { data } = await this.ctx.api.envelope({ method: 'GET', path: `api/patient/${uuid(puuid, 'puuid')}/encounter`, signal: options.signal }, z.array(encounterSchema), 'encounter list');
+    const { data } = await this.ctx.api.envelope(
+      { method: 'GET', path: `api/patient/${uuid(puuid, 'puuid')}/encounter`, signal: options.signal },
+      z.array(encounterSchema),
+      'encounter list',
+    );
     return data === NOT_FOUND ? [] : data;
   }
 
@@ -350,7 +377,11 @@ export class EncountersNamespace {
    */
   async get(puuid: string, euuid: string, options: ReadOptions = {}): Promise<Encounter | undefined> {
     const { data } = await this.ctx.api.envelope(
-      { method: 'GET', path: `api/patient/${uuid(puuid, 'puuid')}/encounter/${uuid(euuid, 'euuid')}`, signal: options.signal },
+      {
+        method: 'GET',
+        path: `api/patient/${uuid(puuid, 'puuid')}/encounter/${uuid(euuid, 'euuid')}`,
+        signal: options.signal,
+      },
       encounterSchema,
       'encounter read',
     );
@@ -366,7 +397,11 @@ export class EncountersNamespace {
   async create(puuid: string, input: EncounterCreateInput, options: ReadOptions = {}): Promise<Encounter> {
     const key = uuid(puuid, 'puuid');
     const body = parseInput(encounterCreateSchema, input, 'encounter');
-    const { data } = await this.ctx.api.envelope({ method: 'POST', path: `api/patient/${key}/encounter`, body, signal: options.signal }, encounterSchema, 'encounter create');
+    const { data } = await this.ctx.api.envelope(
+      { method: 'POST', path: `api/patient/${key}/encounter`, body, signal: options.signal },
+      encounterSchema,
+      'encounter create',
+    );
     if (data === NOT_FOUND) throw new OpenEmrNotFoundError('patient');
     return data;
   }
@@ -377,12 +412,21 @@ export class EncountersNamespace {
    * @param euuid - the encounter's uuid
    * @param input - fields to change
    */
-  async update(puuid: string, euuid: string, input: EncounterUpdateInput, options: WriteOptions = {}): Promise<Encounter> {
+  async update(
+    puuid: string,
+    euuid: string,
+    input: EncounterUpdateInput,
+    options: WriteOptions = {},
+  ): Promise<Encounter> {
     const p = uuid(puuid, 'puuid');
     const e = uuid(euuid, 'euuid');
     const body = parseInput(encounterUpdateSchema, input, 'encounter update');
     await guarded(options.expectedVersion, 'encounter', () => this.get(p, e, options));
-    const { data } = await this.ctx.api.envelope({ method: 'PUT', path: `api/patient/${p}/encounter/${e}`, body, signal: options.signal }, encounterSchema, 'encounter update');
+    const { data } = await this.ctx.api.envelope(
+      { method: 'PUT', path: `api/patient/${p}/encounter/${e}`, body, signal: options.signal },
+      encounterSchema,
+      'encounter update',
+    );
     if (data === NOT_FOUND) throw new OpenEmrNotFoundError('encounter');
     return data;
   }
@@ -409,7 +453,11 @@ export class VitalsNamespace {
    * @param key - numeric pid and eid
    */
   async list(key: EncounterKey, options: ReadOptions = {}): Promise<Vital[]> {
-    const data = await this.ctx.api.raw({ method: 'GET', path: this.base(key), signal: options.signal }, z.array(vitalSchema), 'vitals list');
+    const data = await this.ctx.api.raw(
+      { method: 'GET', path: this.base(key), signal: options.signal },
+      z.array(vitalSchema),
+      'vitals list',
+    );
     return data === NOT_FOUND ? [] : data;
   }
 
@@ -419,7 +467,11 @@ export class VitalsNamespace {
    * @param vid - the vitals id
    */
   async get(key: EncounterKey, vid: number | string, options: ReadOptions = {}): Promise<Vital | undefined> {
-    const data = await this.ctx.api.raw({ method: 'GET', path: `${this.base(key)}/${id(vid, 'vid')}`, signal: options.signal }, vitalSchema, 'vitals read');
+    const data = await this.ctx.api.raw(
+      { method: 'GET', path: `${this.base(key)}/${id(vid, 'vid')}`, signal: options.signal },
+      vitalSchema,
+      'vitals read',
+    );
     return data === NOT_FOUND ? undefined : data;
   }
 
@@ -432,7 +484,11 @@ export class VitalsNamespace {
   async create(key: EncounterKey, input: VitalInput, options: ReadOptions = {}): Promise<VitalCreated> {
     const path = this.base(key);
     const body = parseInput(vitalInputSchema, input, 'vitals');
-    const data = await this.ctx.api.raw({ method: 'POST', path, body, signal: options.signal }, vitalCreatedSchema, 'vitals create');
+    const data = await this.ctx.api.raw(
+      { method: 'POST', path, body, signal: options.signal },
+      vitalCreatedSchema,
+      'vitals create',
+    );
     if (data === NOT_FOUND) throw new OpenEmrNotFoundError('encounter');
     return data;
   }
@@ -447,7 +503,11 @@ export class VitalsNamespace {
     const path = `${this.base(key)}/${id(vid, 'vid')}`;
     const body = parseInput(vitalInputSchema, input, 'vitals update');
     await guarded(options.expectedVersion, 'vitals', () => this.get(key, vid, options));
-    const data = await this.ctx.api.raw({ method: 'PUT', path, body, signal: options.signal }, z.looseObject({ vid: z.union([z.string(), z.number()]) }), 'vitals update');
+    const data = await this.ctx.api.raw(
+      { method: 'PUT', path, body, signal: options.signal },
+      z.looseObject({ vid: z.union([z.string(), z.number()]) }),
+      'vitals update',
+    );
     if (data === NOT_FOUND) throw new OpenEmrNotFoundError('vitals');
     const stored = await this.get(key, vid, options);
     if (stored === undefined) throw new OpenEmrNotFoundError('vitals');
@@ -465,7 +525,11 @@ export class SoapNotesNamespace {
 
   /** An encounter's SOAP notes; `[]` when none. @param key - numeric pid and eid */
   async list(key: EncounterKey, options: ReadOptions = {}): Promise<SoapNote[]> {
-    const data = await this.ctx.api.raw({ method: 'GET', path: this.base(key), signal: options.signal }, z.array(soapNoteSchema), 'SOAP note list');
+    const data = await this.ctx.api.raw(
+      { method: 'GET', path: this.base(key), signal: options.signal },
+      z.array(soapNoteSchema),
+      'SOAP note list',
+    );
     return data === NOT_FOUND ? [] : data;
   }
 
@@ -475,7 +539,11 @@ export class SoapNotesNamespace {
    * @param sid - the note id
    */
   async get(key: EncounterKey, sid: number | string, options: ReadOptions = {}): Promise<SoapNote | undefined> {
-    const data = await this.ctx.api.raw({ method: 'GET', path: `${this.base(key)}/${id(sid, 'sid')}`, signal: options.signal }, soapNoteSchema, 'SOAP note read');
+    const data = await this.ctx.api.raw(
+      { method: 'GET', path: `${this.base(key)}/${id(sid, 'sid')}`, signal: options.signal },
+      soapNoteSchema,
+      'SOAP note read',
+    );
     return data === NOT_FOUND ? undefined : data;
   }
 
@@ -487,7 +555,11 @@ export class SoapNotesNamespace {
   async create(key: EncounterKey, input: SoapNoteInput, options: ReadOptions = {}): Promise<SoapNoteCreated> {
     const path = this.base(key);
     const body = parseInput(soapNoteInputSchema, input, 'SOAP note');
-    const data = await this.ctx.api.raw({ method: 'POST', path, body, signal: options.signal }, soapNoteCreatedSchema, 'SOAP note create');
+    const data = await this.ctx.api.raw(
+      { method: 'POST', path, body, signal: options.signal },
+      soapNoteCreatedSchema,
+      'SOAP note create',
+    );
     if (data === NOT_FOUND) throw new OpenEmrNotFoundError('encounter');
     return data;
   }
@@ -499,7 +571,12 @@ export class SoapNotesNamespace {
    * @param sid - the note id
    * @param input - parts to change
    */
-  async update(key: EncounterKey, sid: number | string, input: SoapNoteInput, options: WriteOptions = {}): Promise<SoapNote> {
+  async update(
+    key: EncounterKey,
+    sid: number | string,
+    input: SoapNoteInput,
+    options: WriteOptions = {},
+  ): Promise<SoapNote> {
     const path = `${this.base(key)}/${id(sid, 'sid')}`;
     const patch = parseInput(soapNoteInputSchema, input, 'SOAP note update');
     const current = await this.get(key, sid, options);
@@ -512,7 +589,11 @@ export class SoapNotesNamespace {
       const value = patch[k] ?? current[k];
       if (value !== null && value !== undefined) body[k] = value;
     }
-    const data = await this.ctx.api.raw({ method: 'PUT', path, body, signal: options.signal }, z.looseObject({ sid: z.union([z.string(), z.number()]) }), 'SOAP note update');
+    const data = await this.ctx.api.raw(
+      { method: 'PUT', path, body, signal: options.signal },
+      z.looseObject({ sid: z.union([z.string(), z.number()]) }),
+      'SOAP note update',
+    );
     if (data === NOT_FOUND) throw new OpenEmrNotFoundError('SOAP note');
     const stored = await this.get(key, sid, options);
     if (stored === undefined) throw new OpenEmrNotFoundError('SOAP note');
@@ -543,10 +624,18 @@ abstract class IssuesNamespace<CreateIn, UpdateIn> {
   async list(puuid: string, options: ReadOptions = {}): Promise<MedicalProblem[]> {
     const key = uuid(puuid, 'puuid');
     if (this.ctx.version === '7.0') {
-      const { data } = await this.ctx.api.envelope({ method: 'GET', path: `api/${this.type}`, signal: options.signal }, z.array(listItemSchema), `${this.label} list`);
+      const { data } = await this.ctx.api.envelope(
+        { method: 'GET', path: `api/${this.type}`, signal: options.signal },
+        z.array(listItemSchema),
+        `${this.label} list`,
+      );
       return data === NOT_FOUND ? [] : data.filter((row) => row.puuid === key);
     }
-    const { data } = await this.ctx.api.envelope({ method: 'GET', path: `api/patient/${key}/${this.type}`, signal: options.signal }, z.array(listItemSchema), `${this.label} list`);
+    const { data } = await this.ctx.api.envelope(
+      { method: 'GET', path: `api/patient/${key}/${this.type}`, signal: options.signal },
+      z.array(listItemSchema),
+      `${this.label} list`,
+    );
     return data === NOT_FOUND ? [] : data;
   }
 
@@ -559,10 +648,18 @@ abstract class IssuesNamespace<CreateIn, UpdateIn> {
     const p = uuid(puuid, 'puuid');
     const i = uuid(itemUuid, this.param);
     if (this.ctx.version === '7.0') {
-      const { data } = await this.ctx.api.envelope({ method: 'GET', path: `api/${this.type}/${i}`, signal: options.signal }, listItemSchema, `${this.label} read`);
+      const { data } = await this.ctx.api.envelope(
+        { method: 'GET', path: `api/${this.type}/${i}`, signal: options.signal },
+        listItemSchema,
+        `${this.label} read`,
+      );
       return data === NOT_FOUND || data.puuid !== p ? undefined : data;
     }
-    const { data } = await this.ctx.api.envelope({ method: 'GET', path: `api/patient/${p}/${this.type}/${i}`, signal: options.signal }, listItemSchema, `${this.label} read`);
+    const { data } = await this.ctx.api.envelope(
+      { method: 'GET', path: `api/patient/${p}/${this.type}/${i}`, signal: options.signal },
+      listItemSchema,
+      `${this.label} read`,
+    );
     return data === NOT_FOUND ? undefined : data;
   }
 
@@ -575,7 +672,11 @@ abstract class IssuesNamespace<CreateIn, UpdateIn> {
   async create(puuid: string, input: CreateIn, options: ReadOptions = {}): Promise<IssueCreated> {
     const p = uuid(puuid, 'puuid');
     const body = parseInput(this.createSchema, input, this.label) as unknown;
-    const { data } = await this.ctx.api.envelope({ method: 'POST', path: `api/patient/${p}/${this.type}`, body, signal: options.signal }, issueCreatedSchema, `${this.label} create`);
+    const { data } = await this.ctx.api.envelope(
+      { method: 'POST', path: `api/patient/${p}/${this.type}`, body, signal: options.signal },
+      issueCreatedSchema,
+      `${this.label} create`,
+    );
     if (data === NOT_FOUND) throw new OpenEmrNotFoundError('patient');
     return data;
   }
@@ -591,7 +692,11 @@ abstract class IssuesNamespace<CreateIn, UpdateIn> {
     const i = uuid(itemUuid, this.param);
     const body = parseInput(this.updateSchema, input, `${this.label} update`) as unknown;
     await guarded(options.expectedVersion, this.label, () => this.get(p, i, options));
-    const { data } = await this.ctx.api.envelope({ method: 'PUT', path: `api/patient/${p}/${this.type}/${i}`, body, signal: options.signal }, listItemSchema, `${this.label} update`);
+    const { data } = await this.ctx.api.envelope(
+      { method: 'PUT', path: `api/patient/${p}/${this.type}/${i}`, body, signal: options.signal },
+      listItemSchema,
+      `${this.label} update`,
+    );
     if (data === NOT_FOUND) throw new OpenEmrNotFoundError(this.label);
     return data;
   }
@@ -605,7 +710,11 @@ abstract class IssuesNamespace<CreateIn, UpdateIn> {
   async delete(puuid: string, itemUuid: string, options: ReadOptions = {}): Promise<void> {
     const p = uuid(puuid, 'puuid');
     const i = uuid(itemUuid, this.param);
-    const { data } = await this.ctx.api.envelope({ method: 'DELETE', path: `api/patient/${p}/${this.type}/${i}`, signal: options.signal }, z.unknown(), `${this.label} delete`);
+    const { data } = await this.ctx.api.envelope(
+      { method: 'DELETE', path: `api/patient/${p}/${this.type}/${i}`, signal: options.signal },
+      z.unknown(),
+      `${this.label} delete`,
+    );
     if (data === NOT_FOUND) throw new OpenEmrNotFoundError(this.label);
   }
 }
@@ -641,7 +750,11 @@ export class MedicationsNamespace {
 
   /** A patient's medication list; `[]` when none (OpenEMR answers 404). @param pid - numeric pid */
   async list(pid: number | string, options: ReadOptions = {}): Promise<Medication[]> {
-    const data = await this.ctx.api.raw({ method: 'GET', path: this.base(pid), signal: options.signal }, z.array(listItemSchema), 'medication list');
+    const data = await this.ctx.api.raw(
+      { method: 'GET', path: this.base(pid), signal: options.signal },
+      z.array(listItemSchema),
+      'medication list',
+    );
     return data === NOT_FOUND ? [] : data;
   }
 
@@ -651,7 +764,11 @@ export class MedicationsNamespace {
    * @param mid - numeric medication id
    */
   async get(pid: number | string, mid: number | string, options: ReadOptions = {}): Promise<Medication | undefined> {
-    const data = await this.ctx.api.raw({ method: 'GET', path: `${this.base(pid)}/${id(mid, 'mid')}`, signal: options.signal }, listItemSchema, 'medication read');
+    const data = await this.ctx.api.raw(
+      { method: 'GET', path: `${this.base(pid)}/${id(mid, 'mid')}`, signal: options.signal },
+      listItemSchema,
+      'medication read',
+    );
     return data === NOT_FOUND ? undefined : data;
   }
 
@@ -664,7 +781,11 @@ export class MedicationsNamespace {
   async create(pid: number | string, input: MedicationCreateInput, options: ReadOptions = {}): Promise<{ id: number }> {
     const path = this.base(pid);
     const body = parseInput(medicationCreateSchema, input, 'medication');
-    const data = await this.ctx.api.raw({ method: 'POST', path, body, signal: options.signal }, medicationWrittenSchema, 'medication create');
+    const data = await this.ctx.api.raw(
+      { method: 'POST', path, body, signal: options.signal },
+      medicationWrittenSchema,
+      'medication create',
+    );
     if (data === NOT_FOUND) throw new OpenEmrNotFoundError('patient');
     return { id: data.id };
   }
@@ -675,11 +796,20 @@ export class MedicationsNamespace {
    * @param mid - numeric medication id
    * @param input - fields to change
    */
-  async update(pid: number | string, mid: number | string, input: MedicationUpdateInput, options: WriteOptions = {}): Promise<Medication> {
+  async update(
+    pid: number | string,
+    mid: number | string,
+    input: MedicationUpdateInput,
+    options: WriteOptions = {},
+  ): Promise<Medication> {
     const path = `${this.base(pid)}/${id(mid, 'mid')}`;
     const body = parseInput(medicationUpdateSchema, input, 'medication update');
     await guarded(options.expectedVersion, 'medication', () => this.get(pid, mid, options));
-    const data = await this.ctx.api.raw({ method: 'PUT', path, body, signal: options.signal }, medicationWrittenSchema, 'medication update');
+    const data = await this.ctx.api.raw(
+      { method: 'PUT', path, body, signal: options.signal },
+      medicationWrittenSchema,
+      'medication update',
+    );
     if (data === NOT_FOUND) throw new OpenEmrNotFoundError('medication');
     const stored = await this.get(pid, mid, options);
     if (stored === undefined) throw new OpenEmrNotFoundError('medication');
@@ -692,7 +822,11 @@ export class MedicationsNamespace {
    * @param mid - numeric medication id
    */
   async delete(pid: number | string, mid: number | string, options: ReadOptions = {}): Promise<void> {
-    const data = await this.ctx.api.raw({ method: 'DELETE', path: `${this.base(pid)}/${id(mid, 'mid')}`, signal: options.signal }, z.literal(true), 'medication delete');
+    const data = await this.ctx.api.raw(
+      { method: 'DELETE', path: `${this.base(pid)}/${id(mid, 'mid')}`, signal: options.signal },
+      z.literal(true),
+      'medication delete',
+    );
     if (data === NOT_FOUND) throw new OpenEmrNotFoundError('medication');
   }
 }
@@ -704,7 +838,12 @@ export class PrescriptionsNamespace {
   /** A patient's active prescriptions (`?patient.uuid=`). @param puuid - the patient's uuid */
   async list(puuid: string, options: ReadOptions = {}): Promise<Prescription[]> {
     const { data } = await this.ctx.api.envelope(
-      { method: 'GET', path: 'api/prescription', query: { 'patient.uuid': uuid(puuid, 'puuid') }, signal: options.signal },
+      {
+        method: 'GET',
+        path: 'api/prescription',
+        query: { 'patient.uuid': uuid(puuid, 'puuid') },
+        signal: options.signal,
+      },
       z.array(prescriptionSchema),
       'prescription list',
     );
@@ -713,12 +852,17 @@ export class PrescriptionsNamespace {
 
   /** One prescription; `undefined` when none. @param rxUuid - its uuid */
   async get(rxUuid: string, options: ReadOptions = {}): Promise<Prescription | undefined> {
-    const { data } = await this.ctx.api.envelope({ method: 'GET', path: `api/prescription/${uuid(rxUuid, 'uuid')}`, signal: options.signal }, prescriptionSchema, 'prescription read');
+    const { data } = await this.ctx.api.envelope(
+      { method: 'GET', path: `api/prescription/${uuid(rxUuid, 'uuid')}`, signal: options.signal },
+      prescriptionSchema,
+      'prescription read',
+    );
     return data === NOT_FOUND ? undefined : data;
   }
 
   private require8(what: string): void {
-    if (this.ctx.version !== '8') throw new CdssError(`${what} needs OpenEMR 8.x (the route does not exist in 7.0)`, { code: 'UNSUPPORTED' });
+    if (this.ctx.version !== '8')
+      throw new CdssError(`${what} needs OpenEMR 8.x (the route does not exist in 7.0)`, { code: 'UNSUPPORTED' });
   }
 
   /**
@@ -730,8 +874,13 @@ export class PrescriptionsNamespace {
   async create(input: PrescriptionCreateInput, options: ReadOptions = {}): Promise<IssueCreated> {
     this.require8('Creating prescriptions');
     const body = parseInput(prescriptionCreateSchema, input, 'prescription');
-    const { data } = await this.ctx.api.envelope({ method: 'POST', path: 'api/prescription', body, signal: options.signal }, issueCreatedSchema, 'prescription create');
-    if (data === NOT_FOUND) throw new CdssError('OpenEMR returned no identifiers for the prescription', { code: 'UNEXPECTED_RESPONSE' });
+    const { data } = await this.ctx.api.envelope(
+      { method: 'POST', path: 'api/prescription', body, signal: options.signal },
+      issueCreatedSchema,
+      'prescription create',
+    );
+    if (data === NOT_FOUND)
+      throw new CdssError('OpenEMR returned no identifiers for the prescription', { code: 'UNEXPECTED_RESPONSE' });
     return data;
   }
 
@@ -741,7 +890,11 @@ export class PrescriptionsNamespace {
    */
   async delete(rxUuid: string, options: ReadOptions = {}): Promise<void> {
     this.require8('Deleting prescriptions');
-    const { data } = await this.ctx.api.envelope({ method: 'DELETE', path: `api/prescription/${uuid(rxUuid, 'uuid')}`, signal: options.signal }, z.unknown(), 'prescription delete');
+    const { data } = await this.ctx.api.envelope(
+      { method: 'DELETE', path: `api/prescription/${uuid(rxUuid, 'uuid')}`, signal: options.signal },
+      z.unknown(),
+      'prescription delete',
+    );
     if (data === NOT_FOUND) throw new OpenEmrNotFoundError('prescription');
   }
 }
@@ -757,13 +910,21 @@ export class ProceduresNamespace {
    */
   async list(puuid: string, options: ReadOptions = {}): Promise<Procedure[]> {
     const key = uuid(puuid, 'puuid');
-    const { data } = await this.ctx.api.envelope({ method: 'GET', path: 'api/procedure', signal: options.signal }, z.array(procedureSchema), 'procedure list');
+    const { data } = await this.ctx.api.envelope(
+      { method: 'GET', path: 'api/procedure', signal: options.signal },
+      z.array(procedureSchema),
+      'procedure list',
+    );
     return data === NOT_FOUND ? [] : data.filter((p) => p.puuid === key);
   }
 
   /** One procedure order; `undefined` when none. @param procUuid - its uuid */
   async get(procUuid: string, options: ReadOptions = {}): Promise<Procedure | undefined> {
-    const { data } = await this.ctx.api.envelope({ method: 'GET', path: `api/procedure/${uuid(procUuid, 'uuid')}`, signal: options.signal }, procedureSchema, 'procedure read');
+    const { data } = await this.ctx.api.envelope(
+      { method: 'GET', path: `api/procedure/${uuid(procUuid, 'uuid')}`, signal: options.signal },
+      procedureSchema,
+      'procedure read',
+    );
     return data === NOT_FOUND ? undefined : data;
   }
 }
@@ -774,13 +935,21 @@ export class AppointmentsNamespace {
 
   /** A patient's appointments; `[]` when none. @param pid - numeric pid */
   async list(pid: number | string, options: ReadOptions = {}): Promise<Appointment[]> {
-    const data = await this.ctx.api.raw({ method: 'GET', path: `api/patient/${id(pid, 'pid')}/appointment`, signal: options.signal }, z.array(appointmentSchema), 'appointment list');
+    const data = await this.ctx.api.raw(
+      { method: 'GET', path: `api/patient/${id(pid, 'pid')}/appointment`, signal: options.signal },
+      z.array(appointmentSchema),
+      'appointment list',
+    );
     return data === NOT_FOUND ? [] : data;
   }
 
   /** Every appointment (all patients). */
   async listAll(options: ReadOptions = {}): Promise<Appointment[]> {
-    const data = await this.ctx.api.raw({ method: 'GET', path: 'api/appointment', signal: options.signal }, z.array(appointmentSchema), 'appointment list');
+    const data = await this.ctx.api.raw(
+      { method: 'GET', path: 'api/appointment', signal: options.signal },
+      z.array(appointmentSchema),
+      'appointment list',
+    );
     return data === NOT_FOUND ? [] : data;
   }
 
@@ -805,10 +974,18 @@ export class AppointmentsNamespace {
    * @param input - all fields but `pc_aid` required
    * @returns the new `pc_eid`
    */
-  async create(pid: number | string, input: AppointmentCreateInput, options: ReadOptions = {}): Promise<{ id: number }> {
+  async create(
+    pid: number | string,
+    input: AppointmentCreateInput,
+    options: ReadOptions = {},
+  ): Promise<{ id: number }> {
     const path = `api/patient/${id(pid, 'pid')}/appointment`;
     const body = parseInput(appointmentCreateSchema, input, 'appointment');
-    const data = await this.ctx.api.raw({ method: 'POST', path, body, signal: options.signal }, medicationWrittenSchema, 'appointment create');
+    const data = await this.ctx.api.raw(
+      { method: 'POST', path, body, signal: options.signal },
+      medicationWrittenSchema,
+      'appointment create',
+    );
     if (data === NOT_FOUND) throw new OpenEmrNotFoundError('patient');
     return { id: data.id };
   }
@@ -819,7 +996,11 @@ export class AppointmentsNamespace {
    * @param eid - numeric appointment id
    */
   async delete(pid: number | string, eid: number | string, options: ReadOptions = {}): Promise<void> {
-    const data = await this.ctx.api.raw({ method: 'DELETE', path: `api/patient/${id(pid, 'pid')}/appointment/${id(eid, 'eid')}`, signal: options.signal }, z.unknown(), 'appointment delete');
+    const data = await this.ctx.api.raw(
+      { method: 'DELETE', path: `api/patient/${id(pid, 'pid')}/appointment/${id(eid, 'eid')}`, signal: options.signal },
+      z.unknown(),
+      'appointment delete',
+    );
     if (data === NOT_FOUND) throw new OpenEmrNotFoundError('appointment');
   }
 }
@@ -829,15 +1010,40 @@ export class PractitionersNamespace {
   constructor(private readonly ctx: Ctx) {}
 
   /** Practitioners, optionally filtered by exact field values. @param search - e.g. `{ npi }` */
-  async list(search: Partial<Record<'fname' | 'lname' | 'npi' | 'email' | 'specialty' | 'username', string>> = {}, options: ReadOptions = {}): Promise<Practitioner[]> {
-    const query = parseInput(z.object({ fname: z.string(), lname: z.string(), npi: z.string(), email: z.string(), specialty: z.string(), username: z.string() }).partial().strict(), search, 'practitioner search');
-    const { data } = await this.ctx.api.envelope({ method: 'GET', path: 'api/practitioner', query, signal: options.signal }, z.array(practitionerSchema), 'practitioner list');
+  async list(
+    search: Partial<Record<'fname' | 'lname' | 'npi' | 'email' | 'specialty' | 'username', string>> = {},
+    options: ReadOptions = {},
+  ): Promise<Practitioner[]> {
+    const query = parseInput(
+      z
+        .object({
+          fname: z.string(),
+          lname: z.string(),
+          npi: z.string(),
+          email: z.string(),
+          specialty: z.string(),
+          username: z.string(),
+        })
+        .partial()
+        .strict(),
+      search,
+      'practitioner search',
+    );
+    const { data } = await this.ctx.api.envelope(
+      { method: 'GET', path: 'api/practitioner', query, signal: options.signal },
+      z.array(practitionerSchema),
+      'practitioner list',
+    );
     return data === NOT_FOUND ? [] : data;
   }
 
   /** One practitioner; `undefined` when none. @param pruuid - its uuid */
   async get(pruuid: string, options: ReadOptions = {}): Promise<Practitioner | undefined> {
-    const { data } = await this.ctx.api.envelope({ method: 'GET', path: `api/practitioner/${uuid(pruuid, 'pruuid')}`, signal: options.signal }, practitionerSchema, 'practitioner read');
+    const { data } = await this.ctx.api.envelope(
+      { method: 'GET', path: `api/practitioner/${uuid(pruuid, 'pruuid')}`, signal: options.signal },
+      practitionerSchema,
+      'practitioner read',
+    );
     return data === NOT_FOUND ? undefined : data;
   }
 
@@ -848,8 +1054,13 @@ export class PractitionersNamespace {
    */
   async create(input: PractitionerCreateInput, options: ReadOptions = {}): Promise<IssueCreated> {
     const body = parseInput(practitionerCreateSchema, input, 'practitioner');
-    const { data } = await this.ctx.api.envelope({ method: 'POST', path: 'api/practitioner', body, signal: options.signal }, issueCreatedSchema, 'practitioner create');
-    if (data === NOT_FOUND) throw new CdssError('OpenEMR returned no identifiers for the practitioner', { code: 'UNEXPECTED_RESPONSE' });
+    const { data } = await this.ctx.api.envelope(
+      { method: 'POST', path: 'api/practitioner', body, signal: options.signal },
+      issueCreatedSchema,
+      'practitioner create',
+    );
+    if (data === NOT_FOUND)
+      throw new CdssError('OpenEMR returned no identifiers for the practitioner', { code: 'UNEXPECTED_RESPONSE' });
     return data;
   }
 
@@ -862,7 +1073,11 @@ export class PractitionersNamespace {
     const key = uuid(pruuid, 'pruuid');
     const body = parseInput(practitionerUpdateSchema, input, 'practitioner update');
     await guarded(options.expectedVersion, 'practitioner', () => this.get(key, options));
-    const { data } = await this.ctx.api.envelope({ method: 'PUT', path: `api/practitioner/${key}`, body, signal: options.signal }, practitionerSchema, 'practitioner update');
+    const { data } = await this.ctx.api.envelope(
+      { method: 'PUT', path: `api/practitioner/${key}`, body, signal: options.signal },
+      practitionerSchema,
+      'practitioner update',
+    );
     if (data === NOT_FOUND) throw new OpenEmrNotFoundError('practitioner');
     return data;
   }
@@ -909,7 +1124,12 @@ function isStrategy(auth: OpenEmrAuthConfig | AuthStrategy): auth is AuthStrateg
  * ```
  */
 export function createOpenEmrClient(options: OpenEmrClientOptions): OpenEmrClient {
-  const parsed = optionsSchema.safeParse({ baseUrl: options.baseUrl, site: options.site, version: options.version, timeoutMs: options.timeoutMs });
+  const parsed = optionsSchema.safeParse({
+    baseUrl: options.baseUrl,
+    site: options.site,
+    version: options.version,
+    timeoutMs: options.timeoutMs,
+  });
   if (!parsed.success) throw ValidationError.fromZod(parsed.error, 'Invalid OpenEMR client options');
   const root = options.baseUrl.replace(/\/+$/, '');
   const site = options.site ?? 'default';
@@ -920,7 +1140,10 @@ export function createOpenEmrClient(options: OpenEmrClientOptions): OpenEmrClien
     baseUrl: root,
     site,
     clientId: auth !== undefined && !isStrategy(auth) && auth.kind !== 'bearer' ? auth.clientId : undefined,
-    clientSecret: auth !== undefined && !isStrategy(auth) && (auth.kind === 'password' || auth.kind === 'refreshToken') ? auth.clientSecret : undefined,
+    clientSecret:
+      auth !== undefined && !isStrategy(auth) && (auth.kind === 'password' || auth.kind === 'refreshToken')
+        ? auth.clientSecret
+        : undefined,
     clock,
     logger: options.logger,
   });
@@ -929,7 +1152,8 @@ export function createOpenEmrClient(options: OpenEmrClientOptions): OpenEmrClien
   else if (isStrategy(auth)) strategy = auth;
   else if (auth.kind === 'bearer') strategy = bearerAuth(auth.token);
   else if (auth.kind === 'password') strategy = oauth2Auth(createPasswordTokenProvider({ ...auth, oauth }), { clock });
-  else if (auth.kind === 'refreshToken') strategy = oauth2Auth(createRefreshTokenProvider({ ...auth, oauth }), { clock });
+  else if (auth.kind === 'refreshToken')
+    strategy = oauth2Auth(createRefreshTokenProvider({ ...auth, oauth }), { clock });
   else strategy = oauth2Auth(createClientCredentialsTokenProvider({ ...auth, oauth }), { clock });
 
   const transport =

@@ -20,7 +20,14 @@ import type {
   Practitioner,
 } from 'fhir/r4.js';
 import { z } from 'zod';
-import { smartConfigurationSchema, fhirBundleSchema, fhirCreatedSchema, fhirResourceSchema, uuidSchema, type SmartConfiguration } from './schemas.js';
+import {
+  smartConfigurationSchema,
+  fhirBundleSchema,
+  fhirCreatedSchema,
+  fhirResourceSchema,
+  uuidSchema,
+  type SmartConfiguration,
+} from './schemas.js';
 
 /** FHIR resource types the client reads, with their R4 types. */
 export interface FhirResourceTypes {
@@ -42,14 +49,54 @@ export type FhirWritableType = 'Patient' | 'Practitioner' | 'Organization';
 
 /** Search parameters OpenEMR supports per type (notes §4.2); others silently empty the result. */
 export const FHIR_SEARCH_PARAMETERS: Readonly<Record<FhirResourceType, readonly string[]>> = {
-  Patient: ['_id', '_lastUpdated', 'identifier', 'name', 'family', 'given', 'birthdate', 'gender', 'address', 'address-city', 'address-postalcode', 'address-state', 'email', 'phone', 'telecom', 'generalPractitioner'],
+  Patient: [
+    '_id',
+    '_lastUpdated',
+    'identifier',
+    'name',
+    'family',
+    'given',
+    'birthdate',
+    'gender',
+    'address',
+    'address-city',
+    'address-postalcode',
+    'address-state',
+    'email',
+    'phone',
+    'telecom',
+    'generalPractitioner',
+  ],
   Encounter: ['_id', '_lastUpdated', 'patient', 'date'],
   Condition: ['_id', '_lastUpdated', 'patient', 'category'],
   AllergyIntolerance: ['_id', '_lastUpdated', 'patient'],
   MedicationRequest: ['_id', '_lastUpdated', 'patient', 'intent', 'status'],
   Observation: ['_id', '_lastUpdated', 'patient', 'code', 'category', 'date'],
-  Practitioner: ['_id', '_lastUpdated', 'name', 'family', 'given', 'identifier', 'active', 'email', 'phone', 'telecom', 'address'],
-  Organization: ['_id', '_lastUpdated', 'name', 'email', 'phone', 'telecom', 'address', 'address-city', 'address-postalcode', 'address-state'],
+  Practitioner: [
+    '_id',
+    '_lastUpdated',
+    'name',
+    'family',
+    'given',
+    'identifier',
+    'active',
+    'email',
+    'phone',
+    'telecom',
+    'address',
+  ],
+  Organization: [
+    '_id',
+    '_lastUpdated',
+    'name',
+    'email',
+    'phone',
+    'telecom',
+    'address',
+    'address-city',
+    'address-postalcode',
+    'address-state',
+  ],
 };
 
 const TYPES = Object.keys(FHIR_SEARCH_PARAMETERS) as FhirResourceType[];
@@ -83,7 +130,10 @@ const FHIR_WRITE_SCHEMAS: Record<FhirWritableType, z.ZodType> = {
     name: z.array(fhirName.extend({ given: z.array(z.string().min(2)).min(1) })).min(1),
     identifier: z
       .array(z.looseObject({ system: z.string().optional(), value: z.string().optional() }))
-      .refine((ids) => ids.some((i) => i.system === 'http://hl7.org/fhir/sid/us-npi' && /^\d{10,15}$/.test(i.value ?? '')), 'needs an NPI identifier of 10-15 digits'),
+      .refine(
+        (ids) => ids.some((i) => i.system === 'http://hl7.org/fhir/sid/us-npi' && /^\d{10,15}$/.test(i.value ?? '')),
+        'needs an NPI identifier of 10-15 digits',
+      ),
   }),
   Organization: z.looseObject({ resourceType: z.literal('Organization'), name: z.string().min(2).max(255) }),
 };
@@ -97,7 +147,9 @@ function checkWrite(resource: { resourceType: string }): void {
 
 function checkType(type: string, allowed: readonly string[]): void {
   if (!allowed.includes(type)) {
-    throw new ValidationError('Unsupported FHIR resource type', [{ path: 'resourceType', message: `must be one of ${allowed.join(', ')}`, code: 'invalid_value' }]);
+    throw new ValidationError('Unsupported FHIR resource type', [
+      { path: 'resourceType', message: `must be one of ${allowed.join(', ')}`, code: 'invalid_value' },
+    ]);
   }
 }
 
@@ -105,7 +157,11 @@ function checkType(type: string, allowed: readonly string[]): void {
 export class FhirNamespace {
   constructor(private readonly transport: HttpTransport) {}
 
-  private async get(path: string, query: FhirSearchParams | undefined, signal: AbortSignal | undefined): Promise<{ status: number; data: unknown }> {
+  private async get(
+    path: string,
+    query: FhirSearchParams | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<{ status: number; data: unknown }> {
     return this.transport.request<unknown>({
       method: 'GET',
       path: `fhir/${path}`,
@@ -122,9 +178,14 @@ export class FhirNamespace {
    * @param id - the resource id (a uuid)
    * @throws {@link ValidationError} for a bad type or id, or a malformed answer
    */
-  async read<K extends FhirResourceType>(type: K, id: string, options: { signal?: AbortSignal | undefined } = {}): Promise<FhirResourceTypes[K] | undefined> {
+  async read<K extends FhirResourceType>(
+    type: K,
+    id: string,
+    options: { signal?: AbortSignal | undefined } = {},
+  ): Promise<FhirResourceTypes[K] | undefined> {
     checkType(type, TYPES);
-    if (!uuidSchema.safeParse(id).success) throw new ValidationError('Invalid FHIR id', [{ path: 'id', message: 'must be a UUID', code: 'invalid_format' }]);
+    if (!uuidSchema.safeParse(id).success)
+      throw new ValidationError('Invalid FHIR id', [{ path: 'id', message: 'must be a UUID', code: 'invalid_format' }]);
     const res = await this.get(`${type}/${id}`, undefined, options.signal);
     if (res.status === 404) return undefined;
     const parsed = fhirResourceSchema.extend({ resourceType: z.literal(type) }).safeParse(res.data);
@@ -138,20 +199,38 @@ export class FhirNamespace {
    * @param params - search parameters (only those OpenEMR supports for `type`)
    * @throws {@link ValidationError} naming an unsupported parameter (OpenEMR would silently return nothing)
    */
-  async search<K extends FhirResourceType>(type: K, params: FhirSearchParams = {}, options: { signal?: AbortSignal | undefined } = {}): Promise<Bundle<FhirResourceTypes[K]>> {
+  async search<K extends FhirResourceType>(
+    type: K,
+    params: FhirSearchParams = {},
+    options: { signal?: AbortSignal | undefined } = {},
+  ): Promise<Bundle<FhirResourceTypes[K]>> {
     checkType(type, TYPES);
-    const allowed = [...FHIR_SEARCH_PARAMETERS[type], '_count', ...(type === 'Patient' ? ['_offset'] : []), '_sort', '_revinclude'];
+    const allowed = [
+      ...FHIR_SEARCH_PARAMETERS[type],
+      '_count',
+      ...(type === 'Patient' ? ['_offset'] : []),
+      '_sort',
+      '_revinclude',
+    ];
     const unknown = Object.keys(params).filter((k) => !allowed.includes(k.split(':')[0] ?? k));
     if (unknown.length > 0) {
-      throw new ValidationError(`Unsupported FHIR ${type} search parameter`, unknown.map((k) => ({ path: k, message: `OpenEMR does not support ${k} on ${type}`, code: 'unsupported' })));
+      throw new ValidationError(
+        `Unsupported FHIR ${type} search parameter`,
+        unknown.map((k) => ({ path: k, message: `OpenEMR does not support ${k} on ${type}`, code: 'unsupported' })),
+      );
     }
     const res = await this.get(type, params, options.signal);
-    if (res.status === 404) throw new ValidationError(`OpenEMR has no FHIR ${type} endpoint`, [{ path: 'resourceType', message: 'not found', code: 'not_found' }]);
+    if (res.status === 404)
+      throw new ValidationError(`OpenEMR has no FHIR ${type} endpoint`, [
+        { path: 'resourceType', message: 'not found', code: 'not_found' },
+      ]);
     const parsed = fhirBundleSchema.safeParse(res.data);
     if (!parsed.success) throw ValidationError.fromZod(parsed.error, `Invalid FHIR Bundle from OpenEMR`);
     for (const entry of parsed.data.entry ?? []) {
       if (entry.resource.resourceType !== type && entry.resource.resourceType !== 'Provenance') {
-        throw new ValidationError('Invalid FHIR Bundle from OpenEMR', [{ path: 'entry.resource.resourceType', message: `expected ${type}`, code: 'invalid_value' }]);
+        throw new ValidationError('Invalid FHIR Bundle from OpenEMR', [
+          { path: 'entry.resource.resourceType', message: `expected ${type}`, code: 'invalid_value' },
+        ]);
       }
     }
     return parsed.data as unknown as Bundle<FhirResourceTypes[K]>;
@@ -170,7 +249,9 @@ export class FhirNamespace {
     options: { pageSize?: number | undefined; signal?: AbortSignal | undefined } = {},
   ): AsyncGenerator<FhirResourceTypes[K], void, undefined> {
     const own = (b: Bundle<FhirResourceTypes[K]>): FhirResourceTypes[K][] =>
-      (b.entry ?? []).map((e) => e.resource).filter((r): r is FhirResourceTypes[K] => r !== undefined && r.resourceType === type);
+      (b.entry ?? [])
+        .map((e) => e.resource)
+        .filter((r): r is FhirResourceTypes[K] => r !== undefined && r.resourceType === type);
     if (type !== 'Patient') {
       const { _count: _ignored, ...rest } = params;
       yield* own(await this.search(type, rest, options));
@@ -189,7 +270,10 @@ export class FhirNamespace {
    * @param resource - the resource
    * @returns its new id (and `pid` for a Patient): OpenEMR does not return the resource
    */
-  async create(resource: FhirResourceTypes[FhirWritableType], options: { signal?: AbortSignal | undefined } = {}): Promise<FhirCreated> {
+  async create(
+    resource: FhirResourceTypes[FhirWritableType],
+    options: { signal?: AbortSignal | undefined } = {},
+  ): Promise<FhirCreated> {
     checkWrite(resource);
     const res = await this.transport.request<unknown>({
       method: 'POST',
@@ -201,7 +285,8 @@ export class FhirNamespace {
     });
     if (res.status === 400) throw outcomeError(res.data, `OpenEMR refused the ${resource.resourceType}`);
     const parsed = fhirCreatedSchema.safeParse(res.data);
-    if (!parsed.success) throw ValidationError.fromZod(parsed.error, `Invalid answer to FHIR ${resource.resourceType} create`);
+    if (!parsed.success)
+      throw ValidationError.fromZod(parsed.error, `Invalid answer to FHIR ${resource.resourceType} create`);
     return { id: parsed.data.uuid, pid: resource.resourceType === 'Patient' ? parsed.data.pid : undefined };
   }
 
@@ -210,10 +295,15 @@ export class FhirNamespace {
    * @param resource - the resource, with its `id`
    * @returns the stored resource
    */
-  async update<R extends FhirResourceTypes[FhirWritableType]>(resource: R, options: { signal?: AbortSignal | undefined } = {}): Promise<R> {
+  async update<R extends FhirResourceTypes[FhirWritableType]>(
+    resource: R,
+    options: { signal?: AbortSignal | undefined } = {},
+  ): Promise<R> {
     checkWrite(resource);
     if (resource.id === undefined || !uuidSchema.safeParse(resource.id).success) {
-      throw new ValidationError('Invalid FHIR resource', [{ path: 'id', message: 'must be the resource uuid', code: 'invalid_format' }]);
+      throw new ValidationError('Invalid FHIR resource', [
+        { path: 'id', message: 'must be the resource uuid', code: 'invalid_format' },
+      ]);
     }
     const res = await this.transport.request<unknown>({
       method: 'PUT',
@@ -225,7 +315,8 @@ export class FhirNamespace {
     });
     if (res.status === 400) throw outcomeError(res.data, `OpenEMR refused the ${resource.resourceType}`);
     const parsed = fhirResourceSchema.extend({ resourceType: z.literal(resource.resourceType) }).safeParse(res.data);
-    if (!parsed.success) throw ValidationError.fromZod(parsed.error, `Invalid answer to FHIR ${resource.resourceType} update`);
+    if (!parsed.success)
+      throw ValidationError.fromZod(parsed.error, `Invalid answer to FHIR ${resource.resourceType} update`);
     return parsed.data as unknown as R;
   }
 
@@ -248,12 +339,19 @@ export class FhirNamespace {
 
 const outcomeSchema = z.looseObject({
   resourceType: z.literal('OperationOutcome'),
-  issue: z.array(z.looseObject({ diagnostics: z.string().optional(), code: z.string().optional(), expression: z.array(z.string()).optional() })),
+  issue: z.array(
+    z.looseObject({
+      diagnostics: z.string().optional(),
+      code: z.string().optional(),
+      expression: z.array(z.string()).optional(),
+    }),
+  ),
 });
 
 function outcomeError(body: unknown, message: string): ValidationError {
   const parsed = outcomeSchema.safeParse(body);
-  if (!parsed.success) return new ValidationError(message, [{ path: '', message: 'OpenEMR answered 400', code: 'server' }]);
+  if (!parsed.success)
+    return new ValidationError(message, [{ path: '', message: 'OpenEMR answered 400', code: 'server' }]);
   const issues = parsed.data.issue.flatMap((i) => {
     // OpenEMR puts its Particle errors, JSON-encoded, in `diagnostics`: name the fields when it does.
     try {

@@ -4,7 +4,15 @@
  * unknown uuids answered with 400 `validationErrors.uuid`, and `[]` as "not found" for single resources.
  * @packageDocumentation
  */
-import { CdssError, HttpError, ValidationError, type HttpMethod, type HttpTransport, type QueryValue, type ValidationIssue } from '@cdss/core';
+import {
+  CdssError,
+  HttpError,
+  ValidationError,
+  type HttpMethod,
+  type HttpTransport,
+  type QueryValue,
+  type ValidationIssue,
+} from '@cdss/core';
 import type { z } from 'zod';
 import { envelopeSchema, particleErrorsSchema } from './schemas.js';
 
@@ -25,7 +33,10 @@ export class OpenEmrConflictError extends CdssError {
   /** The version found on the server just before the write. */
   readonly currentVersion: string;
   constructor(target: string, expectedVersion: string, currentVersion: string) {
-    super(`OpenEMR ${target} changed since it was read (expected version ${expectedVersion}, found ${currentVersion})`, { code: 'CONFLICT' });
+    super(
+      `OpenEMR ${target} changed since it was read (expected version ${expectedVersion}, found ${currentVersion})`,
+      { code: 'CONFLICT' },
+    );
     this.expectedVersion = expectedVersion;
     this.currentVersion = currentVersion;
   }
@@ -52,7 +63,12 @@ const NONEXISTENT = 'invalid or nonexisting value';
 export function particleIssues(errors: unknown): ValidationIssue[] {
   const parsed = particleErrorsSchema.safeParse(errors);
   if (!parsed.success) {
-    if (Array.isArray(errors)) return errors.map((e) => ({ path: '', message: String(typeof e === 'string' ? e : JSON.stringify(e)), code: 'server' }));
+    if (Array.isArray(errors))
+      return errors.map((e) => ({
+        path: '',
+        message: String(typeof e === 'string' ? e : JSON.stringify(e)),
+        code: 'server',
+      }));
     return [{ path: '', message: 'OpenEMR reported a validation error', code: 'server' }];
   }
   const issues: ValidationIssue[] = [];
@@ -111,7 +127,8 @@ export class StandardApiCaller {
    */
   async envelope<T>(req: ApiRequest, schema: z.ZodType<T>, what: string): Promise<EnvelopeResult<T>> {
     const res = await this.send(req);
-    if (res.status === 404 && (res.data === undefined || res.data === null)) return { data: NOT_FOUND, links: undefined };
+    if (res.status === 404 && (res.data === undefined || res.data === null))
+      return { data: NOT_FOUND, links: undefined };
     const env = envelopeSchema.safeParse(res.data);
     if (!env.success) {
       if (res.status >= 400) throw this.httpError(req, res, `OpenEMR answered ${res.status} to ${what}`);
@@ -123,7 +140,11 @@ export class StandardApiCaller {
       throw new ValidationError(`OpenEMR refused ${what}`, particleIssues(validationErrors));
     }
     if (hasErrors(internalErrors)) {
-      throw this.httpError(req, { ...res, status: res.status >= 400 ? res.status : 500 }, `OpenEMR failed ${what}: internal error`);
+      throw this.httpError(
+        req,
+        { ...res, status: res.status >= 400 ? res.status : 500 },
+        `OpenEMR failed ${what}: internal error`,
+      );
     }
     if (res.status === 404) return { data: NOT_FOUND, links };
     if (res.status === 400) throw this.httpError(req, res, `OpenEMR answered 400 to ${what}`);
@@ -161,6 +182,13 @@ export class StandardApiCaller {
   }
 
   private httpError(req: ApiRequest, res: { status: number; data: unknown; url: string }, message: string): HttpError {
-    return new HttpError({ method: req.method, url: res.url, status: res.status, responseBody: res.data, message, retryable: false });
+    return new HttpError({
+      method: req.method,
+      url: res.url,
+      status: res.status,
+      responseBody: res.data,
+      message,
+      retryable: false,
+    });
   }
 }

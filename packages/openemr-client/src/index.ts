@@ -39,7 +39,13 @@ export {
   createRefreshTokenProvider,
   createClientCredentialsTokenProvider,
 } from './oauth.js';
-export type { OpenEmrOAuthOptions, PasswordGrantInput, ClientCredentialsInput, PkcePair, PasswordTokenProviderOptions } from './oauth.js';
+export type {
+  OpenEmrOAuthOptions,
+  PasswordGrantInput,
+  ClientCredentialsInput,
+  PkcePair,
+  PasswordTokenProviderOptions,
+} from './oauth.js';
 export { buildScopes, resourceScope, orderPermissions, CDSS_SCOPES, STANDARD_API_MAX_PERMISSIONS } from './scopes.js';
 export type { ScopeBuilderOptions, ScopePermission, ScopeVersion } from './scopes.js';
 export {

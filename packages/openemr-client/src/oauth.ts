@@ -5,8 +5,24 @@
  * logged: the transport logs no bodies or headers, and errors carry only the server's error body.
  * @packageDocumentation
  */
-import { KeyObject as KeyObjectClass, createHash, randomBytes, randomUUID, type KeyObject, type webcrypto } from 'node:crypto';
-import { CdssError, HttpError, HttpTransport, ValidationError, systemClock, type Clock, type Logger, type TokenProvider } from '@cdss/core';
+import {
+  KeyObject as KeyObjectClass,
+  createHash,
+  randomBytes,
+  randomUUID,
+  type KeyObject,
+  type webcrypto,
+} from 'node:crypto';
+import {
+  CdssError,
+  HttpError,
+  HttpTransport,
+  ValidationError,
+  systemClock,
+  type Clock,
+  type Logger,
+  type TokenProvider,
+} from '@cdss/core';
 import { SignJWT, importJWK, importPKCS8, type JWK } from 'jose';
 import { z } from 'zod';
 import {
@@ -80,7 +96,8 @@ export function createPkcePair(): PkcePair {
   return { verifier, challenge: createHash('sha256').update(verifier).digest('base64url'), method: 'S256' };
 }
 
-const scopeText = (scope: string | readonly string[]): string => (typeof scope === 'string' ? scope : scope.join(' ')).trim();
+const scopeText = (scope: string | readonly string[]): string =>
+  (typeof scope === 'string' ? scope : scope.join(' ')).trim();
 
 const passwordInputSchema = z.object({
   username: z.string().min(1),
@@ -99,7 +116,13 @@ export class OpenEmrAuthError extends CdssError {
   /** The server's hint, if any. */
   readonly hint: string | undefined;
 
-  constructor(error: string, description: string, status: number | undefined, hint: string | undefined, cause: unknown) {
+  constructor(
+    error: string,
+    description: string,
+    status: number | undefined,
+    hint: string | undefined,
+    cause: unknown,
+  ) {
     super(`OpenEMR OAuth2 error ${error}: ${description}${hint ? ` (${hint})` : ''}`, { code: 'OAUTH_ERROR', cause });
     this.error = error;
     this.status = status;
@@ -109,10 +132,22 @@ export class OpenEmrAuthError extends CdssError {
 
 function toAuthError(error: unknown): unknown {
   if (!HttpError.isInstance(error)) return error;
-  const body = error.responseBody as { error?: unknown; error_description?: unknown; message?: unknown; hint?: unknown } | undefined;
+  const body = error.responseBody as
+    { error?: unknown; error_description?: unknown; message?: unknown; hint?: unknown } | undefined;
   if (body && typeof body.error === 'string') {
-    const description = typeof body.error_description === 'string' ? body.error_description : typeof body.message === 'string' ? body.message : '';
-    return new OpenEmrAuthError(body.error, description, error.status, typeof body.hint === 'string' ? body.hint : undefined, error);
+    const description =
+      typeof body.error_description === 'string'
+        ? body.error_description
+        : typeof body.message === 'string'
+          ? body.message
+          : '';
+    return new OpenEmrAuthError(
+      body.error,
+      description,
+      error.status,
+      typeof body.hint === 'string' ? body.hint : undefined,
+      error,
+    );
   }
   return error;
 }
@@ -142,7 +177,8 @@ export class OpenEmrOAuth {
     if (!base.success) throw ValidationError.fromZod(base.error, 'Invalid OpenEMR baseUrl');
     const site = options.site ?? 'default';
     this.issuerUrl = `${options.baseUrl.replace(/\/+$/, '')}/oauth2/${encodeURIComponent(site)}`;
-    this.transport = options.transport ?? new HttpTransport({ baseUrl: this.issuerUrl, retry: false, logger: options.logger });
+    this.transport =
+      options.transport ?? new HttpTransport({ baseUrl: this.issuerUrl, retry: false, logger: options.logger });
     this.clock = options.clock ?? systemClock;
     this.clientId = options.clientId;
     this.clientSecret = options.clientSecret;
@@ -155,7 +191,9 @@ export class OpenEmrOAuth {
 
   private requireClientId(): string {
     if (this.clientId === undefined) {
-      throw new ValidationError('OpenEMR OAuth needs a client id', [{ path: 'clientId', message: 'required', code: 'invalid_type' }]);
+      throw new ValidationError('OpenEMR OAuth needs a client id', [
+        { path: 'clientId', message: 'required', code: 'invalid_type' },
+      ]);
     }
     return this.clientId;
   }
@@ -199,7 +237,9 @@ export class OpenEmrOAuth {
     const parsed = passwordInputSchema.safeParse(input);
     if (!parsed.success) throw ValidationError.fromZod(parsed.error, 'Invalid password grant input');
     if (parsed.data.userRole === 'patient' && parsed.data.email === undefined) {
-      throw new ValidationError('Invalid password grant input', [{ path: 'email', message: 'required when userRole is patient', code: 'invalid_type' }]);
+      throw new ValidationError('Invalid password grant input', [
+        { path: 'email', message: 'required when userRole is patient', code: 'invalid_type' },
+      ]);
     }
     return this.tokenRequest({
       grant_type: 'password',
@@ -219,8 +259,14 @@ export class OpenEmrOAuth {
    * @throws {@link OpenEmrAuthError} when it was used, revoked, expired or the user logged out
    */
   async refresh(refreshToken: string): Promise<TokenSet> {
-    if (refreshToken === '') throw new ValidationError('Invalid refresh', [{ path: 'refreshToken', message: 'required', code: 'too_small' }]);
-    return this.tokenRequest({ grant_type: 'refresh_token', client_id: this.requireClientId(), client_secret: this.clientSecret, refresh_token: refreshToken });
+    if (refreshToken === '')
+      throw new ValidationError('Invalid refresh', [{ path: 'refreshToken', message: 'required', code: 'too_small' }]);
+    return this.tokenRequest({
+      grant_type: 'refresh_token',
+      client_id: this.requireClientId(),
+      client_secret: this.clientSecret,
+      refresh_token: refreshToken,
+    });
   }
 
   /**
@@ -257,8 +303,13 @@ export class OpenEmrOAuth {
    * @param input - the code, the same redirect URI, and the PKCE verifier
    * @throws {@link OpenEmrAuthError} on a bad, expired or reused code, or a verifier mismatch
    */
-  async exchangeCode(input: { code: string; redirectUri: string; codeVerifier?: string | undefined }): Promise<TokenSet> {
-    if (input.code === '') throw new ValidationError('Invalid code exchange', [{ path: 'code', message: 'required', code: 'too_small' }]);
+  async exchangeCode(input: {
+    code: string;
+    redirectUri: string;
+    codeVerifier?: string | undefined;
+  }): Promise<TokenSet> {
+    if (input.code === '')
+      throw new ValidationError('Invalid code exchange', [{ path: 'code', message: 'required', code: 'too_small' }]);
     return this.tokenRequest({
       grant_type: 'authorization_code',
       code: input.code,
@@ -306,11 +357,22 @@ export class OpenEmrOAuth {
     const parsed = clientRegistrationSchema.safeParse(input);
     if (!parsed.success) throw ValidationError.fromZod(parsed.error, 'Invalid client registration');
     const scopes = parsed.data.scope.split(/\s+/);
-    if (parsed.data.application_type !== 'private' && scopes.some((s) => s.startsWith('user/') || s.startsWith('system/'))) {
-      throw new ValidationError('Invalid client registration', [{ path: 'scope', message: 'public clients may not request user/ or system/ scopes', code: 'invalid_value' }]);
+    if (
+      parsed.data.application_type !== 'private' &&
+      scopes.some((s) => s.startsWith('user/') || s.startsWith('system/'))
+    ) {
+      throw new ValidationError('Invalid client registration', [
+        { path: 'scope', message: 'public clients may not request user/ or system/ scopes', code: 'invalid_value' },
+      ]);
     }
-    if (scopes.some((s) => s.startsWith('system/')) && parsed.data.jwks === undefined && parsed.data.jwks_uri === undefined) {
-      throw new ValidationError('Invalid client registration', [{ path: 'jwks', message: 'system/ scopes need jwks or jwks_uri', code: 'invalid_type' }]);
+    if (
+      scopes.some((s) => s.startsWith('system/')) &&
+      parsed.data.jwks === undefined &&
+      parsed.data.jwks_uri === undefined
+    ) {
+      throw new ValidationError('Invalid client registration', [
+        { path: 'jwks', message: 'system/ scopes need jwks or jwks_uri', code: 'invalid_type' },
+      ]);
     }
     let data: unknown;
     try {
@@ -330,7 +392,11 @@ export class OpenEmrOAuth {
    * @returns the discovery document
    */
   async discover(): Promise<DiscoveryDocument> {
-    const { data } = await this.transport.request({ method: 'GET', path: '.well-known/openid-configuration', schema: discoverySchema });
+    const { data } = await this.transport.request({
+      method: 'GET',
+      path: '.well-known/openid-configuration',
+      schema: discoverySchema,
+    });
     return data;
   }
 
@@ -360,7 +426,9 @@ function isJwk(key: unknown): key is JWK {
   return typeof key === 'object' && key !== null && 'kty' in key;
 }
 
-async function toSigningKey(key: ClientCredentialsInput['privateKey']): Promise<webcrypto.CryptoKey | KeyObject | Uint8Array> {
+async function toSigningKey(
+  key: ClientCredentialsInput['privateKey'],
+): Promise<webcrypto.CryptoKey | KeyObject | Uint8Array> {
   if (typeof key === 'string') return importPKCS8(key, 'RS384');
   if (key instanceof KeyObjectClass) return key;
   if (isJwk(key)) return importJWK({ ...key, alg: 'RS384' }, 'RS384');
@@ -382,7 +450,9 @@ export interface PasswordTokenProviderOptions extends PasswordGrantInput {
  * @param options - the OAuth client, credentials and scopes
  * @returns the provider
  */
-export function createPasswordTokenProvider(options: PasswordTokenProviderOptions): TokenProvider & { readonly tokens: TokenSet | undefined } {
+export function createPasswordTokenProvider(
+  options: PasswordTokenProviderOptions,
+): TokenProvider & { readonly tokens: TokenSet | undefined } {
   let tokens: TokenSet | undefined;
   let inflight: Promise<TokenSet> | undefined;
   const obtain = async (): Promise<TokenSet> => {
@@ -450,7 +520,9 @@ export function createRefreshTokenProvider(options: {
  * @param options - the OAuth client and the assertion key
  * @returns the provider
  */
-export function createClientCredentialsTokenProvider(options: ClientCredentialsInput & { oauth: OpenEmrOAuth }): TokenProvider {
+export function createClientCredentialsTokenProvider(
+  options: ClientCredentialsInput & { oauth: OpenEmrOAuth },
+): TokenProvider {
   let inflight: Promise<TokenSet> | undefined;
   return {
     async fetchToken() {

@@ -57,7 +57,13 @@ export const dateTimeInputSchema = z.union([z.date(), z.string()]).transform((va
     return value.toISOString().slice(0, 19).replace('T', ' ');
   }
   const m = /^(\d{4})-(\d{2})-(\d{2})(?:[ T](\d{2}):(\d{2})(?::(\d{2}))?)?$/.exec(value);
-  if (!m || !isRealDate(Number(m[1]), Number(m[2]), Number(m[3])) || Number(m[4] ?? 0) > 23 || Number(m[5] ?? 0) > 59 || Number(m[6] ?? 0) > 59) {
+  if (
+    !m ||
+    !isRealDate(Number(m[1]), Number(m[2]), Number(m[3])) ||
+    Number(m[4] ?? 0) > 23 ||
+    Number(m[5] ?? 0) > 59 ||
+    Number(m[6] ?? 0) > 59
+  ) {
     ctx.addIssue({ code: 'custom', message: 'must be a date-time YYYY-MM-DD HH:MM:SS' });
     return z.NEVER;
   }
@@ -80,10 +86,14 @@ const numericText = z
   .transform((v) => String(v));
 
 /** A UUID string (OpenEMR's `uuid`, `puuid`, `euuid`, ...). */
-export const uuidSchema = z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, 'must be a UUID');
+export const uuidSchema = z
+  .string()
+  .regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, 'must be a UUID');
 
 /** A numeric OpenEMR id given by a caller (`pid`, `eid`, ...). */
-export const idInputSchema = z.union([z.number().int().positive(), z.string().regex(/^\d+$/)]).transform((v) => String(v));
+export const idInputSchema = z
+  .union([z.number().int().positive(), z.string().regex(/^\d+$/)])
+  .transform((v) => String(v));
 
 // ------------------------------------------------------------------ envelope
 
@@ -181,7 +191,10 @@ export const patientSearchSchema = z
     email: z.string().optional(),
     DOB: dateInputSchema.optional(),
     /** `field,-field` */
-    _sort: z.string().regex(/^-?[A-Za-z_]+(,-?[A-Za-z_]+)*$/).optional(),
+    _sort: z
+      .string()
+      .regex(/^-?[A-Za-z_]+(,-?[A-Za-z_]+)*$/)
+      .optional(),
   })
   .strict();
 /** Search criteria for patients. */
@@ -662,4 +675,8 @@ export const fhirBundleSchema = z.looseObject({
 });
 
 /** Answer of `POST /fhir/Patient` (`{pid, uuid}`), `/fhir/Practitioner` and `/fhir/Organization` (`{id, uuid}`). */
-export const fhirCreatedSchema = z.looseObject({ uuid: uuidSchema, pid: numericIdSchema.optional(), id: numericIdSchema.optional() });
+export const fhirCreatedSchema = z.looseObject({
+  uuid: uuidSchema,
+  pid: numericIdSchema.optional(),
+  id: numericIdSchema.optional(),
+});

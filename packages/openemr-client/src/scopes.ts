@@ -41,7 +41,9 @@ export function orderPermissions(letters: string | readonly string[]): string {
   const set = new Set(typeof letters === 'string' ? [...letters] : letters);
   for (const l of set) {
     if (!ORDER.includes(l) || l.length !== 1) {
-      throw new ValidationError('Invalid scope permission', [{ path: 'permissions', message: `unknown letter ${l}`, code: 'invalid_value' }]);
+      throw new ValidationError('Invalid scope permission', [
+        { path: 'permissions', message: `unknown letter ${l}`, code: 'invalid_value' },
+      ]);
     }
   }
   return [...ORDER].filter((l) => set.has(l)).join('');
@@ -63,7 +65,9 @@ export function resourceScope(
   version: ScopeVersion = 'v2',
 ): string[] {
   if (!/^[A-Za-z_*]+$/.test(resource)) {
-    throw new ValidationError('Invalid scope resource', [{ path: 'resource', message: 'letters and _ only', code: 'invalid_value' }]);
+    throw new ValidationError('Invalid scope resource', [
+      { path: 'resource', message: 'letters and _ only', code: 'invalid_value' },
+    ]);
   }
   const ordered = orderPermissions(permissions);
   if (ordered === '') return [];

@@ -70,7 +70,8 @@ export async function startHarness(options: OpenEmrEmulatorOptions & { version: 
     (res as unknown as { end: (...args: unknown[]) => typeof res }).end = (...args: unknown[]) => {
       const chunk = args[0];
       exchange.status = res.statusCode;
-      exchange.responseBody = typeof chunk === 'string' ? chunk : Buffer.isBuffer(chunk) ? chunk.toString('utf8') : undefined;
+      exchange.responseBody =
+        typeof chunk === 'string' ? chunk : Buffer.isBuffer(chunk) ? chunk.toString('utf8') : undefined;
       exchange.responseHeaders = Object.fromEntries(Object.entries(res.getHeaders()).map(([k, v]) => [k, String(v)]));
       exchanges.push(exchange);
       return end(...args);
@@ -82,7 +83,10 @@ export async function startHarness(options: OpenEmrEmulatorOptions & { version: 
     const s = app.listen(0, '127.0.0.1', () => resolve(s));
   });
   const { port } = server.address() as AddressInfo;
-  const classify = (): { unexplained: { exchange: Exchange; violation: Violation }[]; used: Map<SpecException, number> } => {
+  const classify = (): {
+    unexplained: { exchange: Exchange; violation: Violation }[];
+    used: Map<SpecException, number>;
+  } => {
     const unexplained: { exchange: Exchange; violation: Violation }[] = [];
     const used = new Map<SpecException, number>();
     const spec = specFor(options.version);

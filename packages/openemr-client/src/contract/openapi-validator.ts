@@ -32,7 +32,15 @@ export interface Exchange {
 export interface Violation {
   side: 'request' | 'response';
   /** What kind of difference. */
-  kind: 'unknown-operation' | 'missing-auth' | 'query' | 'path-param' | 'body' | 'undeclared-status' | 'response-body' | 'unexpected-body';
+  kind:
+    | 'unknown-operation'
+    | 'missing-auth'
+    | 'query'
+    | 'path-param'
+    | 'body'
+    | 'undeclared-status'
+    | 'response-body'
+    | 'unexpected-body';
   method: string;
   /** The spec's path template, e.g. `/api/patient/{puuid}`. */
   template: string;
@@ -64,7 +72,9 @@ function normalise(doc: Json): Json {
       if (typeof op !== 'object' || op === null) continue;
       const security = op['security'];
       if (Array.isArray(security)) {
-        op['security'] = security.map((s: Json) => Object.fromEntries(Object.entries(s).map(([k, v]) => [k, Array.isArray(v) ? v : []])));
+        op['security'] = security.map((s: Json) =>
+          Object.fromEntries(Object.entries(s).map(([k, v]) => [k, Array.isArray(v) ? v : []])),
+        );
       }
       const params = op['parameters'];
       if (Array.isArray(params)) {
@@ -97,7 +107,10 @@ export class OpenApiValidator {
    */
   constructor(specFile: string) {
     const doc = normalise(parse(readFileSync(specFile, 'utf8'), { intAsBigInt: false }) as Json);
-    this.prefix = String(((doc['servers'] as Json[] | undefined)?.[0]?.['url'] as string | undefined) ?? '').replace(/\/+$/, '');
+    this.prefix = String(((doc['servers'] as Json[] | undefined)?.[0]?.['url'] as string | undefined) ?? '').replace(
+      /\/+$/,
+      '',
+    );
     this.ajv = new Ajv({ strict: false, allErrors: true, validateSchema: false, discriminator: false });
     addFormats(this.ajv);
     this.ajv.addSchema(doc, 'spec');
@@ -114,7 +127,8 @@ export class OpenApiValidator {
         const params = (op['parameters'] as Json[] | undefined) ?? [];
         params.forEach((p, i) => {
           const resolved = this.resolveParam(doc, p);
-          const schemaRef = p['$ref'] !== undefined ? `spec${String(p['$ref'])}/schema` : `${base}/parameters/${i}/schema`;
+          const schemaRef =
+            p['$ref'] !== undefined ? `spec${String(p['$ref'])}/schema` : `${base}/parameters/${i}/schema`;
           const schemaValidate = this.ajv.compile({ $ref: schemaRef });
           if (resolved.in === 'query') {
             query.set(resolved.name, schemaValidate);
@@ -129,8 +143,13 @@ export class OpenApiValidator {
           const ref = r['$ref'] as string | undefined;
           const target = ref !== undefined ? `spec${ref}` : `${base}/responses/${esc(code)}`;
           const resolvedResp = ref !== undefined ? this.lookup(doc, ref) : r;
-          const hasSchema = ((resolvedResp['content'] as Json | undefined)?.['application/json'] as Json | undefined)?.['schema'] !== undefined;
-          responses.set(code, hasSchema ? this.ajv.compile({ $ref: `${target}/content/application~1json/schema` }) : null);
+          const hasSchema =
+            ((resolvedResp['content'] as Json | undefined)?.['application/json'] as Json | undefined)?.['schema'] !==
+            undefined;
+          responses.set(
+            code,
+            hasSchema ? this.ajv.compile({ $ref: `${target}/content/application~1json/schema` }) : null,
+          );
         }
         const security = op['security'] as unknown[] | undefined;
         this.ops.push({
@@ -141,7 +160,9 @@ export class OpenApiValidator {
           query,
           requiredQuery,
           pathSchemas,
-          body: hasJsonBody ? this.ajv.compile({ $ref: `${base}/requestBody/content/application~1json/schema` }) : undefined,
+          body: hasJsonBody
+            ? this.ajv.compile({ $ref: `${base}/requestBody/content/application~1json/schema` })
+            : undefined,
           bodyRequired: rb?.['required'] === true,
           responses,
           secured: Array.isArray(security) && security.length > 0,
@@ -152,7 +173,8 @@ export class OpenApiValidator {
 
   private lookup(doc: Json, ref: string): Json {
     let node: unknown = doc;
-    for (const part of ref.replace(/^#\//, '').split('/')) node = (node as Json)[part.replace(/~1/g, '/').replace(/~0/g, '~')];
+    for (const part of ref.replace(/^#\//, '').split('/'))
+      node = (node as Json)[part.replace(/~1/g, '/').replace(/~0/g, '~')];
     return node as Json;
   }
 
@@ -192,14 +214,30 @@ export class OpenApiValidator {
     if (!url.pathname.startsWith(`${this.prefix}/`)) return [];
     const path = url.pathname.slice(this.prefix.length);
     const found = this.find(method, path);
-    if (!found) return [{ side: 'request', kind: 'unknown-operation', method, template: path, detail: `${method} ${path} is not in the spec` }];
+    if (!found)
+      return [
+        {
+          side: 'request',
+          kind: 'unknown-operation',
+          method,
+          template: path,
+          detail: `${method} ${path} is not in the spec`,
+        },
+      ];
     const { op, params } = found;
     const out: Violation[] = [];
-    const v = (side: Violation['side'], kind: Violation['kind'], detail: string, errors?: ErrorObject[], status?: number): void => {
+    const v = (
+      side: Violation['side'],
+      kind: Violation['kind'],
+      detail: string,
+      errors?: ErrorObject[],
+      status?: number,
+    ): void => {
       out.push({ side, kind, method, template: op.template, detail, errors, status });
     };
     // Request
-    if (op.secured && !/^Bearer \S+/.test(ex.requestHeaders['authorization'] ?? '')) v('request', 'missing-auth', 'no bearer token on a secured operation');
+    if (op.secured && !/^Bearer \S+/.test(ex.requestHeaders['authorization'] ?? ''))
+      v('request', 'missing-auth', 'no bearer token on a secured operation');
     for (const [name, value] of Object.entries(params)) {
       const validate = op.pathSchemas.get(name);
       if (validate && !validate(value)) v('request', 'path-param', `path parameter ${name}`, validate.errors ?? []);
@@ -213,7 +251,8 @@ export class OpenApiValidator {
       const coerced = /^-?\d+$/.test(value) && !validate(value) ? Number(value) : value;
       if (!validate(coerced)) v('request', 'query', `query parameter ${name}`, validate.errors ?? []);
     }
-    for (const name of op.requiredQuery) if (!url.searchParams.has(name)) v('request', 'query', `missing required query parameter ${name}`);
+    for (const name of op.requiredQuery)
+      if (!url.searchParams.has(name)) v('request', 'query', `missing required query parameter ${name}`);
     const hasBody = ex.requestBody !== undefined && ex.requestBody !== '';
     if (op.body) {
       if (!hasBody) {
@@ -231,7 +270,13 @@ export class OpenApiValidator {
     // Response
     const code = String(ex.status);
     if (!op.responses.has(code) && !op.responses.has('default')) {
-      v('response', 'undeclared-status', `status ${code} is not declared (declared: ${[...op.responses.keys()].join(', ')})`, undefined, ex.status);
+      v(
+        'response',
+        'undeclared-status',
+        `status ${code} is not declared (declared: ${[...op.responses.keys()].join(', ')})`,
+        undefined,
+        ex.status,
+      );
       return out;
     }
     const validate = op.responses.get(code) ?? op.responses.get('default') ?? null;

@@ -30,13 +30,15 @@ export const SPEC_EXCEPTIONS: readonly SpecException[] = [
     id: 'validation-errors-object',
     reason: 'notes §3.2: `validationErrors` is an object keyed by field (Particle), not an array of objects.',
     matches: (v) =>
-      v.kind === 'response-body' && onlyErrors(v, (p, k) => (p === '/validationErrors' || p === '/data') && k === 'type'),
+      v.kind === 'response-body' &&
+      onlyErrors(v, (p, k) => (p === '/validationErrors' || p === '/data') && k === 'type'),
   },
   {
     id: 'legacy-raw-body',
     reason:
       'notes §3.2: legacy controllers (vitals, SOAP notes, medication lists, appointments) answer raw rows, arrays, `{vid,fid}` or `true`, not the envelope the spec shows.',
-    matches: (v) => v.kind === 'response-body' && LEGACY_RAW.test(v.template) && onlyErrors(v, (p, k) => p === '' && k === 'type'),
+    matches: (v) =>
+      v.kind === 'response-body' && LEGACY_RAW.test(v.template) && onlyErrors(v, (p, k) => p === '' && k === 'type'),
   },
   {
     id: 'create-201',
@@ -58,33 +60,44 @@ export const SPEC_EXCEPTIONS: readonly SpecException[] = [
   },
   {
     id: 'fhir-update-200',
-    reason: 'notes §4.1: `PUT /fhir/{Patient,Practitioner,Organization}/{id}` answers 200 with the resource; the spec declares 201.',
-    matches: (v, ex) => v.kind === 'undeclared-status' && ex.status === 200 && v.method === 'PUT' && v.template.startsWith('/fhir/'),
+    reason:
+      'notes §4.1: `PUT /fhir/{Patient,Practitioner,Organization}/{id}` answers 200 with the resource; the spec declares 201.',
+    matches: (v, ex) =>
+      v.kind === 'undeclared-status' && ex.status === 200 && v.method === 'PUT' && v.template.startsWith('/fhir/'),
   },
   {
     id: 'partial-update',
     reason:
       'notes §3.4: PUT on patient, encounter, medical problem, allergy, medication and practitioner is a partial update ("same fields, none required"); the spec reuses the POST schema with its `required` list.',
-    matches: (v) => v.side === 'request' && v.kind === 'body' && v.method === 'PUT' && onlyErrors(v, (_p, k) => k === 'required'),
+    matches: (v) =>
+      v.side === 'request' && v.kind === 'body' && v.method === 'PUT' && onlyErrors(v, (_p, k) => k === 'required'),
   },
   {
     id: 'fhir-404-empty-array',
     reason: 'notes §4.3: a FHIR read of an unknown id answers 404 with the body `[]`; the spec declares an object.',
-    matches: (v, ex) => v.kind === 'response-body' && ex.status === 404 && v.template.startsWith('/fhir/') && ex.responseBody === '[]',
+    matches: (v, ex) =>
+      v.kind === 'response-body' && ex.status === 404 && v.template.startsWith('/fhir/') && ex.responseBody === '[]',
   },
   {
     id: 'allergy-begdate-optional',
     reason:
       'notes §3.4 (Allergy): only `title` is required by the validator; the spec lists `begdate` as required in `api_allergy_request`.',
     matches: (v) =>
-      v.side === 'request' && v.kind === 'body' && v.template.includes('/allergy') && onlyErrors(v, (_p, k) => k === 'required') &&
+      v.side === 'request' &&
+      v.kind === 'body' &&
+      v.template.includes('/allergy') &&
+      onlyErrors(v, (_p, k) => k === 'required') &&
       (v.errors ?? []).every((e) => (e.params as { missingProperty?: string }).missingProperty === 'begdate'),
   },
   {
     id: 'prescription-patient-uuid-filter',
     reason:
       'notes §3.4 (Prescription): the list is filtered with `?patient.uuid=<puuid>`, which the spec does not document.',
-    matches: (v, ex) => v.kind === 'query' && v.template === '/api/prescription' && new URL(ex.url, 'http://x').searchParams.has('patient.uuid') && v.detail.includes('patient.uuid'),
+    matches: (v, ex) =>
+      v.kind === 'query' &&
+      v.template === '/api/prescription' &&
+      new URL(ex.url, 'http://x').searchParams.has('patient.uuid') &&
+      v.detail.includes('patient.uuid'),
   },
   {
     id: 'fhir-count-offset',

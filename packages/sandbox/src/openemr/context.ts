@@ -89,7 +89,11 @@ export function empty(status: number): EmulatorResponse {
 export function envelope(
   status: number,
   data: unknown,
-  options: { validationErrors?: Record<string, unknown>; internalErrors?: string[]; links?: Record<string, string> } = {},
+  options: {
+    validationErrors?: Record<string, unknown>;
+    internalErrors?: string[];
+    links?: Record<string, string>;
+  } = {},
 ): EmulatorResponse {
   const ve = options.validationErrors;
   const body: Record<string, unknown> = {

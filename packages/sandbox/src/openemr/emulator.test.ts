@@ -22,12 +22,27 @@ afterAll(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
-const SCOPE = 'openid offline_access api:oemr api:fhir user/patient.crus user/encounter.crus user/medication.cruds user/Patient.rs';
-const req = (method: string, url: string, extra: Partial<EmulatorRequest> = {}): EmulatorRequest => ({ method, url, headers: {}, origin: 'http://127.0.0.1:1', ...extra });
-const form = (fields: Record<string, string>): Partial<EmulatorRequest> => ({ headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(fields).toString() });
+const SCOPE =
+  'openid offline_access api:oemr api:fhir user/patient.crus user/encounter.crus user/medication.cruds user/Patient.rs';
+const req = (method: string, url: string, extra: Partial<EmulatorRequest> = {}): EmulatorRequest => ({
+  method,
+  url,
+  headers: {},
+  origin: 'http://127.0.0.1:1',
+  ...extra,
+});
+const form = (fields: Record<string, string>): Partial<EmulatorRequest> => ({
+  headers: { 'content-type': 'application/x-www-form-urlencoded' },
+  body: new URLSearchParams(fields).toString(),
+});
 const passwordGrant = {
-  grant_type: 'password', client_id: SEED_CLIENT.clientId, client_secret: SEED_CLIENT.clientSecret, user_role: 'users',
-  username: SEED_ADMIN.username, password: SEED_ADMIN.password, scope: SCOPE,
+  grant_type: 'password',
+  client_id: SEED_CLIENT.clientId,
+  client_secret: SEED_CLIENT.clientSecret,
+  user_role: 'users',
+  username: SEED_ADMIN.username,
+  password: SEED_ADMIN.password,
+  scope: SCOPE,
 };
 
 function token(engine: OpenEmrEngine): string {
@@ -36,9 +51,23 @@ function token(engine: OpenEmrEngine): string {
   return (JSON.parse(res.body ?? '{}') as { access_token: string }).access_token;
 }
 
-function call(engine: OpenEmrEngine, bearer: string, method: string, url: string, body?: unknown): { status: number; json: unknown } {
-  const res = engine.handle(req(method, url, { headers: { authorization: `Bearer ${bearer}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) }));
-  return { status: res.status, json: res.body === undefined || res.body === '' ? undefined : (JSON.parse(res.body) as unknown) };
+function call(
+  engine: OpenEmrEngine,
+  bearer: string,
+  method: string,
+  url: string,
+  body?: unknown,
+): { status: number; json: unknown } {
+  const res = engine.handle(
+    req(method, url, {
+      headers: { authorization: `Bearer ${bearer}`, 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    }),
+  );
+  return {
+    status: res.status,
+    json: res.body === undefined || res.body === '' ? undefined : (JSON.parse(res.body) as unknown),
+  };
 }
 
 describe('seed data', () => {
@@ -55,7 +84,14 @@ describe('seed data', () => {
       expect(e.uuid).toMatch(/^[0-9a-f-]{36}$/);
     }
     const problems = t.lists.filter((l) => l.type === 'medical_problem').map((l) => l.title.toLowerCase());
-    for (const kind of ['glioblastoma', 'astrocytoma', 'oligodendroglioma', 'meningioma', 'medulloblastoma', 'secondary malignant neoplasm of brain']) {
+    for (const kind of [
+      'glioblastoma',
+      'astrocytoma',
+      'oligodendroglioma',
+      'meningioma',
+      'medulloblastoma',
+      'secondary malignant neoplasm of brain',
+    ]) {
       expect(problems.some((p) => p.includes(kind))).toBe(true);
     }
     expect(t.lists.some((l) => l.type === 'medication' && l.title === 'Temozolomide')).toBe(true);
@@ -65,7 +101,9 @@ describe('seed data', () => {
 
   it('refuses invalid options, naming them', () => {
     expect(() => new OpenEmrEngine({ version: '9' as never })).toThrow(/version/);
-    expect(() => new OpenEmrEngine({ tokenLifetimes: { accessTokenSeconds: -1 } })).toThrow(/tokenLifetimes\.accessTokenSeconds/);
+    expect(() => new OpenEmrEngine({ tokenLifetimes: { accessTokenSeconds: -1 } })).toThrow(
+      /tokenLifetimes\.accessTokenSeconds/,
+    );
   });
 });
 
@@ -74,7 +112,12 @@ describe('persistence', () => {
     const dir = tmp();
     const first = new OpenEmrEngine({ dataDir: dir });
     const bearer = token(first);
-    const created = call(first, bearer, 'POST', '/apis/default/api/patient', { fname: 'Persisted', lname: 'Patient', DOB: '1970-01-01', sex: 'Female' });
+    const created = call(first, bearer, 'POST', '/apis/default/api/patient', {
+      fname: 'Persisted',
+      lname: 'Patient',
+      DOB: '1970-01-01',
+      sex: 'Female',
+    });
     expect(created.status).toBe(201);
     const { uuid } = (created.json as { data: { uuid: string } }).data;
     expect(readdirSync(dir).filter((f) => f.endsWith('.tmp'))).toEqual([]);
@@ -85,7 +128,12 @@ describe('persistence', () => {
     expect(read.status).toBe(200);
     expect(read.json).toMatchObject({ data: { fname: 'Persisted' } });
     // Sequences continue instead of reusing ids.
-    const next = call(second, bearer, 'POST', '/apis/default/api/patient', { fname: 'Next', lname: 'Patient', DOB: '1970-01-01', sex: 'Male' });
+    const next = call(second, bearer, 'POST', '/apis/default/api/patient', {
+      fname: 'Next',
+      lname: 'Patient',
+      DOB: '1970-01-01',
+      sex: 'Male',
+    });
     expect((next.json as { data: { pid: number } }).data.pid).toBe(8);
   });
 
@@ -94,7 +142,12 @@ describe('persistence', () => {
     const engine = new OpenEmrEngine({ dataDir: dir });
     const bearer = token(engine);
     const before = readdirSync(dir).length;
-    const res = call(engine, bearer, 'POST', '/apis/default/api/patient', { fname: 'X', lname: 'Y', DOB: 'yesterday', sex: 'M' });
+    const res = call(engine, bearer, 'POST', '/apis/default/api/patient', {
+      fname: 'X',
+      lname: 'Y',
+      DOB: 'yesterday',
+      sex: 'M',
+    });
     expect(res.status).toBe(400);
     expect(new OpenEmrEngine({ dataDir: dir }).store.tables.patients).toHaveLength(6);
     expect(readdirSync(dir).length).toBe(before);
@@ -105,7 +158,11 @@ describe('persistence', () => {
     const root = fileURLToPath(new URL('../../../../', import.meta.url));
     const script = fileURLToPath(new URL('./__fixtures__/serve-openemr.ts', import.meta.url));
     const start = async (): Promise<{ child: ChildProcess; base: string }> => {
-      const child = spawn(process.execPath, ['--import', 'tsx', script], { cwd: root, env: { ...process.env, OPENEMR_DATA_DIR: dir }, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, ['--import', 'tsx', script], {
+        cwd: root,
+        env: { ...process.env, OPENEMR_DATA_DIR: dir },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       const port = await new Promise<string>((resolve, reject) => {
         let out = '';
         child.stdout?.on('data', (chunk: Buffer) => {
@@ -127,7 +184,13 @@ describe('persistence', () => {
     let tokenBody: { access_token: string };
     const created: string[] = [];
     try {
-      tokenBody = (await (await fetch(`${a.base}/oauth2/default/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(passwordGrant) })).json()) as { access_token: string };
+      tokenBody = (await (
+        await fetch(`${a.base}/oauth2/default/token`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+          body: new URLSearchParams(passwordGrant),
+        })
+      ).json()) as { access_token: string };
       for (let i = 0; i < 5; i++) {
         const res = await fetch(`${a.base}/apis/default/api/patient`, {
           method: 'POST',
@@ -143,7 +206,9 @@ describe('persistence', () => {
     const b = await start();
     try {
       for (const uuid of created) {
-        const res = await fetch(`${b.base}/apis/default/api/patient/${uuid}`, { headers: { authorization: `Bearer ${tokenBody.access_token}` } });
+        const res = await fetch(`${b.base}/apis/default/api/patient/${uuid}`, {
+          headers: { authorization: `Bearer ${tokenBody.access_token}` },
+        });
         expect(res.status).toBe(200);
       }
       expect(readdirSync(dir).filter((f) => f.endsWith('.tmp'))).toEqual([]);
@@ -160,15 +225,25 @@ describe('version profiles', () => {
   ] as const)('%s: an empty legacy list is %i with body %s', (version, status, body) => {
     const engine = new OpenEmrEngine({ version, seed: false });
     const bearer = token(engine);
-    const p = call(engine, bearer, 'POST', '/apis/default/api/patient', { fname: 'No', lname: 'Meds', DOB: '1980-01-01', sex: 'Male' });
+    const p = call(engine, bearer, 'POST', '/apis/default/api/patient', {
+      fname: 'No',
+      lname: 'Meds',
+      DOB: '1980-01-01',
+      sex: 'Male',
+    });
     const pid = (p.json as { data: { pid: number } }).data.pid;
-    const res = engine.handle(req('GET', `/apis/default/api/patient/${pid}/medication`, { headers: { authorization: `Bearer ${bearer}` } }));
+    const res = engine.handle(
+      req('GET', `/apis/default/api/patient/${pid}/medication`, { headers: { authorization: `Bearer ${bearer}` } }),
+    );
     expect(res.status).toBe(status);
     expect(res.body).toBe(body);
   });
 
   it('pagination only on /api/patient, links use _count, 7.0 returns limit+1 rows', () => {
-    for (const [version, rows] of [['8', 2], ['7.0', 3]] as const) {
+    for (const [version, rows] of [
+      ['8', 2],
+      ['7.0', 3],
+    ] as const) {
       const engine = new OpenEmrEngine({ version });
       const bearer = token(engine);
       const res = call(engine, bearer, 'GET', '/apis/default/api/patient?_limit=2&_offset=2');
@@ -181,6 +256,8 @@ describe('version profiles', () => {
   it('prescription writes exist only on 8.x', () => {
     const engine = new OpenEmrEngine({ version: '7.0' });
     const bearer = token(engine);
-    expect(call(engine, bearer, 'POST', '/apis/default/api/prescription', { patient_id: 1, drug: 'x' }).status).toBe(404);
+    expect(call(engine, bearer, 'POST', '/apis/default/api/prescription', { patient_id: 1, drug: 'x' }).status).toBe(
+      404,
+    );
   });
 });

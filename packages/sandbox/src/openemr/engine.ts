@@ -57,7 +57,10 @@ const optionsSchema = z.object({
     })
     .optional(),
   seed: z.union([z.boolean(), z.object({ extraPatients: z.number().int().min(0).max(100_000).optional() })]).optional(),
-  site: z.string().regex(/^[A-Za-z0-9_-]+$/).optional(),
+  site: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]+$/)
+    .optional(),
   passwordGrant: z.boolean().optional(),
   autoLoginUser: z.string().optional(),
   now: z.function().optional(),
@@ -103,7 +106,9 @@ export class OpenEmrEngine {
   constructor(options: OpenEmrEmulatorOptions = {}) {
     const parsed = optionsSchema.safeParse(options);
     if (!parsed.success) {
-      throw new Error(`Invalid OpenEMR emulator options: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+      throw new Error(
+        `Invalid OpenEMR emulator options: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+      );
     }
     this.version = options.version ?? '8';
     this.site = options.site ?? 'default';
@@ -122,7 +127,10 @@ export class OpenEmrEngine {
       else seedOpenEmr(this.store, { extraPatients: seed === true ? 0 : (seed.extraPatients ?? 0) });
       if (seed === false) this.unseedClinicalData();
     }
-    this.oauth = new OAuthServer(this.ctx, { passwordGrant: options.passwordGrant ?? true, autoLoginUser: options.autoLoginUser ?? 'admin' });
+    this.oauth = new OAuthServer(this.ctx, {
+      passwordGrant: options.passwordGrant ?? true,
+      autoLoginUser: options.autoLoginUser ?? 'admin',
+    });
     this.buildRoutes();
   }
 
@@ -160,7 +168,17 @@ export class OpenEmrEngine {
     t.appointments = [];
     t.prescriptions = [];
     t.procedures = [];
-    for (const name of ['patients', 'encounters', 'vitals', 'soapNotes', 'lists', 'appointments', 'prescriptions', 'procedures'] as const) this.store.touch(name);
+    for (const name of [
+      'patients',
+      'encounters',
+      'vitals',
+      'soapNotes',
+      'lists',
+      'appointments',
+      'prescriptions',
+      'procedures',
+    ] as const)
+      this.store.touch(name);
     this.store.flush();
   }
 
@@ -212,7 +230,10 @@ export class OpenEmrEngine {
     this.add('POST', `${A}/patient/:pid/encounter/:eid/soap_note`, 'api', (i) => api.createSoapNote(i));
     this.add('GET', `${A}/patient/:pid/encounter/:eid/soap_note/:sid`, 'api', (i) => api.getSoapNote(i));
     this.add('PUT', `${A}/patient/:pid/encounter/:eid/soap_note/:sid`, 'api', (i) => api.updateSoapNote(i));
-    for (const [type, param] of [['medical_problem', 'muuid'], ['allergy', 'auuid']] as const) {
+    for (const [type, param] of [
+      ['medical_problem', 'muuid'],
+      ['allergy', 'auuid'],
+    ] as const) {
       this.add('GET', `${A}/${type}`, 'api', api.listAllIssues(type));
       this.add('GET', `${A}/${type}/:${param}`, 'api', api.getIssueGlobal(type, param));
       this.add('GET', `${A}/patient/:puuid/${type}`, 'api', api.listIssues(type));
@@ -245,7 +266,16 @@ export class OpenEmrEngine {
 
     this.add('GET', `${F}/metadata`, 'none', (i) => fhir.metadata(i));
     this.add('GET', `${F}/.well-known/smart-configuration`, 'none', (i) => fhir.smartConfiguration(i));
-    for (const type of ['Patient', 'Encounter', 'Condition', 'AllergyIntolerance', 'MedicationRequest', 'Observation', 'Practitioner', 'Organization']) {
+    for (const type of [
+      'Patient',
+      'Encounter',
+      'Condition',
+      'AllergyIntolerance',
+      'MedicationRequest',
+      'Observation',
+      'Practitioner',
+      'Organization',
+    ]) {
       this.add('GET', `${F}/${type}`, 'fhir', fhir.search(type));
       this.add('POST', `${F}/${type}/_search`, 'fhir', fhir.search(type));
       this.add('GET', `${F}/${type}/:uuid`, 'fhir', fhir.read(type));
@@ -259,13 +289,16 @@ export class OpenEmrEngine {
   }
 
   private match(method: string, path: string): { route: Route; params: Record<string, string> } | 'method' | undefined {
-    const parts = path.split('/').filter(Boolean).map((p) => {
-      try {
-        return decodeURIComponent(p);
-      } catch {
-        return p;
-      }
-    });
+    const parts = path
+      .split('/')
+      .filter(Boolean)
+      .map((p) => {
+        try {
+          return decodeURIComponent(p);
+        } catch {
+          return p;
+        }
+      });
     let pathMatched = false;
     for (const route of this.routes) {
       if (route.segments.length !== parts.length) continue;
@@ -280,7 +313,7 @@ export class OpenEmrEngine {
           break;
         }
       }
-      if (!ok || params['site'] !== undefined && params['site'] !== this.site) continue;
+      if (!ok || (params['site'] !== undefined && params['site'] !== this.site)) continue;
       pathMatched = true;
       if (route.method === method) return { route, params };
     }
@@ -297,7 +330,10 @@ export class OpenEmrEngine {
       response = this.dispatch(req);
       this.store.flush();
     } catch (error) {
-      response = this.version === '8' ? kernelError('8', 500, error instanceof Error ? error.message : 'Internal error') : json(500, { error: 'internal error' });
+      response =
+        this.version === '8'
+          ? kernelError('8', 500, error instanceof Error ? error.message : 'Internal error')
+          : json(500, { error: 'internal error' });
     }
     this.stats.apiResponses[response.status] = (this.stats.apiResponses[response.status] ?? 0) + 1;
     return response;
@@ -317,7 +353,11 @@ export class OpenEmrEngine {
       if (check.reason === 'logged_out') {
         return this.version === '8'
           ? kernelError('8', 400, 'Refresh Token revoked or logged out')
-          : json(400, { error: 'invalid_request', error_description: 'Refresh Token revoked or logged out', message: 'Refresh Token revoked or logged out' });
+          : json(400, {
+              error: 'invalid_request',
+              error_description: 'Refresh Token revoked or logged out',
+              message: 'Refresh Token revoked or logged out',
+            });
       }
       return this.version === '8'
         ? kernelError('8', 401, 'The resource owner or authorization server denied the request.')
@@ -336,12 +376,18 @@ export class OpenEmrEngine {
     const permission = isSearch ? 's' : permissionFor(route.method, lastIsParam);
     if (route.auth === 'api') {
       if (check.token.role !== 'users') return this.unauthorized();
-      if (!scopes.includes('api:oemr')) return this.version === '8' ? kernelError('8', 403, 'The request has insufficient permissions for the requested resource.') : { status: 401, headers: {} };
+      if (!scopes.includes('api:oemr'))
+        return this.version === '8'
+          ? kernelError('8', 403, 'The request has insufficient permissions for the requested resource.')
+          : { status: 401, headers: {} };
       // Standard API resource: the last non-parameter segment (notes §2.6).
       const resource = [...route.segments].reverse().find((s) => !s.startsWith(':')) ?? '';
       if (!hasScope(scopes, 'user', resource, permission)) return this.unauthorized();
     } else {
-      if (!scopes.includes('api:fhir')) return this.version === '8' ? kernelError('8', 403, 'The request has insufficient permissions for the requested resource.') : { status: 401, headers: {} };
+      if (!scopes.includes('api:fhir'))
+        return this.version === '8'
+          ? kernelError('8', 403, 'The request has insufficient permissions for the requested resource.')
+          : { status: 401, headers: {} };
       const resource = route.segments[3] ?? '';
       const context = check.token.role === 'system' ? 'system' : check.token.role === 'patient' ? 'patient' : 'user';
       if (check.token.role === 'patient' && route.method !== 'GET') return this.unauthorized();
@@ -356,5 +402,7 @@ export class OpenEmrEngine {
 }
 
 function stripUndefined<T extends object>(value: T): { [K in keyof T]-?: Exclude<T[K], undefined> } {
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as { [K in keyof T]-?: Exclude<T[K], undefined> };
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as {
+    [K in keyof T]-?: Exclude<T[K], undefined>;
+  };
 }

@@ -5,7 +5,15 @@
  * an empty 200 Bundle, unknown ids a 404 with body `[]`, and writes only on Patient, Practitioner and
  * Organization, where `POST /fhir/Patient` answers 201 `{pid, uuid}`.
  */
-import { columnText, json, makeUuid, mysqlDateTime, type EmulatorResponse, type EngineContext, type RouteInput } from './context.js';
+import {
+  columnText,
+  json,
+  makeUuid,
+  mysqlDateTime,
+  type EmulatorResponse,
+  type EngineContext,
+  type RouteInput,
+} from './context.js';
 import { isUuid, validateFields } from './validate.js';
 import type { EncounterRow, FacilityRow, ListRow, PatientRow, PrescriptionRow, UserRow, VitalRow } from './types.js';
 import type { StandardApi } from './standard-api.js';
@@ -36,20 +44,65 @@ const VITAL_CODES: { field: keyof VitalRow; code: string; display: string; unit:
   { field: 'temperature', code: '8310-5', display: 'Body temperature', unit: '[degF]' },
   { field: 'pulse', code: '8867-4', display: 'Heart rate', unit: '/min' },
   { field: 'respiration', code: '9279-1', display: 'Respiratory rate', unit: '/min' },
-  { field: 'oxygen_saturation', code: '59408-5', display: 'Oxygen saturation in Arterial blood by Pulse oximetry', unit: '%' },
+  {
+    field: 'oxygen_saturation',
+    code: '59408-5',
+    display: 'Oxygen saturation in Arterial blood by Pulse oximetry',
+    unit: '%',
+  },
   { field: 'BMI', code: '39156-5', display: 'Body mass index (BMI) [Ratio]', unit: 'kg/m2' },
 ];
 
 /** Search parameters each resource understands; anything else empties the result (notes §4.3). */
 const SEARCH_PARAMS: Record<string, string[]> = {
-  Patient: ['_id', '_lastUpdated', 'identifier', 'name', 'family', 'given', 'birthdate', 'gender', 'address', 'address-city', 'address-postalcode', 'address-state', 'email', 'phone', 'telecom', 'generalPractitioner'],
+  Patient: [
+    '_id',
+    '_lastUpdated',
+    'identifier',
+    'name',
+    'family',
+    'given',
+    'birthdate',
+    'gender',
+    'address',
+    'address-city',
+    'address-postalcode',
+    'address-state',
+    'email',
+    'phone',
+    'telecom',
+    'generalPractitioner',
+  ],
   Encounter: ['_id', '_lastUpdated', 'patient', 'date'],
   Condition: ['_id', '_lastUpdated', 'patient', 'category'],
   AllergyIntolerance: ['_id', '_lastUpdated', 'patient'],
   MedicationRequest: ['_id', '_lastUpdated', 'patient', 'intent', 'status'],
   Observation: ['_id', '_lastUpdated', 'patient', 'code', 'category', 'date'],
-  Practitioner: ['_id', '_lastUpdated', 'name', 'family', 'given', 'identifier', 'active', 'email', 'phone', 'telecom', 'address'],
-  Organization: ['_id', '_lastUpdated', 'name', 'email', 'phone', 'telecom', 'address', 'address-city', 'address-postalcode', 'address-state'],
+  Practitioner: [
+    '_id',
+    '_lastUpdated',
+    'name',
+    'family',
+    'given',
+    'identifier',
+    'active',
+    'email',
+    'phone',
+    'telecom',
+    'address',
+  ],
+  Organization: [
+    '_id',
+    '_lastUpdated',
+    'name',
+    'email',
+    'phone',
+    'telecom',
+    'address',
+    'address-city',
+    'address-postalcode',
+    'address-state',
+  ],
 };
 const CONTROL_PARAMS = ['_count', '_offset', '_sort', '_revinclude', '_format'];
 
@@ -81,16 +134,36 @@ export class FhirApi {
       id: p.uuid,
       meta: { versionId: '1', lastUpdated: iso(p.date) },
       identifier: [
-        { use: 'official', type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0203', code: 'PT' }] }, system: 'http://terminology.hl7.org/CodeSystem/v2-0203', value: p.pubpid },
+        {
+          use: 'official',
+          type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0203', code: 'PT' }] },
+          system: 'http://terminology.hl7.org/CodeSystem/v2-0203',
+          value: p.pubpid,
+        },
       ],
       active: true,
-      name: [{ use: 'official', family: p.lname, given: [p.fname, ...(p.mname ? [p.mname] : [])], ...(p.title ? { prefix: [p.title] } : {}) }],
+      name: [
+        {
+          use: 'official',
+          family: p.lname,
+          given: [p.fname, ...(p.mname ? [p.mname] : [])],
+          ...(p.title ? { prefix: [p.title] } : {}),
+        },
+      ],
       gender: GENDER_TO_FHIR(p.sex || 'Unknown'),
     };
     if (p.DOB) r['birthDate'] = p.DOB;
     if (telecom.length > 0) r['telecom'] = telecom;
     if (p.street || p.city) {
-      r['address'] = [{ line: p.street ? [p.street] : undefined, city: p.city || undefined, state: p.state || undefined, postalCode: p.postal_code || undefined, country: p.country_code || undefined }];
+      r['address'] = [
+        {
+          line: p.street ? [p.street] : undefined,
+          city: p.city || undefined,
+          state: p.state || undefined,
+          postalCode: p.postal_code || undefined,
+          country: p.country_code || undefined,
+        },
+      ];
     }
     if (provider) r['generalPractitioner'] = [{ reference: `Practitioner/${provider.uuid}`, type: 'Practitioner' }];
     return r;
@@ -111,9 +184,17 @@ export class FhirApi {
       identifier: [{ system: 'urn:ietf:rfc:3986', value: e.uuid }],
       status: 'finished',
       class: { system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: e.class_code },
-      type: [{ coding: [{ system: 'http://snomed.info/sct', code: '185349003', display: 'Encounter for check up (procedure)' }] }],
+      type: [
+        {
+          coding: [
+            { system: 'http://snomed.info/sct', code: '185349003', display: 'Encounter for check up (procedure)' },
+          ],
+        },
+      ],
       subject: this.patientRef(e.pid),
-      participant: provider ? [{ individual: { reference: `Practitioner/${provider.uuid}`, type: 'Practitioner' } }] : undefined,
+      participant: provider
+        ? [{ individual: { reference: `Practitioner/${provider.uuid}`, type: 'Practitioner' } }]
+        : undefined,
       period: { start: iso(e.date) },
       reasonCode: e.reason ? [{ text: e.reason }] : undefined,
       serviceProvider: facility ? { reference: `Organization/${facility.uuid}`, type: 'Organization' } : undefined,
@@ -126,7 +207,14 @@ export class FhirApi {
       .filter(Boolean)
       .map((d) => {
         const [system, code] = d.split(':');
-        const url = system === 'ICD10' ? 'http://hl7.org/fhir/sid/icd-10-cm' : system === 'SNOMED-CT' ? 'http://snomed.info/sct' : system === 'RXCUI' ? 'http://www.nlm.nih.gov/research/umls/rxnorm' : `urn:openemr:${system ?? ''}`;
+        const url =
+          system === 'ICD10'
+            ? 'http://hl7.org/fhir/sid/icd-10-cm'
+            : system === 'SNOMED-CT'
+              ? 'http://snomed.info/sct'
+              : system === 'RXCUI'
+                ? 'http://www.nlm.nih.gov/research/umls/rxnorm'
+                : `urn:openemr:${system ?? ''}`;
         return { system: url, code: code ?? '', display: '' };
       });
   }
@@ -137,9 +225,33 @@ export class FhirApi {
       resourceType: 'Condition',
       id: l.uuid,
       meta: { versionId: '1', lastUpdated: iso(l.date) },
-      clinicalStatus: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/condition-clinical', code: resolved ? 'resolved' : 'active' }] },
-      verificationStatus: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/condition-ver-status', code: l.verification === 'confirmed' ? 'confirmed' : 'unconfirmed' }] },
-      category: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/condition-category', code: 'problem-list-item', display: 'Problem List Item' }] }],
+      clinicalStatus: {
+        coding: [
+          {
+            system: 'http://terminology.hl7.org/CodeSystem/condition-clinical',
+            code: resolved ? 'resolved' : 'active',
+          },
+        ],
+      },
+      verificationStatus: {
+        coding: [
+          {
+            system: 'http://terminology.hl7.org/CodeSystem/condition-ver-status',
+            code: l.verification === 'confirmed' ? 'confirmed' : 'unconfirmed',
+          },
+        ],
+      },
+      category: [
+        {
+          coding: [
+            {
+              system: 'http://terminology.hl7.org/CodeSystem/condition-category',
+              code: 'problem-list-item',
+              display: 'Problem List Item',
+            },
+          ],
+        },
+      ],
       code: { coding: this.coding(l.diagnosis), text: l.title },
       subject: this.patientRef(l.pid),
       onsetDateTime: iso(l.begdate),
@@ -152,8 +264,19 @@ export class FhirApi {
       resourceType: 'AllergyIntolerance',
       id: l.uuid,
       meta: { versionId: '1', lastUpdated: iso(l.date) },
-      clinicalStatus: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical', code: l.enddate ? 'inactive' : 'active' }] },
-      verificationStatus: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/allergyintolerance-verification', code: 'confirmed' }] },
+      clinicalStatus: {
+        coding: [
+          {
+            system: 'http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical',
+            code: l.enddate ? 'inactive' : 'active',
+          },
+        ],
+      },
+      verificationStatus: {
+        coding: [
+          { system: 'http://terminology.hl7.org/CodeSystem/allergyintolerance-verification', code: 'confirmed' },
+        ],
+      },
       category: ['medication'],
       criticality: l.severity_al === 'severe' ? 'high' : 'low',
       code: { coding: this.coding(l.diagnosis), text: l.title },
@@ -170,7 +293,9 @@ export class FhirApi {
       meta: { versionId: '1', lastUpdated: iso(l.date) },
       status: l.enddate ? 'completed' : 'active',
       intent: 'plan',
-      category: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/medicationrequest-category', code: 'community' }] }],
+      category: [
+        { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/medicationrequest-category', code: 'community' }] },
+      ],
       reportedBoolean: true,
       medicationCodeableConcept: { coding: this.coding(l.diagnosis), text: l.title },
       subject: this.patientRef(l.pid),
@@ -186,10 +311,14 @@ export class FhirApi {
       meta: { versionId: '1', lastUpdated: iso(r.date_added) },
       status: r.active === '1' ? 'active' : 'stopped',
       intent: 'order',
-      category: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/medicationrequest-category', code: 'community' }] }],
+      category: [
+        { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/medicationrequest-category', code: 'community' }] },
+      ],
       reportedBoolean: false,
       medicationCodeableConcept: {
-        coding: r.rxnorm_drugcode ? [{ system: 'http://www.nlm.nih.gov/research/umls/rxnorm', code: r.rxnorm_drugcode, display: r.drug }] : [],
+        coding: r.rxnorm_drugcode
+          ? [{ system: 'http://www.nlm.nih.gov/research/umls/rxnorm', code: r.rxnorm_drugcode, display: r.drug }]
+          : [],
         text: r.drug,
       },
       subject: this.patientRef(r.pid),
@@ -209,7 +338,17 @@ export class FhirApi {
         id: makeUuid(`${v.uuid}:${c.code}`),
         meta: { versionId: '1', lastUpdated: iso(v.date) },
         status: 'final',
-        category: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/observation-category', code: 'vital-signs', display: 'Vital Signs' }] }],
+        category: [
+          {
+            coding: [
+              {
+                system: 'http://terminology.hl7.org/CodeSystem/observation-category',
+                code: 'vital-signs',
+                display: 'Vital Signs',
+              },
+            ],
+          },
+        ],
         code: { coding: [{ system: 'http://loinc.org', code: c.code, display: c.display }] },
         subject: this.patientRef(v.pid),
         encounter: (() => {
@@ -230,7 +369,14 @@ export class FhirApi {
       meta: { versionId: '1', lastUpdated: undefined },
       identifier: u.npi ? [{ system: 'http://hl7.org/fhir/sid/us-npi', value: u.npi }] : undefined,
       active: u.active === '1',
-      name: [{ use: 'official', family: u.lname, given: [u.fname, ...(u.mname ? [u.mname] : [])], ...(u.title ? { prefix: [u.title] } : {}) }],
+      name: [
+        {
+          use: 'official',
+          family: u.lname,
+          given: [u.fname, ...(u.mname ? [u.mname] : [])],
+          ...(u.title ? { prefix: [u.title] } : {}),
+        },
+      ],
       telecom: u.email ? [{ system: 'email', value: u.email, use: 'work' }] : undefined,
     };
   }
@@ -242,10 +388,27 @@ export class FhirApi {
       meta: { versionId: '1' },
       identifier: f.facility_npi ? [{ system: 'http://hl7.org/fhir/sid/us-npi', value: f.facility_npi }] : undefined,
       active: true,
-      type: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/organization-type', code: 'prov', display: 'Healthcare Provider' }] }],
+      type: [
+        {
+          coding: [
+            {
+              system: 'http://terminology.hl7.org/CodeSystem/organization-type',
+              code: 'prov',
+              display: 'Healthcare Provider',
+            },
+          ],
+        },
+      ],
       name: f.name,
       telecom: f.phone ? [{ system: 'phone', value: f.phone, use: 'work' }] : undefined,
-      address: [{ line: f.street ? [f.street] : undefined, city: f.city || undefined, state: f.state || undefined, postalCode: f.postal_code || undefined }],
+      address: [
+        {
+          line: f.street ? [f.street] : undefined,
+          city: f.city || undefined,
+          state: f.state || undefined,
+          postalCode: f.postal_code || undefined,
+        },
+      ],
     };
   }
 
@@ -294,9 +457,13 @@ export class FhirApi {
       case 'name':
         return text(get('name')).includes(val);
       case 'family':
-        return ((get('name') as { family?: string }[] | undefined) ?? []).some((n) => (n.family ?? '').toLowerCase().startsWith(val));
+        return ((get('name') as { family?: string }[] | undefined) ?? []).some((n) =>
+          (n.family ?? '').toLowerCase().startsWith(val),
+        );
       case 'given':
-        return ((get('name') as { given?: string[] }[] | undefined) ?? []).some((n) => (n.given ?? []).some((g) => g.toLowerCase().startsWith(val)));
+        return ((get('name') as { given?: string[] }[] | undefined) ?? []).some((n) =>
+          (n.given ?? []).some((g) => g.toLowerCase().startsWith(val)),
+        );
       case 'birthdate':
         return get('birthDate') === value.replace(/^eq/, '');
       case 'gender':
@@ -315,7 +482,9 @@ export class FhirApi {
       case 'category':
         return text(get('category')).includes(`"code":"${val.split('|').pop() ?? ''}"`);
       case 'code':
-        return value.split(',').some((c) => text(get('code')).includes(`"code":"${(c.split('|').pop() ?? '').toLowerCase()}"`));
+        return value
+          .split(',')
+          .some((c) => text(get('code')).includes(`"code":"${(c.split('|').pop() ?? '').toLowerCase()}"`));
       case 'status':
         return get('status') === value;
       case 'intent':
@@ -328,7 +497,15 @@ export class FhirApi {
         if (!m || when === '') return false;
         const [, op = 'eq', bound = ''] = m;
         const a = when.slice(0, bound.length);
-        return op === 'eq' ? a === bound : op === 'ge' ? a >= bound : op === 'gt' ? a > bound : op === 'le' ? a <= bound : a < bound;
+        return op === 'eq'
+          ? a === bound
+          : op === 'ge'
+            ? a >= bound
+            : op === 'gt'
+              ? a > bound
+              : op === 'le'
+                ? a <= bound
+                : a < bound;
       }
       default:
         return type === '' && false;
@@ -386,7 +563,12 @@ export class FhirApi {
   read(type: string): (input: RouteInput) => EmulatorResponse {
     return ({ params }) => {
       const id = params['uuid'] ?? '';
-      if (!isUuid(id)) return json(400, { validationErrors: { _id: 'The search field argument was invalid, improperly formatted, or could not be parsed.  Inner message: UUID columns must be a valid UUID string' } });
+      if (!isUuid(id))
+        return json(400, {
+          validationErrors: {
+            _id: 'The search field argument was invalid, improperly formatted, or could not be parsed.  Inner message: UUID columns must be a valid UUID string',
+          },
+        });
       const found = this.all(type).find((r) => r.id === id);
       return found ? json(200, found) : json(404, []);
     };
@@ -394,28 +576,58 @@ export class FhirApi {
 
   // -------------------------------------------------------------------- write
 
-  private parseResource(input: RouteInput, type: string): { body: Record<string, unknown> } | { error: EmulatorResponse } {
+  private parseResource(
+    input: RouteInput,
+    type: string,
+  ): { body: Record<string, unknown> } | { error: EmulatorResponse } {
     let body: unknown;
     try {
       body = JSON.parse(input.req.body ?? '');
     } catch {
       return { error: operationOutcome(400, 'Invalid JSON body') };
     }
-    if (body === null || typeof body !== 'object' || Array.isArray(body)) return { error: operationOutcome(400, 'Body must be a JSON object') };
+    if (body === null || typeof body !== 'object' || Array.isArray(body))
+      return { error: operationOutcome(400, 'Body must be a JSON object') };
     const record = body as Record<string, unknown>;
     if (record['resourceType'] !== type) return { error: operationOutcome(400, `resourceType must be ${type}`) };
     return { body: record };
   }
 
-  private static readonly PATIENT_ELEMENTS = ['resourceType', 'id', 'meta', 'text', 'extension', 'identifier', 'active', 'name', 'telecom', 'gender', 'birthDate', 'deceasedBoolean', 'deceasedDateTime', 'address', 'maritalStatus', 'communication', 'generalPractitioner'];
+  private static readonly PATIENT_ELEMENTS = [
+    'resourceType',
+    'id',
+    'meta',
+    'text',
+    'extension',
+    'identifier',
+    'active',
+    'name',
+    'telecom',
+    'gender',
+    'birthDate',
+    'deceasedBoolean',
+    'deceasedDateTime',
+    'address',
+    'maritalStatus',
+    'communication',
+    'generalPractitioner',
+  ];
 
-  private patientColumns(body: Record<string, unknown>): { columns: Record<string, string> } | { error: EmulatorResponse } {
+  private patientColumns(
+    body: Record<string, unknown>,
+  ): { columns: Record<string, string> } | { error: EmulatorResponse } {
     for (const key of Object.keys(body)) {
       if (!FhirApi.PATIENT_ELEMENTS.includes(key)) return { error: operationOutcome(400, `Unknown element ${key}`) };
     }
-    const name = (Array.isArray(body['name']) ? body['name'][0] : undefined) as { family?: unknown; given?: unknown[]; prefix?: unknown[] } | undefined;
-    const address = (Array.isArray(body['address']) ? body['address'][0] : undefined) as Record<string, unknown> | undefined;
-    const telecom = (Array.isArray(body['telecom']) ? body['telecom'] : []) as { system?: string; value?: string; use?: string }[];
+    const name = (Array.isArray(body['name']) ? body['name'][0] : undefined) as
+      { family?: unknown; given?: unknown[]; prefix?: unknown[] } | undefined;
+    const address = (Array.isArray(body['address']) ? body['address'][0] : undefined) as
+      Record<string, unknown> | undefined;
+    const telecom = (Array.isArray(body['telecom']) ? body['telecom'] : []) as {
+      system?: string;
+      value?: string;
+      use?: string;
+    }[];
     const gender = typeof body['gender'] === 'string' ? body['gender'] : undefined;
     const columns: Record<string, string> = {};
     if (name?.family !== undefined) columns['lname'] = String(name.family);
@@ -427,7 +639,12 @@ export class FhirApi {
     if (address) {
       const line = Array.isArray(address['line']) ? address['line'][0] : undefined;
       if (line !== undefined) columns['street'] = String(line);
-      for (const [k, c] of [['city', 'city'], ['state', 'state'], ['postalCode', 'postal_code'], ['country', 'country_code']] as const) {
+      for (const [k, c] of [
+        ['city', 'city'],
+        ['state', 'state'],
+        ['postalCode', 'postal_code'],
+        ['country', 'country_code'],
+      ] as const) {
         if (address[k] !== undefined) columns[c] = String(address[k]);
       }
     }
@@ -482,8 +699,12 @@ export class FhirApi {
   }
 
   private practitionerColumns(body: Record<string, unknown>): Record<string, string> {
-    const name = (Array.isArray(body['name']) ? body['name'][0] : undefined) as { family?: unknown; given?: unknown[]; prefix?: unknown[] } | undefined;
-    const identifier = (Array.isArray(body['identifier']) ? body['identifier'] : []) as { system?: string; value?: string }[];
+    const name = (Array.isArray(body['name']) ? body['name'][0] : undefined) as
+      { family?: unknown; given?: unknown[]; prefix?: unknown[] } | undefined;
+    const identifier = (Array.isArray(body['identifier']) ? body['identifier'] : []) as {
+      system?: string;
+      value?: string;
+    }[];
     const telecom = (Array.isArray(body['telecom']) ? body['telecom'] : []) as { system?: string; value?: string }[];
     const columns: Record<string, string> = {};
     if (name?.family !== undefined) columns['lname'] = String(name.family);
@@ -500,7 +721,10 @@ export class FhirApi {
   createPractitioner(input: RouteInput): EmulatorResponse {
     const parsed = this.parseResource(input, 'Practitioner');
     if ('error' in parsed) return parsed.error;
-    const res = this.standard.createPractitioner({ ...input, req: { ...input.req, body: JSON.stringify(this.practitionerColumns(parsed.body)) } });
+    const res = this.standard.createPractitioner({
+      ...input,
+      req: { ...input.req, body: JSON.stringify(this.practitionerColumns(parsed.body)) },
+    });
     const body = JSON.parse(res.body ?? '{}') as { validationErrors?: unknown; data?: unknown };
     if (res.status !== 201) return operationOutcome(400, JSON.stringify(body.validationErrors ?? {}), 'invalid');
     return json(201, body.data);
@@ -525,13 +749,25 @@ export class FhirApi {
     const parsed = this.parseResource(input, 'Organization');
     if ('error' in parsed) return parsed.error;
     const name = columnText(parsed.body['name']) ?? '';
-    if (name.length < 2) return operationOutcome(400, JSON.stringify({ name: { 'LengthBetween::TOO_SHORT': 'name must be 2 characters or longer' } }), 'required');
+    if (name.length < 2)
+      return operationOutcome(
+        400,
+        JSON.stringify({ name: { 'LengthBetween::TOO_SHORT': 'name must be 2 characters or longer' } }),
+        'required',
+      );
     const id = this.ctx.store.nextId('facility.id');
     const address = (Array.isArray(parsed.body['address']) ? parsed.body['address'][0] : {}) as Record<string, unknown>;
     const row: FacilityRow = {
-      id: String(id), uuid: makeUuid(), name, phone: '', street: Array.isArray(address['line']) ? String(address['line'][0] ?? '') : '',
-      city: columnText(address['city']) ?? '', state: columnText(address['state']) ?? '', postal_code: columnText(address['postalCode']) ?? '',
-      country_code: columnText(address['country']) ?? '', facility_npi: '',
+      id: String(id),
+      uuid: makeUuid(),
+      name,
+      phone: '',
+      street: Array.isArray(address['line']) ? String(address['line'][0] ?? '') : '',
+      city: columnText(address['city']) ?? '',
+      state: columnText(address['state']) ?? '',
+      postal_code: columnText(address['postalCode']) ?? '',
+      country_code: columnText(address['country']) ?? '',
+      facility_npi: '',
     };
     this.t.facilities.push(row);
     this.ctx.store.touch('facilities');
@@ -557,7 +793,16 @@ export class FhirApi {
 
   /** `GET /fhir/metadata` (no auth). */
   metadata(input: RouteInput): EmulatorResponse {
-    const resources = ['AllergyIntolerance', 'Condition', 'Encounter', 'MedicationRequest', 'Observation', 'Organization', 'Patient', 'Practitioner'];
+    const resources = [
+      'AllergyIntolerance',
+      'Condition',
+      'Encounter',
+      'MedicationRequest',
+      'Observation',
+      'Organization',
+      'Patient',
+      'Practitioner',
+    ];
     return json(200, {
       resourceType: 'CapabilityStatement',
       status: 'active',
@@ -575,7 +820,9 @@ export class FhirApi {
             interaction: [
               { code: 'read' },
               { code: 'search-type' },
-              ...(['Patient', 'Practitioner', 'Organization'].includes(type) ? [{ code: 'create' }, { code: 'update' }] : []),
+              ...(['Patient', 'Practitioner', 'Organization'].includes(type)
+                ? [{ code: 'create' }, { code: 'update' }]
+                : []),
             ],
             searchParam: (SEARCH_PARAMS[type] ?? []).map((name) => ({ name, type: 'string' })),
           })),
@@ -599,7 +846,20 @@ export class FhirApi {
       token_endpoint_auth_signing_alg_values_supported: ['RS384'],
       scopes_supported: ['openid', 'fhirUser', 'offline_access', 'launch/patient', 'api:fhir'],
       response_types_supported: ['code'],
-      capabilities: ['launch-ehr', 'launch-standalone', 'client-public', 'client-confidential-symmetric', 'client-confidential-asymmetric', 'sso-openid-connect', 'context-standalone-patient', 'permission-offline', 'permission-patient', 'permission-user', 'permission-v1', 'permission-v2'],
+      capabilities: [
+        'launch-ehr',
+        'launch-standalone',
+        'client-public',
+        'client-confidential-symmetric',
+        'client-confidential-asymmetric',
+        'sso-openid-connect',
+        'context-standalone-patient',
+        'permission-offline',
+        'permission-patient',
+        'permission-user',
+        'permission-v1',
+        'permission-v2',
+      ],
       code_challenge_methods_supported: ['S256'],
     });
   }

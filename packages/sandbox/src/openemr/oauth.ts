@@ -87,7 +87,12 @@ export class OAuthServer {
   ) {
     const { privateKey, publicKey } = signingKey();
     this.privateKey = privateKey;
-    this.publicJwk = { ...publicKey.export({ format: 'jwk' }), kid: makeUuid('server-signing-key'), alg: 'RS256', use: 'sig' };
+    this.publicJwk = {
+      ...publicKey.export({ format: 'jwk' }),
+      kid: makeUuid('server-signing-key'),
+      alg: 'RS256',
+      use: 'sig',
+    };
     for (const row of ctx.store.tables.tokens) this.index.set(row.token, row);
   }
 
@@ -165,11 +170,16 @@ export class OAuthServer {
       return oauthError(400, 'invalid_client_metadata', 'Invalid JSON body');
     }
     const redirectUris = body['redirect_uris'];
-    if (!Array.isArray(redirectUris) || redirectUris.length === 0 || !redirectUris.every((u) => typeof u === 'string')) {
+    if (
+      !Array.isArray(redirectUris) ||
+      redirectUris.length === 0 ||
+      !redirectUris.every((u) => typeof u === 'string')
+    ) {
       return oauthError(400, 'invalid_redirect_uri', 'redirect_uris is invalid');
     }
     const confidential = body['application_type'] === 'private';
-    const scopeText = typeof body['scope'] === 'string' ? body['scope'] : 'openid email phone address api:oemr api:fhir api:port';
+    const scopeText =
+      typeof body['scope'] === 'string' ? body['scope'] : 'openid email phone address api:oemr api:fhir api:port';
     const scopes = scopeText.split(/\s+/).filter(Boolean);
     for (const s of scopes) {
       try {
@@ -189,12 +199,17 @@ export class OAuthServer {
       return oauthError(400, 'invalid_client_metadata', 'jwks or jwks_uri is required for system scopes');
     }
     const authMethod =
-      typeof body['token_endpoint_auth_method'] === 'string' ? body['token_endpoint_auth_method'] : confidential ? 'client_secret_post' : 'none';
+      typeof body['token_endpoint_auth_method'] === 'string'
+        ? body['token_endpoint_auth_method']
+        : confidential
+          ? 'client_secret_post'
+          : 'none';
     if (!['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'].includes(authMethod)) {
       return oauthError(400, 'invalid_client_metadata', 'Unsupported token_endpoint_auth_method');
     }
     const dsi = typeof body['dsi_type'] === 'string' ? body['dsi_type'] : 'none';
-    if (!['none', 'evidence', 'predictive'].includes(dsi)) return oauthError(400, 'invalid_client_metadata', 'Invalid dsi_type');
+    if (!['none', 'evidence', 'predictive'].includes(dsi))
+      return oauthError(400, 'invalid_client_metadata', 'Invalid dsi_type');
     const clientId = b64url(randomBytes(32));
     const row: OAuthClientRow = {
       client_id: clientId,
@@ -205,7 +220,9 @@ export class OAuthServer {
       // Manual approval (notes §2.2): confidential clients with user/ or system/ scopes start disabled.
       is_enabled: !(confidential && (wantsUser || wantsSystem)),
       redirect_uris: redirectUris as string[],
-      grant_types: Array.isArray(body['grant_types']) ? (body['grant_types'] as unknown[]).map(String) : ['authorization_code'],
+      grant_types: Array.isArray(body['grant_types'])
+        ? (body['grant_types'] as unknown[]).map(String)
+        : ['authorization_code'],
       scope: scopes,
       token_endpoint_auth_method: authMethod,
       jwks,
@@ -371,7 +388,8 @@ export class OAuthServer {
     const auth = this.clientAuth(req, form);
     if ('error' in auth) return auth.error;
     const client = auth.client;
-    if (!client.is_enabled) return oauthError(401, 'invalid_client', 'Client authentication failed', 'Client is not enabled');
+    if (!client.is_enabled)
+      return oauthError(401, 'invalid_client', 'Client authentication failed', 'Client is not enabled');
     switch (grant) {
       case 'password':
         return this.passwordGrant(client, form);
@@ -380,7 +398,11 @@ export class OAuthServer {
       case 'authorization_code':
         return this.codeGrant(client, form);
       default:
-        return oauthError(400, 'unsupported_grant_type', 'The authorization grant type is not supported by the authorization server.');
+        return oauthError(
+          400,
+          'unsupported_grant_type',
+          'The authorization grant type is not supported by the authorization server.',
+        );
     }
   }
 
@@ -448,14 +470,28 @@ export class OAuthServer {
 
   private passwordGrant(client: OAuthClientRow, form: URLSearchParams): EmulatorResponse {
     if (!this.options.passwordGrant) {
-      return oauthError(400, 'unsupported_grant_type', 'The authorization grant type is not supported by the authorization server.');
+      return oauthError(
+        400,
+        'unsupported_grant_type',
+        'The authorization grant type is not supported by the authorization server.',
+      );
     }
     const role = form.get('user_role');
     if (role !== 'users' && role !== 'patient') {
-      return oauthError(400, 'invalid_request', 'The request is missing a required parameter, includes an invalid parameter value, includes a parameter more than once, or is otherwise malformed.', 'Check the `user_role` parameter');
+      return oauthError(
+        400,
+        'invalid_request',
+        'The request is missing a required parameter, includes an invalid parameter value, includes a parameter more than once, or is otherwise malformed.',
+        'Check the `user_role` parameter',
+      );
     }
     if (role === 'patient') {
-      return oauthError(400, 'invalid_grant', 'The user credentials were incorrect.', 'The emulator has no patient portal accounts');
+      return oauthError(
+        400,
+        'invalid_grant',
+        'The user credentials were incorrect.',
+        'The emulator has no patient portal accounts',
+      );
     }
     const username = form.get('username') ?? '';
     const password = form.get('password') ?? '';
@@ -474,8 +510,10 @@ export class OAuthServer {
     if (!row || row.kind !== 'refresh' || row.client_id !== client.client_id) {
       return oauthError(400, 'invalid_grant', 'The refresh token is invalid.', 'Cannot decrypt the refresh token');
     }
-    if (row.revoked) return oauthError(400, 'invalid_request', 'The refresh token is invalid.', 'Token has been revoked');
-    if (row.expires_at <= this.ctx.now()) return oauthError(400, 'invalid_request', 'The refresh token is invalid.', 'Token has expired');
+    if (row.revoked)
+      return oauthError(400, 'invalid_request', 'The refresh token is invalid.', 'Token has been revoked');
+    if (row.expires_at <= this.ctx.now())
+      return oauthError(400, 'invalid_request', 'The refresh token is invalid.', 'Token has expired');
     if (row.user_id !== null && this.loggedOut.has(row.user_id)) {
       return oauthError(400, 'invalid_request', 'Refresh Token revoked or logged out');
     }
@@ -488,17 +526,34 @@ export class OAuthServer {
 
   private codeGrant(client: OAuthClientRow, form: URLSearchParams): EmulatorResponse {
     const row = this.index.get(form.get('code') ?? '');
-    if (!row || row.kind !== 'code' || row.client_id !== client.client_id || row.revoked || row.expires_at <= this.ctx.now()) {
-      return oauthError(400, 'invalid_grant', 'The provided authorization grant is invalid, expired or revoked.', 'Authorization code is invalid');
+    if (
+      !row ||
+      row.kind !== 'code' ||
+      row.client_id !== client.client_id ||
+      row.revoked ||
+      row.expires_at <= this.ctx.now()
+    ) {
+      return oauthError(
+        400,
+        'invalid_grant',
+        'The provided authorization grant is invalid, expired or revoked.',
+        'Authorization code is invalid',
+      );
     }
     if (row.redirect_uri !== form.get('redirect_uri')) {
       return oauthError(401, 'invalid_client', 'Client authentication failed');
     }
     if (row.code_challenge !== null && row.code_challenge !== undefined) {
       const verifier = form.get('code_verifier') ?? '';
-      const computed = row.code_challenge_method === 'S256' ? b64url(createHash('sha256').update(verifier).digest()) : verifier;
+      const computed =
+        row.code_challenge_method === 'S256' ? b64url(createHash('sha256').update(verifier).digest()) : verifier;
       if (!/^[A-Za-z0-9._~-]{43,128}$/.test(verifier) || computed !== row.code_challenge) {
-        return oauthError(400, 'invalid_grant', 'The provided authorization grant is invalid, expired or revoked.', 'Failed to verify `code_verifier`.');
+        return oauthError(
+          400,
+          'invalid_grant',
+          'The provided authorization grant is invalid, expired or revoked.',
+          'Failed to verify `code_verifier`.',
+        );
       }
     }
     row.revoked = true;
@@ -508,7 +563,8 @@ export class OAuthServer {
   }
 
   private clientCredentials(req: EmulatorRequest, form: URLSearchParams): EmulatorResponse {
-    const fail = (hint: string): EmulatorResponse => oauthError(401, 'invalid_client', 'Client authentication failed', hint);
+    const fail = (hint: string): EmulatorResponse =>
+      oauthError(401, 'invalid_client', 'Client authentication failed', hint);
     if (form.get('client_assertion_type') !== 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer') {
       return fail('client_assertion_type must be jwt-bearer');
     }
@@ -539,14 +595,17 @@ export class OAuthServer {
     if (!ok) return fail('Signature verification failed');
     const nowS = Math.floor(this.ctx.now() / 1000);
     const exp = Number(claims['exp']);
-    if (!Number.isFinite(exp) || exp <= nowS || exp > nowS + 300) return fail('exp must be in the future and at most 5 minutes away');
+    if (!Number.isFinite(exp) || exp <= nowS || exp > nowS + 300)
+      return fail('exp must be in the future and at most 5 minutes away');
     if (claims['aud'] !== `${this.base(req)}/token`) return fail('aud must be the token endpoint');
     const jti = String(claims['jti'] ?? '');
     if (jti === '' || this.usedJti.has(jti)) return fail('jti must be unique');
     this.usedJti.add(jti);
     const scopes = this.negotiateScopes(client, form.get('scope') ?? '');
     if ('error' in scopes) return oauthError(400, 'invalid_scope', scopes.error);
-    const systemOnly = scopes.scopes.filter((s) => s.startsWith('system/') || s === 'api:fhir' || s === 'openid' || s === 'fhirUser');
+    const systemOnly = scopes.scopes.filter(
+      (s) => s.startsWith('system/') || s === 'api:fhir' || s === 'openid' || s === 'fhirUser',
+    );
     return this.issue(client, undefined, 'system', systemOnly, this.ctx.lifetimes.clientCredentialsSeconds, false);
   }
 
@@ -601,7 +660,8 @@ export class OAuthServer {
     const header = req.headers['authorization'];
     if (header === undefined || !header.startsWith('Bearer ')) return { ok: false, reason: 'missing' };
     const row = this.index.get(header.slice(7).trim());
-    if (!row || row.kind !== 'access' || row.revoked || row.expires_at <= this.ctx.now()) return { ok: false, reason: 'invalid' };
+    if (!row || row.kind !== 'access' || row.revoked || row.expires_at <= this.ctx.now())
+      return { ok: false, reason: 'invalid' };
     if (row.user_id !== null && this.loggedOut.has(row.user_id)) return { ok: false, reason: 'logged_out' };
     const user = row.user_id === null ? undefined : this.store.tables.users.find((u) => u.uuid === row.user_id);
     return { ok: true, token: row, user };

@@ -170,7 +170,9 @@ export function hasScope(granted: readonly string[], context: string, resource: 
     }
     if (!parsed || parsed.context !== context) continue;
     if (parsed.resource !== resource && parsed.resource !== '*') continue;
-    if (parsed.permissions.startsWith('$') ? parsed.permissions === permission : parsed.permissions.includes(permission))
+    if (
+      parsed.permissions.startsWith('$') ? parsed.permissions === permission : parsed.permissions.includes(permission)
+    )
       return true;
   }
   return false;

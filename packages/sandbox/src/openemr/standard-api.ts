@@ -17,7 +17,16 @@ import {
   type RouteInput,
 } from './context.js';
 import { decodePhpBody, isUuid, validateFields, type FieldRule, type ParticleErrors } from './validate.js';
-import type { AppointmentRow, EncounterRow, ListRow, PatientRow, PrescriptionRow, SoapNoteRow, UserRow, VitalRow } from './types.js';
+import type {
+  AppointmentRow,
+  EncounterRow,
+  ListRow,
+  PatientRow,
+  PrescriptionRow,
+  SoapNoteRow,
+  UserRow,
+  VitalRow,
+} from './types.js';
 
 const SEX_LIST = ['Female', 'Male', 'UNK'];
 const ENCOUNTER_CLASSES: Record<string, string> = {
@@ -29,13 +38,62 @@ const ENCOUNTER_CLASSES: Record<string, string> = {
   VR: 'virtual',
   HH: 'home health',
 };
-const APPT_STATUSES = ['-', '*', '+', 'x', '?', '@', '~', '!', '#', '<', '>', '$', '%', '^', '&', 'AVM', 'SMS', 'EMAIL'];
-const CATEGORIES: Record<string, string> = { '5': 'Office Visit', '9': 'Established Patient', '10': 'New Patient', '12': 'Health and Behavioral Assessment', '13': 'Preventive Care Services', '14': 'Ophthalmological Services', '15': 'Group Therapy' };
+const APPT_STATUSES = [
+  '-',
+  '*',
+  '+',
+  'x',
+  '?',
+  '@',
+  '~',
+  '!',
+  '#',
+  '<',
+  '>',
+  '$',
+  '%',
+  '^',
+  '&',
+  'AVM',
+  'SMS',
+  'EMAIL',
+];
+const CATEGORIES: Record<string, string> = {
+  '5': 'Office Visit',
+  '9': 'Established Patient',
+  '10': 'New Patient',
+  '12': 'Health and Behavioral Assessment',
+  '13': 'Preventive Care Services',
+  '14': 'Ophthalmological Services',
+  '15': 'Group Therapy',
+};
 
 const PATIENT_TEXT_COLUMNS = [
-  'title', 'fname', 'mname', 'lname', 'DOB', 'sex', 'ss', 'street', 'postal_code', 'city', 'state', 'county', 'country_code',
-  'drivers_license', 'contact_relationship', 'phone_contact', 'phone_home', 'phone_biz', 'phone_cell', 'email', 'email_direct',
-  'race', 'ethnicity', 'status', 'pubpid',
+  'title',
+  'fname',
+  'mname',
+  'lname',
+  'DOB',
+  'sex',
+  'ss',
+  'street',
+  'postal_code',
+  'city',
+  'state',
+  'county',
+  'country_code',
+  'drivers_license',
+  'contact_relationship',
+  'phone_contact',
+  'phone_home',
+  'phone_biz',
+  'phone_cell',
+  'email',
+  'email_direct',
+  'race',
+  'ethnicity',
+  'status',
+  'pubpid',
 ] as const;
 
 function patientRules(forInsert: boolean): FieldRule[] {
@@ -50,24 +108,76 @@ function patientRules(forInsert: boolean): FieldRule[] {
 
 const listRules = (dateFormat: 'Y-m-d' | 'Y-m-d H:i:s', requireBegdate: boolean): FieldRule[] => [
   { field: 'title', label: 'Title', required: true, rules: [{ kind: 'lengthBetween', min: 2, max: 255 }] },
-  { field: 'begdate', label: 'Begin Date', required: requireBegdate, rules: [{ kind: 'datetime', format: dateFormat }] },
-  { field: 'enddate', label: 'End Date', required: false, allowEmpty: true, rules: [{ kind: 'datetime', format: dateFormat }] },
-  { field: 'diagnosis', label: 'Diagnosis', required: false, allowEmpty: true, rules: [{ kind: 'lengthBetween', min: 2, max: 255 }] },
+  {
+    field: 'begdate',
+    label: 'Begin Date',
+    required: requireBegdate,
+    rules: [{ kind: 'datetime', format: dateFormat }],
+  },
+  {
+    field: 'enddate',
+    label: 'End Date',
+    required: false,
+    allowEmpty: true,
+    rules: [{ kind: 'datetime', format: dateFormat }],
+  },
+  {
+    field: 'diagnosis',
+    label: 'Diagnosis',
+    required: false,
+    allowEmpty: true,
+    rules: [{ kind: 'lengthBetween', min: 2, max: 255 }],
+  },
 ];
 
-const VITAL_NUMERIC = ['bps', 'bpd', 'weight', 'height', 'temperature', 'pulse', 'respiration', 'BMI', 'waist_circ', 'head_circ', 'oxygen_saturation'] as const;
+const VITAL_NUMERIC = [
+  'bps',
+  'bpd',
+  'weight',
+  'height',
+  'temperature',
+  'pulse',
+  'respiration',
+  'BMI',
+  'waist_circ',
+  'head_circ',
+  'oxygen_saturation',
+] as const;
 const VITAL_TEXT = ['temp_method', 'note', 'BMI_status'] as const;
 const vitalRules: FieldRule[] = [
-  ...VITAL_NUMERIC.map((field): FieldRule => ({ field, required: false, allowEmpty: true, rules: [{ kind: 'numeric' }] })),
-  ...VITAL_TEXT.map((field): FieldRule => ({ field, required: false, allowEmpty: true, rules: [{ kind: 'lengthBetween', min: 1, max: 255 }] })),
+  ...VITAL_NUMERIC.map((field): FieldRule => ({
+    field,
+    required: false,
+    allowEmpty: true,
+    rules: [{ kind: 'numeric' }],
+  })),
+  ...VITAL_TEXT.map((field): FieldRule => ({
+    field,
+    required: false,
+    allowEmpty: true,
+    rules: [{ kind: 'lengthBetween', min: 1, max: 255 }],
+  })),
 ];
 const VITAL_UNITS: Record<string, string> = {
-  bps: 'mm[Hg]', bpd: 'mm[Hg]', weight: 'lb', height: 'in', temperature: 'degF', pulse: '/min', respiration: '/min',
-  BMI: 'kg/m2', waist_circ: 'in', head_circ: 'in', oxygen_saturation: '%',
+  bps: 'mm[Hg]',
+  bpd: 'mm[Hg]',
+  weight: 'lb',
+  height: 'in',
+  temperature: 'degF',
+  pulse: '/min',
+  respiration: '/min',
+  BMI: 'kg/m2',
+  waist_circ: 'in',
+  head_circ: 'in',
+  oxygen_saturation: '%',
 };
 
 const SOAP_FIELDS = ['subjective', 'objective', 'assessment', 'plan'] as const;
-const soapRules: FieldRule[] = SOAP_FIELDS.map((field): FieldRule => ({ field, required: false, rules: [{ kind: 'lengthBetween', min: 2, max: 65535 }] }));
+const soapRules: FieldRule[] = SOAP_FIELDS.map((field): FieldRule => ({
+  field,
+  required: false,
+  rules: [{ kind: 'lengthBetween', min: 2, max: 65535 }],
+}));
 
 /** Controllers that 8.x answers through `JsonResponse($array)`, which resets the status to 200 (notes §3.3). */
 type ArrayController = 'encounter' | 'allergy' | 'medical_problem' | 'procedure';
@@ -116,7 +226,17 @@ export class StandardApi {
   /** `GET /api/patient` with search, `_sort`, `_limit`/`_maxresults`, `_offset`. */
   listPatients({ query, req }: RouteInput): EmulatorResponse {
     const contains = ['fname', 'lname', 'street', 'city', 'state', 'postal_code'];
-    const exact = ['ss', 'phone_home', 'phone_biz', 'phone_cell', 'postal_contact', 'sex', 'country_code', 'email', 'DOB'];
+    const exact = [
+      'ss',
+      'phone_home',
+      'phone_biz',
+      'phone_cell',
+      'postal_contact',
+      'sex',
+      'country_code',
+      'email',
+      'DOB',
+    ];
     let rows = this.t.patients.filter((p) => {
       for (const f of contains) {
         const v = query.get(f);
@@ -131,7 +251,22 @@ export class StandardApi {
     const sort = query.get('_sort');
     if (sort !== null && sort !== '') {
       const keys = sort.split(',').map((k) => (k.startsWith('-') ? { k: k.slice(1), dir: -1 } : { k, dir: 1 }));
-      const allowed = new Set(['id', 'pid', 'pubpid', 'title', 'fname', 'lname', 'mname', 'DOB', 'sex', 'date', 'regdate', 'uuid', 'city', 'state']);
+      const allowed = new Set([
+        'id',
+        'pid',
+        'pubpid',
+        'title',
+        'fname',
+        'lname',
+        'mname',
+        'DOB',
+        'sex',
+        'date',
+        'regdate',
+        'uuid',
+        'city',
+        'state',
+      ]);
       for (const key of keys) {
         if (!allowed.has(key.k)) {
           return envelope(400, [], { validationErrors: { _sort: `The sort field ${key.k} is not supported` } });
@@ -154,7 +289,11 @@ export class StandardApi {
     const offset = Math.max(0, Number.parseInt(query.get('_offset') ?? '0', 10) || 0);
     let limit = Math.max(0, Number.parseInt(limitText ?? '0', 10) || 0);
     if (limit > 200) limit = 200;
-    if (limit === 0) return envelope(200, rows.slice(offset).map((r) => this.patientView(r)));
+    if (limit === 0)
+      return envelope(
+        200,
+        rows.slice(offset).map((r) => this.patientView(r)),
+      );
     // The server fetches limit+1 rows to know whether there is a next page. 7.0.x returns all of
     // them (openemr/openemr#8128); 8.x trims to the limit.
     const fetched = rows.slice(offset, offset + limit + 1);
@@ -165,7 +304,11 @@ export class StandardApi {
     const links: Record<string, string> = { first: `${self}_offset=0&_count=${limit}` };
     if (offset > 0) links['previous'] = `${self}_offset=${Math.max(0, offset - limit)}&_count=${limit}`;
     if (hasNext) links['next'] = `${self}_offset=${offset + limit}&_count=${limit}`;
-    return envelope(200, page.map((r) => this.patientView(r)), { links });
+    return envelope(
+      200,
+      page.map((r) => this.patientView(r)),
+      { links },
+    );
   }
 
   private patientView(row: PatientRow): Record<string, unknown> {
@@ -211,10 +354,37 @@ export class StandardApi {
   blankPatient(id: string, pid: string, uuid: string): PatientRow {
     const now = this.now();
     const row: PatientRow = {
-      id, pid, uuid, pubpid: '', title: '', fname: '', mname: '', lname: '', DOB: '', sex: '', ss: '', street: '',
-      postal_code: '', city: '', state: '', county: '', country_code: '', drivers_license: '', contact_relationship: '',
-      phone_contact: '', phone_home: '', phone_biz: '', phone_cell: '', email: '', email_direct: '', race: '', ethnicity: '',
-      status: '', providerID: null, date: now, regdate: now,
+      id,
+      pid,
+      uuid,
+      pubpid: '',
+      title: '',
+      fname: '',
+      mname: '',
+      lname: '',
+      DOB: '',
+      sex: '',
+      ss: '',
+      street: '',
+      postal_code: '',
+      city: '',
+      state: '',
+      county: '',
+      country_code: '',
+      drivers_license: '',
+      contact_relationship: '',
+      phone_contact: '',
+      phone_home: '',
+      phone_biz: '',
+      phone_cell: '',
+      email: '',
+      email_direct: '',
+      race: '',
+      ethnicity: '',
+      status: '',
+      providerID: null,
+      date: now,
+      regdate: now,
     };
     return row;
   }
@@ -278,28 +448,67 @@ export class StandardApi {
   /** `GET /api/patient/{puuid}/encounter`, newest (highest eid) first. */
   listEncounters({ params }: RouteInput): EmulatorResponse {
     const patient = this.patientByUuid(params['puuid'] ?? '');
-    if (!patient) return envelope(this.arrayStatus(400), [], { validationErrors: this.unknownUuid('puuid', params['puuid'] ?? '') });
-    const rows = this.t.encounters.filter((e) => e.pid === patient.pid).sort((a, b) => Number(b.encounter) - Number(a.encounter));
+    if (!patient)
+      return envelope(this.arrayStatus(400), [], {
+        validationErrors: this.unknownUuid('puuid', params['puuid'] ?? ''),
+      });
+    const rows = this.t.encounters
+      .filter((e) => e.pid === patient.pid)
+      .sort((a, b) => Number(b.encounter) - Number(a.encounter));
     // 7.0: an empty list is a 404 with the envelope; 8.x answers 200 (notes §3.3).
-    return envelope(rows.length === 0 ? this.arrayStatus(404) : 200, rows.map((e) => this.encounterView(e)));
+    return envelope(
+      rows.length === 0 ? this.arrayStatus(404) : 200,
+      rows.map((e) => this.encounterView(e)),
+    );
   }
 
   /** `GET /api/patient/{puuid}/encounter/{euuid}`. */
   getEncounter({ params }: RouteInput): EmulatorResponse {
     const patient = this.patientByUuid(params['puuid'] ?? '');
     const row = patient && this.t.encounters.find((e) => e.uuid === params['euuid'] && e.pid === patient.pid);
-    if (!patient) return envelope(this.arrayStatus(400), [], { validationErrors: this.unknownUuid('puuid', params['puuid'] ?? '') });
+    if (!patient)
+      return envelope(this.arrayStatus(400), [], {
+        validationErrors: this.unknownUuid('puuid', params['puuid'] ?? ''),
+      });
     if (!row) return envelope(this.arrayStatus(404), []);
     return envelope(200, this.encounterView(row));
   }
 
   private encounterErrors(body: Record<string, unknown>, insert: boolean): ParticleErrors {
     const rules: FieldRule[] = [
-      { field: 'pc_catid', label: 'pc_catid', required: insert, rules: [{ kind: 'inList', values: Object.keys(CATEGORIES) }] },
-      { field: 'class_code', label: 'class_code', required: insert, rules: [{ kind: 'inList', values: Object.keys(ENCOUNTER_CLASSES) }] },
-      { field: 'date', label: 'date', required: false, allowEmpty: true, rules: [{ kind: 'datetime', format: 'Y-m-d' }] },
-      { field: 'onset_date', label: 'onset_date', required: false, allowEmpty: true, rules: [{ kind: 'datetime', format: 'Y-m-d' }] },
-      { field: 'sensitivity', label: 'sensitivity', required: false, allowEmpty: true, rules: [{ kind: 'inList', values: ['normal', 'high'] }] },
+      {
+        field: 'pc_catid',
+        label: 'pc_catid',
+        required: insert,
+        rules: [{ kind: 'inList', values: Object.keys(CATEGORIES) }],
+      },
+      {
+        field: 'class_code',
+        label: 'class_code',
+        required: insert,
+        rules: [{ kind: 'inList', values: Object.keys(ENCOUNTER_CLASSES) }],
+      },
+      {
+        field: 'date',
+        label: 'date',
+        required: false,
+        allowEmpty: true,
+        rules: [{ kind: 'datetime', format: 'Y-m-d' }],
+      },
+      {
+        field: 'onset_date',
+        label: 'onset_date',
+        required: false,
+        allowEmpty: true,
+        rules: [{ kind: 'datetime', format: 'Y-m-d' }],
+      },
+      {
+        field: 'sensitivity',
+        label: 'sensitivity',
+        required: false,
+        allowEmpty: true,
+        rules: [{ kind: 'inList', values: ['normal', 'high'] }],
+      },
     ];
     const errors = validateFields(body, rules);
     const facility = columnText(body['facility_id']);
@@ -311,10 +520,21 @@ export class StandardApi {
 
   private applyEncounter(row: EncounterRow, body: Record<string, unknown>): void {
     const text = (k: string): string | null => columnText(body[k]);
-    const dateOf = (v: string | null): string | null => (v === null || v === '' ? v : v.length === 10 ? `${v} 00:00:00` : v);
+    const dateOf = (v: string | null): string | null =>
+      v === null || v === '' ? v : v.length === 10 ? `${v} 00:00:00` : v;
     if ('date' in body) row.date = dateOf(text('date')) ?? row.date;
     if ('onset_date' in body) row.onset_date = dateOf(text('onset_date'));
-    for (const k of ['reason', 'pc_catid', 'class_code', 'sensitivity', 'referral_source', 'pos_code', 'external_id', 'provider_id', 'billing_facility'] as const) {
+    for (const k of [
+      'reason',
+      'pc_catid',
+      'class_code',
+      'sensitivity',
+      'referral_source',
+      'pos_code',
+      'external_id',
+      'provider_id',
+      'billing_facility',
+    ] as const) {
       if (k in body) row[k] = text(k) ?? '';
     }
     if ('facility_id' in body) {
@@ -330,15 +550,32 @@ export class StandardApi {
     const body = decodePhpBody(req.body);
     const errors: Record<string, unknown> = this.encounterErrors(body, true);
     if (!patient) Object.assign(errors, this.unknownUuid('puuid', params['puuid'] ?? ''));
-    if (Object.keys(errors).length > 0 || !patient) return envelope(this.arrayStatus(400), [], { validationErrors: errors });
+    if (Object.keys(errors).length > 0 || !patient)
+      return envelope(this.arrayStatus(400), [], { validationErrors: errors });
     const id = this.ctx.store.nextId('form_encounter.id');
     const encounter = this.ctx.store.nextId('sequences.encounter');
     const facility = this.t.facilities[0];
     const row: EncounterRow = {
-      id: String(id), uuid: makeUuid(), encounter: String(encounter), pid: patient.pid, date: `${mysqlDate(this.ctx.now())} 00:00:00`,
-      onset_date: null, reason: '', facility: facility?.name ?? '', facility_id: facility?.id ?? '', billing_facility: facility?.id ?? '',
-      sensitivity: 'normal', referral_source: '', pos_code: '', external_id: '', pc_catid: '', class_code: '',
-      provider_id: user?.id ?? '', user: user?.username ?? '', group: 'Default', last_update: this.now(),
+      id: String(id),
+      uuid: makeUuid(),
+      encounter: String(encounter),
+      pid: patient.pid,
+      date: `${mysqlDate(this.ctx.now())} 00:00:00`,
+      onset_date: null,
+      reason: '',
+      facility: facility?.name ?? '',
+      facility_id: facility?.id ?? '',
+      billing_facility: facility?.id ?? '',
+      sensitivity: 'normal',
+      referral_source: '',
+      pos_code: '',
+      external_id: '',
+      pc_catid: '',
+      class_code: '',
+      provider_id: user?.id ?? '',
+      user: user?.username ?? '',
+      group: 'Default',
+      last_update: this.now(),
     };
     this.applyEncounter(row, body);
     this.t.encounters.push(row);
@@ -353,7 +590,8 @@ export class StandardApi {
     const body = decodePhpBody(req.body);
     const errors: Record<string, unknown> = this.encounterErrors(body, false);
     if (!row) Object.assign(errors, this.unknownUuid('euuid', params['euuid'] ?? ''));
-    if (Object.keys(errors).length > 0 || !row) return envelope(this.arrayStatus(400), [], { validationErrors: errors });
+    if (Object.keys(errors).length > 0 || !row)
+      return envelope(this.arrayStatus(400), [], { validationErrors: errors });
     this.applyEncounter(row, body);
     this.ctx.store.touch('encounters');
     return envelope(200, this.encounterView(row));
@@ -375,7 +613,12 @@ export class StandardApi {
   /** `GET /api/patient/{pid}/encounter/{eid}/vital`: 404 when empty. */
   listVitals({ params }: RouteInput): EmulatorResponse {
     const rows = this.t.vitals.filter((v) => v.pid === params['pid'] && v.eid === params['eid'] && v.activity === '1');
-    return rows.length === 0 ? this.legacyEmpty() : json(200, rows.map((v) => this.vitalView(v)));
+    return rows.length === 0
+      ? this.legacyEmpty()
+      : json(
+          200,
+          rows.map((v) => this.vitalView(v)),
+        );
   }
 
   /** `GET /api/patient/{pid}/encounter/{eid}/vital/{vid}`. */
@@ -393,10 +636,30 @@ export class StandardApi {
     const vid = this.ctx.store.nextId('form_vitals.id');
     const fid = this.ctx.store.nextId('forms.id');
     const row: VitalRow = {
-      id: String(vid), uuid: makeUuid(), fid: String(fid), pid: params['pid'] ?? '', eid: params['eid'] ?? '', date: this.now(),
-      user: user?.username ?? '', groupname: 'Default', authorized: '1', activity: '1', bps: null, bpd: null, weight: null,
-      height: null, temperature: null, temp_method: null, pulse: null, respiration: null, note: null, BMI: null, BMI_status: null,
-      waist_circ: null, head_circ: null, oxygen_saturation: null,
+      id: String(vid),
+      uuid: makeUuid(),
+      fid: String(fid),
+      pid: params['pid'] ?? '',
+      eid: params['eid'] ?? '',
+      date: this.now(),
+      user: user?.username ?? '',
+      groupname: 'Default',
+      authorized: '1',
+      activity: '1',
+      bps: null,
+      bpd: null,
+      weight: null,
+      height: null,
+      temperature: null,
+      temp_method: null,
+      pulse: null,
+      respiration: null,
+      note: null,
+      BMI: null,
+      BMI_status: null,
+      waist_circ: null,
+      head_circ: null,
+      oxygen_saturation: null,
     };
     for (const k of [...VITAL_NUMERIC, ...VITAL_TEXT]) if (k in body) row[k] = columnText(body[k]);
     this.t.vitals.push(row);
@@ -419,13 +682,17 @@ export class StandardApi {
 
   /** `GET …/soap_note`: 404 when empty. */
   listSoapNotes({ params }: RouteInput): EmulatorResponse {
-    const rows = this.t.soapNotes.filter((s) => s.pid === params['pid'] && s.eid === params['eid'] && s.activity === '1');
+    const rows = this.t.soapNotes.filter(
+      (s) => s.pid === params['pid'] && s.eid === params['eid'] && s.activity === '1',
+    );
     return rows.length === 0 ? this.legacyEmpty() : json(200, rows);
   }
 
   /** `GET …/soap_note/{sid}`. */
   getSoapNote({ params }: RouteInput): EmulatorResponse {
-    const row = this.t.soapNotes.find((s) => s.pid === params['pid'] && s.eid === params['eid'] && s.id === params['sid']);
+    const row = this.t.soapNotes.find(
+      (s) => s.pid === params['pid'] && s.eid === params['eid'] && s.id === params['sid'],
+    );
     return row ? json(200, row) : this.legacyEmpty();
   }
 
@@ -438,8 +705,19 @@ export class StandardApi {
     const sid = this.ctx.store.nextId('form_soap.id');
     const fid = this.ctx.store.nextId('forms.id');
     const row: SoapNoteRow = {
-      id: String(sid), fid: String(fid), pid: params['pid'] ?? '', eid: params['eid'] ?? '', date: this.now(), user: user?.username ?? '',
-      groupname: 'Default', authorized: '1', activity: '1', subjective: null, objective: null, assessment: null, plan: null,
+      id: String(sid),
+      fid: String(fid),
+      pid: params['pid'] ?? '',
+      eid: params['eid'] ?? '',
+      date: this.now(),
+      user: user?.username ?? '',
+      groupname: 'Default',
+      authorized: '1',
+      activity: '1',
+      subjective: null,
+      objective: null,
+      assessment: null,
+      plan: null,
     };
     for (const k of SOAP_FIELDS) row[k] = columnText(body[k]);
     this.t.soapNotes.push(row);
@@ -452,7 +730,9 @@ export class StandardApi {
     const body = decodePhpBody(req.body);
     const errors = validateFields(body, soapRules);
     if (Object.keys(errors).length > 0) return this.legacyInvalid(errors);
-    const row = this.t.soapNotes.find((s) => s.pid === params['pid'] && s.eid === params['eid'] && s.id === params['sid']);
+    const row = this.t.soapNotes.find(
+      (s) => s.pid === params['pid'] && s.eid === params['eid'] && s.id === params['sid'],
+    );
     if (!row) return this.legacyEmpty();
     for (const k of SOAP_FIELDS) row[k] = columnText(body[k]);
     row.date = this.now();
@@ -475,11 +755,30 @@ export class StandardApi {
     };
   }
 
-  private newListRow(type: ListRow['type'], pid: string, body: Record<string, unknown>, user: UserRow | undefined): ListRow {
+  private newListRow(
+    type: ListRow['type'],
+    pid: string,
+    body: Record<string, unknown>,
+    user: UserRow | undefined,
+  ): ListRow {
     const id = this.ctx.store.nextId('lists.id');
     const row: ListRow = {
-      id: String(id), uuid: makeUuid(), pid, type, title: '', begdate: null, enddate: null, diagnosis: '', comments: null,
-      activity: '1', outcome: '0', occurrence: '0', verification: 'confirmed', reaction: '', severity_al: '', user: user?.username ?? '',
+      id: String(id),
+      uuid: makeUuid(),
+      pid,
+      type,
+      title: '',
+      begdate: null,
+      enddate: null,
+      diagnosis: '',
+      comments: null,
+      activity: '1',
+      outcome: '0',
+      occurrence: '0',
+      verification: 'confirmed',
+      reaction: '',
+      severity_al: '',
+      user: user?.username ?? '',
       date: this.now(),
     };
     this.applyList(row, body);
@@ -487,7 +786,15 @@ export class StandardApi {
   }
 
   private applyList(row: ListRow, body: Record<string, unknown>): void {
-    for (const k of ['title', 'diagnosis', 'reaction', 'severity_al', 'verification', 'outcome', 'occurrence'] as const) {
+    for (const k of [
+      'title',
+      'diagnosis',
+      'reaction',
+      'severity_al',
+      'verification',
+      'outcome',
+      'occurrence',
+    ] as const) {
       if (k in body) row[k] = columnText(body[k]) ?? '';
     }
     for (const k of ['begdate', 'enddate', 'comments'] as const) {
@@ -501,7 +808,11 @@ export class StandardApi {
 
   /** `GET /api/{type}`: every patient's rows; query parameters are ignored (openemr/openemr#11608). */
   listAllIssues(type: 'medical_problem' | 'allergy'): (input: RouteInput) => EmulatorResponse {
-    return () => envelope(200, this.t.lists.filter((l) => l.type === type && l.activity === '1').map((l) => this.listView(l)));
+    return () =>
+      envelope(
+        200,
+        this.t.lists.filter((l) => l.type === type && l.activity === '1').map((l) => this.listView(l)),
+      );
   }
 
   /** `GET /api/{type}/{uuid}`. */
@@ -516,11 +827,17 @@ export class StandardApi {
   listIssues(type: 'medical_problem' | 'allergy'): (input: RouteInput) => EmulatorResponse {
     return ({ params }) => {
       const patient = this.patientByUuid(params['puuid'] ?? '');
-      if (!patient) return envelope(this.arrayStatus(400), [], { validationErrors: this.unknownUuid('puuid', params['puuid'] ?? '') });
+      if (!patient)
+        return envelope(this.arrayStatus(400), [], {
+          validationErrors: this.unknownUuid('puuid', params['puuid'] ?? ''),
+        });
       // Up to 7.0.3 these per-patient routes returned nothing (openemr/openemr#6242, #10827).
       if (this.ctx.version === '7.0') return envelope(200, []);
       const rows = this.t.lists.filter((l) => l.type === type && l.pid === patient.pid && l.activity === '1');
-      return envelope(200, rows.map((l) => this.listView(l)));
+      return envelope(
+        200,
+        rows.map((l) => this.listView(l)),
+      );
     };
   }
 
@@ -528,7 +845,8 @@ export class StandardApi {
   getIssue(type: 'medical_problem' | 'allergy', param: string): (input: RouteInput) => EmulatorResponse {
     return ({ params }) => {
       const patient = this.patientByUuid(params['puuid'] ?? '');
-      const row = patient && this.t.lists.find((l) => l.type === type && l.pid === patient.pid && l.uuid === params[param]);
+      const row =
+        patient && this.t.lists.find((l) => l.type === type && l.pid === patient.pid && l.uuid === params[param]);
       if (this.ctx.version === '7.0') return envelope(404, []); // empty in 7.0.x, as the list above
       return row ? envelope(200, this.listView(row)) : envelope(this.arrayStatus(404), []);
     };
@@ -541,7 +859,8 @@ export class StandardApi {
       const body = decodePhpBody(req.body);
       const errors: Record<string, unknown> = validateFields(body, listRules('Y-m-d', type === 'medical_problem'));
       if (!patient) Object.assign(errors, this.unknownUuid('puuid', params['puuid'] ?? ''));
-      if (Object.keys(errors).length > 0 || !patient) return envelope(this.arrayStatus(400), [], { validationErrors: errors });
+      if (Object.keys(errors).length > 0 || !patient)
+        return envelope(this.arrayStatus(400), [], { validationErrors: errors });
       const row = this.newListRow(type, patient.pid, body, user);
       this.t.lists.push(row);
       this.ctx.store.touch('lists');
@@ -553,12 +872,14 @@ export class StandardApi {
   updateIssue(type: 'medical_problem' | 'allergy', param: string): (input: RouteInput) => EmulatorResponse {
     return ({ req, params }) => {
       const patient = this.patientByUuid(params['puuid'] ?? '');
-      const row = patient && this.t.lists.find((l) => l.type === type && l.pid === patient.pid && l.uuid === params[param]);
+      const row =
+        patient && this.t.lists.find((l) => l.type === type && l.pid === patient.pid && l.uuid === params[param]);
       const body = decodePhpBody(req.body);
       const rules = listRules('Y-m-d', false).map((r) => ({ ...r, required: false }));
       const errors: Record<string, unknown> = validateFields(body, rules);
       if (!row) Object.assign(errors, this.unknownUuid(param, params[param] ?? ''));
-      if (Object.keys(errors).length > 0 || !row) return envelope(this.arrayStatus(400), [], { validationErrors: errors });
+      if (Object.keys(errors).length > 0 || !row)
+        return envelope(this.arrayStatus(400), [], { validationErrors: errors });
       this.applyList(row, body);
       this.ctx.store.touch('lists');
       return envelope(200, this.listView(row));
@@ -569,8 +890,11 @@ export class StandardApi {
   deleteIssue(type: 'medical_problem' | 'allergy', param: string): (input: RouteInput) => EmulatorResponse {
     return ({ params }) => {
       const patient = this.patientByUuid(params['puuid'] ?? '');
-      const index = patient ? this.t.lists.findIndex((l) => l.type === type && l.pid === patient.pid && l.uuid === params[param]) : -1;
-      if (index < 0) return envelope(this.arrayStatus(400), [], { validationErrors: this.unknownUuid(param, params[param] ?? '') });
+      const index = patient
+        ? this.t.lists.findIndex((l) => l.type === type && l.pid === patient.pid && l.uuid === params[param])
+        : -1;
+      if (index < 0)
+        return envelope(this.arrayStatus(400), [], { validationErrors: this.unknownUuid(param, params[param] ?? '') });
       this.t.lists.splice(index, 1);
       this.ctx.store.touch('lists');
       return envelope(200, []);
@@ -581,7 +905,10 @@ export class StandardApi {
 
   private medicationRules(insert: boolean): FieldRule[] {
     // Legacy list controllers validate dates as `Y-m-d H:i:s` (notes §3.4), unlike problems/allergies.
-    return listRules('Y-m-d H:i:s', insert).map((r) => ({ ...r, required: insert && r.field === 'title' ? true : insert && r.required }));
+    return listRules('Y-m-d H:i:s', insert).map((r) => ({
+      ...r,
+      required: insert && r.field === 'title' ? true : insert && r.required,
+    }));
   }
 
   /** `GET /api/patient/{pid}/medication`: raw array, 404 when none. */
@@ -622,7 +949,9 @@ export class StandardApi {
 
   /** `DELETE /api/patient/{pid}/medication/{mid}`: `true`. */
   deleteMedication({ params }: RouteInput): EmulatorResponse {
-    const index = this.t.lists.findIndex((l) => l.type === 'medication' && l.pid === params['pid'] && l.id === params['mid']);
+    const index = this.t.lists.findIndex(
+      (l) => l.type === 'medication' && l.pid === params['pid'] && l.id === params['mid'],
+    );
     if (index < 0) return this.legacyEmpty();
     this.t.lists.splice(index, 1);
     this.ctx.store.touch('lists');
@@ -656,7 +985,10 @@ export class StandardApi {
         rows = rows.filter((r) => (r as unknown as Record<string, unknown>)[key] === value);
       }
     }
-    return envelope(200, rows.map((r) => this.prescriptionView(r)));
+    return envelope(
+      200,
+      rows.map((r) => this.prescriptionView(r)),
+    );
   }
 
   /** `GET /api/prescription/{uuid}`: 404 when not found. */
@@ -676,15 +1008,29 @@ export class StandardApi {
       { field: 'start_date', required: false, allowEmpty: true, rules: [{ kind: 'datetime', format: 'Y-m-d' }] },
     ]);
     const pid = columnText(body['patient_id']) ?? '';
-    if (!('patient_id' in errors) && !this.patientByPid(pid)) errors['patient_id'] = { 'Callback::INVALID_VALUE': 'Patient Id must be an existing patient' };
+    if (!('patient_id' in errors) && !this.patientByPid(pid))
+      errors['patient_id'] = { 'Callback::INVALID_VALUE': 'Patient Id must be an existing patient' };
     if (Object.keys(errors).length > 0) return envelope(400, [], { validationErrors: errors });
     const id = this.ctx.store.nextId('prescriptions.id');
     const text = (k: string): string => columnText(body[k]) ?? '';
     const row: PrescriptionRow = {
-      id: String(id), uuid: makeUuid(), pid, encounter: columnText(body['encounter']), provider_id: columnText(body['provider_id']) ?? user?.id ?? null,
-      drug: text('drug'), rxnorm_drugcode: text('rxnorm_drugcode'), dosage: text('dosage'), quantity: text('quantity'), route: text('route'),
-      unit: text('unit'), interval: text('interval'), refills: text('refills') || '0', note: text('note'),
-      start_date: text('start_date') || mysqlDate(this.ctx.now()), date_added: this.now(), active: '1',
+      id: String(id),
+      uuid: makeUuid(),
+      pid,
+      encounter: columnText(body['encounter']),
+      provider_id: columnText(body['provider_id']) ?? user?.id ?? null,
+      drug: text('drug'),
+      rxnorm_drugcode: text('rxnorm_drugcode'),
+      dosage: text('dosage'),
+      quantity: text('quantity'),
+      route: text('route'),
+      unit: text('unit'),
+      interval: text('interval'),
+      refills: text('refills') || '0',
+      note: text('note'),
+      start_date: text('start_date') || mysqlDate(this.ctx.now()),
+      date_added: this.now(),
+      active: '1',
     };
     this.t.prescriptions.push(row);
     this.ctx.store.touch('prescriptions');
@@ -709,7 +1055,10 @@ export class StandardApi {
 
   /** `GET /api/procedure`: every patient's orders, no filters honoured. */
   listProcedures(): EmulatorResponse {
-    return envelope(200, this.t.procedures.map((p) => this.procedureView(p)));
+    return envelope(
+      200,
+      this.t.procedures.map((p) => this.procedureView(p)),
+    );
   }
 
   /** `GET /api/procedure/{uuid}`. */
@@ -741,25 +1090,43 @@ export class StandardApi {
 
   /** `GET /api/appointment`: all appointments, raw. */
   listAllAppointments(): EmulatorResponse {
-    return json(200, this.t.appointments.map((a) => this.appointmentView(a)));
+    return json(
+      200,
+      this.t.appointments.map((a) => this.appointmentView(a)),
+    );
   }
 
   /** `GET /api/appointment/{eid}`: an array of one row. */
   getAppointmentGlobal({ params }: RouteInput): EmulatorResponse {
     const rows = this.t.appointments.filter((a) => a.pc_eid === params['eid']);
-    return rows.length === 0 ? this.legacyEmpty() : json(200, rows.map((a) => this.appointmentView(a)));
+    return rows.length === 0
+      ? this.legacyEmpty()
+      : json(
+          200,
+          rows.map((a) => this.appointmentView(a)),
+        );
   }
 
   /** `GET /api/patient/{pid}/appointment`: 404 when none. */
   listAppointments({ params }: RouteInput): EmulatorResponse {
     const rows = this.t.appointments.filter((a) => a.pid === params['pid']);
-    return rows.length === 0 ? this.legacyEmpty() : json(200, rows.map((a) => this.appointmentView(a)));
+    return rows.length === 0
+      ? this.legacyEmpty()
+      : json(
+          200,
+          rows.map((a) => this.appointmentView(a)),
+        );
   }
 
   /** `GET /api/patient/{pid}/appointment/{eid}`: an array of one row. */
   getAppointment({ params }: RouteInput): EmulatorResponse {
     const rows = this.t.appointments.filter((a) => a.pid === params['pid'] && a.pc_eid === params['eid']);
-    return rows.length === 0 ? this.legacyEmpty() : json(200, rows.map((a) => this.appointmentView(a)));
+    return rows.length === 0
+      ? this.legacyEmpty()
+      : json(
+          200,
+          rows.map((a) => this.appointmentView(a)),
+        );
   }
 
   /** `POST /api/patient/{pid}/appointment`: all nine fields required, `pc_startTime` exactly `HH:MM`; 200 `{id}`. */
@@ -791,9 +1158,19 @@ export class StandardApi {
     const end = `${String(Math.floor(endMinutes / 60) % 24).padStart(2, '0')}:${String(endMinutes % 60).padStart(2, '0')}:00`;
     const text = (k: string): string => columnText(body[k]) ?? '';
     const row: AppointmentRow = {
-      pc_eid: String(id), pc_uuid: makeUuid(), pid: params['pid'] ?? '', pc_aid: aid === '' ? null : aid, pc_catid: text('pc_catid'),
-      pc_title: text('pc_title'), pc_duration: text('pc_duration'), pc_hometext: text('pc_hometext'), pc_apptstatus: text('pc_apptstatus'),
-      pc_eventDate: text('pc_eventDate'), pc_startTime: `${start}:00`, pc_endTime: end, pc_facility: text('pc_facility'),
+      pc_eid: String(id),
+      pc_uuid: makeUuid(),
+      pid: params['pid'] ?? '',
+      pc_aid: aid === '' ? null : aid,
+      pc_catid: text('pc_catid'),
+      pc_title: text('pc_title'),
+      pc_duration: text('pc_duration'),
+      pc_hometext: text('pc_hometext'),
+      pc_apptstatus: text('pc_apptstatus'),
+      pc_eventDate: text('pc_eventDate'),
+      pc_startTime: `${start}:00`,
+      pc_endTime: end,
+      pc_facility: text('pc_facility'),
       pc_billing_location: text('pc_billing_location'),
     };
     this.t.appointments.push(row);
@@ -825,24 +1202,47 @@ export class StandardApi {
 
   /** `GET /api/practitioner`, exact match on any column given. */
   listPractitioners({ query }: RouteInput): EmulatorResponse {
-    const searchable = ['title', 'fname', 'lname', 'mname', 'npi', 'email', 'specialty', 'facility_id', 'username', 'federaltaxid', 'federaldrugid', 'upin'];
+    const searchable = [
+      'title',
+      'fname',
+      'lname',
+      'mname',
+      'npi',
+      'email',
+      'specialty',
+      'facility_id',
+      'username',
+      'federaltaxid',
+      'federaldrugid',
+      'upin',
+    ];
     const rows = this.practitioners().filter((u) =>
       [...query].every(([k, v]) => !searchable.includes(k) || (u as unknown as Record<string, unknown>)[k] === v),
     );
-    return envelope(200, rows.map((u) => this.practitionerView(u)));
+    return envelope(
+      200,
+      rows.map((u) => this.practitionerView(u)),
+    );
   }
 
   /** `GET /api/practitioner/{pruuid}`. */
   getPractitioner({ params }: RouteInput): EmulatorResponse {
     const row = this.practitioners().find((u) => u.uuid === params['pruuid']);
-    return row ? envelope(200, this.practitionerView(row)) : envelope(400, [], { validationErrors: this.unknownUuid('uuid', params['pruuid'] ?? '') });
+    return row
+      ? envelope(200, this.practitionerView(row))
+      : envelope(400, [], { validationErrors: this.unknownUuid('uuid', params['pruuid'] ?? '') });
   }
 
   private practitionerErrors(body: Record<string, unknown>, insert: boolean): Record<string, unknown> {
     const errors: Record<string, unknown> = validateFields(body, [
       { field: 'fname', label: 'First Name', required: insert, rules: [{ kind: 'lengthBetween', min: 2, max: 255 }] },
       { field: 'lname', label: 'Last Name', required: insert, rules: [{ kind: 'lengthBetween', min: 2, max: 255 }] },
-      { field: 'npi', label: 'NPI', required: insert, rules: [{ kind: 'numeric' }, { kind: 'lengthBetween', min: 10, max: 15 }] },
+      {
+        field: 'npi',
+        label: 'NPI',
+        required: insert,
+        rules: [{ kind: 'numeric' }, { kind: 'lengthBetween', min: 10, max: 15 }],
+      },
       { field: 'email', label: 'Email', required: false, allowEmpty: true, rules: [{ kind: 'email' }] },
     ]);
     const facility = columnText(body['facility_id']);
@@ -853,7 +1253,18 @@ export class StandardApi {
   }
 
   private applyPractitioner(row: UserRow, body: Record<string, unknown>): void {
-    for (const k of ['title', 'fname', 'mname', 'lname', 'npi', 'email', 'specialty', 'federaltaxid', 'federaldrugid', 'upin'] as const) {
+    for (const k of [
+      'title',
+      'fname',
+      'mname',
+      'lname',
+      'npi',
+      'email',
+      'specialty',
+      'federaltaxid',
+      'federaldrugid',
+      'upin',
+    ] as const) {
       if (k in body) row[k] = columnText(body[k]) ?? '';
     }
     if ('facility_id' in body) row.facility_id = columnText(body['facility_id']);
@@ -866,8 +1277,23 @@ export class StandardApi {
     if (Object.keys(errors).length > 0) return envelope(400, [], { validationErrors: errors });
     const id = this.ctx.store.nextId('users.id');
     const row: UserRow = {
-      id: String(id), uuid: makeUuid(), username: '', password: null, authorized: '1', title: '', fname: '', mname: '', lname: '', npi: '',
-      email: '', specialty: '', facility_id: null, federaltaxid: '', federaldrugid: '', upin: '', active: '1',
+      id: String(id),
+      uuid: makeUuid(),
+      username: '',
+      password: null,
+      authorized: '1',
+      title: '',
+      fname: '',
+      mname: '',
+      lname: '',
+      npi: '',
+      email: '',
+      specialty: '',
+      facility_id: null,
+      federaltaxid: '',
+      federaldrugid: '',
+      upin: '',
+      active: '1',
     };
     this.applyPractitioner(row, body);
     this.t.users.push(row);
@@ -891,7 +1317,12 @@ export class StandardApi {
 
   /** `GET /api/version` (no auth). */
   version(): EmulatorResponse {
-    return json(200, this.ctx.version === '8' ? { version: '8.0.0', v_major: '8', v_minor: '0', v_patch: '0' } : { version: '7.0.2', v_major: '7', v_minor: '0', v_patch: '2' });
+    return json(
+      200,
+      this.ctx.version === '8'
+        ? { version: '8.0.0', v_major: '8', v_minor: '0', v_patch: '0' }
+        : { version: '7.0.2', v_major: '7', v_minor: '0', v_patch: '2' },
+    );
   }
 
   /** `GET /api/product` (no auth). */
@@ -908,7 +1339,17 @@ export class StandardApi {
     };
     const rows = lists[params['list_name'] ?? ''];
     if (!rows) return this.legacyEmpty();
-    return json(200, rows.map(([option_id, title], i) => ({ list_id: params['list_name'], option_id, title, seq: String((i + 1) * 10), is_default: '0', activity: '1' })));
+    return json(
+      200,
+      rows.map(([option_id, title], i) => ({
+        list_id: params['list_name'],
+        option_id,
+        title,
+        seq: String((i + 1) * 10),
+        is_default: '0',
+        activity: '1',
+      })),
+    );
   }
 
   /** Whether the patient uuid path parameter is a syntactically valid UUID. */

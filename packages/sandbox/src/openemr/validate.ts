@@ -64,7 +64,8 @@ export function validateFields(body: Record<string, unknown>, fields: readonly F
     const name = f.label ?? f.field;
     const present = Object.prototype.hasOwnProperty.call(body, f.field) && body[f.field] !== null;
     if (!present) {
-      if (f.required) errors[f.field] = { 'Required::NON_EXISTENT_KEY': `${name} must be provided, but does not exist` };
+      if (f.required)
+        errors[f.field] = { 'Required::NON_EXISTENT_KEY': `${name} must be provided, but does not exist` };
       continue;
     }
     const text = asText(body[f.field]);
@@ -93,20 +94,27 @@ export function validateFields(body: Record<string, unknown>, fields: readonly F
 function check(rule: Rule, text: string, name: string): Record<string, string> | undefined {
   switch (rule.kind) {
     case 'lengthBetween':
-      if (text.length < rule.min) return { 'LengthBetween::TOO_SHORT': `${name} must be ${rule.min} characters or longer` };
+      if (text.length < rule.min)
+        return { 'LengthBetween::TOO_SHORT': `${name} must be ${rule.min} characters or longer` };
       if (rule.max !== null && text.length > rule.max)
         return { 'LengthBetween::TOO_LONG': `${name} must be ${rule.max} characters or shorter` };
       return undefined;
     case 'length':
-      return text.length === rule.length ? undefined : { 'Length::TOO_SHORT': `${name} must be ${rule.length} characters long` };
+      return text.length === rule.length
+        ? undefined
+        : { 'Length::TOO_SHORT': `${name} must be ${rule.length} characters long` };
     case 'datetime':
       return validDate(text, rule.format) ? undefined : { 'Datetime::INVALID_VALUE': `${name} must be a valid date` };
     case 'numeric':
       return /^-?\d+(\.\d+)?$/.test(text.trim()) ? undefined : { 'Numeric::NOT_NUMERIC': `${name} must be numeric` };
     case 'email':
-      return /^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(text) ? undefined : { 'Email::INVALID_VALUE': `${name} must be a valid email address` };
+      return /^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(text)
+        ? undefined
+        : { 'Email::INVALID_VALUE': `${name} must be a valid email address` };
     case 'inList':
-      return rule.values.includes(text) ? undefined : { 'InArray::NOT_IN_ARRAY': `${name} must be in the defined set of values` };
+      return rule.values.includes(text)
+        ? undefined
+        : { 'InArray::NOT_IN_ARRAY': `${name} must be in the defined set of values` };
     case 'uuid':
       return isUuid(text) ? undefined : { 'Callback::INVALID_VALUE': `${name} is not a valid UUID` };
   }
