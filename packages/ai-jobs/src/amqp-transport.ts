@@ -41,7 +41,7 @@ export interface AmqpTransportOptions extends TopologyOptions {
   reconnect?: { initialDelayMs?: number; maxDelayMs?: number };
   /**
    * How long a publish may wait for a connection and the broker's confirm, across reconnects, before it fails
-   * with a {@link TimeoutError}. Default 120 000 ms.
+   * with a `TimeoutError` (`@cdss/core`). Default 120 000 ms.
    */
   publishTimeoutMs?: number;
   /** AMQP heartbeat in seconds (default 10): how fast a silently dead connection is noticed. */
@@ -174,7 +174,7 @@ export class AmqpTransport implements JobTransport {
 
   /**
    * @param options - see {@link AmqpTransportOptions}
-   * @throws {@link ValidationError} for bad options
+   * @throws `ValidationError` (`@cdss/core`) for bad options
    */
   constructor(options: AmqpTransportOptions) {
     const parsed = optionsSchema.safeParse(options);

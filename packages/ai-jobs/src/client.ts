@@ -54,6 +54,7 @@ export const getAnalysisInputSchema = z.strictObject({ jobId: jobIdSchema });
 
 /** Thrown when a command names a job the store does not have. */
 export class JobNotFoundError extends CdssError {
+  /** The job asked for. */
   readonly jobId: string;
   /** @param jobId - the missing job */
   constructor(jobId: string) {
@@ -68,8 +69,11 @@ export class JobNotFoundError extends CdssError {
  * Output: the job record.
  */
 export class RequestAnalysis {
+  /** The command's name (what `send()` dispatches on). */
   readonly name = 'RequestAnalysis';
+  /** The zod schema `send()` validates the input with. */
   static readonly inputSchema = requestAnalysisInputSchema;
+  /** The input as given. */
   readonly input: z.input<typeof requestAnalysisInputSchema>;
   /** @param input - the request; validated by `send()` */
   constructor(input: z.input<typeof requestAnalysisInputSchema>) {
@@ -86,8 +90,11 @@ export class RequestAnalysis {
  * returned unchanged. Output: the job record.
  */
 export class CancelAnalysis {
+  /** The command's name (what `send()` dispatches on). */
   readonly name = 'CancelAnalysis';
+  /** The zod schema `send()` validates the input with. */
   static readonly inputSchema = cancelAnalysisInputSchema;
+  /** The input as given. */
   readonly input: z.input<typeof cancelAnalysisInputSchema>;
   /** @param input - which job, and who cancels */
   constructor(input: z.input<typeof cancelAnalysisInputSchema>) {
@@ -101,8 +108,11 @@ export class CancelAnalysis {
 
 /** Reads a job. Output: the job record. */
 export class GetAnalysis {
+  /** The command's name (what `send()` dispatches on). */
   readonly name = 'GetAnalysis';
+  /** The zod schema `send()` validates the input with. */
   static readonly inputSchema = getAnalysisInputSchema;
+  /** The input as given. */
   readonly input: z.input<typeof getAnalysisInputSchema>;
   /** @param input - which job */
   constructor(input: z.input<typeof getAnalysisInputSchema>) {
@@ -119,7 +129,9 @@ export type JobCommand = RequestAnalysis | CancelAnalysis | GetAnalysis;
 
 /** A change the client recorded, as its listeners see it (once per change, never for duplicates). */
 export interface JobChange {
+  /** The job after the change. */
   job: JobRecord;
+  /** The event that changed it. */
   event: JobEvent;
   /** The state change, when the state changed (progress within `running` has none). */
   transition?: JobTransition;
@@ -212,7 +224,7 @@ export class JobClient {
    * Runs a command.
    * @param command - {@link RequestAnalysis}, {@link CancelAnalysis} or {@link GetAnalysis}
    * @returns the job record
-   * @throws {@link ValidationError} for invalid input (nothing changes), {@link JobNotFoundError}, transport errors
+   * @throws `ValidationError` (`@cdss/core`) for invalid input (nothing changes), {@link JobNotFoundError}, transport errors
    */
   async send(command: JobCommand): Promise<JobRecord> {
     switch (command.name) {
@@ -322,7 +334,7 @@ export class JobClient {
    * @param headers - the request headers (lower-case names, as Node gives them)
    * @returns what the store did
    * @throws {@link WebhookVerificationError} for a forged, altered, stale or replayed webhook (nothing changes);
-   *   {@link ValidationError} for a body that is not a protocol event
+   *   `ValidationError` (`@cdss/core`) for a body that is not a protocol event
    */
   async handleWebhook(
     rawBody: string | Uint8Array,

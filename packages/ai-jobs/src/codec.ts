@@ -79,7 +79,7 @@ export function decodeMessage(body: Uint8Array | string): DecodeResult {
  * Validates and encodes a message as UTF-8 JSON.
  * @param message - the message
  * @returns the body bytes
- * @throws {@link ValidationError} when the message does not match the protocol (nothing is sent)
+ * @throws `ValidationError` (`@cdss/core`) when the message does not match the protocol (nothing is sent)
  */
 export function encodeMessage(message: JobMessage): Buffer {
   if (isValidated(message)) return Buffer.from(JSON.stringify(message), 'utf8');
@@ -108,7 +108,7 @@ export type MessageInput = DistributiveOmit<JobMessage, EnvelopeFields> &
  * @param input - the message without its envelope
  * @param now - the clock's time in ms (for `sentAt`)
  * @returns the validated message
- * @throws {@link ValidationError} when the result is not a valid message
+ * @throws `ValidationError` (`@cdss/core`) when the result is not a valid message
  */
 export function createMessage<M extends MessageInput>(
   input: M,

@@ -53,11 +53,15 @@ export type JobRecord = z.infer<typeof jobRecordSchema>;
 
 /** One state change in a job's history. */
 export interface JobTransition {
+  /** The job. */
   jobId: string;
+  /** State before. */
   from: JobState;
+  /** State after. */
   to: JobState;
   /** The event's messageId. */
   messageId: string;
+  /** When the store recorded it (the store's clock, ISO 8601). */
   at: string;
 }
 
@@ -66,6 +70,7 @@ export type ApplyOutcome = 'applied' | 'duplicate' | 'refused' | 'unknown-job';
 
 /** The result of {@link JobStore.apply}. */
 export interface ApplyResult {
+  /** What happened. */
   outcome: ApplyOutcome;
   /** The job after the event (unchanged unless `applied`); absent for `unknown-job`. */
   job?: JobRecord;
@@ -77,8 +82,14 @@ export interface ApplyResult {
 
 /** Thrown by {@link assertTransition} for an illegal state change. */
 export class IllegalTransitionError extends CdssError {
+  /** The state the job is in. */
   readonly from: JobState;
+  /** The state that was asked for. */
   readonly to: JobState;
+  /**
+   * @param from - the current state
+   * @param to - the refused next state
+   */
   constructor(from: JobState, to: JobState) {
     super(`illegal job transition ${from} → ${to}`, { code: 'ILLEGAL_TRANSITION' });
     this.from = from;
@@ -108,7 +119,11 @@ export function assertTransition(from: JobState, to: JobState): void {
   if (!canTransition(from, to)) throw new IllegalTransitionError(from, to);
 }
 
-/** The state an event moves a job to. */
+/**
+ * The state an event moves a job to.
+ * @param event - the event
+ * @returns its state
+ */
 export function stateOfEvent(event: JobEvent): JobState {
   switch (event.type) {
     case 'analysis.accepted':

@@ -6,9 +6,13 @@
 
 /** A structured logger (pino-compatible). */
 export interface JobLogger {
+  /** Detail for debugging (e.g. a publish sent again after a reconnect). */
   debug(obj: object | string, msg?: string): void;
+  /** Normal operation (connected, retrying a job). */
   info(obj: object | string, msg?: string): void;
+  /** Something went wrong and was handled (connection lost, message dead-lettered). */
   warn(obj: object | string, msg?: string): void;
+  /** Something went wrong that needs a person. */
   error(obj: object | string, msg?: string): void;
 }
 

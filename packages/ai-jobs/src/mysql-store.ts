@@ -83,7 +83,7 @@ export class MySqlJobStore implements JobStore {
    * Connects and creates the tables if missing.
    * @param options - see {@link MySqlJobStoreOptions}
    * @returns the store
-   * @throws {@link ValidationError} for bad options; the driver's error when the database is unreachable
+   * @throws `ValidationError` (`@cdss/core`) for bad options; the driver's error when the database is unreachable
    */
   static async open(options: MySqlJobStoreOptions): Promise<MySqlJobStore> {
     const parsed = optionsSchema.safeParse(options);

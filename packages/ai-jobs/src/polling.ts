@@ -46,7 +46,7 @@ function defaultSleep(ms: number, signal?: AbortSignal): Promise<void> {
  * @param jobId - the job
  * @param options - see {@link PollJobOptions}
  * @returns the final record (succeeded, failed or cancelled)
- * @throws {@link TimeoutError} after `timeoutMs`; the signal's reason when aborted; {@link CdssError} `JOB_NOT_FOUND`
+ * @throws `TimeoutError` (`@cdss/core`) after `timeoutMs`; the signal's reason when aborted; `CdssError` `JOB_NOT_FOUND`
  */
 export async function pollJob(
   getJob: (jobId: string) => Promise<JobRecord | undefined>,

@@ -47,7 +47,12 @@ export const topologyOptionsSchema = z.object({
 /** The transport's topology options (input form). */
 export type TopologyOptions = z.input<typeof topologyOptionsSchema>;
 
-/** Queue and exchange names for a prefix. */
+/**
+ * Queue and exchange names for a prefix.
+ * @param prefix - the topology prefix
+ * @param retryDelaysMs - one retry queue per delay
+ * @returns the names
+ */
 export function topologyNames(
   prefix: string,
   retryDelaysMs: readonly number[],
@@ -94,11 +99,17 @@ export interface OutgoingMessage {
 
 /** One delivered message. Settle it exactly once with one of its methods; until then it counts against prefetch. */
 export interface Delivery {
+  /** The message body. */
   readonly body: Buffer;
+  /** AMQP `message_id`. */
   readonly messageId: string | undefined;
+  /** AMQP `type`. */
   readonly type: string | undefined;
+  /** AMQP `correlation_id` (the job id). */
   readonly correlationId: string | undefined;
+  /** 0–9. */
   readonly priority: number;
+  /** AMQP headers. */
   readonly headers: Readonly<Record<string, unknown>>;
   /** True when the broker delivered it before (to a consumer that did not settle it). */
   readonly redelivered: boolean;
@@ -119,11 +130,17 @@ export interface Delivery {
 
 /** A message read from the dead-letter queue. */
 export interface DeadLetter {
+  /** The message body, unchanged. */
   body: Buffer;
+  /** AMQP `message_id`. */
   messageId: string | undefined;
+  /** {@link DEAD_LETTER_REASON_HEADER}: a {@link DeadLetterReason}. */
   reason: string | undefined;
+  /** {@link DEAD_LETTER_DETAIL_HEADER}: PHI-free detail. */
   detail: string | undefined;
+  /** {@link DEAD_LETTER_SOURCE_HEADER}: the queue it came from. */
   source: string | undefined;
+  /** All headers. */
   headers: Readonly<Record<string, unknown>>;
 }
 

@@ -229,7 +229,7 @@ export class WebhookSender {
    * @param url - the receiver
    * @param message - a validated protocol message
    * @returns the final status and the number of attempts
-   * @throws {@link HttpError} for a status that retrying cannot fix (e.g. 400, 401); {@link RetryError} when attempts run out
+   * @throws `HttpError` (`@cdss/core`) for a status that retrying cannot fix (e.g. 400, 401); `RetryError` (`@cdss/core`) when attempts run out
    */
   async deliver(url: string, message: JobMessage): Promise<{ status: number; attempts: number }> {
     const body = encodeMessage(message);

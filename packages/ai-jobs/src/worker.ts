@@ -24,8 +24,11 @@ import type { WebhookSender } from './webhooks.js';
  * Retryable failures are retried through the retry queues until the attempts run out.
  */
 export class JobFailure extends CdssError {
+  /** From the fixed list. */
   readonly reason: FailureReason;
+  /** Whether another attempt could succeed. */
   readonly retryable: boolean;
+  /** PHI-free detail for operators. */
   readonly detail: string;
   /**
    * @param reason - from the fixed list
