@@ -16,4 +16,14 @@ export type { EmbeddedFhirServer, EmbeddedFhirServerOptions } from './fhir/index
 
 // DICOM store emulator (issue 5).
 export { createDicomStoreEmulator, DicomFileStore, StoreInputError, orthancId } from './dicom/index.js';
-export type { DicomStoreEmulator, DicomStoreEmulatorOptions, DicomFileStoreOptions, StoredInstance, StoredResource, StoreChange, DicomStoreLevel } from './dicom/index.js';
+export type {
+  DicomStoreEmulator,
+  DicomStoreEmulatorOptions,
+  DicomFileStoreOptions,
+  StoredInstance,
+  StoredResource,
+  StoreChange,
+  DicomStoreLevel,
+} from './dicom/index.js';
+export { seedPhantomStudies } from './dicom/index.js';
+export type { DemoPatient } from './dicom/index.js';

@@ -8,3 +8,5 @@ export type {
   StoreChange,
   Level as DicomStoreLevel,
 } from './store.js';
+export { seedPhantomStudies } from './seed.js';
+export type { DemoPatient } from './seed.js';
