@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ValidationError } from '@cdss/core';
 import { createEmbeddedFhirServer } from './server.js';
 
 let url = '';
@@ -17,6 +18,10 @@ const post = (path: string, body: unknown, headers: Record<string, string> = {})
   });
 
 describe('embedded FHIR R4 server', () => {
+  it('rejects invalid options with a ValidationError', () => {
+    expect(() => createEmbeddedFhirServer({ basePath: 'no-slash' })).toThrow(ValidationError);
+  });
+
   it('serves a CapabilityStatement at /metadata', async () => {
     const res = await fetch(`${url}/metadata`);
     expect(res.status).toBe(200);

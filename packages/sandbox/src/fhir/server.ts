@@ -29,6 +29,7 @@ import type {
   SearchParameter,
 } from '@medplum/fhirtypes';
 import { z } from 'zod';
+import { ValidationError } from '@cdss/core';
 
 let definitionsLoaded = false;
 
@@ -161,11 +162,13 @@ function capabilityStatement(): Resource {
 /**
  * Creates the embedded FHIR R4 server.
  * @param options - base path, page sizes, body limit, repository
- * @throws {@link ZodError}-derived `Error` for invalid options
+ * @throws {@link ValidationError} for invalid options
  */
 export function createEmbeddedFhirServer(options: EmbeddedFhirServerOptions = {}): EmbeddedFhirServer {
   const { repository: repo = new MemoryRepository(), ...rest } = options;
-  const o = embeddedFhirServerOptionsSchema.parse(rest);
+  const parsed = embeddedFhirServerOptionsSchema.safeParse(rest);
+  if (!parsed.success) throw ValidationError.fromZod(parsed.error, 'Invalid embedded FHIR server options');
+  const o = parsed.data;
   loadFhirDefinitions();
   const router = new FhirRouter();
   const app = express();
