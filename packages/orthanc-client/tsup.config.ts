@@ -7,4 +7,6 @@ export default defineConfig({
   sourcemap: true,
   clean: true,
   target: 'node20',
+  // The test kit registers vitest suites: vitest comes from the consumer's test setup, never bundled.
+  external: ['vitest'],
 });
