@@ -31,8 +31,11 @@ const login = {
 
 let h: Harness | undefined;
 afterEach(async () => {
+  const unexplained = h?.unexplained() ?? [];
   await h?.close();
   h = undefined;
+  // The FHIR and standard-API traffic of these flows is held to the spec too.
+  expect(unexplained.map(({ exchange, violation }) => `${exchange.method} ${exchange.url}: ${violation.detail}`)).toEqual([]);
 });
 
 describe('scope builder', () => {
@@ -307,7 +310,7 @@ describe("OpenEMR's auth failure statuses (notes §2.7)", () => {
       expect(vitals.status).toBe(401);
       const patients = await http.get('/patient', { headers: { authorization: `Bearer ${noApi.accessToken}` } });
       expect(patients.status).toBe(version === '8' ? 403 : 401);
-      const none = await http.get('/patient');
+      const none = await h.badRequests(() => http.get('/patient')); // deliberately without a token
       expect(none.status).toBe(401);
       expect(none.data).toMatchObject(
         version === '8'

@@ -77,6 +77,7 @@ describe.each(['8', '7.0'] as const)('OpenEMR %s contract', (version) => {
     await h.close();
   });
 
+
   it('discovers the OAuth2 server, SMART configuration and capabilities', async () => {
     const d = await emr.oauth.discover();
     expect(d.token_endpoint).toBe(`${h.baseUrl}/oauth2/default/token`);
@@ -495,6 +496,17 @@ describe.each(['8', '7.0'] as const)('OpenEMR %s contract', (version) => {
           pc_startTime: '09:00:00',
         }),
         practitioner: await http.post('/practitioner', { fname: 'Jo', lname: 'Doe', npi: '12' }),
+        practitionerPut: await http.put(`/practitioner/${t().users.find((u) => u.npi !== '')?.uuid ?? ''}`, { npi: 'abc' }),
+        patientPut: await http.put(`/patient/${maria.uuid}`, { lname: 'R', DOB: '1968-02-30' }),
+        encounterPut: await http.put(`/patient/${maria.uuid}/encounter/${enc?.uuid ?? ''}`, { class_code: 'NOPE' }),
+        soap: await http.post(`/patient/${maria.pid}/encounter/${enc?.encounter ?? 1}/soap_note`, { plan: 'x' }),
+        vitalPut: await http.put(`/patient/${maria.pid}/encounter/${enc?.encounter ?? 1}/vital/1`, { weight: 'heavy' }),
+        allergy: await http.post(`/patient/${maria.uuid}/allergy`, { title: 'X' }),
+        medicationPut: await http.put(`/patient/${maria.pid}/medication/${t().lists.find((l) => l.type === 'medication')?.id ?? 1}`, { enddate: '2024-01-01' }),
+        prescription: await http.post('/prescription', { drug: 'Temozolomide' }),
+        fhirPatient: await http.post('/../fhir/Patient', { resourceType: 'Observation' }),
+        fhirPatientInvalid: await http.post('/../fhir/Patient', { resourceType: 'Patient', name: [{ family: 'X', given: ['Y'] }], gender: 'male', birthDate: '2000-01-01' }),
+        fhirOrganization: await http.post('/../fhir/Organization', { resourceType: 'Organization', name: 'X' }),
       }));
       expect(res.patient.status).toBe(400);
       expect(Object.keys(res.patient.data.validationErrors)).toEqual(['lname', 'sex']);
@@ -515,6 +527,20 @@ describe.each(['8', '7.0'] as const)('OpenEMR %s contract', (version) => {
         expect.arrayContaining(['pc_catid', 'pc_startTime', 'pc_eventDate']),
       );
       expect(res.practitioner.status).toBe(400);
+      expect(res.practitionerPut.data.validationErrors).toHaveProperty('npi');
+      expect(res.patientPut.status).toBe(400);
+      expect(Object.keys(res.patientPut.data.validationErrors)).toEqual(['lname', 'DOB']);
+      expect(res.encounterPut.status).toBe(version === '8' ? 200 : 400);
+      expect(res.encounterPut.data.validationErrors).toHaveProperty('class_code');
+      expect(res.soap.data).toEqual({ plan: { 'LengthBetween::TOO_SHORT': 'plan must be 2 characters or longer' } });
+      expect(res.vitalPut.data).toHaveProperty('weight');
+      expect(res.allergy.data.validationErrors).toHaveProperty('title');
+      expect(res.medicationPut.data).toHaveProperty('enddate');
+      expect(res.prescription.status).toBe(version === '8' ? 400 : 404); // the route exists only on 8.x
+      expect(res.fhirPatient.status).toBe(400);
+      expect(res.fhirPatient.data.resourceType).toBe('OperationOutcome');
+      expect(res.fhirPatientInvalid.status).toBe(400);
+      expect(res.fhirOrganization.status).toBe(400);
       expect(tables()).toBe(before);
     });
   });
