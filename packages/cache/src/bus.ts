@@ -12,6 +12,7 @@ import { cacheKeySchema } from './types.js';
 
 /** Schema of an invalidation message on the wire (version 1). */
 export const invalidationMessageSchema = z.object({
+  /** Message format version. */
   v: z.literal(1),
   /** Instance that published it; its own messages are not delivered back to it. */
   origin: z.string().min(1).max(128),
@@ -27,7 +28,20 @@ export type InvalidationMessage = z.infer<typeof invalidationMessageSchema>;
  * (the bus reconnected), in which case the whole L1 should go.
  */
 export type InvalidationEvent =
-  { kind: 'keys'; keys: readonly string[]; origin: string } | { kind: 'all'; reason: 'reconnected' };
+  | {
+      /** Drop these keys. */
+      kind: 'keys';
+      /** The keys another instance changed. */
+      keys: readonly string[];
+      /** The instance that changed them. */
+      origin: string;
+    }
+  | {
+      /** Drop everything: messages may have been missed. */
+      kind: 'all';
+      /** Why. */
+      reason: 'reconnected';
+    };
 
 /** The invalidation port. */
 export interface InvalidationBus {
@@ -93,12 +107,18 @@ export class MemoryInvalidationHub {
     return bus;
   }
 
-  /** @internal */
+  /**
+   * Removes a closed member.
+   * @internal
+   */
   leave(bus: MemoryInvalidationBus): void {
     this.members.delete(bus);
   }
 
-  /** @internal */
+  /**
+   * Delivers a message to every member but its origin.
+   * @internal
+   */
   broadcast(message: InvalidationMessage): void {
     for (const member of this.members) {
       if (member.instanceId !== message.origin) member.receive(message);
@@ -136,7 +156,10 @@ export class MemoryInvalidationBus implements InvalidationBus {
     return this.subscribers.add(handler);
   }
 
-  /** @internal */
+  /**
+   * Delivers one message to this member's subscribers.
+   * @internal
+   */
   receive(message: InvalidationMessage): void {
     if (!this.closed) this.subscribers.deliver({ kind: 'keys', keys: message.keys, origin: message.origin });
   }

@@ -60,7 +60,16 @@ export interface CacheOptions extends Partial<FreshnessPolicy> {
   /** Receives background failures (refresh loads, repairs); never keys or values. */
   logger?: CacheLogger;
   /** Repair retry tuning (see {@link RepairQueue}). */
-  repair?: { intervalMs?: number; baseDelayMs?: number; maxDelayMs?: number; maxPending?: number };
+  repair?: {
+    /** How often due repairs are retried (ms). */
+    intervalMs?: number;
+    /** First retry delay (ms), doubling per failure. */
+    baseDelayMs?: number;
+    /** Longest retry delay (ms). */
+    maxDelayMs?: number;
+    /** Most pending repairs. */
+    maxPending?: number;
+  };
 }
 
 /** Per-call options of {@link Cache.getOrLoad}. */

@@ -13,6 +13,7 @@ export const idempotencyKeySchema = cacheKeySchema;
 
 /** Schema of a claim request (see {@link IdempotencyStore.claim}). */
 export const claimInputSchema = z.object({
+  /** The idempotency key. */
   key: idempotencyKeySchema,
   /** SHA-256 (hex) of the request, so a key reused for another request is detected. */
   fingerprint: z.string().regex(/^[0-9a-f]{64}$/, 'fingerprint must be a hex SHA-256'),
@@ -29,7 +30,9 @@ export type ClaimInput = z.infer<typeof claimInputSchema>;
 
 /** Schema of a completion (see {@link IdempotencyStore.complete}). */
 export const completeInputSchema = z.object({
+  /** The idempotency key. */
   key: idempotencyKeySchema,
+  /** The owner that claimed it. */
   owner: z.string().min(1).max(64),
   /** The answer to replay, as JSON text. */
   response: z.string(),
@@ -42,12 +45,26 @@ export type CompleteInput = z.infer<typeof completeInputSchema>;
 
 /** What a claim found. */
 export type IdempotencyClaim =
-  /** The caller now owns the key and must run the write, then `complete` or `release`. */
-  | { status: 'claimed' }
-  /** Another request owns the key and is running its write; wait and claim again. */
-  | { status: 'pending'; fingerprint: string; leaseUntil: number }
-  /** A request with this key finished; replay its response. */
-  | { status: 'done'; fingerprint: string; response: string };
+  | {
+      /** The caller now owns the key and must run the write, then `complete` or `release`. */
+      status: 'claimed';
+    }
+  | {
+      /** Another request owns the key and is running its write; wait and claim again. */
+      status: 'pending';
+      /** Fingerprint of the request holding the key. */
+      fingerprint: string;
+      /** When its lease ends (epoch ms). */
+      leaseUntil: number;
+    }
+  | {
+      /** A request with this key finished; replay its response. */
+      status: 'done';
+      /** Fingerprint of the request that finished. */
+      fingerprint: string;
+      /** Its answer, as JSON text. */
+      response: string;
+    };
 
 /**
  * The idempotency port. A key moves from absent to `pending` (claimed, lease-bounded) to `done` (answer recorded)
@@ -90,6 +107,14 @@ interface MemoryRecord {
   response: string | undefined;
   /** Lease end while pending, record end when done. */
   until: number;
+}
+
+/** A finished idempotent request, as {@link MemoryIdempotencyStore.peekDone} returns it. */
+export interface FinishedRecord {
+  /** The request fingerprint. */
+  fingerprint: string;
+  /** The answer, as JSON text. */
+  response: string;
 }
 
 /** Options of {@link MemoryIdempotencyStore}. */
@@ -183,7 +208,7 @@ export class MemoryIdempotencyStore implements IdempotencyStore {
    * @param now - epoch milliseconds
    * @returns the finished record, if any
    */
-  peekDone(key: string, now: number): { fingerprint: string; response: string } | undefined {
+  peekDone(key: string, now: number): FinishedRecord | undefined {
     const found = this.records.get(key);
     if (!found || found.state !== 'done' || found.until <= now) return undefined;
     return { fingerprint: found.fingerprint, response: found.response ?? 'null' };

@@ -34,7 +34,7 @@ export type {
   CacheLogger,
 } from './cache.js';
 export { RepairQueue, repairQueueOptionsSchema } from './repair-queue.js';
-export type { RepairQueueOptions } from './repair-queue.js';
+export type { RepairQueueOptions, RepairRound } from './repair-queue.js';
 export {
   MemoryIdempotencyStore,
   MySqlIdempotencyStore,
@@ -49,10 +49,17 @@ export type {
   ClaimInput,
   CompleteInput,
   MemoryIdempotencyStoreOptions,
+  FinishedRecord,
   MySqlIdempotencyStoreOptions,
 } from './idempotency.js';
 export { WriteCoordinator, writeCoordinatorOptionsSchema } from './write-coordinator.js';
-export type { WriteCoordinatorOptions, WriteRequest, WriteOutcome, CacheUpdate } from './write-coordinator.js';
+export type {
+  WriteCoordinatorOptions,
+  WriteRequest,
+  WriteRequestFields,
+  WriteOutcome,
+  CacheUpdate,
+} from './write-coordinator.js';
 export {
   MemoryInvalidationHub,
   MemoryInvalidationBus,

@@ -32,6 +32,14 @@ export interface RepairQueueOptions extends Partial<z.input<typeof repairQueueOp
   metrics?: CacheMetricsListener;
 }
 
+/** What one round of {@link RepairQueue.runOnce} did. */
+export interface RepairRound {
+  /** Repairs that succeeded. */
+  succeeded: number;
+  /** Repairs that failed again (retried later). */
+  failed: number;
+}
+
 interface Pending {
   attempts: number;
   /** Bumped when the key is scheduled again while pending, so a repair already under way does not settle it. */
@@ -50,7 +58,7 @@ export class RepairQueue {
   private readonly clock: CacheClock;
   private readonly metrics: CacheMetricsListener | undefined;
   private timer: NodeJS.Timeout | undefined;
-  private running: Promise<{ succeeded: number; failed: number }> | undefined;
+  private running: Promise<RepairRound> | undefined;
 
   /**
    * @param options - the repair action, backoff, bounds
@@ -103,7 +111,7 @@ export class RepairQueue {
    * Retries every due repair once (what the background task runs).
    * @returns how many succeeded and failed in this round
    */
-  runOnce(): Promise<{ succeeded: number; failed: number }> {
+  runOnce(): Promise<RepairRound> {
     // One round at a time: a slow store must not pile up overlapping rounds.
     this.running ??= this.round().finally(() => {
       this.running = undefined;
@@ -117,7 +125,7 @@ export class RepairQueue {
     this.timer = undefined;
   }
 
-  private async round(): Promise<{ succeeded: number; failed: number }> {
+  private async round(): Promise<RepairRound> {
     const now = this.clock.now();
     let succeeded = 0;
     let failed = 0;

@@ -52,7 +52,9 @@ export interface CacheEntry {
 /** Schema of the timing of a write: when the value turns stale and when the store may drop it. */
 export const setTimingSchema = z
   .object({
+    /** Fresh until this instant (epoch ms). */
     expiresAt: z.number().int().nonnegative(),
+    /** Kept, and servable as stale, until this instant (epoch ms); not before `expiresAt`. */
     staleUntil: z.number().int().nonnegative(),
   })
   .refine((t) => t.staleUntil >= t.expiresAt, {

@@ -59,7 +59,8 @@ export type CacheUpdate =
   /** No cache key was named. */
   | 'none';
 
-interface WriteRequestBase<R> {
+/** The fields of a {@link WriteRequest} besides the idempotency key and result schema. */
+export interface WriteRequestFields<R> {
   /**
    * The upstream write (e.g. an OpenEMR create). Receives the idempotency key, to pass on to the upstream
    * (`Idempotency-Key` header) so that even a takeover after a crash cannot duplicate the record there.
@@ -81,9 +82,20 @@ interface WriteRequestBase<R> {
  * One write. With an `idempotencyKey` the answer is recorded for replay, so a `resultSchema` is required to read it
  * back (it is JSON from storage).
  */
-export type WriteRequest<R> = WriteRequestBase<R> &
+export type WriteRequest<R> = WriteRequestFields<R> &
   (
-    { idempotencyKey: string; resultSchema: z.ZodType<R> } | { idempotencyKey?: undefined; resultSchema?: z.ZodType<R> }
+    | {
+        /** The client's `Idempotency-Key`: a retry with the same key gets the first answer, and the upstream is called once. */
+        idempotencyKey: string;
+        /** Reads the recorded answer back (it is JSON from storage). */
+        resultSchema: z.ZodType<R>;
+      }
+    | {
+        /** No idempotency key: every call runs the upstream write. */
+        idempotencyKey?: undefined;
+        /** Not needed without an idempotency key. */
+        resultSchema?: z.ZodType<R>;
+      }
   );
 
 /** What {@link WriteCoordinator.write} returns. */
