@@ -35,7 +35,9 @@ afterEach(async () => {
   await h?.close();
   h = undefined;
   // The FHIR and standard-API traffic of these flows is held to the spec too.
-  expect(unexplained.map(({ exchange, violation }) => `${exchange.method} ${exchange.url}: ${violation.detail}`)).toEqual([]);
+  expect(
+    unexplained.map(({ exchange, violation }) => `${exchange.method} ${exchange.url}: ${violation.detail}`),
+  ).toEqual([]);
 });
 
 describe('scope builder', () => {

@@ -77,7 +77,6 @@ describe.each(['8', '7.0'] as const)('OpenEMR %s contract', (version) => {
     await h.close();
   });
 
-
   it('discovers the OAuth2 server, SMART configuration and capabilities', async () => {
     const d = await emr.oauth.discover();
     expect(d.token_endpoint).toBe(`${h.baseUrl}/oauth2/default/token`);
@@ -496,16 +495,26 @@ describe.each(['8', '7.0'] as const)('OpenEMR %s contract', (version) => {
           pc_startTime: '09:00:00',
         }),
         practitioner: await http.post('/practitioner', { fname: 'Jo', lname: 'Doe', npi: '12' }),
-        practitionerPut: await http.put(`/practitioner/${t().users.find((u) => u.npi !== '')?.uuid ?? ''}`, { npi: 'abc' }),
+        practitionerPut: await http.put(`/practitioner/${t().users.find((u) => u.npi !== '')?.uuid ?? ''}`, {
+          npi: 'abc',
+        }),
         patientPut: await http.put(`/patient/${maria.uuid}`, { lname: 'R', DOB: '1968-02-30' }),
         encounterPut: await http.put(`/patient/${maria.uuid}/encounter/${enc?.uuid ?? ''}`, { class_code: 'NOPE' }),
         soap: await http.post(`/patient/${maria.pid}/encounter/${enc?.encounter ?? 1}/soap_note`, { plan: 'x' }),
         vitalPut: await http.put(`/patient/${maria.pid}/encounter/${enc?.encounter ?? 1}/vital/1`, { weight: 'heavy' }),
         allergy: await http.post(`/patient/${maria.uuid}/allergy`, { title: 'X' }),
-        medicationPut: await http.put(`/patient/${maria.pid}/medication/${t().lists.find((l) => l.type === 'medication')?.id ?? 1}`, { enddate: '2024-01-01' }),
+        medicationPut: await http.put(
+          `/patient/${maria.pid}/medication/${t().lists.find((l) => l.type === 'medication')?.id ?? 1}`,
+          { enddate: '2024-01-01' },
+        ),
         prescription: await http.post('/prescription', { drug: 'Temozolomide' }),
         fhirPatient: await http.post('/../fhir/Patient', { resourceType: 'Observation' }),
-        fhirPatientInvalid: await http.post('/../fhir/Patient', { resourceType: 'Patient', name: [{ family: 'X', given: ['Y'] }], gender: 'male', birthDate: '2000-01-01' }),
+        fhirPatientInvalid: await http.post('/../fhir/Patient', {
+          resourceType: 'Patient',
+          name: [{ family: 'X', given: ['Y'] }],
+          gender: 'male',
+          birthDate: '2000-01-01',
+        }),
         fhirOrganization: await http.post('/../fhir/Organization', { resourceType: 'Organization', name: 'X' }),
       }));
       expect(res.patient.status).toBe(400);
