@@ -11,14 +11,23 @@ export interface FhirServerErrorOptions extends HttpErrorOptions {
   outcome?: OperationOutcome | undefined;
 }
 
+/** The issue codes of an outcome (` (invalid, processing)`): never its diagnostics, which may quote patient data. */
 function summary(outcome: OperationOutcome | undefined): string {
-  const first = outcome?.issue?.find((i) => i.severity === 'error' || i.severity === 'fatal') ?? outcome?.issue?.[0];
-  const text = first?.diagnostics ?? first?.details?.text;
-  return text ? `: ${text.slice(0, 300)}` : '';
+  const errors = (outcome?.issue ?? []).filter((i) => i.severity === 'error' || i.severity === 'fatal');
+  const codes = [...new Set(errors.map((i) => i.code))];
+  return codes.length > 0 ? ` (${codes.join(', ')})` : '';
+}
+
+/** The URL without its query string: conditional URLs carry identifier values. */
+function withoutQuery(url: string): string {
+  const i = url.indexOf('?');
+  return i < 0 ? url : `${url.slice(0, i)}?…`;
 }
 
 /**
- * The FHIR server answered with an error status. `outcome` is its OperationOutcome (if any).
+ * The FHIR server answered with an error status. `outcome` is its OperationOutcome (if any). The
+ * message names the method, the path (no query string), the status and the issue codes, never the
+ * server's diagnostics, which can quote patient data: read those from `outcome`.
  * @category Errors
  */
 export class FhirServerError extends HttpError {
@@ -30,7 +39,9 @@ export class FhirServerError extends HttpError {
     const what = options.status === undefined ? 'no response' : `${options.status} ${options.statusText ?? ''}`.trim();
     super({
       ...options,
-      message: options.message ?? `${options.method.toUpperCase()} ${options.url}: ${what}${summary(options.outcome)}`,
+      message:
+        options.message ??
+        `${options.method.toUpperCase()} ${withoutQuery(options.url)}: ${what}${summary(options.outcome)}`,
     });
     (this as unknown as Record<symbol, boolean>)[FhirServerError.fhirMarker] = true;
     this.outcome = options.outcome;

@@ -120,6 +120,10 @@ describe('FhirAdapter', () => {
       .upsert(patient, { system: 'urn:s', value: '1' })
       .catch((e: unknown) => e);
     expect((multi as FhirConflictError).kind).toBe('multiple-matches');
+    // messages carry neither the server's diagnostics nor the identifier values of the conditional URL
+    expect((stale as Error).message).toBe(`PUT ${BASE}/Patient/p1: 412 (processing)`);
+    expect((multi as Error).message).not.toMatch(/urn|matched/);
+    expect((multi as FhirConflictError).url).toContain('identifier=');
   });
 
   it('reports no response as an HttpError without status, and a hung server as TimeoutError', async () => {

@@ -155,6 +155,18 @@ export class MySqlOutbox implements SyncOutbox {
     }));
   }
 
+  /**
+   * Deletes delivered rows last updated before `before` (epoch ms); pending and dead rows are kept.
+   * @returns how many rows were deleted
+   */
+  async purgeDelivered(before: number): Promise<number> {
+    const [res] = await this.pool.execute<ResultSetHeader>(
+      `DELETE FROM \`${this.table}\` WHERE status = 'delivered' AND updated_at < ?`,
+      [before],
+    );
+    return res.affectedRows;
+  }
+
   async stats(): Promise<OutboxStats> {
     const [rows] = await this.pool.query<(RowDataPacket & { status: keyof OutboxStats; n: number })[]>(
       `SELECT status, COUNT(*) AS n FROM \`${this.table}\` GROUP BY status`,

@@ -115,4 +115,15 @@ describe.skipIf(!mariadb.available)('MySQL outbox durability', () => {
     expect(claimed.map((i) => i.id)).toEqual([item.id]);
     expect(claimed[0]?.write).toEqual(upsert('durable'));
   });
+
+  it('purges delivered rows only', async () => {
+    let now = 1_000;
+    const outbox = await mysqlOutbox({ now: () => now });
+    const a = await outbox.enqueue(upsert('a'), { key: 'a' });
+    await outbox.enqueue(upsert('b'), { key: 'b' });
+    await outbox.markDelivered(a.id);
+    now = 5_000;
+    expect(await outbox.purgeDelivered(2_000)).toBe(1);
+    expect(await outbox.stats()).toEqual({ pending: 1, delivered: 0, dead: 0 });
+  });
 });

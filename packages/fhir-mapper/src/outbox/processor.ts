@@ -38,6 +38,13 @@ export interface DrainResult {
   dead: number;
 }
 
+/** For logs: the error class and status only (no server diagnostics, which can quote patient data). */
+function brief(error: unknown): string {
+  if (HttpError.isInstance(error)) return `${error.name} ${error.status ?? 'no response'}`;
+  return error instanceof Error ? error.name : 'Error';
+}
+
+/** For the outbox row (stored beside the payload it concerns): class, status and the server's diagnostics. */
 function describe(error: unknown): string {
   if (FhirServerError.isInstance(error)) {
     const diag = error.outcome?.issue?.map((i) => i.diagnostics ?? i.details?.text ?? i.code).join('; ');
@@ -107,7 +114,7 @@ export class OutboxProcessor {
     if (this.timer) return;
     const tick = (): void => {
       this.drainOnce()
-        .catch((e: unknown) => this.o.logger.error({ err: describe(e) }, 'outbox round failed'))
+        .catch((e: unknown) => this.o.logger.error({ err: brief(e) }, 'outbox round failed'))
         .finally(() => {
           if (this.timer) this.timer = setTimeout(tick, intervalMs);
         });
@@ -152,13 +159,13 @@ export class OutboxProcessor {
         error instanceof FhirInvalidResourceError ||
         (error instanceof FhirConflictError && error.kind === 'multiple-matches');
       if (invalid) {
-        this.o.logger.warn({ item: item.id, err: describe(error) }, 'FHIR write rejected as invalid: dead-lettered');
+        this.o.logger.warn({ item: item.id, err: brief(error) }, 'FHIR write rejected as invalid: dead-lettered');
         await this.o.outbox.markDead(item.id, describe(error), (error as FhirServerError).outcome, this.o.clock.now());
         return 'dead';
       }
       const delay = this.backoffMs(item.attempts + 1);
       this.o.logger.debug(
-        { item: item.id, attempt: item.attempts + 1, delayMs: Math.round(delay), err: describe(error) },
+        { item: item.id, attempt: item.attempts + 1, delayMs: Math.round(delay), err: brief(error) },
         'FHIR write failed, will retry',
       );
       await this.o.outbox.markFailed(item.id, describe(error), this.o.clock.now() + delay);
