@@ -188,11 +188,11 @@ export class Cache {
     const existing = this.flights.get(key);
     if (existing) return existing.promise as Promise<CacheResult<V>>;
     const flight: Flight = { promise: undefined as unknown as Promise<CacheResult<unknown>>, dirty: false };
-    // lookup() runs synchronously up to its first await, and removes the flight itself when it settles (no
-    // extra .finally promise on the hot path); the flight is registered before any of that can happen.
+    // Registered first: lookup() removes the flight itself when it settles (no extra .finally promise on the hot
+    // path), and that must never run before the registration.
+    this.flights.set(key, flight);
     const promise = this.lookup(key, loader, policy, schema, flight);
     flight.promise = promise;
-    this.flights.set(key, flight);
     return promise;
   }
 
@@ -273,59 +273,49 @@ export class Cache {
     flight: Flight,
   ): Promise<CacheResult<V>> {
     try {
-      return await this.lookupInFlight(key, loader, policy, schema, flight);
+      const bypass = this.repairs.has(key);
+      let entry: CacheEntry | undefined;
+      if (!bypass) {
+        try {
+          entry = await this.store.get(key);
+        } catch (error) {
+          if (ValidationError.isInstance(error))
+            entry = undefined; // unreadable row: treat as a miss
+          else emit(this.metrics, 'storeError', 'get', this.sharedTier());
+        }
+      }
+      let value: V | undefined;
+      if (entry) {
+        const checked = this.check(entry, schema);
+        if (checked.ok) value = checked.value;
+        else entry = undefined;
+      }
+      const now = this.clock.now();
+      if (entry && value !== undefined) {
+        const ageMs = Math.max(0, now - entry.storedAt);
+        if (now < entry.expiresAt) {
+          emit(this.metrics, 'hit', entry.tier);
+          return { value, stale: false, source: entry.tier, ageMs };
+        }
+        if (now < entry.expiresAt + policy.staleWhileRevalidateMs) {
+          emit(this.metrics, 'staleServe', 'revalidate');
+          this.refresh(key, loader, policy);
+          return { value, stale: true, source: entry.tier, ageMs };
+        }
+      }
+      emit(this.metrics, 'miss');
+      try {
+        const loaded = await this.load(key, loader, policy, flight, bypass);
+        return { value: loaded, stale: false, source: 'loader', ageMs: 0 };
+      } catch (error) {
+        if (entry && value !== undefined && now < entry.expiresAt + policy.staleIfErrorMs) {
+          emit(this.metrics, 'staleServe', 'error');
+          return { value, stale: true, source: entry.tier, ageMs: Math.max(0, now - entry.storedAt), error };
+        }
+        throw error;
+      }
     } finally {
       if (this.flights.get(key) === flight) this.flights.delete(key);
-    }
-  }
-
-  private async lookupInFlight<V>(
-    key: string,
-    loader: () => Promise<V>,
-    policy: FreshnessPolicy,
-    schema: z.ZodType<V> | undefined,
-    flight: Flight,
-  ): Promise<CacheResult<V>> {
-    const bypass = this.repairs.has(key);
-    let entry: CacheEntry | undefined;
-    if (!bypass) {
-      try {
-        entry = await this.store.get(key);
-      } catch (error) {
-        if (ValidationError.isInstance(error))
-          entry = undefined; // unreadable row: treat as a miss
-        else emit(this.metrics, 'storeError', 'get', this.sharedTier());
-      }
-    }
-    let value: V | undefined;
-    if (entry) {
-      const checked = this.check(entry, schema);
-      if (checked.ok) value = checked.value;
-      else entry = undefined;
-    }
-    const now = this.clock.now();
-    if (entry && value !== undefined) {
-      const ageMs = Math.max(0, now - entry.storedAt);
-      if (now < entry.expiresAt) {
-        emit(this.metrics, 'hit', entry.tier);
-        return { value, stale: false, source: entry.tier, ageMs };
-      }
-      if (now < entry.expiresAt + policy.staleWhileRevalidateMs) {
-        emit(this.metrics, 'staleServe', 'revalidate');
-        this.refresh(key, loader, policy);
-        return { value, stale: true, source: entry.tier, ageMs };
-      }
-    }
-    emit(this.metrics, 'miss');
-    try {
-      const loaded = await this.load(key, loader, policy, flight, bypass);
-      return { value: loaded, stale: false, source: 'loader', ageMs: 0 };
-    } catch (error) {
-      if (entry && value !== undefined && now < entry.expiresAt + policy.staleIfErrorMs) {
-        emit(this.metrics, 'staleServe', 'error');
-        return { value, stale: true, source: entry.tier, ageMs: Math.max(0, now - entry.storedAt), error };
-      }
-      throw error;
     }
   }
 
