@@ -261,3 +261,36 @@ describe('version profiles', () => {
     );
   });
 });
+
+describe('Express adapter', () => {
+  it('works behind app-level body parsers (json and urlencoded)', async () => {
+    const express = (await import('express')).default;
+    const { createOpenEmrEmulator } = await import('./router.js');
+    const app = express();
+    app.use(express.json(), express.urlencoded({ extended: false }));
+    const router = createOpenEmrEmulator({ version: '8' });
+    app.use(router);
+    const server = await new Promise<import('node:http').Server>((resolve) => {
+      const s = app.listen(0, '127.0.0.1', () => resolve(s));
+    });
+    try {
+      const base = `http://127.0.0.1:${(server.address() as import('node:net').AddressInfo).port}`;
+      const tok = (await (
+        await fetch(`${base}/oauth2/default/token`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+          body: new URLSearchParams(passwordGrant),
+        })
+      ).json()) as { access_token: string };
+      const res = await fetch(`${base}/apis/default/api/patient`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${tok.access_token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ fname: 'Parsed', lname: 'Body', DOB: '1990-01-01', sex: 'Female' }),
+      });
+      expect(res.status).toBe(201);
+      expect(router.engine.store.tables.patients.some((p) => p.fname === 'Parsed')).toBe(true);
+    } finally {
+      server.close();
+    }
+  });
+});

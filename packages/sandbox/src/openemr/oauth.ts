@@ -350,7 +350,11 @@ export class OAuthServer {
     return { scopes: kept };
   }
 
+  private issued = 0;
+
   private addToken(row: TokenRow): void {
+    // Housekeeping, so a long-running sandbox does not grow its tokens file without bound.
+    if (++this.issued % 200 === 0) this.prune();
     this.store.tables.tokens.push(row);
     this.index.set(row.token, row);
     this.store.touch('tokens');

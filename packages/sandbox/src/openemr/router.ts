@@ -13,6 +13,22 @@ export type OpenEmrEmulatorRouter = Router & {
   readonly engine: OpenEmrEngine;
 };
 
+/**
+ * The request body as text. The router reads bodies itself, but when it is mounted behind an app-level
+ * `express.json()` / `express.urlencoded()` / `express.raw()` the body arrives parsed: re-encode it.
+ */
+function rawBody(req: Request): string | undefined {
+  const body: unknown = req.body;
+  if (typeof body === 'string') return body;
+  if (Buffer.isBuffer(body)) return body.toString('utf8');
+  if (body === undefined || body === null || typeof body !== 'object') return undefined;
+  if (Object.keys(body).length === 0 && !Array.isArray(body)) return undefined;
+  if (typeof req.is('application/x-www-form-urlencoded') === 'string') {
+    return new URLSearchParams(body as Record<string, string>).toString();
+  }
+  return JSON.stringify(body);
+}
+
 function toEmulatorRequest(req: Request): EmulatorRequest {
   const headers: Record<string, string | undefined> = {};
   for (const [k, v] of Object.entries(req.headers)) headers[k.toLowerCase()] = Array.isArray(v) ? v.join(', ') : v;
@@ -20,7 +36,7 @@ function toEmulatorRequest(req: Request): EmulatorRequest {
     method: req.method.toUpperCase(),
     url: req.url,
     headers,
-    body: typeof req.body === 'string' ? req.body : undefined,
+    body: rawBody(req),
     origin: `${req.protocol}://${req.get('host') ?? 'localhost'}${req.baseUrl}`,
   };
 }
