@@ -115,7 +115,17 @@ if (command === 'start') {
     stdio: 'inherit',
     env,
   });
-  for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => child.kill(signal));
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(signal, () => child.kill(signal));
+  // `npm start` runs us through `sh -c`; a SIGTERM sent to npm (a process manager stopping it) reaches that shell,
+  // which dies without passing it on. Notice that our parent is gone and stop the server rather than orphan it.
+  const parent = process.ppid;
+  const watchParent = setInterval(() => {
+    if (process.ppid !== parent) {
+      log('parent process exited: stopping the server');
+      child.kill('SIGTERM');
+    }
+  }, 500);
+  watchParent.unref();
   child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
 } else if (command === 'test') {
   run(pnpm, ['exec', 'vitest', 'run', ...rest], { env });
