@@ -31,6 +31,7 @@ async function drive(
   start: () => Promise<void>,
   completions: { count: number; wait: () => Promise<void> },
 ): Promise<number> {
+  const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   const end = t0 + SECONDS * 1000;
   const loops = Array.from({ length: WINDOW }, async () => {
@@ -41,6 +42,10 @@ async function drive(
   });
   await Promise.all(loops);
   const elapsed = (performance.now() - t0) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  log(
+    `  ${completions.count} jobs in ${elapsed.toFixed(1)} s; this process used ${((cpu.user + cpu.system) / completions.count).toFixed(0)} µs CPU per job`,
+  );
   return completions.count / elapsed;
 }
 

@@ -5,7 +5,22 @@
 import { randomUUID } from 'node:crypto';
 import type { z } from 'zod';
 import { ValidationError } from '@cdss/core';
-import { PROTOCOL_NAME, PROTOCOL_VERSION, jobMessageSchema, type JobMessage } from './protocol.js';
+import { MESSAGE_SCHEMAS, PROTOCOL_NAME, PROTOCOL_VERSION, jobMessageSchema, type JobMessage } from './protocol.js';
+
+type ParseResult = ReturnType<typeof jobMessageSchema.safeParse>;
+
+/**
+ * Parses with the schema of the message's own `type` (a direct lookup; the discriminated union costs about as much
+ * again), falling back to the union for an unknown or missing type so the error names the discriminator.
+ */
+function parseMessage(value: unknown): ParseResult {
+  const type = typeof value === 'object' && value !== null ? (value as { type?: unknown }).type : undefined;
+  const schema =
+    typeof type === 'string' && Object.hasOwn(MESSAGE_SCHEMAS, type)
+      ? MESSAGE_SCHEMAS[type as keyof typeof MESSAGE_SCHEMAS]
+      : undefined;
+  return (schema ?? jobMessageSchema).safeParse(value) as ParseResult;
+}
 
 /** Messages this module validated (and froze): stores and encoders need not parse them again. */
 const validated = new WeakSet<object>();
@@ -63,7 +78,7 @@ export function decodeMessage(body: Uint8Array | string): DecodeResult {
       return { ok: false, reason: 'unsupported-version', detail: error.message, error };
     }
   }
-  const result = jobMessageSchema.safeParse(parsed);
+  const result = parseMessage(parsed);
   if (!result.success) {
     const error = ValidationError.fromZod(result.error, 'message does not match the protocol');
     const detail = result.error.issues
@@ -83,7 +98,7 @@ export function decodeMessage(body: Uint8Array | string): DecodeResult {
  */
 export function encodeMessage(message: JobMessage): Buffer {
   if (isValidated(message)) return Buffer.from(JSON.stringify(message), 'utf8');
-  const result = jobMessageSchema.safeParse(message);
+  const result = parseMessage(message);
   if (!result.success) throw ValidationError.fromZod(result.error, `invalid ${message.type} message`);
   return Buffer.from(JSON.stringify(result.data), 'utf8');
 }
@@ -121,7 +136,7 @@ export function createMessage<M extends MessageInput>(
     sentAt: new Date(now).toISOString(),
     ...input,
   };
-  const result = jobMessageSchema.safeParse(candidate);
+  const result = parseMessage(candidate);
   if (!result.success) throw ValidationError.fromZod(result.error, `invalid ${input.type} message`);
   return trusted(result.data) as Extract<JobMessage, { type: M['type'] }>;
 }
