@@ -3,6 +3,8 @@
  * across a real kill of its process, option validation, and version-specific answers.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -270,11 +272,11 @@ describe('Express adapter', () => {
     app.use(express.json(), express.urlencoded({ extended: false }));
     const router = createOpenEmrEmulator({ version: '8' });
     app.use(router);
-    const server = await new Promise<import('node:http').Server>((resolve) => {
+    const server = await new Promise<Server>((resolve) => {
       const s = app.listen(0, '127.0.0.1', () => resolve(s));
     });
     try {
-      const base = `http://127.0.0.1:${(server.address() as import('node:net').AddressInfo).port}`;
+      const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
       const tok = (await (
         await fetch(`${base}/oauth2/default/token`, {
           method: 'POST',
