@@ -70,5 +70,5 @@ export type { FhirWrite, OutboxItem, DeadLetter, OutboxStats, SyncOutbox } from 
 export { MemoryOutbox } from './outbox/memory-outbox.js';
 export { MySqlOutbox } from './outbox/mysql-outbox.js';
 export type { MySqlOutboxOptions } from './outbox/mysql-outbox.js';
-export { OutboxProcessor } from './outbox/processor.js';
+export { OutboxProcessor, isRejection } from './outbox/processor.js';
 export type { OutboxProcessorOptions, DrainResult } from './outbox/processor.js';

@@ -127,3 +127,22 @@ describe.skipIf(!mariadb.available)('MySQL outbox durability', () => {
     expect(await outbox.stats()).toEqual({ pending: 1, delivered: 0, dead: 0 });
   });
 });
+
+describe('OutboxProcessor failure classes', () => {
+  it('dead-letters rejections and retries transient failures', async () => {
+    const { isRejection } = await import('./processor.js');
+    const { fhirErrorFor } = await import('../adapter/errors.js');
+    const e = (status: number, diagnostics = 'x') =>
+      fhirErrorFor({
+        method: 'PUT',
+        url: 'http://x/fhir/Patient',
+        status,
+        outcome: { resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'processing', diagnostics }] },
+      });
+    for (const s of [400, 404, 405, 410, 413, 415, 422]) expect([s, isRejection(e(s))]).toEqual([s, true]);
+    expect(isRejection(e(412, 'matched 2 resources'))).toBe(true);
+    for (const s of [401, 403, 408, 409, 429, 500, 502, 503]) expect([s, isRejection(e(s))]).toEqual([s, false]);
+    expect(isRejection(e(412, 'version 3 is not current'))).toBe(false);
+    expect(isRejection(new Error('socket hang up'))).toBe(false);
+  });
+});

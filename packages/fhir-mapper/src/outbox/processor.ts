@@ -54,6 +54,20 @@ function describe(error: unknown): string {
   return error instanceof Error ? error.name : 'Error';
 }
 
+/**
+ * Statuses that reject the write itself, so a retry cannot succeed: bad request, not found / gone,
+ * method not allowed, payload too large, unsupported media type, unprocessable. 401/403 (credentials
+ * can be fixed), 408, 409, 412 (version), 429 and 5xx are retried.
+ */
+const REJECTED_STATUSES = new Set([400, 404, 405, 410, 413, 415, 422]);
+
+/** Whether the server rejected the write as invalid (dead-letter) rather than failed to take it (retry). */
+export function isRejection(error: unknown): boolean {
+  if (error instanceof FhirInvalidResourceError) return true;
+  if (error instanceof FhirConflictError) return error.kind === 'multiple-matches';
+  return FhirServerError.isInstance(error) && error.status !== undefined && REJECTED_STATUSES.has(error.status);
+}
+
 /** Delivers outbox items. */
 export class OutboxProcessor {
   private readonly o: Required<Omit<OutboxProcessorOptions, 'outbox' | 'adapter'>> &
@@ -155,9 +169,7 @@ export class OutboxProcessor {
       await this.o.outbox.markDelivered(item.id);
       return 'delivered';
     } catch (error) {
-      const invalid =
-        error instanceof FhirInvalidResourceError ||
-        (error instanceof FhirConflictError && error.kind === 'multiple-matches');
+      const invalid = isRejection(error);
       if (invalid) {
         this.o.logger.warn({ item: item.id, err: brief(error) }, 'FHIR write rejected as invalid: dead-lettered');
         await this.o.outbox.markDead(item.id, describe(error), (error as FhirServerError).outcome, this.o.clock.now());
