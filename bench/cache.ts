@@ -45,8 +45,15 @@ function patient(i: number) {
   };
 }
 
-/** Keeps `concurrency` calls of `op` in flight for `ms`; returns completed operations per second. */
-async function drive(op: (key: string) => Promise<unknown>, ms: number, keys: readonly string[]): Promise<number> {
+interface Round {
+  /** Completed reads per second. */
+  rps: number;
+  /** Client CPU (user + system) per read, in µs: steadier than rps on a busy machine. */
+  cpuUs: number;
+}
+
+/** Keeps `concurrency` calls of `op` in flight for `ms`; returns reads/s and client CPU per read. */
+async function drive(op: (key: string) => Promise<unknown>, ms: number, keys: readonly string[]): Promise<Round> {
   let done = 0;
   let cursor = Math.floor(Math.random() * keys.length);
   const end = performance.now() + ms;
@@ -58,8 +65,10 @@ async function drive(op: (key: string) => Promise<unknown>, ms: number, keys: re
     }
   };
   const started = performance.now();
+  const cpu0 = process.cpuUsage();
   await Promise.all(Array.from({ length: concurrency }, worker));
-  return (done * 1000) / (performance.now() - started);
+  const cpu = process.cpuUsage(cpu0);
+  return { rps: (done * 1000) / (performance.now() - started), cpuUs: (cpu.user + cpu.system) / done };
 }
 
 function median(xs: number[]): number {
@@ -107,19 +116,22 @@ async function main(): Promise<void> {
 
     await drive(viaCache, 1_000, keys); // warm-up, untimed
     await drive(raw, 1_000, keys);
-    const cacheRps: number[] = [];
-    const rawRps: number[] = [];
+    const cacheRounds: Round[] = [];
+    const rawRounds: Round[] = [];
     for (let r = 0; r < rounds; r++) {
       // ABBA order (cache first on even rounds, raw first on odd ones), so neither side always follows the other.
       if (r % 2 === 0) {
-        cacheRps.push(await drive(viaCache, roundMs, keys));
-        rawRps.push(await drive(raw, roundMs, keys));
+        cacheRounds.push(await drive(viaCache, roundMs, keys));
+        rawRounds.push(await drive(raw, roundMs, keys));
       } else {
-        rawRps.push(await drive(raw, roundMs, keys));
-        cacheRps.push(await drive(viaCache, roundMs, keys));
+        rawRounds.push(await drive(raw, roundMs, keys));
+        cacheRounds.push(await drive(viaCache, roundMs, keys));
       }
+      const c = cacheRounds[r] as Round;
+      const w = rawRounds[r] as Round;
       process.stdout.write(
-        `round ${r + 1}: cache (MySQL store hits) ${Math.round(cacheRps[r] as number)} reads/s, raw mysql2 PK select ${Math.round(rawRps[r] as number)} /s\n`,
+        `round ${r + 1}: cache (MySQL store hits) ${Math.round(c.rps)} reads/s (${c.cpuUs.toFixed(1)} µs CPU/read), ` +
+          `raw mysql2 PK select ${Math.round(w.rps)} /s (${w.cpuUs.toFixed(1)} µs CPU/read)\n`,
       );
     }
     if (loaderCalls !== 0) throw new Error(`loader ran ${loaderCalls} times: reads were not all cache hits`);
@@ -128,14 +140,17 @@ async function main(): Promise<void> {
     const l1 = new MemoryStore({ maxEntries: keyCount });
     const tiered = new Cache({ store: new TieredStore({ l1, l2, l1MaxTtlMs: 3_600_000 }), ttlMs: 3_600_000 });
     for (const key of keys) await tiered.getOrLoad(key, loader);
-    const l1Rps = await drive((key) => tiered.getOrLoad(key, loader), Math.min(roundMs, 2_000), keys);
+    const { rps: l1Rps } = await drive((key) => tiered.getOrLoad(key, loader), Math.min(roundMs, 2_000), keys);
     if (loaderCalls !== 0 || l1.size !== keyCount) throw new Error('L1 phase did not read only warm L1 entries');
 
-    const value = Math.round(median(cacheRps));
-    const baseline = Math.round(median(rawRps));
+    const value = Math.round(median(cacheRounds.map((x) => x.rps)));
+    const baseline = Math.round(median(rawRounds.map((x) => x.rps)));
+    const cpuCache = median(cacheRounds.map((x) => x.cpuUs));
+    const cpuRaw = median(rawRounds.map((x) => x.cpuUs));
     process.stdout.write(
       `median of ${rounds} rounds of ${roundMs} ms, pool ${poolSize}, concurrency ${concurrency}, ${keyCount} keys: ` +
         `L2 (MySQL) hits ${value} reads/s vs raw mysql2 ${baseline} /s (${((100 * value) / baseline).toFixed(1)}%); ` +
+        `client CPU per read ${cpuCache.toFixed(1)} vs ${cpuRaw.toFixed(1)} µs; ` +
         `L1 hits ${Math.round(l1Rps)} reads/s (${(l1Rps / value).toFixed(1)}x L2)\n`,
     );
     process.stdout.write(
