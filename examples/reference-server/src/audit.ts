@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { appendFile, mkdir, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { AuditEvent } from 'fhir/r4.js';
+import { identifierSystems } from '@cdss/fhir-mapper';
 import { z } from 'zod';
 
 /** One audit record. */
@@ -104,8 +105,9 @@ const ACTION_CODES: Record<AuditRecord['action'], 'C' | 'R' | 'U' | 'D' | 'E'> =
 /**
  * The FHIR AuditEvent of a record (DICOM/HL7 "rest" event type, the action as C/R/U/D/E).
  * @param record - the audit record
+ * @param site - the OpenEMR site (part of the patient identifier system)
  */
-export function toAuditEvent(record: AuditRecord): AuditEvent {
+export function toAuditEvent(record: AuditRecord, site = 'default'): AuditEvent {
   return {
     resourceType: 'AuditEvent',
     type: { system: 'http://terminology.hl7.org/CodeSystem/audit-event-type', code: 'rest', display: 'RESTful Operation' },
@@ -114,10 +116,13 @@ export function toAuditEvent(record: AuditRecord): AuditEvent {
     outcome: record.outcome === 'success' ? '0' : record.outcome === 'denied' ? '4' : '8',
     agent: [{ who: { identifier: { system: 'urn:cdss:user', value: record.userId }, display: record.userName }, requestor: true, role: record.roles.map((role) => ({ text: role })) }],
     source: { observer: { display: 'CDSS reference server' } },
+    // Logical references (by our identifiers): the FHIR server's own resource ids differ from OpenEMR's uuids.
     entity: [
       {
-        what: { reference: record.resource.includes('/') ? record.resource : undefined, display: record.resource },
-        ...(record.patientId ? { description: `patient ${record.patientId}` } : {}),
+        name: record.resource,
+        ...(record.patientId
+          ? { what: { type: 'Patient', identifier: { system: identifierSystems(site).patientUuid, value: record.patientId } } }
+          : { what: { display: record.resource } }),
       },
     ],
     extension: [

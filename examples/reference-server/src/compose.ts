@@ -197,7 +197,7 @@ export async function composeServer(config: ServerConfig, logger: Logger, versio
     idempotency = await MySqlIdempotencyStore.open({ url: config.MYSQL_URL });
   }
   if (config.AMQP_URL) bus = await AmqpInvalidationBus.open({ url: config.AMQP_URL });
-  const cache = new Cache({ store, ...(bus ? { bus } : {}), metrics: cacheMetrics, logger, ttlMs: 5 * 60_000, staleIfErrorMs: 24 * 60 * 60_000 });
+  const cache = new Cache({ store, ...(bus ? { bus } : {}), metrics: cacheMetrics, logger, ttlMs: config.CDSS_CACHE_TTL_MS, staleIfErrorMs: 24 * 60 * 60_000 });
   const writes = new WriteCoordinator({ cache, idempotency, metrics: cacheMetrics, logger });
   closers.push(() => cache.close());
 

@@ -49,6 +49,7 @@ export const envSchema = z
     CDSS_WORKER: z.enum(['in-process', 'off']).default('in-process'),
     CDSS_DASHBOARD_DIR: z.string().min(1).optional(),
     CDSS_SANDBOX_STUDIES: z.coerce.number().int().min(0).max(10).default(3),
+    CDSS_CACHE_TTL_MS: z.coerce.number().int().positive().default(5 * 60_000),
     // Ports, each switched to its real adapter by its own variables.
     OPENEMR_URL: httpUrl.optional(),
     OPENEMR_SITE: z.string().min(1).default('default'),

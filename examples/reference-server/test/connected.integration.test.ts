@@ -1,0 +1,114 @@
+/**
+ * The whole CDSS in connected mode against the real Orthanc, RabbitMQ, MariaDB and HAPI FHIR started by
+ * `scripts/services/` (OpenEMR through its emulator, run as its own process), with tokens verified against a public
+ * key as a hospital's identity provider would issue them. Also: OpenEMR killed mid-run.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { exportSPKI, generateKeyPair, SignJWT } from 'jose';
+import { requireService } from '@cdss/core/testing';
+import { OrthancClient } from '@cdss/orthanc-client';
+import { basicAuth } from '@cdss/core';
+import { createCdssClient, CdssApiError } from '@cdss/client';
+import { SEED_ADMIN, SEED_CLIENT } from '@cdss/sandbox';
+import { loadConfig } from '../src/config.js';
+import { createLogger } from '../src/logger.js';
+import { composeServer, type ComposedServer } from '../src/compose.js';
+import { DEMO_USERS } from '../src/auth/tokens.js';
+import { runClinicalFlow } from './flow.js';
+import { freePort, startTsProcess, type Child } from './processes.js';
+
+const services = await Promise.all((['orthanc', 'rabbitmq', 'mariadb', 'hapi-fhir'] as const).map((name) => requireService(name)));
+const [orthancSvc, rabbitSvc, mariaSvc, hapiSvc] = services;
+const available = services.every((s) => s.available);
+
+describe.skipIf(!available)('connected mode on the real services', () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'cdss-connected-'));
+  const emulatorData = mkdtempSync(join(tmpdir(), 'cdss-openemr-'));
+  let emulatorPort: number;
+  let emulator: Child;
+  let composed: ComposedServer;
+  let baseUrl: string;
+  let tokenFor: (userId: string) => Promise<string>;
+  const orthancUrl = new URL(orthancSvc!.url);
+  const orthanc = new OrthancClient({
+    baseUrl: `${orthancUrl.protocol}//${orthancUrl.host}`,
+    auth: basicAuth(decodeURIComponent(orthancUrl.username), decodeURIComponent(orthancUrl.password)),
+  });
+
+  const startEmulator = () => startTsProcess('test/openemr-emulator-process.ts', { PORT: String(emulatorPort), DATA_DIR: emulatorData }, /^ready/m);
+
+  beforeAll(async () => {
+    emulatorPort = await freePort();
+    emulator = await startEmulator();
+    const { publicKey, privateKey } = await generateKeyPair('RS256');
+    tokenFor = async (userId) => {
+      const user = DEMO_USERS.find((u) => u.id === userId)!;
+      return new SignJWT({ name: user.name, roles: [user.role] })
+        .setProtectedHeader({ alg: 'RS256' })
+        .setSubject(user.id)
+        .setIssuer('https://idp.hospital.test')
+        .setAudience('cdss')
+        .setExpirationTime('10m')
+        .sign(privateKey);
+    };
+    const config = loadConfig({
+      CDSS_MODE: 'connected',
+      CDSS_DATA_DIR: dataDir,
+      CDSS_LOG_LEVEL: 'warn',
+      CDSS_RATE_LIMIT_PER_MINUTE: '10000',
+      CDSS_CACHE_TTL_MS: '1000',
+      CDSS_AUTH_PUBLIC_KEY: await exportSPKI(publicKey),
+      CDSS_AUTH_ISSUER: 'https://idp.hospital.test',
+      CDSS_WEBHOOK_SECRET: 'x'.repeat(40),
+      OPENEMR_URL: `http://127.0.0.1:${emulatorPort}`,
+      OPENEMR_CLIENT_ID: SEED_CLIENT.clientId,
+      OPENEMR_CLIENT_SECRET: SEED_CLIENT.clientSecret,
+      OPENEMR_USERNAME: SEED_ADMIN.username,
+      OPENEMR_PASSWORD: SEED_ADMIN.password,
+      FHIR_URL: hapiSvc!.url,
+      ORTHANC_URL: `${orthancUrl.protocol}//${orthancUrl.host}`,
+      ORTHANC_USERNAME: decodeURIComponent(orthancUrl.username),
+      ORTHANC_PASSWORD: decodeURIComponent(orthancUrl.password),
+      AMQP_URL: rabbitSvc!.url,
+      MYSQL_URL: mariaSvc!.url,
+    });
+    composed = await composeServer(config, createLogger('warn'), 'test');
+    baseUrl = `http://127.0.0.1:${await composed.server.listen(0, '127.0.0.1')}`;
+  }, 180_000);
+
+  afterAll(async () => {
+    await composed?.close();
+    await emulator?.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+    rmSync(emulatorData, { recursive: true, force: true });
+  });
+
+  it('runs the clinical flow on Orthanc, RabbitMQ, MariaDB and HAPI FHIR', async () => {
+    await runClinicalFlow({ baseUrl, fhirUrl: hapiSvc!.url, orthanc, tokenFor });
+  }, 300_000);
+
+  it('keeps answering cached reads (flagged stale) while OpenEMR is down, refuses writes, and recovers', async () => {
+    const token = await tokenFor('demo-physician');
+    const client = createCdssClient({ baseUrl, getToken: () => token });
+    const patient = await client.patients.create({ givenName: 'Otto', familyName: 'Outage', birthDate: '1960-01-01', sex: 'male' });
+    expect((await client.patients.get(patient.id)).stale).toBe(false);
+
+    await emulator.stop();
+    await new Promise((resolve) => setTimeout(resolve, 1_200)); // past the 1 s cache TTL
+    const during = await client.patients.get(patient.id);
+    expect(during).toMatchObject({ data: { id: patient.id, familyName: 'Outage' }, stale: true });
+    const write = await client.patients.update(patient.id, { givenName: 'Otto', familyName: 'Changed', birthDate: '1960-01-01', sex: 'male' }).catch((e: unknown) => e);
+    expect(write).toBeInstanceOf(CdssApiError);
+    expect((write as CdssApiError).status).toBe(503);
+    expect((await client.patients.get(patient.id)).data.familyName).toBe('Outage');
+
+    emulator = await startEmulator();
+    await expect.poll(async () => (await client.patients.get(patient.id)).stale, { timeout: 30_000, interval: 500 }).toBe(false);
+    const updated = await client.patients.update(patient.id, { givenName: 'Otto', familyName: 'Restored', birthDate: '1960-01-01', sex: 'male' });
+    expect(updated.familyName).toBe('Restored');
+    expect((await client.patients.get(patient.id)).data.familyName).toBe('Restored');
+  }, 120_000);
+});
