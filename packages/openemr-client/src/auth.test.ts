@@ -349,3 +349,36 @@ describe("OpenEMR's auth failure statuses (notes §2.7)", () => {
     expect((await emr.patients.page({}, { limit: 1 })).patients).toHaveLength(1);
   });
 });
+
+describe('privacy', () => {
+  it('neither tokens nor patient data reach the logger', async () => {
+    const lines: string[] = [];
+    const record = (obj: object | string, msg?: string): void => void lines.push(JSON.stringify([obj, msg ?? '']));
+    const logger = { debug: record, info: record, warn: record, error: record };
+    const serverClock = createTestClock();
+    h = await startHarness({ version: '8', now: () => serverClock.now(), tokenLifetimes: { accessTokenSeconds: 60 } });
+    const tokens: string[] = [];
+    const emr = createOpenEmrClient({
+      baseUrl: h.baseUrl,
+      logger,
+      clock: createTestClock(),
+      retry: { maxRetries: 1, baseDelayMs: 1 },
+      auth: {
+        kind: 'password',
+        ...login,
+        scope: CDSS_SCOPES,
+        onTokens: (t) => tokens.push(t.accessToken, t.refreshToken ?? ''),
+      },
+    });
+    const [maria] = await emr.patients.list({ lname: 'Rossi' });
+    serverClock.advance(61_000); // forces a 401 and a refresh
+    await emr.patients.get(maria?.uuid ?? '');
+    await emr.patients.create({ fname: 'Private', lname: 'Person', DOB: '1950-05-05', sex: 'Female' });
+    await emr.vitals.list({ pid: 999, eid: 999 }); // a 404
+    expect(lines.length).toBeGreaterThan(0);
+    const all = lines.join('\n');
+    for (const secret of [...tokens.filter(Boolean), SEED_CLIENT.clientSecret, SEED_ADMIN.password])
+      expect(all).not.toContain(secret);
+    for (const phi of ['Rossi', 'Maria', 'Private', '1950-05-05']) expect(all).not.toContain(phi);
+  });
+});

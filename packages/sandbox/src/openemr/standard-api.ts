@@ -179,9 +179,6 @@ const soapRules: FieldRule[] = SOAP_FIELDS.map((field): FieldRule => ({
   rules: [{ kind: 'lengthBetween', min: 2, max: 65535 }],
 }));
 
-/** Controllers that 8.x answers through `JsonResponse($array)`, which resets the status to 200 (notes §3.3). */
-type ArrayController = 'encounter' | 'allergy' | 'medical_problem' | 'procedure';
-
 /** The standard API handlers. */
 export class StandardApi {
   constructor(private readonly ctx: EngineContext) {}
@@ -1357,5 +1354,3 @@ export class StandardApi {
     return value !== undefined && isUuid(value);
   }
 }
-
-export type { ArrayController };

@@ -146,11 +146,4 @@ export class OpenEmrStore {
     }
     this.dirty.clear();
   }
-
-  /** Forgets pending changes without writing them (used when a request fails half way). */
-  discardPending(): boolean {
-    const had = this.dirty.size > 0;
-    this.dirty.clear();
-    return had;
-  }
 }
