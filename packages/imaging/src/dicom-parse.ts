@@ -48,6 +48,12 @@ export interface ParsedDicom {
 export interface ParseDicomOptions {
   /** Names the input in error messages (a file name or an index; never patient data). */
   source?: string;
+  /**
+   * The whole file's length when `bytes` is only its beginning (a header prefix of a file received in pieces).
+   * Then a top-level PixelData element may run past `bytes` (up to this length) and ends the parse; any other
+   * element must lie within `bytes`.
+   */
+  totalLength?: number;
 }
 
 const LONG_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'SQ', 'SV', 'UC', 'UN', 'UR', 'UT', 'UV']);
@@ -166,6 +172,8 @@ class Reader {
   constructor(
     readonly bytes: Uint8Array,
     readonly source: string | undefined,
+    /** End of the whole file, when `bytes` is a prefix of it (see ParseDicomOptions.totalLength). */
+    readonly totalLength: number = bytes.length,
   ) {
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   }
@@ -241,6 +249,17 @@ class Reader {
         pos = seq.pos;
         continue;
       }
+      if (
+        length > end - valuePos &&
+        depth === 0 &&
+        tag === PIXEL_DATA &&
+        end === this.bytes.length &&
+        valuePos + length <= this.totalLength
+      ) {
+        // A prefix of the file: the pixel data continues in the bytes not given here.
+        ds.set(tag, { tag, vr, offset: valuePos, length });
+        return { ds, pos: end };
+      }
       if (length > end - valuePos) {
         this.fail(
           `element ${tagString(tag)} (${vr}) claims ${length} bytes but only ${end - valuePos} remain: file truncated or corrupted`,
@@ -310,7 +329,7 @@ function printable(s: string): string {
  * @throws {@link DicomParseError} for anything that is not a well-formed file of a supported transfer syntax
  */
 export function parseDicom(bytes: Uint8Array, options: ParseDicomOptions = {}): ParsedDicom {
-  const r: Reader = new Reader(bytes, options.source);
+  const r: Reader = new Reader(bytes, options.source, Math.max(bytes.length, options.totalLength ?? bytes.length));
   if (bytes.length < 132)
     r.fail(`not a DICOM Part-10 file: ${bytes.length} bytes, too short for the preamble and DICM prefix`, 0);
   if (bytes[128] !== 0x44 || bytes[129] !== 0x49 || bytes[130] !== 0x43 || bytes[131] !== 0x4d) {

@@ -13,7 +13,7 @@ export {
   writeDicomSeries, writePhantomStudy, toPart10, uidFromSeed, formatDS, seriesWriteOptionsSchema, MR_IMAGE_STORAGE, PHANTOM_SERIES,
 } from './dicom-write.js';
 export type { SeriesWriteOptions, PhantomStudyOptions, WrittenSeries, WrittenStudy } from './dicom-write.js';
-export { sliceFromPart10, sliceFromParsed, volumeFromSlices, volumeFromPart10 } from './series-volume.js';
+export { sliceFromPart10, sliceFromPart10Pieces, sliceFromParsed, volumeFromSlices, volumeFromPart10 } from './series-volume.js';
 export type { DicomSlice, VolumeFromSlicesOptions } from './series-volume.js';
 export { selectStudySeries, buildStudyInput, DEFAULT_SELECTION_RULES, STUDY_CHANNELS } from './series-study.js';
 export type { StudyChannel, SeriesCandidate, SeriesRule, SelectionRules, StudyInput } from './series-study.js';

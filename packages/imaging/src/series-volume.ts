@@ -46,8 +46,11 @@ export interface DicomSlice {
   spacingBetweenSlices?: number | undefined;
   /** Slice Thickness, the fallback for a one-slice series. */
   sliceThickness?: number | undefined;
-  /** The frame's pixel bytes, little endian, rows × columns × bitsAllocated/8. */
-  pixels: Uint8Array;
+  /**
+   * The frame's pixel bytes, little endian, rows × columns × bitsAllocated/8: one array, or consecutive pieces
+   * (views into received network chunks, so that a volume is assembled with a single copy).
+   */
+  pixels: Uint8Array | readonly Uint8Array[];
 }
 
 const T = {
@@ -96,7 +99,7 @@ function vecOf<N extends number>(v: number[] | undefined, n: N, what: string, so
  * @returns the slice; its pixels are a view into the file's bytes
  * @throws {@link DicomParseError} when a required attribute is missing or malformed, or the pixel format is unsupported
  */
-export function sliceFromParsed(file: ParsedDicom, source?: string): DicomSlice {
+export function sliceFromParsed(file: ParsedDicom, source?: string, pixelsElsewhere = false): DicomSlice {
   const ds = file.dataset;
   const num = (tag: number, what: string): number[] | undefined => {
     try {
@@ -132,7 +135,7 @@ export function sliceFromParsed(file: ParsedDicom, source?: string): DicomSlice 
   }
   const pixels = need(getBytes(file, ds.get(T.PixelData)), 'PixelData (7FE0,0010)', source);
   const expected = rows * columns * (bitsAllocated / 8);
-  if (pixels.length < expected)
+  if (!pixelsElsewhere && pixels.length < expected)
     throw err(
       `PixelData has ${pixels.length} bytes, expected ${expected} for ${rows}×${columns}×${bitsAllocated} bits`,
     );
@@ -171,7 +174,7 @@ export function sliceFromParsed(file: ParsedDicom, source?: string): DicomSlice 
     rescaleIntercept: intercept,
     spacingBetweenSlices: num(T.SpacingBetweenSlices, 'SpacingBetweenSlices (0018,0088)')?.[0],
     sliceThickness: num(T.SliceThickness, 'SliceThickness (0018,0050)')?.[0],
-    pixels: pixels.subarray(0, expected),
+    pixels: pixelsElsewhere ? pixels : pixels.subarray(0, expected),
   };
 }
 
@@ -184,6 +187,73 @@ export function sliceFromParsed(file: ParsedDicom, source?: string): DicomSlice 
  */
 export function sliceFromPart10(bytes: Uint8Array, source?: string): DicomSlice {
   return sliceFromParsed(parseDicom(bytes, source === undefined ? {} : { source }), source);
+}
+
+/**
+ * Reads a slice from a Part-10 file received in pieces (e.g. network chunks), without joining them: only the
+ * first few KiB are joined to read the attributes, and the pixel data stays as views into the pieces.
+ * @param pieces - the file's bytes, in order
+ * @param source - names the input in errors
+ * @returns the slice, its `pixels` a list of views
+ * @throws {@link DicomParseError} for a file that is not a readable single-frame greyscale image
+ */
+export function sliceFromPart10Pieces(pieces: readonly Uint8Array[], source?: string): DicomSlice {
+  if (pieces.length === 1) return sliceFromPart10(pieces[0] as Uint8Array, source);
+  const total = pieces.reduce((n, p) => n + p.length, 0);
+  const join = (n: number): Uint8Array => {
+    const out = new Uint8Array(Math.min(n, total));
+    let at = 0;
+    for (const p of pieces) {
+      if (at >= out.length) break;
+      const k = Math.min(p.length, out.length - at);
+      out.set(p.subarray(0, k), at);
+      at += k;
+    }
+    return out;
+  };
+  const opts = source === undefined ? {} : { source };
+  let head: Uint8Array;
+  let parsed: ParsedDicom;
+  try {
+    head = join(16 * 1024);
+    parsed = parseDicom(head, { ...opts, totalLength: total });
+  } catch {
+    // Attributes beyond the first 16 KiB (or a malformed file): read the joined file, which reports the problem.
+    return sliceFromPart10(join(total), source);
+  }
+  const pixelEl = parsed.dataset.get(T.PixelData);
+  if (!pixelEl || pixelEl.offset + pixelEl.length <= head.length) return sliceFromPart10(join(total), source);
+  // Read the attributes from the prefix with the pixel data cut off, then point `pixels` at the pieces.
+  const slice = sliceFromParsed(
+    {
+      ...parsed,
+      dataset: new Map([...parsed.dataset].filter(([tag]) => tag !== T.PixelData)).set(T.PixelData, {
+        ...pixelEl,
+        length: 0,
+      }),
+    },
+    source,
+    true,
+  );
+  const expected = slice.rows * slice.columns * (slice.bitsAllocated / 8);
+  if (pixelEl.length < expected) {
+    throw new DicomParseError(`PixelData has ${pixelEl.length} bytes, expected ${expected}`, opts);
+  }
+  const views: Uint8Array[] = [];
+  let start = pixelEl.offset;
+  let remaining = expected;
+  for (const p of pieces) {
+    if (remaining === 0) break;
+    if (start >= p.length) {
+      start -= p.length;
+      continue;
+    }
+    const k = Math.min(p.length - start, remaining);
+    views.push(p.subarray(start, start + k));
+    remaining -= k;
+    start = 0;
+  }
+  return { ...slice, pixels: views };
 }
 
 /** Options of {@link volumeFromSlices}. */
@@ -347,7 +417,7 @@ export function volumeFromSlices(input: readonly DicomSlice[], options: VolumeFr
           ? new Int8Array(raw)
           : new Uint8Array(raw);
     const dst = new Uint8Array(data.buffer);
-    sorted.forEach(({ s }, k) => dst.set(s.pixels.subarray(0, plane * bpp), k * plane * bpp));
+    sorted.forEach(({ s }, k) => copyPixels(s.pixels, dst, k * plane * bpp, plane * bpp));
     if (needsMask) maskStored(data, bitsStored, signed);
   } else {
     const out = new Float32Array(total);
@@ -361,7 +431,7 @@ export function volumeFromSlices(input: readonly DicomSlice[], options: VolumeFr
           : new Uint8Array(plane);
     const tmpBytes = new Uint8Array(tmp.buffer);
     sorted.forEach(({ s }, k) => {
-      tmpBytes.set(s.pixels.subarray(0, tmpBytes.length));
+      copyPixels(s.pixels, tmpBytes, 0, tmpBytes.length);
       if (needsMask) maskStored(tmp, bitsStored, signed);
       const base = k * plane;
       for (let p = 0; p < plane; p++) out[base + p] = (tmp[p] as number) * s.rescaleSlope + s.rescaleIntercept;
@@ -376,6 +446,22 @@ export function volumeFromSlices(input: readonly DicomSlice[], options: VolumeFr
     origin: [...sorted[0]!.s.imagePositionPatient],
     direction,
   };
+}
+
+/** Copies `n` pixel bytes (one array or consecutive pieces) to `dst` at `at`. */
+function copyPixels(src: Uint8Array | readonly Uint8Array[], dst: Uint8Array, at: number, n: number): void {
+  if (src instanceof Uint8Array) {
+    dst.set(src.subarray(0, n), at);
+    return;
+  }
+  let left = n;
+  for (const piece of src) {
+    if (left <= 0) break;
+    const k = Math.min(piece.length, left);
+    dst.set(piece.subarray(0, k), at);
+    at += k;
+    left -= k;
+  }
 }
 
 /** Keeps the low `bits` bits (sign-extending when signed): high bits may carry overlays (PS3.5 §8.1.1). */

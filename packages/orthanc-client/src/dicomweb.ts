@@ -6,7 +6,7 @@
 import type { Readable } from 'node:stream';
 import { z } from 'zod';
 import { CdssError, type HttpTransport, type TransferProgress } from '@cdss/core';
-import { buildMultipart, multipartBoundary, parseMultipart, type MultipartPart } from './multipart.js';
+import { buildMultipart, multipartBoundary, parseMultipartPieces, type MultipartPieces } from './multipart.js';
 import { dicomItems, dicomString } from './dicom-json.js';
 import { dicomJsonArraySchema, stowResponseSchema, type DicomJsonDataset } from './schemas.js';
 
@@ -62,6 +62,10 @@ export interface StoreResult {
 }
 
 const MAX_STOW_BATCH_BYTES = 64 * 1024 * 1024;
+
+function join(part: { pieces: readonly Buffer[]; length: number }): Buffer {
+  return part.pieces.length === 1 ? (part.pieces[0] as Buffer) : Buffer.concat(part.pieces, part.length);
+}
 
 /**
  * DICOMweb on one server. Built by {@link OrthancClient}; usable alone with any transport whose base URL is
@@ -216,7 +220,7 @@ export class DicomWebClient {
     path: string,
     accept: string,
     options: RetrieveOptions,
-  ): Promise<{ parts: AsyncGenerator<MultipartPart>; stream: Readable }> {
+  ): Promise<{ parts: AsyncGenerator<MultipartPieces>; stream: Readable }> {
     const res = await this.transport.request<Readable>({
       method: 'GET',
       path,
@@ -234,7 +238,7 @@ export class DicomWebClient {
       stream.destroy();
       throw error;
     }
-    return { parts: parseMultipart(stream, boundary), stream };
+    return { parts: parseMultipartPieces(stream, boundary), stream };
   }
 
   /**
@@ -261,7 +265,7 @@ export class DicomWebClient {
       options,
     );
     const out: Uint8Array[] = [];
-    for await (const part of parts) out.push(part.body);
+    for await (const part of parts) out.push(join(part));
     if (out.length !== frames.length)
       throw new CdssError(`asked for ${frames.length} frame(s), got ${out.length}`, { code: 'WADO_FRAMES_MISMATCH' });
     return out;
@@ -314,16 +318,39 @@ export class DicomWebClient {
   }
 
   private async *instancesOf(path: string, options: RetrieveOptions): AsyncGenerator<Uint8Array> {
+    for await (const pieces of this.piecesOf(path, options)) {
+      yield join({ pieces, length: pieces.reduce((n, p) => n + p.length, 0) });
+    }
+  }
+
+  private async *piecesOf(path: string, options: RetrieveOptions): AsyncGenerator<readonly Buffer[]> {
     const { parts, stream } = await this.multipart(
       path,
       'multipart/related; type="application/dicom"; transfer-syntax=*',
       options,
     );
     try {
-      for await (const part of parts) yield part.body;
+      for await (const part of parts) yield part.pieces;
     } finally {
       stream.destroy();
     }
+  }
+
+  /**
+   * WADO-RS Retrieve Series like {@link DicomWebClient.retrieveSeries}, but each Part-10 instance is given as
+   * consecutive views into the received network chunks (not joined), for consumers that copy the bytes to
+   * their destination anyway: volume building then copies each voxel once.
+   * @param studyInstanceUid - the study
+   * @param seriesInstanceUid - the series
+   * @param options - signal, progress
+   * @returns an async iterator of instances, each as pieces in order
+   */
+  async *retrieveSeriesPieces(
+    studyInstanceUid: string,
+    seriesInstanceUid: string,
+    options: RetrieveOptions = {},
+  ): AsyncGenerator<readonly Buffer[]> {
+    yield* this.piecesOf(this.path('studies', studyInstanceUid, 'series', seriesInstanceUid), options);
   }
 
   /**

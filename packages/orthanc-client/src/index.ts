@@ -9,8 +9,14 @@ export type {
 } from './client.js';
 export { DicomWebClient, StowError } from './dicomweb.js';
 export type { QidoQuery, RetrieveOptions, StoreResult } from './dicomweb.js';
-export { parseMultipart, buildMultipart, multipartBoundary, MultipartError } from './multipart.js';
-export type { MultipartPart } from './multipart.js';
+export {
+  parseMultipart,
+  parseMultipartPieces,
+  buildMultipart,
+  multipartBoundary,
+  MultipartError,
+} from './multipart.js';
+export type { MultipartPart, MultipartPieces } from './multipart.js';
 export { mapLimit } from './pool.js';
 export { DICOM_TAGS, dicomString, dicomNumbers, dicomItems } from './dicom-json.js';
 export type { DicomKeyword } from './dicom-json.js';

@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { buildMultipart, multipartBoundary, MultipartError, parseMultipart } from './multipart.js';
+import {
+  buildMultipart,
+  multipartBoundary,
+  MultipartError,
+  parseMultipart,
+  parseMultipartPieces,
+} from './multipart.js';
 import { mapLimit } from './pool.js';
 
 async function* chunked(buf: Buffer, size: number): AsyncGenerator<Buffer> {
@@ -105,5 +111,24 @@ describe('mapLimit', () => {
       ),
     ).rejects.toThrow('cancelled');
     expect(ran).toEqual([1]);
+  });
+});
+
+describe('parseMultipartPieces', () => {
+  it('gives bodies as views of the received chunks that join to the same bytes', async () => {
+    const built = buildMultipart(
+      bodies.map((b) => ({ contentType: 'application/dicom', body: b })),
+      'application/dicom',
+      'pp',
+    );
+    const whole = Buffer.concat(built.chunks);
+    for (const size of [1, 13, 4096]) {
+      const got: Buffer[] = [];
+      for await (const p of parseMultipartPieces(chunked(whole, size), 'pp')) {
+        expect(p.pieces.reduce((n, x) => n + x.length, 0)).toBe(p.length);
+        got.push(Buffer.concat(p.pieces));
+      }
+      expect(got).toEqual(bodies);
+    }
   });
 });

@@ -62,6 +62,22 @@ class ChunkQueue {
     this.chunks = all.length ? [all] : [];
     return all.subarray(0, n);
   }
+  /** Views of the `n` bytes at `offset` (which must be queued). */
+  peekPieces(offset: number, n: number): Buffer[] {
+    const out: Buffer[] = [];
+    for (const c of this.chunks) {
+      if (n <= 0) break;
+      if (offset >= c.length) {
+        offset -= c.length;
+        continue;
+      }
+      const k = Math.min(c.length - offset, n);
+      out.push(c.subarray(offset, offset + k));
+      n -= k;
+      offset = 0;
+    }
+    return out;
+  }
   /** Removes and returns the first `n` bytes (one copy at most). */
   take(n: number): Buffer {
     const first = this.chunks[0];
@@ -77,6 +93,19 @@ class ChunkQueue {
       c.copy(out, filled, 0, k);
       filled += k;
       this.skip(k);
+    }
+    return out;
+  }
+  /** Removes the first `n` bytes and returns them as views into the received chunks (no copy). */
+  takePieces(n: number): Buffer[] {
+    const out: Buffer[] = [];
+    let left = n;
+    while (left > 0) {
+      const c = this.chunks[0] as Buffer;
+      const k = Math.min(c.length, left);
+      out.push(c.subarray(0, k));
+      this.skip(k);
+      left -= k;
     }
     return out;
   }
@@ -108,6 +137,36 @@ export async function* parseMultipart(
   chunks: AsyncIterable<Buffer | Uint8Array | string>,
   boundary: string,
 ): AsyncGenerator<MultipartPart> {
+  for await (const part of parseMultipartPieces(chunks, boundary)) {
+    yield {
+      headers: part.headers,
+      body: part.pieces.length === 1 ? (part.pieces[0] as Buffer) : Buffer.concat(part.pieces, part.length),
+    };
+  }
+}
+
+/** One part as views into the received chunks (see {@link parseMultipartPieces}). */
+export interface MultipartPieces {
+  /** Part headers, names lower-cased. */
+  headers: Record<string, string>;
+  /** The body, in order, as views into the received chunks (not copied). */
+  pieces: Buffer[];
+  /** Body length in bytes. */
+  length: number;
+}
+
+/**
+ * Like {@link parseMultipart}, but a body is given as views into the received chunks instead of one joined
+ * buffer, so a consumer that copies the bytes to their destination anyway (volume building) copies them once.
+ * @param chunks - the body
+ * @param boundary - from {@link multipartBoundary}
+ * @returns the parts in order
+ * @throws {@link MultipartError} for a malformed or truncated body
+ */
+export async function* parseMultipartPieces(
+  chunks: AsyncIterable<Buffer | Uint8Array | string>,
+  boundary: string,
+): AsyncGenerator<MultipartPieces> {
   const delimiter = Buffer.from(`\r\n--${boundary}`);
   const q = new ChunkQueue();
   // Treat the body as if it started with CRLF, so the first delimiter looks like every other one.
@@ -168,28 +227,32 @@ export async function* parseMultipart(
       q.skip(headersEnd + 4);
       const declared = headers['content-length'];
       const length = declared !== undefined && /^\d+$/.test(declared) ? Number(declared) : undefined;
-      let body: Buffer;
-      if (
-        length !== undefined &&
-        (await need(length + delimiter.length)) &&
-        q
-          .peek(length + delimiter.length)
-          .subarray(length)
-          .equals(delimiter)
-      ) {
-        body = q.take(length);
+      let pieces: Buffer[];
+      let size: number;
+      if (length !== undefined && (await need(length + delimiter.length)) && delimiterAt(q, length, delimiter)) {
+        pieces = q.takePieces(length);
+        size = length;
       } else {
         const end = await find(delimiter, 0);
         if (end < 0) throw new MultipartError('multipart body ended inside a part (truncated response)');
-        body = q.take(end);
+        pieces = q.takePieces(end);
+        size = end;
       }
       q.skip(delimiter.length);
-      yield { headers, body };
+      yield { headers, pieces, length: size };
     }
   } finally {
     // Stop the source when the caller stops early (or on error): `return` on the iterator ends the stream.
     if (!ended) await iterator.return?.();
   }
+}
+
+/** Whether the queued bytes at `offset` are `delimiter`, without joining the chunks before it. */
+function delimiterAt(q: ChunkQueue, offset: number, delimiter: Buffer): boolean {
+  const pieces = q.peekPieces(offset, delimiter.length);
+  let i = 0;
+  for (const p of pieces) for (let j = 0; j < p.length; j++) if (p[j] !== delimiter[i++]) return false;
+  return i === delimiter.length;
 }
 
 function parseHeaders(text: string): Record<string, string> {

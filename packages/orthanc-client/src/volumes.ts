@@ -6,6 +6,7 @@ import {
   readSeg,
   selectStudySeries,
   sliceFromPart10,
+  sliceFromPart10Pieces,
   volumeFromSlices,
   buildStudyInput,
   DEFAULT_SELECTION_RULES,
@@ -48,11 +49,12 @@ export async function retrieveSeriesVolume(
 ): Promise<Volume> {
   const slices: DicomSlice[] = [];
   let n = 0;
-  for await (const file of dicomweb.retrieveSeries(studyInstanceUid, seriesInstanceUid, {
+  for await (const pieces of dicomweb.retrieveSeriesPieces(studyInstanceUid, seriesInstanceUid, {
     ...(options.signal ? { signal: options.signal } : {}),
     ...(options.onProgress ? { onProgress: options.onProgress } : {}),
   })) {
-    slices.push(sliceFromPart10(file, `instance ${n++} of series ${seriesInstanceUid}`));
+    // Attributes are read from the first KiB; pixel bytes stay in the received chunks until copied into the volume.
+    slices.push(sliceFromPart10Pieces(pieces, `instance ${n++} of series ${seriesInstanceUid}`));
   }
   return volumeFromSlices(slices, options);
 }
