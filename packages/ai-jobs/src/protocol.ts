@@ -156,6 +156,8 @@ export const analysisResultSchema = z.strictObject({
   model: modelRefSchema,
   /** Milliseconds spent in each stage. */
   timingsMs: z.partialRecord(jobStageSchema, z.number().min(0)),
+  /** Largest diameter of the whole tumour in millimetres (mCODE TumorSize); absent when no tumour was found. */
+  largestDiameterMm: z.number().min(0).optional(),
 });
 /** The result of a successful analysis. */
 export type AnalysisResult = z.infer<typeof analysisResultSchema>;
