@@ -75,6 +75,9 @@ export async function freePort(): Promise<number> {
   throw new Error('no free port found in 20000-31999');
 }
 
+/** Thrown by a `waitFor` check to stop waiting at once (the awaited thing can no longer happen). */
+export class GiveUp extends Error {}
+
 /** Polls `check` every 100 ms until it returns a value other than undefined/false, or throws after `timeoutMs`. */
 export async function waitFor<T>(what: string, check: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 30_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -84,6 +87,7 @@ export async function waitFor<T>(what: string, check: () => Promise<T | undefine
       const value = await check();
       if (value !== undefined && value !== false) return value;
     } catch (error) {
+      if (error instanceof GiveUp) throw error;
       lastError = error;
     }
     if (Date.now() > deadline) {
@@ -226,7 +230,7 @@ export async function startReferenceServer(env: Record<string, string> = {}, fix
     await waitFor(
       `the reference server on ${url}/healthz`,
       async () => {
-        if (exitCode !== undefined) throw new Error(`the server exited with ${exitCode}: ${spawned.stderr().slice(-2000)}`);
+        if (exitCode !== undefined) throw new GiveUp(`the server exited with ${exitCode}: ${spawned.stderr().slice(-2000)}`);
         const res = await fetchRaw(`${url}/healthz`);
         return res.status === 200;
       },
