@@ -465,6 +465,39 @@ describe.each(['8', '7.0'] as const)('OpenEMR %s contract', (version) => {
       expect(tables()).toBe(before);
     });
 
+    it('rules only the server can check come back as a ValidationError naming the field (8.x: from a 200 body)', async () => {
+      const before = tables();
+      const facility = t().facilities[0]?.id ?? '3';
+      await expectValidation(
+        emr.appointments.create(maria.pid, {
+          pc_catid: 9,
+          pc_title: 'Review',
+          pc_duration: 900,
+          pc_apptstatus: '-',
+          pc_eventDate: '2026-03-03',
+          pc_startTime: '10:00',
+          pc_facility: facility,
+          pc_billing_location: facility,
+          pc_aid: 99_999,
+        }),
+        'pc_aid',
+      );
+      await expectValidation(emr.encounters.create(maria.uuid, { pc_catid: 5, class_code: 'XYZ' }), 'class_code');
+      await expectValidation(
+        emr.encounters.update(maria.uuid, (await emr.encounters.list(maria.uuid))[0]?.euuid ?? '', {
+          facility_id: 424_242,
+        }),
+        'facility_id',
+      );
+      await expectValidation(
+        emr.practitioners.create({ fname: 'Jo', lname: 'Doe', npi: '1234567890', facility_id: 424_242 }),
+        'facility_id',
+      );
+      if (version === '8')
+        await expectValidation(emr.prescriptions.create({ patient_id: 424_242, drug: 'Temozolomide' }), 'patient_id');
+      expect(tables()).toBe(before);
+    });
+
     it('the emulator answers bad writes as OpenEMR does and stores nothing', async () => {
       const before = tables();
       const token = (
