@@ -255,6 +255,18 @@ describe('version profiles', () => {
     }
   });
 
+  it('echoes Origin, answers OPTIONS on API routes with 404 (8.x preflight bug), and 404 for unknown routes', () => {
+    const engine = new OpenEmrEngine({ version: '8' });
+    const res = engine.handle(req('GET', '/apis/default/api/version', { headers: { origin: 'https://app.example' } }));
+    expect(res.headers['access-control-allow-origin']).toBe('https://app.example');
+    expect(engine.handle(req('OPTIONS', '/apis/default/api/patient')).status).toBe(404);
+    const unknown = engine.handle(req('GET', '/apis/default/api/nothing'));
+    expect([unknown.status, JSON.parse(unknown.body ?? '{}')]).toEqual([
+      404,
+      { error: 'An error occurred', message: 'Route not found', code: 0 },
+    ]);
+  });
+
   it('prescription writes exist only on 8.x', () => {
     const engine = new OpenEmrEngine({ version: '7.0' });
     const bearer = token(engine);

@@ -336,6 +336,10 @@ export class OpenEmrEngine {
           : json(500, { error: 'internal error' });
     }
     this.stats.apiResponses[response.status] = (this.stats.apiResponses[response.status] ?? 0) + 1;
+    // OpenEMR echoes the caller's Origin (notes §5.8); its preflight handling is broken, so OPTIONS on API
+    // routes stays a 404 here too.
+    const origin = req.headers['origin'];
+    if (origin !== undefined) response.headers = { ...response.headers, 'access-control-allow-origin': origin };
     return response;
   }
 
