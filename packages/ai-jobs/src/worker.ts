@@ -360,10 +360,18 @@ export class JobWorker {
         await settle();
         return;
       }
+      if (!(reason instanceof JobFailure)) {
+        // the message stays in the (injected, redacting) log; the event that is stored and shown carries only the
+        // error's name, because a library's message may quote data
+        this.#log.warn({ jobId, attempt: delivery.attempt, err: errorSummary(reason) }, 'job handler threw');
+      }
       const failure =
         reason instanceof JobFailure
           ? reason
-          : new JobFailure('internal-error', errorSummary(reason).message, { retryable: true, cause: reason });
+          : new JobFailure('internal-error', `unexpected ${errorSummary(reason).name} in the job handler`, {
+              retryable: true,
+              cause: reason,
+            });
       if (failure.retryable && !acked && delivery.attempt < this.#maxAttempts) {
         this.#log.info({ jobId, attempt: delivery.attempt, reason: failure.reason }, 'retrying job');
         await delivery.retry(delivery.attempt - 1);
