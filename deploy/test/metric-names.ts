@@ -7,7 +7,21 @@ import { join } from 'node:path';
 import { parse } from 'yaml';
 import { DEPLOY_DIR } from './support.js';
 
-const KEYWORDS = new Set(['and', 'or', 'unless', 'bool', 'by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'offset', 'inf', 'nan']);
+const KEYWORDS = new Set([
+  'and',
+  'or',
+  'unless',
+  'bool',
+  'by',
+  'without',
+  'on',
+  'ignoring',
+  'group_left',
+  'group_right',
+  'offset',
+  'inf',
+  'nan',
+]);
 
 /**
  * The metric (and recording-rule) names a PromQL expression selects. Strings, label matchers, range and subquery
@@ -45,7 +59,11 @@ export function exposedFamilies(exposition: string): Map<string, string> {
  * The names among `used` that the exposition does not provide. A histogram or summary provides `_bucket`, `_sum`
  * and `_count`; names with a colon must be recording rules; `up` is Prometheus's own.
  */
-export function missingMetrics(used: Iterable<string>, families: ReadonlyMap<string, string>, recorded: ReadonlySet<string>): string[] {
+export function missingMetrics(
+  used: Iterable<string>,
+  families: ReadonlyMap<string, string>,
+  recorded: ReadonlySet<string>,
+): string[] {
   const missing: string[] = [];
   for (const name of used) {
     if (name === 'up') continue;
@@ -114,7 +132,9 @@ export function dashboardExpressions(): Usage[] {
   for (const { file, dashboard } of dashboards()) {
     const walk = (panels: Panel[]): void => {
       for (const panel of panels) {
-        for (const target of panel.targets ?? []) if (target.expr) usages.push({ file: `grafana/dashboards/${file}`, where: panel.title ?? '?', expr: target.expr });
+        for (const target of panel.targets ?? [])
+          if (target.expr)
+            usages.push({ file: `grafana/dashboards/${file}`, where: panel.title ?? '?', expr: target.expr });
         if (panel.panels) walk(panel.panels);
       }
     };
@@ -122,7 +142,8 @@ export function dashboardExpressions(): Usage[] {
     for (const variable of dashboard.templating?.list ?? []) {
       const query = typeof variable.query === 'string' ? variable.query : variable.query?.query;
       const inner = query ? /^label_values\((.*),\s*\w+\)$/.exec(query.trim()) : null;
-      if (inner) usages.push({ file: `grafana/dashboards/${file}`, where: `variable ${variable.name}`, expr: inner[1]! });
+      if (inner)
+        usages.push({ file: `grafana/dashboards/${file}`, where: `variable ${variable.name}`, expr: inner[1]! });
     }
   }
   return usages;

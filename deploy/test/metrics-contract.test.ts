@@ -6,22 +6,46 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dashboardExpressions, dashboards, exposedFamilies, metricNames, missingMetrics, ruleExpressions, type Usage } from './metric-names.js';
+import {
+  dashboardExpressions,
+  dashboards,
+  exposedFamilies,
+  metricNames,
+  missingMetrics,
+  ruleExpressions,
+  type Usage,
+} from './metric-names.js';
 import { DEPLOY_DIR, fetchRaw, startReferenceServer, type ReferenceServer } from './support.js';
 
 describe('metric name extraction', () => {
   it('finds the selected metrics and ignores functions, labels, ranges, grouping and numbers', () => {
-    expect(metricNames('sum by (job, le) (rate(foo_bucket{route=~"/api/.*", status="5xx"}[5m])) / ignoring(x) bar:baz:rate5m > 0.5e3')).toEqual(['foo_bucket', 'bar:baz:rate5m']);
-    expect(metricNames('histogram_quantile(0.99, sum(rate(x_bucket[$__rate_interval])) by (le)) and on() vector(1) offset 5m')).toEqual(['x_bucket']);
-    expect(metricNames('absent(up{job="cdss-server"}) or min_over_time(job:q:max[30m]) > 0')).toEqual(['up', 'job:q:max']);
+    expect(
+      metricNames(
+        'sum by (job, le) (rate(foo_bucket{route=~"/api/.*", status="5xx"}[5m])) / ignoring(x) bar:baz:rate5m > 0.5e3',
+      ),
+    ).toEqual(['foo_bucket', 'bar:baz:rate5m']);
+    expect(
+      metricNames(
+        'histogram_quantile(0.99, sum(rate(x_bucket[$__rate_interval])) by (le)) and on() vector(1) offset 5m',
+      ),
+    ).toEqual(['x_bucket']);
+    expect(metricNames('absent(up{job="cdss-server"}) or min_over_time(job:q:max[30m]) > 0')).toEqual([
+      'up',
+      'job:q:max',
+    ]);
   });
 
   it('reports names the exposition lacks', () => {
-    const families = exposedFamilies('# HELP a_seconds x\n# TYPE a_seconds histogram\n# TYPE b_total counter\nb_total 1\n');
-    expect(missingMetrics(['a_seconds_bucket', 'a_seconds_count', 'b_total', 'b', 'up', 'job:a:rate5m', 'job:c:rate5m'], families, new Set(['job:a:rate5m']))).toEqual([
-      'b',
-      'job:c:rate5m',
-    ]);
+    const families = exposedFamilies(
+      '# HELP a_seconds x\n# TYPE a_seconds histogram\n# TYPE b_total counter\nb_total 1\n',
+    );
+    expect(
+      missingMetrics(
+        ['a_seconds_bucket', 'a_seconds_count', 'b_total', 'b', 'up', 'job:a:rate5m', 'job:c:rate5m'],
+        families,
+        new Set(['job:a:rate5m']),
+      ),
+    ).toEqual(['b', 'job:c:rate5m']);
   });
 });
 
@@ -38,11 +62,19 @@ describe('rules and dashboards against the real server /metrics', () => {
   });
 
   function check(usages: Usage[], recorded: Set<string>): string[] {
-    return usages.flatMap((u) => missingMetrics(metricNames(u.expr), families, recorded).map((name) => `${name} (${u.file}: ${u.where})`));
+    return usages.flatMap((u) =>
+      missingMetrics(metricNames(u.expr), families, recorded).map((name) => `${name} (${u.file}: ${u.where})`),
+    );
   }
 
   it('the server exports the metric families of its contract', () => {
-    for (const name of ['cdss_http_request_duration_seconds', 'cdss_cache_events_total', 'cdss_upstream_errors_total', 'cdss_jobs_queue_depth', 'cdss_outbox_dead_letters']) {
+    for (const name of [
+      'cdss_http_request_duration_seconds',
+      'cdss_cache_events_total',
+      'cdss_upstream_errors_total',
+      'cdss_jobs_queue_depth',
+      'cdss_outbox_dead_letters',
+    ]) {
       expect(families.has(name), name).toBe(true);
     }
   });
@@ -64,8 +96,15 @@ describe('rules and dashboards against the real server /metrics', () => {
 
   it('the dashboards cover API, AI pipeline, upstreams and cache on the provisioned data source', () => {
     const all = dashboards();
-    expect(all.map((d) => d.dashboard.uid).sort()).toEqual(['cdss-ai-pipeline', 'cdss-api', 'cdss-cache', 'cdss-upstreams']);
-    const datasources = parse(readFileSync(join(DEPLOY_DIR, 'grafana', 'provisioning', 'datasources', 'prometheus.yml'), 'utf8')) as { datasources: { uid: string }[] };
+    expect(all.map((d) => d.dashboard.uid).sort()).toEqual([
+      'cdss-ai-pipeline',
+      'cdss-api',
+      'cdss-cache',
+      'cdss-upstreams',
+    ]);
+    const datasources = parse(
+      readFileSync(join(DEPLOY_DIR, 'grafana', 'provisioning', 'datasources', 'prometheus.yml'), 'utf8'),
+    ) as { datasources: { uid: string }[] };
     const uid = datasources.datasources[0]?.uid;
     const text = all.map((d) => JSON.stringify(d.dashboard)).join('\n');
     expect(uid).toBe('cdss-prometheus');

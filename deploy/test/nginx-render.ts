@@ -14,7 +14,14 @@ export function substitute(text: string, vars: Readonly<Record<string, string>>)
 }
 
 /** The variables the template needs (deploy/compose.yaml sets them for the nginx container). */
-export const TEMPLATE_VARIABLES = ['NGINX_SERVER_NAME', 'NGINX_HTTP_LISTEN', 'NGINX_HTTPS_LISTEN', 'NGINX_CERT_DIR', 'NGINX_CACHE_DIR', 'NGINX_ACCESS_LOG'] as const;
+export const TEMPLATE_VARIABLES = [
+  'NGINX_SERVER_NAME',
+  'NGINX_HTTP_LISTEN',
+  'NGINX_HTTPS_LISTEN',
+  'NGINX_CERT_DIR',
+  'NGINX_CACHE_DIR',
+  'NGINX_ACCESS_LOG',
+] as const;
 
 /** What the test's nginx needs. */
 export interface NginxRenderOptions {
@@ -38,7 +45,10 @@ export function renderNginx(options: NginxRenderOptions): string {
   mkdirSync(join(dir, 'conf.d'), { recursive: true });
   mkdirSync(join(dir, 'tmp'), { recursive: true });
   // The image ships mime.types next to nginx.conf; so does Debian's nginx package.
-  copyFileSync(existsSync('/etc/nginx/mime.types') ? '/etc/nginx/mime.types' : join(source, 'mime.types'), join(dir, 'mime.types'));
+  copyFileSync(
+    existsSync('/etc/nginx/mime.types') ? '/etc/nginx/mime.types' : join(source, 'mime.types'),
+    join(dir, 'mime.types'),
+  );
 
   const vars: Record<(typeof TEMPLATE_VARIABLES)[number], string> = {
     NGINX_SERVER_NAME: 'localhost',
@@ -60,7 +70,8 @@ export function renderNginx(options: NginxRenderOptions): string {
   const upstream = readFileSync(join(source, 'cdss', 'upstream.conf'), 'utf8');
   const serverLine = /^\s*server\s+\S+\s+(max_fails=\S+\s+fail_timeout=\S+);\s*$/m;
   const match = serverLine.exec(upstream);
-  if (!match) throw new Error('deploy/nginx/cdss/upstream.conf: no `server host:port max_fails=.. fail_timeout=..;` line');
+  if (!match)
+    throw new Error('deploy/nginx/cdss/upstream.conf: no `server host:port max_fails=.. fail_timeout=..;` line');
   const lines = options.upstreams.map((addr) => `  server ${addr} ${match[1]};`).join('\n');
   writeFileSync(
     join(dir, 'cdss', 'upstream.conf'),

@@ -9,7 +9,19 @@ import { gunzipSync } from 'node:zlib';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renderNginx } from './nginx-render.js';
-import { fetchRaw, freePort, requireBinaries, run, sandboxToken, spawnService, startReferenceServer, tempDir, waitFor, type ReferenceServer, type Spawned } from './support.js';
+import {
+  fetchRaw,
+  freePort,
+  requireBinaries,
+  run,
+  sandboxToken,
+  spawnService,
+  startReferenceServer,
+  tempDir,
+  waitFor,
+  type ReferenceServer,
+  type Spawned,
+} from './support.js';
 
 const bins = requireBinaries('deploy/nginx test', ['nginx', 'openssl'], 'nginx openssl');
 
@@ -31,9 +43,21 @@ describe.skipIf(!bins)('deploy/nginx in front of the reference server', () => {
     const certDir = join(dir, 'certs');
     mkdirSync(certDir);
     const cert = run(bins.openssl, [
-      'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=localhost',
-      '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1',
-      '-keyout', join(certDir, 'privkey.pem'), '-out', join(certDir, 'fullchain.pem'),
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-days',
+      '2',
+      '-subj',
+      '/CN=localhost',
+      '-addext',
+      'subjectAltName=DNS:localhost,IP:127.0.0.1',
+      '-keyout',
+      join(certDir, 'privkey.pem'),
+      '-out',
+      join(certDir, 'fullchain.pem'),
     ]);
     expect(cert.status, cert.stderr).toBe(0);
     ca = readFileSync(join(certDir, 'fullchain.pem'), 'utf8');
@@ -41,9 +65,15 @@ describe.skipIf(!bins)('deploy/nginx in front of the reference server', () => {
     // A dashboard build: index.html, a hashed JS asset and a DICOM file (both large enough for gzip to apply).
     const dashboard = join(dir, 'dashboard');
     mkdirSync(join(dashboard, 'assets'), { recursive: true });
-    writeFileSync(join(dashboard, 'index.html'), '<!doctype html><title>CDSS</title><script src="/assets/app-3f2a1c.js"></script>');
+    writeFileSync(
+      join(dashboard, 'index.html'),
+      '<!doctype html><title>CDSS</title><script src="/assets/app-3f2a1c.js"></script>',
+    );
     writeFileSync(join(dashboard, 'assets', 'app-3f2a1c.js'), `console.log(${JSON.stringify('x'.repeat(8000))});\n`);
-    writeFileSync(join(dashboard, 'assets', 'scan-1.dcm'), Buffer.concat([Buffer.alloc(128), Buffer.from('DICM'), Buffer.alloc(8000, 0x41)]));
+    writeFileSync(
+      join(dashboard, 'assets', 'scan-1.dcm'),
+      Buffer.concat([Buffer.alloc(128), Buffer.from('DICM'), Buffer.alloc(8000, 0x41)]),
+    );
 
     // Two instances behind nginx. Sandbox tokens are signed per process, so the second instance is started only
     // for the failover test (until then nginx finds it refusing connections and uses the first).
@@ -64,7 +94,16 @@ describe.skipIf(!bins)('deploy/nginx in front of the reference server', () => {
     const pid = `pid ${join(prefix, 'nginx.pid')};`;
     const check = run(bins.nginx, ['-t', '-q', '-e', join(prefix, 'error.log'), '-p', prefix, '-c', conf, '-g', pid]);
     expect(check.status, `nginx -t: ${check.stderr}`).toBe(0);
-    nginx = spawnService(bins.nginx, ['-e', join(prefix, 'error.log'), '-p', prefix, '-c', conf, '-g', `daemon off; ${pid}`]);
+    nginx = spawnService(bins.nginx, [
+      '-e',
+      join(prefix, 'error.log'),
+      '-p',
+      prefix,
+      '-c',
+      conf,
+      '-g',
+      `daemon off; ${pid}`,
+    ]);
     https = `https://localhost:${httpsPort}`;
     await waitFor('nginx on HTTPS', async () => (await fetchRaw(`${https}/healthz`, { ca })).status === 200, 20_000);
   });
@@ -99,7 +138,9 @@ describe.skipIf(!bins)('deploy/nginx in front of the reference server', () => {
   });
 
   it('redirects plain HTTP to HTTPS, keeping path and query, and answers its own health check', async () => {
-    const res = await fetchRaw(`http://127.0.0.1:${httpPort}/api/patients?name=rossi`, { headers: { host: 'localhost' } });
+    const res = await fetchRaw(`http://127.0.0.1:${httpPort}/api/patients?name=rossi`, {
+      headers: { host: 'localhost' },
+    });
     expect(res.status).toBe(301);
     expect(res.headers['location']).toBe('https://localhost/api/patients?name=rossi');
     expect(res.headers['strict-transport-security']).toBeUndefined();
@@ -117,7 +158,11 @@ describe.skipIf(!bins)('deploy/nginx in front of the reference server', () => {
       ws.once('error', fail);
     });
     ws.send(JSON.stringify({ type: 'auth', token }));
-    const ready = await waitFor('the ready message', () => messages.find((m) => (m as { type?: string }).type === 'ready'), 10_000);
+    const ready = await waitFor(
+      'the ready message',
+      () => messages.find((m) => (m as { type?: string }).type === 'ready'),
+      10_000,
+    );
     expect(ready).toMatchObject({ type: 'ready' });
     // the session stays open across the proxy (the upgrade was not answered by nginx with a plain response)
     expect(ws.readyState).toBe(WebSocket.OPEN);
@@ -139,7 +184,9 @@ describe.skipIf(!bins)('deploy/nginx in front of the reference server', () => {
     // and no server instance saw it
     for (const server of servers) {
       const metrics = (await fetchRaw(`${server.url}/metrics`)).text();
-      expect(metrics).not.toMatch(/cdss_http_request_duration_seconds_count\{method="POST",route="\/api\/patients",status="413"\}/);
+      expect(metrics).not.toMatch(
+        /cdss_http_request_duration_seconds_count\{method="POST",route="\/api\/patients",status="413"\}/,
+      );
     }
     const small = await fetchRaw(`${https}/api/patients`, {
       method: 'POST',
@@ -204,7 +251,8 @@ describe.skipIf(!bins)('deploy/nginx in front of the reference server', () => {
     const first = servers[0]!;
     const served = async (server: ReferenceServer): Promise<number> => {
       const text = (await fetchRaw(`${server.url}/metrics`)).text();
-      const m = /cdss_http_request_duration_seconds_count\{method="GET",route="\/openapi.json",status="200"\} (\d+)/.exec(text);
+      const m =
+        /cdss_http_request_duration_seconds_count\{method="GET",route="\/openapi.json",status="200"\} (\d+)/.exec(text);
       return m ? Number(m[1]) : 0;
     };
     const before = await served(second);

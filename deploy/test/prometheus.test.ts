@@ -9,9 +9,26 @@ import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dashboardExpressions } from './metric-names.js';
-import { DEPLOY_DIR, fetchRaw, freePort, requireBinaries, run, sandboxToken, spawnService, startReferenceServer, tempDir, waitFor, type ReferenceServer, type Spawned } from './support.js';
+import {
+  DEPLOY_DIR,
+  fetchRaw,
+  freePort,
+  requireBinaries,
+  run,
+  sandboxToken,
+  spawnService,
+  startReferenceServer,
+  tempDir,
+  waitFor,
+  type ReferenceServer,
+  type Spawned,
+} from './support.js';
 
-const bins = requireBinaries('deploy/prometheus test', ['prometheus', 'promtool', 'prometheus-alertmanager', 'amtool'], 'prometheus prometheus-alertmanager');
+const bins = requireBinaries(
+  'deploy/prometheus test',
+  ['prometheus', 'promtool', 'prometheus-alertmanager', 'amtool'],
+  'prometheus prometheus-alertmanager',
+);
 
 const PROM_DIR = join(DEPLOY_DIR, 'prometheus');
 const AM_FILE = join(DEPLOY_DIR, 'alertmanager', 'alertmanager.yml');
@@ -46,12 +63,26 @@ describe.skipIf(!bins)('deploy/prometheus and deploy/alertmanager, checked offli
     const tests = parse(readFileSync(join(PROM_DIR, 'tests', 'alerts.test.yml'), 'utf8')) as {
       tests: { alert_rule_test?: { alertname: string; exp_alerts: unknown[] }[] }[];
     };
-    const firingCases = new Set(tests.tests.flatMap((t) => (t.alert_rule_test ?? []).filter((c) => c.exp_alerts.length > 0).map((c) => c.alertname)));
+    const firingCases = new Set(
+      tests.tests.flatMap((t) =>
+        (t.alert_rule_test ?? []).filter((c) => c.exp_alerts.length > 0).map((c) => c.alertname),
+      ),
+    );
     const alerts = rulesOf('alerts.yml').flatMap((r) => (r.alert ? [r.alert] : []));
     expect(alerts.length).toBeGreaterThanOrEqual(10);
     expect(alerts.filter((name) => !firingCases.has(name))).toEqual([]);
     // what an operator must know, by name
-    for (const name of ['CdssServerDown', 'CdssHighErrorRate', 'CdssHighLatencyP99', 'CdssUpstreamFailing', 'CdssJobQueueBacklogGrowing', 'CdssJobsFailing', 'CdssOutboxBacklogOld', 'CdssOutboxDeadLetters', 'CdssCacheHitRatioCollapse']) {
+    for (const name of [
+      'CdssServerDown',
+      'CdssHighErrorRate',
+      'CdssHighLatencyP99',
+      'CdssUpstreamFailing',
+      'CdssJobQueueBacklogGrowing',
+      'CdssJobsFailing',
+      'CdssOutboxBacklogOld',
+      'CdssOutboxDeadLetters',
+      'CdssCacheHitRatioCollapse',
+    ]) {
       expect(alerts).toContain(name);
     }
     for (const rule of rulesOf('alerts.yml')) expect(['critical', 'warning']).toContain(rule.labels?.['severity']);
@@ -60,7 +91,8 @@ describe.skipIf(!bins)('deploy/prometheus and deploy/alertmanager, checked offli
   it('amtool accepts the Alertmanager configuration and routes by severity', () => {
     const check = run(bins!.amtool, ['check-config', AM_FILE]);
     expect(check.status, check.stdout + check.stderr).toBe(0);
-    const route = (...labels: string[]): string => run(bins!.amtool, ['config', 'routes', 'test', `--config.file=${AM_FILE}`, ...labels]).stdout.trim();
+    const route = (...labels: string[]): string =>
+      run(bins!.amtool, ['config', 'routes', 'test', `--config.file=${AM_FILE}`, ...labels]).stdout.trim();
     expect(route('severity=critical', 'alertname=CdssServerDown')).toBe('ops-pager');
     expect(route('severity=warning', 'alertname=CdssJobsFailing')).toBe('ops-tickets');
     expect(route('alertname=Unlabelled')).toBe('ops-default');
@@ -95,9 +127,11 @@ describe.skipIf(!bins)('Prometheus and Alertmanager against the running referenc
       route: Record<string, unknown> & { routes?: Record<string, unknown>[] };
       receivers: { name: string; webhook_configs?: { url: string }[] }[];
     };
-    for (const r of [am.route, ...(am.route.routes ?? [])]) Object.assign(r, { group_wait: '1s', group_interval: '1s' });
+    for (const r of [am.route, ...(am.route.routes ?? [])])
+      Object.assign(r, { group_wait: '1s', group_interval: '1s' });
     for (const receiver of am.receivers) {
-      for (const hook of receiver.webhook_configs ?? []) hook.url = hook.url.replace(/^https?:\/\/[^/]+/, `http://127.0.0.1:${webhookPort}`);
+      for (const hook of receiver.webhook_configs ?? [])
+        hook.url = hook.url.replace(/^https?:\/\/[^/]+/, `http://127.0.0.1:${webhookPort}`);
     }
     mkdirSync(join(dir, 'am-data'));
     writeFileSync(join(dir, 'alertmanager.yml'), stringify(am));
@@ -114,7 +148,11 @@ describe.skipIf(!bins)('Prometheus and Alertmanager against the running referenc
       global: Record<string, unknown>;
       rule_files: string[];
       alerting: { alertmanagers: { static_configs: { targets: string[] }[] }[] };
-      scrape_configs: ({ job_name: string; dns_sd_configs?: unknown; static_configs?: { targets: string[] }[] } & Record<string, unknown>)[];
+      scrape_configs: ({
+        job_name: string;
+        dns_sd_configs?: unknown;
+        static_configs?: { targets: string[] }[];
+      } & Record<string, unknown>)[];
     };
     Object.assign(prom.global, { scrape_interval: '1s', scrape_timeout: '1s', evaluation_interval: '1s' });
     mkdirSync(join(dir, 'rules'));
@@ -139,17 +177,29 @@ describe.skipIf(!bins)('Prometheus and Alertmanager against the running referenc
     ]);
     promUrl = `http://127.0.0.1:${promPort}`;
     await waitFor('Prometheus ready', async () => (await fetchRaw(`${promUrl}/-/ready`)).status === 200, 30_000);
-    await waitFor('Alertmanager ready', async () => (await fetchRaw(`http://127.0.0.1:${amPort}/-/ready`)).status === 200, 30_000);
-    await waitFor('webhook receiver', async () => (await fetchRaw(`http://127.0.0.1:${webhookPort}/healthz`)).status === 200, 10_000);
+    await waitFor(
+      'Alertmanager ready',
+      async () => (await fetchRaw(`http://127.0.0.1:${amPort}/-/ready`)).status === 200,
+      30_000,
+    );
+    await waitFor(
+      'webhook receiver',
+      async () => (await fetchRaw(`http://127.0.0.1:${webhookPort}/healthz`)).status === 200,
+      10_000,
+    );
 
     // Real traffic: patient list and reads (cache misses, loads and hits), while the scrapes run.
     const token = await sandboxToken(server.url);
-    const list = JSON.parse((await fetchRaw(`${server.url}/api/patients`, { headers: { authorization: `Bearer ${token}` } })).text()) as { items: { id: string }[] };
+    const list = JSON.parse(
+      (await fetchRaw(`${server.url}/api/patients`, { headers: { authorization: `Bearer ${token}` } })).text(),
+    ) as { items: { id: string }[] };
     const ids = list.items.map((p) => p.id);
     let i = 0;
     traffic = setInterval(() => {
       const id = ids[i++ % ids.length];
-      void fetchRaw(`${server!.url}/api/patients/${id}`, { headers: { authorization: `Bearer ${token}` } }).catch(() => undefined);
+      void fetchRaw(`${server!.url}/api/patients/${id}`, { headers: { authorization: `Bearer ${token}` } }).catch(
+        () => undefined,
+      );
     }, 200);
   });
 
@@ -163,7 +213,11 @@ describe.skipIf(!bins)('Prometheus and Alertmanager against the running referenc
 
   async function query(expr: string): Promise<{ metric: Record<string, string>; value: [number, string] }[]> {
     const res = await fetchRaw(`${promUrl}/api/v1/query?query=${encodeURIComponent(expr)}`);
-    const body = JSON.parse(res.text()) as { status: string; data?: { result: { metric: Record<string, string>; value: [number, string] }[] }; error?: string };
+    const body = JSON.parse(res.text()) as {
+      status: string;
+      data?: { result: { metric: Record<string, string>; value: [number, string] }[] };
+      error?: string;
+    };
     if (body.status !== 'success') throw new Error(`query ${expr}: ${body.error ?? res.status}`);
     return body.data?.result ?? [];
   }
@@ -174,7 +228,9 @@ describe.skipIf(!bins)('Prometheus and Alertmanager against the running referenc
       return result[0]?.value[1] === '1' ? result : undefined;
     });
     expect(up[0]?.metric['instance']).toBe(`127.0.0.1:${server!.port}`);
-    const targets = JSON.parse((await fetchRaw(`${promUrl}/api/v1/targets`)).text()) as { data: { activeTargets: { health: string; labels: Record<string, string> }[] } };
+    const targets = JSON.parse((await fetchRaw(`${promUrl}/api/v1/targets`)).text()) as {
+      data: { activeTargets: { health: string; labels: Record<string, string> }[] };
+    };
     expect(targets.data.activeTargets.map((t) => [t.labels['job'], t.health])).toEqual([['cdss-server', 'up']]);
   });
 
@@ -207,7 +263,9 @@ describe.skipIf(!bins)('Prometheus and Alertmanager against the running referenc
     const failures: string[] = [];
     for (const usage of usages) {
       const expr = usage.expr.replaceAll('$__rate_interval', '1m').replaceAll('$instance', '.*');
-      await query(expr).catch((error: unknown) => failures.push(`${usage.file} ${usage.where}: ${(error as Error).message}`));
+      await query(expr).catch((error: unknown) =>
+        failures.push(`${usage.file} ${usage.where}: ${(error as Error).message}`),
+      );
     }
     expect(failures).toEqual([]);
   });
@@ -222,12 +280,23 @@ describe.skipIf(!bins)('Prometheus and Alertmanager against the running referenc
           .stdout()
           .split('\n')
           .filter(Boolean)
-          .map((l) => JSON.parse(l) as { path: string; receiver: string; status: string; alerts: { alertname: string; status: string; severity: string; instance?: string }[] })
+          .map(
+            (l) =>
+              JSON.parse(l) as {
+                path: string;
+                receiver: string;
+                status: string;
+                alerts: { alertname: string; status: string; severity: string; instance?: string }[];
+              },
+          )
           .find((n) => n.alerts.some((a) => a.alertname === 'CdssServerDown' && a.status === 'firing')),
       45_000,
     );
     expect(line.path).toBe('/alerts/pager');
     expect(line.receiver).toBe('ops-pager');
-    expect(line.alerts.find((a) => a.alertname === 'CdssServerDown')).toMatchObject({ severity: 'critical', instance: `127.0.0.1:${server!.port}` });
+    expect(line.alerts.find((a) => a.alertname === 'CdssServerDown')).toMatchObject({
+      severity: 'critical',
+      instance: `127.0.0.1:${server!.port}`,
+    });
   });
 });

@@ -33,7 +33,11 @@ export function which(name: string): string | undefined {
  * scripts/services/services.sh install); elsewhere the suite is skipped with one line saying what to install.
  * @returns the paths by name, or undefined when something is missing outside CI
  */
-export function requireBinaries<T extends string>(suite: string, names: readonly T[], apt: string): Record<T, string> | undefined {
+export function requireBinaries<T extends string>(
+  suite: string,
+  names: readonly T[],
+  apt: string,
+): Record<T, string> | undefined {
   const found = {} as Record<T, string>;
   const missing: string[] = [];
   for (const name of names) {
@@ -79,7 +83,11 @@ export async function freePort(): Promise<number> {
 export class GiveUp extends Error {}
 
 /** Polls `check` every 100 ms until it returns a value other than undefined/false, or throws after `timeoutMs`. */
-export async function waitFor<T>(what: string, check: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 30_000): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  check: () => Promise<T | undefined | false> | T | undefined | false,
+  timeoutMs = 30_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   for (;;) {
@@ -91,7 +99,9 @@ export async function waitFor<T>(what: string, check: () => Promise<T | undefine
       lastError = error;
     }
     if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError instanceof Error ? ` (last error: ${lastError.message})` : ''}`);
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what}${lastError instanceof Error ? ` (last error: ${lastError.message})` : ''}`,
+      );
     }
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -109,8 +119,16 @@ export interface Spawned {
 }
 
 /** Spawns a long-running process, keeping the last 1 MiB of its stdout and stderr. */
-export function spawnService(command: string, args: readonly string[], options: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Spawned {
-  const child = spawn(command, args, { cwd: options.cwd ?? REPO_ROOT, env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+export function spawnService(
+  command: string,
+  args: readonly string[],
+  options: { env?: NodeJS.ProcessEnv; cwd?: string } = {},
+): Spawned {
+  const child = spawn(command, args, {
+    cwd: options.cwd ?? REPO_ROOT,
+    env: options.env ?? process.env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   if (child.pid === undefined) throw new Error(`could not start ${command}`);
   const pid = child.pid;
   let out = '';
@@ -138,8 +156,17 @@ export function spawnService(command: string, args: readonly string[], options: 
 }
 
 /** Runs a command to completion. */
-export function run(command: string, args: readonly string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): { status: number | null; stdout: string; stderr: string } {
-  const result = spawnSync(command, args, { cwd: options.cwd ?? REPO_ROOT, env: options.env ?? process.env, encoding: 'utf8', timeout: 60_000 });
+export function run(
+  command: string,
+  args: readonly string[],
+  options: { cwd?: string; env?: NodeJS.ProcessEnv } = {},
+): { status: number | null; stdout: string; stderr: string } {
+  const result = spawnSync(command, args, {
+    cwd: options.cwd ?? REPO_ROOT,
+    env: options.env ?? process.env,
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
   if (result.error) throw result.error;
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
 }
@@ -156,7 +183,14 @@ export interface RawResponse {
 /** One HTTP or HTTPS request; the body is returned as received (no decompression, no redirects followed). */
 export function fetchRaw(
   url: string,
-  options: { method?: string; headers?: Record<string, string>; body?: string | Buffer; ca?: string | Buffer; localAddress?: string; servername?: string } = {},
+  options: {
+    method?: string;
+    headers?: Record<string, string>;
+    body?: string | Buffer;
+    ca?: string | Buffer;
+    localAddress?: string;
+    servername?: string;
+  } = {},
 ): Promise<RawResponse> {
   const target = new URL(url);
   const send = target.protocol === 'https:' ? httpsRequest : httpRequest;
@@ -208,21 +242,28 @@ export interface ReferenceServer extends Spawned {
  * @param env - extra environment (e.g. CDSS_DASHBOARD_DIR)
  * @param fixedPort - a port reserved earlier with {@link freePort} (default: a new one)
  */
-export async function startReferenceServer(env: Record<string, string> = {}, fixedPort?: number): Promise<ReferenceServer> {
+export async function startReferenceServer(
+  env: Record<string, string> = {},
+  fixedPort?: number,
+): Promise<ReferenceServer> {
   const port = fixedPort ?? (await freePort());
   const dataDir = tempDir('server');
-  const spawned = spawnService(process.execPath, ['--conditions=@cdss/source', '--import', 'tsx', 'examples/reference-server/src/main.ts'], {
-    env: {
-      ...process.env,
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      CDSS_DATA_DIR: dataDir,
-      CDSS_LOG_LEVEL: 'warn',
-      CDSS_SANDBOX_STUDIES: '0',
-      CDSS_WORKER: 'off',
-      ...env,
+  const spawned = spawnService(
+    process.execPath,
+    ['--conditions=@cdss/source', '--import', 'tsx', 'examples/reference-server/src/main.ts'],
+    {
+      env: {
+        ...process.env,
+        PORT: String(port),
+        HOST: '127.0.0.1',
+        CDSS_DATA_DIR: dataDir,
+        CDSS_LOG_LEVEL: 'warn',
+        CDSS_SANDBOX_STUDIES: '0',
+        CDSS_WORKER: 'off',
+        ...env,
+      },
     },
-  });
+  );
   const url = `http://127.0.0.1:${port}`;
   let exitCode: number | null | undefined;
   void spawned.exited.then((code) => (exitCode = code));
@@ -230,7 +271,8 @@ export async function startReferenceServer(env: Record<string, string> = {}, fix
     await waitFor(
       `the reference server on ${url}/healthz`,
       async () => {
-        if (exitCode !== undefined) throw new GiveUp(`the server exited with ${exitCode}: ${spawned.stderr().slice(-2000)}`);
+        if (exitCode !== undefined)
+          throw new GiveUp(`the server exited with ${exitCode}: ${spawned.stderr().slice(-2000)}`);
         const res = await fetchRaw(`${url}/healthz`);
         return res.status === 200;
       },

@@ -1,0 +1,38 @@
+# syntax=docker/dockerfile:1
+# The CDSS reference server (REST API, WebSocket notifications, /metrics) as a small, non-root image.
+# Build from the repository root:
+#   docker build -f deploy/docker/server.Dockerfile -t cdss/reference-server:0.1.0 .
+# Debian slim rather than Alpine: onnxruntime-node (pulled in through @cdss/imaging) ships glibc binaries only.
+
+# ---- build: install the workspace from the lockfile, build the server and the packages it uses, then make a
+# self-contained production folder (pnpm deploy: the server, its built @cdss/* dependencies, prod node_modules).
+FROM node:20.20.2-bookworm-slim AS build
+WORKDIR /src
+RUN npm install --global --no-audit --no-fund --loglevel=error pnpm@12.4.2
+COPY package.json pnpm-lock.yaml pnpm-workspace.yaml tsconfig.base.json ./
+COPY packages ./packages
+COPY examples ./examples
+COPY bench/package.json ./bench/package.json
+RUN pnpm install --frozen-lockfile
+RUN pnpm --filter "@cdss/reference-server..." build \
+ && pnpm --filter @cdss/reference-server deploy --prod --legacy /out
+
+# ---- runtime: Node and the deployed folder, nothing else.
+FROM node:20.20.2-bookworm-slim AS runtime
+ENV NODE_ENV=production \
+    HOST=0.0.0.0 \
+    PORT=8080 \
+    CDSS_DATA_DIR=/data \
+    CDSS_WORKER=off
+# Same layout as the repository (examples/reference-server, models/) so the server finds the demo model manifest.
+WORKDIR /app/examples/reference-server
+COPY --from=build --chown=root:root /out ./
+COPY --from=build --chown=root:root /src/models /app/models
+RUN mkdir -p /data && chown node:node /data
+VOLUME ["/data"]
+USER node
+EXPOSE 8080
+# No --start-period here: dockerfilelint 1.8 rejects it; deploy/compose.yaml sets start_period.
+HEALTHCHECK --interval=15s --timeout=3s --retries=4 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 8080) + '/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+CMD ["node", "--enable-source-maps", "dist/main.js"]
