@@ -27,7 +27,7 @@ async function call(method: string, path: string, options: { user?: string; body
 beforeAll(async () => {
   h = await startHarness(({ auditor, bus, fhir }) => [
     ...patientRoutes({ records, cache, fhir, bus, auditor }),
-    ...studyRoutes({ archive: fakeArchive([{ uid: '1.2.3', patientId: 'p1', modalities: ['MR'], series: [] }]), auditor }),
+    ...studyRoutes({ archive: fakeArchive([{ uid: '1.2.3', patientId: 'p1', modalities: ['MR'], series: [{ uid: '1.2.3.1', description: 'T1' }] }]), auditor }),
   ]);
 });
 afterAll(async () => h.close());
@@ -183,5 +183,19 @@ describe('websocket', () => {
     bad.send(JSON.stringify({ type: 'auth', token: 'forged' }));
     const code = await new Promise<number>((resolve) => bad.once('close', (c) => resolve(c)));
     expect(code).toBe(1008);
+  });
+});
+
+describe('binary voxel grids', () => {
+  it('serves a series volume with its dims and spacing to the typed client', async () => {
+    const { createCdssClient } = await import('@cdss/client');
+    const token = await h.token('demo-nurse');
+    const client = createCdssClient({ baseUrl: h.baseUrl, getToken: () => token });
+    const volume = await client.studies.volume('1.2.3', '1.2.3.1');
+    expect(volume.dims).toEqual([2, 2, 2]);
+    expect([...volume.data]).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+    const missing = await client.studies.volume('1.2.3', '1.2.3.9').catch((e: unknown) => e);
+    expect((missing as { status?: number }).status).toBe(404);
+    expect(h.audit.records.at(-1)).toMatchObject({ action: 'read', patientId: 'p1' });
   });
 });

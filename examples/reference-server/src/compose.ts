@@ -23,7 +23,7 @@ import { OrthancClient } from '@cdss/orthanc-client';
 import { SegmentationModel, generatePhantom, writePhantomStudy } from '@cdss/imaging';
 import { createDicomStoreEmulator, createEmbeddedFhirServer, createOpenEmrEmulator, SEED_ADMIN, SEED_CLIENT } from '@cdss/sandbox';
 import type { ServerConfig } from './config.js';
-import { DASHBOARD_DIST, DEMO_MODEL_MANIFEST } from './paths.js';
+import { DASHBOARD_DIST, DEMO_MODEL_BUNDLE } from './paths.js';
 import { createCdssServer, type CdssServer, type ReadinessCheck } from './app.js';
 import { createMetrics, type ServerMetrics } from './metrics.js';
 import { createConnectedVerifier, createSandboxIssuer, DEMO_USERS, type TokenVerifier } from './auth/tokens.js';
@@ -70,8 +70,11 @@ const closeServer = (server: Server): Promise<void> =>
     server.close(() => ok());
   });
 
-/** Seeds synthetic MRI studies for the first brain-tumour demo patients, once (the store persists). */
-async function seedStudies(openemr: OpenEmrClient, orthanc: OrthancClient, count: number, logger: Logger): Promise<void> {
+/**
+ * Seeds synthetic MRI studies for the first brain-tumour demo patients, once (the store persists). The phantoms are
+ * made on the grid the demo model was trained for, so its results on them are meaningful.
+ */
+async function seedStudies(openemr: OpenEmrClient, orthanc: OrthancClient, count: number, grid: PhantomGrid, logger: Logger): Promise<void> {
   if (count === 0 || (await orthanc.list('Study', { limit: 1 })).length > 0) return;
   const patients = (await openemr.patients.page({}, { limit: 50 })).patients;
   const withTumours: typeof patients = [];
@@ -82,7 +85,7 @@ async function seedStudies(openemr: OpenEmrClient, orthanc: OrthancClient, count
   for (const [index, patient] of (withTumours.length > 0 ? withTumours : patients).slice(0, count).entries()) {
     // Two timepoints for the first patient, so the dashboard has a timeline to show.
     for (const visit of index === 0 ? [1, 2] : [1]) {
-      const phantom = generatePhantom({ seed: `${patient.uuid}:${visit}`, dims: [96, 96, 64], spacing: [1, 1, 1] });
+      const phantom = generatePhantom({ seed: `${patient.uuid}:${visit}`, ...grid });
       const study = writePhantomStudy(phantom, {
         patientId: patient.uuid,
         patientName: `${patient.lname}^${patient.fname}`,
@@ -93,6 +96,23 @@ async function seedStudies(openemr: OpenEmrClient, orthanc: OrthancClient, count
     }
   }
   logger.info({ studies: Math.min(count, patients.length) }, 'seeded synthetic MRI studies');
+}
+
+/** The grid of synthetic studies. */
+export interface PhantomGrid {
+  dims: [number, number, number];
+  spacing: [number, number, number];
+}
+
+/** The demo model's training grid (64×64×48 at 3.75 mm covers a 240×240×180 mm head). */
+export const DEMO_GRID: PhantomGrid = { dims: [64, 64, 48], spacing: [3.75, 3.75, 3.75] };
+
+/**
+ * Loads the model the worker serves: a manifest file, or a MONAI bundle folder.
+ * @param path - `manifest.json`, or a bundle folder with `configs/` and `models/`
+ */
+export async function loadModel(path: string): Promise<SegmentationModel> {
+  return path.endsWith('.json') ? SegmentationModel.load({ manifestPath: path }) : SegmentationModel.load({ bundleDir: path });
 }
 
 /**
@@ -154,7 +174,6 @@ export async function composeServer(config: ServerConfig, logger: Logger, versio
     ...(orthancCredentials ? { auth: basicAuth(orthancCredentials.username, orthancCredentials.password) } : {}),
     logger,
   });
-  if (sandbox) await seedStudies(openemr, orthanc, config.CDSS_SANDBOX_STUDIES, logger).catch((error: unknown) => logger.warn({ err: error }, 'could not seed demo studies'));
 
   // --- FHIR server and the sync outbox
   let fhirUrl = config.FHIR_URL;
@@ -215,11 +234,13 @@ export async function composeServer(config: ServerConfig, logger: Logger, versio
 
   // --- AI worker, in process (sandbox, or when asked)
   let worker: AiWorker | undefined;
-  const manifestPath = config.CDSS_MODEL_MANIFEST ?? DEMO_MODEL_MANIFEST;
+  const modelPath = config.CDSS_MODEL_PATH ?? DEMO_MODEL_BUNDLE;
   let models = [{ id: 'cdss-brats-demo', version: '0.0.0' }];
-  if (config.CDSS_WORKER === 'in-process' && existsSync(manifestPath)) {
-    const model = await SegmentationModel.load({ manifestPath });
+  let grid = DEMO_GRID;
+  if (config.CDSS_WORKER === 'in-process' && existsSync(modelPath)) {
+    const model = await loadModel(modelPath);
     models = [modelRef(model)];
+    grid = { dims: DEMO_GRID.dims, spacing: [...model.manifest.input.spacingMm] };
     worker = createAiWorker({
       transport: config.AMQP_URL ? new AmqpTransport({ url: config.AMQP_URL, logger }) : new MemoryTransport({ broker }),
       dicomweb: orthanc.dicomweb,
@@ -233,8 +254,9 @@ export async function composeServer(config: ServerConfig, logger: Logger, versio
       await model.close();
     });
   } else if (config.CDSS_WORKER === 'in-process') {
-    logger.warn({ manifestPath }, 'no model manifest found: analyses will queue until a worker connects');
+    logger.warn({ modelPath }, 'no model found: analyses will queue until a worker connects');
   }
+  if (sandbox) await seedStudies(openemr, orthanc, config.CDSS_SANDBOX_STUDIES, grid, logger).catch((error: unknown) => logger.warn({ err: error }, 'could not seed demo studies'));
 
   // --- Events, audit, reviews
   const events: EventBus = config.AMQP_URL ? await createAmqpEventBus(config.AMQP_URL) : createLocalEventBus();

@@ -45,7 +45,7 @@ export const envSchema = z
     CDSS_AUTH_AUDIENCE: z.string().min(1).default('cdss'),
     CDSS_AUTH_ROLE_CLAIM: z.string().min(1).default('roles'),
     CDSS_WEBHOOK_SECRET: z.string().min(32, 'at least 32 characters').optional(),
-    CDSS_MODEL_MANIFEST: z.string().min(1).optional(),
+    CDSS_MODEL_PATH: z.string().min(1).optional(),
     CDSS_WORKER: z.enum(['in-process', 'off']).default('in-process'),
     CDSS_DASHBOARD_DIR: z.string().min(1).optional(),
     CDSS_SANDBOX_STUDIES: z.coerce.number().int().min(0).max(10).default(3),

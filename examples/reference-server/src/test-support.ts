@@ -103,12 +103,19 @@ export function fakeFhirSync(): FhirSync & { queued: Array<{ kind: string; paylo
 
 /** A PACS fake. */
 export function fakeArchive(studies: ApiStudy[] = []): ImagingArchive {
+  // Volumes are 2×2×2 ramps; the tests check the binary framing, not imaging.
   return {
     async studiesOfPatient(patientId) {
       return studies.filter((s) => s.patientId === patientId);
     },
     async study(uid) {
       return studies.find((s) => s.uid === uid);
+    },
+    async seriesVolume() {
+      return { dims: [2, 2, 2], spacing: [1, 1, 1], data: new Float32Array([0, 1, 2, 3, 4, 5, 6, 7]) };
+    },
+    async segmentation() {
+      return { dims: [2, 2, 2], spacing: [1, 1, 1], data: new Uint8Array([0, 0, 1, 2, 4, 4, 0, 0]) };
     },
     async ping() {},
   };

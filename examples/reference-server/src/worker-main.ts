@@ -3,24 +3,24 @@
  * from RabbitMQ, reads studies from Orthanc over DICOMweb, stores DICOM SEGs back, and serves `/healthz`, `/models`
  * and `POST /analyze` on `WORKER_PORT`.
  *
- * Environment: AMQP_URL, ORTHANC_URL (+ ORTHANC_USERNAME/ORTHANC_PASSWORD), CDSS_MODEL_MANIFEST (default: the demo
+ * Environment: AMQP_URL, ORTHANC_URL (+ ORTHANC_USERNAME/ORTHANC_PASSWORD), CDSS_MODEL_PATH (a manifest.json or a MONAI bundle folder; default: the demo
  * model), WORKER_PORT (default 8081), WORKER_HOST, WORKER_CONCURRENCY, WORKER_JOB_TIMEOUT_MS, WORKER_API_TOKEN.
  */
 import { z } from 'zod';
 import { basicAuth } from '@cdss/core';
 import { AmqpTransport } from '@cdss/ai-jobs';
-import { SegmentationModel } from '@cdss/imaging';
 import { OrthancClient } from '@cdss/orthanc-client';
 import { createLogger } from './logger.js';
 import { createAiWorker } from './worker/service.js';
-import { DEMO_MODEL_MANIFEST } from './paths.js';
+import { DEMO_MODEL_BUNDLE } from './paths.js';
+import { loadModel } from './compose.js';
 
 const envSchema = z.object({
   AMQP_URL: z.url({ protocol: /^amqps?$/ }),
   ORTHANC_URL: z.url({ protocol: /^https?$/ }),
   ORTHANC_USERNAME: z.string().min(1).optional(),
   ORTHANC_PASSWORD: z.string().min(1).optional(),
-  CDSS_MODEL_MANIFEST: z.string().min(1).default(DEMO_MODEL_MANIFEST),
+  CDSS_MODEL_PATH: z.string().min(1).default(DEMO_MODEL_BUNDLE),
   WORKER_PORT: z.coerce.number().int().min(0).max(65535).default(8081),
   WORKER_HOST: z.string().default('127.0.0.1'),
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(16).default(1),
@@ -37,7 +37,7 @@ async function main(): Promise<void> {
   }
   const env = parsed.data;
   const logger = createLogger(env.CDSS_LOG_LEVEL).child({ component: 'ai-worker' });
-  const model = await SegmentationModel.load({ manifestPath: env.CDSS_MODEL_MANIFEST });
+  const model = await loadModel(env.CDSS_MODEL_PATH);
   const orthanc = new OrthancClient({
     baseUrl: env.ORTHANC_URL,
     ...(env.ORTHANC_USERNAME && env.ORTHANC_PASSWORD ? { auth: basicAuth(env.ORTHANC_USERNAME, env.ORTHANC_PASSWORD) } : {}),

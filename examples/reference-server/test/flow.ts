@@ -11,6 +11,7 @@ import { FhirAdapter } from '@cdss/fhir-mapper';
 import { generatePhantom, writePhantomStudy } from '@cdss/imaging';
 import type { OrthancClient } from '@cdss/orthanc-client';
 import type { DiagnosticReport, Observation } from 'fhir/r4.js';
+import { DEMO_GRID } from '../src/compose.js';
 
 /** What the flow needs to reach. */
 export interface FlowTarget {
@@ -50,7 +51,7 @@ export async function runClinicalFlow(target: FlowTarget): Promise<void> {
   expect(read).toMatchObject({ data: { id: patient.id, familyName: 'Integration' }, stale: false });
 
   // 2. Store a synthetic four-series study for the patient in the PACS.
-  const phantom = generatePhantom({ seed: `flow-${patient.id}`, dims: [64, 64, 48], spacing: [1, 1, 1] });
+  const phantom = generatePhantom({ seed: `flow-${patient.id}`, ...DEMO_GRID });
   const study = writePhantomStudy(phantom, { patientId: patient.id, patientName: 'Integration^Ada', uidSeed: `flow-${patient.id}` });
   await target.orthanc.uploadInstances(Object.values(study.series).flatMap((s) => s.files));
   const studies = await physician.client.patients.studies(patient.id);
@@ -70,10 +71,11 @@ export async function runClinicalFlow(target: FlowTarget): Promise<void> {
     await expect.poll(() => ws.readyState === ws.OPEN).toBe(true);
     await new Promise((resolve) => setTimeout(resolve, 200));
     const accepted = await physician.client.analyses.request(study.studyInstanceUid, { patientId: patient.id });
-    const done = await expect
-      .poll(async () => (await physician.client.analyses.get(accepted.id)).status, { timeout: 120_000, interval: 500 })
-      .toBe('succeeded')
-      .then(() => physician.client.analyses.get(accepted.id));
+    await expect
+      .poll(async () => ['succeeded', 'failed', 'cancelled'].includes((await physician.client.analyses.get(accepted.id)).status), { timeout: 120_000, interval: 500 })
+      .toBe(true);
+    const done = await physician.client.analyses.get(accepted.id);
+    expect(done.status, JSON.stringify(done.failure)).toBe('succeeded');
     await expect.poll(() => events.some((e) => e.type === 'analysis.completed' && e.analysisId === accepted.id)).toBe(true);
     const progress = events.filter((e) => e.type === 'analysis.progress' && e.analysisId === accepted.id).map((e) => Number(e.data['percent']));
     expect(progress.length).toBeGreaterThan(0);

@@ -40,6 +40,13 @@ export interface CdssClientOptions {
 
 type Query = Record<string, string | number | undefined>;
 
+/** A voxel grid: `data[i + x*j + x*y*k]`, spacing in millimetres. */
+export interface VoxelGrid<T extends Float32Array | Uint8Array> {
+  dims: [number, number, number];
+  spacing: [number, number, number];
+  data: T;
+}
+
 function withoutTrailingSlash(url: string): string {
   return url.endsWith('/') ? url.slice(0, -1) : url;
 }
@@ -92,6 +99,29 @@ export function createCdssClient(options: CdssClientOptions) {
     return parsed.data;
   }
 
+  /** GET of a binary voxel grid (`X-Volume-Dims`, `X-Volume-Spacing` headers). */
+  async function grid<T extends Float32Array | Uint8Array>(path: string, make: (buffer: ArrayBuffer) => T, signal?: AbortSignal): Promise<VoxelGrid<T>> {
+    const headers: Record<string, string> = { accept: 'application/octet-stream' };
+    const token = await options.getToken?.();
+    if (token) headers['authorization'] = `Bearer ${token}`;
+    let response: Response;
+    try {
+      response = await doFetch(`${baseUrl}${path}`, { headers, ...(signal ? { signal } : {}) });
+    } catch (error) {
+      throw new CdssApiError(0, `GET ${path}: the server could not be reached`, [], { cause: error });
+    }
+    if (!response.ok) throw new CdssApiError(response.status, `GET ${path}: ${response.status}`);
+    const triple = (name: string): [number, number, number] => {
+      const values = (response.headers.get(name) ?? '').split(',').map(Number);
+      if (values.length !== 3 || values.some((v) => !Number.isFinite(v) || v <= 0)) throw new CdssApiError(response.status, `GET ${path}: missing or bad ${name}`);
+      return values as [number, number, number];
+    };
+    const dims = triple('x-volume-dims');
+    const data = make(await response.arrayBuffer());
+    if (data.length !== dims[0] * dims[1] * dims[2]) throw new CdssApiError(response.status, `GET ${path}: ${data.length} voxels for dims ${dims.join('x')}`);
+    return { dims, spacing: triple('x-volume-spacing'), data };
+  }
+
   const enc = encodeURIComponent;
   return {
     /** Sandbox only: the demo users and their tokens. */
@@ -115,6 +145,9 @@ export function createCdssClient(options: CdssClientOptions) {
     },
     studies: {
       get: (studyUid: string) => request(studySchema, 'GET', `/api/studies/${enc(studyUid)}`),
+      /** One series' voxels (rescaled intensities), for viewers. */
+      volume: (studyUid: string, seriesUid: string, signal?: AbortSignal) =>
+        grid(`/api/studies/${enc(studyUid)}/series/${enc(seriesUid)}/volume`, (b) => new Float32Array(b), signal),
     },
     analyses: {
       request: (studyUid: string, body: AnalysisRequest) => request(analysisAcceptedSchema, 'POST', `/api/studies/${enc(studyUid)}/analyses`, { body }),
@@ -122,6 +155,8 @@ export function createCdssClient(options: CdssClientOptions) {
       list: (query: { patient?: string; review?: 'pending' | 'approved' | 'rejected' } = {}) => request(analysisListSchema, 'GET', '/api/analyses', { query }),
       cancel: (id: string) => request(analysisSchema, 'POST', `/api/analyses/${enc(id)}/cancel`),
       review: (id: string, body: ReviewRequest) => request(analysisSchema, 'POST', `/api/analyses/${enc(id)}/review`, { body }),
+      /** The AI segmentation as BraTS labels (0, 1 necrotic core, 2 oedema, 4 or 3 enhancing) on the T1c grid. */
+      segmentation: (id: string, signal?: AbortSignal) => grid(`/api/analyses/${enc(id)}/segmentation`, (b) => new Uint8Array(b), signal),
       /** The FHIR transaction Bundle of the result (DiagnosticReport, Observations, ImagingStudy). */
       report: (id: string) => request(fhirBundleSchema, 'GET', `/api/analyses/${enc(id)}/report`),
     },

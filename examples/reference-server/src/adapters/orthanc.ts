@@ -2,7 +2,8 @@
  * The server's {@link ImagingArchive} port over `@cdss/orthanc-client` (DICOMweb QIDO-RS). Studies are linked to
  * patients by DICOM PatientID = the OpenEMR patient uuid.
  */
-import { dicomNumbers, dicomString, type OrthancClient } from '@cdss/orthanc-client';
+import { dicomNumbers, dicomString, retrieveSeg, retrieveSeriesVolume, type OrthancClient } from '@cdss/orthanc-client';
+import { geometryOf } from '@cdss/imaging';
 import type { ApiStudy } from '../api-schemas.js';
 import type { ImagingArchive } from '../domain/ports.js';
 
@@ -54,6 +55,15 @@ export function orthancArchive(client: OrthancClient): ImagingArchive {
     async study(studyUid) {
       const [study] = await client.dicomweb.searchForStudies({ match: { StudyInstanceUID: studyUid }, includefield: ['StudyDescription', 'StudyDate'] });
       return study ? withSeries(study) : undefined;
+    },
+    async seriesVolume(studyUid, seriesUid) {
+      const volume = await retrieveSeriesVolume(client.dicomweb, studyUid, seriesUid);
+      return { dims: volume.dims, spacing: volume.spacing, data: Float32Array.from(volume.data) };
+    },
+    async segmentation(studyUid, seg, sourceSeriesUid) {
+      const source = await retrieveSeriesVolume(client.dicomweb, studyUid, sourceSeriesUid);
+      const { labels } = await retrieveSeg(client.dicomweb, studyUid, seg.seriesUid, seg.instanceUid, geometryOf(source));
+      return { dims: labels.dims, spacing: labels.spacing, data: labels.data };
     },
     async ping() {
       await client.getSystem();

@@ -5,6 +5,7 @@
  * radiologist then approves or rejects.
  */
 import { randomUUID } from 'node:crypto';
+import { extendZodWithOpenApi } from '@asteasolutions/zod-to-openapi';
 import { z } from 'zod';
 import type { Logger } from 'pino';
 import { CancelAnalysis, GetAnalysis, JobNotFoundError, RequestAnalysis, type JobChange, type JobClient, type JobRecord } from '@cdss/ai-jobs';
@@ -29,7 +30,9 @@ import type { ServerMetrics } from '../metrics.js';
 import type { Auditor } from './auditor.js';
 import type { FhirSync, ImagingArchive } from './ports.js';
 import type { ReviewRecord, ReviewStore } from './reviews.js';
-import { dicomUidSchema } from './studies.js';
+import { dicomUidSchema, gridHeaders } from './studies.js';
+
+extendZodWithOpenApi(z);
 
 /** Turns results into FHIR and longitudinal assessments (over `@cdss/fhir-mapper`). */
 export interface ReportBuilder {
@@ -272,6 +275,31 @@ export function analysisFeature(deps: AnalysisDeps): { routes: AnyRoute[]; start
           if (analysis.status !== 'succeeded') throw new ApiError(409, 'business-rule', `The analysis is ${analysis.status}; a report exists only for succeeded analyses`);
           const study = await archive.study(analysis.studyUid).catch(() => undefined);
           return { body: reports.report(analysis, study) as z.infer<typeof fhirBundleSchema> };
+        }),
+    }),
+    defineRoute({
+      method: 'get',
+      path: '/api/analyses/{id}/segmentation',
+      operationId: 'getAnalysisSegmentation',
+      summary: 'The AI segmentation as raw uint8 BraTS labels on the T1c grid (dims and spacing in X-Volume-* headers)',
+      tags: ['analyses'],
+      access: { permission: 'analysis:read' },
+      params: idParams,
+      response: { status: 200, description: 'Uint8 labels, i fastest', schema: z.instanceof(Buffer).openapi({ type: 'string', format: 'binary' }), contentType: 'application/octet-stream' },
+      errors: [404, 409],
+      handler: ({ params, principal, requestId }) =>
+        auditor.around({ principal, requestId, action: 'read', resource: `Analysis/${params.id}/segmentation` }, async (audit) => {
+          const job = await jobs.send(new GetAnalysis({ jobId: params.id })).catch((error: unknown) => {
+            throw error instanceof JobNotFoundError ? notFound('Analysis') : error;
+          });
+          audit.patientId = job.request.patientRef.slice('Patient/'.length);
+          if (!job.result) throw new ApiError(409, 'business-rule', `The analysis is ${job.state}; it has no segmentation`);
+          const grid = await archive.segmentation(
+            job.request.studyInstanceUid,
+            { seriesUid: job.result.segmentation.seriesInstanceUid, instanceUid: job.result.segmentation.sopInstanceUid },
+            job.request.series.t1c,
+          );
+          return { body: Buffer.from(grid.data.buffer, grid.data.byteOffset, grid.data.byteLength), headers: gridHeaders(grid) };
         }),
     }),
     defineRoute({

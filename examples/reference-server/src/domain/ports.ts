@@ -40,11 +40,22 @@ export interface PatientRecords {
   ping(): Promise<void>;
 }
 
+/** A voxel grid for viewers: `data[i + x*j + x*y*k]`. */
+export interface VoxelGrid<T extends Float32Array | Uint8Array> {
+  dims: [number, number, number];
+  spacing: [number, number, number];
+  data: T;
+}
+
 /** The PACS (Orthanc). */
 export interface ImagingArchive {
   studiesOfPatient(patientId: string): Promise<ApiStudy[]>;
   /** @returns undefined when there is no such study */
   study(studyUid: string): Promise<ApiStudy | undefined>;
+  /** One series as a volume of rescaled intensities. */
+  seriesVolume(studyUid: string, seriesUid: string): Promise<VoxelGrid<Float32Array>>;
+  /** A DICOM SEG as a BraTS label map on the grid of its source series. */
+  segmentation(studyUid: string, seg: { seriesUid: string; instanceUid: string }, sourceSeriesUid: string): Promise<VoxelGrid<Uint8Array>>;
   ping(): Promise<void>;
 }
 

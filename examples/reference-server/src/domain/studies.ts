@@ -1,15 +1,26 @@
 /**
  * Imaging study routes (from the PACS). Study metadata carries PHI, so reads are audited like patient data.
  */
+import { extendZodWithOpenApi } from '@asteasolutions/zod-to-openapi';
 import { z } from 'zod';
+
+extendZodWithOpenApi(z);
 import { studyListSchema, studySchema } from '../api-schemas.js';
 import { notFound } from '../http/errors.js';
 import { defineRoute, type AnyRoute } from '../http/route.js';
 import type { Auditor } from './auditor.js';
-import type { ImagingArchive } from './ports.js';
+import type { ImagingArchive, VoxelGrid } from './ports.js';
 
 /** A DICOM UID: digits and dots, at most 64 characters. @see https://dicom.nema.org/medical/dicom/current/output/html/part05.html#sect_9.1 */
 export const dicomUidSchema = z.string().max(64).regex(/^[0-9]+(\.[0-9]+)*$/, 'a DICOM UID');
+
+/**
+ * Headers describing a binary voxel grid.
+ * @param grid - dims and spacing
+ */
+export function gridHeaders(grid: Pick<VoxelGrid<Float32Array>, 'dims' | 'spacing'>): Record<string, string> {
+  return { 'X-Volume-Dims': grid.dims.join(','), 'X-Volume-Spacing': grid.spacing.join(','), 'Cache-Control': 'private, max-age=300' };
+}
 
 /**
  * The study routes.
@@ -32,6 +43,25 @@ export function studyRoutes(deps: { archive: ImagingArchive; auditor: Auditor })
         auditor.around({ principal, requestId, action: 'read', resource: `Patient/${params.id}/studies`, patientId: params.id }, async () => ({
           body: { items: await archive.studiesOfPatient(params.id) },
         })),
+    }),
+    defineRoute({
+      method: 'get',
+      path: '/api/studies/{studyUid}/series/{seriesUid}/volume',
+      operationId: 'getSeriesVolume',
+      summary: 'One series as raw little-endian float32 voxels for viewers (dims and spacing in X-Volume-* headers)',
+      tags: ['studies'],
+      access: { permission: 'study:read' },
+      params: z.object({ studyUid: dicomUidSchema, seriesUid: dicomUidSchema }),
+      response: { status: 200, description: 'Float32 voxels, i fastest', schema: z.instanceof(Buffer).openapi({ type: 'string', format: 'binary' }), contentType: 'application/octet-stream' },
+      errors: [404, 503],
+      handler: ({ params, principal, requestId }) =>
+        auditor.around({ principal, requestId, action: 'read', resource: `ImagingStudy/${params.studyUid}/series/${params.seriesUid}` }, async (audit) => {
+          const study = await archive.study(params.studyUid);
+          if (study?.patientId) audit.patientId = study.patientId;
+          if (!study?.series.some((s) => s.uid === params.seriesUid)) throw notFound('Series');
+          const grid = await archive.seriesVolume(params.studyUid, params.seriesUid);
+          return { body: Buffer.from(grid.data.buffer, grid.data.byteOffset, grid.data.byteLength), headers: gridHeaders(grid) };
+        }),
     }),
     defineRoute({
       method: 'get',
