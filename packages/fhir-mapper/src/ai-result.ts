@@ -184,7 +184,9 @@ function fmt(ml: number): string {
 
 /**
  * AI analysis result -> a FHIR transaction Bundle (see the module comment). References between the
- * entries use `urn:uuid` fullUrls; each entry is `PUT <Type>?identifier=<system>|<value>`.
+ * entries use `urn:uuid` fullUrls. The analysis's own resources (report, observations, study) are
+ * `PUT <Type>?identifier=<system>|<value>` (conditional update); the shared, unchanging ones (Device,
+ * Endpoint, Tumor) are `POST` with `ifNoneExist` (conditional create).
  * @param input - the result ({@link analysisResultSchema})
  * @param options - site, subject, uuid generator
  * @returns the transaction Bundle
@@ -373,16 +375,24 @@ export function analysisToTransaction(input: unknown, options: AnalysisMapperOpt
     conclusionCode: hasTumor ? [concept('neoplasmOfBrain')] : undefined,
   });
 
+  // Per analysis: conditional update, so the final report replaces the preliminary one in place.
   const entry = (fullUrl: string, resource: FhirResource, id: Identifier): BundleEntry => ({
     fullUrl,
     resource,
     request: { method: 'PUT', url: `${resource.resourceType}?${identifierQuery(id)}` },
   });
+  // Shared by many analyses (the model, the DICOMweb endpoint, the patient's tumour) and never changed:
+  // conditional create, which HAPI keeps unique even when analyses sync in parallel processes.
+  const shared = (fullUrl: string, resource: FhirResource, id: Identifier): BundleEntry => ({
+    fullUrl,
+    resource,
+    request: { method: 'POST', url: resource.resourceType, ifNoneExist: identifierQuery(id) },
+  });
   const entries: BundleEntry[] = [
-    entry(urls.device, device, ids.device),
-    ...(endpoint ? [entry(urls.endpoint, endpoint, endpoint.identifier?.[0] as Identifier)] : []),
+    shared(urls.device, device, ids.device),
+    ...(endpoint ? [shared(urls.endpoint, endpoint, endpoint.identifier?.[0] as Identifier)] : []),
     entry(urls.study, study, ids.imagingStudy),
-    entry(urls.tumor, tumor, ids.tumor),
+    shared(urls.tumor, tumor, ids.tumor),
     ...volumeObs.map((o, i) =>
       entry(urls.volumes[(REGIONS[i] as (typeof REGIONS)[number]).key], o, o.identifier?.[0] as Identifier),
     ),

@@ -293,8 +293,14 @@ describe('AI analysis result -> transaction', () => {
     const fullUrls = new Set(bundle.entry?.map((e) => e.fullUrl));
     for (const e of bundle.entry ?? []) {
       expect(e.fullUrl).toMatch(/^urn:uuid:[0-9a-f-]{36}$/);
-      expect(e.request?.method).toBe('PUT');
-      expect(e.request?.url).toMatch(/^[A-Za-z]+\?identifier=[^|]+\|.+$/);
+      const shared = ['Device', 'Endpoint', 'BodyStructure'].includes(e.resource?.resourceType as string);
+      if (shared) {
+        expect(e.request).toMatchObject({ method: 'POST', url: e.resource?.resourceType });
+        expect(e.request?.ifNoneExist).toMatch(/^identifier=[^|]+\|.+$/);
+      } else {
+        expect(e.request?.method).toBe('PUT');
+        expect(e.request?.url).toMatch(/^[A-Za-z]+\?identifier=[^|]+\|.+$/);
+      }
     }
     const refs = JSON.stringify(bundle).match(/"reference":"([^"]+)"/g) ?? [];
     for (const r of refs) expect(fullUrls.has(r.slice(13, -1))).toBe(true);

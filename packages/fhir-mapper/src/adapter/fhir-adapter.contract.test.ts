@@ -9,6 +9,7 @@ import { requireService } from '@cdss/core/testing';
 import { createEmbeddedFhirServer } from '@cdss/sandbox';
 import type { Bundle, DiagnosticReport, Observation, Patient, Resource } from 'fhir/r4.js';
 import { FhirAdapter } from './fhir-adapter.js';
+import { KeyedMutex } from './keyed-mutex.js';
 import { FhirConflictError, FhirInvalidResourceError, FhirNotFoundError } from './errors.js';
 import {
   allergyToFhir,
@@ -115,6 +116,26 @@ describe.each(targets)('FHIR contract: $name', (target) => {
     expect(found).toHaveLength(1);
     expect(found[0]?.name?.[0]?.family).toBe('After');
   });
+
+  it.skipIf(skip)(
+    'independent writers (no shared lock, like separate processes) racing upserts store one resource',
+    async () => {
+      const value = `race-${randomUUID()}`;
+      const identifier = { system: SYS, value };
+      const writers = Array.from({ length: 8 }, (_, i) =>
+        new FhirAdapter({
+          baseUrl: fhir.baseUrl,
+          mutex: new KeyedMutex(),
+          retry: { maxRetries: 2, baseDelayMs: 20 },
+        }).upsert(patient(value, `Race${i}`), identifier),
+      );
+      const results = await Promise.all(writers);
+      expect(new Set(results.map((r) => r.id)).size).toBe(1);
+      const stored = await fhir.findByIdentifier<Patient>('Patient', identifier);
+      expect(stored).toHaveLength(1);
+      expect(stored[0]?.name?.[0]?.family).toMatch(/^Race\d$/);
+    },
+  );
 
   it.skipIf(skip)('search pages follow next links and return every match once', async () => {
     const family = `Page${RUN}${target.name.length}`;

@@ -4,7 +4,7 @@ import { setupServer } from 'msw/node';
 import { HttpError, TimeoutError, ValidationError } from '@cdss/core';
 import type { Bundle, Patient } from 'fhir/r4.js';
 import { FhirAdapter } from './fhir-adapter.js';
-import { FhirConflictError, FhirInvalidResourceError, FhirServerError } from './errors.js';
+import { FhirConflictError, FhirInvalidResourceError, FhirServerError, fhirErrorFor } from './errors.js';
 import { KeyedMutex } from './keyed-mutex.js';
 
 const BASE = 'https://fhir.example.test/r4';
@@ -106,8 +106,8 @@ describe('FhirAdapter', () => {
             })
           : HttpResponse.json(outcome('bad'), { status: 422, headers: FHIR }),
       ),
-      http.put(`${BASE}/Patient`, () =>
-        HttpResponse.json(outcome('Failed to UPDATE: matched 2 resources'), { status: 412, headers: FHIR }),
+      http.post(`${BASE}/Patient`, () =>
+        HttpResponse.json(outcome('Failed to CREATE: this search matched 2 resources'), { status: 412, headers: FHIR }),
       ),
     );
     const stale = await adapter()
@@ -123,7 +123,9 @@ describe('FhirAdapter', () => {
     // messages carry neither the server's diagnostics nor the identifier values of the conditional URL
     expect((stale as Error).message).toBe(`PUT ${BASE}/Patient/p1: 412 (processing)`);
     expect((multi as Error).message).not.toMatch(/urn|matched/);
-    expect((multi as FhirConflictError).url).toContain('identifier=');
+    const conditional = fhirErrorFor({ method: 'PUT', url: `${BASE}/Patient?identifier=urn:s|1`, status: 412 });
+    expect(conditional.message).toBe(`PUT ${BASE}/Patient?…: 412`);
+    expect(conditional.url).toContain('identifier=urn:s|1');
   });
 
   it('reports no response as an HttpError without status, and a hung server as TimeoutError', async () => {
@@ -178,15 +180,13 @@ describe('FhirAdapter', () => {
     let inFlight = 0;
     let maxInFlight = 0;
     server.use(
-      http.put(`${BASE}/Patient`, async ({ request }) => {
+      http.post(`${BASE}/Patient`, async ({ request }) => {
         inFlight++;
         maxInFlight = Math.max(maxInFlight, inFlight);
         await new Promise((r) => setTimeout(r, 20));
         inFlight--;
-        return HttpResponse.json(
-          { ...patient, id: new URL(request.url).searchParams.get('identifier') },
-          { headers: FHIR },
-        );
+        const id = (request.headers.get('if-none-exist') ?? '').replace(/\W/g, '');
+        return HttpResponse.json({ ...patient, id, meta: { versionId: '1' } }, { status: 201, headers: FHIR });
       }),
     );
     const a = adapter();
@@ -195,6 +195,48 @@ describe('FhirAdapter', () => {
     maxInFlight = 0;
     await Promise.all(Array.from({ length: 5 }, (_, i) => a.upsert(patient, { system: 'urn:s', value: String(i) })));
     expect(maxInFlight).toBeGreaterThan(1);
+  });
+});
+
+describe('FhirAdapter.upsert', () => {
+  const existing = { ...patient, id: 'p9', active: false, meta: { versionId: '3' } };
+
+  it('updates an existing match by id with If-Match, and retries after losing a version race', async () => {
+    const puts: string[] = [];
+    let version = 3;
+    server.use(
+      http.post(`${BASE}/Patient`, () =>
+        HttpResponse.json({ ...existing, meta: { versionId: String(version) } }, { status: 200, headers: FHIR }),
+      ),
+      http.put(`${BASE}/Patient/p9`, async ({ request }) => {
+        const ifMatch = request.headers.get('if-match') ?? '';
+        puts.push(ifMatch);
+        if (puts.length === 1) {
+          version = 4; // another writer got in first
+          return HttpResponse.json(outcome('version conflict'), { status: 412, headers: FHIR });
+        }
+        const body = (await request.json()) as Patient;
+        return HttpResponse.json({ ...body, meta: { versionId: '5' } }, { headers: FHIR });
+      }),
+    );
+    const r = await adapter().upsert({ ...patient, active: true }, { system: 'urn:s', value: '1' });
+    expect(puts).toEqual(['W/"3"', 'W/"4"']);
+    expect(r).toMatchObject({ id: 'p9', versionId: '5', created: false });
+    expect(r.resource.active).toBe(true);
+  });
+
+  it('sends no update when the existing resource already has the content', async () => {
+    let puts = 0;
+    server.use(
+      http.post(`${BASE}/Patient`, () => HttpResponse.json(existing, { status: 200, headers: FHIR })),
+      http.put(`${BASE}/Patient/p9`, () => {
+        puts++;
+        return HttpResponse.json(existing, { headers: FHIR });
+      }),
+    );
+    const r = await adapter().upsert({ ...patient, active: false }, { system: 'urn:s', value: '1' });
+    expect(puts).toBe(0);
+    expect(r).toMatchObject({ id: 'p9', versionId: '3', created: false });
   });
 });
 

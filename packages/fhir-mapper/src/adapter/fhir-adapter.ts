@@ -370,8 +370,9 @@ export class FhirAdapter {
   /**
    * Conditional create keyed by an identifier (`If-None-Exist: identifier=system|value`): creates the
    * resource unless one with that identifier exists, which is returned instead (`created: false`).
-   * Idempotent, so retried; serialised per identifier in this process; a lost HAPI race (a conflict
-   * on the match URL) is retried once, and then finds the winner.
+   * Idempotent, so retried; serialised per identifier in this process; a lost race with another
+   * process (a conflict on the match URL) is retried once, and then finds the winner. HAPI 8 keeps
+   * conditional creates unique across processes (a unique index on the match URL).
    */
   async createIfNoneExist<T extends Resource>(
     resource: T,
@@ -380,50 +381,71 @@ export class FhirAdapter {
   ): Promise<WriteResult<T>> {
     const query = identifierQuery(identifier);
     return this.mutex.run(conditionalKeys(resource.resourceType, query), () =>
-      this.withRaceRetry(async () => {
-        const r = await this.exchange(
-          'POST',
-          resource.resourceType,
-          true,
-          (options) =>
-            this.client.create({
-              resourceType: resource.resourceType,
-              body: kit(resource),
-              options: { ...options, headers: { 'if-none-exist': query } },
-            }),
-          opts,
-        );
-        return this.writeResult(resource, r);
-      }),
+      this.conditionalCreate(resource, query, opts),
     );
   }
 
+  private conditionalCreate<T extends Resource>(
+    resource: T,
+    query: string,
+    opts?: CallOptions,
+  ): Promise<WriteResult<T>> {
+    return this.withRaceRetry(async () => {
+      const r = await this.exchange(
+        'POST',
+        resource.resourceType,
+        true,
+        (options) =>
+          this.client.create({
+            resourceType: resource.resourceType,
+            body: kit(resource),
+            options: { ...options, headers: { 'if-none-exist': query } },
+          }),
+        opts,
+      );
+      return this.writeResult(resource, r);
+    });
+  }
+
   /**
-   * Conditional update keyed by an identifier (`PUT Type?identifier=system|value`): updates the one
-   * match, or creates the resource when there is none. Idempotent: retried and serialised per identifier.
-   * @throws {@link FhirConflictError} (`multiple-matches`) when several resources carry the identifier
+   * Create-or-update keyed by an identifier: a conditional create (`If-None-Exist`), and when a
+   * resource with the identifier exists, an update of that resource by id with `If-Match` on the
+   * version just returned (skipped when nothing changed). A conflict (another writer got in between)
+   * re-runs both steps after a short jittered pause, up to 10 attempts in all.
+   *
+   * Why not one `PUT Type?identifier=...` (FHIR conditional update)? HAPI FHIR 8.8.0 does not keep
+   * conditional updates unique: parallel ones from independent clients created a duplicate in 1 of
+   * 12 runs here, while conditional creates stayed unique. Within this process writes of one
+   * identifier are also serialised.
+   * @throws {@link FhirConflictError} `multiple-matches` when several resources carry the identifier;
+   *   another conflict after 10 lost races
    */
   async upsert<T extends Resource>(resource: T, identifier: Identifier, opts?: CallOptions): Promise<WriteResult<T>> {
     const query = identifierQuery(identifier);
-    const { id: _id, ...body } = resource as T & { id?: string };
-    return this.mutex.run(conditionalKeys(resource.resourceType, query), () =>
-      this.withRaceRetry(async () => {
-        const url = `${resource.resourceType}?${query}`;
-        const r = await this.exchange(
-          'PUT',
-          url,
-          true,
-          (options) =>
-            this.client.request(url, {
-              method: 'PUT',
-              body,
-              options: { ...options, headers: { 'content-type': 'application/fhir+json' } },
-            }),
-          opts,
-        );
-        return this.writeResult(resource, r);
-      }),
-    );
+    const { id: _id, meta: _meta, ...body } = resource as T & { id?: string };
+    const wanted = body as unknown as T;
+    return this.mutex.run(conditionalKeys(resource.resourceType, query), async () => {
+      for (let attempt = 1; ; attempt++) {
+        const found = await this.conditionalCreate(wanted, query, opts);
+        if (found.created) return found;
+        let current = found.resource;
+        if (current.meta?.versionId === undefined) current = await this.read<T>(resource.resourceType, found.id, opts);
+        if (sameContent(current, wanted)) return { ...found, resource: current, created: false };
+        try {
+          const ifMatch = current.meta?.versionId;
+          const updated = await this.update({ ...wanted, id: found.id } as T & { id: string }, {
+            ...(ifMatch ? { ifMatch } : {}),
+            ...(opts?.signal ? { signal: opts.signal } : {}),
+          });
+          return { ...updated, created: false };
+        } catch (e) {
+          // A lost race: 412 on the stale If-Match, or HAPI's 409 "version constraint failure" when two
+          // updates commit at once (hapifhir/hapi-fhir#5288). Re-read and try again after a short jittered pause.
+          if (!(e instanceof FhirConflictError) || e.kind === 'multiple-matches' || attempt >= UPSERT_ATTEMPTS) throw e;
+          await this.clock.sleep(Math.random() * 25 * attempt, opts?.signal);
+        }
+      }
+    });
   }
 
   /**
@@ -529,6 +551,26 @@ export class FhirAdapter {
       return fn();
     }
   }
+}
+
+/** Attempts of {@link FhirAdapter.upsert} when other writers keep winning the race. */
+const UPSERT_ATTEMPTS = 10;
+
+/** Canonical JSON (sorted keys) of a resource without id, meta and text, for "did anything change". */
+function canonical(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
+  if (value && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+function sameContent(a: Resource, b: Resource): boolean {
+  const strip = ({ id: _i, meta: _m, text: _t, ...rest }: Resource & { text?: unknown }): unknown => rest;
+  return canonical(strip(a)) === canonical(strip(b));
 }
 
 /** fhir-kit-client types resources as an index signature; ours are the @types/fhir interfaces. */
