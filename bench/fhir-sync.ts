@@ -1,12 +1,13 @@
 /**
  * Conditional upserts/s to HAPI FHIR through @cdss/fhir-mapper's FhirAdapter vs plain fhir-kit-client creates, same server and run.
  *
- * The adapter's `upsert` is what the sync uses: `PUT Patient?identifier=<system>|<value>` (HAPI resolves
- * the match URL, then creates or updates), serialised per identifier, with retries. The baseline is a
+ * The adapter's `upsert` is what the sync uses: a conditional create (`POST` with `If-None-Exist:
+ * identifier=<system>|<value>`; HAPI resolves the match URL first), and for an existing identifier an
+ * update by id with `If-Match`; serialised per identifier, with retries. The baseline is a
  * plain `client.create()` (POST, no match URL) through the same fhir-kit-client instance. Each write is
  * a mapped OpenEMR patient with a fresh identifier; BENCH_CONCURRENCY writes are kept in flight. Timed
  * rounds alternate between the two after a warm-up; medians reported. A second line measures re-syncs
- * (upserts of identifiers that already exist: the update path).
+ * (upserts of identifiers that already exist, with a changed field: conditional create + If-Match update).
  *
  * Needs HAPI: `npm run services -- start hapi-fhir` (or CDSS_TEST_FHIR_URL pointing at a FHIR server).
  * Settings (environment): BENCH_CONCURRENCY (default 8, max 64), BENCH_ROUND_MS (default 2000, max
@@ -104,7 +105,9 @@ for (let i = 0; i < ROUNDS; i++) {
     `round ${i + 1}: adapter upsert (new) ${(ups[i] as number).toFixed(1)}/s, plain create ${(creates[i] as number).toFixed(1)}/s, adapter upsert (existing) ${(resyncs[i] as number).toFixed(1)}/s\n`,
   );
 }
-process.stdout.write(`re-sync (conditional update of existing identifiers): ${median(resyncs).toFixed(1)} writes/s\n`);
+process.stdout.write(
+  `re-sync (existing identifiers: conditional create + If-Match update): ${median(resyncs).toFixed(1)} writes/s\n`,
+);
 const value = Number(median(ups).toFixed(1));
 const baseline = Number(median(creates).toFixed(1));
 process.stdout.write(
