@@ -281,7 +281,8 @@ export async function composeServer(config: ServerConfig, logger: Logger, versio
     models,
     logger,
   });
-  closers.push(async () => analysis.start()());
+  const stopAnalysis = analysis.start();
+  closers.push(async () => stopAnalysis());
 
   // Outbox backlog for the alert rules.
   const outboxTimer = setInterval(() => {
