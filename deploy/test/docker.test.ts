@@ -3,8 +3,8 @@
  * docker-compose v1 `config` (schema, interpolation, depends_on conditions), dockerfilelint, and structural checks
  * (pinned tags, official images, health checks, start order, volumes for state, non-root multi-stage images).
  */
-import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { DEPLOY_DIR, REPO_ROOT, requireBinaries, run, tempDir } from './support.js';
@@ -177,6 +177,7 @@ describe.skipIf(!composeBin)('deploy/compose.yaml, docker-compose config', () =>
     const missing = run(composeBin!['docker-compose'], ['-f', COMPOSE_FILE, '--env-file', emptyEnv, 'config', '-q'], {
       env,
     });
+    rmSync(dirname(emptyEnv), { recursive: true, force: true });
     expect(missing.status).not.toBe(0);
     expect(missing.stderr).toMatch(/set \w+ in deploy\/\.env/);
   });
@@ -185,6 +186,7 @@ describe.skipIf(!composeBin)('deploy/compose.yaml, docker-compose config', () =>
     const file = join(tempDir('compose'), 'compose.yaml');
     writeFileSync(file, "services:\n  web:\n    image: 'nginx:1.27.3-alpine'\n    bogus_key: 1\n");
     const broken = run(composeBin!['docker-compose'], ['-f', file, 'config', '-q']);
+    rmSync(dirname(file), { recursive: true, force: true });
     expect(broken.status).not.toBe(0);
     expect(broken.stderr).toContain('bogus_key');
   });

@@ -3,7 +3,7 @@
  * instances. HTTPS and wss:// through the proxy, the HTTP redirect, security headers, the body limit, Cloudflare
  * real-IP handling, gzip for JSON but not DICOM, static asset caching, and failover when an instance is stopped.
  */
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import WebSocket from 'ws';
@@ -111,6 +111,7 @@ describe.skipIf(!bins)('deploy/nginx in front of the reference server', () => {
   afterAll(async () => {
     await nginx?.stop('SIGQUIT');
     await Promise.all(servers.map((s) => s.stop()));
+    if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   it('serves the API over HTTPS (TLS 1.2 or 1.3 only) with the security headers, once each', async () => {

@@ -4,7 +4,7 @@
  * yields data, and stopping the server makes CdssServerDown fire and reach the example webhook receiver through
  * Alertmanager's critical route.
  */
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -209,6 +209,7 @@ describe.skipIf(!bins)('Prometheus and Alertmanager against the running referenc
     await alertmanager?.stop();
     await webhook?.stop();
     await server?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   async function query(expr: string): Promise<{ metric: Record<string, string>; value: [number, string] }[]> {

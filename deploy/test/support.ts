@@ -4,7 +4,7 @@
  * observable).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { createServer } from 'node:net';
@@ -280,9 +280,14 @@ export async function startReferenceServer(
     );
   } catch (error) {
     await spawned.stop('SIGKILL');
+    rmSync(dataDir, { recursive: true, force: true });
     throw error;
   }
-  return { ...spawned, port, url, dataDir };
+  const stop = async (signal?: NodeJS.Signals): Promise<void> => {
+    await spawned.stop(signal);
+    rmSync(dataDir, { recursive: true, force: true });
+  };
+  return { ...spawned, stop, port, url, dataDir };
 }
 
 /** A sandbox bearer token for a demo user, asked of the server at `baseUrl` (directly or through nginx). */
