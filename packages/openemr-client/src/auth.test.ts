@@ -14,6 +14,7 @@ import {
   CDSS_SCOPES,
   OpenEmrAuthError,
   OpenEmrOAuth,
+  OpenEmrSessionEndedError,
   buildScopes,
   createOpenEmrClient,
   createPasswordTokenProvider,
@@ -326,6 +327,37 @@ describe("OpenEMR's auth failure statuses (notes §2.7)", () => {
       expect(after.status).toBe(400);
     },
   );
+
+  it('after a logout (400 "revoked or logged out") the client logs in again by itself, or says the session ended', async () => {
+    h = await startHarness({ version: '8' });
+    const idTokens: string[] = [];
+    const emr = createOpenEmrClient({
+      baseUrl: h.baseUrl,
+      retry: false,
+      auth: { kind: 'password', ...login, scope: CDSS_SCOPES, onTokens: (t) => idTokens.push(t.idToken ?? '') },
+    });
+    const [maria] = await emr.patients.list({ lname: 'Rossi' });
+    await axios.get(`${h.baseUrl}/oauth2/default/logout`, { params: { id_token_hint: idTokens[0] } });
+    expect((await emr.patients.get(maria?.uuid ?? ''))?.fname).toBe('Maria');
+    expect((await emr.fhir.read('Patient', maria?.uuid ?? ''))?.id).toBe(maria?.uuid);
+    expect(h.engine.stats.tokenRequests).toEqual({ password: 2, refresh_token: 1 });
+
+    const oauth = new OpenEmrOAuth({ baseUrl: h.baseUrl, clientId: login.clientId, clientSecret: login.clientSecret });
+    const tokens = await oauth.passwordGrant({ ...login, scope: CDSS_SCOPES });
+    const viaRefresh = createOpenEmrClient({
+      baseUrl: h.baseUrl,
+      retry: false,
+      auth: {
+        kind: 'refreshToken',
+        clientId: login.clientId,
+        clientSecret: login.clientSecret,
+        refreshToken: tokens.refreshToken ?? '',
+      },
+    });
+    expect((await viaRefresh.patients.get(maria?.uuid ?? ''))?.fname).toBe('Maria');
+    await axios.get(`${h.baseUrl}/oauth2/default/logout`, { params: { id_token_hint: tokens.idToken } });
+    await expect(viaRefresh.patients.get(maria?.uuid ?? '')).rejects.toBeInstanceOf(OpenEmrSessionEndedError);
+  });
 
   it('the client surfaces a missing scope as an HttpError 401 after one refresh attempt', async () => {
     h = await startHarness({ version: '8' });

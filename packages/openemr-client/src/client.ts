@@ -1168,7 +1168,10 @@ export function createOpenEmrClient(options: OpenEmrClientOptions): OpenEmrClien
       clock,
       axios: options.axios,
     });
-  const ctx: Ctx = { api: new StandardApiCaller(transport), version };
+  // A 400 "revoked or logged out" (notes §2.7) is healed by the same renewal as a 401, when the auth can renew.
+  const renew = options.transport === undefined ? strategy?.onUnauthorized?.bind(strategy) : undefined;
+  const reauth = renew === undefined ? undefined : () => renew();
+  const ctx: Ctx = { api: new StandardApiCaller(transport, reauth), version };
   return {
     version,
     transport,
@@ -1184,6 +1187,6 @@ export function createOpenEmrClient(options: OpenEmrClientOptions): OpenEmrClien
     procedures: new ProceduresNamespace(ctx),
     appointments: new AppointmentsNamespace(ctx),
     practitioners: new PractitionersNamespace(ctx),
-    fhir: new FhirNamespace(transport),
+    fhir: new FhirNamespace(transport, reauth),
   };
 }

@@ -20,6 +20,7 @@ import type {
   Practitioner,
 } from 'fhir/r4.js';
 import { z } from 'zod';
+import { sendWithSession, type Reauthenticate } from './http.js';
 import {
   smartConfigurationSchema,
   fhirBundleSchema,
@@ -155,21 +156,28 @@ function checkType(type: string, allowed: readonly string[]): void {
 
 /** `client.fhir`. */
 export class FhirNamespace {
-  constructor(private readonly transport: HttpTransport) {}
+  constructor(
+    private readonly transport: HttpTransport,
+    private readonly reauth?: Reauthenticate | undefined,
+  ) {}
 
   private async get(
     path: string,
     query: FhirSearchParams | undefined,
     signal: AbortSignal | undefined,
   ): Promise<{ status: number; data: unknown }> {
-    return this.transport.request<unknown>({
-      method: 'GET',
-      path: `fhir/${path}`,
-      query,
-      signal,
-      headers: { accept: 'application/fhir+json, application/json' },
-      acceptStatus: (s) => s === 404,
-    });
+    return sendWithSession<unknown>(
+      this.transport,
+      {
+        method: 'GET',
+        path: `fhir/${path}`,
+        query,
+        signal,
+        headers: { accept: 'application/fhir+json, application/json' },
+        acceptStatus: (s) => s === 404,
+      },
+      this.reauth,
+    );
   }
 
   /**
@@ -275,14 +283,18 @@ export class FhirNamespace {
     options: { signal?: AbortSignal | undefined } = {},
   ): Promise<FhirCreated> {
     checkWrite(resource);
-    const res = await this.transport.request<unknown>({
-      method: 'POST',
-      path: `fhir/${resource.resourceType}`,
-      body: resource,
-      signal: options.signal,
-      headers: { 'content-type': 'application/fhir+json', accept: 'application/json' },
-      acceptStatus: (s) => s === 400,
-    });
+    const res = await sendWithSession<unknown>(
+      this.transport,
+      {
+        method: 'POST',
+        path: `fhir/${resource.resourceType}`,
+        body: resource,
+        signal: options.signal,
+        headers: { 'content-type': 'application/fhir+json', accept: 'application/json' },
+        acceptStatus: (s) => s === 400,
+      },
+      this.reauth,
+    );
     if (res.status === 400) throw outcomeError(res.data, `OpenEMR refused the ${resource.resourceType}`);
     const parsed = fhirCreatedSchema.safeParse(res.data);
     if (!parsed.success)
@@ -305,14 +317,18 @@ export class FhirNamespace {
         { path: 'id', message: 'must be the resource uuid', code: 'invalid_format' },
       ]);
     }
-    const res = await this.transport.request<unknown>({
-      method: 'PUT',
-      path: `fhir/${resource.resourceType}/${resource.id}`,
-      body: resource,
-      signal: options.signal,
-      headers: { 'content-type': 'application/fhir+json', accept: 'application/json' },
-      acceptStatus: (s) => s === 400,
-    });
+    const res = await sendWithSession<unknown>(
+      this.transport,
+      {
+        method: 'PUT',
+        path: `fhir/${resource.resourceType}/${resource.id}`,
+        body: resource,
+        signal: options.signal,
+        headers: { 'content-type': 'application/fhir+json', accept: 'application/json' },
+        acceptStatus: (s) => s === 400,
+      },
+      this.reauth,
+    );
     if (res.status === 400) throw outcomeError(res.data, `OpenEMR refused the ${resource.resourceType}`);
     const parsed = fhirResourceSchema.extend({ resourceType: z.literal(resource.resourceType) }).safeParse(res.data);
     if (!parsed.success)

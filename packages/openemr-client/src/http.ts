@@ -9,8 +9,10 @@ import {
   HttpError,
   ValidationError,
   type HttpMethod,
+  type HttpResponse,
   type HttpTransport,
   type QueryValue,
+  type RequestOptions,
   type ValidationIssue,
 } from '@cdss/core';
 import type { z } from 'zod';
@@ -40,6 +42,63 @@ export class OpenEmrConflictError extends CdssError {
     this.expectedVersion = expectedVersion;
     this.currentVersion = currentVersion;
   }
+}
+
+/**
+ * The user's OpenEMR session ended (`/logout`, or an administrator de-trusted the user): OpenEMR answers
+ * 400 "Refresh Token revoked or logged out" (notes §2.7) and the credentials must be renewed by logging in
+ * again. The client does that by itself when it can (password grant); otherwise it throws this.
+ */
+export class OpenEmrSessionEndedError extends CdssError {
+  constructor() {
+    super('The OpenEMR session was revoked or logged out: log in again', { code: 'SESSION_ENDED' });
+  }
+}
+
+/** True when an OpenEMR 400 body says the session was revoked or the user logged out. */
+export function isSessionEndedBody(body: unknown): boolean {
+  if (body === null || typeof body !== 'object') return false;
+  const b = body as Record<string, unknown>;
+  return [b['message'], b['error_description'], b['hint']].some(
+    (v) => typeof v === 'string' && /revoked or logged out/i.test(v),
+  );
+}
+
+/** Renews credentials after a session ended; resolves true when a retry may succeed. */
+export type Reauthenticate = () => Promise<boolean>;
+
+/**
+ * Sends a request; when OpenEMR says the session ended, renews the credentials once (if it can) and
+ * resends, since the refused request was not processed. Other statuses behave as `acceptStatus` says.
+ * @param transport - the transport
+ * @param options - the request
+ * @param reauth - how to renew credentials, if possible
+ * @throws {@link OpenEmrSessionEndedError} when the session ended and could not be renewed
+ */
+export async function sendWithSession<T>(
+  transport: HttpTransport,
+  options: RequestOptions<T>,
+  reauth: Reauthenticate | undefined,
+): Promise<HttpResponse<T>> {
+  const accept = options.acceptStatus;
+  const opts: RequestOptions<T> = { ...options, acceptStatus: (s) => s === 400 || (accept?.(s) ?? false) };
+  let res = await transport.request<T>(opts);
+  if (res.status === 400 && isSessionEndedBody(res.data)) {
+    const renewed = reauth === undefined ? false : await reauth().catch(() => false);
+    if (renewed) res = await transport.request<T>(opts);
+    if (res.status === 400 && isSessionEndedBody(res.data)) throw new OpenEmrSessionEndedError();
+  }
+  if (res.status === 400 && !(accept?.(400) ?? false)) {
+    throw new HttpError({
+      method: options.method,
+      url: res.url,
+      status: 400,
+      statusText: 'Bad Request',
+      responseBody: res.data,
+      responseHeaders: res.headers,
+    });
+  }
+  return res;
 }
 
 /** Marker for "OpenEMR says there is nothing". */
@@ -101,19 +160,26 @@ export interface EnvelopeResult<T> {
  * The standard API, read through its quirks.
  */
 export class StandardApiCaller {
-  constructor(private readonly transport: HttpTransport) {}
+  constructor(
+    private readonly transport: HttpTransport,
+    private readonly reauth?: Reauthenticate | undefined,
+  ) {}
 
   private async send(req: ApiRequest): Promise<{ status: number; data: unknown; url: string }> {
-    const res = await this.transport.request<unknown>({
-      method: req.method,
-      path: req.path,
-      query: req.query,
-      body: req.body,
-      signal: req.signal,
-      headers: { accept: 'application/json' },
-      // OpenEMR answers validation errors with 400 (or 200 on 8.x) and empty lists with 404: read both.
-      acceptStatus: (s) => s === 400 || s === 404,
-    });
+    const res = await sendWithSession<unknown>(
+      this.transport,
+      {
+        method: req.method,
+        path: req.path,
+        query: req.query,
+        body: req.body,
+        signal: req.signal,
+        headers: { accept: 'application/json' },
+        // OpenEMR answers validation errors with 400 (or 200 on 8.x) and empty lists with 404: read both.
+        acceptStatus: (s) => s === 400 || s === 404,
+      },
+      this.reauth,
+    );
     return res;
   }
 

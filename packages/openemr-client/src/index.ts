@@ -30,7 +30,7 @@ export type {
 } from './client.js';
 export { FhirNamespace, FHIR_SEARCH_PARAMETERS } from './fhir.js';
 export type { FhirResourceTypes, FhirResourceType, FhirWritableType, FhirSearchParams, FhirCreated } from './fhir.js';
-export { OpenEmrNotFoundError, OpenEmrConflictError, particleIssues } from './http.js';
+export { OpenEmrNotFoundError, OpenEmrConflictError, OpenEmrSessionEndedError, particleIssues } from './http.js';
 export {
   OpenEmrOAuth,
   OpenEmrAuthError,
