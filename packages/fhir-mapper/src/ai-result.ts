@@ -150,7 +150,7 @@ export interface AnalysisIdentifiers {
 
 /**
  * The identifiers of the resources {@link analysisToTransaction} produces for a result.
- * @throws {@link ValidationError} when the result is invalid
+ * @throws `ValidationError` (`@cdss/core`) when the result is invalid
  */
 export function analysisIdentifiers(input: unknown, options: MapperOptions = {}): AnalysisIdentifiers {
   const ctx = mapperContext(options);
@@ -190,7 +190,7 @@ function fmt(ml: number): string {
  * @param input - the result ({@link analysisResultSchema})
  * @param options - site, subject, uuid generator
  * @returns the transaction Bundle
- * @throws {@link ValidationError} when the result is invalid (nothing is built)
+ * @throws `ValidationError` (`@cdss/core`) when the result is invalid (nothing is built)
  */
 export function analysisToTransaction(input: unknown, options: AnalysisMapperOptions = {}): Bundle {
   const ctx = mapperContext(options);

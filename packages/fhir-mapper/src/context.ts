@@ -33,7 +33,7 @@ export interface MapperContext {
 
 /**
  * Resolves mapper options.
- * @throws {@link ValidationError} on a bad site name or offset
+ * @throws `ValidationError` (`@cdss/core`) on a bad site name or offset
  */
 export function mapperContext(options: MapperOptions = {}): MapperContext {
   const o = parseInput(mapperOptionsSchema, options, 'mapper options');

@@ -55,7 +55,7 @@ export { assessRano, ranoToCancerDiseaseStatus, ranoInputSchema } from './rano.j
 export type { RanoInput, RanoAssessment, RanoCategory, RanoMapperOptions } from './rano.js';
 export { fhirIssues, assertValidFhir, loadR4Definitions } from './validate.js';
 export { FhirAdapter } from './adapter/fhir-adapter.js';
-export type { FhirAdapterOptions, WriteResult, CallOptions } from './adapter/fhir-adapter.js';
+export type { FhirAdapterOptions, WriteResult, CallOptions, FhirSearchParams } from './adapter/fhir-adapter.js';
 export {
   FhirServerError,
   FhirInvalidResourceError,

@@ -1,6 +1,6 @@
 /**
  * OpenEMR standard-API records -> FHIR R4 resources (and Patient back to OpenEMR). Pure functions:
- * no I/O, no clock; invalid input throws {@link ValidationError} before anything is built.
+ * no I/O, no clock; invalid input throws `ValidationError` (`@cdss/core`) before anything is built.
  * @packageDocumentation
  */
 import { ValidationError } from '@cdss/core';
@@ -74,7 +74,7 @@ function birthSexOf(sex: string | undefined): string {
  * @param input - the patient row (OpenEMR field names)
  * @param options - site and clock offset
  * @returns the Patient (no id: the FHIR server assigns it; match on the uuid identifier)
- * @throws {@link ValidationError} when the row is not a valid OpenEMR patient
+ * @throws `ValidationError` (`@cdss/core`) when the row is not a valid OpenEMR patient
  */
 export function patientToFhir(input: unknown, options: MapperOptions = {}): Patient {
   const ctx = mapperContext(options);
@@ -128,7 +128,7 @@ export function patientToFhir(input: unknown, options: MapperOptions = {}): Pati
  * {@link patientToFhir} for the fields OpenEMR stores.
  * @param patient - a FHIR R4 Patient with an official (or first) name that has a family and a given name
  * @param options - site (to recognise the identifier systems)
- * @throws {@link ValidationError} when the Patient lacks a family or given name
+ * @throws `ValidationError` (`@cdss/core`) when the Patient lacks a family or given name
  */
 export function patientFromFhir(patient: Patient, options: MapperOptions = {}): OpenEmrPatientWrite {
   const ctx = mapperContext(options);
@@ -196,7 +196,7 @@ const ENCOUNTER_CLASSES: Record<string, CodeName> = {
 /**
  * OpenEMR encounter -> FHIR Encounter (status `finished`: OpenEMR records encounters that took place,
  * as its own FHIR API does; class from `class_code`, the v3 ActCode list `_ActEncounterCode`).
- * @throws {@link ValidationError} on an invalid row or an unknown `class_code`
+ * @throws `ValidationError` (`@cdss/core`) on an invalid row or an unknown `class_code`
  */
 export function encounterToFhir(input: unknown, options: ClinicalMapperOptions = {}): Encounter {
   const ctx = mapperContext(options);
@@ -307,7 +307,7 @@ const VERIFICATION: Record<string, CodeName> = {
  * beside OpenEMR's ICD-10 codes.
  * @param input - the `lists` row (medical_problem)
  * @param options - site, clock offset, subject; `now` (ISO date) decides whether an end date has passed
- * @throws {@link ValidationError} when the row is invalid
+ * @throws `ValidationError` (`@cdss/core`) when the row is invalid
  */
 export function problemToCondition(input: unknown, options: ClinicalMapperOptions = {}): Condition {
   const ctx = mapperContext(options);
@@ -368,7 +368,7 @@ const SEVERITY: Record<string, { severity: 'mild' | 'moderate' | 'severe'; criti
 /**
  * OpenEMR allergy -> FHIR AllergyIntolerance (reaction and severity from `reaction` and
  * `severity_al`).
- * @throws {@link ValidationError} when the row is invalid
+ * @throws `ValidationError` (`@cdss/core`) when the row is invalid
  */
 export function allergyToFhir(input: unknown, options: ClinicalMapperOptions = {}): AllergyIntolerance {
   const ctx = mapperContext(options);
@@ -397,7 +397,7 @@ export function allergyToFhir(input: unknown, options: ClinicalMapperOptions = {
 /**
  * OpenEMR medication-list entry -> FHIR MedicationRequest (intent `plan`: a medication the patient
  * takes, not an order; as OpenEMR's FHIR API maps the list).
- * @throws {@link ValidationError} when the row is invalid
+ * @throws `ValidationError` (`@cdss/core`) when the row is invalid
  */
 export function medicationToFhir(input: unknown, options: ClinicalMapperOptions = {}): MedicationRequest {
   const ctx = mapperContext(options);
@@ -431,7 +431,7 @@ export function medicationToFhir(input: unknown, options: ClinicalMapperOptions 
 /**
  * OpenEMR prescription -> FHIR MedicationRequest (intent `order`; RxNorm code when
  * `rxnorm_drugcode` is set; dosage text from dosage, unit, route and interval).
- * @throws {@link ValidationError} when the row is invalid
+ * @throws `ValidationError` (`@cdss/core`) when the row is invalid
  */
 export function prescriptionToFhir(input: unknown, options: ClinicalMapperOptions = {}): MedicationRequest {
   const ctx = mapperContext(options);

@@ -100,7 +100,7 @@ function volumetric(current: number, baseline: number, nadir: number, minMeasura
 
 /**
  * Classifies the current timepoint (see the module comment for the rules).
- * @throws {@link ValidationError} on invalid input
+ * @throws `ValidationError` (`@cdss/core`) on invalid input
  */
 export function assessRano(input: unknown): RanoAssessment {
   const v = parseInput(ranoInputSchema, input, 'RANO assessment input');
@@ -166,7 +166,7 @@ export interface RanoMapperOptions extends MapperOptions {
  * 97509-4; CR/PR -> improved, SD -> stable, PD -> worsened, NE -> undetermined; evidence: imaging).
  * Unconfirmed CR/PR are `preliminary`.
  * @returns the Observation and the assessment it is built from
- * @throws {@link ValidationError} on invalid input
+ * @throws `ValidationError` (`@cdss/core`) on invalid input
  */
 export function ranoToCancerDiseaseStatus(
   input: unknown,

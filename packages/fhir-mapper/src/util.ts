@@ -4,7 +4,7 @@ import type { z } from 'zod';
 
 /**
  * Parses input with a zod schema.
- * @throws {@link ValidationError} naming every bad field; the input's values never appear in it
+ * @throws `ValidationError` (`@cdss/core`) naming every bad field; the input's values never appear in it
  */
 export function parseInput<S extends z.ZodType>(schema: S, input: unknown, what: string): z.output<S> {
   const result = schema.safeParse(input);

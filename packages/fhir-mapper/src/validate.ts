@@ -40,7 +40,7 @@ export function fhirIssues(resource: Resource): ValidationIssue[] {
 
 /**
  * Throws unless the resource is valid R4.
- * @throws {@link ValidationError} listing every problem
+ * @throws `ValidationError` (`@cdss/core`) listing every problem
  */
 export function assertValidFhir(resource: Resource): void {
   const issues = fhirIssues(resource);

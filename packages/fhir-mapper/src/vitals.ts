@@ -94,7 +94,7 @@ const UNIT_FIELD: Partial<
  * @param input - the vitals row (OpenEMR field names)
  * @param options - site, clock offset and subject
  * @returns the Observations, each with an identifier `<vitals uuid or id>:<measure>` for idempotent writes
- * @throws {@link ValidationError} when the row is invalid
+ * @throws `ValidationError` (`@cdss/core`) when the row is invalid
  */
 export function vitalsToObservations(input: unknown, options: ClinicalMapperOptions = {}): Observation[] {
   const ctx = mapperContext(options);
@@ -170,7 +170,7 @@ function loincOf(o: Observation): string[] {
 /**
  * Vital-signs Observations -> the OpenEMR vitals body to POST (lb, in, degF), the inverse of
  * {@link vitalsToObservations}. Observations with other codes are ignored.
- * @throws {@link ValidationError} when a recognised Observation carries a unit it cannot convert
+ * @throws `ValidationError` (`@cdss/core`) when a recognised Observation carries a unit it cannot convert
  */
 export function observationsToVitals(observations: readonly Observation[]): OpenEmrVitalsWrite {
   const out: OpenEmrVitalsWrite = {};

@@ -70,7 +70,8 @@ export interface CallOptions {
   signal?: AbortSignal;
 }
 
-type SearchParams = Record<string, string | number | boolean | readonly (string | number)[]>;
+/** Search parameters: name -> value (arrays repeat the parameter). */
+export type FhirSearchParams = Record<string, string | number | boolean | readonly (string | number)[]>;
 
 function isKitError(
   e: unknown,
@@ -148,7 +149,7 @@ export class FhirAdapter {
 
   /**
    * @param options - see {@link FhirAdapterOptions}
-   * @throws {@link ValidationError} for invalid options
+   * @throws `ValidationError` (`@cdss/core`) for invalid options
    */
   constructor(options: FhirAdapterOptions) {
     const parsed = optionsSchema.safeParse(options);
@@ -278,7 +279,7 @@ export class FhirAdapter {
   /** Searches one page. */
   async search<T extends Resource = Resource>(
     resourceType: string,
-    params: SearchParams = {},
+    params: FhirSearchParams = {},
     opts?: CallOptions,
   ): Promise<Bundle<T>> {
     const r = await this.exchange<Bundle<T>>(
@@ -297,7 +298,7 @@ export class FhirAdapter {
    */
   async *pages<T extends Resource = Resource>(
     resourceType: string,
-    params: SearchParams = {},
+    params: FhirSearchParams = {},
     opts?: CallOptions,
   ): AsyncGenerator<Bundle<T>> {
     let page = await this.search<T>(resourceType, params, opts);
@@ -326,7 +327,7 @@ export class FhirAdapter {
   /** Every matching resource across all pages (search-mode `match` entries only). */
   async *searchAll<T extends Resource = Resource>(
     resourceType: string,
-    params: SearchParams = {},
+    params: FhirSearchParams = {},
     opts?: CallOptions,
   ): AsyncGenerator<T> {
     for await (const page of this.pages<T>(resourceType, params, opts)) {

@@ -48,7 +48,7 @@ export class MySqlOutbox implements SyncOutbox {
   private readonly table: string;
   private readonly clock: { now(): number };
 
-  /** @throws {@link ValidationError} for an invalid table name */
+  /** @throws `ValidationError` (`@cdss/core`) for an invalid table name */
   constructor(options: MySqlOutboxOptions) {
     const t = tableName.safeParse(options.table ?? 'fhir_outbox');
     if (!t.success) throw ValidationError.fromZod(t.error, 'Invalid outbox table name');

@@ -69,7 +69,7 @@ export interface SyncOutbox {
    * Records a write. When the promise resolves the write is durable (for MySQL: committed).
    * @param write - the write
    * @param options - `key` orders writes (default: derived from the write's identifier)
-   * @throws {@link ValidationError} when the write is malformed
+   * @throws `ValidationError` (`@cdss/core`) when the write is malformed
    */
   enqueue(write: FhirWrite, options?: { key?: string }): Promise<OutboxItem>;
   /**

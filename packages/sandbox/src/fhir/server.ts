@@ -162,7 +162,7 @@ function capabilityStatement(): Resource {
 /**
  * Creates the embedded FHIR R4 server.
  * @param options - base path, page sizes, body limit, repository
- * @throws {@link ValidationError} for invalid options
+ * @throws `ValidationError` (`@cdss/core`) for invalid options
  */
 export function createEmbeddedFhirServer(options: EmbeddedFhirServerOptions = {}): EmbeddedFhirServer {
   const { repository: repo = new MemoryRepository(), ...rest } = options;
