@@ -5,7 +5,8 @@
 # Debian slim rather than Alpine: onnxruntime-node (pulled in through @cdss/imaging) ships glibc binaries only.
 
 # ---- build: install the workspace from the lockfile, build the server and the packages it uses, then make a
-# self-contained production folder (pnpm deploy: the server, its built @cdss/* dependencies, prod node_modules).
+# self-contained production folder (pnpm deploy: the server, its built @cdss/* dependencies, prod node_modules),
+# minus the TypeScript sources and the macOS/Windows builds of onnxruntime (about 180 MB).
 FROM node:20.20.2-bookworm-slim AS build
 WORKDIR /src
 RUN npm install --global --no-audit --no-fund --loglevel=error pnpm@12.4.2
@@ -15,7 +16,9 @@ COPY examples ./examples
 COPY bench/package.json ./bench/package.json
 RUN pnpm install --frozen-lockfile
 RUN pnpm --filter "@cdss/reference-server..." build \
- && pnpm --filter @cdss/reference-server deploy --prod --legacy /out
+ && pnpm --filter @cdss/reference-server deploy --prod --legacy /out \
+ && rm -rf /out/src /out/test /out/node_modules/.pnpm/onnxruntime-node@*/node_modules/onnxruntime-node/bin/napi-v*/darwin \
+      /out/node_modules/.pnpm/onnxruntime-node@*/node_modules/onnxruntime-node/bin/napi-v*/win32
 
 # ---- runtime: Node and the deployed folder, nothing else.
 FROM node:20.20.2-bookworm-slim AS runtime

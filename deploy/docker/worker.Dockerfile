@@ -14,7 +14,9 @@ COPY examples ./examples
 COPY bench/package.json ./bench/package.json
 RUN pnpm install --frozen-lockfile
 RUN pnpm --filter "@cdss/reference-server..." build \
- && pnpm --filter @cdss/reference-server deploy --prod --legacy /out
+ && pnpm --filter @cdss/reference-server deploy --prod --legacy /out \
+ && rm -rf /out/src /out/test /out/node_modules/.pnpm/onnxruntime-node@*/node_modules/onnxruntime-node/bin/napi-v*/darwin \
+      /out/node_modules/.pnpm/onnxruntime-node@*/node_modules/onnxruntime-node/bin/napi-v*/win32
 
 FROM node:20.20.2-bookworm-slim AS runtime
 ENV NODE_ENV=production \
