@@ -1,0 +1,262 @@
+/**
+ * Segmentation pipeline (normalise, sliding window over onnxruntime in a worker, post-process) vs bare session.run.
+ *
+ * Two inputs, both synthetic phantoms in the BraTS layout: one window of BENCH_WINDOW (default 240×240×160, the
+ * bundle's roi) and a whole study of BENCH_STUDY (default 240×240×155, padded to one 240×240×160 window as MONAI
+ * does). For each, the pipeline (`SegmentationModel.segment`, whole: normalisation, padding, transfer to the worker,
+ * stitching, sigmoid, labels, volumes, diameter) is timed against a bare onnxruntime-node `session.run` on the
+ * same normalised, padded input in the main thread, with the same session options. Each variant runs in its own
+ * child process so that its peak RSS (`process.resourceUsage().maxRSS`) is its own; the memory arena is measured
+ * on and off for the pipeline.
+ *
+ * Timing runs bare and pipeline interleaved in one process (machine drift hits both alike); the pipeline also
+ * reports its own session.run time, so 'everything else' is measured inside the same run.
+ *
+ * Settings (environment): BENCH_MODEL (manifest.json; default models/brats-demo/manifest.json, else the reference
+ * fixture model), BENCH_WINDOW / BENCH_STUDY ("240,240,160"), BENCH_THREADS (default: available parallelism),
+ * BENCH_REPS (timed runs per variant, default 1), BENCH_WARMUP (untimed full-size runs first, default 1).
+ * The last line is the JSON result: pipeline time for the whole study vs the bare session.run baseline.
+ */
+import { fork } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { availableParallelism } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import {
+  SegmentationModel,
+  generatePhantom,
+  loadModelManifest,
+  normalizeIntensity,
+  planWindows,
+  volumesToInput,
+  type ModelManifest,
+} from '@cdss/imaging';
+
+type Vec3 = [number, number, number];
+const here = dirname(fileURLToPath(import.meta.url));
+const root = resolve(here, '..');
+
+function vec(name: string, fallback: Vec3): Vec3 {
+  const raw = process.env[name];
+  if (!raw) return fallback;
+  const v = raw.split(/[,x]/).map(Number);
+  if (v.length !== 3 || v.some((n) => !Number.isInteger(n) || n < 8 || n > 512))
+    throw new Error(`${name} must be three integers 8..512`);
+  return v as Vec3;
+}
+function int(name: string, fallback: number, min: number, max: number): number {
+  const v = process.env[name] === undefined ? fallback : Number(process.env[name]);
+  if (!Number.isInteger(v) || v < min || v > max) throw new Error(`${name} must be an integer ${min}..${max}`);
+  return v;
+}
+
+const THREADS = int('BENCH_THREADS', availableParallelism(), 1, 256);
+const REPS = int('BENCH_REPS', 1, 1, 5);
+const WARMUP = int('BENCH_WARMUP', 1, 0, 3);
+
+function manifestPath(): string {
+  if (process.env['BENCH_MODEL']) return resolve(process.env['BENCH_MODEL']);
+  const demo = join(root, 'models', 'brats-demo', 'manifest.json');
+  if (existsSync(demo)) return demo;
+  throw new Error('no model: train the demo model (tools/monai-reference) or set BENCH_MODEL to a manifest.json');
+}
+
+/** The part of onnxruntime-node's API the baseline uses (bench does not depend on it directly). */
+interface BareOrt {
+  InferenceSession: {
+    create(
+      path: string,
+      options: Record<string, unknown>,
+    ): Promise<{
+      run(feeds: Record<string, unknown>, outputs: string[]): Promise<Record<string, unknown>>;
+      release(): Promise<void>;
+    }>;
+  };
+  Tensor: new (type: 'float32', data: Float32Array, dims: number[]) => unknown;
+}
+
+/** What a memory child reports. */
+interface MemoryResult {
+  ms: number;
+  maxRssMiB: number;
+}
+
+/** The bundle's inferer (roi 240×240×160, overlap 0.5, constant blending, batch 1) instead of the model's own. */
+function withRoi(m: ModelManifest, roi: Vec3): ModelManifest {
+  return { ...m, inference: { ...m.inference, roiSize: roi, swBatchSize: 1, overlap: 0.5, mode: 'constant' } };
+}
+
+function phantomInput(m: ModelManifest, dims: Vec3): ReturnType<typeof volumesToInput> {
+  const p = generatePhantom({ seed: 'bench-inference', dims, spacing: m.input.spacingMm });
+  return volumesToInput(m, p.modalities);
+}
+
+/** The baseline: onnxruntime-node as a caller would use it without this package, in the main thread. */
+async function bareSession(
+  modelPath: string,
+  arena: boolean,
+): Promise<{ ort: BareOrt; session: Awaited<ReturnType<BareOrt['InferenceSession']['create']>> }> {
+  const ort = createRequire(createRequire(import.meta.url).resolve('@cdss/imaging/package.json'))(
+    'onnxruntime-node',
+  ) as BareOrt;
+  const session = await ort.InferenceSession.create(modelPath, {
+    intraOpNumThreads: THREADS,
+    interOpNumThreads: 1,
+    enableCpuMemArena: arena,
+    graphOptimizationLevel: 'all',
+    executionMode: 'sequential',
+    executionProviders: ['cpu'],
+  });
+  return { ort, session };
+}
+
+/** The normalised input padded to the single window: exactly the tensor the pipeline's one window receives. */
+function bareTensorData(
+  m: ModelManifest,
+  input: ReturnType<typeof volumesToInput>,
+  roi: Vec3,
+): { data: Float32Array; dims: number[] } {
+  const dims = input.shape.slice(1) as Vec3;
+  const norm = m.input.normalize ? normalizeIntensity(input.data, input.shape, m.input.normalize).data : input.data;
+  const plan = planWindows(dims, roi, 0.5);
+  if (plan.starts.length !== 1)
+    throw new Error(
+      `the baseline needs one window; ${dims.join('x')} with roi ${roi.join('x')} has ${plan.starts.length}`,
+    );
+  const [p0, p1, p2] = plan.paddedSize;
+  const padded = new Float32Array(4 * p0 * p1 * p2);
+  for (let c = 0; c < 4; c++)
+    for (let i = 0; i < dims[0]; i++)
+      for (let j = 0; j < dims[1]; j++) {
+        const from = ((c * dims[0] + i) * dims[1] + j) * dims[2];
+        const to = ((c * p0 + i + plan.padBefore[0]) * p1 + j + plan.padBefore[1]) * p2 + plan.padBefore[2];
+        padded.set(norm.subarray(from, from + dims[2]), to);
+      }
+  return { data: padded, dims: [1, 4, p0, p1, p2] };
+}
+
+/** One variant alone in this process, for its own peak RSS. */
+async function memoryChild(variant: string, dims: Vec3, roi: Vec3, arena: boolean): Promise<MemoryResult> {
+  const { manifest, modelPath } = await loadModelManifest(manifestPath());
+  const m = withRoi(manifest, roi);
+  const input = phantomInput(m, dims);
+  const t = performance.now();
+  if (variant === 'bare') {
+    const { ort, session } = await bareSession(modelPath, arena);
+    const x = bareTensorData(m, input, roi);
+    await session.run({ [m.model.inputName]: new ort.Tensor('float32', x.data, x.dims) }, [m.model.outputName]);
+    await session.release();
+  } else {
+    const model = await SegmentationModel.load(
+      { manifest: m, modelPath },
+      { intraOpNumThreads: THREADS, enableCpuMemArena: arena },
+    );
+    await model.segment(input);
+    await model.close();
+  }
+  return { ms: performance.now() - t, maxRssMiB: process.resourceUsage().maxRSS / 1024 };
+}
+
+function runChild(variant: string, dims: Vec3, roi: Vec3, arena: boolean): Promise<MemoryResult> {
+  return new Promise((resolvePromise, reject) => {
+    const c = fork(fileURLToPath(import.meta.url), ['--child', variant, dims.join(','), roi.join(','), String(arena)], {
+      execArgv: process.execArgv,
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    c.on('message', (msg: MemoryResult) => resolvePromise(msg));
+    c.on('exit', (code) => {
+      if (code !== 0) reject(new Error(`${variant} child exited with code ${code}`));
+    });
+  });
+}
+
+const median = (a: number[]): number => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)] as number;
+
+/** Timing: bare and pipeline interleaved in this one process, so that machine drift affects both alike. */
+async function timing(label: string, dims: Vec3, roi: Vec3): Promise<{ bare: number; pipe: number; network: number }> {
+  const { manifest, modelPath } = await loadModelManifest(manifestPath());
+  const m = withRoi(manifest, roi);
+  const input = phantomInput(m, dims);
+  const { ort, session } = await bareSession(modelPath, true);
+  const model = await SegmentationModel.load({ manifest: m, modelPath }, { intraOpNumThreads: THREADS });
+  const bare: number[] = [];
+  const pipe: number[] = [];
+  const network: number[] = [];
+  let windows = 0;
+  try {
+    for (let r = 0; r < WARMUP + REPS; r++) {
+      const x = bareTensorData(m, input, roi); // prepared outside the timed call
+      let t = performance.now();
+      await session.run({ [m.model.inputName]: new ort.Tensor('float32', x.data, x.dims) }, [m.model.outputName]);
+      const b = performance.now() - t;
+      t = performance.now();
+      const res = await model.segment(input);
+      const p = performance.now() - t;
+      windows = res.windows;
+      if (r >= WARMUP) {
+        bare.push(b);
+        pipe.push(p);
+        network.push(res.timings.networkMs);
+      }
+    }
+  } finally {
+    await model.close();
+    await session.release();
+  }
+  const result = { bare: median(bare), pipe: median(pipe), network: median(network) };
+  process.stdout.write(
+    `${label.padEnd(7)} ${dims.join('x')} (${windows} window of ${roi.join('x')}): bare session.run ${result.bare.toFixed(0)} ms, ` +
+      `pipeline ${result.pipe.toFixed(0)} ms (${((result.pipe / result.bare - 1) * 100).toFixed(1)}% vs bare; ` +
+      `its own session.run ${result.network.toFixed(0)} ms, everything else ${(result.pipe - result.network).toFixed(0)} ms = ` +
+      `${(((result.pipe - result.network) / result.network) * 100).toFixed(1)}%)\n`,
+  );
+  return result;
+}
+
+async function main(): Promise<void> {
+  if (process.argv[2] === '--child') {
+    const [variant, dims, roi, arena] = process.argv.slice(3) as [string, string, string, string];
+    const r = await memoryChild(
+      variant,
+      dims.split(',').map(Number) as Vec3,
+      roi.split(',').map(Number) as Vec3,
+      arena === 'true',
+    );
+    process.send?.(r);
+    return;
+  }
+  const window = vec('BENCH_WINDOW', [240, 240, 160]);
+  const study = vec('BENCH_STUDY', [240, 240, 155]);
+  const roi = window;
+  process.stdout.write(`model ${manifestPath()}, threads ${THREADS}, reps ${REPS}, warm-up ${WARMUP}\n`);
+  await timing('window', window, roi);
+  const s = await timing('study', study, roi);
+  // Peak memory: each variant alone in a fresh process (maxRSS covers the onnxruntime worker thread too).
+  const mem: [string, MemoryResult][] = [];
+  for (const [name, variant, arena] of [
+    ['bare session.run, arena on', 'bare', true],
+    ['pipeline, arena on', 'pipeline', true],
+    ['bare session.run, arena off', 'bare', false],
+    ['pipeline, arena off', 'pipeline', false],
+  ] as const) {
+    const r = await runChild(variant, study, roi, arena);
+    mem.push([name, r]);
+    process.stdout.write(
+      `peak RSS, study, ${name.padEnd(28)} ${r.maxRssMiB.toFixed(0)} MiB (one cold run ${r.ms.toFixed(0)} ms)\n`,
+    );
+  }
+  process.stdout.write(
+    JSON.stringify({
+      bench: 'inference',
+      unit: 'ms',
+      value: Math.round(s.pipe),
+      baseline: Math.round(s.bare),
+      baseline_name: `bare onnxruntime-node session.run on the same ${study.join('x')} study (normalised, padded to ${roi.join('x')}), same process, interleaved`,
+      ratio: Number((s.pipe / s.bare).toFixed(4)),
+    }) + '\n',
+  );
+}
+
+await main();
