@@ -128,6 +128,28 @@ describe.skipIf(!mariadb.available)('MySQL outbox durability', () => {
   });
 });
 
+describe('OutboxProcessor background loop', () => {
+  it('delivers writes enqueued while it runs, and stops', async () => {
+    const { url, close } = await createEmbeddedFhirServer().listen(0);
+    try {
+      const outbox = new MemoryOutbox();
+      const processor = new OutboxProcessor({ outbox, adapter: new FhirAdapter({ baseUrl: url, retry: false }) });
+      processor.start(10);
+      processor.start(10); // idempotent
+      await outbox.enqueue(upsert('bg-1'));
+      await outbox.enqueue(upsert('bg-2'));
+      for (let i = 0; i < 500 && (await outbox.stats()).delivered < 2; i++) await new Promise((r) => setTimeout(r, 10));
+      await processor.stop();
+      expect(await outbox.stats()).toEqual({ pending: 0, delivered: 2, dead: 0 });
+      await outbox.enqueue(upsert('bg-3'));
+      await new Promise((r) => setTimeout(r, 50));
+      expect((await outbox.stats()).pending).toBe(1);
+    } finally {
+      await close();
+    }
+  });
+});
+
 describe('OutboxProcessor failure classes', () => {
   it('dead-letters rejections and retries transient failures', async () => {
     const { isRejection } = await import('./processor.js');
