@@ -215,7 +215,14 @@ function parseInput<S extends z.ZodType>(schema: S, input: unknown, what: string
   return parsed.data;
 }
 
-const id = (value: number | string, field: string): string => parseInput(idInputSchema, value, field);
+const id = (value: number | string, field: string): string => {
+  const parsed = idInputSchema.safeParse(value);
+  if (!parsed.success)
+    throw new ValidationError(`Invalid ${field}`, [
+      { path: field, message: 'must be a positive numeric id', code: 'invalid_format' },
+    ]);
+  return parsed.data;
+};
 const uuid = (value: string, field: string): string => {
   const parsed = uuidSchema.safeParse(value);
   if (!parsed.success)

@@ -415,6 +415,9 @@ describe.each(['8', '7.0'] as const)('OpenEMR %s contract', (version) => {
             pc_billing_location: 3,
           }),
       ],
+      ['vitals.list', 'pid', (c) => c.vitals.list({ pid: 'abc', eid: 1 })],
+      ['medications.create', 'pid', (c) => c.medications.create(-1, { title: 'Temozolomide', begdate: '2024-01-01' })],
+      ['encounters.create', 'puuid', (c) => c.encounters.create('1', { pc_catid: 5, class_code: 'AMB' })],
       ['practitioners.create', 'npi', (c) => c.practitioners.create({ fname: 'Jo', lname: 'Doe', npi: '123' })],
       [
         'practitioners.update',
