@@ -72,3 +72,5 @@ export { MySqlOutbox } from './outbox/mysql-outbox.js';
 export type { MySqlOutboxOptions } from './outbox/mysql-outbox.js';
 export { OutboxProcessor, isRejection } from './outbox/processor.js';
 export type { OutboxProcessorOptions, DrainResult } from './outbox/processor.js';
+export { studyFromOrthanc, orthancStudySchema, orthancSeriesSchema } from './orthanc-study.js';
+export type { StudyFromOrthancOptions } from './orthanc-study.js';

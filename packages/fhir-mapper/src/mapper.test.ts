@@ -17,6 +17,7 @@ import {
   prescriptionToFhir,
   problemToCondition,
   ranoToCancerDiseaseStatus,
+  studyFromOrthanc,
   vitalsToObservations,
 } from './index.js';
 import * as s from './__fixtures__/samples.js';
@@ -439,5 +440,67 @@ describe('RANO volumetric assessment', () => {
     expect(validationError(() => assessRano({ ...base, current: at('2025-05-01', 1) })).fields).toEqual([
       'current.date',
     ]);
+  });
+});
+
+describe('studyFromOrthanc', () => {
+  const study = {
+    ID: 'b9c08539-26f93bde-c81ab0d7-bffaf2cb-a4d0bdd0',
+    MainDicomTags: {
+      StudyInstanceUID: s.STUDY_UID,
+      StudyDate: '20260105',
+      StudyTime: '100000.123',
+      StudyDescription: 'MR BRAIN',
+      AccessionNumber: 'ACC-1',
+    },
+    Series: ['s1', 's2'],
+  };
+  const series = [
+    {
+      ID: 's1',
+      MainDicomTags: {
+        SeriesInstanceUID: '1.2.3.1',
+        Modality: 'MR',
+        SeriesNumber: '1',
+        SeriesDescription: 'AX T1 POST',
+      },
+      Instances: ['a', 'b', 'c'],
+    },
+    {
+      ID: 's2',
+      MainDicomTags: { SeriesInstanceUID: s.SEG_SERIES_UID, Modality: 'SEG', SeriesNumber: 300 },
+      Instances: ['d'],
+    },
+  ];
+
+  it('builds the analysis study from Orthanc metadata, and the transaction from that', () => {
+    const st = studyFromOrthanc(study, series, {
+      dicomWebUrl: 'http://127.0.0.1:28042/dicom-web',
+      utcOffset: '+01:00',
+    });
+    expect(st).toEqual({
+      studyInstanceUid: s.STUDY_UID,
+      started: '2026-01-05T10:00:00+01:00',
+      description: 'MR BRAIN',
+      accessionNumber: 'ACC-1',
+      dicomWebUrl: 'http://127.0.0.1:28042/dicom-web',
+      series: [
+        { seriesInstanceUid: '1.2.3.1', modality: 'MR', number: 1, description: 'AX T1 POST', numberOfInstances: 3 },
+        { seriesInstanceUid: s.SEG_SERIES_UID, modality: 'SEG', number: 300, numberOfInstances: 1 },
+      ],
+    });
+    const bundle = analysisToTransaction(s.analysisResult({ study: st }));
+    const imaging = bundle.entry?.find((e) => e.resource?.resourceType === 'ImagingStudy')?.resource as Resource & {
+      series: unknown[];
+    };
+    expect(imaging.series).toHaveLength(2);
+    expectValid(imaging);
+  });
+
+  it('rejects metadata that is not Orthanc study/series JSON', () => {
+    expect(
+      validationError(() => studyFromOrthanc({ ID: 'x', MainDicomTags: { StudyInstanceUID: 'nope' } }, series)).fields,
+    ).toEqual(['MainDicomTags.StudyInstanceUID']);
+    expect(() => studyFromOrthanc(study, [])).toThrow(ValidationError);
   });
 });
