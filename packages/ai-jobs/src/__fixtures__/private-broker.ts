@@ -44,9 +44,10 @@ export async function startPrivateBroker(): Promise<PrivateBroker> {
   const dir = await mkdtemp(join(tmpdir(), 'cdss-aijobs-fault-'));
   let env: NodeJS.ProcessEnv = {};
   let amqpPort = 0;
+  let ports: number[] = [];
   for (let tries = 0; ; tries++) {
     const base = 26000 + 3 * Math.floor(Math.random() * 1990);
-    const ports = [base, base + 1, base + 2];
+    ports = [base, base + 1, base + 2];
     if ((await Promise.all(ports.map(portOpen))).some(Boolean)) continue;
     amqpPort = base;
     env = {
@@ -74,10 +75,20 @@ export async function startPrivateBroker(): Promise<PrivateBroker> {
     async stop() {
       const pid = Number((await readFile(pidFile, 'utf8')).trim());
       process.kill(pid, 'SIGTERM');
-      for (let i = 0; i < 300 && (alive(pid) || (await portOpen(amqpPort))); i++) await new Promise((r) => setTimeout(r, 100));
+      // the wrapper's PID goes first; the Erlang VM may hold the AMQP and distribution ports a moment longer
+      const busy = async (): Promise<boolean> => alive(pid) || (await portOpen(ports[0]!)) || (await portOpen(ports[2]!));
+      for (let i = 0; i < 300 && (await busy()); i++) await new Promise((r) => setTimeout(r, 100));
     },
     async start() {
-      await run('bash', [script, 'start', 'rabbitmq'], { env, timeout: 120_000 });
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await run('bash', [script, 'start', 'rabbitmq'], { env, timeout: 120_000 });
+          return;
+        } catch (error) {
+          if (attempt >= 3) throw error;
+          await new Promise((r) => setTimeout(r, 1000));
+        }
+      }
     },
     async destroy() {
       await run('bash', [script, 'stop', 'rabbitmq'], { env, timeout: 60_000 }).catch(() => {});
