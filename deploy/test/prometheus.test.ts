@@ -108,6 +108,7 @@ describe.skipIf(!bins)('Prometheus and Alertmanager against the running referenc
   let alertmanager: Spawned | undefined;
   let webhook: Spawned | undefined;
   let promUrl: string;
+  let amUrl: string;
   let traffic: NodeJS.Timeout | undefined;
 
   beforeAll(async () => {
@@ -176,6 +177,7 @@ describe.skipIf(!bins)('Prometheus and Alertmanager against the running referenc
       `--web.listen-address=127.0.0.1:${promPort}`,
     ]);
     promUrl = `http://127.0.0.1:${promPort}`;
+    amUrl = `http://127.0.0.1:${amPort}`;
     await waitFor('Prometheus ready', async () => (await fetchRaw(`${promUrl}/-/ready`)).status === 200, 30_000);
     await waitFor(
       'Alertmanager ready',
@@ -271,6 +273,37 @@ describe.skipIf(!bins)('Prometheus and Alertmanager against the running referenc
     expect(failures).toEqual([]);
   });
 
+  it('Alertmanager inhibits the symptoms of a down server and a warning shadowed by the same critical alert', async () => {
+    const now = new Date().toISOString();
+    const alert = (labels: Record<string, string>) => ({
+      labels: { job: 'inhibit-test', ...labels },
+      annotations: { summary: 'test' },
+      startsAt: now,
+    });
+    const posted = await fetchRaw(`${amUrl}/api/v2/alerts`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify([
+        alert({ alertname: 'CdssServerDown', severity: 'critical', instance: 'x:8080' }),
+        alert({ alertname: 'CdssHighErrorRate', severity: 'critical' }),
+        alert({ alertname: 'CdssJobsFailing', severity: 'warning' }),
+      ]),
+    });
+    expect(posted.status).toBe(200);
+    const states = await waitFor('the three test alerts', async () => {
+      const res = await fetchRaw(`${amUrl}/api/v2/alerts?filter=${encodeURIComponent('job="inhibit-test"')}`);
+      const list = JSON.parse(res.text()) as {
+        labels: Record<string, string>;
+        status: { state: string; inhibitedBy: string[] };
+      }[];
+      return list.length === 3 ? new Map(list.map((a) => [a.labels['alertname'], a.status])) : undefined;
+    });
+    expect(states.get('CdssServerDown')?.state).toBe('active');
+    expect(states.get('CdssHighErrorRate')?.state).toBe('suppressed');
+    expect(states.get('CdssHighErrorRate')?.inhibitedBy.length).toBe(1);
+    expect(states.get('CdssJobsFailing')?.state).toBe('active'); // another alert: not inhibited
+  });
+
   it('CdssServerDown fires when the server is stopped and reaches the webhook through the critical route', async () => {
     clearInterval(traffic);
     await server!.stop();
@@ -287,15 +320,17 @@ describe.skipIf(!bins)('Prometheus and Alertmanager against the running referenc
                 path: string;
                 receiver: string;
                 status: string;
-                alerts: { alertname: string; status: string; severity: string; instance?: string }[];
+                alerts: { alertname: string; status: string; severity: string; job?: string; instance?: string }[];
               },
           )
-          .find((n) => n.alerts.some((a) => a.alertname === 'CdssServerDown' && a.status === 'firing')),
+          .find((n) =>
+            n.alerts.some((a) => a.alertname === 'CdssServerDown' && a.status === 'firing' && a.job === 'cdss-server'),
+          ),
       45_000,
     );
     expect(line.path).toBe('/alerts/pager');
     expect(line.receiver).toBe('ops-pager');
-    expect(line.alerts.find((a) => a.alertname === 'CdssServerDown')).toMatchObject({
+    expect(line.alerts.find((a) => a.alertname === 'CdssServerDown' && a.job === 'cdss-server')).toMatchObject({
       severity: 'critical',
       instance: `127.0.0.1:${server!.port}`,
     });
