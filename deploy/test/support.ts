@@ -65,7 +65,9 @@ function portIsFree(port: number): Promise<boolean> {
   });
 }
 
-const handedOut = new Set<number>();
+// Ports of scripts/services/services.sh (defaults), used by other suites running at the same time: never hand them out.
+const SERVICE_PORTS = [23306, 24242, 24369, 25682, 25683, 25684, 28042, 28080, 28090, 28443, 29090, 29093, 29095];
+const handedOut = new Set<number>(SERVICE_PORTS);
 /** A free TCP port on 127.0.0.1 in 20000-31999 (below the kernel's ephemeral range), for configs that need a number. */
 export async function freePort(): Promise<number> {
   for (let attempt = 0; attempt < 200; attempt++) {
