@@ -1,12 +1,16 @@
 import { defineConfig } from 'tsup';
 
-export default defineConfig({
+const common = {
   entry: ['src/index.ts', 'src/testing.ts'],
-  format: ['esm', 'cjs'],
-  dts: true,
   sourcemap: true,
-  clean: true,
   target: 'node20',
-  // fhir-kit-client is ESM-only (its exports map has no require): bundle it into the CJS build.
-  noExternal: ['fhir-kit-client'],
-});
+} as const;
+
+export default defineConfig([
+  // ESM imports fhir-kit-client (ESM-only) as the dependency it is. Bundling it here would inline its CommonJS
+  // dependencies, whose `require('http')` fails inside an ES module ("Dynamic require ... is not supported").
+  // (No `clean`: the two builds run in parallel and would delete each other's output.)
+  { ...common, format: ['esm'], dts: true },
+  // fhir-kit-client's exports map has no `require` condition: the CJS build carries it inside.
+  { ...common, format: ['cjs'], dts: true, noExternal: ['fhir-kit-client'] },
+]);
