@@ -69,7 +69,10 @@ function Routes() {
     if (!session && path !== '/signin') navigate('/signin', true);
     else if (session && (path === '/' || path === '/signin')) navigate('/patients', true);
   }, [session, path]);
-  useEffect(() => window.scrollTo(0, 0), [path]);
+  useEffect(() => {
+    // Chromium's scrollTo returns a promise: keep it out of the effect's return value.
+    void window.scrollTo(0, 0);
+  }, [path]);
   if (!session) return path === '/signin' ? <Screens.SignIn /> : null;
   let params: Record<string, string> | undefined;
   if (path === '/patients') return <Screens.Patients />;

@@ -89,7 +89,9 @@ export function AnalysisPage({ id }: { id: string }) {
   const { client, can } = useSession();
   const loaded = useLoad(() => client.analyses.get(id), [client, id]);
   const [analysis, setAnalysis] = useState<ApiAnalysis | undefined>();
-  useEffect(() => setAnalysis(loaded.data), [loaded.data]);
+  useEffect(() => {
+    setAnalysis(loaded.data);
+  }, [loaded.data]);
   const a = analysis;
   const succeeded = a?.status === 'succeeded';
   const study = useLoad(async () => (a ? client.studies.get(a.studyUid) : undefined), [client, a?.studyUid]);

@@ -25,7 +25,9 @@ function describe(event: ServerEvent): string {
 /** The notifications screen. */
 export function Notifications() {
   const { feed, markRead, status } = useEvents();
-  useEffect(() => markRead(), [feed, markRead]);
+  useEffect(() => {
+    markRead();
+  }, [feed, markRead]);
   return (
     <main id="main">
       <h1>Notifications</h1>
