@@ -2,7 +2,13 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ValidationError } from '@cdss/core';
 import { requireService } from '@cdss/core/testing';
+import { JobClient, RequestAnalysis } from './client.js';
+import { createMessage, encodeMessage } from './codec.js';
+import { MemoryBroker, MemoryTransport } from './memory-transport.js';
 import { MySqlJobStore } from './mysql-store.js';
+import { pollJob } from './polling.js';
+import { sampleRequestInput, sampleResult } from './testing.js';
+import { JobWorker } from './worker.js';
 import { jobStoreContract } from './store.contract.js';
 
 const db = await requireService('mariadb');
@@ -35,5 +41,49 @@ describe.skipIf(!db.available)('MySqlJobStore on the real MariaDB', () => {
     const b = await MySqlJobStore.open({ url: db.url, tablePrefix: prefix });
     opened.push(b);
     expect((await b.list({ limit: 5 })).map((j) => j.jobId)).toEqual(listed.map((j) => j.jobId));
+  });
+
+  it('records a client + worker run, with every result delivered twice, exactly once per job', async () => {
+    const store = await MySqlJobStore.open({ url: db.url, tablePrefix: prefix });
+    opened.push(store);
+    const broker = new MemoryBroker();
+    const serverT = new MemoryTransport({ broker });
+    const workerT = new MemoryTransport({ broker });
+    const client = new JobClient({ transport: serverT, store, prefetch: 8 });
+    await client.start();
+    const worker = new JobWorker({
+      transport: workerT,
+      prefetch: 4,
+      handler: async (ctx) => {
+        // a duplicate result, as a worker redelivered the job would send
+        const dup = createMessage({
+          type: 'analysis.succeeded',
+          jobId: ctx.request.jobId,
+          workerId: 'dup',
+          result: sampleResult(),
+        });
+        await workerT.publishEvent('job.succeeded', {
+          body: encodeMessage(dup),
+          messageId: dup.messageId,
+          type: dup.type,
+        });
+        return sampleResult();
+      },
+    });
+    await worker.start();
+    const jobs = await Promise.all(
+      Array.from({ length: 20 }, () => client.send(new RequestAnalysis(sampleRequestInput()))),
+    );
+    for (const job of jobs) {
+      expect(
+        (await pollJob((id) => store.get(id), job.jobId, { intervalMs: 20, backoff: 1, timeoutMs: 20_000 })).state,
+      ).toBe('succeeded');
+    }
+    await worker.stop();
+    await client.stop();
+    for (const job of jobs)
+      expect((await store.history(job.jobId)).filter((t) => t.to === 'succeeded')).toHaveLength(1);
+    await workerT.close();
+    await serverT.close();
   });
 });
