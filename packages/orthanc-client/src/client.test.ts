@@ -147,3 +147,22 @@ describe('OrthancClient', () => {
     await expect(it.next()).rejects.toThrow(/expected a multipart response/);
   });
 });
+
+describe('connection reuse', () => {
+  it('reuses sockets although the server announces Keep-Alive: timeout=1', async () => {
+    const sockets = new Set<unknown>();
+    const s = createServer((req, res) => {
+      sockets.add(req.socket);
+      res.writeHead(200, { 'content-type': 'application/json', 'keep-alive': 'timeout=1' }).end(JSON.stringify([]));
+    });
+    await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+    try {
+      const client = new OrthancClient({ baseUrl: `http://127.0.0.1:${(s.address() as AddressInfo).port}` });
+      for (let i = 0; i < 5; i++) await client.list('Patient');
+      expect(sockets.size).toBe(1);
+    } finally {
+      s.closeAllConnections();
+      await new Promise<void>((r) => s.close(() => r()));
+    }
+  });
+});

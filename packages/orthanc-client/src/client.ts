@@ -21,6 +21,8 @@ import {
   type RetryPolicyOptions,
   type TransferProgress,
 } from '@cdss/core';
+import axios from 'axios';
+import { createKeepAliveAgent, type KeepAliveAgentOptions } from './agent.js';
 import { DicomWebClient } from './dicomweb.js';
 import { mapLimit } from './pool.js';
 import {
@@ -72,6 +74,8 @@ export interface OrthancClientOptions {
   logger?: Logger;
   /** Clock for polling (`/changes`, jobs). */
   clock?: Clock;
+  /** Connection reuse: how long idle sockets are kept (default 500 ms, below Orthanc's 1 s) and agent options. */
+  keepAlive?: KeepAliveAgentOptions;
 }
 
 /** Common options of calls that transfer data. */
@@ -181,6 +185,8 @@ export class OrthancClient {
         ...(options.retry !== undefined ? { retry: options.retry } : {}),
         logger: this.logger,
         clock: this.clock,
+        // Reuse connections (Orthanc's 1 s keep-alive hint otherwise makes Node open one per request).
+        axios: axios.create({ httpAgent: createKeepAliveAgent(options.keepAlive ?? {}) }),
       });
     this.concurrency = options.concurrency ?? 4;
     this.dicomweb = new DicomWebClient(this.transport, {

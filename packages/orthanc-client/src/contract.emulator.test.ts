@@ -17,6 +17,7 @@ afterAll(async () => {
 orthancContract({
   name: 'sandbox DICOM store emulator',
   stableAgeSeconds: 1,
+  exclusive: true,
   client: async () => {
     emulator = await createDicomStoreEmulator({
       root,

@@ -56,3 +56,5 @@ export type {
   DicomJsonAttribute,
   DicomJsonDataset,
 } from './schemas.js';
+export { createKeepAliveAgent } from './agent.js';
+export type { KeepAliveAgentOptions } from './agent.js';
