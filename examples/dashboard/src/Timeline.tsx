@@ -44,6 +44,12 @@ export function Timeline({ assessment }: { assessment: Assessment }) {
             role="img"
             aria-label="Tumour volumes over time (the table below has the values)"
           >
+            <text x="4" y="12" className="axis">
+              {max.toFixed(0)} mL
+            </text>
+            <text x="4" y={h - 4} className="axis">
+              0
+            </text>
             <polyline points={line('wholeTumorMl')} fill="none" stroke="#1f6feb" strokeWidth="2" />
             <polyline
               points={line('enhancingTumorMl')}

@@ -27,12 +27,13 @@ function Progress({ analysis }: { analysis: ApiAnalysis }) {
         aria-valuemin={0}
         aria-valuemax={100}
         aria-valuenow={percent}
-        aria-valuetext={`${percent}%, ${analysis.stage ?? analysis.status}`}
+        aria-valuetext={`${percent}%, ${analysis.status === 'succeeded' ? 'complete' : (analysis.stage ?? analysis.status)}`}
       >
         <div className="progress-bar" style={{ width: `${percent}%` }} />
       </div>
       <p aria-live="polite">
-        <span data-testid="progress-percent">{percent}%</span> · {analysis.stage ?? analysis.status}
+        <span data-testid="progress-percent">{percent}%</span> ·{' '}
+        {analysis.status === 'succeeded' ? 'complete' : (analysis.stage ?? analysis.status)}
       </p>
     </div>
   );

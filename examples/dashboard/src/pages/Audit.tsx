@@ -17,33 +17,35 @@ export function Audit() {
       {log.loading && <Loading what="the audit log" />}
       {log.error && <ErrorNote message={log.error} retry={log.reload} />}
       {log.data && (
-        <table className="list compact">
-          <caption className="visually-hidden">Audit records, newest first</caption>
-          <thead>
-            <tr>
-              <th scope="col">Time</th>
-              <th scope="col">User</th>
-              <th scope="col">Role</th>
-              <th scope="col">Action</th>
-              <th scope="col">Resource</th>
-              <th scope="col">Patient</th>
-              <th scope="col">Outcome</th>
-            </tr>
-          </thead>
-          <tbody>
-            {log.data.items.map((r) => (
-              <tr key={r.id}>
-                <td>{formatDate(r.time)}</td>
-                <td>{r.userName}</td>
-                <td>{r.roles.join(', ')}</td>
-                <td>{r.action}</td>
-                <td>{r.resource}</td>
-                <td>{r.patientId ? <Link to={`/patients/${encodeURIComponent(r.patientId)}`}>open</Link> : '—'}</td>
-                <td className={`outcome-${r.outcome}`}>{r.outcome}</td>
+        <div className="table-scroll">
+          <table className="list compact audit">
+            <caption className="visually-hidden">Audit records, newest first</caption>
+            <thead>
+              <tr>
+                <th scope="col">Time</th>
+                <th scope="col">User</th>
+                <th scope="col">Role</th>
+                <th scope="col">Action</th>
+                <th scope="col">Resource</th>
+                <th scope="col">Patient</th>
+                <th scope="col">Outcome</th>
               </tr>
-            ))}
-          </tbody>
-        </table>
+            </thead>
+            <tbody>
+              {log.data.items.map((r) => (
+                <tr key={r.id}>
+                  <td className="nowrap">{formatDate(r.time)}</td>
+                  <td>{r.userName}</td>
+                  <td>{r.roles.join(', ')}</td>
+                  <td>{r.action}</td>
+                  <td className="resource">{r.resource}</td>
+                  <td>{r.patientId ? <Link to={`/patients/${encodeURIComponent(r.patientId)}`}>open</Link> : '—'}</td>
+                  <td className={`outcome-${r.outcome}`}>{r.outcome}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
       )}
     </main>
   );
