@@ -45,7 +45,9 @@ export function useLoad<T>(load: () => Promise<T>, deps: DependencyList): Loaded
     setState((old) => ({ ...old, loading: true, error: undefined }));
     load().then(
       (data) => current && setState({ data, error: undefined, loading: false }),
-      (error: unknown) => current && setState({ data: undefined, error: describeError(error), loading: false }),
+      // A failed reload keeps what was on screen, with the error beside it.
+      (error: unknown) =>
+        current && setState((old) => ({ data: old.data, error: describeError(error), loading: false })),
     );
     return () => {
       current = false;

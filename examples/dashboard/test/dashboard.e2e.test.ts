@@ -271,6 +271,14 @@ describe.skipIf(!chromiumPath)('dashboard in a real browser against the sandbox 
     await page.getByRole('cell', { name: 'review', exact: true }).first().waitFor();
     expect(await page.getByRole('button', { name: 'Request analysis' }).count()).toBe(0);
     await shot(page, '11-audit');
+
+    // The server goes away (stopped by its PID): the screen says so and offers a retry, and nothing is lost on screen.
+    await server.stop();
+    await page.getByRole('button', { name: 'Refresh' }).click();
+    await page.getByRole('alert').filter({ hasText: 'could not be reached' }).waitFor();
+    await page.getByRole('button', { name: 'Try again' }).waitFor();
+    expect(await page.getByRole('cell', { name: 'review', exact: true }).count()).toBeGreaterThan(0);
+    await shot(page, '12-server-unreachable');
   }, 60_000);
 
   it('put no names in URLs and no PHI in the browser console', () => {
