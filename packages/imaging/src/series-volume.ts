@@ -215,8 +215,20 @@ export function sliceFromPart10Pieces(pieces: readonly Uint8Array[], source?: st
   let head: Uint8Array;
   let parsed: ParsedDicom;
   try {
-    head = join(16 * 1024);
-    parsed = parseDicom(head, { ...opts, totalLength: total });
+    // Usually the first piece holds every attribute up to the pixel data: parse it in place, no join.
+    const first = pieces[0] as Uint8Array;
+    let inPlace: ParsedDicom | undefined;
+    if (first.length >= 1024) {
+      try {
+        inPlace = parseDicom(first, { ...opts, totalLength: total });
+        // The piece ended on an element boundary before the pixel data: read a longer prefix instead.
+        if (!inPlace.dataset.has(T.PixelData)) inPlace = undefined;
+      } catch {
+        inPlace = undefined;
+      }
+    }
+    head = inPlace ? first : join(16 * 1024);
+    parsed = inPlace ?? parseDicom(head, { ...opts, totalLength: total });
   } catch {
     // Attributes beyond the first 16 KiB (or a malformed file): read the joined file, which reports the problem.
     return sliceFromPart10(join(total), source);
