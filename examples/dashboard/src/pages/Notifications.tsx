@@ -39,10 +39,12 @@ export function Notifications() {
         {feed.map((event, i) => (
           <li key={`${event.time}-${i}`} className={`feed-item feed-${event.type.replace('.', '-')}`}>
             <span>{describe(event)}</span> <span className="muted">{formatDate(event.time)}</span>{' '}
-            {event.analysisId ? (
-              <Link to={`/analyses/${encodeURIComponent(event.analysisId)}`}>open analysis</Link>
-            ) : (
-              <Link to={`/patients/${encodeURIComponent(event.patientId)}`}>open patient</Link>
+            <Link to={`/patients/${encodeURIComponent(event.patientId)}`}>open patient</Link>
+            {event.analysisId && (
+              <>
+                {' · '}
+                <Link to={`/analyses/${encodeURIComponent(event.analysisId)}`}>open analysis</Link>
+              </>
             )}
           </li>
         ))}
