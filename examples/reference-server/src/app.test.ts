@@ -11,23 +11,38 @@ let h: Harness;
 
 const input = { givenName: 'Jane', familyName: 'Doe', birthDate: '1970-01-02', sex: 'female' as const };
 
-async function call(method: string, path: string, options: { user?: string; body?: unknown; headers?: Record<string, string> } = {}) {
+async function call(
+  method: string,
+  path: string,
+  options: { user?: string; body?: unknown; headers?: Record<string, string> } = {},
+) {
   const headers: Record<string, string> = { ...options.headers };
   if (options.user) headers['authorization'] = `Bearer ${await h.token(options.user)}`;
   if (options.body !== undefined) headers['content-type'] = 'application/json';
   const response = await fetch(`${h.baseUrl}${path}`, {
     method,
     headers,
-    ...(options.body !== undefined ? { body: typeof options.body === 'string' ? options.body : JSON.stringify(options.body) } : {}),
+    ...(options.body !== undefined
+      ? { body: typeof options.body === 'string' ? options.body : JSON.stringify(options.body) }
+      : {}),
   });
   const text = await response.text();
-  return { status: response.status, headers: response.headers, body: text ? (JSON.parse(text) as Record<string, unknown>) : undefined };
+  return {
+    status: response.status,
+    headers: response.headers,
+    body: text ? (JSON.parse(text) as Record<string, unknown>) : undefined,
+  };
 }
 
 beforeAll(async () => {
   h = await startHarness(({ auditor, bus, fhir }) => [
     ...patientRoutes({ records, cache, fhir, bus, auditor }),
-    ...studyRoutes({ archive: fakeArchive([{ uid: '1.2.3', patientId: 'p1', modalities: ['MR'], series: [{ uid: '1.2.3.1', description: 'T1' }] }]), auditor }),
+    ...studyRoutes({
+      archive: fakeArchive([
+        { uid: '1.2.3', patientId: 'p1', modalities: ['MR'], series: [{ uid: '1.2.3.1', description: 'T1' }] },
+      ]),
+      auditor,
+    }),
   ]);
 });
 afterAll(async () => h.close());
@@ -46,10 +61,15 @@ describe('configuration', () => {
     };
     const wrongTypes = messageOf({ PORT: 'eighty', ORTHANC_URL: 'ftp://x' });
     for (const name of ['PORT', 'ORTHANC_URL']) expect(wrongTypes).toContain(name);
-    const missing = messageOf({ CDSS_MODE: 'connected', OPENEMR_URL: 'http://127.0.0.1:9/', CDSS_AUTH_PUBLIC_KEY: 'nope' });
+    const missing = messageOf({
+      CDSS_MODE: 'connected',
+      OPENEMR_URL: 'http://127.0.0.1:9/',
+      CDSS_AUTH_PUBLIC_KEY: 'nope',
+    });
     for (const name of ['CDSS_AUTH_PUBLIC_KEY']) expect(missing).toContain(name);
     const crossField = messageOf({ CDSS_MODE: 'connected', OPENEMR_URL: 'http://127.0.0.1:9/' });
-    for (const name of ['CDSS_AUTH_JWKS_URL', 'CDSS_WEBHOOK_SECRET', 'OPENEMR_CLIENT_ID']) expect(crossField).toContain(name);
+    for (const name of ['CDSS_AUTH_JWKS_URL', 'CDSS_WEBHOOK_SECRET', 'OPENEMR_CLIENT_ID'])
+      expect(crossField).toContain(name);
     expect(crossField).not.toContain('http://127.0.0.1:9/');
   });
 });
@@ -120,7 +140,10 @@ describe('patients', () => {
     records.down = true;
     try {
       const before = cache.entries.size;
-      const response = await call('POST', '/api/patients', { user: 'demo-physician', body: { ...input, familyName: 'Down' } });
+      const response = await call('POST', '/api/patients', {
+        user: 'demo-physician',
+        body: { ...input, familyName: 'Down' },
+      });
       expect(response.status).toBe(503);
       expect(cache.entries.size).toBe(before);
       expect(h.audit.records.at(-1)).toMatchObject({ action: 'create', outcome: 'failure' });
@@ -144,12 +167,17 @@ describe('route security', () => {
   it('answers 401 without a token and 403 for a role the policy denies, on every route of the table', async () => {
     const { rolesWith, ROLES } = await import('./auth/rbac.js');
     for (const route of h.server.routes) {
-      const path = route.path.replace(/\{(\w+)\}/g, (_m: string, name: string) => (name === 'studyUid' ? '1.2.3' : 'p1'));
+      const path = route.path.replace(/\{(\w+)\}/g, (_m: string, name: string) =>
+        name === 'studyUid' ? '1.2.3' : 'p1',
+      );
       const body = route.body ? {} : undefined;
       if (route.access === 'public') continue;
       const anonymous = await call(route.method.toUpperCase(), path, { body });
       expect(anonymous.status, `${route.method} ${route.path} without a token`).toBe(401);
-      const bad = await call(route.method.toUpperCase(), path, { body, headers: { authorization: 'Bearer not-a-jwt' } });
+      const bad = await call(route.method.toUpperCase(), path, {
+        body,
+        headers: { authorization: 'Bearer not-a-jwt' },
+      });
       expect(bad.status, `${route.method} ${route.path} with a bad token`).toBe(401);
       if (typeof route.access !== 'object') continue;
       const allowed = rolesWith(route.access.permission);

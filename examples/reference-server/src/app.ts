@@ -74,7 +74,9 @@ export function createCdssServer(deps: AppDeps): CdssServer {
   );
   // Webhooks are verified over the exact bytes that were signed, so they get the raw body.
   app.use('/api/webhooks', express.raw({ type: '*/*', limit: config.CDSS_BODY_LIMIT }));
-  app.use(express.json({ limit: config.CDSS_BODY_LIMIT, strict: true, type: ['application/json', 'application/*+json'] }));
+  app.use(
+    express.json({ limit: config.CDSS_BODY_LIMIT, strict: true, type: ['application/json', 'application/*+json'] }),
+  );
   app.use(identify(deps.verifier));
   app.use(...rateLimits(config.CDSS_RATE_LIMIT_PER_MINUTE));
 
@@ -94,12 +96,18 @@ export function createCdssServer(deps: AppDeps): CdssServer {
       }),
     );
     const ready = results.every((r) => r.ok);
-    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'degraded', checks: Object.fromEntries(results.map((r) => [r.name, r.ok ? 'up' : 'down'])) });
+    res
+      .status(ready ? 200 : 503)
+      .json({
+        status: ready ? 'ready' : 'degraded',
+        checks: Object.fromEntries(results.map((r) => [r.name, r.ok ? 'up' : 'down'])),
+      });
   });
   app.get('/metrics', async (req, res) => {
     if (!config.CDSS_METRICS_PUBLIC) {
       const principal = requirePrincipal(req);
-      if (!isAllowed(principal.roles, 'metrics:read')) throw new ApiError(403, 'forbidden', 'Your role may not read metrics');
+      if (!isAllowed(principal.roles, 'metrics:read'))
+        throw new ApiError(403, 'forbidden', 'Your role may not read metrics');
     }
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
@@ -126,9 +134,19 @@ export function createCdssServer(deps: AppDeps): CdssServer {
   app.use('/api', (_req, _res, next) => next(new ApiError(404, 'not-found', 'No such route')));
   if (deps.staticDir && existsSync(deps.staticDir)) {
     const staticDir = deps.staticDir;
-    app.use(express.static(staticDir, { index: 'index.html', maxAge: '1h', setHeaders: (res, path) => { if (path.endsWith('index.html')) res.setHeader('Cache-Control', 'no-cache'); } }));
+    app.use(
+      express.static(staticDir, {
+        index: 'index.html',
+        maxAge: '1h',
+        setHeaders: (res, path) => {
+          if (path.endsWith('index.html')) res.setHeader('Cache-Control', 'no-cache');
+        },
+      }),
+    );
     // Client-side routes of the dashboard.
-    app.get(/^\/(?!api\/|ws$).*/, (_req, res) => res.sendFile('index.html', { root: staticDir, headers: { 'Cache-Control': 'no-cache' } }));
+    app.get(/^\/(?!api\/|ws$).*/, (_req, res) =>
+      res.sendFile('index.html', { root: staticDir, headers: { 'Cache-Control': 'no-cache' } }),
+    );
   }
   app.use((_req, _res, next) => next(new ApiError(404, 'not-found', 'No such route')));
   app.use(errorHandler(logger));

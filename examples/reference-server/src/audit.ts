@@ -33,9 +33,14 @@ export interface AuditStore {
   list(filter?: { patientId?: string; userId?: string; limit?: number }): Promise<AuditRecord[]>;
 }
 
-function filterRecords(records: AuditRecord[], filter: { patientId?: string; userId?: string; limit?: number } = {}): AuditRecord[] {
+function filterRecords(
+  records: AuditRecord[],
+  filter: { patientId?: string; userId?: string; limit?: number } = {},
+): AuditRecord[] {
   return records
-    .filter((r) => (!filter.patientId || r.patientId === filter.patientId) && (!filter.userId || r.userId === filter.userId))
+    .filter(
+      (r) => (!filter.patientId || r.patientId === filter.patientId) && (!filter.userId || r.userId === filter.userId),
+    )
     .reverse()
     .slice(0, filter.limit ?? 100);
 }
@@ -67,7 +72,7 @@ export function createFileAuditStore(path: string): AuditStore {
       await appendFile(path, `${JSON.stringify(record)}\n`, { encoding: 'utf8', mode: 0o600 });
     },
     async list(filter) {
-      let text = '';
+      let text: string;
       try {
         text = await readFile(path, 'utf8');
       } catch (error) {
@@ -110,18 +115,33 @@ const ACTION_CODES: Record<AuditRecord['action'], 'C' | 'R' | 'U' | 'D' | 'E'> =
 export function toAuditEvent(record: AuditRecord, site = 'default'): AuditEvent {
   return {
     resourceType: 'AuditEvent',
-    type: { system: 'http://terminology.hl7.org/CodeSystem/audit-event-type', code: 'rest', display: 'RESTful Operation' },
+    type: {
+      system: 'http://terminology.hl7.org/CodeSystem/audit-event-type',
+      code: 'rest',
+      display: 'RESTful Operation',
+    },
     action: ACTION_CODES[record.action],
     recorded: record.time,
     outcome: record.outcome === 'success' ? '0' : record.outcome === 'denied' ? '4' : '8',
-    agent: [{ who: { identifier: { system: 'urn:cdss:user', value: record.userId }, display: record.userName }, requestor: true, role: record.roles.map((role) => ({ text: role })) }],
+    agent: [
+      {
+        who: { identifier: { system: 'urn:cdss:user', value: record.userId }, display: record.userName },
+        requestor: true,
+        role: record.roles.map((role) => ({ text: role })),
+      },
+    ],
     source: { observer: { display: 'CDSS reference server' } },
     // Logical references (by our identifiers): the FHIR server's own resource ids differ from OpenEMR's uuids.
     entity: [
       {
         name: record.resource,
         ...(record.patientId
-          ? { what: { type: 'Patient', identifier: { system: identifierSystems(site).patientUuid, value: record.patientId } } }
+          ? {
+              what: {
+                type: 'Patient',
+                identifier: { system: identifierSystems(site).patientUuid, value: record.patientId },
+              },
+            }
           : { what: { display: record.resource } }),
       },
     ],

@@ -15,13 +15,40 @@ import express from 'express';
 import { createPool } from 'mysql2/promise';
 import type { Logger } from 'pino';
 import { basicAuth } from '@cdss/core';
-import { Cache, MemoryIdempotencyStore, MemoryStore, MySqlIdempotencyStore, MySqlStore, TieredStore, WriteCoordinator, AmqpInvalidationBus, type CacheStore, type InvalidationBus } from '@cdss/cache';
-import { AmqpTransport, JobClient, MemoryBroker, MemoryJobStore, MemoryReplayCache, MemoryTransport, MySqlJobStore, type JobStore, type JobTransport } from '@cdss/ai-jobs';
+import {
+  Cache,
+  MemoryIdempotencyStore,
+  MemoryStore,
+  MySqlIdempotencyStore,
+  MySqlStore,
+  TieredStore,
+  WriteCoordinator,
+  AmqpInvalidationBus,
+  type CacheStore,
+  type InvalidationBus,
+} from '@cdss/cache';
+import {
+  AmqpTransport,
+  JobClient,
+  MemoryBroker,
+  MemoryJobStore,
+  MemoryReplayCache,
+  MemoryTransport,
+  MySqlJobStore,
+  type JobStore,
+  type JobTransport,
+} from '@cdss/ai-jobs';
 import { FhirAdapter, MemoryOutbox, MySqlOutbox, OutboxProcessor, type SyncOutbox } from '@cdss/fhir-mapper';
 import { CDSS_SCOPES, createOpenEmrClient, type OpenEmrClient } from '@cdss/openemr-client';
 import { OrthancClient } from '@cdss/orthanc-client';
 import { SegmentationModel, generatePhantom, writePhantomStudy } from '@cdss/imaging';
-import { createDicomStoreEmulator, createEmbeddedFhirServer, createOpenEmrEmulator, SEED_ADMIN, SEED_CLIENT } from '@cdss/sandbox';
+import {
+  createDicomStoreEmulator,
+  createEmbeddedFhirServer,
+  createOpenEmrEmulator,
+  SEED_ADMIN,
+  SEED_CLIENT,
+} from '@cdss/sandbox';
 import type { ServerConfig } from './config.js';
 import { DASHBOARD_DIST, DEMO_MODEL_BUNDLE } from './paths.js';
 import { createCdssServer, type CdssServer, type ReadinessCheck } from './app.js';
@@ -41,10 +68,10 @@ import { orthancArchive } from './adapters/orthanc.js';
 import { cachePort } from './adapters/cache.js';
 import { outboxFhirSync } from './adapters/fhir-sync.js';
 import { fhirReports } from './adapters/reports.js';
+import { instrument } from './adapters/instrument.js';
 import { ApiError } from './http/errors.js';
 import { createAiWorker, type AiWorker } from './worker/service.js';
 import { modelRef } from './worker/analysis.js';
-
 
 /** A composed, not yet listening server with everything it started. */
 export interface ComposedServer {
@@ -74,13 +101,20 @@ const closeServer = (server: Server): Promise<void> =>
  * Seeds synthetic MRI studies for the first brain-tumour demo patients, once (the store persists). The phantoms are
  * made on the grid the demo model was trained for, so its results on them are meaningful.
  */
-async function seedStudies(openemr: OpenEmrClient, orthanc: OrthancClient, count: number, grid: PhantomGrid, logger: Logger): Promise<void> {
+async function seedStudies(
+  openemr: OpenEmrClient,
+  orthanc: OrthancClient,
+  count: number,
+  grid: PhantomGrid,
+  logger: Logger,
+): Promise<void> {
   if (count === 0 || (await orthanc.list('Study', { limit: 1 })).length > 0) return;
   const patients = (await openemr.patients.page({}, { limit: 50 })).patients;
   const withTumours: typeof patients = [];
   for (const patient of patients) {
     const problems = await openemr.medicalProblems.list(patient.uuid).catch(() => []);
-    if (problems.some((p) => /glio|astro|oligo|tumou?r|neoplasm|menin/i.test(`${p.title} ${p.diagnosis ?? ''}`))) withTumours.push(patient);
+    if (problems.some((p) => /glio|astro|oligo|tumou?r|neoplasm|menin/i.test(`${p.title} ${p.diagnosis ?? ''}`)))
+      withTumours.push(patient);
   }
   for (const [index, patient] of (withTumours.length > 0 ? withTumours : patients).slice(0, count).entries()) {
     // Two timepoints for the first patient, so the dashboard has a timeline to show.
@@ -112,7 +146,9 @@ export const DEMO_GRID: PhantomGrid = { dims: [64, 64, 48], spacing: [3.75, 3.75
  * @param path - `manifest.json`, or a bundle folder with `configs/` and `models/`
  */
 export async function loadModel(path: string): Promise<SegmentationModel> {
-  return path.endsWith('.json') ? SegmentationModel.load({ manifestPath: path }) : SegmentationModel.load({ bundleDir: path });
+  return path.endsWith('.json')
+    ? SegmentationModel.load({ manifestPath: path })
+    : SegmentationModel.load({ bundleDir: path });
 }
 
 /**
@@ -130,11 +166,23 @@ export async function composeServer(config: ServerConfig, logger: Logger, versio
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
 
   // --- Authentication
-  const tokenSettings = { issuer: config.CDSS_AUTH_ISSUER, audience: config.CDSS_AUTH_AUDIENCE, roleClaim: config.CDSS_AUTH_ROLE_CLAIM };
-  const issuer = sandbox && !config.CDSS_AUTH_JWKS_URL && !config.CDSS_AUTH_PUBLIC_KEY ? createSandboxIssuer(tokenSettings) : undefined;
+  const tokenSettings = {
+    issuer: config.CDSS_AUTH_ISSUER,
+    audience: config.CDSS_AUTH_AUDIENCE,
+    roleClaim: config.CDSS_AUTH_ROLE_CLAIM,
+  };
+  const issuer =
+    sandbox && !config.CDSS_AUTH_JWKS_URL && !config.CDSS_AUTH_PUBLIC_KEY
+      ? createSandboxIssuer(tokenSettings)
+      : undefined;
   const verifier: TokenVerifier =
     issuer?.verifier ??
-    (await createConnectedVerifier(config.CDSS_AUTH_JWKS_URL ? { jwksUrl: config.CDSS_AUTH_JWKS_URL } : { publicKeyPem: config.CDSS_AUTH_PUBLIC_KEY ?? '' }, tokenSettings));
+    (await createConnectedVerifier(
+      config.CDSS_AUTH_JWKS_URL
+        ? { jwksUrl: config.CDSS_AUTH_JWKS_URL }
+        : { publicKeyPem: config.CDSS_AUTH_PUBLIC_KEY ?? '' },
+      tokenSettings,
+    ));
 
   // --- OpenEMR (source of truth)
   let openemrUrl = config.OPENEMR_URL;
@@ -145,11 +193,18 @@ export async function composeServer(config: ServerConfig, logger: Logger, versio
     password: config.OPENEMR_PASSWORD ?? '',
   };
   if (!openemrUrl) {
-    const app = express().use(createOpenEmrEmulator({ version: config.OPENEMR_VERSION, dataDir: join(dataDir, 'openemr'), seed: true }));
+    const app = express().use(
+      createOpenEmrEmulator({ version: config.OPENEMR_VERSION, dataDir: join(dataDir, 'openemr'), seed: true }),
+    );
     const started = await listenApp(app);
     closers.push(() => closeServer(started.server));
     openemrUrl = embedded.openemr = started.url;
-    openemrAuth = { clientId: SEED_CLIENT.clientId, clientSecret: SEED_CLIENT.clientSecret, username: SEED_ADMIN.username, password: SEED_ADMIN.password };
+    openemrAuth = {
+      clientId: SEED_CLIENT.clientId,
+      clientSecret: SEED_CLIENT.clientSecret,
+      username: SEED_ADMIN.username,
+      password: SEED_ADMIN.password,
+    };
   }
   const openemr = createOpenEmrClient({
     baseUrl: openemrUrl,
@@ -162,7 +217,10 @@ export async function composeServer(config: ServerConfig, logger: Logger, versio
 
   // --- Orthanc (PACS)
   let orthancUrl = config.ORTHANC_URL;
-  let orthancCredentials = config.ORTHANC_USERNAME && config.ORTHANC_PASSWORD ? { username: config.ORTHANC_USERNAME, password: config.ORTHANC_PASSWORD } : undefined;
+  let orthancCredentials =
+    config.ORTHANC_USERNAME && config.ORTHANC_PASSWORD
+      ? { username: config.ORTHANC_USERNAME, password: config.ORTHANC_PASSWORD }
+      : undefined;
   if (!orthancUrl) {
     const store = await createDicomStoreEmulator({ root: join(dataDir, 'dicom'), port: 0 });
     closers.push(() => store.close());
@@ -191,7 +249,7 @@ export async function composeServer(config: ServerConfig, logger: Logger, versio
     await mysqlOutbox.ensureSchema();
     outbox = mysqlOutbox;
   } else outbox = new MemoryOutbox();
-  const processor = new OutboxProcessor({ outbox, adapter: fhirAdapter, logger });
+  const processor = new OutboxProcessor({ outbox, adapter: instrument(fhirAdapter, 'fhir', metrics), logger });
   processor.start(1_000);
   closers.push(() => processor.stop());
   const fhir = outboxFhirSync(outbox, config.OPENEMR_SITE);
@@ -216,16 +274,33 @@ export async function composeServer(config: ServerConfig, logger: Logger, versio
     idempotency = await MySqlIdempotencyStore.open({ url: config.MYSQL_URL });
   }
   if (config.AMQP_URL) bus = await AmqpInvalidationBus.open({ url: config.AMQP_URL });
-  const cache = new Cache({ store, ...(bus ? { bus } : {}), metrics: cacheMetrics, logger, ttlMs: config.CDSS_CACHE_TTL_MS, staleIfErrorMs: 24 * 60 * 60_000 });
+  const cache = new Cache({
+    store,
+    ...(bus ? { bus } : {}),
+    metrics: cacheMetrics,
+    logger,
+    ttlMs: config.CDSS_CACHE_TTL_MS,
+    staleIfErrorMs: 24 * 60 * 60_000,
+  });
   const writes = new WriteCoordinator({ cache, idempotency, metrics: cacheMetrics, logger });
   closers.push(() => cache.close());
 
   // --- Jobs: AMQP in connected mode, an in-memory broker in sandbox mode
   const broker = new MemoryBroker();
-  const transport: JobTransport = config.AMQP_URL ? new AmqpTransport({ url: config.AMQP_URL, logger }) : new MemoryTransport({ broker });
-  const jobStore: JobStore = config.MYSQL_URL ? await MySqlJobStore.open({ url: config.MYSQL_URL }) : new MemoryJobStore();
+  const transport: JobTransport = config.AMQP_URL
+    ? new AmqpTransport({ url: config.AMQP_URL, logger })
+    : new MemoryTransport({ broker });
+  const jobStore: JobStore = config.MYSQL_URL
+    ? await MySqlJobStore.open({ url: config.MYSQL_URL })
+    : new MemoryJobStore();
   const webhookSecrets = config.CDSS_WEBHOOK_SECRET ? [config.CDSS_WEBHOOK_SECRET] : [];
-  const jobs = new JobClient({ transport, store: jobStore, webhookSecrets, replayCache: new MemoryReplayCache(), logger });
+  const jobs = new JobClient({
+    transport,
+    store: jobStore,
+    webhookSecrets,
+    replayCache: new MemoryReplayCache(),
+    logger,
+  });
   await jobs.start();
   closers.push(async () => {
     await jobs.stop();
@@ -242,7 +317,9 @@ export async function composeServer(config: ServerConfig, logger: Logger, versio
     models = [modelRef(model)];
     grid = { dims: DEMO_GRID.dims, spacing: [...model.manifest.input.spacingMm] };
     worker = createAiWorker({
-      transport: config.AMQP_URL ? new AmqpTransport({ url: config.AMQP_URL, logger }) : new MemoryTransport({ broker }),
+      transport: config.AMQP_URL
+        ? new AmqpTransport({ url: config.AMQP_URL, logger })
+        : new MemoryTransport({ broker }),
       dicomweb: orthanc.dicomweb,
       model,
       logger: logger.child({ component: 'ai-worker' }),
@@ -256,7 +333,10 @@ export async function composeServer(config: ServerConfig, logger: Logger, versio
   } else if (config.CDSS_WORKER === 'in-process') {
     logger.warn({ modelPath }, 'no model found: analyses will queue until a worker connects');
   }
-  if (sandbox) await seedStudies(openemr, orthanc, config.CDSS_SANDBOX_STUDIES, grid, logger).catch((error: unknown) => logger.warn({ err: error }, 'could not seed demo studies'));
+  if (sandbox)
+    await seedStudies(openemr, orthanc, config.CDSS_SANDBOX_STUDIES, grid, logger).catch((error: unknown) =>
+      logger.warn({ err: error }, 'could not seed demo studies'),
+    );
 
   // --- Events, audit, reviews
   const events: EventBus = config.AMQP_URL ? await createAmqpEventBus(config.AMQP_URL) : createLocalEventBus();
@@ -264,8 +344,8 @@ export async function composeServer(config: ServerConfig, logger: Logger, versio
   const auditStore = createFileAuditStore(join(dataDir, 'audit.jsonl'));
   const auditor = createAuditor(auditStore, fhir, metrics);
   const reviews = await createReviewStore(join(dataDir, 'reviews.json'));
-  const archive = orthancArchive(orthanc);
-  const records = openEmrRecords(openemr);
+  const archive = instrument(orthancArchive(orthanc), 'orthanc', metrics);
+  const records = instrument(openEmrRecords(openemr), 'openemr', metrics);
   const readThrough = cachePort(cache, writes, store);
 
   const analysis = analysisFeature({
@@ -339,7 +419,8 @@ export async function composeServer(config: ServerConfig, logger: Logger, versio
     ...(worker ? { worker } : {}),
     async close() {
       await server.close();
-      for (const close of closers.reverse()) await close().catch((error: unknown) => logger.warn({ err: error }, 'error while closing'));
+      for (const close of closers.reverse())
+        await close().catch((error: unknown) => logger.warn({ err: error }, 'error while closing'));
     },
   };
 }

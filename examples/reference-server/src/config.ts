@@ -7,14 +7,12 @@
  */
 import { z } from 'zod';
 
-const csv = z
-  .string()
-  .transform((value) =>
-    value
-      .split(',')
-      .map((item) => item.trim())
-      .filter(Boolean),
-  );
+const csv = z.string().transform((value) =>
+  value
+    .split(',')
+    .map((item) => item.trim())
+    .filter(Boolean),
+);
 
 const booleanish = z.enum(['true', 'false', '1', '0']).transform((value) => value === 'true' || value === '1');
 
@@ -49,7 +47,11 @@ export const envSchema = z
     CDSS_WORKER: z.enum(['in-process', 'off']).default('in-process'),
     CDSS_DASHBOARD_DIR: z.string().min(1).optional(),
     CDSS_SANDBOX_STUDIES: z.coerce.number().int().min(0).max(10).default(3),
-    CDSS_CACHE_TTL_MS: z.coerce.number().int().positive().default(5 * 60_000),
+    CDSS_CACHE_TTL_MS: z.coerce
+      .number()
+      .int()
+      .positive()
+      .default(5 * 60_000),
     // Ports, each switched to its real adapter by its own variables.
     OPENEMR_URL: httpUrl.optional(),
     OPENEMR_SITE: z.string().min(1).default('default'),
@@ -68,7 +70,11 @@ export const envSchema = z
   .superRefine((env, ctx) => {
     if (env.CDSS_MODE !== 'connected') return;
     if (!env.CDSS_AUTH_JWKS_URL && !env.CDSS_AUTH_PUBLIC_KEY) {
-      ctx.addIssue({ code: 'custom', path: ['CDSS_AUTH_JWKS_URL'], message: 'connected mode needs CDSS_AUTH_JWKS_URL or CDSS_AUTH_PUBLIC_KEY' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['CDSS_AUTH_JWKS_URL'],
+        message: 'connected mode needs CDSS_AUTH_JWKS_URL or CDSS_AUTH_PUBLIC_KEY',
+      });
     }
     if (!env.CDSS_WEBHOOK_SECRET) {
       ctx.addIssue({ code: 'custom', path: ['CDSS_WEBHOOK_SECRET'], message: 'connected mode needs a webhook secret' });
@@ -77,7 +83,11 @@ export const envSchema = z
       ctx.addIssue({ code: 'custom', path: ['OPENEMR_CLIENT_ID'], message: 'required when OPENEMR_URL is set' });
     }
     if (env.ORTHANC_URL && Boolean(env.ORTHANC_USERNAME) !== Boolean(env.ORTHANC_PASSWORD)) {
-      ctx.addIssue({ code: 'custom', path: ['ORTHANC_PASSWORD'], message: 'ORTHANC_USERNAME and ORTHANC_PASSWORD go together' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['ORTHANC_PASSWORD'],
+        message: 'ORTHANC_USERNAME and ORTHANC_PASSWORD go together',
+      });
     }
   });
 
@@ -102,5 +112,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const present = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined && value !== ''));
   const result = envSchema.safeParse(present);
   if (result.success) return result.data;
-  throw new ConfigError(result.error.issues.map((issue) => `${issue.path.join('.') || '(environment)'}: ${issue.message}`));
+  throw new ConfigError(
+    result.error.issues.map((issue) => `${issue.path.join('.') || '(environment)'}: ${issue.message}`),
+  );
 }

@@ -4,6 +4,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type { ServerEvent } from '@cdss/client';
+import type { Channel, ChannelModel } from 'amqplib';
 
 export type { ServerEvent };
 
@@ -45,8 +46,8 @@ export async function createAmqpEventBus(url: string, exchange = 'cdss.server-ev
   const emitter = new EventEmitter();
   emitter.setMaxListeners(0);
   let closed = false;
-  let channel: import('amqplib').Channel | undefined;
-  let connection: import('amqplib').ChannelModel | undefined;
+  let channel: Channel | undefined;
+  let connection: ChannelModel | undefined;
 
   async function connect(): Promise<void> {
     connection = await amqp.connect(url);

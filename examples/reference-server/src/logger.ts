@@ -18,7 +18,9 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
       formatters: { log: (object) => redact(object) },
       hooks: {
         logMethod(args, method) {
-          const scrubbed = args.map((arg) => (typeof arg === 'string' ? scrubString(arg) : arg)) as Parameters<typeof method>;
+          const scrubbed = args.map((arg) => (typeof arg === 'string' ? scrubString(arg) : arg)) as Parameters<
+            typeof method
+          >;
           return method.apply(this, scrubbed);
         },
       },

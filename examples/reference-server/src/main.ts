@@ -7,7 +7,8 @@ import { loadConfig, ConfigError } from './config.js';
 import { createLogger } from './logger.js';
 import { composeServer, DEMO_USERS } from './compose.js';
 
-const version = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+const version = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string })
+  .version;
 
 async function main(): Promise<void> {
   let config;

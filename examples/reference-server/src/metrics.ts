@@ -48,7 +48,12 @@ export function createMetrics(): ServerMetrics {
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers,
     }),
-    upstreamErrors: new Counter({ name: 'cdss_upstream_errors_total', help: 'Failed calls to upstream systems by port', labelNames: ['port'], registers }),
+    upstreamErrors: new Counter({
+      name: 'cdss_upstream_errors_total',
+      help: 'Failed calls to upstream systems by port',
+      labelNames: ['port'],
+      registers,
+    }),
     jobsQueueDepth: new Gauge({ name: 'cdss_jobs_queue_depth', help: 'Analysis jobs queued or running', registers }),
     jobStageDuration: new Histogram({
       name: 'cdss_job_stage_duration_seconds',
@@ -57,11 +62,29 @@ export function createMetrics(): ServerMetrics {
       buckets: [0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300],
       registers,
     }),
-    jobsFinished: new Counter({ name: 'cdss_jobs_finished_total', help: 'Analysis jobs by final status', labelNames: ['status'], registers }),
+    jobsFinished: new Counter({
+      name: 'cdss_jobs_finished_total',
+      help: 'Analysis jobs by final status',
+      labelNames: ['status'],
+      registers,
+    }),
     outboxPending: new Gauge({ name: 'cdss_outbox_pending', help: 'FHIR writes waiting in the outbox', registers }),
-    outboxOldestAgeSeconds: new Gauge({ name: 'cdss_outbox_oldest_age_seconds', help: 'Age of the oldest pending outbox entry', registers }),
-    outboxDeadLetters: new Gauge({ name: 'cdss_outbox_dead_letters', help: 'FHIR writes the server rejected as invalid', registers }),
+    outboxOldestAgeSeconds: new Gauge({
+      name: 'cdss_outbox_oldest_age_seconds',
+      help: 'Age of the oldest pending outbox entry',
+      registers,
+    }),
+    outboxDeadLetters: new Gauge({
+      name: 'cdss_outbox_dead_letters',
+      help: 'FHIR writes the server rejected as invalid',
+      registers,
+    }),
     wsConnections: new Gauge({ name: 'cdss_websocket_connections', help: 'Open WebSocket connections', registers }),
-    auditEvents: new Counter({ name: 'cdss_audit_events_total', help: 'Audit records written', labelNames: ['action', 'outcome'], registers }),
+    auditEvents: new Counter({
+      name: 'cdss_audit_events_total',
+      help: 'Audit records written',
+      labelNames: ['action', 'outcome'],
+      registers,
+    }),
   };
 }

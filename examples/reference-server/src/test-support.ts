@@ -34,7 +34,9 @@ export function fakeRecords(): PatientRecords & { patients: Map<string, ApiPatie
     },
     async search({ q, limit }: { q?: string; limit: number }) {
       fake.check();
-      const items = [...patients.values()].filter((p) => !q || `${p.givenName} ${p.familyName}`.toLowerCase().includes(q.toLowerCase()));
+      const items = [...patients.values()].filter(
+        (p) => !q || `${p.givenName} ${p.familyName}`.toLowerCase().includes(q.toLowerCase()),
+      );
       return { items: items.slice(0, limit) };
     },
     async get(id: string) {
@@ -79,7 +81,8 @@ export function fakeCache(): ReadThroughCache & { entries: Map<string, unknown> 
       return { value, stale: false };
     },
     async write<T>(upstreamWrite: () => Promise<T>, options: { key: (result: T) => string; idempotencyKey?: string }) {
-      if (options.idempotencyKey && answers.has(options.idempotencyKey)) return { value: answers.get(options.idempotencyKey) as T, replayed: true };
+      if (options.idempotencyKey && answers.has(options.idempotencyKey))
+        return { value: answers.get(options.idempotencyKey) as T, replayed: true };
       const value = await upstreamWrite();
       entries.set(options.key(value), value);
       if (options.idempotencyKey) answers.set(options.idempotencyKey, value);
@@ -150,7 +153,11 @@ export async function startHarness(
 ): Promise<Harness> {
   const config: ServerConfig = loadConfig({ CDSS_LOG_LEVEL: 'silent', ...env });
   const metrics = createMetrics();
-  const issuer = createSandboxIssuer({ issuer: config.CDSS_AUTH_ISSUER, audience: config.CDSS_AUTH_AUDIENCE, roleClaim: config.CDSS_AUTH_ROLE_CLAIM });
+  const issuer = createSandboxIssuer({
+    issuer: config.CDSS_AUTH_ISSUER,
+    audience: config.CDSS_AUTH_AUDIENCE,
+    roleClaim: config.CDSS_AUTH_ROLE_CLAIM,
+  });
   const bus = createLocalEventBus();
   const audit = createMemoryAuditStore();
   const fhir = fakeFhirSync();

@@ -24,7 +24,11 @@ const envSchema = z.object({
   WORKER_PORT: z.coerce.number().int().min(0).max(65535).default(8081),
   WORKER_HOST: z.string().default('127.0.0.1'),
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(16).default(1),
-  WORKER_JOB_TIMEOUT_MS: z.coerce.number().int().positive().default(15 * 60_000),
+  WORKER_JOB_TIMEOUT_MS: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(15 * 60_000),
   WORKER_API_TOKEN: z.string().min(32).optional(),
   CDSS_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
@@ -32,7 +36,9 @@ const envSchema = z.object({
 async function main(): Promise<void> {
   const parsed = envSchema.safeParse(Object.fromEntries(Object.entries(process.env).filter(([, v]) => v !== '')));
   if (!parsed.success) {
-    process.stderr.write(`Invalid configuration:\n${parsed.error.issues.map((i) => `  - ${i.path.join('.')}: ${i.message}`).join('\n')}\n`);
+    process.stderr.write(
+      `Invalid configuration:\n${parsed.error.issues.map((i) => `  - ${i.path.join('.')}: ${i.message}`).join('\n')}\n`,
+    );
     process.exit(2);
   }
   const env = parsed.data;
@@ -40,7 +46,9 @@ async function main(): Promise<void> {
   const model = await loadModel(env.CDSS_MODEL_PATH);
   const orthanc = new OrthancClient({
     baseUrl: env.ORTHANC_URL,
-    ...(env.ORTHANC_USERNAME && env.ORTHANC_PASSWORD ? { auth: basicAuth(env.ORTHANC_USERNAME, env.ORTHANC_PASSWORD) } : {}),
+    ...(env.ORTHANC_USERNAME && env.ORTHANC_PASSWORD
+      ? { auth: basicAuth(env.ORTHANC_USERNAME, env.ORTHANC_PASSWORD) }
+      : {}),
     logger,
   });
   const transport = new AmqpTransport({ url: env.AMQP_URL, logger });

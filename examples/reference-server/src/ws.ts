@@ -62,9 +62,12 @@ function mayReceive(connection: Connection, event: ServerEvent): boolean {
   const principal = connection.principal;
   if (!principal) return false;
   if (event.type === 'patient.alert') return isAllowed(principal.roles, 'patient:read');
-  if (event.type === 'patient.updated') return connection.topics.has(`patient:${event.patientId}`) && isAllowed(principal.roles, 'patient:read');
+  if (event.type === 'patient.updated')
+    return connection.topics.has(`patient:${event.patientId}`) && isAllowed(principal.roles, 'patient:read');
   // Analysis events reach subscribers of the analysis and of its patient.
-  const subscribed = connection.topics.has(`patient:${event.patientId}`) || (event.analysisId !== undefined && connection.topics.has(`analysis:${event.analysisId}`));
+  const subscribed =
+    connection.topics.has(`patient:${event.patientId}`) ||
+    (event.analysisId !== undefined && connection.topics.has(`analysis:${event.analysisId}`));
   return subscribed && isAllowed(principal.roles, 'analysis:read');
 }
 

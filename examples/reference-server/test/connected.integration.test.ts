@@ -20,7 +20,9 @@ import { DEMO_USERS } from '../src/auth/tokens.js';
 import { runClinicalFlow } from './flow.js';
 import { freePort, startTsProcess, type Child } from './processes.js';
 
-const services = await Promise.all((['orthanc', 'rabbitmq', 'mariadb', 'hapi-fhir'] as const).map((name) => requireService(name)));
+const services = await Promise.all(
+  (['orthanc', 'rabbitmq', 'mariadb', 'hapi-fhir'] as const).map((name) => requireService(name)),
+);
 const [orthancSvc, rabbitSvc, mariaSvc, hapiSvc] = services;
 const available = services.every((s) => s.available);
 
@@ -38,7 +40,12 @@ describe.skipIf(!available)('connected mode on the real services', () => {
     auth: basicAuth(decodeURIComponent(orthancUrl.username), decodeURIComponent(orthancUrl.password)),
   });
 
-  const startEmulator = () => startTsProcess('test/openemr-emulator-process.ts', { PORT: String(emulatorPort), DATA_DIR: emulatorData }, /^ready/m);
+  const startEmulator = () =>
+    startTsProcess(
+      'test/openemr-emulator-process.ts',
+      { PORT: String(emulatorPort), DATA_DIR: emulatorData },
+      /^ready/m,
+    );
 
   beforeAll(async () => {
     emulatorPort = await freePort();
@@ -93,21 +100,35 @@ describe.skipIf(!available)('connected mode on the real services', () => {
   it('keeps answering cached reads (flagged stale) while OpenEMR is down, refuses writes, and recovers', async () => {
     const token = await tokenFor('demo-physician');
     const client = createCdssClient({ baseUrl, getToken: () => token });
-    const patient = await client.patients.create({ givenName: 'Otto', familyName: 'Outage', birthDate: '1960-01-01', sex: 'male' });
+    const patient = await client.patients.create({
+      givenName: 'Otto',
+      familyName: 'Outage',
+      birthDate: '1960-01-01',
+      sex: 'male',
+    });
     expect((await client.patients.get(patient.id)).stale).toBe(false);
 
     await emulator.stop();
     await new Promise((resolve) => setTimeout(resolve, 1_200)); // past the 1 s cache TTL
     const during = await client.patients.get(patient.id);
     expect(during).toMatchObject({ data: { id: patient.id, familyName: 'Outage' }, stale: true });
-    const write = await client.patients.update(patient.id, { givenName: 'Otto', familyName: 'Changed', birthDate: '1960-01-01', sex: 'male' }).catch((e: unknown) => e);
+    const write = await client.patients
+      .update(patient.id, { givenName: 'Otto', familyName: 'Changed', birthDate: '1960-01-01', sex: 'male' })
+      .catch((e: unknown) => e);
     expect(write).toBeInstanceOf(CdssApiError);
     expect((write as CdssApiError).status).toBe(503);
     expect((await client.patients.get(patient.id)).data.familyName).toBe('Outage');
 
     emulator = await startEmulator();
-    await expect.poll(async () => (await client.patients.get(patient.id)).stale, { timeout: 30_000, interval: 500 }).toBe(false);
-    const updated = await client.patients.update(patient.id, { givenName: 'Otto', familyName: 'Restored', birthDate: '1960-01-01', sex: 'male' });
+    await expect
+      .poll(async () => (await client.patients.get(patient.id)).stale, { timeout: 30_000, interval: 500 })
+      .toBe(false);
+    const updated = await client.patients.update(patient.id, {
+      givenName: 'Otto',
+      familyName: 'Restored',
+      birthDate: '1960-01-01',
+      sex: 'male',
+    });
     expect(updated.familyName).toBe('Restored');
     expect((await client.patients.get(patient.id)).data.familyName).toBe('Restored');
   }, 120_000);

@@ -27,8 +27,13 @@ export interface FlowTarget {
  * @param target - the server, and how to get tokens
  * @param userId - a demo user
  */
-export async function clientFor(target: Pick<FlowTarget, 'baseUrl' | 'tokenFor'>, userId: string): Promise<{ client: CdssClient; token: string }> {
-  const token = target.tokenFor ? await target.tokenFor(userId) : (await createCdssClient({ baseUrl: target.baseUrl }).sandbox.token(userId)).access_token;
+export async function clientFor(
+  target: Pick<FlowTarget, 'baseUrl' | 'tokenFor'>,
+  userId: string,
+): Promise<{ client: CdssClient; token: string }> {
+  const token = target.tokenFor
+    ? await target.tokenFor(userId)
+    : (await createCdssClient({ baseUrl: target.baseUrl }).sandbox.token(userId)).access_token;
   return { client: createCdssClient({ baseUrl: target.baseUrl, getToken: () => token }), token };
 }
 
@@ -52,7 +57,11 @@ export async function runClinicalFlow(target: FlowTarget): Promise<void> {
 
   // 2. Store a synthetic four-series study for the patient in the PACS.
   const phantom = generatePhantom({ seed: `flow-${patient.id}`, ...DEMO_GRID });
-  const study = writePhantomStudy(phantom, { patientId: patient.id, patientName: 'Integration^Ada', uidSeed: `flow-${patient.id}` });
+  const study = writePhantomStudy(phantom, {
+    patientId: patient.id,
+    patientName: 'Integration^Ada',
+    uidSeed: `flow-${patient.id}`,
+  });
   await target.orthanc.uploadInstances(Object.values(study.series).flatMap((s) => s.files));
   const studies = await physician.client.patients.studies(patient.id);
   expect(studies.items.map((s) => s.uid)).toContain(study.studyInstanceUid);
@@ -72,12 +81,20 @@ export async function runClinicalFlow(target: FlowTarget): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, 200));
     const accepted = await physician.client.analyses.request(study.studyInstanceUid, { patientId: patient.id });
     await expect
-      .poll(async () => ['succeeded', 'failed', 'cancelled'].includes((await physician.client.analyses.get(accepted.id)).status), { timeout: 120_000, interval: 500 })
+      .poll(
+        async () =>
+          ['succeeded', 'failed', 'cancelled'].includes((await physician.client.analyses.get(accepted.id)).status),
+        { timeout: 120_000, interval: 500 },
+      )
       .toBe(true);
     const done = await physician.client.analyses.get(accepted.id);
     expect(done.status, JSON.stringify(done.failure)).toBe('succeeded');
-    await expect.poll(() => events.some((e) => e.type === 'analysis.completed' && e.analysisId === accepted.id)).toBe(true);
-    const progress = events.filter((e) => e.type === 'analysis.progress' && e.analysisId === accepted.id).map((e) => Number(e.data['percent']));
+    await expect
+      .poll(() => events.some((e) => e.type === 'analysis.completed' && e.analysisId === accepted.id))
+      .toBe(true);
+    const progress = events
+      .filter((e) => e.type === 'analysis.progress' && e.analysisId === accepted.id)
+      .map((e) => Number(e.data['percent']));
     expect(progress.length).toBeGreaterThan(0);
     expect([...progress].sort((a, b) => a - b)).toEqual(progress);
     expect(done.result?.volumes.wholeTumor).toBeGreaterThan(0);
@@ -86,13 +103,23 @@ export async function runClinicalFlow(target: FlowTarget): Promise<void> {
     const report = await physician.client.analyses.report(accepted.id);
     expect(report.entry?.some((e) => e.resource?.resourceType === 'DiagnosticReport')).toBe(true);
     // The server writes with conditional upserts keyed by our identifiers: find the resources by them.
-    const reportEntry = report.entry?.find((e) => e.resource?.resourceType === 'DiagnosticReport')?.resource as unknown as DiagnosticReport;
+    const reportEntry = report.entry?.find((e) => e.resource?.resourceType === 'DiagnosticReport')
+      ?.resource as unknown as DiagnosticReport;
     const reportId = reportEntry.identifier?.[0];
     expect(reportId?.system && reportId.value).toBeTruthy();
     const fhir = new FhirAdapter({ baseUrl: target.fhirUrl });
     const reportOnServer = async (): Promise<DiagnosticReport | undefined> =>
-      (await fhir.findByIdentifier<DiagnosticReport>('DiagnosticReport', { system: reportId!.system!, value: reportId!.value! }).catch(() => []))[0];
-    await expect.poll(async () => (await reportOnServer())?.status, { timeout: 30_000, interval: 500 }).toBe('preliminary');
+      (
+        await fhir
+          .findByIdentifier<DiagnosticReport>('DiagnosticReport', {
+            system: reportId!.system!,
+            value: reportId!.value!,
+          })
+          .catch(() => [])
+      )[0];
+    await expect
+      .poll(async () => (await reportOnServer())?.status, { timeout: 30_000, interval: 500 })
+      .toBe('preliminary');
     const onServer = (await reportOnServer())!;
     expect(onServer.result?.length ?? 0).toBeGreaterThanOrEqual(3);
     const firstObservation = onServer.result![0]!.reference!;
@@ -105,13 +132,20 @@ export async function runClinicalFlow(target: FlowTarget): Promise<void> {
     await expect.poll(async () => (await reportOnServer())?.status, { timeout: 30_000, interval: 500 }).toBe('final');
 
     // 6. The SEG is in the PACS.
-    const segSeries = await target.orthanc.dicomweb.searchForSeries(study.studyInstanceUid, { match: { Modality: 'SEG' } });
+    const segSeries = await target.orthanc.dicomweb.searchForSeries(study.studyInstanceUid, {
+      match: { Modality: 'SEG' },
+    });
     expect(segSeries.length).toBe(1);
 
     // 7. The audit log has the reads and writes, by whom.
     const audit = await admin.client.audit.list({ patient: patient.id });
     const actions = audit.items.map((r) => `${r.action}:${r.roles.join(',')}:${r.outcome}`);
-    for (const expected of ['create:physician:success', 'read:physician:success', 'request:physician:success', 'review:radiologist:success']) {
+    for (const expected of [
+      'create:physician:success',
+      'read:physician:success',
+      'request:physician:success',
+      'review:radiologist:success',
+    ]) {
       expect(actions).toContain(expected);
     }
   } finally {

@@ -36,7 +36,12 @@ export interface Child {
  * @param env - extra environment
  * @param readyPattern - stdout pattern meaning "ready"
  */
-export async function startTsProcess(script: string, env: Record<string, string>, readyPattern: RegExp, timeoutMs = 60_000): Promise<Child> {
+export async function startTsProcess(
+  script: string,
+  env: Record<string, string>,
+  readyPattern: RegExp,
+  timeoutMs = 60_000,
+): Promise<Child> {
   const child = spawn(process.execPath, ['--conditions=@cdss/source', '--import', 'tsx', join(packageDir, script)], {
     cwd: packageDir,
     env: { ...process.env, ...env },

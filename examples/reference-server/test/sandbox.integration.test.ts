@@ -5,19 +5,26 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OrthancClient } from '@cdss/orthanc-client';
 import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/logger.js';
 import { composeServer, type ComposedServer } from '../src/compose.js';
-import { runClinicalFlow } from './flow.js';
+import { clientFor, runClinicalFlow } from './flow.js';
+import { DEMO_USERS } from '../src/auth/tokens.js';
+import { ROLES, rolesWith } from '../src/auth/rbac.js';
 
 const dataDir = mkdtempSync(join(tmpdir(), 'cdss-sandbox-'));
 let composed: ComposedServer;
 let baseUrl: string;
 
 beforeAll(async () => {
-  const config = loadConfig({ CDSS_DATA_DIR: dataDir, CDSS_SANDBOX_STUDIES: '0', CDSS_LOG_LEVEL: 'warn', CDSS_RATE_LIMIT_PER_MINUTE: '10000' });
+  const config = loadConfig({
+    CDSS_DATA_DIR: dataDir,
+    CDSS_SANDBOX_STUDIES: '0',
+    CDSS_LOG_LEVEL: 'warn',
+    CDSS_RATE_LIMIT_PER_MINUTE: '10000',
+  });
   composed = await composeServer(config, createLogger('warn'), 'test');
   baseUrl = `http://127.0.0.1:${await composed.server.listen(0, '127.0.0.1')}`;
 }, 120_000);
@@ -29,6 +36,116 @@ afterAll(async () => {
 
 describe('sandbox mode, end to end', () => {
   it('runs the clinical flow from patient creation to the reviewed report', async () => {
-    await runClinicalFlow({ baseUrl, fhirUrl: composed.embedded.fhir!, orthanc: new OrthancClient({ baseUrl: composed.embedded.orthanc! }) });
+    await runClinicalFlow({
+      baseUrl,
+      fhirUrl: composed.embedded.fhir!,
+      orthanc: new OrthancClient({ baseUrl: composed.embedded.orthanc! }),
+    });
   }, 240_000);
+});
+
+describe('the route table of the composed server', () => {
+  const samplePath = (path: string): string =>
+    path.replace(/\{(\w+)\}/g, (_m: string, name: string) =>
+      name.endsWith('Uid')
+        ? '1.2.3'
+        : name === 'id' && path.startsWith('/api/analyses')
+          ? '00000000-0000-4000-8000-000000000000'
+          : 'p-1',
+    );
+
+  async function send(
+    method: string,
+    path: string,
+    options: { token?: string; body?: string; headers?: Record<string, string> } = {},
+  ) {
+    const response = await fetch(`${baseUrl}${path}`, {
+      method: method.toUpperCase(),
+      headers: {
+        ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
+        ...(options.body !== undefined ? { 'content-type': 'application/json' } : {}),
+        ...options.headers,
+      },
+      ...(options.body !== undefined ? { body: options.body } : {}),
+    });
+    const text = await response.text();
+    return { status: response.status, text };
+  }
+
+  it('answers 401 without a token and 403 for every role the policy denies, on every route', async () => {
+    const tokens = new Map<string, string>();
+    for (const user of DEMO_USERS) tokens.set(user.role, (await clientFor({ baseUrl }, user.id)).token);
+    let checked = 0;
+    for (const route of composed.server.routes) {
+      const path = samplePath(route.path);
+      const body = route.body ? '{}' : undefined;
+      if (route.access === 'public') continue;
+      if (route.access === 'webhook-signature') {
+        const unsigned = await send(route.method, path, { body: '{"type":"analysis.succeeded"}' });
+        expect(unsigned.status, `${route.path} unsigned`).toBe(401);
+        const forged = await send(route.method, path, {
+          body: '{}',
+          headers: { 'cdss-signature': `t=${Math.floor(Date.now() / 1000)},v1=${'0'.repeat(64)}` },
+        });
+        expect(forged.status, `${route.path} forged`).toBe(401);
+        continue;
+      }
+      expect(
+        (await send(route.method, path, { ...(body ? { body } : {}) })).status,
+        `${route.method} ${route.path} without a token`,
+      ).toBe(401);
+      for (const role of ROLES.filter(
+        (r) =>
+          !rolesWith(
+            route.access === 'public' || route.access === 'webhook-signature' ? 'audit:read' : route.access.permission,
+          ).includes(r),
+      )) {
+        const denied = await send(route.method, path, { token: tokens.get(role)!, ...(body ? { body } : {}) });
+        expect(denied.status, `${route.method} ${route.path} as ${role}`).toBe(403);
+        checked++;
+      }
+    }
+    expect(checked).toBeGreaterThan(20);
+    // Only health, metrics, the OpenAPI document and the sandbox's token endpoint answer without a token.
+    for (const open of ['/healthz', '/readyz', '/metrics', '/openapi.json', '/docs'])
+      expect((await send('get', open)).status, open).toBeLessThan(400);
+  }, 120_000);
+
+  it('answers 400 with an OperationOutcome naming the problem for bad input on every write route, changing nothing', async () => {
+    const physician = await clientFor({ baseUrl }, 'demo-physician');
+    const radiologist = await clientFor({ baseUrl }, 'demo-radiologist');
+    const before = (await physician.client.patients.search({ limit: 100 })).items.length;
+    const writes = composed.server.routes.filter((r) => r.body && typeof r.access === 'object');
+    expect(writes.length).toBeGreaterThanOrEqual(4);
+    for (const route of writes) {
+      const token =
+        route.access !== 'public' &&
+        route.access !== 'webhook-signature' &&
+        route.access.permission === 'analysis:review'
+          ? radiologist.token
+          : physician.token;
+      const path = samplePath(route.path);
+      for (const [what, body] of [
+        ['wrong types', '{"givenName":1,"patientId":2,"decision":3}'],
+        ['missing fields', '{}'],
+        [
+          'unknown fields',
+          '{"givenName":"A","familyName":"Bee","birthDate":"1970-01-01","sex":"female","patientId":"p","decision":"approve","surprise":true}',
+        ],
+        ['not JSON', '{"givenName":'],
+      ] as const) {
+        const answer = await send(route.method, path, { token, body });
+        expect(answer.status, `${route.method} ${route.path} with ${what}`).toBe(400);
+        const outcome = JSON.parse(answer.text) as { resourceType: string; issue: Array<{ diagnostics: string }> };
+        expect(outcome.resourceType).toBe('OperationOutcome');
+        expect(outcome.issue[0]?.diagnostics.length).toBeGreaterThan(3);
+      }
+      const oversize = await send(route.method, path, {
+        token,
+        body: JSON.stringify({ givenName: 'x'.repeat(2_000_000) }),
+      });
+      expect(oversize.status, `${route.method} ${route.path} oversize`).toBe(413);
+    }
+    expect((await physician.client.patients.search({ limit: 100 })).items.length).toBe(before);
+  }, 120_000);
 });

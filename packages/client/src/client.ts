@@ -71,7 +71,8 @@ export function createCdssClient(options: CdssClientOptions) {
     init: { query?: Query; body?: unknown; headers?: Record<string, string>; signal?: AbortSignal } = {},
   ): Promise<z.infer<S>> {
     const url = new URL(`${baseUrl}${path}`);
-    for (const [key, value] of Object.entries(init.query ?? {})) if (value !== undefined) url.searchParams.set(key, String(value));
+    for (const [key, value] of Object.entries(init.query ?? {}))
+      if (value !== undefined) url.searchParams.set(key, String(value));
     const headers: Record<string, string> = { accept: 'application/json', ...init.headers };
     const token = await options.getToken?.();
     if (token) headers['authorization'] = `Bearer ${token}`;
@@ -91,16 +92,30 @@ export function createCdssClient(options: CdssClientOptions) {
     const body: unknown = text ? JSON.parse(text) : undefined;
     if (!response.ok) {
       const issues = (body as { issue?: CdssApiError['issues'] } | undefined)?.issue ?? [];
-      const detail = issues.map((issue) => issue.diagnostics).filter(Boolean).join('; ');
-      throw new CdssApiError(response.status, `${method} ${path}: ${response.status}${detail ? ` ${detail}` : ''}`, issues);
+      const detail = issues
+        .map((issue) => issue.diagnostics)
+        .filter(Boolean)
+        .join('; ');
+      throw new CdssApiError(
+        response.status,
+        `${method} ${path}: ${response.status}${detail ? ` ${detail}` : ''}`,
+        issues,
+      );
     }
     const parsed = schema.safeParse(body);
-    if (!parsed.success) throw new CdssApiError(response.status, `${method} ${path}: unexpected response shape`, [], { cause: parsed.error });
+    if (!parsed.success)
+      throw new CdssApiError(response.status, `${method} ${path}: unexpected response shape`, [], {
+        cause: parsed.error,
+      });
     return parsed.data;
   }
 
   /** GET of a binary voxel grid (`X-Volume-Dims`, `X-Volume-Spacing` headers). */
-  async function grid<T extends Float32Array | Uint8Array>(path: string, make: (buffer: ArrayBuffer) => T, signal?: AbortSignal): Promise<VoxelGrid<T>> {
+  async function grid<T extends Float32Array | Uint8Array>(
+    path: string,
+    make: (buffer: ArrayBuffer) => T,
+    signal?: AbortSignal,
+  ): Promise<VoxelGrid<T>> {
     const headers: Record<string, string> = { accept: 'application/octet-stream' };
     const token = await options.getToken?.();
     if (token) headers['authorization'] = `Bearer ${token}`;
@@ -113,12 +128,14 @@ export function createCdssClient(options: CdssClientOptions) {
     if (!response.ok) throw new CdssApiError(response.status, `GET ${path}: ${response.status}`);
     const triple = (name: string): [number, number, number] => {
       const values = (response.headers.get(name) ?? '').split(',').map(Number);
-      if (values.length !== 3 || values.some((v) => !Number.isFinite(v) || v <= 0)) throw new CdssApiError(response.status, `GET ${path}: missing or bad ${name}`);
+      if (values.length !== 3 || values.some((v) => !Number.isFinite(v) || v <= 0))
+        throw new CdssApiError(response.status, `GET ${path}: missing or bad ${name}`);
       return values as [number, number, number];
     };
     const dims = triple('x-volume-dims');
     const data = make(await response.arrayBuffer());
-    if (data.length !== dims[0] * dims[1] * dims[2]) throw new CdssApiError(response.status, `GET ${path}: ${data.length} voxels for dims ${dims.join('x')}`);
+    if (data.length !== dims[0] * dims[1] * dims[2])
+      throw new CdssApiError(response.status, `GET ${path}: ${data.length} voxels for dims ${dims.join('x')}`);
     return { dims, spacing: triple('x-volume-spacing'), data };
   }
 
@@ -130,11 +147,16 @@ export function createCdssClient(options: CdssClientOptions) {
       token: (userId: string) => request(tokenResponseSchema, 'POST', '/api/sandbox/token', { body: { userId } }),
     },
     patients: {
-      search: (query: { q?: string; limit?: number; cursor?: string } = {}) => request(patientPageSchema, 'GET', '/api/patients', { query }),
+      search: (query: { q?: string; limit?: number; cursor?: string } = {}) =>
+        request(patientPageSchema, 'GET', '/api/patients', { query }),
       get: (id: string) => request(cachedPatientSchema, 'GET', `/api/patients/${enc(id)}`),
       create: (input: PatientInput, opts: { idempotencyKey?: string } = {}) =>
-        request(patientSchema, 'POST', '/api/patients', { body: input, ...(opts.idempotencyKey ? { headers: { 'idempotency-key': opts.idempotencyKey } } : {}) }),
-      update: (id: string, input: PatientInput) => request(patientSchema, 'PUT', `/api/patients/${enc(id)}`, { body: input }),
+        request(patientSchema, 'POST', '/api/patients', {
+          body: input,
+          ...(opts.idempotencyKey ? { headers: { 'idempotency-key': opts.idempotencyKey } } : {}),
+        }),
+      update: (id: string, input: PatientInput) =>
+        request(patientSchema, 'PUT', `/api/patients/${enc(id)}`, { body: input }),
       encounters: (id: string) => request(encounterListSchema, 'GET', `/api/patients/${enc(id)}/encounters`),
       problems: (id: string) => request(problemListSchema, 'GET', `/api/patients/${enc(id)}/problems`),
       allergies: (id: string) => request(allergyListSchema, 'GET', `/api/patients/${enc(id)}/allergies`),
@@ -150,18 +172,23 @@ export function createCdssClient(options: CdssClientOptions) {
         grid(`/api/studies/${enc(studyUid)}/series/${enc(seriesUid)}/volume`, (b) => new Float32Array(b), signal),
     },
     analyses: {
-      request: (studyUid: string, body: AnalysisRequest) => request(analysisAcceptedSchema, 'POST', `/api/studies/${enc(studyUid)}/analyses`, { body }),
+      request: (studyUid: string, body: AnalysisRequest) =>
+        request(analysisAcceptedSchema, 'POST', `/api/studies/${enc(studyUid)}/analyses`, { body }),
       get: (id: string) => request(analysisSchema, 'GET', `/api/analyses/${enc(id)}`),
-      list: (query: { patient?: string; review?: 'pending' | 'approved' | 'rejected' } = {}) => request(analysisListSchema, 'GET', '/api/analyses', { query }),
+      list: (query: { patient?: string; review?: 'pending' | 'approved' | 'rejected' } = {}) =>
+        request(analysisListSchema, 'GET', '/api/analyses', { query }),
       cancel: (id: string) => request(analysisSchema, 'POST', `/api/analyses/${enc(id)}/cancel`),
-      review: (id: string, body: ReviewRequest) => request(analysisSchema, 'POST', `/api/analyses/${enc(id)}/review`, { body }),
+      review: (id: string, body: ReviewRequest) =>
+        request(analysisSchema, 'POST', `/api/analyses/${enc(id)}/review`, { body }),
       /** The AI segmentation as BraTS labels (0, 1 necrotic core, 2 oedema, 4 or 3 enhancing) on the T1c grid. */
-      segmentation: (id: string, signal?: AbortSignal) => grid(`/api/analyses/${enc(id)}/segmentation`, (b) => new Uint8Array(b), signal),
+      segmentation: (id: string, signal?: AbortSignal) =>
+        grid(`/api/analyses/${enc(id)}/segmentation`, (b) => new Uint8Array(b), signal),
       /** The FHIR transaction Bundle of the result (DiagnosticReport, Observations, ImagingStudy). */
       report: (id: string) => request(fhirBundleSchema, 'GET', `/api/analyses/${enc(id)}/report`),
     },
     audit: {
-      list: (query: { patient?: string; limit?: number } = {}) => request(auditListSchema, 'GET', '/api/audit', { query }),
+      list: (query: { patient?: string; limit?: number } = {}) =>
+        request(auditListSchema, 'GET', '/api/audit', { query }),
     },
   };
 }

@@ -8,7 +8,12 @@ export class CdssApiError extends Error {
     readonly status: number,
     message: string,
     /** The OperationOutcome's issues, when the server sent one. */
-    readonly issues: ReadonlyArray<{ severity?: string; code?: string; diagnostics?: string; expression?: string[] }> = [],
+    readonly issues: ReadonlyArray<{
+      severity?: string;
+      code?: string;
+      diagnostics?: string;
+      expression?: string[];
+    }> = [],
     options?: { cause?: unknown },
   ) {
     super(message, options);

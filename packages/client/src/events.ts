@@ -43,7 +43,8 @@ export interface EventStream {
  */
 export function connectEvents(options: EventStreamOptions): EventStream {
   const topics = new Set<string>();
-  const Impl = options.WebSocket ?? (globalThis as unknown as { WebSocket: new (url: string) => WebSocketLike }).WebSocket;
+  const Impl =
+    options.WebSocket ?? (globalThis as unknown as { WebSocket: new (url: string) => WebSocketLike }).WebSocket;
   const url = `${options.baseUrl.replace(/\/$/, '').replace(/^http/, 'ws')}/ws`;
   let socket: WebSocketLike | undefined;
   let closed = false;

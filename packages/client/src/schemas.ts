@@ -63,19 +63,43 @@ function page<T extends z.ZodType>(schema: T, name: string) {
 
 /** An encounter. */
 export const encounterSchema = z
-  .object({ id: z.string(), date: z.string(), reason: z.string().optional(), class: z.string().optional(), provider: z.string().optional() })
+  .object({
+    id: z.string(),
+    date: z.string(),
+    reason: z.string().optional(),
+    class: z.string().optional(),
+    provider: z.string().optional(),
+  })
   .meta({ id: 'Encounter' });
 /** A medical problem. */
 export const problemSchema = z
-  .object({ id: z.string(), title: z.string(), code: z.string().optional(), onset: z.string().optional(), active: z.boolean() })
+  .object({
+    id: z.string(),
+    title: z.string(),
+    code: z.string().optional(),
+    onset: z.string().optional(),
+    active: z.boolean(),
+  })
   .meta({ id: 'Problem' });
 /** An allergy. */
 export const allergySchema = z
-  .object({ id: z.string(), substance: z.string(), reaction: z.string().optional(), severity: z.string().optional(), active: z.boolean() })
+  .object({
+    id: z.string(),
+    substance: z.string(),
+    reaction: z.string().optional(),
+    severity: z.string().optional(),
+    active: z.boolean(),
+  })
   .meta({ id: 'Allergy' });
 /** A medication. */
 export const medicationSchema = z
-  .object({ id: z.string(), name: z.string(), dosage: z.string().optional(), start: z.string().optional(), active: z.boolean() })
+  .object({
+    id: z.string(),
+    name: z.string(),
+    dosage: z.string().optional(),
+    start: z.string().optional(),
+    active: z.boolean(),
+  })
   .meta({ id: 'Medication' });
 /** One set of vital signs. */
 export const vitalsSchema = z
@@ -109,7 +133,13 @@ export const vitalsListSchema = cached(z.array(vitalsSchema), 'VitalsList');
 
 /** An imaging series. */
 export const seriesSchema = z
-  .object({ uid: z.string(), modality: z.string().optional(), description: z.string().optional(), instances: z.number().int().optional(), number: z.number().int().optional() })
+  .object({
+    uid: z.string(),
+    modality: z.string().optional(),
+    description: z.string().optional(),
+    instances: z.number().int().optional(),
+    number: z.number().int().optional(),
+  })
   .meta({ id: 'Series' });
 /** An imaging study. */
 export const studySchema = z
@@ -132,7 +162,11 @@ export const analysisStatusSchema = z.enum(['queued', 'accepted', 'running', 'su
 
 /** Per-region tumour volumes, mL. */
 export const regionVolumesSchema = z
-  .object({ enhancingTumor: z.number().nonnegative(), tumorCore: z.number().nonnegative(), wholeTumor: z.number().nonnegative() })
+  .object({
+    enhancingTumor: z.number().nonnegative(),
+    tumorCore: z.number().nonnegative(),
+    wholeTumor: z.number().nonnegative(),
+  })
   .meta({ id: 'RegionVolumes' });
 
 /** An AI analysis. */
@@ -200,12 +234,20 @@ export const assessmentSchema = z
     baselineAnalysisId: z.string().optional(),
     currentAnalysisId: z.string().optional(),
     changePercent: z.number().optional(),
-    timeline: z.array(z.object({ analysisId: z.string(), date: z.string(), wholeTumorMl: z.number(), enhancingTumorMl: z.number() })),
+    timeline: z.array(
+      z.object({ analysisId: z.string(), date: z.string(), wholeTumorMl: z.number(), enhancingTumorMl: z.number() }),
+    ),
   })
   .meta({ id: 'Assessment' });
 
 /** Event names delivered over the WebSocket. */
-export const eventTypeSchema = z.enum(['analysis.progress', 'analysis.completed', 'analysis.failed', 'patient.updated', 'patient.alert']);
+export const eventTypeSchema = z.enum([
+  'analysis.progress',
+  'analysis.completed',
+  'analysis.failed',
+  'patient.updated',
+  'patient.alert',
+]);
 /** An event name. */
 export type EventType = z.infer<typeof eventTypeSchema>;
 
@@ -237,7 +279,9 @@ export type TokenResponse = z.infer<typeof tokenResponseSchema>;
 /** A list of analyses. */
 export const analysisListSchema = z.object({ items: z.array(analysisSchema) }).meta({ id: 'AnalysisList' });
 /** Answer of POST /api/studies/{studyUid}/analyses. */
-export const analysisAcceptedSchema = z.object({ id: z.string(), status: analysisStatusSchema }).meta({ id: 'AnalysisAccepted' });
+export const analysisAcceptedSchema = z
+  .object({ id: z.string(), status: analysisStatusSchema })
+  .meta({ id: 'AnalysisAccepted' });
 /** A review decision. */
 export type ReviewRequest = z.infer<typeof reviewRequestSchema>;
 /** Options of an analysis request. */
@@ -266,5 +310,9 @@ export const auditListSchema = z.object({ items: z.array(auditRecordSchema) }).m
 
 /** A FHIR Bundle, checked only for its shape: the FHIR server is the place to validate FHIR. */
 export const fhirBundleSchema = z
-  .looseObject({ resourceType: z.literal('Bundle'), type: z.string(), entry: z.array(z.looseObject({ resource: z.looseObject({ resourceType: z.string() }).optional() })).optional() })
+  .looseObject({
+    resourceType: z.literal('Bundle'),
+    type: z.string(),
+    entry: z.array(z.looseObject({ resource: z.looseObject({ resourceType: z.string() }).optional() })).optional(),
+  })
   .meta({ id: 'FhirBundle' });

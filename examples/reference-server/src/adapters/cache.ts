@@ -18,13 +18,18 @@ export function cachePort(cache: Cache, writes: WriteCoordinator, store: CacheSt
       const result = await cache.getOrLoad(key, load);
       return { value: result.value, stale: result.stale };
     },
-    async write<T>(upstreamWrite: () => Promise<T>, options: { key: (result: T) => string; schema: z.ZodType<T>; idempotencyKey?: string }) {
+    async write<T>(
+      upstreamWrite: () => Promise<T>,
+      options: { key: (result: T) => string; schema: z.ZodType<T>; idempotencyKey?: string },
+    ) {
       const upstream = (): Promise<T> => upstreamWrite();
       const outcome = options.idempotencyKey
         ? await writes.write<T>({ upstream, idempotencyKey: options.idempotencyKey, resultSchema: options.schema })
         : await writes.write<T>({ upstream });
       // The key is known only from the result (a create): fill it now. A failure here only costs a later miss.
-      await cache.set(options.key(outcome.result), outcome.result as JsonValue).catch(() => cache.invalidate(options.key(outcome.result)).catch(() => undefined));
+      await cache
+        .set(options.key(outcome.result), outcome.result as JsonValue)
+        .catch(() => cache.invalidate(options.key(outcome.result)).catch(() => undefined));
       return { value: outcome.result, replayed: outcome.replayed };
     },
     async ping() {

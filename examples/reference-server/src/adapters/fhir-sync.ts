@@ -21,17 +21,30 @@ export function outboxFhirSync(outbox: SyncOutbox, site = 'default'): FhirSync {
     async enqueue(kind, payload) {
       if (kind === 'patient') {
         const patient = payload as ApiPatient;
-        const resource = patientToFhir({ ...toOpenEmrPatient(patient), uuid: patient.id, pid: patient.pid ?? '0' }, { site });
-        await outbox.enqueue({ kind: 'upsert', resource, identifier: { system: systems.patientUuid, value: patient.id } });
+        const resource = patientToFhir(
+          { ...toOpenEmrPatient(patient), uuid: patient.id, pid: patient.pid ?? '0' },
+          { site },
+        );
+        await outbox.enqueue({
+          kind: 'upsert',
+          resource,
+          identifier: { system: systems.patientUuid, value: patient.id },
+        });
       } else if (kind === 'analysis-report') {
         await outbox.enqueue({ kind: 'transaction', bundle: payload as Bundle });
       } else {
         const event = payload as AuditEvent;
-        const recordId = event.extension?.find((e) => e.url === 'urn:cdss:audit-record-id')?.valueString ?? crypto.randomUUID();
+        const recordId =
+          event.extension?.find((e) => e.url === 'urn:cdss:audit-record-id')?.valueString ?? crypto.randomUUID();
         const bundle: Bundle = {
           resourceType: 'Bundle',
           type: 'transaction',
-          entry: [{ resource: { ...event, id: `audit-${recordId}` }, request: { method: 'PUT', url: `AuditEvent/audit-${recordId}` } }],
+          entry: [
+            {
+              resource: { ...event, id: `audit-${recordId}` },
+              request: { method: 'PUT', url: `AuditEvent/audit-${recordId}` },
+            },
+          ],
         };
         await outbox.enqueue({ kind: 'transaction', bundle }, { key: `AuditEvent/audit-${recordId}` });
       }

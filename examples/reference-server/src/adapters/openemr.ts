@@ -8,14 +8,20 @@ import { notFound } from '../http/errors.js';
 
 type OpenEmrPatient = Awaited<ReturnType<OpenEmrClient['patients']['get']>> & object;
 
-const SEX_TO_OPENEMR: Record<PatientInput['sex'], string> = { female: 'Female', male: 'Male', other: 'Unknown', unknown: 'Unknown' };
+const SEX_TO_OPENEMR: Record<PatientInput['sex'], string> = {
+  female: 'Female',
+  male: 'Male',
+  other: 'Unknown',
+  unknown: 'Unknown',
+};
 
 function sexFromOpenEmr(sex: string | null | undefined): PatientInput['sex'] {
   const value = (sex ?? '').toLowerCase();
   return value === 'female' ? 'female' : value === 'male' ? 'male' : 'unknown';
 }
 
-const text = (value: unknown): string | undefined => (typeof value === 'string' && value.trim() !== '' ? value : undefined);
+const text = (value: unknown): string | undefined =>
+  typeof value === 'string' && value.trim() !== '' ? value : undefined;
 
 /**
  * An OpenEMR patient in the API's shape.
@@ -36,7 +42,9 @@ export function toApiPatient(patient: OpenEmrPatient): ApiPatient {
     familyName: patient.lname,
     birthDate: (patient.DOB ?? '').slice(0, 10),
     sex: sexFromOpenEmr(patient.sex),
-    ...(text(patient.phone_home) ?? text(patient.phone_cell) ? { phone: text(patient.phone_home) ?? text(patient.phone_cell) } : {}),
+    ...((text(patient.phone_home) ?? text(patient.phone_cell))
+      ? { phone: text(patient.phone_home) ?? text(patient.phone_cell) }
+      : {}),
     ...(text(patient.email) ? { email: text(patient.email) } : {}),
     ...(Object.keys(address).length > 0 ? { address } : {}),
   };
@@ -118,7 +126,9 @@ export function openEmrRecords(client: OpenEmrClient): PatientRecords {
     async vitals(id: string): Promise<ClinicalLists['vitals']> {
       const patient = await requirePatient(id);
       const encounters = await client.encounters.list(id);
-      const perEncounter = await Promise.all(encounters.map((e) => client.vitals.list({ pid: patient.pid, eid: e.eid })));
+      const perEncounter = await Promise.all(
+        encounters.map((e) => client.vitals.list({ pid: patient.pid, eid: e.eid })),
+      );
       return perEncounter.flat().map((v) => {
         const fahrenheit = num(v.temperature);
         const pounds = num(v.weight);
@@ -130,7 +140,7 @@ export function openEmrRecords(client: OpenEmrClient): PatientRecords {
           ...(num(v.bpd) ? { bpDiastolic: num(v.bpd) } : {}),
           ...(num(v.pulse) ? { pulse: num(v.pulse) } : {}),
           // OpenEMR stores US units (°F, lb, in) in form_vitals.
-          ...(fahrenheit ? { temperatureC: Math.round(((fahrenheit - 32) * 5) / 9 * 10) / 10 } : {}),
+          ...(fahrenheit ? { temperatureC: Math.round((((fahrenheit - 32) * 5) / 9) * 10) / 10 } : {}),
           ...(pounds ? { weightKg: Math.round(pounds * 0.45359237 * 10) / 10 } : {}),
           ...(inches ? { heightCm: Math.round(inches * 2.54 * 10) / 10 } : {}),
           ...(num(v.oxygen_saturation) ? { oxygenSaturation: num(v.oxygen_saturation) } : {}),
@@ -146,13 +156,24 @@ export function openEmrRecords(client: OpenEmrClient): PatientRecords {
       const query = q?.trim();
       if (!query) {
         const page = await client.patients.page({}, { limit, offset });
-        return { items: page.patients.map(toApiPatient), ...(page.hasMore ? { nextCursor: Buffer.from(String(offset + limit)).toString('base64url') } : {}) };
+        return {
+          items: page.patients.map(toApiPatient),
+          ...(page.hasMore ? { nextCursor: Buffer.from(String(offset + limit)).toString('base64url') } : {}),
+        };
       }
-      const [byLast, byFirst] = await Promise.all([client.patients.list({ lname: query }), client.patients.list({ fname: query })]);
+      const [byLast, byFirst] = await Promise.all([
+        client.patients.list({ lname: query }),
+        client.patients.list({ fname: query }),
+      ]);
       const unique = new Map([...byLast, ...byFirst].map((p) => [p.uuid, p]));
       const all = [...unique.values()];
       const items = all.slice(offset, offset + limit).map(toApiPatient);
-      return { items, ...(offset + limit < all.length ? { nextCursor: Buffer.from(String(offset + limit)).toString('base64url') } : {}) };
+      return {
+        items,
+        ...(offset + limit < all.length
+          ? { nextCursor: Buffer.from(String(offset + limit)).toString('base64url') }
+          : {}),
+      };
     },
     async get(id) {
       const patient = await client.patients.get(id);

@@ -20,7 +20,9 @@ function dicomDate(value: string | undefined): string | undefined {
 export function orthancArchive(client: OrthancClient): ImagingArchive {
   async function withSeries(study: Dataset): Promise<ApiStudy> {
     const uid = dicomString(study, 'StudyInstanceUID') ?? '';
-    const series = await client.dicomweb.searchForSeries(uid, { includefield: ['SeriesDescription', 'SeriesNumber', 'Modality', 'NumberOfSeriesRelatedInstances'] });
+    const series = await client.dicomweb.searchForSeries(uid, {
+      includefield: ['SeriesDescription', 'SeriesNumber', 'Modality', 'NumberOfSeriesRelatedInstances'],
+    });
     const patientId = dicomString(study, 'PatientID');
     const date = dicomDate(dicomString(study, 'StudyDate'));
     const description = dicomString(study, 'StudyDescription');
@@ -48,12 +50,18 @@ export function orthancArchive(client: OrthancClient): ImagingArchive {
   }
   return {
     async studiesOfPatient(patientId) {
-      const studies = await client.dicomweb.searchForStudies({ match: { PatientID: patientId }, includefield: ['StudyDescription', 'StudyDate'] });
+      const studies = await client.dicomweb.searchForStudies({
+        match: { PatientID: patientId },
+        includefield: ['StudyDescription', 'StudyDate'],
+      });
       const result = await Promise.all(studies.map(withSeries));
       return result.sort((a, b) => (b.date ?? '').localeCompare(a.date ?? ''));
     },
     async study(studyUid) {
-      const [study] = await client.dicomweb.searchForStudies({ match: { StudyInstanceUID: studyUid }, includefield: ['StudyDescription', 'StudyDate'] });
+      const [study] = await client.dicomweb.searchForStudies({
+        match: { StudyInstanceUID: studyUid },
+        includefield: ['StudyDescription', 'StudyDate'],
+      });
       return study ? withSeries(study) : undefined;
     },
     async seriesVolume(studyUid, seriesUid) {
@@ -62,7 +70,13 @@ export function orthancArchive(client: OrthancClient): ImagingArchive {
     },
     async segmentation(studyUid, seg, sourceSeriesUid) {
       const source = await retrieveSeriesVolume(client.dicomweb, studyUid, sourceSeriesUid);
-      const { labels } = await retrieveSeg(client.dicomweb, studyUid, seg.seriesUid, seg.instanceUid, geometryOf(source));
+      const { labels } = await retrieveSeg(
+        client.dicomweb,
+        studyUid,
+        seg.seriesUid,
+        seg.instanceUid,
+        geometryOf(source),
+      );
       return { dims: labels.dims, spacing: labels.spacing, data: labels.data };
     },
     async ping() {

@@ -33,7 +33,10 @@ export function fhirReports(options: { dicomWebUrl?: string } = {}): ReportBuild
           ...(study?.date ? { started: study.date } : {}),
           ...(study?.description ? { description: study.description } : {}),
           ...(options.dicomWebUrl ? { dicomWebUrl: options.dicomWebUrl } : {}),
-          series: (study?.series.length ? study.series : [{ uid: result.segSeriesUid ?? analysis.studyUid, modality: 'SEG' }]).map((s) => ({
+          series: (study?.series.length
+            ? study.series
+            : [{ uid: result.segSeriesUid ?? analysis.studyUid, modality: 'SEG' }]
+          ).map((s) => ({
             seriesInstanceUid: s.uid,
             modality: s.modality ?? 'MR',
             ...(s.number !== undefined ? { number: s.number } : {}),
@@ -44,7 +47,11 @@ export function fhirReports(options: { dicomWebUrl?: string } = {}): ReportBuild
         segmentation: { seriesInstanceUid: result.segSeriesUid, sopInstanceUid: result.segInstanceUid },
         volumesMl: { ET: result.volumes.enhancingTumor, TC: result.volumes.tumorCore, WT: result.volumes.wholeTumor },
         largestDiameterMm: result.largestDiameterMm ?? 0,
-        model: { name: analysis.model.id, version: analysis.model.version, intendedUse: 'Research and demonstration; not for clinical use' },
+        model: {
+          name: analysis.model.id,
+          version: analysis.model.version,
+          intendedUse: 'Research and demonstration; not for clinical use',
+        },
         timings: { startedAt: analysis.requestedAt, finishedAt: analysis.finishedAt ?? analysis.requestedAt },
         status: STATUS_BY_REVIEW[analysis.review?.status ?? 'pending'],
       });
@@ -60,10 +67,24 @@ export function fhirReports(options: { dicomWebUrl?: string } = {}): ReportBuild
       const [baseline, ...rest] = timeline;
       const current = rest.at(-1);
       if (!baseline || !current || Date.parse(current.date) <= Date.parse(baseline.date)) {
-        return { patientId, status: 'not-evaluable', timeline, ...(baseline ? { baselineAnalysisId: baseline.analysisId } : {}) };
+        return {
+          patientId,
+          status: 'not-evaluable',
+          timeline,
+          ...(baseline ? { baselineAnalysisId: baseline.analysisId } : {}),
+        };
       }
-      const point = (t: (typeof timeline)[number]) => ({ analysisId: t.analysisId, date: t.date, enhancingMl: t.enhancingTumorMl });
-      const assessment = assessRano({ patientUuid: patientId, baseline: point(baseline), previous: rest.slice(0, -1).map(point), current: point(current) });
+      const point = (t: (typeof timeline)[number]) => ({
+        analysisId: t.analysisId,
+        date: t.date,
+        enhancingMl: t.enhancingTumorMl,
+      });
+      const assessment = assessRano({
+        patientUuid: patientId,
+        baseline: point(baseline),
+        previous: rest.slice(0, -1).map(point),
+        current: point(current),
+      });
       return {
         patientId,
         status: CATEGORY[assessment.category],

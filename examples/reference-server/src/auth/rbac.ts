@@ -33,7 +33,14 @@ export type Permission = (typeof PERMISSIONS)[number];
 export const POLICY: Readonly<Record<Role, readonly Permission[]>> = {
   admin: ['patient:read', 'study:read', 'analysis:read', 'audit:read', 'metrics:read'],
   physician: ['patient:read', 'patient:write', 'study:read', 'analysis:read', 'analysis:request', 'analysis:cancel'],
-  radiologist: ['patient:read', 'study:read', 'analysis:read', 'analysis:request', 'analysis:cancel', 'analysis:review'],
+  radiologist: [
+    'patient:read',
+    'study:read',
+    'analysis:read',
+    'analysis:request',
+    'analysis:cancel',
+    'analysis:review',
+  ],
   nurse: ['patient:read', 'patient:write', 'study:read', 'analysis:read'],
   'ai-service': ['study:read', 'analysis:report-result'],
 };

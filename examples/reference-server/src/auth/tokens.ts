@@ -2,7 +2,15 @@
  * Access-token verification with jose: a JWKS URL or a PEM public key in connected mode; in sandbox mode an HS256
  * key generated at start signs the demo users' tokens. Roles come from a configurable claim.
  */
-import { createRemoteJWKSet, importSPKI, jwtVerify, SignJWT, type CryptoKey, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import {
+  createRemoteJWKSet,
+  importSPKI,
+  jwtVerify,
+  SignJWT,
+  type CryptoKey,
+  type JWTPayload,
+  type JWTVerifyGetKey,
+} from 'jose';
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { roleSchema, type Role } from './rbac.js';
@@ -55,7 +63,10 @@ function principalFrom(payload: JWTPayload, roleClaim: string): Principal {
  * @param key - a JWKS getter, a public key, or a symmetric secret
  * @param settings - expected issuer, audience and the role claim
  */
-export function createTokenVerifier(key: JWTVerifyGetKey | CryptoKey | Uint8Array, settings: TokenSettings): TokenVerifier {
+export function createTokenVerifier(
+  key: JWTVerifyGetKey | CryptoKey | Uint8Array,
+  settings: TokenSettings,
+): TokenVerifier {
   return {
     async verify(token) {
       const options = { issuer: settings.issuer, audience: settings.audience, clockTolerance: 5 };

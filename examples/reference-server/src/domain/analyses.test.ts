@@ -25,7 +25,11 @@ const incomplete = { ...study, uid: '1.2.826.0.1.3680043.8.498.2', series: study
 let wholeTumour = 10;
 const reports: ReportBuilder = {
   report: (analysis: ApiAnalysis): Bundle => {
-    const report: DiagnosticReport = { resourceType: 'DiagnosticReport', status: analysis.review?.status === 'approved' ? 'final' : 'preliminary', code: { text: 'x' } };
+    const report: DiagnosticReport = {
+      resourceType: 'DiagnosticReport',
+      status: analysis.review?.status === 'approved' ? 'final' : 'preliminary',
+      code: { text: 'x' },
+    };
     return { resourceType: 'Bundle', type: 'transaction', entry: [{ resource: report }] };
   },
   assess: (patientId, analyses) => {
@@ -45,7 +49,12 @@ const client = new JobClient({ transport: new MemoryTransport({ broker }), store
 const worker = new JobWorker({
   transport: new MemoryTransport({ broker }),
   handler: async (ctx) => {
-    for (const [stage, percent] of [['fetch', 20], ['inference', 60], ['store', 90]] as const) await ctx.progress(stage, percent);
+    for (const [stage, percent] of [
+      ['fetch', 20],
+      ['inference', 60],
+      ['store', 90],
+    ] as const)
+      await ctx.progress(stage, percent);
     wholeTumour *= 1.6;
     return {
       regions: [
@@ -53,7 +62,11 @@ const worker = new JobWorker({
         { region: 'tumour-core', volumeMl: 4, voxelCount: 4000 },
         { region: 'whole-tumour', volumeMl: wholeTumour, voxelCount: 10000 },
       ],
-      segmentation: { studyInstanceUid: ctx.request.studyInstanceUid, seriesInstanceUid: '1.2.9.1', sopInstanceUid: '1.2.9.1.1' },
+      segmentation: {
+        studyInstanceUid: ctx.request.studyInstanceUid,
+        seriesInstanceUid: '1.2.9.1',
+        sopInstanceUid: '1.2.9.1.1',
+      },
       model: ctx.request.model,
       timingsMs: { fetch: 5, inference: 10 },
     };
@@ -95,7 +108,10 @@ afterAll(async () => {
 async function call(method: string, path: string, user: string, body?: unknown) {
   const response = await fetch(`${h.baseUrl}${path}`, {
     method,
-    headers: { authorization: `Bearer ${await h.token(user)}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+    headers: {
+      authorization: `Bearer ${await h.token(user)}`,
+      ...(body ? { 'content-type': 'application/json' } : {}),
+    },
     ...(body ? { body: JSON.stringify(body) } : {}),
   });
   return { status: response.status, body: (await response.json().catch(() => undefined)) as Record<string, unknown> };
@@ -106,7 +122,10 @@ describe('analyses', () => {
     const ws = new WebSocket(`${h.baseUrl.replace('http', 'ws')}/ws`);
     const events: Array<{ type: string; data: Record<string, unknown> }> = [];
     ws.on('message', (raw) => {
-      const message = JSON.parse(raw.toString()) as { type: string; event?: { type: string; data: Record<string, unknown> } };
+      const message = JSON.parse(raw.toString()) as {
+        type: string;
+        event?: { type: string; data: Record<string, unknown> };
+      };
       if (message.type === 'event' && message.event) events.push(message.event);
     });
     await new Promise((resolve) => ws.once('open', resolve));
@@ -116,11 +135,15 @@ describe('analyses', () => {
 
     const ids: string[] = [];
     for (let i = 0; i < 2; i++) {
-      const requested = await call('POST', `/api/studies/${study.uid}/analyses`, 'demo-physician', { patientId: 'p-1' });
+      const requested = await call('POST', `/api/studies/${study.uid}/analyses`, 'demo-physician', {
+        patientId: 'p-1',
+      });
       expect(requested.status).toBe(202);
       const id = requested.body['id'] as string;
       ids.push(id);
-      await expect.poll(async () => (await call('GET', `/api/analyses/${id}`, 'demo-nurse')).body['status'], { timeout: 5_000 }).toBe('succeeded');
+      await expect
+        .poll(async () => (await call('GET', `/api/analyses/${id}`, 'demo-nurse')).body['status'], { timeout: 5_000 })
+        .toBe('succeeded');
     }
     await expect.poll(() => events.filter((e) => e.type === 'analysis.completed').length).toBe(2);
     const percents = events.filter((e) => e.type === 'analysis.progress').map((e) => e.data['percent']);
@@ -128,33 +151,56 @@ describe('analyses', () => {
 
     const pending = await call('GET', '/api/analyses?review=pending', 'demo-radiologist');
     expect((pending.body['items'] as unknown[]).length).toBe(2);
-    expect((await call('POST', `/api/analyses/${ids[0]}/review`, 'demo-physician', { decision: 'approve' })).status).toBe(403);
-    expect((await call('POST', `/api/analyses/${ids[0]}/review`, 'demo-radiologist', { decision: 'reject' })).status).toBe(400);
+    expect(
+      (await call('POST', `/api/analyses/${ids[0]}/review`, 'demo-physician', { decision: 'approve' })).status,
+    ).toBe(403);
+    expect(
+      (await call('POST', `/api/analyses/${ids[0]}/review`, 'demo-radiologist', { decision: 'reject' })).status,
+    ).toBe(400);
     const approved = await call('POST', `/api/analyses/${ids[0]}/review`, 'demo-radiologist', { decision: 'approve' });
     expect(approved.body['review']).toMatchObject({ status: 'approved', reviewer: 'demo-radiologist' });
-    expect((await call('POST', `/api/analyses/${ids[0]}/review`, 'demo-radiologist', { decision: 'approve' })).status).toBe(409);
+    expect(
+      (await call('POST', `/api/analyses/${ids[0]}/review`, 'demo-radiologist', { decision: 'approve' })).status,
+    ).toBe(409);
     const second = await call('POST', `/api/analyses/${ids[1]}/review`, 'demo-radiologist', { decision: 'approve' });
     expect(second.status).toBe(200);
     await expect.poll(() => events.some((e) => e.type === 'patient.alert')).toBe(true);
 
-    const reportsQueued = h.fhir.queued.filter((q) => q.kind === 'analysis-report').map((q) => (q.payload as Bundle).entry?.[0]?.resource as DiagnosticReport);
+    const reportsQueued = h.fhir.queued
+      .filter((q) => q.kind === 'analysis-report')
+      .map((q) => (q.payload as Bundle).entry?.[0]?.resource as DiagnosticReport);
     expect(reportsQueued.map((r) => r.status)).toContain('final');
     const report = await call('GET', `/api/analyses/${ids[0]}/report`, 'demo-physician');
     expect(report.body['resourceType']).toBe('Bundle');
     const list = await call('GET', '/api/analyses?patient=p-1', 'demo-nurse');
     expect((list.body['items'] as unknown[]).length).toBe(2);
-    expect(h.audit.records.some((r) => r.action === 'review' && r.patientId === 'p-1' && r.outcome === 'success')).toBe(true);
+    expect(h.audit.records.some((r) => r.action === 'review' && r.patientId === 'p-1' && r.outcome === 'success')).toBe(
+      true,
+    );
     ws.close();
   });
 
   it('refuses nurses, unknown studies and studies missing a modality, and queues nothing', async () => {
     const before = (await store.list()).length;
-    expect((await call('POST', `/api/studies/${study.uid}/analyses`, 'demo-nurse', { patientId: 'p-1' })).status).toBe(403);
-    expect((await call('POST', '/api/studies/1.2.999/analyses', 'demo-physician', { patientId: 'p-1' })).status).toBe(404);
-    const missing = await call('POST', `/api/studies/${incomplete.uid}/analyses`, 'demo-physician', { patientId: 'p-1' });
+    expect((await call('POST', `/api/studies/${study.uid}/analyses`, 'demo-nurse', { patientId: 'p-1' })).status).toBe(
+      403,
+    );
+    expect((await call('POST', '/api/studies/1.2.999/analyses', 'demo-physician', { patientId: 'p-1' })).status).toBe(
+      404,
+    );
+    const missing = await call('POST', `/api/studies/${incomplete.uid}/analyses`, 'demo-physician', {
+      patientId: 'p-1',
+    });
     expect(missing.status).toBe(409);
     expect(JSON.stringify(missing.body)).toMatch(/t2|flair/i);
-    expect((await call('POST', `/api/studies/${study.uid}/analyses`, 'demo-physician', { patientId: 'p-1', priority: 'high' })).status).toBe(400);
+    expect(
+      (
+        await call('POST', `/api/studies/${study.uid}/analyses`, 'demo-physician', {
+          patientId: 'p-1',
+          priority: 'high',
+        })
+      ).status,
+    ).toBe(400);
     expect((await store.list()).length).toBe(before);
   });
 });

@@ -8,7 +8,15 @@ import { randomUUID } from 'node:crypto';
 import { extendZodWithOpenApi } from '@asteasolutions/zod-to-openapi';
 import { z } from 'zod';
 import type { Logger } from 'pino';
-import { CancelAnalysis, GetAnalysis, JobNotFoundError, RequestAnalysis, type JobChange, type JobClient, type JobRecord } from '@cdss/ai-jobs';
+import {
+  CancelAnalysis,
+  GetAnalysis,
+  JobNotFoundError,
+  RequestAnalysis,
+  type JobChange,
+  type JobClient,
+  type JobRecord,
+} from '@cdss/ai-jobs';
 import { selectStudySeries, StudySeriesError } from '@cdss/imaging';
 import type { Bundle } from 'fhir/r4.js';
 import {
@@ -65,7 +73,18 @@ export interface AnalysisDeps {
 }
 
 const idParams = z.object({ id: z.uuid() });
-const PRIORITY = ['routine', 'routine', 'routine', 'routine', 'urgent', 'urgent', 'asap', 'asap', 'stat', 'stat'] as const;
+const PRIORITY = [
+  'routine',
+  'routine',
+  'routine',
+  'routine',
+  'urgent',
+  'urgent',
+  'asap',
+  'asap',
+  'stat',
+  'stat',
+] as const;
 
 /** The whole tumour's largest diameter, when the worker reported one. */
 function diameterOf(job: JobRecord): number | undefined {
@@ -94,7 +113,11 @@ export function toApiAnalysis(job: JobRecord, review: ReviewRecord | undefined):
     ...(job.result
       ? {
           result: {
-            volumes: { enhancingTumor: volume('enhancing-tumour'), tumorCore: volume('tumour-core'), wholeTumor: volume('whole-tumour') },
+            volumes: {
+              enhancingTumor: volume('enhancing-tumour'),
+              tumorCore: volume('tumour-core'),
+              wholeTumor: volume('whole-tumour'),
+            },
             segSeriesUid: job.result.segmentation.seriesInstanceUid,
             segInstanceUid: job.result.segmentation.sopInstanceUid,
             ...(diameterOf(job) !== undefined ? { largestDiameterMm: diameterOf(job) } : {}),
@@ -143,18 +166,31 @@ export function analysisFeature(deps: AnalysisDeps): { routes: AnyRoute[]; start
     switch (change.event.type) {
       case 'analysis.accepted':
       case 'analysis.progress':
-        await bus.publish({ ...base, type: 'analysis.progress', data: { status: analysis.status, stage: analysis.stage, percent: analysis.percent ?? 0 } });
+        await bus.publish({
+          ...base,
+          type: 'analysis.progress',
+          data: { status: analysis.status, stage: analysis.stage, percent: analysis.percent ?? 0 },
+        });
         break;
       case 'analysis.succeeded':
         metrics.jobsFinished.inc({ status: 'succeeded' });
-        for (const [stage, ms] of Object.entries(change.event.result.timingsMs)) metrics.jobStageDuration.observe({ stage }, ms / 1000);
+        for (const [stage, ms] of Object.entries(change.event.result.timingsMs))
+          metrics.jobStageDuration.observe({ stage }, ms / 1000);
         await publishReport(analysis);
-        await bus.publish({ ...base, type: 'analysis.completed', data: { status: analysis.status, percent: 100, volumes: analysis.result?.volumes } });
+        await bus.publish({
+          ...base,
+          type: 'analysis.completed',
+          data: { status: analysis.status, percent: 100, volumes: analysis.result?.volumes },
+        });
         break;
       case 'analysis.failed':
       case 'analysis.cancelled':
         metrics.jobsFinished.inc({ status: analysis.status });
-        await bus.publish({ ...base, type: 'analysis.failed', data: { status: analysis.status, reason: analysis.failure?.reason ?? 'cancelled' } });
+        await bus.publish({
+          ...base,
+          type: 'analysis.failed',
+          data: { status: analysis.status, reason: analysis.failure?.reason ?? 'cancelled' },
+        });
         break;
     }
   }
@@ -172,34 +208,59 @@ export function analysisFeature(deps: AnalysisDeps): { routes: AnyRoute[]; start
       response: { status: 202, description: 'The analysis was queued', schema: analysisAcceptedSchema },
       errors: [404, 409, 503],
       handler: ({ params, body, principal, requestId, req }) =>
-        auditor.around({ principal, requestId, action: 'request', resource: `ImagingStudy/${params.studyUid}`, patientId: body.patientId }, async (audit) => {
-          const study = await archive.study(params.studyUid);
-          if (!study) throw notFound('Study');
-          if (study.patientId && study.patientId !== body.patientId) throw new ApiError(400, 'invalid', 'The study belongs to another patient', ['patientId']);
-          let series;
-          try {
-            series = selectStudySeries(study.series.map((s) => ({ seriesInstanceUid: s.uid, description: s.description ?? '', modality: s.modality })));
-          } catch (error) {
-            if (error instanceof StudySeriesError) throw new ApiError(409, 'business-rule', error.message);
-            throw error;
-          }
-          const model = deps.models.find((m) => m.id === (body.modelId ?? deps.models[0]?.id));
-          if (!model) throw new ApiError(400, 'invalid', `Unknown model ${body.modelId ?? ''}`.trim(), ['modelId']);
-          const key = req.header('idempotency-key');
-          const job = await jobs.send(
-            new RequestAnalysis({
-              idempotencyKey: key ? `${principal.id}:${key}`.slice(0, 128) : randomUUID(),
-              patientRef: `Patient/${body.patientId}`,
-              studyInstanceUid: params.studyUid,
-              series: { t1c: series.t1c.seriesInstanceUid, t1: series.t1.seriesInstanceUid, t2: series.t2.seriesInstanceUid, flair: series.flair.seriesInstanceUid },
-              model,
-              priority: PRIORITY[body.priority],
-              requestedBy: principal.id,
-            }),
-          );
-          audit.resource = `Analysis/${job.jobId}`;
-          return { status: 202, body: { id: job.jobId, status: job.state }, headers: { Location: `/api/analyses/${job.jobId}` } };
-        }),
+        auditor.around(
+          {
+            principal,
+            requestId,
+            action: 'request',
+            resource: `ImagingStudy/${params.studyUid}`,
+            patientId: body.patientId,
+          },
+          async (audit) => {
+            const study = await archive.study(params.studyUid);
+            if (!study) throw notFound('Study');
+            if (study.patientId && study.patientId !== body.patientId)
+              throw new ApiError(400, 'invalid', 'The study belongs to another patient', ['patientId']);
+            let series;
+            try {
+              series = selectStudySeries(
+                study.series.map((s) => ({
+                  seriesInstanceUid: s.uid,
+                  description: s.description ?? '',
+                  modality: s.modality,
+                })),
+              );
+            } catch (error) {
+              if (error instanceof StudySeriesError) throw new ApiError(409, 'business-rule', error.message);
+              throw error;
+            }
+            const model = deps.models.find((m) => m.id === (body.modelId ?? deps.models[0]?.id));
+            if (!model) throw new ApiError(400, 'invalid', `Unknown model ${body.modelId ?? ''}`.trim(), ['modelId']);
+            const key = req.header('idempotency-key');
+            const job = await jobs.send(
+              new RequestAnalysis({
+                idempotencyKey: key ? `${principal.id}:${key}`.slice(0, 128) : randomUUID(),
+                patientRef: `Patient/${body.patientId}`,
+                studyInstanceUid: params.studyUid,
+                series: {
+                  t1c: series.t1c.seriesInstanceUid,
+                  t1: series.t1.seriesInstanceUid,
+                  t2: series.t2.seriesInstanceUid,
+                  flair: series.flair.seriesInstanceUid,
+                },
+                model,
+                priority: PRIORITY[body.priority],
+                requestedBy: principal.id,
+              }),
+            );
+            audit.resource = `Analysis/${job.jobId}`;
+            return {
+              status: 202,
+              body: { id: job.jobId, status: job.state },
+              headers: { Location: `/api/analyses/${job.jobId}` },
+            };
+          },
+        ),
     }),
     defineRoute({
       method: 'get',
@@ -208,20 +269,36 @@ export function analysisFeature(deps: AnalysisDeps): { routes: AnyRoute[]; start
       summary: 'Analyses of a patient, or those waiting for review',
       tags: ['analyses'],
       access: { permission: 'analysis:read' },
-      query: z.strictObject({ patient: z.string().min(1).max(64).optional(), review: z.enum(['pending', 'approved', 'rejected']).optional() }),
+      query: z.strictObject({
+        patient: z.string().min(1).max(64).optional(),
+        review: z.enum(['pending', 'approved', 'rejected']).optional(),
+      }),
       response: { status: 200, description: 'The analyses, newest first', schema: analysisListSchema },
       handler: ({ query, principal, requestId }) =>
-        auditor.around({ principal, requestId, action: 'search', resource: 'Analysis', ...(query.patient ? { patientId: query.patient } : {}) }, async () => {
-          let items: ApiAnalysis[];
-          if (query.patient) items = await patientAnalyses(query.patient);
-          else if (query.review) {
-            const all = await deps.listJobs();
-            items = await Promise.all(all.filter((j) => j.state === 'succeeded').map(async (job) => toApiAnalysis(job, await reviews.get(job.jobId))));
-          } else throw new ApiError(400, 'required', 'Give patient or review', ['patient']);
-          if (query.review) items = items.filter((a) => a.review?.status === query.review);
-          items.sort((a, b) => b.requestedAt.localeCompare(a.requestedAt));
-          return { body: { items } };
-        }),
+        auditor.around(
+          {
+            principal,
+            requestId,
+            action: 'search',
+            resource: 'Analysis',
+            ...(query.patient ? { patientId: query.patient } : {}),
+          },
+          async () => {
+            let items: ApiAnalysis[];
+            if (query.patient) items = await patientAnalyses(query.patient);
+            else if (query.review) {
+              const all = await deps.listJobs();
+              items = await Promise.all(
+                all
+                  .filter((j) => j.state === 'succeeded')
+                  .map(async (job) => toApiAnalysis(job, await reviews.get(job.jobId))),
+              );
+            } else throw new ApiError(400, 'required', 'Give patient or review', ['patient']);
+            if (query.review) items = items.filter((a) => a.review?.status === query.review);
+            items.sort((a, b) => b.requestedAt.localeCompare(a.requestedAt));
+            return { body: { items } };
+          },
+        ),
     }),
     defineRoute({
       method: 'get',
@@ -266,16 +343,29 @@ export function analysisFeature(deps: AnalysisDeps): { routes: AnyRoute[]; start
       tags: ['analyses'],
       access: { permission: 'analysis:read' },
       params: idParams,
-      response: { status: 200, description: 'A FHIR Bundle', schema: fhirBundleSchema, contentType: 'application/fhir+json' },
+      response: {
+        status: 200,
+        description: 'A FHIR Bundle',
+        schema: fhirBundleSchema,
+        contentType: 'application/fhir+json',
+      },
       errors: [404, 409],
       handler: ({ params, principal, requestId }) =>
-        auditor.around({ principal, requestId, action: 'read', resource: `DiagnosticReport/${params.id}` }, async (audit) => {
-          const analysis = await view(params.id);
-          audit.patientId = analysis.patientId;
-          if (analysis.status !== 'succeeded') throw new ApiError(409, 'business-rule', `The analysis is ${analysis.status}; a report exists only for succeeded analyses`);
-          const study = await archive.study(analysis.studyUid).catch(() => undefined);
-          return { body: reports.report(analysis, study) as z.infer<typeof fhirBundleSchema> };
-        }),
+        auditor.around(
+          { principal, requestId, action: 'read', resource: `DiagnosticReport/${params.id}` },
+          async (audit) => {
+            const analysis = await view(params.id);
+            audit.patientId = analysis.patientId;
+            if (analysis.status !== 'succeeded')
+              throw new ApiError(
+                409,
+                'business-rule',
+                `The analysis is ${analysis.status}; a report exists only for succeeded analyses`,
+              );
+            const study = await archive.study(analysis.studyUid).catch(() => undefined);
+            return { body: reports.report(analysis, study) as z.infer<typeof fhirBundleSchema> };
+          },
+        ),
     }),
     defineRoute({
       method: 'get',
@@ -285,22 +375,37 @@ export function analysisFeature(deps: AnalysisDeps): { routes: AnyRoute[]; start
       tags: ['analyses'],
       access: { permission: 'analysis:read' },
       params: idParams,
-      response: { status: 200, description: 'Uint8 labels, i fastest', schema: z.instanceof(Buffer).openapi({ type: 'string', format: 'binary' }), contentType: 'application/octet-stream' },
+      response: {
+        status: 200,
+        description: 'Uint8 labels, i fastest',
+        schema: z.instanceof(Buffer).openapi({ type: 'string', format: 'binary' }),
+        contentType: 'application/octet-stream',
+      },
       errors: [404, 409],
       handler: ({ params, principal, requestId }) =>
-        auditor.around({ principal, requestId, action: 'read', resource: `Analysis/${params.id}/segmentation` }, async (audit) => {
-          const job = await jobs.send(new GetAnalysis({ jobId: params.id })).catch((error: unknown) => {
-            throw error instanceof JobNotFoundError ? notFound('Analysis') : error;
-          });
-          audit.patientId = job.request.patientRef.slice('Patient/'.length);
-          if (!job.result) throw new ApiError(409, 'business-rule', `The analysis is ${job.state}; it has no segmentation`);
-          const grid = await archive.segmentation(
-            job.request.studyInstanceUid,
-            { seriesUid: job.result.segmentation.seriesInstanceUid, instanceUid: job.result.segmentation.sopInstanceUid },
-            job.request.series.t1c,
-          );
-          return { body: Buffer.from(grid.data.buffer, grid.data.byteOffset, grid.data.byteLength), headers: gridHeaders(grid) };
-        }),
+        auditor.around(
+          { principal, requestId, action: 'read', resource: `Analysis/${params.id}/segmentation` },
+          async (audit) => {
+            const job = await jobs.send(new GetAnalysis({ jobId: params.id })).catch((error: unknown) => {
+              throw error instanceof JobNotFoundError ? notFound('Analysis') : error;
+            });
+            audit.patientId = job.request.patientRef.slice('Patient/'.length);
+            if (!job.result)
+              throw new ApiError(409, 'business-rule', `The analysis is ${job.state}; it has no segmentation`);
+            const grid = await archive.segmentation(
+              job.request.studyInstanceUid,
+              {
+                seriesUid: job.result.segmentation.seriesInstanceUid,
+                instanceUid: job.result.segmentation.sopInstanceUid,
+              },
+              job.request.series.t1c,
+            );
+            return {
+              body: Buffer.from(grid.data.buffer, grid.data.byteOffset, grid.data.byteLength),
+              headers: gridHeaders(grid),
+            };
+          },
+        ),
     }),
     defineRoute({
       method: 'post',
@@ -314,34 +419,42 @@ export function analysisFeature(deps: AnalysisDeps): { routes: AnyRoute[]; start
       response: { status: 200, description: 'The reviewed analysis', schema: analysisSchema },
       errors: [404, 409],
       handler: ({ params, body, principal, requestId }) =>
-        auditor.around({ principal, requestId, action: 'review', resource: `DiagnosticReport/${params.id}` }, async (audit) => {
-          const before = await view(params.id);
-          audit.patientId = before.patientId;
-          if (before.status !== 'succeeded') throw new ApiError(409, 'business-rule', `Only succeeded analyses can be reviewed; this one is ${before.status}`);
-          const decision = await reviews.decide({
-            jobId: params.id,
-            status: body.decision === 'approve' ? 'approved' : 'rejected',
-            reviewer: principal.id,
-            ...(body.comment ? { comment: body.comment } : {}),
-            reviewedAt: new Date().toISOString(),
-          });
-          if (!decision.changed) throw new ApiError(409, 'conflict', `Already ${decision.record.status}`);
-          const after = await view(params.id);
-          await publishReport(after);
-          if (after.review?.status === 'approved') {
-            const assessment = reports.assess(after.patientId, await patientAnalyses(after.patientId));
-            if (assessment.status === 'progression') {
-              await bus.publish({
-                type: 'patient.alert',
-                patientId: after.patientId,
-                analysisId: after.id,
-                data: { status: assessment.status, changePercent: assessment.changePercent },
-                time: new Date().toISOString(),
-              });
+        auditor.around(
+          { principal, requestId, action: 'review', resource: `DiagnosticReport/${params.id}` },
+          async (audit) => {
+            const before = await view(params.id);
+            audit.patientId = before.patientId;
+            if (before.status !== 'succeeded')
+              throw new ApiError(
+                409,
+                'business-rule',
+                `Only succeeded analyses can be reviewed; this one is ${before.status}`,
+              );
+            const decision = await reviews.decide({
+              jobId: params.id,
+              status: body.decision === 'approve' ? 'approved' : 'rejected',
+              reviewer: principal.id,
+              ...(body.comment ? { comment: body.comment } : {}),
+              reviewedAt: new Date().toISOString(),
+            });
+            if (!decision.changed) throw new ApiError(409, 'conflict', `Already ${decision.record.status}`);
+            const after = await view(params.id);
+            await publishReport(after);
+            if (after.review?.status === 'approved') {
+              const assessment = reports.assess(after.patientId, await patientAnalyses(after.patientId));
+              if (assessment.status === 'progression') {
+                await bus.publish({
+                  type: 'patient.alert',
+                  patientId: after.patientId,
+                  analysisId: after.id,
+                  data: { status: assessment.status, changePercent: assessment.changePercent },
+                  time: new Date().toISOString(),
+                });
+              }
             }
-          }
-          return { body: after };
-        }),
+            return { body: after };
+          },
+        ),
     }),
     defineRoute({
       method: 'get',
@@ -350,12 +463,25 @@ export function analysisFeature(deps: AnalysisDeps): { routes: AnyRoute[]; start
       summary: 'The patient’s longitudinal RANO-style volumetric status',
       tags: ['analyses'],
       access: { permission: 'analysis:read' },
-      params: z.object({ id: z.string().min(1).max(64).regex(/^[\w-]+$/) }),
-      response: { status: 200, description: 'The assessment and the timeline of tumour volumes', schema: assessmentSchema },
+      params: z.object({
+        id: z
+          .string()
+          .min(1)
+          .max(64)
+          .regex(/^[\w-]+$/),
+      }),
+      response: {
+        status: 200,
+        description: 'The assessment and the timeline of tumour volumes',
+        schema: assessmentSchema,
+      },
       handler: ({ params, principal, requestId }) =>
-        auditor.around({ principal, requestId, action: 'read', resource: `Patient/${params.id}/assessment`, patientId: params.id }, async () => ({
-          body: reports.assess(params.id, await patientAnalyses(params.id)),
-        })),
+        auditor.around(
+          { principal, requestId, action: 'read', resource: `Patient/${params.id}/assessment`, patientId: params.id },
+          async () => ({
+            body: reports.assess(params.id, await patientAnalyses(params.id)),
+          }),
+        ),
     }),
     defineRoute({
       method: 'post',
@@ -376,11 +502,15 @@ export function analysisFeature(deps: AnalysisDeps): { routes: AnyRoute[]; start
     routes,
     start() {
       const unsubscribe = jobs.subscribe((change) => {
-        onChange(change).catch((error: unknown) => deps.logger.error({ err: error, jobId: change.job.jobId }, 'could not process a job change'));
+        onChange(change).catch((error: unknown) =>
+          deps.logger.error({ err: error, jobId: change.job.jobId }, 'could not process a job change'),
+        );
       });
       // Queue depth for the backlog alert: jobs not yet finished.
       const refresh = async (): Promise<void> => {
-        const open = (await deps.listJobs()).filter((job) => job.state === 'queued' || job.state === 'accepted' || job.state === 'running');
+        const open = (await deps.listJobs()).filter(
+          (job) => job.state === 'queued' || job.state === 'accepted' || job.state === 'running',
+        );
         metrics.jobsQueueDepth.set(open.length);
       };
       const timer = setInterval(() => void refresh().catch(() => undefined), 15_000);

@@ -26,7 +26,13 @@ export function auditRoutes(store: AuditStore): AnyRoute[] {
       }),
       response: { status: 200, description: 'Audit records', schema: auditListSchema },
       handler: async ({ query }) => ({
-        body: { items: await store.list({ ...(query.patient ? { patientId: query.patient } : {}), ...(query.user ? { userId: query.user } : {}), limit: query.limit }) },
+        body: {
+          items: await store.list({
+            ...(query.patient ? { patientId: query.patient } : {}),
+            ...(query.user ? { userId: query.user } : {}),
+            limit: query.limit,
+          }),
+        },
       }),
     }),
   ];

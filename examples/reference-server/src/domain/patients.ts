@@ -21,8 +21,19 @@ import type { Auditor } from './auditor.js';
 import type { EventBus } from '../events.js';
 import type { ClinicalLists, FhirSync, PatientRecords, ReadThroughCache } from './ports.js';
 
-const idParams = z.object({ id: z.string().min(1).max(64).regex(/^[\w-]+$/, 'an OpenEMR uuid') });
-const idempotencyKeyHeader = z.string().min(8).max(200).regex(/^[\w.:-]+$/).optional();
+const idParams = z.object({
+  id: z
+    .string()
+    .min(1)
+    .max(64)
+    .regex(/^[\w-]+$/, 'an OpenEMR uuid'),
+});
+const idempotencyKeyHeader = z
+  .string()
+  .min(8)
+  .max(200)
+  .regex(/^[\w.:-]+$/)
+  .optional();
 
 /** Dependencies of the patient routes. */
 export interface PatientRouteDeps {
@@ -44,7 +55,12 @@ export function patientRoutes(deps: PatientRouteDeps): AnyRoute[] {
 
   async function afterWrite(patient: ApiPatient): Promise<void> {
     await fhir.enqueue('patient', patient);
-    await bus.publish({ type: 'patient.updated', patientId: patient.id, data: { id: patient.id }, time: new Date().toISOString() });
+    await bus.publish({
+      type: 'patient.updated',
+      patientId: patient.id,
+      data: { id: patient.id },
+      time: new Date().toISOString(),
+    });
   }
 
   const listRoute = <K extends keyof ClinicalLists>(kind: K, schema: z.ZodType, summary: string): AnyRoute =>
@@ -59,10 +75,13 @@ export function patientRoutes(deps: PatientRouteDeps): AnyRoute[] {
       response: { status: 200, description: summary, schema },
       errors: [404, 503],
       handler: ({ params, principal, requestId }) =>
-        auditor.around({ principal, requestId, action: 'read', resource: `Patient/${params.id}/${kind}`, patientId: params.id }, async () => {
-          const read = await cache.read(`${patientKey(params.id)}:${kind}`, () => records.list(params.id, kind));
-          return { body: { data: read.value, stale: read.stale } };
-        }),
+        auditor.around(
+          { principal, requestId, action: 'read', resource: `Patient/${params.id}/${kind}`, patientId: params.id },
+          async () => {
+            const read = await cache.read(`${patientKey(params.id)}:${kind}`, () => records.list(params.id, kind));
+            return { body: { data: read.value, stale: read.stale } };
+          },
+        ),
     });
 
   return [
@@ -94,14 +113,21 @@ export function patientRoutes(deps: PatientRouteDeps): AnyRoute[] {
       tags: ['patients'],
       access: { permission: 'patient:read' },
       params: idParams,
-      response: { status: 200, description: 'The patient, flagged stale when OpenEMR was unreachable', schema: cachedPatientSchema },
+      response: {
+        status: 200,
+        description: 'The patient, flagged stale when OpenEMR was unreachable',
+        schema: cachedPatientSchema,
+      },
       errors: [404, 503],
       handler: ({ params, principal, requestId }) =>
-        auditor.around({ principal, requestId, action: 'read', resource: `Patient/${params.id}`, patientId: params.id }, async () => {
-          const read = await cache.read(patientKey(params.id), async () => (await records.get(params.id)) ?? null);
-          if (!read.value) throw notFound('Patient');
-          return { body: { data: read.value, stale: read.stale } };
-        }),
+        auditor.around(
+          { principal, requestId, action: 'read', resource: `Patient/${params.id}`, patientId: params.id },
+          async () => {
+            const read = await cache.read(patientKey(params.id), async () => (await records.get(params.id)) ?? null);
+            if (!read.value) throw notFound('Patient');
+            return { body: { data: read.value, stale: read.stale } };
+          },
+        ),
     }),
     defineRoute({
       method: 'post',
@@ -141,13 +167,19 @@ export function patientRoutes(deps: PatientRouteDeps): AnyRoute[] {
       response: { status: 200, description: 'The updated patient', schema: patientSchema },
       errors: [404, 409, 503],
       handler: ({ params, body, principal, requestId }) =>
-        auditor.around({ principal, requestId, action: 'update', resource: `Patient/${params.id}`, patientId: params.id }, async () => {
-          const existing = await records.get(params.id);
-          if (!existing) throw notFound('Patient');
-          const { value: patient } = await cache.write(() => records.update(params.id, body), { key: () => patientKey(params.id), schema: patientSchema });
-          await afterWrite(patient);
-          return { body: patient };
-        }),
+        auditor.around(
+          { principal, requestId, action: 'update', resource: `Patient/${params.id}`, patientId: params.id },
+          async () => {
+            const existing = await records.get(params.id);
+            if (!existing) throw notFound('Patient');
+            const { value: patient } = await cache.write(() => records.update(params.id, body), {
+              key: () => patientKey(params.id),
+              schema: patientSchema,
+            });
+            await afterWrite(patient);
+            return { body: patient };
+          },
+        ),
     }),
     listRoute('encounters', encounterListSchema, 'A patient’s encounters'),
     listRoute('problems', problemListSchema, 'A patient’s medical problems'),

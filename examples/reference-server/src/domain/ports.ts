@@ -55,7 +55,11 @@ export interface ImagingArchive {
   /** One series as a volume of rescaled intensities. */
   seriesVolume(studyUid: string, seriesUid: string): Promise<VoxelGrid<Float32Array>>;
   /** A DICOM SEG as a BraTS label map on the grid of its source series. */
-  segmentation(studyUid: string, seg: { seriesUid: string; instanceUid: string }, sourceSeriesUid: string): Promise<VoxelGrid<Uint8Array>>;
+  segmentation(
+    studyUid: string,
+    seg: { seriesUid: string; instanceUid: string },
+    sourceSeriesUid: string,
+  ): Promise<VoxelGrid<Uint8Array>>;
   ping(): Promise<void>;
 }
 
@@ -74,7 +78,10 @@ export interface ReadThroughCache {
    * `key(result)`). With an idempotency key, a retried request returns the first answer (`replayed: true`) and never
    * repeats the upstream write.
    */
-  write<T>(upstreamWrite: () => Promise<T>, options: { key: (result: T) => string; schema: z.ZodType<T>; idempotencyKey?: string }): Promise<{ value: T; replayed: boolean }>;
+  write<T>(
+    upstreamWrite: () => Promise<T>,
+    options: { key: (result: T) => string; schema: z.ZodType<T>; idempotencyKey?: string },
+  ): Promise<{ value: T; replayed: boolean }>;
   ping(): Promise<void>;
 }
 

@@ -35,9 +35,17 @@ export function sandboxRoutes(issuer: SandboxIssuer): AnyRoute[] {
       response: { status: 200, description: 'A bearer token', schema: tokenResponseSchema },
       errors: [400],
       handler: async ({ body }) => {
-        if (!DEMO_USERS.some((u) => u.id === body.userId)) throw new ApiError(400, 'invalid', 'Unknown demo user', ['userId']);
+        if (!DEMO_USERS.some((u) => u.id === body.userId))
+          throw new ApiError(400, 'invalid', 'Unknown demo user', ['userId']);
         const issued = await issuer.issue(body.userId);
-        return { body: { access_token: issued.accessToken, token_type: 'Bearer' as const, expires_in: issued.expiresIn, user: issued.user } };
+        return {
+          body: {
+            access_token: issued.accessToken,
+            token_type: 'Bearer' as const,
+            expires_in: issued.expiresIn,
+            user: issued.user,
+          },
+        };
       },
     }),
   ];

@@ -12,14 +12,21 @@ import type { Auditor } from './auditor.js';
 import type { ImagingArchive, VoxelGrid } from './ports.js';
 
 /** A DICOM UID: digits and dots, at most 64 characters. @see https://dicom.nema.org/medical/dicom/current/output/html/part05.html#sect_9.1 */
-export const dicomUidSchema = z.string().max(64).regex(/^[0-9]+(\.[0-9]+)*$/, 'a DICOM UID');
+export const dicomUidSchema = z
+  .string()
+  .max(64)
+  .regex(/^[0-9]+(\.[0-9]+)*$/, 'a DICOM UID');
 
 /**
  * Headers describing a binary voxel grid.
  * @param grid - dims and spacing
  */
 export function gridHeaders(grid: Pick<VoxelGrid<Float32Array>, 'dims' | 'spacing'>): Record<string, string> {
-  return { 'X-Volume-Dims': grid.dims.join(','), 'X-Volume-Spacing': grid.spacing.join(','), 'Cache-Control': 'private, max-age=300' };
+  return {
+    'X-Volume-Dims': grid.dims.join(','),
+    'X-Volume-Spacing': grid.spacing.join(','),
+    'Cache-Control': 'private, max-age=300',
+  };
 }
 
 /**
@@ -36,13 +43,22 @@ export function studyRoutes(deps: { archive: ImagingArchive; auditor: Auditor })
       summary: 'A patient’s imaging studies (from Orthanc)',
       tags: ['studies'],
       access: { permission: 'study:read' },
-      params: z.object({ id: z.string().min(1).max(64).regex(/^[\w-]+$/) }),
+      params: z.object({
+        id: z
+          .string()
+          .min(1)
+          .max(64)
+          .regex(/^[\w-]+$/),
+      }),
       response: { status: 200, description: 'The studies', schema: studyListSchema },
       errors: [503],
       handler: ({ params, principal, requestId }) =>
-        auditor.around({ principal, requestId, action: 'read', resource: `Patient/${params.id}/studies`, patientId: params.id }, async () => ({
-          body: { items: await archive.studiesOfPatient(params.id) },
-        })),
+        auditor.around(
+          { principal, requestId, action: 'read', resource: `Patient/${params.id}/studies`, patientId: params.id },
+          async () => ({
+            body: { items: await archive.studiesOfPatient(params.id) },
+          }),
+        ),
     }),
     defineRoute({
       method: 'get',
@@ -52,16 +68,32 @@ export function studyRoutes(deps: { archive: ImagingArchive; auditor: Auditor })
       tags: ['studies'],
       access: { permission: 'study:read' },
       params: z.object({ studyUid: dicomUidSchema, seriesUid: dicomUidSchema }),
-      response: { status: 200, description: 'Float32 voxels, i fastest', schema: z.instanceof(Buffer).openapi({ type: 'string', format: 'binary' }), contentType: 'application/octet-stream' },
+      response: {
+        status: 200,
+        description: 'Float32 voxels, i fastest',
+        schema: z.instanceof(Buffer).openapi({ type: 'string', format: 'binary' }),
+        contentType: 'application/octet-stream',
+      },
       errors: [404, 503],
       handler: ({ params, principal, requestId }) =>
-        auditor.around({ principal, requestId, action: 'read', resource: `ImagingStudy/${params.studyUid}/series/${params.seriesUid}` }, async (audit) => {
-          const study = await archive.study(params.studyUid);
-          if (study?.patientId) audit.patientId = study.patientId;
-          if (!study?.series.some((s) => s.uid === params.seriesUid)) throw notFound('Series');
-          const grid = await archive.seriesVolume(params.studyUid, params.seriesUid);
-          return { body: Buffer.from(grid.data.buffer, grid.data.byteOffset, grid.data.byteLength), headers: gridHeaders(grid) };
-        }),
+        auditor.around(
+          {
+            principal,
+            requestId,
+            action: 'read',
+            resource: `ImagingStudy/${params.studyUid}/series/${params.seriesUid}`,
+          },
+          async (audit) => {
+            const study = await archive.study(params.studyUid);
+            if (study?.patientId) audit.patientId = study.patientId;
+            if (!study?.series.some((s) => s.uid === params.seriesUid)) throw notFound('Series');
+            const grid = await archive.seriesVolume(params.studyUid, params.seriesUid);
+            return {
+              body: Buffer.from(grid.data.buffer, grid.data.byteOffset, grid.data.byteLength),
+              headers: gridHeaders(grid),
+            };
+          },
+        ),
     }),
     defineRoute({
       method: 'get',
@@ -74,12 +106,15 @@ export function studyRoutes(deps: { archive: ImagingArchive; auditor: Auditor })
       response: { status: 200, description: 'The study', schema: studySchema },
       errors: [404, 503],
       handler: ({ params, principal, requestId }) =>
-        auditor.around({ principal, requestId, action: 'read', resource: `ImagingStudy/${params.studyUid}` }, async (audit) => {
-          const study = await archive.study(params.studyUid);
-          if (!study) throw notFound('Study');
-          if (study.patientId) audit.patientId = study.patientId;
-          return { body: study };
-        }),
+        auditor.around(
+          { principal, requestId, action: 'read', resource: `ImagingStudy/${params.studyUid}` },
+          async (audit) => {
+            const study = await archive.study(params.studyUid);
+            if (!study) throw notFound('Study');
+            if (study.patientId) audit.patientId = study.patientId;
+            return { body: study };
+          },
+        ),
     }),
   ];
 }

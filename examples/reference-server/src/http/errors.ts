@@ -32,7 +32,12 @@ export const notFound = (what: string): ApiError => new ApiError(404, 'not-found
  * @param issues - severity error unless given
  */
 export function operationOutcome(
-  issues: Array<{ code: IssueCode; diagnostics: string; expression?: string[]; severity?: OperationOutcomeIssue['severity'] }>,
+  issues: Array<{
+    code: IssueCode;
+    diagnostics: string;
+    expression?: string[];
+    severity?: OperationOutcomeIssue['severity'];
+  }>,
 ): OperationOutcome {
   return {
     resourceType: 'OperationOutcome',
@@ -60,7 +65,9 @@ export function mapError(error: unknown): MappedError {
   if (error instanceof ApiError) {
     return {
       status: error.status,
-      outcome: operationOutcome([{ code: error.issueCode, diagnostics: error.message, expression: [...error.expressions] }]),
+      outcome: operationOutcome([
+        { code: error.issueCode, diagnostics: error.message, expression: [...error.expressions] },
+      ]),
       unexpected: false,
     };
   }
@@ -78,34 +85,74 @@ export function mapError(error: unknown): MappedError {
     };
   }
   if (TimeoutError.isInstance(error)) {
-    return { status: 504, outcome: operationOutcome([{ code: 'timeout', diagnostics: 'An upstream system did not answer in time' }]), unexpected: false };
+    return {
+      status: 504,
+      outcome: operationOutcome([{ code: 'timeout', diagnostics: 'An upstream system did not answer in time' }]),
+      unexpected: false,
+    };
   }
   if (HttpError.isInstance(error)) {
     // Upstream 4xx that reach here are our bug or a conflict; 5xx and no-response mean the upstream is unavailable.
     if (error.status === 409 || error.status === 412) {
-      return { status: 409, outcome: operationOutcome([{ code: 'conflict', diagnostics: 'The record was changed by someone else' }]), unexpected: false };
+      return {
+        status: 409,
+        outcome: operationOutcome([{ code: 'conflict', diagnostics: 'The record was changed by someone else' }]),
+        unexpected: false,
+      };
     }
     if (error.status === 404) {
-      return { status: 404, outcome: operationOutcome([{ code: 'not-found', diagnostics: 'Not found upstream' }]), unexpected: false };
+      return {
+        status: 404,
+        outcome: operationOutcome([{ code: 'not-found', diagnostics: 'Not found upstream' }]),
+        unexpected: false,
+      };
     }
-    return { status: 503, outcome: operationOutcome([{ code: 'transient', diagnostics: 'An upstream system is unavailable; try again later' }]), unexpected: false };
+    return {
+      status: 503,
+      outcome: operationOutcome([
+        { code: 'transient', diagnostics: 'An upstream system is unavailable; try again later' },
+      ]),
+      unexpected: false,
+    };
   }
   if (CdssError.isInstance(error) && error.code === 'RETRY_EXHAUSTED') {
-    return { status: 503, outcome: operationOutcome([{ code: 'transient', diagnostics: 'An upstream system is unavailable; try again later' }]), unexpected: false };
+    return {
+      status: 503,
+      outcome: operationOutcome([
+        { code: 'transient', diagnostics: 'An upstream system is unavailable; try again later' },
+      ]),
+      unexpected: false,
+    };
   }
   const bodyParser = error as { type?: string; status?: number };
   if (bodyParser && typeof bodyParser === 'object' && typeof bodyParser.type === 'string') {
     if (bodyParser.type === 'entity.too.large') {
-      return { status: 413, outcome: operationOutcome([{ code: 'too-costly', diagnostics: 'Request body too large' }]), unexpected: false };
+      return {
+        status: 413,
+        outcome: operationOutcome([{ code: 'too-costly', diagnostics: 'Request body too large' }]),
+        unexpected: false,
+      };
     }
     if (bodyParser.type === 'entity.parse.failed') {
-      return { status: 400, outcome: operationOutcome([{ code: 'structure', diagnostics: 'Request body is not valid JSON' }]), unexpected: false };
+      return {
+        status: 400,
+        outcome: operationOutcome([{ code: 'structure', diagnostics: 'Request body is not valid JSON' }]),
+        unexpected: false,
+      };
     }
     if (bodyParser.status && bodyParser.status >= 400 && bodyParser.status < 500) {
-      return { status: bodyParser.status, outcome: operationOutcome([{ code: 'invalid', diagnostics: 'Malformed request' }]), unexpected: false };
+      return {
+        status: bodyParser.status,
+        outcome: operationOutcome([{ code: 'invalid', diagnostics: 'Malformed request' }]),
+        unexpected: false,
+      };
     }
   }
-  return { status: 500, outcome: operationOutcome([{ code: 'exception', diagnostics: 'Internal server error' }]), unexpected: true };
+  return {
+    status: 500,
+    outcome: operationOutcome([{ code: 'exception', diagnostics: 'Internal server error' }]),
+    unexpected: true,
+  };
 }
 
 /**
@@ -116,7 +163,8 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
   return (error: unknown, req, res, _next) => {
     const mapped = mapError(error);
     if (mapped.unexpected) logger.error({ err: error, requestId: req.id }, 'unhandled error');
-    else if (mapped.status >= 500) logger.warn({ err: { message: (error as Error).message }, requestId: req.id }, 'upstream failure');
+    else if (mapped.status >= 500)
+      logger.warn({ err: { message: (error as Error).message }, requestId: req.id }, 'upstream failure');
     if (res.headersSent) return;
     res.status(mapped.status).type('application/fhir+json').json(mapped.outcome);
   };

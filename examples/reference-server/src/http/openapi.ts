@@ -10,7 +10,14 @@ extendZodWithOpenApi(z);
 const operationOutcomeSchema = z
   .object({
     resourceType: z.literal('OperationOutcome'),
-    issue: z.array(z.object({ severity: z.string(), code: z.string(), diagnostics: z.string().optional(), expression: z.array(z.string()).optional() })),
+    issue: z.array(
+      z.object({
+        severity: z.string(),
+        code: z.string(),
+        diagnostics: z.string().optional(),
+        expression: z.array(z.string()).optional(),
+      }),
+    ),
   })
   .openapi('OperationOutcome');
 
@@ -30,9 +37,16 @@ const ERROR_DESCRIPTIONS: Record<number, string> = {
  * @param routes - the route table
  * @param info - title and version
  */
-export function buildOpenApiDocument(routes: readonly AnyRoute[], info: { title: string; version: string; description?: string }): ReturnType<OpenApiGeneratorV31['generateDocument']> {
+export function buildOpenApiDocument(
+  routes: readonly AnyRoute[],
+  info: { title: string; version: string; description?: string },
+): ReturnType<OpenApiGeneratorV31['generateDocument']> {
   const registry = new OpenAPIRegistry();
-  const bearer = registry.registerComponent('securitySchemes', 'bearerAuth', { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' });
+  const bearer = registry.registerComponent('securitySchemes', 'bearerAuth', {
+    type: 'http',
+    scheme: 'bearer',
+    bearerFormat: 'JWT',
+  });
   const signature = registry.registerComponent('securitySchemes', 'webhookSignature', {
     type: 'apiKey',
     in: 'header',
@@ -40,7 +54,12 @@ export function buildOpenApiDocument(routes: readonly AnyRoute[], info: { title:
     description: 'HMAC-SHA256 signature of the timestamp and body, see @cdss/ai-jobs',
   });
   for (const route of routes) {
-    const errors = new Set<number>([...(route.access === 'public' ? [] : [401]), ...(typeof route.access === 'object' ? [403] : []), ...(route.body ? [400, 413] : []), ...(route.errors ?? [])]);
+    const errors = new Set<number>([
+      ...(route.access === 'public' ? [] : [401]),
+      ...(typeof route.access === 'object' ? [403] : []),
+      ...(route.body ? [400, 413] : []),
+      ...(route.errors ?? []),
+    ]);
     registry.registerPath({
       method: route.method,
       path: route.path,
@@ -55,7 +74,9 @@ export function buildOpenApiDocument(routes: readonly AnyRoute[], info: { title:
       request: {
         ...(route.params ? { params: route.params as z.ZodObject } : {}),
         ...(route.query ? { query: route.query as z.ZodObject } : {}),
-        ...(route.body ? { body: { content: { [route.bodyContentType ?? 'application/json']: { schema: route.body } } } } : {}),
+        ...(route.body
+          ? { body: { content: { [route.bodyContentType ?? 'application/json']: { schema: route.body } } } }
+          : {}),
       },
       responses: {
         [route.response.status]: {
@@ -63,7 +84,13 @@ export function buildOpenApiDocument(routes: readonly AnyRoute[], info: { title:
           content: { [route.response.contentType ?? 'application/json']: { schema: route.response.schema } },
         },
         ...Object.fromEntries(
-          [...errors].map((status) => [status, { description: ERROR_DESCRIPTIONS[status] ?? 'Error', content: { 'application/fhir+json': { schema: operationOutcomeSchema } } }]),
+          [...errors].map((status) => [
+            status,
+            {
+              description: ERROR_DESCRIPTIONS[status] ?? 'Error',
+              content: { 'application/fhir+json': { schema: operationOutcomeSchema } },
+            },
+          ]),
         ),
       },
     });

@@ -4,7 +4,7 @@
  * OpenAPI document. The route-security test walks this table.
  */
 import type { Request, Response, Router, RequestHandler } from 'express';
-import { z } from 'zod';
+import type { z } from 'zod';
 import { ValidationError } from '@cdss/core';
 import type { Permission } from '../auth/rbac.js';
 import { isAllowed } from '../auth/rbac.js';

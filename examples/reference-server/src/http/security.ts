@@ -12,12 +12,12 @@ declare global {
   // eslint-disable-next-line @typescript-eslint/no-namespace -- Express's documented way to type request extensions
   namespace Express {
     interface Request {
-    /** The request id (from a sane `X-Request-Id`, else a new UUID). */
-    id: string;
-    /** The authenticated caller, when a valid bearer token came with the request. */
-    principal?: Principal;
-    /** Why the bearer token was refused, when one came and was invalid. */
-    authError?: string;
+      /** The request id (from a sane `X-Request-Id`, else a new UUID). */
+      id: string;
+      /** The authenticated caller, when a valid bearer token came with the request. */
+      principal?: Principal;
+      /** Why the bearer token was refused, when one came and was invalid. */
+      authError?: string;
     }
   }
 }
@@ -72,7 +72,10 @@ export function requirePrincipal(req: Request): Principal {
  */
 export function rateLimits(perMinute: number): RequestHandler[] {
   const handler: RequestHandler = (_req, res) => {
-    res.status(429).type('application/fhir+json').json(operationOutcome([{ code: 'throttled', diagnostics: 'Too many requests; slow down' }]));
+    res
+      .status(429)
+      .type('application/fhir+json')
+      .json(operationOutcome([{ code: 'throttled', diagnostics: 'Too many requests; slow down' }]));
   };
   return [
     rateLimit({ windowMs: 60_000, limit: perMinute, standardHeaders: 'draft-7', legacyHeaders: false, handler }),
@@ -97,7 +100,11 @@ export function httpMetrics(metrics: ServerMetrics): RequestHandler {
     const end = metrics.httpDuration.startTimer();
     res.on('finish', () => {
       const route = (req.route as { path?: string } | undefined)?.path;
-      end({ method: req.method, route: route ? `${req.baseUrl}${route}` : 'unmatched', status: String(res.statusCode) });
+      end({
+        method: req.method,
+        route: route ? `${req.baseUrl}${route}` : 'unmatched',
+        status: String(res.statusCode),
+      });
     });
     next();
   };

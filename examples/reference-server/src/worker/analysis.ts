@@ -32,7 +32,10 @@ import type { DicomWebClient } from '@cdss/orthanc-client';
  * @param model - the loaded model
  */
 export function modelRef(model: Pick<SegmentationModel, 'manifest'>): { id: string; version: string } {
-  const id = model.manifest.name.toLowerCase().replace(/[^a-z0-9._-]+/g, '-').replace(/^[^a-z0-9]+/, '');
+  const id = model.manifest.name
+    .toLowerCase()
+    .replace(/[^a-z0-9._-]+/g, '-')
+    .replace(/^[^a-z0-9]+/, '');
   return { id: id || 'model', version: model.manifest.version };
 }
 
@@ -70,14 +73,23 @@ function failure(stage: 'fetch' | 'preprocess' | 'inference' | 'store', error: u
   if (error instanceof JobFailure) return error;
   const detail = error instanceof Error ? error.message : String(error);
   if (error instanceof StudySeriesError) return new JobFailure('series-missing', detail, { cause: error });
-  if (error instanceof SeriesGeometryError || error instanceof DicomParseError) return new JobFailure('preprocessing-failed', detail, { cause: error });
+  if (error instanceof SeriesGeometryError || error instanceof DicomParseError)
+    return new JobFailure('preprocessing-failed', detail, { cause: error });
   if (error instanceof SegmentationError) {
     if (error.code === 'ABORTED') return new JobFailure('deadline-exceeded', detail, { cause: error });
-    return new JobFailure(error.code === 'INVALID_INPUT' ? 'preprocessing-failed' : 'inference-failed', detail, { cause: error });
+    return new JobFailure(error.code === 'INVALID_INPUT' ? 'preprocessing-failed' : 'inference-failed', detail, {
+      cause: error,
+    });
   }
-  const reasons = { fetch: 'input-fetch-failed', preprocess: 'preprocessing-failed', inference: 'inference-failed', store: 'output-store-failed' } as const;
+  const reasons = {
+    fetch: 'input-fetch-failed',
+    preprocess: 'preprocessing-failed',
+    inference: 'inference-failed',
+    store: 'output-store-failed',
+  } as const;
   // Network and PACS errors may pass; our own validation errors will not.
-  const retryable = (stage === 'fetch' || stage === 'store') && !(CdssError.isInstance(error) && error.code === 'VALIDATION_ERROR');
+  const retryable =
+    (stage === 'fetch' || stage === 'store') && !(CdssError.isInstance(error) && error.code === 'VALIDATION_ERROR');
   return new JobFailure(reasons[stage], detail, { retryable, cause: error });
 }
 
@@ -102,10 +114,16 @@ export async function analyseStudy(options: AnalyseStudyOptions): Promise<Analys
   let sourceFiles: Uint8Array[];
   try {
     const channels = Object.entries(series) as Array<[StudyChannel, string]>;
-    const files = await Promise.all(channels.map(async ([channel, uid]) => [channel, await collect(dicomweb.retrieveSeries(studyInstanceUid, uid, { signal }))] as const));
+    const files = await Promise.all(
+      channels.map(
+        async ([channel, uid]) =>
+          [channel, await collect(dicomweb.retrieveSeries(studyInstanceUid, uid, { signal }))] as const,
+      ),
+    );
     const volumes = Object.fromEntries(
       files.map(([channel, f]) => {
-        if (f.length === 0) throw new StudySeriesError(`series for ${channel.toUpperCase()} has no instances`, [channel]);
+        if (f.length === 0)
+          throw new StudySeriesError(`series for ${channel.toUpperCase()} has no instances`, [channel]);
         return [channel, { volume: volumeFromPart10(f), seriesInstanceUid: series[channel] }];
       }),
     ) as Record<StudyChannel, { volume: ReturnType<typeof volumeFromPart10>; seriesInstanceUid: string }>;

@@ -44,7 +44,10 @@ export interface AiWorker {
 }
 
 const analyzeBodySchema = z.strictObject({
-  studyInstanceUid: z.string().regex(/^[0-9]+(\.[0-9]+)*$/).max(64),
+  studyInstanceUid: z
+    .string()
+    .regex(/^[0-9]+(\.[0-9]+)*$/)
+    .max(64),
 });
 
 function sameSecret(a: string, b: string): boolean {
@@ -71,7 +74,8 @@ export function createAiWorker(options: AiWorkerOptions): AiWorker {
     handler: async (ctx) => {
       const wanted = ctx.request.model;
       const mine = modelRef(model);
-      if (wanted.id !== mine.id) throw new JobFailure('unsupported-model', `this worker serves ${mine.id} ${mine.version}, not ${wanted.id}`);
+      if (wanted.id !== mine.id)
+        throw new JobFailure('unsupported-model', `this worker serves ${mine.id} ${mine.version}, not ${wanted.id}`);
       running++;
       try {
         return await analyseStudy({
@@ -123,7 +127,9 @@ export function createAiWorker(options: AiWorkerOptions): AiWorker {
       return;
     }
     try {
-      const candidates = await dicomweb.searchForSeries(body.data.studyInstanceUid, { includefield: ['SeriesDescription', 'Modality', '00180010', '00180082'] });
+      const candidates = await dicomweb.searchForSeries(body.data.studyInstanceUid, {
+        includefield: ['SeriesDescription', 'Modality', '00180010', '00180082'],
+      });
       const chosen = selectStudySeries(
         candidates.map((s) => ({
           seriesInstanceUid: dicomString(s, 'SeriesInstanceUID') ?? '',
@@ -137,7 +143,12 @@ export function createAiWorker(options: AiWorkerOptions): AiWorker {
         model,
         jobId: randomUUID(),
         studyInstanceUid: body.data.studyInstanceUid,
-        series: { t1c: chosen.t1c.seriesInstanceUid, t1: chosen.t1.seriesInstanceUid, t2: chosen.t2.seriesInstanceUid, flair: chosen.flair.seriesInstanceUid },
+        series: {
+          t1c: chosen.t1c.seriesInstanceUid,
+          t1: chosen.t1.seriesInstanceUid,
+          t2: chosen.t2.seriesInstanceUid,
+          flair: chosen.flair.seriesInstanceUid,
+        },
         signal: AbortSignal.timeout(jobTimeoutMs),
         progress: async () => undefined,
         maxVoxels,
@@ -145,9 +156,16 @@ export function createAiWorker(options: AiWorkerOptions): AiWorker {
       });
       res.json(result);
     } catch (error) {
-      const failure = error instanceof JobFailure ? error : error instanceof StudySeriesError ? new JobFailure('series-missing', error.message) : undefined;
+      const failure =
+        error instanceof JobFailure
+          ? error
+          : error instanceof StudySeriesError
+            ? new JobFailure('series-missing', error.message)
+            : undefined;
       if (failure) {
-        res.status(failure.reason === 'series-missing' || failure.reason === 'invalid-request' ? 422 : 502).json({ reason: failure.reason, detail: failure.detail });
+        res
+          .status(failure.reason === 'series-missing' || failure.reason === 'invalid-request' ? 422 : 502)
+          .json({ reason: failure.reason, detail: failure.detail });
         return;
       }
       logger.error({ err: error }, 'direct analysis failed');
