@@ -54,6 +54,8 @@ export function Section({ title, children, extra }: { title: string; children: R
 export function formatDate(value: string | undefined): string {
   if (!value) return '—';
   if (/^\d{4}-\d{2}-\d{2}$/.test(value)) return value;
+  // A date sent as midnight (OpenEMR's date-only fields) is a date, not a time.
+  if (/^\d{4}-\d{2}-\d{2}[T ]00:00(:00(\.0+)?)?(Z|[+-]00:?00)?$/.test(value)) return value.slice(0, 10);
   const date = new Date(value);
   return Number.isNaN(date.getTime())
     ? value

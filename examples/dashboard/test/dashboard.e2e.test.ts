@@ -236,11 +236,33 @@ describe.skipIf(!chromiumPath)('dashboard in a real browser against the sandbox 
   it('nurse: sees no analysis button, and the API refuses the request (403)', async () => {
     const page = await newPage();
     await signIn(page, /Nina Nurse/);
+
+    // Data served stale (OpenEMR unreachable, answered from the cache) is marked. The real responses are passed
+    // through with their stale flag set, for the demographics and the allergies only.
+    const patientPath = `/api/patients/${encodeURIComponent(patient.id)}`;
+    for (const path of [patientPath, `${patientPath}/allergies`]) {
+      await page.route(`${server.url}${path}`, async (route) => {
+        const response = await route.fetch();
+        const body = (await response.json()) as Record<string, unknown>;
+        await route.fulfill({ response, json: { ...body, stale: true } });
+      });
+    }
+    await page.goto(`${server.url}/patients/${encodeURIComponent(patient.id)}`);
+    await page.getByRole('heading', { level: 1 }).getByText('Possibly out of date').waitFor();
+    await page
+      .getByRole('heading', { name: /Allergies/, level: 2 })
+      .getByText('Possibly out of date')
+      .waitFor();
+    await page.getByRole('heading', { name: 'Medications', level: 2 }).waitFor();
+    await page.locator('.loading').first().waitFor({ state: 'detached', timeout: 20_000 });
+    expect(await page.getByText('Possibly out of date').count()).toBe(2);
+    await shot(page, '10-nurse-stale-marker');
+    await page.unrouteAll();
     await page.goto(`${server.url}/patients/${encodeURIComponent(patient.id)}/studies/${encodeURIComponent(studyUid)}`);
     await page.locator('canvas[data-slice]').waitFor();
     expect(await page.getByRole('button', { name: 'Request analysis' }).count()).toBe(0);
     expect(await page.getByRole('link', { name: 'Review queue' }).count()).toBe(0);
-    await shot(page, '10-nurse-study');
+    await shot(page, '10-nurse-study-no-request-button');
     // The same request the button would send, with the nurse's own token from this tab's session.
     const status = await page.evaluate(
       async ({ studyUid: uid, patientId }) => {
