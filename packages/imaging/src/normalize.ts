@@ -86,7 +86,9 @@ export function normalizeIntensity(
 ): { data: Float32Array; statistics: (IntensityStatistics | undefined)[] } {
   const voxels = checkChannelFirst(data, shape, 'normalizeIntensity input');
   const nonzero = options.nonzero ?? false;
-  const out = new Float32Array(data);
+  // Zero-filled: every voxel that changes is written below, and every other one is 0 (nonzero mode) — except
+  // a block left unchanged, which is copied.
+  const out = new Float32Array(data.length);
   const blocks = options.channelWise ? (shape[0] as number) : 1;
   const blockLen = options.channelWise ? voxels : data.length;
   const statistics: (IntensityStatistics | undefined)[] = [];
@@ -95,7 +97,11 @@ export function normalizeIntensity(
     const end = start + blockLen;
     const s = stats(data, start, end, nonzero);
     statistics.push(s);
-    if (s) apply(data, out, start, end, s, nonzero);
+    if (s) {
+      apply(data, out, start, end, s, nonzero);
+    } else {
+      out.set(data.subarray(start, end), start); // nothing to normalise: keep the values (all zero)
+    }
   }
   return { data: out, statistics };
 }
