@@ -13,7 +13,7 @@
  *   parallel (one process, `--parallel`), each on an empty store (the patient is deleted between rounds).
  *
  * The download result is the last line (JSON); the upload result is the line before it.
- * Settings (environment): BENCH_ROUNDS (download rounds per side, default 5, max 10), BENCH_UPLOAD_ROUNDS (default 2, max 5).
+ * Settings (environment): BENCH_ROUNDS (download rounds per side, default 7, max 10), BENCH_UPLOAD_ROUNDS (default 2, max 5).
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -50,7 +50,7 @@ function curl(args: string[]): Promise<void> {
 
 async function main(): Promise<void> {
   const svc = await requireService('orthanc', { ci: true });
-  const downloadRounds = intEnv('BENCH_ROUNDS', 5, 10);
+  const downloadRounds = intEnv('BENCH_ROUNDS', 7, 10);
   const uploadRounds = intEnv('BENCH_UPLOAD_ROUNDS', 2, 5);
   const url = new URL(svc.url);
   const user = `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`;

@@ -58,9 +58,13 @@ class ChunkQueue {
   peek(n: number): Buffer {
     const first = this.chunks[0];
     if (first && first.length >= n) return first.subarray(0, n);
-    const all = Buffer.concat(this.chunks, this.length);
-    this.chunks = all.length ? [all] : [];
-    return all.subarray(0, n);
+    // Join only the chunks that cover the first n bytes (header-sized windows, not whole bodies).
+    let covered = 0;
+    let count = 0;
+    while (covered < n && count < this.chunks.length) covered += (this.chunks[count++] as Buffer).length;
+    const merged = Buffer.concat(this.chunks.slice(0, count), covered);
+    this.chunks.splice(0, count, merged);
+    return merged.subarray(0, n);
   }
   /** Views of the `n` bytes at `offset` (which must be queued). */
   peekPieces(offset: number, n: number): Buffer[] {
@@ -198,7 +202,7 @@ export async function* parseMultipartPieces(
   const find = async (needle: Buffer, from: number, limit = Infinity): Promise<number> => {
     let searched = from;
     for (;;) {
-      const view = q.peek(q.length);
+      const view = q.peek(Math.min(q.length, limit === Infinity ? q.length : limit + needle.length));
       const at = view.indexOf(needle, searched);
       if (at >= 0) return at;
       searched = Math.max(from, view.length - needle.length + 1);
