@@ -187,6 +187,10 @@ describe('route security', () => {
       const user = DEMO_USERS.find((u) => u.role === denied)!;
       const forbidden = await call(route.method.toUpperCase(), path, { user: user.id, body });
       expect(forbidden.status, `${route.method} ${route.path} as ${denied}`).toBe(403);
+      expect(h.audit.records.at(-1), `${route.path} denial audited`).toMatchObject({
+        outcome: 'denied',
+        userId: user.id,
+      });
     }
   });
 });
@@ -225,5 +229,19 @@ describe('binary voxel grids', () => {
     const missing = await client.studies.volume('1.2.3', '1.2.3.9').catch((e: unknown) => e);
     expect((missing as { status?: number }).status).toBe(404);
     expect(h.audit.records.at(-1)).toMatchObject({ action: 'read', patientId: 'p1' });
+  });
+});
+
+describe('graceful shutdown', () => {
+  it('closes WebSockets with 1001 (going away) and stops accepting connections', async () => {
+    const other = await startHarness(() => []);
+    const ws = new WebSocket(`${other.baseUrl.replace('http', 'ws')}/ws`);
+    await new Promise((resolve) => ws.once('open', resolve));
+    ws.send(JSON.stringify({ type: 'auth', token: await other.token('demo-nurse') }));
+    await new Promise((resolve) => ws.once('message', resolve));
+    const closed = new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)));
+    await other.close();
+    expect(await closed).toBe(1001);
+    await expect(fetch(`${other.baseUrl}/healthz`)).rejects.toThrow();
   });
 });

@@ -18,6 +18,7 @@ import { httpMetrics, identify, rateLimits, requestId, requirePrincipal } from '
 import { registerRoutes, type AnyRoute } from './http/route.js';
 import { buildOpenApiDocument, OPENAPI_PAGE } from './http/openapi.js';
 import { isAllowed } from './auth/rbac.js';
+import type { Auditor } from './domain/auditor.js';
 
 /** A dependency checked by `/readyz`. */
 export interface ReadinessCheck {
@@ -36,6 +37,8 @@ export interface AppDeps {
   readiness: readonly ReadinessCheck[];
   /** Verifies a signed webhook request (the raw body is in `req.body` as a Buffer). */
   verifyWebhook(req: Request): Promise<void>;
+  /** Records refused attempts (routes whose permission the caller's role lacks). */
+  auditor?: Auditor;
   /** The dashboard's built files, served at `/` when present. */
   staticDir?: string;
   version: string;
@@ -96,12 +99,10 @@ export function createCdssServer(deps: AppDeps): CdssServer {
       }),
     );
     const ready = results.every((r) => r.ok);
-    res
-      .status(ready ? 200 : 503)
-      .json({
-        status: ready ? 'ready' : 'degraded',
-        checks: Object.fromEntries(results.map((r) => [r.name, r.ok ? 'up' : 'down'])),
-      });
+    res.status(ready ? 200 : 503).json({
+      status: ready ? 'ready' : 'degraded',
+      checks: Object.fromEntries(results.map((r) => [r.name, r.ok ? 'up' : 'down'])),
+    });
   });
   app.get('/metrics', async (req, res) => {
     if (!config.CDSS_METRICS_PUBLIC) {
@@ -128,6 +129,20 @@ export function createCdssServer(deps: AppDeps): CdssServer {
   registerRoutes(router, deps.routes, {
     authenticate: async (req) => requirePrincipal(req),
     verifyWebhook: deps.verifyWebhook,
+    ...(deps.auditor
+      ? {
+          onDenied: async (route, principal, req) => {
+            const auditor = deps.auditor!;
+            const action = route.method === 'get' ? 'read' : route.method === 'post' ? 'create' : 'update';
+            await auditor.denied({
+              principal,
+              requestId: req.id,
+              action,
+              resource: `${route.method.toUpperCase()} ${route.path}`,
+            });
+          },
+        }
+      : {}),
   });
   app.use(router);
 

@@ -400,6 +400,7 @@ export async function composeServer(config: ServerConfig, logger: Logger, versio
       ...auditRoutes(auditStore),
     ],
     readiness,
+    auditor,
     verifyWebhook: async (req) => {
       if (webhookSecrets.length === 0) throw new ApiError(401, 'login', 'Webhooks are not configured');
       try {

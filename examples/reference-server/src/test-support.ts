@@ -170,6 +170,7 @@ export async function startHarness(
     bus,
     routes: buildRoutes({ auditor, bus, fhir, metrics }),
     readiness: [],
+    auditor,
     verifyWebhook: webhook,
     version: 'test',
   });

@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
 import { exportSPKI, generateKeyPair, SignJWT } from 'jose';
 import { requireService } from '@cdss/core/testing';
 import { OrthancClient } from '@cdss/orthanc-client';
@@ -34,6 +35,7 @@ describe.skipIf(!available)('connected mode on the real services', () => {
   let composed: ComposedServer;
   let baseUrl: string;
   let tokenFor: (userId: string) => Promise<string>;
+  let connectedEnv: Record<string, string>;
   const orthancUrl = new URL(orthancSvc!.url);
   const orthanc = new OrthancClient({
     baseUrl: `${orthancUrl.protocol}//${orthancUrl.host}`,
@@ -61,7 +63,7 @@ describe.skipIf(!available)('connected mode on the real services', () => {
         .setExpirationTime('10m')
         .sign(privateKey);
     };
-    const config = loadConfig({
+    connectedEnv = {
       CDSS_MODE: 'connected',
       CDSS_DATA_DIR: dataDir,
       CDSS_LOG_LEVEL: 'warn',
@@ -81,8 +83,8 @@ describe.skipIf(!available)('connected mode on the real services', () => {
       ORTHANC_PASSWORD: decodeURIComponent(orthancUrl.password),
       AMQP_URL: rabbitSvc!.url,
       MYSQL_URL: mariaSvc!.url,
-    });
-    composed = await composeServer(config, createLogger('warn'), 'test');
+    };
+    composed = await composeServer(loadConfig(connectedEnv), createLogger('warn'), 'test');
     baseUrl = `http://127.0.0.1:${await composed.server.listen(0, '127.0.0.1')}`;
   }, 180_000);
 
@@ -96,6 +98,46 @@ describe.skipIf(!available)('connected mode on the real services', () => {
   it('runs the clinical flow on Orthanc, RabbitMQ, MariaDB and HAPI FHIR', async () => {
     await runClinicalFlow({ baseUrl, fhirUrl: hapiSvc!.url, orthanc, tokenFor });
   }, 300_000);
+
+  it('fans events out across server instances: a write on one reaches WebSocket clients of another', async () => {
+    const second = await composeServer(
+      loadConfig({ ...connectedEnv, CDSS_WORKER: 'off' }),
+      createLogger('warn'),
+      'test',
+    );
+    try {
+      const secondUrl = `http://127.0.0.1:${await second.server.listen(0, '127.0.0.1')}`;
+      const token = await tokenFor('demo-nurse');
+      const client = createCdssClient({ baseUrl, getToken: () => token });
+      const patient = await client.patients.create({
+        givenName: 'Fan',
+        familyName: 'Out',
+        birthDate: '1980-02-03',
+        sex: 'female',
+      });
+      const received: string[] = [];
+      const ws = new WebSocket(`${secondUrl.replace('http', 'ws')}/ws`);
+      ws.on('message', (raw) => {
+        const message = JSON.parse(raw.toString()) as { type: string; event?: { type: string; patientId: string } };
+        if (message.type === 'subscribed') received.push('subscribed');
+        if (message.event?.patientId === patient.id) received.push(message.event.type);
+      });
+      await new Promise((resolve) => ws.once('open', resolve));
+      ws.send(JSON.stringify({ type: 'auth', token }));
+      ws.send(JSON.stringify({ type: 'subscribe', topic: `patient:${patient.id}` }));
+      await expect.poll(() => received.includes('subscribed')).toBe(true);
+      await client.patients.update(patient.id, {
+        givenName: 'Fan',
+        familyName: 'Outward',
+        birthDate: '1980-02-03',
+        sex: 'female',
+      });
+      await expect.poll(() => received.includes('patient.updated'), { timeout: 10_000 }).toBe(true);
+      ws.close();
+    } finally {
+      await second.close();
+    }
+  }, 120_000);
 
   it('keeps answering cached reads (flagged stale) while OpenEMR is down, refuses writes, and recovers', async () => {
     const token = await tokenFor('demo-physician');

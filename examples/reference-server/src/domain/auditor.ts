@@ -24,6 +24,8 @@ export interface Auditor {
    * @param operation - the work; it may set `context.patientId`
    */
   around<T>(context: AuditContext, operation: (context: AuditContext) => Promise<T>): Promise<T>;
+  /** Records a refused attempt (the policy denied the caller's role). */
+  denied(context: AuditContext): Promise<void>;
 }
 
 /**
@@ -49,6 +51,7 @@ export function createAuditor(store: AuditStore, fhir: FhirSync, metrics: Server
     await fhir.enqueue('audit-event', toAuditEvent(record));
   }
   return {
+    denied: (context) => write(context, 'denied'),
     async around(context, operation) {
       let result: Awaited<ReturnType<typeof operation>>;
       try {

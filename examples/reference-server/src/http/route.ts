@@ -90,6 +90,8 @@ export interface Authenticator {
   authenticate(req: Request): Promise<Principal>;
   /** Verifies the webhook signature of a raw body; throws ApiError(401) when missing or invalid. */
   verifyWebhook(req: Request): Promise<void>;
+  /** Called when the policy refuses an authenticated caller (for the audit trail). */
+  onDenied?(route: AnyRoute, principal: Principal, req: Request): Promise<void>;
 }
 
 /**
@@ -108,6 +110,7 @@ export function registerRoutes(router: Router, routes: readonly AnyRoute[], auth
         principal = await auth.authenticate(req);
         req.principal = principal;
         if (!isAllowed(principal.roles, route.access.permission)) {
+          await auth.onDenied?.(route, principal, req);
           throw new ApiError(403, 'forbidden', `Your role may not ${route.access.permission.replace(':', ' ')}`);
         }
       }
