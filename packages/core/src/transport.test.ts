@@ -353,6 +353,18 @@ describe('HttpTransport retries', () => {
     expect(JSON.stringify(lines)).not.toMatch(/Alice|tok-abc/);
     expect(lines.filter((l) => l.level === 'debug')).toHaveLength(2);
   });
+
+  it('masks identifier path segments (uuids, numeric ids, DICOM UIDs, Orthanc ids) in logs', async () => {
+    const lines: { obj: unknown }[] = [];
+    const log = (obj: object | string) => lines.push({ obj });
+    const logger: Logger = { debug: log, info: log, warn: log, error: log };
+    const uuid = '9fe235d6-e674-5663-a745-ffb447145825';
+    sequence('get', `/patient/${uuid}/studies/1.2.840.113619.2.5/v1/42`, [status(503), ok()]);
+    await transport({ logger }).t.request({ method: 'GET', path: `patient/${uuid}/studies/1.2.840.113619.2.5/v1/42` });
+    const urls = lines.map((l) => (l.obj as { url?: string }).url).filter(Boolean);
+    expect(urls[0]).toBe(`${BASE}/patient/:id/studies/:id/v1/:id`);
+    expect(JSON.stringify(lines)).not.toMatch(/9fe235d6|113619/);
+  });
 });
 
 describe('HttpTransport auth', () => {

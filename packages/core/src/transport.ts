@@ -242,10 +242,19 @@ function hasSecretQuery(url: URL): boolean {
   return false;
 }
 
-/** The form of a URL for logs: no user-info, every query value masked (search parameters may be PHI). */
+/**
+ * Path segments that identify a record (a patient's uuid or pid, a DICOM UID): masked in logs, since they link a log
+ * line to a person. Resource names and API versions (`patient`, `v1`, `dicom-web`) stay readable.
+ */
+const ID_SEGMENT = /^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|\d+|\d+(\.\d+)+|[0-9a-f]{8}(-[0-9a-f]{8}){4})$/i;
+
+/** The form of a URL for logs: no user-info, identifier path segments and every query value masked (PHI). */
 function logUrl(url: URL): string {
-  if (url.search === '') return safeUrl(url);
   const copy = new URL(safeUrl(url));
+  copy.pathname = copy.pathname
+    .split('/')
+    .map((segment) => (ID_SEGMENT.test(decodeURIComponent(segment)) ? ':id' : segment))
+    .join('/');
   for (const key of [...copy.searchParams.keys()]) copy.searchParams.set(key, '*');
   return copy.href;
 }
