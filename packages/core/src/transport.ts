@@ -246,7 +246,8 @@ function hasSecretQuery(url: URL): boolean {
  * Path segments that identify a record (a patient's uuid or pid, a DICOM UID): masked in logs, since they link a log
  * line to a person. Resource names and API versions (`patient`, `v1`, `dicom-web`) stay readable.
  */
-const ID_SEGMENT = /^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|\d+|\d+(\.\d+)+|[0-9a-f]{8}(-[0-9a-f]{8}){4})$/i;
+const ID_SEGMENT =
+  /^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|\d+|\d+(\.\d+)+|[0-9a-f]{8}(-[0-9a-f]{8}){4})$/i;
 
 /** The form of a URL for logs: no user-info, identifier path segments and every query value masked (PHI). */
 function logUrl(url: URL): string {
