@@ -19,7 +19,8 @@
  * concurrency, to show how much of the full stack's cost is audit I/O.
  *
  * Settings (environment): BENCH_CONCURRENCY (16, max 256), BENCH_ROUND_MS (1500, max 5000), BENCH_ROUNDS (6 per
- * side, max 10). About 25 s in all with the defaults (each side at most 10 × 5 s = 50 s of timed load).
+ * side, max 10). With the defaults 18 s of timed load after 2 s of warm-up; 35-40 s in all on a busy machine (composing
+ * the sandbox takes several seconds). At most 10 × 5 s of load per side.
  */
 import { fork } from 'node:child_process';
 import { appendFile, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
