@@ -13,14 +13,15 @@
  *
  * The baseline is a bare Express 5 app in the same process with one route answering the same JSON body with
  * `res.json`. One client, autocannon in a child process (so its CPU is not the servers'), keeps BENCH_CONCURRENCY
- * requests in flight on keep-alive connections for the same time against each; rounds alternate which side goes
- * first (ABBA), after an untimed warm-up of both; the median round is reported with its p99, the client's CPU per
- * request and this (server) process's CPU per request. Then the audit file append alone is timed at the same
- * concurrency, to show how much of the full stack's cost is audit I/O.
+ * requests in flight on keep-alive connections for the same time against each; each round runs the sides in another
+ * order (full stack and bare alternate which goes first), after an untimed warm-up; the median round is reported with its p99, the client's CPU per
+ * request and this (server) process's CPU per request. A third side, GET /healthz with the same token, shows what
+ * the middleware alone costs (no route table, RBAC, cache or audit). Then the audit file append alone is timed at the
+ * same concurrency, to show how much of the full stack's cost is audit I/O.
  *
  * Settings (environment): BENCH_CONCURRENCY (16, max 256), BENCH_ROUND_MS (1500, max 5000), BENCH_ROUNDS (6 per
- * side, max 10). With the defaults 18 s of timed load after 2 s of warm-up; 35-40 s in all on a busy machine (composing
- * the sandbox takes several seconds). At most 10 × 5 s of load per side.
+ * side, max 10). With the defaults 27 s of timed load (6 × 3 × 1.5 s) after 2.5 s of warm-up; about 45 s in all on a
+ * busy machine (composing the sandbox takes several seconds). At most 10 × 5 s of load per side.
  */
 import { fork } from 'node:child_process';
 import { appendFile, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
@@ -226,25 +227,47 @@ async function main(): Promise<void> {
     const loads0 = await counterSum(composed.metrics.cacheEvents, { event: 'load' });
     const audits0 = await counterSum(composed.metrics.auditEvents, { action: 'read', outcome: 'success' });
 
+    // A side figure, not the baseline: GET /healthz with the same token crosses the same middleware (request id,
+    // metrics, helmet, CORS, body parser, JWT verification, both rate limits) but no route table, RBAC, cache or audit.
+    const middleware = { url: `${base}/healthz`, headers };
+
     load = await startClient(concurrency);
     await load.run(full, 1_000); // warm-up, untimed
     await load.run(baseline, 1_000);
+    await load.run(middleware, 500);
     const fullRounds: Round[] = [];
     const bareRounds: Round[] = [];
+    const mwRounds: Round[] = [];
     const fmt = (r: Round) =>
       `${Math.round(r.rps)} req/s, p99 ${r.p99} ms, CPU/req client ${r.clientCpuUs.toFixed(0)} µs server ${r.serverCpuUs.toFixed(0)} µs`;
+    // Each round runs the three in one of the six orders, so none always follows another (full stack and bare
+    // alternate ABBA-fashion).
+    const orders = [
+      [0, 1, 2],
+      [1, 0, 2],
+      [2, 0, 1],
+      [1, 2, 0],
+      [0, 2, 1],
+      [2, 1, 0],
+    ] as const;
+    const sides = [
+      { target: full, rounds: fullRounds },
+      { target: baseline, rounds: bareRounds },
+      { target: middleware, rounds: mwRounds },
+    ];
     for (let r = 0; r < rounds; r++) {
-      if (r % 2 === 0) {
-        fullRounds.push(await load.run(full, roundMs));
-        bareRounds.push(await load.run(baseline, roundMs));
-      } else {
-        bareRounds.push(await load.run(baseline, roundMs));
-        fullRounds.push(await load.run(full, roundMs));
+      for (const i of orders[r % orders.length] ?? orders[0]) {
+        const side = sides[i];
+        if (side) side.rounds.push(await load.run(side.target, roundMs));
       }
       const f = fullRounds[r] as Round;
       const b = bareRounds[r] as Round;
-      process.stdout.write(`round ${r + 1}: full stack ${fmt(f)} | bare express ${fmt(b)}\n`);
-      if (f.bad > 0 || b.bad > 0) throw new Error(`non-2xx answers or errors: full stack ${f.bad}, bare ${b.bad}`);
+      const m = mwRounds[r] as Round;
+      process.stdout.write(
+        `round ${r + 1}: full stack ${fmt(f)} | bare express ${fmt(b)} | middleware only ${fmt(m)}\n`,
+      );
+      if (f.bad > 0 || b.bad > 0 || m.bad > 0)
+        throw new Error(`non-2xx answers or errors: full stack ${f.bad}, bare ${b.bad}, /healthz ${m.bad}`);
     }
 
     // Every timed read must have been an audited cache hit, and nothing loaded from OpenEMR.
@@ -276,6 +299,10 @@ async function main(): Promise<void> {
         `${((100 * value) / base_).toFixed(1)}%; ` +
         `client CPU/req ${med(fullRounds, 'clientCpuUs').toFixed(0)} vs ${med(bareRounds, 'clientCpuUs').toFixed(0)} µs; ` +
         `server-process CPU/req ${med(fullRounds, 'serverCpuUs').toFixed(0)} vs ${med(bareRounds, 'serverCpuUs').toFixed(0)} µs\n`,
+    );
+    process.stdout.write(
+      `middleware only (GET /healthz with the token): ${Math.round(med(mwRounds, 'rps'))} req/s (p99 ${med(mwRounds, 'p99')} ms), ` +
+        `server-process CPU/req ${med(mwRounds, 'serverCpuUs').toFixed(0)} µs\n`,
     );
     process.stdout.write(
       `audit: ${audits} read records written during the load (${Math.round(bytesPerRecord)} bytes each, fail-closed appendFile before each answer, ` +
