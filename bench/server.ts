@@ -7,7 +7,7 @@
  * a rate limit far above what the bench sends. A physician token comes from POST /api/sandbox/token; the first seeded
  * patient is read once so that every timed read is a cache hit. The full stack per request is: request id, metrics
  * timer, helmet, CORS, JSON body parser, JWT verification (jose, HS256), two rate limiters, route matching, RBAC, zod
- * parameter validation, the cache read, zod response validation, and the audit record: one fail-closed `appendFile`
+ * parameter validation, the cache read, JSON serialisation, and the audit record: one fail-closed `appendFile`
  * of a JSON line to `audit.jsonl` before the answer, plus an AuditEvent enqueued in the FHIR outbox (delivered to the
  * embedded FHIR server, in this process, by the outbox processor every second).
  *
