@@ -70,7 +70,7 @@ import { outboxFhirSync } from './adapters/fhir-sync.js';
 import { fhirReports } from './adapters/reports.js';
 import { instrument } from './adapters/instrument.js';
 import { ApiError } from './http/errors.js';
-import { createAiWorker, type AiWorker } from './worker/service.js';
+import { createAiWorker, lazyModel, type AiWorker } from './worker/service.js';
 import { modelRef } from './worker/analysis.js';
 
 /** A composed, not yet listening server with everything it started. */
@@ -313,22 +313,28 @@ export async function composeServer(config: ServerConfig, logger: Logger, versio
   let models = [{ id: 'cdss-brats-demo', version: '0.0.0' }];
   let grid = DEMO_GRID;
   if (config.CDSS_WORKER === 'in-process' && existsSync(modelPath)) {
-    const model = await loadModel(modelPath);
-    models = [modelRef(model)];
-    grid = { dims: DEMO_GRID.dims, spacing: [...model.manifest.input.spacingMm] };
+    const provider = lazyModel(() => loadModel(modelPath));
+    try {
+      const model = await provider.get();
+      models = [modelRef(model)];
+      grid = { dims: DEMO_GRID.dims, spacing: [...model.manifest.input.spacingMm] };
+    } catch (error) {
+      // The worker still starts: each job fails with the reason until the model file is repaired.
+      logger.error({ err: error, modelPath }, 'the model could not be loaded');
+    }
     worker = createAiWorker({
       transport: config.AMQP_URL
         ? new AmqpTransport({ url: config.AMQP_URL, logger })
         : new MemoryTransport({ broker }),
       dicomweb: orthanc.dicomweb,
-      model,
+      model: provider,
       logger: logger.child({ component: 'ai-worker' }),
     });
     await worker.start();
     const running = worker;
     closers.push(async () => {
       await running.stop();
-      await model.close();
+      await provider.close();
     });
   } else if (config.CDSS_WORKER === 'in-process') {
     logger.warn({ modelPath }, 'no model found: analyses will queue until a worker connects');

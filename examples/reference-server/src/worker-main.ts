@@ -11,7 +11,7 @@ import { basicAuth } from '@cdss/core';
 import { AmqpTransport } from '@cdss/ai-jobs';
 import { OrthancClient } from '@cdss/orthanc-client';
 import { createLogger } from './logger.js';
-import { createAiWorker } from './worker/service.js';
+import { createAiWorker, lazyModel } from './worker/service.js';
 import { DEMO_MODEL_BUNDLE } from './paths.js';
 import { loadModel } from './compose.js';
 
@@ -43,7 +43,9 @@ async function main(): Promise<void> {
   }
   const env = parsed.data;
   const logger = createLogger(env.CDSS_LOG_LEVEL).child({ component: 'ai-worker' });
-  const model = await loadModel(env.CDSS_MODEL_PATH);
+  const model = lazyModel(() => loadModel(env.CDSS_MODEL_PATH));
+  // Fail fast on a broken model at start-up; at run time a broken model fails jobs instead (see lazyModel).
+  const loaded = await model.get();
   const orthanc = new OrthancClient({
     baseUrl: env.ORTHANC_URL,
     ...(env.ORTHANC_USERNAME && env.ORTHANC_PASSWORD
@@ -63,7 +65,7 @@ async function main(): Promise<void> {
   });
   await worker.start();
   const { port, server } = await worker.listen(env.WORKER_PORT, env.WORKER_HOST);
-  logger.info({ port, model: model.manifest.name, version: model.manifest.version }, 'AI worker ready');
+  logger.info({ port, model: loaded.manifest.name, version: loaded.manifest.version }, 'AI worker ready');
 
   const stop = async (): Promise<void> => {
     logger.info('stopping: finishing or handing back jobs in flight');

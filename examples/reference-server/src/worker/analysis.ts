@@ -7,7 +7,7 @@
  * pipeline checks the grid and the spacing but does not register or skull-strip; pass a `preprocess` hook to do that
  * (e.g. call a registration service) before inference.
  */
-import { CdssError } from '@cdss/core';
+import { CdssError, HttpError } from '@cdss/core';
 import { JobFailure, type AnalysisResult, type JobStage } from '@cdss/ai-jobs';
 import {
   DicomParseError,
@@ -62,9 +62,23 @@ export interface AnalyseStudyOptions {
 /** The analysis result, with the whole tumour's largest diameter. */
 export type AnalysisOutcome = AnalysisResult & { largestDiameterMm?: number };
 
-async function collect(iterable: AsyncIterable<Uint8Array>): Promise<Uint8Array[]> {
+/** Downloads one channel's series; a series the PACS does not have is reported as that channel missing. */
+async function fetchChannel(
+  dicomweb: DicomWebClient,
+  studyUid: string,
+  channel: StudyChannel,
+  seriesUid: string,
+  signal: AbortSignal,
+): Promise<Uint8Array[]> {
   const files: Uint8Array[] = [];
-  for await (const file of iterable) files.push(file);
+  try {
+    for await (const file of dicomweb.retrieveSeries(studyUid, seriesUid, { signal })) files.push(file);
+  } catch (error) {
+    if (HttpError.isInstance(error) && error.status === 404) {
+      throw new StudySeriesError(`the ${channel.toUpperCase()} series is not in the study`, [channel]);
+    }
+    throw error;
+  }
   return files;
 }
 
@@ -72,9 +86,20 @@ async function collect(iterable: AsyncIterable<Uint8Array>): Promise<Uint8Array[
 function failure(stage: 'fetch' | 'preprocess' | 'inference' | 'store', error: unknown): JobFailure {
   if (error instanceof JobFailure) return error;
   const detail = error instanceof Error ? error.message : String(error);
-  if (error instanceof StudySeriesError) return new JobFailure('series-missing', detail, { cause: error });
+  // A channel with no series is a missing series; series on different grids need registration first.
+  if (error instanceof StudySeriesError)
+    return new JobFailure(error.missing.length > 0 ? 'series-missing' : 'preprocessing-failed', detail, {
+      cause: error,
+    });
   if (error instanceof SeriesGeometryError || error instanceof DicomParseError)
     return new JobFailure('preprocessing-failed', detail, { cause: error });
+  // The PACS does not have a requested series: asking again will not help.
+  if (HttpError.isInstance(error) && error.status === 404) {
+    const reason = stage === 'fetch' ? 'series-missing' : 'output-store-failed';
+    return new JobFailure(reason, stage === 'fetch' ? 'a requested series is not in the PACS' : detail, {
+      cause: error,
+    });
+  }
   if (error instanceof SegmentationError) {
     if (error.code === 'ABORTED') return new JobFailure('deadline-exceeded', detail, { cause: error });
     return new JobFailure(error.code === 'INVALID_INPUT' ? 'preprocessing-failed' : 'inference-failed', detail, {
@@ -117,7 +142,7 @@ export async function analyseStudy(options: AnalyseStudyOptions): Promise<Analys
     const files = await Promise.all(
       channels.map(
         async ([channel, uid]) =>
-          [channel, await collect(dicomweb.retrieveSeries(studyInstanceUid, uid, { signal }))] as const,
+          [channel, await fetchChannel(dicomweb, studyInstanceUid, channel, uid, signal)] as const,
       ),
     );
     const volumes = Object.fromEntries(

@@ -13,11 +13,47 @@ import { dicomString, type DicomWebClient } from '@cdss/orthanc-client';
 import type { Logger } from 'pino';
 import { analyseStudy, modelRef, type PreprocessHook } from './analysis.js';
 
+/**
+ * The model a worker serves, loaded on first use. A model that fails to load (a corrupt file, a manifest that does not
+ * fit the network) fails each job with a clear reason instead of stopping the worker, and loading is tried again on
+ * the next job, so replacing the file repairs the worker without a restart.
+ */
+export interface ModelProvider {
+  /** @throws {@link JobFailure} `unsupported-model` when the model cannot be loaded */
+  get(): Promise<SegmentationModel>;
+  close(): Promise<void>;
+}
+
+/**
+ * A provider over a loader.
+ * @param load - loads the model (e.g. `SegmentationModel.load({ bundleDir })`)
+ */
+export function lazyModel(load: () => Promise<SegmentationModel>): ModelProvider {
+  let loading: Promise<SegmentationModel> | undefined;
+  return {
+    get() {
+      loading ??= load().catch((error: unknown) => {
+        loading = undefined;
+        throw new JobFailure(
+          'unsupported-model',
+          `the model could not be loaded: ${error instanceof Error ? error.message : String(error)}`,
+          { cause: error },
+        );
+      });
+      return loading;
+    },
+    async close() {
+      const model = await loading?.catch(() => undefined);
+      await model?.close();
+    },
+  };
+}
+
 /** Options of {@link createAiWorker}. */
 export interface AiWorkerOptions {
   transport: JobTransport;
   dicomweb: DicomWebClient;
-  model: SegmentationModel;
+  model: ModelProvider;
   logger: Logger;
   /** Jobs run at once. Default 1: inference saturates the CPU. */
   maxConcurrentJobs?: number;
@@ -61,7 +97,7 @@ function sameSecret(a: string, b: string): boolean {
  * @param options - transport, PACS client, model, limits
  */
 export function createAiWorker(options: AiWorkerOptions): AiWorker {
-  const { dicomweb, model, logger } = options;
+  const { dicomweb, logger } = options;
   const jobTimeoutMs = options.jobTimeoutMs ?? 15 * 60_000;
   const maxVoxels = options.maxVoxels ?? 240 * 240 * 160;
   let running = 0;
@@ -72,6 +108,7 @@ export function createAiWorker(options: AiWorkerOptions): AiWorker {
     ...(options.workerId ? { workerId: options.workerId } : {}),
     logger,
     handler: async (ctx) => {
+      const model = await options.model.get();
       const wanted = ctx.request.model;
       const mine = modelRef(model);
       if (wanted.id !== mine.id)
@@ -99,9 +136,16 @@ export function createAiWorker(options: AiWorkerOptions): AiWorker {
   app.disable('x-powered-by');
   app.use(express.json({ limit: '16kb' }));
   app.get('/healthz', (_req, res) => {
-    res.json({ status: 'ok', running, model: modelRef(model) });
+    res.json({ status: 'ok', running });
   });
-  app.get('/models', (_req, res) => {
+  app.get('/models', async (_req, res) => {
+    let model: SegmentationModel;
+    try {
+      model = await options.model.get();
+    } catch (error) {
+      res.status(503).json({ reason: 'unsupported-model', detail: (error as Error).message });
+      return;
+    }
     const m = model.manifest;
     res.json([
       {
@@ -140,7 +184,7 @@ export function createAiWorker(options: AiWorkerOptions): AiWorker {
       );
       const result = await analyseStudy({
         dicomweb,
-        model,
+        model: await options.model.get(),
         jobId: randomUUID(),
         studyInstanceUid: body.data.studyInstanceUid,
         series: {
