@@ -348,7 +348,7 @@ export async function composeServer(config: ServerConfig, logger: Logger, versio
   const events: EventBus = config.AMQP_URL ? await createAmqpEventBus(config.AMQP_URL) : createLocalEventBus();
   closers.push(() => events.close());
   const auditStore = createFileAuditStore(join(dataDir, 'audit.jsonl'));
-  const auditor = createAuditor(auditStore, fhir, metrics);
+  const auditor = createAuditor(auditStore, fhir, metrics, config.OPENEMR_SITE);
   const reviews = await createReviewStore(join(dataDir, 'reviews.json'));
   const archive = instrument(orthancArchive(orthanc), 'orthanc', metrics);
   const records = instrument(openEmrRecords(openemr), 'openemr', metrics);

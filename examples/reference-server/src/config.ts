@@ -25,7 +25,6 @@ export const envSchema = z
     HOST: z.string().min(1).default('127.0.0.1'),
     PORT: z.coerce.number().int().min(0).max(65535).default(8080),
     CDSS_DATA_DIR: z.string().min(1).default('.data/sandbox'),
-    CDSS_PUBLIC_URL: httpUrl.optional(),
     CDSS_BODY_LIMIT: z
       .string()
       .regex(/^\d+(b|kb|mb)$/i, 'a size such as 1mb or 512kb')

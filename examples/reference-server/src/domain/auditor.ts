@@ -33,8 +33,9 @@ export interface Auditor {
  * @param store - the append-only store
  * @param fhir - where AuditEvents are mirrored (through the outbox)
  * @param metrics - counts records by action and outcome
+ * @param site - the OpenEMR site, part of the patient identifier system in AuditEvents
  */
-export function createAuditor(store: AuditStore, fhir: FhirSync, metrics: ServerMetrics): Auditor {
+export function createAuditor(store: AuditStore, fhir: FhirSync, metrics: ServerMetrics, site = 'default'): Auditor {
   async function write(context: AuditContext, outcome: AuditRecord['outcome']): Promise<void> {
     const record = newAuditRecord({
       userId: context.principal.id,
@@ -48,7 +49,7 @@ export function createAuditor(store: AuditStore, fhir: FhirSync, metrics: Server
     });
     await store.append(record);
     metrics.auditEvents.inc({ action: record.action, outcome });
-    await fhir.enqueue('audit-event', toAuditEvent(record));
+    await fhir.enqueue('audit-event', toAuditEvent(record, site));
   }
   return {
     denied: (context) => write(context, 'denied'),

@@ -57,7 +57,7 @@ export function buildOpenApiDocument(
     const errors = new Set<number>([
       ...(route.access === 'public' ? [] : [401]),
       ...(typeof route.access === 'object' ? [403] : []),
-      ...(route.body ? [400, 413] : []),
+      ...(route.body ? [400, 413] : route.params || route.query ? [400] : []),
       ...(route.errors ?? []),
     ]);
     registry.registerPath({
