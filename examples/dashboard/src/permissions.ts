@@ -1,31 +1,10 @@
 /**
- * What each role may do, mirrored from the server's policy so the UI shows only what will work. The server still
- * enforces it (403); this only decides which buttons and screens appear.
+ * What each role may do: the server's own policy table, from `@cdss/client`, so the UI shows only what will work.
+ * The server still enforces it (403); this only decides which buttons and screens appear.
  */
-export type Permission =
-  | 'patient:read'
-  | 'patient:write'
-  | 'study:read'
-  | 'analysis:read'
-  | 'analysis:request'
-  | 'analysis:cancel'
-  | 'analysis:review'
-  | 'audit:read';
+import { isAllowed, type Permission } from '@cdss/client';
 
-const POLICY: Readonly<Record<string, readonly Permission[]>> = {
-  admin: ['patient:read', 'study:read', 'analysis:read', 'audit:read'],
-  physician: ['patient:read', 'patient:write', 'study:read', 'analysis:read', 'analysis:request', 'analysis:cancel'],
-  radiologist: [
-    'patient:read',
-    'study:read',
-    'analysis:read',
-    'analysis:request',
-    'analysis:cancel',
-    'analysis:review',
-  ],
-  nurse: ['patient:read', 'patient:write', 'study:read', 'analysis:read'],
-  'ai-service': ['study:read'],
-};
+export type { Permission };
 
 /**
  * True when the role grants the permission.
@@ -33,5 +12,5 @@ const POLICY: Readonly<Record<string, readonly Permission[]>> = {
  * @param permission - what a screen or button needs
  */
 export function can(role: string | undefined, permission: Permission): boolean {
-  return role !== undefined && (POLICY[role]?.includes(permission) ?? false);
+  return role !== undefined && isAllowed([role], permission);
 }

@@ -9,20 +9,10 @@ import { dirname } from 'node:path';
 import type { AuditEvent } from 'fhir/r4.js';
 import { identifierSystems } from '@cdss/fhir-mapper';
 import { z } from 'zod';
+import { auditRecordSchema } from '@cdss/client';
 
-/** One audit record. */
-export const auditRecordSchema = z.object({
-  id: z.string(),
-  time: z.string(),
-  userId: z.string(),
-  userName: z.string(),
-  roles: z.array(z.string()),
-  patientId: z.string().optional(),
-  action: z.enum(['read', 'search', 'create', 'update', 'request', 'cancel', 'review', 'report-result']),
-  resource: z.string(),
-  outcome: z.enum(['success', 'failure', 'denied']),
-  requestId: z.string(),
-});
+/** One audit record (the API's shape, from `@cdss/client`). */
+export { auditRecordSchema };
 /** One audit record. */
 export type AuditRecord = z.infer<typeof auditRecordSchema>;
 

@@ -3,4 +3,6 @@ export type { CdssClient, CdssClientOptions, VoxelGrid } from './client.js';
 export { connectEvents } from './events.js';
 export type { EventStream, EventStreamOptions, WebSocketLike } from './events.js';
 export { CdssApiError } from './errors.js';
+export { roleSchema, ROLES, PERMISSIONS, POLICY, isAllowed, rolesWith } from './policy.js';
+export type { Role, Permission } from './policy.js';
 export * from './schemas.js';

@@ -1,63 +1,6 @@
 /**
- * The one RBAC policy table. Every route names the permission it needs; nothing else decides access.
+ * The one RBAC policy table, shared with clients through `@cdss/client`. Every route names the permission it needs
+ * (see `http/route.ts`); nothing else decides access.
  */
-import { z } from 'zod';
-
-/** Roles a token may carry. */
-export const roleSchema = z.enum(['admin', 'physician', 'radiologist', 'nurse', 'ai-service']);
-/** A role. */
-export type Role = z.infer<typeof roleSchema>;
-/** Every role, in display order. */
-export const ROLES: readonly Role[] = roleSchema.options;
-
-/** Permissions that routes require. */
-export const PERMISSIONS = [
-  'patient:read',
-  'patient:write',
-  'study:read',
-  'analysis:read',
-  'analysis:request',
-  'analysis:cancel',
-  'analysis:review',
-  'analysis:report-result',
-  'audit:read',
-  'metrics:read',
-] as const;
-/** A permission. */
-export type Permission = (typeof PERMISSIONS)[number];
-
-/**
- * Who may do what. Clinical roles see clinical data; only radiologists review AI results; nurses cannot request
- * analyses; the AI service may only read studies and report results; admins read the audit log and operational data.
- */
-export const POLICY: Readonly<Record<Role, readonly Permission[]>> = {
-  admin: ['patient:read', 'study:read', 'analysis:read', 'audit:read', 'metrics:read'],
-  physician: ['patient:read', 'patient:write', 'study:read', 'analysis:read', 'analysis:request', 'analysis:cancel'],
-  radiologist: [
-    'patient:read',
-    'study:read',
-    'analysis:read',
-    'analysis:request',
-    'analysis:cancel',
-    'analysis:review',
-  ],
-  nurse: ['patient:read', 'patient:write', 'study:read', 'analysis:read'],
-  'ai-service': ['study:read', 'analysis:report-result'],
-};
-
-/**
- * True when any of the roles grants the permission.
- * @param roles - the caller's roles
- * @param permission - what the route needs
- */
-export function isAllowed(roles: readonly Role[], permission: Permission): boolean {
-  return roles.some((role) => POLICY[role].includes(permission));
-}
-
-/**
- * The roles the policy grants a permission to.
- * @param permission - the permission
- */
-export function rolesWith(permission: Permission): Role[] {
-  return ROLES.filter((role) => POLICY[role].includes(permission));
-}
+export { roleSchema, ROLES, PERMISSIONS, POLICY, isAllowed, rolesWith } from '@cdss/client';
+export type { Role, Permission } from '@cdss/client';
