@@ -8,7 +8,7 @@ import { appendFile, mkdir, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { AuditEvent } from 'fhir/r4.js';
 import { identifierSystems } from '@cdss/fhir-mapper';
-import { z } from 'zod';
+import type { z } from 'zod';
 import { auditRecordSchema } from '@cdss/client';
 
 /** One audit record (the API's shape, from `@cdss/client`). */
