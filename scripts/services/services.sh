@@ -118,7 +118,8 @@ packages_for() {
 }
 
 do_install() {
-  local pkgs=(curl openssl) name
+  # always: curl/openssl for the readiness checks, docker-compose (v1) to validate deploy/compose.yaml offline
+  local pkgs=(curl openssl docker-compose) name
   for name in "$@"; do
     # shellcheck disable=SC2207
     pkgs+=($(packages_for "$name"))
