@@ -376,6 +376,9 @@ export async function composeServer(config: ServerConfig, logger: Logger, versio
       (stats) => {
         metrics.outboxPending.set(stats.pending);
         metrics.outboxDeadLetters.set(stats.dead);
+        metrics.outboxOldestAgeSeconds.set(
+          stats.oldestPendingAt === undefined ? 0 : (Date.now() - stats.oldestPendingAt) / 1000,
+        );
       },
       () => undefined,
     );

@@ -83,7 +83,10 @@ export class MemoryOutbox implements SyncOutbox {
   }
 
   async stats(): Promise<OutboxStats> {
-    return { pending: this.pending.size, delivered: this.delivered, dead: this.dead.length };
+    let oldest: number | undefined;
+    for (const row of this.pending.values())
+      oldest = oldest === undefined ? row.createdAt : Math.min(oldest, row.createdAt);
+    return { pending: this.pending.size, delivered: this.delivered, dead: this.dead.length, oldestPendingAt: oldest };
   }
 }
 

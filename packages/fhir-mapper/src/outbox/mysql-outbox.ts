@@ -168,11 +168,14 @@ export class MySqlOutbox implements SyncOutbox {
   }
 
   async stats(): Promise<OutboxStats> {
-    const [rows] = await this.pool.query<(RowDataPacket & { status: keyof OutboxStats; n: number })[]>(
-      `SELECT status, COUNT(*) AS n FROM \`${this.table}\` GROUP BY status`,
-    );
+    const [rows] = await this.pool.query<
+      (RowDataPacket & { status: 'pending' | 'delivered' | 'dead'; n: number; oldest: number | string | null })[]
+    >(`SELECT status, COUNT(*) AS n, MIN(created_at) AS oldest FROM \`${this.table}\` GROUP BY status`);
     const out: OutboxStats = { pending: 0, delivered: 0, dead: 0 };
-    for (const r of rows) out[r.status] = Number(r.n);
+    for (const r of rows) {
+      out[r.status] = Number(r.n);
+      if (r.status === 'pending' && r.oldest !== null) out.oldestPendingAt = Number(r.oldest);
+    }
     return out;
   }
 

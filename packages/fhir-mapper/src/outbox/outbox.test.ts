@@ -74,7 +74,8 @@ describe.each(kinds)('$name outbox', ({ skip, make }) => {
     expect(later.map((i) => [i.id, i.attempts, i.lastError])).toEqual([[a1.id, 1, 'HttpError no response']]);
     await outbox.markDelivered(a1.id);
     expect((await outbox.claimDue(9_001, 10, 5_000)).map((i) => i.id)).toEqual([a2.id]);
-    expect(await outbox.stats()).toEqual({ pending: 1, delivered: 2, dead: 0 });
+    // the oldest pending write's age feeds the outbox-backlog alert
+    expect(await outbox.stats()).toEqual({ pending: 1, delivered: 2, dead: 0, oldestPendingAt: 1_000 });
   });
 
   describe('with an embedded FHIR server', () => {
@@ -124,7 +125,7 @@ describe.skipIf(!mariadb.available)('MySQL outbox durability', () => {
     await outbox.markDelivered(a.id);
     now = 5_000;
     expect(await outbox.purgeDelivered(2_000)).toBe(1);
-    expect(await outbox.stats()).toEqual({ pending: 1, delivered: 0, dead: 0 });
+    expect(await outbox.stats()).toEqual({ pending: 1, delivered: 0, dead: 0, oldestPendingAt: 1_000 });
   });
 });
 

@@ -61,6 +61,8 @@ export interface OutboxStats {
   pending: number;
   delivered: number;
   dead: number;
+  /** When the oldest pending write was queued (ms since the epoch); undefined when nothing is pending. */
+  oldestPendingAt?: number | undefined;
 }
 
 /** Storage of the outbox. Implementations: {@link MemoryOutbox}, {@link MySqlOutbox}. */
