@@ -117,7 +117,8 @@ async function endToEnd(): Promise<number> {
   const prefix = `bench.e2e.${randomUUID().slice(0, 8)}`;
   const serverT = new AmqpTransport({ url, prefix });
   const workerT = new AmqpTransport({ url, prefix });
-  const client = new JobClient({ transport: serverT, store: new MemoryJobStore(), prefetch: WINDOW });
+  // two events (accepted, succeeded) per job: twice the prefetch holds as many jobs as the raw result consumer's
+  const client = new JobClient({ transport: serverT, store: new MemoryJobStore(), prefetch: 2 * WINDOW });
   const worker = new JobWorker({ transport: workerT, handler: noopHandler, prefetch: WINDOW });
   await client.start();
   await worker.start();

@@ -363,13 +363,25 @@ export class JobClient {
 
   /** Runs `fn` after every earlier operation on the same job: events of one job are applied in arrival order. */
   #serial<T>(jobId: string, fn: () => Promise<T>): Promise<T> {
-    const previous = this.#chains.get(jobId) ?? Promise.resolve();
-    const next = previous.then(fn, fn);
-    const tail = next.catch(() => {});
-    this.#chains.set(jobId, tail);
-    void tail.then(() => {
-      if (this.#chains.get(jobId) === tail) this.#chains.delete(jobId);
-    });
+    const previous = this.#chains.get(jobId);
+    let next: Promise<T>;
+    if (previous === undefined) {
+      // nothing pending for this job (the usual case): start now rather than a microtask later
+      try {
+        next = fn();
+      } catch (error) {
+        next = Promise.reject(error);
+      }
+    } else {
+      next = previous.then(fn, fn);
+    }
+    // one settled-either-way tail per operation, which also forgets the job once nothing is queued behind it
+    const chains = this.#chains;
+    const forget = (): void => {
+      if (chains.get(jobId) === tail) chains.delete(jobId);
+    };
+    const tail: Promise<unknown> = next.then(forget, forget);
+    chains.set(jobId, tail);
     return next;
   }
 
