@@ -5,7 +5,16 @@
 import { randomUUID } from 'node:crypto';
 import type { z } from 'zod';
 import { ValidationError } from '@cdss/core';
-import { MESSAGE_SCHEMAS, PROTOCOL_NAME, PROTOCOL_VERSION, jobMessageSchema, type JobMessage } from './protocol.js';
+import {
+  MESSAGE_SCHEMAS,
+  PROTOCOL_NAME,
+  PROTOCOL_VERSION,
+  analysisAcceptedSchema,
+  jobMessageSchema,
+  type AnalysisAccepted,
+  type AnalysisRequested,
+  type JobMessage,
+} from './protocol.js';
 
 type ParseResult = ReturnType<typeof jobMessageSchema.safeParse>;
 
@@ -59,7 +68,14 @@ export type DecodeResult =
 export function decodeMessage(body: Uint8Array | string): DecodeResult {
   let parsed: unknown;
   try {
-    parsed = JSON.parse(typeof body === 'string' ? body : Buffer.from(body).toString('utf8'));
+    // a Buffer (what the transports deliver) is decoded in place: `Buffer.from(buffer)` would copy it first
+    const text =
+      typeof body === 'string'
+        ? body
+        : Buffer.isBuffer(body)
+          ? body.toString('utf8')
+          : Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8');
+    parsed = JSON.parse(text);
   } catch (error) {
     const err = error instanceof SyntaxError ? error : new SyntaxError(String(error));
     return { ok: false, reason: 'malformed', detail: `not JSON: ${err.message.slice(0, 200)}`, error: err };
@@ -134,6 +150,44 @@ export function createMessage<M extends MessageInput>(
   const result = parseMessage(candidate);
   if (!result.success) throw ValidationError.fromZod(result.error, `invalid ${input.type} message`);
   return trusted(result.data) as Extract<JobMessage, { type: M['type'] }>;
+}
+
+/**
+ * Builds the `analysis.accepted` for a request that {@link decodeMessage} validated, from a worker id that
+ * `analysisAcceptedSchema.shape.workerId` accepted (the worker checks it once, at construction): every field then
+ * comes from validated data or is made here, so the message needs no parse of its own. An attempt that is not an
+ * integer ≥ 1 (no transport delivers one) takes the validating path and throws.
+ * @internal
+ */
+export function createAccepted(
+  request: AnalysisRequested,
+  workerId: string,
+  attempt: number,
+  now: number = Date.now(),
+): AnalysisAccepted {
+  if (!isValidated(request) || !Number.isInteger(attempt) || attempt < 1)
+    return createMessage({ type: 'analysis.accepted', jobId: request.jobId, workerId, attempt }, now);
+  return trusted({
+    protocol: PROTOCOL_NAME,
+    version: PROTOCOL_VERSION,
+    messageId: randomUUID(),
+    jobId: request.jobId,
+    sentAt: new Date(now).toISOString(),
+    type: 'analysis.accepted',
+    workerId,
+    attempt,
+  });
+}
+
+/**
+ * Checks a worker id once, so {@link createAccepted} can trust it.
+ * @throws `ValidationError` (`@cdss/core`) when it is not a valid `workerId`
+ * @internal
+ */
+export function checkWorkerId(workerId: string): string {
+  const result = analysisAcceptedSchema.shape.workerId.safeParse(workerId);
+  if (!result.success) throw ValidationError.fromZod(result.error, 'invalid workerId');
+  return result.data;
 }
 
 /** zod's JSON type: what `z.toJSONSchema` produces. */

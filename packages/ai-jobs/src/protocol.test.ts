@@ -4,9 +4,10 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { ValidationError } from '@cdss/core';
-import { createMessage, decodeMessage, encodeMessage } from './codec.js';
+import { checkWorkerId, createAccepted, createMessage, decodeMessage, encodeMessage } from './codec.js';
 import { protocolJsonSchemas } from './json-schema.js';
-import { failureReasonSchema, jobMessageSchema } from './protocol.js';
+import { analysisAcceptedSchema, failureReasonSchema, jobMessageSchema } from './protocol.js';
+import { sampleRequest } from './testing.js';
 
 const pkg = join(dirname(fileURLToPath(import.meta.url)), '..');
 const vectorSchema = z.strictObject({
@@ -120,5 +121,46 @@ describe('createMessage / encodeMessage', () => {
     }
     expect(ValidationError.isInstance(error)).toBe(true);
     expect((error as ValidationError).issues.map((i) => i.path)).toContain('percent');
+  });
+});
+
+describe('createAccepted (the parse-free accepted event of a worker)', () => {
+  it('builds a message the protocol accepts, from a validated request', () => {
+    const request = sampleRequest();
+    const now = Date.parse('2026-01-02T03:04:05.000Z');
+    const accepted = createAccepted(request, checkWorkerId('worker-1'), 2, now);
+    expect(analysisAcceptedSchema.parse(accepted)).toEqual(accepted);
+    expect(accepted).toMatchObject({
+      jobId: request.jobId,
+      workerId: 'worker-1',
+      attempt: 2,
+      sentAt: '2026-01-02T03:04:05.000Z',
+    });
+    const decoded = decodeMessage(encodeMessage(accepted));
+    expect(decoded.ok && decoded.message).toEqual(accepted);
+  });
+
+  it('validates when an input is not known to be valid', () => {
+    const request = sampleRequest();
+    expect(() => createAccepted(request, 'w', 0)).toThrow(ValidationError);
+    expect(() => createAccepted({ ...request, jobId: 'not-a-uuid' }, 'w', 1)).toThrow(ValidationError);
+  });
+
+  it('refuses a worker id the protocol does not accept', () => {
+    expect(() => checkWorkerId('')).toThrow(ValidationError);
+    expect(() => checkWorkerId('x'.repeat(129))).toThrow(ValidationError);
+    expect(checkWorkerId('w')).toBe('w');
+  });
+});
+
+describe('decodeMessage input kinds', () => {
+  it('decodes a Buffer, a Uint8Array view into a larger buffer, and a string alike', () => {
+    const body = encodeMessage(sampleRequest());
+    const padded = new Uint8Array(body.length + 8);
+    padded.set(body, 4);
+    for (const input of [body, padded.subarray(4, 4 + body.length), body.toString('utf8')]) {
+      const decoded = decodeMessage(input);
+      expect(decoded.ok).toBe(true);
+    }
   });
 });

@@ -7,7 +7,14 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { CdssError } from '@cdss/core';
-import { createMessage, decodeMessage, encodeValidated, type MessageInput } from './codec.js';
+import {
+  checkWorkerId,
+  createAccepted,
+  createMessage,
+  decodeMessage,
+  encodeValidated,
+  type MessageInput,
+} from './codec.js';
 import { errorSummary, silentLogger, type JobLogger } from './logger.js';
 import {
   type AnalysisRequested,
@@ -70,7 +77,7 @@ export interface JobWorkerOptions {
   transport: JobTransport;
   /** The analysis. Required. */
   handler: JobHandler;
-  /** Names this worker in events. Default `<hostname>-<random>`. */
+  /** Names this worker in events (1–128 characters, checked at construction). Default `<hostname>-<random>`. */
   workerId?: string;
   /** Jobs in flight at once (AMQP prefetch). Default 1: inference saturates the machine. */
   prefetch?: number;
@@ -133,11 +140,14 @@ export class JobWorker {
   #control: Consumer | undefined;
   #stopping = false;
 
-  /** @param options - see {@link JobWorkerOptions} */
+  /**
+   * @param options - see {@link JobWorkerOptions}
+   * @throws `ValidationError` (`@cdss/core`) for a `workerId` the protocol does not accept (1–128 characters)
+   */
   constructor(options: JobWorkerOptions) {
     this.#t = options.transport;
     this.#handler = options.handler;
-    this.workerId = options.workerId ?? `${hostname()}-${randomUUID().slice(0, 8)}`;
+    this.workerId = checkWorkerId(options.workerId ?? `${hostname()}-${randomUUID().slice(0, 8)}`);
     this.#prefetch = options.prefetch ?? 1;
     this.#maxAttempts = options.maxAttempts ?? options.transport.retryDelaysMs.length + 1;
     this.#ackTimeoutMs = options.ackTimeoutMs ?? 25 * 60_000;
@@ -289,7 +299,7 @@ export class JobWorker {
     }
     // not awaited here: the handler starts at once, and the confirm is awaited before the request is settled.
     // Events of one job leave on one channel in order, so `accepted` still reaches the server first.
-    const accepted = this.#emit({ type: 'analysis.accepted', ...base, attempt: delivery.attempt }, request);
+    const accepted = this.#publishEvent(createAccepted(request, this.workerId, delivery.attempt, this.#now()), request);
     accepted.catch(() => {});
 
     let last: { stage: JobStage; percent: number } = { stage: 'fetch', percent: 0 };
