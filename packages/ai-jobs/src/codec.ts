@@ -10,8 +10,10 @@ import {
   PROTOCOL_NAME,
   PROTOCOL_VERSION,
   analysisAcceptedSchema,
+  analysisSucceededSchema,
   jobMessageSchema,
   type AnalysisAccepted,
+  type AnalysisSucceeded,
   type AnalysisRequested,
   type JobMessage,
 } from './protocol.js';
@@ -176,6 +178,38 @@ export function createAccepted(
     type: 'analysis.accepted',
     workerId,
     attempt,
+  });
+}
+
+/**
+ * Builds the `analysis.succeeded` for a request that {@link decodeMessage} validated and a worker id that
+ * {@link checkWorkerId} accepted: only the handler's `result` is new, so only it is parsed (the envelope's
+ * identifiers and timestamp are made here or come from validated data).
+ * @throws `ValidationError` (`@cdss/core`) when the result does not match the protocol
+ * @internal
+ */
+export function createSucceeded(
+  request: AnalysisRequested,
+  workerId: string,
+  result: unknown,
+  now: number = Date.now(),
+): AnalysisSucceeded {
+  if (!isValidated(request))
+    return createMessage(
+      { type: 'analysis.succeeded', jobId: request.jobId, workerId, result: result as AnalysisSucceeded['result'] },
+      now,
+    );
+  const parsed = analysisSucceededSchema.shape.result.safeParse(result);
+  if (!parsed.success) throw ValidationError.fromZod(parsed.error, 'invalid analysis.succeeded message');
+  return trusted({
+    protocol: PROTOCOL_NAME,
+    version: PROTOCOL_VERSION,
+    messageId: randomUUID(),
+    jobId: request.jobId,
+    sentAt: new Date(now).toISOString(),
+    type: 'analysis.succeeded',
+    workerId,
+    result: parsed.data,
   });
 }
 

@@ -4,10 +4,17 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { ValidationError } from '@cdss/core';
-import { checkWorkerId, createAccepted, createMessage, decodeMessage, encodeMessage } from './codec.js';
+import {
+  checkWorkerId,
+  createAccepted,
+  createMessage,
+  createSucceeded,
+  decodeMessage,
+  encodeMessage,
+} from './codec.js';
 import { protocolJsonSchemas } from './json-schema.js';
-import { analysisAcceptedSchema, failureReasonSchema, jobMessageSchema } from './protocol.js';
-import { sampleRequest } from './testing.js';
+import { analysisAcceptedSchema, analysisSucceededSchema, failureReasonSchema, jobMessageSchema } from './protocol.js';
+import { sampleRequest, sampleResult } from './testing.js';
 
 const pkg = join(dirname(fileURLToPath(import.meta.url)), '..');
 const vectorSchema = z.strictObject({
@@ -162,5 +169,27 @@ describe('decodeMessage input kinds', () => {
       const decoded = decodeMessage(input);
       expect(decoded.ok).toBe(true);
     }
+  });
+});
+
+describe('createSucceeded (only the result is parsed)', () => {
+  it('builds a message the protocol accepts', () => {
+    const request = sampleRequest();
+    const succeeded = createSucceeded(request, 'w', sampleResult(), Date.parse('2026-01-02T03:04:05.000Z'));
+    expect(analysisSucceededSchema.parse(succeeded)).toEqual(succeeded);
+    const decoded = decodeMessage(encodeMessage(succeeded));
+    expect(decoded.ok && decoded.message).toEqual(succeeded);
+  });
+
+  it('refuses an invalid result, naming its path', () => {
+    const bad = { ...sampleResult(), unexpected: 1 };
+    let error: unknown;
+    try {
+      createSucceeded(sampleRequest(), 'w', bad);
+    } catch (e) {
+      error = e;
+    }
+    expect(ValidationError.isInstance(error)).toBe(true);
+    expect(() => createSucceeded({ ...sampleRequest() }, 'w', bad)).toThrow(ValidationError);
   });
 });

@@ -11,6 +11,7 @@ import {
   checkWorkerId,
   createAccepted,
   createMessage,
+  createSucceeded,
   decodeMessage,
   encodeValidated,
   type MessageInput,
@@ -343,7 +344,7 @@ export class JobWorker {
       const result = await abortable(this.#handler(context), running.controller.signal);
       let succeeded;
       try {
-        succeeded = createMessage({ type: 'analysis.succeeded', ...base, result }, this.#now());
+        succeeded = createSucceeded(request, this.workerId, result, this.#now());
       } catch (error) {
         throw new JobFailure('internal-error', 'handler returned an invalid result', { cause: error });
       }
