@@ -1,5 +1,11 @@
 // OpenEMR emulator (issue 3).
-export { createOpenEmrEmulator, OpenEmrEngine, DEFAULT_TOKEN_LIFETIMES, SEED_ADMIN, SEED_CLIENT } from './openemr/index.js';
+export {
+  createOpenEmrEmulator,
+  OpenEmrEngine,
+  DEFAULT_TOKEN_LIFETIMES,
+  SEED_ADMIN,
+  SEED_CLIENT,
+} from './openemr/index.js';
 export type {
   OpenEmrEmulatorRouter,
   OpenEmrEmulatorOptions,
@@ -11,7 +17,12 @@ export type {
 } from './openemr/index.js';
 
 // Embedded FHIR R4 server (issue 4).
-export { createEmbeddedFhirServer, embeddedFhirServerOptionsSchema, loadFhirDefinitions, isOperationOutcome } from './fhir/index.js';
+export {
+  createEmbeddedFhirServer,
+  embeddedFhirServerOptionsSchema,
+  loadFhirDefinitions,
+  isOperationOutcome,
+} from './fhir/index.js';
 export type { EmbeddedFhirServer, EmbeddedFhirServerOptions } from './fhir/index.js';
 
 // DICOM store emulator (issue 5).
