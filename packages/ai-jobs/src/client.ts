@@ -243,11 +243,8 @@ export class JobClient {
 
   async #request(command: RequestAnalysis): Promise<JobRecord> {
     const input = parse(requestAnalysisInputSchema, command.input, 'invalid RequestAnalysis input');
-    const existing = await this.#store.findByIdempotencyKey(input.idempotencyKey);
-    if (existing)
-      return existing.publishedAt === null
-        ? { ...existing, publishedAt: await this.#publish(existing.request) }
-        : existing;
+    // no look-up by idempotency key first: `store.create` is the one atomic check (it returns the first job for a
+    // key it has seen), and a separate read would cost every request a store round trip
     const now = this.#now();
     const message = createMessage(
       {
