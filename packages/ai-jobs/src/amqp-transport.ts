@@ -116,6 +116,87 @@ function coalesceWrites(conn: ChannelModel): void {
   } as Writable['write'];
 }
 
+/**
+ * Acknowledgements of one consumer channel, coalesced per event-loop turn: the acks of a run of consecutive
+ * deliveries (in delivery-tag order, nothing unsettled in between) go as one `basic.ack` with `multiple`, the others
+ * one by one. Every ack still follows its own handler's settle; it only leaves at the end of the turn, so the broker
+ * handles one frame for a run instead of one per message. A nack (requeue) leaves at once.
+ */
+interface AckEntry {
+  readonly msg: ConsumeMessage;
+  /** Settled by its handler (ack, or a nack already sent). */
+  acked: boolean;
+  /** Its frame has left (a nack, or an ack sent on its own). */
+  sent: boolean;
+}
+
+class AckBatcher {
+  /** Deliveries not settled at the last flush, in delivery-tag order (the order the channel delivered them). */
+  readonly #open: AckEntry[] = [];
+  #scheduled = false;
+
+  constructor(
+    private readonly channel: Channel,
+    private readonly onError: (error: unknown) => void,
+  ) {}
+
+  /** Registers a delivery as it arrives. */
+  track(msg: ConsumeMessage): AckEntry {
+    const entry: AckEntry = { msg, acked: false, sent: false };
+    this.#open.push(entry);
+    return entry;
+  }
+
+  ack(entry: AckEntry): void {
+    entry.acked = true;
+    if (!this.#scheduled) {
+      this.#scheduled = true;
+      process.nextTick(() => this.#flush());
+    }
+  }
+
+  /** A nack leaves at once; its slot counts as settled for the runs around it. */
+  settleOther(entry: AckEntry, action: () => void): void {
+    entry.acked = true;
+    entry.sent = true;
+    action();
+    if (!this.#scheduled) {
+      this.#scheduled = true;
+      process.nextTick(() => this.#flush());
+    }
+  }
+
+  #flush(): void {
+    this.#scheduled = false;
+    const open = this.#open;
+    // the run of settled deliveries at the front: one multiple-ack up to its last one not sent yet. A multiple-ack
+    // covers only deliveries still outstanding, so a nacked one in the run (its nack left first) is not touched.
+    let i = 0;
+    let lastUnsent: ConsumeMessage | undefined;
+    while (i < open.length && open[i]!.acked) {
+      if (!open[i]!.sent) lastUnsent = open[i]!.msg;
+      i++;
+    }
+    try {
+      if (lastUnsent) this.channel.ack(lastUnsent, true);
+      // acked ones behind an unsettled delivery (a long job) go one by one, now, rather than wait for it
+      for (let j = i; j < open.length; j++) {
+        const e = open[j]!;
+        if (e.acked && !e.sent) {
+          e.sent = true;
+          this.channel.ack(e.msg);
+        }
+      }
+    } catch (error) {
+      this.onError(error);
+    }
+    // keep only the unsettled ones, in order: at most the prefetch
+    let w = 0;
+    for (let j = i; j < open.length; j++) if (!open[j]!.acked) open[w++] = open[j]!;
+    open.length = w;
+  }
+}
+
 class AmqpDelivery implements Delivery {
   readonly body: Buffer;
   readonly messageId: string | undefined;
@@ -126,13 +207,16 @@ class AmqpDelivery implements Delivery {
   readonly redelivered: boolean;
   readonly attempt: number;
   #settled = false;
+  readonly #entry: AckEntry;
 
   constructor(
     private readonly transport: AmqpTransport,
     private readonly channel: Channel,
     private readonly msg: ConsumeMessage,
     private readonly source: string,
+    private readonly acks: AckBatcher,
   ) {
+    this.#entry = acks.track(msg);
     const p = msg.properties;
     this.body = msg.content;
     this.messageId = typeof p.messageId === 'string' ? p.messageId : undefined;
@@ -145,23 +229,23 @@ class AmqpDelivery implements Delivery {
     this.attempt = Number.isInteger(a) && a >= 1 ? a : 1;
   }
 
-  /** Settles on the channel it came from; on a dead channel the broker has already requeued it. */
-  #settle(action: (ch: Channel) => void): void {
+  /** Acks leave at the end of the turn (see {@link AckBatcher}); on a dead channel the broker has already requeued. */
+  async ack(): Promise<void> {
     if (this.#settled) return;
     this.#settled = true;
-    try {
-      action(this.channel);
-    } catch (error) {
-      this.transport.logStale(error);
-    }
-  }
-
-  async ack(): Promise<void> {
-    this.#settle((ch) => ch.ack(this.msg));
+    this.acks.ack(this.#entry);
   }
 
   async requeue(): Promise<void> {
-    this.#settle((ch) => ch.nack(this.msg, false, true));
+    if (this.#settled) return;
+    this.#settled = true;
+    this.acks.settleOther(this.#entry, () => {
+      try {
+        this.channel.nack(this.msg, false, true);
+      } catch (error) {
+        this.transport.logStale(error);
+      }
+    });
   }
 
   async retry(index: number): Promise<void> {
@@ -351,9 +435,10 @@ export class AmqpTransport implements JobTransport {
     } else {
       queue = spec.kind === 'work' ? this.#names.workQueue : this.#names.eventsQueue;
     }
+    const acks = new AckBatcher(ch, (error) => this.logStale(error));
     const { consumerTag } = await ch.consume(queue, (msg) => {
       if (!msg) return; // cancelled by the broker (queue deleted); the next reconnect re-declares it
-      const delivery = new AmqpDelivery(this, ch, msg, queue);
+      const delivery = new AmqpDelivery(this, ch, msg, queue, acks);
       spec.handler(delivery).catch((error: unknown) => {
         this.#log.warn(
           { err: errorSummary(error), kind: spec.kind },
