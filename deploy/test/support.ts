@@ -7,10 +7,10 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freePort } from '@cdss/core/testing';
 
 /** The repository root. */
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -57,29 +57,8 @@ export function tempDir(prefix: string): string {
   return mkdtempSync(join(tmpdir(), `cdss-deploy-${prefix}-`));
 }
 
-function portIsFree(port: number): Promise<boolean> {
-  return new Promise((done) => {
-    const server = createServer();
-    server.once('error', () => done(false));
-    server.listen(port, '127.0.0.1', () => server.close(() => done(true)));
-  });
-}
-
-// Ports of scripts/services/services.sh (defaults), used by other suites running at the same time: never hand them out.
-const SERVICE_PORTS = [23306, 24242, 24369, 25682, 25683, 25684, 28042, 28080, 28090, 28443, 29090, 29093, 29095];
-const handedOut = new Set<number>(SERVICE_PORTS);
-/** A free TCP port on 127.0.0.1 in 20000-31999 (below the kernel's ephemeral range), for configs that need a number. */
-export async function freePort(): Promise<number> {
-  for (let attempt = 0; attempt < 200; attempt++) {
-    const port = 20_000 + Math.floor(Math.random() * 12_000);
-    if (handedOut.has(port)) continue;
-    if (await portIsFree(port)) {
-      handedOut.add(port);
-      return port;
-    }
-  }
-  throw new Error('no free port found in 20000-31999');
-}
+/** A free TCP port below the kernel's ephemeral range (shared with the other suites, from `@cdss/core/testing`). */
+export { freePort };
 
 /** Thrown by a `waitFor` check to stop waiting at once (the awaited thing can no longer happen). */
 export class GiveUp extends Error {}

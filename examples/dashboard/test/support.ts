@@ -5,10 +5,10 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freePort } from '@cdss/core/testing';
 
 export const dashboardDir = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const repoRoot = join(dashboardDir, '..', '..');
@@ -59,19 +59,8 @@ export function ensureBuild(): void {
   if (result.status !== 0) throw new Error(`dashboard build failed:\n${result.stdout}\n${result.stderr}`);
 }
 
-/** A free TCP port on 127.0.0.1 below 32768. */
-export async function freePort(): Promise<number> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const candidate = 20_000 + Math.floor(Math.random() * 12_000);
-    const free = await new Promise<boolean>((resolve) => {
-      const server = createServer();
-      server.once('error', () => resolve(false));
-      server.listen(candidate, '127.0.0.1', () => server.close(() => resolve(true)));
-    });
-    if (free) return candidate;
-  }
-  throw new Error('no free port below 32768');
-}
+/** A free TCP port below the kernel's ephemeral range (from `@cdss/core/testing`). */
+export { freePort };
 
 /** The running server. */
 export interface SandboxServer {

@@ -2,25 +2,14 @@
  * Child processes for tests: started on a free loopback port, stopped by PID.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freePort } from '@cdss/core/testing';
 
 const packageDir = join(dirname(fileURLToPath(import.meta.url)), '..');
 
-/** A free TCP port on 127.0.0.1 (below 32768 is not guaranteed by the OS; we ask for one in range). */
-export async function freePort(): Promise<number> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const candidate = 20_000 + Math.floor(Math.random() * 12_000);
-    const free = await new Promise<boolean>((resolve) => {
-      const server = createServer();
-      server.once('error', () => resolve(false));
-      server.listen(candidate, '127.0.0.1', () => server.close(() => resolve(true)));
-    });
-    if (free) return candidate;
-  }
-  throw new Error('no free port below 32768');
-}
+/** A free TCP port below the kernel's ephemeral range (from `@cdss/core/testing`). */
+export { freePort };
 
 /** A started child process. */
 export interface Child {
