@@ -3,6 +3,7 @@ import {
   argmaxLabels,
   bratsLabelsFromChannels,
   bratsLabelsFromLogits,
+  bratsLabelsFromPaddedLogits,
   sigmoidThresholdLogit,
   bratsVolumes,
   largestDiameter,
@@ -69,6 +70,39 @@ describe('fused logits -> labels', () => {
       const below = Math.max(...around.filter((x) => x < cut));
       expect(threshold(sigmoid(new Float32Array([cut, below])), t)).toEqual(new Uint8Array([1, 0]));
     }
+  });
+});
+
+describe('labels from padded logits', () => {
+  it('equal cropping first and then bratsLabelsFromLogits, for every channel order and ET label', () => {
+    const [p0, p1, p2] = [6, 7, 9];
+    const before: [number, number, number] = [1, 0, 2];
+    const size: [number, number, number] = [4, 7, 5];
+    let seed = 11;
+    const rand = (): number => ((seed = (seed * 1664525 + 1013904223) >>> 0) / 2 ** 32 - 0.5) * 6;
+    const logits = new Float32Array(3 * p0 * p1 * p2).map(rand);
+    const cropped = new Float32Array(3 * size[0] * size[1] * size[2]);
+    let o = 0;
+    for (let c = 0; c < 3; c++)
+      for (let i = 0; i < size[0]; i++)
+        for (let j = 0; j < size[1]; j++)
+          for (let k = 0; k < size[2]; k++)
+            cropped[o++] = logits[((c * p0 + i + before[0]) * p1 + j + before[1]) * p2 + k + before[2]]!;
+    for (const [order, et] of [
+      [{ tc: 0, wt: 1, et: 2 }, 4],
+      [{ tc: 2, wt: 0, et: 1 }, 3],
+    ] as const) {
+      const want = bratsLabelsFromLogits(cropped, [3, ...size], order, 0.4, et);
+      const got = bratsLabelsFromPaddedLogits(logits, [3, p0, p1, p2], before, size, order, 0.4, et);
+      expect(Array.from(got)).toEqual(Array.from(want));
+      expect(new Set(want).size).toBe(4);
+    }
+  });
+  it('rejects a region outside the padded image', () => {
+    const logits = new Float32Array(3 * 4 * 4 * 4);
+    expect(() =>
+      bratsLabelsFromPaddedLogits(logits, [3, 4, 4, 4], [1, 0, 0], [4, 4, 4], { tc: 0, wt: 1, et: 2 }, 0.5),
+    ).toThrow(SegmentationError);
   });
 });
 

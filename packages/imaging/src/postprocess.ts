@@ -188,6 +188,66 @@ export function bratsLabelsFromLogits(
 }
 
 /**
+ * {@link bratsLabelsFromLogits} over the part of padded logits that holds the image, without cropping them first:
+ * the labels of `[C, ...paddedSize]` logits at `padBefore`, size `size` (what the sliding window gives on a padded
+ * image), equal to cropping and then calling {@link bratsLabelsFromLogits}, with one large copy fewer.
+ * @param logits - C-order `[C, p0, p1, p2]` float32 logits
+ * @param paddedShape - `[C, p0, p1, p2]`
+ * @param padBefore - where the image starts in each spatial axis
+ * @param size - the image's size `[s0, s1, s2]`
+ * @param order - TC/WT/ET channel indices
+ * @param thresholdValue - probability threshold (the bundle: 0.5)
+ * @param etLabel - 4 or 3
+ * @returns one label per image voxel, `[s0, s1, s2]` C-order
+ * @throws {@link SegmentationError} `INVALID_INPUT` for a bad shape, region, channel index or threshold
+ */
+export function bratsLabelsFromPaddedLogits(
+  logits: Float32Array,
+  paddedShape: readonly number[],
+  padBefore: readonly [number, number, number],
+  size: readonly [number, number, number],
+  order: BratsChannelOrder,
+  thresholdValue: number,
+  etLabel: EnhancingTumourLabel = 4,
+): Uint8Array {
+  const voxels = checkChannelFirst(logits, paddedShape, 'label conversion input', 3);
+  const c = paddedShape[0] as number;
+  const [, , p1, p2] = paddedShape as [number, number, number, number];
+  requireInput(
+    [0, 1, 2].every((i) => {
+      const b = padBefore[i] as number;
+      const s = size[i] as number;
+      return Number.isInteger(b) && Number.isInteger(s) && b >= 0 && s > 0 && b + s <= (paddedShape[i + 1] as number);
+    }),
+    `region at [${padBefore.join(', ')}] of size ${size.join('x')} does not fit in ${paddedShape.slice(1).join('x')}`,
+  );
+  for (const k of ['tc', 'wt', 'et'] as const) {
+    requireInput(
+      Number.isInteger(order[k]) && order[k] >= 0 && order[k] < c,
+      `channel ${k}=${order[k]} is outside 0..${c - 1}`,
+    );
+  }
+  requireInput(etLabel === 3 || etLabel === 4, `etLabel must be 3 or 4, got ${String(etLabel)}`);
+  const cut = sigmoidThresholdLogit(thresholdValue);
+  const tc = logits.subarray(order.tc * voxels, (order.tc + 1) * voxels);
+  const wt = logits.subarray(order.wt * voxels, (order.wt + 1) * voxels);
+  const et = logits.subarray(order.et * voxels, (order.et + 1) * voxels);
+  const [s0, s1, s2] = size;
+  const [b0, b1, b2] = padBefore;
+  const out = new Uint8Array(s0 * s1 * s2);
+  let o = 0;
+  for (let i = 0; i < s0; i++) {
+    for (let j = 0; j < s1; j++) {
+      let v = ((i + b0) * p1 + j + b1) * p2 + b2;
+      for (let k = 0; k < s2; k++, v++, o++) {
+        out[o] = (et[v] as number) >= cut ? etLabel : (tc[v] as number) >= cut ? 1 : (wt[v] as number) >= cut ? 2 : 0;
+      }
+    }
+  }
+  return out;
+}
+
+/**
  * `argmax` over channels mapped through a class → label table (multi-class softmax models).
  * Ties go to the lowest channel, as `torch.argmax`.
  * @param values - C-order `[C, ...spatial]`

@@ -3,7 +3,9 @@ import { parseModelManifest, type ModelManifestInput } from './manifest.js';
 import { generatePhantom } from './phantom.js';
 import { SegmentationError } from './segmentation-errors.js';
 import { labelsToVolume, runSegmentation, stackChannels, volumesToInput } from './segmentation.js';
-import type { WindowBatch } from './sliding-window.js';
+import { normalizeIntensity } from './normalize.js';
+import { bratsLabelsFromLogits } from './postprocess.js';
+import { slidingWindowInference, type WindowBatch } from './sliding-window.js';
 
 const manifest = parseModelManifest({
   schemaVersion: 1,
@@ -161,4 +163,52 @@ describe('runSegmentation', () => {
     );
     await expect(run).rejects.toMatchObject({ code: 'ABORTED' });
   });
+});
+
+describe('normalising straight into the padded image', () => {
+  // A toy predictor whose output depends on every input value and on the window's position.
+  const toy = (b: WindowBatch): { data: Float32Array; channels: number } => {
+    const roi = b.roiSize[0] * b.roiSize[1] * b.roiSize[2];
+    const out = new Float32Array(b.count * 3 * roi);
+    for (let w = 0; w < b.count; w++)
+      for (let c = 0; c < 3; c++)
+        for (let v = 0; v < roi; v++) {
+          const x = b.data[(w * b.channels + (c % b.channels)) * roi + v]!;
+          out[(w * 3 + c) * roi + v] = Math.fround(x * (c + 1.5) - 0.25 + (b.starts[w]![2] % 3) * 0.125);
+        }
+    return { data: out, channels: 3 };
+  };
+  const cases: { roi: [number, number, number]; mode: 'constant' | 'gaussian'; cval: number }[] = [
+    { roi: [12, 8, 12], mode: 'gaussian', cval: 0 }, // padded on two axes, several windows on the others
+    { roi: [12, 8, 12], mode: 'constant', cval: 0.75 },
+    { roi: [14, 12, 10], mode: 'constant', cval: 0 }, // one window over the padded image: handed over whole
+  ];
+  for (const { roi, mode, cval } of cases) {
+    it(`gives bit for bit the logits of normalise → pad → sliding window (roi ${roi.join('x')}, ${mode}, cval ${cval})`, async () => {
+      const p = generatePhantom({ seed: 'unit-pad', dims: [11, 10, 9], spacing: [2, 2, 2] });
+      const input = volumesToInput(manifest, p.modalities);
+      const original = input.data.slice();
+      const m = { ...manifest, inference: { ...manifest.inference, roiSize: roi, mode, cval } };
+      const got = await runSegmentation(input, m, toy, { keepLogits: true });
+      expect(input.data).toEqual(original); // the caller's array is not modified
+      const norm = normalizeIntensity(input.data, input.shape, manifest.input.normalize!);
+      const want = await slidingWindowInference(norm.data, input.shape, toy, {
+        roiSize: roi,
+        swBatchSize: m.inference.swBatchSize,
+        overlap: m.inference.overlap,
+        mode,
+        cval,
+      });
+      expect(got.windows).toBe(want.windows);
+      expect(Buffer.from(got.logits!.buffer)).toEqual(Buffer.from(want.data.buffer));
+      // without keepLogits the labels come straight from the padded logits: the same labels
+      const lean = await runSegmentation(input, m, toy);
+      expect(lean.logits).toBeUndefined();
+      expect(Buffer.from(lean.labels)).toEqual(Buffer.from(got.labels));
+      const wantLabels = bratsLabelsFromLogits(want.data, want.shape, { tc: 0, wt: 1, et: 2 }, 0.5, 4);
+      expect(Buffer.from(lean.labels)).toEqual(Buffer.from(wantLabels));
+      expect(new Set(wantLabels).size).toBeGreaterThan(1); // the toy predictor gives more than one label
+      expect(lean.volumes).toEqual(got.volumes);
+    });
+  }
 });

@@ -9,10 +9,11 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { ModelManifest } from './manifest.js';
-import { normalizeIntensity } from './normalize.js';
+import { normalizeIntensity, normalizeIntensityPadded } from './normalize.js';
 import {
   argmaxLabels,
   bratsLabelsFromLogits,
+  bratsLabelsFromPaddedLogits,
   bratsVolumes,
   largestDiameter,
   softmax,
@@ -20,7 +21,7 @@ import {
   type LargestDiameter,
 } from './postprocess.js';
 import { SegmentationError, checkChannelFirst, requireInput } from './segmentation-errors.js';
-import { slidingWindowInference, type WindowPredictor } from './sliding-window.js';
+import { cropPadded, planWindows, slidingWindowInference, type WindowPredictor } from './sliding-window.js';
 import { geometryOf, sameGrid, type Volume, type VolumeGeometry } from './volume.js';
 
 /** A multi-channel volume ready for the model: channel-first `[C, d0, d1, d2]`, C-order, float32. */
@@ -173,7 +174,19 @@ export async function runSegmentation(
   notify({ stage: 'normalize' });
   let t = performance.now();
   const norm = manifest.input.normalize;
-  const x = norm ? normalizeIntensity(input.data, input.shape, norm).data : input.data;
+  const inf = manifest.inference;
+  // Where the image is smaller than a window, normalise straight into the padded image the sliding window would
+  // build (one fresh array and one pass fewer); the sliding window then runs on it unpadded (same window layout:
+  // a padded axis holds one window at 0 either way) and its output is cropped back below.
+  const plan = planWindows([d0, d1, d2], inf.roiSize, inf.overlap);
+  const prePad =
+    norm !== undefined && plan.padBefore.some((v, i) => v > 0 || plan.paddedSize[i] !== input.shape[i + 1]);
+  const x = !norm
+    ? input.data
+    : prePad
+      ? normalizeIntensityPadded(input.data, input.shape, norm, plan.paddedSize, plan.padBefore, inf.cval).data
+      : normalizeIntensity(input.data, input.shape, norm).data;
+  const xShape: [number, number, number, number] = prePad ? [c, ...plan.paddedSize] : [c, d0, d1, d2];
   const normalizeMs = performance.now() - t;
   throwIfAborted(options.signal);
 
@@ -181,7 +194,6 @@ export async function runSegmentation(
   t = performance.now();
   let predictorMs = 0;
   let networkMs = 0;
-  const inf = manifest.inference;
   const timedPredictor: WindowPredictor = async (batch) => {
     const p0 = performance.now();
     const r = await predictor(batch);
@@ -189,7 +201,7 @@ export async function runSegmentation(
     networkMs += r.networkMs ?? 0;
     return r;
   };
-  const sw = await slidingWindowInference(x, input.shape, timedPredictor, {
+  const swRaw = await slidingWindowInference(x, xShape, timedPredictor, {
     roiSize: inf.roiSize,
     swBatchSize: inf.swBatchSize,
     overlap: inf.overlap,
@@ -200,6 +212,16 @@ export async function runSegmentation(
     ...(options.signal ? { signal: options.signal } : {}),
     onProgress: (done, total) => notify({ stage: 'inference', windowsDone: done, windowsTotal: total }),
   });
+  // Labels straight from the padded logits when nothing else needs them cropped.
+  const labelsFromPadded = prePad && manifest.output.activation === 'sigmoid' && options.keepLogits !== true;
+  const sw =
+    prePad && !labelsFromPadded
+      ? {
+          data: cropPadded(swRaw.data, swRaw.shape[0], plan.paddedSize, plan.padBefore, [d0, d1, d2]),
+          shape: [swRaw.shape[0], d0, d1, d2] as [number, number, number, number],
+          windows: swRaw.windows,
+        }
+      : swRaw;
   const inferenceMs = performance.now() - t;
   const out = manifest.output;
   if (sw.shape[0] !== out.channels.length) {
@@ -213,9 +235,19 @@ export async function runSegmentation(
   notify({ stage: 'postprocess' });
   t = performance.now();
   const labels =
-    out.activation === 'sigmoid'
-      ? bratsLabelsFromLogits(sw.data, sw.shape, out.regions, out.threshold, manifest.etLabel)
-      : argmaxLabels(softmax(sw.data, sw.shape[0]), sw.shape, out.classLabels);
+    labelsFromPadded && out.activation === 'sigmoid'
+      ? bratsLabelsFromPaddedLogits(
+          sw.data,
+          sw.shape,
+          plan.padBefore,
+          [d0, d1, d2],
+          out.regions,
+          out.threshold,
+          manifest.etLabel,
+        )
+      : out.activation === 'sigmoid'
+        ? bratsLabelsFromLogits(sw.data, sw.shape, out.regions, out.threshold, manifest.etLabel)
+        : argmaxLabels(softmax(sw.data, sw.shape[0]), sw.shape, out.classLabels);
   const spacing: [number, number, number] = [input.spacingMm[0], input.spacingMm[1], input.spacingMm[2]];
   const volumes = bratsVolumes(labels, spacing, manifest.etLabel);
   const wholeTumourDiameter = largestDiameter(labels, [d0, d1, d2], spacing);

@@ -424,8 +424,16 @@ function accumulate(
   }
 }
 
-/** Crops `[C, padded]` back to `[C, size]`. */
-function cropPadded(
+/**
+ * Crops `[C, ...padded]` C-order values back to `[C, ...size]` (the inverse of the sliding window's padding).
+ * @param data - `[C, p0, p1, p2]` values
+ * @param channels - C
+ * @param padded - `[p0, p1, p2]`
+ * @param padBefore - padding before each axis
+ * @param size - the cropped size `[s0, s1, s2]`
+ * @returns a new `[C, s0, s1, s2]` array
+ */
+export function cropPadded(
   data: Float32Array,
   channels: number,
   padded: readonly number[],
