@@ -158,10 +158,15 @@ export function normalizeIntensityPadded(
           continue;
         }
         const { mean, std } = s;
-        for (let k = 0; k < s2; k++) {
-          const v = data[from + k] as number;
-          // nonzero: background stays exactly +0, as the zero-filled output of normalizeIntensity
-          out[to + k] = nonzero && v === 0 ? 0 : f32(v - mean) / std;
+        if (nonzero) {
+          for (let k = 0; k < s2; k++) {
+            const v = data[from + k] as number;
+            // background stays exactly +0, as in the zero-filled output of normalizeIntensity
+            if (v !== 0) out[to + k] = f32(v - mean) / std;
+            else if (cval !== 0) out[to + k] = 0; // over the padding value the array was filled with
+          }
+        } else {
+          for (let k = 0; k < s2; k++) out[to + k] = f32((data[from + k] as number) - mean) / std;
         }
       }
     }

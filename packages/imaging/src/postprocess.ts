@@ -351,6 +351,8 @@ export interface LargestDiameter {
   to: [number, number, number];
 }
 
+const anyNonZero = (v: number): boolean => v !== 0;
+
 /**
  * The largest 3-D diameter of a region: the greatest Euclidean distance, in millimetres, between the **centres**
  * of any two voxels of the region (its maximum Feret diameter over voxel centres), with anisotropic spacing.
@@ -371,21 +373,25 @@ export function largestDiameter(
   mask: Uint8Array,
   dims: readonly number[],
   spacing: readonly number[],
-  include: (value: number) => boolean = (v) => v !== 0,
+  include: (value: number) => boolean = anyNonZero,
 ): LargestDiameter | undefined {
   checkChannelFirst(mask, [1, ...dims], 'largestDiameter mask', 3);
   checkSpacing(spacing);
   const [n0, n1, n2] = dims as [number, number, number];
   const [h0, h1, h2] = spacing as [number, number, number];
-  const inside = new Uint8Array(mask.length);
-  let any = false;
-  for (let i = 0; i < mask.length; i++) {
-    if (include(mask[i] as number)) {
-      inside[i] = 1;
-      any = true;
+  // With the default rule the mask itself says which voxels are in (non-zero); otherwise a 0/1 copy is made.
+  let inside = mask;
+  if (include !== anyNonZero) {
+    inside = new Uint8Array(mask.length);
+    let any = false;
+    for (let i = 0; i < mask.length; i++) {
+      if (include(mask[i] as number)) {
+        inside[i] = 1;
+        any = true;
+      }
     }
+    if (!any) return undefined;
   }
-  if (!any) return undefined;
   // A voxel can only be a vertex of the region's convex hull if, along each axis, no region voxel lies on both
   // sides of it on that line: it must be the first or last region voxel of its line along d0, d1 and d2.
   // One pass in memory order records, per line, the first and last index along each axis.
