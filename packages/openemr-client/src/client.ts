@@ -1127,7 +1127,8 @@ function isStrategy(auth: OpenEmrAuthConfig | AuthStrategy): auth is AuthStrateg
  *   baseUrl: 'https://emr.example', version: '8',
  *   auth: { kind: 'password', clientId, clientSecret, username, password, scope: CDSS_SCOPES },
  * });
- * for await (const p of emr.patients.search({ lname: 'Rossi' })) console.log(p.uuid);
+ * const uuids: string[] = [];
+ * for await (const p of emr.patients.search({ lname: 'Rossi' })) uuids.push(p.uuid);
  * ```
  */
 export function createOpenEmrClient(options: OpenEmrClientOptions): OpenEmrClient {
