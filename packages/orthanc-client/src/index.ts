@@ -20,7 +20,13 @@ export type { MultipartPart, MultipartPieces } from './multipart.js';
 export { mapLimit } from './pool.js';
 export { DICOM_TAGS, dicomString, dicomNumbers, dicomItems } from './dicom-json.js';
 export type { DicomKeyword } from './dicom-json.js';
-export { retrieveSeriesVolume, retrieveSeriesVolumeRest, retrieveStudyInput, retrieveSeg } from './volumes.js';
+export {
+  retrieveSeriesVolume,
+  retrieveSeriesVolumeRest,
+  retrieveStudyInput,
+  retrieveSeg,
+  findStudySeries,
+} from './volumes.js';
 export type { RetrieveVolumeOptions, RetrieveStudyInputOptions } from './volumes.js';
 export {
   systemInfoSchema,

@@ -13,6 +13,7 @@ import {
   type DicomSlice,
   type SegReadResult,
   type SelectionRules,
+  type StudyChannel,
   type SeriesCandidate,
   type StudyInput,
   type Volume,
@@ -66,19 +67,19 @@ export interface RetrieveStudyInputOptions extends RetrieveVolumeOptions {
 }
 
 /**
- * Finds the T1c, T1, T2 and FLAIR series of a study (QIDO-RS with the tags the rules look at), downloads the
- * four in parallel and stacks them as the model's 4-channel input.
+ * Finds the T1c, T1, T2 and FLAIR series of a study without downloading them: QIDO-RS with the tags the selection
+ * rules look at, then {@link selectStudySeries}.
  * @param dicomweb - the DICOMweb client
  * @param studyInstanceUid - the study
- * @param options - rules, signal, volume options
- * @returns the channels and the series each came from
+ * @param options - rules, signal
+ * @returns the chosen series per channel
  * @throws `StudySeriesError` naming the missing channels
  */
-export async function retrieveStudyInput(
+export async function findStudySeries(
   dicomweb: DicomWebClient,
   studyInstanceUid: string,
-  options: RetrieveStudyInputOptions = {},
-): Promise<StudyInput> {
+  options: { rules?: SelectionRules; signal?: AbortSignal } = {},
+): Promise<Record<StudyChannel, SeriesCandidate>> {
   const series = await dicomweb.searchForSeries(studyInstanceUid, {
     includefield: ['SeriesDescription', 'Modality', '00180010', '00180082', '00180020', '00180024'],
     ...(options.signal ? { signal: options.signal } : {}),
@@ -94,7 +95,24 @@ export async function retrieveStudyInput(
       SequenceName: dicomString(s, 'SequenceName'),
     },
   }));
-  const chosen = selectStudySeries(candidates, options.rules ?? DEFAULT_SELECTION_RULES);
+  return selectStudySeries(candidates, options.rules ?? DEFAULT_SELECTION_RULES);
+}
+
+/**
+ * Finds the T1c, T1, T2 and FLAIR series of a study (QIDO-RS with the tags the rules look at), downloads the
+ * four in parallel and stacks them as the model's 4-channel input.
+ * @param dicomweb - the DICOMweb client
+ * @param studyInstanceUid - the study
+ * @param options - rules, signal, volume options
+ * @returns the channels and the series each came from
+ * @throws `StudySeriesError` naming the missing channels
+ */
+export async function retrieveStudyInput(
+  dicomweb: DicomWebClient,
+  studyInstanceUid: string,
+  options: RetrieveStudyInputOptions = {},
+): Promise<StudyInput> {
+  const chosen = await findStudySeries(dicomweb, studyInstanceUid, options);
   const entries = await Promise.all(
     (['t1c', 't1', 't2', 'flair'] as const).map(async (c) => {
       const uid = chosen[c].seriesInstanceUid;

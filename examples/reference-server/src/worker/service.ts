@@ -8,8 +8,8 @@ import { timingSafeEqual, createHash, randomUUID } from 'node:crypto';
 import express from 'express';
 import { z } from 'zod';
 import { JobFailure, JobWorker, type JobTransport } from '@cdss/ai-jobs';
-import { selectStudySeries, StudySeriesError, type SegmentationModel } from '@cdss/imaging';
-import { dicomString, type DicomWebClient } from '@cdss/orthanc-client';
+import { StudySeriesError, type SegmentationModel } from '@cdss/imaging';
+import { findStudySeries, type DicomWebClient } from '@cdss/orthanc-client';
 import type { Logger } from 'pino';
 import { analyseStudy, modelRef, type PreprocessHook } from './analysis.js';
 
@@ -171,17 +171,7 @@ export function createAiWorker(options: AiWorkerOptions): AiWorker {
       return;
     }
     try {
-      const candidates = await dicomweb.searchForSeries(body.data.studyInstanceUid, {
-        includefield: ['SeriesDescription', 'Modality', '00180010', '00180082'],
-      });
-      const chosen = selectStudySeries(
-        candidates.map((s) => ({
-          seriesInstanceUid: dicomString(s, 'SeriesInstanceUID') ?? '',
-          description: dicomString(s, 'SeriesDescription') ?? '',
-          modality: dicomString(s, 'Modality'),
-          tags: { ContrastBolusAgent: dicomString(s, '00180010'), InversionTime: dicomString(s, '00180082') },
-        })),
-      );
+      const chosen = await findStudySeries(dicomweb, body.data.studyInstanceUid);
       const result = await analyseStudy({
         dicomweb,
         model: await options.model.get(),
