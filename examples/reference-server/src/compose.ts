@@ -356,7 +356,7 @@ export async function composeServer(config: ServerConfig, logger: Logger, versio
 
   const analysis = analysisFeature({
     jobs,
-    listJobs: () => jobStore.list({ limit: 10_000 }),
+    listJobs: (query) => jobStore.list({ limit: 10_000, ...query }),
     reviews,
     archive,
     reports: fhirReports(),

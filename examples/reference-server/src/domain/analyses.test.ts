@@ -80,7 +80,7 @@ beforeAll(async () => {
   h = await startHarness(({ auditor, bus, fhir, metrics }) => {
     const feature = analysisFeature({
       jobs: client,
-      listJobs: () => store.list(),
+      listJobs: (query) => store.list(query),
       reviews,
       archive: fakeArchive([study, incomplete]),
       reports,

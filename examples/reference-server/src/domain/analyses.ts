@@ -14,6 +14,7 @@ import {
   JobNotFoundError,
   RequestAnalysis,
   type JobChange,
+  type JobQuery,
   type JobClient,
   type JobRecord,
 } from '@cdss/ai-jobs';
@@ -60,7 +61,7 @@ export interface ModelChoice {
 export interface AnalysisDeps {
   jobs: JobClient;
   /** Lists jobs (the job store); filtered by patient here. */
-  listJobs(): Promise<JobRecord[]>;
+  listJobs(query?: JobQuery): Promise<JobRecord[]>;
   reviews: ReviewStore;
   archive: ImagingArchive;
   reports: ReportBuilder;
@@ -137,14 +138,17 @@ export function toApiAnalysis(job: JobRecord, review: ReviewRecord | undefined):
 export function analysisFeature(deps: AnalysisDeps): { routes: AnyRoute[]; start(): () => void } {
   const { jobs, reviews, archive, reports, fhir, bus, auditor, metrics } = deps;
 
-  async function view(jobId: string): Promise<ApiAnalysis> {
+  async function getJob(jobId: string): Promise<JobRecord> {
     try {
-      const job = await jobs.send(new GetAnalysis({ jobId }));
-      return toApiAnalysis(job, await reviews.get(jobId));
+      return await jobs.send(new GetAnalysis({ jobId }));
     } catch (error) {
       if (error instanceof JobNotFoundError) throw notFound('Analysis');
       throw error;
     }
+  }
+
+  async function view(jobId: string): Promise<ApiAnalysis> {
+    return toApiAnalysis(await getJob(jobId), await reviews.get(jobId));
   }
 
   async function patientAnalyses(patientId: string): Promise<ApiAnalysis[]> {
@@ -287,12 +291,8 @@ export function analysisFeature(deps: AnalysisDeps): { routes: AnyRoute[]; start
             let items: ApiAnalysis[];
             if (query.patient) items = await patientAnalyses(query.patient);
             else if (query.review) {
-              const all = await deps.listJobs();
-              items = await Promise.all(
-                all
-                  .filter((j) => j.state === 'succeeded')
-                  .map(async (job) => toApiAnalysis(job, await reviews.get(job.jobId))),
-              );
+              const succeeded = await deps.listJobs({ states: ['succeeded'] });
+              items = await Promise.all(succeeded.map(async (job) => toApiAnalysis(job, await reviews.get(job.jobId))));
             } else throw new ApiError(400, 'required', 'Give patient or review', ['patient']);
             if (query.review) items = items.filter((a) => a.review?.status === query.review);
             items.sort((a, b) => b.requestedAt.localeCompare(a.requestedAt));
@@ -386,9 +386,7 @@ export function analysisFeature(deps: AnalysisDeps): { routes: AnyRoute[]; start
         auditor.around(
           { principal, requestId, action: 'read', resource: `Analysis/${params.id}/segmentation` },
           async (audit) => {
-            const job = await jobs.send(new GetAnalysis({ jobId: params.id })).catch((error: unknown) => {
-              throw error instanceof JobNotFoundError ? notFound('Analysis') : error;
-            });
+            const job = await getJob(params.id);
             audit.patientId = job.request.patientRef.slice('Patient/'.length);
             if (!job.result)
               throw new ApiError(409, 'business-rule', `The analysis is ${job.state}; it has no segmentation`);
@@ -508,10 +506,7 @@ export function analysisFeature(deps: AnalysisDeps): { routes: AnyRoute[]; start
       });
       // Queue depth for the backlog alert: jobs not yet finished.
       const refresh = async (): Promise<void> => {
-        const open = (await deps.listJobs()).filter(
-          (job) => job.state === 'queued' || job.state === 'accepted' || job.state === 'running',
-        );
-        metrics.jobsQueueDepth.set(open.length);
+        metrics.jobsQueueDepth.set((await deps.listJobs({ states: ['queued', 'accepted', 'running'] })).length);
       };
       const timer = setInterval(() => void refresh().catch(() => undefined), 15_000);
       timer.unref();

@@ -170,8 +170,7 @@ export function patientRoutes(deps: PatientRouteDeps): AnyRoute[] {
         auditor.around(
           { principal, requestId, action: 'update', resource: `Patient/${params.id}`, patientId: params.id },
           async () => {
-            const existing = await records.get(params.id);
-            if (!existing) throw notFound('Patient');
+            // A missing patient: OpenEMR refuses the write, which answers 404 (see http/errors.ts).
             const { value: patient } = await cache.write(() => records.update(params.id, body), {
               key: () => patientKey(params.id),
               schema: patientSchema,

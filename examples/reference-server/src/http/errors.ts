@@ -3,7 +3,7 @@
  * upstream internals reach clients: upstream failures are summarised, unknown errors become a generic 500.
  * @see https://hl7.org/fhir/R4/operationoutcome.html
  */
-import { CdssError, HttpError, TimeoutError, ValidationError } from '@cdss/core';
+import { CdssError, HttpError, RetryError, TimeoutError, ValidationError } from '@cdss/core';
 import type { ErrorRequestHandler } from 'express';
 import type { OperationOutcome, OperationOutcomeIssue } from 'fhir/r4.js';
 import type { Logger } from 'pino';
@@ -115,7 +115,15 @@ export function mapError(error: unknown): MappedError {
       unexpected: false,
     };
   }
-  if (CdssError.isInstance(error) && error.code === 'RETRY_EXHAUSTED') {
+  if (CdssError.isInstance(error) && error.code === 'NOT_FOUND') {
+    // An upstream client's "no such record" (e.g. OpenEMR on a write to a missing patient).
+    return {
+      status: 404,
+      outcome: operationOutcome([{ code: 'not-found', diagnostics: 'Not found upstream' }]),
+      unexpected: false,
+    };
+  }
+  if (RetryError.isInstance(error)) {
     return {
       status: 503,
       outcome: operationOutcome([
