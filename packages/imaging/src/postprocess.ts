@@ -79,6 +79,17 @@ export function threshold(values: Float32Array, threshold: number): Uint8Array {
   return out;
 }
 
+/** The channel indices must exist and the ET label be 3 or 4 (shared by the label conversions). */
+function checkLabelArguments(order: BratsChannelOrder, channels: number, etLabel: EnhancingTumourLabel): void {
+  for (const k of ['tc', 'wt', 'et'] as const) {
+    requireInput(
+      Number.isInteger(order[k]) && order[k] >= 0 && order[k] < channels,
+      `channel ${k}=${order[k]} is outside 0..${channels - 1}`,
+    );
+  }
+  requireInput(etLabel === 3 || etLabel === 4, `etLabel must be 3 or 4, got ${String(etLabel)}`);
+}
+
 /**
  * The bundle's label rule on thresholded TC/WT/ET channels:
  * `ET → etLabel`, else `TC → 1` (necrotic / non-enhancing core), else `WT → 2` (oedema), else 0.
@@ -97,13 +108,7 @@ export function bratsLabelsFromChannels(
 ): Uint8Array {
   const voxels = checkChannelFirst(mask, shape, 'label conversion input');
   const c = shape[0] as number;
-  for (const k of ['tc', 'wt', 'et'] as const) {
-    requireInput(
-      Number.isInteger(order[k]) && order[k] >= 0 && order[k] < c,
-      `channel ${k}=${order[k]} is outside 0..${c - 1}`,
-    );
-  }
-  requireInput(etLabel === 3 || etLabel === 4, `etLabel must be 3 or 4, got ${String(etLabel)}`);
+  checkLabelArguments(order, c, etLabel);
   const tc = order.tc * voxels;
   const wt = order.wt * voxels;
   const et = order.et * voxels;
@@ -169,13 +174,7 @@ export function bratsLabelsFromLogits(
 ): Uint8Array {
   const voxels = checkChannelFirst(logits, shape, 'label conversion input');
   const c = shape[0] as number;
-  for (const k of ['tc', 'wt', 'et'] as const) {
-    requireInput(
-      Number.isInteger(order[k]) && order[k] >= 0 && order[k] < c,
-      `channel ${k}=${order[k]} is outside 0..${c - 1}`,
-    );
-  }
-  requireInput(etLabel === 3 || etLabel === 4, `etLabel must be 3 or 4, got ${String(etLabel)}`);
+  checkLabelArguments(order, c, etLabel);
   const cut = sigmoidThresholdLogit(thresholdValue);
   const tc = logits.subarray(order.tc * voxels, (order.tc + 1) * voxels);
   const wt = logits.subarray(order.wt * voxels, (order.wt + 1) * voxels);
@@ -221,13 +220,7 @@ export function bratsLabelsFromPaddedLogits(
     }),
     `region at [${padBefore.join(', ')}] of size ${size.join('x')} does not fit in ${paddedShape.slice(1).join('x')}`,
   );
-  for (const k of ['tc', 'wt', 'et'] as const) {
-    requireInput(
-      Number.isInteger(order[k]) && order[k] >= 0 && order[k] < c,
-      `channel ${k}=${order[k]} is outside 0..${c - 1}`,
-    );
-  }
-  requireInput(etLabel === 3 || etLabel === 4, `etLabel must be 3 or 4, got ${String(etLabel)}`);
+  checkLabelArguments(order, c, etLabel);
   const cut = sigmoidThresholdLogit(thresholdValue);
   const tc = logits.subarray(order.tc * voxels, (order.tc + 1) * voxels);
   const wt = logits.subarray(order.wt * voxels, (order.wt + 1) * voxels);
