@@ -184,7 +184,8 @@ export function createAccepted(
 /**
  * Builds the `analysis.succeeded` for a request that {@link decodeMessage} validated and a worker id that
  * {@link checkWorkerId} accepted: only the handler's `result` is new, so only it is parsed (the envelope's
- * identifiers and timestamp are made here or come from validated data).
+ * identifiers and timestamp are made here or come from validated data). An `attempt` (carried so the server learns
+ * it when no `accepted` was published) that is not an integer ≥ 1 takes the validating path and throws.
  * @throws `ValidationError` (`@cdss/core`) when the result does not match the protocol
  * @internal
  */
@@ -193,10 +194,17 @@ export function createSucceeded(
   workerId: string,
   result: unknown,
   now: number = Date.now(),
+  attempt?: number,
 ): AnalysisSucceeded {
-  if (!isValidated(request))
+  if (!isValidated(request) || (attempt !== undefined && (!Number.isInteger(attempt) || attempt < 1)))
     return createMessage(
-      { type: 'analysis.succeeded', jobId: request.jobId, workerId, result: result as AnalysisSucceeded['result'] },
+      {
+        type: 'analysis.succeeded',
+        jobId: request.jobId,
+        workerId,
+        ...(attempt === undefined ? {} : { attempt }),
+        result: result as AnalysisSucceeded['result'],
+      },
       now,
     );
   const parsed = analysisSucceededSchema.shape.result.safeParse(result);
@@ -209,6 +217,7 @@ export function createSucceeded(
     sentAt: new Date(now).toISOString(),
     type: 'analysis.succeeded',
     workerId,
+    ...(attempt === undefined ? {} : { attempt }),
     result: parsed.data,
   });
 }

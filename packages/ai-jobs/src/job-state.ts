@@ -195,11 +195,14 @@ export function decide(job: JobRecord, event: JobEvent, now: string): Decision {
       break;
     case 'analysis.succeeded':
       next.workerId = event.workerId;
+      // a job that ended quickly may have had no `accepted`: its final event names the attempt
+      if (event.attempt !== undefined) next.attempt = Math.max(job.attempt, event.attempt);
       next.result = event.result;
       next.progress = job.progress ? { ...job.progress, percent: 100 } : null;
       break;
     case 'analysis.failed':
       next.workerId = event.workerId ?? job.workerId;
+      if (event.attempt !== undefined) next.attempt = Math.max(job.attempt, event.attempt);
       next.failure = { reason: event.reason, retryable: event.retryable, detail: event.detail };
       break;
     case 'analysis.cancelled':

@@ -117,13 +117,20 @@ export const analysisRequestedSchema = z.strictObject({
   callbackUrl: z.url({ protocol: /^https?$/ }).optional(),
 });
 
-/** Worker → server: I have taken the job. */
+/** 1 for the first try; grows with each retry the worker saw. */
+const attemptSchema = z.int().min(1);
+
+/**
+ * Worker → server: I have taken the job. Optional since a worker may skip it for a job that ends quickly: its final
+ * event then carries the `attempt` instead (the TypeScript worker publishes it only for jobs still running after
+ * `acceptedAfterMs`).
+ */
 export const analysisAcceptedSchema = z.strictObject({
   ...envelope,
   type: z.literal('analysis.accepted'),
   workerId: z.string().min(1).max(128),
   /** 1 for the first try; grows with each retry or redelivery the worker saw. */
-  attempt: z.int().min(1),
+  attempt: attemptSchema,
 });
 
 /** Worker → server: the job is running; also a heartbeat. */
@@ -167,6 +174,8 @@ export const analysisSucceededSchema = z.strictObject({
   ...envelope,
   type: z.literal('analysis.succeeded'),
   workerId: z.string().min(1).max(128),
+  /** The attempt that produced the result (optional: workers that always send `accepted` may leave it out). */
+  attempt: attemptSchema.optional(),
   result: analysisResultSchema,
 });
 
@@ -175,6 +184,8 @@ export const analysisFailedSchema = z.strictObject({
   ...envelope,
   type: z.literal('analysis.failed'),
   workerId: z.string().min(1).max(128).optional(),
+  /** The attempt that failed (optional: workers that always send `accepted` may leave it out). */
+  attempt: attemptSchema.optional(),
   reason: failureReasonSchema,
   /** Whether asking again could succeed (e.g. the PACS was down), as opposed to a bad request. */
   retryable: z.boolean(),

@@ -129,6 +129,50 @@ export function jobStoreContract(name: string, open: () => Promise<JobStore>): v
       });
     });
 
+    it('a final event without an accepted before it (a quick job) records its attempt and worker', async () => {
+      const store = await open();
+      const a = (await store.create(sampleRequest())).job;
+      const done = await store.apply(
+        event({ type: 'analysis.succeeded', jobId: a.jobId, workerId: 'w7', attempt: 2, result: sampleResult() }),
+      );
+      expect(done).toMatchObject({
+        outcome: 'applied',
+        job: { state: 'succeeded', attempt: 2, workerId: 'w7' },
+        transition: { from: 'queued', to: 'succeeded' },
+      });
+      expect((await store.get(a.jobId))?.attempt).toBe(2);
+      expect((await store.history(a.jobId)).map((t) => [t.from, t.to])).toEqual([['queued', 'succeeded']]);
+
+      const b = (await store.create(sampleRequest())).job;
+      const failed = await store.apply(
+        event({
+          type: 'analysis.failed',
+          jobId: b.jobId,
+          workerId: 'w8',
+          attempt: 3,
+          reason: 'internal-error',
+          retryable: true,
+          detail: 'unexpected Error in the job handler (after 3 attempts)',
+        }),
+      );
+      expect(failed.job).toMatchObject({ state: 'failed', attempt: 3, workerId: 'w8' });
+
+      // a worker that always sends `accepted` and no attempt on its result (another language, older worker)
+      const c = (await store.create(sampleRequest())).job;
+      await store.apply(event({ type: 'analysis.accepted', jobId: c.jobId, workerId: 'py', attempt: 2 }));
+      const cDone = await store.apply(
+        event({ type: 'analysis.succeeded', jobId: c.jobId, workerId: 'py', result: sampleResult() }),
+      );
+      expect(cDone.job).toMatchObject({ state: 'succeeded', attempt: 2, workerId: 'py' });
+      // a final event never lowers the attempt an accepted reported
+      const d = (await store.create(sampleRequest())).job;
+      await store.apply(event({ type: 'analysis.accepted', jobId: d.jobId, workerId: 'w', attempt: 3 }));
+      const dDone = await store.apply(
+        event({ type: 'analysis.succeeded', jobId: d.jobId, workerId: 'w', attempt: 1, result: sampleResult() }),
+      );
+      expect(dDone.job).toMatchObject({ state: 'succeeded', attempt: 3 });
+    });
+
     it('applies concurrent duplicates once', async () => {
       const store = await open();
       const { job } = await store.create(sampleRequest());
