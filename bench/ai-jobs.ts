@@ -3,8 +3,9 @@
  *
  * Both sides run on the same RabbitMQ (CDSS_TEST_AMQP_URL or the default service URL), with persistent messages,
  * publisher confirms, manual acks and 256 jobs outstanding, for a bounded time each:
- * - value: `JobClient.send(RequestAnalysis)` → `JobWorker` (no-op handler; validates, publishes `accepted`,
- *   publishes `succeeded`, then acks) → `JobClient` records both events in a `MemoryJobStore` and acks.
+ * - value: `JobClient.send(RequestAnalysis)` (records the job in a `MemoryJobStore`, publishes the request) →
+ *   `JobWorker` (no-op handler; validates, publishes `succeeded`, then acks; a job this quick publishes no
+ *   `accepted`, see `JobWorkerOptions.acceptedAfterMs`) → `JobClient` records the event in the store and acks.
  *   A job counts when its `succeeded` change is recorded.
  * - baseline: raw amqplib, no protocol: publish the same request body (confirmed) → a consumer publishes one
  *   result message (confirmed) and acks → a result consumer acks. A job counts when its result is consumed.
@@ -117,8 +118,9 @@ async function endToEnd(): Promise<number> {
   const prefix = `bench.e2e.${randomUUID().slice(0, 8)}`;
   const serverT = new AmqpTransport({ url, prefix });
   const workerT = new AmqpTransport({ url, prefix });
-  // two events (accepted, succeeded) per job: twice the prefetch holds as many jobs as the raw result consumer's
-  const client = new JobClient({ transport: serverT, store: new MemoryJobStore(), prefetch: 2 * WINDOW });
+  // one event per job (succeeded; a no-op job ends before `acceptedAfterMs`): the same prefetch as the raw result
+  // consumer's
+  const client = new JobClient({ transport: serverT, store: new MemoryJobStore(), prefetch: WINDOW });
   const worker = new JobWorker({ transport: workerT, handler: noopHandler, prefetch: WINDOW });
   await client.start();
   await worker.start();

@@ -67,6 +67,158 @@ export function jobsContract(name: string, factory: TransportFactory): void {
       expect(await client.send(new GetAnalysis({ jobId: job.jobId }))).toMatchObject({ state: 'succeeded' });
     });
 
+    const typesOf = (changes: JobChange[], jobId: string) =>
+      changes.filter((c) => c.job.jobId === jobId).map((c) => c.event.type);
+
+    it('a quick job publishes no accepted: only its result, which names the attempt and the worker', async () => {
+      const { client, changes, startWorker, waitState, store } = await system();
+      const { worker } = await startWorker(async () => sampleResult()); // default acceptedAfterMs
+      const job = await client.send(new RequestAnalysis(sampleRequestInput()));
+      expect(await waitState(job.jobId)).toMatchObject({ state: 'succeeded', attempt: 1, workerId: worker.workerId });
+      expect(typesOf(changes, job.jobId)).toEqual(['analysis.succeeded']);
+      expect((await store.history(job.jobId)).map((t) => [t.from, t.to])).toEqual([['queued', 'succeeded']]);
+    });
+
+    it('a quick failure publishes only analysis.failed, with its attempt and worker', async () => {
+      const { client, changes, startWorker, waitState } = await system();
+      const { worker } = await startWorker(async () => {
+        throw new JobFailure('series-missing', 'no FLAIR series');
+      });
+      const job = await client.send(new RequestAnalysis(sampleRequestInput()));
+      expect(await waitState(job.jobId)).toMatchObject({
+        state: 'failed',
+        attempt: 1,
+        workerId: worker.workerId,
+        failure: { reason: 'series-missing' },
+      });
+      expect(typesOf(changes, job.jobId)).toEqual(['analysis.failed']);
+    });
+
+    it('acceptedAfterMs 0 publishes accepted for every job, before its result', async () => {
+      const { client, changes, startWorker, waitState } = await system();
+      await startWorker(async () => sampleResult(), { acceptedAfterMs: 0 });
+      const job = await client.send(new RequestAnalysis(sampleRequestInput()));
+      expect(await waitState(job.jobId)).toMatchObject({ state: 'succeeded', attempt: 1 });
+      expect(typesOf(changes, job.jobId)).toEqual(['analysis.accepted', 'analysis.succeeded']);
+    });
+
+    it('a job still running after acceptedAfterMs publishes accepted first, then its result', async () => {
+      const { client, changes, startWorker, waitState, store } = await system();
+      const acceptedSeen = collector<string>();
+      client.subscribe((c) => {
+        if (c.event.type === 'analysis.accepted') acceptedSeen.push(c.job.jobId);
+      });
+      const { worker } = await startWorker(
+        async () => {
+          await acceptedSeen.waitFor(1); // runs until the server has recorded `accepted`
+          return sampleResult();
+        },
+        { acceptedAfterMs: 20 },
+      );
+      const job = await client.send(new RequestAnalysis(sampleRequestInput()));
+      expect(await waitState(job.jobId)).toMatchObject({ state: 'succeeded', attempt: 1, workerId: worker.workerId });
+      expect(typesOf(changes, job.jobId)).toEqual(['analysis.accepted', 'analysis.succeeded']);
+      expect((await store.history(job.jobId)).map((t) => t.to)).toEqual(['accepted', 'succeeded']);
+    });
+
+    it('progress before the delay publishes accepted just before it, in order', async () => {
+      const { client, changes, startWorker, waitState } = await system();
+      await startWorker(
+        async (ctx) => {
+          await ctx.progress('fetch', 10);
+          await ctx.progress('inference', 60);
+          return sampleResult();
+        },
+        { acceptedAfterMs: 600_000, heartbeatMs: 600_000 },
+      );
+      const job = await client.send(new RequestAnalysis(sampleRequestInput()));
+      expect(await waitState(job.jobId)).toMatchObject({ state: 'succeeded', attempt: 1 });
+      expect(typesOf(changes, job.jobId)).toEqual([
+        'analysis.accepted',
+        'analysis.progress',
+        'analysis.progress',
+        'analysis.succeeded',
+      ]);
+    });
+
+    it('a heartbeat due before acceptedAfterMs publishes accepted first, then the heartbeat', async () => {
+      const { client, changes, startWorker, waitState } = await system();
+      const running = collector<string>();
+      client.subscribe((c) => {
+        if (c.job.state === 'running') running.push(c.job.jobId);
+      });
+      await startWorker(
+        async () => {
+          await running.waitFor(1); // silent handler: only heartbeats move the job to running
+          return sampleResult();
+        },
+        { acceptedAfterMs: 600_000, heartbeatMs: 20 },
+      );
+      const job = await client.send(new RequestAnalysis(sampleRequestInput()));
+      expect(await waitState(job.jobId)).toMatchObject({ state: 'succeeded', progress: { stage: 'fetch' } });
+      const types = typesOf(changes, job.jobId);
+      expect(types[0]).toBe('analysis.accepted');
+      expect(types[1]).toBe('analysis.progress');
+      expect(types.at(-1)).toBe('analysis.succeeded');
+    });
+
+    it('retries are tracked without accepted: a quick retry, and a slow first attempt then a quick second', async () => {
+      const { client, changes, startWorker, waitState } = await system();
+      const acceptedSeen = collector<string>();
+      client.subscribe((c) => {
+        if (c.event.type === 'analysis.accepted') acceptedSeen.push(c.job.jobId);
+      });
+      const { worker } = await startWorker(
+        async (ctx) => {
+          if (ctx.attempt === 1 && ctx.request.idempotencyKey.startsWith('slow')) {
+            await acceptedSeen.waitFor(1);
+            throw new JobFailure('input-fetch-failed', 'PACS 503', { retryable: true });
+          }
+          if (ctx.attempt === 1) throw new JobFailure('input-fetch-failed', 'PACS 503', { retryable: true });
+          return sampleResult();
+        },
+        { acceptedAfterMs: 20 },
+      );
+      const quick = await client.send(
+        new RequestAnalysis(sampleRequestInput({ idempotencyKey: `quick-${randomUUID()}` })),
+      );
+      expect(await waitState(quick.jobId)).toMatchObject({ state: 'succeeded', attempt: 2, workerId: worker.workerId });
+      expect(typesOf(changes, quick.jobId)).toEqual(['analysis.succeeded']);
+      const slow = await client.send(
+        new RequestAnalysis(sampleRequestInput({ idempotencyKey: `slow-${randomUUID()}` })),
+      );
+      expect(await waitState(slow.jobId)).toMatchObject({ state: 'succeeded', attempt: 2 });
+      const slowChanges = changes.filter((c) => c.job.jobId === slow.jobId);
+      expect(slowChanges.map((c) => c.event.type)).toEqual(['analysis.accepted', 'analysis.succeeded']);
+      expect(slowChanges.map((c) => c.job.attempt)).toEqual([1, 2]);
+    });
+
+    it('a deadline passing while the job runs fails it, even with a handler that ignores the signal', async () => {
+      const { client, startWorker, waitState } = await system();
+      const started = collector<string>();
+      await startWorker(async (ctx) => {
+        started.push(ctx.request.jobId);
+        await new Promise(() => {}); // never settles, never reads the signal
+        return sampleResult();
+      });
+      const deadline = new Date(Date.now() + 300).toISOString();
+      const job = await client.send(new RequestAnalysis(sampleRequestInput({ deadline })));
+      await started.waitFor(1);
+      expect(await waitState(job.jobId)).toMatchObject({
+        state: 'failed',
+        attempt: 1,
+        failure: { reason: 'deadline-exceeded', retryable: false },
+      });
+    });
+
+    it('refuses a negative or non-finite acceptedAfterMs', async () => {
+      const { serverT } = await system();
+      for (const acceptedAfterMs of [-1, Number.NaN, Number.POSITIVE_INFINITY])
+        expect(
+          () => new JobWorker({ transport: serverT, handler: async () => sampleResult(), acceptedAfterMs }),
+        ).toThrow(ValidationError);
+    });
+
     it('the same idempotency key is one job', async () => {
       const { client, serverT } = await system();
       const input = sampleRequestInput();
@@ -219,8 +371,13 @@ export function jobsContract(name: string, factory: TransportFactory): void {
       await started.waitFor(1);
       await first.worker.stop({ graceMs: 50 });
       expect(first.worker.inFlight).toBe(0);
-      await startWorker(async () => sampleResult());
-      expect(await waitState(job.jobId)).toMatchObject({ state: 'succeeded' });
+      const second = await startWorker(async () => sampleResult());
+      // handed back, not retried: still the first attempt, completed by the second worker
+      expect(await waitState(job.jobId)).toMatchObject({
+        state: 'succeeded',
+        attempt: 1,
+        workerId: second.worker.workerId,
+      });
       expect((await store.history(job.jobId)).filter((t) => t.to === 'succeeded')).toHaveLength(1);
     });
 

@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import { CdssError } from '@cdss/core';
+import { CdssError, ValidationError } from '@cdss/core';
 import {
   checkWorkerId,
   createAccepted,
@@ -94,6 +94,16 @@ export interface JobWorkerOptions {
   ackTimeoutMs?: number;
   /** How often a running job publishes a heartbeat (`analysis.progress` repeating the last progress). Default 30 s. */
   heartbeatMs?: number;
+  /**
+   * How long a job runs before the worker publishes `analysis.accepted` for it. A job that ends sooner publishes
+   * only its final event (`succeeded`, `failed` or `cancelled`; the first two carry the attempt and worker id), so
+   * a quick job costs the broker two messages (its request and its result) instead of three. A job still running
+   * after this delay publishes `accepted` then, and from there on is tracked as before (heartbeats every
+   * `heartbeatMs` after it, the early acknowledgement at `ackTimeoutMs`). A job that reports progress sooner
+   * publishes `accepted` just before its first progress; the delay is never longer than `heartbeatMs` or
+   * `ackTimeoutMs`. 0 publishes `accepted` as soon as each job starts. Default 200 ms.
+   */
+  acceptedAfterMs?: number;
   /** Also POSTs each event, signed, to the request's `callbackUrl` when set. */
   webhooks?: WebhookSender;
   /** Default: silent. */
@@ -103,11 +113,17 @@ export interface JobWorkerOptions {
 }
 
 interface Running {
-  controller: AbortController;
   jobId: string;
   cancelledBy?: string;
   cancelReason?: string;
   done: Promise<void>;
+  /** Set once the job is cancelled, passes its deadline, or the worker stops ({@link abortRun}). */
+  aborted: boolean;
+  abortReason: unknown;
+  /** Made when the handler first reads `signal` ({@link signalOf}). */
+  controller: AbortController | undefined;
+  /** Rejects the wait for the handler ({@link untilAborted}). */
+  reject: ((reason: unknown) => void) | undefined;
 }
 
 const CANCELLED_MEMORY = 10_000;
@@ -132,6 +148,7 @@ export class JobWorker {
   readonly #maxAttempts: number;
   readonly #ackTimeoutMs: number;
   readonly #heartbeatMs: number;
+  readonly #acceptedAfterMs: number;
   readonly #webhooks: WebhookSender | undefined;
   readonly #log: JobLogger;
   readonly #now: () => number;
@@ -143,7 +160,8 @@ export class JobWorker {
 
   /**
    * @param options - see {@link JobWorkerOptions}
-   * @throws `ValidationError` (`@cdss/core`) for a `workerId` the protocol does not accept (1–128 characters)
+   * @throws `ValidationError` (`@cdss/core`) for a `workerId` the protocol does not accept (1–128 characters), or an
+   *   `acceptedAfterMs` that is not a finite number ≥ 0
    */
   constructor(options: JobWorkerOptions) {
     this.#t = options.transport;
@@ -153,6 +171,12 @@ export class JobWorker {
     this.#maxAttempts = options.maxAttempts ?? options.transport.retryDelaysMs.length + 1;
     this.#ackTimeoutMs = options.ackTimeoutMs ?? 25 * 60_000;
     this.#heartbeatMs = options.heartbeatMs ?? 30_000;
+    const acceptedAfterMs = options.acceptedAfterMs ?? 200;
+    if (!Number.isFinite(acceptedAfterMs) || acceptedAfterMs < 0)
+      throw new ValidationError('invalid JobWorker options', [
+        { path: 'acceptedAfterMs', message: 'must be a finite number ≥ 0', code: 'too_small' },
+      ]);
+    this.#acceptedAfterMs = acceptedAfterMs;
     this.#webhooks = options.webhooks;
     this.#log = options.logger ?? silentLogger;
     this.#now = options.now ?? Date.now;
@@ -187,7 +211,7 @@ export class JobWorker {
     clearTimeout(timer);
     if (graceOver) {
       for (const r of this.#running.values())
-        r.controller.abort(new CdssError('worker stopping', { code: 'WORKER_STOPPING' }));
+        abortRun(r, new CdssError('worker stopping', { code: 'WORKER_STOPPING' }));
       await Promise.all([...this.#running.values()].map((r) => r.done));
     }
     await this.#control?.cancel();
@@ -204,7 +228,7 @@ export class JobWorker {
     if (running) {
       running.cancelledBy = cancelledBy;
       if (reason !== undefined) running.cancelReason = reason;
-      running.controller.abort(new CdssError('job cancelled', { code: 'JOB_CANCELLED' }));
+      abortRun(running, new CdssError('job cancelled', { code: 'JOB_CANCELLED' }));
     }
   }
 
@@ -254,9 +278,12 @@ export class JobWorker {
     }
     let finish!: () => void;
     const running: Running = {
-      controller: new AbortController(),
       jobId: request.jobId,
       done: new Promise<void>((r) => (finish = r)),
+      aborted: false,
+      abortReason: undefined,
+      controller: undefined,
+      reject: undefined,
     };
     this.#running.set(request.jobId, running);
     try {
@@ -269,6 +296,7 @@ export class JobWorker {
 
   async #run(delivery: Delivery, request: AnalysisRequested, running: Running): Promise<void> {
     const { jobId } = request;
+    const { attempt } = delivery;
     const base = { jobId, workerId: this.workerId };
     const cancelled = this.#cancelled.get(jobId);
     if (cancelled) {
@@ -289,6 +317,7 @@ export class JobWorker {
         {
           type: 'analysis.failed',
           ...base,
+          attempt,
           reason: 'deadline-exceeded',
           retryable: false,
           detail: 'deadline passed before the job started',
@@ -298,33 +327,68 @@ export class JobWorker {
       await delivery.ack();
       return;
     }
-    // not awaited here: the handler starts at once, and the confirm is awaited before the request is settled.
-    // Events of one job leave on one channel in order, so `accepted` still reaches the server first.
-    const accepted = this.#publishEvent(createAccepted(request, this.workerId, delivery.attempt, this.#now()), request);
-    accepted.catch(() => {});
 
+    // `analysis.accepted` is published only for a job that is still running after `acceptedAfterMs` (or that
+    // reports progress, or reaches its first heartbeat or the early-ack lease sooner): a job that ends before then
+    // publishes only its final event, which carries the attempt. Once published, its confirm is awaited before the
+    // request is settled. Events of one job leave on one channel in order, so `accepted` reaches the server before
+    // the job's progress and final event.
+    let accepted: Promise<void> | undefined;
+    const accept = (): Promise<void> => {
+      if (accepted === undefined) {
+        accepted = this.#publishEvent(createAccepted(request, this.workerId, attempt, this.#now()), request);
+        accepted.catch(() => {});
+      }
+      return accepted;
+    };
     let last: { stage: JobStage; percent: number } = { stage: 'fetch', percent: 0 };
     let acked = false;
-    const heartbeat = setInterval(() => {
-      this.#emit({ type: 'analysis.progress', ...base, ...last }, request).catch(() => {});
-    }, this.#heartbeatMs);
-    const lease = setTimeout(() => {
-      acked = true;
-      this.#log.info(
-        { jobId, ackTimeoutMs: this.#ackTimeoutMs },
-        'long job: acknowledging early, heartbeats keep the lease',
-      );
-      void accepted.then(() => delivery.ack());
-    }, this.#ackTimeoutMs);
+    let handlerDone = false;
+    // timers only for jobs that need them: a fast job arms one (the accepted delay), plus its deadline if it has one
+    let heartbeat: NodeJS.Timeout | undefined;
+    let lease: NodeJS.Timeout | undefined;
+    let starter: NodeJS.Timeout | undefined;
     let deadlineTimer: NodeJS.Timeout | undefined;
+    const beat = (): void => {
+      this.#emit({ type: 'analysis.progress', ...base, ...last }, request).catch(() => {});
+    };
+    const delay = Math.min(this.#acceptedAfterMs, this.#heartbeatMs, this.#ackTimeoutMs);
+    // a long job: from here on it is tracked as before (accepted, heartbeats, the early-ack lease at ackTimeoutMs)
+    const onLong = (): void => {
+      starter = undefined;
+      if (handlerDone) return;
+      void accept();
+      if (delay > 0 && delay === this.#heartbeatMs) beat(); // the first heartbeat is due now
+      heartbeat = setInterval(beat, this.#heartbeatMs);
+      lease = setTimeout(() => {
+        lease = undefined;
+        acked = true;
+        this.#log.info(
+          { jobId, ackTimeoutMs: this.#ackTimeoutMs },
+          'long job: acknowledging early, heartbeats keep the lease',
+        );
+        accept()
+          .then(() => delivery.ack())
+          .catch(() => {});
+      }, this.#ackTimeoutMs - delay);
+    };
+    const stopTimers = (): void => {
+      handlerDone = true;
+      clearTimeout(starter);
+      clearInterval(heartbeat);
+      clearTimeout(lease);
+      clearTimeout(deadlineTimer);
+    };
+    if (delay > 0) starter = setTimeout(onLong, delay);
+    else onLong();
     if (request.deadline) {
       deadlineTimer = setTimeout(
-        () => running.controller.abort(new JobFailure('deadline-exceeded', 'deadline passed while running')),
+        () => abortRun(running, new JobFailure('deadline-exceeded', 'deadline passed while running')),
         Math.max(0, Date.parse(request.deadline) - this.#now()),
       );
     }
     const settle = async (): Promise<void> => {
-      await accepted;
+      if (accepted) await accepted;
       if (!acked) {
         acked = true;
         await delivery.ack();
@@ -333,31 +397,39 @@ export class JobWorker {
     try {
       const context: JobContext = {
         request,
-        attempt: delivery.attempt,
+        attempt,
         redelivered: delivery.redelivered,
-        signal: running.controller.signal,
+        get signal() {
+          return signalOf(running);
+        },
         progress: async (stage, percent) => {
           last = { stage, percent: Math.max(0, Math.min(100, percent)) };
+          if (!handlerDone) void accept();
           await this.#emit({ type: 'analysis.progress', ...base, ...last }, request);
         },
       };
-      const result = await abortable(this.#handler(context), running.controller.signal);
+      let result: AnalysisResult;
+      try {
+        result = await untilAborted(running, () => this.#handler(context));
+      } finally {
+        stopTimers();
+      }
       let succeeded;
       try {
-        succeeded = createSucceeded(request, this.workerId, result, this.#now());
+        succeeded = createSucceeded(request, this.workerId, result, this.#now(), attempt);
       } catch (error) {
         throw new JobFailure('internal-error', 'handler returned an invalid result', { cause: error });
       }
       await this.#publishEvent(succeeded, request);
       await settle();
     } catch (error) {
-      const signal = running.controller.signal;
-      const reason: unknown = signal.aborted ? signal.reason : error;
+      stopTimers();
+      const reason: unknown = running.aborted ? running.abortReason : error;
       if (CdssError.isInstance(reason) && reason.code === 'WORKER_STOPPING') {
         if (!acked) await delivery.requeue();
         return;
       }
-      await accepted;
+      if (accepted) await accepted;
       if (CdssError.isInstance(reason) && reason.code === 'JOB_CANCELLED') {
         await this.#emit(
           {
@@ -374,7 +446,7 @@ export class JobWorker {
       if (!(reason instanceof JobFailure)) {
         // the message stays in the (injected, redacting) log; the event that is stored and shown carries only the
         // error's name, because a library's message may quote data
-        this.#log.warn({ jobId, attempt: delivery.attempt, err: errorSummary(reason) }, 'job handler threw');
+        this.#log.warn({ jobId, attempt, err: errorSummary(reason) }, 'job handler threw');
       }
       const failure =
         reason instanceof JobFailure
@@ -383,44 +455,64 @@ export class JobWorker {
               retryable: true,
               cause: reason,
             });
-      if (failure.retryable && !acked && delivery.attempt < this.#maxAttempts) {
-        this.#log.info({ jobId, attempt: delivery.attempt, reason: failure.reason }, 'retrying job');
-        await delivery.retry(delivery.attempt - 1);
+      if (failure.retryable && !acked && attempt < this.#maxAttempts) {
+        this.#log.info({ jobId, attempt, reason: failure.reason }, 'retrying job');
+        await delivery.retry(attempt - 1);
         return;
       }
-      const exhausted = failure.retryable && delivery.attempt >= this.#maxAttempts;
+      const exhausted = failure.retryable && attempt >= this.#maxAttempts;
       await this.#emit(
         {
           type: 'analysis.failed',
           ...base,
+          attempt,
           reason: failure.reason,
           retryable: failure.retryable,
-          detail: exhausted ? `${failure.detail} (after ${delivery.attempt} attempts)` : failure.detail,
+          detail: exhausted ? `${failure.detail} (after ${attempt} attempts)` : failure.detail,
         },
         request,
       );
       await settle();
     } finally {
-      clearInterval(heartbeat);
-      clearTimeout(lease);
-      clearTimeout(deadlineTimer);
+      stopTimers();
     }
   }
 }
 
-/** Rejects with the signal's reason as soon as it aborts, even if the handler ignores the signal. */
-function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason as Error);
+/** Aborts a job: its signal (if the handler asked for it) and the wait for its handler. Later calls do nothing. */
+function abortRun(running: Running, reason: Error): void {
+  if (running.aborted) return;
+  running.aborted = true;
+  running.abortReason = reason;
+  running.controller?.abort(reason);
+  running.reject?.(reason);
+}
+
+/** The job's abort signal, made on first use (most handlers that finish quickly never read it). */
+function signalOf(running: Running): AbortSignal {
+  if (running.controller === undefined) {
+    running.controller = new AbortController();
+    if (running.aborted) running.controller.abort(running.abortReason);
+  }
+  return running.controller.signal;
+}
+
+/** Runs the handler; rejects with the abort reason as soon as the job is aborted, even if the handler ignores it. */
+function untilAborted<T>(running: Running, handler: () => Promise<T>): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(signal.reason as Error);
-    signal.addEventListener('abort', onAbort, { once: true });
+    const promise = handler();
+    if (running.aborted) {
+      reject(running.abortReason);
+      return;
+    }
+    running.reject = reject;
     promise.then(
       (v) => {
-        signal.removeEventListener('abort', onAbort);
+        running.reject = undefined;
         resolve(v);
       },
       (e: unknown) => {
-        signal.removeEventListener('abort', onAbort);
+        running.reject = undefined;
         reject(e instanceof Error ? e : new Error(String(e)));
       },
     );
