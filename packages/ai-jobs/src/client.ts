@@ -9,37 +9,39 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { CdssError, ValidationError } from '@cdss/core';
-import { createMessage, decodeMessage, encodeValidated } from './codec.js';
+import { createMessage, createRequested, decodeMessage, encodeValidated } from './codec.js';
 import { TERMINAL_STATES, type ApplyResult, type JobRecord, type JobStore, type JobTransition } from './job-state.js';
 import { errorSummary, silentLogger, type JobLogger } from './logger.js';
 import {
   AMQP_PRIORITY,
-  dicomUidSchema,
+  analysisRequestedSchema,
   jobIdSchema,
   jobPrioritySchema,
-  modelRefSchema,
-  seriesSetSchema,
-  timestampSchema,
   type AnalysisRequested,
   type JobEvent,
 } from './protocol.js';
 import { CONTROL_CANCEL_ROUTING_KEY, type Consumer, type Delivery, type JobTransport } from './transport.js';
 import { SIGNATURE_HEADER, verifyWebhook, type ReplayCache } from './webhooks.js';
 
-/** Input of {@link RequestAnalysis}. */
+const requested = analysisRequestedSchema.shape;
+
+/**
+ * Input of {@link RequestAnalysis}. Every field but `jobId` and `priority` is checked with the message schema's own
+ * field schema, so the `analysis.requested` built from the parsed input needs no second parse.
+ */
 export const requestAnalysisInputSchema = z.strictObject({
   /** Default: a new UUID. */
   jobId: jobIdSchema.optional(),
-  idempotencyKey: z.string().min(1).max(128),
-  patientRef: z.string(),
-  studyInstanceUid: dicomUidSchema,
-  series: seriesSetSchema,
-  model: modelRefSchema,
+  idempotencyKey: requested.idempotencyKey,
+  patientRef: requested.patientRef,
+  studyInstanceUid: requested.studyInstanceUid,
+  series: requested.series,
+  model: requested.model,
   /** Default `routine`. */
   priority: jobPrioritySchema.default('routine'),
-  requestedBy: z.string().min(1).max(128),
-  deadline: timestampSchema.optional(),
-  callbackUrl: z.string().optional(),
+  requestedBy: requested.requestedBy,
+  deadline: requested.deadline,
+  callbackUrl: requested.callbackUrl,
 });
 
 /** Input of {@link CancelAnalysis}. */
@@ -245,10 +247,8 @@ export class JobClient {
     const input = parse(requestAnalysisInputSchema, command.input, 'invalid RequestAnalysis input');
     // no look-up by idempotency key first: `store.create` is the one atomic check (it returns the first job for a
     // key it has seen), and a separate read would cost every request a store round trip
-    const now = this.#now();
-    const message = createMessage(
+    const message = createRequested(
       {
-        type: 'analysis.requested',
         jobId: input.jobId ?? randomUUID(),
         idempotencyKey: input.idempotencyKey,
         patientRef: input.patientRef,
@@ -257,11 +257,10 @@ export class JobClient {
         model: input.model,
         priority: input.priority,
         requestedBy: input.requestedBy,
-        createdAt: new Date(now).toISOString(),
         ...(input.deadline === undefined ? {} : { deadline: input.deadline }),
         ...(input.callbackUrl === undefined ? {} : { callbackUrl: input.callbackUrl }),
       },
-      now,
+      this.#now(),
     );
     const { job, created } = await this.#store.create(message);
     if (!created && job.publishedAt !== null) return job;

@@ -154,6 +154,30 @@ export function createMessage<M extends MessageInput>(
   return trusted(result.data) as Extract<JobMessage, { type: M['type'] }>;
 }
 
+/** The fields of an `analysis.requested` that its requester chooses. */
+export type RequestedFields = Omit<AnalysisRequested, EnvelopeFields | 'type' | 'createdAt'>;
+
+/**
+ * Builds an `analysis.requested` from fields that `requestAnalysisInputSchema` validated: that schema checks each
+ * field with `analysisRequestedSchema`'s own field schema (a test holds them together), and the envelope and
+ * `createdAt` are made here, so the message needs no second parse.
+ * @internal
+ */
+export function createRequested(fields: RequestedFields, now: number = Date.now()): AnalysisRequested {
+  const at = new Date(now).toISOString();
+  const { jobId, ...rest } = fields;
+  return trusted({
+    protocol: PROTOCOL_NAME,
+    version: PROTOCOL_VERSION,
+    messageId: randomUUID(),
+    jobId,
+    sentAt: at,
+    type: 'analysis.requested',
+    ...rest,
+    createdAt: at,
+  });
+}
+
 /**
  * Builds the `analysis.accepted` for a request that {@link decodeMessage} validated, from a worker id that
  * `analysisAcceptedSchema.shape.workerId` accepted (the worker checks it once, at construction): every field then

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { readFileSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -8,13 +9,21 @@ import {
   checkWorkerId,
   createAccepted,
   createMessage,
+  createRequested,
   createSucceeded,
   decodeMessage,
   encodeMessage,
 } from './codec.js';
 import { protocolJsonSchemas } from './json-schema.js';
-import { analysisAcceptedSchema, analysisSucceededSchema, failureReasonSchema, jobMessageSchema } from './protocol.js';
-import { sampleRequest, sampleResult } from './testing.js';
+import { requestAnalysisInputSchema } from './client.js';
+import {
+  analysisAcceptedSchema,
+  analysisRequestedSchema,
+  analysisSucceededSchema,
+  failureReasonSchema,
+  jobMessageSchema,
+} from './protocol.js';
+import { sampleRequest, sampleRequestInput, sampleResult } from './testing.js';
 
 const pkg = join(dirname(fileURLToPath(import.meta.url)), '..');
 const vectorSchema = z.strictObject({
@@ -191,5 +200,40 @@ describe('createSucceeded (only the result is parsed)', () => {
     }
     expect(ValidationError.isInstance(error)).toBe(true);
     expect(() => createSucceeded({ ...sampleRequest() }, 'w', bad)).toThrow(ValidationError);
+  });
+});
+
+describe('createSucceeded with an attempt', () => {
+  it('carries a valid attempt and refuses one the protocol does not accept', () => {
+    const succeeded = createSucceeded(sampleRequest(), 'w', sampleResult(), Date.now(), 3);
+    expect(analysisSucceededSchema.parse(succeeded)).toMatchObject({ attempt: 3 });
+    expect(() => createSucceeded(sampleRequest(), 'w', sampleResult(), Date.now(), 0)).toThrow(ValidationError);
+    expect(() => createSucceeded(sampleRequest(), 'w', sampleResult(), Date.now(), 1.5)).toThrow(ValidationError);
+  });
+});
+
+describe('createRequested (the parse-free request of JobClient)', () => {
+  it('RequestAnalysis input checks every field with the message schema’s own field schema', () => {
+    const input = requestAnalysisInputSchema.shape;
+    const message = analysisRequestedSchema.shape;
+    for (const key of Object.keys(input) as (keyof typeof input)[]) {
+      if (key === 'jobId' || key === 'priority') continue; // optional / defaulted here, required in the message
+      expect(input[key], key).toBe(message[key]);
+    }
+    expect(Object.keys(input).sort()).toEqual(
+      Object.keys(message)
+        .filter((k) => !['protocol', 'version', 'messageId', 'sentAt', 'type', 'createdAt'].includes(k))
+        .sort(),
+    );
+  });
+
+  it('builds a message the protocol accepts from parsed input', () => {
+    const { jobId, ...rest } = sampleRequestInput({ deadline: '2026-12-01T00:00:00Z' });
+    const input = requestAnalysisInputSchema.parse(rest);
+    const message = createRequested({ ...input, jobId: jobId ?? randomUUID() }, Date.parse('2026-01-02T03:04:05Z'));
+    expect(analysisRequestedSchema.parse(message)).toEqual(message);
+    expect(message).toMatchObject({ sentAt: '2026-01-02T03:04:05.000Z', createdAt: '2026-01-02T03:04:05.000Z' });
+    const decoded = decodeMessage(encodeMessage(message));
+    expect(decoded.ok && decoded.message).toEqual(message);
   });
 });
