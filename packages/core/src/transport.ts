@@ -5,20 +5,25 @@
  * @packageDocumentation
  */
 import { Readable } from 'node:stream';
+import type { ConnectionOptions } from 'node:tls';
 import axios, { type AxiosInstance, type AxiosProgressEvent, type AxiosRequestConfig, type AxiosResponse } from 'axios';
 import { z } from 'zod';
 import type { AuthStrategy } from './auth.js';
 import { basicAuth } from './auth.js';
 import { systemClock, type Clock } from './clock.js';
 import { HttpError, RetryError, TimeoutError, ValidationError } from './errors.js';
+import { socketGet } from './socket-get.js';
 import { noopLogger, type Logger } from './logger.js';
 import { createRetryPolicy, type RetryPolicy, type RetryPolicyOptions } from './retry.js';
 
 /** HTTP methods the transport sends. */
 export type HttpMethod = 'GET' | 'HEAD' | 'OPTIONS' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
-/** How the response body is returned. */
-export type ResponseType = 'json' | 'text' | 'arraybuffer' | 'stream';
+/**
+ * How the response body is returned: parsed JSON, text, a `Buffer`, a `Readable`, or (`chunks`) handed to
+ * `onChunk` piece by piece while the request runs (see {@link RequestOptions.onChunk}).
+ */
+export type ResponseType = 'json' | 'text' | 'arraybuffer' | 'stream' | 'chunks';
 
 /** Query parameter values; arrays repeat the parameter, `undefined` leaves it out. */
 export type QueryValue = string | number | boolean | undefined | readonly (string | number | boolean)[];
@@ -130,7 +135,10 @@ export interface RequestOptions<T = unknown> {
   schema?: z.ZodType<T> | undefined;
   /** The caller's cancellation. Its abort rejects with `signal.reason` and is never retried. */
   signal?: AbortSignal | undefined;
-  /** Per-attempt time limit for this request. For `stream` responses it bounds the wait for the headers. */
+  /**
+   * Per-attempt time limit for this request. For `stream` and `chunks` responses it bounds the wait for the
+   * headers; a `chunks` body then fails with {@link TimeoutError} when no byte arrives for this long.
+   */
   timeoutMs?: number | undefined;
   /** Sent as `Idempotency-Key`; makes a POST or PATCH retryable. */
   idempotencyKey?: string | undefined;
@@ -146,6 +154,21 @@ export interface RequestOptions<T = unknown> {
   onDownloadProgress?: ((progress: TransferProgress) => void) | undefined;
   /** Upload progress events. */
   onUploadProgress?: ((progress: TransferProgress) => void) | undefined;
+  /**
+   * With `responseType: 'chunks'` (required there): receives the body of a returned response, in order, while
+   * the request runs; the request resolves (with `data` undefined) once the whole body has been delivered.
+   *
+   * The chunk is a view into a read buffer that is reused for the next read: copy what you keep before
+   * returning. That is the point: a GET over `http:` or `https:` without a proxy is then read straight from its
+   * own socket into one buffer, with no allocation per read, which makes large downloads (DICOM series) cheaper
+   * than a `stream` response (see the `socket-get` module). Behind a proxy (axios `proxy` or the
+   * `HTTP(S)_PROXY` variables), with a custom axios `adapter`, or for other methods, the body comes through
+   * axios as a stream and is handed on the same way. An error thrown here fails the request; once a chunk has
+   * been delivered the request is never retried.
+   */
+  onChunk?: ((chunk: Uint8Array) => void) | undefined;
+  /** With `responseType: 'chunks'`: called once with the headers of a returned response, before the first chunk. */
+  onHeaders?: ((headers: Record<string, string>, status: number) => void) | undefined;
 }
 
 /**
@@ -214,11 +237,31 @@ const transportOptionsSchema = z.object({
 });
 
 const METHODS = new Set<string>(['GET', 'HEAD', 'OPTIONS', 'POST', 'PUT', 'PATCH', 'DELETE']);
-const RESPONSE_TYPES = new Set<string>(['json', 'text', 'arraybuffer', 'stream']);
+const RESPONSE_TYPES = new Set<string>(['json', 'text', 'arraybuffer', 'stream', 'chunks']);
 const ABSOLUTE_URL = /^[a-z][a-z\d+.-]*:\/\//i;
 /** Query parameters whose values are credentials: masked in error URLs and logs. */
 const SECRET_QUERY =
   /^(access_?token|refresh_?token|id_?token|token|api_?key|apikey|key|password|client_?secret|code|signature|sig)$/i;
+/** Characters that would split a request's head. */
+const UNSAFE_HEADER_TEXT = /[\r\n\0]/;
+/** Environment variables through which axios (proxy-from-env) picks a proxy. */
+const PROXY_VARIABLES = ['HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_proxy', 'ALL_PROXY', 'all_proxy'];
+/** The TLS settings of an https agent that a socket read carries over. */
+const TLS_OPTION_KEYS = [
+  'ca',
+  'cert',
+  'key',
+  'pfx',
+  'passphrase',
+  'crl',
+  'ciphers',
+  'minVersion',
+  'maxVersion',
+  'rejectUnauthorized',
+  'servername',
+  'checkServerIdentity',
+  'secureContext',
+] as const;
 /** How much of an error body is read from a stream, for the `HttpError`. */
 const MAX_ERROR_BODY_BYTES = 64 * 1024;
 
@@ -422,14 +465,28 @@ export class HttpTransport {
     const hasKey = options.idempotencyKey !== undefined;
     const errors: unknown[] = [];
     let authRetried = false;
+    let delivered = false;
+    const onChunk = options.onChunk;
+    const attemptOptions: RequestOptions<T> =
+      options.responseType === 'chunks' && onChunk
+        ? {
+            ...options,
+            onChunk: (chunk) => {
+              delivered = true;
+              onChunk(chunk);
+            },
+          }
+        : options;
     for (let attempt = 1; ; attempt++) {
       // Auth may wait for a token refresh: the caller's abort must not wait for it.
       const headers = await untilAborted(this.buildHeaders(options, prepared), signal);
       try {
-        const response = await this.attempt(options, prepared, headers, attempt);
+        const response = await this.attempt(attemptOptions, prepared, headers, attempt);
         return response;
       } catch (error) {
         if (signal?.aborted && error === signal.reason) throw error;
+        // Part of the body was handed over: a retry would hand it over again.
+        if (delivered) throw error;
         if (
           HttpError.isInstance(error) &&
           error.status === 401 &&
@@ -479,6 +536,28 @@ export class HttpTransport {
     }
   }
 
+  /**
+   * Whether a `chunks` response is read from its own socket (see `socket-get`): a GET without a body, on the
+   * default axios adapter, and no proxy configured or in the environment (axios would use it).
+   */
+  private readsFromSocket(prepared: Prepared): boolean {
+    if (prepared.method !== 'GET' || prepared.body !== undefined) return false;
+    const defaults = this.axios.defaults as { adapter?: unknown; proxy?: unknown };
+    if (defaults.adapter !== undefined && typeof defaults.adapter === 'function') return false;
+    if (defaults.proxy !== undefined && defaults.proxy !== false) return false;
+    if (defaults.proxy === undefined && PROXY_VARIABLES.some((name) => (process.env[name] ?? '') !== '')) return false;
+    return true;
+  }
+
+  /** TLS settings of the axios instance's https agent (CA, client certificate, ...), for socket reads. */
+  private tlsOptions(): ConnectionOptions | undefined {
+    const agent = this.axios.defaults.httpsAgent as { options?: Record<string, unknown> } | undefined;
+    if (!agent?.options) return undefined;
+    const picked: Record<string, unknown> = {};
+    for (const key of TLS_OPTION_KEYS) if (agent.options[key] !== undefined) picked[key] = agent.options[key];
+    return picked as ConnectionOptions;
+  }
+
   private isTransient(error: unknown): boolean {
     return TimeoutError.isInstance(error) || (HttpError.isInstance(error) && error.retryable);
   }
@@ -490,7 +569,10 @@ export class HttpTransport {
       throw invalid('Invalid request options', 'method', `unsupported method ${String(options.method)}`);
     if (typeof options.path !== 'string') throw invalid('Invalid request options', 'path', 'expected a string');
     if (options.responseType !== undefined && !RESPONSE_TYPES.has(options.responseType)) {
-      throw invalid('Invalid request options', 'responseType', 'expected json, text, arraybuffer or stream');
+      throw invalid('Invalid request options', 'responseType', 'expected json, text, arraybuffer, stream or chunks');
+    }
+    if (options.responseType === 'chunks' && typeof options.onChunk !== 'function') {
+      throw invalid('Invalid request options', 'onChunk', "responseType 'chunks' needs an onChunk function");
     }
     if (options.timeoutMs !== undefined && !(options.timeoutMs > 0 && Number.isFinite(options.timeoutMs))) {
       throw invalid('Invalid request options', 'timeoutMs', 'expected a positive number');
@@ -500,6 +582,11 @@ export class HttpTransport {
       (typeof options.idempotencyKey !== 'string' || options.idempotencyKey === '')
     ) {
       throw invalid('Invalid request options', 'idempotencyKey', 'expected a non-empty string');
+    }
+    for (const [name, value] of Object.entries(options.headers ?? {})) {
+      if (typeof value !== 'string' || UNSAFE_HEADER_TEXT.test(name) || UNSAFE_HEADER_TEXT.test(value)) {
+        throw invalid('Invalid request options', `headers.${name}`, 'header names and values may not contain CR, LF or NUL');
+      }
     }
     let url: URL;
     try {
@@ -558,6 +645,7 @@ export class HttpTransport {
   ): Promise<HttpResponse<T>> {
     const context: RequestContext = { method: prepared.method, url: prepared.displayUrl, headers, attempt };
     const responseType = options.responseType ?? 'json';
+    const chunks = responseType === 'chunks';
     const timeoutMs = options.timeoutMs ?? this.timeoutMs;
     const timeout = new AbortController();
     const timer = setTimeout(
@@ -578,7 +666,7 @@ export class HttpTransport {
         data: prepared.body,
         signal,
         // JSON is parsed here, not by axios, so an invalid body is an error instead of a silent string.
-        responseType: responseType === 'json' ? 'text' : responseType,
+        responseType: responseType === 'json' ? 'text' : chunks ? 'stream' : responseType,
         transformResponse: [(data: unknown) => data],
         transformRequest: [(data: unknown) => data],
         validateStatus: () => true,
@@ -588,19 +676,57 @@ export class HttpTransport {
       };
       if (options.onDownloadProgress) config.onDownloadProgress = toProgress(options.onDownloadProgress);
       if (options.onUploadProgress) config.onUploadProgress = toProgress(options.onUploadProgress);
-      let response: AxiosResponse<unknown>;
+      const isOk = (status: number): boolean =>
+        (status >= 200 && status < 300) || (options.acceptStatus?.(status) ?? false);
+      let response: Pick<AxiosResponse<unknown>, 'status' | 'statusText' | 'headers' | 'data'>;
+      // An error of the caller's onHeaders/onChunk goes back to the caller as it is.
+      const consumer: { failed: boolean; error?: unknown } = { failed: false };
+      const guard =
+        <A extends unknown[]>(fn: (...args: A) => void) =>
+        (...args: A): void => {
+          try {
+            fn(...args);
+          } catch (error) {
+            consumer.failed = true;
+            consumer.error = error;
+            throw error;
+          }
+        };
       try {
-        response = await this.axios.request<unknown>(config);
+        if (chunks && this.readsFromSocket(prepared)) {
+          const res = await socketGet({
+            method: prepared.method,
+            url: prepared.url,
+            headers: context.headers,
+            signal,
+            tls: this.tlsOptions(),
+            isOk,
+            onHeaders: guard((head: { headers: Record<string, string>; status: number }) => {
+              clearTimeout(timer);
+              options.onHeaders?.(head.headers, head.status);
+            }),
+            onChunk: guard(options.onChunk as (chunk: Uint8Array) => void),
+            idleTimeoutMs: timeoutMs,
+            idleError: () =>
+              new TimeoutError(`${prepared.method} ${prepared.displayUrl}: no data for ${timeoutMs} ms`, timeoutMs),
+            maxErrorBodyBytes: MAX_ERROR_BODY_BYTES,
+          });
+          response = { status: res.status, statusText: res.statusText, headers: res.headers, data: res.errorBody };
+        } else {
+          response = await this.axios.request<unknown>(config);
+        }
       } catch (error) {
+        if (consumer.failed) throw consumer.error;
+        // the socket read's idle limit
+        if (TimeoutError.isInstance(error)) throw error;
         throw this.translateFailure(error, prepared, options.signal, timeout.signal);
       }
-      if (responseType === 'stream') clearTimeout(timer);
+      if (responseType === 'stream' || chunks) clearTimeout(timer);
       const responseHeaders = flattenHeaders(response.headers);
       const durationMs = this.clock.now() - started;
       if (this.hooks.onResponse)
         await this.hooks.onResponse({ ...context, status: response.status, responseHeaders, durationMs });
-      const ok =
-        (response.status >= 200 && response.status < 300) || (options.acceptStatus?.(response.status) ?? false);
+      const ok = isOk(response.status);
       if (this.logger !== noopLogger) {
         this.logger.debug(
           { method: prepared.method, url: logUrl(prepared.url), status: response.status, attempt, durationMs },
@@ -618,6 +744,21 @@ export class HttpTransport {
           responseBody: decodeErrorBody(raw),
           responseHeaders,
         });
+      }
+      if (chunks) {
+        if (response.data instanceof Readable) {
+          // The axios path (proxy, custom adapter): the same hand-over from the stream.
+          const onChunk = guard(options.onChunk as (chunk: Uint8Array) => void);
+          try {
+            guard(options.onHeaders ?? (() => undefined))(responseHeaders, response.status);
+            for await (const chunk of response.data) onChunk(chunk as Buffer);
+          } catch (error) {
+            response.data.destroy();
+            if (consumer.failed) throw consumer.error;
+            throw this.translateFailure(error, prepared, options.signal, timeout.signal);
+          }
+        }
+        return { status: response.status, headers: responseHeaders, data: undefined as T, url: prepared.displayUrl };
       }
       const data = this.decodeBody(response.data, responseType, prepared);
       if (options.schema) {
