@@ -9,7 +9,7 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { CdssError, ValidationError } from '@cdss/core';
-import { createMessage, createRequested, decodeMessage, encodeValidated } from './codec.js';
+import { createMessage, createRequested, decodeMessage, encodeValidated, isoTime } from './codec.js';
 import { TERMINAL_STATES, type ApplyResult, type JobRecord, type JobStore, type JobTransition } from './job-state.js';
 import { errorSummary, silentLogger, type JobLogger } from './logger.js';
 import {
@@ -276,7 +276,7 @@ export class JobClient {
       correlationId: request.jobId,
       priority: AMQP_PRIORITY[request.priority],
     });
-    const at = new Date(this.#now()).toISOString();
+    const at = isoTime(this.#now());
     await this.#store.markPublished(request.jobId, at);
     return at;
   }

@@ -2,7 +2,7 @@
  * The in-memory job store: for the sandbox, for tests, and as the reference the MySQL store is held to.
  * @packageDocumentation
  */
-import { isValidated } from './codec.js';
+import { isValidated, isoTime } from './codec.js';
 import { jobEventSchema, analysisRequestedSchema, type AnalysisRequested, type JobEvent } from './protocol.js';
 import { ValidationError } from '@cdss/core';
 import {
@@ -21,11 +21,15 @@ export interface MemoryJobStoreOptions {
   now?: () => number;
 }
 
-/** Records are frozen when stored, so they can be handed out without copying. */
-function frozen<T>(value: T): T {
-  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
-    Object.freeze(value);
-    for (const v of Object.values(value)) frozen(v);
+/**
+ * Records are frozen when stored, so they can be handed out without copying. Parts already frozen (the request and
+ * result of a record's earlier version) are not walked again; `for…in` rather than `Object.values` allocates nothing.
+ */
+function frozen<T extends object>(value: T): T {
+  Object.freeze(value);
+  for (const key in value) {
+    const v: unknown = value[key];
+    if (typeof v === 'object' && v !== null && !Object.isFrozen(v)) frozen(v);
   }
   return value;
 }
@@ -51,7 +55,7 @@ export class MemoryJobStore implements JobStore {
   }
 
   #iso(): string {
-    return new Date(this.#now()).toISOString();
+    return isoTime(this.#now());
   }
 
   /** {@inheritDoc JobStore.create} */
@@ -68,7 +72,6 @@ export class MemoryJobStore implements JobStore {
     const job = frozen(newJobRecord(parsed.data, this.#iso()));
     this.#jobs.set(job.jobId, job);
     this.#byKey.set(job.idempotencyKey, job.jobId);
-    this.#history.set(job.jobId, []);
     return { job: clone(job), created: true };
   }
 
@@ -102,10 +105,15 @@ export class MemoryJobStore implements JobStore {
         return { outcome: 'refused', job: clone(job), reason: decision.reason };
       case 'applied':
         this.#jobs.set(job.jobId, frozen(decision.next));
-        if (decision.transition) this.#history.get(job.jobId)?.push(frozen(decision.transition));
-        return decision.transition
-          ? { outcome: 'applied', job: clone(decision.next), transition: { ...decision.transition } }
-          : { outcome: 'applied', job: clone(decision.next) };
+        if (decision.transition) {
+          // frozen like the records, so the stored transition can be handed out as it is
+          const transition = frozen(decision.transition);
+          const history = this.#history.get(job.jobId);
+          if (history) history.push(transition);
+          else this.#history.set(job.jobId, [transition]);
+          return { outcome: 'applied', job: clone(decision.next), transition };
+        }
+        return { outcome: 'applied', job: clone(decision.next) };
     }
   }
 

@@ -13,6 +13,7 @@ import {
   createSucceeded,
   decodeMessage,
   encodeMessage,
+  isoTime,
 } from './codec.js';
 import { protocolJsonSchemas } from './json-schema.js';
 import { requestAnalysisInputSchema } from './client.js';
@@ -235,5 +236,13 @@ describe('createRequested (the parse-free request of JobClient)', () => {
     expect(message).toMatchObject({ sentAt: '2026-01-02T03:04:05.000Z', createdAt: '2026-01-02T03:04:05.000Z' });
     const decoded = decodeMessage(encodeMessage(message));
     expect(decoded.ok && decoded.message).toEqual(message);
+  });
+});
+
+describe('isoTime', () => {
+  it('formats like toISOString, for the same and for different milliseconds, and refuses an invalid time', () => {
+    for (const ms of [0, 1_764_136_800_123, 1_764_136_800_123, 1_764_136_800_124, -1])
+      expect(isoTime(ms)).toBe(new Date(ms).toISOString());
+    expect(() => isoTime(Number.NaN)).toThrow(RangeError);
   });
 });
