@@ -8,6 +8,7 @@ import { DicomParseError } from './dicom-errors.js';
 import { parseDicom, tagString } from './dicom-parse.js';
 import { uidFromSeed, writeDicomSeries } from './dicom-write.js';
 import { readSeg, writeSeg } from './seg.js';
+import { SeriesVolumeAssembler } from './series-assembler.js';
 import { sliceFromPart10, volumeFromPart10 } from './series-volume.js';
 import type { Mat3 } from './volume.js';
 
@@ -181,6 +182,28 @@ describe('bad input is rejected with a clear error', () => {
     expect((caught as Error).message).toMatch(/^input: /);
     // The same file inside a series is named by its index and rejects the whole series.
     expect(() => volumeFromPart10([files[0]!, v.bytes, files[2]!])).toThrow(/file 1: /);
+  });
+
+  it.each(variants.map((v) => [v.name, v] as const))('streamed in pieces: %s', (_name, v) => {
+    // The same variants through the streaming assembler (declared length and not, small reused chunks).
+    for (const declare of [true, false]) {
+      const sink = new SeriesVolumeAssembler().instance(declare ? v.bytes.length : undefined, 'part 1');
+      const scratch = new Uint8Array(97);
+      let caught: unknown;
+      try {
+        for (let at = 0; at < v.bytes.length; at += scratch.length) {
+          const n = Math.min(scratch.length, v.bytes.length - at);
+          scratch.set(v.bytes.subarray(at, at + n));
+          sink.write(scratch.subarray(0, n));
+        }
+        sink.end();
+      } catch (error) {
+        caught = error;
+      }
+      expect(caught, 'must be rejected').toBeDefined();
+      expect(CdssError.isInstance(caught), `not a CdssError: ${String(caught)}`).toBe(true);
+      expect((caught as Error).message).toMatch(/^part 1: /);
+    }
   });
 
   it('survives 300 random byte flips anywhere without crashing: either a volume or a CdssError', () => {

@@ -40,10 +40,15 @@ export {
   sliceFromPart10,
   sliceFromPart10Pieces,
   sliceFromParsed,
+  sliceHead,
   volumeFromSlices,
   volumeFromPart10,
 } from './series-volume.js';
-export type { DicomSlice, VolumeFromSlicesOptions } from './series-volume.js';
+export type { DicomSlice, SliceHead, VolumeFromSlicesOptions } from './series-volume.js';
+export { SeriesVolumeAssembler } from './series-assembler.js';
+export type { InstanceSink, SeriesVolumeAssemblerOptions } from './series-assembler.js';
+export { VoxelBufferPool } from './voxel-pool.js';
+export type { VoxelBufferPoolOptions } from './voxel-pool.js';
 export { selectStudySeries, buildStudyInput, DEFAULT_SELECTION_RULES, STUDY_CHANNELS } from './series-study.js';
 export type { StudyChannel, SeriesCandidate, SeriesRule, SelectionRules, StudyInput } from './series-study.js';
 export {

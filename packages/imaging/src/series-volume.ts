@@ -11,6 +11,7 @@
 import { DicomParseError, SeriesGeometryError } from './dicom-errors.js';
 import { getBytes, getNumbers, getString, getUint16, parseDicom, type ParsedDicom } from './dicom-parse.js';
 import type { Mat3, Vec3, Volume } from './volume.js';
+import type { VoxelBufferPool } from './voxel-pool.js';
 
 /** What volume building needs of one slice (one frame of a single-frame image). */
 export interface DicomSlice {
@@ -189,6 +190,70 @@ export function sliceFromPart10(bytes: Uint8Array, source?: string): DicomSlice 
   return sliceFromParsed(parseDicom(bytes, source === undefined ? {} : { source }), source);
 }
 
+/** What {@link sliceHead} reads from the beginning of a Part-10 file. */
+export interface SliceHead {
+  /** The slice's attributes; its `pixels` is empty (the pixel bytes are at `pixelOffset` in the file). */
+  slice: DicomSlice;
+  /** Offset of the pixel data's first byte in the file. */
+  pixelOffset: number;
+  /** Bytes of pixel data the slice needs (rows × columns × bytes per voxel). */
+  pixelBytes: number;
+}
+
+/**
+ * Reads a slice's attributes from the beginning of its Part-10 file, for files that arrive in pieces: the pixel
+ * data need not be there yet, only its element header.
+ * @param head - the first bytes of the file
+ * @param totalLength - the whole file's length (`Infinity` when unknown)
+ * @param source - names the input in errors
+ * @returns the attributes and where the pixel data starts, or `undefined` when `head` ends before the pixel data
+ *   element (read more and call again)
+ * @throws {@link DicomParseError} for a file that is not a readable single-frame greyscale image (as far as `head`
+ *   tells; when `head` is the whole file, exactly as {@link sliceFromPart10})
+ */
+export function sliceHead(head: Uint8Array, totalLength: number, source?: string): SliceHead | undefined {
+  const whole = head.length >= totalLength;
+  if (whole) {
+    const slice = sliceFromPart10(head, source);
+    const pixels = slice.pixels as Uint8Array;
+    return {
+      slice: { ...slice, pixels: EMPTY },
+      pixelOffset: pixels.byteOffset - head.byteOffset,
+      pixelBytes: pixels.length,
+    };
+  }
+  const opts = source === undefined ? {} : { source };
+  let parsed: ParsedDicom;
+  try {
+    parsed = parseDicom(head, { ...opts, totalLength });
+  } catch {
+    // the prefix ends inside an element before the pixel data, or the file is malformed: more bytes tell which
+    return undefined;
+  }
+  const pixelEl = parsed.dataset.get(T.PixelData);
+  // the prefix ended on an element boundary before the pixel data, or holds all of it (parse the whole file then)
+  if (!pixelEl || pixelEl.offset + pixelEl.length <= head.length) return undefined;
+  // Read the attributes with the pixel data cut off; it is checked against the slice's size below.
+  const slice = sliceFromParsed(
+    {
+      ...parsed,
+      dataset: new Map([...parsed.dataset].filter(([tag]) => tag !== T.PixelData)).set(T.PixelData, {
+        ...pixelEl,
+        length: 0,
+      }),
+    },
+    source,
+    true,
+  );
+  const pixelBytes = slice.rows * slice.columns * (slice.bitsAllocated / 8);
+  if (pixelEl.length < pixelBytes) {
+    throw new DicomParseError(`PixelData has ${pixelEl.length} bytes, expected ${pixelBytes}`, opts);
+  }
+  return { slice: { ...slice, pixels: EMPTY }, pixelOffset: pixelEl.offset, pixelBytes };
+}
+
+const EMPTY = new Uint8Array(0);
+
 /**
  * Reads a slice from a Part-10 file received in pieces (e.g. network chunks), without joining them: only the
  * first few KiB are joined to read the attributes, and the pixel data stays as views into the pieces.
@@ -211,49 +276,15 @@ export function sliceFromPart10Pieces(pieces: readonly Uint8Array[], source?: st
     }
     return out;
   };
-  const opts = source === undefined ? {} : { source };
-  let head: Uint8Array;
-  let parsed: ParsedDicom;
-  try {
-    // Usually the first piece holds every attribute up to the pixel data: parse it in place, no join.
-    const first = pieces[0] as Uint8Array;
-    let inPlace: ParsedDicom | undefined;
-    if (first.length >= 1024) {
-      try {
-        inPlace = parseDicom(first, { ...opts, totalLength: total });
-        // The piece ended on an element boundary before the pixel data: read a longer prefix instead.
-        if (!inPlace.dataset.has(T.PixelData)) inPlace = undefined;
-      } catch {
-        inPlace = undefined;
-      }
-    }
-    head = inPlace ? first : join(16 * 1024);
-    parsed = inPlace ?? parseDicom(head, { ...opts, totalLength: total });
-  } catch {
-    // Attributes beyond the first 16 KiB (or a malformed file): read the joined file, which reports the problem.
-    return sliceFromPart10(join(total), source);
-  }
-  const pixelEl = parsed.dataset.get(T.PixelData);
-  if (!pixelEl || pixelEl.offset + pixelEl.length <= head.length) return sliceFromPart10(join(total), source);
-  // Read the attributes from the prefix with the pixel data cut off, then point `pixels` at the pieces.
-  const slice = sliceFromParsed(
-    {
-      ...parsed,
-      dataset: new Map([...parsed.dataset].filter(([tag]) => tag !== T.PixelData)).set(T.PixelData, {
-        ...pixelEl,
-        length: 0,
-      }),
-    },
-    source,
-    true,
-  );
-  const expected = slice.rows * slice.columns * (slice.bitsAllocated / 8);
-  if (pixelEl.length < expected) {
-    throw new DicomParseError(`PixelData has ${pixelEl.length} bytes, expected ${expected}`, opts);
-  }
+  // Usually the first piece holds every attribute up to the pixel data: read it in place, no join.
+  const first = pieces[0] as Uint8Array;
+  const head =
+    (first.length >= 1024 ? sliceHead(first, total, source) : undefined) ?? sliceHead(join(16 * 1024), total, source);
+  // Attributes beyond the first 16 KiB (or a malformed file): read the joined file, which reports the problem.
+  if (!head) return sliceFromPart10(join(total), source);
   const views: Uint8Array[] = [];
-  let start = pixelEl.offset;
-  let remaining = expected;
+  let start = head.pixelOffset;
+  let remaining = head.pixelBytes;
   for (const p of pieces) {
     if (remaining === 0) break;
     if (start >= p.length) {
@@ -265,7 +296,7 @@ export function sliceFromPart10Pieces(pieces: readonly Uint8Array[], source?: st
     remaining -= k;
     start = 0;
   }
-  return { ...slice, pixels: views };
+  return { ...head.slice, pixels: views };
 }
 
 /** Options of {@link volumeFromSlices}. */
@@ -277,6 +308,11 @@ export interface VolumeFromSlicesOptions {
   spacingTolerance?: number;
   /** Output type: `auto` (default) keeps the stored integer type when slope is 1 and intercept 0, else float32. */
   output?: 'auto' | 'float32';
+  /**
+   * Where the voxel memory comes from: a pool's buffers are reused (the volume's `data` may then be a view on
+   * the front of a larger buffer). Default: new memory.
+   */
+  pool?: VoxelBufferPool | undefined;
 }
 
 function cross(a: Vec3, b: Vec3): Vec3 {
@@ -419,20 +455,20 @@ export function volumeFromSlices(input: readonly DicomSlice[], options: VolumeFr
   if (identity && options.output !== 'float32') {
     const bpp = bitsAllocated / 8;
     // Every byte is overwritten below, so skip the zero-fill of a fresh typed array (tens of MB per series).
-    const raw = Buffer.allocUnsafeSlow(total * bpp).buffer as ArrayBuffer;
+    const raw = voxelMemory(total * bpp, options.pool);
     data =
       bitsAllocated === 16
         ? signed
-          ? new Int16Array(raw)
-          : new Uint16Array(raw)
+          ? new Int16Array(raw, 0, total)
+          : new Uint16Array(raw, 0, total)
         : signed
-          ? new Int8Array(raw)
-          : new Uint8Array(raw);
-    const dst = new Uint8Array(data.buffer);
+          ? new Int8Array(raw, 0, total)
+          : new Uint8Array(raw, 0, total);
+    const dst = new Uint8Array(raw, 0, total * bpp);
     sorted.forEach(({ s }, k) => copyPixels(s.pixels, dst, k * plane * bpp, plane * bpp));
     if (needsMask) maskStored(data, bitsStored, signed);
   } else {
-    const out = new Float32Array(total);
+    const out = new Float32Array(voxelMemory(total * 4, options.pool), 0, total);
     const tmp =
       bitsAllocated === 16
         ? signed
@@ -458,6 +494,11 @@ export function volumeFromSlices(input: readonly DicomSlice[], options: VolumeFr
     origin: [...sorted[0]!.s.imagePositionPatient],
     direction,
   };
+}
+
+/** Voxel memory from the pool, or new (not zero-filled: the caller writes every byte). */
+function voxelMemory(byteLength: number, pool: VoxelBufferPool | undefined): ArrayBuffer {
+  return pool ? pool.acquire(byteLength) : (Buffer.allocUnsafeSlow(byteLength).buffer as ArrayBuffer);
 }
 
 /** Copies `n` pixel bytes (one array or consecutive pieces) to `dst` at `at`. */
