@@ -131,7 +131,8 @@ describe("responseType 'chunks'", () => {
   });
 
   it('an error status throws HttpError with the body and hands nothing over; acceptStatus hands it over', async () => {
-    handler = (_req, res) => res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":"no such series"}');
+    handler = (_req, res) =>
+      res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":"no such series"}');
     const t = new HttpTransport({ baseUrl: base, retry: false });
     let chunks = 0;
     const error = (await t

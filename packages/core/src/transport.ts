@@ -585,7 +585,11 @@ export class HttpTransport {
     }
     for (const [name, value] of Object.entries(options.headers ?? {})) {
       if (typeof value !== 'string' || UNSAFE_HEADER_TEXT.test(name) || UNSAFE_HEADER_TEXT.test(value)) {
-        throw invalid('Invalid request options', `headers.${name}`, 'header names and values may not contain CR, LF or NUL');
+        throw invalid(
+          'Invalid request options',
+          `headers.${name}`,
+          'header names and values may not contain CR, LF or NUL',
+        );
       }
     }
     let url: URL;

@@ -15,8 +15,9 @@ export {
   buildMultipart,
   multipartBoundary,
   MultipartError,
+  MultipartReader,
 } from './multipart.js';
-export type { MultipartPart, MultipartPieces } from './multipart.js';
+export type { MultipartPart, MultipartPartSink, MultipartPieces } from './multipart.js';
 export { mapLimit } from './pool.js';
 export { DICOM_TAGS, dicomString, dicomNumbers, dicomItems } from './dicom-json.js';
 export type { DicomKeyword } from './dicom-json.js';

@@ -3,6 +3,7 @@ import {
   buildMultipart,
   multipartBoundary,
   MultipartError,
+  MultipartReader,
   parseMultipart,
   parseMultipartPieces,
 } from './multipart.js';
@@ -130,5 +131,76 @@ describe('parseMultipartPieces', () => {
       }
       expect(got).toEqual(bodies);
     }
+  });
+});
+
+describe('MultipartReader', () => {
+  /** Feeds `whole` through one reused scratch buffer, as a socket read buffer would; sinks copy what they get. */
+  function readAll(
+    whole: Buffer,
+    boundary: string,
+    size: number,
+  ): Array<{ headers: Record<string, string>; length?: number; body: Buffer }> {
+    const parts: Array<{ headers: Record<string, string>; length?: number; body: Buffer }> = [];
+    const reader = new MultipartReader(boundary, (headers, length) => {
+      const copies: Buffer[] = [];
+      return {
+        write: (b) => copies.push(Buffer.from(b)),
+        end: () => parts.push({ headers, ...(length === undefined ? {} : { length }), body: Buffer.concat(copies) }),
+      };
+    });
+    const scratch = Buffer.alloc(size);
+    for (let i = 0; i < whole.length; i += size) {
+      const n = whole.copy(scratch, 0, i, i + size);
+      reader.write(scratch.subarray(0, n));
+      scratch.fill(0xee); // anything the reader kept as a view is now garbage
+    }
+    reader.end();
+    return parts;
+  }
+
+  it('hands over every part whatever the chunking, from a reused buffer', () => {
+    const built = buildMultipart(
+      bodies.map((b) => ({ contentType: 'application/dicom', body: b })),
+      'application/dicom',
+      'rb',
+    );
+    const whole = Buffer.concat(built.chunks);
+    for (const size of [1, 2, 3, 5, 8, 13, 64, 1000, whole.length]) {
+      const parts = readAll(whole, 'rb', size);
+      expect(parts.map((p) => p.body)).toEqual(bodies);
+      expect(parts.map((p) => p.length)).toEqual(bodies.map((b) => b.length));
+    }
+  });
+
+  it('searches bodies without Content-Length, and recovers from one that is too short', () => {
+    const raw = Buffer.from(
+      'preamble\r\n--xyz  \r\nContent-Type: text/plain\r\n\r\nhel\r\n-lo\r\n--xyz\r\n\r\nno headers\r\n--xyz\r\nContent-Length: 2\r\n\r\nabcdef\r\n--xyz--\r\nepilogue',
+    );
+    for (const size of [1, 2, 4, 7, raw.length]) {
+      expect(readAll(raw, 'xyz', size).map((p) => p.body.toString())).toEqual(['hel\r\n-lo', 'no headers', 'abcdef']);
+    }
+  });
+
+  it('rejects a body that ends early, names what is missing, and stops at the close delimiter', () => {
+    const built = buildMultipart([{ contentType: 'application/dicom', body: Buffer.alloc(300, 1) }], 'x', 'e');
+    const whole = Buffer.concat(built.chunks);
+    for (const cut of [5, 40, 200, whole.length - 12]) {
+      expect(() => readAll(whole.subarray(0, cut), 'e', 16)).toThrow(MultipartError);
+    }
+    expect(() => readAll(Buffer.from('--e\r\nContent-Type: x'), 'e', 4)).toThrow(/end of headers/);
+    expect(() => readAll(Buffer.from('nothing'), 'e', 4)).toThrow(/no boundary "--e"/);
+    expect(readAll(Buffer.concat([whole, Buffer.from('--e\r\n\r\nafter close\r\n--e--')]), 'e', 7)).toHaveLength(1);
+  });
+
+  it("a sink's error stops the reader", () => {
+    const built = buildMultipart([{ contentType: 'application/dicom', body: Buffer.alloc(10) }], 'x', 's');
+    const reader = new MultipartReader('s', () => ({
+      write: () => {
+        throw new Error('not DICOM');
+      },
+      end: () => undefined,
+    }));
+    expect(() => reader.write(Buffer.concat(built.chunks))).toThrow('not DICOM');
   });
 });

@@ -42,89 +42,236 @@ export function multipartBoundary(contentType: string | undefined): string {
 
 const CRLF = Buffer.from('\r\n');
 const HEADER_END = Buffer.from('\r\n\r\n');
+const DASH_DASH = Buffer.from('--');
 const MAX_HEADER_BYTES = 16 * 1024;
+const MAX_BOUNDARY_LINE_BYTES = 1024;
 
-/** A FIFO of received chunks, read without copying where a read falls inside one chunk. */
-class ChunkQueue {
-  private chunks: Buffer[] = [];
-  /** Bytes queued. */
-  length = 0;
-  push(b: Buffer): void {
-    if (b.length === 0) return;
-    this.chunks.push(b);
-    this.length += b.length;
+/** Receives one part's body from a {@link MultipartReader}. */
+export interface MultipartPartSink {
+  /** The next bytes of the body: valid only during the call (copy what you keep). */
+  write(chunk: Buffer): void;
+  /** The body is complete. */
+  end(): void;
+}
+
+type ReaderState = 'preamble' | 'boundary-line' | 'headers' | 'sized-body' | 'delimiter' | 'searched-body' | 'done';
+
+/**
+ * A push parser for multipart bodies: `write` the body's chunks as they arrive, and each part's headers and body
+ * go to the sink `onPart` returns, synchronously, before `write` returns. Body bytes are handed on as views of the
+ * written chunks, so a chunk may be a reused read buffer: the parser copies only what it must keep between calls
+ * (a part's headers, a boundary split across two chunks).
+ *
+ * A part with a Content-Length is handed on by length, without scanning it for the boundary (DICOM instances are
+ * megabytes); the delimiter must follow it, else the part is taken as longer than declared and its end is
+ * searched. A part without Content-Length is searched.
+ * @example
+ * ```ts
+ * const reader = new MultipartReader(boundary, (headers) => ({ write: (b) => file.write(b), end: () => file.end() }));
+ * for await (const chunk of body) reader.write(chunk);
+ * reader.end();
+ * ```
+ */
+export class MultipartReader {
+  readonly #delimiter: Buffer;
+  readonly #onPart: (headers: Record<string, string>, length: number | undefined) => MultipartPartSink;
+  // The body is read as if it started with CRLF, so the first delimiter looks like every other one.
+  #state: ReaderState = 'preamble';
+  /** Bytes kept from earlier chunks: a possible delimiter start, the boundary line, the headers. */
+  #kept: Buffer = Buffer.from(CRLF);
+  #sink: MultipartPartSink | undefined;
+  #remaining = 0;
+  #matched = 0;
+
+  /**
+   * @param boundary - from {@link multipartBoundary}
+   * @param onPart - called with each part's headers (names lower-cased) and declared length; returns its sink
+   */
+  constructor(
+    boundary: string,
+    onPart: (headers: Record<string, string>, length: number | undefined) => MultipartPartSink,
+  ) {
+    this.#delimiter = Buffer.from(`\r\n--${boundary}`, 'latin1');
+    this.#onPart = onPart;
   }
-  /** The first `n` bytes as one buffer (a view when they lie in the first chunk). */
-  peek(n: number): Buffer {
-    const first = this.chunks[0];
-    if (first && first.length >= n) return first.subarray(0, n);
-    // Join only the chunks that cover the first n bytes (header-sized windows, not whole bodies).
-    let covered = 0;
-    let count = 0;
-    while (covered < n && count < this.chunks.length) covered += (this.chunks[count++] as Buffer).length;
-    const merged = Buffer.concat(this.chunks.slice(0, count), covered);
-    this.chunks.splice(0, count, merged);
-    return merged.subarray(0, n);
-  }
-  /** Views of the `n` bytes at `offset` (which must be queued). */
-  peekPieces(offset: number, n: number): Buffer[] {
-    const out: Buffer[] = [];
-    for (const c of this.chunks) {
-      if (n <= 0) break;
-      if (offset >= c.length) {
-        offset -= c.length;
-        continue;
+
+  /**
+   * Parses the next bytes of the body.
+   * @param input - the bytes (only read during the call)
+   * @throws {@link MultipartError} for a malformed body; whatever a sink throws
+   */
+  write(input: Uint8Array): void {
+    const chunk = Buffer.isBuffer(input) ? input : Buffer.from(input.buffer, input.byteOffset, input.byteLength);
+    let pos = 0;
+    while (pos < chunk.length) {
+      switch (this.#state) {
+        case 'done':
+          return; // the epilogue is ignored
+        case 'preamble':
+        case 'searched-body':
+          pos = this.#search(chunk, pos);
+          break;
+        case 'boundary-line':
+          pos = this.#boundaryLine(chunk, pos);
+          break;
+        case 'headers':
+          pos = this.#headers(chunk, pos);
+          break;
+        case 'sized-body': {
+          const k = Math.min(this.#remaining, chunk.length - pos);
+          if (k > 0) this.#sink?.write(chunk.subarray(pos, pos + k));
+          this.#remaining -= k;
+          pos += k;
+          if (this.#remaining === 0) {
+            this.#state = 'delimiter';
+            this.#matched = 0;
+          }
+          break;
+        }
+        case 'delimiter': {
+          const d = this.#delimiter;
+          while (pos < chunk.length && this.#matched < d.length && chunk[pos] === d[this.#matched]) {
+            pos++;
+            this.#matched++;
+          }
+          if (this.#matched === d.length) {
+            this.#endPart();
+          } else if (pos < chunk.length) {
+            // Not the delimiter: the body is longer than its Content-Length said. What matched is body; search on.
+            if (this.#matched > 0) this.#sink?.write(Buffer.from(d.subarray(0, this.#matched)));
+            this.#kept = Buffer.alloc(0);
+            this.#state = 'searched-body';
+          }
+          break;
+        }
       }
-      const k = Math.min(c.length - offset, n);
-      out.push(c.subarray(offset, offset + k));
-      n -= k;
-      offset = 0;
     }
-    return out;
   }
-  /** Removes and returns the first `n` bytes (one copy at most). */
-  take(n: number): Buffer {
-    const first = this.chunks[0];
-    if (first && first.length >= n) {
-      this.skip(n);
-      return first.subarray(0, n);
+
+  /**
+   * The body has ended.
+   * @throws {@link MultipartError} when it ended before the close delimiter
+   */
+  end(): void {
+    switch (this.#state) {
+      case 'done':
+        return;
+      case 'preamble':
+        throw new MultipartError(
+          `no boundary "${this.#delimiter.subarray(2).toString('latin1')}" in the multipart body`,
+        );
+      case 'boundary-line':
+        throw new MultipartError('multipart body ended after a boundary');
+      case 'headers':
+        throw new MultipartError('multipart part has no end of headers (truncated response?)');
+      default:
+        throw new MultipartError('multipart body ended inside a part (truncated response)');
     }
-    const out = Buffer.allocUnsafe(n);
-    let filled = 0;
-    while (filled < n) {
-      const c = this.chunks[0] as Buffer;
-      const k = Math.min(c.length, n - filled);
-      c.copy(out, filled, 0, k);
-      filled += k;
-      this.skip(k);
-    }
-    return out;
   }
-  /** Removes the first `n` bytes and returns them as views into the received chunks (no copy). */
-  takePieces(n: number): Buffer[] {
-    const out: Buffer[] = [];
-    let left = n;
-    while (left > 0) {
-      const c = this.chunks[0] as Buffer;
-      const k = Math.min(c.length, left);
-      out.push(c.subarray(0, k));
-      this.skip(k);
-      left -= k;
-    }
-    return out;
-  }
-  skip(n: number): void {
-    this.length -= n;
-    while (n > 0) {
-      const c = this.chunks[0] as Buffer;
-      if (c.length <= n) {
-        n -= c.length;
-        this.chunks.shift();
-      } else {
-        this.chunks[0] = c.subarray(n);
-        n = 0;
+
+  /** Preamble or a body without length: everything up to the delimiter (handed on, for a body). */
+  #search(chunk: Buffer, pos: number): number {
+    const d = this.#delimiter;
+    const kept = this.#kept;
+    // A delimiter that began in the kept bytes (at most d.length - 1 of them) and ends in this chunk.
+    if (kept.length > 0 && pos === 0) {
+      for (let k = Math.min(kept.length, d.length - 1); k >= 1; k--) {
+        if (
+          chunk.length >= d.length - k &&
+          kept.compare(d, 0, k, kept.length - k) === 0 &&
+          chunk.compare(d, k, d.length, 0, d.length - k) === 0
+        ) {
+          if (this.#state === 'searched-body' && kept.length > k) this.#sink?.write(kept.subarray(0, kept.length - k));
+          this.#kept = Buffer.alloc(0);
+          this.#endPart();
+          return d.length - k;
+        }
       }
     }
+    const at = chunk.indexOf(d, pos);
+    if (at >= 0) {
+      if (this.#state === 'searched-body') {
+        if (kept.length > 0) this.#sink?.write(kept);
+        if (at > pos) this.#sink?.write(chunk.subarray(pos, at));
+      }
+      this.#kept = Buffer.alloc(0);
+      this.#endPart();
+      return at + d.length;
+    }
+    // Not here: hand on all but the last bytes, which may start a delimiter; keep those (copied).
+    const body = this.#state === 'searched-body';
+    const keep = Math.min(d.length - 1, kept.length + chunk.length - pos);
+    const fromChunk = Math.min(keep, chunk.length - pos);
+    const fromKept = keep - fromChunk;
+    if (body && kept.length > fromKept) this.#sink?.write(kept.subarray(0, kept.length - fromKept));
+    if (body && chunk.length - fromChunk > pos) this.#sink?.write(chunk.subarray(pos, chunk.length - fromChunk));
+    this.#kept = Buffer.concat([kept.subarray(kept.length - fromKept), chunk.subarray(chunk.length - fromChunk)]);
+    return chunk.length;
+  }
+
+  /** After a delimiter: `--` closes the body; else transport padding up to CRLF, then the part's headers. */
+  #boundaryLine(chunk: Buffer, pos: number): number {
+    const eol = chunk.indexOf(CRLF, pos);
+    const end = eol >= 0 ? eol + 2 : chunk.length;
+    this.#kept = Buffer.concat([this.#kept, chunk.subarray(pos, end)]);
+    const line = this.#kept;
+    if (line.length >= 2 && line.compare(DASH_DASH, 0, 2, 0, 2) === 0) {
+      this.#state = 'done';
+      return chunk.length;
+    }
+    // A CRLF split between two chunks.
+    const lineEnd = line.indexOf(CRLF);
+    if (lineEnd < 0) {
+      if (line.length > MAX_BOUNDARY_LINE_BYTES)
+        throw new MultipartError('malformed boundary line in the multipart body');
+      return end;
+    }
+    // Headers are read as "\r\n<headers>\r\n\r\n" (just "\r\n\r\n" when there are none).
+    this.#kept = Buffer.from(CRLF);
+    this.#state = 'headers';
+    return end - (line.length - lineEnd - 2);
+  }
+
+  /** Collects the part's headers up to the blank line, then starts its body. */
+  #headers(chunk: Buffer, pos: number): number {
+    const prior = this.#kept.length;
+    // Search from up to 3 kept bytes back, for an end split between chunks; a short window first (headers of a
+    // DICOM part are a few lines), copying no more of the chunk than needed.
+    let joined = Buffer.concat([this.#kept, chunk.subarray(pos, Math.min(chunk.length, pos + 512))]);
+    let at = joined.indexOf(HEADER_END, Math.max(0, prior - 3));
+    if (at < 0 && chunk.length - pos > 512) {
+      joined = Buffer.concat([this.#kept, chunk.subarray(pos, Math.min(chunk.length, pos + MAX_HEADER_BYTES))]);
+      at = joined.indexOf(HEADER_END, Math.max(0, prior - 3));
+    }
+    if (at < 0) {
+      if (joined.length > MAX_HEADER_BYTES)
+        throw new MultipartError('multipart part has no end of headers (truncated response?)');
+      this.#kept = joined;
+      return chunk.length;
+    }
+    const headers = parseHeaders(joined.subarray(2, Math.max(2, at)).toString('latin1'));
+    this.#kept = Buffer.alloc(0);
+    const declared = headers['content-length'];
+    const length = declared !== undefined && /^\d+$/.test(declared) ? Number(declared) : undefined;
+    this.#sink = this.#onPart(headers, length);
+    if (length === undefined) {
+      this.#state = 'searched-body';
+    } else {
+      this.#state = 'sized-body';
+      this.#remaining = length;
+      if (length === 0) {
+        this.#state = 'delimiter';
+        this.#matched = 0;
+      }
+    }
+    return pos + (at + 4 - prior);
+  }
+
+  #endPart(): void {
+    if (this.#state !== 'preamble') this.#sink?.end();
+    this.#sink = undefined;
+    this.#state = 'boundary-line';
+    this.#kept = Buffer.alloc(0);
   }
 }
 
@@ -162,7 +309,7 @@ export interface MultipartPieces {
 /**
  * Like {@link parseMultipart}, but a body is given as views into the received chunks instead of one joined
  * buffer, so a consumer that copies the bytes to their destination anyway (volume building) copies them once.
- * @param chunks - the body
+ * @param chunks - the body (chunks that are not reused afterwards, e.g. a response stream)
  * @param boundary - from {@link multipartBoundary}
  * @returns the parts in order
  * @throws {@link MultipartError} for a malformed or truncated body
@@ -171,92 +318,35 @@ export async function* parseMultipartPieces(
   chunks: AsyncIterable<Buffer | Uint8Array | string>,
   boundary: string,
 ): AsyncGenerator<MultipartPieces> {
-  const delimiter = Buffer.from(`\r\n--${boundary}`);
-  const q = new ChunkQueue();
-  // Treat the body as if it started with CRLF, so the first delimiter looks like every other one.
-  q.push(Buffer.from(CRLF));
+  const complete: MultipartPieces[] = [];
+  const reader = new MultipartReader(boundary, (headers) => {
+    const part: MultipartPieces = { headers, pieces: [], length: 0 };
+    return {
+      write: (bytes) => {
+        part.pieces.push(bytes);
+        part.length += bytes.length;
+      },
+      end: () => complete.push(part),
+    };
+  });
   const iterator = chunks[Symbol.asyncIterator]();
   let ended = false;
-  const pull = async (): Promise<boolean> => {
-    if (ended) return false;
-    const next = await iterator.next();
-    if (next.done) {
-      ended = true;
-      return false;
-    }
-    const v = next.value;
-    q.push(
-      typeof v === 'string'
-        ? Buffer.from(v, 'latin1')
-        : Buffer.isBuffer(v)
-          ? v
-          : Buffer.from(v.buffer, v.byteOffset, v.byteLength),
-    );
-    return true;
-  };
-  const need = async (n: number): Promise<boolean> => {
-    while (q.length < n) if (!(await pull())) return false;
-    return true;
-  };
-  /** Position of `needle` from the queue's start, pulling as needed; -1 when the stream ends (or past `limit`). */
-  const find = async (needle: Buffer, from: number, limit = Infinity): Promise<number> => {
-    let searched = from;
-    for (;;) {
-      const view = q.peek(Math.min(q.length, limit === Infinity ? q.length : limit + needle.length));
-      const at = view.indexOf(needle, searched);
-      if (at >= 0) return at;
-      searched = Math.max(from, view.length - needle.length + 1);
-      if (view.length > limit) return -1;
-      if (!(await pull())) return -1;
-    }
-  };
-
-  // Preamble: skip to the first delimiter.
-  const at = await find(delimiter, 0);
-  if (at < 0) throw new MultipartError(`no boundary "--${boundary}" in the multipart body`);
-  q.skip(at + delimiter.length);
   try {
     for (;;) {
-      if (!(await need(2))) throw new MultipartError('multipart body ended after a boundary');
-      const two = q.peek(2);
-      if (two[0] === 0x2d && two[1] === 0x2d) return; // close delimiter "--boundary--"
-      // Skip transport padding up to the CRLF that ends the boundary line.
-      const eol = await find(CRLF, 0, 1024);
-      if (eol < 0) throw new MultipartError('malformed boundary line in the multipart body');
-      q.skip(eol);
-      // Now at "\r\n<headers>\r\n\r\n" or, with no headers, "\r\n\r\n".
-      const headersEnd = await find(HEADER_END, 0, MAX_HEADER_BYTES);
-      if (headersEnd < 0) throw new MultipartError('multipart part has no end of headers (truncated response?)');
-      const headers = headersEnd === 0 ? {} : parseHeaders(q.peek(headersEnd).subarray(2).toString('latin1'));
-      q.skip(headersEnd + 4);
-      const declared = headers['content-length'];
-      const length = declared !== undefined && /^\d+$/.test(declared) ? Number(declared) : undefined;
-      let pieces: Buffer[];
-      let size: number;
-      if (length !== undefined && (await need(length + delimiter.length)) && delimiterAt(q, length, delimiter)) {
-        pieces = q.takePieces(length);
-        size = length;
+      const next = await iterator.next();
+      if (next.done) {
+        ended = true;
+        reader.end();
       } else {
-        const end = await find(delimiter, 0);
-        if (end < 0) throw new MultipartError('multipart body ended inside a part (truncated response)');
-        pieces = q.takePieces(end);
-        size = end;
+        reader.write(typeof next.value === 'string' ? Buffer.from(next.value, 'latin1') : next.value);
       }
-      q.skip(delimiter.length);
-      yield { headers, pieces, length: size };
+      while (complete.length > 0) yield complete.shift() as MultipartPieces;
+      if (ended) return;
     }
   } finally {
     // Stop the source when the caller stops early (or on error): `return` on the iterator ends the stream.
     if (!ended) await iterator.return?.();
   }
-}
-
-/** Whether the queued bytes at `offset` are `delimiter`, without joining the chunks before it. */
-function delimiterAt(q: ChunkQueue, offset: number, delimiter: Buffer): boolean {
-  const pieces = q.peekPieces(offset, delimiter.length);
-  let i = 0;
-  for (const p of pieces) for (let j = 0; j < p.length; j++) if (p[j] !== delimiter[i++]) return false;
-  return i === delimiter.length;
 }
 
 function parseHeaders(text: string): Record<string, string> {

@@ -6,11 +6,10 @@ import {
   readSeg,
   selectStudySeries,
   sliceFromPart10,
-  sliceFromPart10Pieces,
+  SeriesVolumeAssembler,
   volumeFromSlices,
   buildStudyInput,
   DEFAULT_SELECTION_RULES,
-  type DicomSlice,
   type SegReadResult,
   type SelectionRules,
   type StudyChannel,
@@ -33,12 +32,17 @@ export interface RetrieveVolumeOptions extends VolumeFromSlicesOptions {
 }
 
 /**
- * Downloads a series over WADO-RS (one streamed multipart request) and builds its volume: slices are parsed
- * as they arrive, sorted along the normal and checked for missing or uneven slices.
+ * Downloads a series over WADO-RS (one streamed multipart request) and builds its volume: each instance's pixel
+ * bytes are copied from the socket's read buffer into staging memory as they arrive, then the slices are sorted
+ * along the normal and checked for missing or uneven slices.
+ *
+ * With `pool`, the staging memory and the volume's memory come from (and the staging memory goes back to) the
+ * pool: give each volume back with `pool.release(volume)` when done, and a service that downloads study after
+ * study stops asking the system for fresh memory (see `VoxelBufferPool`).
  * @param dicomweb - the DICOMweb client
  * @param studyInstanceUid - the study
  * @param seriesInstanceUid - the series
- * @param options - volume options, signal, progress
+ * @param options - volume options (`pool` among them), signal, progress
  * @returns the volume
  * @throws `DicomParseError` / `SeriesGeometryError` from `@cdss/imaging` for unreadable or irregular series
  */
@@ -48,16 +52,22 @@ export async function retrieveSeriesVolume(
   seriesInstanceUid: string,
   options: RetrieveVolumeOptions = {},
 ): Promise<Volume> {
-  const slices: DicomSlice[] = [];
-  let n = 0;
-  for await (const pieces of dicomweb.retrieveSeriesPieces(studyInstanceUid, seriesInstanceUid, {
-    ...(options.signal ? { signal: options.signal } : {}),
-    ...(options.onProgress ? { onProgress: options.onProgress } : {}),
-  })) {
-    // Attributes are read from the first KiB; pixel bytes stay in the received chunks until copied into the volume.
-    slices.push(sliceFromPart10Pieces(pieces, `instance ${n++} of series ${seriesInstanceUid}`));
+  const assembler = new SeriesVolumeAssembler(options.pool ? { pool: options.pool } : {});
+  try {
+    await dicomweb.retrieveSeriesInto(
+      studyInstanceUid,
+      seriesInstanceUid,
+      (_headers, length) =>
+        assembler.instance(length, `instance ${assembler.sliceCount} of series ${seriesInstanceUid}`),
+      {
+        ...(options.signal ? { signal: options.signal } : {}),
+        ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+      },
+    );
+    return assembler.build(options);
+  } finally {
+    assembler.dispose();
   }
-  return volumeFromSlices(slices, options);
 }
 
 /** Options of {@link retrieveStudyInput}. */
