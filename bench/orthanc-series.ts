@@ -155,10 +155,12 @@ async function main(): Promise<void> {
       }
       if (pooled) for (const v of vols) pool.release(v);
     };
-    // warm-up + correctness
-    await clientDownload(true, true);
-    await clientDownload(false, true);
-    await curl(curlArgs);
+    // warm-up (twice: the first round fills the pools and the JIT) + correctness
+    for (const check of [true, false]) {
+      await clientDownload(true, check);
+      await clientDownload(false, check);
+      await curl(curlArgs);
+    }
     const sides = ['pooled', 'curl', 'fresh'] as const;
     const down = { pooled: [] as number[], fresh: [] as number[], curl: [] as number[] };
     for (let r = 0; r < downloadRounds; r++) {

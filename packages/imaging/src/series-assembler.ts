@@ -7,9 +7,9 @@
  */
 import { DicomParseError } from './dicom-errors.js';
 import {
+  buildVolume,
   sliceFromPart10,
   sliceHead,
-  volumeFromSlices,
   type DicomSlice,
   type VolumeFromSlicesOptions,
 } from './series-volume.js';
@@ -98,16 +98,24 @@ export class SeriesVolumeAssembler {
    * @throws `SeriesGeometryError` for a series that is not one regular volume
    */
   build(options: VolumeFromSlicesOptions = {}): Volume {
+    let volume: Volume | undefined;
     try {
-      return volumeFromSlices(this.#slices, options);
+      // Slices that arrived in order into the first page (the usual case once a pool holds a volume-sized
+      // buffer) are the volume already: that page is handed over instead of copied.
+      const built = buildVolume(this.#slices, options, true);
+      volume = built;
+      return built;
     } finally {
-      this.dispose();
+      this.dispose(volume?.data.buffer);
     }
   }
 
-  /** Gives the staging pages back without building (after a failure). Safe to call more than once. */
-  dispose(): void {
-    for (const page of this.#pages.splice(0)) this.#pool.release(page);
+  /**
+   * Gives the staging pages back without building (after a failure). Safe to call more than once.
+   * @param keep - a page that became a volume's memory
+   */
+  dispose(keep?: ArrayBufferLike): void {
+    for (const page of this.#pages.splice(0)) if (page !== keep) this.#pool.release(page);
     this.#slices.length = 0;
     this.#pageUsed = 0;
   }
@@ -126,7 +134,9 @@ export class SeriesVolumeAssembler {
   reserve(bytes: number): Uint8Array {
     let page = this.#pages[this.#pages.length - 1];
     if (!page || page.byteLength - this.#pageUsed < bytes) {
-      page = this.#pool.acquire(Math.max(PAGE_BYTES, bytes));
+      // The first page is the largest the pool has: a previous volume's buffer holds the whole series.
+      const size = Math.max(PAGE_BYTES, bytes);
+      page = this.#pages.length === 0 ? this.#pool.acquireLargest(size) : this.#pool.acquire(size);
       this.#pages.push(page);
       this.#pageUsed = 0;
     }

@@ -233,18 +233,8 @@ export function sliceHead(head: Uint8Array, totalLength: number, source?: string
   const pixelEl = parsed.dataset.get(T.PixelData);
   // the prefix ended on an element boundary before the pixel data, or holds all of it (parse the whole file then)
   if (!pixelEl || pixelEl.offset + pixelEl.length <= head.length) return undefined;
-  // Read the attributes with the pixel data cut off; it is checked against the slice's size below.
-  const slice = sliceFromParsed(
-    {
-      ...parsed,
-      dataset: new Map([...parsed.dataset].filter(([tag]) => tag !== T.PixelData)).set(T.PixelData, {
-        ...pixelEl,
-        length: 0,
-      }),
-    },
-    source,
-    true,
-  );
+  // The pixel data runs past the prefix: its length is checked against the slice's size below.
+  const slice = sliceFromParsed(parsed, source, true);
   const pixelBytes = slice.rows * slice.columns * (slice.bitsAllocated / 8);
   if (pixelEl.length < pixelBytes) {
     throw new DicomParseError(`PixelData has ${pixelEl.length} bytes, expected ${pixelBytes}`, opts);
@@ -331,6 +321,19 @@ function dot(a: Readonly<Vec3>, b: Readonly<Vec3>): number {
  *   `missing-slice` (with `gaps`), `uneven-spacing` or `not-stacked`
  */
 export function volumeFromSlices(input: readonly DicomSlice[], options: VolumeFromSlicesOptions = {}): Volume {
+  return buildVolume(input, options, false);
+}
+
+/**
+ * {@link volumeFromSlices}; with `adoptLaidOut`, slices whose pixels already lie in slice order, back to back from
+ * the start of one buffer, become the volume without a copy (the volume then shares that buffer).
+ * @internal
+ */
+export function buildVolume(
+  input: readonly DicomSlice[],
+  options: VolumeFromSlicesOptions,
+  adoptLaidOut: boolean,
+): Volume {
   if (input.length === 0) throw new SeriesGeometryError('empty', 'series has no slices');
   const first = input[0]!;
   const tol = options.spacingTolerance ?? 0.01;
@@ -454,8 +457,14 @@ export function volumeFromSlices(input: readonly DicomSlice[], options: VolumeFr
   let data: Volume['data'];
   if (identity && options.output !== 'float32') {
     const bpp = bitsAllocated / 8;
+    const laidOut = adoptLaidOut
+      ? laidOutBuffer(
+          sorted.map(({ s }) => s.pixels),
+          plane * bpp,
+        )
+      : undefined;
     // Every byte is overwritten below, so skip the zero-fill of a fresh typed array (tens of MB per series).
-    const raw = voxelMemory(total * bpp, options.pool);
+    const raw = laidOut ?? voxelMemory(total * bpp, options.pool);
     data =
       bitsAllocated === 16
         ? signed
@@ -465,7 +474,7 @@ export function volumeFromSlices(input: readonly DicomSlice[], options: VolumeFr
           ? new Int8Array(raw, 0, total)
           : new Uint8Array(raw, 0, total);
     const dst = new Uint8Array(raw, 0, total * bpp);
-    sorted.forEach(({ s }, k) => copyPixels(s.pixels, dst, k * plane * bpp, plane * bpp));
+    if (!laidOut) sorted.forEach(({ s }, k) => copyPixels(s.pixels, dst, k * plane * bpp, plane * bpp));
     if (needsMask) maskStored(data, bitsStored, signed);
   } else {
     const out = new Float32Array(voxelMemory(total * 4, options.pool), 0, total);
@@ -494,6 +503,19 @@ export function volumeFromSlices(input: readonly DicomSlice[], options: VolumeFr
     origin: [...sorted[0]!.s.imagePositionPatient],
     direction,
   };
+}
+
+/** The buffer under `pixels` when each is one view of it, the k-th at byte k·planeBytes. */
+function laidOutBuffer(pixels: ReadonlyArray<DicomSlice['pixels']>, planeBytes: number): ArrayBuffer | undefined {
+  const first = pixels[0];
+  if (!(first instanceof Uint8Array) || !(first.buffer instanceof ArrayBuffer)) return undefined;
+  const buffer = first.buffer;
+  for (let k = 0; k < pixels.length; k++) {
+    const p = pixels[k];
+    if (!(p instanceof Uint8Array) || p.buffer !== buffer || p.byteOffset !== k * planeBytes || p.length !== planeBytes)
+      return undefined;
+  }
+  return buffer;
 }
 
 /** Voxel memory from the pool, or new (not zero-filled: the caller writes every byte). */

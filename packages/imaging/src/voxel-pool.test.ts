@@ -40,6 +40,18 @@ describe('VoxelBufferPool', () => {
     expect(pool.acquire(500)).toBe(buffer);
   });
 
+  it('acquireLargest: the largest kept buffer when it is big enough, else new memory of the minimum', () => {
+    const pool = new VoxelBufferPool();
+    const [small, large] = [new ArrayBuffer(100), new ArrayBuffer(5000)];
+    pool.release(small);
+    pool.release(large);
+    expect(pool.acquireLargest(200)).toBe(large);
+    const fresh = pool.acquireLargest(200);
+    expect(fresh).not.toBe(small);
+    expect(fresh.byteLength).toBe(200);
+    expect(pool.acquireLargest(50)).toBe(small);
+  });
+
   it('refuses a bad limit', () => {
     expect(() => new VoxelBufferPool({ maxRetainedBytes: -1 })).toThrow(ValidationError);
     expect(() => new VoxelBufferPool({ maxRetainedBytes: Number.NaN })).toThrow(/maxRetainedBytes/);

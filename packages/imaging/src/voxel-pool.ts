@@ -75,6 +75,22 @@ export class VoxelBufferPool {
   }
 
   /**
+   * The largest kept buffer if it has at least `minBytes`, else a new one of `minBytes`: for a buffer that is
+   * filled before its final size is known (a volume's staging memory).
+   * @param minBytes - bytes needed at least
+   * @returns a buffer, now the caller's
+   */
+  acquireLargest(minBytes: number): ArrayBuffer {
+    let best = -1;
+    for (let i = 0; i < this.#free.length; i++) {
+      if (best < 0 || (this.#free[i] as ArrayBuffer).byteLength > (this.#free[best] as ArrayBuffer).byteLength)
+        best = i;
+    }
+    const largest = this.#free[best];
+    return largest && largest.byteLength >= minBytes ? this.acquire(largest.byteLength) : this.acquire(minBytes);
+  }
+
+  /**
    * Gives memory back: a volume's voxels (the whole buffer under them), a typed array's buffer, or a buffer.
    * Neither the volume nor any view of that buffer may be used afterwards. Releasing a buffer twice is ignored.
    * @param target - what to give back
