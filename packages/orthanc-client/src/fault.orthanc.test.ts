@@ -2,7 +2,8 @@
  * Fault test on a private, real Orthanc (own folder and ports, started by scripts/services): Orthanc is stopped
  * for real (SIGTERM to its PID, by the script) while a change watcher runs and an upload is attempted.
  * Nothing is lost: the watcher resumes from its checkpoint after the restart and sees every change exactly
- * once, the failed upload is repeated (uploads are idempotent), and every series comes back voxel-equal.
+ * once, the failed upload is repeated (uploads are idempotent), a download during the outage fails with a clear
+ * error, and every series comes back voxel-equal.
  */
 import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -82,6 +83,14 @@ describe.skipIf(!shared.available)('orthanc-client when Orthanc is stopped and r
     await services('stop'); // SIGTERM to the recorded PID; returns once the process is gone
     const during = await client.uploadInstances(fx.study.series.t2.files).catch((e: unknown) => e);
     expect(during).toBeInstanceOf(Error);
+    // A download during the outage fails clearly (after the retries) instead of hanging or returning a part.
+    const download = await retrieveSeriesVolume(
+      client.dicomweb,
+      fx.study.studyInstanceUid,
+      fx.study.series.t1.seriesInstanceUid,
+    ).catch((e: unknown) => e);
+    expect(download).toBeInstanceOf(Error);
+    expect((download as Error).message).toMatch(/ECONNREFUSED|no response/);
     await waitFor(() => failures > 0, 'the watcher to notice the outage');
 
     await services('start');

@@ -14,6 +14,7 @@ import {
   writePhantomStudy,
   writeSeg,
   PHANTOM_MODALITIES,
+  VoxelBufferPool,
   type Phantom,
   type PhantomModality,
   type Vec3,
@@ -212,6 +213,30 @@ export function orthancContract(target: OrthancContractTarget): void {
         flair: uids('flair').series,
       });
       expect(same(input.channels[0].data, fx.phantom.modalities.t1c.data)).toBe(true);
+    });
+
+    it('reports download progress, reuses pooled memory, and cancels in the middle of a series', async () => {
+      const pool = new VoxelBufferPool();
+      const loaded: number[] = [];
+      const first = await retrieveSeriesVolume(client.dicomweb, uids('t2').study, uids('t2').series, {
+        pool,
+        onProgress: (p) => loaded.push(p.loaded),
+      });
+      expect(same(first.data, fx.phantom.modalities.t2.data)).toBe(true);
+      expect(loaded.length).toBeGreaterThan(0);
+      expect(loaded).toEqual([...loaded].sort((a, b) => a - b));
+      expect(loaded.at(-1)).toBeGreaterThan(first.data.byteLength);
+      pool.release(first);
+      const second = await retrieveSeriesVolume(client.dicomweb, uids('t2').study, uids('t2').series, { pool });
+      expect(same(second.data, fx.phantom.modalities.t2.data)).toBe(true);
+
+      const controller = new AbortController();
+      await expect(
+        retrieveSeriesVolume(client.dicomweb, uids('t1').study, uids('t1').series, {
+          signal: controller.signal,
+          onProgress: () => controller.abort(new Error('user left')),
+        }),
+      ).rejects.toThrow('user left');
     });
 
     it('cancels a series download with an AbortSignal', async () => {
