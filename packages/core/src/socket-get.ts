@@ -52,6 +52,11 @@ export interface SocketGetOptions {
   maxErrorBodyBytes: number;
 }
 
+const READ_BUFFER_BYTES = 256 * 1024;
+/** Read buffers of finished requests, reused: a fresh one would be new memory every time. */
+const spareReadBuffers: Buffer[] = [];
+const MAX_SPARE_READ_BUFFERS = 8;
+
 /** A header name or value that would split the request (CR, LF, NUL) is refused rather than sent. */
 const UNSAFE_HEADER = /[\r\n\0]/;
 
@@ -91,7 +96,8 @@ export function socketGet(options: SocketGetOptions): Promise<SocketResponse> {
   const head = requestHead(options.method, url, options.headers);
   const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
   const host = url.hostname.replace(/^\[|\]$/g, '');
-  const buffer = Buffer.allocUnsafe(options.readBufferBytes ?? 256 * 1024);
+  const size = options.readBufferBytes ?? READ_BUFFER_BYTES;
+  const buffer = (size === READ_BUFFER_BYTES ? spareReadBuffers.pop() : undefined) ?? Buffer.allocUnsafe(size);
 
   return new Promise<SocketResponse>((resolve, reject) => {
     const parser = new HTTPParser(HTTPParser.RESPONSE);
@@ -106,6 +112,10 @@ export function socketGet(options: SocketGetOptions): Promise<SocketResponse> {
       settled = true;
       signal.removeEventListener('abort', onAbort);
       socket.destroy();
+      // The buffer is free once the socket is gone (no read can land in it any more): keep it for the next request.
+      if (buffer.length === READ_BUFFER_BYTES && spareReadBuffers.length < MAX_SPARE_READ_BUFFERS) {
+        spareReadBuffers.push(buffer);
+      }
       if (error !== undefined) reject(error as Error);
       else resolve(value as SocketResponse);
     };
