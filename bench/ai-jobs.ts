@@ -2,13 +2,18 @@
  * ai-jobs: jobs/s end to end (publish → consume → record → result event) vs raw amqplib doing the same round trip.
  *
  * Both sides run on the same RabbitMQ (CDSS_TEST_AMQP_URL or the default service URL), with persistent messages,
- * publisher confirms, manual acks and 256 jobs outstanding, for a bounded time each:
+ * publisher confirms, manual acks and 256 jobs outstanding:
  * - value: `JobClient.send(RequestAnalysis)` (records the job in a `MemoryJobStore`, publishes the request) →
  *   `JobWorker` (no-op handler; validates, publishes `succeeded`, then acks; a job this quick publishes no
  *   `accepted`, see `JobWorkerOptions.acceptedAfterMs`) → `JobClient` records the event in the store and acks.
  *   A job counts when its `succeeded` change is recorded.
  * - baseline: raw amqplib, no protocol: publish the same request body (confirmed) → a consumer publishes one
  *   result message (confirmed) and acks → a result consumer acks. A job counts when its result is consumed.
+ * Both sides are set up first, each warmed up (untimed), then timed in short rounds that alternate in ABBA order
+ * (end to end, raw, raw, end to end, ...) so that the load of this shared machine drifting hits both alike; the
+ * median round of each side is reported. Every round ends with its outstanding jobs finished.
+ *
+ * Settings (environment): BENCH_ROUND_MS (2000), BENCH_ROUNDS (5 per side), BENCH_WARMUP_MS (1000). About 25 s.
  */
 import { randomUUID } from 'node:crypto';
 import amqp from 'amqplib';
@@ -17,8 +22,17 @@ import { AmqpTransport, JobClient, JobWorker, MemoryJobStore, RequestAnalysis, e
 import { noopHandler, sampleRequest, sampleRequestInput } from '@cdss/ai-jobs/testing';
 
 const WINDOW = 256;
-const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 8);
 const log = (line: string): void => void process.stderr.write(`${line}\n`);
+
+function intEnv(name: string, fallback: number, max: number): number {
+  const raw = process.env[name];
+  const value = raw === undefined ? fallback : Number(raw);
+  if (!Number.isInteger(value) || value < 1 || value > max) throw new Error(`${name} must be an integer in 1..${max}`);
+  return value;
+}
+const roundMs = intEnv('BENCH_ROUND_MS', 2_000, 20_000);
+const rounds = intEnv('BENCH_ROUNDS', 5, 15);
+const warmupMs = intEnv('BENCH_WARMUP_MS', 1_000, 10_000);
 
 const svc = await requireService('rabbitmq', { ci: false });
 if (!svc.available) {
@@ -26,29 +40,6 @@ if (!svc.available) {
   process.exit(1);
 }
 const url = svc.url;
-
-/** Keeps `WINDOW` jobs outstanding for `SECONDS`, then waits for the outstanding ones; returns completions/s. */
-async function drive(
-  start: () => Promise<void>,
-  completions: { count: number; wait: () => Promise<void> },
-): Promise<number> {
-  const cpu0 = process.cpuUsage();
-  const t0 = performance.now();
-  const end = t0 + SECONDS * 1000;
-  const loops = Array.from({ length: WINDOW }, async () => {
-    while (performance.now() < end) {
-      await start();
-      await completions.wait();
-    }
-  });
-  await Promise.all(loops);
-  const elapsed = (performance.now() - t0) / 1000;
-  const cpu = process.cpuUsage(cpu0);
-  log(
-    `  ${completions.count} jobs in ${elapsed.toFixed(1)} s; this process used ${((cpu.user + cpu.system) / completions.count).toFixed(0)} µs CPU per job`,
-  );
-  return completions.count / elapsed;
-}
 
 /** Counts completions; `wait()` takes one completion (now, or the next one): a semaphore of finished jobs. */
 function completionCounter(): { count: number; wait: () => Promise<void>; done: () => void } {
@@ -73,7 +64,47 @@ function completionCounter(): { count: number; wait: () => Promise<void>; done: 
   return c;
 }
 
-async function raw(): Promise<number> {
+/** One side of the comparison, set up and ready to drive. */
+interface Side {
+  name: string;
+  /** Starts one job; resolves when it is published (confirmed). */
+  start: () => Promise<void>;
+  completions: ReturnType<typeof completionCounter>;
+  close: () => Promise<void>;
+}
+
+interface Round {
+  /** Completed jobs per second. */
+  rate: number;
+  jobs: number;
+  /** This process's CPU (user + system) per job, in µs. */
+  cpuUs: number;
+}
+
+/**
+ * Keeps `WINDOW` jobs outstanding for `ms`, then waits for the outstanding ones (each loop takes one completion per
+ * job it started, so none is left in flight when it returns); returns completions/s over the whole time.
+ */
+async function drive(side: Side, ms: number): Promise<Round> {
+  const { start, completions } = side;
+  const count0 = completions.count;
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  const end = t0 + ms;
+  const loops = Array.from({ length: WINDOW }, async () => {
+    while (performance.now() < end) {
+      await start();
+      await completions.wait();
+    }
+  });
+  await Promise.all(loops);
+  const elapsed = (performance.now() - t0) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  const jobs = completions.count - count0;
+  return { rate: jobs / elapsed, jobs, cpuUs: (cpu.user + cpu.system) / jobs };
+}
+
+async function raw(): Promise<Side> {
   const prefix = `bench.raw.${randomUUID().slice(0, 8)}`;
   const pubConn = await amqp.connect(url);
   const workConn = await amqp.connect(url);
@@ -86,7 +117,7 @@ async function raw(): Promise<number> {
   const resCh = await resConn.createChannel();
   await resCh.prefetch(WINDOW);
   const body = encodeMessage(sampleRequest());
-  const counter = completionCounter();
+  const completions = completionCounter();
   await workCh.consume(`${prefix}.work`, (m) => {
     if (!m) return;
     workCh.sendToQueue(`${prefix}.results`, body.subarray(0, 400), { persistent: true }, (err: unknown) => {
@@ -96,25 +127,27 @@ async function raw(): Promise<number> {
   await resCh.consume(`${prefix}.results`, (m) => {
     if (!m) return;
     resCh.ack(m);
-    counter.done();
+    completions.done();
   });
-  const rate = await drive(
-    () =>
+  return {
+    name: 'raw',
+    start: () =>
       new Promise<void>(
         (resolve, reject) =>
           void pub.sendToQueue(`${prefix}.work`, body, { persistent: true, messageId: randomUUID() }, (err: unknown) =>
             err ? reject(new Error('nack')) : resolve(),
           ),
       ),
-    counter,
-  );
-  await pub.deleteQueue(`${prefix}.work`);
-  await pub.deleteQueue(`${prefix}.results`);
-  for (const c of [pubConn, workConn, resConn]) await c.close();
-  return rate;
+    completions,
+    close: async () => {
+      await pub.deleteQueue(`${prefix}.work`);
+      await pub.deleteQueue(`${prefix}.results`);
+      for (const c of [pubConn, workConn, resConn]) await c.close();
+    },
+  };
 }
 
-async function endToEnd(): Promise<number> {
+async function endToEnd(): Promise<Side> {
   const prefix = `bench.e2e.${randomUUID().slice(0, 8)}`;
   const serverT = new AmqpTransport({ url, prefix });
   const workerT = new AmqpTransport({ url, prefix });
@@ -124,24 +157,57 @@ async function endToEnd(): Promise<number> {
   const worker = new JobWorker({ transport: workerT, handler: noopHandler, prefetch: WINDOW });
   await client.start();
   await worker.start();
-  const counter = completionCounter();
+  const completions = completionCounter();
   client.subscribe((c) => {
-    if (c.transition?.to === 'succeeded') counter.done();
+    if (c.transition?.to === 'succeeded') completions.done();
   });
-  const rate = await drive(async () => void (await client.send(new RequestAnalysis(sampleRequestInput()))), counter);
-  await worker.stop();
-  await client.stop();
-  await workerT.close();
-  await serverT.deleteTopology();
-  await serverT.close();
-  return rate;
+  return {
+    name: 'e2e',
+    start: async () => void (await client.send(new RequestAnalysis(sampleRequestInput()))),
+    completions,
+    close: async () => {
+      await worker.stop();
+      await client.stop();
+      await workerT.close();
+      await serverT.deleteTopology();
+      await serverT.close();
+    },
+  };
 }
 
-log(`ai-jobs bench on ${new URL(url).host}, ${WINDOW} jobs outstanding, ${SECONDS} s per side`);
-const baseline = await raw();
-log(`raw amqplib round trip: ${baseline.toFixed(0)} jobs/s`);
-const value = await endToEnd();
-log(`@cdss/ai-jobs end to end: ${value.toFixed(0)} jobs/s`);
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+}
+
+log(
+  `ai-jobs bench on ${new URL(url).host}, ${WINDOW} jobs outstanding, ${rounds} rounds of ${roundMs} ms per side ` +
+    `(ABBA) after ${warmupMs} ms of warm-up each`,
+);
+const e2e = await endToEnd();
+const base = await raw();
+for (const side of [e2e, base]) await drive(side, warmupMs);
+const results: Record<string, Round[]> = { e2e: [], raw: [] };
+for (let i = 0; i < rounds; i++) {
+  const order = i % 2 === 0 ? [e2e, base] : [base, e2e];
+  for (const side of order) {
+    const r = await drive(side, roundMs);
+    results[side.name]!.push(r);
+    log(
+      `  round ${i + 1} ${side.name.padEnd(3)}: ${r.rate.toFixed(0).padStart(6)} jobs/s (${r.jobs} jobs), this process ${r.cpuUs.toFixed(0)} µs CPU per job`,
+    );
+  }
+}
+await e2e.close();
+await base.close();
+const value = median(results['e2e']!.map((r) => r.rate));
+const baseline = median(results['raw']!.map((r) => r.rate));
+log(
+  `raw amqplib round trip: median ${baseline.toFixed(0)} jobs/s, ${median(results['raw']!.map((r) => r.cpuUs)).toFixed(0)} µs CPU per job`,
+);
+log(
+  `@cdss/ai-jobs end to end: median ${value.toFixed(0)} jobs/s, ${median(results['e2e']!.map((r) => r.cpuUs)).toFixed(0)} µs CPU per job`,
+);
 process.stdout.write(
   `${JSON.stringify({
     bench: 'ai-jobs',
