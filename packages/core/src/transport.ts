@@ -164,7 +164,7 @@ export interface RequestOptions<T = unknown> {
    * than a `stream` response (see the `socket-get` module). Behind a proxy (axios `proxy` or the
    * `HTTP(S)_PROXY` variables), with a custom axios `adapter`, or for other methods, the body comes through
    * axios as a stream and is handed on the same way. An error thrown here fails the request; once a chunk has
-   * been delivered the request is never retried.
+   * been delivered the request is never retried. `onDownloadProgress` does not apply: count the bytes here.
    */
   onChunk?: ((chunk: Uint8Array) => void) | undefined;
   /** With `responseType: 'chunks'`: called once with the headers of a returned response, before the first chunk. */
@@ -678,7 +678,8 @@ export class HttpTransport {
         maxBodyLength: Infinity,
         decompress: options.decompress ?? true,
       };
-      if (options.onDownloadProgress) config.onDownloadProgress = toProgress(options.onDownloadProgress);
+      // (a `chunks` caller counts the bytes it is handed; the socket path has no axios progress events)
+      if (options.onDownloadProgress && !chunks) config.onDownloadProgress = toProgress(options.onDownloadProgress);
       if (options.onUploadProgress) config.onUploadProgress = toProgress(options.onUploadProgress);
       const isOk = (status: number): boolean =>
         (status >= 200 && status < 300) || (options.acceptStatus?.(status) ?? false);
