@@ -27,6 +27,7 @@ export {
   retrieveStudyInput,
   retrieveSeg,
   findStudySeries,
+  segSourceFromMetadata,
 } from './volumes.js';
 export type { RetrieveVolumeOptions, RetrieveStudyInputOptions } from './volumes.js';
 export {

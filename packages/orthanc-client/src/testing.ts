@@ -22,7 +22,13 @@ import {
 } from '@cdss/imaging';
 import type { OrthancClient, OrthancChange } from './index.js';
 import { dicomNumbers, dicomString } from './dicom-json.js';
-import { retrieveSeg, retrieveSeriesVolume, retrieveSeriesVolumeRest, retrieveStudyInput } from './volumes.js';
+import {
+  retrieveSeg,
+  retrieveSeriesVolume,
+  retrieveSeriesVolumeRest,
+  retrieveStudyInput,
+  segSourceFromMetadata,
+} from './volumes.js';
 
 /** A synthetic four-series study, ready to upload. */
 export interface PhantomStudyFixture {
@@ -245,6 +251,11 @@ export function orthancContract(target: OrthancContractTarget): void {
       await expect(
         retrieveSeriesVolume(client.dicomweb, uids('t1').study, uids('t1').series, { signal: controller.signal }),
       ).rejects.toThrow('stop');
+    });
+
+    it('reads the SEG source of a series from its metadata, as from its files', async () => {
+      const meta = await client.dicomweb.retrieveSeriesMetadata(uids('t1c').study, uids('t1c').series);
+      expect(segSourceFromMetadata(meta)).toEqual(segSourceFromPart10(fx.study.series.t1c.files));
     });
 
     it('stores a SEG and reads it back equal to the label map', async () => {

@@ -11,6 +11,7 @@ import {
   buildStudyInput,
   DEFAULT_SELECTION_RULES,
   type SegReadResult,
+  type SegSource,
   type SelectionRules,
   type StudyChannel,
   type SeriesCandidate,
@@ -21,7 +22,9 @@ import {
 } from '@cdss/imaging';
 import type { TransferProgress } from '@cdss/core';
 import type { DicomWebClient } from './dicomweb.js';
-import { dicomString } from './dicom-json.js';
+import { CdssError } from '@cdss/core';
+import { dicomNumbers, dicomString } from './dicom-json.js';
+import type { DicomJsonDataset } from './schemas.js';
 
 /** Options of {@link retrieveSeriesVolume}. */
 export interface RetrieveVolumeOptions extends VolumeFromSlicesOptions {
@@ -154,6 +157,60 @@ export async function retrieveSeg(
 ): Promise<SegReadResult> {
   const file = await dicomweb.retrieveInstance(studyInstanceUid, seriesInstanceUid, sopInstanceUid, options);
   return readSeg(file, grid ? { grid } : {});
+}
+
+/**
+ * What a DICOM SEG copies from and references in its source series (`SegSource` of `@cdss/imaging`), from the
+ * series' WADO-RS metadata: no instance has to be downloaded for it. The SOP Instance UIDs are in grid order
+ * (sorted along the slice normal, as the series' volume is), as `segSourceFromPart10` gives them from the files.
+ * @param datasets - `retrieveSeriesMetadata` of the source series
+ * @returns the SEG source
+ * @throws {@link CdssError} `INVALID_METADATA` when an instance lacks its UID, position or orientation
+ */
+export function segSourceFromMetadata(datasets: readonly DicomJsonDataset[]): SegSource {
+  const first = datasets[0];
+  const iop = first ? dicomNumbers(first, 'ImageOrientationPatient') : undefined;
+  if (!first || !iop || iop.length !== 6 || iop.some((v) => !Number.isFinite(v))) {
+    throw new CdssError('series metadata has no instances with an ImageOrientationPatient', {
+      code: 'INVALID_METADATA',
+    });
+  }
+  const [r0, r1, r2, c0, c1, c2] = iop as [number, number, number, number, number, number];
+  const normal = [r1 * c2 - r2 * c1, r2 * c0 - r0 * c2, r0 * c1 - r1 * c0] as const;
+  const slices = datasets.map((d, i) => {
+    const uid = dicomString(d, 'SOPInstanceUID');
+    const p = dicomNumbers(d, 'ImagePositionPatient');
+    if (!uid || !p || p.length !== 3 || p.some((v) => !Number.isFinite(v))) {
+      throw new CdssError(`instance ${i} of the series metadata lacks its SOPInstanceUID or ImagePositionPatient`, {
+        code: 'INVALID_METADATA',
+      });
+    }
+    return { uid, along: p[0]! * normal[0] + p[1]! * normal[1] + p[2]! * normal[2] };
+  });
+  slices.sort((a, b) => a.along - b.along);
+  // As read from a file: '' for an attribute that is present but empty (DICOM JSON then has no Value), undefined
+  // for one that is absent.
+  const optional = (tag: string): string | undefined =>
+    first[tag] === undefined ? undefined : (dicomString(first, tag) ?? '');
+  return {
+    patient: {
+      id: dicomString(first, 'PatientID') ?? '',
+      name: dicomString(first, 'PatientName') ?? '',
+      birthDate: optional('00100030'),
+      sex: optional('00100040'),
+    },
+    study: {
+      instanceUid: dicomString(first, 'StudyInstanceUID') ?? '',
+      id: optional('00200010'),
+      date: optional('00080020'),
+      time: optional('00080030'),
+      accessionNumber: optional('00080050'),
+    },
+    seriesInstanceUid: dicomString(first, 'SeriesInstanceUID') ?? '',
+    frameOfReferenceUid: dicomString(first, '00200052') ?? '',
+    sopClassUid: dicomString(first, 'SOPClassUID') ?? '',
+    sopInstanceUids: slices.map((s) => s.uid),
+  };
 }
 
 /**
