@@ -16,16 +16,17 @@ import {
   StudySeriesError,
   buildStudyInput,
   labelsToVolume,
-  segSourceFromPart10,
   uidFromSeed,
-  volumeFromPart10,
   volumesToInput,
   writeSeg,
+  type SegSource,
   type SegmentationModel,
   type StudyChannel,
   type StudyInput,
+  type Volume,
+  type VoxelBufferPool,
 } from '@cdss/imaging';
-import type { DicomWebClient } from '@cdss/orthanc-client';
+import { retrieveSeriesVolume, segSourceFromMetadata, type DicomWebClient } from '@cdss/orthanc-client';
 
 /**
  * The protocol's model reference of a loaded model (its manifest name, lower-cased to the protocol's id alphabet).
@@ -57,29 +58,35 @@ export interface AnalyseStudyOptions {
   preprocess?: PreprocessHook;
   /** Refuse inputs larger than this many voxels per channel (memory bound). Default 240×240×160. */
   maxVoxels?: number;
+  /**
+   * Where the downloaded volumes' memory comes from and goes back to once the analysis ends (a worker keeps one
+   * for all its jobs, so each study reuses the memory of the last). A `preprocess` hook must not keep the input
+   * volumes past the analysis.
+   */
+  pool?: VoxelBufferPool;
 }
 
 /** The analysis result, with the whole tumour's largest diameter. */
 export type AnalysisOutcome = AnalysisResult & { largestDiameterMm?: number };
 
-/** Downloads one channel's series; a series the PACS does not have is reported as that channel missing. */
-async function fetchChannel(
-  dicomweb: DicomWebClient,
-  studyUid: string,
-  channel: StudyChannel,
-  seriesUid: string,
-  signal: AbortSignal,
-): Promise<Uint8Array[]> {
-  const files: Uint8Array[] = [];
+/**
+ * Runs one download of a channel's series; a series the PACS does not have, or one without instances, is reported
+ * as that channel missing.
+ */
+async function fetchChannel<T>(channel: StudyChannel, download: () => Promise<T>): Promise<T> {
   try {
-    for await (const file of dicomweb.retrieveSeries(studyUid, seriesUid, { signal })) files.push(file);
+    return await download();
   } catch (error) {
-    if (HttpError.isInstance(error) && error.status === 404) {
-      throw new StudySeriesError(`the ${channel.toUpperCase()} series is not in the study`, [channel]);
+    if (
+      (HttpError.isInstance(error) && error.status === 404) ||
+      (error instanceof SeriesGeometryError && error.problem === 'empty')
+    ) {
+      throw new StudySeriesError(`the ${channel.toUpperCase()} series is not in the study or has no instances`, [
+        channel,
+      ]);
     }
     throw error;
   }
-  return files;
 }
 
 /** Maps errors of each stage to the protocol's failure reasons; retryable only where asking again could help. */
@@ -125,7 +132,6 @@ function failure(stage: 'fetch' | 'preprocess' | 'inference' | 'store', error: u
  * @throws {@link JobFailure} with the reason from the protocol's fixed list
  */
 export async function analyseStudy(options: AnalyseStudyOptions): Promise<AnalysisOutcome> {
-  const { dicomweb, model, studyInstanceUid, series, signal } = options;
   const timings: Partial<Record<JobStage, number>> = {};
   let started = performance.now();
   const lap = (stage: JobStage): void => {
@@ -135,25 +141,47 @@ export async function analyseStudy(options: AnalyseStudyOptions): Promise<Analys
   };
 
   await options.progress('fetch', 2);
+  // The downloaded volumes go back to the pool when the analysis ends, whatever its outcome.
+  const downloaded: Volume[] = [];
+  try {
+    return await analyse(options, downloaded, timings, lap);
+  } finally {
+    if (options.pool) for (const volume of downloaded) options.pool.release(volume);
+  }
+}
+
+/** The stages of {@link analyseStudy}; downloaded volumes are added to `downloaded` as they arrive. */
+async function analyse(
+  options: AnalyseStudyOptions,
+  downloaded: Volume[],
+  timings: Partial<Record<JobStage, number>>,
+  lap: (stage: JobStage) => void,
+): Promise<AnalysisOutcome> {
+  const { dicomweb, model, studyInstanceUid, series, signal } = options;
   let input: StudyInput;
-  let sourceFiles: Uint8Array[];
+  let segSource: SegSource;
   try {
     const channels = Object.entries(series) as Array<[StudyChannel, string]>;
-    const files = await Promise.all(
-      channels.map(
-        async ([channel, uid]) =>
-          [channel, await fetchChannel(dicomweb, studyInstanceUid, channel, uid, signal)] as const,
+    // The four series straight into volumes (WADO-RS, read from the socket), and the T1c metadata for the SEG.
+    const [volumes, t1cMetadata] = await Promise.all([
+      Promise.all(
+        channels.map(async ([channel, uid]) => {
+          const volume = await fetchChannel(channel, () =>
+            retrieveSeriesVolume(dicomweb, studyInstanceUid, uid, {
+              signal,
+              ...(options.pool ? { pool: options.pool } : {}),
+            }),
+          );
+          downloaded.push(volume);
+          return [channel, { volume, seriesInstanceUid: uid }] as const;
+        }),
       ),
+      fetchChannel('t1c', () => dicomweb.retrieveSeriesMetadata(studyInstanceUid, series.t1c, { signal })),
+    ]);
+    input = buildStudyInput(
+      Object.fromEntries(volumes) as Record<StudyChannel, { volume: Volume; seriesInstanceUid: string }>,
     );
-    const volumes = Object.fromEntries(
-      files.map(([channel, f]) => {
-        if (f.length === 0)
-          throw new StudySeriesError(`series for ${channel.toUpperCase()} has no instances`, [channel]);
-        return [channel, { volume: volumeFromPart10(f), seriesInstanceUid: series[channel] }];
-      }),
-    ) as Record<StudyChannel, { volume: ReturnType<typeof volumeFromPart10>; seriesInstanceUid: string }>;
-    input = buildStudyInput(volumes);
-    sourceFiles = files.find(([channel]) => channel === 't1c')?.[1] ?? [];
+    segSource = segSourceFromMetadata(t1cMetadata);
   } catch (error) {
     throw failure('fetch', error);
   }
@@ -204,7 +232,7 @@ export async function analyseStudy(options: AnalyseStudyOptions): Promise<Analys
   try {
     const labels = labelsToVolume(segmentation.labels, input.channels[0]);
     const seriesInstanceUid = uidFromSeed(`${options.jobId}/seg/series`);
-    const bytes = writeSeg(labels, segSourceFromPart10(sourceFiles), {
+    const bytes = writeSeg(labels, segSource, {
       seriesInstanceUid,
       sopInstanceUid: uidFromSeed(`${options.jobId}/seg/instance`),
       seriesDescription: `AI segmentation ${segmentation.model.version}`.slice(0, 64),

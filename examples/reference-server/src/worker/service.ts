@@ -8,7 +8,7 @@ import { timingSafeEqual, createHash, randomUUID } from 'node:crypto';
 import express from 'express';
 import { z } from 'zod';
 import { JobFailure, JobWorker, type JobTransport } from '@cdss/ai-jobs';
-import { StudySeriesError, type SegmentationModel } from '@cdss/imaging';
+import { StudySeriesError, VoxelBufferPool, type SegmentationModel } from '@cdss/imaging';
 import { findStudySeries, type DicomWebClient } from '@cdss/orthanc-client';
 import type { Logger } from 'pino';
 import { analyseStudy, modelRef, type PreprocessHook } from './analysis.js';
@@ -101,6 +101,8 @@ export function createAiWorker(options: AiWorkerOptions): AiWorker {
   const jobTimeoutMs = options.jobTimeoutMs ?? 15 * 60_000;
   const maxVoxels = options.maxVoxels ?? 240 * 240 * 160;
   let running = 0;
+  // One pool for every analysis of this worker: each study's volumes reuse the memory of the last one's.
+  const pool = new VoxelBufferPool();
 
   const worker = new JobWorker({
     transport: options.transport,
@@ -124,6 +126,7 @@ export function createAiWorker(options: AiWorkerOptions): AiWorker {
           signal: AbortSignal.any([ctx.signal, AbortSignal.timeout(jobTimeoutMs)]),
           progress: (stage, percent) => ctx.progress(stage, percent),
           maxVoxels,
+          pool,
           ...(options.preprocess ? { preprocess: options.preprocess } : {}),
         });
       } finally {
@@ -186,6 +189,7 @@ export function createAiWorker(options: AiWorkerOptions): AiWorker {
         signal: AbortSignal.timeout(jobTimeoutMs),
         progress: async () => undefined,
         maxVoxels,
+        pool,
         ...(options.preprocess ? { preprocess: options.preprocess } : {}),
       });
       res.json(result);

@@ -24,6 +24,7 @@ import {
   generatePhantom,
   loadMonaiBundle,
   uidFromSeed,
+  VoxelBufferPool,
   writeDicomSeries,
   writePhantomStudy,
   type Phantom,
@@ -34,7 +35,7 @@ import { createLogger } from '../logger.js';
 import { DEMO_GRID, loadModel } from '../compose.js';
 import { DEMO_MODEL_BUNDLE } from '../paths.js';
 import { createAiWorker, lazyModel, type AiWorker, type ModelProvider } from './service.js';
-import { modelRef } from './analysis.js';
+import { analyseStudy, modelRef } from './analysis.js';
 
 const root = mkdtempSync(join(tmpdir(), 'cdss-worker-'));
 let store: DicomStoreEmulator;
@@ -148,6 +149,42 @@ describe('AI worker', () => {
     expect(failed.failure?.reason).toBe('preprocessing-failed');
     expect(failed.failure?.detail).toMatch(/FLAIR.*grid|grid.*FLAIR/i);
   }, 90_000);
+
+  it('gives the downloaded volumes back to its pool when an analysis ends, failed or not', async () => {
+    const study = await upload(generatePhantom({ seed: 'pooled', ...DEMO_GRID }), 'pooled');
+    /** Tracks the buffers handed out and not given back. */
+    class TrackingPool extends VoxelBufferPool {
+      readonly out = new Set<ArrayBufferLike>();
+      override acquire(byteLength: number): ArrayBuffer {
+        const buffer = super.acquire(byteLength);
+        this.out.add(buffer);
+        return buffer;
+      }
+      override release(target: Parameters<VoxelBufferPool['release']>[0]): void {
+        this.out.delete(target instanceof ArrayBuffer ? target : 'data' in target ? target.data.buffer : target.buffer);
+        super.release(target);
+      }
+    }
+    const pool = new TrackingPool();
+    const base = {
+      dicomweb: orthanc.dicomweb,
+      model: await providers[0]!.get(),
+      studyInstanceUid: study.studyInstanceUid,
+      signal: AbortSignal.timeout(60_000),
+      progress: async () => undefined,
+      pool,
+    };
+    await analyseStudy({ ...base, jobId: 'pooled-1', series: seriesOf(study) });
+    expect(pool.out.size).toBe(0);
+    expect(pool.retainedBytes).toBeGreaterThan(0);
+    const failed = await analyseStudy({
+      ...base,
+      jobId: 'pooled-2',
+      series: { ...seriesOf(study), flair: '1.2.3.4.5.6.7.8.9' },
+    }).catch((e: unknown) => e);
+    expect(failed).toMatchObject({ reason: 'series-missing' });
+    expect(pool.out.size).toBe(0);
+  }, 120_000);
 
   it('segments a synthetic study: progress in order, SEG stored, volumes near the ground truth', async () => {
     const phantom = generatePhantom({ seed: 'good', ...DEMO_GRID });
