@@ -505,11 +505,15 @@ export function buildVolume(
   };
 }
 
-/** The buffer under `pixels` when each is one view of it, the k-th at byte k·planeBytes. */
+/**
+ * The buffer under `pixels` when each is one view of it, the k-th at byte k·planeBytes, and the buffer is not far
+ * larger than the slices (a small series must not keep a whole staging page alive).
+ */
 function laidOutBuffer(pixels: ReadonlyArray<DicomSlice['pixels']>, planeBytes: number): ArrayBuffer | undefined {
   const first = pixels[0];
   if (!(first instanceof Uint8Array) || !(first.buffer instanceof ArrayBuffer)) return undefined;
   const buffer = first.buffer;
+  if (buffer.byteLength > 2 * pixels.length * planeBytes) return undefined;
   for (let k = 0; k < pixels.length; k++) {
     const p = pixels[k];
     if (!(p instanceof Uint8Array) || p.buffer !== buffer || p.byteOffset !== k * planeBytes || p.length !== planeBytes)
