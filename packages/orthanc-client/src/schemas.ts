@@ -5,19 +5,10 @@
  */
 import { z } from 'zod';
 
-/** A JSON value (what simplified tags and job content can hold). */
-export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
-/** zod schema of {@link JsonValue}. */
-export const jsonValueSchema: z.ZodType<JsonValue> = z.lazy(() =>
-  z.union([
-    z.string(),
-    z.number(),
-    z.boolean(),
-    z.null(),
-    z.array(jsonValueSchema),
-    z.record(z.string(), jsonValueSchema),
-  ]),
-);
+/** zod schema of a JSON value (what simplified tags and job content can hold): zod's own `z.json()`. */
+export const jsonValueSchema = z.json();
+/** A JSON value. */
+export type JsonValue = z.infer<typeof jsonValueSchema>;
 
 /** `GET /system`. */
 export const systemInfoSchema = z.looseObject({
