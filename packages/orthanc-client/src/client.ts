@@ -189,10 +189,7 @@ export class OrthancClient {
         axios: axios.create({ httpAgent: createKeepAliveAgent(options.keepAlive ?? {}) }),
       });
     this.concurrency = options.concurrency ?? 4;
-    this.dicomweb = new DicomWebClient(this.transport, {
-      root: options.dicomWebRoot ?? 'dicom-web',
-      concurrency: this.concurrency,
-    });
+    this.dicomweb = new DicomWebClient(this.transport, { root: options.dicomWebRoot ?? 'dicom-web' });
   }
 
   private async get<T>(

@@ -81,18 +81,16 @@ function join(part: { pieces: readonly Buffer[]; length: number }): Buffer {
  */
 export class DicomWebClient {
   private readonly root: string;
-  private readonly concurrency: number;
 
   /**
    * @param transport - HTTP transport with the server's base URL
-   * @param options - `root`: path of the DICOMweb root (e.g. `dicom-web`); `concurrency` for multi-request calls
+   * @param options - `root`: path of the DICOMweb root (e.g. `dicom-web`)
    */
   constructor(
     private readonly transport: HttpTransport,
-    options: { root: string; concurrency?: number },
+    options: { root: string },
   ) {
     this.root = options.root.replace(/^\/+|\/+$/g, '');
-    this.concurrency = options.concurrency ?? 4;
   }
 
   private path(...segments: string[]): string {
@@ -105,21 +103,17 @@ export class DicomWebClient {
     if (q.limit !== undefined) query['limit'] = q.limit;
     if (q.offset !== undefined) query['offset'] = q.offset;
     if (q.fuzzymatching !== undefined) query['fuzzymatching'] = q.fuzzymatching;
-    const res = await this.transport
-      .request({
-        method: 'GET',
-        path,
-        query,
-        headers: { accept: 'application/dicom+json' },
-        schema: z.union([dicomJsonArraySchema, z.literal('').transform(() => [])]),
-        // 204 No Content means no match.
-        acceptStatus: (s) => s === 204,
-        responseType: 'json',
-        signal: q.signal,
-      })
-      .catch((error: unknown) => {
-        throw error;
-      });
+    const res = await this.transport.request({
+      method: 'GET',
+      path,
+      query,
+      headers: { accept: 'application/dicom+json' },
+      schema: z.union([dicomJsonArraySchema, z.literal('').transform(() => [])]),
+      // 204 No Content means no match.
+      acceptStatus: (s) => s === 204,
+      responseType: 'json',
+      signal: q.signal,
+    });
     return res.status === 204 ? [] : res.data;
   }
 
@@ -466,10 +460,5 @@ export class DicomWebClient {
     }
     if (failed.length > 0) throw new StowError(stored, failed);
     return { stored, responses };
-  }
-
-  /** Concurrency for multi-request operations. */
-  get parallelism(): number {
-    return this.concurrency;
   }
 }
