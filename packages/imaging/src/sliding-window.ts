@@ -281,8 +281,10 @@ export async function slidingWindowInference(
   requireInput(Number.isFinite(cval), `cval must be a finite number`);
   const plan = planWindows(size, options.roiSize, options.overlap ?? 0.25);
   const { roiSize: roi, paddedSize: padded, padBefore, starts } = plan;
-  const constant = (options.mode ?? 'constant') === 'constant';
-  const weights = importanceMap(roi, options.mode ?? 'constant', options.sigmaScale ?? 0.125);
+  const mode = options.mode ?? 'constant';
+  const constant = mode === 'constant';
+  // Constant blending adds the predictions unweighted (see accumulate), so its all-ones map is never built.
+  const weights = constant ? new Float32Array(0) : importanceMap(roi, mode, options.sigmaScale ?? 0.125);
   const [p0, p1, p2] = padded;
   const padVoxels = p0 * p1 * p2;
   const roiVoxels = roi[0] * roi[1] * roi[2];
@@ -385,7 +387,8 @@ export async function slidingWindowInference(
 
 /**
  * `target[:, win] += pred * w` in float32 (or `target[win] += w` when `pred` is undefined). With `unitWeights`
- * (constant blending) the product is the prediction itself, so it is added without the multiplication.
+ * (constant blending) the product is the prediction itself, so it is added without the multiplication and
+ * `weights` is not read.
  */
 function accumulate(
   target: Float32Array,
