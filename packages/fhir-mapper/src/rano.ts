@@ -103,7 +103,10 @@ function volumetric(current: number, baseline: number, nadir: number, minMeasura
  * @throws `ValidationError` (`@cdss/core`) on invalid input
  */
 export function assessRano(input: unknown): RanoAssessment {
-  const v = parseInput(ranoInputSchema, input, 'RANO assessment input');
+  return assess(parseInput(ranoInputSchema, input, 'RANO assessment input'));
+}
+
+function assess(v: z.output<typeof ranoInputSchema>): RanoAssessment {
   const earlier = [...v.previous].sort((a, b) => Date.parse(a.date) - Date.parse(b.date));
   const nadir = Math.min(v.baseline.enhancingMl, ...earlier.map((p) => p.enhancingMl));
   const reasons: string[] = [];
@@ -174,7 +177,7 @@ export function ranoToCancerDiseaseStatus(
 ): { observation: Observation; assessment: RanoAssessment } {
   const ctx = mapperContext(options);
   const v = parseInput(ranoInputSchema, input, 'RANO assessment input');
-  const assessment = assessRano(input);
+  const assessment = assess(v);
   const subject = options.subject ?? patientLogicalReference(ctx, v.patientUuid);
   const focus: Reference = v.focus ?? {
     type: 'BodyStructure',
