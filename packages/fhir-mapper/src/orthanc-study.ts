@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import type { AnalysisResultInput } from './ai-result.js';
 import { dicomUidSchema } from './ai-result.js';
+import { mapperOptionsSchema } from './context.js';
 import { parseInput } from './util.js';
 
 /** DICOM DA (`YYYYMMDD`). */
@@ -59,14 +60,7 @@ export function studyFromOrthanc(
 ): AnalysisResultInput['study'] {
   const st = parseInput(orthancStudySchema, study, 'Orthanc study');
   const se = parseInput(z.array(orthancSeriesSchema).min(1), series, 'Orthanc series');
-  const offset = parseInput(
-    z
-      .string()
-      .regex(/^[+-](0\d|1[0-4]):[0-5]\d$/)
-      .default('+00:00'),
-    options.utcOffset,
-    'UTC offset',
-  );
+  const offset = parseInput(mapperOptionsSchema.shape.utcOffset, options.utcOffset, 'UTC offset');
   const tags = st.MainDicomTags;
   let started: string | undefined;
   if (tags.StudyDate) {
