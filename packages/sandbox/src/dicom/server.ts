@@ -127,6 +127,27 @@ export async function createDicomStoreEmulator(options: DicomStoreEmulatorOption
     res.end(body);
   };
 
+  /** A multipart/related answer of octet-stream parts (WADO-RS frames and bulk data). */
+  const octetStreamParts = (res: ServerResponse, parts: Uint8Array[], typeParams = ''): void => {
+    const boundary = randomBytes(16).toString('hex');
+    const chunks: Uint8Array[] = [];
+    for (const data of parts) {
+      chunks.push(
+        Buffer.from(
+          `--${boundary}\r\nContent-Type: application/octet-stream\r\nContent-Length: ${data.length}\r\n\r\n`,
+        ),
+        data,
+        Buffer.from('\r\n'),
+      );
+    }
+    chunks.push(Buffer.from(`--${boundary}--\r\n`));
+    binary(
+      res,
+      Buffer.concat(chunks),
+      `multipart/related; type="application/octet-stream"${typeParams}; boundary=${boundary}`,
+    );
+  };
+
   const resourceJson = (level: Level, id: string): Record<string, unknown> => {
     if (level === 'Instance') {
       const i = store.instances.get(id);
@@ -489,23 +510,10 @@ export async function createDicomStoreEmulator(options: DicomStoreEmulatorOption
         if (!inst) throw new HttpFailure(404, 'no such instance');
         const bytes = await store.read(inst.id);
         const frames = (m[4] as string).split(',').map(Number);
-        const boundary = randomBytes(16).toString('hex');
-        const chunks: Buffer[] = [];
-        for (const f of frames) {
-          const data = frameBytes(bytes, f - 1);
-          chunks.push(
-            Buffer.from(
-              `--${boundary}\r\nContent-Type: application/octet-stream\r\nContent-Length: ${data.length}\r\n\r\n`,
-            ),
-            Buffer.from(data),
-            Buffer.from('\r\n'),
-          );
-        }
-        chunks.push(Buffer.from(`--${boundary}--\r\n`));
-        return binary(
+        return octetStreamParts(
           res,
-          Buffer.concat(chunks),
-          `multipart/related; type="application/octet-stream"; transfer-syntax=1.2.840.10008.1.2.1; boundary=${boundary}`,
+          frames.map((f) => frameBytes(bytes, f - 1)),
+          '; transfer-syntax=1.2.840.10008.1.2.1',
         );
       }
       // WADO bulk data (BulkDataURI of metadata): the pixel data of single-frame instances
@@ -513,19 +521,7 @@ export async function createDicomStoreEmulator(options: DicomStoreEmulatorOption
         const inst = instancesFor(m[1], m[2], m[3])[0];
         if (!inst) throw new HttpFailure(404, 'no such instance');
         const file = parseDicom(await store.read(inst.id));
-        const data = getBytes(file, file.dataset.get(0x7fe00010)) ?? new Uint8Array();
-        const boundary = randomBytes(16).toString('hex');
-        return binary(
-          res,
-          Buffer.concat([
-            Buffer.from(
-              `--${boundary}\r\nContent-Type: application/octet-stream\r\nContent-Length: ${data.length}\r\n\r\n`,
-            ),
-            Buffer.from(data),
-            Buffer.from(`\r\n--${boundary}--\r\n`),
-          ]),
-          `multipart/related; type="application/octet-stream"; boundary=${boundary}`,
-        );
+        return octetStreamParts(res, [getBytes(file, file.dataset.get(0x7fe00010)) ?? new Uint8Array()]);
       }
       // WADO retrieve
       if ((m = /^studies\/([^/]+)(?:\/series\/([^/]+))?(?:\/instances\/([^/]+))?$/.exec(path))) {
