@@ -206,6 +206,11 @@ export class StandardApi {
     return this.ctx.version === '8' ? empty(404) : json(404, null);
   }
 
+  /** A legacy raw list: the rows, or {@link StandardApi.legacyEmpty} when there are none. */
+  private legacyRows(rows: unknown[]): EmulatorResponse {
+    return rows.length === 0 ? this.legacyEmpty() : json(200, rows);
+  }
+
   private patientByUuid(uuid: string): PatientRow | undefined {
     return this.t.patients.find((p) => p.uuid === uuid);
   }
@@ -610,12 +615,7 @@ export class StandardApi {
   /** `GET /api/patient/{pid}/encounter/{eid}/vital`: 404 when empty. */
   listVitals({ params }: RouteInput): EmulatorResponse {
     const rows = this.t.vitals.filter((v) => v.pid === params['pid'] && v.eid === params['eid'] && v.activity === '1');
-    return rows.length === 0
-      ? this.legacyEmpty()
-      : json(
-          200,
-          rows.map((v) => this.vitalView(v)),
-        );
+    return this.legacyRows(rows.map((v) => this.vitalView(v)));
   }
 
   /** `GET /api/patient/{pid}/encounter/{eid}/vital/{vid}`. */
@@ -682,7 +682,7 @@ export class StandardApi {
     const rows = this.t.soapNotes.filter(
       (s) => s.pid === params['pid'] && s.eid === params['eid'] && s.activity === '1',
     );
-    return rows.length === 0 ? this.legacyEmpty() : json(200, rows);
+    return this.legacyRows(rows);
   }
 
   /** `GET …/soap_note/{sid}`. */
@@ -911,7 +911,7 @@ export class StandardApi {
   /** `GET /api/patient/{pid}/medication`: raw array, 404 when none. */
   listMedications({ params }: RouteInput): EmulatorResponse {
     const rows = this.t.lists.filter((l) => l.type === 'medication' && l.pid === params['pid'] && l.activity === '1');
-    return rows.length === 0 ? this.legacyEmpty() : json(200, rows);
+    return this.legacyRows(rows);
   }
 
   /** `GET /api/patient/{pid}/medication/{mid}`. */
@@ -1096,34 +1096,19 @@ export class StandardApi {
   /** `GET /api/appointment/{eid}`: an array of one row. */
   getAppointmentGlobal({ params }: RouteInput): EmulatorResponse {
     const rows = this.t.appointments.filter((a) => a.pc_eid === params['eid']);
-    return rows.length === 0
-      ? this.legacyEmpty()
-      : json(
-          200,
-          rows.map((a) => this.appointmentView(a)),
-        );
+    return this.legacyRows(rows.map((a) => this.appointmentView(a)));
   }
 
   /** `GET /api/patient/{pid}/appointment`: 404 when none. */
   listAppointments({ params }: RouteInput): EmulatorResponse {
     const rows = this.t.appointments.filter((a) => a.pid === params['pid']);
-    return rows.length === 0
-      ? this.legacyEmpty()
-      : json(
-          200,
-          rows.map((a) => this.appointmentView(a)),
-        );
+    return this.legacyRows(rows.map((a) => this.appointmentView(a)));
   }
 
   /** `GET /api/patient/{pid}/appointment/{eid}`: an array of one row. */
   getAppointment({ params }: RouteInput): EmulatorResponse {
     const rows = this.t.appointments.filter((a) => a.pid === params['pid'] && a.pc_eid === params['eid']);
-    return rows.length === 0
-      ? this.legacyEmpty()
-      : json(
-          200,
-          rows.map((a) => this.appointmentView(a)),
-        );
+    return this.legacyRows(rows.map((a) => this.appointmentView(a)));
   }
 
   /** `POST /api/patient/{pid}/appointment`: all nine fields required, `pc_startTime` exactly `HH:MM`; 200 `{id}`. */
