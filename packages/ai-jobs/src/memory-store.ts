@@ -33,7 +33,6 @@ function frozen<T extends object>(value: T): T {
   }
   return value;
 }
-const clone = <T>(value: T): T => value;
 
 /**
  * A {@link JobStore} in a `Map`. Operations are synchronous underneath, so each is atomic. The records it returns
@@ -68,17 +67,16 @@ export class MemoryJobStore implements JobStore {
       this.#byKey.get(parsed.data.idempotencyKey) ??
       (this.#jobs.has(parsed.data.jobId) ? parsed.data.jobId : undefined);
     const existing = existingId === undefined ? undefined : this.#jobs.get(existingId);
-    if (existing) return { job: clone(existing), created: false };
+    if (existing) return { job: existing, created: false };
     const job = frozen(newJobRecord(parsed.data, this.#iso()));
     this.#jobs.set(job.jobId, job);
     this.#byKey.set(job.idempotencyKey, job.jobId);
-    return { job: clone(job), created: true };
+    return { job, created: true };
   }
 
   /** {@inheritDoc JobStore.get} */
   async get(jobId: string): Promise<JobRecord | undefined> {
-    const job = this.#jobs.get(jobId);
-    return job && clone(job);
+    return this.#jobs.get(jobId);
   }
 
   /** {@inheritDoc JobStore.findByIdempotencyKey} */
@@ -102,7 +100,7 @@ export class MemoryJobStore implements JobStore {
         return { outcome: 'duplicate', job: current };
       }
       case 'refused':
-        return { outcome: 'refused', job: clone(job), reason: decision.reason };
+        return { outcome: 'refused', job, reason: decision.reason };
       case 'applied':
         this.#jobs.set(job.jobId, frozen(decision.next));
         if (decision.transition) {
@@ -111,9 +109,9 @@ export class MemoryJobStore implements JobStore {
           const history = this.#history.get(job.jobId);
           if (history) history.push(transition);
           else this.#history.set(job.jobId, [transition]);
-          return { outcome: 'applied', job: clone(decision.next), transition };
+          return { outcome: 'applied', job: decision.next, transition };
         }
-        return { outcome: 'applied', job: clone(decision.next) };
+        return { outcome: 'applied', job: decision.next };
     }
   }
 
@@ -130,7 +128,7 @@ export class MemoryJobStore implements JobStore {
       if (query.states && !query.states.includes(job.state)) continue;
       if (query.unpublished && job.publishedAt !== null) continue;
       if (query.updatedBefore !== undefined && !(Date.parse(job.updatedAt) < Date.parse(query.updatedBefore))) continue;
-      out.push(clone(job));
+      out.push(job);
     }
     out.sort((a, b) => Date.parse(a.createdAt) - Date.parse(b.createdAt));
     return out.slice(0, query.limit ?? 1000);
