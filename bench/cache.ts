@@ -19,13 +19,7 @@ import mysql from 'mysql2/promise';
 import type { RowDataPacket } from 'mysql2/promise';
 import { requireService } from '@cdss/core/testing';
 import { Cache, MemoryStore, MySqlStore, TieredStore } from '@cdss/cache';
-
-function intEnv(name: string, fallback: number, max: number): number {
-  const raw = process.env[name];
-  const value = raw === undefined ? fallback : Number(raw);
-  if (!Number.isInteger(value) || value < 1 || value > max) throw new Error(`${name} must be an integer in 1..${max}`);
-  return value;
-}
+import { intEnv, median } from './_lib.js';
 
 const concurrency = intEnv('BENCH_CONCURRENCY', 16, 256);
 const poolSize = intEnv('BENCH_POOL', 8, 64);
@@ -69,11 +63,6 @@ async function drive(op: (key: string) => Promise<unknown>, ms: number, keys: re
   await Promise.all(Array.from({ length: concurrency }, worker));
   const cpu = process.cpuUsage(cpu0);
   return { rps: (done * 1000) / (performance.now() - started), cpuUs: (cpu.user + cpu.system) / done };
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)] as number;
 }
 
 async function main(): Promise<void> {

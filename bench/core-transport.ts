@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import axios from 'axios';
 import { z } from 'zod';
 import { bearerAuth, createRetryPolicy, HttpTransport } from '@cdss/core';
+import { intEnv } from './_lib.js';
 
 const BODY = JSON.stringify({
   resourceType: 'Observation',
@@ -35,13 +36,6 @@ const observationSchema = z.object({
   subject: z.object({ reference: z.string() }),
   valueQuantity: z.object({ value: z.number(), unit: z.string(), system: z.string(), code: z.string() }),
 });
-
-function intEnv(name: string, fallback: number, max: number): number {
-  const raw = process.env[name];
-  const value = raw === undefined ? fallback : Number(raw);
-  if (!Number.isInteger(value) || value < 1 || value > max) throw new Error(`${name} must be an integer in 1..${max}`);
-  return value;
-}
 
 /** Server mode: the child process answers every request with BODY and reports its port. */
 function serve(): void {

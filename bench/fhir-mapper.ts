@@ -23,13 +23,7 @@ import {
   vitalsToObservations,
 } from '@cdss/fhir-mapper';
 import * as s from '@cdss/fhir-mapper/testing';
-
-function intEnv(name: string, fallback: number, max: number): number {
-  const raw = process.env[name];
-  const value = raw === undefined ? fallback : Number(raw);
-  if (!Number.isInteger(value) || value < 1 || value > max) throw new Error(`${name} must be an integer in 1..${max}`);
-  return value;
-}
+import { intEnv, median } from './_lib.js';
 
 const ROUND_MS = intEnv('BENCH_ROUND_MS', 1000, 5000);
 const ROUNDS = intEnv('BENCH_ROUNDS', 5, 8);
@@ -67,8 +61,6 @@ function round(fn: () => unknown): number {
   }
   return (sets * PER_SET) / ((performance.now() - t0) / 1000);
 }
-
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 
 loadR4Definitions();
 if (validateSet() !== 0) throw new Error('the sample resources do not validate');

@@ -18,13 +18,7 @@ import type { Patient } from 'fhir/r4.js';
 import { FhirAdapter, patientToFhir } from '@cdss/fhir-mapper';
 import { sampleOpenEmrPatient } from '@cdss/fhir-mapper/testing';
 import { requireService } from '@cdss/core/testing';
-
-function intEnv(name: string, fallback: number, max: number): number {
-  const raw = process.env[name];
-  const value = raw === undefined ? fallback : Number(raw);
-  if (!Number.isInteger(value) || value < 1 || value > max) throw new Error(`${name} must be an integer in 1..${max}`);
-  return value;
-}
+import { intEnv, median } from './_lib.js';
 
 const CONCURRENCY = intEnv('BENCH_CONCURRENCY', 8, 64);
 const ROUND_MS = intEnv('BENCH_ROUND_MS', 2000, 5000);
@@ -74,8 +68,6 @@ const upsertExisting = async (): Promise<unknown> => {
   item.resource.active = !item.resource.active;
   return adapter.upsert(item.resource, item.identifier);
 };
-
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 
 // warm-up (HAPI's first writes compile queries and fill caches)
 for (let i = 0; i < 20; i++) {

@@ -33,6 +33,7 @@ import {
   volumesToInput,
   type ModelManifest,
 } from '@cdss/imaging';
+import { median } from './_lib.js';
 
 type Vec3 = [number, number, number];
 const here = dirname(fileURLToPath(import.meta.url));
@@ -171,8 +172,6 @@ function runChild(variant: string, dims: Vec3, roi: Vec3, arena: boolean): Promi
     });
   });
 }
-
-const median = (a: number[]): number => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)] as number;
 
 /** Timing: bare and pipeline interleaved in this one process, so that machine drift affects both alike. */
 async function timing(label: string, dims: Vec3, roi: Vec3): Promise<{ bare: number; pipe: number; network: number }> {

@@ -34,14 +34,7 @@ import express from 'express';
 import { loadConfig } from '../examples/reference-server/src/config.js';
 import { createLogger } from '../examples/reference-server/src/logger.js';
 import { composeServer } from '../examples/reference-server/src/compose.js';
-
-function intEnv(name: string, fallback: number, min: number, max: number): number {
-  const raw = process.env[name];
-  const value = raw === undefined ? fallback : Number(raw);
-  if (!Number.isInteger(value) || value < min || value > max)
-    throw new Error(`${name} must be an integer in ${min}..${max}`);
-  return value;
-}
+import { intEnv, median } from './_lib.js';
 
 /** What the client is asked to do for one round. */
 interface LoadRequest {
@@ -125,11 +118,6 @@ async function startClient(connections: number): Promise<LoadClient> {
   };
 }
 
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)] as number;
-}
-
 async function json(url: string, init?: RequestInit): Promise<unknown> {
   const response = await fetch(url, init);
   if (!response.ok) throw new Error(`${init?.method ?? 'GET'} ${new URL(url).pathname} answered ${response.status}`);
@@ -177,9 +165,9 @@ async function listen(server: Server): Promise<number> {
 }
 
 async function main(): Promise<void> {
-  const concurrency = intEnv('BENCH_CONCURRENCY', 16, 1, 256);
-  const roundMs = intEnv('BENCH_ROUND_MS', 1_500, 200, 5_000);
-  const rounds = intEnv('BENCH_ROUNDS', 6, 1, 10);
+  const concurrency = intEnv('BENCH_CONCURRENCY', 16, 256);
+  const roundMs = intEnv('BENCH_ROUND_MS', 1_500, 5_000, 200);
+  const rounds = intEnv('BENCH_ROUNDS', 6, 10);
 
   const dataDir = await mkdtemp(join(tmpdir(), 'cdss-bench-server-'));
   const config = loadConfig({
