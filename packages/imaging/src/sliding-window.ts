@@ -443,19 +443,8 @@ export function cropPadded(
   padBefore: readonly number[],
   size: readonly number[],
 ): Float32Array {
-  const [p0, p1, p2] = padded as [number, number, number];
-  const [s0, s1, s2] = size as [number, number, number];
-  const [b0, b1, b2] = padBefore as [number, number, number];
-  const out = new Float32Array(channels * s0 * s1 * s2);
-  let o = 0;
-  for (let c = 0; c < channels; c++) {
-    for (let i = 0; i < s0; i++) {
-      for (let j = 0; j < s1; j++) {
-        const from = ((c * p0 + i + b0) * p1 + j + b1) * p2 + b2;
-        out.set(data.subarray(from, from + s2), o);
-        o += s2;
-      }
-    }
-  }
+  // The image is the window of size `size` at `padBefore`.
+  const out = new Float32Array(channels * (size[0] as number) * (size[1] as number) * (size[2] as number));
+  copyWindow(data, padded, channels, padBefore, size, out, 0);
   return out;
 }
