@@ -11,14 +11,14 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { requireService } from '@cdss/core/testing';
+import { freePort, requireService } from '@cdss/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { Cache } from './cache.js';
 import { MySqlIdempotencyStore } from './idempotency.js';
 import { MemoryStore } from './memory-store.js';
 import { MySqlStore } from './mysql-store.js';
-import { createCountingMetrics, eventually, FakeUpstream, freeLoopbackPort } from './testing.js';
+import { createCountingMetrics, eventually, FakeUpstream } from './testing.js';
 import { TieredStore } from './tiered-store.js';
 import { WriteCoordinator } from './write-coordinator.js';
 
@@ -64,7 +64,7 @@ describe.skipIf(!mariadb.available)('fault: a private MariaDB stopped for real u
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'cdss-cache-fault-'));
-    port = await freeLoopbackPort();
+    port = await freePort();
     env = { ...process.env, CDSS_SERVICES_DIR: dir, DB_PORT: String(port) };
     await services('start');
     url = `mysql://app:app-pass@127.0.0.1:${port}/appdb`;

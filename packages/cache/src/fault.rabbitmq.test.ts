@@ -10,13 +10,13 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { requireService } from '@cdss/core/testing';
+import { freePort, requireService } from '@cdss/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AmqpInvalidationBus, type InvalidationEvent } from './bus.js';
 import { Cache } from './cache.js';
 import { CacheUnavailableError } from './errors.js';
 import { MemoryStore } from './memory-store.js';
-import { createCountingMetrics, eventually, freeLoopbackPort } from './testing.js';
+import { createCountingMetrics, eventually } from './testing.js';
 import { TieredStore } from './tiered-store.js';
 
 const SCRIPT = join(dirname(fileURLToPath(import.meta.url)), '../../../scripts/services/services.sh');
@@ -33,7 +33,7 @@ describe.skipIf(!rabbitmq.available)('fault: a private RabbitMQ stopped for real
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'cdss-cache-amqp-fault-'));
     const ports = new Set<number>();
-    while (ports.size < 3) ports.add(await freeLoopbackPort());
+    while (ports.size < 3) ports.add(await freePort());
     const [amqpPort, epmdPort, distPort] = [...ports];
     env = {
       ...process.env,

@@ -1,10 +1,10 @@
 /** MySqlStore and MySqlIdempotencyStore fail fast and clearly when the server is dead or silent (no MariaDB needed). */
 import { createServer, type Server, type Socket } from 'node:net';
+import { freePort } from '@cdss/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CacheUnavailableError } from './errors.js';
 import { MySqlIdempotencyStore } from './idempotency.js';
 import { MySqlStore } from './mysql-store.js';
-import { freeLoopbackPort } from './testing.js';
 
 describe('MySQL-backed stores against an unusable server', () => {
   let silent: Server;
@@ -28,7 +28,7 @@ describe('MySQL-backed stores against an unusable server', () => {
   const bounds = { connectTimeoutMs: 300, queryTimeoutMs: 300, breakerCooldownMs: 100 };
 
   it('rejects open() with CacheUnavailableError when nothing listens', async () => {
-    const port = await freeLoopbackPort();
+    const port = await freePort();
     const error = await MySqlStore.open({ url: `mysql://u:p@127.0.0.1:${port}/db`, ...bounds }).catch(
       (e: unknown) => e,
     );

@@ -174,28 +174,6 @@ export class SwitchableStore implements CacheStore {
 }
 
 /**
- * A loopback port that was free when probed, picked at random in `[from, to)`: below 32768 (outside the kernel's
- * ephemeral range) and, by default, clear of the fixed ports of the shared and documented private services.
- * @param from - lowest port (default 30000)
- * @param to - one past the highest port (default 32700)
- * @returns the port
- * @throws Error when 50 probes found none free
- */
-export async function freeLoopbackPort(from = 30_000, to = 32_700): Promise<number> {
-  const { createServer } = await import('node:net');
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const port = from + Math.floor(Math.random() * (to - from));
-    const free = await new Promise<boolean>((resolve) => {
-      const server = createServer();
-      server.once('error', () => resolve(false));
-      server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
-    });
-    if (free) return port;
-  }
-  throw new Error(`no free loopback port found in ${from}..${to - 1}`);
-}
-
-/**
  * Polls `probe` every `intervalMs` until it returns true or `deadlineMs` has passed. Tests use it to state a
  * requirement ("within one second") without asserting on timings.
  * @param probe - the condition
