@@ -274,7 +274,6 @@ export function writeSeg(labels: Volume<Uint8Array>, source: SegSource, options:
     PatientID: source.patient.id,
     PatientBirthDate: source.patient.birthDate ?? '',
     PatientSex: source.patient.sex ?? '',
-    ClinicalTrialTimePointID: undefined,
     DeviceSerialNumber: '0',
     SoftwareVersions: '1',
     StudyInstanceUID: source.study.instanceUid,
@@ -375,7 +374,6 @@ export function writeSeg(labels: Volume<Uint8Array>, source: SegSource, options:
     PixelData: [packed.buffer],
     _vrMap: { PixelData: 'OB' },
   };
-  delete ds['ClinicalTrialTimePointID'];
   return toPart10(ds, SEGMENTATION_STORAGE, sopUid);
 }
 
