@@ -15,7 +15,7 @@ import amqp from 'amqplib';
 import mysql from 'mysql2/promise';
 import type { RowDataPacket } from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { requireService } from '@cdss/core/testing';
+import { freePort, requireService } from '@cdss/core/testing';
 
 const SCRIPT = join(dirname(fileURLToPath(import.meta.url)), 'services.sh');
 const run = promisify(execFile);
@@ -159,15 +159,6 @@ function tcpOpen(port: number): Promise<boolean> {
   });
 }
 
-/** A port below 32768 that nothing listens on now (the script needs fixed ports; port 0 would pick an ephemeral one). */
-async function freeLowPort(): Promise<number> {
-  for (let attempt = 0; attempt < 50; attempt += 1) {
-    const port = 27_000 + Math.floor(Math.random() * 2_000);
-    if (!(await tcpOpen(port))) return port;
-  }
-  throw new Error('no free port in 27000-28999');
-}
-
 const hasMariadbd = await run('bash', ['-c', 'command -v mariadbd && command -v mariadb-install-db']).then(
   () => true,
   () => false,
@@ -188,7 +179,7 @@ describe.skipIf(!hasMariadbd)('services.sh private instance (MariaDB)', () => {
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'cdss-services-test-'));
-    port = await freeLowPort();
+    port = await freePort(); // below 32768: the script needs a fixed port (port 0 would pick an ephemeral one)
     env = {
       ...process.env,
       CDSS_SERVICES_DIR: dir,
