@@ -50,8 +50,7 @@ function describe(error: unknown): string {
     const diag = error.outcome?.issue?.map((i) => i.diagnostics ?? i.details?.text ?? i.code).join('; ');
     return `${error.name} ${error.status ?? 'no response'}${diag ? `: ${diag.slice(0, 500)}` : ''}`;
   }
-  if (HttpError.isInstance(error)) return `${error.name} ${error.status ?? 'no response'}`;
-  return error instanceof Error ? error.name : 'Error';
+  return brief(error);
 }
 
 /**
