@@ -21,6 +21,7 @@ import {
 import { z } from 'zod';
 import type { Bundle, BundleEntry, Identifier, OperationOutcome, Resource } from 'fhir/r4.js';
 import { identifierQuery } from '../ai-result.js';
+import { parseInput } from '../util.js';
 import { FhirConflictError, FhirServerError, fhirErrorFor } from './errors.js';
 import { KeyedMutex } from './keyed-mutex.js';
 
@@ -152,11 +153,10 @@ export class FhirAdapter {
    * @throws `ValidationError` (`@cdss/core`) for invalid options
    */
   constructor(options: FhirAdapterOptions) {
-    const parsed = optionsSchema.safeParse(options);
-    if (!parsed.success) throw ValidationError.fromZod(parsed.error, 'Invalid FhirAdapter options');
-    this.baseUrl = parsed.data.baseUrl.replace(/\/+$/, '');
-    this.timeoutMs = parsed.data.timeoutMs;
-    this.maxPages = parsed.data.maxPages;
+    const parsed = parseInput(optionsSchema, options, 'FhirAdapter options');
+    this.baseUrl = parsed.baseUrl.replace(/\/+$/, '');
+    this.timeoutMs = parsed.timeoutMs;
+    this.maxPages = parsed.maxPages;
     this.client =
       options.client ??
       new Client({

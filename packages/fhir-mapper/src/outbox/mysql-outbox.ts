@@ -6,7 +6,6 @@
 import type { Pool, RowDataPacket, ResultSetHeader } from 'mysql2/promise';
 import type { OperationOutcome } from 'fhir/r4.js';
 import { z } from 'zod';
-import { ValidationError } from '@cdss/core';
 import { parseInput } from '../util.js';
 import {
   defaultKey,
@@ -50,10 +49,8 @@ export class MySqlOutbox implements SyncOutbox {
 
   /** @throws `ValidationError` (`@cdss/core`) for an invalid table name */
   constructor(options: MySqlOutboxOptions) {
-    const t = tableName.safeParse(options.table ?? 'fhir_outbox');
-    if (!t.success) throw ValidationError.fromZod(t.error, 'Invalid outbox table name');
     this.pool = options.pool;
-    this.table = t.data;
+    this.table = parseInput(tableName, options.table ?? 'fhir_outbox', 'outbox table name');
     this.clock = options.clock ?? { now: () => Date.now() };
   }
 
