@@ -126,7 +126,6 @@ do_install() {
   done
   # shellcheck disable=SC2206
   pkgs+=(${CDSS_EXTRA_PACKAGES:-})
-  pkgs+=(docker-compose) # deploy/ tests validate deploy/compose.yaml offline with docker-compose v1 `config -q`
   export DEBIAN_FRONTEND=noninteractive
   # postinst scripts must not start stock daemons on the default ports (no systemd here; policy-rc.d is the
   # usual guard on container images). Create it when missing.
