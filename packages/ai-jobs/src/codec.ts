@@ -3,7 +3,6 @@
  * @packageDocumentation
  */
 import { randomUUID } from 'node:crypto';
-import type { z } from 'zod';
 import { ValidationError } from '@cdss/core';
 import { compileFastCheck, type FastCheck } from './fast-check.js';
 import {
@@ -291,6 +290,3 @@ export function checkWorkerId(workerId: string): string {
   if (!result.success) throw ValidationError.fromZod(result.error, 'invalid workerId');
   return result.data;
 }
-
-/** zod's JSON type: what `z.toJSONSchema` produces. */
-export type JsonSchema = ReturnType<typeof z.toJSONSchema>;
