@@ -27,7 +27,6 @@ interface Def {
   readonly format?: string;
   readonly pattern?: unknown;
   readonly coerce?: boolean;
-  readonly normalize?: boolean;
   readonly minimum?: number;
   readonly maximum?: number;
   readonly value?: unknown;
