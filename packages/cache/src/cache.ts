@@ -132,6 +132,8 @@ export class Cache {
   private readonly flights = new Map<string, Flight>();
   private readonly refreshing = new Map<string, Flight>();
   private readonly unsubscribe: (() => void) | undefined;
+  /** This instance's in-process tier: L1 of a tiered store, or the store itself when it is a memory store. */
+  private readonly local: MemoryStore | undefined;
 
   /**
    * @param options - store, bus, freshness policy, clock, metrics
@@ -146,6 +148,7 @@ export class Cache {
     this.random = random ?? Math.random;
     this.metrics = metrics;
     this.logger = logger;
+    this.local = store instanceof TieredStore ? store.l1 : store instanceof MemoryStore ? store : undefined;
     this.repairs = new RepairQueue({
       ...repair,
       clock: this.clock,
@@ -243,8 +246,7 @@ export class Cache {
   evictLocal(key: string): void {
     checkKey(key);
     this.markDirty(key);
-    if (this.store instanceof TieredStore) this.store.deleteLocal(key);
-    else if (this.store instanceof MemoryStore) this.store.deleteSync(key);
+    this.local?.deleteSync(key);
   }
 
   /**
@@ -404,14 +406,12 @@ export class Cache {
     if (event.kind === 'all') {
       for (const flight of this.flights.values()) flight.dirty = true;
       for (const flight of this.refreshing.values()) flight.dirty = true;
-      if (this.store instanceof TieredStore) this.store.clearLocal();
-      else if (this.store instanceof MemoryStore) this.store.clear();
+      this.local?.clear();
       return;
     }
     for (const key of event.keys) {
       this.markDirty(key);
-      if (this.store instanceof TieredStore) this.store.deleteLocal(key);
-      else if (this.store instanceof MemoryStore) this.store.deleteSync(key);
+      this.local?.deleteSync(key);
     }
   }
 }
