@@ -223,6 +223,11 @@ export class StandardApi {
     return { [field]: { 'invalid or nonexisting value': ` value ${uuid}` } };
   }
 
+  /** The answer of a per-patient modern route whose `puuid` names no patient. */
+  private unknownPatient(params: Record<string, string>): EmulatorResponse {
+    return envelope(this.arrayStatus(400), [], { validationErrors: this.unknownUuid('puuid', params['puuid'] ?? '') });
+  }
+
   // ------------------------------------------------------------------ patient
 
   /** `GET /api/patient` with search, `_sort`, `_limit`/`_maxresults`, `_offset`. */
@@ -450,10 +455,7 @@ export class StandardApi {
   /** `GET /api/patient/{puuid}/encounter`, newest (highest eid) first. */
   listEncounters({ params }: RouteInput): EmulatorResponse {
     const patient = this.patientByUuid(params['puuid'] ?? '');
-    if (!patient)
-      return envelope(this.arrayStatus(400), [], {
-        validationErrors: this.unknownUuid('puuid', params['puuid'] ?? ''),
-      });
+    if (!patient) return this.unknownPatient(params);
     const rows = this.t.encounters
       .filter((e) => e.pid === patient.pid)
       .sort((a, b) => Number(b.encounter) - Number(a.encounter));
@@ -468,10 +470,7 @@ export class StandardApi {
   getEncounter({ params }: RouteInput): EmulatorResponse {
     const patient = this.patientByUuid(params['puuid'] ?? '');
     const row = patient && this.t.encounters.find((e) => e.uuid === params['euuid'] && e.pid === patient.pid);
-    if (!patient)
-      return envelope(this.arrayStatus(400), [], {
-        validationErrors: this.unknownUuid('puuid', params['puuid'] ?? ''),
-      });
+    if (!patient) return this.unknownPatient(params);
     if (!row) return envelope(this.arrayStatus(404), []);
     return envelope(200, this.encounterView(row));
   }
@@ -824,10 +823,7 @@ export class StandardApi {
   listIssues(type: 'medical_problem' | 'allergy'): (input: RouteInput) => EmulatorResponse {
     return ({ params }) => {
       const patient = this.patientByUuid(params['puuid'] ?? '');
-      if (!patient)
-        return envelope(this.arrayStatus(400), [], {
-          validationErrors: this.unknownUuid('puuid', params['puuid'] ?? ''),
-        });
+      if (!patient) return this.unknownPatient(params);
       // Up to 7.0.3 these per-patient routes returned nothing (openemr/openemr#6242, #10827).
       if (this.ctx.version === '7.0') return envelope(200, []);
       const rows = this.t.lists.filter((l) => l.type === type && l.pid === patient.pid && l.activity === '1');
