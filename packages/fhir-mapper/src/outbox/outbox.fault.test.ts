@@ -4,13 +4,12 @@
  * Run with the memory outbox and, when MariaDB runs, the MySQL outbox.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createPool, type Pool } from 'mysql2/promise';
-import { requireService } from '@cdss/core/testing';
+import { freePort, requireService } from '@cdss/core/testing';
 import type { Patient } from 'fhir/r4.js';
 import { FhirAdapter } from '../adapter/fhir-adapter.js';
 import { MemoryOutbox } from './memory-outbox.js';
@@ -20,17 +19,6 @@ import type { SyncOutbox } from './types.js';
 
 const mariadb = await requireService('mariadb');
 const MAIN = fileURLToPath(new URL('../../../sandbox/src/fhir/main.ts', import.meta.url));
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** Starts the embedded FHIR server as a child process and waits for its `listening` line. */
 async function startFhirProcess(port: number): Promise<{ child: ChildProcess; url: string }> {
