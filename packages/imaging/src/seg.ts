@@ -23,7 +23,7 @@ import {
   type ParsedDicom,
 } from './dicom-parse.js';
 import { formatDS, toPart10, uidFromSeed } from './dicom-write.js';
-import { sliceFromPart10 } from './series-volume.js';
+import { sliceFromParsed } from './series-volume.js';
 import { assertVolume, indexToPatient, type Mat3, type Vec3, type Volume, type VolumeGeometry } from './volume.js';
 
 /** SOP Class UID of Segmentation Storage. */
@@ -619,10 +619,10 @@ export function readSeg(bytes: Uint8Array, options: SegReadOptions = {}): SegRea
  */
 export function segSourceFromPart10(files: readonly Uint8Array[]): SegSource {
   if (files.length === 0) throw new DicomParseError('no source files');
-  const parsed = files.map((f, idx) => ({
-    file: parseDicom(f, { source: `file ${idx}` }),
-    slice: sliceFromPart10(f, `file ${idx}`),
-  }));
+  const parsed = files.map((f, idx) => {
+    const file = parseDicom(f, { source: `file ${idx}` });
+    return { file, slice: sliceFromParsed(file, `file ${idx}`) };
+  });
   const iop = parsed[0]!.slice.imageOrientationPatient;
   const n: Vec3 = [
     iop[1] * iop[5] - iop[2] * iop[4],
