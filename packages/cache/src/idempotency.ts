@@ -151,19 +151,13 @@ export class MemoryIdempotencyStore implements IdempotencyStore {
           });
         return Promise.resolve({ status: 'pending', fingerprint: found.fingerprint, leaseUntil: found.until });
       }
-      this.records.delete(c.key);
-      this.records.set(c.key, {
+      this.put(c.key, {
         fingerprint: c.fingerprint,
         owner: c.owner,
         state: 'pending',
         response: undefined,
         until: c.now + c.leaseMs,
       });
-      while (this.records.size > this.maxRecords) {
-        const oldest = this.records.keys().next();
-        if (oldest.done) break;
-        this.records.delete(oldest.value);
-      }
       return Promise.resolve({ status: 'claimed' });
     } catch (error) {
       return Promise.reject(error);
@@ -193,13 +187,7 @@ export class MemoryIdempotencyStore implements IdempotencyStore {
    * @param expiresAt - when to forget it
    */
   remember(key: string, fingerprint: string, response: string, expiresAt: number): void {
-    this.records.delete(key);
-    this.records.set(key, { fingerprint, owner: '', state: 'done', response, until: expiresAt });
-    while (this.records.size > this.maxRecords) {
-      const oldest = this.records.keys().next();
-      if (oldest.done) break;
-      this.records.delete(oldest.value);
-    }
+    this.put(key, { fingerprint, owner: '', state: 'done', response, until: expiresAt });
   }
 
   /**
@@ -237,6 +225,17 @@ export class MemoryIdempotencyStore implements IdempotencyStore {
   close(): Promise<void> {
     this.records.clear();
     return Promise.resolve();
+  }
+
+  /** Stores `record` as the newest, then drops the oldest records beyond `maxRecords`. */
+  private put(key: string, record: MemoryRecord): void {
+    this.records.delete(key);
+    this.records.set(key, record);
+    while (this.records.size > this.maxRecords) {
+      const oldest = this.records.keys().next();
+      if (oldest.done) break;
+      this.records.delete(oldest.value);
+    }
   }
 }
 
