@@ -6,7 +6,6 @@ import type { ApiAnalysis } from '@cdss/client';
 import { useEffect, useState, type FormEvent } from 'react';
 import { useEventListener } from '../events';
 import { describeError, useLoad } from '../hooks';
-import { loadSegmentation } from '../imaging';
 import { Link } from '../router';
 import { useSession } from '../session';
 import { Timeline } from '../Timeline';
@@ -97,7 +96,7 @@ export function AnalysisPage({ id }: { id: string }) {
   const succeeded = a?.status === 'succeeded';
   const study = useLoad(async () => (a ? client.studies.get(a.studyUid) : undefined), [client, a?.studyUid]);
   const segmentation = useLoad(
-    async () => (succeeded ? loadSegmentation(client, id) : undefined),
+    async () => (succeeded ? client.analyses.segmentation(id) : undefined),
     [client, id, succeeded],
   );
   const assessment = useLoad(

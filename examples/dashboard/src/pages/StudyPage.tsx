@@ -2,7 +2,6 @@
 import type { ApiStudy } from '@cdss/client';
 import { useState } from 'react';
 import { describeError, useLoad } from '../hooks';
-import { loadVolume } from '../imaging';
 import { Link, navigate } from '../router';
 import { useSession } from '../session';
 import { ErrorNote, formatDate, Loading, Section } from '../ui';
@@ -42,7 +41,7 @@ export function SeriesViewer({
   segmentation?: Parameters<typeof SliceViewer>[0]['segmentation'];
 }) {
   const { client } = useSession();
-  const volume = useLoad(() => loadVolume(client, studyUid, seriesUid), [client, studyUid, seriesUid]);
+  const volume = useLoad(() => client.studies.volume(studyUid, seriesUid), [client, studyUid, seriesUid]);
   if (volume.loading) return <Loading what="images" />;
   if (volume.error || !volume.data) return <ErrorNote message={volume.error ?? 'No images.'} retry={volume.reload} />;
   return <SliceViewer volume={volume.data} segmentation={segmentation} label={label} />;
