@@ -45,37 +45,41 @@ export async function createAmqpEventBus(url: string, exchange = 'cdss.server-ev
   const amqp = await import('amqplib');
   const emitter = new EventEmitter();
   emitter.setMaxListeners(0);
-  let closed = false;
   let channel: Channel | undefined;
-  let connection: ChannelModel | undefined;
 
-  async function connect(): Promise<void> {
-    connection = await amqp.connect(url);
-    channel = await connection.createChannel();
-    await channel.assertExchange(exchange, 'fanout', { durable: true });
-    const { queue } = await channel.assertQueue('', { exclusive: true, autoDelete: true });
-    await channel.bindQueue(queue, exchange, '');
-    await channel.consume(
-      queue,
-      (message) => {
-        if (!message) return;
-        try {
-          emitter.emit('event', JSON.parse(message.content.toString('utf8')) as ServerEvent);
-        } catch {
-          // A malformed notification is dropped; nothing depends on it.
-        }
+  // amqplib's recovery reconnects (every second) and runs `setup` on each new connection; the first connection
+  // is not retried, so a wrong URL fails the start.
+  const connection = await amqp.connect(url, {
+    recovery: {
+      initialDelay: 1_000,
+      factor: 1,
+      jitter: 0,
+      initialMaxRetries: 0,
+      setup: async (model: ChannelModel) => {
+        const ready = await model.createChannel();
+        await ready.assertExchange(exchange, 'fanout', { durable: true });
+        const { queue } = await ready.assertQueue('', { exclusive: true, autoDelete: true });
+        await ready.bindQueue(queue, exchange, '');
+        await ready.consume(
+          queue,
+          (message) => {
+            if (!message) return;
+            try {
+              emitter.emit('event', JSON.parse(message.content.toString('utf8')) as ServerEvent);
+            } catch {
+              // A malformed notification is dropped; nothing depends on it.
+            }
+          },
+          { noAck: true },
+        );
+        channel = ready;
       },
-      { noAck: true },
-    );
-    const reconnect = (): void => {
-      channel = undefined;
-      if (closed) return;
-      setTimeout(() => void connect().catch(reconnect), 1_000).unref();
-    };
-    connection.on('close', reconnect);
-    connection.on('error', () => undefined);
-  }
-  await connect();
+    },
+  });
+  connection.on('disconnect', () => {
+    channel = undefined;
+  });
+  connection.on('error', () => undefined);
 
   return {
     async publish(event) {
@@ -92,9 +96,9 @@ export async function createAmqpEventBus(url: string, exchange = 'cdss.server-ev
       return () => emitter.off('event', listener);
     },
     async close() {
-      closed = true;
       emitter.removeAllListeners();
-      await connection?.close().catch(() => undefined);
+      channel = undefined;
+      await connection.close();
     },
   };
 }
