@@ -515,6 +515,7 @@ class JobRun {
       try {
         result = await this.#runHandler();
       } finally {
+        // every way out of the handler passes here (the catch below and what follows only run after it)
         this.#stopTimers();
       }
       let succeeded;
@@ -526,7 +527,6 @@ class JobRun {
       await h.publishEvent(succeeded, request);
       await this.#settle();
     } catch (thrown) {
-      this.#stopTimers();
       const error = thrown instanceof Error ? thrown : new Error(String(thrown));
       const reason: unknown = this.#aborted ? this.#abortReason : error;
       if (CdssError.isInstance(reason) && reason.code === 'WORKER_STOPPING') {
@@ -578,8 +578,6 @@ class JobRun {
         request,
       );
       await this.#settle();
-    } finally {
-      this.#stopTimers();
     }
   }
 }
