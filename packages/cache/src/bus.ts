@@ -63,7 +63,8 @@ export interface InvalidationBus {
   close(): Promise<void>;
 }
 
-const keysSchema = z.array(cacheKeySchema).min(1).max(1_000);
+/** What `publish` accepts: the keys of one message. */
+const keysSchema = invalidationMessageSchema.shape.keys;
 
 /** Delivers events to handlers, isolating their failures. */
 class Subscribers {
