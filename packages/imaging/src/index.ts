@@ -38,7 +38,6 @@ export {
 export type { SeriesWriteOptions, PhantomStudyOptions, WrittenSeries, WrittenStudy } from './dicom-write.js';
 export {
   sliceFromPart10,
-  sliceFromPart10Pieces,
   sliceFromParsed,
   sliceHead,
   volumeFromSlices,

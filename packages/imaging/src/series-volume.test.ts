@@ -1,13 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { SeriesGeometryError } from './dicom-errors.js';
 import { uidFromSeed, writeDicomSeries } from './dicom-write.js';
-import {
-  sliceFromPart10,
-  sliceFromPart10Pieces,
-  volumeFromPart10,
-  volumeFromSlices,
-  type DicomSlice,
-} from './series-volume.js';
+import { sliceFromPart10, volumeFromPart10, volumeFromSlices, type DicomSlice } from './series-volume.js';
 import type { Mat3, Vec3 } from './volume.js';
 
 const I: Mat3 = [1, 0, 0, 0, 1, 0, 0, 0, 1];
@@ -150,36 +144,5 @@ describe('volumeFromSlices', () => {
       /missing 1 slice\(s\): 1 between 2\.500 and 7\.500 mm/,
     );
     expect(sliceFromPart10(files[0]!).pixels.length).toBe(128);
-  });
-});
-
-describe('sliceFromPart10Pieces', () => {
-  it('reads a file received in pieces without joining its pixel data, with the same volume', () => {
-    const data = new Uint16Array(32 * 32 * 5).map((_, i) => (i * 7) % 65536);
-    const files = writeDicomSeries(
-      { dims: [32, 32, 5], spacing: [1, 1, 1], origin: [0, 0, 0], direction: I, data },
-      {
-        patient: { id: 'P', name: 'P^P' },
-        study: { instanceUid: uidFromSeed('p/study') },
-        series: {
-          instanceUid: uidFromSeed('p/series'),
-          number: 1,
-          description: 'p',
-          frameOfReferenceUid: uidFromSeed('p/for'),
-        },
-      },
-    );
-    for (const size of [7, 100, 1000, 4096, 100_000]) {
-      const slices = files.map((f) => {
-        const pieces: Uint8Array[] = [];
-        for (let i = 0; i < f.length; i += size) pieces.push(f.subarray(i, i + size));
-        return sliceFromPart10Pieces(pieces, 'pieces');
-      });
-      const whole = sliceFromPart10(files[2]!);
-      expect({ ...slices[2]!, pixels: undefined }).toEqual({ ...whole, pixels: undefined });
-      expect(Buffer.from(volumeFromSlices(slices).data.buffer).equals(Buffer.from(data.buffer))).toBe(true);
-    }
-    const cut = files[0]!.subarray(0, files[0]!.length - 10);
-    expect(() => sliceFromPart10Pieces([cut.subarray(0, 2000), cut.subarray(2000)], 'short')).toThrow(/short: /);
   });
 });

@@ -244,51 +244,6 @@ export function sliceHead(head: Uint8Array, totalLength: number, source?: string
 
 const EMPTY = new Uint8Array(0);
 
-/**
- * Reads a slice from a Part-10 file received in pieces (e.g. network chunks), without joining them: only the
- * first few KiB are joined to read the attributes, and the pixel data stays as views into the pieces.
- * @param pieces - the file's bytes, in order
- * @param source - names the input in errors
- * @returns the slice, its `pixels` a list of views
- * @throws {@link DicomParseError} for a file that is not a readable single-frame greyscale image
- */
-export function sliceFromPart10Pieces(pieces: readonly Uint8Array[], source?: string): DicomSlice {
-  if (pieces.length === 1) return sliceFromPart10(pieces[0] as Uint8Array, source);
-  const total = pieces.reduce((n, p) => n + p.length, 0);
-  const join = (n: number): Uint8Array => {
-    const out = new Uint8Array(Math.min(n, total));
-    let at = 0;
-    for (const p of pieces) {
-      if (at >= out.length) break;
-      const k = Math.min(p.length, out.length - at);
-      out.set(p.subarray(0, k), at);
-      at += k;
-    }
-    return out;
-  };
-  // Usually the first piece holds every attribute up to the pixel data: read it in place, no join.
-  const first = pieces[0] as Uint8Array;
-  const head =
-    (first.length >= 1024 ? sliceHead(first, total, source) : undefined) ?? sliceHead(join(16 * 1024), total, source);
-  // Attributes beyond the first 16 KiB (or a malformed file): read the joined file, which reports the problem.
-  if (!head) return sliceFromPart10(join(total), source);
-  const views: Uint8Array[] = [];
-  let start = head.pixelOffset;
-  let remaining = head.pixelBytes;
-  for (const p of pieces) {
-    if (remaining === 0) break;
-    if (start >= p.length) {
-      start -= p.length;
-      continue;
-    }
-    const k = Math.min(p.length - start, remaining);
-    views.push(p.subarray(start, start + k));
-    remaining -= k;
-    start = 0;
-  }
-  return { ...head.slice, pixels: views };
-}
-
 /** Options of {@link volumeFromSlices}. */
 export interface VolumeFromSlicesOptions {
   /**

@@ -339,23 +339,6 @@ export class DicomWebClient {
   }
 
   /**
-   * WADO-RS Retrieve Series like {@link DicomWebClient.retrieveSeries}, but each Part-10 instance is given as
-   * consecutive views into the received network chunks (not joined), for consumers that copy the bytes to
-   * their destination anyway: volume building then copies each voxel once.
-   * @param studyInstanceUid - the study
-   * @param seriesInstanceUid - the series
-   * @param options - signal, progress
-   * @returns an async iterator of instances, each as pieces in order
-   */
-  async *retrieveSeriesPieces(
-    studyInstanceUid: string,
-    seriesInstanceUid: string,
-    options: RetrieveOptions = {},
-  ): AsyncGenerator<readonly Buffer[]> {
-    yield* this.piecesOf(this.path('studies', studyInstanceUid, 'series', seriesInstanceUid), options);
-  }
-
-  /**
    * WADO-RS Retrieve Series, pushing each Part-10 instance's bytes into a sink as they arrive: the fastest way
    * to consume a series. The response is read with the transport's `chunks` mode (its own socket and one reused
    * read buffer, see `RequestOptions.onChunk` in `@cdss/core`) and split by a {@link MultipartReader}, so no
