@@ -209,7 +209,6 @@ export function analysisToTransaction(input: unknown, options: AnalysisMapperOpt
     report: url(),
   };
   const effective = r.study.started ?? r.timings.startedAt;
-  const obsStatus = r.status === 'preliminary' ? 'preliminary' : r.status;
   const hasTumor = r.volumesMl.WT > 0;
 
   const device: Device = compact({
@@ -312,7 +311,7 @@ export function analysisToTransaction(input: unknown, options: AnalysisMapperOpt
   const volumeObs = REGIONS.map((reg): Observation => ({
     resourceType: 'Observation',
     identifier: [ids.volumes[reg.key]],
-    status: obsStatus,
+    status: r.status,
     category: [concept('categoryImaging')],
     code: concept('volume', `${reg.label} volume`),
     subject,
@@ -331,7 +330,7 @@ export function analysisToTransaction(input: unknown, options: AnalysisMapperOpt
         resourceType: 'Observation',
         meta: { profile: [PROFILES.tumorSize] },
         identifier: [ids.tumorSize],
-        status: obsStatus,
+        status: r.status,
         category: [concept('categoryImaging')],
         code: concept('tumorSize'),
         subject,
