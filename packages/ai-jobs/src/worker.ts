@@ -392,21 +392,23 @@ class JobRun {
     return this.#accepted;
   }
 
+  /** Publishes `analysis.progress` with the last stage and percent reported. */
+  #emitProgress(): Promise<void> {
+    return this.#host.emit(
+      {
+        type: 'analysis.progress',
+        jobId: this.#request.jobId,
+        workerId: this.#host.workerId,
+        stage: this.#stage,
+        percent: this.#percent,
+      },
+      this.#request,
+    );
+  }
+
   /** Publishes a heartbeat: `analysis.progress` repeating the last progress. */
   beat(): void {
-    const { jobId } = this.#request;
-    this.#host
-      .emit(
-        {
-          type: 'analysis.progress',
-          jobId,
-          workerId: this.#host.workerId,
-          stage: this.#stage,
-          percent: this.#percent,
-        },
-        this.#request,
-      )
-      .catch(() => {});
+    this.#emitProgress().catch(() => {});
   }
 
   /** The job is still running after `longAfterMs`: from here on it is tracked as before (accepted, heartbeats, lease). */
@@ -451,16 +453,7 @@ class JobRun {
     this.#stage = stage;
     this.#percent = Math.max(0, Math.min(100, percent));
     if (!this.#handlerDone) void this.#accept();
-    await this.#host.emit(
-      {
-        type: 'analysis.progress',
-        jobId: this.#request.jobId,
-        workerId: this.#host.workerId,
-        stage,
-        percent: this.#percent,
-      },
-      this.#request,
-    );
+    await this.#emitProgress();
   }
 
   async #settle(): Promise<void> {
