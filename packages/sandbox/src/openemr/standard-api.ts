@@ -16,7 +16,7 @@ import {
   type EngineContext,
   type RouteInput,
 } from './context.js';
-import { decodePhpBody, isUuid, validateFields, type FieldRule, type ParticleErrors } from './validate.js';
+import { decodePhpBody, validateFields, type FieldRule, type ParticleErrors } from './validate.js';
 import type {
   AppointmentRow,
   EncounterRow,
@@ -1328,10 +1328,5 @@ export class StandardApi {
         activity: '1',
       })),
     );
-  }
-
-  /** Whether the patient uuid path parameter is a syntactically valid UUID. */
-  static validUuid(value: string | undefined): boolean {
-    return value !== undefined && isUuid(value);
   }
 }

@@ -14,8 +14,7 @@ export type Rule =
   | { kind: 'datetime'; format: 'Y-m-d' | 'Y-m-d H:i:s' }
   | { kind: 'numeric' }
   | { kind: 'email' }
-  | { kind: 'inList'; values: readonly string[] }
-  | { kind: 'uuid' };
+  | { kind: 'inList'; values: readonly string[] };
 
 /** A field's rules. */
 export interface FieldRule {
@@ -115,8 +114,6 @@ function check(rule: Rule, text: string, name: string): Record<string, string> |
       return rule.values.includes(text)
         ? undefined
         : { 'InArray::NOT_IN_ARRAY': `${name} must be in the defined set of values` };
-    case 'uuid':
-      return isUuid(text) ? undefined : { 'Callback::INVALID_VALUE': `${name} is not a valid UUID` };
   }
 }
 
