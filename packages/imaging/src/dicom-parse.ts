@@ -369,16 +369,6 @@ function headerSpan(r: Reader, pos: number): number {
   return 8 + r.u16(pos + 6);
 }
 
-/**
- * Finds an element, following a path of sequence tags (first item of each).
- * @param ds - dataset to search
- * @param tag - the element's tag
- * @returns the element or undefined
- */
-export function findElement(ds: DicomDataset, tag: number): DicomElement | undefined {
-  return ds.get(tag);
-}
-
 const latin1 = new TextDecoder('latin1');
 const utf8 = new TextDecoder('utf-8');
 
