@@ -23,7 +23,7 @@ import type {
 } from 'fhir/r4.js';
 import { coding, concept, quantity, type CodeName } from './codes.js';
 import { mapperContext, patientLogicalReference, type MapperOptions } from './context.js';
-import { DICOM_UID_SYSTEM, EXTENSIONS, PROFILES } from './systems.js';
+import { CODE_SYSTEMS, DICOM_UID_SYSTEM, EXTENSIONS, PROFILES } from './systems.js';
 import { compact, parseInput, round } from './util.js';
 
 /** A DICOM UID: dotted digits, at most 64 characters (PS3.5 §9.1). */
@@ -244,7 +244,7 @@ export function analysisToTransaction(input: unknown, options: AnalysisMapperOpt
       ? coding('modalityMr')
       : m === 'SEG'
         ? coding('modalitySeg')
-        : { system: 'http://dicom.nema.org/resources/ontology/DCM', code: m };
+        : { system: CODE_SYSTEMS.dicomDcm, code: m };
   const instanceTotal = series.reduce((n, s) => n + (s.numberOfInstances ?? s.instances?.length ?? 0), 0);
   const study: ImagingStudy = compact({
     resourceType: 'ImagingStudy' as const,
