@@ -129,6 +129,11 @@ interface WorkerHost {
 
 const CANCELLED_MEMORY = 10_000;
 
+/** The `analysis.cancelled` a worker publishes for a job that `by` cancelled (queued or running). */
+function cancelledInput(jobId: string, by: string, reason: string | undefined): MessageInput {
+  return { type: 'analysis.cancelled', jobId, cancelledBy: by, ...(reason === undefined ? {} : { reason }) };
+}
+
 /**
  * A job worker.
  * @example
@@ -288,15 +293,7 @@ export class JobWorker {
     const cancelled = this.#cancelled.get(jobId);
     if (cancelled) {
       // cancelled while queued: report it, do not run it
-      await this.#host.emit(
-        {
-          type: 'analysis.cancelled',
-          jobId,
-          cancelledBy: cancelled.by,
-          ...(cancelled.reason === undefined ? {} : { reason: cancelled.reason }),
-        },
-        request,
-      );
+      await this.#host.emit(cancelledInput(jobId, cancelled.by, cancelled.reason), request);
       await delivery.ack();
       return;
     }
@@ -528,15 +525,7 @@ class JobRun {
       }
       if (this.#accepted) await this.#accepted;
       if (CdssError.isInstance(reason) && reason.code === 'JOB_CANCELLED') {
-        await h.emit(
-          {
-            type: 'analysis.cancelled',
-            jobId,
-            cancelledBy: this.#cancelledBy ?? 'unknown',
-            ...(this.#cancelReason === undefined ? {} : { reason: this.#cancelReason }),
-          },
-          request,
-        );
+        await h.emit(cancelledInput(jobId, this.#cancelledBy ?? 'unknown', this.#cancelReason), request);
         await this.#settle();
         return;
       }
