@@ -5,6 +5,7 @@ import { parseDicom, getString } from './dicom-parse.js';
 import { formatDS, uidFromSeed, writeDicomSeries, writePhantomStudy } from './dicom-write.js';
 import { generatePhantom, PHANTOM_MODALITIES } from './phantom.js';
 import { sliceFromPart10, volumeFromPart10 } from './series-volume.js';
+import type { Mat3, Vec3 } from './volume.js';
 
 const phantom = generatePhantom({ seed: 11, dims: [64, 64, 48], spacing: [0.9, 0.9, 1.2] });
 const study = writePhantomStudy(phantom, { patientId: 'W-1' });
@@ -48,18 +49,8 @@ describe('DICOM series writer', () => {
     const s = Math.sin(0.3);
     const vol = {
       ...phantom.modalities.t2,
-      dims: [64, 64, 48] as [number, number, number],
-      direction: [c, s, 0, -s, c, 0, 0, 0, 1] as [
-        number,
-        number,
-        number,
-        number,
-        number,
-        number,
-        number,
-        number,
-        number,
-      ],
+      dims: [64, 64, 48] as Vec3,
+      direction: [c, s, 0, -s, c, 0, 0, 0, 1] as Mat3,
     };
     const files = writeDicomSeries(vol, {
       patient: { id: 'OBL', name: 'OBLIQUE^TEST' },
@@ -116,20 +107,10 @@ describe.skipIf(!dciodvfyAvailable())('dciodvfy on written series', () => {
       },
     };
     const g = {
-      dims: [8, 8, 1] as [number, number, number],
-      spacing: [1, 1, 1] as [number, number, number],
-      origin: [0, 0, 0] as [number, number, number],
-      direction: [1, 0, 0, 0, 1, 0, 0, 0, 1] as [
-        number,
-        number,
-        number,
-        number,
-        number,
-        number,
-        number,
-        number,
-        number,
-      ],
+      dims: [8, 8, 1] as Vec3,
+      spacing: [1, 1, 1] as Vec3,
+      origin: [0, 0, 0] as Vec3,
+      direction: [1, 0, 0, 0, 1, 0, 0, 0, 1] as Mat3,
     };
     const files = [
       ...writeDicomSeries({ ...g, data: Int16Array.from({ length: 64 }, (_, i) => i - 32) }, base),
