@@ -440,7 +440,7 @@ export class FhirApi {
 
   // ------------------------------------------------------------------- search
 
-  private matches(type: string, r: Resource, key: string, value: string): boolean {
+  private matches(r: Resource, key: string, value: string): boolean {
     const get = (path: string): unknown => r[path];
     const text = (v: unknown): string => JSON.stringify(v ?? '').toLowerCase();
     const val = value.toLowerCase();
@@ -508,7 +508,7 @@ export class FhirApi {
                 : a < bound;
       }
       default:
-        return type === '' && false;
+        return false;
     }
   }
 
@@ -534,12 +534,12 @@ export class FhirApi {
     return (input) => {
       const params = input.req.method === 'POST' ? new URLSearchParams(input.req.body ?? '') : input.query;
       const known = SEARCH_PARAMS[type] ?? [];
-      let rows = this.restrictToPatient(input, this.all(type));
+      let rows = this.all(type);
       for (const [key, value] of params) {
         if (CONTROL_PARAMS.includes(key)) continue;
         // Unknown or unsupported parameters: the validation message is dropped, 200 with an empty Bundle.
         if (!known.includes(key)) return this.bundle(input, type, []);
-        rows = rows.filter((r) => this.matches(type, r, key, value));
+        rows = rows.filter((r) => this.matches(r, key, value));
       }
       if (type === 'Patient') {
         const offset = Number.parseInt(params.get('_offset') ?? '0', 10);
@@ -549,11 +549,6 @@ export class FhirApi {
       if (Number.isFinite(count) && count > 0) rows = rows.slice(0, count);
       return this.bundle(input, type, rows);
     };
-  }
-
-  /** Patient-role tokens see only their own patient's data; the emulator issues none, so this is a pass-through. */
-  private restrictToPatient(_input: RouteInput, rows: Resource[]): Resource[] {
-    return rows;
   }
 
   /**
