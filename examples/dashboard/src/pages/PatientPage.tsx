@@ -61,6 +61,20 @@ export function AnalysisStatus({ analysis }: { analysis: ApiAnalysis }) {
   );
 }
 
+/** Analyses as links by request date, each with its status. */
+export function AnalysisList({ analyses }: { analyses: readonly ApiAnalysis[] }) {
+  return (
+    <ul className="plain">
+      {analyses.map((a) => (
+        <li key={a.id}>
+          <Link to={`/analyses/${encodeURIComponent(a.id)}`}>{formatDate(a.requestedAt)}</Link>{' '}
+          <AnalysisStatus analysis={a} />
+        </li>
+      ))}
+    </ul>
+  );
+}
+
 /** The patient screen. */
 export function PatientPage({ id }: { id: string }) {
   const { client } = useSession();
@@ -159,14 +173,7 @@ export function PatientPage({ id }: { id: string }) {
           {analyses.loading && <Loading what="analyses" />}
           {analyses.error && <ErrorNote message={analyses.error} retry={analyses.reload} />}
           {analyses.data && analyses.data.items.length === 0 && <p className="muted">No analyses yet.</p>}
-          <ul className="plain">
-            {analyses.data?.items.map((a) => (
-              <li key={a.id}>
-                <Link to={`/analyses/${encodeURIComponent(a.id)}`}>{formatDate(a.requestedAt)}</Link>{' '}
-                <AnalysisStatus analysis={a} />
-              </li>
-            ))}
-          </ul>
+          <AnalysisList analyses={analyses.data?.items ?? []} />
         </Section>
         <Section title="Tumour timeline">
           {assessment.loading && <Loading what="assessment" />}

@@ -6,7 +6,7 @@ import { Link, navigate } from '../router';
 import { useSession } from '../session';
 import { ErrorNote, formatDate, Loading, Section } from '../ui';
 import { SliceViewer } from '../viewer/SliceViewer';
-import { AnalysisStatus } from './PatientPage';
+import { AnalysisList } from './PatientPage';
 
 /** Series that hold images (not the AI's SEG objects). */
 export function imageSeries(study: ApiStudy): ApiStudy['series'] {
@@ -128,14 +128,7 @@ export function StudyPage({ patientId, studyUid }: { patientId: string; studyUid
               {analyses.loading && <Loading what="analyses" />}
               {analyses.error && <ErrorNote message={analyses.error} retry={analyses.reload} />}
               {analyses.data && ofStudy.length === 0 && <p className="muted">None yet.</p>}
-              <ul className="plain">
-                {ofStudy.map((a) => (
-                  <li key={a.id}>
-                    <Link to={`/analyses/${encodeURIComponent(a.id)}`}>{formatDate(a.requestedAt)}</Link>{' '}
-                    <AnalysisStatus analysis={a} />
-                  </li>
-                ))}
-              </ul>
+              <AnalysisList analyses={ofStudy} />
             </Section>
           </div>
         </>
