@@ -480,7 +480,8 @@ class JobRun {
     const delivery = this.#delivery;
     const { jobId } = request;
     const { attempt } = delivery;
-    if (request.deadline && Date.parse(request.deadline) <= h.now()) {
+    const deadlineMs = request.deadline === undefined ? undefined : Date.parse(request.deadline);
+    if (deadlineMs !== undefined && deadlineMs <= h.now()) {
       await h.emit(
         {
           type: 'analysis.failed',
@@ -498,8 +499,7 @@ class JobRun {
     }
     if (h.longAfterMs > 0) this.#starter = setTimeout(longTimer, h.longAfterMs, this);
     else this.onLong();
-    if (request.deadline)
-      this.#deadline = setTimeout(deadlineTimer, Math.max(0, Date.parse(request.deadline) - h.now()), this);
+    if (deadlineMs !== undefined) this.#deadline = setTimeout(deadlineTimer, Math.max(0, deadlineMs - h.now()), this);
     try {
       let result: AnalysisResult;
       try {
