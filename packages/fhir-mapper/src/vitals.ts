@@ -6,7 +6,7 @@
  */
 import { ValidationError } from '@cdss/core';
 import type { Observation, ObservationComponent } from 'fhir/r4.js';
-import { concept, quantity, type CodeName, type UnitName } from './codes.js';
+import { CODES, concept, quantity, type CodeName, type UnitName } from './codes.js';
 import { mapperContext } from './context.js';
 import type { ClinicalMapperOptions } from './openemr-mapper.js';
 import { openEmrVitalsSchema } from './openemr-schemas.js';
@@ -177,6 +177,7 @@ export function observationsToVitals(observations: readonly Observation[]): Open
   const issues: { path: string; message: string; code: string }[] = [];
   observations.forEach((o, i) => {
     const codes = loincOf(o);
+    const has = (name: CodeName): boolean => codes.includes(CODES[name].code);
     const q = o.valueQuantity;
     const num = q?.value;
     const unit = q?.code ?? q?.unit;
@@ -188,34 +189,35 @@ export function observationsToVitals(observations: readonly Observation[]): Open
       });
     };
     if (o.effectiveDateTime && out.date === undefined) out.date = o.effectiveDateTime.slice(0, 19).replace('T', ' ');
-    if (codes.includes('85354-9')) {
+    if (has('bpPanel')) {
       for (const c of o.component ?? []) {
         const cc = (c.code.coding ?? []).map((x) => x.code);
-        if (cc.includes('8480-6') && c.valueQuantity?.value !== undefined) out.bps = c.valueQuantity.value;
-        if (cc.includes('8462-4') && c.valueQuantity?.value !== undefined) out.bpd = c.valueQuantity.value;
+        if (cc.includes(CODES.systolicBp.code) && c.valueQuantity?.value !== undefined) out.bps = c.valueQuantity.value;
+        if (cc.includes(CODES.diastolicBp.code) && c.valueQuantity?.value !== undefined)
+          out.bpd = c.valueQuantity.value;
       }
       return;
     }
     if (num === undefined) return;
-    if (codes.includes('29463-7')) {
+    if (has('bodyWeight')) {
       if (unit === 'kg') out.weight = UNIT_CONVERSIONS.kgToLb(num);
       else if (unit === '[lb_av]' || unit === 'lb') out.weight = num;
       else bad();
-    } else if (codes.includes('8302-2') || codes.includes('9843-4') || codes.includes('8280-0')) {
+    } else if (has('bodyHeight') || has('headCircumference') || has('waistCircumference')) {
       const inches =
         unit === 'cm' ? UNIT_CONVERSIONS.cmToIn(num) : unit === '[in_i]' || unit === 'in' ? num : undefined;
       if (inches === undefined) bad();
-      else if (codes.includes('8302-2')) out.height = inches;
-      else if (codes.includes('9843-4')) out.head_circ = inches;
+      else if (has('bodyHeight')) out.height = inches;
+      else if (has('headCircumference')) out.head_circ = inches;
       else out.waist_circ = inches;
-    } else if (codes.includes('8310-5')) {
+    } else if (has('bodyTemperature')) {
       if (unit === 'Cel') out.temperature = UNIT_CONVERSIONS.cToF(num);
       else if (unit === '[degF]' || unit === 'degF') out.temperature = num;
       else bad();
-    } else if (codes.includes('8867-4')) out.pulse = num;
-    else if (codes.includes('9279-1')) out.respiration = num;
-    else if (codes.includes('39156-5')) out.BMI = num;
-    else if (codes.includes('2708-6') || codes.includes('59408-5')) out.oxygen_saturation = num;
+    } else if (has('heartRate')) out.pulse = num;
+    else if (has('respiratoryRate')) out.respiration = num;
+    else if (has('bmi')) out.BMI = num;
+    else if (has('oxygenSaturation') || has('pulseOximetry')) out.oxygen_saturation = num;
   });
   if (issues.length > 0) throw new ValidationError('Invalid vital-signs Observations', issues);
   return compact(out);
