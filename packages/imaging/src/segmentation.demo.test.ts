@@ -1,6 +1,7 @@
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { dice } from './__fixtures__/monai/reference.js';
 import { SegmentationModel } from './inference.js';
 import { loadMonaiBundle } from './manifest.js';
 import { generatePhantom } from './phantom.js';
@@ -10,18 +11,6 @@ import { labelsToVolume, volumesToInput } from './segmentation.js';
 const DEMO = resolve(fileURLToPath(import.meta.url), '..', '..', '..', '..', 'models', 'brats-demo');
 /** Seeds never used in training (train-*) or validation (val-*). */
 const HELD_OUT = ['holdout-1', 'holdout-2', 'holdout-3'];
-
-function dice(a: Uint8Array, b: Uint8Array, inRegion: (v: number) => boolean): number {
-  let inter = 0;
-  let n = 0;
-  for (let i = 0; i < a.length; i++) {
-    const x = inRegion(a[i] as number);
-    const y = inRegion(b[i] as number);
-    n += Number(x) + Number(y);
-    if (x && y) inter++;
-  }
-  return n === 0 ? 1 : (2 * inter) / n;
-}
 
 describe('demo model on held-out phantoms, through the whole pipeline', () => {
   let model: SegmentationModel;
