@@ -306,7 +306,7 @@ const VERIFICATION: Record<string, CodeName> = {
  * PrimaryCancerCondition (profile, SNOMED code, brain body site); brain tumours get SNOMED codes
  * beside OpenEMR's ICD-10 codes.
  * @param input - the `lists` row (medical_problem)
- * @param options - site, clock offset, subject; `now` (ISO date) decides whether an end date has passed
+ * @param options - site, clock offset, subject (any end date makes the problem resolved)
  * @throws `ValidationError` (`@cdss/core`) when the row is invalid
  */
 export function problemToCondition(input: unknown, options: ClinicalMapperOptions = {}): Condition {
