@@ -25,7 +25,6 @@ import {
   WriteCoordinator,
   AmqpInvalidationBus,
   type CacheStore,
-  type InvalidationBus,
 } from '@cdss/cache';
 import {
   AmqpTransport,
@@ -257,7 +256,6 @@ export async function composeServer(config: ServerConfig, logger: Logger, versio
   // --- Cache (L1 in process, L2 MySQL when configured) and cross-instance invalidation
   const l1 = new MemoryStore({ maxEntries: 10_000, tier: 'l1' });
   let store: CacheStore = l1;
-  let bus: InvalidationBus | undefined;
   let idempotency: MemoryIdempotencyStore | MySqlIdempotencyStore = new MemoryIdempotencyStore();
   const cacheMetrics = {
     hit: (tier: string) => metrics.cacheEvents.inc({ cache: tier, event: 'hit' }),
@@ -273,7 +271,9 @@ export async function composeServer(config: ServerConfig, logger: Logger, versio
     store = new TieredStore({ l1, l2 });
     idempotency = await MySqlIdempotencyStore.open({ url: config.MYSQL_URL });
   }
-  if (config.AMQP_URL) bus = await AmqpInvalidationBus.open({ url: config.AMQP_URL });
+  closers.push(() => idempotency.close());
+  const bus = config.AMQP_URL ? await AmqpInvalidationBus.open({ url: config.AMQP_URL }) : undefined;
+  if (bus) closers.push(() => bus.close());
   const cache = new Cache({
     store,
     ...(bus ? { bus } : {}),
@@ -301,6 +301,7 @@ export async function composeServer(config: ServerConfig, logger: Logger, versio
     replayCache: new MemoryReplayCache(),
     logger,
   });
+  closers.push(() => jobStore.close());
   await jobs.start();
   closers.push(async () => {
     await jobs.stop();
@@ -322,10 +323,11 @@ export async function composeServer(config: ServerConfig, logger: Logger, versio
       // The worker still starts: each job fails with the reason until the model file is repaired.
       logger.error({ err: error, modelPath }, 'the model could not be loaded');
     }
+    const workerTransport: JobTransport = config.AMQP_URL
+      ? new AmqpTransport({ url: config.AMQP_URL, logger })
+      : new MemoryTransport({ broker });
     worker = createAiWorker({
-      transport: config.AMQP_URL
-        ? new AmqpTransport({ url: config.AMQP_URL, logger })
-        : new MemoryTransport({ broker }),
+      transport: workerTransport,
       dicomweb: orthanc.dicomweb,
       model: provider,
       logger: logger.child({ component: 'ai-worker' }),
@@ -334,6 +336,7 @@ export async function composeServer(config: ServerConfig, logger: Logger, versio
     const running = worker;
     closers.push(async () => {
       await running.stop();
+      await workerTransport.close();
       await provider.close();
     });
   } else if (config.CDSS_WORKER === 'in-process') {
