@@ -330,6 +330,9 @@ export class FhirApi {
 
   private observations(v: VitalRow): Resource[] {
     const out: Resource[] = [];
+    const subject = this.patientRef(v.pid);
+    const e = this.t.encounters.find((x) => x.pid === v.pid && x.encounter === v.eid);
+    const encounter = e ? { reference: `Encounter/${e.uuid}`, type: 'Encounter' } : undefined;
     for (const c of VITAL_CODES) {
       const value = v[c.field];
       if (value === null || value === undefined || value === '') continue;
@@ -350,11 +353,8 @@ export class FhirApi {
           },
         ],
         code: { coding: [{ system: 'http://loinc.org', code: c.code, display: c.display }] },
-        subject: this.patientRef(v.pid),
-        encounter: (() => {
-          const e = this.t.encounters.find((x) => x.pid === v.pid && x.encounter === v.eid);
-          return e ? { reference: `Encounter/${e.uuid}`, type: 'Encounter' } : undefined;
-        })(),
+        subject,
+        encounter,
         effectiveDateTime: iso(v.date),
         valueQuantity: { value: Number(value), unit: c.unit, system: 'http://unitsofmeasure.org', code: c.unit },
       });
