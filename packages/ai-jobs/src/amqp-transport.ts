@@ -20,6 +20,7 @@ import {
   DEAD_LETTER_REASON_HEADER,
   DEAD_LETTER_SOURCE_HEADER,
   WORK_ROUTING_KEY,
+  attemptOf,
   topologyNames,
   topologyOptionsSchema,
   type Consumer,
@@ -225,8 +226,7 @@ class AmqpDelivery implements Delivery {
     this.priority = typeof p.priority === 'number' ? p.priority : 0;
     this.headers = (p.headers ?? {}) as Record<string, unknown>;
     this.redelivered = msg.fields.redelivered;
-    const a = Number(this.headers[ATTEMPT_HEADER]);
-    this.attempt = Number.isInteger(a) && a >= 1 ? a : 1;
+    this.attempt = attemptOf(this.headers);
   }
 
   /** Acks leave at the end of the turn (see {@link AckBatcher}); on a dead channel the broker has already requeued. */

@@ -12,6 +12,7 @@ import {
   DEAD_LETTER_DETAIL_HEADER,
   DEAD_LETTER_REASON_HEADER,
   DEAD_LETTER_SOURCE_HEADER,
+  attemptOf,
   topologyNames,
   topologyOptionsSchema,
   type Consumer,
@@ -138,8 +139,7 @@ class MemoryDelivery implements Delivery {
     this.priority = message.priority;
     this.headers = message.headers;
     this.redelivered = message.redelivered;
-    const a = Number(message.headers[ATTEMPT_HEADER]);
-    this.attempt = Number.isInteger(a) && a >= 1 ? a : 1;
+    this.attempt = attemptOf(message.headers);
   }
 
   #settle(): boolean {
@@ -248,11 +248,10 @@ export class MemoryTransport implements JobTransport {
   /** @internal */
   retryCopy(message: StoredMessage, index: number): void {
     const i = Math.max(0, Math.min(index, this.retryDelaysMs.length - 1));
-    const attempt = Number(message.headers[ATTEMPT_HEADER]);
     const copy: StoredMessage = {
       ...message,
       redelivered: false,
-      headers: { ...message.headers, [ATTEMPT_HEADER]: (Number.isInteger(attempt) && attempt >= 1 ? attempt : 1) + 1 },
+      headers: { ...message.headers, [ATTEMPT_HEADER]: attemptOf(message.headers) + 1 },
     };
     const retryQueue = this.broker.queue(this.#names.retryQueues[i]!);
     retryQueue.ready.push(copy);

@@ -15,6 +15,16 @@ import { z } from 'zod';
 
 /** Header carrying a message's attempt number (1 for the first delivery; each retry adds one). */
 export const ATTEMPT_HEADER = 'x-cdss-attempt';
+/**
+ * A delivery's attempt number from its {@link ATTEMPT_HEADER}: 1 when the header is absent or not an integer ≥ 1.
+ * @param headers - the message's headers
+ * @returns the attempt
+ * @internal
+ */
+export function attemptOf(headers: Readonly<Record<string, unknown>>): number {
+  const a = Number(headers[ATTEMPT_HEADER]);
+  return Number.isInteger(a) && a >= 1 ? a : 1;
+}
 /** Header carrying why a message was dead-lettered (a {@link DeadLetterReason}). */
 export const DEAD_LETTER_REASON_HEADER = 'x-cdss-dead-letter-reason';
 /** Header carrying a PHI-free detail of why a message was dead-lettered. */
