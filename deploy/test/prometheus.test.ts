@@ -240,18 +240,20 @@ describe.skipIf(!bins)('Prometheus and Alertmanager against the running referenc
   it('every recording rule has data', async () => {
     const records = rulesOf('recording.yml').flatMap((r) => (r.record ? [r.record] : []));
     expect(records.length).toBeGreaterThanOrEqual(8);
+    const emptyRecords = async (): Promise<string[]> => {
+      const empty: string[] = [];
+      for (const record of records) if ((await query(record)).length === 0) empty.push(record);
+      return empty;
+    };
     const missing = await waitFor(
       'a sample for every recording rule',
       async () => {
-        const empty: string[] = [];
-        for (const record of records) if ((await query(record)).length === 0) empty.push(record);
+        const empty = await emptyRecords();
         return empty.length === 0 ? empty : undefined;
       },
       30_000,
     ).catch(async (error: unknown) => {
-      const empty: string[] = [];
-      for (const record of records) if ((await query(record)).length === 0) empty.push(record);
-      throw new Error(`${(error as Error).message}; still empty: ${empty.join(', ')}`);
+      throw new Error(`${(error as Error).message}; still empty: ${(await emptyRecords()).join(', ')}`);
     });
     expect(missing).toEqual([]);
     // the cache really hit (reads repeat) and the API had no 5xx
