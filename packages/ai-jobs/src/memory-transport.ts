@@ -8,7 +8,6 @@
 import { CdssError } from '@cdss/core';
 import {
   ATTEMPT_HEADER,
-  CONTROL_CANCEL_ROUTING_KEY,
   DEAD_LETTER_DETAIL_HEADER,
   DEAD_LETTER_REASON_HEADER,
   DEAD_LETTER_SOURCE_HEADER,
@@ -240,7 +239,7 @@ export class MemoryTransport implements JobTransport {
     this.#assertOpen();
     const stored = this.#store(message);
     if (routingKey.startsWith('job.')) this.broker.queue(this.#names.eventsQueue).enqueue(stored);
-    else if (routingKey === CONTROL_CANCEL_ROUTING_KEY || routingKey.startsWith('control.')) {
+    else if (routingKey.startsWith('control.')) {
       for (const q of this.broker.controlQueues) q.enqueue({ ...stored, headers: { ...stored.headers } });
     }
   }
