@@ -54,6 +54,11 @@ export function requireInput(cond: boolean, message: string): asserts cond {
   if (!cond) throw new SegmentationError('INVALID_INPUT', message);
 }
 
+/** @internal Throws `ABORTED` ("<what> was aborted", the signal's reason as cause) once `signal` has fired. */
+export function throwIfAborted(signal: AbortSignal | undefined, what: string): void {
+  if (signal?.aborted) throw new SegmentationError('ABORTED', `${what} was aborted`, { cause: signal.reason });
+}
+
 /** @internal Checks a `[C, ...spatial]` shape against a data length and returns the spatial voxel count. */
 export function checkChannelFirst(
   data: ArrayLike<number>,

@@ -20,7 +20,7 @@ import {
   type BratsVolumes,
   type LargestDiameter,
 } from './postprocess.js';
-import { SegmentationError, checkChannelFirst, requireInput } from './segmentation-errors.js';
+import { SegmentationError, checkChannelFirst, requireInput, throwIfAborted } from './segmentation-errors.js';
 import { cropPadded, planWindows, slidingWindowInference, type WindowPredictor } from './sliding-window.js';
 import { geometryOf, sameGrid, type Volume, type VolumeGeometry } from './volume.js';
 
@@ -133,10 +133,6 @@ export function stackChannels(
   return out;
 }
 
-function throwIfAborted(signal: AbortSignal | undefined): void {
-  if (signal?.aborted) throw new SegmentationError('ABORTED', 'segmentation was aborted', { cause: signal.reason });
-}
-
 /**
  * Runs the whole pipeline of a manifest over one volume with the given window predictor.
  * @param input - the stacked volume and its spacing
@@ -169,7 +165,7 @@ export async function runSegmentation(
     );
   });
   const notify = options.onProgress ?? (() => undefined);
-  throwIfAborted(options.signal);
+  throwIfAborted(options.signal, 'segmentation');
 
   notify({ stage: 'normalize' });
   let t = performance.now();
@@ -188,7 +184,7 @@ export async function runSegmentation(
       : normalizeIntensity(input.data, input.shape, norm).data;
   const xShape: [number, number, number, number] = prePad ? [c, ...plan.paddedSize] : [c, d0, d1, d2];
   const normalizeMs = performance.now() - t;
-  throwIfAborted(options.signal);
+  throwIfAborted(options.signal, 'segmentation');
 
   notify({ stage: 'inference', windowsDone: 0 });
   t = performance.now();
@@ -230,7 +226,7 @@ export async function runSegmentation(
       `the model returned ${sw.shape[0]} output channels; the manifest describes ${out.channels.length} (${out.channels.join(', ')})`,
     );
   }
-  throwIfAborted(options.signal);
+  throwIfAborted(options.signal, 'segmentation');
 
   notify({ stage: 'postprocess' });
   t = performance.now();

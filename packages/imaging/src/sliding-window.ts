@@ -15,7 +15,7 @@
  * The predictor's output is stitched raw (logits, before any activation).
  * @packageDocumentation
  */
-import { SegmentationError, checkChannelFirst, requireInput } from './segmentation-errors.js';
+import { SegmentationError, checkChannelFirst, requireInput, throwIfAborted } from './segmentation-errors.js';
 
 /** How overlapping windows are blended (MONAI `BlendMode`). */
 export type BlendMode = 'constant' | 'gaussian';
@@ -219,12 +219,6 @@ export function importanceMap(
   return map;
 }
 
-function throwIfAborted(signal: AbortSignal | undefined): void {
-  if (signal?.aborted) {
-    throw new SegmentationError('ABORTED', 'sliding-window inference was aborted', { cause: signal.reason });
-  }
-}
-
 /**
  * Copies one window `[C, roi]` out of a `[C, size]` image into `dst` at `dstOffset`.
  */
@@ -288,7 +282,7 @@ export async function slidingWindowInference(
   const [p0, p1, p2] = padded;
   const padVoxels = p0 * p1 * p2;
   const roiVoxels = roi[0] * roi[1] * roi[2];
-  throwIfAborted(options.signal);
+  throwIfAborted(options.signal, 'sliding-window inference');
 
   // 1. Pad (a copy only when needed).
   const needsPad = padBefore.some((v, i) => v > 0 || padded[i] !== size[i]);
@@ -313,7 +307,7 @@ export async function slidingWindowInference(
   const count = new Float32Array(padVoxels);
   const total = starts.length;
   for (let first = 0; first < total; first += swBatchSize) {
-    throwIfAborted(options.signal);
+    throwIfAborted(options.signal, 'sliding-window inference');
     const batchStarts = starts.slice(first, Math.min(first + swBatchSize, total));
     const n = batchStarts.length;
     let batch: Float32Array;
