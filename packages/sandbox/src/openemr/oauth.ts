@@ -674,9 +674,12 @@ export class OAuthServer {
   /** Drops expired tokens from memory and the table (housekeeping; keeps the tokens file small). */
   prune(): void {
     const now = this.ctx.now();
-    const keep = this.store.tables.tokens.filter((t) => t.expires_at > now && !(t.kind !== 'access' && t.revoked));
+    const keep: TokenRow[] = [];
+    for (const t of this.store.tables.tokens) {
+      if (t.expires_at > now && !(t.kind !== 'access' && t.revoked)) keep.push(t);
+      else this.index.delete(t.token);
+    }
     if (keep.length === this.store.tables.tokens.length) return;
-    for (const t of this.store.tables.tokens) if (!keep.includes(t)) this.index.delete(t.token);
     this.store.tables.tokens = keep;
     this.store.touch('tokens');
   }
