@@ -151,12 +151,16 @@ export function analysisFeature(deps: AnalysisDeps): { routes: AnyRoute[]; start
     return toApiAnalysis(await getJob(jobId), await reviews.get(jobId));
   }
 
+  function withReviews(list: readonly JobRecord[]): Promise<ApiAnalysis[]> {
+    return Promise.all(list.map(async (job) => toApiAnalysis(job, await reviews.get(job.jobId))));
+  }
+
   async function patientAnalyses(patientId: string): Promise<ApiAnalysis[]> {
     const all = await deps.listJobs();
     const mine = all
       .filter((job) => job.request.patientRef === `Patient/${patientId}`)
       .sort((a, b) => a.createdAt.localeCompare(b.createdAt));
-    return Promise.all(mine.map(async (job) => toApiAnalysis(job, await reviews.get(job.jobId))));
+    return withReviews(mine);
   }
 
   async function publishReport(analysis: ApiAnalysis): Promise<void> {
@@ -290,10 +294,8 @@ export function analysisFeature(deps: AnalysisDeps): { routes: AnyRoute[]; start
           async () => {
             let items: ApiAnalysis[];
             if (query.patient) items = await patientAnalyses(query.patient);
-            else if (query.review) {
-              const succeeded = await deps.listJobs({ states: ['succeeded'] });
-              items = await Promise.all(succeeded.map(async (job) => toApiAnalysis(job, await reviews.get(job.jobId))));
-            } else throw new ApiError(400, 'required', 'Give patient or review', ['patient']);
+            else if (query.review) items = await withReviews(await deps.listJobs({ states: ['succeeded'] }));
+            else throw new ApiError(400, 'required', 'Give patient or review', ['patient']);
             if (query.review) items = items.filter((a) => a.review?.status === query.review);
             items.sort((a, b) => b.requestedAt.localeCompare(a.requestedAt));
             return { body: { items } };
