@@ -3,6 +3,7 @@
  * core's redacting logger can be passed in. Log objects here never carry message bodies (PHI) or credentials.
  * @packageDocumentation
  */
+import { noopLogger } from '@cdss/core';
 
 /** A structured logger (pino-compatible). */
 export interface JobLogger {
@@ -16,8 +17,8 @@ export interface JobLogger {
   error(obj: object | string, msg?: string): void;
 }
 
-/** A logger that drops everything: the default. */
-export const silentLogger: JobLogger = { debug() {}, info() {}, warn() {}, error() {} };
+/** A logger that drops everything: the default (`@cdss/core`'s `noopLogger`). */
+export const silentLogger: JobLogger = noopLogger;
 
 /** Strips credentials from an AMQP or MySQL URL for logs. */
 export function redactUrl(url: string): string {
