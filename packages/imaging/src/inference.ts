@@ -63,14 +63,12 @@ export function manifestModelMismatches(
           `model input has ${c} channels; the manifest lists ${manifest.input.channels.length} (${manifest.input.channels.join(', ')})`,
         );
       }
-      sp.forEach((d, i) => {
-        if (fixed(d) && d !== manifest.inference.roiSize[i]) {
-          problems.push(
-            `model input is fixed to ${sp.join('x')}; the manifest's window is ${manifest.inference.roiSize.join('x')}`,
-          );
-        }
-      });
-      if (fixed(n) && n !== manifest.inference.swBatchSize && !(n === 1 && manifest.inference.swBatchSize === 1)) {
+      if (sp.some((d, i) => fixed(d) && d !== manifest.inference.roiSize[i])) {
+        problems.push(
+          `model input is fixed to ${sp.join('x')}; the manifest's window is ${manifest.inference.roiSize.join('x')}`,
+        );
+      }
+      if (fixed(n) && n !== manifest.inference.swBatchSize) {
         problems.push(
           `model input batch is fixed to ${n}; the manifest's swBatchSize is ${manifest.inference.swBatchSize}`,
         );
@@ -83,7 +81,7 @@ export function manifestModelMismatches(
       problems.push(`model output has ${c} channels; the manifest lists ${manifest.output.channels.length}`);
     }
   }
-  return [...new Set(problems)];
+  return problems;
 }
 
 /**
