@@ -25,7 +25,9 @@ export interface SliceViewerProps {
 export function SliceViewer({ volume, segmentation, label }: SliceViewerProps) {
   const [x, y, z] = volume.dims;
   const initialWindow = useMemo(() => autoWindow(volume.data), [volume]);
-  const [slice, setSlice] = useState(() => (segmentation ? busiestSlice(segmentation) : Math.floor(z / 2)));
+  // A full scan of the labels: once per segmentation, shared by the first render and the reset below.
+  const busiest = useMemo(() => (segmentation ? busiestSlice(segmentation) : undefined), [segmentation]);
+  const [slice, setSlice] = useState(() => busiest ?? Math.floor(z / 2));
   const [center, setCenter] = useState(initialWindow.center);
   const [width, setWidth] = useState(initialWindow.width);
   const [opacity, setOpacity] = useState(0.5);
@@ -39,8 +41,8 @@ export function SliceViewer({ volume, segmentation, label }: SliceViewerProps) {
     setWidth(initialWindow.width);
   }, [initialWindow]);
   useEffect(() => {
-    if (segmentation) setSlice(busiestSlice(segmentation));
-  }, [segmentation]);
+    if (busiest !== undefined) setSlice(busiest);
+  }, [segmentation, busiest]);
 
   useEffect(() => {
     const context = canvas.current?.getContext('2d');
