@@ -163,9 +163,14 @@ export function analysisFeature(deps: AnalysisDeps): { routes: AnyRoute[]; start
     return withReviews(mine);
   }
 
-  async function publishReport(analysis: ApiAnalysis): Promise<void> {
+  /** The FHIR Bundle of a succeeded analysis; the study's series are added when the PACS answers. */
+  async function reportOf(analysis: ApiAnalysis): Promise<Bundle> {
     const study = await archive.study(analysis.studyUid).catch(() => undefined);
-    await fhir.enqueue('analysis-report', reports.report(analysis, study));
+    return reports.report(analysis, study);
+  }
+
+  async function publishReport(analysis: ApiAnalysis): Promise<void> {
+    await fhir.enqueue('analysis-report', await reportOf(analysis));
   }
 
   async function onChange(change: JobChange): Promise<void> {
@@ -364,8 +369,7 @@ export function analysisFeature(deps: AnalysisDeps): { routes: AnyRoute[]; start
                 'business-rule',
                 `The analysis is ${analysis.status}; a report exists only for succeeded analyses`,
               );
-            const study = await archive.study(analysis.studyUid).catch(() => undefined);
-            return { body: reports.report(analysis, study) as z.infer<typeof fhirBundleSchema> };
+            return { body: (await reportOf(analysis)) as z.infer<typeof fhirBundleSchema> };
           },
         ),
     }),
