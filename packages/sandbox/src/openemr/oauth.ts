@@ -181,13 +181,8 @@ export class OAuthServer {
     const scopeText =
       typeof body['scope'] === 'string' ? body['scope'] : 'openid email phone address api:oemr api:fhir api:port';
     const scopes = scopeText.split(/\s+/).filter(Boolean);
-    for (const s of scopes) {
-      try {
-        if (!isKnownScope(s)) return oauthError(400, 'invalid_client_metadata', `Invalid scope ${s}`);
-      } catch {
-        return oauthError(400, 'invalid_client_metadata', `Invalid scope ${s}`);
-      }
-    }
+    const invalid = scopes.find((s) => !isKnownScope(s));
+    if (invalid !== undefined) return oauthError(400, 'invalid_client_metadata', `Invalid scope ${invalid}`);
     const wantsUser = scopes.some((s) => s.startsWith('user/'));
     const wantsSystem = scopes.some((s) => s.startsWith('system/'));
     if (!confidential && (wantsUser || wantsSystem)) {
@@ -330,13 +325,8 @@ export class OAuthServer {
 
   private negotiateScopes(client: OAuthClientRow, requested: string): { scopes: string[] } | { error: string } {
     const list = requested.split(/\s+/).filter(Boolean);
-    for (const s of list) {
-      try {
-        if (!isKnownScope(s)) return { error: `The requested scope is invalid, unknown, or malformed: ${s}` };
-      } catch {
-        return { error: `The requested scope is invalid, unknown, or malformed: ${s}` };
-      }
-    }
+    const invalid = list.find((s) => !isKnownScope(s));
+    if (invalid !== undefined) return { error: `The requested scope is invalid, unknown, or malformed: ${invalid}` };
     // Scopes the client did not register are silently dropped (notes §2.5); a narrower permission set
     // of a registered resource scope is kept.
     const registered = client.scope;

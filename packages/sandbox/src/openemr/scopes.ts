@@ -135,12 +135,17 @@ export function parseResourceScope(scope: string): ResourceScope | undefined {
 /**
  * True when the server knows `scope` (notes §2.5): base scopes, standard-API scopes within the server's
  * maximum permissions, FHIR read scopes and FHIR write scopes on Patient/Practitioner/Organization.
+ * A malformed scope (e.g. letters out of order) is unknown: both map to `invalid_scope`.
  * @param scope - one scope string
- * @throws Error when the scope is malformed (maps to `invalid_scope`)
  */
 export function isKnownScope(scope: string): boolean {
   if ((BASE_SCOPES as readonly string[]).includes(scope)) return true;
-  const parsed = parseResourceScope(scope);
+  let parsed: ResourceScope | undefined;
+  try {
+    parsed = parseResourceScope(scope);
+  } catch {
+    return false;
+  }
   if (!parsed) return false;
   const perms = parsed.permissions;
   if (perms.startsWith('$')) return true;
