@@ -3,6 +3,7 @@
  * @packageDocumentation
  */
 import { randomUUID } from 'node:crypto';
+import type { z } from 'zod';
 import { ValidationError } from '@cdss/core';
 import { compileFastCheck, type FastCheck } from './fast-check.js';
 import {
@@ -66,6 +67,26 @@ function trusted<T extends JobMessage>(message: T): T {
  */
 export function isValidated(message: unknown): boolean {
   return typeof message === 'object' && message !== null && (message as Record<symbol, unknown>)[VALIDATED] === true;
+}
+
+/**
+ * Parses `input` with `schema`.
+ * @throws `ValidationError` (`@cdss/core`) with `message` when it does not match
+ * @internal
+ */
+export function parseOrThrow<S extends z.ZodType>(schema: S, input: unknown, message: string): z.output<S> {
+  const result = schema.safeParse(input);
+  if (!result.success) throw ValidationError.fromZod(result.error, message);
+  return result.data;
+}
+
+/**
+ * A message {@link isValidated} marks, as it is; anything else parsed with `schema` (what the stores take in).
+ * @throws `ValidationError` (`@cdss/core`) with `error` when it does not match
+ * @internal
+ */
+export function checkedMessage<S extends z.ZodType>(schema: S, message: z.output<S>, error: string): z.output<S> {
+  return isValidated(message) ? message : parseOrThrow(schema, message, error);
 }
 
 let lastIsoMs = Number.NaN;

@@ -2,9 +2,8 @@
  * The in-memory job store: for the sandbox, for tests, and as the reference the MySQL store is held to.
  * @packageDocumentation
  */
-import { isValidated, isoTime } from './codec.js';
+import { checkedMessage, isoTime } from './codec.js';
 import { jobEventSchema, analysisRequestedSchema, type AnalysisRequested, type JobEvent } from './protocol.js';
-import { ValidationError } from '@cdss/core';
 import {
   decide,
   newJobRecord,
@@ -59,16 +58,11 @@ export class MemoryJobStore implements JobStore {
 
   /** {@inheritDoc JobStore.create} */
   async create(request: AnalysisRequested): Promise<{ job: JobRecord; created: boolean }> {
-    const parsed = isValidated(request)
-      ? { success: true as const, data: request }
-      : analysisRequestedSchema.safeParse(request);
-    if (!parsed.success) throw ValidationError.fromZod(parsed.error, 'invalid analysis request');
-    const existingId =
-      this.#byKey.get(parsed.data.idempotencyKey) ??
-      (this.#jobs.has(parsed.data.jobId) ? parsed.data.jobId : undefined);
+    const valid = checkedMessage(analysisRequestedSchema, request, 'invalid analysis request');
+    const existingId = this.#byKey.get(valid.idempotencyKey) ?? (this.#jobs.has(valid.jobId) ? valid.jobId : undefined);
     const existing = existingId === undefined ? undefined : this.#jobs.get(existingId);
     if (existing) return { job: existing, created: false };
-    const job = frozen(newJobRecord(parsed.data, this.#iso()));
+    const job = frozen(newJobRecord(valid, this.#iso()));
     this.#jobs.set(job.jobId, job);
     this.#byKey.set(job.idempotencyKey, job.jobId);
     return { job, created: true };
@@ -87,12 +81,11 @@ export class MemoryJobStore implements JobStore {
 
   /** {@inheritDoc JobStore.apply} */
   async apply(event: JobEvent): Promise<ApplyResult> {
-    const parsed = isValidated(event) ? { success: true as const, data: event } : jobEventSchema.safeParse(event);
-    if (!parsed.success) throw ValidationError.fromZod(parsed.error, 'invalid job event');
-    const job = this.#jobs.get(parsed.data.jobId);
+    const valid = checkedMessage(jobEventSchema, event, 'invalid job event');
+    const job = this.#jobs.get(valid.jobId);
     if (!job) return { outcome: 'unknown-job' };
     const now = this.#iso();
-    const decision = decide(job, parsed.data, now);
+    const decision = decide(job, valid, now);
     switch (decision.outcome) {
       case 'duplicate': {
         const current = decision.touch ? frozen({ ...job, updatedAt: now }) : job;

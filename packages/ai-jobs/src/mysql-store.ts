@@ -8,7 +8,7 @@ import mysql from 'mysql2/promise';
 import type { Pool, PoolConnection, RowDataPacket, ResultSetHeader } from 'mysql2/promise';
 import { z } from 'zod';
 import { CdssError, ValidationError } from '@cdss/core';
-import { isValidated } from './codec.js';
+import { checkedMessage } from './codec.js';
 import { analysisRequestedSchema, jobEventSchema, type AnalysisRequested, type JobEvent } from './protocol.js';
 import {
   decide,
@@ -152,11 +152,8 @@ export class MySqlJobStore implements JobStore {
 
   /** {@inheritDoc JobStore.create} */
   async create(request: AnalysisRequested): Promise<{ job: JobRecord; created: boolean }> {
-    const parsed = isValidated(request)
-      ? { success: true as const, data: request }
-      : analysisRequestedSchema.safeParse(request);
-    if (!parsed.success) throw ValidationError.fromZod(parsed.error, 'invalid analysis request');
-    const job = newJobRecord(parsed.data, new Date(this.#now()).toISOString());
+    const valid = checkedMessage(analysisRequestedSchema, request, 'invalid analysis request');
+    const job = newJobRecord(valid, new Date(this.#now()).toISOString());
     const [res] = await this.#pool.query<ResultSetHeader>(
       `INSERT IGNORE INTO ${this.#jobs} (job_id, idempotency_key, state, record, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)`,
       [job.jobId, job.idempotencyKey, job.state, JSON.stringify(job), sqlTime(job.createdAt), sqlTime(job.updatedAt)],
@@ -187,13 +184,12 @@ export class MySqlJobStore implements JobStore {
 
   /** {@inheritDoc JobStore.apply} */
   async apply(event: JobEvent): Promise<ApplyResult> {
-    const parsed = isValidated(event) ? { success: true as const, data: event } : jobEventSchema.safeParse(event);
-    if (!parsed.success) throw ValidationError.fromZod(parsed.error, 'invalid job event');
+    const valid = checkedMessage(jobEventSchema, event, 'invalid job event');
     const conn: PoolConnection = await this.#pool.getConnection();
     try {
       await conn.beginTransaction();
       const [rows] = await conn.query<RecordRow[]>(`SELECT record FROM ${this.#jobs} WHERE job_id = ? FOR UPDATE`, [
-        parsed.data.jobId,
+        valid.jobId,
       ]);
       const job = this.#parse(rows[0]);
       if (!job) {
@@ -201,7 +197,7 @@ export class MySqlJobStore implements JobStore {
         return { outcome: 'unknown-job' };
       }
       const now = new Date(this.#now()).toISOString();
-      const decision = decide(job, parsed.data, now);
+      const decision = decide(job, valid, now);
       let result: ApplyResult;
       switch (decision.outcome) {
         case 'duplicate': {
