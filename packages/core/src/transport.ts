@@ -384,6 +384,39 @@ function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): 
   });
 }
 
+/**
+ * The caller's `onHeaders` (run after `beforeHeaders`) and `onChunk` of a `chunks` request, wrapped so that an error
+ * they throw is recorded in `failed`/`error`: it goes back to the caller as it is, never translated.
+ */
+function chunkConsumer(options: RequestOptions<unknown>, beforeHeaders: () => void) {
+  const onChunk = options.onChunk as (chunk: Uint8Array) => void;
+  const consumer = {
+    failed: false,
+    error: undefined as unknown,
+    onHeaders: (headers: Record<string, string>, status: number): void => {
+      try {
+        beforeHeaders();
+        options.onHeaders?.(headers, status);
+      } catch (error) {
+        throw fail(error);
+      }
+    },
+    onChunk: (chunk: Uint8Array): void => {
+      try {
+        onChunk(chunk);
+      } catch (error) {
+        throw fail(error);
+      }
+    },
+  };
+  const fail = (error: unknown): unknown => {
+    consumer.failed = true;
+    consumer.error = error;
+    return error;
+  };
+  return consumer;
+}
+
 interface Prepared {
   method: HttpMethod;
   url: URL;
@@ -684,21 +717,10 @@ export class HttpTransport {
       const isOk = (status: number): boolean =>
         (status >= 200 && status < 300) || (options.acceptStatus?.(status) ?? false);
       let response: Pick<AxiosResponse<unknown>, 'status' | 'statusText' | 'headers' | 'data'>;
-      // An error of the caller's onHeaders/onChunk goes back to the caller as it is.
-      const consumer: { failed: boolean; error?: unknown } = { failed: false };
-      const guard =
-        <A extends unknown[]>(fn: (...args: A) => void) =>
-        (...args: A): void => {
-          try {
-            fn(...args);
-          } catch (error) {
-            consumer.failed = true;
-            consumer.error = error;
-            throw error;
-          }
-        };
+      // The headers of a returned response end the wait for a response.
+      const consumer = chunks ? chunkConsumer(options, () => clearTimeout(timer)) : undefined;
       try {
-        if (chunks && this.readsFromSocket(prepared)) {
+        if (consumer && this.readsFromSocket(prepared)) {
           const res = await socketGet({
             method: prepared.method,
             url: prepared.url,
@@ -706,11 +728,8 @@ export class HttpTransport {
             signal,
             tls: this.tlsOptions(),
             isOk,
-            onHeaders: guard((head: { headers: Record<string, string>; status: number }) => {
-              clearTimeout(timer);
-              options.onHeaders?.(head.headers, head.status);
-            }),
-            onChunk: guard(options.onChunk as (chunk: Uint8Array) => void),
+            onHeaders: (head) => consumer.onHeaders(head.headers, head.status),
+            onChunk: consumer.onChunk,
             idleTimeoutMs: timeoutMs,
             idleError: () =>
               new TimeoutError(`${prepared.method} ${prepared.displayUrl}: no data for ${timeoutMs} ms`, timeoutMs),
@@ -721,7 +740,7 @@ export class HttpTransport {
           response = await this.axios.request<unknown>(config);
         }
       } catch (error) {
-        if (consumer.failed) throw consumer.error;
+        if (consumer?.failed) throw consumer.error;
         // the socket read's idle limit
         if (TimeoutError.isInstance(error)) throw error;
         throw this.translateFailure(error, prepared, options.signal, timeout.signal);
@@ -750,13 +769,12 @@ export class HttpTransport {
           responseHeaders,
         });
       }
-      if (chunks) {
+      if (consumer) {
         if (response.data instanceof Readable) {
           // The axios path (proxy, custom adapter): the same hand-over from the stream.
-          const onChunk = guard(options.onChunk as (chunk: Uint8Array) => void);
           try {
-            guard(options.onHeaders ?? (() => undefined))(responseHeaders, response.status);
-            for await (const chunk of response.data) onChunk(chunk as Buffer);
+            consumer.onHeaders(responseHeaders, response.status);
+            for await (const chunk of response.data) consumer.onChunk(chunk as Buffer);
           } catch (error) {
             response.data.destroy();
             if (consumer.failed) throw consumer.error;
