@@ -426,7 +426,8 @@ export function analysisFeature(deps: AnalysisDeps): { routes: AnyRoute[]; start
         auditor.around(
           { principal, requestId, action: 'review', resource: `DiagnosticReport/${params.id}` },
           async (audit) => {
-            const before = await view(params.id);
+            const job = await getJob(params.id);
+            const before = toApiAnalysis(job, await reviews.get(params.id));
             audit.patientId = before.patientId;
             if (before.status !== 'succeeded')
               throw new ApiError(
@@ -442,7 +443,8 @@ export function analysisFeature(deps: AnalysisDeps): { routes: AnyRoute[]; start
               reviewedAt: new Date().toISOString(),
             });
             if (!decision.changed) throw new ApiError(409, 'conflict', `Already ${decision.record.status}`);
-            const after = await view(params.id);
+            // A succeeded job is final: only its review changed.
+            const after = toApiAnalysis(job, decision.record);
             await publishReport(after);
             if (after.review?.status === 'approved') {
               const assessment = reports.assess(after.patientId, await patientAnalyses(after.patientId));
