@@ -183,21 +183,19 @@ export function socketGet(options: SocketGetOptions): Promise<SocketResponse> {
     socket.write(head);
     socket.on('timeout', () => finish(options.idleError()));
     socket.on('error', (error) => finish(error));
+    const closedEarly = (): void => {
+      const error = new Error('connection closed before the response was complete') as Error & { code: string };
+      error.code = 'ECONNRESET';
+      finish(error);
+    };
     socket.on('end', () => {
       // The server closed its side: a body without Content-Length ends here; anything else ended early.
       if (settled) return;
       const result = parser.finish();
-      if (result instanceof Error || !response) {
-        const error = new Error('connection closed before the response was complete') as Error & { code: string };
-        error.code = 'ECONNRESET';
-        finish(error);
-      }
+      if (result instanceof Error || !response) closedEarly();
     });
     socket.on('close', () => {
-      if (settled) return;
-      const error = new Error('connection closed before the response was complete') as Error & { code: string };
-      error.code = 'ECONNRESET';
-      finish(error);
+      if (!settled) closedEarly();
     });
   });
 }
