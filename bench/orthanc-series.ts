@@ -25,13 +25,8 @@ import { join } from 'node:path';
 import { requireService } from '@cdss/core/testing';
 import { generatePhantom, writePhantomStudy, PHANTOM_MODALITIES, VoxelBufferPool } from '@cdss/imaging';
 import { OrthancClient, retrieveSeriesVolume } from '@cdss/orthanc-client';
+import { intEnv } from './_lib.js';
 
-function intEnv(name: string, fallback: number, max: number): number {
-  const raw = process.env[name];
-  const value = raw === undefined ? fallback : Number(raw);
-  if (!Number.isInteger(value) || value < 1 || value > max) throw new Error(`${name} must be an integer in 1..${max}`);
-  return value;
-}
 const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
   const m = Math.floor(s.length / 2);
