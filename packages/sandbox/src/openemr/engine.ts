@@ -123,9 +123,9 @@ export class OpenEmrEngine {
     };
     if (this.store.isEmpty) {
       const seed = options.seed ?? true;
-      if (seed === false) seedOpenEmr(this.store, { extraPatients: 0 });
-      else seedOpenEmr(this.store, { extraPatients: seed === true ? 0 : (seed.extraPatients ?? 0) });
+      seedOpenEmr(this.store, { extraPatients: typeof seed === 'object' ? (seed.extraPatients ?? 0) : 0 });
       if (seed === false) this.unseedClinicalData();
+      this.store.flush();
     }
     this.oauth = new OAuthServer(this.ctx, {
       passwordGrant: options.passwordGrant ?? true,
@@ -158,16 +158,9 @@ export class OpenEmrEngine {
     this.store.flush();
   }
 
+  /** Empties the clinical tables again after seeding (`seed: false`); the sequences keep their values. */
   private unseedClinicalData(): void {
     const t = this.store.tables;
-    t.patients = [];
-    t.encounters = [];
-    t.vitals = [];
-    t.soapNotes = [];
-    t.lists = [];
-    t.appointments = [];
-    t.prescriptions = [];
-    t.procedures = [];
     for (const name of [
       'patients',
       'encounters',
@@ -177,9 +170,10 @@ export class OpenEmrEngine {
       'appointments',
       'prescriptions',
       'procedures',
-    ] as const)
+    ] as const) {
+      t[name] = [];
       this.store.touch(name);
-    this.store.flush();
+    }
   }
 
   private add(method: string, path: string, auth: Route['auth'], handler: Handler, since8 = false): void {

@@ -307,7 +307,7 @@ const PATIENTS: SeedPatient[] = [
 ];
 
 /**
- * Fills an empty store with the demo data.
+ * Fills an empty store with the demo data and marks the tables changed (the caller flushes).
  * @param store - the store (must be empty)
  * @param options - `extraPatients` adds that many plain generated patients (for paging tests and benchmarks)
  */
@@ -666,5 +666,4 @@ export function seedOpenEmr(store: OpenEmrStore, options: { extraPatients?: numb
     'appointments',
   ] as const)
     store.touch(name);
-  store.flush();
 }
