@@ -9,7 +9,7 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { CdssError, ValidationError } from '@cdss/core';
-import { createMessage, createRequested, decodeMessage, encodeValidated, isoTime } from './codec.js';
+import { createMessage, createRequested, decodeMessage, encodeValidated, isoTime, parseOrThrow } from './codec.js';
 import { TERMINAL_STATES, type ApplyResult, type JobRecord, type JobStore, type JobTransition } from './job-state.js';
 import { errorSummary, silentLogger, type JobLogger } from './logger.js';
 import {
@@ -235,7 +235,7 @@ export class JobClient {
       case 'CancelAnalysis':
         return this.#cancel(command);
       case 'GetAnalysis': {
-        const { jobId } = parse(getAnalysisInputSchema, command.input, 'invalid GetAnalysis input');
+        const { jobId } = parseOrThrow(getAnalysisInputSchema, command.input, 'invalid GetAnalysis input');
         const job = await this.#store.get(jobId);
         if (!job) throw new JobNotFoundError(jobId);
         return job;
@@ -244,7 +244,7 @@ export class JobClient {
   }
 
   async #request(command: RequestAnalysis): Promise<JobRecord> {
-    const input = parse(requestAnalysisInputSchema, command.input, 'invalid RequestAnalysis input');
+    const input = parseOrThrow(requestAnalysisInputSchema, command.input, 'invalid RequestAnalysis input');
     // no look-up by idempotency key first: `store.create` is the one atomic check (it returns the first job for a
     // key it has seen), and a separate read would cost every request a store round trip
     const message = createRequested(
@@ -282,7 +282,7 @@ export class JobClient {
   }
 
   async #cancel(command: CancelAnalysis): Promise<JobRecord> {
-    const input = parse(cancelAnalysisInputSchema, command.input, 'invalid CancelAnalysis input');
+    const input = parseOrThrow(cancelAnalysisInputSchema, command.input, 'invalid CancelAnalysis input');
     const job = await this.#store.get(input.jobId);
     if (!job) throw new JobNotFoundError(input.jobId);
     if (TERMINAL_STATES.has(job.state)) return job;
@@ -450,10 +450,4 @@ export class JobClient {
     }
     await delivery.ack();
   }
-}
-
-function parse<S extends z.ZodType>(schema: S, input: unknown, message: string): z.output<S> {
-  const result = schema.safeParse(input);
-  if (!result.success) throw ValidationError.fromZod(result.error, message);
-  return result.data;
 }

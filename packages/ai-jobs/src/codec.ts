@@ -286,8 +286,7 @@ export function createSucceeded(
       },
       now,
     );
-  const parsed = analysisSucceededSchema.shape.result.safeParse(result);
-  if (!parsed.success) throw ValidationError.fromZod(parsed.error, 'invalid analysis.succeeded message');
+  const checked = parseOrThrow(analysisSucceededSchema.shape.result, result, 'invalid analysis.succeeded message');
   return trusted({
     protocol: PROTOCOL_NAME,
     version: PROTOCOL_VERSION,
@@ -297,7 +296,7 @@ export function createSucceeded(
     type: 'analysis.succeeded',
     workerId,
     ...(attempt === undefined ? {} : { attempt }),
-    result: parsed.data,
+    result: checked,
   });
 }
 
@@ -307,7 +306,5 @@ export function createSucceeded(
  * @internal
  */
 export function checkWorkerId(workerId: string): string {
-  const result = analysisAcceptedSchema.shape.workerId.safeParse(workerId);
-  if (!result.success) throw ValidationError.fromZod(result.error, 'invalid workerId');
-  return result.data;
+  return parseOrThrow(analysisAcceptedSchema.shape.workerId, workerId, 'invalid workerId');
 }

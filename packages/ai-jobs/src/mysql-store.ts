@@ -8,7 +8,7 @@ import mysql from 'mysql2/promise';
 import type { Pool, PoolConnection, RowDataPacket, ResultSetHeader } from 'mysql2/promise';
 import { z } from 'zod';
 import { CdssError, ValidationError } from '@cdss/core';
-import { checkedMessage } from './codec.js';
+import { checkedMessage, parseOrThrow } from './codec.js';
 import { analysisRequestedSchema, jobEventSchema, type AnalysisRequested, type JobEvent } from './protocol.js';
 import {
   decide,
@@ -86,21 +86,20 @@ export class MySqlJobStore implements JobStore {
    * @throws `ValidationError` (`@cdss/core`) for bad options; the driver's error when the database is unreachable
    */
   static async open(options: MySqlJobStoreOptions): Promise<MySqlJobStore> {
-    const parsed = optionsSchema.safeParse(options);
-    if (!parsed.success) throw ValidationError.fromZod(parsed.error, 'invalid MySqlJobStore options');
-    if (!options.pool && !parsed.data.url)
+    const opts = parseOrThrow(optionsSchema, options, 'invalid MySqlJobStore options');
+    if (!options.pool && !opts.url)
       throw new ValidationError('MySqlJobStore needs url or pool', [
         { path: 'url', message: 'required', code: 'invalid_type' },
       ]);
     const pool =
       options.pool ??
       mysql.createPool({
-        uri: parsed.data.url!,
-        connectionLimit: parsed.data.connectionLimit,
+        uri: opts.url!,
+        connectionLimit: opts.connectionLimit,
         timezone: 'Z',
         supportBigNumbers: true,
       });
-    const store = new MySqlJobStore(pool, !options.pool, parsed.data.tablePrefix, options.now ?? Date.now);
+    const store = new MySqlJobStore(pool, !options.pool, opts.tablePrefix, options.now ?? Date.now);
     try {
       await store.#migrate();
     } catch (error) {
