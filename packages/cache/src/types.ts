@@ -7,17 +7,8 @@ import { z } from 'zod';
 /** A JSON value: what a cache entry holds (the MySQL store keeps it as JSON text). */
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
 
-/** Schema of {@link JsonValue}, used where JSON comes back from storage or the wire. */
-export const jsonValueSchema: z.ZodType<JsonValue> = z.lazy(() =>
-  z.union([
-    z.string(),
-    z.number(),
-    z.boolean(),
-    z.null(),
-    z.array(jsonValueSchema),
-    z.record(z.string(), jsonValueSchema),
-  ]),
-);
+/** Schema of {@link JsonValue}, used where JSON comes back from storage or the wire (zod's own `z.json()`). */
+export const jsonValueSchema: z.ZodType<JsonValue> = z.json();
 
 /** Which tier answered a read: the in-process L1 or the shared L2 (MySQL). */
 export type CacheTier = 'l1' | 'l2';
