@@ -17,6 +17,7 @@ import {
   analysisRequestedSchema,
   jobIdSchema,
   jobPrioritySchema,
+  type AnalysisCancelled,
   type AnalysisRequested,
   type JobEvent,
 } from './protocol.js';
@@ -298,13 +299,18 @@ export class JobClient {
     const result = await this.#serial(input.jobId, () => this.#store.apply(message));
     if (result.outcome === 'applied') this.#notify(result, message);
     // tell the workers: a running job is aborted; a queued one is skipped when it comes up
-    await this.#t.publishEvent(CONTROL_CANCEL_ROUTING_KEY, {
-      body: encodeValidated(message),
-      messageId: message.messageId,
-      type: message.type,
-      correlationId: message.jobId,
-    });
+    await this.#tellWorkers(message);
     return result.job ?? job;
+  }
+
+  /** Publishes a cancellation to every worker (`control.cancel`) and waits for the broker's confirm. */
+  async #tellWorkers(cancel: AnalysisCancelled): Promise<void> {
+    await this.#t.publishEvent(CONTROL_CANCEL_ROUTING_KEY, {
+      body: encodeValidated(cancel),
+      messageId: cancel.messageId,
+      type: cancel.type,
+      correlationId: cancel.jobId,
+    });
   }
 
   /**
@@ -413,12 +419,7 @@ export class JobClient {
         },
         this.#now(),
       );
-      await this.#t.publishEvent(CONTROL_CANCEL_ROUTING_KEY, {
-        body: encodeValidated(cancel),
-        messageId: cancel.messageId,
-        type: cancel.type,
-        correlationId: cancel.jobId,
-      });
+      await this.#tellWorkers(cancel);
     } else {
       this.#log.debug({ jobId: event.jobId, type: event.type, outcome: result.outcome }, 'event not applied');
     }
