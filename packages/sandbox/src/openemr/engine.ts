@@ -374,18 +374,12 @@ export class OpenEmrEngine {
     const permission = isSearch ? 's' : permissionFor(route.method, lastIsParam);
     if (route.auth === 'api') {
       if (check.token.role !== 'users') return this.unauthorized();
-      if (!scopes.includes('api:oemr'))
-        return this.version === '8'
-          ? kernelError('8', 403, 'The request has insufficient permissions for the requested resource.')
-          : { status: 401, headers: {} };
+      if (!scopes.includes('api:oemr')) return this.forbidden();
       // Standard API resource: the last non-parameter segment (notes §2.6).
       const resource = [...route.segments].reverse().find((s) => !s.startsWith(':')) ?? '';
       if (!hasScope(scopes, 'user', resource, permission)) return this.unauthorized();
     } else {
-      if (!scopes.includes('api:fhir'))
-        return this.version === '8'
-          ? kernelError('8', 403, 'The request has insufficient permissions for the requested resource.')
-          : { status: 401, headers: {} };
+      if (!scopes.includes('api:fhir')) return this.forbidden();
       const resource = route.segments[3] ?? '';
       const context = check.token.role === 'system' ? 'system' : check.token.role === 'patient' ? 'patient' : 'user';
       if (check.token.role === 'patient' && route.method !== 'GET') return this.unauthorized();
@@ -396,6 +390,13 @@ export class OpenEmrEngine {
 
   private unauthorized(): EmulatorResponse {
     return this.version === '8' ? kernelError('8', 401, 'Unauthorized') : { status: 401, headers: {} };
+  }
+
+  /** A token without the API's base scope (`api:oemr` / `api:fhir`): 403 on 8.x, a bare 401 on 7.0. */
+  private forbidden(): EmulatorResponse {
+    return this.version === '8'
+      ? kernelError('8', 403, 'The request has insufficient permissions for the requested resource.')
+      : { status: 401, headers: {} };
   }
 }
 
