@@ -59,8 +59,12 @@ export interface HttpErrorOptions {
   message?: string | undefined;
 }
 
-/** Statuses that are worth retrying: request timeout, too early, too many requests, server errors. */
-const RETRYABLE_STATUSES = new Set([408, 425, 429, 500, 502, 503, 504]);
+/**
+ * Statuses that are worth retrying: request timeout, too early, too many requests, server errors. Also the retry
+ * policy's default `retryStatuses`.
+ * @internal
+ */
+export const RETRYABLE_STATUSES: ReadonlySet<number> = new Set([408, 425, 429, 500, 502, 503, 504]);
 
 /**
  * An HTTP request failed: an error status, or no response at all (then `status` is undefined).

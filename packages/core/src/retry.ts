@@ -8,7 +8,7 @@
  * @packageDocumentation
  */
 import { z } from 'zod';
-import { HttpError, TimeoutError, ValidationError } from './errors.js';
+import { HttpError, RETRYABLE_STATUSES, TimeoutError, ValidationError } from './errors.js';
 
 /**
  * Options of {@link createRetryPolicy}. All optional.
@@ -61,8 +61,6 @@ export interface RetryPolicy {
   nextDelay(context: RetryContext): number | undefined;
 }
 
-const DEFAULT_RETRY_STATUSES = [408, 425, 429, 500, 502, 503, 504] as const;
-
 /** Methods that are idempotent by definition (RFC 9110 §9.2.2), so a repeat cannot do harm. */
 const IDEMPOTENT_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 
@@ -71,7 +69,7 @@ const optionsSchema = z.object({
   baseDelayMs: z.number().min(0).default(200),
   maxDelayMs: z.number().min(0).default(10_000),
   maxRetryAfterMs: z.number().min(0).default(60_000),
-  retryStatuses: z.array(z.number().int().min(100).max(599)).default([...DEFAULT_RETRY_STATUSES]),
+  retryStatuses: z.array(z.number().int().min(100).max(599)).default([...RETRYABLE_STATUSES]),
   random: z.custom<() => number>((v) => typeof v === 'function').optional(),
 });
 
