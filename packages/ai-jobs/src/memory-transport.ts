@@ -170,6 +170,13 @@ class MemoryDelivery implements Delivery {
   }
 }
 
+/** A consumer of one {@link MemoryTransport}, on its queue. */
+interface ConsumerEntry {
+  queue: MemoryQueue;
+  consumer: QueueConsumer;
+  control: boolean;
+}
+
 /** Options of {@link MemoryTransport}. */
 export interface MemoryTransportOptions extends TopologyOptions {
   /** The shared broker; default a new one of its own. */
@@ -191,7 +198,7 @@ export class MemoryTransport implements JobTransport {
   readonly retryDelaysMs: readonly number[];
   readonly #names: ReturnType<typeof topologyNames>;
   readonly #prefix: string;
-  readonly #consumers = new Set<{ queue: MemoryQueue; consumer: QueueConsumer; control: boolean }>();
+  readonly #consumers = new Set<ConsumerEntry>();
   #closed = false;
 
   /** @param options - see {@link MemoryTransportOptions} */
@@ -289,17 +296,22 @@ export class MemoryTransport implements JobTransport {
       active: true,
     };
     queue.consumers.push(consumer);
-    const entry = { queue, consumer, control };
+    const entry: ConsumerEntry = { queue, consumer, control };
     this.#consumers.add(entry);
     queue.schedule();
     return {
       cancel: async () => {
-        consumer.active = false;
-        const i = queue.consumers.indexOf(consumer);
-        if (i >= 0) queue.consumers.splice(i, 1);
-        if (control) this.broker.controlQueues.delete(queue);
+        this.#detach(entry);
       },
     };
+  }
+
+  /** Stops deliveries to a consumer (the deliveries it holds stay valid until settled or the transport closes). */
+  #detach({ queue, consumer, control }: ConsumerEntry): void {
+    consumer.active = false;
+    const i = queue.consumers.indexOf(consumer);
+    if (i >= 0) queue.consumers.splice(i, 1);
+    if (control) this.broker.controlQueues.delete(queue);
   }
 
   async consumeRequests(handler: DeliveryHandler, options: ConsumeOptions): Promise<Consumer> {
@@ -345,12 +357,9 @@ export class MemoryTransport implements JobTransport {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    for (const { queue, consumer, control } of this.#consumers) {
-      consumer.active = false;
-      const i = queue.consumers.indexOf(consumer);
-      if (i >= 0) queue.consumers.splice(i, 1);
-      if (control) this.broker.controlQueues.delete(queue);
-      for (const d of [...consumer.unsettled]) await d.requeue();
+    for (const entry of this.#consumers) {
+      this.#detach(entry);
+      for (const d of [...entry.consumer.unsettled]) await d.requeue();
     }
     this.#consumers.clear();
   }
