@@ -5,7 +5,6 @@
  * radiologist then approves or rejects.
  */
 import { randomUUID } from 'node:crypto';
-import { extendZodWithOpenApi } from '@asteasolutions/zod-to-openapi';
 import { z } from 'zod';
 import type { Logger } from 'pino';
 import {
@@ -39,9 +38,7 @@ import type { ServerMetrics } from '../metrics.js';
 import type { Auditor } from './auditor.js';
 import type { FhirSync, ImagingArchive } from './ports.js';
 import type { ReviewRecord, ReviewStore } from './reviews.js';
-import { dicomUidSchema, gridHeaders } from './studies.js';
-
-extendZodWithOpenApi(z);
+import { binaryBodySchema, dicomUidSchema, gridResponse } from './studies.js';
 
 /** Turns results into FHIR and longitudinal assessments (over `@cdss/fhir-mapper`). */
 export interface ReportBuilder {
@@ -384,7 +381,7 @@ export function analysisFeature(deps: AnalysisDeps): { routes: AnyRoute[]; start
       response: {
         status: 200,
         description: 'Uint8 labels, i fastest',
-        schema: z.instanceof(Buffer).openapi({ type: 'string', format: 'binary' }),
+        schema: binaryBodySchema,
         contentType: 'application/octet-stream',
       },
       errors: [404, 409],
@@ -404,10 +401,7 @@ export function analysisFeature(deps: AnalysisDeps): { routes: AnyRoute[]; start
               },
               job.request.series.t1c,
             );
-            return {
-              body: Buffer.from(grid.data.buffer, grid.data.byteOffset, grid.data.byteLength),
-              headers: gridHeaders(grid),
-            };
+            return gridResponse(grid);
           },
         ),
     }),

@@ -17,15 +17,24 @@ export const dicomUidSchema = z
   .max(64)
   .regex(/^[0-9]+(\.[0-9]+)*$/, 'a DICOM UID');
 
+/** The OpenAPI schema of a raw binary answer. */
+export const binaryBodySchema = z.instanceof(Buffer).openapi({ type: 'string', format: 'binary' });
+
 /**
- * Headers describing a binary voxel grid.
- * @param grid - dims and spacing
+ * A voxel grid as a binary answer: the voxels' bytes (no copy), dims and spacing in `X-Volume-*` headers.
+ * @param grid - dims, spacing and voxels
  */
-export function gridHeaders(grid: Pick<VoxelGrid<Float32Array>, 'dims' | 'spacing'>): Record<string, string> {
+export function gridResponse(grid: VoxelGrid<Float32Array | Uint8Array>): {
+  body: Buffer;
+  headers: Record<string, string>;
+} {
   return {
-    'X-Volume-Dims': grid.dims.join(','),
-    'X-Volume-Spacing': grid.spacing.join(','),
-    'Cache-Control': 'private, max-age=300',
+    body: Buffer.from(grid.data.buffer, grid.data.byteOffset, grid.data.byteLength),
+    headers: {
+      'X-Volume-Dims': grid.dims.join(','),
+      'X-Volume-Spacing': grid.spacing.join(','),
+      'Cache-Control': 'private, max-age=300',
+    },
   };
 }
 
@@ -71,7 +80,7 @@ export function studyRoutes(deps: { archive: ImagingArchive; auditor: Auditor })
       response: {
         status: 200,
         description: 'Float32 voxels, i fastest',
-        schema: z.instanceof(Buffer).openapi({ type: 'string', format: 'binary' }),
+        schema: binaryBodySchema,
         contentType: 'application/octet-stream',
       },
       errors: [404, 503],
@@ -87,11 +96,7 @@ export function studyRoutes(deps: { archive: ImagingArchive; auditor: Auditor })
             const study = await archive.study(params.studyUid);
             if (study?.patientId) audit.patientId = study.patientId;
             if (!study?.series.some((s) => s.uid === params.seriesUid)) throw notFound('Series');
-            const grid = await archive.seriesVolume(params.studyUid, params.seriesUid);
-            return {
-              body: Buffer.from(grid.data.buffer, grid.data.byteOffset, grid.data.byteLength),
-              headers: gridHeaders(grid),
-            };
+            return gridResponse(await archive.seriesVolume(params.studyUid, params.seriesUid));
           },
         ),
     }),
