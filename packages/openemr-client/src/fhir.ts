@@ -180,6 +180,29 @@ export class FhirNamespace {
     );
   }
 
+  /** Sends a FHIR write; a 400 becomes a {@link ValidationError} from its OperationOutcome. */
+  private async write(
+    method: 'POST' | 'PUT',
+    path: string,
+    resource: { resourceType: string },
+    signal: AbortSignal | undefined,
+  ): Promise<unknown> {
+    const res = await sendWithSession<unknown>(
+      this.transport,
+      {
+        method,
+        path,
+        body: resource,
+        signal,
+        headers: { 'content-type': 'application/fhir+json', accept: 'application/json' },
+        acceptStatus: (s) => s === 400,
+      },
+      this.reauth,
+    );
+    if (res.status === 400) throw outcomeError(res.data, `OpenEMR refused the ${resource.resourceType}`);
+    return res.data;
+  }
+
   /**
    * Reads a resource; `undefined` when OpenEMR has none (404 `[]`).
    * @param type - the resource type
@@ -283,20 +306,8 @@ export class FhirNamespace {
     options: { signal?: AbortSignal | undefined } = {},
   ): Promise<FhirCreated> {
     checkWrite(resource);
-    const res = await sendWithSession<unknown>(
-      this.transport,
-      {
-        method: 'POST',
-        path: `fhir/${resource.resourceType}`,
-        body: resource,
-        signal: options.signal,
-        headers: { 'content-type': 'application/fhir+json', accept: 'application/json' },
-        acceptStatus: (s) => s === 400,
-      },
-      this.reauth,
-    );
-    if (res.status === 400) throw outcomeError(res.data, `OpenEMR refused the ${resource.resourceType}`);
-    const parsed = fhirCreatedSchema.safeParse(res.data);
+    const data = await this.write('POST', `fhir/${resource.resourceType}`, resource, options.signal);
+    const parsed = fhirCreatedSchema.safeParse(data);
     if (!parsed.success)
       throw ValidationError.fromZod(parsed.error, `Invalid answer to FHIR ${resource.resourceType} create`);
     return { id: parsed.data.uuid, pid: resource.resourceType === 'Patient' ? parsed.data.pid : undefined };
@@ -317,20 +328,8 @@ export class FhirNamespace {
         { path: 'id', message: 'must be the resource uuid', code: 'invalid_format' },
       ]);
     }
-    const res = await sendWithSession<unknown>(
-      this.transport,
-      {
-        method: 'PUT',
-        path: `fhir/${resource.resourceType}/${resource.id}`,
-        body: resource,
-        signal: options.signal,
-        headers: { 'content-type': 'application/fhir+json', accept: 'application/json' },
-        acceptStatus: (s) => s === 400,
-      },
-      this.reauth,
-    );
-    if (res.status === 400) throw outcomeError(res.data, `OpenEMR refused the ${resource.resourceType}`);
-    const parsed = fhirResourceSchema.extend({ resourceType: z.literal(resource.resourceType) }).safeParse(res.data);
+    const data = await this.write('PUT', `fhir/${resource.resourceType}/${resource.id}`, resource, options.signal);
+    const parsed = fhirResourceSchema.extend({ resourceType: z.literal(resource.resourceType) }).safeParse(data);
     if (!parsed.success)
       throw ValidationError.fromZod(parsed.error, `Invalid answer to FHIR ${resource.resourceType} update`);
     return parsed.data as unknown as R;
