@@ -534,7 +534,7 @@ export class AmqpTransport implements JobTransport {
     }
   }
 
-  #props(message: OutgoingMessage, extraHeaders: Record<string, unknown> = {}): Options.Publish {
+  #props(message: OutgoingMessage): Options.Publish {
     return {
       persistent: true,
       contentType: 'application/json',
@@ -544,7 +544,7 @@ export class AmqpTransport implements JobTransport {
       priority: Math.max(0, Math.min(9, message.priority ?? 0)),
       appId: 'cdss-ai-jobs',
       timestamp: Math.floor(Date.now() / 1000),
-      headers: { ...message.headers, ...extraHeaders },
+      headers: { ...message.headers },
     };
   }
 
