@@ -349,7 +349,6 @@ export class AmqpTransport implements JobTransport {
         // a channel-level error (e.g. a declaration mismatch) closes only the channel: rebuild everything
         if (this.#generation === generation && !this.#closed) void conn.close().catch(() => {});
       });
-      pub.on('drain', () => {});
       for (const spec of this.#consumers) if (!spec.cancelled) await this.#startConsumer(spec, conn, generation);
       this.#log.info({ url: redactUrl(this.#opts.url), generation }, 'amqp connected');
       this.#ready.resolve();
