@@ -21,6 +21,7 @@ import {
   systemClock,
   type Clock,
   type Logger,
+  type OAuth2Token,
   type TokenProvider,
 } from '@cdss/core';
 import { SignJWT, importJWK, importPKCS8, type JWK } from 'jose';
@@ -435,6 +436,21 @@ async function toSigningKey(
   return key;
 }
 
+/**
+ * `fetchToken` over `obtain`: concurrent calls share one request, so a burst of expiries makes a single
+ * token request and a rotated refresh token is never used twice.
+ */
+function sharedFetch(obtain: () => Promise<TokenSet>): () => Promise<OAuth2Token> {
+  let inflight: Promise<TokenSet> | undefined;
+  return async () => {
+    inflight ??= obtain().finally(() => {
+      inflight = undefined;
+    });
+    const t = await inflight;
+    return { accessToken: t.accessToken, expiresAt: t.expiresAt };
+  };
+}
+
 /** Options of {@link createPasswordTokenProvider}. */
 export interface PasswordTokenProviderOptions extends PasswordGrantInput {
   /** The OAuth client. */
@@ -454,7 +470,6 @@ export function createPasswordTokenProvider(
   options: PasswordTokenProviderOptions,
 ): TokenProvider & { readonly tokens: TokenSet | undefined } {
   let tokens: TokenSet | undefined;
-  let inflight: Promise<TokenSet> | undefined;
   const obtain = async (): Promise<TokenSet> => {
     if (tokens?.refreshToken !== undefined) {
       try {
@@ -469,19 +484,13 @@ export function createPasswordTokenProvider(
     get tokens() {
       return tokens;
     },
-    async fetchToken() {
-      inflight ??= obtain()
-        .then((t) => {
-          tokens = t;
-          options.onTokens?.(t);
-          return t;
-        })
-        .finally(() => {
-          inflight = undefined;
-        });
-      const t = await inflight;
-      return { accessToken: t.accessToken, expiresAt: t.expiresAt };
-    },
+    fetchToken: sharedFetch(() =>
+      obtain().then((t) => {
+        tokens = t;
+        options.onTokens?.(t);
+        return t;
+      }),
+    ),
   };
 }
 
@@ -496,22 +505,14 @@ export function createRefreshTokenProvider(options: {
   onTokens?: ((tokens: TokenSet) => void) | undefined;
 }): TokenProvider {
   let refreshToken = options.refreshToken;
-  let inflight: Promise<TokenSet> | undefined;
   return {
-    async fetchToken() {
-      inflight ??= options.oauth
-        .refresh(refreshToken)
-        .then((t) => {
-          if (t.refreshToken !== undefined) refreshToken = t.refreshToken;
-          options.onTokens?.(t);
-          return t;
-        })
-        .finally(() => {
-          inflight = undefined;
-        });
-      const t = await inflight;
-      return { accessToken: t.accessToken, expiresAt: t.expiresAt };
-    },
+    fetchToken: sharedFetch(() =>
+      options.oauth.refresh(refreshToken).then((t) => {
+        if (t.refreshToken !== undefined) refreshToken = t.refreshToken;
+        options.onTokens?.(t);
+        return t;
+      }),
+    ),
   };
 }
 
@@ -523,14 +524,5 @@ export function createRefreshTokenProvider(options: {
 export function createClientCredentialsTokenProvider(
   options: ClientCredentialsInput & { oauth: OpenEmrOAuth },
 ): TokenProvider {
-  let inflight: Promise<TokenSet> | undefined;
-  return {
-    async fetchToken() {
-      inflight ??= options.oauth.clientCredentials(options).finally(() => {
-        inflight = undefined;
-      });
-      const t = await inflight;
-      return { accessToken: t.accessToken, expiresAt: t.expiresAt };
-    },
-  };
+  return { fetchToken: sharedFetch(() => options.oauth.clientCredentials(options)) };
 }
