@@ -65,8 +65,10 @@ export function orthancArchive(client: OrthancClient): ImagingArchive {
       return study ? withSeries(study) : undefined;
     },
     async seriesVolume(studyUid, seriesUid) {
-      const volume = await retrieveSeriesVolume(client.dicomweb, studyUid, seriesUid);
-      return { dims: volume.dims, spacing: volume.spacing, data: Float32Array.from(volume.data) };
+      // Float32 straight from the assembler, so the volume is not copied a second time per request.
+      const volume = await retrieveSeriesVolume(client.dicomweb, studyUid, seriesUid, { output: 'float32' });
+      const data = volume.data instanceof Float32Array ? volume.data : Float32Array.from(volume.data);
+      return { dims: volume.dims, spacing: volume.spacing, data };
     },
     async segmentation(studyUid, seg, sourceSeriesUid) {
       const source = await retrieveSeriesVolume(client.dicomweb, studyUid, sourceSeriesUid);
