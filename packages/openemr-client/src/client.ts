@@ -243,6 +243,13 @@ interface Ctx {
   version: OpenEmrVersion;
 }
 
+/** Refuses the write with {@link OpenEmrConflictError} when `current` is not the version the caller read. */
+function checkVersion(expected: string | undefined, target: string, current: object): void {
+  if (expected === undefined) return;
+  const version = recordVersion(current);
+  if (version !== expected) throw new OpenEmrConflictError(target, expected, version);
+}
+
 async function guarded<T extends object>(
   expected: string | undefined,
   target: string,
@@ -251,8 +258,7 @@ async function guarded<T extends object>(
   if (expected === undefined) return;
   const current = await read();
   if (current === undefined) throw new OpenEmrNotFoundError(target);
-  const version = recordVersion(current);
-  if (version !== expected) throw new OpenEmrConflictError(target, expected, version);
+  checkVersion(expected, target, current);
 }
 
 /** `client.patients`: `/api/patient` (uuid routes). */
@@ -588,9 +594,7 @@ export class SoapNotesNamespace {
     const patch = parseInput(soapNoteInputSchema, input, 'SOAP note update');
     const current = await this.get(key, sid, options);
     if (current === undefined) throw new OpenEmrNotFoundError('SOAP note');
-    if (options.expectedVersion !== undefined && recordVersion(current) !== options.expectedVersion) {
-      throw new OpenEmrConflictError('SOAP note', options.expectedVersion, recordVersion(current));
-    }
+    checkVersion(options.expectedVersion, 'SOAP note', current);
     const body: Record<string, string> = {};
     for (const k of ['subjective', 'objective', 'assessment', 'plan'] as const) {
       const value = patch[k] ?? current[k];
