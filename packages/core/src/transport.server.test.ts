@@ -211,6 +211,22 @@ describe('HttpTransport on a real socket', () => {
     expect(up.at(-1)).toBe(100_000);
   });
 
+  it('sends a plain Uint8Array body (a view of part of a larger buffer) as its bytes', async () => {
+    let received = Buffer.alloc(0);
+    handler = (req, res) => {
+      const parts: Buffer[] = [];
+      req.on('data', (c: Buffer) => parts.push(c));
+      req.on('end', () => {
+        received = Buffer.concat(parts);
+        res.end();
+      });
+    };
+    const whole = new Uint8Array([9, 1, 2, 3, 9]);
+    const t = new HttpTransport({ baseUrl: base });
+    await t.request({ method: 'PUT', path: 'bytes', body: whole.subarray(1, 4), responseType: 'text' });
+    expect([...received]).toEqual([1, 2, 3]);
+  });
+
   it('sends a Readable body once and never retries it', async () => {
     let received = 0;
     handler = (req, res) => {

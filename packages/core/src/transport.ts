@@ -650,7 +650,9 @@ export class HttpTransport {
     } else if (body instanceof Readable) {
       replayable = false;
       bodyHeaders['content-type'] = 'application/octet-stream';
-    } else if (Buffer.isBuffer(body) || body instanceof Uint8Array) {
+    } else if (body instanceof Uint8Array) {
+      // axios sends Buffers but refuses other typed arrays: a view of the same memory, no copy.
+      if (!Buffer.isBuffer(body)) body = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
       bodyHeaders['content-type'] = 'application/octet-stream';
     } else if (typeof body === 'string') {
       bodyHeaders['content-type'] = 'text/plain; charset=utf-8';
