@@ -364,7 +364,7 @@ export class OrthancClient {
     const res = await this.transport.request({
       method: 'POST',
       path: 'instances',
-      body: asBuffer(file),
+      body: file,
       headers: { 'content-type': 'application/dicom' },
       schema: uploadResultSchema,
       signal: options.signal,
@@ -411,7 +411,7 @@ export class OrthancClient {
     const res = await this.transport.request({
       method: 'POST',
       path: 'instances',
-      body: asBuffer(zip),
+      body: zip,
       headers: { 'content-type': 'application/zip' },
       schema: uploadAnswerSchema,
       signal: options.signal,
@@ -645,11 +645,6 @@ export class JobFailedError extends CdssError {
     });
     this.job = job;
   }
-}
-
-/** A Uint8Array as a Buffer over the same memory (axios sends Buffers, not plain Uint8Arrays). */
-function asBuffer(bytes: Uint8Array): Buffer {
-  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 /** A Buffer/ArrayBuffer answer as a Uint8Array view. */
