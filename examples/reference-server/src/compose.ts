@@ -40,7 +40,7 @@ import {
 import { FhirAdapter, MemoryOutbox, MySqlOutbox, OutboxProcessor, type SyncOutbox } from '@cdss/fhir-mapper';
 import { CDSS_SCOPES, createOpenEmrClient, type OpenEmrClient } from '@cdss/openemr-client';
 import { OrthancClient } from '@cdss/orthanc-client';
-import { SegmentationModel, generatePhantom, writePhantomStudy } from '@cdss/imaging';
+import { generatePhantom, writePhantomStudy } from '@cdss/imaging';
 import {
   createDicomStoreEmulator,
   createEmbeddedFhirServer,
@@ -69,7 +69,7 @@ import { outboxFhirSync } from './adapters/fhir-sync.js';
 import { fhirReports } from './adapters/reports.js';
 import { instrument } from './adapters/instrument.js';
 import { ApiError } from './http/errors.js';
-import { createAiWorker, lazyModel, type AiWorker } from './worker/service.js';
+import { createAiWorker, lazyModel, loadModel, type AiWorker } from './worker/service.js';
 import { modelRef } from './worker/analysis.js';
 
 /** A composed, not yet listening server with everything it started. */
@@ -139,16 +139,6 @@ export interface PhantomGrid {
 
 /** The demo model's training grid (64×64×48 at 3.75 mm covers a 240×240×180 mm head). */
 export const DEMO_GRID: PhantomGrid = { dims: [64, 64, 48], spacing: [3.75, 3.75, 3.75] };
-
-/**
- * Loads the model the worker serves: a manifest file, or a MONAI bundle folder.
- * @param path - `manifest.json`, or a bundle folder with `configs/` and `models/`
- */
-export async function loadModel(path: string): Promise<SegmentationModel> {
-  return path.endsWith('.json')
-    ? SegmentationModel.load({ manifestPath: path })
-    : SegmentationModel.load({ bundleDir: path });
-}
 
 /**
  * Builds the server and every adapter from the configuration.

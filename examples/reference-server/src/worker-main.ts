@@ -11,9 +11,8 @@ import { basicAuth } from '@cdss/core';
 import { AmqpTransport } from '@cdss/ai-jobs';
 import { OrthancClient } from '@cdss/orthanc-client';
 import { createLogger } from './logger.js';
-import { createAiWorker, lazyModel } from './worker/service.js';
+import { createAiWorker, lazyModel, loadModel } from './worker/service.js';
 import { DEMO_MODEL_BUNDLE } from './paths.js';
-import { loadModel } from './compose.js';
 
 const envSchema = z.object({
   AMQP_URL: z.url({ protocol: /^amqps?$/ }),

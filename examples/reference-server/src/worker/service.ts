@@ -8,7 +8,7 @@ import { timingSafeEqual, createHash, randomUUID } from 'node:crypto';
 import express from 'express';
 import { z } from 'zod';
 import { JobFailure, JobWorker, type JobTransport } from '@cdss/ai-jobs';
-import { StudySeriesError, VoxelBufferPool, type SegmentationModel } from '@cdss/imaging';
+import { SegmentationModel, StudySeriesError, VoxelBufferPool } from '@cdss/imaging';
 import { findStudySeries, type DicomWebClient } from '@cdss/orthanc-client';
 import type { Logger } from 'pino';
 import { analyseStudy, modelRef, type PreprocessHook } from './analysis.js';
@@ -22,6 +22,16 @@ export interface ModelProvider {
   /** @throws {@link JobFailure} `unsupported-model` when the model cannot be loaded */
   get(): Promise<SegmentationModel>;
   close(): Promise<void>;
+}
+
+/**
+ * Loads the model the worker serves: a manifest file, or a MONAI bundle folder.
+ * @param path - `manifest.json`, or a bundle folder with `configs/` and `models/`
+ */
+export async function loadModel(path: string): Promise<SegmentationModel> {
+  return path.endsWith('.json')
+    ? SegmentationModel.load({ manifestPath: path })
+    : SegmentationModel.load({ bundleDir: path });
 }
 
 /**

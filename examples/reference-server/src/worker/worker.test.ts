@@ -32,9 +32,9 @@ import {
 import { OrthancClient } from '@cdss/orthanc-client';
 import { createDicomStoreEmulator, type DicomStoreEmulator } from '@cdss/sandbox';
 import { createLogger } from '../logger.js';
-import { DEMO_GRID, loadModel } from '../compose.js';
+import { DEMO_GRID } from '../compose.js';
 import { DEMO_MODEL_BUNDLE } from '../paths.js';
-import { createAiWorker, lazyModel, type AiWorker, type ModelProvider } from './service.js';
+import { createAiWorker, lazyModel, loadModel, type AiWorker, type ModelProvider } from './service.js';
 import { analyseStudy, modelRef } from './analysis.js';
 
 const root = mkdtempSync(join(tmpdir(), 'cdss-worker-'));
