@@ -20,16 +20,11 @@ import amqp from 'amqplib';
 import { requireService } from '@cdss/core/testing';
 import { AmqpTransport, JobClient, JobWorker, MemoryJobStore, RequestAnalysis, encodeMessage } from '@cdss/ai-jobs';
 import { noopHandler, sampleRequest, sampleRequestInput } from '@cdss/ai-jobs/testing';
+import { intEnv } from './_lib.js';
 
 const WINDOW = 256;
 const log = (line: string): void => void process.stderr.write(`${line}\n`);
 
-function intEnv(name: string, fallback: number, max: number): number {
-  const raw = process.env[name];
-  const value = raw === undefined ? fallback : Number(raw);
-  if (!Number.isInteger(value) || value < 1 || value > max) throw new Error(`${name} must be an integer in 1..${max}`);
-  return value;
-}
 const roundMs = intEnv('BENCH_ROUND_MS', 2_000, 20_000);
 const rounds = intEnv('BENCH_ROUNDS', 5, 15);
 const warmupMs = intEnv('BENCH_WARMUP_MS', 1_000, 10_000);
