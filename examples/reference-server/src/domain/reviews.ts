@@ -22,7 +22,6 @@ export interface ReviewStore {
   get(jobId: string): Promise<ReviewRecord | undefined>;
   /** Records a decision; refuses to change a decision already made (returns the existing one). */
   decide(record: ReviewRecord): Promise<{ record: ReviewRecord; changed: boolean }>;
-  all(): Promise<ReviewRecord[]>;
 }
 
 /**
@@ -60,9 +59,6 @@ export async function createReviewStore(file?: string): Promise<ReviewStore> {
       records.set(record.jobId, record);
       await persist();
       return { record, changed: true };
-    },
-    async all() {
-      return [...records.values()];
     },
   };
 }
