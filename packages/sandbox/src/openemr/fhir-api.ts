@@ -14,6 +14,7 @@ import {
   type EngineContext,
   type RouteInput,
 } from './context.js';
+import { blankPatientRow } from './rows.js';
 import { isUuid, validateFields } from './validate.js';
 import type { EncounterRow, FacilityRow, ListRow, PatientRow, PrescriptionRow, UserRow, VitalRow } from './types.js';
 import type { StandardApi } from './standard-api.js';
@@ -665,7 +666,7 @@ export class FhirApi {
     if (Object.keys(errors).length > 0) return operationOutcome(400, JSON.stringify(errors), 'required');
     const id = this.ctx.store.nextId('patient_data.id');
     const pid = this.ctx.store.nextId('patient_data.pid');
-    const row = this.standard.blankPatient(String(id), String(pid), makeUuid());
+    const row = blankPatientRow(String(id), String(pid), makeUuid(), mysqlDateTime(this.ctx.now()));
     Object.assign(row, mapped.columns);
     row.pubpid = String(pid);
     this.t.patients.push(row);

@@ -8,6 +8,7 @@
  */
 import { makeUuid } from './context.js';
 import { hashPassword } from './oauth.js';
+import { blankListRow, blankPatientRow, blankUserRow } from './rows.js';
 import type { OpenEmrStore } from './store.js';
 import type { EncounterRow, ListRow, PatientRow, UserRow } from './types.js';
 
@@ -330,23 +331,8 @@ export function seedOpenEmr(store: OpenEmrStore, options: { extraPatients?: numb
   store.touch('facilities');
   const user = (key: string, fields: Partial<UserRow>): UserRow => {
     const row: UserRow = {
-      id: String(store.nextId('users.id')),
-      uuid: makeUuid(`user:${key}`),
-      username: '',
-      password: null,
-      authorized: '1',
-      title: '',
-      fname: '',
-      mname: '',
-      lname: '',
-      npi: '',
-      email: '',
-      specialty: '',
+      ...blankUserRow(String(store.nextId('users.id')), makeUuid(`user:${key}`)),
       facility_id: facility.id,
-      federaltaxid: '',
-      federaldrugid: '',
-      upin: '',
-      active: '1',
       ...fields,
     };
     t.users.push(row);
@@ -428,37 +414,10 @@ export function seedOpenEmr(store: OpenEmrStore, options: { extraPatients?: numb
     const id = store.nextId('patient_data.id');
     const pid = store.nextId('patient_data.pid');
     const row: PatientRow = {
-      id: String(id),
-      pid: String(pid),
-      uuid: makeUuid(`patient:${key}`),
+      ...blankPatientRow(String(id), String(pid), makeUuid(`patient:${key}`), now),
       pubpid: String(pid),
-      title: '',
-      fname: '',
-      mname: '',
-      lname: '',
-      DOB: '',
-      sex: '',
-      ss: '',
-      street: '',
-      postal_code: '',
-      city: '',
-      state: '',
-      county: '',
       country_code: 'US',
-      drivers_license: '',
-      contact_relationship: '',
-      phone_contact: '',
-      phone_home: '',
-      phone_biz: '',
-      phone_cell: '',
-      email: '',
-      email_direct: '',
-      race: '',
-      ethnicity: '',
-      status: '',
       providerID: oncologist.id,
-      date: now,
-      regdate: now,
       ...fields,
     };
     t.patients.push(row);
@@ -466,23 +425,14 @@ export function seedOpenEmr(store: OpenEmrStore, options: { extraPatients?: numb
   };
   const list = (type: ListRow['type'], pid: string, key: string, fields: Partial<ListRow>): void => {
     t.lists.push({
-      id: String(store.nextId('lists.id')),
-      uuid: makeUuid(`list:${key}`),
-      pid,
-      type,
-      title: '',
-      begdate: null,
-      enddate: null,
-      diagnosis: '',
-      comments: null,
-      activity: '1',
-      outcome: '0',
-      occurrence: '0',
-      verification: 'confirmed',
-      reaction: '',
-      severity_al: '',
-      user: admin.username,
-      date: now,
+      ...blankListRow({
+        id: String(store.nextId('lists.id')),
+        uuid: makeUuid(`list:${key}`),
+        pid,
+        type,
+        user: admin.username,
+        date: now,
+      }),
       ...fields,
     });
   };

@@ -16,6 +16,7 @@ import {
   type EngineContext,
   type RouteInput,
 } from './context.js';
+import { blankListRow, blankPatientRow, blankUserRow } from './rows.js';
 import { decodePhpBody, validateFields, type FieldRule, type ParticleErrors } from './validate.js';
 import type {
   AppointmentRow,
@@ -336,7 +337,7 @@ export class StandardApi {
     if (Object.keys(errors).length > 0) return envelope(400, [], { validationErrors: errors });
     const id = this.ctx.store.nextId('patient_data.id');
     const pid = this.ctx.store.nextId('patient_data.pid');
-    const row = this.blankPatient(String(id), String(pid), makeUuid());
+    const row = blankPatientRow(String(id), String(pid), makeUuid(), this.now());
     this.applyPatient(row, body);
     if (row.pubpid === '') row.pubpid = String(pid);
     row.providerID = user?.id ?? null;
@@ -355,45 +356,6 @@ export class StandardApi {
     this.applyPatient(row, body);
     this.ctx.store.touch('patients');
     return envelope(200, this.patientView(row));
-  }
-
-  /** A fresh `patient_data` row. */
-  blankPatient(id: string, pid: string, uuid: string): PatientRow {
-    const now = this.now();
-    const row: PatientRow = {
-      id,
-      pid,
-      uuid,
-      pubpid: '',
-      title: '',
-      fname: '',
-      mname: '',
-      lname: '',
-      DOB: '',
-      sex: '',
-      ss: '',
-      street: '',
-      postal_code: '',
-      city: '',
-      state: '',
-      county: '',
-      country_code: '',
-      drivers_license: '',
-      contact_relationship: '',
-      phone_contact: '',
-      phone_home: '',
-      phone_biz: '',
-      phone_cell: '',
-      email: '',
-      email_direct: '',
-      race: '',
-      ethnicity: '',
-      status: '',
-      providerID: null,
-      date: now,
-      regdate: now,
-    };
-    return row;
   }
 
   private applyPatient(row: PatientRow, body: Record<string, unknown>): void {
@@ -757,26 +719,14 @@ export class StandardApi {
     body: Record<string, unknown>,
     user: UserRow | undefined,
   ): ListRow {
-    const id = this.ctx.store.nextId('lists.id');
-    const row: ListRow = {
-      id: String(id),
+    const row = blankListRow({
+      id: String(this.ctx.store.nextId('lists.id')),
       uuid: makeUuid(),
       pid,
       type,
-      title: '',
-      begdate: null,
-      enddate: null,
-      diagnosis: '',
-      comments: null,
-      activity: '1',
-      outcome: '0',
-      occurrence: '0',
-      verification: 'confirmed',
-      reaction: '',
-      severity_al: '',
       user: user?.username ?? '',
       date: this.now(),
-    };
+    });
     this.applyList(row, body);
     return row;
   }
@@ -1254,25 +1204,7 @@ export class StandardApi {
     const errors = this.practitionerErrors(body, true);
     if (Object.keys(errors).length > 0) return envelope(400, [], { validationErrors: errors });
     const id = this.ctx.store.nextId('users.id');
-    const row: UserRow = {
-      id: String(id),
-      uuid: makeUuid(),
-      username: '',
-      password: null,
-      authorized: '1',
-      title: '',
-      fname: '',
-      mname: '',
-      lname: '',
-      npi: '',
-      email: '',
-      specialty: '',
-      facility_id: null,
-      federaltaxid: '',
-      federaldrugid: '',
-      upin: '',
-      active: '1',
-    };
+    const row = blankUserRow(String(id), makeUuid());
     this.applyPractitioner(row, body);
     this.t.users.push(row);
     this.ctx.store.touch('users');
