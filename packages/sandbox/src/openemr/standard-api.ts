@@ -437,6 +437,14 @@ export class StandardApi {
     return envelope(200, this.encounterView(row));
   }
 
+  /** Adds Particle's callback error when a given `facility_id` names no facility (encounters, practitioners). */
+  private checkFacility(body: Record<string, unknown>, errors: Record<string, unknown>): void {
+    const facility = columnText(body['facility_id']);
+    if (facility !== null && facility !== '' && !this.t.facilities.some((f) => f.id === facility)) {
+      errors['facility_id'] = { 'Callback::INVALID_VALUE': 'facility_id must be an existing facility' };
+    }
+  }
+
   private encounterErrors(body: Record<string, unknown>, insert: boolean): ParticleErrors {
     const rules: FieldRule[] = [
       {
@@ -474,10 +482,7 @@ export class StandardApi {
       },
     ];
     const errors = validateFields(body, rules);
-    const facility = columnText(body['facility_id']);
-    if (facility !== null && facility !== '' && !this.t.facilities.some((f) => f.id === facility)) {
-      errors['facility_id'] = { 'Callback::INVALID_VALUE': 'facility_id must be an existing facility' };
-    }
+    this.checkFacility(body, errors);
     return errors;
   }
 
@@ -1173,10 +1178,7 @@ export class StandardApi {
       },
       { field: 'email', label: 'Email', required: false, allowEmpty: true, rules: [{ kind: 'email' }] },
     ]);
-    const facility = columnText(body['facility_id']);
-    if (facility !== null && facility !== '' && !this.t.facilities.some((f) => f.id === facility)) {
-      errors['facility_id'] = { 'Callback::INVALID_VALUE': 'facility_id must be an existing facility' };
-    }
+    this.checkFacility(body, errors);
     return errors;
   }
 
