@@ -64,10 +64,9 @@ export interface EncounterRow {
   last_update: string;
 }
 
-/** A row of `form_vitals`, with the `forms.id` it is registered under. */
-export interface VitalRow {
+/** The columns every encounter form row has (`form_vitals`, `form_soap`), with the `forms.id` it is registered under. */
+export interface FormRow {
   id: string;
-  uuid: string;
   fid: string;
   pid: string;
   eid: string;
@@ -76,6 +75,11 @@ export interface VitalRow {
   groupname: string;
   authorized: string;
   activity: string;
+}
+
+/** A row of `form_vitals`. */
+export interface VitalRow extends FormRow {
+  uuid: string;
   bps: string | null;
   bpd: string | null;
   weight: string | null;
@@ -93,16 +97,7 @@ export interface VitalRow {
 }
 
 /** A row of `form_soap`. */
-export interface SoapNoteRow {
-  id: string;
-  fid: string;
-  pid: string;
-  eid: string;
-  date: string;
-  user: string;
-  groupname: string;
-  authorized: string;
-  activity: string;
+export interface SoapNoteRow extends FormRow {
   subjective: string | null;
   objective: string | null;
   assessment: string | null;
