@@ -853,10 +853,7 @@ export class StandardApi {
 
   private medicationRules(insert: boolean): FieldRule[] {
     // Legacy list controllers validate dates as `Y-m-d H:i:s` (notes §3.4), unlike problems/allergies.
-    return listRules('Y-m-d H:i:s', insert).map((r) => ({
-      ...r,
-      required: insert && r.field === 'title' ? true : insert && r.required,
-    }));
+    return listRules('Y-m-d H:i:s', insert).map((r) => ({ ...r, required: insert && r.required }));
   }
 
   /** `GET /api/patient/{pid}/medication`: raw array, 404 when none. */
