@@ -36,13 +36,7 @@ export {
   PHANTOM_SERIES,
 } from './dicom-write.js';
 export type { SeriesWriteOptions, PhantomStudyOptions, WrittenSeries, WrittenStudy } from './dicom-write.js';
-export {
-  sliceFromPart10,
-  sliceFromParsed,
-  sliceHead,
-  volumeFromSlices,
-  volumeFromPart10,
-} from './series-volume.js';
+export { sliceFromPart10, sliceFromParsed, sliceHead, volumeFromSlices, volumeFromPart10 } from './series-volume.js';
 export type { DicomSlice, SliceHead, VolumeFromSlicesOptions } from './series-volume.js';
 export { SeriesVolumeAssembler } from './series-assembler.js';
 export type { InstanceSink, SeriesVolumeAssemblerOptions } from './series-assembler.js';
