@@ -169,7 +169,19 @@ export function createCdssServer(deps: AppDeps): CdssServer {
   const server = createServer(app);
   server.requestTimeout = 60_000;
   server.headersTimeout = 20_000;
-  const hub = attachWebSocket({ server, verifier: deps.verifier, bus: deps.bus, logger, metrics });
+  const hub = attachWebSocket({
+    server,
+    verifier: deps.verifier,
+    bus: deps.bus,
+    logger,
+    metrics,
+    maxUnauthenticatedPerAddress: config.CDSS_WS_MAX_UNAUTHENTICATED_PER_IP,
+    maxUnauthenticated: config.CDSS_WS_MAX_UNAUTHENTICATED,
+    // Express's own `req.ip` (trust proxy applied), over the upgrade request, which never passes through Express.
+    clientAddress: (req) =>
+      (Object.create(app.request, { headers: { value: req.headers }, socket: { value: req.socket } }) as Request).ip ??
+      'unknown',
+  });
 
   return {
     app,

@@ -33,6 +33,9 @@ export const envSchema = z
     CDSS_METRICS_PUBLIC: booleanish.default(true),
     CDSS_TRUST_PROXY: z.string().default('loopback'),
     CDSS_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().positive().default(600),
+    // WebSocket connections that have not authenticated yet, per client address and in total.
+    CDSS_WS_MAX_UNAUTHENTICATED_PER_IP: z.coerce.number().int().positive().default(16),
+    CDSS_WS_MAX_UNAUTHENTICATED: z.coerce.number().int().positive().default(512),
     CDSS_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     CDSS_SHUTDOWN_GRACE_MS: z.coerce.number().int().positive().default(10_000),
     // Authentication: a JWKS URL or a PEM public key in connected mode; sandbox signs its own demo tokens.

@@ -18,6 +18,7 @@ export interface ServerMetrics {
   outboxOldestAgeSeconds: Gauge;
   outboxDeadLetters: Gauge;
   wsConnections: Gauge;
+  wsRefused: Counter<'reason'>;
   auditEvents: Counter<'action' | 'outcome'>;
 }
 
@@ -80,6 +81,12 @@ export function createMetrics(): ServerMetrics {
       registers,
     }),
     wsConnections: new Gauge({ name: 'cdss_websocket_connections', help: 'Open WebSocket connections', registers }),
+    wsRefused: new Counter({
+      name: 'cdss_websocket_refused_total',
+      help: 'WebSocket upgrades refused because too many unauthenticated connections were open (per_address, total)',
+      labelNames: ['reason'],
+      registers,
+    }),
     auditEvents: new Counter({
       name: 'cdss_audit_events_total',
       help: 'Audit records written',

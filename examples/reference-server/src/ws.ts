@@ -5,6 +5,10 @@
  * (`{"type":"auth","token":"..."}`) — never in the URL, which proxies log. Clients then subscribe to a patient or an
  * analysis. `patient.alert` events go to every connected user allowed to read patients. Dead connections are found
  * by ping/pong heartbeats.
+ *
+ * Nothing a client sends can stop the process: every socket and WebSocket has an `'error'` listener (an oversize or
+ * malformed frame closes that connection with 1009/1002 and nothing else), and connections that have not yet
+ * authenticated are capped per client address and in total, so idle sockets cannot exhaust the server.
  */
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -24,13 +28,15 @@ const clientMessageSchema = z.discriminatedUnion('type', [
 ]);
 
 /** Close codes. @see https://www.rfc-editor.org/rfc/rfc6455#section-7.4.1 */
-export const WS_CLOSE = { goingAway: 1001, policyViolation: 1008, authTimeout: 4401 } as const;
+export const WS_CLOSE = { goingAway: 1001, policyViolation: 1008, internalError: 1011, authTimeout: 4401 } as const;
 
 interface Connection {
   socket: WebSocket;
   principal?: Principal;
   topics: Set<string>;
   alive: boolean;
+  /** Gives the connection's unauthenticated slot back (once authenticated or closed). */
+  settle(): void;
 }
 
 /** Options of {@link attachWebSocket}. */
@@ -45,6 +51,15 @@ export interface WebSocketOptions {
   heartbeatMs?: number;
   /** Largest accepted client message. */
   maxPayload?: number;
+  /** Connections that have not authenticated yet, allowed at once from one client address. */
+  maxUnauthenticatedPerAddress: number;
+  /** Connections that have not authenticated yet, allowed at once in total. */
+  maxUnauthenticated: number;
+  /**
+   * The client's address for the per-address cap (behind a proxy, the one the trusted proxy forwarded); the TCP
+   * peer's address by default.
+   */
+  clientAddress?(req: IncomingMessage): string;
 }
 
 /** The running WebSocket hub. */
@@ -52,6 +67,14 @@ export interface WebSocketHub {
   /** Closes every connection with 1001 (going away). */
   close(): Promise<void>;
   connections(): number;
+}
+
+/** Answers an upgrade request with a plain HTTP error and closes the socket. */
+function refuseUpgrade(socket: Duplex, status: 429 | 503, reason: string): void {
+  socket.end(
+    `HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nRetry-After: 10\r\nContent-Type: text/plain\r\n` +
+      `Content-Length: ${reason.length}\r\n\r\n${reason}`,
+  );
 }
 
 function send(socket: WebSocket, message: unknown): void {
@@ -79,38 +102,83 @@ export function attachWebSocket(options: WebSocketOptions): WebSocketHub {
   const { server, verifier, bus, logger, metrics } = options;
   const wss = new WebSocketServer({ noServer: true, maxPayload: options.maxPayload ?? 16 * 1024 });
   const connections = new Set<Connection>();
+  const { maxUnauthenticatedPerAddress, maxUnauthenticated } = options;
+  const clientAddress = options.clientAddress ?? ((req: IncomingMessage) => req.socket.remoteAddress ?? 'unknown');
+  /** Unauthenticated connections (and upgrades in progress) by client address. */
+  const pending = new Map<string, number>();
+  let pendingTotal = 0;
+  const release = (address: string): void => {
+    const left = (pending.get(address) ?? 1) - 1;
+    if (left > 0) pending.set(address, left);
+    else pending.delete(address);
+    pendingTotal -= 1;
+  };
 
   const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    // Node hands the raw socket over without an error listener: a reset during the handshake must not throw.
+    socket.on('error', (error: Error) => logger.debug({ err: { message: error.message } }, 'upgrade socket error'));
     const path = new URL(req.url ?? '/', 'http://x').pathname;
     if (path !== '/ws') {
       socket.destroy();
       return;
     }
-    wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
+    const address = clientAddress(req);
+    if (pendingTotal >= maxUnauthenticated) {
+      metrics.wsRefused.inc({ reason: 'total' });
+      refuseUpgrade(socket, 503, 'Too many unauthenticated connections');
+      return;
+    }
+    if ((pending.get(address) ?? 0) >= maxUnauthenticatedPerAddress) {
+      metrics.wsRefused.inc({ reason: 'per_address' });
+      refuseUpgrade(socket, 429, 'Too many unauthenticated connections from this address');
+      return;
+    }
+    pending.set(address, (pending.get(address) ?? 0) + 1);
+    pendingTotal += 1;
+    let settled = false;
+    const settle = (): void => {
+      if (settled) return;
+      settled = true;
+      release(address);
+    };
+    // A handshake that never completes (socket closed, bad headers) gives its slot back too.
+    socket.once('close', settle);
+    wss.handleUpgrade(req, socket, head, (ws) => onConnection(ws, settle));
   };
   server.on('upgrade', onUpgrade);
 
-  wss.on('connection', (socket: WebSocket) => {
-    const connection: Connection = { socket, topics: new Set(), alive: true };
+  function onConnection(socket: WebSocket, settle: () => void): void {
+    const connection: Connection = { socket, topics: new Set(), alive: true, settle };
     connections.add(connection);
     metrics.wsConnections.inc();
     const authTimer = setTimeout(() => {
       if (!connection.principal) socket.close(WS_CLOSE.authTimeout, 'authentication timeout');
     }, options.authTimeoutMs ?? 10_000);
+    // Oversize frames (1009), malformed frames (1002) and invalid UTF-8 (1007) arrive here; ws then closes the
+    // connection. Without this listener the error would be an uncaught exception and stop the process.
+    socket.on('error', (error: Error) => {
+      logger.debug({ err: { message: error.message } }, 'websocket client error');
+    });
     socket.on('pong', () => {
       connection.alive = true;
     });
     socket.on('close', () => {
       clearTimeout(authTimer);
+      settle();
       connections.delete(connection);
       metrics.wsConnections.dec();
     });
     // Messages are handled one after another, so a client may send `subscribe` right behind `auth`.
     let queue = Promise.resolve();
     socket.on('message', (raw) => {
-      queue = queue.then(() => handleMessage(connection, raw.toString(), authTimer));
+      queue = queue
+        .then(() => handleMessage(connection, raw.toString(), authTimer))
+        .catch((error: unknown) => {
+          logger.warn({ err: error }, 'websocket message handling failed');
+          socket.close(WS_CLOSE.internalError, 'internal error');
+        });
     });
-  });
+  }
 
   async function handleMessage(connection: Connection, raw: string, authTimer: NodeJS.Timeout): Promise<void> {
     const socket = connection.socket;
@@ -126,6 +194,7 @@ export function attachWebSocket(options: WebSocketOptions): WebSocketHub {
         const principal = await verifier.verify(message.token);
         connection.principal = principal;
         clearTimeout(authTimer);
+        connection.settle();
         send(socket, { type: 'ready', user: { id: principal.id, name: principal.name, roles: principal.roles } });
       } catch {
         socket.close(WS_CLOSE.policyViolation, 'invalid token');
