@@ -159,6 +159,8 @@ export async function composeServer(config: ServerConfig, logger: Logger, versio
     issuer: config.CDSS_AUTH_ISSUER,
     audience: config.CDSS_AUTH_AUDIENCE,
     roleClaim: config.CDSS_AUTH_ROLE_CLAIM,
+    maxLifetimeSeconds: config.CDSS_AUTH_MAX_TOKEN_LIFETIME_S,
+    algorithms: config.CDSS_AUTH_ALGORITHMS,
   };
   const issuer =
     sandbox && !config.CDSS_AUTH_JWKS_URL && !config.CDSS_AUTH_PUBLIC_KEY
@@ -166,12 +168,12 @@ export async function composeServer(config: ServerConfig, logger: Logger, versio
       : undefined;
   const verifier: TokenVerifier =
     issuer?.verifier ??
-    (await createConnectedVerifier(
+    createConnectedVerifier(
       config.CDSS_AUTH_JWKS_URL
         ? { jwksUrl: config.CDSS_AUTH_JWKS_URL }
         : { publicKeyPem: config.CDSS_AUTH_PUBLIC_KEY ?? '' },
       tokenSettings,
-    ));
+    );
 
   // --- OpenEMR (source of truth)
   let openemrUrl = config.OPENEMR_URL;

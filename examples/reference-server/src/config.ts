@@ -44,6 +44,10 @@ export const envSchema = z
     CDSS_AUTH_ISSUER: z.string().min(1).default('urn:cdss:sandbox'),
     CDSS_AUTH_AUDIENCE: z.string().min(1).default('cdss'),
     CDSS_AUTH_ROLE_CLAIM: z.string().min(1).default('roles'),
+    // Signature algorithms accepted, narrowing the key type's list (RS256,PS256,ES256,...); all of the type's by default.
+    CDSS_AUTH_ALGORITHMS: csv.pipe(z.array(z.string().regex(/^(RS|PS|ES)(256|384|512)$|^EdDSA$|^Ed25519$/))).optional(),
+    // The longest remaining lifetime (exp - now) an access token may have.
+    CDSS_AUTH_MAX_TOKEN_LIFETIME_S: z.coerce.number().int().positive().default(86_400),
     CDSS_WEBHOOK_SECRET: z.string().min(32, 'at least 32 characters').optional(),
     CDSS_MODEL_PATH: z.string().min(1).optional(),
     CDSS_WORKER: z.enum(['in-process', 'off']).default('in-process'),
