@@ -21,8 +21,12 @@ RUN pnpm --filter "@cdss/reference-server..." build \
       /out/node_modules/.pnpm/onnxruntime-node@*/node_modules/onnxruntime-node/bin/napi-v*/win32
 
 # ---- runtime: Node and the deployed folder, nothing else.
+# Connected mode by default: a plain `docker run` without configuration stops, naming each missing variable. The
+# sandbox (embedded systems, demo tokens) is for `npm start` on a workstation, and even then serves its token route
+# only on a loopback HOST.
 FROM node:20.20.2-bookworm-slim AS runtime
 ENV NODE_ENV=production \
+    CDSS_MODE=connected \
     HOST=0.0.0.0 \
     PORT=8080 \
     CDSS_DATA_DIR=/data \

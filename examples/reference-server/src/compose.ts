@@ -48,7 +48,7 @@ import {
   SEED_ADMIN,
   SEED_CLIENT,
 } from '@cdss/sandbox';
-import type { ServerConfig } from './config.js';
+import { sandboxTokenAccess, type ServerConfig } from './config.js';
 import { DASHBOARD_DIST, DEMO_MODEL_BUNDLE } from './paths.js';
 import { createCdssServer, type CdssServer, type ReadinessCheck } from './app.js';
 import { createMetrics, type ServerMetrics } from './metrics.js';
@@ -166,6 +166,18 @@ export async function composeServer(config: ServerConfig, logger: Logger, versio
     sandbox && !config.CDSS_AUTH_JWKS_URL && !config.CDSS_AUTH_PUBLIC_KEY
       ? createSandboxIssuer(tokenSettings)
       : undefined;
+  // The demo-token route hands an admin token to whoever asks: loopback only, unless explicitly exposed.
+  const tokenAccess = issuer ? sandboxTokenAccess(config) : 'off';
+  if (tokenAccess === 'exposed')
+    logger.warn(
+      { host: config.HOST },
+      'CDSS_SANDBOX_EXPOSE=true: the sandbox token route hands admin tokens to anyone who can reach this address',
+    );
+  else if (issuer && tokenAccess === 'off')
+    logger.warn(
+      { host: config.HOST },
+      'the sandbox token route is off because HOST is not a loopback address (set CDSS_SANDBOX_EXPOSE=true to serve it)',
+    );
   const verifier: TokenVerifier =
     issuer?.verifier ??
     createConnectedVerifier(
@@ -397,7 +409,7 @@ export async function composeServer(config: ServerConfig, logger: Logger, versio
     verifier,
     bus: events,
     routes: [
-      ...(issuer ? sandboxRoutes(issuer) : []),
+      ...(issuer && tokenAccess !== 'off' ? sandboxRoutes(issuer) : []),
       ...patientRoutes({ records, cache: readThrough, fhir, bus: events, auditor }),
       ...studyRoutes({ archive, auditor }),
       ...analysis.routes,

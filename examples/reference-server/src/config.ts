@@ -1,10 +1,13 @@
 /**
  * The server's configuration: one zod schema read from the environment.
  *
- * Sandbox mode (the default) needs nothing: every port uses its embedded adapter. Each port switches to its real
- * adapter by its own variables (`OPENEMR_URL`, `FHIR_URL`, `ORTHANC_URL`, `AMQP_URL`, `MYSQL_URL`). A wrong or missing
- * value stops the start with a message naming the variable.
+ * Sandbox mode (the default for `npm start`) needs nothing: every port uses its embedded adapter, and a real upstream
+ * URL is refused unless `CDSS_SANDBOX_ALLOW_UPSTREAMS=true`, so a sandbox never writes demo data into a hospital's
+ * systems by accident. Connected mode needs every upstream (`OPENEMR_URL`, `FHIR_URL`, `ORTHANC_URL`, `AMQP_URL`,
+ * `MYSQL_URL`) and its authentication settings. A wrong or missing value stops the start with a message naming the
+ * variable.
  */
+import { BlockList, isIP } from 'node:net';
 import { z } from 'zod';
 
 const csv = z.string().transform((value) =>
@@ -18,10 +21,16 @@ const booleanish = z.enum(['true', 'false', '1', '0']).transform((value) => valu
 
 const httpUrl = z.url({ protocol: /^https?$/ });
 
+/** The variables that point a port at a real system. */
+export const UPSTREAM_VARIABLES = ['OPENEMR_URL', 'FHIR_URL', 'ORTHANC_URL', 'AMQP_URL', 'MYSQL_URL'] as const;
+
 /** Raw environment variables understood by the server. */
 export const envSchema = z
   .object({
     CDSS_MODE: z.enum(['sandbox', 'connected']).default('sandbox'),
+    // Sandbox only: serve the demo-token route on a non-loopback HOST, and accept real upstream URLs.
+    CDSS_SANDBOX_EXPOSE: booleanish.default(false),
+    CDSS_SANDBOX_ALLOW_UPSTREAMS: booleanish.default(false),
     HOST: z.string().min(1).default('127.0.0.1'),
     PORT: z.coerce.number().int().min(0).max(65535).default(8080),
     CDSS_DATA_DIR: z.string().min(1).default('.data/sandbox'),
@@ -74,7 +83,22 @@ export const envSchema = z
     MYSQL_URL: z.url({ protocol: /^mysql$/ }).optional(),
   })
   .superRefine((env, ctx) => {
-    if (env.CDSS_MODE !== 'connected') return;
+    if (env.CDSS_MODE === 'sandbox') {
+      if (env.CDSS_SANDBOX_ALLOW_UPSTREAMS) return;
+      for (const name of UPSTREAM_VARIABLES.filter((variable) => env[variable])) {
+        ctx.addIssue({
+          code: 'custom',
+          path: [name],
+          message:
+            'sandbox mode runs on embedded systems: unset it, set CDSS_MODE=connected, or set ' +
+            'CDSS_SANDBOX_ALLOW_UPSTREAMS=true to mix a real system into the sandbox',
+        });
+      }
+      return;
+    }
+    for (const name of UPSTREAM_VARIABLES.filter((variable) => !env[variable])) {
+      ctx.addIssue({ code: 'custom', path: [name], message: 'connected mode needs it' });
+    }
     if (!env.CDSS_AUTH_JWKS_URL && !env.CDSS_AUTH_PUBLIC_KEY) {
       ctx.addIssue({
         code: 'custom',
@@ -99,6 +123,33 @@ export const envSchema = z
 
 /** The validated configuration. */
 export type ServerConfig = z.infer<typeof envSchema>;
+
+const loopback = new BlockList();
+loopback.addSubnet('127.0.0.0', 8, 'ipv4');
+loopback.addAddress('::1', 'ipv6');
+loopback.addSubnet('::ffff:127.0.0.0', 104, 'ipv6');
+
+/**
+ * Whether a listen address only accepts connections from this machine.
+ * @param host - `HOST`: a name or an IP address (`[::1]` brackets allowed)
+ */
+export function isLoopbackHost(host: string): boolean {
+  const address = host.replace(/^\[(.*)\]$/, '$1');
+  if (address.toLowerCase() === 'localhost') return true;
+  const family = isIP(address);
+  return family !== 0 && loopback.check(address, family === 4 ? 'ipv4' : 'ipv6');
+}
+
+/**
+ * Whether the sandbox's demo-token routes are served, and why: only in sandbox mode, and only on a loopback listen
+ * address unless `CDSS_SANDBOX_EXPOSE=true` (which the server then warns about at start).
+ * @param config - the validated configuration
+ */
+export function sandboxTokenAccess(config: ServerConfig): 'loopback' | 'exposed' | 'off' {
+  if (config.CDSS_MODE !== 'sandbox') return 'off';
+  if (isLoopbackHost(config.HOST)) return 'loopback';
+  return config.CDSS_SANDBOX_EXPOSE ? 'exposed' : 'off';
+}
 
 /** The configuration could not be read; the message names every bad variable. */
 export class ConfigError extends Error {

@@ -3,7 +3,7 @@
  * variables point each port at a real system (see the README and `config.ts`).
  */
 import { readFileSync } from 'node:fs';
-import { loadConfig, ConfigError } from './config.js';
+import { loadConfig, ConfigError, sandboxTokenAccess } from './config.js';
 import { createLogger } from './logger.js';
 import { composeServer, DEMO_USERS } from './compose.js';
 
@@ -34,7 +34,9 @@ async function main(): Promise<void> {
         `  Dashboard:  ${url}/`,
         `  API docs:   ${url}/docs  (OpenAPI: ${url}/openapi.json)`,
         `  Demo users: ${DEMO_USERS.map((u) => `${u.id} (${u.role})`).join(', ')}`,
-        `  A token:    curl -s -X POST ${url}/api/sandbox/token -H 'content-type: application/json' -d '{"userId":"demo-physician"}'`,
+        sandboxTokenAccess(config) === 'off'
+          ? `  Tokens:     off (HOST ${config.HOST} is not loopback; CDSS_SANDBOX_EXPOSE=true serves them anyway)`
+          : `  A token:    curl -s -X POST ${url}/api/sandbox/token -H 'content-type: application/json' -d '{"userId":"demo-physician"}'`,
         `  Data:       ${config.CDSS_DATA_DIR} (delete it to start over)`,
         '',
       ].join('\n') + '\n',
