@@ -1,12 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
-import { fakeArchive, fakeCache, fakeRecords, startHarness, type Harness } from './test-support.js';
+import { fakeArchive, fakeRecords, memoryCache, startHarness, type Harness } from './test-support.js';
 import { patientRoutes } from './domain/patients.js';
 import { studyRoutes } from './domain/studies.js';
 import { loadConfig, ConfigError } from './config.js';
 
 const records = fakeRecords();
-const cache = fakeCache();
+const cache = memoryCache();
 let h: Harness;
 
 const input = { givenName: 'Jane', familyName: 'Doe', birthDate: '1970-01-02', sex: 'female' as const };
@@ -96,7 +96,7 @@ describe('patients', () => {
     expect(created.status).toBe(201);
     const id = created.body?.['id'] as string;
     expect(records.patients.has(id)).toBe(true);
-    expect(cache.entries.has(`patient:${id}`)).toBe(true);
+    expect(await cache.store.get(`patient:${id}`)).toBeDefined();
     expect(h.fhir.queued.some((q) => q.kind === 'patient')).toBe(true);
     const read = await call('GET', `/api/patients/${id}`, { user: 'demo-nurse' });
     expect(read.body).toMatchObject({ data: { id, familyName: 'Doe' }, stale: false });
@@ -114,6 +114,78 @@ describe('patients', () => {
     const second = await call('POST', '/api/patients', { user: 'demo-physician', body: input, headers });
     expect(second.body?.['id']).toBe(first.body?.['id']);
     expect(records.writes).toBe(before + 1);
+  });
+
+  it('binds an Idempotency-Key to its caller and its request: another body 422, another caller a new write', async () => {
+    const headers = { 'idempotency-key': 'bound-key-0001' };
+    const first = await call('POST', '/api/patients', { user: 'demo-physician', body: input, headers });
+    expect(first.status).toBe(201);
+    const before = records.writes;
+    const other = await call('POST', '/api/patients', {
+      user: 'demo-physician',
+      body: { ...input, givenName: 'Janet' },
+      headers,
+    });
+    expect(other.status).toBe(422);
+    expect(JSON.stringify(other.body)).toContain('Idempotency-Key');
+    expect(records.writes).toBe(before);
+    // the same key from another user is that user's own key
+    const nurse = await call('POST', '/api/patients', { user: 'demo-nurse', body: input, headers });
+    expect(nurse.status).toBe(201);
+    expect(nurse.body?.['id']).not.toBe(first.body?.['id']);
+    expect(records.writes).toBe(before + 1);
+  });
+
+  it('answers a concurrent duplicate with 409 and writes once', async () => {
+    records.delayMs = 200;
+    try {
+      const headers = { 'idempotency-key': 'concurrent-0001' };
+      const before = records.writes;
+      const [a, b] = await Promise.all([
+        call('POST', '/api/patients', { user: 'demo-physician', body: input, headers }),
+        call('POST', '/api/patients', { user: 'demo-physician', body: input, headers }),
+      ]);
+      expect([a.status, b.status].sort()).toEqual([201, 409]);
+      expect(records.writes).toBe(before + 1);
+    } finally {
+      records.delayMs = 0;
+    }
+  });
+
+  it.each([
+    ['short', 'short'],
+    ['one character over 255', 'k'.repeat(256)],
+    ['with a space', 'has a space in it'],
+    ['with a non-ASCII character', 'clé-idempotence'],
+  ])('refuses a %s Idempotency-Key with 400 and writes nothing', async (_what, key) => {
+    const before = records.writes;
+    const response = await call('POST', '/api/patients', {
+      user: 'demo-physician',
+      body: input,
+      headers: { 'idempotency-key': key },
+    });
+    expect(response.status).toBe(400);
+    expect(response.body?.['resourceType']).toBe('OperationOutcome');
+    expect(JSON.stringify(response.body)).toContain('Idempotency-Key');
+    expect(records.writes).toBe(before);
+  });
+
+  it('never truncates long keys: two 255-character keys differing in the last character are two writes', async () => {
+    const before = records.writes;
+    const stem = 'k'.repeat(254);
+    const a = await call('POST', '/api/patients', {
+      user: 'demo-physician',
+      body: input,
+      headers: { 'idempotency-key': `${stem}a` },
+    });
+    const b = await call('POST', '/api/patients', {
+      user: 'demo-physician',
+      body: input,
+      headers: { 'idempotency-key': `${stem}b` },
+    });
+    expect([a.status, b.status]).toEqual([201, 201]);
+    expect(a.body?.['id']).not.toBe(b.body?.['id']);
+    expect(records.writes).toBe(before + 2);
   });
 
   it.each([
@@ -139,13 +211,13 @@ describe('patients', () => {
   it('answers 503 when OpenEMR is down, writes nothing, and audits the failure', async () => {
     records.down = true;
     try {
-      const before = cache.entries.size;
+      const before = cache.store.size;
       const response = await call('POST', '/api/patients', {
         user: 'demo-physician',
         body: { ...input, familyName: 'Down' },
       });
       expect(response.status).toBe(503);
-      expect(cache.entries.size).toBe(before);
+      expect(cache.store.size).toBe(before);
       expect(h.audit.records.at(-1)).toMatchObject({ action: 'create', outcome: 'failure' });
     } finally {
       records.down = false;

@@ -214,7 +214,7 @@ export async function composeServer(config: ServerConfig, logger: Logger, versio
     site: config.OPENEMR_SITE,
     version: config.OPENEMR_VERSION,
     auth: { kind: 'password', ...openemrAuth, scope: CDSS_SCOPES },
-    timeoutMs: 10_000,
+    timeoutMs: config.OPENEMR_TIMEOUT_MS,
     logger,
   });
 
@@ -286,7 +286,15 @@ export async function composeServer(config: ServerConfig, logger: Logger, versio
     ttlMs: config.CDSS_CACHE_TTL_MS,
     staleIfErrorMs: 24 * 60 * 60_000,
   });
-  const writes = new WriteCoordinator({ cache, idempotency, metrics: cacheMetrics, logger });
+  // Connected: a write whose idempotency record cannot be kept in MySQL is refused (503) rather than risk a duplicate
+  // from a retry on another instance; its outbox rows could not be committed anyway.
+  const writes = new WriteCoordinator({
+    cache,
+    idempotency,
+    metrics: cacheMetrics,
+    logger,
+    whenStoreDown: config.MYSQL_URL ? 'fail' : 'local',
+  });
   closers.push(() => cache.close());
 
   // --- Jobs: AMQP in connected mode, an in-memory broker in sandbox mode
@@ -365,6 +373,7 @@ export async function composeServer(config: ServerConfig, logger: Logger, versio
     jobs,
     listJobs: (query) => jobStore.list({ limit: 10_000, ...query }),
     reviews,
+    writes: readThrough,
     archive,
     reports: fhirReports(),
     fhir,

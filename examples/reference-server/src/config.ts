@@ -75,6 +75,8 @@ export const envSchema = z
     OPENEMR_CLIENT_SECRET: z.string().min(1).optional(),
     OPENEMR_USERNAME: z.string().min(1).optional(),
     OPENEMR_PASSWORD: z.string().min(1).optional(),
+    /** Per-request timeout towards OpenEMR; a write that times out is read back before it is sent again. */
+    OPENEMR_TIMEOUT_MS: z.coerce.number().int().positive().default(10_000),
     FHIR_URL: httpUrl.optional(),
     ORTHANC_URL: httpUrl.optional(),
     ORTHANC_USERNAME: z.string().min(1).optional(),

@@ -4,6 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { HttpError } from '@cdss/core';
+import { Cache, MemoryIdempotencyStore, MemoryStore, WriteCoordinator } from '@cdss/cache';
 import type { Request } from 'express';
 import { loadConfig, type ServerConfig } from './config.js';
 import { createLogger } from './logger.js';
@@ -17,15 +18,22 @@ import type { AnyRoute } from './http/route.js';
 import { ApiError } from './http/errors.js';
 import type { ApiPatient, ApiStudy, PatientInput } from './api-schemas.js';
 import type { ClinicalLists, FhirSync, ImagingArchive, PatientRecords, ReadThroughCache } from './domain/ports.js';
+import { cachePort } from './adapters/cache.js';
 import type { Auditor } from './domain/auditor.js';
 
 /** An EMR fake; `down = true` makes every call fail like an unreachable upstream. */
-export function fakeRecords(): PatientRecords & { patients: Map<string, ApiPatient>; down: boolean; writes: number } {
+export function fakeRecords(): PatientRecords & {
+  patients: Map<string, ApiPatient>;
+  down: boolean;
+  writes: number;
+  delayMs: number;
+} {
   const patients = new Map<string, ApiPatient>();
   const fake = {
     patients,
     down: false,
     writes: 0,
+    delayMs: 0,
     check() {
       if (fake.down) {
         const cause = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:9'), { code: 'ECONNREFUSED' });
@@ -46,6 +54,7 @@ export function fakeRecords(): PatientRecords & { patients: Map<string, ApiPatie
     async create(input: PatientInput) {
       fake.check();
       fake.writes += 1;
+      if (fake.delayMs > 0) await new Promise((resolve) => setTimeout(resolve, fake.delayMs));
       const patient = { ...input, id: randomUUID(), pid: String(patients.size + 1) };
       patients.set(patient.id, patient);
       return patient;
@@ -56,6 +65,15 @@ export function fakeRecords(): PatientRecords & { patients: Map<string, ApiPatie
       const patient = { ...patients.get(id), ...input, id };
       patients.set(id, patient);
       return patient;
+    },
+    async matching(input: PatientInput) {
+      fake.check();
+      const same = (p: ApiPatient): boolean =>
+        p.givenName === input.givenName &&
+        p.familyName === input.familyName &&
+        p.birthDate === input.birthDate &&
+        p.sex === input.sex;
+      return [...patients.values()].filter(same).map((p) => p.id);
     },
     async list<K extends keyof ClinicalLists>(_id: string, _kind: K): Promise<ClinicalLists[K]> {
       fake.check();
@@ -68,28 +86,15 @@ export function fakeRecords(): PatientRecords & { patients: Map<string, ApiPatie
   return fake;
 }
 
-/** A cache fake with the real semantics that matter to routes: upstream first, stale on upstream error. */
-export function fakeCache(): ReadThroughCache & { entries: Map<string, unknown> } {
-  const entries = new Map<string, unknown>();
-  const answers = new Map<string, unknown>();
-  return {
-    entries,
-    async read<T>(key: string, load: () => Promise<T>) {
-      if (entries.has(key)) return { value: entries.get(key) as T, stale: false };
-      const value = await load();
-      entries.set(key, value);
-      return { value, stale: false };
-    },
-    async write<T>(upstreamWrite: () => Promise<T>, options: { key: (result: T) => string; idempotencyKey?: string }) {
-      if (options.idempotencyKey && answers.has(options.idempotencyKey))
-        return { value: answers.get(options.idempotencyKey) as T, replayed: true };
-      const value = await upstreamWrite();
-      entries.set(options.key(value), value);
-      if (options.idempotencyKey) answers.set(options.idempotencyKey, value);
-      return { value, replayed: false };
-    },
-    async ping() {},
-  };
+/**
+ * The real cache port over memory stores (sandbox mode's composition): `store` holds the entries, `writes` the
+ * idempotency records.
+ */
+export function memoryCache(): ReadThroughCache & { store: MemoryStore } {
+  const store = new MemoryStore({ tier: 'l1' });
+  const cache = new Cache({ store, ttlMs: 60_000 });
+  const writes = new WriteCoordinator({ cache, idempotency: new MemoryIdempotencyStore() });
+  return Object.assign(cachePort(cache, writes, store), { store });
 }
 
 /** Records what would be synced to FHIR. */

@@ -66,6 +66,63 @@ export class IdempotencyConflictError extends CdssError {
 }
 
 /**
+ * A request with the same idempotency key is still running (here or in another instance): the IETF
+ * `Idempotency-Key` draft answers such a concurrent duplicate with 409 Conflict; the client retries later.
+ * @category Errors
+ */
+export class IdempotencyInProgressError extends CdssError {
+  private static readonly marker = Symbol.for('@cdss/cache.idempotency-in-progress-error');
+
+  /** @param message - what is running (never the key's payload) */
+  constructor(message = 'A request with this idempotency key is still being processed') {
+    super(message, { code: 'IDEMPOTENCY_IN_PROGRESS' });
+    (this as unknown as Record<symbol, boolean>)[IdempotencyInProgressError.marker] = true;
+  }
+
+  /**
+   * True when `error` is an `IdempotencyInProgressError` from any copy of this package.
+   * @param error - the value to test
+   */
+  static override isInstance(error: unknown): error is IdempotencyInProgressError {
+    return (
+      typeof error === 'object' &&
+      error !== null &&
+      (error as Record<symbol, unknown>)[IdempotencyInProgressError.marker] === true
+    );
+  }
+}
+
+/**
+ * An earlier attempt with this idempotency key may or may not have reached the upstream, and reading the upstream
+ * back could not settle it: the key stays `unknown`, and nothing is written again until it is resolved.
+ * @category Errors
+ */
+export class IdempotencyOutcomeUnknownError extends CdssError {
+  private static readonly marker = Symbol.for('@cdss/cache.idempotency-outcome-unknown-error');
+
+  /**
+   * @param message - why it could not be settled
+   * @param options - `cause`: the error of the attempt or of the read-back
+   */
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super(message, { code: 'IDEMPOTENCY_OUTCOME_UNKNOWN', cause: options.cause });
+    (this as unknown as Record<symbol, boolean>)[IdempotencyOutcomeUnknownError.marker] = true;
+  }
+
+  /**
+   * True when `error` is an `IdempotencyOutcomeUnknownError` from any copy of this package.
+   * @param error - the value to test
+   */
+  static override isInstance(error: unknown): error is IdempotencyOutcomeUnknownError {
+    return (
+      typeof error === 'object' &&
+      error !== null &&
+      (error as Record<symbol, unknown>)[IdempotencyOutcomeUnknownError.marker] === true
+    );
+  }
+}
+
+/**
  * Parses `input` with `schema`, throwing a {@link ValidationError} that names the fields (never the values).
  * @internal
  */

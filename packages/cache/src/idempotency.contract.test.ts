@@ -38,12 +38,52 @@ function contract(name: string, open: () => Promise<IdempotencyStore>): void {
       expect(await claim('k2', 'o2', T0 + 5)).toEqual({ status: 'done', fingerprint: FP_A, response: '{"id":"p9"}' });
     });
 
-    it('lets another owner take over an expired lease, and refuses the old owner’s completion', async () => {
-      await claim('k3', 'o1');
-      expect(await claim('k3', 'o2', T0 + 1_000)).toEqual({ status: 'claimed' });
+    it('hands a key whose owner outlived its lease to the same request as "recover", with the first context', async () => {
+      await store.claim({ key: 'k3', fingerprint: FP_A, owner: 'o1', now: T0, leaseMs: 1_000, context: '{"n":1}' });
+      // another request with the key is refused, even after the lease
+      expect(await claim('k3', 'o2', T0 + 1_000, FP_B)).toEqual({ status: 'unknown', fingerprint: FP_A });
+      expect(await claim('k3', 'o2', T0 + 1_000)).toEqual({ status: 'recover', context: '{"n":1}' });
       expect(await store.complete({ key: 'k3', owner: 'o1', response: '1', expiresAt: T0 + 9_000 })).toBe(false);
       expect(await store.complete({ key: 'k3', owner: 'o2', response: '2', expiresAt: T0 + 9_000 })).toBe(true);
       expect(await claim('k3', 'o3', T0 + 2_000)).toMatchObject({ status: 'done', response: '2' });
+    });
+
+    it('keeps an unknown outcome until the same request recovers it; only its owner marks it', async () => {
+      await claim('u1', 'o1');
+      expect(await store.markUnknown({ key: 'u1', owner: 'intruder', expiresAt: T0 + 60_000 })).toBe(false);
+      expect(await store.markUnknown({ key: 'u1', owner: 'o1', expiresAt: T0 + 60_000 })).toBe(true);
+      expect(await claim('u1', 'o2', T0 + 10, FP_B)).toEqual({ status: 'unknown', fingerprint: FP_A });
+      expect(await claim('u1', 'o2', T0 + 10)).toEqual({ status: 'recover', context: undefined });
+      // the recovering owner holds a fresh lease
+      expect(await claim('u1', 'o3', T0 + 20)).toMatchObject({ status: 'pending', fingerprint: FP_A });
+      // past its retention an unresolved record is forgotten
+      await store.markUnknown({ key: 'u1', owner: 'o2', expiresAt: T0 + 100 });
+      expect(await claim('u1', 'o4', T0 + 100, FP_B)).toEqual({ status: 'claimed' });
+    });
+
+    it('records the answer atomically with the caller’s writes: a failing `within` records nothing', async () => {
+      await claim('t1', 'o1');
+      const boom = new Error('outbox down');
+      await expect(
+        store.complete(
+          { key: 't1', owner: 'o1', response: '1', expiresAt: T0 + 60_000 },
+          {
+            within: async () => {
+              throw boom;
+            },
+          },
+        ),
+      ).rejects.toBe(boom);
+      expect(await claim('t1', 'o2', T0 + 10)).toMatchObject({ status: 'pending' });
+      let ran = 0;
+      expect(
+        await store.complete(
+          { key: 't1', owner: 'o1', response: '2', expiresAt: T0 + 60_000 },
+          { within: async () => void ran++ },
+        ),
+      ).toBe(true);
+      expect(ran).toBe(1);
+      expect(await claim('t1', 'o2', T0 + 20)).toMatchObject({ status: 'done', response: '2' });
     });
 
     it('frees a released key for a retry, but only for its owner', async () => {
@@ -59,8 +99,9 @@ function contract(name: string, open: () => Promise<IdempotencyStore>): void {
       await store.complete({ key: 'k5', owner: 'o1', response: '1', expiresAt: T0 + 100 });
       expect(await claim('k5', 'o2', T0 + 100)).toEqual({ status: 'claimed' });
       await claim('k6', 'o1');
-      expect(await store.sweep(T0 + 50_000)).toBeGreaterThanOrEqual(1);
-      expect(await claim('k6', 'o9', T0 + 50_001)).toEqual({ status: 'claimed' });
+      expect(await store.sweep(T0 + 50_000)).toBe(0); // an unresolved claim is kept for its retention
+      expect(await store.sweep(T0 + 25 * 60 * 60 * 1000)).toBeGreaterThanOrEqual(1);
+      expect(await claim('k6', 'o9', T0 + 25 * 60 * 60 * 1000 + 1)).toEqual({ status: 'claimed' });
     });
 
     it('gives a key to exactly one of many concurrent claimants', async () => {

@@ -3,12 +3,13 @@
  * upstream write is not repeated. In-memory and MySQL implementations of one {@link IdempotencyStore} port.
  * @packageDocumentation
  */
+import type { PoolConnection, ResultSetHeader } from 'mysql2/promise';
 import { z } from 'zod';
 import { CacheUnavailableError, parseOrThrow } from './errors.js';
 import { migrate, MySqlRunner, tableNameSchema, type MySqlConnectionOptions } from './mysql-shared.js';
 import { cacheKeySchema } from './types.js';
 
-/** Schema of an idempotency key: what clients send in `Idempotency-Key` (1–250 characters, no control characters). */
+/** Schema of an idempotency key as stored (1–250 characters, no control characters). */
 export const idempotencyKeySchema = cacheKeySchema;
 
 /** Schema of a claim request (see {@link IdempotencyStore.claim}). */
@@ -21,12 +22,26 @@ export const claimInputSchema = z.object({
   owner: z.string().min(1).max(64),
   /** Current time, epoch milliseconds. */
   now: z.number().int().nonnegative(),
-  /** How long the claim holds before another request may take it over (the owner is presumed dead). */
+  /** How long the claim holds; after it, another request may take the key over (the outcome is then unknown). */
   leaseMs: z.number().int().positive(),
+  /**
+   * How long a record whose outcome is unresolved is kept (a claim whose owner vanished, or one marked unknown).
+   * Default 24 hours.
+   */
+  retainMs: z
+    .number()
+    .int()
+    .positive()
+    .default(24 * 60 * 60 * 1000),
+  /**
+   * What the writer knew before writing (JSON text, e.g. the upstream records that already matched), kept with the
+   * claim so that whoever resolves an unknown outcome can read the upstream back against it.
+   */
+  context: z.string().max(1_000_000).optional(),
 });
 
 /** A claim request, see {@link claimInputSchema}. */
-export type ClaimInput = z.infer<typeof claimInputSchema>;
+export type ClaimInput = z.input<typeof claimInputSchema>;
 
 /** Schema of a completion (see {@link IdempotencyStore.complete}). */
 export const completeInputSchema = z.object({
@@ -43,19 +58,66 @@ export const completeInputSchema = z.object({
 /** A completion, see {@link completeInputSchema}. */
 export type CompleteInput = z.infer<typeof completeInputSchema>;
 
+/** Schema of {@link IdempotencyStore.markUnknown}'s input. */
+export const markUnknownInputSchema = z.object({
+  /** The idempotency key. */
+  key: idempotencyKeySchema,
+  /** The owner that claimed it. */
+  owner: z.string().min(1).max(64),
+  /** When the unresolved record may be forgotten, epoch milliseconds. */
+  expiresAt: z.number().int().nonnegative(),
+});
+
+/** Input of {@link IdempotencyStore.markUnknown}. */
+export type MarkUnknownInput = z.infer<typeof markUnknownInputSchema>;
+
+/**
+ * The transaction a completion runs in: with the MySQL store, the connection whose transaction records the answer,
+ * so that the caller's own writes (an outbox row, a cache entry) commit or roll back with it. The memory store has
+ * no connection.
+ */
+export interface IdempotencyTransaction {
+  /** The connection of the open transaction (MySQL); absent in memory. */
+  connection?: PoolConnection;
+}
+
+/** Options of {@link IdempotencyStore.complete}. */
+export interface CompleteOptions {
+  /**
+   * Runs in the same transaction as the completion: if it throws, the answer is not recorded (the key stays
+   * claimed by its owner) and the error is rethrown.
+   */
+  within?: (transaction: IdempotencyTransaction) => Promise<void>;
+}
+
 /** What a claim found. */
 export type IdempotencyClaim =
   | {
-      /** The caller now owns the key and must run the write, then `complete` or `release`. */
+      /** The caller now owns the key and must run the write, then `complete`, `markUnknown` or `release`. */
       status: 'claimed';
     }
   | {
-      /** Another request owns the key and is running its write; wait and claim again. */
+      /**
+       * The caller now owns a key whose earlier attempt has an unknown outcome (its owner vanished, or it timed
+       * out after sending): read the upstream back before writing again, then `complete`, `markUnknown` or write.
+       */
+      status: 'recover';
+      /** The context the first attempt recorded, if any. */
+      context: string | undefined;
+    }
+  | {
+      /** Another request owns the key and is running its write. */
       status: 'pending';
       /** Fingerprint of the request holding the key. */
       fingerprint: string;
       /** When its lease ends (epoch ms). */
       leaseUntil: number;
+    }
+  | {
+      /** The key's earlier attempt has an unknown outcome, and it was made for another request (not taken over). */
+      status: 'unknown';
+      /** Fingerprint of the request the key was used for. */
+      fingerprint: string;
     }
   | {
       /** A request with this key finished; replay its response. */
@@ -67,23 +129,33 @@ export type IdempotencyClaim =
     };
 
 /**
- * The idempotency port. A key moves from absent to `pending` (claimed, lease-bounded) to `done` (answer recorded)
- * or back to absent (released after a failed write, so a retry may try again).
+ * The idempotency port, after the IETF `Idempotency-Key` draft. A key moves from absent to `pending` (claimed,
+ * lease-bounded), then to `done` (answer recorded), to `unknown` (the write may or may not have reached the
+ * upstream: a timeout, a reset connection, an owner that died), or back to absent (released: nothing was written).
+ * An `unknown` key, or a `pending` one whose lease ended, is handed to the next claimant with the same fingerprint
+ * as `recover`: it must find out what happened before writing again.
  */
 export interface IdempotencyStore {
   /**
-   * Claims a key, or reports who holds it. An expired lease or an expired record counts as absent.
-   * @param input - key, request fingerprint, owner, time, lease
+   * Claims a key, takes over one whose outcome is unknown (same fingerprint only), or reports who holds it. An
+   * expired `done` record counts as absent.
+   * @param input - key, request fingerprint, owner, time, lease, context
    * @returns the claim outcome
    * @throws `ValidationError` for bad input; `CacheUnavailableError` when the backend is unreachable
    */
   claim(input: ClaimInput): Promise<IdempotencyClaim>;
   /**
-   * Records the answer of a claimed key.
+   * Records the answer of a claimed key, atomically with `options.within`.
    * @param input - key, owner, response, record expiry
-   * @returns false when `owner` no longer held the claim (its lease was taken over)
+   * @param options - `within`: the caller's writes, in the same transaction
+   * @returns false when `owner` no longer held the claim (its lease was taken over); `within` did not run
    */
-  complete(input: CompleteInput): Promise<boolean>;
+  complete(input: CompleteInput, options?: CompleteOptions): Promise<boolean>;
+  /**
+   * Marks a claimed key's outcome unknown (the write may have reached the upstream): the next claimant recovers it.
+   * @returns false when `owner` no longer held the claim
+   */
+  markUnknown(input: MarkUnknownInput): Promise<boolean>;
   /**
    * Drops a claim that did not complete (the write failed, nothing was written).
    * @param key - the idempotency key
@@ -91,7 +163,7 @@ export interface IdempotencyStore {
    */
   release(key: string, owner: string): Promise<void>;
   /**
-   * Forgets records and leases that ended before `now`.
+   * Forgets records that ended before `now` (answers past their expiry, unresolved records past their retention).
    * @param now - epoch milliseconds
    * @returns how many were dropped
    */
@@ -103,10 +175,13 @@ export interface IdempotencyStore {
 interface MemoryRecord {
   fingerprint: string;
   owner: string;
-  state: 'pending' | 'done';
+  state: 'pending' | 'unknown' | 'done';
   response: string | undefined;
-  /** Lease end while pending, record end when done. */
+  context: string | undefined;
+  /** Lease end while pending; record end when done or unknown. */
   until: number;
+  /** When the record is forgotten. */
+  forgetAt: number;
 }
 
 /** A finished idempotent request, as {@link MemoryIdempotencyStore.peekDone} returns it. */
@@ -138,45 +213,60 @@ export class MemoryIdempotencyStore implements IdempotencyStore {
   }
 
   /** {@inheritDoc IdempotencyStore.claim} */
-  claim(input: ClaimInput): Promise<IdempotencyClaim> {
-    try {
-      const c = parseOrThrow(claimInputSchema, input, 'Invalid idempotency claim');
-      const found = this.records.get(c.key);
-      if (found && found.until > c.now) {
-        if (found.state === 'done')
-          return Promise.resolve({
-            status: 'done',
-            fingerprint: found.fingerprint,
-            response: found.response ?? 'null',
-          });
-        return Promise.resolve({ status: 'pending', fingerprint: found.fingerprint, leaseUntil: found.until });
+  async claim(input: ClaimInput): Promise<IdempotencyClaim> {
+    const c = parseOrThrow(claimInputSchema, input, 'Invalid idempotency claim');
+    const found = this.records.get(c.key);
+    if (found && found.forgetAt > c.now) {
+      if (found.state === 'done') {
+        if (found.until > c.now)
+          return { status: 'done', fingerprint: found.fingerprint, response: found.response ?? 'null' };
+      } else if (found.state === 'pending' && found.until > c.now) {
+        return { status: 'pending', fingerprint: found.fingerprint, leaseUntil: found.until };
+      } else {
+        // unknown, or pending with its lease over: the outcome of the earlier attempt is unknown
+        if (found.fingerprint !== c.fingerprint) return { status: 'unknown', fingerprint: found.fingerprint };
+        found.state = 'pending';
+        found.owner = c.owner;
+        found.until = c.now + c.leaseMs;
+        return { status: 'recover', context: found.context };
       }
-      this.put(c.key, {
-        fingerprint: c.fingerprint,
-        owner: c.owner,
-        state: 'pending',
-        response: undefined,
-        until: c.now + c.leaseMs,
-      });
-      return Promise.resolve({ status: 'claimed' });
-    } catch (error) {
-      return Promise.reject(error);
     }
+    this.put(c.key, {
+      fingerprint: c.fingerprint,
+      owner: c.owner,
+      state: 'pending',
+      response: undefined,
+      context: c.context,
+      until: c.now + c.leaseMs,
+      forgetAt: c.now + Math.max(c.retainMs, c.leaseMs),
+    });
+    return { status: 'claimed' };
   }
 
   /** {@inheritDoc IdempotencyStore.complete} */
-  complete(input: CompleteInput): Promise<boolean> {
-    try {
-      const c = parseOrThrow(completeInputSchema, input, 'Invalid idempotency completion');
-      const found = this.records.get(c.key);
-      if (!found || found.owner !== c.owner || found.state !== 'pending') return Promise.resolve(false);
-      found.state = 'done';
-      found.response = c.response;
-      found.until = c.expiresAt;
-      return Promise.resolve(true);
-    } catch (error) {
-      return Promise.reject(error);
-    }
+  async complete(input: CompleteInput, options: CompleteOptions = {}): Promise<boolean> {
+    const c = parseOrThrow(completeInputSchema, input, 'Invalid idempotency completion');
+    const found = this.records.get(c.key);
+    if (!found || found.owner !== c.owner || found.state !== 'pending') return false;
+    await options.within?.({});
+    // the owner may have lost the key while `within` ran
+    if (found.owner !== c.owner || found.state !== 'pending') return false;
+    found.state = 'done';
+    found.response = c.response;
+    found.until = c.expiresAt;
+    found.forgetAt = c.expiresAt;
+    return true;
+  }
+
+  /** {@inheritDoc IdempotencyStore.markUnknown} */
+  async markUnknown(input: MarkUnknownInput): Promise<boolean> {
+    const m = parseOrThrow(markUnknownInputSchema, input, 'Invalid idempotency update');
+    const found = this.records.get(m.key);
+    if (!found || found.owner !== m.owner || found.state !== 'pending') return false;
+    found.state = 'unknown';
+    found.until = m.expiresAt;
+    found.forgetAt = m.expiresAt;
+    return true;
   }
 
   /**
@@ -187,7 +277,15 @@ export class MemoryIdempotencyStore implements IdempotencyStore {
    * @param expiresAt - when to forget it
    */
   remember(key: string, fingerprint: string, response: string, expiresAt: number): void {
-    this.put(key, { fingerprint, owner: '', state: 'done', response, until: expiresAt });
+    this.put(key, {
+      fingerprint,
+      owner: '',
+      state: 'done',
+      response,
+      context: undefined,
+      until: expiresAt,
+      forgetAt: expiresAt,
+    });
   }
 
   /**
@@ -203,28 +301,26 @@ export class MemoryIdempotencyStore implements IdempotencyStore {
   }
 
   /** {@inheritDoc IdempotencyStore.release} */
-  release(key: string, owner: string): Promise<void> {
+  async release(key: string, owner: string): Promise<void> {
     const found = this.records.get(key);
     if (found && found.owner === owner && found.state === 'pending') this.records.delete(key);
-    return Promise.resolve();
   }
 
   /** {@inheritDoc IdempotencyStore.sweep} */
-  sweep(now: number): Promise<number> {
+  async sweep(now: number): Promise<number> {
     let dropped = 0;
     for (const [key, record] of [...this.records]) {
-      if (record.until <= now) {
+      if (record.forgetAt <= now) {
         this.records.delete(key);
         dropped++;
       }
     }
-    return Promise.resolve(dropped);
+    return dropped;
   }
 
   /** {@inheritDoc IdempotencyStore.close} */
-  close(): Promise<void> {
+  async close(): Promise<void> {
     this.records.clear();
-    return Promise.resolve();
   }
 
   /** Stores `record` as the newest, then drops the oldest records beyond `maxRecords`. */
@@ -261,24 +357,35 @@ const IDEMPOTENCY_MIGRATIONS = [
      PRIMARY KEY (idem_key),
      KEY idx_until (until_at)
    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
+  // v2: unknown outcomes, the writer's context, and a retention separate from the lease
+  `ALTER TABLE {table}
+     MODIFY state ENUM('pending', 'unknown', 'done') NOT NULL,
+     ADD COLUMN context LONGTEXT CHARACTER SET utf8mb4 NULL,
+     ADD COLUMN forget_at BIGINT NULL,
+     ADD KEY idx_forget (forget_at)`,
+  `UPDATE {table} SET forget_at = until_at WHERE forget_at IS NULL`,
 ] as const;
 
 const recordRowSchema = z.object({
   fingerprint: z.string(),
-  state: z.enum(['pending', 'done']),
+  state: z.enum(['pending', 'unknown', 'done']),
   response: z.string().nullable(),
+  context: z.string().nullable(),
   until_at: z.coerce.number().int(),
+  forget_at: z.coerce.number().int().nullable(),
 });
+
+type StatementName = 'insert' | 'takeover' | 'recover' | 'select' | 'complete' | 'unknown' | 'release' | 'sweep';
 
 /**
  * The {@link IdempotencyStore} on MySQL/MariaDB, shared by every instance: a duplicate request arriving at another
- * instance waits for, then replays, the first one's answer. Create it with {@link MySqlIdempotencyStore.open}.
+ * instance sees the first one's claim or answer. Create it with {@link MySqlIdempotencyStore.open}.
  */
 export class MySqlIdempotencyStore implements IdempotencyStore {
   /** The records table. */
   readonly table: string;
   private readonly runner: MySqlRunner;
-  private readonly sql: Readonly<Record<'insert' | 'takeover' | 'select' | 'complete' | 'release' | 'sweep', string>>;
+  private readonly sql: Readonly<Record<StatementName, string>>;
 
   private constructor(options: MySqlIdempotencyStoreOptions) {
     const { pool, url, connectionLimit, connectTimeoutMs, queryTimeoutMs, breakerCooldownMs, ...plain } = options;
@@ -291,14 +398,23 @@ export class MySqlIdempotencyStore implements IdempotencyStore {
     this.sql = {
       // A plain INSERT: a duplicate key fails with ER_DUP_ENTRY (INSERT IGNORE would hide other errors too, and
       // ON DUPLICATE KEY UPDATE reports 1 row under mysql2's default FOUND_ROWS flag, like a real insert).
-      insert: `INSERT INTO ${t} (idem_key, fingerprint, state, owner, response, created_at, until_at)
-               VALUES (?, ?, 'pending', ?, NULL, ?, ?)`,
-      takeover: `UPDATE ${t} SET fingerprint = ?, state = 'pending', owner = ?, response = NULL, created_at = ?, until_at = ?
-                 WHERE idem_key = ? AND until_at <= ?`,
-      select: `SELECT fingerprint, state, response, until_at FROM ${t} WHERE idem_key = ?`,
-      complete: `UPDATE ${t} SET state = 'done', response = ?, until_at = ? WHERE idem_key = ? AND owner = ? AND state = 'pending'`,
+      insert: `INSERT INTO ${t} (idem_key, fingerprint, state, owner, response, context, created_at, until_at, forget_at)
+               VALUES (?, ?, 'pending', ?, NULL, ?, ?, ?, ?)`,
+      // an answer past its expiry, or a record past its retention, is forgotten: claim it afresh
+      takeover: `UPDATE ${t} SET fingerprint = ?, state = 'pending', owner = ?, response = NULL, context = ?,
+                   created_at = ?, until_at = ?, forget_at = ?
+                 WHERE idem_key = ? AND (forget_at <= ? OR (state = 'done' AND until_at <= ?))`,
+      // an unknown outcome, or an owner whose lease ran out: the same request takes it over to find out
+      recover: `UPDATE ${t} SET state = 'pending', owner = ?, until_at = ?
+                WHERE idem_key = ? AND fingerprint = ? AND forget_at > ?
+                  AND (state = 'unknown' OR (state = 'pending' AND until_at <= ?))`,
+      select: `SELECT fingerprint, state, response, context, until_at, forget_at FROM ${t} WHERE idem_key = ?`,
+      complete: `UPDATE ${t} SET state = 'done', response = ?, until_at = ?, forget_at = ?
+                 WHERE idem_key = ? AND owner = ? AND state = 'pending'`,
+      unknown: `UPDATE ${t} SET state = 'unknown', until_at = ?, forget_at = ?
+                WHERE idem_key = ? AND owner = ? AND state = 'pending'`,
       release: `DELETE FROM ${t} WHERE idem_key = ? AND owner = ? AND state = 'pending'`,
-      sweep: `DELETE FROM ${t} WHERE until_at <= ? LIMIT 1000`,
+      sweep: `DELETE FROM ${t} WHERE forget_at <= ? LIMIT 1000`,
     };
   }
 
@@ -323,23 +439,45 @@ export class MySqlIdempotencyStore implements IdempotencyStore {
   async claim(input: ClaimInput): Promise<IdempotencyClaim> {
     const c = parseOrThrow(claimInputSchema, input, 'Invalid idempotency claim');
     const until = c.now + c.leaseMs;
-    // Insert, else take over an ended lease/record, else report the holder; a row released in between retries.
+    const forget = c.now + Math.max(c.retainMs, c.leaseMs);
+    const context = c.context ?? null;
+    // Insert, else take over a forgotten record, else recover an unknown one, else report the holder; a row released
+    // or changed in between tries again.
     for (let attempt = 0; attempt < 5; attempt++) {
-      if (await this.insert([c.key, c.fingerprint, c.owner, c.now, until])) return { status: 'claimed' };
-      const taken = await this.runner.write(this.sql.takeover, [c.fingerprint, c.owner, c.now, until, c.key, c.now]);
-      if (taken.affectedRows === 1) return { status: 'claimed' };
+      if (await this.insert([c.key, c.fingerprint, c.owner, context, c.now, until, forget]))
+        return { status: 'claimed' };
       const rows = await this.runner.rows(this.sql.select, [c.key]);
       if (rows[0] === undefined) continue;
       const row = parseOrThrow(recordRowSchema, rows[0], 'Unexpected idempotency row');
+      const forgetAt = row.forget_at ?? row.until_at;
+      if (forgetAt <= c.now || (row.state === 'done' && row.until_at <= c.now)) {
+        const taken = await this.runner.write(this.sql.takeover, [
+          c.fingerprint,
+          c.owner,
+          context,
+          c.now,
+          until,
+          forget,
+          c.key,
+          c.now,
+          c.now,
+        ]);
+        if (taken.affectedRows === 1) return { status: 'claimed' };
+        continue;
+      }
       if (row.state === 'done')
         return { status: 'done', fingerprint: row.fingerprint, response: row.response ?? 'null' };
-      return { status: 'pending', fingerprint: row.fingerprint, leaseUntil: row.until_at };
+      if (row.state === 'pending' && row.until_at > c.now)
+        return { status: 'pending', fingerprint: row.fingerprint, leaseUntil: row.until_at };
+      if (row.fingerprint !== c.fingerprint) return { status: 'unknown', fingerprint: row.fingerprint };
+      const recovered = await this.runner.write(this.sql.recover, [c.owner, until, c.key, c.fingerprint, c.now, c.now]);
+      if (recovered.affectedRows === 1) return { status: 'recover', context: row.context ?? undefined };
     }
-    // Constantly churning key: report it as pending so the caller waits and tries again.
+    // Constantly churning key: report it as pending so the caller tries again later.
     return { status: 'pending', fingerprint: c.fingerprint, leaseUntil: until };
   }
 
-  private async insert(params: [string, string, string, number, number]): Promise<boolean> {
+  private async insert(params: [string, string, string, string | null, number, number, number]): Promise<boolean> {
     try {
       await this.runner.write(this.sql.insert, params);
       return true;
@@ -353,9 +491,33 @@ export class MySqlIdempotencyStore implements IdempotencyStore {
   }
 
   /** {@inheritDoc IdempotencyStore.complete} */
-  async complete(input: CompleteInput): Promise<boolean> {
+  async complete(input: CompleteInput, options: CompleteOptions = {}): Promise<boolean> {
     const c = parseOrThrow(completeInputSchema, input, 'Invalid idempotency completion');
-    const header = await this.runner.write(this.sql.complete, [c.response, c.expiresAt, c.key, c.owner]);
+    const params = [c.response, c.expiresAt, c.expiresAt, c.key, c.owner];
+    const within = options.within;
+    if (!within) return (await this.runner.write(this.sql.complete, params)).affectedRows === 1;
+    return this.runner.withConnection(async (connection) => {
+      try {
+        await connection.beginTransaction();
+        const [header] = await connection.execute<ResultSetHeader>(this.sql.complete, params);
+        if (header.affectedRows !== 1) {
+          await connection.rollback();
+          return false;
+        }
+        await within({ connection });
+        await connection.commit();
+        return true;
+      } catch (error) {
+        await connection.rollback().catch(() => undefined);
+        throw error;
+      }
+    });
+  }
+
+  /** {@inheritDoc IdempotencyStore.markUnknown} */
+  async markUnknown(input: MarkUnknownInput): Promise<boolean> {
+    const m = parseOrThrow(markUnknownInputSchema, input, 'Invalid idempotency update');
+    const header = await this.runner.write(this.sql.unknown, [m.expiresAt, m.expiresAt, m.key, m.owner]);
     return header.affectedRows === 1;
   }
 

@@ -15,7 +15,12 @@ export type {
   RepairOutcome,
   CacheMetricsListener,
 } from './types.js';
-export { CacheUnavailableError, IdempotencyConflictError } from './errors.js';
+export {
+  CacheUnavailableError,
+  IdempotencyConflictError,
+  IdempotencyInProgressError,
+  IdempotencyOutcomeUnknownError,
+} from './errors.js';
 export { MemoryStore, memoryStoreOptionsSchema } from './memory-store.js';
 export type { MemoryStoreOptions } from './memory-store.js';
 export { MySqlStore, mySqlStoreOptionsSchema } from './mysql-store.js';
@@ -41,6 +46,7 @@ export {
   idempotencyKeySchema,
   claimInputSchema,
   completeInputSchema,
+  markUnknownInputSchema,
   mySqlIdempotencyStoreOptionsSchema,
 } from './idempotency.js';
 export type {
@@ -48,11 +54,19 @@ export type {
   IdempotencyClaim,
   ClaimInput,
   CompleteInput,
+  CompleteOptions,
+  MarkUnknownInput,
+  IdempotencyTransaction,
   MemoryIdempotencyStoreOptions,
   FinishedRecord,
   MySqlIdempotencyStoreOptions,
 } from './idempotency.js';
-export { WriteCoordinator, writeCoordinatorOptionsSchema } from './write-coordinator.js';
+export {
+  WriteCoordinator,
+  writeCoordinatorOptionsSchema,
+  isOutcomeUnknown,
+  fingerprintOf,
+} from './write-coordinator.js';
 export type {
   WriteCoordinatorOptions,
   WriteRequest,

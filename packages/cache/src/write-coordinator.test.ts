@@ -1,16 +1,21 @@
-import { ValidationError } from '@cdss/core';
+import { HttpError, TimeoutError, ValidationError } from '@cdss/core';
 import { requireService } from '@cdss/core/testing';
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { MemoryInvalidationHub } from './bus.js';
 import { Cache } from './cache.js';
-import { IdempotencyConflictError } from './errors.js';
-import { MySqlIdempotencyStore, type IdempotencyStore } from './idempotency.js';
+import {
+  CacheUnavailableError,
+  IdempotencyConflictError,
+  IdempotencyInProgressError,
+  IdempotencyOutcomeUnknownError,
+} from './errors.js';
+import { MemoryIdempotencyStore, MySqlIdempotencyStore, type IdempotencyStore } from './idempotency.js';
 import { MemoryStore } from './memory-store.js';
 import { createCountingMetrics, FakeUpstream, SwitchableStore } from './testing.js';
 import { TieredStore } from './tiered-store.js';
-import { WriteCoordinator, type WriteRequest } from './write-coordinator.js';
+import { isOutcomeUnknown, WriteCoordinator, type WriteRequest } from './write-coordinator.js';
 
 const mariadb = await requireService('mariadb');
 const RUN = `${process.pid}_${Date.now().toString(36)}`;
@@ -29,7 +34,7 @@ function setup(idempotency?: IdempotencyStore) {
     if (e.kind === 'keys') published.push([...e.keys]);
   });
   const cache = new Cache({ store, bus, metrics: listener, ttlMs: 60_000, repair: { intervalMs: 5, baseDelayMs: 1 } });
-  const writes = new WriteCoordinator({ cache, idempotency, metrics: listener, pollIntervalMs: 5 });
+  const writes = new WriteCoordinator({ cache, idempotency, metrics: listener });
   const upstream = new FakeUpstream<Patient>();
   const create = (p: Patient) => ({
     upstream: () => upstream.write(p.id, p),
@@ -159,20 +164,24 @@ describe('WriteCoordinator: idempotency keys (in memory)', () => {
     expect(retry).toEqual({ result: first.result, replayed: true, cache: 'none' });
   });
 
-  it('runs concurrent duplicates once: the second waits for and returns the first answer', async () => {
+  it('answers a concurrent duplicate with IdempotencyInProgressError (409) and writes once', async () => {
     const { writes, upstream, create } = setup();
     upstream.delayMs = 20;
     const req = { ...create({ id: '7', name: 'Bo' }), idempotencyKey: 'req-7', resultSchema: patientSchema };
-    const outs = await Promise.all(Array.from({ length: 10 }, () => writes.write(req)));
+    const outs = await Promise.allSettled(Array.from({ length: 10 }, () => writes.write(req)));
     expect(upstream.writes).toBe(1);
-    expect(outs.filter((o) => !o.replayed)).toHaveLength(1);
-    expect(new Set(outs.map((o) => JSON.stringify(o.result))).size).toBe(1);
+    expect(outs.filter((o) => o.status === 'fulfilled')).toHaveLength(1);
+    const refused = outs.flatMap((o) => (o.status === 'rejected' ? [o.reason as unknown] : []));
+    expect(refused).toHaveLength(9);
+    for (const error of refused) expect(error).toBeInstanceOf(IdempotencyInProgressError);
+    // once the first finished, a retry replays it
+    expect(await writes.write(req)).toMatchObject({ replayed: true, result: { id: '7', name: 'Bo' } });
   });
 
-  it('lets a retry run again after the first attempt failed upstream', async () => {
+  it('lets a retry run again after the first attempt failed upstream without writing', async () => {
     const { writes, upstream, create } = setup();
     const req = { ...create({ id: '8', name: 'Cy' }), idempotencyKey: 'req-8', resultSchema: patientSchema };
-    upstream.failWith = new Error('OpenEMR 503');
+    upstream.failWith = new HttpError({ method: 'POST', url: 'http://emr/api/patient', status: 503 });
     await expect(writes.write(req)).rejects.toThrow('503');
     upstream.failWith = undefined;
     expect(await writes.write(req)).toMatchObject({ replayed: false });
@@ -207,6 +216,126 @@ describe('WriteCoordinator: idempotency keys (in memory)', () => {
   });
 });
 
+describe('WriteCoordinator: unknown outcomes', () => {
+  const timeout = () => new TimeoutError('POST http://emr/api/patient: no response within 10 ms', 10);
+  /** An upstream that commits the write and then times out, once. */
+  function commitThenTimeout(upstream: FakeUpstream<Patient>) {
+    let faults = 1;
+    return async (p: Patient): Promise<Patient> => {
+      const written = await upstream.write(p.id, p);
+      if (faults-- > 0) throw timeout();
+      return written;
+    };
+  }
+
+  it('classifies timeouts, resets after sending and gateway errors as unknown; refusals and 4xx as not written', () => {
+    const noResponse = (code: string) =>
+      new HttpError({ method: 'POST', url: 'http://emr', cause: Object.assign(new Error(code), { code }) });
+    expect(isOutcomeUnknown(timeout())).toBe(true);
+    expect(isOutcomeUnknown(noResponse('ECONNRESET'))).toBe(true);
+    expect(isOutcomeUnknown(new HttpError({ method: 'POST', url: 'http://emr', status: 504 }))).toBe(true);
+    expect(isOutcomeUnknown(noResponse('ECONNREFUSED'))).toBe(false);
+    expect(isOutcomeUnknown(new HttpError({ method: 'POST', url: 'http://emr', status: 400 }))).toBe(false);
+    expect(isOutcomeUnknown(new HttpError({ method: 'POST', url: 'http://emr', status: 503 }))).toBe(false);
+    expect(isOutcomeUnknown(new Error('bug'))).toBe(false);
+  });
+
+  it('keeps the key after a timeout and settles the retry by reading the upstream back: one write', async () => {
+    const { writes, upstream } = setup();
+    const write = commitThenTimeout(upstream);
+    const readBacks: unknown[] = [];
+    const req = {
+      upstream: () => write({ id: '20', name: 'Tim' }),
+      prepare: async () => ({ before: [...upstream.records.keys()] }),
+      readBack: async ({ prepared }: { prepared: unknown }) => {
+        readBacks.push(prepared);
+        return upstream.records.get('20');
+      },
+      key: 'patient:20',
+      toCache: (p: Patient) => p,
+      idempotencyKey: 'req-20',
+      request: { name: 'Tim' },
+      resultSchema: patientSchema,
+    };
+    await expect(writes.write(req)).rejects.toBeInstanceOf(TimeoutError);
+    const retry = await writes.write(req);
+    expect(retry).toMatchObject({ result: { id: '20', name: 'Tim' }, replayed: false, recovered: true });
+    expect(upstream.writes).toBe(1);
+    // the read-back got what the first attempt knew before it wrote
+    expect(readBacks).toEqual([{ before: [] }]);
+    expect(await writes.write(req)).toMatchObject({ replayed: true });
+    expect(upstream.writes).toBe(1);
+  });
+
+  it('writes again when the read-back finds nothing, and refuses to guess without a read-back', async () => {
+    const { writes, upstream } = setup();
+    let fail = true;
+    const req = {
+      upstream: async () => {
+        if (fail) {
+          fail = false;
+          throw timeout(); // timed out before the upstream wrote anything
+        }
+        return upstream.write('21', { id: '21', name: 'Ann' });
+      },
+      readBack: async () => undefined,
+      idempotencyKey: 'req-21',
+      request: { name: 'Ann' },
+      resultSchema: patientSchema,
+    };
+    await expect(writes.write(req)).rejects.toBeInstanceOf(TimeoutError);
+    expect(await writes.write(req)).toMatchObject({ replayed: false, result: { id: '21' } });
+    expect(upstream.writes).toBe(1);
+
+    const blind = { ...req, upstream: commitThenTimeout(upstream).bind(null, { id: '22', name: 'Bea' }) };
+    const { readBack: _omit, ...withoutReadBack } = { ...blind, idempotencyKey: 'req-22' };
+    await expect(writes.write(withoutReadBack)).rejects.toBeInstanceOf(TimeoutError);
+    await expect(writes.write(withoutReadBack)).rejects.toBeInstanceOf(IdempotencyOutcomeUnknownError);
+    await expect(writes.write(withoutReadBack)).rejects.toBeInstanceOf(IdempotencyOutcomeUnknownError);
+    expect(upstream.records.size).toBe(2);
+  });
+
+  it('a commit that fails after the upstream write leaves the key unknown; the retry reads back and commits', async () => {
+    const { writes, upstream } = setup();
+    const committed: Patient[] = [];
+    let commitFails = true;
+    const req = {
+      upstream: () => upstream.write('23', { id: '23', name: 'Cal' }),
+      readBack: async () => upstream.records.get('23'),
+      commit: async (p: Patient) => {
+        if (commitFails) throw new Error('outbox unavailable');
+        committed.push(p);
+      },
+      idempotencyKey: 'req-23',
+      request: { name: 'Cal' },
+      resultSchema: patientSchema,
+    };
+    await expect(writes.write(req)).rejects.toThrow('outbox unavailable');
+    expect(committed).toEqual([]);
+    commitFails = false;
+    expect(await writes.write(req)).toMatchObject({ recovered: true });
+    expect(committed).toEqual([{ id: '23', name: 'Cal' }]);
+    expect(upstream.writes).toBe(1);
+  });
+
+  it('with whenStoreDown: fail, refuses to write while the shared store is unreachable', async () => {
+    const { cache, upstream } = setup();
+    const down: IdempotencyStore = new MemoryIdempotencyStore();
+    down.claim = async () => {
+      throw new CacheUnavailableError('mysql', 'MySQL is unavailable');
+    };
+    const writes = new WriteCoordinator({ cache, idempotency: down, whenStoreDown: 'fail' });
+    await expect(
+      writes.write({
+        upstream: () => upstream.write('24', { id: '24', name: 'Dan' }),
+        idempotencyKey: 'req-24',
+        resultSchema: patientSchema,
+      }),
+    ).rejects.toBeInstanceOf(CacheUnavailableError);
+    expect(upstream.writes).toBe(0);
+  });
+});
+
 describe.skipIf(!mariadb.available)('WriteCoordinator: idempotency keys in the real MariaDB', () => {
   const table = `idem_writes_${RUN}`;
   let admin: mysql.Pool;
@@ -219,7 +348,7 @@ describe.skipIf(!mariadb.available)('WriteCoordinator: idempotency keys in the r
     await admin.end();
   });
 
-  it('two instances sharing the store: concurrent and retried duplicates make one upstream write', async () => {
+  it('two instances sharing the store: a concurrent duplicate gets 409, retries replay, one upstream write', async () => {
     const storeA = await MySqlIdempotencyStore.open({ url: mariadb.url, table, connectionLimit: 2 });
     const storeB = await MySqlIdempotencyStore.open({ url: mariadb.url, table, connectionLimit: 2 });
     const a = setup(storeA);
@@ -234,15 +363,72 @@ describe.skipIf(!mariadb.available)('WriteCoordinator: idempotency keys in the r
       request: { name: 'Dee' },
       resultSchema: patientSchema,
     };
-    const [x, y] = await Promise.all([a.writes.write(req), b.writes.write(req)]);
+    const [x, y] = await Promise.allSettled([a.writes.write(req), b.writes.write(req)]);
     expect(upstream.writes).toBe(1);
-    expect(x.result).toEqual(y.result);
-    expect([x.replayed, y.replayed].sort()).toEqual([false, true]);
+    const fulfilled = [x, y].filter((o) => o.status === 'fulfilled');
+    expect(fulfilled).toHaveLength(1);
+    expect([x, y].find((o) => o.status === 'rejected')?.reason).toBeInstanceOf(IdempotencyInProgressError);
+    // the other instance's retry replays the answer from MySQL
+    expect(await (x.status === 'rejected' ? a : b).writes.write(req)).toMatchObject({ replayed: true });
     // a later retry on a third instance, with a cold memory, replays from MySQL
     const storeC = await MySqlIdempotencyStore.open({ url: mariadb.url, table, connectionLimit: 1 });
     const c = setup(storeC);
     expect(await c.writes.write(req)).toEqual({ result: { id: '11', name: 'Dee' }, replayed: true, cache: 'none' });
     expect(upstream.writes).toBe(1);
     await Promise.all([storeA.close(), storeB.close(), storeC.close()]);
+  });
+
+  it('commits the caller’s rows in the transaction that records the answer, and recovers a dead writer’s key', async () => {
+    const outbox = `idem_outbox_${RUN}`;
+    await admin.query(`CREATE TABLE ${admin.escapeId(outbox)} (k VARCHAR(64) NOT NULL PRIMARY KEY)`);
+    try {
+      const store = await MySqlIdempotencyStore.open({ url: mariadb.url, table, connectionLimit: 2 });
+      const { cache } = setup(store);
+      const writes = new WriteCoordinator({ cache, idempotency: store, whenStoreDown: 'fail' });
+      const upstream = new FakeUpstream<Patient>();
+      let failAfterInsert = true;
+      const req = {
+        upstream: () => upstream.write('30', { id: '30', name: 'Eve' }),
+        readBack: async () => upstream.records.get('30'),
+        commit: async (p: Patient, tx: { connection?: mysql.PoolConnection }) => {
+          await tx.connection!.execute(`INSERT INTO ${admin.escapeId(outbox)} (k) VALUES (?)`, [p.id]);
+          if (failAfterInsert) throw new Error('crash between the two rows');
+        },
+        idempotencyKey: `req-30-${RUN}`,
+        request: { name: 'Eve' },
+        resultSchema: patientSchema,
+      };
+      await expect(writes.write(req)).rejects.toThrow('crash between');
+      const rows = async () => ((await admin.query(`SELECT k FROM ${admin.escapeId(outbox)}`))[0] as unknown[]).length;
+      expect(await rows()).toBe(0); // rolled back with the answer
+      failAfterInsert = false;
+      expect(await writes.write(req)).toMatchObject({ recovered: true });
+      expect(await rows()).toBe(1);
+      expect(upstream.writes).toBe(1);
+
+      // A writer that died holding a claim (its lease ran out): the next instance reads back instead of writing.
+      const dead = new WriteCoordinator({ cache, idempotency: store, leaseMs: 50 });
+      const hung = dead.write({
+        upstream: () => new Promise<Patient>(() => void upstream.records.set('31', { id: '31', name: 'Fay' })),
+        idempotencyKey: `req-31-${RUN}`,
+        request: { name: 'Fay' },
+        resultSchema: patientSchema,
+      });
+      void hung.catch(() => undefined);
+      await tick(100);
+      const other = new WriteCoordinator({ cache, idempotency: store });
+      const recovered = await other.write({
+        upstream: () => upstream.write('31', { id: '31', name: 'Fay' }),
+        readBack: async () => upstream.records.get('31'),
+        idempotencyKey: `req-31-${RUN}`,
+        request: { name: 'Fay' },
+        resultSchema: patientSchema,
+      });
+      expect(recovered).toMatchObject({ recovered: true, result: { id: '31' } });
+      expect(upstream.writes).toBe(1);
+      await store.close();
+    } finally {
+      await admin.query(`DROP TABLE IF EXISTS ${admin.escapeId(outbox)}`);
+    }
   });
 });

@@ -1,34 +1,48 @@
 /**
  * Upstream-first writes (OpenEMR first): the upstream write runs first; only after it succeeds is the cache
- * updated. With an idempotency key, a retried request gets the first answer and the upstream is called once.
+ * updated. With an idempotency key (IETF `Idempotency-Key` draft semantics) a retried request gets the first answer
+ * and the upstream is written once, even when the first attempt's outcome was unknown.
  * @packageDocumentation
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { systemClock, TimeoutError, ValidationError, type Clock } from '@cdss/core';
+import { HttpError, systemClock, TimeoutError, ValidationError, type Clock } from '@cdss/core';
 import { z } from 'zod';
 import type { Cache, CacheLogger } from './cache.js';
-import { CacheUnavailableError, IdempotencyConflictError, parseOrThrow } from './errors.js';
-import { idempotencyKeySchema, MemoryIdempotencyStore, type IdempotencyStore } from './idempotency.js';
+import {
+  CacheUnavailableError,
+  IdempotencyConflictError,
+  IdempotencyInProgressError,
+  IdempotencyOutcomeUnknownError,
+  parseOrThrow,
+} from './errors.js';
+import {
+  idempotencyKeySchema,
+  MemoryIdempotencyStore,
+  type IdempotencyStore,
+  type IdempotencyTransaction,
+} from './idempotency.js';
 import { emit, type CacheMetricsListener, type JsonValue } from './types.js';
 import { checkKey } from './validate.js';
 
 /** Schema of {@link WriteCoordinatorOptions}' plain fields. */
 export const writeCoordinatorOptionsSchema = z.object({
   /**
-   * How long a claimed idempotency key is held before another request may take it over (its owner presumed dead).
-   * Must exceed the upstream write's own timeout.
+   * How long a claimed idempotency key is held before another request may take it over (its owner presumed dead;
+   * the outcome is then unknown and is read back). Must exceed the upstream write's own timeout.
    */
   leaseMs: z.number().int().positive().default(120_000),
-  /** How long a duplicate request waits for the first one to finish before failing with `TimeoutError`. */
-  waitTimeoutMs: z.number().int().positive().default(30_000),
-  /** Pause between checks while waiting on a duplicate that runs in another instance. */
-  pollIntervalMs: z.number().int().positive().default(50),
-  /** How long a finished request's answer is kept for replay. */
+  /** How long a finished request's answer (or an unresolved outcome) is kept. */
   recordTtlMs: z
     .number()
     .int()
     .positive()
     .default(24 * 60 * 60 * 1000),
+  /**
+   * What to do when the shared idempotency store is unreachable: `local` keeps records in this process only and
+   * still writes (availability first; fine when the upstream deduplicates by itself), `fail` refuses the write with
+   * `CacheUnavailableError` (nothing is written that a retry on another instance could duplicate).
+   */
+  whenStoreDown: z.enum(['local', 'fail']).default('local'),
 });
 
 /** Options of {@link WriteCoordinator}. */
@@ -36,16 +50,21 @@ export interface WriteCoordinatorOptions extends Partial<z.input<typeof writeCoo
   /** The cache to update after upstream writes. */
   cache: Cache;
   /**
-   * Where idempotency records are shared between instances (a {@link MySqlIdempotencyStore}). Without it, or while
-   * it is unreachable, records are kept in this process only.
+   * Where idempotency records are shared between instances (a {@link MySqlIdempotencyStore}). Without it, records
+   * are kept in this process only.
    */
   idempotency?: IdempotencyStore;
-  /** Time and sleep (polling while a duplicate runs elsewhere); `@cdss/core`'s `Clock`. */
+  /** Time; `@cdss/core`'s `Clock`. */
   clock?: Clock;
   /** Metrics hooks (`storeError` with operation `idempotency`). */
   metrics?: CacheMetricsListener;
   /** Receives what cannot be reported to the caller (e.g. an answer that could not be recorded). */
   logger?: CacheLogger;
+  /**
+   * Whether an upstream error leaves the write's outcome unknown (it may have been applied). Default
+   * {@link isOutcomeUnknown}.
+   */
+  isOutcomeUnknown?: (error: unknown) => boolean;
 }
 
 /** What happened to the cache after a successful upstream write. */
@@ -62,8 +81,8 @@ export type CacheUpdate =
 /** The fields of a {@link WriteRequest} besides the idempotency key and result schema. */
 export interface WriteRequestFields<R> {
   /**
-   * The upstream write (e.g. an OpenEMR create). Receives the idempotency key, to pass on to the upstream
-   * (`Idempotency-Key` header) so that even a takeover after a crash cannot duplicate the record there.
+   * The upstream write (e.g. an OpenEMR create). Receives the idempotency key, to pass on to an upstream that
+   * understands one.
    */
   upstream: (context: { idempotencyKey: string | undefined }) => Promise<R>;
   /** The cache key of the written record. */
@@ -74,8 +93,30 @@ export interface WriteRequestFields<R> {
   ttlMs?: number;
   /** More keys the write makes stale (e.g. a list that contains the record); they are evicted. */
   invalidate?: readonly string[];
-  /** The request, fingerprinted so that an idempotency key reused for another request is refused. */
+  /**
+   * The request, fingerprinted (canonical JSON, SHA-256) so that an idempotency key reused for another request is
+   * refused. Include what identifies the operation: method, path and body.
+   */
   request?: unknown;
+  /**
+   * Runs after a successful upstream write and before the answer is acknowledged: with an idempotency key, in the
+   * same transaction that records the answer (so the caller's outbox rows and the idempotency record commit
+   * together). If it throws, the write's outcome is recorded as unknown and the error is rethrown; a retry reads the
+   * upstream back and commits again.
+   */
+  commit?: (result: R, transaction: IdempotencyTransaction) => Promise<void>;
+  /**
+   * Reads the upstream before the first attempt (e.g. the records that already match what is about to be written).
+   * Kept with the claim and handed to {@link WriteRequestFields.readBack}.
+   */
+  prepare?: () => Promise<JsonValue>;
+  /**
+   * Settles an unknown outcome (a timeout or reset after sending, or an owner that died): reads the upstream back and
+   * returns what the earlier attempt wrote, or `undefined` when it wrote nothing (then the write runs again). Throws
+   * when it cannot tell. Without it, an unknown outcome is never written again
+   * ({@link IdempotencyOutcomeUnknownError}).
+   */
+  readBack?: (context: { prepared: JsonValue | undefined }) => Promise<R | undefined>;
 }
 
 /**
@@ -85,7 +126,7 @@ export interface WriteRequestFields<R> {
 export type WriteRequest<R> = WriteRequestFields<R> &
   (
     | {
-        /** The client's `Idempotency-Key`: a retry with the same key gets the first answer, and the upstream is called once. */
+        /** The client's `Idempotency-Key`: a retry with the same key gets the first answer, and the upstream is written once. */
         idempotencyKey: string;
         /** Reads the recorded answer back (it is JSON from storage). */
         resultSchema: z.ZodType<R>;
@@ -106,24 +147,49 @@ export interface WriteOutcome<R> {
   replayed: boolean;
   /** What happened to the cache (`none` when replayed). */
   cache: CacheUpdate;
+  /** True when an earlier attempt's unknown outcome was settled by reading the upstream back (it had written). */
+  recovered?: boolean;
+}
+
+/** Error codes of a request that never left this machine or was refused before it was processed. */
+const NOT_SENT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
+
+/**
+ * Whether an upstream error leaves the write's outcome unknown: a timeout, a connection reset or closed after the
+ * request went out, or a 500/502/504 (a gateway that timed out may have passed the write on). Refused connections
+ * and other 4xx/5xx answers mean nothing was written.
+ * @param error - what the upstream write threw
+ */
+export function isOutcomeUnknown(error: unknown): boolean {
+  if (TimeoutError.isInstance(error)) return true;
+  if (!HttpError.isInstance(error)) return false;
+  if (error.status === undefined) {
+    const code = (error.cause as { code?: unknown } | undefined)?.code;
+    return !(typeof code === 'string' && NOT_SENT_CODES.has(code));
+  }
+  return error.status === 500 || error.status === 502 || error.status === 504;
 }
 
 /**
  * Runs upstream-first writes:
  * 1. the upstream write; if it fails, its error is thrown and nothing is written anywhere;
- * 2. on success, the cache is updated (or the key evicted);
- * 3. if that fails, the key is evicted; if the evict fails too, a repair is scheduled (retried in the background,
- *    and reads bypass the key until it succeeds). The write still succeeds: the upstream has the data.
+ * 2. on success, `commit` (the caller's own durable writes, e.g. outbox rows);
+ * 3. then the cache is updated (or the key evicted); if that fails, the key is evicted; if the evict fails too, a
+ *    repair is scheduled. The write still succeeds: the upstream has the data.
  *
- * With an idempotency key the first answer is recorded (MySQL when given, and in memory), a retry replays it
- * without calling the upstream, and a concurrent duplicate waits for the first and gets the same answer.
+ * With an idempotency key (IETF `Idempotency-Key` draft): the key is bound to the request's fingerprint (another
+ * request with it: {@link IdempotencyConflictError}, 422); a concurrent duplicate gets
+ * {@link IdempotencyInProgressError} (409); a retry of a finished request replays its answer; an attempt whose
+ * outcome is unknown (timeout, reset after sending, crash) keeps the key `unknown`, and the next attempt reads the
+ * upstream back (`readBack`) before it writes again.
  *
  * @example
  * ```ts
  * const { result } = await writes.write({
- *   idempotencyKey: req.header('Idempotency-Key'), request: body, resultSchema: patientSchema,
- *   upstream: ({ idempotencyKey }) => openemr.patients.create(body, { idempotencyKey }),
- *   key: `patient:${id}`, toCache: (p) => p, invalidate: ['patients:list'],
+ *   idempotencyKey, request: { method: 'POST', path: '/api/patients', body }, resultSchema: patientSchema,
+ *   upstream: () => openemr.patients.create(body),
+ *   readBack: () => findCreatedPatient(body),
+ *   key: `patient:${id}`, toCache: (p) => p,
  * });
  * ```
  */
@@ -135,34 +201,42 @@ export class WriteCoordinator {
   private readonly clock: Clock;
   private readonly metrics: CacheMetricsListener | undefined;
   private readonly logger: CacheLogger | undefined;
-  private readonly inflight = new Map<string, { fingerprint: string; promise: Promise<WriteOutcome<unknown>> }>();
+  private readonly unknownOutcome: (error: unknown) => boolean;
+  private readonly inflight = new Map<string, string>();
 
   /**
    * @param options - cache, idempotency store, timings
    * @throws `ValidationError` for bad options
    */
   constructor(options: WriteCoordinatorOptions) {
-    const { cache, idempotency, clock, metrics, logger, ...plain } = options;
+    const { cache, idempotency, clock, metrics, logger, isOutcomeUnknown: unknown, ...plain } = options;
     this.options = parseOrThrow(writeCoordinatorOptionsSchema, plain, 'Invalid WriteCoordinator options');
     this.cache = cache;
     this.durable = idempotency;
     this.clock = clock ?? systemClock;
     this.metrics = metrics;
     this.logger = logger;
+    this.unknownOutcome = unknown ?? isOutcomeUnknown;
   }
 
   /**
    * Runs one write, upstream first.
    * @param request - the upstream call, the cache keys, and optionally an idempotency key
    * @returns the upstream's answer, whether it was replayed, and what happened to the cache
-   * @throws whatever the upstream throws (nothing was written); `ValidationError` for bad keys (before anything runs);
-   *   {@link IdempotencyConflictError} when the idempotency key was used for a different request; `TimeoutError`
-   *   when a duplicate request in another instance did not finish within `waitTimeoutMs`
+   * @throws whatever the upstream throws; `ValidationError` for bad keys (before anything runs);
+   *   {@link IdempotencyConflictError} when the key was used for a different request;
+   *   {@link IdempotencyInProgressError} while a request with the key runs; {@link IdempotencyOutcomeUnknownError}
+   *   when an earlier attempt's outcome cannot be settled; `CacheUnavailableError` when the shared store is down
+   *   and `whenStoreDown` is `fail`
    */
   async write<R>(request: WriteRequest<R>): Promise<WriteOutcome<R>> {
     if (request.key !== undefined) checkKey(request.key);
     for (const key of request.invalidate ?? []) checkKey(key);
-    if (request.idempotencyKey === undefined) return this.execute(request);
+    if (request.idempotencyKey === undefined) {
+      const result = await request.upstream({ idempotencyKey: undefined });
+      await request.commit?.(result, {});
+      return this.afterWrite(request, result);
+    }
     const idempotencyKey = parseOrThrow(idempotencyKeySchema, request.idempotencyKey, 'Invalid idempotency key');
     if (typeof (request.resultSchema as unknown as { safeParse?: unknown } | undefined)?.safeParse !== 'function') {
       // The type requires it; this guards untyped callers before anything is written.
@@ -172,19 +246,15 @@ export class WriteCoordinator {
     }
     const fingerprint = fingerprintOf(request.request);
     const running = this.inflight.get(idempotencyKey);
-    if (running) {
-      // A concurrent duplicate in this process: wait for the first and share its answer.
-      if (running.fingerprint !== fingerprint) throw new IdempotencyConflictError();
-      const first = (await running.promise) as WriteOutcome<R>;
-      return { result: first.result, replayed: true, cache: 'none' };
+    if (running !== undefined) {
+      // A concurrent duplicate in this process.
+      throw running === fingerprint ? new IdempotencyInProgressError() : new IdempotencyConflictError();
     }
-    const promise = this.idempotent(request, idempotencyKey, fingerprint, request.resultSchema);
-    const entry = { fingerprint, promise: promise as Promise<WriteOutcome<unknown>> };
-    this.inflight.set(idempotencyKey, entry);
+    this.inflight.set(idempotencyKey, fingerprint);
     try {
-      return await promise;
+      return await this.idempotent(request, idempotencyKey, fingerprint, request.resultSchema);
     } finally {
-      if (this.inflight.get(idempotencyKey) === entry) this.inflight.delete(idempotencyKey);
+      this.inflight.delete(idempotencyKey);
     }
   }
 
@@ -194,75 +264,139 @@ export class WriteCoordinator {
     fingerprint: string,
     schema: z.ZodType<R>,
   ): Promise<WriteOutcome<R>> {
+    const now = this.clock.now();
+    const known = this.local.peekDone(key, now);
+    if (known) return this.replay(known, fingerprint, schema);
+    const prepared = request.prepare ? await request.prepare() : undefined;
     const owner = randomUUID();
-    const deadline = this.clock.now() + this.options.waitTimeoutMs;
-    let durable = this.durable;
-    for (;;) {
-      const now = this.clock.now();
-      const known = this.local.peekDone(key, now);
-      if (known) return this.replay(known, fingerprint, schema);
-      const input = { key, fingerprint, owner, now, leaseMs: this.options.leaseMs };
-      let claim;
-      try {
-        claim = await (durable ?? this.local).claim(input);
-      } catch (error) {
-        if (!durable || !CacheUnavailableError.isInstance(error)) throw error;
-        // MySQL is down: the write must still reach the upstream. Fall back to this process's records (the
-        // upstream receives the idempotency key and can deduplicate across instances itself).
-        emit(this.metrics, 'storeError', 'idempotency', 'l2');
-        this.logger?.warn(
-          { err: { name: error.name, code: error.code } },
-          'cache: idempotency store unavailable; using local records',
-        );
-        durable = undefined;
-        continue;
+    const input = {
+      key,
+      fingerprint,
+      owner,
+      now,
+      leaseMs: this.options.leaseMs,
+      retainMs: this.options.recordTtlMs,
+      ...(prepared === undefined ? {} : { context: JSON.stringify(prepared) }),
+    };
+    let store = this.durable ?? this.local;
+    let claim;
+    try {
+      claim = await store.claim(input);
+    } catch (error) {
+      if (store === this.local || !CacheUnavailableError.isInstance(error)) throw error;
+      emit(this.metrics, 'storeError', 'idempotency', 'l2');
+      if (this.options.whenStoreDown === 'fail') throw error;
+      // Availability first: the write still reaches the upstream, with this process's records only.
+      this.logger?.warn(
+        { err: { name: error.name, code: error.code } },
+        'cache: idempotency store unavailable; using local records',
+      );
+      store = this.local;
+      claim = await store.claim(input);
+    }
+    switch (claim.status) {
+      case 'done':
+        return this.replay(claim, fingerprint, schema);
+      case 'pending':
+        throw claim.fingerprint === fingerprint ? new IdempotencyInProgressError() : new IdempotencyConflictError();
+      case 'unknown':
+        throw new IdempotencyConflictError();
+      case 'recover': {
+        const found = await this.readBack(request, store, key, owner, claim.context);
+        if (found !== undefined) return this.finish(request, store, key, fingerprint, owner, found, true);
+        return this.attempt(request, store, key, fingerprint, owner);
       }
-      if (claim.status === 'done') return this.replay(claim, fingerprint, schema);
-      if (claim.status === 'pending') {
-        if (claim.fingerprint !== fingerprint) throw new IdempotencyConflictError();
-        if (this.clock.now() >= deadline) {
-          throw new TimeoutError(
-            `A request with the same idempotency key did not finish within ${this.options.waitTimeoutMs} ms`,
-            this.options.waitTimeoutMs,
-          );
-        }
-        await this.clock.sleep(this.options.pollIntervalMs);
-        continue;
-      }
-      return this.runClaimed(request, key, fingerprint, owner, durable);
+      case 'claimed':
+        return this.attempt(request, store, key, fingerprint, owner);
     }
   }
 
-  private async runClaimed<R>(
+  /** Settles an unknown outcome by reading the upstream back; leaves the key unknown when that fails. */
+  private async readBack<R>(
     request: WriteRequest<R>,
+    store: IdempotencyStore,
+    key: string,
+    owner: string,
+    context: string | undefined,
+  ): Promise<R | undefined> {
+    try {
+      if (!request.readBack) {
+        throw new IdempotencyOutcomeUnknownError(
+          'An earlier attempt with this idempotency key may have been applied, and this write cannot check',
+        );
+      }
+      const prepared = context === undefined ? undefined : (JSON.parse(context) as JsonValue);
+      return await request.readBack({ prepared });
+    } catch (error) {
+      await this.markUnknown(store, key, owner);
+      if (IdempotencyOutcomeUnknownError.isInstance(error)) throw error;
+      throw new IdempotencyOutcomeUnknownError(
+        'An earlier attempt with this idempotency key may have been applied, and reading it back failed',
+        { cause: error },
+      );
+    }
+  }
+
+  private async attempt<R>(
+    request: WriteRequest<R>,
+    store: IdempotencyStore,
     key: string,
     fingerprint: string,
     owner: string,
-    durable: IdempotencyStore | undefined,
   ): Promise<WriteOutcome<R>> {
-    let outcome: WriteOutcome<R>;
+    let result: R;
     try {
-      outcome = await this.execute(request);
+      result = await request.upstream({ idempotencyKey: key });
     } catch (error) {
-      // Nothing was written upstream: free the key so that a retry may try again.
-      await (durable ?? this.local)
-        .release(key, owner)
-        .catch(() => emit(this.metrics, 'storeError', 'idempotency', 'l2'));
+      if (this.unknownOutcome(error)) {
+        // It may have been written: keep the key, so that a retry reads back before writing again.
+        await this.markUnknown(store, key, owner);
+      } else {
+        // Nothing was written upstream: free the key so that a retry may try again.
+        await store.release(key, owner).catch(() => emit(this.metrics, 'storeError', 'idempotency', 'l2'));
+      }
       throw error;
     }
-    const response = JSON.stringify(outcome.result) ?? 'null';
+    return this.finish(request, store, key, fingerprint, owner, result, false);
+  }
+
+  /** Records the answer (atomically with `commit`), then updates the cache. */
+  private async finish<R>(
+    request: WriteRequest<R>,
+    store: IdempotencyStore,
+    key: string,
+    fingerprint: string,
+    owner: string,
+    result: R,
+    recovered: boolean,
+  ): Promise<WriteOutcome<R>> {
+    const response = JSON.stringify(result) ?? 'null';
     const expiresAt = this.clock.now() + this.options.recordTtlMs;
-    this.local.remember(key, fingerprint, response, expiresAt);
-    if (durable) {
-      try {
-        const recorded = await durable.complete({ key, owner, response, expiresAt });
-        if (!recorded) this.logger?.warn('cache: idempotency lease was taken over before the answer was recorded');
-      } catch {
-        // The upstream write succeeded; the answer is kept locally, and the lease ends on its own.
-        emit(this.metrics, 'storeError', 'idempotency', 'l2');
-      }
+    const commit = request.commit;
+    let recorded: boolean;
+    try {
+      recorded = await store.complete(
+        { key, owner, response, expiresAt },
+        commit ? { within: (transaction) => commit(result, transaction) } : {},
+      );
+    } catch (error) {
+      // Written upstream but not committed here: unknown, so a retry reads back and commits.
+      await this.markUnknown(store, key, owner);
+      throw error;
     }
-    return outcome;
+    if (!recorded) {
+      // Another request took the key over (this one outlived its lease): it reads back and commits the write.
+      this.logger?.warn('cache: idempotency lease was taken over before the answer was recorded');
+    }
+    if (store !== this.local) this.local.remember(key, fingerprint, response, expiresAt);
+    const outcome = await this.afterWrite(request, result);
+    return recovered ? { ...outcome, recovered } : outcome;
+  }
+
+  private async markUnknown(store: IdempotencyStore, key: string, owner: string): Promise<void> {
+    await store
+      .markUnknown({ key, owner, expiresAt: this.clock.now() + this.options.recordTtlMs })
+      .catch(() => emit(this.metrics, 'storeError', 'idempotency', 'l2'));
   }
 
   private replay<R>(
@@ -278,9 +412,7 @@ export class WriteCoordinator {
       throw new ValidationError(
         'Recorded idempotent answer is not JSON',
         [{ path: '', message: 'invalid JSON', code: 'invalid_json' }],
-        {
-          cause: error,
-        },
+        { cause: error },
       );
     }
     return {
@@ -290,8 +422,7 @@ export class WriteCoordinator {
     };
   }
 
-  private async execute<R>(request: WriteRequest<R>): Promise<WriteOutcome<R>> {
-    const result = await request.upstream({ idempotencyKey: request.idempotencyKey });
+  private async afterWrite<R>(request: WriteRequest<R>, result: R): Promise<WriteOutcome<R>> {
     let cache: CacheUpdate = 'none';
     if (request.key !== undefined) {
       const value = request.toCache?.(result);
@@ -325,8 +456,12 @@ export class WriteCoordinator {
   }
 }
 
-/** SHA-256 of the request's canonical JSON (object keys sorted), so key order does not matter. */
-function fingerprintOf(request: unknown): string {
+/**
+ * SHA-256 of a request's canonical JSON (object keys sorted), so key order does not matter.
+ * @param request - what identifies the request (method, path, body)
+ * @returns the hex digest
+ */
+export function fingerprintOf(request: unknown): string {
   return createHash('sha256').update(canonicalJson(request)).digest('hex');
 }
 

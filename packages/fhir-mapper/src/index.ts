@@ -66,7 +66,15 @@ export {
 export type { FhirServerErrorOptions } from './adapter/errors.js';
 export { KeyedMutex } from './adapter/keyed-mutex.js';
 export { fhirWriteSchema, defaultKey } from './outbox/types.js';
-export type { FhirWrite, OutboxItem, DeadLetter, OutboxStats, SyncOutbox } from './outbox/types.js';
+export type {
+  FhirWrite,
+  OutboxItem,
+  DeadLetter,
+  OutboxStats,
+  SyncOutbox,
+  EnqueueOptions,
+  OutboxConnection,
+} from './outbox/types.js';
 export { MemoryOutbox } from './outbox/memory-outbox.js';
 export { MySqlOutbox } from './outbox/mysql-outbox.js';
 export type { MySqlOutboxOptions } from './outbox/mysql-outbox.js';

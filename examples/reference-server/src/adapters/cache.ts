@@ -2,34 +2,55 @@
  * The server's {@link ReadThroughCache} port over `@cdss/cache`: `getOrLoad` for reads (single-flight, stale-if-error)
  * and the write coordinator for OpenEMR-first writes with idempotency keys.
  */
-import type { Cache, CacheStore, JsonValue, WriteCoordinator } from '@cdss/cache';
-import type { z } from 'zod';
-import type { ReadThroughCache } from '../domain/ports.js';
+import type { Cache, CacheStore, JsonValue, WriteCoordinator, WriteRequest } from '@cdss/cache';
+import type { ReadThroughCache, StateTransaction, WriteOptions } from '../domain/ports.js';
+
+/** Runs work in one transaction of the server's state store (connected mode), or directly (sandbox). */
+export type Transact = <T>(work: (transaction: StateTransaction) => Promise<T>) => Promise<T>;
+
+/** No transaction: the memory stores of sandbox mode. */
+export const noTransaction: Transact = (work) => work({});
 
 /**
  * The port over a cache and its write coordinator.
  * @param cache - the cache (L1, or L1 over MySQL L2)
  * @param writes - the write coordinator sharing that cache
  * @param store - the store, pinged by readiness
+ * @param transact - the transaction a write without an idempotency key commits its outbox rows in
  */
-export function cachePort(cache: Cache, writes: WriteCoordinator, store: CacheStore): ReadThroughCache {
+export function cachePort(
+  cache: Cache,
+  writes: WriteCoordinator,
+  store: CacheStore,
+  transact: Transact = noTransaction,
+): ReadThroughCache {
   return {
     async read<T>(key: string, load: () => Promise<T>) {
       const result = await cache.getOrLoad(key, load);
       return { value: result.value, stale: result.stale };
     },
-    async write<T>(
-      upstreamWrite: () => Promise<T>,
-      options: { key: (result: T) => string; schema: z.ZodType<T>; idempotencyKey?: string },
-    ) {
-      const upstream = (): Promise<T> => upstreamWrite();
-      const outcome = options.idempotencyKey
-        ? await writes.write<T>({ upstream, idempotencyKey: options.idempotencyKey, resultSchema: options.schema })
-        : await writes.write<T>({ upstream });
+    async write<T>(upstreamWrite: () => Promise<T>, options: WriteOptions<T>) {
+      const { idempotency, commit } = options;
+      const base = { upstream: () => upstreamWrite() };
+      const outcome = idempotency
+        ? await writes.write<T>({
+            ...base,
+            idempotencyKey: idempotency.key,
+            request: idempotency.request,
+            resultSchema: options.schema,
+            // with a key, the outbox rows commit in the transaction that records the answer
+            ...(commit ? { commit } : {}),
+            ...(idempotency.prepare ? { prepare: idempotency.prepare } : {}),
+            ...(idempotency.readBack ? { readBack: ({ prepared }) => idempotency.readBack!(prepared) } : {}),
+          } satisfies WriteRequest<T>)
+        : await writes.write<T>({
+            ...base,
+            ...(commit ? { commit: (result: T) => transact((transaction) => commit(result, transaction)) } : {}),
+          });
       // The key is known only from the result (a create): fill it now. A failure here only costs a later miss.
-      await cache
-        .set(options.key(outcome.result), outcome.result as JsonValue)
-        .catch(() => cache.invalidate(options.key(outcome.result)).catch(() => undefined));
+      const key = options.key?.(outcome.result);
+      if (key !== undefined)
+        await cache.set(key, outcome.result as JsonValue).catch(() => cache.invalidate(key).catch(() => undefined));
       return { value: outcome.result, replayed: outcome.replayed };
     },
     async ping() {

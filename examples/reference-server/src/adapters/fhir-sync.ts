@@ -18,20 +18,20 @@ import { toOpenEmrPatient } from './openemr.js';
 export function outboxFhirSync(outbox: SyncOutbox, site = 'default'): FhirSync {
   const systems = identifierSystems(site);
   return {
-    async enqueue(kind, payload) {
+    async enqueue(kind, payload, transaction = {}) {
+      const inTransaction = transaction.connection ? { connection: transaction.connection } : {};
       if (kind === 'patient') {
         const patient = payload as ApiPatient;
         const resource = patientToFhir(
           { ...toOpenEmrPatient(patient), uuid: patient.id, pid: patient.pid ?? '0' },
           { site },
         );
-        await outbox.enqueue({
-          kind: 'upsert',
-          resource,
-          identifier: { system: systems.patientUuid, value: patient.id },
-        });
+        await outbox.enqueue(
+          { kind: 'upsert', resource, identifier: { system: systems.patientUuid, value: patient.id } },
+          inTransaction,
+        );
       } else if (kind === 'analysis-report') {
-        await outbox.enqueue({ kind: 'transaction', bundle: payload as Bundle });
+        await outbox.enqueue({ kind: 'transaction', bundle: payload as Bundle }, inTransaction);
       } else {
         const event = payload as AuditEvent;
         const recordId =
@@ -46,7 +46,10 @@ export function outboxFhirSync(outbox: SyncOutbox, site = 'default'): FhirSync {
             },
           ],
         };
-        await outbox.enqueue({ kind: 'transaction', bundle }, { key: `AuditEvent/audit-${recordId}` });
+        await outbox.enqueue(
+          { kind: 'transaction', bundle },
+          { key: `AuditEvent/audit-${recordId}`, ...inTransaction },
+        );
       }
     },
     async ping() {

@@ -186,6 +186,22 @@ export function openEmrRecords(client: OpenEmrClient): PatientRecords {
     async update(id, input) {
       return toApiPatient(await client.patients.update(id, toOpenEmrPatient(input)));
     },
+    async matching(input) {
+      const wanted: Record<string, string> = toOpenEmrPatient(input);
+      // OpenEMR matches names by prefix and DOB/sex exactly (notes §3.2); the rest is compared here.
+      const candidates = await client.patients.list({
+        fname: input.givenName,
+        lname: input.familyName,
+        DOB: input.birthDate,
+        sex: wanted['sex'],
+      });
+      const same = (patient: OpenEmrPatient): boolean =>
+        Object.entries(wanted).every(([field, value]) => {
+          const actual = (patient as Record<string, unknown>)[field];
+          return (field === 'DOB' ? String(actual ?? '').slice(0, 10) : String(actual ?? '')) === value;
+        });
+      return candidates.filter(same).map((patient) => patient.uuid);
+    },
     async list(id, kind) {
       return lists[kind](id) as never;
     },

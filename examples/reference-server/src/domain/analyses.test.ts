@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { JobClient, JobWorker, MemoryBroker, MemoryJobStore, MemoryTransport } from '@cdss/ai-jobs';
 import type { Bundle, DiagnosticReport } from 'fhir/r4.js';
-import { fakeArchive, startHarness, type Harness } from '../test-support.js';
+import { fakeArchive, memoryCache, startHarness, type Harness } from '../test-support.js';
 import { analysisFeature, type ReportBuilder } from './analyses.js';
 import { createReviewStore } from './reviews.js';
 import { createLogger } from '../logger.js';
@@ -20,6 +20,7 @@ const study = {
   ],
 };
 const incomplete = { ...study, uid: '1.2.826.0.1.3680043.8.498.2', series: study.series.slice(0, 2) };
+const otherPatients = { ...study, uid: '1.2.826.0.1.3680043.8.498.3', patientId: 'p-2' };
 
 // The whole tumour grows with each analysis, so the second approved result is a progression.
 let wholeTumour = 10;
@@ -82,7 +83,8 @@ beforeAll(async () => {
       jobs: client,
       listJobs: (query) => store.list(query),
       reviews,
-      archive: fakeArchive([study, incomplete]),
+      writes: memoryCache(),
+      archive: fakeArchive([study, incomplete, otherPatients]),
       reports,
       fhir,
       bus,
@@ -105,12 +107,13 @@ afterAll(async () => {
   await h.close();
 });
 
-async function call(method: string, path: string, user: string, body?: unknown) {
+async function call(method: string, path: string, user: string, body?: unknown, headers: Record<string, string> = {}) {
   const response = await fetch(`${h.baseUrl}${path}`, {
     method,
     headers: {
       authorization: `Bearer ${await h.token(user)}`,
       ...(body ? { 'content-type': 'application/json' } : {}),
+      ...headers,
     },
     ...(body ? { body: JSON.stringify(body) } : {}),
   });
@@ -201,6 +204,49 @@ describe('analyses', () => {
         })
       ).status,
     ).toBe(400);
+    expect((await store.list()).length).toBe(before);
+  });
+
+  it('binds an Idempotency-Key to the study and patient: reused on another patient’s study it answers 422', async () => {
+    const key = { 'idempotency-key': 'analysis-key-0001' };
+    const first = await call('POST', `/api/studies/${study.uid}/analyses`, 'demo-physician', { patientId: 'p-1' }, key);
+    expect(first.status).toBe(202);
+    const retry = await call('POST', `/api/studies/${study.uid}/analyses`, 'demo-physician', { patientId: 'p-1' }, key);
+    expect(retry).toMatchObject({ status: 202, body: { id: first.body['id'] } });
+    const before = (await store.list()).length;
+    const crossed = await call(
+      'POST',
+      `/api/studies/${otherPatients.uid}/analyses`,
+      'demo-physician',
+      { patientId: 'p-2' },
+      key,
+    );
+    expect(crossed.status).toBe(422);
+    expect(JSON.stringify(crossed.body)).not.toContain(first.body['id'] as string);
+    expect((await store.list()).length).toBe(before);
+    // the same key from another user is that user's own key: a new analysis of p-2
+    const mine = await call(
+      'POST',
+      `/api/studies/${otherPatients.uid}/analyses`,
+      'demo-radiologist',
+      { patientId: 'p-2' },
+      key,
+    );
+    expect(mine.status).toBe(202);
+    expect(mine.body['id']).not.toBe(first.body['id']);
+  });
+
+  it('refuses a short Idempotency-Key with 400, not 500, and queues nothing', async () => {
+    const before = (await store.list()).length;
+    const response = await call(
+      'POST',
+      `/api/studies/${study.uid}/analyses`,
+      'demo-physician',
+      { patientId: 'p-1' },
+      { 'idempotency-key': 'short' },
+    );
+    expect(response.status).toBe(400);
+    expect(JSON.stringify(response.body)).toContain('Idempotency-Key');
     expect((await store.list()).length).toBe(before);
   });
 });

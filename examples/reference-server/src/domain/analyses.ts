@@ -31,12 +31,14 @@ import {
   type ApiStudy,
   type Assessment,
 } from '../api-schemas.js';
+import { IdempotencyConflictError } from '@cdss/cache';
 import { ApiError, notFound } from '../http/errors.js';
+import { idempotencyScope } from '../http/idempotency.js';
 import { defineRoute, type AnyRoute } from '../http/route.js';
 import type { EventBus } from '../events.js';
 import type { ServerMetrics } from '../metrics.js';
 import type { Auditor } from './auditor.js';
-import type { FhirSync, ImagingArchive } from './ports.js';
+import type { FhirSync, ImagingArchive, ReadThroughCache } from './ports.js';
 import type { ReviewRecord, ReviewStore } from './reviews.js';
 import { binaryBodySchema, dicomUidSchema, gridResponse } from './studies.js';
 
@@ -60,6 +62,8 @@ export interface AnalysisDeps {
   /** Lists jobs (the job store); filtered by patient here. */
   listJobs(query?: JobQuery): Promise<JobRecord[]>;
   reviews: ReviewStore;
+  /** Idempotent writes (the `Idempotency-Key` of analysis requests). */
+  writes: Pick<ReadThroughCache, 'write'>;
   archive: ImagingArchive;
   reports: ReportBuilder;
   fhir: FhirSync;
@@ -246,28 +250,45 @@ export function analysisFeature(deps: AnalysisDeps): { routes: AnyRoute[]; start
             }
             const model = deps.models.find((m) => m.id === (body.modelId ?? deps.models[0]?.id));
             if (!model) throw new ApiError(400, 'invalid', `Unknown model ${body.modelId ?? ''}`.trim(), ['modelId']);
-            const key = req.header('idempotency-key');
-            const job = await jobs.send(
-              new RequestAnalysis({
-                idempotencyKey: key ? `${principal.id}:${key}`.slice(0, 128) : randomUUID(),
-                patientRef: `Patient/${body.patientId}`,
-                studyInstanceUid: params.studyUid,
-                series: {
-                  t1c: series.t1c.seriesInstanceUid,
-                  t1: series.t1.seriesInstanceUid,
-                  t2: series.t2.seriesInstanceUid,
-                  flair: series.flair.seriesInstanceUid,
-                },
-                model,
-                priority: PRIORITY[body.priority],
-                requestedBy: principal.id,
-              }),
-            );
-            audit.resource = `Analysis/${job.jobId}`;
+            const scope = idempotencyScope(req, principal, body);
+            const input = {
+              // the job store keeps one job per key: the scoped key (a digest, never truncated) or a fresh one
+              idempotencyKey: scope?.key ?? randomUUID(),
+              patientRef: `Patient/${body.patientId}`,
+              studyInstanceUid: params.studyUid,
+              series: {
+                t1c: series.t1c.seriesInstanceUid,
+                t1: series.t1.seriesInstanceUid,
+                t2: series.t2.seriesInstanceUid,
+                flair: series.flair.seriesInstanceUid,
+              },
+              model,
+              priority: PRIORITY[body.priority],
+              requestedBy: principal.id,
+            };
+            const request = async (): Promise<z.infer<typeof analysisAcceptedSchema>> => {
+              const job = await jobs.send(new RequestAnalysis(input));
+              // A key the job store still holds after its idempotency record expired: never another request's job.
+              const first = job.request;
+              if (
+                first.patientRef !== input.patientRef ||
+                first.studyInstanceUid !== input.studyInstanceUid ||
+                first.model.id !== input.model.id ||
+                first.priority !== input.priority
+              )
+                throw new IdempotencyConflictError();
+              return { id: job.jobId, status: job.state };
+            };
+            const { value: accepted } = await deps.writes.write(request, {
+              schema: analysisAcceptedSchema,
+              // RequestAnalysis is itself idempotent by key: an attempt with an unknown outcome simply runs again
+              ...(scope ? { idempotency: { ...scope, readBack: async () => undefined } } : {}),
+            });
+            audit.resource = `Analysis/${accepted.id}`;
             return {
               status: 202,
-              body: { id: job.jobId, status: job.state },
-              headers: { Location: `/api/analyses/${job.jobId}` },
+              body: accepted,
+              headers: { Location: `/api/analyses/${accepted.id}` },
             };
           },
         ),

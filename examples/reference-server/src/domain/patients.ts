@@ -14,12 +14,21 @@ import {
   problemListSchema,
   vitalsListSchema,
   type ApiPatient,
+  type PatientInput,
 } from '../api-schemas.js';
-import { notFound } from '../http/errors.js';
+import { ApiError, notFound } from '../http/errors.js';
+import { idempotencyScope, type IdempotencyScope } from '../http/idempotency.js';
 import { defineRoute, type AnyRoute } from '../http/route.js';
 import type { Auditor } from './auditor.js';
 import type { EventBus } from '../events.js';
-import type { ClinicalLists, FhirSync, PatientRecords, ReadThroughCache } from './ports.js';
+import type {
+  ClinicalLists,
+  FhirSync,
+  IdempotentWrite,
+  PatientRecords,
+  ReadThroughCache,
+  StateTransaction,
+} from './ports.js';
 
 const idParams = z.object({
   id: z
@@ -28,12 +37,6 @@ const idParams = z.object({
     .max(64)
     .regex(/^[\w-]+$/, 'an OpenEMR uuid'),
 });
-const idempotencyKeyHeader = z
-  .string()
-  .min(8)
-  .max(200)
-  .regex(/^[\w.:-]+$/)
-  .optional();
 
 /** Dependencies of the patient routes. */
 export interface PatientRouteDeps {
@@ -53,14 +56,39 @@ const patientKey = (id: string): string => `patient:${id}`;
 export function patientRoutes(deps: PatientRouteDeps): AnyRoute[] {
   const { records, cache, fhir, bus, auditor } = deps;
 
-  async function afterWrite(patient: ApiPatient): Promise<void> {
-    await fhir.enqueue('patient', patient);
+  /** The FHIR sync of a written patient: committed with the write (see ReadThroughCache.write). */
+  const syncToFhir = (patient: ApiPatient, transaction: StateTransaction): Promise<void> =>
+    fhir.enqueue('patient', patient, transaction);
+
+  async function announce(patient: ApiPatient): Promise<void> {
     await bus.publish({
       type: 'patient.updated',
       patientId: patient.id,
       data: { id: patient.id },
       time: new Date().toISOString(),
     });
+  }
+
+  /**
+   * A create is idempotent by its key; an attempt whose outcome is unknown is read back: the patients matching the
+   * input before the first attempt are recorded, and a match that was not among them is the one it created.
+   */
+  function idempotentCreate(scope: IdempotencyScope, input: PatientInput): IdempotentWrite<ApiPatient> {
+    return {
+      ...scope,
+      prepare: async () => ({ before: await records.matching(input) }),
+      async readBack(prepared) {
+        const before = new Set((prepared as { before?: string[] } | undefined)?.before ?? []);
+        const created = (await records.matching(input)).filter((id) => !before.has(id));
+        if (created.length > 1)
+          throw new ApiError(
+            409,
+            'conflict',
+            'More than one patient matching this request was created since its first attempt; check them in the EMR',
+          );
+        return created[0] === undefined ? undefined : records.get(created[0]);
+      },
+    };
   }
 
   const listRoute = <K extends keyof ClinicalLists>(kind: K, schema: z.ZodType, summary: string): AnyRoute =>
@@ -140,17 +168,17 @@ export function patientRoutes(deps: PatientRouteDeps): AnyRoute[] {
       response: { status: 201, description: 'The created patient', schema: patientSchema },
       errors: [503],
       handler: async ({ body, principal, requestId, req }) => {
-        const idempotencyKey = idempotencyKeyHeader.parse(req.header('idempotency-key'));
+        const scope = idempotencyScope(req, principal, body);
         return auditor.around({ principal, requestId, action: 'create', resource: 'Patient' }, async (audit) => {
           const { value: patient, replayed } = await cache.write(() => records.create(body), {
             key: (created) => patientKey(created.id),
             schema: patientSchema,
-            // Scoped to the caller, so one user's key can never replay another user's answer.
-            ...(idempotencyKey ? { idempotencyKey: `create-patient:${principal.id}:${idempotencyKey}` } : {}),
+            commit: syncToFhir,
+            ...(scope ? { idempotency: idempotentCreate(scope, body) } : {}),
           });
           audit.patientId = patient.id;
           audit.resource = `Patient/${patient.id}`;
-          if (!replayed) await afterWrite(patient);
+          if (!replayed) await announce(patient);
           return { status: 201, body: patient, headers: { Location: `/api/patients/${patient.id}` } };
         });
       },
@@ -174,8 +202,9 @@ export function patientRoutes(deps: PatientRouteDeps): AnyRoute[] {
             const { value: patient } = await cache.write(() => records.update(params.id, body), {
               key: () => patientKey(params.id),
               schema: patientSchema,
+              commit: syncToFhir,
             });
-            await afterWrite(patient);
+            await announce(patient);
             return { body: patient };
           },
         ),

@@ -3,6 +3,7 @@
  * `@cdss/*` packages (embedded adapters in sandbox mode, real ones in connected mode); tests use in-memory fakes.
  */
 import type { z } from 'zod';
+import type { IdempotencyTransaction, JsonValue } from '@cdss/cache';
 import type {
   allergySchema,
   ApiPatient,
@@ -36,6 +37,11 @@ export interface PatientRecords {
   get(id: string): Promise<ApiPatient | undefined>;
   create(input: PatientInput): Promise<ApiPatient>;
   update(id: string, input: PatientInput): Promise<ApiPatient>;
+  /**
+   * The ids of the patients whose demographics equal `input` (name, birth date, sex and the optional fields given):
+   * how a create whose outcome is unknown is read back.
+   */
+  matching(input: PatientInput): Promise<string[]>;
   list<K extends keyof ClinicalLists>(id: string, kind: K): Promise<ClinicalLists[K]>;
   ping(): Promise<void>;
 }
@@ -70,24 +76,56 @@ export interface CachedRead<T> {
   stale: boolean;
 }
 
+/**
+ * The transaction a state change commits in: in connected mode the MySQL connection whose transaction also holds the
+ * change's outbox rows; absent in sandbox mode (memory stores).
+ */
+export type StateTransaction = IdempotencyTransaction;
+
+/** How an upstream write is made idempotent (see `http/idempotency.ts`). */
+export interface IdempotentWrite<T> {
+  /** The stored key (bound to the caller). */
+  key: string;
+  /** Fingerprinted: method, path and body. */
+  request: unknown;
+  /** Reads the upstream before writing; handed to `readBack`. */
+  prepare?: () => Promise<JsonValue>;
+  /** Finds what an attempt with an unknown outcome wrote, or undefined when it wrote nothing. */
+  readBack?: (prepared: JsonValue | undefined) => Promise<T | undefined>;
+}
+
+/** How {@link ReadThroughCache.write} records a write. */
+export interface WriteOptions<T> {
+  /** The cache key of the written record; none for writes that are not cached. */
+  key?: (result: T) => string;
+  /** Reads a recorded answer back. */
+  schema: z.ZodType<T>;
+  /** Makes the write idempotent by the client's key. */
+  idempotency?: IdempotentWrite<T>;
+  /** The write's durable consequences (outbox rows), committed before the answer. */
+  commit?: (result: T, transaction: StateTransaction) => Promise<void>;
+}
+
 /** Cache-aside reads and upstream-first writes (over `@cdss/cache`). */
 export interface ReadThroughCache {
   read<T>(key: string, load: () => Promise<T>): Promise<CachedRead<T>>;
   /**
-   * Runs the upstream write first; only when it succeeds does the cache change (the result is stored under
-   * `key(result)`). With an idempotency key, a retried request returns the first answer (`replayed: true`) and never
-   * repeats the upstream write.
+   * Runs the upstream write first; then `commit` (the write's outbox rows, in one transaction with the idempotency
+   * record when there is one); then the cache (the result is stored under `key(result)`). With `idempotency`, a
+   * retried request returns the first answer (`replayed: true`) and never repeats the upstream write; an attempt
+   * whose outcome was unknown is read back first.
    */
-  write<T>(
-    upstreamWrite: () => Promise<T>,
-    options: { key: (result: T) => string; schema: z.ZodType<T>; idempotencyKey?: string },
-  ): Promise<{ value: T; replayed: boolean }>;
+  write<T>(upstreamWrite: () => Promise<T>, options: WriteOptions<T>): Promise<{ value: T; replayed: boolean }>;
   ping(): Promise<void>;
 }
 
 /** Durable FHIR writes (the outbox in front of the FHIR server). */
 export interface FhirSync {
   /** Queues a resource or transaction bundle; resolves once it is durably recorded, not when the server has it. */
-  enqueue(kind: 'patient' | 'analysis-report' | 'audit-event', payload: unknown): Promise<void>;
+  enqueue(
+    kind: 'patient' | 'analysis-report' | 'audit-event',
+    payload: unknown,
+    transaction?: StateTransaction,
+  ): Promise<void>;
   ping(): Promise<void>;
 }

@@ -4,6 +4,12 @@
  * @see https://hl7.org/fhir/R4/operationoutcome.html
  */
 import { CdssError, HttpError, RetryError, TimeoutError, ValidationError } from '@cdss/core';
+import {
+  CacheUnavailableError,
+  IdempotencyConflictError,
+  IdempotencyInProgressError,
+  IdempotencyOutcomeUnknownError,
+} from '@cdss/cache';
 import type { ErrorRequestHandler } from 'express';
 import type { OperationOutcome, OperationOutcomeIssue } from 'fhir/r4.js';
 import type { Logger } from 'pino';
@@ -84,6 +90,8 @@ export function mapError(error: unknown): MappedError {
       unexpected: false,
     };
   }
+  const idempotency = mapIdempotencyError(error);
+  if (idempotency) return idempotency;
   if (TimeoutError.isInstance(error)) {
     return {
       status: 504,
@@ -161,6 +169,55 @@ export function mapError(error: unknown): MappedError {
     outcome: operationOutcome([{ code: 'exception', diagnostics: 'Internal server error' }]),
     unexpected: true,
   };
+}
+
+const UNAVAILABLE = (): MappedError => ({
+  status: 503,
+  outcome: operationOutcome([{ code: 'transient', diagnostics: 'An upstream system is unavailable; try again later' }]),
+  unexpected: false,
+});
+
+/** The `Idempotency-Key` outcomes (IETF draft): 422 for a reused key, 409 while the first request runs. */
+function mapIdempotencyError(error: unknown): MappedError | undefined {
+  if (IdempotencyConflictError.isInstance(error))
+    return {
+      status: 422,
+      outcome: operationOutcome([
+        {
+          code: 'business-rule',
+          diagnostics: 'This Idempotency-Key was already used for a different request',
+          expression: ['Idempotency-Key'],
+        },
+      ]),
+      unexpected: false,
+    };
+  if (IdempotencyInProgressError.isInstance(error))
+    return {
+      status: 409,
+      outcome: operationOutcome([
+        { code: 'conflict', diagnostics: 'A request with this Idempotency-Key is still being processed; retry later' },
+      ]),
+      unexpected: false,
+    };
+  if (IdempotencyOutcomeUnknownError.isInstance(error)) {
+    // Reading the upstream back failed (it is down): retry later. Otherwise it could not be settled automatically.
+    const cause = error.cause;
+    if (HttpError.isInstance(cause) || TimeoutError.isInstance(cause) || RetryError.isInstance(cause))
+      return UNAVAILABLE();
+    return {
+      status: 409,
+      outcome: operationOutcome([
+        {
+          code: 'conflict',
+          diagnostics:
+            'An earlier request with this Idempotency-Key may have been applied, and it could not be confirmed; check the record before sending it again with a new key',
+        },
+      ]),
+      unexpected: false,
+    };
+  }
+  if (CacheUnavailableError.isInstance(error)) return UNAVAILABLE();
+  return undefined;
 }
 
 /**

@@ -8,6 +8,7 @@ import {
   defaultKey,
   fhirWriteSchema,
   type DeadLetter,
+  type EnqueueOptions,
   type FhirWrite,
   type OutboxItem,
   type OutboxStats,
@@ -28,7 +29,7 @@ export class MemoryOutbox implements SyncOutbox {
   /** @param clock - `now()` for `createdAt` (default `Date.now`) */
   constructor(private readonly clock: { now(): number } = { now: () => Date.now() }) {}
 
-  async enqueue(write: FhirWrite, options: { key?: string } = {}): Promise<OutboxItem> {
+  async enqueue(write: FhirWrite, options: EnqueueOptions = {}): Promise<OutboxItem> {
     const w = parseInput(fhirWriteSchema, write, 'FHIR write');
     const now = this.clock.now();
     const row: Row = {

@@ -11,6 +11,7 @@ import {
   defaultKey,
   fhirWriteSchema,
   type DeadLetter,
+  type EnqueueOptions,
   type FhirWrite,
   type OutboxItem,
   type OutboxStats,
@@ -76,14 +77,14 @@ export class MySqlOutbox implements SyncOutbox {
     );
   }
 
-  async enqueue(write: FhirWrite, options: { key?: string } = {}): Promise<OutboxItem> {
+  async enqueue(write: FhirWrite, options: EnqueueOptions = {}): Promise<OutboxItem> {
     const w = parseInput(fhirWriteSchema, write, 'FHIR write');
     const key = (options.key ?? defaultKey(w)).slice(0, 512);
     const now = this.clock.now();
-    const [res] = await this.pool.execute<ResultSetHeader>(
+    const [res] = (await (options.connection ?? this.pool).execute(
       `INSERT INTO \`${this.table}\` (item_key, payload, next_attempt_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?)`,
       [key, JSON.stringify(w), now, now, now],
-    );
+    )) as [ResultSetHeader];
     return { id: String(res.insertId), key, write: w, attempts: 0, nextAttemptAt: now, createdAt: now };
   }
 

@@ -65,15 +65,35 @@ export interface OutboxStats {
   oldestPendingAt?: number | undefined;
 }
 
+/**
+ * A connection with an open transaction (mysql2's `PoolConnection` after `beginTransaction()`): the transactional
+ * outbox pattern, where the write is recorded in the same transaction as the state change that implies it.
+ */
+export interface OutboxConnection {
+  execute(sql: string, values: (string | number | null)[]): Promise<unknown>;
+}
+
+/** Options of {@link SyncOutbox.enqueue}. */
+export interface EnqueueOptions {
+  /** Writes with one key are delivered in order (default: derived from the write's identifier). */
+  key?: string;
+  /**
+   * Records the write inside this open transaction, so it commits or rolls back with the caller's change (the MySQL
+   * outbox; the memory outbox has no transactions and records at once).
+   */
+  connection?: OutboxConnection;
+}
+
 /** Storage of the outbox. Implementations: {@link MemoryOutbox}, {@link MySqlOutbox}. */
 export interface SyncOutbox {
   /**
    * Records a write. When the promise resolves the write is durable (for MySQL: committed).
    * @param write - the write
-   * @param options - `key` orders writes (default: derived from the write's identifier)
+   * @param options - `key` orders writes (default: derived from the write's identifier); `connection` records the
+   *   write in the caller's open transaction
    * @throws `ValidationError` (`@cdss/core`) when the write is malformed
    */
-  enqueue(write: FhirWrite, options?: { key?: string }): Promise<OutboxItem>;
+  enqueue(write: FhirWrite, options?: EnqueueOptions): Promise<OutboxItem>;
   /**
    * Claims up to `limit` due items, at most one per key (the oldest pending item of its key, and only
    * when that one is due), hiding them from other claimers for `leaseMs`.
