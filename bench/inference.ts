@@ -24,15 +24,15 @@ import { availableParallelism } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
+import { generatePhantom } from '@cdss/dicom';
 import {
   SegmentationModel,
-  generatePhantom,
   loadModelManifest,
   normalizeIntensity,
   planWindows,
   volumesToInput,
   type ModelManifest,
-} from '@cdss/imaging';
+} from '@cdss/segmentation';
 import { median } from './_lib.js';
 
 type Vec3 = [number, number, number];
@@ -99,7 +99,7 @@ async function bareSession(
   modelPath: string,
   arena: boolean,
 ): Promise<{ ort: BareOrt; session: Awaited<ReturnType<BareOrt['InferenceSession']['create']>> }> {
-  const ort = createRequire(createRequire(import.meta.url).resolve('@cdss/imaging/package.json'))(
+  const ort = createRequire(createRequire(import.meta.url).resolve('@cdss/segmentation/package.json'))(
     'onnxruntime-node',
   ) as BareOrt;
   const session = await ort.InferenceSession.create(modelPath, {

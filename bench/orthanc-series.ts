@@ -23,7 +23,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { requireService } from '@cdss/core/testing';
-import { generatePhantom, writePhantomStudy, PHANTOM_MODALITIES, VoxelBufferPool } from '@cdss/imaging';
+import { generatePhantom, writePhantomStudy, PHANTOM_MODALITIES, VoxelBufferPool } from '@cdss/dicom';
 import { OrthancClient, retrieveSeriesVolume } from '@cdss/orthanc-client';
 import { intEnv } from './_lib.js';
 

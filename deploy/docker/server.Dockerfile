@@ -2,7 +2,7 @@
 # The CDSS reference server (REST API, WebSocket notifications, /metrics) as a small, non-root image.
 # Build from the repository root:
 #   docker build -f deploy/docker/server.Dockerfile -t cdss/reference-server:0.1.0 .
-# Debian slim rather than Alpine: onnxruntime-node (pulled in through @cdss/imaging) ships glibc binaries only.
+# Debian slim rather than Alpine: onnxruntime-node (pulled in through @cdss/segmentation) ships glibc binaries only.
 
 # ---- build: install the workspace from the lockfile, build the server and the packages it uses, then make a
 # self-contained production folder (pnpm deploy: the server, its built @cdss/* dependencies, prod node_modules),

@@ -12,7 +12,7 @@ import torch
 from monai.networks.nets import SegResNet
 
 ROOT = Path(__file__).resolve().parents[2]
-FIXTURES = ROOT / "packages" / "imaging" / "src" / "__fixtures__" / "monai"
+FIXTURES = ROOT / "packages" / "segmentation" / "src" / "__fixtures__" / "monai"
 
 # The block layout of the model-zoo bundle `brats_mri_segmentation` (configs/inference.json `network_def`).
 BUNDLE_BLOCKS = dict(blocks_down=(1, 2, 2, 4), blocks_up=(1, 1, 1), in_channels=4, out_channels=3)

@@ -1,5 +1,5 @@
 /**
- * Exports synthetic brain-MRI phantoms (from @cdss/imaging's generator) for training the demo model in Python.
+ * Exports synthetic brain-MRI phantoms (from @cdss/dicom's generator) for training the demo model in Python.
  *
  *   node --conditions=@cdss/source --import tsx tools/monai-reference/export-phantoms.ts [outDir] [train] [val]
  *
@@ -9,7 +9,8 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { generatePhantom, volumesToInput, type ModelManifest } from '../../packages/imaging/src/index.js';
+import { generatePhantom } from '../../packages/dicom/src/index.js';
+import { volumesToInput, type ModelManifest } from '../../packages/segmentation/src/index.js';
 
 /** The demo model's grid: 64×64×48 voxels of 3.75 mm (a 240×240×180 mm field of view). */
 export const DEMO_DIMS: [number, number, number] = [64, 64, 48];

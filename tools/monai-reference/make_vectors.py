@@ -1,8 +1,8 @@
 """Writes MONAI's output at every stage of the BraTS pipeline for small synthetic inputs of odd shapes.
 
 Run from the repository root:  tools/monai-reference/.venv/bin/python tools/monai-reference/make_vectors.py
-Output: packages/imaging/src/__fixtures__/monai/ (arrays as .bin, described by manifest.json). The TypeScript tests in
-packages/imaging read only those files.
+Output: packages/segmentation/src/__fixtures__/monai/ (arrays as .bin, described by manifest.json). The TypeScript tests in
+packages/segmentation read only those files.
 
 Everything here is MONAI's own code (NormalizeIntensity, sliding_window_inference, Activations, AsDiscrete, SegResNet);
 the only hand-written parts are the toy predictor, the synthetic input and the label-volume/diameter bookkeeping
@@ -50,7 +50,7 @@ def synthetic_case(shape: tuple[int, int, int]) -> np.ndarray:
 
 def toy_predictor(win: torch.Tensor) -> torch.Tensor:
     """Deterministic, window-dependent (depends on the position inside the window), exactly reproducible in float32.
-    TS mirror: packages/imaging/src/sliding-window.parity.test.ts."""
+    TS mirror: packages/segmentation/src/sliding-window.parity.test.ts."""
     _, _, r0, r1, r2 = win.shape
     i = torch.arange(r0, dtype=torch.float32).view(1, r0, 1, 1)
     j = torch.arange(r1, dtype=torch.float32).view(1, 1, r1, 1)
@@ -189,7 +189,7 @@ def main() -> None:
     cases["postprocess"] = post
 
     w.write_manifest({
-        "description": "MONAI reference vectors for @cdss/imaging; regenerate with tools/monai-reference (see README).",
+        "description": "MONAI reference vectors for @cdss/segmentation; regenerate with tools/monai-reference (see README).",
         "generator": "tools/monai-reference/make_vectors.py",
         "seed": SEED,
         "versions": versions(),

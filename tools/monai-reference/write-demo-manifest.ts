@@ -1,13 +1,13 @@
 /**
  * Writes models/brats-demo/manifest.json from the demo bundle (configs/inference.json + metadata.json + the ONNX
- * export) with @cdss/imaging's own MONAI-bundle loader, so the committed manifest is exactly what the loader builds.
+ * export) with @cdss/segmentation's own MONAI-bundle loader, so the committed manifest is exactly what the loader builds.
  *
  *   node --conditions=@cdss/source --import tsx tools/monai-reference/write-demo-manifest.ts
  */
 import { writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadMonaiBundle } from '../../packages/imaging/src/index.js';
+import { loadMonaiBundle } from '../../packages/segmentation/src/index.js';
 
 const bundleDir = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'models', 'brats-demo');
 const { manifest } = await loadMonaiBundle(bundleDir, {

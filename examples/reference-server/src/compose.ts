@@ -40,7 +40,7 @@ import {
 import { FhirAdapter, MemoryOutbox, MySqlOutbox, OutboxProcessor, type SyncOutbox } from '@cdss/fhir-mapper';
 import { CDSS_SCOPES, createOpenEmrClient, type OpenEmrClient } from '@cdss/openemr-client';
 import { OrthancClient } from '@cdss/orthanc-client';
-import { generatePhantom, writePhantomStudy } from '@cdss/imaging';
+import { generatePhantom, writePhantomStudy } from '@cdss/dicom';
 import {
   createDicomStoreEmulator,
   createEmbeddedFhirServer,

@@ -8,7 +8,7 @@ import { expect } from 'vitest';
 import { WebSocket } from 'ws';
 import { createCdssClient, type CdssClient } from '@cdss/client';
 import { FhirAdapter } from '@cdss/fhir-mapper';
-import { generatePhantom, writePhantomStudy } from '@cdss/imaging';
+import { generatePhantom, writePhantomStudy } from '@cdss/dicom';
 import type { OrthancClient } from '@cdss/orthanc-client';
 import type { DiagnosticReport, Observation } from 'fhir/r4.js';
 import { DEMO_GRID } from '../src/compose.js';

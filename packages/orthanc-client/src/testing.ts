@@ -19,7 +19,7 @@ import {
   type PhantomModality,
   type Vec3,
   type WrittenStudy,
-} from '@cdss/imaging';
+} from '@cdss/dicom';
 import type { OrthancClient, OrthancChange } from './index.js';
 import { dicomNumbers, dicomString } from './dicom-json.js';
 import {

@@ -1,5 +1,5 @@
 /**
- * Series and studies from Orthanc as {@link Volume}s (via `@cdss/imaging`), and SEG storage.
+ * Series and studies from Orthanc as {@link Volume}s (via `@cdss/dicom`), and SEG storage.
  * @packageDocumentation
  */
 import {
@@ -19,7 +19,7 @@ import {
   type Volume,
   type VolumeFromSlicesOptions,
   type VolumeGeometry,
-} from '@cdss/imaging';
+} from '@cdss/dicom';
 import type { TransferProgress } from '@cdss/core';
 import type { DicomWebClient } from './dicomweb.js';
 import { CdssError } from '@cdss/core';
@@ -47,7 +47,7 @@ export interface RetrieveVolumeOptions extends VolumeFromSlicesOptions {
  * @param seriesInstanceUid - the series
  * @param options - volume options (`pool` among them), signal, progress
  * @returns the volume
- * @throws `DicomParseError` / `SeriesGeometryError` from `@cdss/imaging` for unreadable or irregular series
+ * @throws `DicomParseError` / `SeriesGeometryError` from `@cdss/dicom` for unreadable or irregular series
  */
 export async function retrieveSeriesVolume(
   dicomweb: DicomWebClient,
@@ -160,7 +160,7 @@ export async function retrieveSeg(
 }
 
 /**
- * What a DICOM SEG copies from and references in its source series (`SegSource` of `@cdss/imaging`), from the
+ * What a DICOM SEG copies from and references in its source series (`SegSource` of `@cdss/dicom`), from the
  * series' WADO-RS metadata: no instance has to be downloaded for it. The SOP Instance UIDs are in grid order
  * (sorted along the slice normal, as the series' volume is), as `segSourceFromPart10` gives them from the files.
  * @param datasets - `retrieveSeriesMetadata` of the source series

@@ -3,7 +3,7 @@
  * patients by DICOM PatientID = the OpenEMR patient uuid.
  */
 import { dicomNumbers, dicomString, retrieveSeg, retrieveSeriesVolume, type OrthancClient } from '@cdss/orthanc-client';
-import { geometryOf } from '@cdss/imaging';
+import { geometryOf } from '@cdss/dicom';
 import type { ApiStudy } from '../api-schemas.js';
 import type { ImagingArchive } from '../domain/ports.js';
 

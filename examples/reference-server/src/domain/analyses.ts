@@ -17,7 +17,7 @@ import {
   type JobClient,
   type JobRecord,
 } from '@cdss/ai-jobs';
-import { selectStudySeries, StudySeriesError } from '@cdss/imaging';
+import { selectStudySeries, StudySeriesError } from '@cdss/dicom';
 import type { Bundle } from 'fhir/r4.js';
 import {
   analysisAcceptedSchema,

@@ -11,21 +11,18 @@ import { CdssError, HttpError } from '@cdss/core';
 import { JobFailure, type AnalysisResult, type JobStage } from '@cdss/ai-jobs';
 import {
   DicomParseError,
-  SegmentationError,
   SeriesGeometryError,
   StudySeriesError,
   buildStudyInput,
-  labelsToVolume,
   uidFromSeed,
-  volumesToInput,
   writeSeg,
   type SegSource,
-  type SegmentationModel,
   type StudyChannel,
   type StudyInput,
   type Volume,
   type VoxelBufferPool,
-} from '@cdss/imaging';
+} from '@cdss/dicom';
+import { SegmentationError, labelsToVolume, volumesToInput, type SegmentationModel } from '@cdss/segmentation';
 import { retrieveSeriesVolume, segSourceFromMetadata, type DicomWebClient } from '@cdss/orthanc-client';
 
 /**

@@ -20,15 +20,14 @@ import {
 import {
   BRATS_LABELS,
   PHANTOM_SERIES,
-  SegmentationModel,
   generatePhantom,
-  loadMonaiBundle,
   uidFromSeed,
   VoxelBufferPool,
   writeDicomSeries,
   writePhantomStudy,
   type Phantom,
-} from '@cdss/imaging';
+} from '@cdss/dicom';
+import { SegmentationModel, loadMonaiBundle } from '@cdss/segmentation';
 import { OrthancClient } from '@cdss/orthanc-client';
 import { createDicomStoreEmulator, type DicomStoreEmulator } from '@cdss/sandbox';
 import { createLogger } from '../logger.js';

@@ -2,7 +2,7 @@
  * Part-10 datasets → DICOM JSON (PS3.18 F.2) and Orthanc's simplified tags, for the store emulator.
  * @packageDocumentation
  */
-import { getBytes, getString, type DicomDataset, type DicomElement, type ParsedDicom } from '@cdss/imaging';
+import { getBytes, getString, type DicomDataset, type DicomElement, type ParsedDicom } from '@cdss/dicom';
 import { hex8, keywordOf, vrOf } from './dictionary.js';
 
 /** A DICOM JSON attribute. */

@@ -1,9 +1,9 @@
 /**
- * Demo data for the sandbox: synthetic brain-MRI studies (four series each, from `@cdss/imaging`'s phantom
+ * Demo data for the sandbox: synthetic brain-MRI studies (four series each, from `@cdss/dicom`'s phantom
  * generator) stored into the DICOM store emulator.
  * @packageDocumentation
  */
-import { generatePhantom, writePhantomStudy, PHANTOM_MODALITIES, type Vec3, type WrittenStudy } from '@cdss/imaging';
+import { generatePhantom, writePhantomStudy, PHANTOM_MODALITIES, type Vec3, type WrittenStudy } from '@cdss/dicom';
 import type { DicomFileStore } from './store.js';
 
 /** One demo patient. */

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { zipSync } from 'fflate';
-import { generatePhantom, writePhantomStudy } from '@cdss/imaging';
+import { generatePhantom, writePhantomStudy } from '@cdss/dicom';
 import { createDicomStoreEmulator } from './server.js';
 import { orthancId } from './store.js';
 

@@ -9,7 +9,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { unzipSync, zipSync } from 'fflate';
 import { z } from 'zod';
-import { getBytes, getString, getUint16, parseDicom } from '@cdss/imaging';
+import { getBytes, getString, getUint16, parseDicom } from '@cdss/dicom';
 import { tagOf } from './dictionary.js';
 import { toDicomJson, toSimplifiedTags, type JsonDataset } from './dicom-json.js';
 import { DicomFileStore, StoreInputError, type Level, type StoredInstance, type StoredResource } from './store.js';

@@ -18,7 +18,7 @@ import {
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CdssError } from '@cdss/core';
-import { getString, parseDicom, type DicomDataset, type ParsedDicom } from '@cdss/imaging';
+import { getString, parseDicom, type DicomDataset, type ParsedDicom } from '@cdss/dicom';
 
 /** A resource level. */
 export type Level = 'Patient' | 'Study' | 'Series' | 'Instance';

@@ -22,7 +22,7 @@ export type SegmentationErrorCode =
  * @category Errors
  */
 export class SegmentationError extends CdssError {
-  private static readonly marker = Symbol.for('@cdss/imaging.segmentation-error');
+  private static readonly marker = Symbol.for('@cdss/segmentation.segmentation-error');
   /** Why the step failed. */
   declare readonly code: SegmentationErrorCode;
 
@@ -37,7 +37,7 @@ export class SegmentationError extends CdssError {
   }
 
   /**
-   * True when `error` is a `SegmentationError` from any copy of `@cdss/imaging`.
+   * True when `error` is a `SegmentationError` from any copy of `@cdss/segmentation`.
    * @param error - the value to test
    */
   static override isInstance(error: unknown): error is SegmentationError {

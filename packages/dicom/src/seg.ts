@@ -258,7 +258,7 @@ export function writeSeg(labels: Volume<Uint8Array>, source: SegSource, options:
     Manufacturer: 'CDSS',
     ReferringPhysicianName: '',
     SeriesDescription: options.seriesDescription ?? 'Tumour segmentation',
-    ManufacturerModelName: '@cdss/imaging',
+    ManufacturerModelName: '@cdss/dicom',
     ReferencedSeriesSequence: [
       {
         SeriesInstanceUID: source.seriesInstanceUid,

@@ -1,4 +1,3 @@
-// Volumes, synthetic brain MRI, DICOM series and SEG (issue 5).
 export {
   IDENTITY_DIRECTION,
   volumeGeometrySchema,
@@ -61,59 +60,3 @@ export type {
   SegmentDefinition,
   CodedConcept,
 } from './seg.js';
-
-// Segmentation pipeline, ONNX runtime and model manifest (issue 8).
-export { SegmentationError } from './segmentation-errors.js';
-export type { SegmentationErrorCode } from './segmentation-errors.js';
-export { normalizeIntensity } from './normalize.js';
-export type { NormalizeIntensityOptions, IntensityStatistics } from './normalize.js';
-export { slidingWindowInference, planWindows, importanceMap } from './sliding-window.js';
-export type {
-  BlendMode,
-  SlidingWindowOptions,
-  SlidingWindowResult,
-  WindowBatch,
-  WindowPlan,
-  WindowPrediction,
-  WindowPredictor,
-} from './sliding-window.js';
-export {
-  sigmoid,
-  softmax,
-  threshold,
-  bratsLabelsFromChannels,
-  bratsLabelsFromLogits,
-  sigmoidThresholdLogit,
-  argmaxLabels,
-  bratsVolumes,
-  largestDiameter,
-} from './postprocess.js';
-export type {
-  BratsChannelOrder,
-  BratsVolumes,
-  EnhancingTumourLabel,
-  LargestDiameter,
-  RegionVolume,
-} from './postprocess.js';
-export { OnnxWorkerSession, onnxSessionOptionsSchema } from './onnx-session.js';
-export type { OnnxRunOptions, OnnxRunResult, OnnxSessionOptions, OnnxTensorInfo } from './onnx-session.js';
-export {
-  modelManifestSchema,
-  parseModelManifest,
-  loadModelManifest,
-  manifestFromMonaiBundle,
-  loadMonaiBundle,
-  sha256File,
-} from './manifest.js';
-export type { ModelManifest, ModelManifestInput, LoadedManifest, MonaiBundleOptions } from './manifest.js';
-export { runSegmentation, stackChannels, volumesToInput, labelsToVolume } from './segmentation.js';
-export type {
-  SegmentationInput,
-  SegmentationOptions,
-  SegmentationProgress,
-  SegmentationResult,
-  SegmentationStage,
-  SegmentationTimings,
-} from './segmentation.js';
-export { SegmentationModel, manifestModelMismatches } from './inference.js';
-export type { SegmentationModelSource } from './inference.js';

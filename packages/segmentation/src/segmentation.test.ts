@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseModelManifest, type ModelManifestInput } from './manifest.js';
-import { generatePhantom } from './phantom.js';
+import { generatePhantom } from '@cdss/dicom';
 import { SegmentationError } from './segmentation-errors.js';
 import { labelsToVolume, runSegmentation, stackChannels, volumesToInput } from './segmentation.js';
 import { normalizeIntensity } from './normalize.js';

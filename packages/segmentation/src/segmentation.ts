@@ -22,7 +22,7 @@ import {
 } from './postprocess.js';
 import { SegmentationError, checkChannelFirst, requireInput, throwIfAborted } from './segmentation-errors.js';
 import { cropPadded, planWindows, slidingWindowInference, type WindowPredictor } from './sliding-window.js';
-import { geometryOf, sameGrid, type Volume, type VolumeGeometry } from './volume.js';
+import { geometryOf, sameGrid, type Volume, type VolumeGeometry } from '@cdss/dicom';
 
 /** A multi-channel volume ready for the model: channel-first `[C, d0, d1, d2]`, C-order, float32. */
 export interface SegmentationInput {

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dice } from './__fixtures__/monai/reference.js';
 import { SegmentationModel } from './inference.js';
 import { loadMonaiBundle } from './manifest.js';
-import { generatePhantom } from './phantom.js';
+import { generatePhantom } from '@cdss/dicom';
 import { labelsToVolume, volumesToInput } from './segmentation.js';
 
 /** The committed demo model (models/brats-demo, trained by tools/monai-reference/train_demo.py). */

@@ -184,7 +184,7 @@ export function writeDicomSeries(volume: WritableVolume, options: SeriesWriteOpt
       EchoTime: formatDS(mr.echoTime),
       EchoTrainLength: '1',
       SpacingBetweenSlices: formatDS(volume.spacing[2]),
-      SoftwareVersions: '@cdss/imaging',
+      SoftwareVersions: '@cdss/dicom',
       StudyInstanceUID: o.study.instanceUid,
       SeriesInstanceUID: o.series.instanceUid,
       StudyID: o.study.id ?? '',
