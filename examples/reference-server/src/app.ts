@@ -4,7 +4,7 @@
  */
 import { createServer, type Server } from 'node:http';
 import { existsSync } from 'node:fs';
-import express, { type Request } from 'express';
+import express, { type Request, type Router } from 'express';
 import helmet from 'helmet';
 import cors from 'cors';
 import type { Logger } from 'pino';
@@ -39,6 +39,8 @@ export interface AppDeps {
   verifyWebhook(req: Request): Promise<void>;
   /** Records refused attempts (routes whose permission the caller's role lacks). */
   auditor?: Auditor;
+  /** Routers with their own protocols and authentication (CDS Hooks), mounted at the root after the API routes. */
+  routers?: readonly Router[];
   /** The dashboard's built files, served at `/` when present. */
   staticDir?: string;
   version: string;
@@ -145,6 +147,7 @@ export function createCdssServer(deps: AppDeps): CdssServer {
       : {}),
   });
   app.use(router);
+  for (const extra of deps.routers ?? []) app.use(extra);
 
   app.use('/api', (_req, _res, next) => next(new ApiError(404, 'not-found', 'No such route')));
   if (deps.staticDir && existsSync(deps.staticDir)) {

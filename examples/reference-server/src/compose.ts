@@ -71,6 +71,8 @@ import { instrument } from './adapters/instrument.js';
 import { ApiError } from './http/errors.js';
 import { createAiWorker, lazyModel, loadModel, type AiWorker } from './worker/service.js';
 import { modelRef } from './worker/analysis.js';
+import { ehrIntegration } from './ehr-integration.js';
+import { isBrainTumourProblem } from './domain/brain-tumour.js';
 
 /** A composed, not yet listening server with everything it started. */
 export interface ComposedServer {
@@ -112,7 +114,7 @@ async function seedStudies(
   const withTumours: typeof patients = [];
   for (const patient of patients) {
     const problems = await openemr.medicalProblems.list(patient.uuid).catch(() => []);
-    if (problems.some((p) => /glio|astro|oligo|tumou?r|neoplasm|menin/i.test(`${p.title} ${p.diagnosis ?? ''}`)))
+    if (problems.some((p) => isBrainTumourProblem({ text: `${p.title} ${p.diagnosis ?? ''}` })))
       withTumours.push(patient);
   }
   for (const [index, patient] of (withTumours.length > 0 ? withTumours : patients).slice(0, count).entries()) {
@@ -369,13 +371,26 @@ export async function composeServer(config: ServerConfig, logger: Logger, versio
   const records = instrument(openEmrRecords(openemr), 'openemr', metrics);
   const readThrough = cachePort(cache, writes, store);
 
+  const reports = fhirReports();
+  const ehr = await ehrIntegration({
+    config,
+    logger,
+    cache,
+    jobs,
+    jobStore,
+    archive,
+    reports,
+    auditor,
+    analysesOf: (patientId) => analysis.patientAnalyses(patientId),
+  });
+  closers.push(() => ehr.close());
   const analysis = analysisFeature({
     jobs,
     listJobs: (query) => jobStore.list({ limit: 10_000, ...query }),
-    reviews,
+    reviews: ehr.observeReviews(reviews),
     writes: readThrough,
     archive,
-    reports: fhirReports(),
+    reports,
     fhir,
     bus: events,
     auditor,
@@ -426,6 +441,7 @@ export async function composeServer(config: ServerConfig, logger: Logger, versio
     ],
     readiness,
     auditor,
+    routers: ehr.routers,
     verifyWebhook: async (req) => {
       if (webhookSecrets.length === 0) throw new ApiError(401, 'login', 'Webhooks are not configured');
       try {

@@ -9,6 +9,7 @@
  */
 import { BlockList, isIP } from 'node:net';
 import { z } from 'zod';
+import { trustedClientSchema } from './cds-hooks/caller-auth.js';
 
 const csv = z.string().transform((value) =>
   value
@@ -23,6 +24,20 @@ const httpUrl = z.url({ protocol: /^https?$/ });
 
 /** The variables that point a port at a real system. */
 export const UPSTREAM_VARIABLES = ['OPENEMR_URL', 'FHIR_URL', 'ORTHANC_URL', 'AMQP_URL', 'MYSQL_URL'] as const;
+
+/** A JSON value checked by a schema. */
+const jsonOf = <T extends z.ZodType>(schema: T) =>
+  z
+    .string()
+    .transform((value, ctx) => {
+      try {
+        return JSON.parse(value) as unknown;
+      } catch {
+        ctx.addIssue({ code: 'custom', message: 'must be JSON' });
+        return z.NEVER;
+      }
+    })
+    .pipe(schema);
 
 /** Raw environment variables understood by the server. */
 export const envSchema = z
@@ -67,6 +82,9 @@ export const envSchema = z
       .int()
       .positive()
       .default(5 * 60_000),
+    // Inside the EHR: the public URL (CDS Hooks `aud`, links), and the CDS Clients trusted to call the CDS service.
+    CDSS_PUBLIC_URL: httpUrl.optional(),
+    CDSS_CDS_CLIENTS: jsonOf(z.array(trustedClientSchema)).default([]),
     // Ports, each switched to its real adapter by its own variables.
     OPENEMR_URL: httpUrl.optional(),
     OPENEMR_SITE: z.string().min(1).default('default'),

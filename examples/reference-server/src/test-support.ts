@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { HttpError } from '@cdss/core';
 import { Cache, MemoryIdempotencyStore, MemoryStore, WriteCoordinator } from '@cdss/cache';
-import type { Request } from 'express';
+import type { Request, Router } from 'express';
 import { loadConfig, type ServerConfig } from './config.js';
 import { createLogger } from './logger.js';
 import { createMetrics, type ServerMetrics } from './metrics.js';
@@ -155,6 +155,7 @@ export async function startHarness(
   webhook: (req: Request) => Promise<void> = async () => {
     throw new ApiError(401, 'login', 'unsigned');
   },
+  buildRouters: (shared: { auditor: Auditor }) => Router[] = () => [],
 ): Promise<Harness> {
   const config: ServerConfig = loadConfig({ CDSS_LOG_LEVEL: 'silent', ...env });
   const metrics = createMetrics();
@@ -176,6 +177,7 @@ export async function startHarness(
     routes: buildRoutes({ auditor, bus, fhir, metrics }),
     readiness: [],
     auditor,
+    routers: buildRouters({ auditor }),
     verifyWebhook: webhook,
     version: 'test',
   });

@@ -136,7 +136,12 @@ export function toApiAnalysis(job: JobRecord, review: ReviewRecord | undefined):
  * @param deps - job client, stores, archive, report builder, FHIR sync, bus, auditor, metrics
  * @returns the routes and `start()`, which subscribes to job changes (returns an unsubscribe)
  */
-export function analysisFeature(deps: AnalysisDeps): { routes: AnyRoute[]; start(): () => void } {
+export function analysisFeature(deps: AnalysisDeps): {
+  routes: AnyRoute[];
+  start(): () => void;
+  /** A patient's analyses with their reviews, oldest first. */
+  patientAnalyses(patientId: string): Promise<ApiAnalysis[]>;
+} {
   const { jobs, reviews, archive, reports, fhir, bus, auditor, metrics } = deps;
 
   async function getJob(jobId: string): Promise<JobRecord> {
@@ -521,6 +526,7 @@ export function analysisFeature(deps: AnalysisDeps): { routes: AnyRoute[]; start
 
   return {
     routes,
+    patientAnalyses,
     start() {
       const unsubscribe = jobs.subscribe((change) => {
         onChange(change).catch((error: unknown) =>
