@@ -1,8 +1,10 @@
 /**
  * AI analysis result -> one FHIR transaction Bundle: DiagnosticReport, one volume Observation per
  * tumour sub-region (SNOMED 118565006, mL), an mCODE TumorSize for the largest diameter, an mCODE
- * Tumor (BodyStructure), the ImagingStudy built from Orthanc's study and series metadata, and the
- * model as a Device. Every entry is a conditional update keyed by an identifier, so sending the same
+ * Tumor (BodyStructure), the ImagingStudy built from Orthanc's study and series metadata (with the AI's
+ * SEG and SR series), the model as a Device, the Patient (conditional create, so every reference
+ * resolves even before the patient itself was synced) and, once a radiologist approved the result, a
+ * Provenance naming them. Every entry is conditional or keyed by an identifier, so sending the same
  * result twice (a retry, or the final report after the preliminary one) never duplicates anything.
  * @packageDocumentation
  */
@@ -19,11 +21,13 @@ import type {
   Identifier,
   ImagingStudy,
   Observation,
+  Patient,
+  Provenance,
   Reference,
 } from 'fhir/r4.js';
 import { coding, concept, quantity, type CodeName } from './codes.js';
-import { mapperContext, patientLogicalReference, type MapperOptions } from './context.js';
-import { CODE_SYSTEMS, DICOM_UID_SYSTEM, EXTENSIONS, PROFILES } from './systems.js';
+import { mapperContext, type MapperOptions } from './context.js';
+import { CODE_SYSTEMS, DICOM_UID_SYSTEM, EXTENSIONS, PROFILES, type IdentifierSystems } from './systems.js';
 import { compact, parseInput, round } from './util.js';
 
 /** A DICOM UID: dotted digits, at most 64 characters (PS3.5 §9.1). */
@@ -76,6 +80,18 @@ export const analysisResultSchema = z
       series: z.array(analysisSeriesSchema).min(1),
     }),
     segmentation: z.object({ seriesInstanceUid: dicomUidSchema, sopInstanceUid: dicomUidSchema }),
+    /** The DICOM SR (TID 1500 Measurement Report) stored beside the SEG, if any. */
+    structuredReport: z.object({ seriesInstanceUid: dicomUidSchema, sopInstanceUid: dicomUidSchema }).optional(),
+    /** Sum of the products of the perpendicular diameters of the measurable enhancing lesions, mm². */
+    sumOfProductsMm2: z.number().finite().nonnegative().optional(),
+    /** Number of enhancing lesions (connected components of the enhancing tumour). */
+    lesionCount: z.number().int().nonnegative().optional(),
+    /** Plausibility flags: each becomes a note and an "indeterminate" interpretation on the Observations. */
+    flags: z.array(z.object({ code: z.string().min(1), message: z.string().min(1) })).default([]),
+    /** Who approved the result (status `final` or `amended`): recorded as a Provenance. */
+    approval: z
+      .object({ reviewer: z.string().min(1), reviewedAt: isoDateTime, comment: z.string().optional() })
+      .optional(),
     /** Volumes in mL of the BraTS regions: enhancing tumour, tumour core, whole tumour (nested). */
     volumesMl: z.object({ ET: volumeMl, TC: volumeMl, WT: volumeMl }),
     /** Largest in-plane diameter of the whole tumour, mm. */
@@ -106,6 +122,8 @@ export const analysisResultSchema = z
       ctx.addIssue({ code: 'custom', path: ['volumesMl', 'ET'], message: 'ET must not exceed TC (nested regions)' });
     if (v.volumesMl.TC > v.volumesMl.WT + tol)
       ctx.addIssue({ code: 'custom', path: ['volumesMl', 'TC'], message: 'TC must not exceed WT (nested regions)' });
+    if (v.approval && v.status !== 'final' && v.status !== 'amended')
+      ctx.addIssue({ code: 'custom', path: ['approval'], message: 'only a final or amended report has an approval' });
     if (Date.parse(v.timings.finishedAt) < Date.parse(v.timings.startedAt))
       ctx.addIssue({ code: 'custom', path: ['timings', 'finishedAt'], message: 'finishedAt is before startedAt' });
   });
@@ -134,12 +152,16 @@ export function identifierQuery(id: Identifier): string {
   return `identifier=${encodeURIComponent(id.system ?? '')}|${encodeURIComponent(id.value ?? '')}`;
 }
 
+const SEG_SOP_CLASS = '1.2.840.10008.5.1.4.1.1.66.4';
+const ENHANCED_SR_SOP_CLASS = '1.2.840.10008.5.1.4.1.1.88.22';
+
 function dicomId(uid: string): Identifier {
   return { system: DICOM_UID_SYSTEM, value: `urn:oid:${uid}` };
 }
 
 /** The identifiers the transaction's entries are keyed by (for lookups after a sync). */
 export interface AnalysisIdentifiers {
+  patient: Identifier;
   diagnosticReport: Identifier;
   imagingStudy: Identifier;
   device: Identifier;
@@ -155,16 +177,13 @@ export interface AnalysisIdentifiers {
 export function analysisIdentifiers(input: unknown, options: MapperOptions = {}): AnalysisIdentifiers {
   const ctx = mapperContext(options);
   const r = parseInput(analysisResultSchema, input, 'AI analysis result');
-  return identifiersOf(r, ctx.systems.aiModel, ctx.systems.tumor, ctx.systems.analysis);
+  return identifiersOf(r, ctx.systems);
 }
 
-function identifiersOf(
-  r: AnalysisResult,
-  modelSystem: string,
-  tumorSystem: string,
-  analysisSystem: string,
-): AnalysisIdentifiers {
+function identifiersOf(r: AnalysisResult, systems: IdentifierSystems): AnalysisIdentifiers {
+  const { aiModel: modelSystem, tumor: tumorSystem, analysis: analysisSystem } = systems;
   return {
+    patient: { system: systems.patientUuid, value: r.patientUuid },
     diagnosticReport: dicomId(r.segmentation.sopInstanceUid),
     imagingStudy: dicomId(r.study.studyInstanceUid),
     device: { system: modelSystem, value: `${r.model.name}@${r.model.version}` },
@@ -196,10 +215,10 @@ export function analysisToTransaction(input: unknown, options: AnalysisMapperOpt
   const ctx = mapperContext(options);
   const r = parseInput(analysisResultSchema, input, 'AI analysis result');
   const newUuid = options.newUuid ?? randomUUID;
-  const ids = identifiersOf(r, ctx.systems.aiModel, ctx.systems.tumor, ctx.systems.analysis);
-  const subject = options.subject ?? patientLogicalReference(ctx, r.patientUuid);
+  const ids = identifiersOf(r, ctx.systems);
   const url = (): string => `urn:uuid:${newUuid()}`;
   const urls = {
+    patient: url(),
     device: url(),
     endpoint: url(),
     study: url(),
@@ -208,6 +227,12 @@ export function analysisToTransaction(input: unknown, options: AnalysisMapperOpt
     tumorSize: url(),
     report: url(),
   };
+  // The Patient is created in the same transaction when the server has none with this identifier yet (conditional
+  // create), so the subject resolves; the patient sync later fills in the demographics by the same identifier.
+  const subject: Reference = options.subject ?? { reference: urls.patient };
+  const patient: Patient | undefined = options.subject
+    ? undefined
+    : { resourceType: 'Patient', identifier: [{ ...ids.patient, use: 'official' }] };
   const effective = r.study.started ?? r.timings.startedAt;
   const hasTumor = r.volumesMl.WT > 0;
 
@@ -222,29 +247,42 @@ export function analysisToTransaction(input: unknown, options: AnalysisMapperOpt
     note: r.model.intendedUse ? [{ text: r.model.intendedUse }] : undefined,
   });
 
-  const segInStudy = r.study.series.some((s) => s.seriesInstanceUid === r.segmentation.seriesInstanceUid);
-  const series = [
-    ...r.study.series,
-    ...(segInStudy
-      ? []
-      : [
+  // The AI's own series (SEG, SR) are series of the source study: listing them there is how the report's
+  // derivedFrom (an ImagingStudy reference) reaches them, with their SOP instance UIDs.
+  const aiSeries: z.output<typeof analysisSeriesSchema>[] = [
+    {
+      seriesInstanceUid: r.segmentation.seriesInstanceUid,
+      modality: 'SEG',
+      description: `AI segmentation (${r.model.name} ${r.model.version})`,
+      numberOfInstances: 1,
+      instances: [{ sopInstanceUid: r.segmentation.sopInstanceUid, sopClassUid: SEG_SOP_CLASS, number: 1 }],
+    },
+    ...(r.structuredReport
+      ? [
           {
-            seriesInstanceUid: r.segmentation.seriesInstanceUid,
-            modality: 'SEG',
-            description: `AI segmentation (${r.model.name} ${r.model.version})`,
+            seriesInstanceUid: r.structuredReport.seriesInstanceUid,
+            modality: 'SR',
+            description: `AI measurements (${r.model.name} ${r.model.version})`,
             numberOfInstances: 1,
             instances: [
-              { sopInstanceUid: r.segmentation.sopInstanceUid, sopClassUid: '1.2.840.10008.5.1.4.1.1.66.4', number: 1 },
+              { sopInstanceUid: r.structuredReport.sopInstanceUid, sopClassUid: ENHANCED_SR_SOP_CLASS, number: 1 },
             ],
           },
-        ]),
+        ]
+      : []),
+  ];
+  const series = [
+    ...r.study.series.filter((s) => !aiSeries.some((a) => a.seriesInstanceUid === s.seriesInstanceUid)),
+    ...aiSeries,
   ];
   const modalityCoding = (m: string): ReturnType<typeof coding> =>
     m === 'MR'
       ? coding('modalityMr')
       : m === 'SEG'
         ? coding('modalitySeg')
-        : { system: CODE_SYSTEMS.dicomDcm, code: m };
+        : m === 'SR'
+          ? coding('modalitySr')
+          : { system: CODE_SYSTEMS.dicomDcm, code: m };
   const instanceTotal = series.reduce((n, s) => n + (s.numberOfInstances ?? s.instances?.length ?? 0), 0);
   const study: ImagingStudy = compact({
     resourceType: 'ImagingStudy' as const,
@@ -294,20 +332,34 @@ export function analysisToTransaction(input: unknown, options: AnalysisMapperOpt
   const tumor: BodyStructure = {
     resourceType: 'BodyStructure',
     meta: { profile: [PROFILES.tumor] },
-    identifier: [{ ...ids.tumor, use: 'usual' }],
-    morphology: concept('neoplasmMorphology'),
+    // mCODE: identifier[bodyStructureIdentifier] (use usual, type BodyStructure); morphology is-a SCT 1240414004
+    identifier: [
+      {
+        ...ids.tumor,
+        use: 'usual',
+        type: concept('resourceTypeBodyStructure'),
+      },
+    ],
+    morphology: concept('malignantNeoplasmMorphology'),
     location: concept('brainStructure'),
     patient: subject,
   };
 
+  // One reference of the right type: the ImagingStudy, whose series include the SEG (and SR) the values come from.
   const derivedFrom: Reference[] = [
-    { reference: urls.study, display: 'Source MR study' },
     {
-      type: 'ImagingStudy',
-      identifier: dicomId(r.segmentation.sopInstanceUid),
-      display: 'DICOM SEG (AI segmentation)',
+      reference: urls.study,
+      display: `MR study with the AI segmentation (SEG series ${r.segmentation.seriesInstanceUid})`,
     },
   ];
+  const flagged = r.flags.length > 0;
+  const flagText = r.flags.map((f) => `${f.code}: ${f.message}`).join('; ');
+  const doubt: Pick<Observation, 'interpretation' | 'note'> = flagged
+    ? {
+        interpretation: [concept('interpretationIndeterminate', 'Flagged for review: implausible result')],
+        note: [{ text: `Plausibility flags: ${flagText}` }],
+      }
+    : {};
   const volumeObs = REGIONS.map((reg): Observation => ({
     resourceType: 'Observation',
     identifier: [ids.volumes[reg.key]],
@@ -323,6 +375,7 @@ export function analysisToTransaction(input: unknown, options: AnalysisMapperOpt
     method: concept('mri'),
     device: { reference: urls.device },
     derivedFrom,
+    ...doubt,
   }));
 
   const tumorSize: Observation | undefined = hasTumor
@@ -340,6 +393,7 @@ export function analysisToTransaction(input: unknown, options: AnalysisMapperOpt
         method: concept('mri'),
         device: { reference: urls.device },
         derivedFrom,
+        ...doubt,
         component: [
           { code: concept('tumorLongestDimension'), valueQuantity: quantity(round(r.largestDiameterMm, 1), 'mm') },
           ...(r.otherDiametersMm ?? []).map((d) => ({
@@ -350,11 +404,16 @@ export function analysisToTransaction(input: unknown, options: AnalysisMapperOpt
       }
     : undefined;
 
+  const lesions =
+    r.lesionCount !== undefined
+      ? `; ${r.lesionCount} enhancing lesion${r.lesionCount === 1 ? '' : 's'}${r.sumOfProductsMm2 !== undefined ? `, sum of products of perpendicular diameters ${round(r.sumOfProductsMm2, 0)} mm²` : ''}`
+      : '';
   const conclusion =
-    r.conclusion ??
-    (hasTumor
-      ? `Automated segmentation (${r.model.name} ${r.model.version}): whole tumor ${fmt(r.volumesMl.WT)} mL, tumor core ${fmt(r.volumesMl.TC)} mL, enhancing tumor ${fmt(r.volumesMl.ET)} mL; largest diameter ${round(r.largestDiameterMm, 1)} mm.`
-      : `Automated segmentation (${r.model.name} ${r.model.version}): no tumor segmented.`);
+    (flagged ? `FLAGGED FOR REVIEW (${flagText}). ` : '') +
+    (r.conclusion ??
+      (hasTumor
+        ? `Automated segmentation (${r.model.name} ${r.model.version}): whole tumor ${fmt(r.volumesMl.WT)} mL, tumor core ${fmt(r.volumesMl.TC)} mL, enhancing tumor ${fmt(r.volumesMl.ET)} mL; largest diameter ${round(r.largestDiameterMm, 1)} mm${lesions}.`
+        : `Automated segmentation (${r.model.name} ${r.model.version}): no tumor segmented.`));
   const report: DiagnosticReport = compact({
     resourceType: 'DiagnosticReport' as const,
     extension: [{ url: EXTENSIONS.aiModelDevice, valueReference: { reference: urls.device } }],
@@ -387,7 +446,27 @@ export function analysisToTransaction(input: unknown, options: AnalysisMapperOpt
     resource,
     request: { method: 'POST', url: resource.resourceType, ifNoneExist: identifierQuery(id) },
   });
+  // Who approved: a Provenance under an id derived from the analysis, so a resend replaces it (R4 Provenance has
+  // no identifier to make a conditional write on).
+  const provenance: Provenance | undefined = r.approval
+    ? compact({
+        resourceType: 'Provenance' as const,
+        id: `approval-${r.analysisId.replace(/_/g, '-')}`.slice(0, 64),
+        target: [{ reference: urls.report }],
+        recorded: r.approval.reviewedAt,
+        activity: r.status === 'amended' ? concept('operationUpdate', 'Amended report approved') : undefined,
+        reason: r.approval.comment ? [{ text: r.approval.comment }] : undefined,
+        agent: [
+          {
+            type: concept('participantVerifier'),
+            who: { identifier: { system: ctx.systems.user, value: r.approval.reviewer } },
+          },
+          { type: { text: 'AI model' }, who: { reference: urls.device } },
+        ],
+      })
+    : undefined;
   const entries: BundleEntry[] = [
+    ...(patient ? [shared(urls.patient, patient, ids.patient)] : []),
     shared(urls.device, device, ids.device),
     ...(endpoint ? [shared(urls.endpoint, endpoint, endpoint.identifier?.[0] as Identifier)] : []),
     entry(urls.study, study, ids.imagingStudy),
@@ -397,6 +476,15 @@ export function analysisToTransaction(input: unknown, options: AnalysisMapperOpt
     ),
     ...(tumorSize ? [entry(urls.tumorSize, tumorSize, ids.tumorSize)] : []),
     entry(urls.report, report, ids.diagnosticReport),
+    ...(provenance
+      ? [
+          {
+            fullUrl: `urn:uuid:${newUuid()}`,
+            resource: provenance,
+            request: { method: 'PUT' as const, url: `Provenance/${provenance.id ?? ''}` },
+          },
+        ]
+      : []),
   ];
   return { resourceType: 'Bundle', type: 'transaction', entry: entries };
 }

@@ -98,6 +98,11 @@ export const CODES = {
   encounterHomeHealth: c(S.v3ActCode, 'HH', 'home health'),
   encounterField: c(S.v3ActCode, 'FLD', 'field'),
   wadoRs: c(S.endpointConnectionType, 'dicom-wado-rs', 'DICOM WADO-RS'),
+  modalitySr: c(S.dicomDcm, 'SR', 'SR Document'),
+  interpretationIndeterminate: c(S.observationInterpretation, 'IND', 'Indeterminate'),
+  participantVerifier: c(S.provenanceParticipantType, 'verifier', 'Verifier'),
+  operationUpdate: c(S.v3DataOperation, 'UPDATE', 'revise'),
+  resourceTypeBodyStructure: c(S.resourceTypes, 'BodyStructure', 'BodyStructure'),
   // ICD-10-CM: malignant neoplasms of the brain (C71), the primary brain cancers the mapper recognises
   icdC710: c(S.icd10cm, 'C71.0', 'Malignant neoplasm of cerebrum, except lobes and ventricles'),
   icdC711: c(S.icd10cm, 'C71.1', 'Malignant neoplasm of frontal lobe'),

@@ -280,6 +280,7 @@ describe('AI analysis result -> transaction', () => {
   it('builds a transaction of conditional updates with urn:uuid references that all resolve inside it', () => {
     expect(bundle.type).toBe('transaction');
     expect(resources.map((r) => r.resourceType)).toEqual([
+      'Patient',
       'Device',
       'Endpoint',
       'ImagingStudy',
@@ -294,7 +295,7 @@ describe('AI analysis result -> transaction', () => {
     const fullUrls = new Set(bundle.entry?.map((e) => e.fullUrl));
     for (const e of bundle.entry ?? []) {
       expect(e.fullUrl).toMatch(/^urn:uuid:[0-9a-f-]{36}$/);
-      const shared = ['Device', 'Endpoint', 'BodyStructure'].includes(e.resource?.resourceType as string);
+      const shared = ['Patient', 'Device', 'Endpoint', 'BodyStructure'].includes(e.resource?.resourceType as string);
       if (shared) {
         expect(e.request).toMatchObject({ method: 'POST', url: e.resource?.resourceType });
         expect(e.request?.ifNoneExist).toMatch(/^identifier=[^|]+\|.+$/);
@@ -315,8 +316,18 @@ describe('AI analysis result -> transaction', () => {
       ['TC', 20.1, 'mL'],
       ['WT', 45.2, 'mL'],
     ]);
-    expect(volumes.every((o) => o.status === 'preliminary' && o.derivedFrom?.length === 2 && o.device?.reference)).toBe(
+    expect(volumes.every((o) => o.status === 'preliminary' && o.derivedFrom?.length === 1 && o.device?.reference)).toBe(
       true,
+    );
+    // derivedFrom is the ImagingStudy itself (whose series include the SEG), never an ImagingStudy typed SOP UID
+    const study = bundle.entry?.find((e) => e.resource?.resourceType === 'ImagingStudy');
+    expect(volumes[0]?.derivedFrom).toEqual([
+      { reference: study?.fullUrl, display: expect.stringContaining(s.SEG_SERIES_UID) },
+    ]);
+    const patient = bundle.entry?.[0];
+    expect(volumes.every((o) => o.subject?.reference === patient?.fullUrl)).toBe(true);
+    expect(patient?.request?.ifNoneExist).toBe(
+      `identifier=${encodeURIComponent('urn:cdss:openemr:default:patient-uuid')}|${s.PATIENT_UUID}`,
     );
     const size = obs.find((o) => o.code.coding?.[0]?.code === '21889-1');
     expect(
@@ -325,7 +336,7 @@ describe('AI analysis result -> transaction', () => {
       ['33728-7', 52.4, 'mm'],
       ['33729-5', 38.1, 'mm'],
     ]);
-    expect(size?.focus?.[0]?.reference).toBe(bundle.entry?.[3]?.fullUrl);
+    expect(size?.focus?.[0]?.reference).toBe(bundle.entry?.[4]?.fullUrl);
     const [report] = find<DiagnosticReport>('DiagnosticReport');
     expect(report?.identifier?.[0]).toEqual({ system: 'urn:dicom:uid', value: `urn:oid:${s.SEG_SOP_UID}` });
     expect(report?.code.coding?.[0]?.code).toBe('24590-2');
@@ -333,7 +344,7 @@ describe('AI analysis result -> transaction', () => {
     expect(report?.result).toHaveLength(4);
     expect(report?.issued).toBe('2026-01-05T10:07:30+00:00');
     expect(report?.conclusion).toContain('whole tumor 45.20 mL');
-    expect(report?.extension?.[0]?.valueReference?.reference).toBe(bundle.entry?.[0]?.fullUrl);
+    expect(report?.extension?.[0]?.valueReference?.reference).toBe(bundle.entry?.[1]?.fullUrl);
   });
 
   it('builds the ImagingStudy from the series metadata and adds the SEG series', () => {
@@ -440,6 +451,68 @@ describe('RANO volumetric assessment', () => {
     expect(validationError(() => assessRano({ ...base, current: at('2025-05-01', 1) })).fields).toEqual([
       'current.date',
     ]);
+  });
+});
+
+describe('RANO bidimensional assessment', () => {
+  const at = (date: string, ml: number, spd?: number) => ({
+    analysisId: date,
+    date,
+    enhancingMl: ml,
+    ...(spd !== undefined ? { sumOfProductsMm2: spd } : {}),
+  });
+  const base = { patientUuid: s.PATIENT_UUID, baseline: at('2025-06-01', 10, 800) };
+
+  it.each([
+    [400, 'PR'],
+    [401, 'SD'],
+    [999, 'SD'],
+    [1000, 'PD'],
+    [0, 'CR'],
+  ])('SPD %d mm² against an 800 mm² baseline is %s, and says the bidimensional criteria made it', (spd, category) => {
+    const r = assessRano({ ...base, current: at('2025-09-01', 10, spd) });
+    expect([r.category, r.criteria, r.byCriteria.bidimensional]).toEqual([category, 'bidimensional', category]);
+  });
+
+  it('measures progression from the SPD nadir and reports both criteria', () => {
+    const r = assessRano({ ...base, previous: [at('2025-07-01', 4, 300)], current: at('2025-09-01', 5, 380) });
+    expect(r).toMatchObject({
+      category: 'PD',
+      criteria: 'bidimensional',
+      byCriteria: { volumetric: 'SD', bidimensional: 'PD' },
+      sumOfProducts: { nadirMm2: 300, changeFromNadirPct: 26.7, changeFromBaselinePct: -52.5 },
+      nadirMl: 4,
+    });
+    expect(r.reasons).toContain('status by the bidimensional criteria');
+  });
+
+  it('falls back to the volumetric criteria when a timepoint has no SPD', () => {
+    const r = assessRano({ ...base, previous: [at('2025-07-01', 4)], current: at('2025-09-01', 14, 2000) });
+    expect([r.category, r.criteria, r.byCriteria.bidimensional, r.sumOfProducts]).toEqual([
+      'PD',
+      'volumetric',
+      undefined,
+      undefined,
+    ]);
+  });
+
+  it('cannot show a response from a baseline below one measurable 10 × 10 mm lesion', () => {
+    const r = assessRano({ ...base, baseline: at('2025-06-01', 10, 90), current: at('2025-09-01', 10, 0) });
+    expect(r.category).toBe('SD');
+  });
+
+  it('accepts scan dates as local DICOM date-times and orders by them', () => {
+    const r = assessRano({
+      ...base,
+      baseline: at('2025-06-01T08:00:00', 10, 800),
+      current: at('2025-06-01T17:30:00', 10, 1000),
+    });
+    expect(r.category).toBe('PD');
+  });
+
+  it('names the criteria in the CancerDiseaseStatus value', () => {
+    const { observation } = ranoToCancerDiseaseStatus({ ...base, current: at('2025-09-01', 10, 1200) });
+    expect(observation.valueCodeableConcept?.text).toBe('RANO bidimensional: PD');
   });
 });
 

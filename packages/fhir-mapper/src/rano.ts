@@ -1,11 +1,18 @@
 /**
- * RANO-style volumetric response assessment of the enhancing tumour across a patient's analyses, and
- * its FHIR form, an mCODE CancerDiseaseStatus Observation.
+ * RANO response assessment of the enhancing tumour across a patient's analyses, volumetric and
+ * bidimensional, and its FHIR form, an mCODE CancerDiseaseStatus Observation.
  *
  * Volumetric thresholds (cai4cai/rano2.0-assist; mRANO, Ellingson 2017): complete response (CR) when
  * the enhancing tumour has disappeared; partial response (PR) at a decrease of at least 65 % from
  * baseline; progression (PD) at an increase of at least 40 % from the nadir (the smallest earlier
- * volume); stable disease (SD) otherwise. A new lesion, worse non-target disease or clinical
+ * volume); stable disease (SD) otherwise.
+ *
+ * Bidimensional thresholds (RANO, Wen et al., J Clin Oncol 2010;28:1963): the sum of the products of
+ * the perpendicular diameters (SPD) of the enhancing lesions; PR at a decrease of at least 50 % from
+ * baseline, PD at an increase of at least 25 % from the nadir, CR when no enhancing disease is left. A
+ * lesion is measurable when both diameters are at least 10 mm, so an SPD below 100 mm² is not measurable
+ * disease. When every timepoint carries an SPD the status follows the bidimensional criteria (RANO's
+ * own); otherwise the volumetric ones. Both are always reported, with which one produced the status. A new lesion, worse non-target disease or clinical
  * deterioration is PD whatever the volumes; a steroid increase alone is not. CR and PR count as
  * confirmed only when an assessment at least 4 weeks earlier met the same threshold. A baseline
  * below the measurable size cannot show a response (then SD, or PD by increase or override).
@@ -21,10 +28,12 @@ import { compact, parseInput, round } from './util.js';
 const timepointSchema = z.object({
   /** The analysis (AI job) id of this timepoint. */
   analysisId: z.string().min(1),
-  /** Study date (ISO date or dateTime with zone). */
-  date: z.union([z.iso.datetime({ offset: true }), z.iso.date()]),
+  /** Scan date: ISO date, or dateTime (with a zone, or local as DICOM StudyDate + StudyTime give it). */
+  date: z.union([z.iso.datetime({ offset: true, local: true }), z.iso.date()]),
   /** Enhancing-tumour volume, mL. */
   enhancingMl: z.number().finite().nonnegative(),
+  /** Sum of the products of the perpendicular diameters of the enhancing lesions, mm² (bidimensional RANO). */
+  sumOfProductsMm2: z.number().finite().nonnegative().optional(),
 });
 
 /** Input of {@link assessRano}. */
@@ -43,6 +52,8 @@ export const ranoInputSchema = z
     steroidIncrease: z.boolean().default(false),
     /** Smallest enhancing volume that counts as measurable disease, mL (default 1 mL). */
     minMeasurableMl: z.number().positive().default(1),
+    /** Smallest SPD that counts as measurable disease, mm² (default 100: one 10 × 10 mm lesion). */
+    minMeasurableMm2: z.number().positive().default(100),
     /** The Condition (primary cancer) the status is about; default the patient's mCODE Tumor by identifier. */
     focus: z.object({ reference: z.string().min(1) }).optional(),
   })
@@ -66,9 +77,16 @@ export type RanoInput = z.input<typeof ranoInputSchema>;
 /** RANO response categories (NE = not evaluable). */
 export type RanoCategory = 'CR' | 'PR' | 'SD' | 'PD' | 'NE';
 
+/** Which criteria produced a category. */
+export type RanoCriteria = 'bidimensional' | 'volumetric';
+
 /** The assessment. */
 export interface RanoAssessment {
   category: RanoCategory;
+  /** The criteria that produced `category` (bidimensional when every timepoint has an SPD). */
+  criteria: RanoCriteria;
+  /** The category by each criteria that could be applied (before overrides such as a new lesion). */
+  byCriteria: { volumetric: RanoCategory; bidimensional?: RanoCategory };
   /** CR/PR confirmed by an earlier assessment ≥ 28 days before; PD and SD need no confirmation. */
   confirmed: boolean;
   /** Change from baseline, percent (negative = shrinkage). */
@@ -76,6 +94,8 @@ export interface RanoAssessment {
   /** Change from the nadir, percent. */
   changeFromNadirPct: number;
   nadirMl: number;
+  /** Bidimensional figures, when every timepoint has an SPD: changes in percent, nadir in mm². */
+  sumOfProducts?: { changeFromBaselinePct: number; changeFromNadirPct: number; nadirMm2: number };
   /** Why, in words (for the Observation's note). */
   reasons: string[];
 }
@@ -90,12 +110,32 @@ function pct(now: number, ref: number): number {
 /** Ratios are compared with a tolerance so that exactly +40 % or -65 % (in floating point) meets the threshold. */
 const EPS = 1e-9;
 
-function volumetric(current: number, baseline: number, nadir: number, minMeasurable: number): RanoCategory {
-  if (nadir > 0 ? current / nadir >= 1.4 - EPS : current >= minMeasurable) return 'PD';
-  if (baseline < minMeasurable) return 'SD';
+/** Thresholds of one set of criteria: PD at `progression` × nadir, PR at `response` × baseline. */
+interface Thresholds {
+  progression: number;
+  response: number;
+  minMeasurable: number;
+}
+
+const VOLUMETRIC = { progression: 1.4, response: 0.35 } as const;
+const BIDIMENSIONAL = { progression: 1.25, response: 0.5 } as const;
+
+function classify(current: number, baseline: number, nadir: number, t: Thresholds): RanoCategory {
+  if (nadir > 0 ? current / nadir >= t.progression - EPS : current >= t.minMeasurable) return 'PD';
+  if (baseline < t.minMeasurable) return 'SD';
   if (current === 0) return 'CR';
-  if (current / baseline <= 0.35 + EPS) return 'PR';
+  if (current / baseline <= t.response + EPS) return 'PR';
   return 'SD';
+}
+
+type Timepoint = z.output<typeof timepointSchema>;
+
+/** One criteria's view: the measure of a timepoint and its thresholds. */
+interface Criteria {
+  name: RanoCriteria;
+  measure(p: Timepoint): number;
+  thresholds: Thresholds;
+  unit: string;
 }
 
 /**
@@ -108,14 +148,41 @@ export function assessRano(input: unknown): RanoAssessment {
 
 function assess(v: z.output<typeof ranoInputSchema>): RanoAssessment {
   const earlier = [...v.previous].sort((a, b) => Date.parse(a.date) - Date.parse(b.date));
-  const nadir = Math.min(v.baseline.enhancingMl, ...earlier.map((p) => p.enhancingMl));
+  const all = [v.baseline, ...earlier, v.current];
+  const volumetric: Criteria = {
+    name: 'volumetric',
+    measure: (p) => p.enhancingMl,
+    thresholds: { ...VOLUMETRIC, minMeasurable: v.minMeasurableMl },
+    unit: 'mL',
+  };
+  const bidimensional: Criteria | undefined = all.every((p) => p.sumOfProductsMm2 !== undefined)
+    ? {
+        name: 'bidimensional',
+        measure: (p) => p.sumOfProductsMm2 ?? 0,
+        thresholds: { ...BIDIMENSIONAL, minMeasurable: v.minMeasurableMm2 },
+        unit: 'mm²',
+      }
+    : undefined;
+  const evaluate = (c: Criteria) => {
+    const nadir = Math.min(...[v.baseline, ...earlier].map(c.measure));
+    const baseline = c.measure(v.baseline);
+    const categoryOf = (p: Timepoint): RanoCategory => classify(c.measure(p), baseline, nadir, c.thresholds);
+    return { nadir, baseline, current: c.measure(v.current), category: categoryOf(v.current), categoryOf };
+  };
+  const vol = evaluate(volumetric);
+  const bi = bidimensional ? evaluate(bidimensional) : undefined;
+  const chosen = bi && bidimensional ? { c: bidimensional, r: bi } : { c: volumetric, r: vol };
   const reasons: string[] = [];
-  let category = volumetric(v.current.enhancingMl, v.baseline.enhancingMl, nadir, v.minMeasurableMl);
-  reasons.push(
-    `volumetric: ${category} (ET ${round(v.current.enhancingMl, 2)} mL; baseline ${round(v.baseline.enhancingMl, 2)} mL; nadir ${round(nadir, 2)} mL)`,
-  );
-  if (v.baseline.enhancingMl < v.minMeasurableMl)
-    reasons.push(`baseline below the measurable ${v.minMeasurableMl} mL: no response can be assessed`);
+  const describe = (c: Criteria, r: typeof vol, label: string) =>
+    `${c.name}: ${r.category} (${label} ${round(r.current, 2)} ${c.unit}; baseline ${round(r.baseline, 2)} ${c.unit}; nadir ${round(r.nadir, 2)} ${c.unit})`;
+  if (bi && bidimensional) reasons.push(describe(bidimensional, bi, 'SPD'));
+  reasons.push(describe(volumetric, vol, 'ET'));
+  reasons.push(`status by the ${chosen.c.name} criteria`);
+  if (chosen.r.baseline < chosen.c.thresholds.minMeasurable)
+    reasons.push(
+      `baseline below the measurable ${chosen.c.thresholds.minMeasurable} ${chosen.c.unit}: no response can be assessed`,
+    );
+  let category = chosen.r.category;
   const overrides = [
     v.newLesion && 'new lesion',
     v.nonTargetProgression && 'non-target progression',
@@ -131,7 +198,7 @@ function assess(v: z.output<typeof ranoInputSchema>): RanoAssessment {
     const cutoff = Date.parse(v.current.date) - 28 * DAY;
     confirmed = earlier.some((p) => {
       if (Date.parse(p.date) > cutoff) return false;
-      const c = volumetric(p.enhancingMl, v.baseline.enhancingMl, nadir, v.minMeasurableMl);
+      const c = chosen.r.categoryOf(p);
       return category === 'CR' ? c === 'CR' : c === 'CR' || c === 'PR';
     });
     reasons.push(
@@ -142,10 +209,21 @@ function assess(v: z.output<typeof ranoInputSchema>): RanoAssessment {
   }
   return {
     category,
+    criteria: chosen.c.name,
+    byCriteria: { volumetric: vol.category, ...(bi ? { bidimensional: bi.category } : {}) },
     confirmed,
-    changeFromBaselinePct: pct(v.current.enhancingMl, v.baseline.enhancingMl),
-    changeFromNadirPct: pct(v.current.enhancingMl, nadir),
-    nadirMl: nadir,
+    changeFromBaselinePct: pct(vol.current, vol.baseline),
+    changeFromNadirPct: pct(vol.current, vol.nadir),
+    nadirMl: vol.nadir,
+    ...(bi
+      ? {
+          sumOfProducts: {
+            changeFromBaselinePct: pct(bi.current, bi.baseline),
+            changeFromNadirPct: pct(bi.current, bi.nadir),
+            nadirMm2: bi.nadir,
+          },
+        }
+      : {}),
     reasons,
   };
 }
@@ -199,7 +277,7 @@ export function ranoToCancerDiseaseStatus(
     effectiveDateTime: v.current.date,
     valueCodeableConcept: concept(
       STATUS_CODE[assessment.category],
-      `RANO volumetric: ${assessment.category}${assessment.confirmed ? '' : ' (unconfirmed)'}`,
+      `RANO ${assessment.criteria}: ${assessment.category}${assessment.confirmed ? '' : ' (unconfirmed)'}`,
     ),
     derivedFrom: [v.baseline, ...v.previous, v.current].map((t) => ({
       type: 'DiagnosticReport',

@@ -22,6 +22,10 @@ export const CODE_SYSTEMS = {
   allergyClinical: 'http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical',
   allergyVerification: 'http://terminology.hl7.org/CodeSystem/allergyintolerance-verification',
   endpointConnectionType: 'http://terminology.hl7.org/CodeSystem/endpoint-connection-type',
+  observationInterpretation: 'http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation',
+  provenanceParticipantType: 'http://terminology.hl7.org/CodeSystem/provenance-participant-type',
+  v3DataOperation: 'http://terminology.hl7.org/CodeSystem/v3-DataOperation',
+  resourceTypes: 'http://hl7.org/fhir/resource-types',
   deviceNameType: 'http://hl7.org/fhir/device-nametype',
   /** CDSS's own code system for the BraTS tumour sub-regions (no standard code covers TC and WT). */
   cdssBratsRegion: 'https://cdss.example.org/fhir/CodeSystem/brats-region',
@@ -83,6 +87,8 @@ export interface IdentifierSystems {
   tumor: string;
   /** CDSS analysis identifiers (AI job ids). */
   analysis: string;
+  /** CDSS users (the authenticated principal's id), e.g. the radiologist who approved a report. */
+  user: string;
 }
 
 /** DICOM UIDs as FHIR identifiers: `{system: 'urn:dicom:uid', value: 'urn:oid:<uid>'}`. */
@@ -109,5 +115,6 @@ export function identifierSystems(site = 'default'): IdentifierSystems {
     aiModel: 'urn:cdss:ai-model',
     tumor: 'urn:cdss:tumor',
     analysis: 'urn:cdss:analysis',
+    user: 'urn:cdss:user',
   };
 }
