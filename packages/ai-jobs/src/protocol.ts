@@ -151,6 +151,40 @@ export const regionVolumeSchema = z.strictObject({
   voxelCount: z.int().min(0),
 });
 
+/**
+ * One enhancing lesion (a connected component of the enhancing tumour), measured as RANO does: the longest diameter
+ * on an axial slice and the longest diameter perpendicular to it on the same slice.
+ */
+export const lesionMeasurementSchema = z.strictObject({
+  /** Millilitres, from the voxel spacing. */
+  volumeMl: z.number().min(0),
+  longestDiameterMm: z.number().min(0),
+  perpendicularDiameterMm: z.number().min(0),
+  /** longest × perpendicular, mm². */
+  productMm2: z.number().min(0),
+  /** The axial slice (0-based index on the source T1c grid) where the diameters were measured. */
+  slice: z.int().min(0),
+  /** RANO: measurable when both diameters are at least 10 mm. */
+  measurable: z.boolean(),
+});
+/** One measured enhancing lesion. */
+export type LesionMeasurement = z.infer<typeof lesionMeasurementSchema>;
+
+/**
+ * A reason to doubt a result (a plausibility check failed). The codes the TypeScript worker uses: `fov-edge`,
+ * `many-components`, `whole-tumour-large`, `et-outside-tc`, `empty-with-enhancement`; other workers may add their own.
+ */
+export const resultFlagSchema = z.strictObject({
+  code: z
+    .string()
+    .max(64)
+    .regex(/^[a-z][a-z0-9-]*$/),
+  /** Why, for the reviewer (free of PHI). */
+  message: z.string().min(1).max(500),
+});
+/** A plausibility flag. */
+export type ResultFlag = z.infer<typeof resultFlagSchema>;
+
 /** The result of a successful analysis. */
 export const analysisResultSchema = z.strictObject({
   regions: z.array(regionVolumeSchema).min(1),
@@ -165,6 +199,14 @@ export const analysisResultSchema = z.strictObject({
   timingsMs: z.partialRecord(jobStageSchema, z.number().min(0)),
   /** Largest diameter of the whole tumour in millimetres (mCODE TumorSize); absent when no tumour was found. */
   largestDiameterMm: z.number().min(0).optional(),
+  /** The enhancing lesions, largest first (bidimensional RANO). */
+  lesions: z.array(lesionMeasurementSchema).max(1000).optional(),
+  /** Sum of the products of the perpendicular diameters of the measurable enhancing lesions, mm². */
+  sumOfProductsMm2: z.number().min(0).optional(),
+  /** Plausibility flags: a flagged result needs a reviewer's comment to be approved. */
+  flags: z.array(resultFlagSchema).max(50).optional(),
+  /** The DICOM SR (TID 1500 Measurement Report) the worker stored beside the SEG. */
+  structuredReport: z.strictObject({ seriesInstanceUid: dicomUidSchema, sopInstanceUid: dicomUidSchema }).optional(),
 });
 /** The result of a successful analysis. */
 export type AnalysisResult = z.infer<typeof analysisResultSchema>;

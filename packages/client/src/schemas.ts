@@ -146,7 +146,10 @@ export const studySchema = z
   .object({
     uid: z.string(),
     patientId: z.string().optional(),
+    /** DICOM StudyDate as an ISO date (YYYY-MM-DD). */
     date: z.string().optional(),
+    /** DICOM StudyTime as HH:MM:SS (local time of the scanner), when the study has one. */
+    time: z.string().optional(),
     description: z.string().optional(),
     modalities: z.array(z.string()),
     series: z.array(seriesSchema),
@@ -169,6 +172,23 @@ export const regionVolumesSchema = z
   })
   .meta({ id: 'RegionVolumes' });
 
+/** One enhancing lesion, measured as bidimensional RANO does. */
+export const lesionSchema = z
+  .object({
+    volumeMl: z.number().nonnegative(),
+    longestDiameterMm: z.number().nonnegative(),
+    perpendicularDiameterMm: z.number().nonnegative(),
+    productMm2: z.number().nonnegative(),
+    /** Axial slice index on the T1c grid. */
+    slice: z.number().int().nonnegative(),
+    /** Both diameters ≥ 10 mm. */
+    measurable: z.boolean(),
+  })
+  .meta({ id: 'Lesion' });
+
+/** A reason to doubt an AI result (e.g. `fov-edge`, `many-components`, `whole-tumour-large`, `et-outside-tc`). */
+export const resultFlagSchema = z.object({ code: z.string(), message: z.string() }).meta({ id: 'ResultFlag' });
+
 /** An AI analysis. */
 export const analysisSchema = z
   .object({
@@ -188,7 +208,16 @@ export const analysisSchema = z
         largestDiameterMm: z.number().nonnegative().optional(),
         segSeriesUid: z.string().optional(),
         segInstanceUid: z.string().optional(),
+        /** The DICOM SR (TID 1500 Measurement Report) beside the SEG. */
+        srSeriesUid: z.string().optional(),
+        srInstanceUid: z.string().optional(),
         conclusion: z.string().optional(),
+        /** The enhancing lesions, largest first: volume and the bidimensional RANO diameters. */
+        lesions: z.array(lesionSchema).optional(),
+        /** Sum of the products of the perpendicular diameters of the measurable enhancing lesions, mm². */
+        sumOfProductsMm2: z.number().nonnegative().optional(),
+        /** Plausibility flags; empty when none. A flagged result is approved only with a comment. */
+        flags: z.array(resultFlagSchema),
       })
       .optional(),
     failure: z.object({ reason: z.string(), detail: z.string().optional() }).optional(),
@@ -218,6 +247,7 @@ export const analysisRequestSchema = z
 export const reviewRequestSchema = z
   .strictObject({
     decision: z.enum(['approve', 'reject']),
+    /** Required to reject, and to approve a flagged result (409 otherwise). */
     comment: z.string().trim().max(2000).optional(),
   })
   .refine((review) => review.decision === 'approve' || (review.comment && review.comment.length > 0), {
@@ -226,17 +256,43 @@ export const reviewRequestSchema = z
   })
   .meta({ id: 'ReviewRequest' });
 
-/** The longitudinal RANO-style status. */
+/** One timepoint of the assessment: a study, represented by its latest non-rejected analysis. */
+export const timepointSchema = z
+  .object({
+    analysisId: z.string(),
+    studyUid: z.string(),
+    /** The scan's date (DICOM StudyDate), with its StudyTime when known: YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS. */
+    date: z.string(),
+    wholeTumorMl: z.number(),
+    enhancingTumorMl: z.number(),
+    /** Sum of the products of the perpendicular diameters of the enhancing lesions, mm² (bidimensional RANO). */
+    sumOfProductsMm2: z.number().optional(),
+    /** Earlier analyses of the same study that this one supersedes. */
+    supersedes: z.array(z.string()).optional(),
+  })
+  .meta({ id: 'Timepoint' });
+
+/** The longitudinal RANO status over the patient's studies in scan-date order. */
 export const assessmentSchema = z
   .object({
     patientId: z.string(),
     status: z.enum(['complete-response', 'partial-response', 'stable', 'progression', 'not-evaluable']),
+    /** The criteria that produced the status: bidimensional RANO when every timepoint has an SPD, else volumetric. */
+    criteria: z.enum(['bidimensional', 'volumetric']).optional(),
+    /** Whether a CR/PR is confirmed by a scan at least 4 weeks earlier (PD and SD need no confirmation). */
+    confirmed: z.boolean().optional(),
     baselineAnalysisId: z.string().optional(),
     currentAnalysisId: z.string().optional(),
+    /** Enhancing-tumour volume change from baseline, percent. */
     changePercent: z.number().optional(),
-    timeline: z.array(
-      z.object({ analysisId: z.string(), date: z.string(), wholeTumorMl: z.number(), enhancingTumorMl: z.number() }),
-    ),
+    /** Enhancing-tumour volume change from the nadir, percent. */
+    changeFromNadirPercent: z.number().optional(),
+    /** SPD change from baseline, percent (bidimensional criteria). */
+    sumOfProductsChangePercent: z.number().optional(),
+    /** Why, in words. */
+    reasons: z.array(z.string()).optional(),
+    /** The timepoints, oldest scan first. */
+    timeline: z.array(timepointSchema),
   })
   .meta({ id: 'Assessment' });
 

@@ -13,6 +13,14 @@ function dicomDate(value: string | undefined): string | undefined {
   return value && /^\d{8}$/.test(value) ? `${value.slice(0, 4)}-${value.slice(4, 6)}-${value.slice(6, 8)}` : undefined;
 }
 
+/** DICOM TM (`HH`, `HHMM`, `HHMMSS`, `HHMMSS.FFFFFF`, PS3.5 Table 6.2-1) as `HH:MM:SS`. */
+export function dicomTime(value: string | undefined): string | undefined {
+  const m = value ? /^(\d{2})(\d{2})?(\d{2})?(\.\d{1,6})?$/.exec(value.trim()) : null;
+  if (!m) return undefined;
+  const [h, min = '00', sec = '00'] = [m[1] as string, m[2], m[3]];
+  return Number(h) < 24 && Number(min) < 60 && Number(sec) < 61 ? `${h}:${min}:${sec}` : undefined;
+}
+
 /**
  * The port over a client.
  * @param client - an Orthanc client (REST + DICOMweb)
@@ -25,6 +33,7 @@ export function orthancArchive(client: OrthancClient): ImagingArchive {
     });
     const patientId = dicomString(study, 'PatientID');
     const date = dicomDate(dicomString(study, 'StudyDate'));
+    const time = date ? dicomTime(dicomString(study, 'StudyTime')) : undefined;
     const description = dicomString(study, 'StudyDescription');
     const mapped = series
       .map((s) => {
@@ -43,6 +52,7 @@ export function orthancArchive(client: OrthancClient): ImagingArchive {
       uid,
       ...(patientId ? { patientId } : {}),
       ...(date ? { date } : {}),
+      ...(time ? { time } : {}),
       ...(description ? { description } : {}),
       modalities: [...new Set(mapped.map((s) => s.modality).filter((m): m is string => Boolean(m)))],
       series: mapped,
@@ -52,15 +62,15 @@ export function orthancArchive(client: OrthancClient): ImagingArchive {
     async studiesOfPatient(patientId) {
       const studies = await client.dicomweb.searchForStudies({
         match: { PatientID: patientId },
-        includefield: ['StudyDescription', 'StudyDate'],
+        includefield: ['StudyDescription', 'StudyDate', 'StudyTime'],
       });
       const result = await Promise.all(studies.map(withSeries));
-      return result.sort((a, b) => (b.date ?? '').localeCompare(a.date ?? ''));
+      return result.sort((a, b) => `${b.date ?? ''}T${b.time ?? ''}`.localeCompare(`${a.date ?? ''}T${a.time ?? ''}`));
     },
     async study(studyUid) {
       const [study] = await client.dicomweb.searchForStudies({
         match: { StudyInstanceUID: studyUid },
-        includefield: ['StudyDescription', 'StudyDate'],
+        includefield: ['StudyDescription', 'StudyDate', 'StudyTime'],
       });
       return study ? withSeries(study) : undefined;
     },

@@ -24,6 +24,8 @@ const otherPatients = { ...study, uid: '1.2.826.0.1.3680043.8.498.3', patientId:
 
 // The whole tumour grows with each analysis, so the second approved result is a progression.
 let wholeTumour = 10;
+// Plausibility flags the worker attaches to its next result.
+let nextFlags: { code: string; message: string }[] = [];
 const reports: ReportBuilder = {
   report: (analysis: ApiAnalysis): Bundle => {
     const report: DiagnosticReport = {
@@ -38,7 +40,13 @@ const reports: ReportBuilder = {
     const first = usable[0]?.result?.volumes.wholeTumor ?? 0;
     const last = usable.at(-1)?.result?.volumes.wholeTumor ?? 0;
     const change = first ? ((last - first) / first) * 100 : 0;
-    return { patientId, status: change >= 40 ? 'progression' : 'stable', changePercent: change, timeline: [] };
+    return {
+      patientId,
+      status: change >= 40 ? 'progression' : 'stable',
+      changePercent: change,
+      ...(usable.at(-1) ? { currentAnalysisId: usable.at(-1)?.id } : {}),
+      timeline: [],
+    };
   },
 };
 
@@ -70,6 +78,7 @@ const worker = new JobWorker({
       },
       model: ctx.request.model,
       timingsMs: { fetch: 5, inference: 10 },
+      ...(nextFlags.length > 0 ? { flags: nextFlags } : {}),
     };
   },
 });
@@ -181,6 +190,29 @@ describe('analyses', () => {
       true,
     );
     ws.close();
+  });
+
+  it('shows a flagged result in the review queue and approves it only with a comment', async () => {
+    nextFlags = [{ code: 'fov-edge', message: 'the whole tumour reaches the edge of the field of view (d0 low)' }];
+    const requested = await call('POST', `/api/studies/${study.uid}/analyses`, 'demo-physician', { patientId: 'p-1' });
+    nextFlags = [];
+    const id = requested.body['id'] as string;
+    await expect
+      .poll(async () => (await call('GET', `/api/analyses/${id}`, 'demo-nurse')).body['status'], { timeout: 5_000 })
+      .toBe('succeeded');
+    const queue = await call('GET', '/api/analyses?review=pending', 'demo-radiologist');
+    const item = (queue.body['items'] as ApiAnalysis[]).find((a) => a.id === id);
+    expect(item?.result?.flags).toEqual([{ code: 'fov-edge', message: expect.stringContaining('edge') }]);
+    const bare = await call('POST', `/api/analyses/${id}/review`, 'demo-radiologist', { decision: 'approve' });
+    expect(bare.status).toBe(409);
+    expect(JSON.stringify(bare.body)).toContain('fov-edge');
+    expect((await call('GET', `/api/analyses/${id}`, 'demo-nurse')).body['review']).toEqual({ status: 'pending' });
+    const withComment = await call('POST', `/api/analyses/${id}/review`, 'demo-radiologist', {
+      decision: 'approve',
+      comment: 'checked: the tumour is real and reaches the cropped edge',
+    });
+    expect(withComment.status).toBe(200);
+    expect(withComment.body['review']).toMatchObject({ status: 'approved' });
   });
 
   it('refuses nurses, unknown studies and studies missing a modality, and queues nothing', async () => {

@@ -46,8 +46,16 @@ import { binaryBodySchema, dicomUidSchema, gridResponse } from './studies.js';
 export interface ReportBuilder {
   /** The transaction Bundle of a succeeded analysis, its DiagnosticReport status following the review. */
   report(analysis: ApiAnalysis, study: ApiStudy | undefined): Bundle;
-  /** The RANO-style status over a patient's analyses (oldest first; the builder skips unsucceeded and rejected ones). */
-  assess(patientId: string, analyses: readonly ApiAnalysis[]): Assessment;
+  /**
+   * The RANO status over a patient's analyses, one timepoint per study in scan-date order (the builder skips
+   * unsucceeded and rejected analyses, and lets a re-run supersede earlier runs of its study).
+   * @param studies - the analysed studies by StudyInstanceUID, for their StudyDate/StudyTime
+   */
+  assess(
+    patientId: string,
+    analyses: readonly ApiAnalysis[],
+    studies: ReadonlyMap<string, ApiStudy | undefined>,
+  ): Assessment;
 }
 
 /** The model the server asks for. */
@@ -88,11 +96,6 @@ const PRIORITY = [
   'stat',
 ] as const;
 
-/** The whole tumour's largest diameter, when the worker reported one. */
-function diameterOf(job: JobRecord): number | undefined {
-  return (job.result as { largestDiameterMm?: number } | null)?.largestDiameterMm;
-}
-
 /**
  * The API view of a job and its review.
  * @param job - the job record
@@ -122,7 +125,16 @@ export function toApiAnalysis(job: JobRecord, review: ReviewRecord | undefined):
             },
             segSeriesUid: job.result.segmentation.seriesInstanceUid,
             segInstanceUid: job.result.segmentation.sopInstanceUid,
-            ...(diameterOf(job) !== undefined ? { largestDiameterMm: diameterOf(job) } : {}),
+            ...(job.result.structuredReport
+              ? {
+                  srSeriesUid: job.result.structuredReport.seriesInstanceUid,
+                  srInstanceUid: job.result.structuredReport.sopInstanceUid,
+                }
+              : {}),
+            ...(job.result.largestDiameterMm !== undefined ? { largestDiameterMm: job.result.largestDiameterMm } : {}),
+            ...(job.result.lesions ? { lesions: job.result.lesions } : {}),
+            ...(job.result.sumOfProductsMm2 !== undefined ? { sumOfProductsMm2: job.result.sumOfProductsMm2 } : {}),
+            flags: job.result.flags ?? [],
           },
         }
       : {}),
@@ -167,6 +179,14 @@ export function analysisFeature(deps: AnalysisDeps): {
       .filter((job) => job.request.patientRef === `Patient/${patientId}`)
       .sort((a, b) => a.createdAt.localeCompare(b.createdAt));
     return withReviews(mine);
+  }
+
+  /** The patient's assessment; the scan dates come from the PACS. */
+  async function assessPatient(patientId: string): Promise<Assessment> {
+    const analyses = await patientAnalyses(patientId);
+    const uids = [...new Set(analyses.filter((a) => a.status === 'succeeded').map((a) => a.studyUid))];
+    const studies = new Map(await Promise.all(uids.map(async (uid) => [uid, await archive.study(uid)] as const)));
+    return reports.assess(patientId, analyses, studies);
   }
 
   /** The FHIR Bundle of a succeeded analysis; the study's series are added when the PACS answers. */
@@ -455,6 +475,14 @@ export function analysisFeature(deps: AnalysisDeps): {
                 'business-rule',
                 `Only succeeded analyses can be reviewed; this one is ${before.status}`,
               );
+            const flags = before.result?.flags ?? [];
+            if (body.decision === 'approve' && flags.length > 0 && !body.comment)
+              throw new ApiError(
+                409,
+                'business-rule',
+                `The result is flagged (${flags.map((f) => f.code).join(', ')}); approving it needs a comment`,
+                ['comment'],
+              );
             const decision = await reviews.decide({
               jobId: params.id,
               status: body.decision === 'approve' ? 'approved' : 'rejected',
@@ -467,8 +495,9 @@ export function analysisFeature(deps: AnalysisDeps): {
             const after = toApiAnalysis(job, decision.record);
             await publishReport(after);
             if (after.review?.status === 'approved') {
-              const assessment = reports.assess(after.patientId, await patientAnalyses(after.patientId));
-              if (assessment.status === 'progression') {
+              const assessment = await assessPatient(after.patientId);
+              // Only a progression at this analysis's own timepoint is news: approving an older scan raises nothing.
+              if (assessment.status === 'progression' && assessment.currentAnalysisId === after.id) {
                 await bus.publish({
                   type: 'patient.alert',
                   patientId: after.patientId,
@@ -486,7 +515,7 @@ export function analysisFeature(deps: AnalysisDeps): {
       method: 'get',
       path: '/api/patients/{id}/assessment',
       operationId: 'getAssessment',
-      summary: 'The patient’s longitudinal RANO-style volumetric status',
+      summary: 'The patient’s longitudinal RANO status, one timepoint per study in scan-date order',
       tags: ['analyses'],
       access: { permission: 'analysis:read' },
       params: z.object({
@@ -504,9 +533,7 @@ export function analysisFeature(deps: AnalysisDeps): {
       handler: ({ params, principal, requestId }) =>
         auditor.around(
           { principal, requestId, action: 'read', resource: `Patient/${params.id}/assessment`, patientId: params.id },
-          async () => ({
-            body: reports.assess(params.id, await patientAnalyses(params.id)),
-          }),
+          async () => ({ body: await assessPatient(params.id) }),
         ),
     }),
     defineRoute({
