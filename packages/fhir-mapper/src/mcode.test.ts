@@ -25,8 +25,8 @@ function resolve<T extends Resource>(bundle: Bundle, ref: Reference | undefined)
 describe('mCODE TumorSize (mcode-tumor-size)', () => {
   const bundle = analysisToTransaction(s.analysisResult());
   const size = bundle.entry
-    ?.map((e) => e.resource)
-    .find((r): r is Observation => r?.resourceType === 'Observation' && has(r.code, LOINC, '21889-1'));
+    ?.map((e) => e.resource as Observation)
+    .find((r) => r.resourceType === 'Observation' && has(r.code, LOINC, '21889-1'));
 
   it('declares the profile and has code = LOINC 21889-1 "Size Tumor"', () => {
     expect(size?.meta?.profile).toContain(PROFILES.tumorSize);
