@@ -55,7 +55,13 @@ export async function ehrIntegration(deps: EhrIntegrationDeps): Promise<EhrInteg
   const status = cachedTumourStatus(
     {
       analysesOf: deps.analysesOf,
-      assess: (patientId, analyses) => deps.reports.assess(patientId, analyses),
+      assess: async (patientId, analyses) => {
+        const uids = [...new Set(analyses.filter((a) => a.status === 'succeeded').map((a) => a.studyUid))];
+        const studies = new Map(
+          await Promise.all(uids.map(async (uid) => [uid, await deps.archive.study(uid)] as const)),
+        );
+        return deps.reports.assess(patientId, analyses, studies);
+      },
       studyDate: async (studyUid) =>
         (
           await cache.getOrLoad(

@@ -10,7 +10,8 @@ import type { TumourStatus, TumourStatusSource } from './services.js';
 export interface TumourStatusDeps {
   /** The patient's analyses, oldest first. */
   analysesOf(patientId: string): Promise<ApiAnalysis[]>;
-  assess(patientId: string, analyses: readonly ApiAnalysis[]): Assessment;
+  /** The assessment (by scan date: the server's builder reads the studies' dates from the PACS). */
+  assess(patientId: string, analyses: readonly ApiAnalysis[]): Assessment | Promise<Assessment>;
   /** The scan date (YYYY-MM-DD) of a study, when the PACS knows it. */
   studyDate(studyUid: string): Promise<string | undefined>;
 }
@@ -24,7 +25,7 @@ export async function computeTumourStatus(deps: TumourStatusDeps, patientId: str
   const analyses = await deps.analysesOf(patientId);
   const latest = [...analyses].sort((a, b) => a.requestedAt.localeCompare(b.requestedAt)).at(-1);
   if (!latest) return { patientId };
-  const assessment = deps.assess(patientId, analyses);
+  const assessment = await deps.assess(patientId, analyses);
   const current = analyses.find((a) => a.id === (assessment.currentAnalysisId ?? assessment.baselineAnalysisId));
   const [latestDate, currentDate] = await Promise.all([
     deps.studyDate(latest.studyUid).catch(() => undefined),
