@@ -15,7 +15,7 @@ import type { EventBus } from './events.js';
 import { attachWebSocket, type WebSocketHub } from './ws.js';
 import { errorHandler, ApiError } from './http/errors.js';
 import { httpMetrics, identify, rateLimits, requestId, requirePrincipal } from './http/security.js';
-import { registerRoutes, type AnyRoute } from './http/route.js';
+import { notAvailableForRole, registerRoutes, type AnyRoute } from './http/route.js';
 import { buildOpenApiDocument, OPENAPI_PAGE } from './http/openapi.js';
 import { isAllowed } from './auth/rbac.js';
 import type { Auditor } from './domain/auditor.js';
@@ -110,7 +110,7 @@ export function createCdssServer(deps: AppDeps): CdssServer {
     if (!config.CDSS_METRICS_PUBLIC) {
       const principal = requirePrincipal(req);
       if (!isAllowed(principal.roles, 'metrics:read'))
-        throw new ApiError(403, 'forbidden', 'Your role may not read metrics');
+        throw new ApiError(403, 'forbidden', notAvailableForRole(principal.roles, 'metrics:read'));
     }
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });

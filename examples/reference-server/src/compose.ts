@@ -58,6 +58,7 @@ import { createFileAuditStore } from './audit.js';
 import { createAuditor } from './domain/auditor.js';
 import { patientRoutes } from './domain/patients.js';
 import { studyRoutes } from './domain/studies.js';
+import { dicomWebProxyRoutes } from './domain/dicomweb-proxy.js';
 import { analysisFeature } from './domain/analyses.js';
 import { auditRoutes } from './domain/audit-routes.js';
 import { sandboxRoutes } from './domain/sandbox-routes.js';
@@ -131,6 +132,16 @@ async function seedStudies(
     }
   }
   logger.info({ studies: Math.min(count, patients.length) }, 'seeded synthetic MRI studies');
+}
+
+/** Orthanc's DICOMweb root, with its credentials in the URL (the proxy turns them into Basic auth). */
+function dicomWebUrl(orthancUrl: string, credentials?: { username: string; password: string }): string {
+  const url = new URL(`${orthancUrl.replace(/\/+$/, '')}/dicom-web`);
+  if (credentials) {
+    url.username = encodeURIComponent(credentials.username);
+    url.password = encodeURIComponent(credentials.password);
+  }
+  return url.href;
 }
 
 /** The grid of synthetic studies. */
@@ -436,6 +447,11 @@ export async function composeServer(config: ServerConfig, logger: Logger, versio
       ...(issuer && tokenAccess !== 'off' ? sandboxRoutes(issuer) : []),
       ...patientRoutes({ records, cache: readThrough, fhir, bus: events, auditor }),
       ...studyRoutes({ archive, auditor }),
+      ...dicomWebProxyRoutes({
+        upstream: { url: dicomWebUrl(orthancUrl, orthancCredentials) },
+        auditor,
+        logger,
+      }),
       ...analysis.routes,
       ...auditRoutes(auditStore),
     ],

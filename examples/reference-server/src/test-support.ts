@@ -9,7 +9,7 @@ import type { Request, Router } from 'express';
 import { loadConfig, type ServerConfig } from './config.js';
 import { createLogger } from './logger.js';
 import { createMetrics, type ServerMetrics } from './metrics.js';
-import { createSandboxIssuer, type SandboxIssuer } from './auth/tokens.js';
+import { createSandboxIssuer, type SandboxIssuer, type TokenVerifier } from './auth/tokens.js';
 import { createLocalEventBus, type EventBus } from './events.js';
 import { createMemoryAuditStore } from './audit.js';
 import { createAuditor } from './domain/auditor.js';
@@ -156,6 +156,7 @@ export async function startHarness(
     throw new ApiError(401, 'login', 'unsigned');
   },
   buildRouters: (shared: { auditor: Auditor }) => Router[] = () => [],
+  wrapVerifier: (verifier: TokenVerifier) => TokenVerifier = (verifier) => verifier,
 ): Promise<Harness> {
   const config: ServerConfig = loadConfig({ CDSS_LOG_LEVEL: 'silent', ...env });
   const metrics = createMetrics();
@@ -172,7 +173,7 @@ export async function startHarness(
     config,
     logger: createLogger(process.env['CDSS_TEST_LOG_LEVEL'] ?? 'silent'),
     metrics,
-    verifier: issuer.verifier,
+    verifier: wrapVerifier(issuer.verifier),
     bus,
     routes: buildRoutes({ auditor, bus, fhir, metrics }),
     readiness: [],

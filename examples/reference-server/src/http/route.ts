@@ -72,6 +72,17 @@ export function defineRoute<P extends z.ZodType, Q extends z.ZodType, B extends 
   return route;
 }
 
+/**
+ * The 403 message: says plainly that the action is not available for the caller's role (and which permission it
+ * needs, for whoever administers roles).
+ * @param roles - the caller's roles
+ * @param permission - what the route needs
+ */
+export function notAvailableForRole(roles: readonly string[], permission: Permission): string {
+  const role = roles.length > 0 ? roles.join(', ') : 'no CDSS role';
+  return `This is not available for your role (${role}); it needs the ${permission} permission`;
+}
+
 /** `/api/patients/{id}` → `/api/patients/:id`. */
 export function toExpressPath(path: string): string {
   return path.replace(/\{(\w+)\}/g, ':$1');
@@ -111,7 +122,7 @@ export function registerRoutes(router: Router, routes: readonly AnyRoute[], auth
         req.principal = principal;
         if (!isAllowed(principal.roles, route.access.permission)) {
           await auth.onDenied?.(route, principal, req);
-          throw new ApiError(403, 'forbidden', `Your role may not ${route.access.permission.replace(':', ' ')}`);
+          throw new ApiError(403, 'forbidden', notAvailableForRole(principal.roles, route.access.permission));
         }
       }
       const params = parse(route.params, req.params, 'path parameters');

@@ -1,0 +1,153 @@
+/**
+ * WADO-RS series retrieve through the reference server's `/dicomweb` proxy vs straight from the real Orthanc, same run.
+ *
+ * Needs the real Orthanc (`npm run services -- start orthanc`; URL from CDSS_TEST_ORTHANC_URL or the default). One
+ * synthetic series (155 slices of 240×240 uint16, 17.9 MB of pixels, Part-10 files of the phantom generator) is
+ * uploaded under a PatientID of its own. The reference server is composed in this process as `npm start` composes it
+ * (sandbox mode: embedded OpenEMR emulator and FHIR server, file audit store in a temporary CDSS_DATA_DIR) but with
+ * ORTHANC_URL pointing at the real Orthanc, CDSS_WORKER=off and no seeded studies; a physician token comes from
+ * POST /api/sandbox/token. So every proxied request goes through the whole stack: request id, metrics, helmet, CORS,
+ * JWT verification, rate limits, RBAC, parameter validation, the fail-closed audit record (with the patient looked
+ * up once per study), then the streamed pipe of Orthanc's answer.
+ *
+ * The client on both sides is curl in a child process (so its CPU is not the proxy's), fetching
+ * `GET …/studies/{study}/series/{series}` with `Accept: multipart/related; type="application/dicom"` to /dev/null:
+ * `direct` with Orthanc's Basic credentials at Orthanc, `proxy` with the bearer token at `/dicomweb`. Both answers are
+ * checked first to be the same size and to hold the 155 files. Then BENCH_ROUNDS rounds (default 7, max 15), each
+ * running both sides in alternating order after an untimed warm-up; MB/s are pixel megabytes per second, the median
+ * round is reported. The last line is the JSON result, `ratio` = proxy / direct (target ≥ 0.8).
+ */
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { requireService } from '@cdss/core/testing';
+import { generatePhantom, writePhantomStudy } from '@cdss/imaging';
+import { OrthancClient } from '@cdss/orthanc-client';
+import { loadConfig } from '../examples/reference-server/src/config.js';
+import { createLogger } from '../examples/reference-server/src/logger.js';
+import { composeServer } from '../examples/reference-server/src/compose.js';
+import { intEnv, median } from './_lib.js';
+
+const log = (line: string): void => void process.stderr.write(`${line}\n`);
+
+/** One curl GET to /dev/null: seconds to the first byte and in all, and bytes (curl's own timers). */
+function curlGet(url: string, headers: string[]): Promise<{ firstByte: number; seconds: number; bytes: number }> {
+  return new Promise((resolve, reject) => {
+    const args = ['-sS', '--fail', '-o', '/dev/null', '-w', '%{time_starttransfer} %{time_total} %{size_download}'];
+    for (const h of headers) args.push('-H', h);
+    args.push(url);
+    const child = spawn('curl', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      if (code !== 0) return reject(new Error(`curl exited ${code}: ${err.slice(0, 300)}`));
+      const [firstByte, seconds, bytes] = out.trim().split(' ').map(Number);
+      resolve({ firstByte: firstByte ?? NaN, seconds: seconds ?? NaN, bytes: bytes ?? NaN });
+    });
+  });
+}
+
+async function main(): Promise<void> {
+  const svc = await requireService('orthanc', { ci: true });
+  const rounds = intEnv('BENCH_ROUNDS', 7, 15);
+  const orthancUrl = new URL(svc.url);
+  const username = decodeURIComponent(orthancUrl.username);
+  const password = decodeURIComponent(orthancUrl.password);
+  orthancUrl.username = '';
+  orthancUrl.password = '';
+  const orthancBase = orthancUrl.href.replace(/\/$/, '');
+  const orthanc = new OrthancClient({ baseUrl: svc.url, concurrency: 4 });
+
+  const patientId = `BENCH-DWP-${process.pid}-${Date.now().toString(36)}`;
+  const dims: [number, number, number] = [240, 240, 155];
+  const study = writePhantomStudy(generatePhantom({ seed: patientId, dims }), { patientId, uidSeed: patientId });
+  const series = study.series.t1c;
+  const pixelMB = (dims[0] * dims[1] * dims[2] * 2) / 1e6;
+  const dataDir = await mkdtemp(join(tmpdir(), 'cdss-bench-dicomweb-'));
+  const deletePatient = async (): Promise<void> => {
+    for (const p of await orthanc.find({ level: 'Patient', query: { PatientID: patientId } }))
+      await orthanc.delete('Patient', p.ID);
+  };
+
+  const config = loadConfig({
+    CDSS_MODE: 'sandbox',
+    CDSS_DATA_DIR: dataDir,
+    CDSS_SANDBOX_STUDIES: '0',
+    CDSS_WORKER: 'off',
+    CDSS_LOG_LEVEL: 'warn',
+    CDSS_RATE_LIMIT_PER_MINUTE: '100000',
+    ORTHANC_URL: orthancBase,
+    ...(username ? { ORTHANC_USERNAME: username, ORTHANC_PASSWORD: password } : {}),
+  });
+  const composed = await composeServer(config, createLogger('warn'), 'bench');
+  try {
+    await orthanc.uploadInstances(series.files);
+    const port = await composed.server.listen(0, '127.0.0.1');
+    const server = `http://127.0.0.1:${port}`;
+    const token = (await (
+      await fetch(`${server}/api/sandbox/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ userId: 'demo-physician' }),
+      })
+    ).json()) as { access_token: string };
+    const path = `/studies/${study.studyInstanceUid}/series/${series.seriesInstanceUid}`;
+    const accept = 'Accept: multipart/related; type="application/dicom"';
+    const sides = {
+      direct: () =>
+        curlGet(`${orthancBase}/dicom-web${path}`, [
+          accept,
+          `Authorization: Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`,
+        ]),
+      proxy: () => curlGet(`${server}/dicomweb${path}`, [accept, `Authorization: Bearer ${token.access_token}`]),
+    };
+
+    // Same answer on both sides (sizes differ only by the multipart boundaries), and the whole series.
+    const [direct, proxied] = [await sides.direct(), await sides.proxy()];
+    const fileBytes = series.files.reduce((sum, f) => sum + f.length, 0);
+    if (direct.bytes < fileBytes || Math.abs(direct.bytes - proxied.bytes) > 4_096)
+      throw new Error(`answers differ: direct ${direct.bytes} B, proxy ${proxied.bytes} B, files ${fileBytes} B`);
+    log(
+      `series: ${series.files.length} files, ${(fileBytes / 1e6).toFixed(1)} MB; answers ${direct.bytes} / ${proxied.bytes} B`,
+    );
+    for (let i = 0; i < 2; i++) await Promise.all([sides.direct(), sides.proxy()].map((p) => p.then(() => undefined)));
+
+    const mbps = { direct: [] as number[], proxy: [] as number[] };
+    const firstByteMs = { direct: [] as number[], proxy: [] as number[] };
+    for (let r = 0; r < rounds; r++) {
+      for (const side of r % 2 === 0 ? (['direct', 'proxy'] as const) : (['proxy', 'direct'] as const)) {
+        const { seconds, firstByte } = await sides[side]();
+        mbps[side].push(pixelMB / seconds);
+        firstByteMs[side].push(firstByte * 1000);
+      }
+    }
+    const list = (xs: number[]): string => xs.map((x) => x.toFixed(0)).join(', ');
+    log(`MB/s proxy ${list(mbps.proxy)} | direct ${list(mbps.direct)}`);
+    log(`first byte, ms: proxy ${list(firstByteMs.proxy)} | direct ${list(firstByteMs.direct)}`);
+    const value = median(mbps.proxy);
+    const baseline = median(mbps.direct);
+    process.stdout.write(
+      `${JSON.stringify({
+        bench: 'dicomweb-proxy',
+        unit: 'MB/s',
+        value: +value.toFixed(1),
+        baseline: +baseline.toFixed(1),
+        baseline_name: 'curl WADO-RS retrieve series straight from Orthanc',
+        ratio: +(value / baseline).toFixed(3),
+      })}\n`,
+    );
+  } finally {
+    await deletePatient().catch(() => undefined);
+    await composed.close();
+    await rm(dataDir, { recursive: true, force: true });
+  }
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`dicomweb-proxy bench failed: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,235 @@
+/**
+ * The `/dicomweb` proxy, one contract run against the embedded DICOM store and one against the real Orthanc
+ * (scripts/services; skipped with a message when it is not running, failing under CI): QIDO-RS filters, WADO-RS
+ * metadata, frames and instances through the proxy, URLs rewritten to the proxy, 401/403, and the audit record.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { requireService } from '@cdss/core/testing';
+import { generatePhantom, getBytes, getString, parseDicom, writePhantomStudy, type WrittenStudy } from '@cdss/imaging';
+import { multipartBoundary, OrthancClient, parseMultipart, type MultipartPart } from '@cdss/orthanc-client';
+import { createDicomStoreEmulator, type DicomStoreEmulator } from '@cdss/sandbox';
+import { dicomWebProxyRoutes, replaceInStream } from './dicomweb-proxy.js';
+import { startHarness, type Harness } from '../test-support.js';
+import { createLogger } from '../logger.js';
+
+const orthanc = await requireService('orthanc');
+const NO_ROLE_TOKEN = 'token-of-a-user-without-study-read';
+
+describe('replaceInStream', () => {
+  async function run(chunks: string[], from: string, to: string): Promise<string> {
+    let out = '';
+    for await (const chunk of Readable.from(chunks.map((c) => Buffer.from(c))).pipe(replaceInStream(from, to)))
+      out += (chunk as Buffer).toString();
+    return out;
+  }
+  it('replaces across chunk boundaries, adjacent matches and partial matches at the end', async () => {
+    expect(await run(['http://a/dic', 'om-web/x"', ',"http://a/dicom-web/y'], 'http://a/dicom-web', 'B')).toBe(
+      'B/x","B/y',
+    );
+    expect(await run(['abab', 'ab'], 'ab', 'c')).toBe('ccc');
+    expect(await run(['xxhttp://a/di'], 'http://a/dicom-web', 'B')).toBe('xxhttp://a/di');
+    expect(await run([''], 'ab', 'c')).toBe('');
+  });
+});
+
+interface Upstream {
+  name: string;
+  start(): Promise<{ url: string; client: OrthancClient; stop(): Promise<void> }>;
+}
+
+function proxyContract(upstream: Upstream): void {
+  describe(`through the proxy to ${upstream.name}`, () => {
+    let h: Harness;
+    let pacs: Awaited<ReturnType<Upstream['start']>>;
+    let study: WrittenStudy;
+    const patientId = `DWP-${process.pid}-${Date.now().toString(36)}`;
+    const sopOf = (file: Uint8Array): string => {
+      const parsed = parseDicom(file);
+      return getString(parsed, parsed.dataset.get(0x00080018)) ?? '';
+    };
+
+    async function get(path: string, options: { user?: string; token?: string; accept?: string } = {}) {
+      const headers: Record<string, string> = {};
+      const token = options.token ?? (options.user ? await h.token(options.user) : undefined);
+      if (token) headers['authorization'] = `Bearer ${token}`;
+      if (options.accept) headers['accept'] = options.accept;
+      const response = await fetch(`${h.baseUrl}/dicomweb${path}`, { headers });
+      return { status: response.status, headers: response.headers, body: Buffer.from(await response.arrayBuffer()) };
+    }
+    async function parts(body: Buffer, contentType: string): Promise<MultipartPart[]> {
+      const found: MultipartPart[] = [];
+      for await (const part of parseMultipart(Readable.from([body]), multipartBoundary(contentType))) found.push(part);
+      return found;
+    }
+    const json = (body: Buffer): Array<Record<string, { Value?: unknown[]; BulkDataURI?: string }>> =>
+      JSON.parse(body.toString('utf8')) as Array<Record<string, { Value?: unknown[]; BulkDataURI?: string }>>;
+
+    beforeAll(async () => {
+      pacs = await upstream.start();
+      study = writePhantomStudy(generatePhantom({ seed: patientId, dims: [16, 16, 6] }), {
+        patientId,
+        patientName: 'Proxy^Test',
+        studyDescription: 'Proxy contract',
+      });
+      await pacs.client.uploadInstances(Object.values(study.series).flatMap((s) => s.files));
+      h = await startHarness(
+        ({ auditor }) =>
+          dicomWebProxyRoutes({ upstream: { url: `${pacs.url}/dicom-web` }, auditor, logger: createLogger('silent') }),
+        {},
+        undefined,
+        undefined,
+        // A signed-in user whose role grants nothing (an identity provider's role unknown to the policy).
+        (verifier) => ({
+          verify: async (token) =>
+            token === NO_ROLE_TOKEN ? { id: 'u-no-role', name: 'No Role', roles: [] } : verifier.verify(token),
+        }),
+      );
+    }, 60_000);
+    afterAll(async () => {
+      await h?.close();
+      // The real Orthanc is shared: remove what this run stored.
+      const uploaded = await pacs?.client.find({ level: 'Patient', query: { PatientID: patientId } }).catch(() => []);
+      for (const p of uploaded ?? []) await pacs.client.delete('Patient', p.ID).catch(() => undefined);
+      await pacs?.stop();
+    });
+
+    it('QIDO-RS: studies by PatientID, series by Modality, instances of a series; URLs point at the proxy', async () => {
+      const studies = await get(`/studies?PatientID=${patientId}`, { user: 'demo-physician' });
+      expect(studies.status).toBe(200);
+      expect(studies.headers.get('content-type')).toMatch(/application\/dicom\+json/);
+      const [found, ...more] = json(studies.body);
+      expect(more).toHaveLength(0);
+      expect(found?.['0020000D']?.Value?.[0]).toBe(study.studyInstanceUid);
+      expect(found?.['00081190']?.Value?.[0]).toBe(`${h.baseUrl}/dicomweb/studies/${study.studyInstanceUid}`);
+      expect(studies.body.toString()).not.toContain(pacs.url.replace(/\/\/[^@]*@/, '//'));
+
+      const none = await get(`/studies?PatientID=${patientId}-nobody`, { user: 'demo-physician' });
+      expect(none.status === 204 || json(none.body).length === 0).toBe(true);
+
+      const series = await get(`/studies/${study.studyInstanceUid}/series?SeriesDescription=*FLAIR`, {
+        user: 'demo-physician',
+      });
+      expect(json(series.body).map((s) => s['0020000E']?.Value?.[0])).toEqual([study.series.flair.seriesInstanceUid]);
+
+      const instances = await get(
+        `/studies/${study.studyInstanceUid}/series/${study.series.t1.seriesInstanceUid}/instances?limit=4`,
+        { user: 'demo-physician' },
+      );
+      expect(json(instances.body)).toHaveLength(4);
+    });
+
+    it('QIDO-RS: refuses unknown parameters before asking the PACS', async () => {
+      const bad = await get(`/studies?PatientID=x&drop%20table=1`, { user: 'demo-physician' });
+      expect(bad.status).toBe(400);
+      expect(bad.body.toString()).toContain('OperationOutcome');
+      expect((await get(`/studies?limit=-1`, { user: 'demo-physician' })).status).toBe(400);
+      expect((await get(`/studies/not-a-uid/series`, { user: 'demo-physician' })).status).toBe(400);
+    });
+
+    it('WADO-RS: series metadata, one dataset per instance, bulk data URIs through the proxy', async () => {
+      const series = study.series.t1;
+      const metadata = await get(`/studies/${study.studyInstanceUid}/series/${series.seriesInstanceUid}/metadata`, {
+        user: 'demo-radiologist',
+      });
+      expect(metadata.status).toBe(200);
+      const datasets = json(metadata.body);
+      expect(datasets).toHaveLength(series.files.length);
+      expect(new Set(datasets.map((d) => d['00080018']?.Value?.[0]))).toEqual(new Set(series.files.map(sopOf)));
+      const bulk = datasets[0]?.['7FE00010']?.BulkDataURI;
+      if (bulk) expect(bulk.startsWith(`${h.baseUrl}/dicomweb/studies/`)).toBe(true);
+    });
+
+    it('WADO-RS: a frame through the proxy is the instance’s pixel data, byte for byte', async () => {
+      const series = study.series.flair;
+      const file = series.files[2]!;
+      const parsed = parseDicom(file);
+      const pixels = getBytes(parsed, parsed.dataset.get(0x7fe00010))!;
+      const frame = await get(
+        `/studies/${study.studyInstanceUid}/series/${series.seriesInstanceUid}/instances/${sopOf(file)}/frames/1`,
+        { user: 'demo-physician', accept: 'multipart/related; type="application/octet-stream"' },
+      );
+      expect(frame.status).toBe(200);
+      const contentType = frame.headers.get('content-type') ?? '';
+      expect(contentType).toMatch(/^multipart\/related/);
+      const frames = await parts(frame.body, contentType);
+      expect(frames).toHaveLength(1);
+      expect(frames[0]!.body.equals(Buffer.from(pixels))).toBe(true);
+    });
+
+    it('WADO-RS: an instance comes back as its Part-10 file', async () => {
+      const series = study.series.t2;
+      const file = series.files[0]!;
+      const answer = await get(
+        `/studies/${study.studyInstanceUid}/series/${series.seriesInstanceUid}/instances/${sopOf(file)}`,
+        { user: 'demo-physician', accept: 'multipart/related; type="application/dicom"' },
+      );
+      expect(answer.status).toBe(200);
+      const [part] = await parts(answer.body, answer.headers.get('content-type') ?? '');
+      expect(Buffer.from(part!.body.subarray(128, 132)).toString('latin1')).toBe('DICM');
+      expect(sopOf(part!.body)).toBe(sopOf(file));
+    });
+
+    it('answers 404 for an unknown study, 401 without or with a bad token', async () => {
+      expect((await get(`/studies/1.2.3.999999/series/1.2.3.4/metadata`, { user: 'demo-physician' })).status).toBe(404);
+      expect((await get(`/studies?PatientID=${patientId}`)).status).toBe(401);
+      expect((await get(`/studies?PatientID=${patientId}`, { token: 'not.a.token' })).status).toBe(401);
+    });
+
+    it('answers 403 to a role without study:read, and audits the refusal', async () => {
+      const refused = await get(`/studies/${study.studyInstanceUid}/metadata`, { token: NO_ROLE_TOKEN });
+      expect(refused.status).toBe(403);
+      expect(refused.body.toString()).toContain('not available for your role');
+      expect(h.audit.records.at(-1)).toMatchObject({ userId: 'u-no-role', outcome: 'denied' });
+    });
+
+    it('writes an audit record with the patient for every PHI read, and a denied one for a refused role', async () => {
+      const before = h.audit.records.length;
+      const series = study.series.t1c;
+      await get(`/studies/${study.studyInstanceUid}/series/${series.seriesInstanceUid}/metadata`, {
+        user: 'demo-nurse',
+      });
+      const record = h.audit.records.at(-1)!;
+      expect(h.audit.records.length).toBe(before + 1);
+      expect(record).toMatchObject({
+        userId: 'demo-nurse',
+        action: 'read',
+        outcome: 'success',
+        patientId,
+        resource: `ImagingStudy/${study.studyInstanceUid}/series/${series.seriesInstanceUid}`,
+      });
+      await get(`/studies?PatientID=${patientId}`, { user: 'demo-admin' });
+      expect(h.audit.records.at(-1)).toMatchObject({ action: 'search', patientId, outcome: 'success' });
+      await get(`/studies/1.2.3.999999/metadata`, { user: 'demo-admin' });
+      expect(h.audit.records.at(-1)).toMatchObject({ outcome: 'failure' });
+    });
+  });
+}
+
+proxyContract({
+  name: 'the embedded DICOM store',
+  async start() {
+    const root = await mkdtemp(join(tmpdir(), 'cdss-dicomweb-proxy-'));
+    const store: DicomStoreEmulator = await createDicomStoreEmulator({ root, port: 0 });
+    return {
+      url: store.url,
+      client: new OrthancClient({ baseUrl: store.url }),
+      async stop() {
+        await store.close();
+        await rm(root, { recursive: true, force: true });
+      },
+    };
+  },
+});
+
+describe.skipIf(!orthanc.available)('real Orthanc', () => {
+  proxyContract({
+    name: 'Orthanc 1.10 + DICOMweb',
+    async start() {
+      return { url: orthanc.url, client: new OrthancClient({ baseUrl: orthanc.url }), stop: async () => undefined };
+    },
+  });
+});

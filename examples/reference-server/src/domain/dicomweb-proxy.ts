@@ -1,0 +1,565 @@
+/**
+ * `/dicomweb/...`: QIDO-RS and WADO-RS of the PACS (Orthanc's DICOMweb plugin, or the embedded DICOM store), proxied
+ * with the same bearer authentication, RBAC (`study:read`) and audit trail as every other PHI route, so that
+ * viewers (Cornerstone3D, OHIF) read images through the server and never hold PACS credentials.
+ *
+ * Answers are streamed: the upstream body is piped to the client as it arrives (with backpressure), never buffered
+ * whole. DICOM JSON answers (QIDO results, metadata) have the upstream's own URLs (RetrieveURL, BulkDataURI)
+ * rewritten to this server's `/dicomweb` on the fly; multipart answers (frames, instances, bulk data) pass through
+ * byte for byte.
+ *
+ * Audit is recorded once the upstream has answered and before the first byte goes to the client, so a record that
+ * cannot be written fails the request before any PHI is served (fail-closed, as `auditor.ts`).
+ * @see https://dicom.nema.org/medical/dicom/current/output/html/part18.html
+ */
+import { request as httpRequest, type Agent, type IncomingMessage } from 'node:http';
+import { connect } from 'node:net';
+import { request as httpsRequest, Agent as HttpsAgent } from 'node:https';
+import { pipeline } from 'node:stream/promises';
+import { Transform, Writable, type TransformCallback } from 'node:stream';
+import { extendZodWithOpenApi } from '@asteasolutions/zod-to-openapi';
+import { z } from 'zod';
+import type { Request, Response } from 'express';
+import type { Logger } from 'pino';
+import { createKeepAliveAgent } from '@cdss/orthanc-client';
+import { ApiError } from '../http/errors.js';
+import { defineRoute, type AnyRoute } from '../http/route.js';
+import type { Auditor, AuditContext } from './auditor.js';
+import type { Principal } from '../auth/tokens.js';
+import { dicomUidSchema } from './studies.js';
+
+extendZodWithOpenApi(z);
+
+/** Where the proxy sends requests. */
+export interface DicomWebUpstream {
+  /** The PACS's DICOMweb root, e.g. `http://127.0.0.1:8042/dicom-web` (credentials in the URL are used for Basic auth). */
+  url: string;
+  /** Extra request headers (e.g. `Authorization`), for PACSes that authenticate otherwise. */
+  headers?: Record<string, string>;
+  /** Per-request time without a byte from the upstream before it is given up (default 30 s). */
+  idleTimeoutMs?: number;
+}
+
+/** The public path prefix. */
+export const DICOMWEB_PREFIX = '/dicomweb';
+
+/** QIDO-RS query keys: attribute keywords or tags, and the reserved parameters. */
+const qidoKey = /^(?:[A-Za-z][A-Za-z0-9]{0,63}|[0-9A-Fa-f]{8}(?:\.[0-9A-Fa-f]{8})*)$/;
+const QIDO_RESERVED = new Set(['limit', 'offset', 'fuzzymatching', 'includefield']);
+const MAX_QIDO_VALUE = 256;
+
+/** A QIDO query: known keys only, bounded values; returned as the query string to forward. */
+function qidoQuery(req: Request): string {
+  const raw = req.url.includes('?') ? req.url.slice(req.url.indexOf('?') + 1) : '';
+  const params = new URLSearchParams(raw);
+  for (const [key, value] of params) {
+    if (!qidoKey.test(key) && !QIDO_RESERVED.has(key))
+      throw new ApiError(400, 'invalid', `Unknown QIDO-RS query parameter ${JSON.stringify(key.slice(0, 64))}`);
+    if (value.length > MAX_QIDO_VALUE) throw new ApiError(400, 'invalid', `Query parameter ${key} is too long`);
+    if ((key === 'limit' || key === 'offset') && !/^\d{1,6}$/.test(value))
+      throw new ApiError(400, 'invalid', `${key} must be a non-negative integer`);
+    if (key === 'fuzzymatching' && value !== 'true' && value !== 'false')
+      throw new ApiError(400, 'invalid', 'fuzzymatching must be true or false');
+  }
+  // Forwarded as received: re-encoding would turn %20 into +, which not every PACS reads as a space.
+  return raw ? `?${raw}` : '';
+}
+
+/**
+ * Replaces every occurrence of one byte string with another in a stream, across chunk boundaries (holds back at most
+ * `from.length - 1` bytes between chunks).
+ * @param from - what to replace (non-empty)
+ * @param to - the replacement
+ */
+export function replaceInStream(from: string, to: string): Transform {
+  const needle = Buffer.from(from);
+  const replacement = Buffer.from(to);
+  let carry = Buffer.alloc(0);
+  return new Transform({
+    transform(chunk: Buffer, _encoding, callback: TransformCallback) {
+      const buffer = carry.length > 0 ? Buffer.concat([carry, chunk]) : chunk;
+      const out: Buffer[] = [];
+      let start = 0;
+      for (let at = buffer.indexOf(needle, start); at >= 0; at = buffer.indexOf(needle, start)) {
+        out.push(buffer.subarray(start, at), replacement);
+        start = at + needle.length;
+      }
+      // A partial match may straddle the end: keep the last needle.length - 1 bytes for the next chunk.
+      const keepFrom = Math.max(start, buffer.length - (needle.length - 1));
+      out.push(buffer.subarray(start, keepFrom));
+      carry = Buffer.from(buffer.subarray(keepFrom));
+      callback(null, Buffer.concat(out));
+    },
+    flush(callback: TransformCallback) {
+      callback(null, carry);
+    },
+  });
+}
+
+/** Response headers worth passing on. */
+const PASSED_HEADERS = ['content-type', 'content-length', 'etag', 'last-modified'];
+
+interface UpstreamTarget {
+  base: URL;
+  /** The DICOMweb root as the upstream writes it in its answers, without credentials or trailing slash. */
+  publicBase: string;
+  headers: Record<string, string>;
+  request: typeof httpRequest;
+  agent: Agent;
+  idleTimeoutMs: number;
+}
+
+function upstreamTarget(upstream: DicomWebUpstream): UpstreamTarget {
+  const base = new URL(upstream.url.replace(/\/+$/, ''));
+  const headers: Record<string, string> = { ...upstream.headers };
+  if (base.username) {
+    const user = decodeURIComponent(base.username);
+    const password = decodeURIComponent(base.password);
+    headers['authorization'] ??= `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+    base.username = '';
+    base.password = '';
+  }
+  const https = base.protocol === 'https:';
+  return {
+    base,
+    publicBase: base.href.replace(/\/+$/, ''),
+    headers,
+    request: https ? httpsRequest : httpRequest,
+    // Keep-alive: a viewer loads a series as many small frame requests. Orthanc drops idle sockets after 1 s, so
+    // ours are kept for less (see @cdss/orthanc-client's agent).
+    agent: https
+      ? new HttpsAgent({ keepAlive: true, maxSockets: 32, timeout: 500 })
+      : createKeepAliveAgent({ maxSockets: 32 }),
+    idleTimeoutMs: upstream.idleTimeoutMs ?? 30_000,
+  };
+}
+
+/** An upstream answer whose headers are in and whose body has not been read yet. */
+interface UpstreamAnswer {
+  status: number;
+  /** Lower-case names. */
+  headers: Record<string, string | undefined>;
+  /** Streams the body into `sink` (with backpressure) and ends it; rejects if the upstream breaks off. */
+  pipeTo(sink: NodeJS.WritableStream, transform?: Transform): Promise<void>;
+  /** Throws the body away and closes the upstream request. */
+  discard(): void;
+}
+
+/** Sends one GET upstream with Node's HTTP client (keep-alive); resolves once the headers are in. */
+function httpGet(
+  target: UpstreamTarget,
+  path: string,
+  accept: string | undefined,
+  signal: AbortSignal,
+): Promise<UpstreamAnswer> {
+  return new Promise((resolve, reject) => {
+    const url = new URL(`${target.base.pathname}${path}`, target.base);
+    const req = target.request(url, {
+      method: 'GET',
+      agent: target.agent,
+      signal,
+      headers: {
+        ...target.headers,
+        ...(accept ? { accept } : {}),
+        // Orthanc gzips frames when asked, which costs more than it saves on a LAN (notes/orthanc.md §8.2).
+        'accept-encoding': 'identity',
+      },
+    });
+    req.setTimeout(target.idleTimeoutMs, () =>
+      req.destroy(Object.assign(new Error('PACS did not answer in time'), { code: 'ETIMEDOUT' })),
+    );
+    req.once('response', (response: IncomingMessage) =>
+      resolve({
+        status: response.statusCode ?? 502,
+        headers: Object.fromEntries(
+          Object.entries(response.headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(', ') : v]),
+        ),
+        pipeTo: (sink, transform) => (transform ? pipeline(response, transform, sink) : pipeline(response, sink)),
+        discard: () => void response.destroy(),
+      }),
+    );
+    req.once('error', reject);
+    req.end();
+  });
+}
+
+/**
+ * Read buffers of {@link socketGet}, reused across requests: Node's HTTP client allocates a new buffer for every
+ * socket read, and on this kind of machine that churn, not the copying, is what limits a proxy's throughput
+ * (`@cdss/core`'s socket-get.ts says the same of downloads). Each buffer goes back here once the client's socket
+ * has taken its bytes.
+ */
+const READ_BUFFER_BYTES = 256 * 1024;
+const spareBuffers: Buffer[] = [];
+const MAX_SPARE_BUFFERS = 64;
+const takeBuffer = (): Buffer => spareBuffers.pop() ?? Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
+const giveBack = (buffer: Buffer): void => {
+  if (spareBuffers.length < MAX_SPARE_BUFFERS) spareBuffers.push(buffer);
+};
+const HEAD_END = Buffer.from('\r\n\r\n');
+const MAX_HEAD_BYTES = 64 * 1024;
+
+/**
+ * Sends one GET upstream over a socket of its own (HTTP/1.0, so the answer is never chunked) and streams the body
+ * through reused read buffers. For the large binary answers (frames, instances, series); plain `http:` only.
+ */
+function socketGet(
+  target: UpstreamTarget,
+  path: string,
+  accept: string | undefined,
+  signal: AbortSignal,
+): Promise<UpstreamAnswer> {
+  return new Promise((resolve, reject) => {
+    const headers: Record<string, string> = {
+      host: target.base.host,
+      ...target.headers,
+      ...(accept ? { accept } : {}),
+      'accept-encoding': 'identity',
+    };
+    for (const [name, value] of Object.entries(headers))
+      if (/[\r\n\0]/.test(name + value)) return reject(new ApiError(400, 'invalid', `Invalid ${name} header`));
+    let head: Buffer = Buffer.alloc(0);
+    let answer: UpstreamAnswer | undefined;
+    /** Body bytes read before a sink was attached (the rest of the read that held the headers). */
+    let early: Buffer | undefined;
+    let sink: NodeJS.WritableStream | undefined;
+    let finish: { resolve(): void; reject(error: Error): void } | undefined;
+    let expected: number | undefined;
+    let received = 0;
+    let failed: Error | undefined;
+
+    const socket = connect({
+      host: target.base.hostname,
+      port: Number(target.base.port || 80),
+      onread: {
+        buffer: takeBuffer,
+        callback: (nread: number, buffer: Uint8Array): boolean => {
+          const bytes = buffer as Buffer;
+          if (!answer) {
+            head = Buffer.concat([head, bytes.subarray(0, nread)]);
+            giveBack(bytes);
+            const end = head.indexOf(HEAD_END);
+            if (end < 0) {
+              if (head.length > MAX_HEAD_BYTES) socket.destroy(new Error('PACS answer headers too large'));
+              return true;
+            }
+            const lines = head.subarray(0, end).toString('latin1').split('\r\n');
+            const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(lines[0] ?? '')?.[1] ?? NaN);
+            const parsed: Record<string, string> = {};
+            for (const line of lines.slice(1)) {
+              const colon = line.indexOf(':');
+              if (colon > 0) parsed[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
+            }
+            if (!Number.isFinite(status) || parsed['transfer-encoding']) {
+              socket.destroy(new Error('unexpected answer framing from the PACS'));
+              return false;
+            }
+            expected = parsed['content-length'] !== undefined ? Number(parsed['content-length']) : undefined;
+            early = head.subarray(end + HEAD_END.length);
+            received = early.length;
+            answer = {
+              status,
+              headers: parsed,
+              pipeTo: (to) =>
+                new Promise<void>((ok, fail) => {
+                  sink = to;
+                  finish = { resolve: ok, reject: fail };
+                  if (failed) return fail(failed);
+                  if (early && early.length > 0) to.write(early);
+                  early = undefined;
+                  socket.resume();
+                }),
+              discard: () => void socket.destroy(),
+            };
+            resolve(answer);
+            // Nothing more is read until someone pipes the body.
+            socket.pause();
+            return false;
+          }
+          received += nread;
+          if (!sink) {
+            early = Buffer.concat([early ?? Buffer.alloc(0), bytes.subarray(0, nread)]);
+            giveBack(bytes);
+            return false;
+          }
+          const flowing = sink.write(bytes.subarray(0, nread), () => giveBack(bytes));
+          if (!flowing) {
+            sink.once('drain', () => socket.resume());
+            return false;
+          }
+          return true;
+        },
+      },
+    });
+    socket.setTimeout(target.idleTimeoutMs, () =>
+      socket.destroy(Object.assign(new Error('PACS did not answer in time'), { code: 'ETIMEDOUT' })),
+    );
+    const onAbort = (): void => void socket.destroy(new Error('aborted'));
+    signal.addEventListener('abort', onAbort, { once: true });
+    socket.once('connect', () => {
+      const lines = Object.entries(headers).map(([name, value]) => `${name}: ${value}`);
+      socket.write(`GET ${target.base.pathname}${path} HTTP/1.0\r\n${lines.join('\r\n')}\r\n\r\n`);
+    });
+    socket.once('end', () => {
+      signal.removeEventListener('abort', onAbort);
+      if (!answer) return reject(new Error('the PACS closed the connection without an answer'));
+      if (expected !== undefined && received < expected) {
+        failed = new Error('the PACS answer ended early');
+        finish?.reject(failed);
+        return;
+      }
+      sink?.end();
+      finish?.resolve();
+    });
+    socket.once('error', (error) => {
+      signal.removeEventListener('abort', onAbort);
+      failed = error;
+      if (!answer) reject(error);
+      else finish?.reject(error);
+    });
+  });
+}
+
+async function readSmall(answer: UpstreamAnswer, limit = 64 * 1024): Promise<string> {
+  let text = '';
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      if (text.length < limit) text += chunk.toString('utf8');
+      callback();
+    },
+  });
+  await answer.pipeTo(sink);
+  return text.slice(0, limit);
+}
+
+/** Maps an upstream failure status to the answer our client gets (never the upstream's own text). */
+function upstreamFailure(status: number): ApiError {
+  if (status === 404) return new ApiError(404, 'not-found', 'Not found in the PACS');
+  if (status === 400) return new ApiError(400, 'invalid', 'The PACS refused the query');
+  if (status === 406) return new ApiError(406, 'not-supported', 'The PACS cannot answer in the requested media type');
+  return new ApiError(503, 'transient', 'The PACS is unavailable; try again later');
+}
+
+/** What each route asks for. */
+type Kind = 'qido' | 'metadata' | 'retrieve' | 'frames' | 'bulk';
+
+/** Dependencies of {@link dicomWebProxyRoutes}. */
+export interface DicomWebProxyDeps {
+  upstream: DicomWebUpstream;
+  auditor: Auditor;
+  logger: Logger;
+}
+
+/**
+ * The `/dicomweb` routes.
+ * @param deps - the upstream PACS, the auditor and a logger
+ */
+export function dicomWebProxyRoutes(deps: DicomWebProxyDeps): AnyRoute[] {
+  const target = upstreamTarget(deps.upstream);
+  const { auditor, logger } = deps;
+
+  // Which patient a study belongs to, for the audit record; study → patient never changes, so a bounded map will do.
+  const patientOfStudy = new Map<string, Promise<string | undefined>>();
+  const PATIENT_CACHE_SIZE = 5_000;
+  function lookupPatient(studyUid: string): Promise<string | undefined> {
+    let found = patientOfStudy.get(studyUid);
+    if (found) return found;
+    found = (async () => {
+      const controller = new AbortController();
+      const response = await httpGet(
+        target,
+        `/studies?StudyInstanceUID=${encodeURIComponent(studyUid)}`,
+        'application/dicom+json',
+        controller.signal,
+      );
+      const text = await readSmall(response);
+      if (response.status !== 200 || !text) return undefined;
+      const [study] = JSON.parse(text) as Array<Record<string, { Value?: unknown[] }>>;
+      const id = study?.['00100020']?.Value?.[0];
+      return typeof id === 'string' ? id : undefined;
+    })().catch(() => {
+      patientOfStudy.delete(studyUid);
+      return undefined;
+    });
+    if (patientOfStudy.size >= PATIENT_CACHE_SIZE) patientOfStudy.delete(patientOfStudy.keys().next().value as string);
+    patientOfStudy.set(studyUid, found);
+    return found;
+  }
+
+  async function proxy(
+    kind: Kind,
+    ctx: { req: Request; res: Response; principal: Principal; requestId: string },
+    uids: { study?: string; series?: string; instance?: string },
+  ): Promise<void> {
+    const { req, res } = ctx;
+    const upstreamPath = req.path.slice(DICOMWEB_PREFIX.length) + (kind === 'qido' ? qidoQuery(req) : '');
+    const controller = new AbortController();
+    const abort = (): void => controller.abort();
+    res.once('close', abort);
+    const patientFilter =
+      kind === 'qido' && !uids.study ? new URLSearchParams(req.url.split('?')[1]).get('PatientID') : null;
+    const audit: AuditContext = {
+      principal: ctx.principal,
+      requestId: ctx.requestId,
+      action: kind === 'qido' ? 'search' : 'read',
+      resource: uids.study
+        ? `ImagingStudy/${uids.study}${uids.series ? `/series/${uids.series}` : ''}${uids.instance ? `/instances/${uids.instance}` : ''}`
+        : 'ImagingStudy',
+      ...(patientFilter && !/[*?\\]/.test(patientFilter) ? { patientId: patientFilter } : {}),
+    };
+    // Large binary answers take the socket path; DICOM JSON (rewritten) and https upstreams use Node's client.
+    const fast = kind !== 'qido' && kind !== 'metadata' && target.base.protocol === 'http:';
+    const send = fast ? socketGet : httpGet;
+    let response: UpstreamAnswer;
+    try {
+      response = await auditor.around(audit, async (context) => {
+        const [answer, patientId] = await Promise.all([
+          send(target, upstreamPath, req.header('accept'), controller.signal).catch((error: unknown) => {
+            if (error instanceof ApiError) throw error;
+            logger.warn(
+              { err: { message: (error as Error).message }, requestId: ctx.requestId },
+              'PACS request failed',
+            );
+            throw new ApiError(503, 'transient', 'The PACS is unavailable; try again later');
+          }),
+          uids.study ? lookupPatient(uids.study) : Promise.resolve(undefined),
+        ]);
+        if (patientId) context.patientId = patientId;
+        if (answer.status >= 400) {
+          answer.discard();
+          throw upstreamFailure(answer.status);
+        }
+        return answer;
+      });
+    } finally {
+      res.off('close', abort);
+    }
+    res.status(response.status);
+    const contentType = response.headers['content-type'] ?? '';
+    const rewrite = /json/i.test(contentType);
+    for (const name of PASSED_HEADERS) {
+      const value = response.headers[name];
+      // A rewritten body changes length: let it be chunked.
+      if (value !== undefined && !(rewrite && name === 'content-length')) res.setHeader(name, value);
+    }
+    res.setHeader('Cache-Control', kind === 'qido' ? 'private, no-store' : 'private, max-age=300');
+    const publicBase = `${req.protocol}://${req.get('host') ?? 'localhost'}${DICOMWEB_PREFIX}`;
+    res.once('close', abort);
+    try {
+      await response.pipeTo(res, rewrite ? replaceInStream(target.publicBase, publicBase) : undefined);
+    } catch (error) {
+      // Headers are gone: all that is left is to cut the connection so the client sees a truncated answer.
+      if (!controller.signal.aborted)
+        logger.warn({ err: { message: (error as Error).message }, requestId: ctx.requestId }, 'DICOMweb stream broken');
+      res.destroy();
+    } finally {
+      res.off('close', abort);
+    }
+  }
+
+  const studyParams = z.object({ studyUid: dicomUidSchema });
+  const seriesParams = studyParams.extend({ seriesUid: dicomUidSchema });
+  const instanceParams = seriesParams.extend({ instanceUid: dicomUidSchema });
+  const frameParams = instanceParams.extend({
+    frames: z
+      .string()
+      .max(200)
+      .regex(/^[1-9]\d{0,5}(,[1-9]\d{0,5})*$/, 'frame numbers from 1, comma-separated'),
+  });
+  const json = z.array(z.record(z.string(), z.unknown())).openapi({ description: 'DICOM JSON (PS3.18 F.2)' });
+  const multipart = z.string().openapi({ type: 'string', format: 'binary' });
+  const common = { tags: ['dicomweb'], access: { permission: 'study:read' as const }, errors: [404, 406, 503] };
+  // Documents the common QIDO-RS parameters; any attribute keyword or tag may be matched (checked in qidoQuery).
+  const text = z.string().max(MAX_QIDO_VALUE).optional();
+  const qidoQueryDoc = z.looseObject({
+    PatientID: text,
+    StudyInstanceUID: text,
+    StudyDate: text.openapi({ description: 'a date or a range, YYYYMMDD-YYYYMMDD' }),
+    Modality: text,
+    SeriesDescription: text,
+    includefield: z.union([z.string(), z.array(z.string())]).optional(),
+    limit: text,
+    offset: text,
+    fuzzymatching: text,
+  });
+
+  type Handler = AnyRoute['handler'];
+  const handle =
+    (kind: Kind): Handler =>
+    async ({ params, req, res, principal, requestId }) => {
+      const p = (params ?? {}) as { studyUid?: string; seriesUid?: string; instanceUid?: string };
+      await proxy(
+        kind,
+        { req, res, principal, requestId },
+        {
+          ...(p.studyUid ? { study: p.studyUid } : {}),
+          ...(p.seriesUid ? { series: p.seriesUid } : {}),
+          ...(p.instanceUid ? { instance: p.instanceUid } : {}),
+        },
+      );
+      return { body: undefined };
+    };
+
+  const qido = (path: string, operationId: string, summary: string, params?: z.ZodType): AnyRoute =>
+    defineRoute({
+      method: 'get',
+      path: `${DICOMWEB_PREFIX}${path}`,
+      operationId,
+      summary,
+      ...common,
+      ...(params ? { params } : {}),
+      query: qidoQueryDoc,
+      response: { status: 200, description: 'Matching objects', schema: json, contentType: 'application/dicom+json' },
+      errors: [400, 503],
+      handler: handle('qido'),
+    });
+  const wado = (
+    kind: Exclude<Kind, 'qido'>,
+    path: string,
+    operationId: string,
+    summary: string,
+    params: z.ZodType,
+  ): AnyRoute =>
+    defineRoute<z.ZodType, z.ZodType, z.ZodType, z.ZodType>({
+      method: 'get',
+      path: `${DICOMWEB_PREFIX}${path}`,
+      operationId,
+      summary,
+      ...common,
+      params,
+      response:
+        kind === 'metadata'
+          ? { status: 200, description: 'Metadata', schema: json, contentType: 'application/dicom+json' }
+          : {
+              status: 200,
+              description: 'multipart/related parts',
+              schema: multipart,
+              contentType: 'multipart/related',
+            },
+      handler: handle(kind),
+    });
+
+  const S = '/studies/{studyUid}';
+  const SE = `${S}/series/{seriesUid}`;
+  const I = `${SE}/instances/{instanceUid}`;
+  return [
+    qido('/studies', 'dicomwebSearchStudies', 'QIDO-RS: search for studies'),
+    qido(`${S}/series`, 'dicomwebSearchSeries', 'QIDO-RS: series of a study', studyParams),
+    qido(`${S}/instances`, 'dicomwebSearchStudyInstances', 'QIDO-RS: instances of a study', studyParams),
+    qido(`${SE}/instances`, 'dicomwebSearchInstances', 'QIDO-RS: instances of a series', seriesParams),
+    wado('metadata', `${S}/metadata`, 'dicomwebStudyMetadata', 'WADO-RS: metadata of a study', studyParams),
+    wado('metadata', `${SE}/metadata`, 'dicomwebSeriesMetadata', 'WADO-RS: metadata of a series', seriesParams),
+    wado('metadata', `${I}/metadata`, 'dicomwebInstanceMetadata', 'WADO-RS: metadata of an instance', instanceParams),
+    wado('frames', `${I}/frames/{frames}`, 'dicomwebFrames', 'WADO-RS: pixel data of frames', frameParams),
+    wado(
+      'bulk',
+      `${I}/bulk/{tag}`,
+      'dicomwebBulkData',
+      'WADO-RS: bulk data of an instance',
+      instanceParams.extend({ tag: z.string().regex(/^[0-9A-Fa-f]{8}$/) }),
+    ),
+    wado('retrieve', S, 'dicomwebRetrieveStudy', 'WADO-RS: the instances of a study', studyParams),
+    wado('retrieve', SE, 'dicomwebRetrieveSeries', 'WADO-RS: the instances of a series', seriesParams),
+    wado('retrieve', I, 'dicomwebRetrieveInstance', 'WADO-RS: one instance', instanceParams),
+  ];
+}
