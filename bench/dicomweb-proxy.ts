@@ -80,6 +80,7 @@ async function main(): Promise<void> {
     CDSS_WORKER: 'off',
     CDSS_LOG_LEVEL: 'warn',
     CDSS_RATE_LIMIT_PER_MINUTE: '100000',
+    CDSS_SANDBOX_ALLOW_UPSTREAMS: 'true',
     ORTHANC_URL: orthancBase,
     ...(username ? { ORTHANC_USERNAME: username, ORTHANC_PASSWORD: password } : {}),
   });

@@ -15,6 +15,8 @@ interface EventsContextValue {
   markRead(): void;
   subscribe(topic: Topic): void;
   listen(listener: (event: ServerEvent) => void): () => void;
+  /** Called with a topic whose missed events the server could not replay: re-read what it shows. */
+  onResync(listener: (topic: string) => void): () => void;
 }
 
 const EventsContext = createContext<EventsContextValue | undefined>(undefined);
@@ -29,17 +31,30 @@ export function EventsProvider({ children }: { children: ReactNode }) {
   const stream = useRef<EventStream | undefined>(undefined);
   const topics = useRef(new Set<Topic>());
   const listeners = useRef(new Set<(event: ServerEvent) => void>());
+  const resyncListeners = useRef(new Set<(topic: string) => void>());
   const token = session?.token;
+  const userId = session?.user.id;
 
+  // Another user signed in: nothing of the last one's stream carries over. (Not on mount: the screens' topics are
+  // already waiting.)
+  const lastUser = useRef(userId);
   useEffect(() => {
+    if (lastUser.current === userId) return;
+    lastUser.current = userId;
     setFeed([]);
     setUnread(0);
     topics.current.clear();
+  }, [userId]);
+
+  useEffect(() => {
     if (!token) return;
     const events = connectEvents({
       baseUrl,
       getToken: () => token,
       onStatus: setStatus,
+      onResync: (topic) => {
+        for (const listener of resyncListeners.current) listener(topic);
+      },
       onEvent: (event) => {
         for (const listener of listeners.current) listener(event);
         // Progress ticks are for the screen that shows them; the feed keeps what a clinician wants to know.
@@ -49,25 +64,33 @@ export function EventsProvider({ children }: { children: ReactNode }) {
       },
     });
     stream.current = events;
+    // Screens mount before this effect runs (children first), so their topics are waiting here.
+    for (const topic of topics.current) events.subscribe(topic, { fromStart: true });
     return () => {
       events.close();
       stream.current = undefined;
     };
   }, [token]);
 
+  // `fromStart`: a screen subscribes right after loading its state, so events from just before still matter (the
+  // stream drops any it already delivered).
   const subscribe = useCallback((topic: Topic) => {
     if (topics.current.has(topic)) return;
     topics.current.add(topic);
-    stream.current?.subscribe(topic);
+    stream.current?.subscribe(topic, { fromStart: true });
   }, []);
   const listen = useCallback((listener: (event: ServerEvent) => void) => {
     listeners.current.add(listener);
     return () => void listeners.current.delete(listener);
   }, []);
+  const onResync = useCallback((listener: (topic: string) => void) => {
+    resyncListeners.current.add(listener);
+    return () => void resyncListeners.current.delete(listener);
+  }, []);
   const markRead = useCallback(() => setUnread(0), []);
   const value = useMemo(
-    () => ({ status, feed, unread, markRead, subscribe, listen }),
-    [status, feed, unread, markRead, subscribe, listen],
+    () => ({ status, feed, unread, markRead, subscribe, listen, onResync }),
+    [status, feed, unread, markRead, subscribe, listen, onResync],
   );
   return <EventsContext.Provider value={value}>{children}</EventsContext.Provider>;
 }
@@ -83,13 +106,21 @@ export function useEvents(): EventsContextValue {
  * Subscribes to a topic and calls the listener for each event of the stream while mounted.
  * @param topic - `patient:<id>` or `analysis:<id>`, or undefined for none
  * @param listener - called with every event (filter by patientId/analysisId)
+ * @param resync - called when events of the topic were missed and could not be replayed (reload the state)
  */
-export function useEventListener(topic: Topic | undefined, listener: (event: ServerEvent) => void): void {
-  const { subscribe, listen } = useEvents();
+export function useEventListener(
+  topic: Topic | undefined,
+  listener: (event: ServerEvent) => void,
+  resync?: () => void,
+): void {
+  const { subscribe, listen, onResync } = useEvents();
   const latest = useRef(listener);
   latest.current = listener;
+  const latestResync = useRef(resync);
+  latestResync.current = resync;
   useEffect(() => {
     if (topic) subscribe(topic);
   }, [topic, subscribe]);
   useEffect(() => listen((event) => latest.current(event)), [listen]);
+  useEffect(() => onResync((changed) => changed === topic && latestResync.current?.()), [onResync, topic]);
 }

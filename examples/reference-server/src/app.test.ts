@@ -10,6 +10,8 @@ const cache = memoryCache();
 let h: Harness;
 
 const input = { givenName: 'Jane', familyName: 'Doe', birthDate: '1970-01-02', sex: 'female' as const };
+/** Creates even when the same patient exists (the idempotency tests post `input` again and again). */
+const CREATE_ANYWAY = '/api/patients?confirm=duplicate';
 
 async function call(
   method: string,
@@ -110,18 +112,20 @@ describe('patients', () => {
   it('replays a retried create with the same Idempotency-Key without a second upstream write', async () => {
     const before = records.writes;
     const headers = { 'idempotency-key': 'key-123456789' };
-    const first = await call('POST', '/api/patients', { user: 'demo-physician', body: input, headers });
-    const second = await call('POST', '/api/patients', { user: 'demo-physician', body: input, headers });
+    const body = { ...input, familyName: 'Replay' };
+    const first = await call('POST', '/api/patients', { user: 'demo-physician', body, headers });
+    const second = await call('POST', '/api/patients', { user: 'demo-physician', body, headers });
+    expect(first.status).toBe(201);
     expect(second.body?.['id']).toBe(first.body?.['id']);
     expect(records.writes).toBe(before + 1);
   });
 
   it('binds an Idempotency-Key to its caller and its request: another body 422, another caller a new write', async () => {
     const headers = { 'idempotency-key': 'bound-key-0001' };
-    const first = await call('POST', '/api/patients', { user: 'demo-physician', body: input, headers });
+    const first = await call('POST', CREATE_ANYWAY, { user: 'demo-physician', body: input, headers });
     expect(first.status).toBe(201);
     const before = records.writes;
-    const other = await call('POST', '/api/patients', {
+    const other = await call('POST', CREATE_ANYWAY, {
       user: 'demo-physician',
       body: { ...input, givenName: 'Janet' },
       headers,
@@ -130,7 +134,7 @@ describe('patients', () => {
     expect(JSON.stringify(other.body)).toContain('Idempotency-Key');
     expect(records.writes).toBe(before);
     // the same key from another user is that user's own key
-    const nurse = await call('POST', '/api/patients', { user: 'demo-nurse', body: input, headers });
+    const nurse = await call('POST', CREATE_ANYWAY, { user: 'demo-nurse', body: input, headers });
     expect(nurse.status).toBe(201);
     expect(nurse.body?.['id']).not.toBe(first.body?.['id']);
     expect(records.writes).toBe(before + 1);
@@ -142,8 +146,8 @@ describe('patients', () => {
       const headers = { 'idempotency-key': 'concurrent-0001' };
       const before = records.writes;
       const [a, b] = await Promise.all([
-        call('POST', '/api/patients', { user: 'demo-physician', body: input, headers }),
-        call('POST', '/api/patients', { user: 'demo-physician', body: input, headers }),
+        call('POST', CREATE_ANYWAY, { user: 'demo-physician', body: input, headers }),
+        call('POST', CREATE_ANYWAY, { user: 'demo-physician', body: input, headers }),
       ]);
       expect([a.status, b.status].sort()).toEqual([201, 409]);
       expect(records.writes).toBe(before + 1);
@@ -159,7 +163,7 @@ describe('patients', () => {
     ['with a non-ASCII character', 'clé-idempotence'],
   ])('refuses a %s Idempotency-Key with 400 and writes nothing', async (_what, key) => {
     const before = records.writes;
-    const response = await call('POST', '/api/patients', {
+    const response = await call('POST', CREATE_ANYWAY, {
       user: 'demo-physician',
       body: input,
       headers: { 'idempotency-key': key },
@@ -173,12 +177,12 @@ describe('patients', () => {
   it('never truncates long keys: two 255-character keys differing in the last character are two writes', async () => {
     const before = records.writes;
     const stem = 'k'.repeat(254);
-    const a = await call('POST', '/api/patients', {
+    const a = await call('POST', CREATE_ANYWAY, {
       user: 'demo-physician',
       body: input,
       headers: { 'idempotency-key': `${stem}a` },
     });
-    const b = await call('POST', '/api/patients', {
+    const b = await call('POST', CREATE_ANYWAY, {
       user: 'demo-physician',
       body: input,
       headers: { 'idempotency-key': `${stem}b` },
@@ -186,6 +190,31 @@ describe('patients', () => {
     expect([a.status, b.status]).toEqual([201, 201]);
     expect(a.body?.['id']).not.toBe(b.body?.['id']);
     expect(records.writes).toBe(before + 2);
+  });
+
+  it('answers 409 with the candidates for a patient with the same name and birth date, unless confirmed', async () => {
+    const body = { ...input, familyName: 'Twin' };
+    const first = await call('POST', '/api/patients', { user: 'demo-physician', body });
+    expect(first.status).toBe(201);
+    const before = records.writes;
+    const again = await call('POST', '/api/patients', { user: 'demo-physician', body });
+    expect(again.status).toBe(409);
+    expect(again.body).toMatchObject({
+      resourceType: 'OperationOutcome',
+      issue: [{ code: 'duplicate' }],
+      contained: [{ resourceType: 'Patient', id: first.body?.['id'], name: [{ family: 'Twin', given: ['Jane'] }] }],
+    });
+    expect(records.writes).toBe(before);
+    const confirmed = await call('POST', '/api/patients?confirm=duplicate', { user: 'demo-physician', body });
+    expect(confirmed.status).toBe(201);
+    expect(confirmed.body?.['id']).not.toBe(first.body?.['id']);
+    expect((await call('POST', '/api/patients?confirm=yes', { user: 'demo-physician', body })).status).toBe(400);
+    // A refused attempt leaves its Idempotency-Key free for the confirmed retry.
+    const headers = { 'idempotency-key': 'duplicate-then-confirm-1' };
+    const refused = await call('POST', '/api/patients', { user: 'demo-physician', body, headers });
+    expect(refused.status).toBe(409);
+    const retried = await call('POST', CREATE_ANYWAY, { user: 'demo-physician', body, headers });
+    expect(retried.status).toBe(201);
   });
 
   it.each([

@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import type { ServerConfig } from './config.js';
 import type { ServerMetrics } from './metrics.js';
 import type { TokenVerifier } from './auth/tokens.js';
-import type { EventBus } from './events.js';
+import type { EventBus, EventLog } from './events.js';
 import { attachWebSocket, type WebSocketHub } from './ws.js';
 import { errorHandler, ApiError } from './http/errors.js';
 import { httpMetrics, identify, rateLimits, requestId, requirePrincipal } from './http/security.js';
@@ -33,6 +33,8 @@ export interface AppDeps {
   metrics: ServerMetrics;
   verifier: TokenVerifier;
   bus: EventBus;
+  /** The replay log that numbers the bus's events (WebSocket clients reconnect with `since`). */
+  eventLog?: EventLog;
   routes: readonly AnyRoute[];
   readiness: readonly ReadinessCheck[];
   /** Verifies a signed webhook request (the raw body is in `req.body` as a Buffer). */
@@ -176,6 +178,7 @@ export function createCdssServer(deps: AppDeps): CdssServer {
     server,
     verifier: deps.verifier,
     bus: deps.bus,
+    ...(deps.eventLog ? { log: deps.eventLog } : {}),
     logger,
     metrics,
     maxUnauthenticatedPerAddress: config.CDSS_WS_MAX_UNAUTHENTICATED_PER_IP,

@@ -12,7 +12,7 @@ import { mkdir } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { join, resolve } from 'node:path';
 import express from 'express';
-import { createPool } from 'mysql2/promise';
+import { createPool, type Pool } from 'mysql2/promise';
 import type { Logger } from 'pino';
 import { basicAuth } from '@cdss/core';
 import {
@@ -53,7 +53,15 @@ import { DASHBOARD_DIST, DEMO_MODEL_BUNDLE } from './paths.js';
 import { createCdssServer, type CdssServer, type ReadinessCheck } from './app.js';
 import { createMetrics, type ServerMetrics } from './metrics.js';
 import { createConnectedVerifier, createSandboxIssuer, DEMO_USERS, type TokenVerifier } from './auth/tokens.js';
-import { createAmqpEventBus, createLocalEventBus, type EventBus } from './events.js';
+import {
+  createAmqpEventBus,
+  createLocalEventBus,
+  createMemoryEventLog,
+  createMySqlEventLog,
+  withReplayLog,
+  type EventBus,
+  type EventLog,
+} from './events.js';
 import { createFileAuditStore } from './audit.js';
 import { createAuditor } from './domain/auditor.js';
 import { patientRoutes } from './domain/patients.js';
@@ -258,8 +266,10 @@ export async function composeServer(config: ServerConfig, logger: Logger, versio
   }
   const fhirAdapter = new FhirAdapter({ baseUrl: fhirUrl, logger });
   let outbox: SyncOutbox;
+  let mysqlPool: Pool | undefined;
   if (config.MYSQL_URL) {
     const pool = createPool({ uri: config.MYSQL_URL, connectionLimit: 4 });
+    mysqlPool = pool;
     closers.push(() => pool.end());
     const mysqlOutbox = new MySqlOutbox({ pool });
     await mysqlOutbox.ensureSchema();
@@ -373,7 +383,13 @@ export async function composeServer(config: ServerConfig, logger: Logger, versio
     );
 
   // --- Events, audit, reviews
-  const events: EventBus = config.AMQP_URL ? await createAmqpEventBus(config.AMQP_URL) : createLocalEventBus();
+  // Events are numbered per topic in a replay log before they fan out (MySQL when configured, so every instance
+  // numbers alike), so that a WebSocket client that reconnects receives what it missed.
+  const eventLog: EventLog = mysqlPool ? await createMySqlEventLog({ pool: mysqlPool }) : createMemoryEventLog();
+  const events: EventBus = withReplayLog(
+    config.AMQP_URL ? await createAmqpEventBus(config.AMQP_URL) : createLocalEventBus(),
+    eventLog,
+  );
   closers.push(() => events.close());
   const auditStore = createFileAuditStore(join(dataDir, 'audit.jsonl'));
   const auditor = createAuditor(auditStore, fhir, metrics, config.OPENEMR_SITE);
@@ -443,6 +459,7 @@ export async function composeServer(config: ServerConfig, logger: Logger, versio
     metrics,
     verifier,
     bus: events,
+    eventLog,
     routes: [
       ...(issuer && tokenAccess !== 'off' ? sandboxRoutes(issuer) : []),
       ...patientRoutes({ records, cache: readThrough, fhir, bus: events, auditor }),

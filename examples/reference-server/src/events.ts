@@ -2,9 +2,11 @@
  * Server events delivered to WebSocket clients. They travel through an {@link EventBus} so that an event raised on one
  * server instance reaches the clients connected to every instance.
  */
+import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { ServerEvent } from '@cdss/client';
 import type { Channel, ChannelModel } from 'amqplib';
+import type { Pool, RowDataPacket } from 'mysql2/promise';
 
 export type { ServerEvent };
 
@@ -100,5 +102,220 @@ export async function createAmqpEventBus(url: string, exchange = 'cdss.server-ev
       channel = undefined;
       await connection.close();
     },
+  };
+}
+
+/** The topics an event belongs to: its patient's, and its analysis's when it has one. */
+export function topicsOf(event: ServerEvent): string[] {
+  return event.analysisId
+    ? [`patient:${event.patientId}`, `analysis:${event.analysisId}`]
+    : [`patient:${event.patientId}`];
+}
+
+/** What {@link EventLog.since} found. */
+export interface Replay {
+  /** The topic's events numbered above `since`, oldest first. */
+  events: ServerEvent[];
+  /** The topic's newest number (0 when it has none). */
+  latest: number;
+  /**
+   * False when the log no longer holds every event after `since` (trimmed, or numbered by another epoch): the client
+   * must re-read the state instead of relying on the replay.
+   */
+  complete: boolean;
+  /** Changes when numbering starts over (a memory log after a restart); a client keeps it with its numbers. */
+  epoch: string;
+}
+
+/**
+ * A bounded replay log of server events: numbers each event consecutively in each of its topics and keeps the newest
+ * ones, so that a WebSocket client that reconnects with `since` receives what it missed, once.
+ */
+export interface EventLog {
+  /** Numbers and keeps an event; returns it with `id` and `seqs` set. */
+  append(event: ServerEvent): Promise<ServerEvent>;
+  /** The topic's events numbered above `since`. */
+  since(topic: string, since: number): Promise<Replay>;
+  close(): Promise<void>;
+}
+
+/** Options of {@link createMemoryEventLog}. */
+export interface MemoryEventLogOptions {
+  /** Events kept in all (oldest dropped first); default 10 000. */
+  maxEvents?: number;
+  /** Topics whose numbering is remembered; default 100 000 (forgetting one starts a new epoch). */
+  maxTopics?: number;
+}
+
+/**
+ * A replay log in this process's memory (sandbox, single instance). Numbering restarts with the process, which the
+ * epoch tells clients.
+ * @param options - bounds
+ */
+export function createMemoryEventLog(options: MemoryEventLogOptions = {}): EventLog {
+  const maxEvents = options.maxEvents ?? 10_000;
+  const maxTopics = options.maxTopics ?? 100_000;
+  const events: ServerEvent[] = [];
+  let head = 0;
+  /** Per topic: the last number given, and the highest number dropped from the log. Insertion order = LRU. */
+  const topics = new Map<string, { last: number; dropped: number }>();
+  let epoch = randomUUID();
+  const touch = (topic: string): { last: number; dropped: number } => {
+    const state = topics.get(topic) ?? { last: 0, dropped: 0 };
+    topics.delete(topic);
+    topics.set(topic, state);
+    if (topics.size > maxTopics) {
+      topics.delete(topics.keys().next().value as string);
+      // A forgotten topic would be numbered from 1 again: clients' numbers are void.
+      epoch = randomUUID();
+    }
+    return state;
+  };
+  return {
+    async append(event) {
+      const seqs: Record<string, number> = {};
+      for (const topic of topicsOf(event)) seqs[topic] = ++touch(topic).last;
+      const numbered = { ...event, id: randomUUID(), seqs };
+      events.push(numbered);
+      if (events.length - head > maxEvents) {
+        const old = events[head] as ServerEvent;
+        events[head++] = undefined as unknown as ServerEvent;
+        for (const [topic, seq] of Object.entries(old.seqs ?? {})) {
+          const state = topics.get(topic);
+          if (state) state.dropped = Math.max(state.dropped, seq);
+        }
+        if (head > maxEvents) {
+          events.splice(0, head);
+          head = 0;
+        }
+      }
+      return numbered;
+    },
+    async since(topic, since) {
+      const state = topics.get(topic);
+      const latest = state?.last ?? 0;
+      const found: ServerEvent[] = [];
+      if (since < latest)
+        for (let i = head; i < events.length; i++) {
+          const seq = events[i]?.seqs?.[topic];
+          if (seq !== undefined && seq > since) found.push(events[i] as ServerEvent);
+        }
+      return { events: found, latest, complete: since >= (state?.dropped ?? 0), epoch };
+    },
+    async close() {
+      events.length = 0;
+      topics.clear();
+    },
+  };
+}
+
+/**
+ * A bus whose events are numbered in a replay log before they are published, so every server instance delivers
+ * the same numbers (with a log shared by the instances, e.g. {@link createMySqlEventLog}).
+ * @param bus - the fan-out
+ * @param log - the replay log
+ */
+export function withReplayLog(bus: EventBus, log: EventLog): EventBus {
+  return {
+    async publish(event) {
+      await bus.publish(await log.append(event));
+    },
+    subscribe: (listener) => bus.subscribe(listener),
+    async close() {
+      await bus.close();
+      await log.close();
+    },
+  };
+}
+
+/** Options of {@link createMySqlEventLog}. */
+export interface MySqlEventLogOptions {
+  pool: Pool;
+  /** Table name prefix; default `cdss_ws`. */
+  prefix?: string;
+  /** Events kept per topic; default 256. */
+  keepPerTopic?: number;
+}
+
+/**
+ * A replay log in MySQL, shared by every server instance (connected mode): `<prefix>_topics` holds each topic's last
+ * number (the row lock of its upsert orders concurrent appends), `<prefix>_events` the newest events per topic.
+ * @param options - pool, table prefix, bound
+ */
+export async function createMySqlEventLog(options: MySqlEventLogOptions): Promise<EventLog> {
+  const { pool } = options;
+  const prefix = options.prefix ?? 'cdss_ws';
+  if (!/^\w{1,40}$/.test(prefix)) throw new Error('invalid table prefix');
+  const keep = options.keepPerTopic ?? 256;
+  const topicsTable = `${prefix}_topics`;
+  const eventsTable = `${prefix}_events`;
+  await pool.query(
+    `CREATE TABLE IF NOT EXISTS ${topicsTable} (topic VARCHAR(160) NOT NULL PRIMARY KEY, last BIGINT UNSIGNED NOT NULL, dropped BIGINT UNSIGNED NOT NULL DEFAULT 0) ENGINE=InnoDB`,
+  );
+  await pool.query(
+    `CREATE TABLE IF NOT EXISTS ${eventsTable} (topic VARCHAR(160) NOT NULL, seq BIGINT UNSIGNED NOT NULL, body MEDIUMTEXT NOT NULL, created_at TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3), PRIMARY KEY (topic, seq)) ENGINE=InnoDB`,
+  );
+  return {
+    async append(event) {
+      // Topics locked in one order, so two appends never wait on each other crosswise.
+      const topics = topicsOf(event).sort();
+      const connection = await pool.getConnection();
+      try {
+        await connection.beginTransaction();
+        const seqs: Record<string, number> = {};
+        for (const topic of topics) {
+          await connection.execute(
+            `INSERT INTO ${topicsTable} (topic, last) VALUES (?, 1) ON DUPLICATE KEY UPDATE last = last + 1`,
+            [topic],
+          );
+          const [rows] = await connection.execute<RowDataPacket[]>(`SELECT last FROM ${topicsTable} WHERE topic = ?`, [
+            topic,
+          ]);
+          seqs[topic] = Number(rows[0]?.['last']);
+        }
+        const numbered = { ...event, id: randomUUID(), seqs };
+        const body = JSON.stringify(numbered);
+        for (const topic of topics) {
+          const seq = seqs[topic] as number;
+          await connection.execute(`INSERT INTO ${eventsTable} (topic, seq, body) VALUES (?, ?, ?)`, [
+            topic,
+            seq,
+            body,
+          ]);
+          if (seq > keep) {
+            await connection.execute(`DELETE FROM ${eventsTable} WHERE topic = ? AND seq <= ?`, [topic, seq - keep]);
+            await connection.execute(`UPDATE ${topicsTable} SET dropped = ? WHERE topic = ?`, [seq - keep, topic]);
+          }
+        }
+        await connection.commit();
+        return numbered;
+      } catch (error) {
+        await connection.rollback().catch(() => undefined);
+        throw error;
+      } finally {
+        connection.release();
+      }
+    },
+    async since(topic, since) {
+      const [state] = await pool.execute<RowDataPacket[]>(`SELECT last, dropped FROM ${topicsTable} WHERE topic = ?`, [
+        topic,
+      ]);
+      const latest = Number(state[0]?.['last'] ?? 0);
+      const dropped = Number(state[0]?.['dropped'] ?? 0);
+      const [rows] =
+        since < latest
+          ? await pool.execute<RowDataPacket[]>(
+              `SELECT body FROM ${eventsTable} WHERE topic = ? AND seq > ? ORDER BY seq`,
+              [topic, since],
+            )
+          : [[] as RowDataPacket[]];
+      return {
+        events: rows.map((row) => JSON.parse(String(row['body'])) as ServerEvent),
+        latest,
+        complete: since >= dropped,
+        epoch: `mysql:${prefix}`,
+      };
+    },
+    async close() {},
   };
 }

@@ -10,7 +10,7 @@ import { loadConfig, type ServerConfig } from './config.js';
 import { createLogger } from './logger.js';
 import { createMetrics, type ServerMetrics } from './metrics.js';
 import { createSandboxIssuer, type SandboxIssuer, type TokenVerifier } from './auth/tokens.js';
-import { createLocalEventBus, type EventBus } from './events.js';
+import { createLocalEventBus, createMemoryEventLog, withReplayLog, type EventBus } from './events.js';
 import { createMemoryAuditStore } from './audit.js';
 import { createAuditor } from './domain/auditor.js';
 import { createCdssServer, type CdssServer } from './app.js';
@@ -46,6 +46,12 @@ export function fakeRecords(): PatientRecords & {
         (p) => !q || `${p.givenName} ${p.familyName}`.toLowerCase().includes(q.toLowerCase()),
       );
       return { items: items.slice(0, limit) };
+    },
+    async duplicates(input: PatientInput) {
+      fake.check();
+      return [...patients.values()].filter(
+        (p) => p.givenName === input.givenName && p.familyName === input.familyName && p.birthDate === input.birthDate,
+      );
     },
     async get(id: string) {
       fake.check();
@@ -165,7 +171,8 @@ export async function startHarness(
     audience: config.CDSS_AUTH_AUDIENCE,
     roleClaim: config.CDSS_AUTH_ROLE_CLAIM,
   });
-  const bus = createLocalEventBus();
+  const eventLog = createMemoryEventLog();
+  const bus = withReplayLog(createLocalEventBus(), eventLog);
   const audit = createMemoryAuditStore();
   const fhir = fakeFhirSync();
   const auditor = createAuditor(audit, fhir, metrics);
@@ -175,6 +182,7 @@ export async function startHarness(
     metrics,
     verifier: wrapVerifier(issuer.verifier),
     bus,
+    eventLog,
     routes: buildRoutes({ auditor, bus, fhir, metrics }),
     readiness: [],
     auditor,

@@ -17,12 +17,19 @@ import { z } from 'zod';
 import type { Logger } from 'pino';
 import { isAllowed } from './auth/rbac.js';
 import type { Principal, TokenVerifier } from './auth/tokens.js';
-import type { EventBus, ServerEvent } from './events.js';
+import { topicsOf, type EventBus, type EventLog, type ServerEvent } from './events.js';
 import type { ServerMetrics } from './metrics.js';
 
 const clientMessageSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('auth'), token: z.string().min(1) }),
-  z.object({ type: z.literal('subscribe'), topic: z.string().regex(/^(patient|analysis):[\w.-]+$/) }),
+  z.object({
+    type: z.literal('subscribe'),
+    topic: z.string().regex(/^(patient|analysis):[\w.-]+$/),
+    /** Replays the topic's events numbered above this (from the event log), before live ones. */
+    since: z.number().int().min(0).optional(),
+    /** The log epoch `since` was counted in; a different one means the numbers are void. */
+    epoch: z.string().max(100).optional(),
+  }),
   z.object({ type: z.literal('unsubscribe'), topic: z.string() }),
   z.object({ type: z.literal('ping') }),
 ]);
@@ -37,13 +44,22 @@ interface Connection {
   alive: boolean;
   /** Gives the connection's unauthenticated slot back (once authenticated or closed). */
   settle(): void;
+  /** Live events held back while a topic's replay is being sent (so that none arrives before older ones). */
+  replaying: Map<string, ServerEvent[]>;
+  /** Ids of the events sent on this connection, newest last (an event in two subscribed topics goes out once). */
+  sent: Set<string>;
 }
+
+/** How many event ids a connection remembers for de-duplication. */
+const SENT_MEMORY = 2_048;
 
 /** Options of {@link attachWebSocket}. */
 export interface WebSocketOptions {
   server: Server;
   verifier: TokenVerifier;
   bus: EventBus;
+  /** The replay log that numbered the bus's events; without it `since` is ignored. */
+  log?: EventLog;
   logger: Logger;
   metrics: ServerMetrics;
   /** How long a client has to authenticate. */
@@ -148,7 +164,14 @@ export function attachWebSocket(options: WebSocketOptions): WebSocketHub {
   server.on('upgrade', onUpgrade);
 
   function onConnection(socket: WebSocket, settle: () => void): void {
-    const connection: Connection = { socket, topics: new Set(), alive: true, settle };
+    const connection: Connection = {
+      socket,
+      topics: new Set(),
+      alive: true,
+      settle,
+      replaying: new Map(),
+      sent: new Set(),
+    };
     connections.add(connection);
     metrics.wsConnections.inc();
     const authTimer = setTimeout(() => {
@@ -214,13 +237,54 @@ export function attachWebSocket(options: WebSocketOptions): WebSocketHub {
         return;
       }
       connection.topics.add(message.topic);
-      send(socket, { type: 'subscribed', topic: message.topic });
+      if (!options.log) {
+        send(socket, { type: 'subscribed', topic: message.topic });
+        return;
+      }
+      // Live events of the topic wait while the replay is read and sent, then follow it (the id check drops those
+      // that were in the replay too).
+      const held: ServerEvent[] = [];
+      connection.replaying.set(message.topic, held);
+      try {
+        const replay = await options.log.since(message.topic, message.since ?? Number.MAX_SAFE_INTEGER);
+        const valid = replay.complete && (message.epoch === undefined || message.epoch === replay.epoch);
+        if (message.since !== undefined && valid) for (const event of replay.events) deliver(connection, event);
+        connection.replaying.delete(message.topic);
+        const since = message.since ?? 0;
+        for (const event of held) if ((event.seqs?.[message.topic] ?? Infinity) > since) deliver(connection, event);
+        send(socket, {
+          type: 'subscribed',
+          topic: message.topic,
+          seq: replay.latest,
+          epoch: replay.epoch,
+          ...(message.since !== undefined ? { replayed: valid ? replay.events.length : 0, complete: valid } : {}),
+        });
+      } catch (error) {
+        connection.replaying.delete(message.topic);
+        for (const event of held) deliver(connection, event);
+        logger.warn({ err: { message: (error as Error).message } }, 'event replay failed');
+        send(socket, { type: 'subscribed', topic: message.topic, complete: false });
+      }
     }
   }
 
+  /** Sends an event the connection may see, once. */
+  function deliver(connection: Connection, event: ServerEvent): void {
+    if (!mayReceive(connection, event)) return;
+    if (event.id) {
+      if (connection.sent.has(event.id)) return;
+      connection.sent.add(event.id);
+      if (connection.sent.size > SENT_MEMORY) connection.sent.delete(connection.sent.values().next().value as string);
+    }
+    send(connection.socket, { type: 'event', event });
+  }
+
   const unsubscribe = bus.subscribe((event) => {
+    const topics = topicsOf(event);
     for (const connection of connections) {
-      if (mayReceive(connection, event)) send(connection.socket, { type: 'event', event });
+      const held = topics.map((topic) => connection.replaying.get(topic)).find(Boolean);
+      if (held) held.push(event);
+      else deliver(connection, event);
     }
   });
 

@@ -91,7 +91,9 @@ export function createCdssClient(options: CdssClientOptions) {
     const text = await response.text();
     const body: unknown = text ? JSON.parse(text) : undefined;
     if (!response.ok) {
-      const issues = (body as { issue?: CdssApiError['issues'] } | undefined)?.issue ?? [];
+      const outcome = body as
+        { issue?: CdssApiError['issues']; contained?: Array<Record<string, unknown>> } | undefined;
+      const issues = outcome?.issue ?? [];
       const detail = issues
         .map((issue) => issue.diagnostics)
         .filter(Boolean)
@@ -100,6 +102,7 @@ export function createCdssClient(options: CdssClientOptions) {
         response.status,
         `${method} ${path}: ${response.status}${detail ? ` ${detail}` : ''}`,
         issues,
+        Array.isArray(outcome?.contained) ? { contained: outcome.contained } : undefined,
       );
     }
     const parsed = schema.safeParse(body);
@@ -150,9 +153,14 @@ export function createCdssClient(options: CdssClientOptions) {
       search: (query: { q?: string; limit?: number; cursor?: string } = {}) =>
         request(patientPageSchema, 'GET', '/api/patients', { query }),
       get: (id: string) => request(cachedPatientSchema, 'GET', `/api/patients/${enc(id)}`),
-      create: (input: PatientInput, opts: { idempotencyKey?: string } = {}) =>
+      /**
+       * Creates a patient. A patient with the same names and birth date makes it fail with a 409 whose candidates
+       * {@link duplicateCandidates} reads; `confirmDuplicate` creates it anyway.
+       */
+      create: (input: PatientInput, opts: { idempotencyKey?: string; confirmDuplicate?: boolean } = {}) =>
         request(patientSchema, 'POST', '/api/patients', {
           body: input,
+          ...(opts.confirmDuplicate ? { query: { confirm: 'duplicate' } } : {}),
           ...(opts.idempotencyKey ? { headers: { 'idempotency-key': opts.idempotencyKey } } : {}),
         }),
       update: (id: string, input: PatientInput) =>

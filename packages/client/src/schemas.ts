@@ -315,6 +315,10 @@ export const serverEventSchema = z
     analysisId: z.string().optional(),
     data: z.record(z.string(), z.unknown()),
     time: z.string(),
+    /** Unique per event; set by the server's replay log. */
+    id: z.string().optional(),
+    /** The event's number in each of its topics (`patient:<id>`, `analysis:<id>`), consecutive per topic. */
+    seqs: z.record(z.string(), z.number().int().positive()).optional(),
   })
   .meta({ id: 'ServerEvent' });
 /** An event. */

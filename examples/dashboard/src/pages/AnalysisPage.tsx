@@ -4,7 +4,7 @@
  */
 import type { ApiAnalysis } from '@cdss/client';
 import { useEffect, useState, type FormEvent } from 'react';
-import { useEventListener } from '../events';
+import { useEventListener, useEvents } from '../events';
 import { describeError, useLoad } from '../hooks';
 import { Link } from '../router';
 import { useSession } from '../session';
@@ -106,33 +106,39 @@ export function AnalysisPage({ id }: { id: string }) {
   const report = useLoad(async () => (succeeded ? client.analyses.report(id) : undefined), [client, id, succeeded]);
   const [cancelError, setCancelError] = useState<string | undefined>();
 
-  useEventListener(`analysis:${id}`, (event) => {
-    if (event.analysisId !== id) return;
-    if (event.type === 'analysis.progress') {
-      const data = event.data as { status?: ApiAnalysis['status']; stage?: string; percent?: number };
-      setAnalysis((old) =>
-        old && !FINISHED.has(old.status)
-          ? {
-              ...old,
-              ...(data.status ? { status: data.status } : {}),
-              ...(data.stage ? { stage: data.stage } : {}),
-              ...(typeof data.percent === 'number' ? { percent: data.percent } : {}),
-            }
-          : old,
-      );
-    } else if (event.type === 'analysis.completed' || event.type === 'analysis.failed') {
-      loaded.reload();
-    }
-  });
+  const { status: liveStatus } = useEvents();
+  useEventListener(
+    `analysis:${id}`,
+    (event) => {
+      if (event.analysisId !== id) return;
+      if (event.type === 'analysis.progress') {
+        const data = event.data as { status?: ApiAnalysis['status']; stage?: string; percent?: number };
+        setAnalysis((old) =>
+          old && !FINISHED.has(old.status)
+            ? {
+                ...old,
+                ...(data.status ? { status: data.status } : {}),
+                ...(data.stage ? { stage: data.stage } : {}),
+                ...(typeof data.percent === 'number' ? { percent: data.percent } : {}),
+              }
+            : old,
+        );
+      } else if (event.type === 'analysis.completed' || event.type === 'analysis.failed') {
+        loaded.reload();
+      }
+    },
+    loaded.reload,
+  );
 
-  // The WebSocket carries progress; a slow poll covers an event missed while (re)connecting.
+  // The WebSocket carries progress and replays what a reconnect missed; only while it is down does a slow poll
+  // stand in for it.
   const running = a !== undefined && !FINISHED.has(a.status);
   const reload = loaded.reload;
   useEffect(() => {
-    if (!running) return;
+    if (!running || liveStatus === 'open') return;
     const timer = setInterval(reload, 5_000);
     return () => clearInterval(timer);
-  }, [running, reload]);
+  }, [running, reload, liveStatus]);
 
   async function cancel(): Promise<void> {
     setCancelError(undefined);

@@ -70,6 +70,23 @@ export function toOpenEmrPatient(input: PatientInput) {
   };
 }
 
+/**
+ * A name folded for matching: lower case, without accents (NFD, combining marks removed), as a case- and
+ * accent-insensitive collation compares them.
+ * @param name - a name or a search word
+ */
+export function foldName(name: string): string {
+  return name.normalize('NFD').replace(/\p{M}/gu, '').toLowerCase().replace(/\s+/g, ' ').trim();
+}
+
+/** The words of a search, as typed and folded ("Rossi, Maria" → rossi, maria). */
+function searchWords(q: string): Array<{ raw: string; folded: string }> {
+  return q
+    .split(/[\s,;]+/)
+    .filter(Boolean)
+    .map((raw) => ({ raw, folded: foldName(raw) }));
+}
+
 const num = (value: unknown): number | undefined => {
   const n = typeof value === 'number' ? value : typeof value === 'string' && value.trim() !== '' ? Number(value) : NaN;
   return Number.isFinite(n) && n !== 0 ? n : undefined;
@@ -152,21 +169,27 @@ export function openEmrRecords(client: OpenEmrClient): PatientRecords {
   return {
     async search({ q, limit, cursor }): Promise<PatientPage> {
       const offset = cursor ? Number.parseInt(Buffer.from(cursor, 'base64url').toString('utf8'), 10) || 0 : 0;
-      // OpenEMR matches search fields with LIKE 'value%'; search by last name, then by first name.
-      const query = q?.trim();
-      if (!query) {
+      const words = searchWords(q ?? '');
+      if (words.length === 0) {
         const page = await client.patients.page({}, { limit, offset });
         return {
           items: page.patients.map(toApiPatient),
           ...(page.hasMore ? { nextCursor: Buffer.from(String(offset + limit)).toString('base64url') } : {}),
         };
       }
+      // OpenEMR matches lname and fname with a contains match in a case- and accent-insensitive MySQL collation,
+      // one field at a time: ask it for the longest word in either field, then keep the patients whose names hold
+      // every word (folded the same way here, so the answer does not depend on the upstream's collation).
+      const probe = words.reduce((a, b) => (b.raw.length > a.raw.length ? b : a)).raw;
       const [byLast, byFirst] = await Promise.all([
-        client.patients.list({ lname: query }),
-        client.patients.list({ fname: query }),
+        client.patients.list({ lname: probe }),
+        client.patients.list({ fname: probe }),
       ]);
       const unique = new Map([...byLast, ...byFirst].map((p) => [p.uuid, p]));
-      const all = [...unique.values()];
+      const all = [...unique.values()].filter((p) => {
+        const name = foldName(`${p.fname} ${p.mname ?? ''} ${p.lname}`);
+        return words.every((word) => name.includes(word.folded));
+      });
       const items = all.slice(offset, offset + limit).map(toApiPatient);
       return {
         items,
@@ -174,6 +197,12 @@ export function openEmrRecords(client: OpenEmrClient): PatientRecords {
           ? { nextCursor: Buffer.from(String(offset + limit)).toString('base64url') }
           : {}),
       };
+    },
+    async duplicates(input) {
+      const sameBirthDate = await client.patients.list({ lname: input.familyName, DOB: input.birthDate });
+      const given = foldName(input.givenName);
+      const family = foldName(input.familyName);
+      return sameBirthDate.filter((p) => foldName(p.fname) === given && foldName(p.lname) === family).map(toApiPatient);
     },
     async get(id) {
       const patient = await client.patients.get(id);

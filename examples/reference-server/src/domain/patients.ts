@@ -2,6 +2,7 @@
  * Patient routes: OpenEMR-first writes, cache-aside reads, FHIR sync through the outbox, `patient.updated` events,
  * and an audit record for every read and write of patient data.
  */
+import { extendZodWithOpenApi } from '@asteasolutions/zod-to-openapi';
 import { z } from 'zod';
 import {
   allergyListSchema,
@@ -16,6 +17,7 @@ import {
   type ApiPatient,
   type PatientInput,
 } from '../api-schemas.js';
+import type { Patient as FhirPatient } from 'fhir/r4.js';
 import { ApiError, notFound } from '../http/errors.js';
 import { idempotencyScope, type IdempotencyScope } from '../http/idempotency.js';
 import { defineRoute, type AnyRoute } from '../http/route.js';
@@ -29,6 +31,8 @@ import type {
   ReadThroughCache,
   StateTransaction,
 } from './ports.js';
+
+extendZodWithOpenApi(z);
 
 const idParams = z.object({
   id: z
@@ -48,6 +52,28 @@ export interface PatientRouteDeps {
 }
 
 const patientKey = (id: string): string => `patient:${id}`;
+
+/**
+ * The 409 of a suspected duplicate: an OperationOutcome (issue `duplicate`) with the candidates as contained FHIR
+ * Patients (id = OpenEMR uuid, identifier = the record number), so the user can open one instead.
+ * @param candidates - the existing patients
+ */
+export function duplicatePatient(candidates: readonly ApiPatient[]): ApiError {
+  return new ApiError(
+    409,
+    'duplicate',
+    `A patient with this name and birth date already exists (${candidates.length}); to create another one anyway, repeat the request with ?confirm=duplicate`,
+    [],
+    candidates.map((p): FhirPatient => ({
+      resourceType: 'Patient',
+      id: p.id,
+      identifier: [{ type: { text: 'record number' }, value: p.pid }],
+      name: [{ family: p.familyName, given: [p.givenName] }],
+      birthDate: p.birthDate,
+      gender: p.sex,
+    })),
+  );
+}
 
 /**
  * The patient routes.
@@ -164,13 +190,27 @@ export function patientRoutes(deps: PatientRouteDeps): AnyRoute[] {
       summary: 'Create a patient in OpenEMR, then cache it and sync it to FHIR',
       tags: ['patients'],
       access: { permission: 'patient:write' },
+      query: z.strictObject({
+        confirm: z
+          .literal('duplicate')
+          .optional()
+          .openapi({ description: 'Create even though a patient with the same name and birth date exists' }),
+      }),
       body: patientInputSchema,
       response: { status: 201, description: 'The created patient', schema: patientSchema },
-      errors: [503],
-      handler: async ({ body, principal, requestId, req }) => {
+      errors: [409, 503],
+      handler: async ({ body, query, principal, requestId, req }) => {
         const scope = idempotencyScope(req, principal, body);
         return auditor.around({ principal, requestId, action: 'create', resource: 'Patient' }, async (audit) => {
-          const { value: patient, replayed } = await cache.write(() => records.create(body), {
+          // Checked inside the write, so a replayed request (idempotency key) answers as the first one did.
+          const createUnlessDuplicate = async (): Promise<ApiPatient> => {
+            if (query.confirm !== 'duplicate') {
+              const candidates = await records.duplicates(body);
+              if (candidates.length > 0) throw duplicatePatient(candidates);
+            }
+            return records.create(body);
+          };
+          const { value: patient, replayed } = await cache.write(createUnlessDuplicate, {
             key: (created) => patientKey(created.id),
             schema: patientSchema,
             commit: syncToFhir,

@@ -32,7 +32,13 @@ export interface ClinicalLists {
 
 /** The EMR (OpenEMR): the source of truth for patients and their clinical data. */
 export interface PatientRecords {
+  /**
+   * Patients whose names contain every word of `q`, in any order, ignoring case and accents ("maria rossi",
+   * "Rossi, Maria", "muller" for "Müller").
+   */
   search(query: { q?: string; limit: number; cursor?: string }): Promise<PatientPage>;
+  /** Existing patients with the same given and family name (ignoring case and accents) and birth date. */
+  duplicates(input: PatientInput): Promise<ApiPatient[]>;
   /** @returns undefined when there is no such patient */
   get(id: string): Promise<ApiPatient | undefined>;
   create(input: PatientInput): Promise<ApiPatient>;

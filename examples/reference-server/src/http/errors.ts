@@ -11,7 +11,7 @@ import {
   IdempotencyOutcomeUnknownError,
 } from '@cdss/cache';
 import type { ErrorRequestHandler } from 'express';
-import type { OperationOutcome, OperationOutcomeIssue } from 'fhir/r4.js';
+import type { FhirResource, OperationOutcome, OperationOutcomeIssue } from 'fhir/r4.js';
 import type { Logger } from 'pino';
 
 /** FHIR issue types we emit. @see https://hl7.org/fhir/R4/valueset-issue-type.html */
@@ -24,6 +24,8 @@ export class ApiError extends Error {
     readonly issueCode: IssueCode,
     message: string,
     readonly expressions: readonly string[] = [],
+    /** FHIR resources the outcome carries in `contained` (e.g. the candidates of a suspected duplicate). */
+    readonly contained: readonly FhirResource[] = [],
   ) {
     super(message);
     this.name = 'ApiError';
@@ -69,11 +71,12 @@ interface MappedError {
  */
 export function mapError(error: unknown): MappedError {
   if (error instanceof ApiError) {
+    const outcome = operationOutcome([
+      { code: error.issueCode, diagnostics: error.message, expression: [...error.expressions] },
+    ]);
     return {
       status: error.status,
-      outcome: operationOutcome([
-        { code: error.issueCode, diagnostics: error.message, expression: [...error.expressions] },
-      ]),
+      outcome: error.contained.length > 0 ? { ...outcome, contained: [...error.contained] } : outcome,
       unexpected: false,
     };
   }

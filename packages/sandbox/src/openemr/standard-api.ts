@@ -245,10 +245,13 @@ export class StandardApi {
       'email',
       'DOB',
     ];
+    // OpenEMR's tables use a case- and accent-insensitive collation (utf8mb4_general_ci): `LIKE '%muller%'` finds
+    // "Müller". Folding both sides (NFD, combining marks dropped, lower case) compares as that collation does.
+    const fold = (value: string): string => value.normalize('NFD').replace(/\p{M}/gu, '').toLowerCase();
     let rows = this.t.patients.filter((p) => {
       for (const f of contains) {
         const v = query.get(f);
-        if (v !== null && !(p[f] ?? '').toLowerCase().includes(v.toLowerCase())) return false;
+        if (v !== null && !fold(p[f] ?? '').includes(fold(v))) return false;
       }
       for (const f of exact) {
         const v = query.get(f);
