@@ -22,7 +22,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { requireService } from '@cdss/core/testing';
-import { generatePhantom, writePhantomStudy } from '@cdss/imaging';
+import { generatePhantom, writePhantomStudy } from '@cdss/dicom';
 import { OrthancClient } from '@cdss/orthanc-client';
 import { loadConfig } from '../examples/reference-server/src/config.js';
 import { createLogger } from '../examples/reference-server/src/logger.js';

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireService } from '@cdss/core/testing';
-import { generatePhantom, getBytes, getString, parseDicom, writePhantomStudy, type WrittenStudy } from '@cdss/imaging';
+import { generatePhantom, getBytes, getString, parseDicom, writePhantomStudy, type WrittenStudy } from '@cdss/dicom';
 import { multipartBoundary, OrthancClient, parseMultipart, type MultipartPart } from '@cdss/orthanc-client';
 import { createDicomStoreEmulator, type DicomStoreEmulator } from '@cdss/sandbox';
 import { dicomWebProxyRoutes, replaceInStream } from './dicomweb-proxy.js';
