@@ -406,8 +406,11 @@ export async function composeServer(config: ServerConfig, logger: Logger, versio
     jobs,
     jobStore,
     archive,
+    orthanc,
+    records,
     reports,
     auditor,
+    models,
     analysesOf: (patientId) => analysis.patientAnalyses(patientId),
   });
   closers.push(() => ehr.close());
@@ -427,6 +430,7 @@ export async function composeServer(config: ServerConfig, logger: Logger, versio
   });
   const stopAnalysis = analysis.start();
   closers.push(async () => stopAnalysis());
+  ehr.start();
 
   // Outbox backlog for the alert rules.
   const outboxTimer = setInterval(() => {

@@ -85,6 +85,8 @@ export const envSchema = z
     // Inside the EHR: the public URL (CDS Hooks `aud`, links), and the CDS Clients trusted to call the CDS service.
     CDSS_PUBLIC_URL: httpUrl.optional(),
     CDSS_CDS_CLIENTS: jsonOf(z.array(trustedClientSchema)).default([]),
+    // Analyses that start themselves from the PACS change feed (on unless turned off).
+    CDSS_AUTO_ANALYSIS: booleanish.default(true),
     // Ports, each switched to its real adapter by its own variables.
     OPENEMR_URL: httpUrl.optional(),
     OPENEMR_SITE: z.string().min(1).default('default'),

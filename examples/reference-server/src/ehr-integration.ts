@@ -1,17 +1,28 @@
 /**
  * Composes what puts the CDSS inside the clinician's EHR: the CDS Hooks service (with its store, caller
- * verification and the cached tumour status its cards read). Kept apart from `compose.ts`, which only calls it.
+ * verification and the cached tumour status its cards read) and the analyses that start themselves from the PACS's
+ * change feed. Kept apart from `compose.ts`, which only calls it.
  */
+import { join, resolve } from 'node:path';
 import type { Router } from 'express';
 import { createPool, type Pool } from 'mysql2/promise';
 import type { Logger } from 'pino';
 import type { Cache } from '@cdss/cache';
-import type { JobClient, JobStore } from '@cdss/ai-jobs';
+import { RequestAnalysis, type JobClient, type JobStore } from '@cdss/ai-jobs';
+import type { OrthancClient } from '@cdss/orthanc-client';
 import type { ServerConfig } from './config.js';
 import type { ApiAnalysis } from './api-schemas.js';
 import type { Auditor } from './domain/auditor.js';
-import type { ImagingArchive } from './domain/ports.js';
-import type { ReportBuilder } from './domain/analyses.js';
+import type { ImagingArchive, PatientRecords } from './domain/ports.js';
+import type { ModelChoice, ReportBuilder } from './domain/analyses.js';
+import { isBrainTumourProblem } from './domain/brain-tumour.js';
+import {
+  createFileCheckpoints,
+  createMySqlCheckpoints,
+  mySqlFollowerLease,
+  soleFollower,
+} from './auto-analysis/checkpoint.js';
+import { autoAnalysisFollower, type AutoAnalysisReason } from './auto-analysis/follower.js';
 import type { ReviewStore } from './domain/reviews.js';
 import { createCdsCallerVerifier } from './cds-hooks/caller-auth.js';
 import { cdsHooksRouter } from './cds-hooks/router.js';
@@ -27,8 +38,14 @@ export interface EhrIntegrationDeps {
   jobs: JobClient;
   jobStore: JobStore;
   archive: ImagingArchive;
+  /** The PACS's REST API (the change feed). */
+  orthanc: OrthancClient;
+  /** The EMR (problems of the patient). */
+  records: PatientRecords;
   reports: ReportBuilder;
   auditor: Auditor;
+  /** The model automatic analyses ask for (the first). */
+  models: readonly ModelChoice[];
   /** A patient's analyses with reviews, oldest first. */
   analysesOf(patientId: string): Promise<ApiAnalysis[]>;
 }
@@ -39,6 +56,8 @@ export interface EhrIntegration {
   store: CdsStore;
   /** Wraps the review store so that a decision refreshes the patient's CDS status. */
   observeReviews(reviews: ReviewStore): ReviewStore;
+  /** Starts following the PACS (when automatic analyses are on); call once the analysis listener runs. */
+  start(): void;
   close(): Promise<void>;
 }
 
@@ -89,6 +108,60 @@ export async function ehrIntegration(deps: EhrIntegrationDeps): Promise<EhrInteg
     auditor: deps.auditor,
     logger: logger.child({ component: 'cds-hooks' }),
   });
+  // --- Analyses that start themselves
+  const autoPrincipal = { id: 'cdss-auto-analysis', name: 'Automatic analysis (PACS StableStudy)', roles: [] };
+  const reasonFor = async (patientId: string): Promise<AutoAnalysisReason | undefined> => {
+    if ((await store.autoAnalysisRequests(patientId, Date.now() - 180 * 86_400_000)).length > 0) return 'order';
+    // A study of a patient the EMR does not know (another system's PatientID) is not ours to analyse.
+    if (!(await deps.records.get(patientId).catch(() => undefined))) return undefined;
+    const problems = await deps.records.list(patientId, 'problems');
+    return problems.some((p) => p.active && isBrainTumourProblem({ text: `${p.title} ${p.code ?? ''}` }))
+      ? 'brain-tumour-problem'
+      : undefined;
+  };
+  const follower = config.CDSS_AUTO_ANALYSIS
+    ? autoAnalysisFollower({
+        feed: deps.orthanc,
+        archive: deps.archive,
+        checkpoints: pool
+          ? await createMySqlCheckpoints(pool)
+          : createFileCheckpoints(join(resolve(config.CDSS_DATA_DIR), 'checkpoints.json')),
+        lease: pool ? mySqlFollowerLease(pool, 'cdss.auto-analysis') : soleFollower,
+        reasonFor,
+        request: ({ patientId, studyUid, series }) =>
+          deps.auditor.around(
+            {
+              principal: autoPrincipal,
+              requestId: `auto-analysis:${studyUid}`,
+              action: 'request',
+              resource: `ImagingStudy/${studyUid}`,
+              patientId,
+            },
+            async (audit) => {
+              const model = deps.models[0];
+              if (!model) throw new Error('no model is configured');
+              const before = await deps.jobStore.findByIdempotencyKey(`auto-analysis:${studyUid}`);
+              const job =
+                before ??
+                (await deps.jobs.send(
+                  new RequestAnalysis({
+                    idempotencyKey: `auto-analysis:${studyUid}`,
+                    patientRef: `Patient/${patientId}`,
+                    studyInstanceUid: studyUid,
+                    series,
+                    model,
+                    priority: 'routine',
+                    requestedBy: autoPrincipal.id,
+                  }),
+                ));
+              audit.resource = `Analysis/${job.jobId}`;
+              return { jobId: job.jobId, created: !before };
+            },
+          ),
+        logger: logger.child({ component: 'auto-analysis' }),
+      })
+    : undefined;
+
   if (config.CDSS_CDS_CLIENTS.length === 0)
     logger.info('CDS Hooks: no trusted CDS clients configured (CDSS_CDS_CLIENTS); every call answers 401');
 
@@ -106,8 +179,12 @@ export async function ehrIntegration(deps: EhrIntegrationDeps): Promise<EhrInteg
         },
       };
     },
+    start() {
+      follower?.start();
+    },
     async close() {
       unsubscribe();
+      await follower?.stop();
       await pool?.end();
     },
   };
