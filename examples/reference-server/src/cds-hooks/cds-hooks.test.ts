@@ -227,6 +227,21 @@ describe('CDS Hooks service', () => {
       expect(body.cards[0]?.detail).toContain('awaiting radiologist review (preliminary)');
     });
 
+    it('flags a result with plausibility flags even once approved', async () => {
+      const approved = statusOf('approved-progression');
+      status = {
+        ...approved,
+        latest: { ...approved.latest!, flags: ['Whole tumour volume changed by 400 % in 7 days'] },
+        assessment: { category: 'stable', changePercent: 3, date: '2026-11-02' },
+      };
+      const { body } = await call(CDS_SERVICE_IDS.tumourStatus, patientView());
+      expect(body.cards[0]).toMatchObject({
+        summary: 'Brain tumour: stable disease (2026-11-02) — flagged',
+        indicator: 'warning',
+      });
+      expect(body.cards[0]?.detail).toContain('**Flags:** ⚠ Whole tumour volume changed by 400 % in 7 days');
+    });
+
     it('answers no cards for a patient with no analysis and no brain tumour', async () => {
       status = statusOf('none');
       const { status: code, body } = await call(

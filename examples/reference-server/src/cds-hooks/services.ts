@@ -32,6 +32,8 @@ export interface TumourStatus {
     requestedAt: string;
     review?: { status: 'pending' | 'approved' | 'rejected'; reviewer?: string; reviewedAt?: string };
     volumesMl?: { enhancingTumor: number; tumorCore: number; wholeTumor: number };
+    /** Plausibility flags of the result (messages), when it has any. */
+    flags?: string[];
     failure?: string;
     model: { id: string; version: string };
   };
@@ -160,9 +162,19 @@ export function cdsServices(deps: CdsServicesDeps): CdsServiceDefinition[] {
         const review = latest.review?.status ?? 'pending';
         const assessment = status.assessment;
         const category = assessment ? CATEGORY_TEXT[assessment.category] : 'not evaluable';
-        const flag = review === 'pending' ? ' — awaiting review' : review === 'rejected' ? ' — result rejected' : '';
+        const flagged = (latest.flags?.length ?? 0) > 0;
+        const flag =
+          review === 'pending'
+            ? flagged
+              ? ' — flagged, awaiting review'
+              : ' — awaiting review'
+            : review === 'rejected'
+              ? ' — result rejected'
+              : flagged
+                ? ' — flagged'
+                : '';
         summary = `Brain tumour: ${category} (${assessment?.date ?? latest.studyDate ?? 'date unknown'})${flag}`;
-        if (review !== 'approved') indicator = 'warning';
+        if (review !== 'approved' || flagged) indicator = 'warning';
         if (assessment?.category === 'progression' && review === 'approved') indicator = 'critical';
         if (latest.volumesMl) {
           const v = latest.volumesMl;
@@ -176,6 +188,7 @@ export function cdsServices(deps: CdsServicesDeps): CdsServiceDefinition[] {
             '',
           );
         }
+        if (flagged) lines.push(`**Flags:** ${latest.flags!.map((f) => `⚠ ${f}`).join('; ')}`, '');
         if (assessment)
           lines.push(
             `**Response (RANO-style, volumetric):** ${category}${

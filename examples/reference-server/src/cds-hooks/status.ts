@@ -41,6 +41,7 @@ export async function computeTumourStatus(deps: TumourStatusDeps, patientId: str
       requestedAt: latest.requestedAt,
       ...(latest.review ? { review: latest.review } : {}),
       ...(latest.result ? { volumesMl: latest.result.volumes } : {}),
+      ...(latest.result?.flags.length ? { flags: latest.result.flags.map((f) => f.message) } : {}),
       ...(latest.failure ? { failure: latest.failure.reason } : {}),
       model: latest.model,
     },
