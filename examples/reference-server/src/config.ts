@@ -87,6 +87,11 @@ export const envSchema = z
     CDSS_CDS_CLIENTS: jsonOf(z.array(trustedClientSchema)).default([]),
     // Analyses that start themselves from the PACS change feed (on unless turned off).
     CDSS_AUTO_ANALYSIS: booleanish.default(true),
+    // Approved reports go into OpenEMR as PDF patient documents in this category (OpenEMR lists none: configure it).
+    OPENEMR_DOCUMENT_CATEGORY: z
+      .string()
+      .regex(/^[A-Za-z0-9_/]{1,100}$/, 'a category path such as Medical_Record (underscores for spaces)')
+      .default('Medical_Record'),
     // Ports, each switched to its real adapter by its own variables.
     OPENEMR_URL: httpUrl.optional(),
     OPENEMR_SITE: z.string().min(1).default('default'),

@@ -23,6 +23,11 @@ import {
   soleFollower,
 } from './auto-analysis/checkpoint.js';
 import { autoAnalysisFollower, type AutoAnalysisReason } from './auto-analysis/follower.js';
+import { toApiAnalysis } from './domain/analyses.js';
+import { chartDelivery, type ChartDocuments } from './chart/delivery.js';
+import { keyImages } from './chart/key-images.js';
+import { createMemoryChartOutbox, createMySqlChartOutbox, type ChartOutbox } from './chart/outbox.js';
+import type { ReportDocumentInput } from './chart/pdf-report.js';
 import type { ReviewStore } from './domain/reviews.js';
 import { createCdsCallerVerifier } from './cds-hooks/caller-auth.js';
 import { cdsHooksRouter } from './cds-hooks/router.js';
@@ -46,6 +51,8 @@ export interface EhrIntegrationDeps {
   auditor: Auditor;
   /** The model automatic analyses ask for (the first). */
   models: readonly ModelChoice[];
+  /** OpenEMR's patient documents; without it approved reports are queued but not filed. */
+  documents?: ChartDocuments;
   /** A patient's analyses with reviews, oldest first. */
   analysesOf(patientId: string): Promise<ApiAnalysis[]>;
 }
@@ -54,6 +61,8 @@ export interface EhrIntegrationDeps {
 export interface EhrIntegration {
   routers: Router[];
   store: CdsStore;
+  /** Approved reports waiting to be filed in OpenEMR. */
+  chart: ChartOutbox;
   /** Wraps the review store so that a decision refreshes the patient's CDS status. */
   observeReviews(reviews: ReviewStore): ReviewStore;
   /** Starts following the PACS (when automatic analyses are on); call once the analysis listener runs. */
@@ -162,29 +171,104 @@ export async function ehrIntegration(deps: EhrIntegrationDeps): Promise<EhrInteg
       })
     : undefined;
 
+  // --- Results back in the chart: approved reports filed in OpenEMR as PDF documents, through the chart outbox.
+  const chart = pool ? await createMySqlChartOutbox(pool) : createMemoryChartOutbox();
+  let reviewsOf: ReviewStore | undefined;
+  const reportInput = async (analysisId: string): Promise<ReportDocumentInput | 'not-approved'> => {
+    const job = await deps.jobStore.get(analysisId);
+    if (!job || !reviewsOf) throw new Error('the analysis is not known yet');
+    const analysis = toApiAnalysis(job, await reviewsOf.get(analysisId));
+    const result = analysis.result;
+    if (analysis.review?.status !== 'approved' || !result?.segSeriesUid || !result.segInstanceUid)
+      return 'not-approved';
+    const patient = await deps.records.get(analysis.patientId);
+    if (!patient) throw new Error('the patient is not in the EMR');
+    const [study, image, labels, history] = await Promise.all([
+      deps.archive.study(analysis.studyUid),
+      deps.archive.seriesVolume(analysis.studyUid, job.request.series.t1c),
+      deps.archive.segmentation(
+        analysis.studyUid,
+        { seriesUid: result.segSeriesUid, instanceUid: result.segInstanceUid },
+        job.request.series.t1c,
+      ),
+      deps.analysesOf(analysis.patientId),
+    ]);
+    const uids = [...new Set(history.filter((a) => a.status === 'succeeded').map((a) => a.studyUid))];
+    const studies = new Map(await Promise.all(uids.map(async (uid) => [uid, await deps.archive.study(uid)] as const)));
+    const assessment = deps.reports.assess(analysis.patientId, history, studies);
+    const intendedUse = 'Research and demonstration; not for clinical use';
+    return {
+      reportId: analysis.id,
+      patient: {
+        id: patient.id,
+        name: `${patient.familyName}, ${patient.givenName}`,
+        birthDate: patient.birthDate,
+        sex: patient.sex,
+        ...(patient.pid ? { mrn: patient.pid } : {}),
+      },
+      analysis,
+      study: {
+        uid: analysis.studyUid,
+        ...(study?.date ? { date: study.date } : {}),
+        ...(study?.description ? { description: study.description } : {}),
+      },
+      ...(assessment.currentAnalysisId === analysis.id || assessment.baselineAnalysisId === analysis.id
+        ? {
+            assessment: {
+              status: assessment.status,
+              ...(assessment.changePercent !== undefined ? { changePercent: assessment.changePercent } : {}),
+              ...(assessment.criteria ? { criteria: assessment.criteria } : {}),
+            },
+          }
+        : {}),
+      keyImages: keyImages(image, labels),
+      model: { name: analysis.model.id, version: analysis.model.version, intendedUse, notForClinicalUse: true },
+    };
+  };
+  const delivery = deps.documents
+    ? chartDelivery({
+        outbox: chart,
+        documents: deps.documents,
+        category: config.OPENEMR_DOCUMENT_CATEGORY,
+        reportInput,
+        auditor: deps.auditor,
+        logger: logger.child({ component: 'chart' }),
+      })
+    : undefined;
+  if (!delivery) logger.warn('approved reports are queued for the chart but no OpenEMR document API is configured');
+
   if (config.CDSS_CDS_CLIENTS.length === 0)
     logger.info('CDS Hooks: no trusted CDS clients configured (CDSS_CDS_CLIENTS); every call answers 401');
 
   return {
     routers: [router],
     store,
+    chart,
     observeReviews(reviews) {
+      reviewsOf = reviews;
       return {
         get: (jobId) => reviews.get(jobId),
         async decide(record) {
           const decided = await reviews.decide(record);
           const job = await deps.jobStore.get(record.jobId).catch(() => undefined);
-          if (job) refresh(patientOf(job));
+          if (job) {
+            refresh(patientOf(job));
+            // OpenEMR is the source of truth: the approved report goes into the chart (through the outbox).
+            if (decided.changed && decided.record.status === 'approved')
+              await chart.enqueue({ analysisId: record.jobId, patientId: patientOf(job) });
+          }
           return decided;
         },
       };
     },
     start() {
       follower?.start();
+      delivery?.start();
     },
     async close() {
       unsubscribe();
       await follower?.stop();
+      await delivery?.stop();
       await pool?.end();
     },
   };
