@@ -18,7 +18,8 @@
 import { randomUUID } from 'node:crypto';
 import amqp from 'amqplib';
 import { requireService } from '@cdss/core/testing';
-import { AmqpTransport, JobClient, JobWorker, MemoryJobStore, RequestAnalysis, encodeMessage } from '@cdss/ai-jobs';
+import { JobClient, JobWorker, MemoryJobStore, RequestAnalysis, encodeMessage } from '@cdss/ai-jobs';
+import { AmqpTransport } from '@cdss/ai-jobs/amqp';
 import { noopHandler, sampleRequest, sampleRequestInput } from '@cdss/ai-jobs/testing';
 import { intEnv } from './_lib.js';
 

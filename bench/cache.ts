@@ -18,7 +18,8 @@
 import mysql from 'mysql2/promise';
 import type { RowDataPacket } from 'mysql2/promise';
 import { requireService } from '@cdss/core/testing';
-import { Cache, MemoryStore, MySqlStore, TieredStore } from '@cdss/cache';
+import { Cache, MemoryStore, TieredStore } from '@cdss/cache';
+import { MySqlStore } from '@cdss/cache/mysql';
 import { intEnv, median } from './_lib.js';
 
 const concurrency = intEnv('BENCH_CONCURRENCY', 16, 256);

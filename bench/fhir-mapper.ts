@@ -14,14 +14,13 @@ import {
   allergyToFhir,
   analysisToTransaction,
   encounterToFhir,
-  fhirIssues,
-  loadR4Definitions,
   medicationToFhir,
   patientToFhir,
   prescriptionToFhir,
   problemToCondition,
   vitalsToObservations,
 } from '@cdss/fhir-mapper';
+import { fhirIssues, loadR4Definitions } from '@cdss/fhir-mapper/validate';
 import * as s from '@cdss/fhir-mapper/testing';
 import { intEnv, median } from './_lib.js';
 

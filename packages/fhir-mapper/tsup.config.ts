@@ -1,7 +1,7 @@
 import { defineConfig } from 'tsup';
 
 const common = {
-  entry: ['src/index.ts', 'src/testing.ts'],
+  entry: ['src/index.ts', 'src/testing.ts', 'src/validate.ts', 'src/mysql.ts'],
   sourcemap: true,
   target: 'node20',
 } as const;
@@ -12,5 +12,6 @@ export default defineConfig([
   // (No `clean`: the two builds run in parallel and would delete each other's output.)
   { ...common, format: ['esm'], dts: true },
   // fhir-kit-client's exports map has no `require` condition: the CJS build carries it inside.
-  { ...common, format: ['cjs'], dts: true, noExternal: ['fhir-kit-client'] },
+  // splitting: one copy of each module for every entry point (esbuild splits only ESM by default).
+  { ...common, format: ['cjs'], dts: true, noExternal: ['fhir-kit-client'], splitting: true },
 ]);

@@ -19,25 +19,25 @@ import {
   Cache,
   MemoryIdempotencyStore,
   MemoryStore,
-  MySqlIdempotencyStore,
-  MySqlStore,
   TieredStore,
   WriteCoordinator,
-  AmqpInvalidationBus,
   type CacheStore,
 } from '@cdss/cache';
+import { MySqlIdempotencyStore, MySqlStore } from '@cdss/cache/mysql';
+import { AmqpInvalidationBus } from '@cdss/cache/amqp';
 import {
-  AmqpTransport,
   JobClient,
   MemoryBroker,
   MemoryJobStore,
   MemoryReplayCache,
   MemoryTransport,
-  MySqlJobStore,
   type JobStore,
   type JobTransport,
 } from '@cdss/ai-jobs';
-import { FhirAdapter, MemoryOutbox, MySqlOutbox, OutboxProcessor, type SyncOutbox } from '@cdss/fhir-mapper';
+import { AmqpTransport } from '@cdss/ai-jobs/amqp';
+import { MySqlJobStore } from '@cdss/ai-jobs/mysql';
+import { FhirAdapter, MemoryOutbox, OutboxProcessor, type SyncOutbox } from '@cdss/fhir-mapper';
+import { MySqlOutbox } from '@cdss/fhir-mapper/mysql';
 import { CDSS_SCOPES, createOpenEmrClient, type OpenEmrClient } from '@cdss/openemr-client';
 import { OrthancClient } from '@cdss/orthanc-client';
 import { generatePhantom, writePhantomStudy } from '@cdss/dicom';

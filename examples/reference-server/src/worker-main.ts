@@ -8,7 +8,7 @@
  */
 import { z } from 'zod';
 import { basicAuth } from '@cdss/core';
-import { AmqpTransport } from '@cdss/ai-jobs';
+import { AmqpTransport } from '@cdss/ai-jobs/amqp';
 import { OrthancClient } from '@cdss/orthanc-client';
 import { createLogger } from './logger.js';
 import { createAiWorker, lazyModel, loadModel } from './worker/service.js';

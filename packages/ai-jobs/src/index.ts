@@ -2,6 +2,8 @@
  * `@cdss/ai-jobs`: the AI analysis job protocol. Versioned message schemas (also as JSON Schema files), an AMQP
  * and an in-memory transport with the same semantics, the job state machine with memory and MySQL stores, signed
  * webhooks and polling. See the README for the protocol, the topology and how a worker in another language speaks it.
+ * The RabbitMQ transport is in `@cdss/ai-jobs/amqp` and the MySQL job store in `@cdss/ai-jobs/mysql`, so that only
+ * their users need `amqplib` or `mysql2`.
  * @packageDocumentation
  */
 export {
@@ -72,8 +74,6 @@ export type {
 } from './job-state.js';
 export { MemoryJobStore } from './memory-store.js';
 export type { MemoryJobStoreOptions } from './memory-store.js';
-export { MySqlJobStore } from './mysql-store.js';
-export type { MySqlJobStoreOptions } from './mysql-store.js';
 export {
   ATTEMPT_HEADER,
   DEAD_LETTER_REASON_HEADER,
@@ -97,8 +97,6 @@ export type {
   QueueName,
   TopologyOptions,
 } from './transport.js';
-export { AmqpTransport } from './amqp-transport.js';
-export type { AmqpTransportOptions } from './amqp-transport.js';
 export { MemoryTransport, MemoryBroker } from './memory-transport.js';
 export type { MemoryTransportOptions } from './memory-transport.js';
 export { JobWorker, JobFailure } from './worker.js';

@@ -15,7 +15,7 @@ import { freePort, requireService } from '@cdss/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { Cache } from './cache.js';
-import { MySqlIdempotencyStore } from './idempotency.js';
+import { MySqlIdempotencyStore } from './mysql-idempotency.js';
 import { MemoryStore } from './memory-store.js';
 import { MySqlStore } from './mysql-store.js';
 import { createCountingMetrics, eventually, FakeUpstream } from './testing.js';

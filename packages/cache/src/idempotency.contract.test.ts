@@ -3,7 +3,8 @@ import { ValidationError } from '@cdss/core';
 import { requireService } from '@cdss/core/testing';
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { MemoryIdempotencyStore, MySqlIdempotencyStore, type IdempotencyStore } from './idempotency.js';
+import { MemoryIdempotencyStore, type IdempotencyStore } from './idempotency.js';
+import { MySqlIdempotencyStore } from './mysql-idempotency.js';
 
 const mariadb = await requireService('mariadb');
 const RUN = `${process.pid}_${Date.now().toString(36)}`;

@@ -1,6 +1,7 @@
 /**
  * `@cdss/cache`: cache-aside reads and upstream-first (OpenEMR-first) writes over memory and MySQL stores, with
- * idempotent writes, cross-instance invalidation and metrics hooks.
+ * idempotent writes, cross-instance invalidation and metrics hooks. The MySQL stores are in `@cdss/cache/mysql` and the
+ * RabbitMQ invalidation bus in `@cdss/cache/amqp`, so that only their users need `mysql2` or `amqplib`.
  * @packageDocumentation
  */
 export { jsonValueSchema, cacheKeySchema, setTimingSchema, systemCacheClock } from './types.js';
@@ -23,10 +24,6 @@ export {
 } from './errors.js';
 export { MemoryStore, memoryStoreOptionsSchema } from './memory-store.js';
 export type { MemoryStoreOptions } from './memory-store.js';
-export { MySqlStore, mySqlStoreOptionsSchema } from './mysql-store.js';
-export type { MySqlStoreOptions } from './mysql-store.js';
-export { mysqlConnectionOptionsSchema, tableNameSchema } from './mysql-shared.js';
-export type { MySqlConnectionOptions } from './mysql-shared.js';
 export { TieredStore, tieredStoreOptionsSchema } from './tiered-store.js';
 export type { TieredStoreOptions } from './tiered-store.js';
 export { Cache, freshnessPolicySchema } from './cache.js';
@@ -42,12 +39,10 @@ export { RepairQueue, repairQueueOptionsSchema } from './repair-queue.js';
 export type { RepairQueueOptions, RepairRound } from './repair-queue.js';
 export {
   MemoryIdempotencyStore,
-  MySqlIdempotencyStore,
   idempotencyKeySchema,
   claimInputSchema,
   completeInputSchema,
   markUnknownInputSchema,
-  mySqlIdempotencyStoreOptionsSchema,
 } from './idempotency.js';
 export type {
   IdempotencyStore,
@@ -57,9 +52,9 @@ export type {
   CompleteOptions,
   MarkUnknownInput,
   IdempotencyTransaction,
+  TransactionConnection,
   MemoryIdempotencyStoreOptions,
   FinishedRecord,
-  MySqlIdempotencyStoreOptions,
 } from './idempotency.js';
 export {
   WriteCoordinator,
@@ -74,11 +69,5 @@ export type {
   WriteOutcome,
   CacheUpdate,
 } from './write-coordinator.js';
-export {
-  MemoryInvalidationHub,
-  MemoryInvalidationBus,
-  AmqpInvalidationBus,
-  invalidationMessageSchema,
-  amqpInvalidationBusOptionsSchema,
-} from './bus.js';
-export type { InvalidationBus, InvalidationEvent, InvalidationMessage, AmqpInvalidationBusOptions } from './bus.js';
+export { MemoryInvalidationHub, MemoryInvalidationBus, invalidationMessageSchema } from './bus.js';
+export type { InvalidationBus, InvalidationEvent, InvalidationMessage } from './bus.js';

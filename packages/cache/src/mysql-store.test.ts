@@ -3,7 +3,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { freePort } from '@cdss/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CacheUnavailableError } from './errors.js';
-import { MySqlIdempotencyStore } from './idempotency.js';
+import { MySqlIdempotencyStore } from './mysql-idempotency.js';
 import { MySqlStore } from './mysql-store.js';
 
 describe('MySQL-backed stores against an unusable server', () => {

@@ -7,7 +7,7 @@ import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { Cache } from './cache.js';
-import { MySqlIdempotencyStore } from './idempotency.js';
+import { MySqlIdempotencyStore } from './mysql-idempotency.js';
 import { MemoryStore } from './memory-store.js';
 import { MySqlStore } from './mysql-store.js';
 import { FakeUpstream } from './testing.js';

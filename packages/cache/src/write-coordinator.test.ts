@@ -11,7 +11,8 @@ import {
   IdempotencyInProgressError,
   IdempotencyOutcomeUnknownError,
 } from './errors.js';
-import { MemoryIdempotencyStore, MySqlIdempotencyStore, type IdempotencyStore } from './idempotency.js';
+import { MemoryIdempotencyStore, type IdempotencyStore, type IdempotencyTransaction } from './idempotency.js';
+import { MySqlIdempotencyStore } from './mysql-idempotency.js';
 import { MemoryStore } from './memory-store.js';
 import { createCountingMetrics, FakeUpstream, SwitchableStore } from './testing.js';
 import { TieredStore } from './tiered-store.js';
@@ -390,7 +391,7 @@ describe.skipIf(!mariadb.available)('WriteCoordinator: idempotency keys in the r
       const req = {
         upstream: () => upstream.write('30', { id: '30', name: 'Eve' }),
         readBack: async () => upstream.records.get('30'),
-        commit: async (p: Patient, tx: { connection?: mysql.PoolConnection }) => {
+        commit: async (p: Patient, tx: IdempotencyTransaction) => {
           await tx.connection!.execute(`INSERT INTO ${admin.escapeId(outbox)} (k) VALUES (?)`, [p.id]);
           if (failAfterInsert) throw new Error('crash between the two rows');
         },

@@ -1,6 +1,8 @@
 /**
  * @cdss/fhir-mapper: pure OpenEMR <-> FHIR R4 mapping, AI results as mCODE-aligned transaction
  * Bundles, RANO disease status, a FHIR server adapter with conditional writes, and a sync outbox.
+ * Validation against the R4 definitions is in `@cdss/fhir-mapper/validate` (Medplum's) and the MySQL outbox in
+ * `@cdss/fhir-mapper/mysql`, so that pure mapping needs neither Medplum nor `mysql2`.
  * @packageDocumentation
  */
 export { CODE_SYSTEMS, PROFILES, EXTENSIONS, DICOM_UID_SYSTEM, identifierSystems } from './systems.js';
@@ -53,7 +55,6 @@ export {
 export type { AnalysisResult, AnalysisResultInput, AnalysisMapperOptions, AnalysisIdentifiers } from './ai-result.js';
 export { assessRano, ranoToCancerDiseaseStatus, ranoInputSchema } from './rano.js';
 export type { RanoInput, RanoAssessment, RanoCategory, RanoMapperOptions } from './rano.js';
-export { fhirIssues, assertValidFhir, loadR4Definitions } from './validate.js';
 export { FhirAdapter } from './adapter/fhir-adapter.js';
 export type { FhirAdapterOptions, WriteResult, CallOptions, FhirSearchParams } from './adapter/fhir-adapter.js';
 export {
@@ -76,8 +77,6 @@ export type {
   OutboxConnection,
 } from './outbox/types.js';
 export { MemoryOutbox } from './outbox/memory-outbox.js';
-export { MySqlOutbox } from './outbox/mysql-outbox.js';
-export type { MySqlOutboxOptions } from './outbox/mysql-outbox.js';
 export { OutboxProcessor, isRejection } from './outbox/processor.js';
 export type { OutboxProcessorOptions, DrainResult } from './outbox/processor.js';
 export { studyFromOrthanc, orthancStudySchema, orthancSeriesSchema } from './orthanc-study.js';

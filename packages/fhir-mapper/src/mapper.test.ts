@@ -8,7 +8,6 @@ import {
   assessRano,
   classifyBrainTumor,
   encounterToFhir,
-  fhirIssues,
   medicationToFhir,
   observationsToVitals,
   parseOpenEmrCodes,
@@ -20,6 +19,7 @@ import {
   studyFromOrthanc,
   vitalsToObservations,
 } from './index.js';
+import { fhirIssues } from './validate.js';
 import * as s from './__fixtures__/samples.js';
 
 function expectValid(r: Resource): void {

