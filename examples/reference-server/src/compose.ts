@@ -411,6 +411,7 @@ export async function composeServer(config: ServerConfig, logger: Logger, versio
     reports,
     auditor,
     models,
+    openemrUrl,
     analysesOf: (patientId) => analysis.patientAnalyses(patientId),
   });
   closers.push(() => ehr.close());
@@ -461,7 +462,7 @@ export async function composeServer(config: ServerConfig, logger: Logger, versio
     config,
     logger,
     metrics,
-    verifier,
+    verifier: ehr.verifier(verifier),
     bus: events,
     eventLog,
     routes: [
@@ -474,6 +475,7 @@ export async function composeServer(config: ServerConfig, logger: Logger, versio
         logger,
       }),
       ...analysis.routes,
+      ...ehr.routes,
       ...auditRoutes(auditStore),
     ],
     readiness,

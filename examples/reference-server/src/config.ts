@@ -10,6 +10,7 @@
 import { BlockList, isIP } from 'node:net';
 import { z } from 'zod';
 import { trustedClientSchema } from './cds-hooks/caller-auth.js';
+import { roleSchema } from './auth/rbac.js';
 
 const csv = z.string().transform((value) =>
   value
@@ -87,6 +88,15 @@ export const envSchema = z
     CDSS_CDS_CLIENTS: jsonOf(z.array(trustedClientSchema)).default([]),
     // Analyses that start themselves from the PACS change feed (on unless turned off).
     CDSS_AUTO_ANALYSIS: booleanish.default(true),
+    // SMART: the server's signing keys (private JWKS; sandbox makes one), and the dashboard as a SMART app.
+    CDSS_SERVER_JWKS_FILE: z.string().min(1).optional(),
+    CDSS_SMART_CLIENT_ID: z.string().min(1).optional(),
+    CDSS_SMART_ISSUER: httpUrl.optional(),
+    CDSS_SMART_FHIR_URL: httpUrl.optional(),
+    CDSS_SMART_EHR_SCOPE: z.string().min(1).default('openid fhirUser launch patient/Patient.rs'),
+    CDSS_SMART_STANDALONE_SCOPE: z.string().min(1).default('openid fhirUser launch/patient patient/Patient.rs'),
+    CDSS_SMART_DEFAULT_ROLE: roleSchema.default('physician'),
+    CDSS_SMART_USER_ROLES: jsonOf(z.record(z.string(), roleSchema)).default({}),
     // Approved reports go into OpenEMR as PDF patient documents in this category (OpenEMR lists none: configure it).
     OPENEMR_DOCUMENT_CATEGORY: z
       .string()

@@ -28,6 +28,10 @@ import { chartDelivery, type ChartDocuments } from './chart/delivery.js';
 import { keyImages } from './chart/key-images.js';
 import { createMemoryChartOutbox, createMySqlChartOutbox, type ChartOutbox } from './chart/outbox.js';
 import type { ReportDocumentInput } from './chart/pdf-report.js';
+import type { AnyRoute } from './http/route.js';
+import type { TokenVerifier } from './auth/tokens.js';
+import { loadServerKeys, type ServerKeys } from './smart/server-keys.js';
+import { jwksRoute, smartRoutes, withSmartSessions } from './smart/session.js';
 import type { ReviewStore } from './domain/reviews.js';
 import { createCdsCallerVerifier } from './cds-hooks/caller-auth.js';
 import { cdsHooksRouter } from './cds-hooks/router.js';
@@ -53,6 +57,8 @@ export interface EhrIntegrationDeps {
   models: readonly ModelChoice[];
   /** OpenEMR's patient documents; without it approved reports are queued but not filed. */
   documents?: ChartDocuments;
+  /** OpenEMR's base URL (the emulator's in sandbox mode): the SMART issuer and FHIR base derive from it. */
+  openemrUrl: string;
   /** A patient's analyses with reviews, oldest first. */
   analysesOf(patientId: string): Promise<ApiAnalysis[]>;
 }
@@ -60,6 +66,12 @@ export interface EhrIntegrationDeps {
 /** The composed integration. */
 export interface EhrIntegration {
   routers: Router[];
+  /** Routes of the route table: the server's JWKS and the dashboard's SMART session exchange. */
+  routes: AnyRoute[];
+  /** The server's signing keys, when configured (sandbox: always). */
+  keys?: ServerKeys;
+  /** Wraps the server's token verifier so that SMART session tokens are accepted too. */
+  verifier(primary: TokenVerifier): TokenVerifier;
   store: CdsStore;
   /** Approved reports waiting to be filed in OpenEMR. */
   chart: ChartOutbox;
@@ -237,11 +249,44 @@ export async function ehrIntegration(deps: EhrIntegrationDeps): Promise<EhrInteg
     : undefined;
   if (!delivery) logger.warn('approved reports are queued for the chart but no OpenEMR document API is configured');
 
+  // --- SMART: the server's keys (JWKS), and the dashboard's session after a SMART launch.
+  const sandbox = config.CDSS_MODE === 'sandbox';
+  const keysFile =
+    config.CDSS_SERVER_JWKS_FILE ?? (sandbox ? join(resolve(config.CDSS_DATA_DIR), 'server-jwks.json') : undefined);
+  const keys = keysFile ? await loadServerKeys(keysFile, sandbox && !config.CDSS_SERVER_JWKS_FILE) : undefined;
+  if (!keys)
+    logger.warn('no server keys (CDSS_SERVER_JWKS_FILE): no JWKS, SMART sessions or backend-services assertions');
+  const tokenSettings = { audience: config.CDSS_AUTH_AUDIENCE, roleClaim: config.CDSS_AUTH_ROLE_CLAIM };
+  const openemrBase = deps.openemrUrl.replace(/\/+$/, '');
+  const routes: AnyRoute[] = [];
+  if (keys) routes.push(jwksRoute(keys));
+  if (keys && config.CDSS_SMART_CLIENT_ID)
+    routes.push(
+      ...smartRoutes(
+        {
+          clientId: config.CDSS_SMART_CLIENT_ID,
+          issuer: config.CDSS_SMART_ISSUER ?? `${openemrBase}/oauth2/${config.OPENEMR_SITE}`,
+          fhirBaseUrl: config.CDSS_SMART_FHIR_URL ?? `${openemrBase}/apis/${config.OPENEMR_SITE}/fhir`,
+          ehrScope: config.CDSS_SMART_EHR_SCOPE,
+          standaloneScope: config.CDSS_SMART_STANDALONE_SCOPE,
+          redirectPath: '/smart/callback',
+          defaultRole: config.CDSS_SMART_DEFAULT_ROLE,
+          userRoles: config.CDSS_SMART_USER_ROLES,
+          ...tokenSettings,
+        },
+        keys,
+        store,
+      ),
+    );
+
   if (config.CDSS_CDS_CLIENTS.length === 0)
     logger.info('CDS Hooks: no trusted CDS clients configured (CDSS_CDS_CLIENTS); every call answers 401');
 
   return {
     routers: [router],
+    routes,
+    ...(keys ? { keys } : {}),
+    verifier: (primary) => (keys ? withSmartSessions(primary, keys, tokenSettings) : primary),
     store,
     chart,
     observeReviews(reviews) {
