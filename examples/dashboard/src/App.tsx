@@ -1,9 +1,13 @@
 /** The shell: navigation by role, and the routes. */
-import { useEffect, type ReactNode } from 'react';
+import { lazy, Suspense, useEffect, type ReactNode } from 'react';
 import { EventsProvider, useEvents } from './events';
 import { Screens } from './routes';
 import { Link, match, navigate, usePath } from './router';
 import { SessionProvider, useSession } from './session';
+
+// The SMART pages (and fhirclient) load only when the EHR launches the dashboard.
+const SmartLaunch = lazy(() => import('./smart/SmartLaunch').then((m) => ({ default: m.SmartLaunch })));
+const SmartCallback = lazy(() => import('./smart/SmartLaunch').then((m) => ({ default: m.SmartCallback })));
 
 function Nav() {
   const { session, signOut, can } = useSession();
@@ -65,14 +69,19 @@ function Nav() {
 function Routes() {
   const { session } = useSession();
   const path = usePath();
+  // SMART App Launch entry points (src/smart): they open a session themselves.
+  const smart = path === '/smart/launch' || path === '/smart/callback';
   useEffect(() => {
+    if (smart) return;
     if (!session && path !== '/signin') navigate('/signin', true);
     else if (session && (path === '/' || path === '/signin')) navigate('/patients', true);
-  }, [session, path]);
+  }, [session, path, smart]);
   useEffect(() => {
     // Chromium's scrollTo returns a promise: keep it out of the effect's return value.
     void window.scrollTo(0, 0);
   }, [path]);
+  if (smart)
+    return <Suspense fallback={null}>{path === '/smart/launch' ? <SmartLaunch /> : <SmartCallback />}</Suspense>;
   if (!session) return path === '/signin' ? <Screens.SignIn /> : null;
   let params: Record<string, string> | undefined;
   if (path === '/patients') return <Screens.Patients />;
