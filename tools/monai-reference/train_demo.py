@@ -143,6 +143,8 @@ inference = {
     "network": "$@network_def.to(@device)",
     "preprocessing": {"_target_": "Compose", "transforms": [
         {"_target_": "LoadImaged", "keys": "image"},
+        # the phantoms are exported in DICOM's axial order: i to the left, j posterior, k superior
+        {"_target_": "Orientationd", "keys": "image", "axcodes": "LPS"},
         {"_target_": "NormalizeIntensityd", "keys": "image", "nonzero": True, "channel_wise": True}]},
     "inferer": {"_target_": "SlidingWindowInferer", "roi_size": ROI, "sw_batch_size": 1, "overlap": 0.5, "mode": "gaussian"},
     "postprocessing": {"_target_": "Compose", "transforms": [

@@ -13,6 +13,18 @@ const bundleDir = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '
 const { manifest } = await loadMonaiBundle(bundleDir, {
   name: 'brats-segresnet-demo',
   notForClinicalUse: true,
+  postprocessing: {
+    components: { connectivity: 3, keepLargest: ['wt'], minSizeMm3: { tc: 100, et: 100 } },
+    minMeasurableMm: 10,
+    plausibility: {
+      fovEdgeMarginVoxels: 0,
+      maxComponents: 20,
+      maxWholeTumourMl: 400,
+      maxEtOutsideTcFraction: 0.05,
+      minEnhancingMl: 1,
+      enhancementZ: 3,
+    },
+  },
   trainingData:
     'Synthetic brain-MRI phantoms from @cdss/imaging generatePhantom (64x64x48 voxels of 3.75 mm), seeds train-0..train-239. ' +
     'TRAINED ON SYNTHETIC DATA ONLY; NOT FOR CLINICAL USE.',

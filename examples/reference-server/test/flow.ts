@@ -127,7 +127,12 @@ export async function runClinicalFlow(target: FlowTarget): Promise<void> {
     expect(observation.valueQuantity?.unit).toBe('mL');
 
     // 5. Review as a radiologist: the report becomes final on the FHIR server.
-    const reviewed = await radiologist.client.analyses.review(accepted.id, { decision: 'approve' });
+    // A result with plausibility flags is approved only with a comment (409 without one).
+    const flags = (await radiologist.client.analyses.get(accepted.id)).result?.flags ?? [];
+    const reviewed = await radiologist.client.analyses.review(accepted.id, {
+      decision: 'approve',
+      ...(flags.length > 0 ? { comment: `checked: ${flags.map((f) => f.code).join(', ')}` } : {}),
+    });
     expect(reviewed.review?.status).toBe('approved');
     await expect.poll(async () => (await reportOnServer())?.status, { timeout: 30_000, interval: 500 }).toBe('final');
 
@@ -136,6 +141,10 @@ export async function runClinicalFlow(target: FlowTarget): Promise<void> {
       match: { Modality: 'SEG' },
     });
     expect(segSeries.length).toBe(1);
+    const srSeries = await target.orthanc.dicomweb.searchForSeries(study.studyInstanceUid, {
+      match: { Modality: 'SR' },
+    });
+    expect(srSeries.length).toBe(1);
 
     // 7. The audit log has the reads and writes, by whom.
     const audit = await admin.client.audit.list({ patient: patient.id });

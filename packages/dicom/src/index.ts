@@ -60,3 +60,5 @@ export type {
   SegmentDefinition,
   CodedConcept,
 } from './seg.js';
+export { writeMeasurementReport, measurementReportSchema, ENHANCED_SR_STORAGE } from './sr.js';
+export type { MeasurementReportInput } from './sr.js';

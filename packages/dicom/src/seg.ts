@@ -91,6 +91,10 @@ export interface SegSource {
     date?: string | undefined;
     time?: string | undefined;
     accessionNumber?: string | undefined;
+    /** StudyDescription: copied so that every instance of the study agrees (dcentvfy). */
+    description?: string | undefined;
+    /** ReferringPhysicianName: copied so that every instance of the study agrees (dcentvfy). */
+    referringPhysicianName?: string | undefined;
   };
   /** Source series. */
   seriesInstanceUid: string;
@@ -256,7 +260,8 @@ export function writeSeg(labels: Volume<Uint8Array>, source: SegSource, options:
     AccessionNumber: source.study.accessionNumber ?? '',
     Modality: 'SEG',
     Manufacturer: 'CDSS',
-    ReferringPhysicianName: '',
+    ReferringPhysicianName: source.study.referringPhysicianName ?? '',
+    ...(source.study.description !== undefined ? { StudyDescription: source.study.description } : {}),
     SeriesDescription: options.seriesDescription ?? 'Tumour segmentation',
     ManufacturerModelName: '@cdss/dicom',
     ReferencedSeriesSequence: [
@@ -649,6 +654,8 @@ export function segSourceFromPart10(files: readonly Uint8Array[]): SegSource {
       date: get(0x00080020),
       time: get(0x00080030),
       accessionNumber: get(0x00080050),
+      description: get(0x00081030),
+      referringPhysicianName: get(0x00080090),
     },
     seriesInstanceUid: parsed[0]!.slice.seriesInstanceUid,
     frameOfReferenceUid: parsed[0]!.slice.frameOfReferenceUid ?? '',

@@ -205,6 +205,8 @@ export function segSourceFromMetadata(datasets: readonly DicomJsonDataset[]): Se
       date: optional('00080020'),
       time: optional('00080030'),
       accessionNumber: optional('00080050'),
+      description: optional('00081030'),
+      referringPhysicianName: optional('00080090'),
     },
     seriesInstanceUid: dicomString(first, 'SeriesInstanceUID') ?? '',
     frameOfReferenceUid: dicomString(first, '00200052') ?? '',

@@ -52,3 +52,24 @@ export type {
 } from './segmentation.js';
 export { SegmentationModel, manifestModelMismatches } from './inference.js';
 export type { SegmentationModelSource } from './inference.js';
+export {
+  rasAffine,
+  geometryFromRasAffine,
+  orientationOf,
+  reorderedGeometry,
+  orient,
+  spacingGeometry,
+  resample,
+  voxelTransform,
+  roundHalfEven,
+} from './spatial.js';
+export type { Affine, Axcodes, AxisReorder, ResampleMode } from './spatial.js';
+export { connectedComponents, keepLargestComponents, removeSmallComponents, voxelsForVolume } from './components.js';
+export type { Components, Connectivity } from './components.js';
+export { measureLesions } from './measure.js';
+export type { LesionMeasurement, LesionReport, MeasureOptions } from './measure.js';
+export { plausibilityFlags, plausibilitySchema, enhancingBrainMl } from './flags.js';
+export type { PlausibilityInput, PlausibilityThresholds, ResultFlag } from './flags.js';
+export { postprocessingSchema } from './manifest.js';
+export { prepareStudy, studyFindings } from './study-pipeline.js';
+export type { PreparedStudy, StudyChannelInput, StudyFindings } from './study-pipeline.js';

@@ -64,14 +64,29 @@ describe('manifest from a MONAI bundle (brats_mri_segmentation layout)', () => {
 
   it('refuses a preprocessing step the pipeline does not reproduce, naming it', () => {
     const inf = clone(inference) as { preprocessing: { transforms: unknown[] } };
-    inf.preprocessing.transforms.splice(1, 0, { _target_: 'Spacingd', keys: 'image', pixdim: [1, 1, 1] });
-    expect(() => manifestFromMonaiBundle(inf, metadata)).toThrow(/Spacingd/);
+    inf.preprocessing.transforms.splice(1, 0, { _target_: 'CropForegroundd', keys: 'image', source_key: 'image' });
+    expect(() => manifestFromMonaiBundle(inf, metadata)).toThrow(/CropForegroundd/);
     try {
       manifestFromMonaiBundle(inf, metadata);
     } catch (e) {
       expect(ValidationError.isInstance(e)).toBe(true);
       expect((e as ValidationError).fields).toEqual(['preprocessing.transforms.1']);
     }
+  });
+
+  it('reads Orientationd axcodes and Spacingd pixdim, which the pipeline reproduces', () => {
+    const inf = clone(inference) as { preprocessing: { transforms: unknown[] } };
+    inf.preprocessing.transforms.splice(
+      1,
+      0,
+      { _target_: 'Orientationd', keys: 'image', axcodes: 'ras' },
+      { _target_: 'Spacingd', keys: 'image', pixdim: [1.5, 1.5, 2], mode: ['bilinear', 'nearest'] },
+    );
+    const m = manifestFromMonaiBundle(inf, metadata);
+    expect([m.input.axcodes, m.input.spacingMm]).toEqual(['RAS', [1.5, 1.5, 2]]);
+    expect(manifestFromMonaiBundle(inference, metadata).input.axcodes).toBe('RAS');
+    inf.preprocessing.transforms.splice(2, 1, { _target_: 'Spacingd', keys: 'image', pixdim: [1, -1, 1] });
+    expect(() => manifestFromMonaiBundle(inf, metadata)).toThrow(/pixdim/);
   });
 
   it('refuses a channel_def that disagrees with in_channels, and a missing inferer', () => {

@@ -13,8 +13,33 @@ import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { ValidationError } from '@cdss/core';
+import { plausibilitySchema } from './flags.js';
 
 const positiveInt = z.number().int().positive();
+
+const regionSizes = z.strictObject({
+  tc: z.number().min(0).optional(),
+  wt: z.number().min(0).optional(),
+  et: z.number().min(0).optional(),
+});
+
+/** The `postprocessing` section of a manifest. */
+export const postprocessingSchema = z.strictObject({
+  /** Connected components per region (MONAI `KeepLargestConnectedComponent`, `RemoveSmallObjects`). */
+  components: z
+    .strictObject({
+      /** scikit-image connectivity: 1 (6 neighbours), 2 (18) or 3 (26, MONAI's `None`). */
+      connectivity: z.union([z.literal(1), z.literal(2), z.literal(3)]).default(3),
+      /** Regions reduced to their largest component (a network's stray islands; not for multifocal disease). */
+      keepLargest: z.array(z.enum(['tc', 'wt', 'et'])).default([]),
+      /** Per region, components smaller than this many mm³ are removed. */
+      minSizeMm3: regionSizes.prefault({}),
+    })
+    .prefault({}),
+  /** RANO: a lesion is measurable when both diameters are at least this, mm. */
+  minMeasurableMm: z.number().positive().default(10),
+  plausibility: plausibilitySchema.prefault({}),
+});
 const triple = <T extends z.ZodType>(t: T) => z.tuple([t, t, t]);
 
 /** Schema of a model manifest (`manifest.json`). */
@@ -64,6 +89,14 @@ export const modelManifestSchema = z
          * 1 mm, background exactly 0). Informational: the pipeline cannot check it.
          */
         requires: z.string().default(''),
+        /**
+         * MONAI `Orientationd(axcodes)`: the direction each array axis runs, e.g. `RAS` (the MONAI bundles) or `LPS`
+         * (DICOM's axial order). Inputs are reoriented to it, resampled to `spacingMm`, and the labels sent back.
+         */
+        axcodes: z
+          .string()
+          .regex(/^(?=.*[LR])(?=.*[PA])(?=.*[IS])[LRPAIS]{3}$/, 'three letters, one each of L/R, P/A and I/S')
+          .default('RAS'),
         /** MONAI `NormalizeIntensity` settings, or `null` for none. */
         normalize: z.object({ nonzero: z.boolean(), channelWise: z.boolean() }).strict().nullable(),
       })
@@ -114,6 +147,8 @@ export const modelManifestSchema = z
     labels: z.record(z.string().regex(/^\d+$/), z.string().min(1)),
     /** The enhancing-tumour label: 4 (BraTS ≤ 2021) or 3 (BraTS 2023). */
     etLabel: z.union([z.literal(3), z.literal(4)]),
+    /** Lesion clean-up, measurement and plausibility thresholds (see `lesions.ts`, `flags.ts`). */
+    postprocessing: postprocessingSchema.prefault({}),
   })
   .strict()
   .superRefine((m, ctx) => {
@@ -302,6 +337,10 @@ export interface MonaiBundleOptions {
   notForClinicalUse?: boolean;
   /** Recorded as `trainingData`. */
   trainingData?: string;
+  /** Axis codes of the model's input (default: the bundle's `Orientationd`, else `RAS`). */
+  axcodes?: string;
+  /** The `postprocessing` section (clean-up and plausibility thresholds). */
+  postprocessing?: z.input<typeof postprocessingSchema>;
 }
 
 /** Transforms that change nothing the ONNX pipeline has to reproduce (loading, typing, saving, inversion of nothing). */
@@ -372,6 +411,8 @@ export function manifestFromMonaiBundle(
 
   // Preprocessing.
   let normalize: ModelManifest['input']['normalize'] = null;
+  let axcodes: string | undefined;
+  let pixdim: [number, number, number] | undefined;
   cfg.preprocessing.transforms.forEach((t, i) => {
     const name = shortName(t._target_);
     if (name === 'NormalizeIntensityd' || name === 'NormalizeIntensity') {
@@ -379,6 +420,14 @@ export function manifestFromMonaiBundle(
         throw bad('NormalizeIntensityd with subtrahend/divisor is not supported', `preprocessing.transforms.${i}`);
       }
       normalize = { nonzero: t['nonzero'] === true, channelWise: t['channel_wise'] === true };
+    } else if ((name === 'Orientationd' || name === 'Orientation') && typeof t['axcodes'] === 'string') {
+      axcodes = t['axcodes'].toUpperCase();
+    } else if ((name === 'Spacingd' || name === 'Spacing') && t['pixdim'] !== undefined) {
+      const p = t['pixdim'];
+      const triple = typeof p === 'number' ? [p, p, p] : p;
+      if (!Array.isArray(triple) || triple.length !== 3 || !triple.every((v) => typeof v === 'number' && v > 0))
+        throw bad('Spacingd pixdim must be a positive number or three', `preprocessing.transforms.${i}.pixdim`);
+      pixdim = triple as [number, number, number];
     } else if (!NEUTRAL.has(name)) {
       throw bad(
         `preprocessing transform ${name} is not reproduced by the pipeline; apply it upstream`,
@@ -488,7 +537,7 @@ export function manifestFromMonaiBundle(
     etLabel = etIndex;
   }
 
-  const spacingMm = options.spacingMm ?? parseSpacing(md.image_classes);
+  const spacingMm = options.spacingMm ?? pixdim ?? parseSpacing(md.image_classes);
   if (!spacingMm) throw bad('metadata image_classes gives no "AxBxC mm" spacing; pass spacingMm', 'image_classes');
   const intendedUse = md.intended_use ?? 'not stated by the bundle';
   const notClinical = options.notForClinicalUse ?? true;
@@ -500,6 +549,7 @@ export function manifestFromMonaiBundle(
     intendedUse,
     notForClinicalUse: notClinical || /not\b.*\b(diagnos|clinical)/i.test(intendedUse),
     ...(options.trainingData !== undefined ? { trainingData: options.trainingData } : {}),
+    ...(options.postprocessing ? { postprocessing: options.postprocessing } : {}),
     model: {
       file: options.modelFile ?? 'models/model.onnx',
       format: 'onnx',
@@ -512,6 +562,7 @@ export function manifestFromMonaiBundle(
       channels: inChannels,
       spacingMm,
       requires: md.image_classes ?? '',
+      ...((options.axcodes ?? axcodes) ? { axcodes: options.axcodes ?? axcodes } : {}),
       normalize,
     },
     inference: {

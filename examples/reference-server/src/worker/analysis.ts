@@ -1,20 +1,22 @@
 /**
- * The AI worker's analysis: fetch the study's four MRI series from the PACS (DICOMweb), build the 4-channel input,
- * run the segmentation model (MONAI-equivalent pre- and post-processing over ONNX), store the result as a DICOM SEG
- * in the PACS, and report per-region volumes.
+ * The AI worker's analysis: fetch the study's four MRI series from the PACS (DICOMweb), bring them onto the model's
+ * grid (one frame of reference; channels resampled onto the T1c grid where they differ; MONAI `Orientationd` and
+ * `Spacingd`), run the segmentation model (MONAI-equivalent pre- and post-processing over ONNX), clean the lesions,
+ * send the labels back onto the T1c grid, measure them (volumes, RANO diameters) and check their plausibility, store
+ * a DICOM SEG (AUTOMATIC, with the model's name and version) and a TID 1500 SR beside it in the PACS, and report.
  *
- * Real models expect BraTS-preprocessed input: co-registered to one grid, skull-stripped, resampled to 1 mm. This
- * pipeline checks the grid and the spacing but does not register or skull-strip; pass a `preprocess` hook to do that
- * (e.g. call a registration service) before inference.
+ * Real models expect BraTS-preprocessed input: co-registered, skull-stripped. This pipeline resamples and reorients
+ * but does not register or skull-strip; pass a `preprocess` hook to do that (e.g. call a registration service).
  */
 import { CdssError, HttpError } from '@cdss/core';
 import { JobFailure, type AnalysisResult, type JobStage } from '@cdss/ai-jobs';
 import {
+  BRATS_SEGMENTS,
   DicomParseError,
   SeriesGeometryError,
   StudySeriesError,
-  buildStudyInput,
   uidFromSeed,
+  writeMeasurementReport,
   writeSeg,
   type SegSource,
   type StudyChannel,
@@ -22,8 +24,8 @@ import {
   type Volume,
   type VoxelBufferPool,
 } from '@cdss/dicom';
-import { SegmentationError, labelsToVolume, volumesToInput, type SegmentationModel } from '@cdss/segmentation';
-import { retrieveSeriesVolume, segSourceFromMetadata, type DicomWebClient } from '@cdss/orthanc-client';
+import { SegmentationError, prepareStudy, studyFindings, type SegmentationModel } from '@cdss/segmentation';
+import { dicomString, retrieveSeriesVolume, segSourceFromMetadata, type DicomWebClient } from '@cdss/orthanc-client';
 
 /**
  * The protocol's model reference of a loaded model (its manifest name, lower-cased to the protocol's id alphabet).
@@ -157,10 +159,12 @@ async function analyse(
   const { dicomweb, model, studyInstanceUid, series, signal } = options;
   let input: StudyInput;
   let segSource: SegSource;
+  const frames: Partial<Record<StudyChannel, string>> = {};
   try {
     const channels = Object.entries(series) as Array<[StudyChannel, string]>;
-    // The four series straight into volumes (WADO-RS, read from the socket), and the T1c metadata for the SEG.
-    const [volumes, t1cMetadata] = await Promise.all([
+    // The four series straight into volumes (WADO-RS, read from the socket), and their metadata: the T1c's for the
+    // SEG and SR, every series' FrameOfReferenceUID to know they share one patient coordinate system.
+    const [volumes, metadata] = await Promise.all([
       Promise.all(
         channels.map(async ([channel, uid]) => {
           const volume = await fetchChannel(channel, () =>
@@ -170,15 +174,29 @@ async function analyse(
             }),
           );
           downloaded.push(volume);
-          return [channel, { volume, seriesInstanceUid: uid }] as const;
+          return [channel, volume] as const;
         }),
       ),
-      fetchChannel('t1c', () => dicomweb.retrieveSeriesMetadata(studyInstanceUid, series.t1c, { signal })),
+      Promise.all(
+        channels.map(
+          async ([channel, uid]) =>
+            [
+              channel,
+              await fetchChannel(channel, () => dicomweb.retrieveSeriesMetadata(studyInstanceUid, uid, { signal })),
+            ] as const,
+        ),
+      ),
     ]);
-    input = buildStudyInput(
-      Object.fromEntries(volumes) as Record<StudyChannel, { volume: Volume; seriesInstanceUid: string }>,
-    );
-    segSource = segSourceFromMetadata(t1cMetadata);
+    const byChannel = Object.fromEntries(volumes) as Record<StudyChannel, Volume>;
+    for (const [channel, datasets] of metadata) {
+      const frame = datasets[0] ? dicomString(datasets[0], '00200052') : undefined;
+      if (frame) frames[channel] = frame;
+    }
+    input = {
+      channels: [byChannel.t1c, byChannel.t1, byChannel.t2, byChannel.flair],
+      seriesInstanceUids: { ...series },
+    };
+    segSource = segSourceFromMetadata(metadata.find(([c]) => c === 't1c')?.[1] ?? []);
   } catch (error) {
     throw failure('fetch', error);
   }
@@ -194,10 +212,21 @@ async function analyse(
   } catch (error) {
     throw failure('preprocess', error);
   }
-  const modelInput = (() => {
+  // One frame of reference, channels onto the T1c grid where they differ, then the model's orientation and spacing.
+  const prepared = (() => {
     try {
       const [t1c, t1, t2, flair] = input.channels;
-      return volumesToInput(model.manifest, { t1c, t1, t2, flair });
+      const channel = (c: StudyChannel, volume: Volume) => ({
+        volume,
+        frameOfReferenceUid: frames[c],
+        seriesInstanceUid: input.seriesInstanceUids[c],
+      });
+      return prepareStudy(model.manifest, {
+        t1c: channel('t1c', t1c),
+        t1: channel('t1', t1),
+        t2: channel('t2', t2),
+        flair: channel('flair', flair),
+      });
     } catch (error) {
       throw failure('preprocess', error);
     }
@@ -208,8 +237,9 @@ async function analyse(
   let segmentation;
   try {
     let lastPercent = 25;
-    segmentation = await model.segment(modelInput, {
+    segmentation = await model.segment(prepared.input, {
       signal,
+      keepLogits: true,
       onProgress: (event) => {
         if (event.windowsDone === undefined || !event.windowsTotal) return;
         const percent = 25 + Math.floor((event.windowsDone / event.windowsTotal) * 60);
@@ -225,28 +255,62 @@ async function analyse(
   lap('inference');
   await options.progress('postprocess', 88);
 
+  let findings;
   let seg;
+  let sr;
   try {
-    const labels = labelsToVolume(segmentation.labels, input.channels[0]);
-    const seriesInstanceUid = uidFromSeed(`${options.jobId}/seg/series`);
-    const bytes = writeSeg(labels, segSource, {
-      seriesInstanceUid,
+    findings = studyFindings(segmentation, prepared, model.manifest);
+    const algorithm = { name: segmentation.model.name.slice(0, 64), version: segmentation.model.version.slice(0, 64) };
+    const segUids = {
+      seriesInstanceUid: uidFromSeed(`${options.jobId}/seg/series`),
       sopInstanceUid: uidFromSeed(`${options.jobId}/seg/instance`),
+    };
+    const segBytes = writeSeg(findings.labels, segSource, {
+      ...segUids,
       seriesDescription: `AI segmentation ${segmentation.model.version}`.slice(0, 64),
+      algorithm: { type: 'AUTOMATIC', ...algorithm },
     });
+    const [ncr, ed, et] = BRATS_SEGMENTS;
+    const v = findings.volumes;
+    const srUids = {
+      seriesInstanceUid: uidFromSeed(`${options.jobId}/sr/series`),
+      sopInstanceUid: uidFromSeed(`${options.jobId}/sr/instance`),
+    };
+    const srBytes = writeMeasurementReport(
+      {
+        seg: segUids,
+        segments: [
+          { number: 1, label: ncr!.label, type: ncr!.type, volumeMl: v.ncr.mL },
+          { number: 2, label: ed!.label, type: ed!.type, volumeMl: v.ed.mL },
+          { number: 3, label: et!.label, type: et!.type, volumeMl: v.et.mL },
+        ],
+        regions: [
+          { label: 'Tumour core', type: et!.type, volumeMl: v.tc.mL },
+          { label: 'Whole tumour', type: et!.type, volumeMl: v.wt.mL },
+        ],
+        lesions: findings.lesions,
+        lesionSegmentNumber: 3,
+        algorithm,
+        ...srUids,
+        seriesDescription: `AI measurements ${segmentation.model.version}`.slice(0, 64),
+      },
+      segSource,
+    );
     lap('postprocess');
     await options.progress('store', 92);
-    const stored = await dicomweb.storeInstances([bytes], { studyInstanceUid, signal });
-    const sopInstanceUid = stored.stored[0];
-    if (!sopInstanceUid) throw new Error('the PACS stored no instance');
-    seg = { studyInstanceUid, seriesInstanceUid, sopInstanceUid };
+    const stored = await dicomweb.storeInstances([segBytes, srBytes], { studyInstanceUid, signal });
+    if (!stored.stored.includes(segUids.sopInstanceUid)) throw new Error('the PACS did not store the SEG');
+    if (!stored.stored.includes(srUids.sopInstanceUid)) throw new Error('the PACS did not store the SR');
+    seg = { studyInstanceUid, ...segUids };
+    sr = srUids;
   } catch (error) {
     throw failure('store', error);
   }
   lap('store');
   await options.progress('store', 100);
 
-  const volumes = segmentation.volumes;
+  const volumes = findings.volumes;
+  const round = (x: number, digits: number): number => Number(x.toFixed(digits));
   return {
     regions: [
       { region: 'enhancing-tumour', volumeMl: volumes.et.mL, voxelCount: volumes.et.voxels },
@@ -254,8 +318,19 @@ async function analyse(
       { region: 'whole-tumour', volumeMl: volumes.wt.mL, voxelCount: volumes.wt.voxels },
     ],
     segmentation: seg,
+    structuredReport: sr,
     model: modelRef(model),
     timingsMs: timings,
-    ...(segmentation.wholeTumourDiameter ? { largestDiameterMm: segmentation.wholeTumourDiameter.mm } : {}),
+    ...(findings.wholeTumourDiameterMm !== undefined ? { largestDiameterMm: findings.wholeTumourDiameterMm } : {}),
+    lesions: findings.lesions.slice(0, 1000).map((l) => ({
+      volumeMl: round(l.volumeMl, 4),
+      longestDiameterMm: round(l.longestDiameterMm, 2),
+      perpendicularDiameterMm: round(l.perpendicularDiameterMm, 2),
+      productMm2: round(l.productMm2, 2),
+      slice: l.slice,
+      measurable: l.measurable,
+    })),
+    sumOfProductsMm2: round(findings.sumOfProductsMm2, 2),
+    flags: findings.flags.slice(0, 50),
   };
 }

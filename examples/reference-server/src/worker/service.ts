@@ -3,7 +3,9 @@
  * HTTP endpoints of the original architecture's AI server (`/healthz`, `/models`, `POST /analyze` for a direct
  * analysis of a study). Limits: jobs in flight (prefetch), a per-job timeout, the largest input grid.
  */
+import { existsSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
+import { join } from 'node:path';
 import { timingSafeEqual, createHash, randomUUID } from 'node:crypto';
 import express from 'express';
 import { z } from 'zod';
@@ -30,8 +32,11 @@ export interface ModelProvider {
  * @param path - `manifest.json`, or a bundle folder with `configs/` and `models/`
  */
 export async function loadModel(path: string): Promise<SegmentationModel> {
-  return path.endsWith('.json')
-    ? SegmentationModel.load({ manifestPath: path })
+  // A bundle folder with a manifest.json beside its configs (as models/brats-demo has) is loaded by its manifest,
+  // which carries what a MONAI bundle cannot say (clean-up and plausibility thresholds).
+  const manifest = path.endsWith('.json') ? path : join(path, 'manifest.json');
+  return existsSync(manifest)
+    ? SegmentationModel.load({ manifestPath: manifest })
     : SegmentationModel.load({ bundleDir: path });
 }
 

@@ -23,12 +23,15 @@ import {
   generatePhantom,
   uidFromSeed,
   VoxelBufferPool,
+  readSeg,
+  volumeFromPart10,
   writeDicomSeries,
   writePhantomStudy,
   type Phantom,
 } from '@cdss/dicom';
+import { dciodvfyAvailable, dciodvfyErrors } from '@cdss/dicom/testing';
 import { SegmentationModel, loadMonaiBundle } from '@cdss/segmentation';
-import { OrthancClient } from '@cdss/orthanc-client';
+import { OrthancClient, dicomString } from '@cdss/orthanc-client';
 import { createDicomStoreEmulator, type DicomStoreEmulator } from '@cdss/sandbox';
 import { createLogger } from '../logger.js';
 import { DEMO_GRID } from '../compose.js';
@@ -127,7 +130,7 @@ describe('AI worker', () => {
     expect(failed.failure?.detail).toMatch(/FLAIR/i);
   }, 90_000);
 
-  it('fails series on different grids with preprocessing-failed, naming the channel', async () => {
+  it('fails series in another frame of reference with preprocessing-failed, naming the series', async () => {
     const study = await upload(generatePhantom({ seed: 'grid', ...DEMO_GRID }), 'grid');
     // A FLAIR of the same study acquired on another grid (not registered to the T1c).
     const other = generatePhantom({ seed: 'grid-other', dims: [48, 48, 40], spacing: DEMO_GRID.spacing });
@@ -146,8 +149,56 @@ describe('AI worker', () => {
     await orthanc.uploadInstances(files);
     const failed = await run(study, { ...seriesOf(study), flair: flairUid });
     expect(failed.failure?.reason).toBe('preprocessing-failed');
-    expect(failed.failure?.detail).toMatch(/FLAIR.*grid|grid.*FLAIR/i);
+    expect(failed.failure?.detail).toContain(flairUid);
+    expect(failed.failure?.detail).toMatch(/FLAIR.*FrameOfReferenceUID/);
   }, 90_000);
+
+  it('analyses a study on another grid than the model’s: resampled in, labels back on the T1c grid, SEG and SR valid', async () => {
+    // 3 mm voxels over the same 240 mm field of view (the model runs at 3.75 mm), and a FLAIR acquired on a coarser
+    // grid of the same frame of reference (resampled onto the T1c grid first).
+    const phantom = generatePhantom({ seed: 'resampled', dims: [80, 80, 60], spacing: [3, 3, 3] });
+    const study = await upload(phantom, 'resampled');
+    const coarse = generatePhantom({ seed: 'resampled', dims: [60, 60, 45], spacing: [4, 4, 4] });
+    const flairUid = uidFromSeed('resampled/coarse-flair');
+    await orthanc.uploadInstances(
+      writeDicomSeries(coarse.modalities.flair, {
+        patient: { id: 'worker-resampled', name: 'Resampled^Test' },
+        study: { instanceUid: study.studyInstanceUid, description: 'Synthetic brain MRI' },
+        series: {
+          instanceUid: flairUid,
+          number: 9,
+          description: 'AX FLAIR 4mm',
+          frameOfReferenceUid: study.frameOfReferenceUid,
+        },
+        mr: PHANTOM_SERIES.flair.mr,
+      }),
+    );
+    const done = await run(study, { ...seriesOf(study), flair: flairUid });
+    expect(done.state, JSON.stringify(done.failure)).toBe('succeeded');
+    const result = done.result!;
+    const voxelMl = 27 / 1000;
+    let truthWhole = 0;
+    for (const label of phantom.labels.data) if (label !== BRATS_LABELS.background) truthWhole += voxelMl;
+    const whole = result.regions.find((r) => r.region === 'whole-tumour')!;
+    expect(Math.abs(whole.volumeMl - truthWhole) / truthWhole).toBeLessThan(0.3);
+    // volumes are counted on the T1c grid (3 mm voxels), never on the model's
+    expect(whole.volumeMl).toBeCloseTo(whole.voxelCount * voxelMl, 9);
+    expect(result.lesions?.length).toBeGreaterThan(0);
+    expect(result.sumOfProductsMm2).toBeGreaterThanOrEqual(0);
+    expect(Array.isArray(result.flags)).toBe(true);
+
+    const fetch = async (uid: string): Promise<Uint8Array> => {
+      const [instance] = await orthanc.dicomweb.searchForInstances(study.studyInstanceUid, uid);
+      const sop = dicomString(instance!, 'SOPInstanceUID')!;
+      return orthanc.dicomweb.retrieveInstance(study.studyInstanceUid, uid, sop);
+    };
+    const seg = await fetch(result.segmentation.seriesInstanceUid);
+    const sr = await fetch(result.structuredReport!.seriesInstanceUid);
+    const labels = readSeg(seg, { grid: volumeFromPart10(study.series.t1c.files) });
+    expect(labels.labels.dims).toEqual([80, 80, 60]);
+    expect(labels.segments.every((x) => x.algorithmType === 'AUTOMATIC')).toBe(true);
+    if (dciodvfyAvailable()) expect(dciodvfyErrors([seg, sr])).toEqual([]);
+  }, 120_000);
 
   it('gives the downloaded volumes back to its pool when an analysis ends, failed or not', async () => {
     const study = await upload(generatePhantom({ seed: 'pooled', ...DEMO_GRID }), 'pooled');
@@ -210,7 +261,7 @@ describe('AI worker', () => {
     const corrupt = join(root, 'corrupt', 'brats-demo');
     cpSync(DEMO_MODEL_BUNDLE, corrupt, { recursive: true });
     writeFileSync(join(corrupt, 'models', 'model.onnx'), Buffer.from('this is not an ONNX model'));
-    const provider = lazyModel(() => SegmentationModel.load({ bundleDir: corrupt }));
+    const provider = lazyModel(() => loadModel(corrupt));
     await expect(provider.get()).rejects.toMatchObject({ reason: 'unsupported-model' });
 
     const { manifest, modelPath } = await loadMonaiBundle(DEMO_MODEL_BUNDLE);
