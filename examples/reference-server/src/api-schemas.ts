@@ -2,6 +2,11 @@
  * The REST API's resource shapes come from `@cdss/client`, the contract the server and its clients share; this module
  * re-exports them for the routes.
  */
+import { z } from 'zod';
+
+/** A patient is addressed by its OpenEMR uuid (path parameters, filters, analysis requests). */
+export const patientIdSchema = z.uuid();
+
 export {
   addressSchema,
   allergyListSchema,

@@ -13,7 +13,7 @@ import type { ServerMetrics } from './metrics.js';
 import type { TokenVerifier } from './auth/tokens.js';
 import type { EventBus, EventLog } from './events.js';
 import { attachWebSocket, type WebSocketHub } from './ws.js';
-import { errorHandler, ApiError } from './http/errors.js';
+import { answerClientError, errorHandler, ApiError } from './http/errors.js';
 import { httpMetrics, identify, rateLimits, requestId, requirePrincipal } from './http/security.js';
 import { notAvailableForRole, registerRoutes, type AnyRoute } from './http/route.js';
 import { buildOpenApiDocument, OPENAPI_PAGE } from './http/openapi.js';
@@ -174,6 +174,7 @@ export function createCdssServer(deps: AppDeps): CdssServer {
   const server = createServer(app);
   server.requestTimeout = 60_000;
   server.headersTimeout = 20_000;
+  server.on('clientError', answerClientError);
   const hub = attachWebSocket({
     server,
     verifier: deps.verifier,

@@ -8,6 +8,13 @@ import { z } from 'zod';
 
 const isoDate = z.iso.date();
 
+/**
+ * An email address, as zod's `z.email()` (and so `@cdss/openemr-client`) accepts it, written without lookarounds so
+ * that the pattern in the OpenAPI document means the same in every regex dialect: dot-separated local-part segments
+ * (letters, digits, `_'+-`, not ending in `'`), then host labels and a top-level domain of two or more letters.
+ */
+const emailPattern = /^([A-Za-z0-9_'+-]+\.)*[A-Za-z0-9_'+-]*[A-Za-z0-9_+-]@([A-Za-z0-9][A-Za-z0-9-]*\.)+[A-Za-z]{2,}$/;
+
 /** A postal address. */
 export const addressSchema = z
   .strictObject({
@@ -22,12 +29,18 @@ export const addressSchema = z
 /** What a client sends to create or replace a patient's demographics. */
 export const patientInputSchema = z
   .strictObject({
-    givenName: z.string().trim().min(1).max(100),
-    familyName: z.string().trim().min(2, 'at least 2 characters (OpenEMR requires it)').max(100),
+    // Trimmed first; the patterns say the same (at least one, or two, characters that are not spaces).
+    givenName: z.string().trim().min(1).max(100).regex(/\S/),
+    familyName: z
+      .string()
+      .trim()
+      .min(2, 'at least 2 characters (OpenEMR requires it)')
+      .max(100)
+      .regex(/\S[\s\S]*\S/),
     birthDate: isoDate,
     sex: z.enum(['female', 'male', 'other', 'unknown']),
     phone: z.string().max(40).optional(),
-    email: z.email().max(200).optional(),
+    email: z.string().max(200).regex(emailPattern, 'an email address').optional(),
     address: addressSchema.optional(),
   })
   .meta({ id: 'PatientInput' });
@@ -243,17 +256,23 @@ export const analysisRequestSchema = z
   })
   .meta({ id: 'AnalysisRequest' });
 
+const reviewComment = z.string().trim().max(2000);
 /** Request body of POST /api/analyses/{id}/review. */
 export const reviewRequestSchema = z
-  .strictObject({
-    decision: z.enum(['approve', 'reject']),
-    /** Required to reject, and to approve a flagged result (409 otherwise). */
-    comment: z.string().trim().max(2000).optional(),
-  })
-  .refine((review) => review.decision === 'approve' || (review.comment && review.comment.length > 0), {
-    message: 'a rejection needs a comment',
-    path: ['comment'],
-  })
+  // A union on `decision` (rather than a refinement) so the OpenAPI document says that a rejection needs a comment.
+  .discriminatedUnion('decision', [
+    /** A comment is required to approve a flagged result (409 otherwise). */
+    z.strictObject({ decision: z.literal('approve'), comment: reviewComment.optional() }),
+    z.strictObject({
+      decision: z.literal('reject'),
+      comment: z
+        .string({ error: 'a rejection needs a comment' })
+        .trim()
+        .min(1, 'a rejection needs a comment')
+        .max(2000)
+        .regex(/\S/),
+    }),
+  ])
   .meta({ id: 'ReviewRequest' });
 
 /** One timepoint of the assessment: a study, represented by its latest non-rejected analysis. */
@@ -343,7 +362,11 @@ export const analysisAcceptedSchema = z
   .object({ id: z.string(), status: analysisStatusSchema })
   .meta({ id: 'AnalysisAccepted' });
 /** A review decision. */
-export type ReviewRequest = z.infer<typeof reviewRequestSchema>;
+export interface ReviewRequest {
+  decision: 'approve' | 'reject';
+  /** Required (not only spaces) to reject, and to approve a flagged result. */
+  comment?: string;
+}
 /** Options of an analysis request. */
 export type AnalysisRequest = z.input<typeof analysisRequestSchema>;
 /** The longitudinal RANO-style status. */

@@ -10,7 +10,7 @@ import type { ApiAnalysis } from '../api-schemas.js';
 
 const study = {
   uid: '1.2.826.0.1.3680043.8.498.1',
-  patientId: 'p-1',
+  patientId: '5d0e6b8a-7c1f-4e2a-9b3c-000000000001',
   modalities: ['MR'],
   series: [
     { uid: '1.2.3.1', description: 'AX T1 POST GD' },
@@ -20,7 +20,11 @@ const study = {
   ],
 };
 const incomplete = { ...study, uid: '1.2.826.0.1.3680043.8.498.2', series: study.series.slice(0, 2) };
-const otherPatients = { ...study, uid: '1.2.826.0.1.3680043.8.498.3', patientId: 'p-2' };
+const otherPatients = {
+  ...study,
+  uid: '1.2.826.0.1.3680043.8.498.3',
+  patientId: '5d0e6b8a-7c1f-4e2a-9b3c-000000000002',
+};
 
 // The whole tumour grows with each analysis, so the second approved result is a progression.
 let wholeTumour = 10;
@@ -142,13 +146,13 @@ describe('analyses', () => {
     });
     await new Promise((resolve) => ws.once('open', resolve));
     ws.send(JSON.stringify({ type: 'auth', token: await h.token('demo-physician') }));
-    ws.send(JSON.stringify({ type: 'subscribe', topic: 'patient:p-1' }));
+    ws.send(JSON.stringify({ type: 'subscribe', topic: 'patient:5d0e6b8a-7c1f-4e2a-9b3c-000000000001' }));
     await new Promise((resolve) => setTimeout(resolve, 100));
 
     const ids: string[] = [];
     for (let i = 0; i < 2; i++) {
       const requested = await call('POST', `/api/studies/${study.uid}/analyses`, 'demo-physician', {
-        patientId: 'p-1',
+        patientId: '5d0e6b8a-7c1f-4e2a-9b3c-000000000001',
       });
       expect(requested.status).toBe(202);
       const id = requested.body['id'] as string;
@@ -184,11 +188,14 @@ describe('analyses', () => {
     expect(reportsQueued.map((r) => r.status)).toContain('final');
     const report = await call('GET', `/api/analyses/${ids[0]}/report`, 'demo-physician');
     expect(report.body['resourceType']).toBe('Bundle');
-    const list = await call('GET', '/api/analyses?patient=p-1', 'demo-nurse');
+    const list = await call('GET', '/api/analyses?patient=5d0e6b8a-7c1f-4e2a-9b3c-000000000001', 'demo-nurse');
     expect((list.body['items'] as unknown[]).length).toBe(2);
-    expect(h.audit.records.some((r) => r.action === 'review' && r.patientId === 'p-1' && r.outcome === 'success')).toBe(
-      true,
-    );
+    expect(
+      h.audit.records.some(
+        (r) =>
+          r.action === 'review' && r.patientId === '5d0e6b8a-7c1f-4e2a-9b3c-000000000001' && r.outcome === 'success',
+      ),
+    ).toBe(true);
     ws.close();
   });
 
@@ -217,21 +224,29 @@ describe('analyses', () => {
 
   it('refuses nurses, unknown studies and studies missing a modality, and queues nothing', async () => {
     const before = (await store.list()).length;
-    expect((await call('POST', `/api/studies/${study.uid}/analyses`, 'demo-nurse', { patientId: 'p-1' })).status).toBe(
-      403,
-    );
-    expect((await call('POST', '/api/studies/1.2.999/analyses', 'demo-physician', { patientId: 'p-1' })).status).toBe(
-      404,
-    );
+    expect(
+      (
+        await call('POST', `/api/studies/${study.uid}/analyses`, 'demo-nurse', {
+          patientId: '5d0e6b8a-7c1f-4e2a-9b3c-000000000001',
+        })
+      ).status,
+    ).toBe(403);
+    expect(
+      (
+        await call('POST', '/api/studies/1.2.999/analyses', 'demo-physician', {
+          patientId: '5d0e6b8a-7c1f-4e2a-9b3c-000000000001',
+        })
+      ).status,
+    ).toBe(404);
     const missing = await call('POST', `/api/studies/${incomplete.uid}/analyses`, 'demo-physician', {
-      patientId: 'p-1',
+      patientId: '5d0e6b8a-7c1f-4e2a-9b3c-000000000001',
     });
     expect(missing.status).toBe(409);
     expect(JSON.stringify(missing.body)).toMatch(/t2|flair/i);
     expect(
       (
         await call('POST', `/api/studies/${study.uid}/analyses`, 'demo-physician', {
-          patientId: 'p-1',
+          patientId: '5d0e6b8a-7c1f-4e2a-9b3c-000000000001',
           priority: 'high',
         })
       ).status,
@@ -241,27 +256,39 @@ describe('analyses', () => {
 
   it('binds an Idempotency-Key to the study and patient: reused on another patient’s study it answers 422', async () => {
     const key = { 'idempotency-key': 'analysis-key-0001' };
-    const first = await call('POST', `/api/studies/${study.uid}/analyses`, 'demo-physician', { patientId: 'p-1' }, key);
+    const first = await call(
+      'POST',
+      `/api/studies/${study.uid}/analyses`,
+      'demo-physician',
+      { patientId: '5d0e6b8a-7c1f-4e2a-9b3c-000000000001' },
+      key,
+    );
     expect(first.status).toBe(202);
-    const retry = await call('POST', `/api/studies/${study.uid}/analyses`, 'demo-physician', { patientId: 'p-1' }, key);
+    const retry = await call(
+      'POST',
+      `/api/studies/${study.uid}/analyses`,
+      'demo-physician',
+      { patientId: '5d0e6b8a-7c1f-4e2a-9b3c-000000000001' },
+      key,
+    );
     expect(retry).toMatchObject({ status: 202, body: { id: first.body['id'] } });
     const before = (await store.list()).length;
     const crossed = await call(
       'POST',
       `/api/studies/${otherPatients.uid}/analyses`,
       'demo-physician',
-      { patientId: 'p-2' },
+      { patientId: '5d0e6b8a-7c1f-4e2a-9b3c-000000000002' },
       key,
     );
     expect(crossed.status).toBe(422);
     expect(JSON.stringify(crossed.body)).not.toContain(first.body['id'] as string);
     expect((await store.list()).length).toBe(before);
-    // the same key from another user is that user's own key: a new analysis of p-2
+    // the same key from another user is that user's own key: a new analysis of 5d0e6b8a-7c1f-4e2a-9b3c-000000000002
     const mine = await call(
       'POST',
       `/api/studies/${otherPatients.uid}/analyses`,
       'demo-radiologist',
-      { patientId: 'p-2' },
+      { patientId: '5d0e6b8a-7c1f-4e2a-9b3c-000000000002' },
       key,
     );
     expect(mine.status).toBe(202);
@@ -274,7 +301,7 @@ describe('analyses', () => {
       'POST',
       `/api/studies/${study.uid}/analyses`,
       'demo-physician',
-      { patientId: 'p-1' },
+      { patientId: '5d0e6b8a-7c1f-4e2a-9b3c-000000000001' },
       { 'idempotency-key': 'short' },
     );
     expect(response.status).toBe(400);

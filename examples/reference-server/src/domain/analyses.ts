@@ -26,6 +26,7 @@ import {
   analysisSchema,
   assessmentSchema,
   fhirBundleSchema,
+  patientIdSchema,
   reviewRequestSchema,
   type ApiAnalysis,
   type ApiStudy,
@@ -33,7 +34,7 @@ import {
 } from '../api-schemas.js';
 import { IdempotencyConflictError } from '@cdss/cache';
 import { ApiError, notFound } from '../http/errors.js';
-import { idempotencyScope } from '../http/idempotency.js';
+import { IDEMPOTENCY_ERRORS, idempotencyHeaders, idempotencyScope } from '../http/idempotency.js';
 import { defineRoute, type AnyRoute } from '../http/route.js';
 import type { EventBus } from '../events.js';
 import type { ServerMetrics } from '../metrics.js';
@@ -243,9 +244,14 @@ export function analysisFeature(deps: AnalysisDeps): {
       tags: ['analyses'],
       access: { permission: 'analysis:request' },
       params: z.object({ studyUid: dicomUidSchema }),
-      body: analysisRequestSchema,
+      // The models this server runs, by id: the document lists exactly the ones it accepts.
+      body: analysisRequestSchema.extend({
+        patientId: patientIdSchema,
+        modelId: z.enum(deps.models.map((m) => m.id) as [string, ...string[]]).optional(),
+      }),
       response: { status: 202, description: 'The analysis was queued', schema: analysisAcceptedSchema },
-      errors: [404, 409, 503],
+      headers: idempotencyHeaders,
+      errors: [404, 409, 503, ...IDEMPOTENCY_ERRORS],
       handler: ({ params, body, principal, requestId, req }) =>
         auditor.around(
           {
@@ -259,7 +265,7 @@ export function analysisFeature(deps: AnalysisDeps): {
             const study = await archive.study(params.studyUid);
             if (!study) throw notFound('Study');
             if (study.patientId && study.patientId !== body.patientId)
-              throw new ApiError(400, 'invalid', 'The study belongs to another patient', ['patientId']);
+              throw new ApiError(422, 'business-rule', 'The study belongs to another patient', ['patientId']);
             let series;
             try {
               series = selectStudySeries(
@@ -322,11 +328,11 @@ export function analysisFeature(deps: AnalysisDeps): {
       method: 'get',
       path: '/api/analyses',
       operationId: 'listAnalyses',
-      summary: 'Analyses of a patient, or those waiting for review',
+      summary: 'Analyses of a patient, those with a given review status, or (with neither) the newest 100',
       tags: ['analyses'],
       access: { permission: 'analysis:read' },
       query: z.strictObject({
-        patient: z.string().min(1).max(64).optional(),
+        patient: patientIdSchema.optional(),
         review: z.enum(['pending', 'approved', 'rejected']).optional(),
       }),
       response: { status: 200, description: 'The analyses, newest first', schema: analysisListSchema },
@@ -343,10 +349,10 @@ export function analysisFeature(deps: AnalysisDeps): {
             let items: ApiAnalysis[];
             if (query.patient) items = await patientAnalyses(query.patient);
             else if (query.review) items = await withReviews(await deps.listJobs({ states: ['succeeded'] }));
-            else throw new ApiError(400, 'required', 'Give patient or review', ['patient']);
+            else items = await withReviews(await deps.listJobs());
             if (query.review) items = items.filter((a) => a.review?.status === query.review);
             items.sort((a, b) => b.requestedAt.localeCompare(a.requestedAt));
-            return { body: { items } };
+            return { body: { items: query.patient || query.review ? items : items.slice(0, 100) } };
           },
         ),
     }),

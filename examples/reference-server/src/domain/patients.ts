@@ -14,12 +14,18 @@ import {
   patientSchema,
   problemListSchema,
   vitalsListSchema,
+  patientIdSchema,
   type ApiPatient,
   type PatientInput,
 } from '../api-schemas.js';
 import type { Patient as FhirPatient } from 'fhir/r4.js';
 import { ApiError, notFound } from '../http/errors.js';
-import { idempotencyScope, type IdempotencyScope } from '../http/idempotency.js';
+import {
+  IDEMPOTENCY_ERRORS,
+  idempotencyHeaders,
+  idempotencyScope,
+  type IdempotencyScope,
+} from '../http/idempotency.js';
 import { defineRoute, type AnyRoute } from '../http/route.js';
 import type { Auditor } from './auditor.js';
 import type { EventBus } from '../events.js';
@@ -34,13 +40,7 @@ import type {
 
 extendZodWithOpenApi(z);
 
-const idParams = z.object({
-  id: z
-    .string()
-    .min(1)
-    .max(64)
-    .regex(/^[\w-]+$/, 'an OpenEMR uuid'),
-});
+const idParams = z.object({ id: patientIdSchema });
 
 /** Dependencies of the patient routes. */
 export interface PatientRouteDeps {
@@ -196,9 +196,10 @@ export function patientRoutes(deps: PatientRouteDeps): AnyRoute[] {
           .optional()
           .openapi({ description: 'Create even though a patient with the same name and birth date exists' }),
       }),
+      headers: idempotencyHeaders,
       body: patientInputSchema,
       response: { status: 201, description: 'The created patient', schema: patientSchema },
-      errors: [409, 503],
+      errors: [409, 503, ...IDEMPOTENCY_ERRORS],
       handler: async ({ body, query, principal, requestId, req }) => {
         const scope = idempotencyScope(req, principal, body);
         return auditor.around({ principal, requestId, action: 'create', resource: 'Patient' }, async (audit) => {

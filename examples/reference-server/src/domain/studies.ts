@@ -5,7 +5,7 @@ import { extendZodWithOpenApi } from '@asteasolutions/zod-to-openapi';
 import { z } from 'zod';
 
 extendZodWithOpenApi(z);
-import { studyListSchema, studySchema } from '../api-schemas.js';
+import { patientIdSchema, studyListSchema, studySchema } from '../api-schemas.js';
 import { notFound } from '../http/errors.js';
 import { defineRoute, type AnyRoute } from '../http/route.js';
 import type { Auditor } from './auditor.js';
@@ -52,13 +52,7 @@ export function studyRoutes(deps: { archive: ImagingArchive; auditor: Auditor })
       summary: 'A patient’s imaging studies (from Orthanc)',
       tags: ['studies'],
       access: { permission: 'study:read' },
-      params: z.object({
-        id: z
-          .string()
-          .min(1)
-          .max(64)
-          .regex(/^[\w-]+$/),
-      }),
+      params: z.object({ id: patientIdSchema }),
       response: { status: 200, description: 'The studies', schema: studyListSchema },
       errors: [503],
       handler: ({ params, principal, requestId }) =>

@@ -11,6 +11,7 @@ import {
   IdempotencyOutcomeUnknownError,
 } from '@cdss/cache';
 import type { ErrorRequestHandler } from 'express';
+import type { Duplex } from 'node:stream';
 import type { FhirResource, OperationOutcome, OperationOutcomeIssue } from 'fhir/r4.js';
 import type { Logger } from 'pino';
 
@@ -236,4 +237,46 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
     if (res.headersSent) return;
     res.status(mapped.status).type('application/fhir+json').json(mapped.outcome);
   };
+}
+
+/** What Node's HTTP parser refuses before Express sees a request, answered as the API answers everything else. */
+const CLIENT_ERRORS: Record<string, { status: number; reason: string; code: IssueCode; diagnostics: string }> = {
+  HPE_HEADER_OVERFLOW: {
+    status: 431,
+    reason: 'Request Header Fields Too Large',
+    code: 'too-long',
+    diagnostics: 'The request line and headers (URL and query included) exceed the server’s limit',
+  },
+  ERR_HTTP_REQUEST_TIMEOUT: {
+    status: 408,
+    reason: 'Request Timeout',
+    code: 'timeout',
+    diagnostics: 'The request did not arrive in time',
+  },
+};
+
+/**
+ * The HTTP server's `clientError` listener: a request the parser refuses (headers over the limit, a malformed
+ * request line) gets an OperationOutcome instead of Node's empty answer, and a broken connection is simply closed.
+ * @param error - the parser's error (its `code` says what went wrong)
+ * @param socket - the client's socket
+ * @see https://nodejs.org/api/http.html#event-clienterror
+ */
+export function answerClientError(error: Error & { code?: string }, socket: Duplex): void {
+  if (error.code === 'ECONNRESET' || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const known = CLIENT_ERRORS[error.code ?? ''] ?? {
+    status: 400,
+    reason: 'Bad Request',
+    code: 'structure' as const,
+    diagnostics: 'Malformed HTTP request',
+  };
+  const body = JSON.stringify(operationOutcome([{ code: known.code, diagnostics: known.diagnostics }]));
+  socket.end(
+    `HTTP/1.1 ${known.status} ${known.reason}\r\nContent-Type: application/fhir+json; charset=utf-8\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    () => socket.destroy(),
+  );
 }

@@ -50,3 +50,13 @@ export function idempotencyScope(req: Request, principal: Principal, body: unkno
   const key = createHash('sha256').update(principal.id).update('\n').update(parsed.data).digest('hex');
   return { key: `idem:${key}`, request: { method: req.method, path: `${req.baseUrl}${req.path}`, body } };
 }
+
+/** The header as the OpenAPI document declares it on the routes that honour it (`RouteDefinition.headers`). */
+export const idempotencyHeaders = z.object({
+  'Idempotency-Key': idempotencyKeyHeaderSchema
+    .optional()
+    .describe('Makes a retry safe: the same key with the same request answers as the first time, once'),
+});
+
+/** What a key can answer besides the route's own statuses: 409 while its first request runs, 422 when reused. */
+export const IDEMPOTENCY_ERRORS = [409, 422] as const;

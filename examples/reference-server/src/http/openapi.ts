@@ -27,8 +27,10 @@ const ERROR_DESCRIPTIONS: Record<number, string> = {
   403: 'The caller’s role may not do this',
   404: 'Not found',
   409: 'Conflict',
+  405: 'Method not allowed (the `Allow` header lists the methods of the path)',
   413: 'Request body too large',
   429: 'Too many requests',
+  431: 'Request header fields too large (headers, or the URL with its query, over the server’s limit)',
   503: 'An upstream system is unavailable',
 };
 
@@ -59,6 +61,9 @@ export function buildOpenApiDocument(
       ...(typeof route.access === 'object' ? [403] : []),
       ...(route.body ? [400, 413] : route.params || route.query ? [400] : []),
       ...(route.errors ?? []),
+      // Every request passes the rate limits and the HTTP parser's size limits.
+      429,
+      431,
     ]);
     registry.registerPath({
       method: route.method,
@@ -74,8 +79,15 @@ export function buildOpenApiDocument(
       request: {
         ...(route.params ? { params: route.params as z.ZodObject } : {}),
         ...(route.query ? { query: route.query as z.ZodObject } : {}),
+        ...(route.headers ? { headers: route.headers } : {}),
         ...(route.body
-          ? { body: { content: { [route.bodyContentType ?? 'application/json']: { schema: route.body } } } }
+          ? {
+              body: {
+                // A body is required unless its schema accepts none at all.
+                required: !route.body.safeParse(undefined).success,
+                content: { [route.bodyContentType ?? 'application/json']: { schema: route.body } },
+              },
+            }
           : {}),
       },
       responses: {

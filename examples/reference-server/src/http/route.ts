@@ -49,6 +49,11 @@ export interface RouteDefinition<
   access: RouteAccess;
   params?: P;
   query?: Q;
+  /**
+   * Request headers the route reads, by their canonical names (e.g. `Idempotency-Key`), for the OpenAPI document;
+   * the handler reads and validates them (a header may need the caller or the body to be understood).
+   */
+  headers?: z.ZodObject;
   body?: B;
   /** Content type of the body, when not JSON. */
   bodyContentType?: string;
@@ -145,5 +150,19 @@ export function registerRoutes(router: Router, routes: readonly AnyRoute[], auth
       else res.type(contentType).send(result.body);
     };
     router[route.method](toExpressPath(route.path), handler);
+  }
+  // Any other method on a declared path answers 405 with the methods it has (RFC 9110 §15.5.6).
+  const methodsByPath = new Map<string, string[]>();
+  for (const route of routes) {
+    const methods = methodsByPath.get(route.path) ?? [];
+    methods.push(...(route.method === 'get' ? ['GET', 'HEAD'] : [route.method.toUpperCase()]));
+    methodsByPath.set(route.path, methods);
+  }
+  for (const [path, methods] of methodsByPath) {
+    const allow = methods.join(', ');
+    router.all(toExpressPath(path), (req, res) => {
+      res.setHeader('Allow', allow);
+      throw new ApiError(405, 'not-supported', `${req.method} is not allowed here; use ${allow}`);
+    });
   }
 }
