@@ -201,7 +201,9 @@ describe('analyses', () => {
 
   it('shows a flagged result in the review queue and approves it only with a comment', async () => {
     nextFlags = [{ code: 'fov-edge', message: 'the whole tumour reaches the edge of the field of view (d0 low)' }];
-    const requested = await call('POST', `/api/studies/${study.uid}/analyses`, 'demo-physician', { patientId: 'p-1' });
+    const requested = await call('POST', `/api/studies/${study.uid}/analyses`, 'demo-physician', {
+      patientId: '5d0e6b8a-7c1f-4e2a-9b3c-000000000001',
+    });
     nextFlags = [];
     const id = requested.body['id'] as string;
     await expect
