@@ -335,7 +335,8 @@ async function readSmall(answer: UpstreamAnswer, limit = 64 * 1024): Promise<str
 /** Maps an upstream failure status to the answer our client gets (never the upstream's own text). */
 function upstreamFailure(status: number): ApiError {
   if (status === 404) return new ApiError(404, 'not-found', 'Not found in the PACS');
-  if (status === 400) return new ApiError(400, 'invalid', 'The PACS refused the query');
+  // A query our document allows but the PACS cannot process (an attribute or value it does not know): 422.
+  if (status === 400) return new ApiError(422, 'processing', 'The PACS refused the query');
   if (status === 406) return new ApiError(406, 'not-supported', 'The PACS cannot answer in the requested media type');
   return new ApiError(503, 'transient', 'The PACS is unavailable; try again later');
 }
@@ -478,9 +479,15 @@ export function dicomWebProxyRoutes(deps: DicomWebProxyDeps): AnyRoute[] {
     Modality: text,
     SeriesDescription: text,
     includefield: z.union([z.string(), z.array(z.string())]).optional(),
-    limit: text,
-    offset: text,
-    fuzzymatching: text,
+    limit: z
+      .string()
+      .regex(/^[0-9]{1,6}$/)
+      .optional(),
+    offset: z
+      .string()
+      .regex(/^[0-9]{1,6}$/)
+      .optional(),
+    fuzzymatching: z.enum(['true', 'false']).optional(),
   });
 
   type Handler = AnyRoute['handler'];
@@ -510,7 +517,7 @@ export function dicomWebProxyRoutes(deps: DicomWebProxyDeps): AnyRoute[] {
       ...(params ? { params } : {}),
       query: qidoQueryDoc,
       response: { status: 200, description: 'Matching objects', schema: json, contentType: 'application/dicom+json' },
-      errors: [400, 503],
+      errors: [400, 422, 503],
       handler: handle('qido'),
     });
   const wado = (

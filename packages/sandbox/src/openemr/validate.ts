@@ -39,7 +39,9 @@ function validDate(text: string, format: 'Y-m-d' | 'Y-m-d H:i:s'): boolean {
   const m = (format === 'Y-m-d' ? DATE_RE : DATETIME_RE).exec(text);
   if (!m) return false;
   const [y, mo, d] = [Number(m[1]), Number(m[2]), Number(m[3])];
-  const date = new Date(Date.UTC(y, mo - 1, d));
+  // setUTCFullYear, not Date.UTC: Date.UTC reads years 0-99 as 1900-1999, which PHP's Y-m-d does not.
+  const date = new Date(0);
+  date.setUTCFullYear(y, mo - 1, d);
   if (date.getUTCFullYear() !== y || date.getUTCMonth() !== mo - 1 || date.getUTCDate() !== d) return false;
   if (format === 'Y-m-d H:i:s') return Number(m[4]) < 24 && Number(m[5]) < 60 && Number(m[6]) < 60;
   return true;
