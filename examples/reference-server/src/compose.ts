@@ -80,7 +80,7 @@ import { instrument } from './adapters/instrument.js';
 import { ApiError } from './http/errors.js';
 import { createAiWorker, lazyModel, loadModel, type AiWorker } from './worker/service.js';
 import { modelRef } from './worker/analysis.js';
-import { ehrIntegration } from './ehr-integration.js';
+import { ehrIntegration, type EhrIntegration } from './ehr-integration.js';
 import { isBrainTumourProblem } from './domain/brain-tumour.js';
 
 /** A composed, not yet listening server with everything it started. */
@@ -90,6 +90,8 @@ export interface ComposedServer {
   /** URLs of the embedded systems (sandbox mode). */
   embedded: { openemr?: string; fhir?: string; orthanc?: string };
   worker?: AiWorker;
+  /** The EHR integration (CDS Hooks store, chart outbox, server keys). */
+  ehr: EhrIntegration;
   /** Graceful shutdown of the server, then of everything composed. */
   close(): Promise<void>;
 }
@@ -497,6 +499,7 @@ export async function composeServer(config: ServerConfig, logger: Logger, versio
     server,
     metrics,
     embedded,
+    ehr,
     ...(worker ? { worker } : {}),
     async close() {
       await server.close();

@@ -1,0 +1,253 @@
+/**
+ * The whole loop inside the EHR, connected to the real Orthanc, RabbitMQ, MariaDB and HAPI FHIR (OpenEMR through its
+ * emulator, run as its own process): an `order-select` card for a brain MRI, the automatic analysis accepted as
+ * feedback, the study uploaded to Orthanc, the analysis started by itself, reviewed, the DiagnosticReport final in
+ * HAPI, the report queued for (and, with OpenEMR's document API, filed in) the chart, and the `patient-view` card
+ * showing the new status. The EHR signs its CDS Hooks calls with an ES384 key whose JWKS it serves over HTTP.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { exportJWK, exportSPKI, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
+import type { DiagnosticReport } from 'fhir/r4.js';
+import { basicAuth } from '@cdss/core';
+import { requireService } from '@cdss/core/testing';
+import { createCdssClient, type CdssClient } from '@cdss/client';
+import { generatePhantom, writePhantomStudy } from '@cdss/dicom';
+import { FhirAdapter } from '@cdss/fhir-mapper';
+import { OrthancClient } from '@cdss/orthanc-client';
+import { SEED_ADMIN, SEED_CLIENT } from '@cdss/sandbox';
+import { loadConfig } from '../src/config.js';
+import { createLogger } from '../src/logger.js';
+import { composeServer, DEMO_GRID, type ComposedServer } from '../src/compose.js';
+import { DEMO_USERS } from '../src/auth/tokens.js';
+import { CDS_SERVICE_IDS } from '../src/cds-hooks/services.js';
+import type { HookResponse } from '../src/cds-hooks/schemas.js';
+import { freePort, startTsProcess, type Child } from './processes.js';
+
+const services = await Promise.all(
+  (['orthanc', 'rabbitmq', 'mariadb', 'hapi-fhir'] as const).map((name) => requireService(name)),
+);
+const [orthancSvc, rabbitSvc, mariaSvc, hapiSvc] = services;
+
+describe.skipIf(!services.every((s) => s.available))('the loop inside the EHR, on the real services', () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'cdss-loop-'));
+  const emulatorData = mkdtempSync(join(tmpdir(), 'cdss-loop-openemr-'));
+  const orthancUrl = new URL(orthancSvc!.url);
+  const orthanc = new OrthancClient({
+    baseUrl: `${orthancUrl.protocol}//${orthancUrl.host}`,
+    auth: basicAuth(decodeURIComponent(orthancUrl.username), decodeURIComponent(orthancUrl.password)),
+  });
+  let emulator: Child;
+  let ehrJwks: Server;
+  let composed: ComposedServer;
+  let baseUrl: string;
+  let ehrKey: CryptoKey;
+  let clientOf: (userId: string) => Promise<CdssClient>;
+
+  beforeAll(async () => {
+    const emulatorPort = await freePort();
+    emulator = await startTsProcess(
+      'test/openemr-emulator-process.ts',
+      { PORT: String(emulatorPort), DATA_DIR: emulatorData },
+      /^ready/m,
+    );
+    // The EHR's CDS Hooks signing key, its JWKS served over HTTP.
+    const ehr = await generateKeyPair('ES384');
+    ehrKey = ehr.privateKey;
+    const jwk = { ...(await exportJWK(ehr.publicKey)), kid: 'ehr-1', alg: 'ES384', use: 'sig' };
+    ehrJwks = createServer((_req, res) =>
+      res.setHeader('content-type', 'application/json').end(JSON.stringify({ keys: [jwk] })),
+    );
+    await new Promise<void>((ok) => ehrJwks.listen(0, '127.0.0.1', ok));
+    const jwksUrl = `http://127.0.0.1:${(ehrJwks.address() as AddressInfo).port}/jwks`;
+    // The hospital's identity provider for the API.
+    const idp = await generateKeyPair('RS256');
+    clientOf = async (userId) => {
+      const user = DEMO_USERS.find((u) => u.id === userId)!;
+      const token = await new SignJWT({ name: user.name, roles: [user.role] })
+        .setProtectedHeader({ alg: 'RS256' })
+        .setSubject(user.id)
+        .setIssuer('https://idp.hospital.test')
+        .setAudience('cdss')
+        .setExpirationTime('20m')
+        .sign(idp.privateKey);
+      return createCdssClient({ baseUrl, getToken: () => token });
+    };
+    const config = loadConfig({
+      CDSS_MODE: 'connected',
+      CDSS_DATA_DIR: dataDir,
+      CDSS_LOG_LEVEL: 'warn',
+      CDSS_RATE_LIMIT_PER_MINUTE: '10000',
+      CDSS_AUTH_PUBLIC_KEY: await exportSPKI(idp.publicKey),
+      CDSS_AUTH_ISSUER: 'https://idp.hospital.test',
+      CDSS_WEBHOOK_SECRET: 'x'.repeat(40),
+      CDSS_CDS_CLIENTS: JSON.stringify([{ iss: 'https://ehr.hospital.test', jwksUrls: [jwksUrl] }]),
+      OPENEMR_URL: `http://127.0.0.1:${emulatorPort}`,
+      OPENEMR_CLIENT_ID: SEED_CLIENT.clientId,
+      OPENEMR_CLIENT_SECRET: SEED_CLIENT.clientSecret,
+      OPENEMR_USERNAME: SEED_ADMIN.username,
+      OPENEMR_PASSWORD: SEED_ADMIN.password,
+      FHIR_URL: hapiSvc!.url,
+      ORTHANC_URL: `${orthancUrl.protocol}//${orthancUrl.host}`,
+      ORTHANC_USERNAME: decodeURIComponent(orthancUrl.username),
+      ORTHANC_PASSWORD: decodeURIComponent(orthancUrl.password),
+      AMQP_URL: rabbitSvc!.url,
+      MYSQL_URL: mariaSvc!.url,
+    });
+    composed = await composeServer(config, createLogger('warn'), 'test');
+    baseUrl = `http://127.0.0.1:${await composed.server.listen(0, '127.0.0.1')}`;
+  }, 180_000);
+
+  afterAll(async () => {
+    await composed?.close();
+    await emulator?.stop();
+    ehrJwks?.close();
+    rmSync(dataDir, { recursive: true, force: true });
+    rmSync(emulatorData, { recursive: true, force: true });
+  });
+
+  const cds = async (path: string, body: unknown): Promise<{ status: number; body: HookResponse }> => {
+    const url = `${baseUrl}/cds-services/${path}`;
+    const jwt = await new SignJWT({ jti: randomUUID() })
+      .setProtectedHeader({ alg: 'ES384', typ: 'JWT', kid: 'ehr-1' })
+      .setIssuer('https://ehr.hospital.test')
+      .setAudience(url)
+      .setIssuedAt()
+      .setExpirationTime('2m')
+      .sign(ehrKey);
+    const response = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${jwt}` },
+      body: JSON.stringify(body),
+    });
+    return { status: response.status, body: (await response.json()) as HookResponse };
+  };
+
+  it('order card → study in Orthanc → automatic analysis → review → HAPI report and chart → patient-view card', async () => {
+    const physician = await clientOf('demo-physician');
+    const radiologist = await clientOf('demo-radiologist');
+    const patient = await physician.patients.create({
+      givenName: 'Loop',
+      familyName: `Ehr${Date.now()}`,
+      birthDate: '1968-04-05',
+      sex: 'female',
+    });
+    const fhirPatient = {
+      resourceType: 'Patient',
+      id: patient.id,
+      name: [{ family: patient.familyName, given: ['Loop'] }],
+    };
+    const noProblems = { resourceType: 'Bundle', type: 'searchset', entry: [] };
+
+    // 1. The clinician orders a brain MRI; the card offers the protocol and the automatic analysis; accepted.
+    const order = {
+      resourceType: 'ServiceRequest',
+      id: `mri-${Date.now()}`,
+      status: 'draft',
+      intent: 'order',
+      code: { coding: [{ system: 'http://loinc.org', code: '24590-2', display: 'MR Brain WO and W contrast IV' }] },
+      subject: { reference: `Patient/${patient.id}` },
+    };
+    const select = await cds(CDS_SERVICE_IDS.mriProtocolSelect, {
+      hook: 'order-select',
+      hookInstance: randomUUID(),
+      context: {
+        userId: 'Practitioner/1',
+        patientId: patient.id,
+        selections: [`ServiceRequest/${order.id}`],
+        draftOrders: { resourceType: 'Bundle', type: 'collection', entry: [{ resource: order }] },
+      },
+      prefetch: { patient: fhirPatient, conditions: noProblems },
+    });
+    expect(select.status).toBe(200);
+    const card = select.body.cards[0]!;
+    const offer = card.suggestions!.find((s) => s.label.startsWith('Analyse the study automatically'))!;
+    const feedbackUrl = `${CDS_SERVICE_IDS.mriProtocolSelect}/feedback`;
+    const feedback = await fetch(`${baseUrl}/cds-services/${feedbackUrl}`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        authorization: `Bearer ${await new SignJWT({ jti: randomUUID() })
+          .setProtectedHeader({ alg: 'ES384', typ: 'JWT', kid: 'ehr-1' })
+          .setIssuer('https://ehr.hospital.test')
+          .setAudience(`${baseUrl}/cds-services/${feedbackUrl}`)
+          .setIssuedAt()
+          .setExpirationTime('2m')
+          .sign(ehrKey)}`,
+      },
+      body: JSON.stringify({
+        feedback: [
+          {
+            card: card.uuid,
+            outcome: 'accepted',
+            acceptedSuggestions: [{ id: offer.uuid }],
+            outcomeTimestamp: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+          },
+        ],
+      }),
+    });
+    expect(feedback.status).toBe(200);
+
+    // 2. The study arrives in Orthanc; the analysis starts by itself and succeeds.
+    const seed = `loop-${randomUUID()}`;
+    const study = writePhantomStudy(generatePhantom({ seed, ...DEMO_GRID }), {
+      patientId: patient.id,
+      patientName: `${patient.familyName}^Loop`,
+      uidSeed: seed,
+    });
+    await orthanc.uploadInstances(Object.values(study.series).flatMap((s) => s.files));
+    await expect
+      .poll(async () => (await physician.analyses.list({ patient: patient.id })).items.length, {
+        timeout: 90_000,
+        interval: 500,
+      })
+      .toBe(1);
+    const [queued] = (await physician.analyses.list({ patient: patient.id })).items;
+    expect(queued).toMatchObject({ studyUid: study.studyInstanceUid, requestedBy: 'cdss-auto-analysis' });
+    await expect
+      .poll(async () => (await physician.analyses.get(queued!.id)).status, { timeout: 180_000, interval: 1_000 })
+      .toBe('succeeded');
+
+    // 3. Reviewed: the DiagnosticReport is final in HAPI, and the report goes to the chart.
+    await radiologist.analyses.review(queued!.id, { decision: 'approve', comment: 'Checked the key slices.' });
+    const bundle = await physician.analyses.report(queued!.id);
+    const identifier = (
+      bundle.entry?.find((e) => e.resource?.resourceType === 'DiagnosticReport')
+        ?.resource as unknown as DiagnosticReport
+    ).identifier![0]!;
+    const fhir = new FhirAdapter({ baseUrl: hapiSvc!.url });
+    await expect
+      .poll(
+        async () =>
+          (
+            await fhir
+              .findByIdentifier<DiagnosticReport>('DiagnosticReport', {
+                system: identifier.system!,
+                value: identifier.value!,
+              })
+              .catch(() => [])
+          )[0]?.status,
+        { timeout: 60_000, interval: 500 },
+      )
+      .toBe('final');
+    expect((await composed.ehr.chart.state(queued!.id))?.state).toMatch(/pending|delivered/);
+
+    // 4. The patient-view card shows the new status, with the scan's date and the analysis to open.
+    const view = await cds(CDS_SERVICE_IDS.tumourStatus, {
+      hook: 'patient-view',
+      hookInstance: randomUUID(),
+      context: { userId: 'Practitioner/1', patientId: patient.id },
+      prefetch: { patient: fhirPatient, conditions: noProblems },
+    });
+    expect(view.status).toBe(200);
+    const [status] = view.body.cards;
+    expect(status?.summary).toMatch(/^Brain tumour: not evaluable/);
+    expect(status?.detail).toContain('**Review:** approved by demo-radiologist');
+    expect(status?.links?.[0]?.appContext).toBe(JSON.stringify({ patientId: patient.id, analysisId: queued!.id }));
+  }, 420_000);
+});
