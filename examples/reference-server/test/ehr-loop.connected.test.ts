@@ -111,6 +111,7 @@ describe.skipIf(!services.every((s) => s.available))('the loop inside the EHR, o
     rmSync(emulatorData, { recursive: true, force: true });
   });
 
+  /** Calls the CDS service as the EHR: a fresh JWT for the exact URL. */
   const cds = async (path: string, body: unknown): Promise<{ status: number; body: HookResponse }> => {
     const url = `${baseUrl}/cds-services/${path}`;
     const jwt = await new SignJWT({ jti: randomUUID() })
@@ -167,29 +168,15 @@ describe.skipIf(!services.every((s) => s.available))('the loop inside the EHR, o
     expect(select.status).toBe(200);
     const card = select.body.cards[0]!;
     const offer = card.suggestions!.find((s) => s.label.startsWith('Analyse the study automatically'))!;
-    const feedbackUrl = `${CDS_SERVICE_IDS.mriProtocolSelect}/feedback`;
-    const feedback = await fetch(`${baseUrl}/cds-services/${feedbackUrl}`, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        authorization: `Bearer ${await new SignJWT({ jti: randomUUID() })
-          .setProtectedHeader({ alg: 'ES384', typ: 'JWT', kid: 'ehr-1' })
-          .setIssuer('https://ehr.hospital.test')
-          .setAudience(`${baseUrl}/cds-services/${feedbackUrl}`)
-          .setIssuedAt()
-          .setExpirationTime('2m')
-          .sign(ehrKey)}`,
-      },
-      body: JSON.stringify({
-        feedback: [
-          {
-            card: card.uuid,
-            outcome: 'accepted',
-            acceptedSuggestions: [{ id: offer.uuid }],
-            outcomeTimestamp: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
-          },
-        ],
-      }),
+    const feedback = await cds(`${CDS_SERVICE_IDS.mriProtocolSelect}/feedback`, {
+      feedback: [
+        {
+          card: card.uuid,
+          outcome: 'accepted',
+          acceptedSuggestions: [{ id: offer.uuid }],
+          outcomeTimestamp: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+        },
+      ],
     });
     expect(feedback.status).toBe(200);
 

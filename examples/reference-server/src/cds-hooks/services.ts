@@ -322,7 +322,23 @@ export function cdsServices(deps: CdsServicesDeps): CdsServiceDefinition[] {
     return { cards };
   }
 
-  const orderTemplates = { patient: PATIENT_TEMPLATE, conditions: CONDITIONS_TEMPLATE };
+  /** The order services: `order-select` looks at the selected orders, `order-sign` at every draft order. */
+  const orderService = (
+    hook: 'order-select' | 'order-sign',
+    id: string,
+    title: string,
+    when: string,
+  ): CdsServiceDefinition => ({
+    definition: {
+      hook,
+      id,
+      title,
+      description: `${when}, suggests the four-sequence tumour protocol and an automatic AI analysis once the study arrives.`,
+      prefetch: { patient: PATIENT_TEMPLATE.query, conditions: CONDITIONS_TEMPLATE.query },
+    },
+    templates: { patient: PATIENT_TEMPLATE, conditions: CONDITIONS_TEMPLATE },
+    answer: (call) => mriOrderCards(call, id, hook === 'order-select'),
+  });
   return [
     {
       definition: {
@@ -341,29 +357,17 @@ export function cdsServices(deps: CdsServicesDeps): CdsServiceDefinition[] {
       templates: { patient: PATIENT_TEMPLATE, conditions: CONDITIONS_TEMPLATE, imagingStudy: IMAGING_TEMPLATE },
       answer: tumourStatusCard,
     },
-    {
-      definition: {
-        hook: 'order-select',
-        id: CDS_SERVICE_IDS.mriProtocolSelect,
-        title: 'Brain MRI tumour protocol',
-        description:
-          'On a brain MRI order, suggests the four-sequence tumour protocol and an automatic AI analysis once the study arrives.',
-        prefetch: { patient: PATIENT_TEMPLATE.query, conditions: CONDITIONS_TEMPLATE.query },
-      },
-      templates: orderTemplates,
-      answer: (call) => mriOrderCards(call, CDS_SERVICE_IDS.mriProtocolSelect, true),
-    },
-    {
-      definition: {
-        hook: 'order-sign',
-        id: CDS_SERVICE_IDS.mriProtocolSign,
-        title: 'Brain MRI tumour protocol (at signing)',
-        description:
-          'When a brain MRI order is signed, suggests the four-sequence tumour protocol and an automatic AI analysis if not already chosen.',
-        prefetch: { patient: PATIENT_TEMPLATE.query, conditions: CONDITIONS_TEMPLATE.query },
-      },
-      templates: orderTemplates,
-      answer: (call) => mriOrderCards(call, CDS_SERVICE_IDS.mriProtocolSign, false),
-    },
+    orderService(
+      'order-select',
+      CDS_SERVICE_IDS.mriProtocolSelect,
+      'Brain MRI tumour protocol',
+      'On a brain MRI order',
+    ),
+    orderService(
+      'order-sign',
+      CDS_SERVICE_IDS.mriProtocolSign,
+      'Brain MRI tumour protocol (at signing)',
+      'When a brain MRI order is signed',
+    ),
   ];
 }
