@@ -67,6 +67,7 @@ import { createAuditor } from './domain/auditor.js';
 import { patientRoutes } from './domain/patients.js';
 import { studyRoutes } from './domain/studies.js';
 import { dicomWebProxyRoutes } from './domain/dicomweb-proxy.js';
+import { analyseDemoStudies } from './demo-analyses.js';
 import { analysisFeature } from './domain/analyses.js';
 import { auditRoutes } from './domain/audit-routes.js';
 import { sandboxRoutes } from './domain/sandbox-routes.js';
@@ -119,8 +120,8 @@ async function seedStudies(
   count: number,
   grid: PhantomGrid,
   logger: Logger,
-): Promise<void> {
-  if (count === 0 || (await orthanc.list('Study', { limit: 1 })).length > 0) return;
+): Promise<string[]> {
+  if (count === 0) return [];
   const patients = (await openemr.patients.page({}, { limit: 50 })).patients;
   const withTumours: typeof patients = [];
   for (const patient of patients) {
@@ -128,20 +129,28 @@ async function seedStudies(
     if (problems.some((p) => isBrainTumourProblem({ text: `${p.title} ${p.diagnosis ?? ''}` })))
       withTumours.push(patient);
   }
-  for (const [index, patient] of (withTumours.length > 0 ? withTumours : patients).slice(0, count).entries()) {
-    // Two timepoints for the first patient, so the dashboard has a timeline to show.
-    for (const visit of index === 0 ? [1, 2] : [1]) {
-      const phantom = generatePhantom({ seed: `${patient.uuid}:${visit}`, ...grid });
+  const demo = (withTumours.length > 0 ? withTumours : patients).slice(0, count);
+  if ((await orthanc.list('Study', { limit: 1 })).length > 0) return demo.map((p) => p.uuid);
+  let studies = 0;
+  for (const [index, patient] of demo.entries()) {
+    // Follow-up visits of one patient: the same head and the same lesion, in the same place, growing or shrinking.
+    const course = DEMO_COURSES[index] ?? DEMO_COURSES.at(-1)!;
+    for (const [visit, { date, scale }] of course.entries()) {
+      const phantom = generatePhantom({ seed: patient.uuid, ...grid, tumourScale: scale });
       const study = writePhantomStudy(phantom, {
         patientId: patient.uuid,
         patientName: `${patient.lname}^${patient.fname}`,
-        uidSeed: `${patient.uuid}:${visit}`,
-        studyDescription: `MRI BRAIN W/WO CONTRAST (visit ${visit})`,
+        uidSeed: `${patient.uuid}:${visit + 1}`,
+        studyDescription: `MRI BRAIN W/WO CONTRAST (visit ${visit + 1})`,
+        studyDate: date.replaceAll('-', ''),
+        studyTime: '093000',
       });
       await orthanc.uploadInstances(Object.values(study.series).flatMap((s) => s.files));
+      studies++;
     }
   }
-  logger.info({ studies: Math.min(count, patients.length) }, 'seeded synthetic MRI studies');
+  logger.info({ studies }, 'seeded synthetic MRI studies');
+  return demo.map((p) => p.uuid);
 }
 
 /** Orthanc's DICOMweb root, with its credentials in the URL (the proxy turns them into Basic auth). */
@@ -153,6 +162,25 @@ function dicomWebUrl(orthancUrl: string, credentials?: { username: string; passw
   }
   return url.href;
 }
+
+/**
+ * The demo patients' imaging courses: scan dates and the lesion's size (its radii scaled) at each visit. The first
+ * patient's lesion grows over three visits three months apart (to about 2.2 times its volume: RANO progression), the
+ * second's shrinks a little (stable disease), the others have one baseline scan. (The demo model misses lesions much
+ * smaller than those it was trained on, so the courses stay within that range.)
+ */
+export const DEMO_COURSES: readonly (readonly { date: string; scale: number }[])[] = [
+  [
+    { date: '2026-01-12', scale: 1 },
+    { date: '2026-04-13', scale: 1.12 },
+    { date: '2026-07-13', scale: 1.3 },
+  ],
+  [
+    { date: '2026-02-02', scale: 1 },
+    { date: '2026-05-04', scale: 0.92 },
+  ],
+  [{ date: '2026-03-02', scale: 1 }],
+];
 
 /** The grid of synthetic studies. */
 export interface PhantomGrid {
@@ -379,10 +407,12 @@ export async function composeServer(config: ServerConfig, logger: Logger, versio
   } else if (config.CDSS_WORKER === 'in-process') {
     logger.warn({ modelPath }, 'no model found: analyses will queue until a worker connects');
   }
-  if (sandbox)
-    await seedStudies(openemr, orthanc, config.CDSS_SANDBOX_STUDIES, grid, logger).catch((error: unknown) =>
-      logger.warn({ err: error }, 'could not seed demo studies'),
-    );
+  const demoPatients = sandbox
+    ? await seedStudies(openemr, orthanc, config.CDSS_SANDBOX_STUDIES, grid, logger).catch((error: unknown) => {
+        logger.warn({ err: error }, 'could not seed demo studies');
+        return [];
+      })
+    : [];
 
   // --- Events, audit, reviews
   // Events are numbered per topic in a replay log before they fan out (MySQL when configured, so every instance
@@ -434,6 +464,10 @@ export async function composeServer(config: ServerConfig, logger: Logger, versio
   const stopAnalysis = analysis.start();
   closers.push(async () => stopAnalysis());
   ehr.start();
+  if (demoPatients.length > 0)
+    void analyseDemoStudies({ archive, patientIds: demoPatients, jobs, jobStore, model: models[0], logger }).catch(
+      (error: unknown) => logger.warn({ err: error }, 'could not analyse the demo studies'),
+    );
 
   // Outbox backlog for the alert rules.
   const outboxTimer = setInterval(() => {

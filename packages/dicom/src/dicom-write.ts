@@ -310,6 +310,10 @@ export interface PhantomStudyOptions {
   studyDescription?: string;
   /** Accession number (≤ 16 characters). */
   accessionNumber?: string;
+  /** StudyDate, YYYYMMDD (default 20260101): visits of one patient carry their real dates. */
+  studyDate?: string;
+  /** StudyTime, HHMMSS (default 120000). */
+  studyTime?: string;
 }
 
 /** One written series of a phantom study. */
@@ -365,6 +369,8 @@ export function writePhantomStudy(phantom: Phantom, options: PhantomStudyOptions
         id: 'SYNTH',
         description: options.studyDescription ?? 'Synthetic brain MRI',
         ...(options.accessionNumber === undefined ? {} : { accessionNumber: options.accessionNumber }),
+        ...(options.studyDate === undefined ? {} : { date: options.studyDate }),
+        ...(options.studyTime === undefined ? {} : { time: options.studyTime }),
       },
       series: { instanceUid: seriesInstanceUid, number: def.number, description: def.description, frameOfReferenceUid },
       mr: def.mr,

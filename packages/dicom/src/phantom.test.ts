@@ -78,6 +78,24 @@ describe('generatePhantom', () => {
     expect(q.modalities.t1.data.length).toBe(16 * 20 * 8);
   });
 
+  it('grows or shrinks the same lesion in the same place with tumourScale (follow-up visits)', () => {
+    const base = generatePhantom({ seed: 'visits', dims: [48, 48, 40] });
+    const later = generatePhantom({ seed: 'visits', dims: [48, 48, 40], tumourScale: 1.3 });
+    expect(later.tumour?.centre).toEqual(base.tumour?.centre);
+    later.tumour!.radii.forEach((r, i) => expect(r).toBeCloseTo(1.3 * base.tumour!.radii[i]!, 9));
+    const enhancing = (p: typeof base): number => p.tumour!.voxels.enhancing + p.tumour!.voxels.necrosis;
+    expect(enhancing(later) / enhancing(base)).toBeGreaterThan(1.8);
+    // the head is the same: outside the tumour and its oedema nothing moved
+    let same = 0;
+    let outside = 0;
+    for (let v = 0; v < base.tissues.data.length; v++) {
+      if (base.labels.data[v] !== 0 || later.labels.data[v] !== 0) continue;
+      outside++;
+      if (base.modalities.t1.data[v] === later.modalities.t1.data[v]) same++;
+    }
+    expect(same / outside).toBeGreaterThan(0.99);
+  });
+
   it('rejects bad options with a ValidationError naming the field', () => {
     expect(() => generatePhantom({ seed: 1, dims: [0, 64, 48] })).toThrow(ValidationError);
     expect(() => generatePhantom({ seed: 1, dims: [64, 64, 48], spacing: [1, -1, 1] })).toThrow(/spacing/);

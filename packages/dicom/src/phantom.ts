@@ -58,6 +58,7 @@ export const phantomOptionsSchema = z.object({
   spacing: z.tuple([z.number().positive(), z.number().positive(), z.number().positive()]).optional(),
   noise: z.number().min(0).max(0.5).optional(),
   tumour: z.boolean().optional(),
+  tumourScale: z.number().positive().max(2).optional(),
 });
 
 /** Options of {@link generatePhantom}. */
@@ -72,6 +73,11 @@ export interface PhantomOptions {
   noise?: number;
   /** Whether to grow a tumour; default true. */
   tumour?: boolean;
+  /**
+   * Scales the tumour's radii (default 1): the same seed with another scale is the same head with the same lesion,
+   * in the same place, grown or shrunk (follow-up visits of one patient).
+   */
+  tumourScale?: number;
 }
 
 /** Where the tumour is, in voxel units. */
@@ -213,7 +219,12 @@ export function generatePhantom(options: PhantomOptions): Phantom {
   const side = rand() % 2 === 0 ? -1 : 1;
   const base = uniform(0.075, 0.11);
   const tc: Vec3 = [side * uniform(0.12, 0.18), uniform(-0.12, 0.12), uniform(-0.12, 0.1)];
-  const tr: Vec3 = [base * uniform(0.85, 1.15), base * uniform(0.85, 1.15), base * uniform(0.85, 1.15)];
+  const scale = options.tumourScale ?? 1;
+  const tr: Vec3 = [
+    scale * base * uniform(0.85, 1.15),
+    scale * base * uniform(0.85, 1.15),
+    scale * base * uniform(0.85, 1.15),
+  ];
   const coreFrac = uniform(0.4, 0.6);
   const edemaFrac = uniform(1.5, 2.0);
   const waves = Array.from({ length: 3 }, () => ({
