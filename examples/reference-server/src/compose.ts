@@ -434,6 +434,7 @@ export async function composeServer(config: ServerConfig, logger: Logger, versio
   const ehr = await ehrIntegration({
     config,
     logger,
+    metrics,
     cache,
     jobs,
     jobStore,

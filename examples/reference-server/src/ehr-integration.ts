@@ -5,12 +5,14 @@
  */
 import { join, resolve } from 'node:path';
 import type { Router } from 'express';
+import { Counter, Gauge } from 'prom-client';
 import { createPool, type Pool } from 'mysql2/promise';
 import type { Logger } from 'pino';
 import type { Cache } from '@cdss/cache';
 import { RequestAnalysis, type JobClient, type JobStore } from '@cdss/ai-jobs';
 import type { OrthancClient } from '@cdss/orthanc-client';
 import type { ServerConfig } from './config.js';
+import type { ServerMetrics } from './metrics.js';
 import type { ApiAnalysis } from './api-schemas.js';
 import type { Auditor } from './domain/auditor.js';
 import type { ImagingArchive, PatientRecords } from './domain/ports.js';
@@ -43,6 +45,8 @@ import { createMemoryCdsStore, createMySqlCdsStore, type CdsStore } from './cds-
 export interface EhrIntegrationDeps {
   config: ServerConfig;
   logger: Logger;
+  /** The server's metrics: the integration adds its own to the same registry. */
+  metrics: ServerMetrics;
   cache: Cache;
   jobs: JobClient;
   jobStore: JobStore;
@@ -129,6 +133,15 @@ export async function ehrIntegration(deps: EhrIntegrationDeps): Promise<EhrInteg
     auditor: deps.auditor,
     logger: logger.child({ component: 'cds-hooks' }),
   });
+  // --- Metrics (names are a contract with deploy/'s alert rules)
+  const registers = [deps.metrics.registry];
+  const autoOutcomes = new Counter({
+    name: 'cdss_auto_analysis_studies_total',
+    help: 'Stable studies the automatic-analysis follower handled, by outcome (queued, already-queued, skipped, error)',
+    labelNames: ['outcome'],
+    registers,
+  });
+
   // --- Analyses that start themselves
   const autoPrincipal = { id: 'cdss-auto-analysis', name: 'Automatic analysis (PACS StableStudy)', roles: [] };
   const reasonFor = async (patientId: string): Promise<AutoAnalysisReason | undefined> => {
@@ -180,6 +193,7 @@ export async function ehrIntegration(deps: EhrIntegrationDeps): Promise<EhrInteg
             },
           ),
         logger: logger.child({ component: 'auto-analysis' }),
+        onOutcome: (outcome) => autoOutcomes.inc({ outcome }),
       })
     : undefined;
 
@@ -237,6 +251,18 @@ export async function ehrIntegration(deps: EhrIntegrationDeps): Promise<EhrInteg
       model: { name: analysis.model.id, version: analysis.model.version, intendedUse, notForClinicalUse: true },
     };
   };
+  for (const [state, help] of [
+    ['pending', 'Approved reports waiting to be filed in OpenEMR'],
+    ['dead', 'Reports set aside (review no longer an approval)'],
+  ] as const)
+    new Gauge({
+      name: `cdss_chart_outbox_${state}`,
+      help,
+      registers,
+      async collect() {
+        this.set((await chart.stats())[state]);
+      },
+    });
   const delivery = deps.documents
     ? chartDelivery({
         outbox: chart,

@@ -119,6 +119,10 @@ describe.skipIf(!orthancSvc.available)('automatic analyses from the real Orthanc
           timeout: 90_000,
         })
         .toBe(true);
+      const metrics = await (await fetch(`${baseUrl}/metrics`)).text();
+      expect(metrics).toMatch(/cdss_auto_analysis_studies_total\{outcome="queued"\} [1-9]/);
+      expect(metrics).toMatch(/cdss_auto_analysis_studies_total\{outcome="skipped"\} [1-9]/);
+      expect(metrics).toContain('cdss_chart_outbox_pending 0');
       // The other patient's study came first in the feed, so it was handled already: no analysis.
       expect((await analysesOf(other.id)).filter((a) => a.studyUid === ignored)).toEqual([]);
       await expect
