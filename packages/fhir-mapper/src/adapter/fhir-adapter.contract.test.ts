@@ -190,6 +190,34 @@ describe.each(targets)('FHIR contract: $name', (target) => {
     },
   );
 
+  it.skipIf(skip)('writes a batch of AuditEvents PUT by id, and the same batch again changes nothing', async () => {
+    const ids = Array.from({ length: 3 }, () => `audit-${randomUUID()}`);
+    const batch: Bundle = {
+      resourceType: 'Bundle',
+      type: 'batch',
+      entry: ids.map((id) => ({
+        resource: {
+          resourceType: 'AuditEvent',
+          id,
+          type: { system: 'http://terminology.hl7.org/CodeSystem/audit-event-type', code: 'rest' },
+          action: 'R',
+          recorded: new Date().toISOString(),
+          outcome: '0',
+          agent: [{ who: { identifier: { system: 'urn:cdss:user', value: `contract-${RUN}` } }, requestor: true }],
+          source: { observer: { display: 'contract test' } },
+        },
+        request: { method: 'PUT', url: `AuditEvent/${id}` },
+      })) as Bundle['entry'],
+    };
+    const first = await fhir.batch(batch);
+    expect(first.type).toBe('batch-response');
+    expect(first.entry).toHaveLength(3);
+    await fhir.batch(batch);
+    for (const id of ids) expect((await fhir.read('AuditEvent', id)).id).toBe(id);
+    const found = await fhir.search('AuditEvent', { _id: ids.join(',') });
+    expect(found.entry).toHaveLength(3);
+  });
+
   it.skipIf(skip)('accepts the transaction of a full analysis result, idempotently', async () => {
     const puuid = randomUUID();
     const sub = (n: number): string => `1.2.826.0.1.3680043.8.498.${Date.now()}${n}${Math.floor(Math.random() * 1e6)}`;

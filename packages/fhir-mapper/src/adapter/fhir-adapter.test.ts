@@ -47,6 +47,80 @@ describe('FhirAdapter', () => {
     expect(seen[0]).toBe('identifier=urn%3As|1');
   });
 
+  describe('batch', () => {
+    const events = (n: number): Bundle => ({
+      resourceType: 'Bundle',
+      type: 'batch',
+      entry: Array.from({ length: n }, (_, i) => ({
+        resource: { resourceType: 'Basic', id: `b${i}`, code: { text: 'x' } },
+        request: { method: 'PUT', url: `Basic/b${i}` },
+      })) as Bundle['entry'],
+    });
+    const answer = (...statuses: string[]): Bundle => ({
+      resourceType: 'Bundle',
+      type: 'batch-response',
+      entry: statuses.map((status) => ({
+        response: { status, ...(status.startsWith('2') ? {} : { outcome: outcome(`entry ${status}`) }) },
+      })) as Bundle['entry'],
+    });
+
+    it('posts one Bundle for all entries and returns the response when every entry succeeded', async () => {
+      const posted: Bundle[] = [];
+      server.use(
+        http.post(BASE, async ({ request }) => {
+          posted.push((await request.json()) as Bundle);
+          return HttpResponse.json(answer('201 Created', '200 OK', '201'), { headers: FHIR });
+        }),
+      );
+      const r = await adapter().batch(events(3));
+      expect(r.type).toBe('batch-response');
+      expect(posted).toHaveLength(1);
+      expect(posted[0]?.entry).toHaveLength(3);
+    });
+
+    it('fails with the retryable entry error first, and a rejection alone as invalid', async () => {
+      server.use(http.post(BASE, () => HttpResponse.json(answer('201', '400 Bad Request', '503'), { headers: FHIR })));
+      const retryable = await adapter({ retry: false })
+        .batch(events(3))
+        .catch((e: unknown) => e);
+      expect(retryable).toBeInstanceOf(FhirServerError);
+      expect(retryable).not.toBeInstanceOf(FhirInvalidResourceError);
+      expect((retryable as FhirServerError).status).toBe(503);
+      expect((retryable as Error).message).toContain('2 of 3 entries failed');
+
+      server.use(http.post(BASE, () => HttpResponse.json(answer('201', '422 Unprocessable'), { headers: FHIR })));
+      const rejected = await adapter()
+        .batch(events(2))
+        .catch((e: unknown) => e);
+      expect(rejected).toBeInstanceOf(FhirInvalidResourceError);
+      expect((rejected as FhirInvalidResourceError).outcome?.issue?.[0]?.diagnostics).toBe('entry 422 Unprocessable');
+
+      server.use(http.post(BASE, () => HttpResponse.json(answer('201'), { headers: FHIR })));
+      await expect(adapter({ retry: false }).batch(events(2))).rejects.toThrow('wrong number of entries');
+    });
+
+    it('retries the whole Bundle when the server fails, and refuses a Bundle that is not an idempotent batch', async () => {
+      let calls = 0;
+      server.use(
+        http.post(BASE, () =>
+          ++calls < 2
+            ? HttpResponse.json(outcome('busy'), { status: 503, headers: FHIR })
+            : HttpResponse.json(answer('200'), { headers: FHIR }),
+        ),
+      );
+      await adapter().batch(events(1));
+      expect(calls).toBe(2);
+      await expect(adapter().batch({ ...events(1), type: 'transaction' })).rejects.toBeInstanceOf(ValidationError);
+      const post: Bundle = {
+        resourceType: 'Bundle',
+        type: 'batch',
+        entry: [{ resource: patient, request: { method: 'POST', url: 'Patient' } }],
+      };
+      await expect(adapter().batch(post)).rejects.toBeInstanceOf(ValidationError);
+      expect(calls).toBe(2);
+    });
+  });
+
   it('never retries a plain create (not idempotent)', async () => {
     let calls = 0;
     server.use(

@@ -516,6 +516,49 @@ export class FhirAdapter {
   }
 
   /**
+   * Posts a `batch` Bundle: its entries succeed or fail one by one (unlike a transaction), so many independent
+   * writes (e.g. AuditEvents) cost one request. Every entry must be idempotent (PUT, DELETE, GET, or POST with
+   * `ifNoneExist`), which makes sending the whole Bundle again safe: it is retried, and a failed entry fails the
+   * call so that the caller sends it again.
+   * @returns the batch-response Bundle, when every entry succeeded
+   * @throws `ValidationError` for a Bundle that is not a batch of idempotent entries; the error of a failed entry
+   *   ({@link fhirErrorFor}), a retryable one (5xx, 429, 408, 409, 412) before a rejection of the entry itself
+   * @see https://hl7.org/fhir/R4/http.html#transaction
+   */
+  async batch(bundle: Bundle, opts?: CallOptions): Promise<Bundle> {
+    const entries = bundle.entry ?? [];
+    if (bundle.resourceType !== 'Bundle' || bundle.type !== 'batch' || !entries.every((e) => isIdempotentEntry(e))) {
+      throw new ValidationError('Invalid batch', [
+        { path: 'type', message: 'Expected a Bundle of type batch with idempotent entries', code: 'invalid_value' },
+      ]);
+    }
+    const r = await this.exchange<Bundle>(
+      'POST',
+      '/',
+      true,
+      (options) => this.client.batch({ body: kit(bundle), options }),
+      opts,
+    );
+    const failed = (r.body.entry ?? []).flatMap((entry, index) => {
+      const status = Number.parseInt(entry.response?.status ?? '', 10);
+      return status >= 200 && status < 300 ? [] : [{ index, status, outcome: entry.response?.outcome }];
+    });
+    if ((r.body.entry?.length ?? 0) !== entries.length) failed.push({ index: -1, status: 502, outcome: undefined });
+    const worst =
+      failed.find((f) => !(f.status >= 400 && f.status < 500) || RETRYABLE_ENTRY.has(f.status)) ?? failed[0];
+    if (!worst) return r.body;
+    throw fhirErrorFor({
+      method: 'POST',
+      url: this.baseUrl,
+      status: Number.isNaN(worst.status) ? 502 : worst.status,
+      outcome: isOutcome(worst.outcome) ? worst.outcome : undefined,
+      message: `POST batch: ${failed.length} of ${entries.length} entries failed (first: ${
+        worst.index < 0 ? 'the response has the wrong number of entries' : `entry ${worst.index}, ${worst.status}`
+      })`,
+    });
+  }
+
+  /**
    * Validates a resource on the server (`POST [type]/$validate`).
    * @returns the OperationOutcome (a 4xx with an OperationOutcome is returned, not thrown)
    */
@@ -556,6 +599,9 @@ export class FhirAdapter {
 
 /** Attempts of {@link FhirAdapter.upsert} when other writers keep winning the race. */
 const UPSERT_ATTEMPTS = 10;
+
+/** 4xx statuses of a batch entry that sending it again may cure (timeout, conflict, version race, throttling). */
+const RETRYABLE_ENTRY = new Set([408, 409, 412, 429]);
 
 /** Canonical JSON (sorted keys) of a resource without id, meta and text, for "did anything change". */
 function canonical(value: unknown): string {

@@ -164,6 +164,7 @@ export class OutboxProcessor {
       const w = item.write;
       if (w.kind === 'upsert') await adapter.upsert(w.resource, w.identifier);
       else if (w.kind === 'create-if-none-exist') await adapter.createIfNoneExist(w.resource, w.identifier);
+      else if (w.kind === 'batch') await adapter.batch(w.bundle);
       else await adapter.transaction(w.bundle);
       await this.o.outbox.markDelivered(item.id);
       return 'delivered';

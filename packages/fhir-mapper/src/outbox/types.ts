@@ -28,6 +28,14 @@ export const fhirWriteSchema = z.discriminatedUnion('kind', [
       'Expected a transaction Bundle',
     ),
   }),
+  /** A batch whose entries are all idempotent (e.g. PUTs by id): one request for many independent writes. */
+  z.object({
+    kind: z.literal('batch'),
+    bundle: z.custom<Bundle>(
+      (v) => (v as Bundle | undefined)?.resourceType === 'Bundle' && (v as Bundle).type === 'batch',
+      'Expected a batch Bundle',
+    ),
+  }),
 ]);
 
 /** A FHIR write. */
@@ -116,5 +124,6 @@ export function defaultKey(write: FhirWrite): string {
     const first = write.bundle.entry?.find((e) => e.request?.url.includes('identifier='))?.request?.url;
     return first ? `tx:${first}` : 'tx';
   }
+  if (write.kind === 'batch') return `batch:${write.bundle.entry?.[0]?.request?.url ?? ''}`;
   return `${write.resource.resourceType}|${write.identifier.system}|${write.identifier.value}`;
 }
