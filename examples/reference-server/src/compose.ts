@@ -62,7 +62,9 @@ import {
   type EventBus,
   type EventLog,
 } from './events.js';
-import { createFileAuditStore } from './audit.js';
+import { AuditTrail, mirrorToFhir } from './audit.js';
+import { FileAuditStore } from './audit/file-store.js';
+import { MySqlAuditStore } from './audit/mysql-store.js';
 import { createAuditor } from './domain/auditor.js';
 import { patientRoutes } from './domain/patients.js';
 import { studyRoutes } from './domain/studies.js';
@@ -296,10 +298,10 @@ export async function composeServer(config: ServerConfig, logger: Logger, versio
   }
   const fhirAdapter = new FhirAdapter({ baseUrl: fhirUrl, logger });
   let outbox: SyncOutbox;
-  let mysqlPool: Pool | undefined;
-  if (config.MYSQL_URL) {
-    const pool = createPool({ uri: config.MYSQL_URL, connectionLimit: 4 });
-    mysqlPool = pool;
+  // The outbox, the event log and the audit table share one pool.
+  const mysqlPool = config.MYSQL_URL ? createPool({ uri: config.MYSQL_URL, connectionLimit: 4 }) : undefined;
+  if (mysqlPool) {
+    const pool = mysqlPool;
     closers.push(() => pool.end());
     const mysqlOutbox = new MySqlOutbox({ pool });
     await mysqlOutbox.ensureSchema();
@@ -423,8 +425,13 @@ export async function composeServer(config: ServerConfig, logger: Logger, versio
     eventLog,
   );
   closers.push(() => events.close());
-  const auditStore = createFileAuditStore(join(dataDir, 'audit.jsonl'));
-  const auditor = createAuditor(auditStore, fhir, metrics, config.OPENEMR_SITE);
+  // One shared table in connected mode (every instance appends to it), a file of this process's in sandbox mode.
+  const audit = new AuditTrail({
+    store: mysqlPool ? await MySqlAuditStore.open({ pool: mysqlPool }) : new FileAuditStore(join(dataDir, 'audit.jsonl')),
+    mirror: mirrorToFhir(fhir, config.OPENEMR_SITE),
+  });
+  closers.push(() => audit.close());
+  const auditor = createAuditor(audit, metrics);
   const reviews = await createReviewStore(join(dataDir, 'reviews.json'));
   const archive = instrument(orthancArchive(orthanc), 'orthanc', metrics);
   const records = instrument(openEmrRecords(openemr), 'openemr', metrics);
@@ -513,7 +520,7 @@ export async function composeServer(config: ServerConfig, logger: Logger, versio
       }),
       ...analysis.routes,
       ...ehr.routes,
-      ...auditRoutes(auditStore),
+      ...auditRoutes(audit.store),
     ],
     readiness,
     auditor,

@@ -11,7 +11,7 @@ import { createLogger } from './logger.js';
 import { createMetrics, type ServerMetrics } from './metrics.js';
 import { createSandboxIssuer, type SandboxIssuer, type TokenVerifier } from './auth/tokens.js';
 import { createLocalEventBus, createMemoryEventLog, withReplayLog, type EventBus } from './events.js';
-import { createMemoryAuditStore } from './audit.js';
+import { AuditTrail, createMemoryAuditStore, mirrorToFhir, type AuditStore } from './audit.js';
 import { createAuditor } from './domain/auditor.js';
 import { createCdssServer, type CdssServer } from './app.js';
 import type { AnyRoute } from './http/route.js';
@@ -156,7 +156,13 @@ export interface Harness {
  * @param env - extra environment for the config
  */
 export async function startHarness(
-  buildRoutes: (shared: { auditor: Auditor; bus: EventBus; fhir: FhirSync; metrics: ServerMetrics }) => AnyRoute[],
+  buildRoutes: (shared: {
+    auditor: Auditor;
+    audit: AuditStore;
+    bus: EventBus;
+    fhir: FhirSync;
+    metrics: ServerMetrics;
+  }) => AnyRoute[],
   env: Record<string, string> = {},
   webhook: (req: Request) => Promise<void> = async () => {
     throw new ApiError(401, 'login', 'unsigned');
@@ -175,7 +181,7 @@ export async function startHarness(
   const bus = withReplayLog(createLocalEventBus(), eventLog);
   const audit = createMemoryAuditStore();
   const fhir = fakeFhirSync();
-  const auditor = createAuditor(audit, fhir, metrics);
+  const auditor = createAuditor(new AuditTrail({ store: audit, mirror: mirrorToFhir(fhir) }), metrics);
   const server = createCdssServer({
     config,
     logger: createLogger(process.env['CDSS_TEST_LOG_LEVEL'] ?? 'silent'),
@@ -183,7 +189,7 @@ export async function startHarness(
     verifier: wrapVerifier(issuer.verifier),
     bus,
     eventLog,
-    routes: buildRoutes({ auditor, bus, fhir, metrics }),
+    routes: buildRoutes({ auditor, audit, bus, fhir, metrics }),
     readiness: [],
     auditor,
     routers: buildRouters({ auditor }),

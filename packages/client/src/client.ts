@@ -40,6 +40,23 @@ export interface CdssClientOptions {
 
 type Query = Record<string, string | number | undefined>;
 
+/** Filters and paging of `GET /api/audit` (all optional, combined with AND). */
+export interface AuditQuery {
+  /** A patient id. */
+  patient?: string;
+  /** A user id (the token's `sub`). */
+  user?: string;
+  outcome?: 'success' | 'failure' | 'denied';
+  /** Records at or after this instant: ISO 8601 date-time with offset (`2026-12-06T08:00:00Z`), or a date (UTC). */
+  from?: string;
+  /** Records at or before this instant, including the whole second (or day) it names. */
+  to?: string;
+  /** Page size, 1–1000 (default 100). */
+  limit?: number;
+  /** The previous page's `nextCursor`. */
+  cursor?: string;
+}
+
 /** A voxel grid: `data[i + x*j + x*y*k]`, spacing in millimetres. */
 export interface VoxelGrid<T extends Float32Array | Uint8Array> {
   dims: [number, number, number];
@@ -195,8 +212,11 @@ export function createCdssClient(options: CdssClientOptions) {
       report: (id: string) => request(fhirBundleSchema, 'GET', `/api/analyses/${enc(id)}/report`),
     },
     audit: {
-      list: (query: { patient?: string; limit?: number } = {}) =>
-        request(auditListSchema, 'GET', '/api/audit', { query }),
+      /**
+       * A page of audit records, newest first. `from`/`to` are ISO 8601 date-times with an offset (or dates, UTC);
+       * `to` includes the whole second (or day) it names. Pass a page's `nextCursor` as `cursor` for the next page.
+       */
+      list: (query: AuditQuery = {}) => request(auditListSchema, 'GET', '/api/audit', { query: { ...query } }),
     },
   };
 }

@@ -1,5 +1,5 @@
 export { createCdssClient } from './client.js';
-export type { CdssClient, CdssClientOptions, VoxelGrid } from './client.js';
+export type { AuditQuery, CdssClient, CdssClientOptions, VoxelGrid } from './client.js';
 export { connectEvents } from './events.js';
 export type { EventStream, EventStreamOptions, WebSocketLike } from './events.js';
 export { CdssApiError, duplicateCandidates } from './errors.js';

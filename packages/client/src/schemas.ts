@@ -388,8 +388,10 @@ export const auditRecordSchema = z
   .meta({ id: 'AuditRecord' });
 /** One audit record. */
 export type AuditRecord = z.infer<typeof auditRecordSchema>;
-/** A list of audit records. */
-export const auditListSchema = z.object({ items: z.array(auditRecordSchema) }).meta({ id: 'AuditList' });
+/** A page of audit records, newest first; `nextCursor` (when present) fetches the next, older page. */
+export const auditListSchema = z
+  .object({ items: z.array(auditRecordSchema), nextCursor: z.string().optional() })
+  .meta({ id: 'AuditList' });
 
 /** A FHIR Bundle, checked only for its shape: the FHIR server is the place to validate FHIR. */
 export const fhirBundleSchema = z

@@ -1,11 +1,11 @@
 /**
  * The server's {@link FhirSync} port over the `@cdss/fhir-mapper` sync outbox: every FHIR write is recorded durably
  * first and delivered by the outbox processor, with conditional writes keyed by our identifiers so a retry never
- * duplicates. Patients are upserted by their OpenEMR uuid; AI reports go as transactions; audit events are PUT
- * under a client-assigned id derived from the audit record.
+ * duplicates. Patients are upserted by their OpenEMR uuid; AI reports go as transactions; audit events go as batch
+ * Bundles of PUTs under client-assigned ids derived from the audit records.
  */
 import { identifierSystems, patientToFhir, type SyncOutbox } from '@cdss/fhir-mapper';
-import type { AuditEvent, Bundle } from 'fhir/r4.js';
+import type { Bundle } from 'fhir/r4.js';
 import type { ApiPatient } from '../api-schemas.js';
 import type { FhirSync } from '../domain/ports.js';
 import { toOpenEmrPatient } from './openemr.js';
@@ -33,22 +33,11 @@ export function outboxFhirSync(outbox: SyncOutbox, site = 'default'): FhirSync {
       } else if (kind === 'analysis-report') {
         await outbox.enqueue({ kind: 'transaction', bundle: payload as Bundle }, inTransaction);
       } else {
-        const event = payload as AuditEvent;
-        const recordId =
-          event.extension?.find((e) => e.url === 'urn:cdss:audit-record-id')?.valueString ?? crypto.randomUUID();
-        const bundle: Bundle = {
-          resourceType: 'Bundle',
-          type: 'transaction',
-          entry: [
-            {
-              resource: { ...event, id: `audit-${recordId}` },
-              request: { method: 'PUT', url: `AuditEvent/audit-${recordId}` },
-            },
-          ],
-        };
+        // One outbox entry per batch; its key is unique (the first record's), so batches never wait on each other.
+        const bundle = payload as Bundle;
         await outbox.enqueue(
-          { kind: 'transaction', bundle },
-          { key: `AuditEvent/audit-${recordId}`, ...inTransaction },
+          { kind: 'batch', bundle },
+          { key: `audit-batch:${bundle.entry?.[0]?.request?.url ?? ''}`, ...inTransaction },
         );
       }
     },

@@ -3,9 +3,8 @@
  * Audit is fail-closed: if the record cannot be written, the request fails rather than serve PHI unaudited.
  */
 import type { Principal } from '../auth/tokens.js';
-import { newAuditRecord, toAuditEvent, type AuditRecord, type AuditStore } from '../audit.js';
+import { newAuditRecord, type AuditRecord } from '../audit.js';
 import type { ServerMetrics } from '../metrics.js';
-import type { FhirSync } from './ports.js';
 
 /** What is being audited; `patientId` may be filled in by the operation once known (e.g. after a create). */
 export interface AuditContext {
@@ -28,14 +27,18 @@ export interface Auditor {
   denied(context: AuditContext): Promise<void>;
 }
 
+/** Where the auditor writes: resolves once the record is durable (the server's `AuditTrail`). */
+export interface AuditSink {
+  append(record: AuditRecord): Promise<void>;
+}
+
 /**
  * Creates the auditor.
- * @param store - the append-only store
- * @param fhir - where AuditEvents are mirrored (through the outbox)
+ * @param trail - the audit trail (group commit to the store, AuditEvents to FHIR)
  * @param metrics - counts records by action and outcome
- * @param site - the OpenEMR site, part of the patient identifier system in AuditEvents
  */
-export function createAuditor(store: AuditStore, fhir: FhirSync, metrics: ServerMetrics, site = 'default'): Auditor {
+export function createAuditor(trail: AuditSink, metrics: ServerMetrics): Auditor {
+  const counters = new Map<string, { inc(): void }>();
   async function write(context: AuditContext, outcome: AuditRecord['outcome']): Promise<void> {
     const record = newAuditRecord({
       userId: context.principal.id,
@@ -47,9 +50,11 @@ export function createAuditor(store: AuditStore, fhir: FhirSync, metrics: Server
       outcome,
       requestId: context.requestId,
     });
-    await store.append(record);
-    metrics.auditEvents.inc({ action: record.action, outcome });
-    await fhir.enqueue('audit-event', toAuditEvent(record, site));
+    await trail.append(record);
+    const key = `${record.action}|${outcome}`;
+    let counter = counters.get(key);
+    if (!counter) counters.set(key, (counter = metrics.auditEvents.labels({ action: record.action, outcome })));
+    counter.inc();
   }
   return {
     denied: (context) => write(context, 'denied'),

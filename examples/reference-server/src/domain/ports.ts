@@ -127,9 +127,13 @@ export interface ReadThroughCache {
 
 /** Durable FHIR writes (the outbox in front of the FHIR server). */
 export interface FhirSync {
-  /** Queues a resource or transaction bundle; resolves once it is durably recorded, not when the server has it. */
+  /**
+   * Queues a write; resolves once it is durably recorded, not when the server has it. `patient`: an API patient
+   * (upserted by its OpenEMR uuid); `analysis-report`: a transaction Bundle; `audit-events`: a batch Bundle of
+   * AuditEvents, each PUT under its own id. With `transaction`, the write commits with that state change.
+   */
   enqueue(
-    kind: 'patient' | 'analysis-report' | 'audit-event',
+    kind: 'patient' | 'analysis-report' | 'audit-events',
     payload: unknown,
     transaction?: StateTransaction,
   ): Promise<void>;

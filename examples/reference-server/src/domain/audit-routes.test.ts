@@ -1,0 +1,93 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Bundle } from 'fhir/r4.js';
+import { createCdssClient, type AuditRecord } from '@cdss/client';
+import { fakeCache, fakeRecords, startHarness, type Harness } from '../test-support.js';
+import { patientRoutes } from './patients.js';
+import { auditRoutes } from './audit-routes.js';
+import { AUDIT_EVENTS_PER_BUNDLE } from '../audit.js';
+
+let h: Harness;
+const records = fakeRecords();
+records.patients.set('p1', { id: 'p1', givenName: 'Jane', familyName: 'Doe', birthDate: '1970-01-02', sex: 'female' });
+beforeAll(async () => {
+  h = await startHarness(({ auditor, audit, bus, fhir }) => [
+    ...patientRoutes({ records, cache: fakeCache(), fhir, bus, auditor }),
+    ...auditRoutes(audit),
+  ]);
+});
+afterAll(async () => h.close());
+
+const clientFor = async (userId: string) => {
+  const token = await h.token(userId);
+  return createCdssClient({ baseUrl: h.baseUrl, getToken: () => token });
+};
+
+describe('GET /api/audit', () => {
+  it('filters by user, patient, outcome and a time range to the second, and pages with cursors', async () => {
+    const nurse = await clientFor('demo-nurse');
+    const physician = await clientFor('demo-physician');
+    const started = new Date();
+    for (let i = 0; i < 5; i++) await nurse.patients.get('p1');
+    await physician.patients.get('p1');
+    await physician.patients.get('missing').catch(() => undefined);
+    const admin = await clientFor('demo-admin');
+
+    const nurseReads = await admin.audit.list({ user: 'demo-nurse', patient: 'p1', limit: 2 });
+    expect(nurseReads.items).toHaveLength(2);
+    expect(nurseReads.items.every((r) => r.userId === 'demo-nurse' && r.patientId === 'p1')).toBe(true);
+    const pages: AuditRecord[][] = [nurseReads.items];
+    for (let cursor = nurseReads.nextCursor; cursor;) {
+      const page = await admin.audit.list({ user: 'demo-nurse', patient: 'p1', limit: 2, cursor });
+      pages.push(page.items);
+      cursor = page.nextCursor;
+    }
+    expect(pages.map((p) => p.length)).toEqual([2, 2, 1]);
+    const times = pages.flat().map((r) => r.time);
+    expect(times).toEqual([...times].sort().reverse());
+
+    const failures = await admin.audit.list({ outcome: 'failure' });
+    expect(failures.items.map((r) => [r.userId, r.resource])).toEqual([['demo-physician', 'Patient/missing']]);
+
+    // Second-level bounds: `to` includes the whole second it names.
+    const second = started.toISOString().slice(0, 19);
+    const inRange = await admin.audit.list({ from: `${second}Z`, to: new Date(Date.now() + 1000).toISOString() });
+    expect(inRange.items).toHaveLength(7);
+    const all = (await admin.audit.list({ limit: 1000 })).items;
+    expect((await admin.audit.list({ to: `${second}Z`, limit: 1000 })).items).toEqual(
+      all.filter((r) => r.time.slice(0, 19) <= second),
+    );
+    expect((await admin.audit.list({ from: '2999-01-01' })).items).toEqual([]);
+  });
+
+  it('answers 400 for a bad time, an inverted range or a cursor it did not issue, and 403 without audit:read', async () => {
+    const token = await h.token('demo-admin');
+    const get = (query: string) =>
+      fetch(`${h.baseUrl}/api/audit?${query}`, { headers: { authorization: `Bearer ${token}` } });
+    for (const query of ['from=yesterday', 'to=2026-13-01', 'from=2026-12-06&to=2026-12-05', 'cursor=bogus'])
+      expect((await get(query)).status, query).toBe(400);
+    expect((await get('from=2026-12-06T10:00:00%2B01:00&to=2026-12-06')).status).toBe(200);
+    const nurse = await fetch(`${h.baseUrl}/api/audit`, {
+      headers: { authorization: `Bearer ${await h.token('demo-nurse')}` },
+    });
+    expect(nurse.status).toBe(403);
+  });
+
+  it('mirrors AuditEvents to FHIR as batch Bundles of PUTs by id, never one queued write per record', async () => {
+    const before = h.fhir.queued.length;
+    const nurse = await clientFor('demo-nurse');
+    await Promise.all(Array.from({ length: 30 }, () => nurse.patients.get('p1')));
+    const queued = h.fhir.queued.slice(before);
+    expect(queued.every((q) => q.kind === 'audit-events')).toBe(true);
+    expect(queued.length).toBeLessThan(30); // concurrent reads share Bundles
+    const entries = queued.flatMap((q) => (q.payload as Bundle).entry ?? []);
+    expect(entries).toHaveLength(30);
+    for (const q of queued) {
+      expect((q.payload as Bundle).type).toBe('batch');
+      expect((q.payload as Bundle).entry!.length).toBeLessThanOrEqual(AUDIT_EVENTS_PER_BUNDLE);
+    }
+    for (const entry of entries) {
+      expect(entry.request?.method).toBe('PUT');
+      expect(entry.request?.url).toBe(`AuditEvent/${entry.resource?.id}`);
+    }
+  });
+});
