@@ -11,7 +11,7 @@ import { identifierSystems } from '@cdss/fhir-mapper';
 import type { z } from 'zod';
 import { auditRecordSchema } from '@cdss/client';
 import { GroupCommit } from './audit/group-commit.js';
-import type { FhirSync } from './domain/ports.js';
+import type { FhirSync, StateTransaction } from './domain/ports.js';
 
 /** One audit record (the API's shape, from `@cdss/client`). */
 export { auditRecordSchema };
@@ -45,8 +45,16 @@ export interface AuditPage {
  * Implementations: {@link createMemoryAuditStore} (tests), `FileAuditStore` (sandbox), `MySqlAuditStore` (connected).
  */
 export interface AuditStore {
-  /** Appends records as one durable unit (one write and one fdatasync, or one INSERT): resolves once they are. */
-  appendBatch(records: readonly AuditRecord[]): Promise<void>;
+  /**
+   * Appends records as one durable unit (one write and one fdatasync, or one INSERT): resolves once they are.
+   * @param records - the records, in order
+   * @param alsoCommit - writes that must commit with them (their AuditEvents' outbox rows): run inside the store's
+   *   transaction (MySQL), or once the records are durable (file, memory); its failure fails the batch
+   */
+  appendBatch(
+    records: readonly AuditRecord[],
+    alsoCommit?: (transaction: StateTransaction) => Promise<void>,
+  ): Promise<void>;
   /**
    * A page of records, newest first.
    * @throws `ValidationError` for a cursor this store did not issue
@@ -93,8 +101,9 @@ export function createMemoryAuditStore(): AuditStore & { records: AuditRecord[] 
   const records: AuditRecord[] = [];
   return {
     records,
-    async appendBatch(batch) {
+    async appendBatch(batch, alsoCommit) {
       records.push(...batch);
+      await alsoCommit?.({});
     },
     async list(query) {
       const end = query.cursor ? (decodeCursor('m', query.cursor, 1)[0] as number) : records.length;
@@ -115,10 +124,11 @@ export function createMemoryAuditStore(): AuditStore & { records: AuditRecord[] 
 export interface AuditTrailOptions {
   store: AuditStore;
   /**
-   * Called with each group of records once the store holds them, before their requests answer (e.g. to queue their
-   * AuditEvents in the outbox). A failure fails the group's requests, as the store's would.
+   * Called with each group of records as the store writes them, in its transaction when it has one, before their
+   * requests answer (queues their AuditEvents in the outbox). A failure fails the group's requests, as the store's
+   * would.
    */
-  mirror?: (records: AuditRecord[]) => Promise<void>;
+  mirror?: (records: AuditRecord[], transaction: StateTransaction) => Promise<void>;
   /** Most records per group. Default 500. */
   maxBatch?: number;
 }
@@ -131,10 +141,11 @@ export class AuditTrail {
   private readonly commits: GroupCommit<AuditRecord>;
 
   constructor(private readonly options: AuditTrailOptions) {
-    this.commits = new GroupCommit(async (records) => {
-      await options.store.appendBatch(records);
-      await options.mirror?.(records);
-    }, options);
+    const { store, mirror } = options;
+    this.commits = new GroupCommit(
+      (records) => store.appendBatch(records, mirror ? (transaction) => mirror(records, transaction) : undefined),
+      options,
+    );
   }
 
   /**
@@ -246,9 +257,16 @@ export const AUDIT_EVENTS_PER_BUNDLE = 100;
  * @param fhir - the FHIR sync port
  * @param site - the OpenEMR site
  */
-export function mirrorToFhir(fhir: FhirSync, site = 'default'): (records: AuditRecord[]) => Promise<void> {
-  return async (records) => {
+export function mirrorToFhir(
+  fhir: FhirSync,
+  site = 'default',
+): (records: AuditRecord[], transaction: StateTransaction) => Promise<void> {
+  return async (records, transaction) => {
     for (let i = 0; i < records.length; i += AUDIT_EVENTS_PER_BUNDLE)
-      await fhir.enqueue('audit-events', auditEventBatch(records.slice(i, i + AUDIT_EVENTS_PER_BUNDLE), site));
+      await fhir.enqueue(
+        'audit-events',
+        auditEventBatch(records.slice(i, i + AUDIT_EVENTS_PER_BUNDLE), site),
+        transaction,
+      );
   };
 }

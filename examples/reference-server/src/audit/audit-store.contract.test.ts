@@ -12,8 +12,12 @@ import { afterAll, describe, expect, it, vi } from 'vitest';
 import { createPool, type Pool, type RowDataPacket } from 'mysql2/promise';
 import { ValidationError } from '@cdss/core';
 import { requireService } from '@cdss/core/testing';
+import type { Bundle } from 'fhir/r4.js';
+import { MySqlOutbox } from '@cdss/fhir-mapper/mysql';
+import { outboxFhirSync } from '../adapters/fhir-sync.js';
 import {
   createMemoryAuditStore,
+  mirrorToFhir,
   newAuditRecord,
   type AuditQuery,
   type AuditRecord,
@@ -250,6 +254,30 @@ describe.skipIf(!mariadb.available)('MySQL audit store', () => {
     } finally {
       await otherPool.end();
     }
+  });
+
+  it("commits the AuditEvents outbox row in the records' transaction, and neither when that fails", async () => {
+    const store = await mysqlStore();
+    const outboxTable = `fhir_outbox_audit_test_${randomUUID().slice(0, 8)}`;
+    tables.push(outboxTable);
+    const outbox = new MySqlOutbox({ pool: pool!, table: outboxTable });
+    await outbox.ensureSchema();
+    const mirror = mirrorToFhir(outboxFhirSync(outbox));
+    const kept = sample(3);
+    await store.appendBatch(kept, (transaction) => mirror(kept, transaction));
+    const [item] = await outbox.claimDue(Date.now(), 10, 1000);
+    expect(item?.write.kind).toBe('batch');
+    expect((item?.write as { bundle: Bundle }).bundle.entry).toHaveLength(3);
+
+    const lost = sample(2).map((r) => ({ ...r, userId: 'rolled-back' }));
+    await expect(
+      store.appendBatch(lost, async (transaction) => {
+        await mirror(lost, transaction);
+        throw new Error('outbox full');
+      }),
+    ).rejects.toThrow('outbox full');
+    expect((await store.list({ userId: 'rolled-back', limit: 10 })).items).toEqual([]);
+    expect((await outbox.stats()).pending).toBe(1);
   });
 
   it('answers each filter from its index (EXPLAIN), not a table scan', async () => {

@@ -15,6 +15,7 @@ import {
   type AuditRecord,
   type AuditStore,
 } from '../audit.js';
+import type { StateTransaction } from '../domain/ports.js';
 
 const NEWLINE = 0x0a;
 /** Bytes read per step when reading backwards. */
@@ -31,7 +32,10 @@ export class FileAuditStore implements AuditStore {
   /** @param path - the file (created with mode 0600, its folder as needed) */
   constructor(readonly path: string) {}
 
-  async appendBatch(records: readonly AuditRecord[]): Promise<void> {
+  async appendBatch(
+    records: readonly AuditRecord[],
+    alsoCommit?: (transaction: StateTransaction) => Promise<void>,
+  ): Promise<void> {
     const file = await this.open();
     if (this.torn) {
       await file.truncate(this.size);
@@ -52,6 +56,8 @@ export class FileAuditStore implements AuditStore {
       throw error;
     }
     this.size += data.length;
+    // The file has no transactions: the rest follows the records (a crash between the two loses only the copy).
+    await alsoCommit?.({});
   }
 
   async list(query: AuditQuery): Promise<AuditPage> {

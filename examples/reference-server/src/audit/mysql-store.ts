@@ -14,6 +14,7 @@ import {
   type AuditRecord,
   type AuditStore,
 } from '../audit.js';
+import type { StateTransaction } from '../domain/ports.js';
 
 /** Options of {@link MySqlAuditStore}. */
 export interface MySqlAuditStoreOptions {
@@ -46,10 +47,14 @@ const msToDatetime = (ms: number): string => new Date(ms).toISOString().slice(0,
 
 /** An audit table. Open with {@link MySqlAuditStore.open}. */
 export class MySqlAuditStore implements AuditStore {
+  private readonly insert: string;
+
   private constructor(
     private readonly pool: Pool,
     private readonly table: string,
-  ) {}
+  ) {
+    this.insert = `INSERT INTO \`${table}\` (id, time, user_id, user_name, roles, patient_id, action, resource, outcome, request_id) VALUES ?`;
+  }
 
   /**
    * Creates the table when missing.
@@ -82,27 +87,25 @@ export class MySqlAuditStore implements AuditStore {
     return new MySqlAuditStore(options.pool, table);
   }
 
-  async appendBatch(records: readonly AuditRecord[]): Promise<void> {
+  async appendBatch(
+    records: readonly AuditRecord[],
+    alsoCommit?: (transaction: StateTransaction) => Promise<void>,
+  ): Promise<void> {
     if (records.length === 0) return;
-    // One statement, so one transaction under autocommit: durable at its commit (InnoDB's default
-    // innodb_flush_log_at_trx_commit=1), all or none.
-    await this.pool.query(
-      `INSERT INTO \`${this.table}\` (id, time, user_id, user_name, roles, patient_id, action, resource, outcome, request_id) VALUES ?`,
-      [
-        records.map((r) => [
-          r.id,
-          toDatetime(r.time),
-          r.userId,
-          r.userName,
-          JSON.stringify(r.roles),
-          r.patientId ?? null,
-          r.action,
-          r.resource,
-          r.outcome,
-          r.requestId,
-        ]),
-      ],
-    );
+    // One transaction: the records and what must commit with them (their AuditEvents' outbox rows), durable at the
+    // commit (InnoDB's default innodb_flush_log_at_trx_commit=1), all or none.
+    const connection = await this.pool.getConnection();
+    try {
+      await connection.beginTransaction();
+      await connection.query(this.insert, [records.map(row)]);
+      await alsoCommit?.({ connection });
+      await connection.commit();
+    } catch (error) {
+      await connection.rollback().catch(() => undefined);
+      throw error;
+    } finally {
+      connection.release();
+    }
   }
 
   async list(query: AuditQuery): Promise<AuditPage> {
@@ -138,6 +141,22 @@ export class MySqlAuditStore implements AuditStore {
   }
 
   async close(): Promise<void> {}
+}
+
+/** The INSERT values of a record. */
+function row(r: AuditRecord): Array<string | null> {
+  return [
+    r.id,
+    toDatetime(r.time),
+    r.userId,
+    r.userName,
+    JSON.stringify(r.roles),
+    r.patientId ?? null,
+    r.action,
+    r.resource,
+    r.outcome,
+    r.requestId,
+  ];
 }
 
 function toRecord(row: Row): AuditRecord {

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Bundle } from 'fhir/r4.js';
 import { createCdssClient, type AuditRecord } from '@cdss/client';
-import { fakeCache, fakeRecords, startHarness, type Harness } from '../test-support.js';
+import { memoryCache, fakeRecords, startHarness, type Harness } from '../test-support.js';
 import { patientRoutes } from './patients.js';
 import { auditRoutes } from './audit-routes.js';
 import { AUDIT_EVENTS_PER_BUNDLE } from '../audit.js';
@@ -11,7 +11,7 @@ const records = fakeRecords();
 records.patients.set('p1', { id: 'p1', givenName: 'Jane', familyName: 'Doe', birthDate: '1970-01-02', sex: 'female' });
 beforeAll(async () => {
   h = await startHarness(({ auditor, audit, bus, fhir }) => [
-    ...patientRoutes({ records, cache: fakeCache(), fhir, bus, auditor }),
+    ...patientRoutes({ records, cache: memoryCache(), fhir, bus, auditor }),
     ...auditRoutes(audit),
   ]);
 });
