@@ -12,7 +12,7 @@ import { mkdir } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { join, resolve } from 'node:path';
 import express from 'express';
-import { createPool, type Pool } from 'mysql2/promise';
+import { createPool } from 'mysql2/promise';
 import type { Logger } from 'pino';
 import { basicAuth } from '@cdss/core';
 import {
@@ -427,7 +427,9 @@ export async function composeServer(config: ServerConfig, logger: Logger, versio
   closers.push(() => events.close());
   // One shared table in connected mode (every instance appends to it), a file of this process's in sandbox mode.
   const audit = new AuditTrail({
-    store: mysqlPool ? await MySqlAuditStore.open({ pool: mysqlPool }) : new FileAuditStore(join(dataDir, 'audit.jsonl')),
+    store: mysqlPool
+      ? await MySqlAuditStore.open({ pool: mysqlPool })
+      : new FileAuditStore(join(dataDir, 'audit.jsonl')),
     mirror: mirrorToFhir(fhir, config.OPENEMR_SITE),
   });
   closers.push(() => audit.close());

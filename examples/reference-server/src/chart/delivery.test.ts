@@ -8,11 +8,10 @@ import { createPool, type Pool } from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireService } from '@cdss/core/testing';
 import type { ApiAnalysis } from '../api-schemas.js';
-import { createMemoryAuditStore } from '../audit.js';
+import { AuditTrail, createMemoryAuditStore } from '../audit.js';
 import { createAuditor } from '../domain/auditor.js';
 import { createLogger } from '../logger.js';
 import { createMetrics } from '../metrics.js';
-import { fakeFhirSync } from '../test-support.js';
 import { chartDelivery, reportFilename, type ChartDocuments } from './delivery.js';
 import { keyImages } from './key-images.js';
 import { createMemoryChartOutbox, createMySqlChartOutbox, type ChartOutbox } from './outbox.js';
@@ -108,7 +107,7 @@ describe('filing approved reports', () => {
       documents,
       category: 'Medical_Record',
       reportInput: async (id) => (id === 'a-rejected' ? 'not-approved' : input(id)),
-      auditor: createAuditor(audit, fakeFhirSync(), createMetrics()),
+      auditor: createAuditor(new AuditTrail({ store: audit }), createMetrics()),
       logger: createLogger('silent'),
       now: () => clock,
     });
