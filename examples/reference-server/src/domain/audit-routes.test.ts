@@ -8,7 +8,8 @@ import { AUDIT_EVENTS_PER_BUNDLE } from '../audit.js';
 
 let h: Harness;
 const records = fakeRecords();
-records.patients.set('p1', { id: 'p1', givenName: 'Jane', familyName: 'Doe', birthDate: '1970-01-02', sex: 'female' });
+const P1 = '6f1c2a9e-0b7d-4c3e-9a51-3d2f8e7b1c40';
+records.patients.set(P1, { id: P1, givenName: 'Jane', familyName: 'Doe', birthDate: '1970-01-02', sex: 'female' });
 beforeAll(async () => {
   h = await startHarness(({ auditor, audit, bus, fhir }) => [
     ...patientRoutes({ records, cache: memoryCache(), fhir, bus, auditor }),
@@ -27,17 +28,17 @@ describe('GET /api/audit', () => {
     const nurse = await clientFor('demo-nurse');
     const physician = await clientFor('demo-physician');
     const started = new Date();
-    for (let i = 0; i < 5; i++) await nurse.patients.get('p1');
-    await physician.patients.get('p1');
-    await physician.patients.get('missing').catch(() => undefined);
+    for (let i = 0; i < 5; i++) await nurse.patients.get(P1);
+    await physician.patients.get(P1);
+    await physician.patients.get('00000000-0000-4000-8000-000000000000').catch(() => undefined);
     const admin = await clientFor('demo-admin');
 
-    const nurseReads = await admin.audit.list({ user: 'demo-nurse', patient: 'p1', limit: 2 });
+    const nurseReads = await admin.audit.list({ user: 'demo-nurse', patient: P1, limit: 2 });
     expect(nurseReads.items).toHaveLength(2);
-    expect(nurseReads.items.every((r) => r.userId === 'demo-nurse' && r.patientId === 'p1')).toBe(true);
+    expect(nurseReads.items.every((r) => r.userId === 'demo-nurse' && r.patientId === P1)).toBe(true);
     const pages: AuditRecord[][] = [nurseReads.items];
     for (let cursor = nurseReads.nextCursor; cursor;) {
-      const page = await admin.audit.list({ user: 'demo-nurse', patient: 'p1', limit: 2, cursor });
+      const page = await admin.audit.list({ user: 'demo-nurse', patient: P1, limit: 2, cursor });
       pages.push(page.items);
       cursor = page.nextCursor;
     }
@@ -46,7 +47,9 @@ describe('GET /api/audit', () => {
     expect(times).toEqual([...times].sort().reverse());
 
     const failures = await admin.audit.list({ outcome: 'failure' });
-    expect(failures.items.map((r) => [r.userId, r.resource])).toEqual([['demo-physician', 'Patient/missing']]);
+    expect(failures.items.map((r) => [r.userId, r.resource])).toEqual([
+      ['demo-physician', 'Patient/00000000-0000-4000-8000-000000000000'],
+    ]);
 
     // Second-level bounds: `to` includes the whole second it names.
     const second = started.toISOString().slice(0, 19);
@@ -75,7 +78,7 @@ describe('GET /api/audit', () => {
   it('mirrors AuditEvents to FHIR as batch Bundles of PUTs by id, never one queued write per record', async () => {
     const before = h.fhir.queued.length;
     const nurse = await clientFor('demo-nurse');
-    await Promise.all(Array.from({ length: 30 }, () => nurse.patients.get('p1')));
+    await Promise.all(Array.from({ length: 30 }, () => nurse.patients.get(P1)));
     const queued = h.fhir.queued.slice(before);
     expect(queued.every((q) => q.kind === 'audit-events')).toBe(true);
     expect(queued.length).toBeLessThan(30); // concurrent reads share Bundles
