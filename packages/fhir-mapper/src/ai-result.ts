@@ -88,6 +88,20 @@ export const analysisResultSchema = z
     lesionCount: z.number().int().nonnegative().optional(),
     /** Plausibility flags: each becomes a note and an "indeterminate" interpretation on the Observations. */
     flags: z.array(z.object({ code: z.string().min(1), message: z.string().min(1) })).default([]),
+    /**
+     * The approved analysis of the same study that this one corrects: the report is then `amended` in place (same
+     * DiagnosticReport and Observations, new values), never a second report.
+     */
+    amends: z
+      .object({
+        analysisId: z
+          .string()
+          .min(1)
+          .max(64)
+          .regex(/^[A-Za-z0-9._-]+$/),
+        segSopInstanceUid: dicomUidSchema,
+      })
+      .optional(),
     /** Who approved the result (status `final` or `amended`): recorded as a Provenance. */
     approval: z
       .object({ reviewer: z.string().min(1), reviewedAt: isoDateTime, comment: z.string().optional() })
@@ -122,6 +136,8 @@ export const analysisResultSchema = z
       ctx.addIssue({ code: 'custom', path: ['volumesMl', 'ET'], message: 'ET must not exceed TC (nested regions)' });
     if (v.volumesMl.TC > v.volumesMl.WT + tol)
       ctx.addIssue({ code: 'custom', path: ['volumesMl', 'TC'], message: 'TC must not exceed WT (nested regions)' });
+    if (v.amends && v.status !== 'amended')
+      ctx.addIssue({ code: 'custom', path: ['status'], message: 'an amendment has status amended' });
     if (v.approval && v.status !== 'final' && v.status !== 'amended')
       ctx.addIssue({ code: 'custom', path: ['approval'], message: 'only a final or amended report has an approval' });
     if (Date.parse(v.timings.finishedAt) < Date.parse(v.timings.startedAt))
@@ -182,18 +198,20 @@ export function analysisIdentifiers(input: unknown, options: MapperOptions = {})
 
 function identifiersOf(r: AnalysisResult, systems: IdentifierSystems): AnalysisIdentifiers {
   const { aiModel: modelSystem, tumor: tumorSystem, analysis: analysisSystem } = systems;
+  // An amendment updates the approved report and its results in place: it keeps their identifiers.
+  const key = r.amends?.analysisId ?? r.analysisId;
   return {
     patient: { system: systems.patientUuid, value: r.patientUuid },
-    diagnosticReport: dicomId(r.segmentation.sopInstanceUid),
+    diagnosticReport: dicomId(r.amends?.segSopInstanceUid ?? r.segmentation.sopInstanceUid),
     imagingStudy: dicomId(r.study.studyInstanceUid),
     device: { system: modelSystem, value: `${r.model.name}@${r.model.version}` },
     tumor: { system: tumorSystem, value: r.tumorId ?? `${r.patientUuid}:brain-1` },
     volumes: {
-      ET: { system: analysisSystem, value: `${r.analysisId}:volume-ET` },
-      TC: { system: analysisSystem, value: `${r.analysisId}:volume-TC` },
-      WT: { system: analysisSystem, value: `${r.analysisId}:volume-WT` },
+      ET: { system: analysisSystem, value: `${key}:volume-ET` },
+      TC: { system: analysisSystem, value: `${key}:volume-TC` },
+      WT: { system: analysisSystem, value: `${key}:volume-WT` },
     },
-    tumorSize: { system: analysisSystem, value: `${r.analysisId}:tumor-size` },
+    tumorSize: { system: analysisSystem, value: `${key}:tumor-size` },
   };
 }
 

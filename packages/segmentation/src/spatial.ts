@@ -218,6 +218,8 @@ export function resample<T extends VoxelArray>(
 ): Volume<T | Float32Array> {
   // xform = inverse(src) · dst in voxel units: p_src = M · j + t
   const { m, t } = voxelTransform(volume, target);
+  const aligned = alignedAxes(m);
+  if (aligned) return resampleAligned(volume, target, mode, m, t, aligned);
   const [nx, ny, nz] = target.dims;
   const [ix, iy, iz] = volume.dims;
   const src = volume.data;
@@ -260,6 +262,94 @@ export function resample<T extends VoxelArray>(
         out[n] = (c00 * (1 - fy) + c10 * fy) * (1 - fz) + (c01 * (1 - fy) + c11 * fy) * fz;
       }
     }
+  return { ...target, dims: [...target.dims], data: out };
+}
+
+/** For a transform without rotation (each source axis follows one target axis), that source axis per target axis. */
+function alignedAxes(m: readonly number[]): Vec3 | undefined {
+  const axis: number[] = [-1, -1, -1];
+  for (let a = 0; a < 3; a++) {
+    const nonzero = [0, 1, 2].filter((b) => Math.abs(at(m, a * 3 + b)) > 1e-12);
+    if (nonzero.length !== 1) return undefined;
+    const b = nonzero[0] as number;
+    if (at(axis, b) !== -1) return undefined;
+    axis[b] = a;
+  }
+  return axis as Vec3;
+}
+
+/**
+ * {@link resample} when the grids differ by spacing, offset, flips and axis order only (no rotation), the common case:
+ * each output axis samples one input axis, so positions, weights and offsets are computed once per axis.
+ */
+function resampleAligned<T extends VoxelArray>(
+  volume: Volume<T>,
+  target: VolumeGeometry,
+  mode: ResampleMode,
+  m: readonly number[],
+  t: readonly number[],
+  sourceAxis: Vec3,
+): Volume<T | Float32Array> {
+  const src = volume.data;
+  const strides = [1, volume.dims[0], volume.dims[0] * volume.dims[1]];
+  // per output axis b: the input offset of the lower neighbour, the step to the upper one, the upper's weight
+  const tables = [0, 1, 2].map((b) => {
+    const a = at(sourceAxis, b);
+    const n = at(target.dims, b);
+    const last = at(volume.dims, a) - 1;
+    const stride = at(strides, a);
+    const lo = new Float64Array(n);
+    const step = new Float64Array(n);
+    const frac = new Float64Array(n);
+    for (let j = 0; j < n; j++) {
+      const raw = at(m, a * 3 + b) * j + at(t, a);
+      const x = raw < 0 ? 0 : raw > last ? last : raw;
+      if (mode === 'nearest') {
+        lo[j] = roundHalfEven(x) * stride;
+        continue;
+      }
+      const x0 = Math.floor(x);
+      lo[j] = x0 * stride;
+      step[j] = x0 + 1 <= last ? stride : 0;
+      frac[j] = x - x0;
+    }
+    return { lo, step, frac };
+  });
+  const [nx, ny, nz] = target.dims;
+  const [X, Y, Z] = tables as [(typeof tables)[0], (typeof tables)[0], (typeof tables)[0]];
+  const out =
+    mode === 'trilinear'
+      ? new Float32Array(voxelCount(target.dims))
+      : new (src.constructor as new (n: number) => T)(voxelCount(target.dims));
+  let n = 0;
+  if (mode === 'nearest') {
+    for (let k = 0; k < nz; k++)
+      for (let j = 0; j < ny; j++) {
+        const base = (Z.lo[k] as number) + (Y.lo[j] as number);
+        for (let i = 0; i < nx; i++, n++) out[n] = src[base + (X.lo[i] as number)] as number;
+      }
+    return { ...target, dims: [...target.dims], data: out };
+  }
+  for (let k = 0; k < nz; k++) {
+    const fz = Z.frac[k] as number;
+    const sz = Z.step[k] as number;
+    for (let j = 0; j < ny; j++) {
+      const fy = Y.frac[j] as number;
+      const sy = Y.step[j] as number;
+      const base = (Z.lo[k] as number) + (Y.lo[j] as number);
+      for (let i = 0; i < nx; i++, n++) {
+        const fx = X.frac[i] as number;
+        const sx = X.step[i] as number;
+        const p = base + (X.lo[i] as number);
+        const v = (q: number): number => src[q] as number;
+        const c00 = v(p) * (1 - fx) + v(p + sx) * fx;
+        const c10 = v(p + sy) * (1 - fx) + v(p + sy + sx) * fx;
+        const c01 = v(p + sz) * (1 - fx) + v(p + sz + sx) * fx;
+        const c11 = v(p + sy + sz) * (1 - fx) + v(p + sy + sz + sx) * fx;
+        out[n] = (c00 * (1 - fy) + c10 * fy) * (1 - fz) + (c01 * (1 - fy) + c11 * fy) * fz;
+      }
+    }
+  }
   return { ...target, dims: [...target.dims], data: out };
 }
 

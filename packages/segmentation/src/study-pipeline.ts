@@ -5,7 +5,7 @@
  * (volumes from the voxel spacing, RANO diameters per enhancing lesion) and checked for plausibility.
  * @packageDocumentation
  */
-import { geometryOf, sameGrid, type Volume, type VolumeGeometry } from '@cdss/dicom';
+import { geometryOf, sameGrid, type Vec3, type Volume, type VolumeGeometry } from '@cdss/dicom';
 import { keepLargestComponents, removeSmallComponents, connectedComponents, voxelsForVolume } from './components.js';
 import { enhancingBrainMl, plausibilityFlags, type ResultFlag } from './flags.js';
 import type { ModelManifest } from './manifest.js';
@@ -13,7 +13,7 @@ import { measureLesions, type LesionMeasurement } from './measure.js';
 import { bratsVolumes, largestDiameter, sigmoidThresholdLogit, type BratsVolumes } from './postprocess.js';
 import { SegmentationError, requireInput } from './segmentation-errors.js';
 import { labelsToVolume, volumesToInput, type SegmentationInput, type SegmentationResult } from './segmentation.js';
-import { orient, orientationOf, reorderedGeometry, resample, spacingGeometry } from './spatial.js';
+import { orient, orientationOf, reorderedGeometry, resample, spacingGeometry, type AxisReorder } from './spatial.js';
 
 /** One input series as a volume, with what identifies its frame of reference. */
 export interface StudyChannelInput {
@@ -81,11 +81,18 @@ export function prepareStudy(
   const modelGrid = spacingGeometry(oriented, manifest.input.spacingMm);
   // Orientation alone moves voxels; Spacing interpolates only when the spacing changes (MONAI skips it otherwise).
   const interpolated = !sameGrid(modelGrid, oriented, 1e-6);
-  const onModel = onSource.map((v) =>
-    interpolated ? resample(v, modelGrid, 'trilinear') : orient(v, manifest.input.axcodes),
-  );
-  const volumes = Object.fromEntries(names.map((n, i) => [n, onModel[i] as Volume]));
-  const input = volumesToInput(manifest, volumes);
+  let input: SegmentationInput;
+  if (interpolated) {
+    const onModel = onSource.map((v) => resample(v, modelGrid, 'trilinear'));
+    input = volumesToInput(manifest, Object.fromEntries(names.map((n, i) => [n, onModel[i] as Volume])));
+  } else {
+    // A pure reordering: straight from each source volume into the model's channel-first array, in one pass.
+    input = {
+      data: stackReordered(onSource, reorder, sourceGrid.dims),
+      shape: [names.length, ...modelGrid.dims],
+      spacingMm: [...modelGrid.spacing],
+    };
+  }
   return {
     input: { ...input, spacingMm: [...modelGrid.spacing] },
     sourceGrid,
@@ -94,6 +101,36 @@ export function prepareStudy(
     interpolated,
   };
 }
+
+/**
+ * Channel-first C-order `[C, d0, d1, d2]` of volumes (i fastest) on one grid, with output axis q reading input axis
+ * `reorder.axis[q]` (reversed where `reorder.flip[q]`): MONAI's Orientation and the channel stacking in one pass.
+ */
+function stackReordered(volumes: readonly Volume[], reorder: AxisReorder, dims: Readonly<Vec3>): Float32Array {
+  const strides = [1, dims[0], dims[0] * dims[1]];
+  const out = reorder.axis.map((a) => at(dims, a));
+  const [n0, n1, n2] = out as [number, number, number];
+  const step = [0, 1, 2].map((q) => (reorder.flip[q] ? -1 : 1) * at(strides, at(reorder.axis, q)));
+  const start = [0, 1, 2].reduce(
+    (sum, q) => sum + (reorder.flip[q] ? (at(out, q) - 1) * at(strides, at(reorder.axis, q)) : 0),
+    0,
+  );
+  const [s0, s1, s2] = step as [number, number, number];
+  const n = n0 * n1 * n2;
+  const data = new Float32Array(volumes.length * n);
+  volumes.forEach((v, c) => {
+    const src = v.data;
+    let o = c * n;
+    for (let a = 0; a < n0; a++)
+      for (let b = 0; b < n1; b++) {
+        let p = start + a * s0 + b * s1;
+        for (let k = 0; k < n2; k++, p += s2) data[o++] = src[p] as number;
+      }
+  });
+  return data;
+}
+
+const at = <T>(a: readonly T[], i: number): T => a[i] as T;
 
 /** The measured, cleaned result on the T1c grid. */
 export interface StudyFindings {
@@ -166,15 +203,17 @@ export function studyFindings(
   const onModel = labelsToVolume(cleaned, prepared.modelGrid);
   // (without interpolation this is the exact inverse reordering)
   const labelsOnSource = resample(onModel, prepared.sourceGrid, 'nearest') as Volume<Uint8Array>;
-  const sourceC = channelFirst(labelsOnSource);
-  const volumes = bratsVolumes(sourceC, prepared.sourceGrid.spacing, et);
-  const diameter = largestDiameter(sourceC, prepared.sourceGrid.dims, prepared.sourceGrid.spacing);
-  // RANO measures on axial slices: the source labels in RAS order (d2 superior), no interpolation.
-  const axial = orient(labelsOnSource, 'RAS');
-  const axialC = channelFirst(axial);
-  const etAxial = new Uint8Array(axialC.length);
-  for (let v = 0; v < axialC.length; v++) etAxial[v] = axialC[v] === et ? 1 : 0;
-  const measured = measureLesions(etAxial, axial.dims, axial.spacing, {
+  // Measure on the source voxels. Without interpolation the model grid holds exactly them (reordered), so measure
+  // there; its d2-planes are axial when the model's third axis runs I-S (RAS, LPS). Otherwise the source labels in
+  // RAS order (d2 superior), which is again a reordering, not an interpolation.
+  const axialModel = !prepared.interpolated && /[IS]$/.test(manifest.input.axcodes);
+  const measureGrid = axialModel ? prepared.modelGrid : orient(labelsOnSource, 'RAS');
+  const sourceC = axialModel ? cleaned : channelFirst(measureGrid as Volume<Uint8Array>);
+  const volumes = bratsVolumes(sourceC, measureGrid.spacing, et);
+  const diameter = largestDiameter(sourceC, measureGrid.dims, measureGrid.spacing);
+  const etAxial = new Uint8Array(sourceC.length);
+  for (let v = 0; v < sourceC.length; v++) etAxial[v] = sourceC[v] === et ? 1 : 0;
+  const measured = measureLesions(etAxial, measureGrid.dims, measureGrid.spacing, {
     connectivity: post.components.connectivity,
     minMeasurableMm: post.minMeasurableMm,
   });
@@ -185,7 +224,7 @@ export function studyFindings(
   const flags = plausibilityFlags(
     {
       wholeTumour: wtSource,
-      dims: prepared.sourceGrid.dims,
+      dims: measureGrid.dims,
       wholeTumourMl: volumes.wt.mL,
       rawComponents,
       enhancingVoxels: etOutside.enhancing,

@@ -203,4 +203,30 @@ describe('the FHIR report', () => {
       resources(analysis(A, 10, { requested: '2026-01-11T10:00:00Z' })).some((r) => r.resourceType === 'Provenance'),
     ).toBe(false);
   });
+
+  it('amends the approved report in place when a corrected re-run of the study is approved', () => {
+    const approval = { status: 'approved' as const, reviewer: 'rad-1', reviewedAt: '2026-01-12T09:00:00.000Z' };
+    const first = analysis(A, 10, { requested: '2026-01-11T10:00:00Z' }, { review: approval });
+    const rerun = analysis(
+      A,
+      12,
+      { requested: '2026-01-13T10:00:00Z' },
+      { review: { ...approval, reviewedAt: '2026-01-14T09:00:00.000Z', comment: 'corrected' } },
+    );
+    rerun.result!.segInstanceUid = `${A}.91.1`;
+    const original = reports.report(first, study(A, '2026-01-10'));
+    const amended = reports.report(rerun, study(A, '2026-01-10'), first);
+    const byType = (b: typeof original, type: string) =>
+      (b.entry ?? []).filter((e) => e.resource?.resourceType === type);
+    const [report] = byType(amended, 'DiagnosticReport');
+    expect((report!.resource as DiagnosticReport).status).toBe('amended');
+    // the same DiagnosticReport and Observations (conditional updates on the same identifiers), not second ones
+    expect(report!.request?.url).toBe(byType(original, 'DiagnosticReport')[0]!.request?.url);
+    expect(byType(amended, 'Observation').map((e) => e.request?.url)).toEqual(
+      byType(original, 'Observation').map((e) => e.request?.url),
+    );
+    const volume = byType(amended, 'Observation')[0]!.resource as Observation;
+    expect([volume.status, volume.valueQuantity?.value]).toEqual(['amended', 12]);
+    expect((byType(amended, 'Provenance')[0]!.resource as Provenance).reason?.[0]?.text).toBe('corrected');
+  });
 });

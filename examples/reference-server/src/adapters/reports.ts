@@ -81,7 +81,7 @@ export function timelineByScanDate(
  */
 export function fhirReports(options: { dicomWebUrl?: string } = {}): ReportBuilder {
   return {
-    report(analysis: ApiAnalysis, study: ApiStudy | undefined) {
+    report(analysis: ApiAnalysis, study: ApiStudy | undefined, amends?: ApiAnalysis) {
       const result = analysis.result;
       const review = analysis.review;
       if (!result) throw new Error(`analysis ${analysis.id} has no result`);
@@ -119,7 +119,10 @@ export function fhirReports(options: { dicomWebUrl?: string } = {}): ReportBuild
           intendedUse: 'Research and demonstration; not for clinical use',
         },
         timings: { startedAt: analysis.requestedAt, finishedAt: analysis.finishedAt ?? analysis.requestedAt },
-        status: STATUS_BY_REVIEW[review?.status ?? 'pending'],
+        status: amends ? 'amended' : STATUS_BY_REVIEW[review?.status ?? 'pending'],
+        ...(amends?.result?.segInstanceUid
+          ? { amends: { analysisId: amends.id, segSopInstanceUid: amends.result.segInstanceUid } }
+          : {}),
         ...(review?.status === 'approved' && review.reviewer && review.reviewedAt
           ? {
               approval: {

@@ -200,6 +200,7 @@ describe('analyses', () => {
   });
 
   it('shows a flagged result in the review queue and approves it only with a comment', async () => {
+    const published = () => h.fhir.queued.filter((q) => q.kind === 'analysis-report').length;
     nextFlags = [{ code: 'fov-edge', message: 'the whole tumour reaches the edge of the field of view (d0 low)' }];
     const requested = await call('POST', `/api/studies/${study.uid}/analyses`, 'demo-physician', {
       patientId: '5d0e6b8a-7c1f-4e2a-9b3c-000000000001',
@@ -209,6 +210,10 @@ describe('analyses', () => {
     await expect
       .poll(async () => (await call('GET', `/api/analyses/${id}`, 'demo-nurse')).body['status'], { timeout: 5_000 })
       .toBe('succeeded');
+    // the study already has an approved report: a re-run is not published as a second report while pending
+    const before = published();
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(published()).toBe(before);
     const queue = await call('GET', '/api/analyses?review=pending', 'demo-radiologist');
     const item = (queue.body['items'] as ApiAnalysis[]).find((a) => a.id === id);
     expect(item?.result?.flags).toEqual([{ code: 'fov-edge', message: expect.stringContaining('edge') }]);
@@ -222,6 +227,8 @@ describe('analyses', () => {
     });
     expect(withComment.status).toBe(200);
     expect(withComment.body['review']).toMatchObject({ status: 'approved' });
+    // approved, it amends the study's report
+    await expect.poll(published).toBe(before + 1);
   });
 
   it('refuses nurses, unknown studies and studies missing a modality, and queues nothing', async () => {

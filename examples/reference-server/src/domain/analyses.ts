@@ -45,8 +45,11 @@ import { binaryBodySchema, dicomUidSchema, gridResponse } from './studies.js';
 
 /** Turns results into FHIR and longitudinal assessments (over `@cdss/fhir-mapper`). */
 export interface ReportBuilder {
-  /** The transaction Bundle of a succeeded analysis, its DiagnosticReport status following the review. */
-  report(analysis: ApiAnalysis, study: ApiStudy | undefined): Bundle;
+  /**
+   * The transaction Bundle of a succeeded analysis, its DiagnosticReport status following the review; with `amends`
+   * (an approved analysis of the same study that this approved one corrects) the report is `amended` in place.
+   */
+  report(analysis: ApiAnalysis, study: ApiStudy | undefined, amends?: ApiAnalysis): Bundle;
   /**
    * The RANO status over a patient's analyses, one timepoint per study in scan-date order (the builder skips
    * unsucceeded and rejected analyses, and lets a re-run supersede earlier runs of its study).
@@ -190,13 +193,26 @@ export function analysisFeature(deps: AnalysisDeps): {
     return reports.assess(patientId, analyses, studies);
   }
 
+  /** The first approved analysis of the study other than `analysis`: the report a correction amends. */
+  async function approvedBefore(analysis: ApiAnalysis): Promise<ApiAnalysis | undefined> {
+    return (await patientAnalyses(analysis.patientId)).find(
+      (a) => a.studyUid === analysis.studyUid && a.id !== analysis.id && a.review?.status === 'approved',
+    );
+  }
+
   /** The FHIR Bundle of a succeeded analysis; the study's series are added when the PACS answers. */
   async function reportOf(analysis: ApiAnalysis): Promise<Bundle> {
     const study = await archive.study(analysis.studyUid).catch(() => undefined);
-    return reports.report(analysis, study);
+    const prior = analysis.review?.status === 'approved' ? await approvedBefore(analysis) : undefined;
+    return reports.report(analysis, study, prior);
   }
 
+  /**
+   * Writes the analysis's report to FHIR. Once a study has an approved report, a re-run does not add a second one:
+   * it is written only when approved, as an amendment of the approved report (`amended`, in place).
+   */
   async function publishReport(analysis: ApiAnalysis): Promise<void> {
+    if (analysis.review?.status !== 'approved' && (await approvedBefore(analysis))) return;
     await fhir.enqueue('analysis-report', await reportOf(analysis));
   }
 
