@@ -16,6 +16,12 @@
  * fixture model), BENCH_WINDOW / BENCH_STUDY ("240,240,160"), BENCH_THREADS (default: available parallelism),
  * BENCH_REPS (timed runs per variant, default 1), BENCH_WARMUP (untimed full-size runs first, default 1).
  * The last line is the JSON result: pipeline time for the whole study vs the bare session.run baseline.
+ *
+ * End to end (`e2e`): the same model declared at 1 mm and RAS (as the MONAI bundle is) on a 1 mm 240×240×155 study
+ * written in DICOM's axial order (LPS), so the run includes everything the worker does between download and storage:
+ * `prepareStudy` (frame-of-reference check, Orientation to RAS, Spacing, channel stacking), inference, and
+ * `studyFindings` (connected-component clean-up, labels back onto the T1c grid, volumes, RANO lesion measurements,
+ * plausibility flags), against bare `session.run` on the same window.
  */
 import { fork } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -24,12 +30,14 @@ import { availableParallelism } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { generatePhantom } from '@cdss/dicom';
+import { generatePhantom, type Volume } from '@cdss/dicom';
 import {
   SegmentationModel,
   loadModelManifest,
   normalizeIntensity,
   planWindows,
+  prepareStudy,
+  studyFindings,
   volumesToInput,
   type ModelManifest,
 } from '@cdss/segmentation';
@@ -94,6 +102,67 @@ function phantomInput(m: ModelManifest, dims: Vec3): ReturnType<typeof volumesTo
   return volumesToInput(m, p.modalities);
 }
 
+/** The model as a 1 mm RAS model (the MONAI bundle's convention), for the end-to-end run. */
+function asBundle(m: ModelManifest, roi: Vec3): ModelManifest {
+  const r = withRoi(m, roi);
+  return { ...r, input: { ...r.input, spacingMm: [1, 1, 1], axcodes: 'RAS' } };
+}
+
+/** The four channels of a 1 mm LPS phantom study, as the worker downloads them (float32 volumes). */
+function studyChannels(dims: Vec3): Record<string, { volume: Volume; frameOfReferenceUid: string }> {
+  const p = generatePhantom({ seed: 'bench-inference', dims, spacing: [1, 1, 1] });
+  const ch = (v: Volume) => ({ volume: { ...v, data: Float32Array.from(v.data) }, frameOfReferenceUid: '2.25.1' });
+  return { t1c: ch(p.modalities.t1c), t1: ch(p.modalities.t1), t2: ch(p.modalities.t2), flair: ch(p.modalities.flair) };
+}
+
+/** End to end vs bare session.run on the same window (interleaved, one process). */
+async function timingEndToEnd(dims: Vec3, roi: Vec3): Promise<{ bare: number; e2e: number; network: number }> {
+  const { manifest, modelPath } = await loadModelManifest(manifestPath());
+  const m = asBundle(manifest, roi);
+  const channels = studyChannels(dims);
+  const { ort, session } = await bareSession(modelPath, true);
+  const model = await SegmentationModel.load({ manifest: m, modelPath }, { intraOpNumThreads: THREADS });
+  const bare: number[] = [];
+  const e2e: number[] = [];
+  const network: number[] = [];
+  const stages = { prepare: [] as number[], post: [] as number[] };
+  try {
+    for (let r = 0; r < WARMUP + REPS; r++) {
+      // the bare run gets the model input exactly as the pipeline builds it, prepared outside the timed call
+      const x = bareTensorData(m, prepareStudy(m, channels).input, roi);
+      let t = performance.now();
+      await session.run({ [m.model.inputName]: new ort.Tensor('float32', x.data, x.dims) }, [m.model.outputName]);
+      const b = performance.now() - t;
+      t = performance.now();
+      const prepared = prepareStudy(m, channels);
+      const t1 = performance.now();
+      const res = await model.segment(prepared.input, { keepLogits: true });
+      const t2 = performance.now();
+      const findings = studyFindings(res, prepared, m);
+      const p = performance.now() - t;
+      if (findings.labels.dims.join() !== dims.join()) throw new Error('labels are not on the study grid');
+      if (r >= WARMUP) {
+        bare.push(b);
+        e2e.push(p);
+        network.push(res.timings.networkMs);
+        stages.prepare.push(t1 - t);
+        stages.post.push(performance.now() - t2);
+      }
+    }
+  } finally {
+    await model.close();
+    await session.release();
+  }
+  const result = { bare: median(bare), e2e: median(e2e), network: median(network) };
+  process.stdout.write(
+    `e2e     ${dims.join('x')} at 1 mm, LPS -> RAS (1 window of ${roi.join('x')}): bare session.run ${result.bare.toFixed(0)} ms, ` +
+      `end to end ${result.e2e.toFixed(0)} ms (${((result.e2e / result.bare - 1) * 100).toFixed(1)}% vs bare; ` +
+      `prepareStudy ${median(stages.prepare).toFixed(0)} ms, its own session.run ${result.network.toFixed(0)} ms, ` +
+      `studyFindings ${median(stages.post).toFixed(0)} ms)\n`,
+  );
+  return result;
+}
+
 /** The baseline: onnxruntime-node as a caller would use it without this package, in the main thread. */
 async function bareSession(
   modelPath: string,
@@ -144,7 +213,16 @@ async function memoryChild(variant: string, dims: Vec3, roi: Vec3, arena: boolea
   const m = withRoi(manifest, roi);
   const input = phantomInput(m, dims);
   const t = performance.now();
-  if (variant === 'bare') {
+  if (variant === 'e2e') {
+    const e = asBundle(manifest, roi);
+    const model = await SegmentationModel.load(
+      { manifest: e, modelPath },
+      { intraOpNumThreads: THREADS, enableCpuMemArena: arena },
+    );
+    const prepared = prepareStudy(e, studyChannels(dims));
+    studyFindings(await model.segment(prepared.input, { keepLogits: true }), prepared, e);
+    await model.close();
+  } else if (variant === 'bare') {
     const { ort, session } = await bareSession(modelPath, arena);
     const x = bareTensorData(m, input, roi);
     await session.run({ [m.model.inputName]: new ort.Tensor('float32', x.data, x.dims) }, [m.model.outputName]);
@@ -232,6 +310,7 @@ async function main(): Promise<void> {
   process.stdout.write(`model ${manifestPath()}, threads ${THREADS}, reps ${REPS}, warm-up ${WARMUP}\n`);
   await timing('window', window, roi);
   const s = await timing('study', study, roi);
+  const e = await timingEndToEnd(study, roi);
   // Peak memory: each variant alone in a fresh process (maxRSS covers the onnxruntime worker thread too).
   const mem: [string, MemoryResult][] = [];
   for (const [name, variant, arena] of [
@@ -239,6 +318,7 @@ async function main(): Promise<void> {
     ['pipeline, arena on', 'pipeline', true],
     ['bare session.run, arena off', 'bare', false],
     ['pipeline, arena off', 'pipeline', false],
+    ['end to end (1 mm LPS), arena on', 'e2e', true],
   ] as const) {
     const r = await runChild(variant, study, roi, arena);
     mem.push([name, r]);
@@ -254,6 +334,13 @@ async function main(): Promise<void> {
       baseline: Math.round(s.bare),
       baseline_name: `bare onnxruntime-node session.run on the same ${study.join('x')} study (normalised, padded to ${roi.join('x')}), same process, interleaved`,
       ratio: Number((s.pipe / s.bare).toFixed(4)),
+      e2e: {
+        value: Math.round(e.e2e),
+        baseline: Math.round(e.bare),
+        ratio: Number((e.e2e / e.bare).toFixed(4)),
+        what: 'prepareStudy + segment + studyFindings on a 1 mm LPS 240x240x155 study vs bare session.run on the same window',
+      },
+      peak_rss_mib: Object.fromEntries(mem.map(([name, r]) => [name, Math.round(r.maxRssMiB)])),
     }) + '\n',
   );
 }
