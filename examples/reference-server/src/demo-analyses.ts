@@ -4,10 +4,9 @@
  * key), so a study is never analysed twice; in the sandbox the job store lives in memory, so this runs at every start.
  */
 import { RequestAnalysis, type JobClient, type JobStore } from '@cdss/ai-jobs';
-import { selectStudySeries } from '@cdss/dicom';
 import type { Logger } from 'pino';
 import type { ImagingArchive } from './domain/ports.js';
-import type { ModelChoice } from './domain/analyses.js';
+import { protocolSeries, type ModelChoice } from './domain/analyses.js';
 
 /** What it needs. */
 export interface DemoAnalysesDeps {
@@ -36,13 +35,7 @@ export async function analyseDemoStudies(deps: DemoAnalysesDeps): Promise<number
       if (await deps.jobStore.findByIdempotencyKey(key)) continue;
       let series;
       try {
-        series = selectStudySeries(
-          study.series.map((s) => ({
-            seriesInstanceUid: s.uid,
-            description: s.description ?? '',
-            modality: s.modality,
-          })),
-        );
+        series = protocolSeries(study);
       } catch {
         continue; // not a complete tumour protocol
       }
@@ -51,12 +44,7 @@ export async function analyseDemoStudies(deps: DemoAnalysesDeps): Promise<number
           idempotencyKey: key,
           patientRef: `Patient/${patientId}`,
           studyInstanceUid: study.uid,
-          series: {
-            t1c: series.t1c.seriesInstanceUid,
-            t1: series.t1.seriesInstanceUid,
-            t2: series.t2.seriesInstanceUid,
-            flair: series.flair.seriesInstanceUid,
-          },
+          series,
           model: deps.model,
           priority: 'routine',
           requestedBy: 'cdss-auto-analysis',

@@ -101,6 +101,23 @@ const PRIORITY = [
 ] as const;
 
 /**
+ * The study's tumour-protocol series (T1c, T1, T2, FLAIR) by Series Instance UID, as an analysis request names them.
+ * @param study - the study with its series
+ * @throws `StudySeriesError` (`@cdss/dicom`) when the protocol is incomplete or ambiguous
+ */
+export function protocolSeries(study: ApiStudy): Record<'t1c' | 't1' | 't2' | 'flair', string> {
+  const series = selectStudySeries(
+    study.series.map((s) => ({ seriesInstanceUid: s.uid, description: s.description ?? '', modality: s.modality })),
+  );
+  return {
+    t1c: series.t1c.seriesInstanceUid,
+    t1: series.t1.seriesInstanceUid,
+    t2: series.t2.seriesInstanceUid,
+    flair: series.flair.seriesInstanceUid,
+  };
+}
+
+/**
  * The API view of a job and its review.
  * @param job - the job record
  * @param review - its review, if any
@@ -284,13 +301,7 @@ export function analysisFeature(deps: AnalysisDeps): {
               throw new ApiError(422, 'business-rule', 'The study belongs to another patient', ['patientId']);
             let series;
             try {
-              series = selectStudySeries(
-                study.series.map((s) => ({
-                  seriesInstanceUid: s.uid,
-                  description: s.description ?? '',
-                  modality: s.modality,
-                })),
-              );
+              series = protocolSeries(study);
             } catch (error) {
               if (error instanceof StudySeriesError) throw new ApiError(409, 'business-rule', error.message);
               throw error;
@@ -303,12 +314,7 @@ export function analysisFeature(deps: AnalysisDeps): {
               idempotencyKey: scope?.key ?? randomUUID(),
               patientRef: `Patient/${body.patientId}`,
               studyInstanceUid: params.studyUid,
-              series: {
-                t1c: series.t1c.seriesInstanceUid,
-                t1: series.t1.seriesInstanceUid,
-                t2: series.t2.seriesInstanceUid,
-                flair: series.flair.seriesInstanceUid,
-              },
+              series,
               model,
               priority: PRIORITY[body.priority],
               requestedBy: principal.id,
