@@ -6,11 +6,10 @@
 import { connect } from 'node:net';
 import { once } from 'node:events';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fakeRecords, memoryCache, startHarness, type Harness } from '../test-support.js';
+import { fakeArchive, fakeRecords, memoryCache, startHarness, type Harness } from '../test-support.js';
 import { patientRoutes } from '../domain/patients.js';
 import { sandboxRoutes } from '../domain/sandbox-routes.js';
 import { studyRoutes } from '../domain/studies.js';
-import { fakeArchive } from '../test-support.js';
 
 let h: Harness;
 beforeAll(async () => {
