@@ -41,6 +41,8 @@ export interface AppDeps {
   verifyWebhook(req: Request): Promise<void>;
   /** Records refused attempts (routes whose permission the caller's role lacks). */
   auditor?: Auditor;
+  /** Origins the dashboard may connect to besides this server (the SMART EHR), for the CSP `connect-src`. */
+  connectSources?: readonly string[];
   /** Routers with their own protocols and authentication (CDS Hooks), mounted at the root after the API routes. */
   routers?: readonly Router[];
   /** The dashboard's built files, served at `/` when present. */
@@ -71,7 +73,17 @@ export function createCdssServer(deps: AppDeps): CdssServer {
   app.set('trust proxy', config.CDSS_TRUST_PROXY);
   app.use(requestId);
   app.use(httpMetrics(metrics));
-  app.use(helmet({ contentSecurityPolicy: { directives: { 'script-src': ["'self'", "'unsafe-inline'"] } } }));
+  app.use(
+    helmet({
+      contentSecurityPolicy: {
+        directives: {
+          'script-src': ["'self'", "'unsafe-inline'"],
+          // A SMART-launched dashboard talks to the EHR's authorization and FHIR servers (only those configured).
+          ...(deps.connectSources?.length ? { 'connect-src': ["'self'", ...deps.connectSources] } : {}),
+        },
+      },
+    }),
+  );
   app.use(
     cors({
       origin: (origin, callback) => callback(null, !origin || config.CDSS_CORS_ORIGINS.includes(origin)),

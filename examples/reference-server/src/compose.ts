@@ -527,6 +527,7 @@ export async function composeServer(config: ServerConfig, logger: Logger, versio
     readiness,
     auditor,
     routers: ehr.routers,
+    connectSources: ehr.connectSources,
     verifyWebhook: async (req) => {
       if (webhookSecrets.length === 0) throw new ApiError(401, 'login', 'Webhooks are not configured');
       try {

@@ -74,6 +74,8 @@ export interface EhrIntegration {
   routes: AnyRoute[];
   /** The server's signing keys, when configured (sandbox: always). */
   keys?: ServerKeys;
+  /** The EHR origins a SMART-launched dashboard connects to (for the CSP). */
+  connectSources: string[];
   /** Wraps the server's token verifier so that SMART session tokens are accepted too. */
   verifier(primary: TokenVerifier): TokenVerifier;
   store: CdsStore;
@@ -285,14 +287,19 @@ export async function ehrIntegration(deps: EhrIntegrationDeps): Promise<EhrInteg
   const tokenSettings = { audience: config.CDSS_AUTH_AUDIENCE, roleClaim: config.CDSS_AUTH_ROLE_CLAIM };
   const openemrBase = deps.openemrUrl.replace(/\/+$/, '');
   const routes: AnyRoute[] = [];
+  const smartIssuer = config.CDSS_SMART_ISSUER ?? `${openemrBase}/oauth2/${config.OPENEMR_SITE}`;
+  const smartFhir = config.CDSS_SMART_FHIR_URL ?? `${openemrBase}/apis/${config.OPENEMR_SITE}/fhir`;
+  const connectSources = config.CDSS_SMART_CLIENT_ID
+    ? [...new Set([new URL(smartIssuer).origin, new URL(smartFhir).origin])]
+    : [];
   if (keys) routes.push(jwksRoute(keys));
   if (keys && config.CDSS_SMART_CLIENT_ID)
     routes.push(
       ...smartRoutes(
         {
           clientId: config.CDSS_SMART_CLIENT_ID,
-          issuer: config.CDSS_SMART_ISSUER ?? `${openemrBase}/oauth2/${config.OPENEMR_SITE}`,
-          fhirBaseUrl: config.CDSS_SMART_FHIR_URL ?? `${openemrBase}/apis/${config.OPENEMR_SITE}/fhir`,
+          issuer: smartIssuer,
+          fhirBaseUrl: smartFhir,
           ehrScope: config.CDSS_SMART_EHR_SCOPE,
           standaloneScope: config.CDSS_SMART_STANDALONE_SCOPE,
           redirectPath: '/smart/callback',
@@ -311,6 +318,7 @@ export async function ehrIntegration(deps: EhrIntegrationDeps): Promise<EhrInteg
   return {
     routers: [router],
     routes,
+    connectSources,
     ...(keys ? { keys } : {}),
     verifier: (primary) => (keys ? withSmartSessions(primary, keys, tokenSettings) : primary),
     store,

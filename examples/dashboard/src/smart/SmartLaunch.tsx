@@ -56,6 +56,31 @@ export function SmartLaunch() {
   );
 }
 
+/**
+ * The authorization code can be exchanged once: every render of the callback page shares one completion (React's
+ * development StrictMode runs effects twice).
+ */
+let completion: Promise<{ client: Awaited<ReturnType<typeof FHIR.oauth2.ready>>; session: SessionAnswer }> | undefined;
+
+interface SessionAnswer {
+  access_token: string;
+  expires_in: number;
+  user: { id: string; name: string; role: string };
+}
+
+async function complete(): Promise<{ client: Awaited<ReturnType<typeof FHIR.oauth2.ready>>; session: SessionAnswer }> {
+  const client = await FHIR.oauth2.ready();
+  const token = client.state.tokenResponse;
+  if (!token?.id_token) throw new Error('The EHR sent no id_token: the app must ask for openid and fhirUser.');
+  const response = await fetch(`${baseUrl}/api/smart/session`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ id_token: token.id_token }),
+  });
+  if (!response.ok) throw new Error(`The CDSS server refused the EHR sign-in (${response.status}).`);
+  return { client, session: (await response.json()) as SessionAnswer };
+}
+
 /** `/smart/callback`: finishes the launch and opens the dashboard as the EHR user. */
 export function SmartCallback() {
   const { signIn } = useSession();
@@ -63,27 +88,15 @@ export function SmartCallback() {
   useEffect(() => {
     let cancelled = false;
     (async () => {
-      const client = await FHIR.oauth2.ready();
-      const token = client.state.tokenResponse;
-      if (!token?.id_token) throw new Error('The EHR sent no id_token: the app must ask for openid and fhirUser.');
-      const response = await fetch(`${baseUrl}/api/smart/session`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ id_token: token.id_token }),
-      });
-      if (!response.ok) throw new Error(`The CDSS server refused the EHR sign-in (${response.status}).`);
-      const session = (await response.json()) as {
-        access_token: string;
-        expires_in: number;
-        user: { id: string; name: string; role: string };
-      };
+      completion ??= complete();
+      const { client, session } = await completion;
       if (cancelled) return;
       signIn({ token: session.access_token, user: session.user, expiresAt: Date.now() + session.expires_in * 1000 });
       navigate(
         landingPath({
           ...(client.patient.id ? { patient: client.patient.id } : {}),
           ...(client.encounter.id ? { encounter: client.encounter.id } : {}),
-          appContext: (token as { appContext?: unknown }).appContext,
+          appContext: (client.state.tokenResponse as { appContext?: unknown } | undefined)?.appContext,
         }),
         true,
       );
