@@ -36,9 +36,13 @@ export interface ResultFlag {
 
 /** What the checks look at. */
 export interface PlausibilityInput {
-  /** Whole-tumour mask after clean-up, C-order `[d0, d1, d2]`. */
+  /** Whole-tumour mask after clean-up, C-order `[d0, d1, d2]`: the whole grid, or a block of it at `offset`. */
   wholeTumour: Uint8Array;
   dims: readonly [number, number, number];
+  /** Where the block starts in the grid (default the origin). */
+  offset?: readonly [number, number, number];
+  /** The grid's dims when the mask is a block of it (default `dims`). */
+  gridDims?: readonly [number, number, number];
   wholeTumourMl: number;
   /** Components of the network's whole tumour before clean-up. */
   rawComponents: number;
@@ -59,7 +63,13 @@ const fmt = (x: number, digits = 1): string => x.toFixed(digits);
  */
 export function plausibilityFlags(input: PlausibilityInput, thresholds: PlausibilityThresholds): ResultFlag[] {
   const flags: ResultFlag[] = [];
-  const edge = touchesEdge(input.wholeTumour, input.dims, thresholds.fovEdgeMarginVoxels);
+  const edge = touchesEdge(
+    input.wholeTumour,
+    input.dims,
+    thresholds.fovEdgeMarginVoxels,
+    input.offset ?? [0, 0, 0],
+    input.gridDims ?? input.dims,
+  );
   if (edge)
     flags.push({ code: 'fov-edge', message: `the whole tumour reaches the edge of the field of view (${edge})` });
   if (input.rawComponents > thresholds.maxComponents)
@@ -93,13 +103,22 @@ export function plausibilityFlags(input: PlausibilityInput, thresholds: Plausibi
 }
 
 /** Which faces of the grid a mask reaches within `margin` voxels, e.g. `d0 low, d2 high`; undefined when none. */
-function touchesEdge(mask: Uint8Array, dims: readonly [number, number, number], margin: number): string | undefined {
-  const [n0, n1, n2] = dims;
+function touchesEdge(
+  mask: Uint8Array,
+  dims: readonly [number, number, number],
+  margin: number,
+  offset: readonly [number, number, number],
+  grid: readonly [number, number, number],
+): string | undefined {
+  const [n0, n1, n2] = grid;
   const hit = new Set<string>();
-  for (let i = 0, v = 0; i < n0; i++)
-    for (let j = 0; j < n1; j++)
-      for (let k = 0; k < n2; k++, v++) {
+  for (let a = 0, v = 0; a < dims[0]; a++)
+    for (let b = 0; b < dims[1]; b++)
+      for (let c = 0; c < dims[2]; c++, v++) {
         if (!mask[v]) continue;
+        const i = a + offset[0];
+        const j = b + offset[1];
+        const k = c + offset[2];
         if (i <= margin) hit.add('d0 low');
         if (i >= n0 - 1 - margin) hit.add('d0 high');
         if (j <= margin) hit.add('d1 low');

@@ -35,6 +35,8 @@ export interface PreparedStudy {
   resampledChannels: string[];
   /** Whether the source grid was interpolated onto the model grid (not just reoriented). */
   interpolated: boolean;
+  /** How the source grid's axes were reordered into the model grid's (MONAI `Orientation`). */
+  reorder: AxisReorder;
 }
 
 /**
@@ -94,6 +96,7 @@ export function prepareStudy(
     };
   }
   return {
+    reorder,
     input: { ...input, spacingMm: [...modelGrid.spacing] },
     sourceGrid,
     modelGrid,
@@ -107,30 +110,79 @@ export function prepareStudy(
  * `reorder.axis[q]` (reversed where `reorder.flip[q]`): MONAI's Orientation and the channel stacking in one pass.
  */
 function stackReordered(volumes: readonly Volume[], reorder: AxisReorder, dims: Readonly<Vec3>): Float32Array {
-  const strides = [1, dims[0], dims[0] * dims[1]];
-  const out = reorder.axis.map((a) => at(dims, a));
-  const [n0, n1, n2] = out as [number, number, number];
-  const step = [0, 1, 2].map((q) => (reorder.flip[q] ? -1 : 1) * at(strides, at(reorder.axis, q)));
-  const start = [0, 1, 2].reduce(
-    (sum, q) => sum + (reorder.flip[q] ? (at(out, q) - 1) * at(strides, at(reorder.axis, q)) : 0),
-    0,
-  );
-  const [s0, s1, s2] = step as [number, number, number];
+  const { out, start, step } = reorderSteps(reorder, dims);
+  const [n0, n1, n2] = out;
+  const [s0, s1, s2] = step;
   const n = n0 * n1 * n2;
   const data = new Float32Array(volumes.length * n);
+  // A 3-D transpose: tiles of TILE × TILE over output axes 0 and 2 keep both the reads (input axis of axis 0, usually
+  // the fastest in memory) and the writes (axis 2) within a few cache lines.
+  const TILE = 16;
   volumes.forEach((v, c) => {
     const src = v.data;
-    let o = c * n;
-    for (let a = 0; a < n0; a++)
-      for (let b = 0; b < n1; b++) {
-        let p = start + a * s0 + b * s1;
-        for (let k = 0; k < n2; k++, p += s2) data[o++] = src[p] as number;
-      }
+    const base = c * n;
+    for (let a0 = 0; a0 < n0; a0 += TILE) {
+      const a1 = Math.min(a0 + TILE, n0);
+      for (let b = 0; b < n1; b++)
+        for (let k0 = 0; k0 < n2; k0 += TILE) {
+          const k1 = Math.min(k0 + TILE, n2);
+          for (let a = a0; a < a1; a++) {
+            let o = base + (a * n1 + b) * n2 + k0;
+            let p = start + a * s0 + b * s1 + k0 * s2;
+            for (let k = k0; k < k1; k++, p += s2) data[o++] = src[p] as number;
+          }
+        }
+    }
   });
   return data;
 }
 
 const at = <T>(a: readonly T[], i: number): T => a[i] as T;
+
+/** For a reordering of a grid of `dims` (i fastest): the output dims, and the input index of output (0,0,0) and its steps. */
+function reorderSteps(reorder: AxisReorder, dims: Readonly<Vec3>): { out: Vec3; start: number; step: Vec3 } {
+  const strides = [1, dims[0], dims[0] * dims[1]];
+  const out = reorder.axis.map((a) => at(dims, a)) as Vec3;
+  const step = [0, 1, 2].map((q) => (reorder.flip[q] ? -1 : 1) * at(strides, at(reorder.axis, q))) as Vec3;
+  const start = [0, 1, 2].reduce(
+    (sum, q) => sum + (reorder.flip[q] ? (at(out, q) - 1) * at(strides, at(reorder.axis, q)) : 0),
+    0,
+  );
+  return { out, start, step };
+}
+
+/** The bounding box `[lo, hi)` of the non-zero voxels of a C-order array, or undefined when all are zero. */
+function boundingBox(labels: Uint8Array, dims: Readonly<Vec3>): { lo: Vec3; hi: Vec3 } | undefined {
+  const [n0, n1, n2] = dims;
+  const lo: Vec3 = [n0, n1, n2];
+  const hi: Vec3 = [0, 0, 0];
+  for (let i = 0, v = 0; i < n0; i++)
+    for (let j = 0; j < n1; j++)
+      for (let k = 0; k < n2; k++, v++) {
+        if (labels[v] === 0) continue;
+        if (i < lo[0]) lo[0] = i;
+        if (i >= hi[0]) hi[0] = i + 1;
+        if (j < lo[1]) lo[1] = j;
+        if (j >= hi[1]) hi[1] = j + 1;
+        if (k < lo[2]) lo[2] = k;
+        if (k >= hi[2]) hi[2] = k + 1;
+      }
+  return hi[0] > 0 ? { lo, hi } : undefined;
+}
+
+/** The block `[lo, hi)` of a C-order array. */
+function crop(data: Uint8Array, dims: Readonly<Vec3>, lo: Vec3, hi: Vec3): Uint8Array {
+  const [d0, d1, d2] = [hi[0] - lo[0], hi[1] - lo[1], hi[2] - lo[2]];
+  const out = new Uint8Array(d0 * d1 * d2);
+  let o = 0;
+  for (let i = 0; i < d0; i++)
+    for (let j = 0; j < d1; j++) {
+      const from = ((lo[0] + i) * dims[1] + lo[1] + j) * dims[2] + lo[2];
+      out.set(data.subarray(from, from + d2), o);
+      o += d2;
+    }
+  return out;
+}
 
 /** The measured, cleaned result on the T1c grid. */
 export interface StudyFindings {
@@ -170,9 +222,12 @@ export function studyFindings(
 ): StudyFindings {
   const post = manifest.postprocessing;
   const et = manifest.etLabel;
-  const dims = result.dims;
+  const gridDims = result.dims;
   const spacing = result.spacingMm;
-  const labels = result.labels;
+  // Everything below works on the box around the tumour: outside it every label is 0.
+  const box = boundingBox(result.labels, gridDims) ?? { lo: [0, 0, 0] as Vec3, hi: [1, 1, 1] as Vec3 };
+  const dims: Vec3 = [box.hi[0] - box.lo[0], box.hi[1] - box.lo[1], box.hi[2] - box.lo[2]];
+  const labels = crop(result.labels, gridDims, box.lo, box.hi);
   const n = labels.length;
   const masks = { wt: new Uint8Array(n), tc: new Uint8Array(n), et: new Uint8Array(n) };
   for (let v = 0; v < n; v++) {
@@ -199,32 +254,59 @@ export function studyFindings(
     if (!wt[v]) continue;
     cleaned[v] = tc[v] ? (etMask[v] ? et : 1) : 2;
   }
-  // Back onto the T1c grid: the SEG must overlay the series it references.
-  const onModel = labelsToVolume(cleaned, prepared.modelGrid);
-  // (without interpolation this is the exact inverse reordering)
-  const labelsOnSource = resample(onModel, prepared.sourceGrid, 'nearest') as Volume<Uint8Array>;
-  // Measure on the source voxels. Without interpolation the model grid holds exactly them (reordered), so measure
-  // there; its d2-planes are axial when the model's third axis runs I-S (RAS, LPS). Otherwise the source labels in
-  // RAS order (d2 superior), which is again a reordering, not an interpolation.
+  // Back onto the T1c grid: the SEG must overlay the series it references. Without interpolation the model grid is
+  // the source grid reordered, so each voxel of the box goes straight back to its source voxel.
+  let labelsOnSource: Volume<Uint8Array>;
+  if (!prepared.interpolated) {
+    const { start, step } = reorderSteps(prepared.reorder, prepared.sourceGrid.dims);
+    const data = new Uint8Array(result.labels.length);
+    for (let i = 0, v = 0; i < dims[0]; i++)
+      for (let j = 0; j < dims[1]; j++) {
+        let p = start + (box.lo[0] + i) * step[0] + (box.lo[1] + j) * step[1] + box.lo[2] * step[2];
+        for (let k = 0; k < dims[2]; k++, v++, p += step[2]) data[p] = cleaned[v] as number;
+      }
+    labelsOnSource = { ...geometryOf(prepared.sourceGrid), data };
+  } else {
+    const full = new Uint8Array(result.labels.length);
+    for (let i = 0, v = 0; i < dims[0]; i++)
+      for (let j = 0; j < dims[1]; j++) {
+        const to = ((box.lo[0] + i) * gridDims[1] + box.lo[1] + j) * gridDims[2] + box.lo[2];
+        full.set(cleaned.subarray(v, v + dims[2]), to);
+        v += dims[2];
+      }
+    labelsOnSource = resample(
+      labelsToVolume(full, prepared.modelGrid),
+      prepared.sourceGrid,
+      'nearest',
+    ) as Volume<Uint8Array>;
+  }
+  // Measure on the source voxels. Without interpolation the model grid holds exactly them (reordered): measure the
+  // box there; its d2-planes are axial when the model's third axis runs I-S (RAS, LPS). Otherwise the source labels
+  // in RAS order (d2 superior), again a reordering, not an interpolation.
   const axialModel = !prepared.interpolated && /[IS]$/.test(manifest.input.axcodes);
-  const measureGrid = axialModel ? prepared.modelGrid : orient(labelsOnSource, 'RAS');
-  const sourceC = axialModel ? cleaned : channelFirst(measureGrid as Volume<Uint8Array>);
-  const volumes = bratsVolumes(sourceC, measureGrid.spacing, et);
-  const diameter = largestDiameter(sourceC, measureGrid.dims, measureGrid.spacing);
-  const etAxial = new Uint8Array(sourceC.length);
-  for (let v = 0; v < sourceC.length; v++) etAxial[v] = sourceC[v] === et ? 1 : 0;
-  const measured = measureLesions(etAxial, measureGrid.dims, measureGrid.spacing, {
+  const axial = axialModel ? undefined : orient(labelsOnSource, 'RAS');
+  const measureC = axial ? channelFirst(axial) : cleaned;
+  const measureDims: Vec3 = axial ? axial.dims : dims;
+  const measureSpacing: Vec3 = axial ? axial.spacing : [...spacing];
+  const sliceOffset = axial ? 0 : box.lo[2];
+  const volumes = bratsVolumes(measureC, measureSpacing, et);
+  const diameter = largestDiameter(measureC, measureDims, measureSpacing);
+  const etAxial = new Uint8Array(measureC.length);
+  for (let v = 0; v < measureC.length; v++) etAxial[v] = measureC[v] === et ? 1 : 0;
+  const measured = measureLesions(etAxial, measureDims, measureSpacing, {
     connectivity: post.components.connectivity,
     minMeasurableMm: post.minMeasurableMm,
   });
-  const etOutside = etOutsideCore(result, manifest);
+  const lesions = measured.lesions.map((l) => ({ ...l, slice: l.slice + sliceOffset }));
+  const etOutside = etOutsideCore(result, manifest, box);
   const voxelMl = (spacing[0] * spacing[1] * spacing[2]) / 1000;
-  const wtSource = new Uint8Array(sourceC.length);
-  for (let v = 0; v < sourceC.length; v++) wtSource[v] = sourceC[v] ? 1 : 0;
+  const wtMeasured = new Uint8Array(measureC.length);
+  for (let v = 0; v < measureC.length; v++) wtMeasured[v] = measureC[v] ? 1 : 0;
   const flags = plausibilityFlags(
     {
-      wholeTumour: wtSource,
-      dims: measureGrid.dims,
+      wholeTumour: wtMeasured,
+      dims: measureDims,
+      ...(axial ? {} : { offset: box.lo, gridDims }),
       wholeTumourMl: volumes.wt.mL,
       rawComponents,
       enhancingVoxels: etOutside.enhancing,
@@ -237,7 +319,7 @@ export function studyFindings(
     labels: labelsOnSource,
     volumes,
     wholeTumourDiameterMm: diameter?.mm,
-    lesions: measured.lesions,
+    lesions,
     sumOfProductsMm2: measured.sumOfProductsMm2,
     flags,
     rawComponents,
@@ -248,20 +330,25 @@ export function studyFindings(
 function etOutsideCore(
   result: SegmentationResult,
   manifest: Pick<ModelManifest, 'output'>,
+  box: { lo: Vec3; hi: Vec3 },
 ): { enhancing: number; outside: number } {
   const out = manifest.output;
   if (!result.logits || out.activation !== 'sigmoid') return { enhancing: 0, outside: 0 };
   const n = result.labels.length;
+  const [, n1, n2] = result.dims;
   const cut = sigmoidThresholdLogit(out.threshold);
   const et = result.logits.subarray(out.regions.et * n, (out.regions.et + 1) * n);
   const tc = result.logits.subarray(out.regions.tc * n, (out.regions.tc + 1) * n);
   let enhancing = 0;
   let outside = 0;
-  for (let v = 0; v < n; v++) {
-    if ((et[v] as number) < cut) continue;
-    enhancing++;
-    if ((tc[v] as number) < cut) outside++;
-  }
+  // An enhancing voxel is labelled (ET takes precedence), so all of them lie in the labels' box.
+  for (let i = box.lo[0]; i < box.hi[0]; i++)
+    for (let j = box.lo[1]; j < box.hi[1]; j++)
+      for (let v = (i * n1 + j) * n2 + box.lo[2], end = v + box.hi[2] - box.lo[2]; v < end; v++) {
+        if ((et[v] as number) < cut) continue;
+        enhancing++;
+        if ((tc[v] as number) < cut) outside++;
+      }
   return { enhancing, outside };
 }
 
