@@ -1,12 +1,13 @@
 #!/usr/bin/env node
 /**
- * The two commands. `npm start` and `npm test` call this script, which needs nothing but Node.js 20
- * and npm: it installs the pinned pnpm into .tools/ when no pnpm 12.4.2 is on the PATH, installs the
- * workspace from the lockfile, builds what is stale, then starts the reference server or runs vitest.
+ * Every root script runs through here, so that Node.js and npm are all a machine needs (README: "two commands").
+ * It installs the pinned pnpm into .tools/ when no pnpm of that version is on the PATH, installs the workspace from
+ * the lockfile, builds what is stale where the task needs the build, then runs the task.
  *
- *   node scripts/bootstrap.mjs start [server args...]
- *   node scripts/bootstrap.mjs test  [vitest args...]
- *   node scripts/bootstrap.mjs setup
+ *   node scripts/bootstrap.mjs start [server args...]      npm start
+ *   node scripts/bootstrap.mjs test  [vitest args...]      npm test
+ *   node scripts/bootstrap.mjs setup                       npm run setup
+ *   node scripts/bootstrap.mjs build | typecheck | lint | format | docs | bench | changeset | check-packages
  */
 import { spawnSync, spawn } from 'node:child_process';
 import { existsSync, readdirSync, statSync, readFileSync } from 'node:fs';
@@ -16,6 +17,8 @@ import { fileURLToPath } from 'node:url';
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const PNPM_VERSION = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).packageManager.split('@')[1];
 const [command = 'setup', ...rest] = process.argv.slice(2);
+/** Builds every package and example (tsup); `npm run build`, and the first step of a task that needs dist/. */
+const BUILD = ['-r', '--filter', './packages/*', '--filter', './examples/*', 'build'];
 
 function log(message) {
   process.stderr.write(`[cdss] ${message}\n`);
@@ -90,7 +93,11 @@ function buildIsStale() {
   });
 }
 
-function setup() {
+/**
+ * Installs what a task needs: the pinned pnpm and the workspace's packages, and, unless `build` is false, builds the
+ * packages whose sources are newer than their dist/.
+ */
+function setup({ build = true } = {}) {
   const pnpm = ensurePnpm();
   // pnpm 12 reads only auth and registry keys from .npmrc: node-gyp must be told where Node's headers are.
   const env = { ...process.env };
@@ -98,18 +105,57 @@ function setup() {
   if (pnpm !== 'pnpm') env.PATH = `${dirname(pnpm)}${delimiter}${env.PATH ?? ''}`;
   if (!env.npm_config_nodedir && existsSync('/usr/include/node/node.h')) env.npm_config_nodedir = '/usr';
   run(pnpm, ['install', '--frozen-lockfile', '--reporter=append-only'], { env });
-  if (buildIsStale()) {
+  if (build && buildIsStale()) {
     log('building packages');
-    run(pnpm, ['run', 'build'], { env });
+    run(pnpm, BUILD, { env });
   }
   return { pnpm, env };
 }
 
+/**
+ * The root scripts that only need the workspace installed (and, with `build`, built): each a list of commands, `pnpm`
+ * standing for the pinned pnpm and `node` for this Node.js. Arguments after `--` go to the last command.
+ */
+const TASKS = {
+  build: { build: false, steps: [['pnpm', ...BUILD]] },
+  typecheck: {
+    build: false,
+    steps: [
+      ['pnpm', '-r', 'typecheck'],
+      ['pnpm', 'exec', 'tsc', '-p', 'scripts/services'],
+      ['pnpm', 'exec', 'tsc', '-p', 'deploy'],
+    ],
+  },
+  lint: {
+    build: false,
+    steps: [
+      ['pnpm', 'exec', 'eslint', '.'],
+      ['pnpm', 'exec', 'prettier', '--check', '.'],
+    ],
+  },
+  format: { build: false, steps: [['pnpm', 'exec', 'prettier', '--write', '.']] },
+  docs: { build: true, steps: [['pnpm', 'exec', 'typedoc']] },
+  bench: { build: false, steps: [['node', 'bench/run.mjs']] },
+  changeset: { build: false, steps: [['pnpm', 'exec', 'changeset']] },
+  'check-packages': { build: true, steps: [['node', 'scripts/packaging/check-packages.mjs']] },
+};
+
+const task = TASKS[command];
+if (!task && !['start', 'test', 'setup'].includes(command)) {
+  log(`unknown command ${command}: use start, test, setup or ${Object.keys(TASKS).join(', ')}`);
+  process.exit(2);
+}
 const started = Date.now();
-const { pnpm, env } = setup();
+const { pnpm, env } = setup({ build: task ? task.build : true });
 log(`setup done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 
-if (command === 'start') {
+if (task) {
+  task.steps.forEach(([cmd, ...argv], i) => {
+    const last = i === task.steps.length - 1;
+    const program = cmd === 'pnpm' ? pnpm : cmd === 'node' ? process.execPath : cmd;
+    run(program, [...argv, ...(last ? rest : [])], { env: { ...env, CDSS_PNPM: pnpm } });
+  });
+} else if (command === 'start') {
   const child = spawn(process.execPath, [join(root, 'examples', 'reference-server', 'dist', 'main.js'), ...rest], {
     cwd: root,
     stdio: 'inherit',
@@ -129,7 +175,4 @@ if (command === 'start') {
   child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
 } else if (command === 'test') {
   run(pnpm, ['exec', 'vitest', 'run', ...rest], { env });
-} else if (command !== 'setup') {
-  log(`unknown command ${command}: use start, test or setup`);
-  process.exit(2);
 }
