@@ -60,7 +60,8 @@ for (const [name, command] of Object.entries(manifest.scripts)) {
 }
 const readme = readFileSync(join(root, 'README.md'), 'utf8');
 const documented = new Set([...readme.matchAll(/npm run ([a-z:]+)/g)].map((m) => m[1]));
-for (const name of documented) if (!manifest.scripts[name]) failures.push(`README documents npm run ${name}: no such script`);
+for (const name of documented)
+  if (!manifest.scripts[name]) failures.push(`README documents npm run ${name}: no such script`);
 
 function freePort() {
   return new Promise((res, rej) => {
@@ -146,5 +147,7 @@ for (const [name, check] of CHECKS) {
 }
 if (root !== here && !args.includes('--keep')) rmSync(root, { recursive: true, force: true });
 for (const f of failures) process.stderr.write(`FAIL ${f}\n`);
-process.stdout.write(`${JSON.stringify({ node: process.versions.node, clone: root !== here, timings, failures: failures.length })}\n`);
+process.stdout.write(
+  `${JSON.stringify({ node: process.versions.node, clone: root !== here, timings, failures: failures.length })}\n`,
+);
 process.exit(failures.length ? 1 : 0);

@@ -35,13 +35,27 @@ export async function integrate(logger: Logger): Promise<number> {
   const bus: Promise<AmqpInvalidationBus> = AmqpInvalidationBus.open({ url: 'amqp://127.0.0.1' });
   void [cache, l2, bus];
 
-  const jobs = new JobClient({ transport: new MemoryTransport({ broker: new MemoryBroker() }), store: new MemoryJobStore() });
+  const jobs = new JobClient({
+    transport: new MemoryTransport({ broker: new MemoryBroker() }),
+    store: new MemoryJobStore(),
+  });
   const drivers: [AmqpTransport?, MySqlJobStore?, MySqlOutbox?] = [];
   void [jobs, drivers];
 
-  const patient: Patient = patientToFhir({ pid: 1, uuid: '9b5c1f0e-0000-4000-8000-000000000001', fname: 'Ada', lname: 'Lovelace', DOB: '1990-01-01', sex: 'Female' });
+  const patient: Patient = patientToFhir({
+    pid: 1,
+    uuid: '9b5c1f0e-0000-4000-8000-000000000001',
+    fname: 'Ada',
+    lname: 'Lovelace',
+    DOB: '1990-01-01',
+    sex: 'Female',
+  });
   const issues = fhirIssues(patient);
-  await new MemoryOutbox().enqueue({ kind: 'upsert', resource: patient, identifier: { system: 'urn:demo', value: '1' } });
+  await new MemoryOutbox().enqueue({
+    kind: 'upsert',
+    resource: patient,
+    identifier: { system: 'urn:demo', value: '1' },
+  });
 
   const openemr = createOpenEmrClient({ baseUrl: 'https://openemr.example', auth: { kind: 'none' } as never });
   const client: CdssClient = createCdssClient({ baseUrl: 'http://127.0.0.1:8080' });
