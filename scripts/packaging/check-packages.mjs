@@ -141,13 +141,15 @@ for (const pkg of packages) {
   });
   for (const m of messages) fail(`${pkg.manifest.name}: publint ${m.type}: ${formatMessage(m, pkg.packed) ?? m.code}`);
   const attw = run(attwBin, [pkg.tarball, '--format', 'json']);
-  let problems;
+  let analysis;
   try {
-    problems = JSON.parse(attw.stdout).analysis.problems;
+    analysis = JSON.parse(attw.stdout).analysis;
   } catch {
     fail(`${pkg.manifest.name}: attw gave no analysis (rc ${attw.status})\n${attw.stderr}`);
     continue;
   }
+  if (analysis.types === false) fail(`${pkg.manifest.name}: attw found no type declarations`);
+  const problems = analysis.problems ?? [];
   for (const p of problems) {
     fail(`${pkg.manifest.name}: attw ${p.kind} ${p.entrypoint ?? ''} ${p.resolutionKind ?? ''}`.trim());
   }
