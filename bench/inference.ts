@@ -108,9 +108,12 @@ function asBundle(m: ModelManifest, roi: Vec3): ModelManifest {
   return { ...r, input: { ...r.input, spacingMm: [1, 1, 1], axcodes: 'RAS' } };
 }
 
-/** The four channels of a 1 mm LPS phantom study, as the worker downloads them (float32 volumes). */
-function studyChannels(dims: Vec3): Record<string, { volume: Volume; frameOfReferenceUid: string }> {
-  const p = generatePhantom({ seed: 'bench-inference', dims, spacing: [1, 1, 1] });
+/** The four channels of an LPS phantom study (1 mm by default), as the worker downloads them (float32 volumes). */
+function studyChannels(
+  dims: Vec3,
+  spacing: Vec3 = [1, 1, 1],
+): Record<string, { volume: Volume; frameOfReferenceUid: string }> {
+  const p = generatePhantom({ seed: 'bench-inference', dims, spacing });
   const ch = (v: Volume) => ({ volume: { ...v, data: Float32Array.from(v.data) }, frameOfReferenceUid: '2.25.1' });
   return { t1c: ch(p.modalities.t1c), t1: ch(p.modalities.t1), t2: ch(p.modalities.t2), flair: ch(p.modalities.flair) };
 }
@@ -213,7 +216,16 @@ async function memoryChild(variant: string, dims: Vec3, roi: Vec3, arena: boolea
   const m = withRoi(manifest, roi);
   const input = phantomInput(m, dims);
   const t = performance.now();
-  if (variant === 'e2e') {
+  if (variant === 'worker') {
+    // the demo model as it is (its own grid): the study is resampled onto it and the labels back
+    const model = await SegmentationModel.load(
+      { manifest, modelPath },
+      { intraOpNumThreads: THREADS, enableCpuMemArena: arena },
+    );
+    const prepared = prepareStudy(manifest, studyChannels(dims, roi));
+    studyFindings(await model.segment(prepared.input, { keepLogits: true }), prepared, manifest);
+    await model.close();
+  } else if (variant === 'e2e') {
     const e = asBundle(manifest, roi);
     const model = await SegmentationModel.load(
       { manifest: e, modelPath },
@@ -326,6 +338,20 @@ async function main(): Promise<void> {
       `peak RSS, study, ${name.padEnd(28)} ${r.maxRssMiB.toFixed(0)} MiB (one cold run ${r.ms.toFixed(0)} ms)\n`,
     );
   }
+  // The worker's path with the model as it is, on the two studies issue #18 names: time and peak RSS of one cold run.
+  const studies: [string, Vec3, Vec3][] = [
+    ['1 mm', [240, 240, 155], [1, 1, 1]],
+    ['0.9x0.9x3 mm axial', [256, 256, 50], [0.9, 0.9, 3]],
+  ];
+  const worker: Record<string, MemoryResult> = {};
+  for (const [name, dims, spacing] of studies) {
+    // the spacing travels in the roi slot of the child's arguments
+    const r = await runChild('worker', dims, spacing, true);
+    worker[`${dims.join('x')} at ${name}`] = r;
+    process.stdout.write(
+      `worker path, model as shipped, ${dims.join('x')} at ${name}: ${r.ms.toFixed(0)} ms cold (load, prepareStudy, segment, studyFindings), peak RSS ${r.maxRssMiB.toFixed(0)} MiB\n`,
+    );
+  }
   process.stdout.write(
     JSON.stringify({
       bench: 'inference',
@@ -341,6 +367,9 @@ async function main(): Promise<void> {
         what: 'prepareStudy + segment + studyFindings on a 1 mm LPS 240x240x155 study vs bare session.run on the same window',
       },
       peak_rss_mib: Object.fromEntries(mem.map(([name, r]) => [name, Math.round(r.maxRssMiB)])),
+      worker_path: Object.fromEntries(
+        Object.entries(worker).map(([k, r]) => [k, { ms: Math.round(r.ms), peak_rss_mib: Math.round(r.maxRssMiB) }]),
+      ),
     }) + '\n',
   );
 }
