@@ -36,6 +36,41 @@ export interface CdssClientOptions {
   getToken?: () => string | undefined | Promise<string | undefined>;
   /** A `fetch` implementation (default: the global one). */
   fetch?: typeof fetch;
+  /** Retries of requests that are safe to repeat (see {@link CdssRetryOptions}); `{ retries: 0 }` turns them off. */
+  retry?: CdssRetryOptions;
+}
+
+/**
+ * Retries of requests that are safe to repeat: GET, PUT, and a POST that carries an `Idempotency-Key` (the server
+ * answers a repeat with the first answer). They are retried when the server cannot be reached or answers 408, 425,
+ * 429, 500, 502, 503 or 504; never after the caller's abort.
+ */
+export interface CdssRetryOptions {
+  /** Retries after the first attempt (default 2). */
+  retries?: number;
+  /** Pause before the first retry in ms, doubled for each next one, with jitter (default 300). */
+  baseDelayMs?: number;
+  /** Longest pause in ms, also the cap on a `Retry-After` the server sends (default 5000). */
+  maxDelayMs?: number;
+}
+
+/** Statuses a repeatable request is retried on (RFC 9110 §15: the request may succeed later). */
+const RETRYABLE_STATUSES = new Set([408, 425, 429, 500, 502, 503, 504]);
+
+/** Waits `ms`, or rejects with the signal's reason when it aborts first. */
+function pause(ms: number, signal: AbortSignal | null | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason as Error);
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      reject(signal?.reason as Error);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
 }
 
 type Query = Record<string, string | number | undefined>;
@@ -70,7 +105,7 @@ function withoutTrailingSlash(url: string): string {
 
 /**
  * Creates the client.
- * @param options - base URL, token source, fetch
+ * @param options - base URL, token source, fetch, retries
  * @example
  * ```ts
  * const cdss = createCdssClient({ baseUrl: 'https://cdss.example.org', getToken: () => session.token });
@@ -80,6 +115,35 @@ function withoutTrailingSlash(url: string): string {
 export function createCdssClient(options: CdssClientOptions) {
   const baseUrl = withoutTrailingSlash(options.baseUrl);
   const doFetch = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
+  const retries = options.retry?.retries ?? 2;
+  const baseDelayMs = options.retry?.baseDelayMs ?? 300;
+  const maxDelayMs = options.retry?.maxDelayMs ?? 5_000;
+
+  /** The pause before retry number `attempt + 1`: the server's `Retry-After` (seconds) if any, else backoff. */
+  function delayOf(attempt: number, retryAfter: string | null): number {
+    const seconds = retryAfter === null ? NaN : Number(retryAfter);
+    if (Number.isFinite(seconds) && seconds >= 0) return Math.min(seconds * 1000, maxDelayMs);
+    return Math.min(baseDelayMs * 2 ** attempt * (0.5 + Math.random() / 2), maxDelayMs);
+  }
+
+  /** One fetch, repeated as {@link CdssRetryOptions} says when `repeatable`; network failures become status 0. */
+  async function send(method: string, path: string, url: string, init: RequestInit, repeatable: boolean) {
+    for (let attempt = 0; ; attempt++) {
+      const last = !repeatable || attempt >= retries;
+      let response: Response;
+      try {
+        response = await doFetch(url, init);
+      } catch (error) {
+        if (last || init.signal?.aborted)
+          throw new CdssApiError(0, `${method} ${path}: the server could not be reached`, [], { cause: error });
+        await pause(delayOf(attempt, null), init.signal);
+        continue;
+      }
+      if (response.ok || last || !RETRYABLE_STATUSES.has(response.status)) return response;
+      await response.arrayBuffer().catch(() => undefined); // let the connection be reused
+      await pause(delayOf(attempt, response.headers.get('retry-after')), init.signal);
+    }
+  }
 
   async function request<S extends z.ZodType>(
     schema: S,
@@ -94,17 +158,19 @@ export function createCdssClient(options: CdssClientOptions) {
     const token = await options.getToken?.();
     if (token) headers['authorization'] = `Bearer ${token}`;
     if (init.body !== undefined) headers['content-type'] = 'application/json';
-    let response: Response;
-    try {
-      response = await doFetch(url.toString(), {
+    const repeatable = method === 'GET' || method === 'PUT' || headers['idempotency-key'] !== undefined;
+    const response = await send(
+      method,
+      path,
+      url.toString(),
+      {
         method,
         headers,
         ...(init.body !== undefined ? { body: JSON.stringify(init.body) } : {}),
         ...(init.signal ? { signal: init.signal } : {}),
-      });
-    } catch (error) {
-      throw new CdssApiError(0, `${method} ${path}: the server could not be reached`, [], { cause: error });
-    }
+      },
+      repeatable,
+    );
     const text = await response.text();
     const body: unknown = text ? JSON.parse(text) : undefined;
     if (!response.ok) {
@@ -139,12 +205,7 @@ export function createCdssClient(options: CdssClientOptions) {
     const headers: Record<string, string> = { accept: 'application/octet-stream' };
     const token = await options.getToken?.();
     if (token) headers['authorization'] = `Bearer ${token}`;
-    let response: Response;
-    try {
-      response = await doFetch(`${baseUrl}${path}`, { headers, ...(signal ? { signal } : {}) });
-    } catch (error) {
-      throw new CdssApiError(0, `GET ${path}: the server could not be reached`, [], { cause: error });
-    }
+    const response = await send('GET', path, `${baseUrl}${path}`, { headers, ...(signal ? { signal } : {}) }, true);
     if (!response.ok) throw new CdssApiError(response.status, `GET ${path}: ${response.status}`);
     const triple = (name: string): [number, number, number] => {
       const values = (response.headers.get(name) ?? '').split(',').map(Number);
