@@ -10,4 +10,6 @@ export default defineConfig({
   sourcemap: true,
   clean: true,
   target: 'node20',
+  // import.meta.url in the CJS build (template-phantom.ts finds its assets beside dist/)
+  shims: true,
 });

@@ -62,3 +62,5 @@ export type {
 } from './seg.js';
 export { writeMeasurementReport, measurementReportSchema, ENHANCED_SR_STORAGE } from './sr.js';
 export type { MeasurementReportInput } from './sr.js';
+export { generateTemplatePhantom, templatePhantomOptionsSchema } from './template-phantom.js';
+export type { TemplatePhantomOptions } from './template-phantom.js';

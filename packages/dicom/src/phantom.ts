@@ -105,7 +105,7 @@ export interface Phantom {
 }
 
 /** xmur3-style string hash to a 32-bit seed. */
-function hashSeed(seed: number | string): number {
+export function hashSeed(seed: number | string): number {
   const s = typeof seed === 'number' ? `n:${seed}` : `s:${seed}`;
   let h = 1779033703 ^ s.length;
   for (let i = 0; i < s.length; i++) {
@@ -121,7 +121,7 @@ function hashSeed(seed: number | string): number {
  * A small seeded PRNG (mulberry32). Returns 32-bit unsigned integers.
  * @param seed - 32-bit seed
  */
-function mulberry32(seed: number): () => number {
+export function mulberry32(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
