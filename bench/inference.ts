@@ -132,14 +132,15 @@ async function timingEndToEnd(dims: Vec3, roi: Vec3): Promise<{ bare: number; e2
   try {
     for (let r = 0; r < WARMUP + REPS; r++) {
       // the bare run gets the model input exactly as the pipeline builds it, prepared outside the timed call
-      const x = bareTensorData(m, prepareStudy(m, channels).input, roi);
+      const ready = prepareStudy(m, channels);
+      const x = bareTensorData(m, ready.input, roi, ready.normalized);
       let t = performance.now();
       await session.run({ [m.model.inputName]: new ort.Tensor('float32', x.data, x.dims) }, [m.model.outputName]);
       const b = performance.now() - t;
       t = performance.now();
       const prepared = prepareStudy(m, channels);
       const t1 = performance.now();
-      const res = await model.segment(prepared.input, { keepLogits: true });
+      const res = await model.segment(prepared.input, { keepLogits: true, inputNormalized: prepared.normalized });
       const t2 = performance.now();
       const findings = studyFindings(res, prepared, m);
       const p = performance.now() - t;
@@ -190,9 +191,11 @@ function bareTensorData(
   m: ModelManifest,
   input: ReturnType<typeof volumesToInput>,
   roi: Vec3,
+  normalized = false,
 ): { data: Float32Array; dims: number[] } {
   const dims = input.shape.slice(1) as Vec3;
-  const norm = m.input.normalize ? normalizeIntensity(input.data, input.shape, m.input.normalize).data : input.data;
+  const norm =
+    m.input.normalize && !normalized ? normalizeIntensity(input.data, input.shape, m.input.normalize).data : input.data;
   const plan = planWindows(dims, roi, 0.5);
   if (plan.starts.length !== 1)
     throw new Error(
@@ -223,7 +226,11 @@ async function memoryChild(variant: string, dims: Vec3, roi: Vec3, arena: boolea
       { intraOpNumThreads: THREADS, enableCpuMemArena: arena },
     );
     const prepared = prepareStudy(manifest, studyChannels(dims, roi));
-    studyFindings(await model.segment(prepared.input, { keepLogits: true }), prepared, manifest);
+    studyFindings(
+      await model.segment(prepared.input, { keepLogits: true, inputNormalized: prepared.normalized }),
+      prepared,
+      manifest,
+    );
     await model.close();
   } else if (variant === 'e2e') {
     const e = asBundle(manifest, roi);
@@ -232,7 +239,11 @@ async function memoryChild(variant: string, dims: Vec3, roi: Vec3, arena: boolea
       { intraOpNumThreads: THREADS, enableCpuMemArena: arena },
     );
     const prepared = prepareStudy(e, studyChannels(dims));
-    studyFindings(await model.segment(prepared.input, { keepLogits: true }), prepared, e);
+    studyFindings(
+      await model.segment(prepared.input, { keepLogits: true, inputNormalized: prepared.normalized }),
+      prepared,
+      e,
+    );
     await model.close();
   } else if (variant === 'bare') {
     const { ort, session } = await bareSession(modelPath, arena);

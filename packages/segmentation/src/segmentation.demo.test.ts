@@ -87,7 +87,7 @@ describe('demo model on held-out phantoms, through the whole pipeline', () => {
       });
       expect(prepared.interpolated).toBe(true);
       const findings = studyFindings(
-        await model.segment(prepared.input, { keepLogits: true }),
+        await model.segment(prepared.input, { keepLogits: true, inputNormalized: prepared.normalized }),
         prepared,
         model.manifest,
       );

@@ -60,6 +60,11 @@ export interface SegmentationOptions {
    * `INVALID_INPUT` (the model only works at the spacing it was trained at). Default 0.01; `Infinity` disables it.
    */
   spacingTolerance?: number;
+  /**
+   * The input is already normalised as the manifest says (`prepareStudy` does it in the pass that reorders the
+   * study): skip the normalisation. Default `false`.
+   */
+  inputNormalized?: boolean;
 }
 
 /** Milliseconds spent per stage. */
@@ -169,14 +174,13 @@ export async function runSegmentation(
 
   notify({ stage: 'normalize' });
   let t = performance.now();
-  const norm = manifest.input.normalize;
+  const norm = options.inputNormalized ? null : manifest.input.normalize;
   const inf = manifest.inference;
   // Where the image is smaller than a window, normalise straight into the padded image the sliding window would
   // build (one fresh array and one pass fewer); the sliding window then runs on it unpadded (same window layout:
   // a padded axis holds one window at 0 either way) and its output is cropped back below.
   const plan = planWindows([d0, d1, d2], inf.roiSize, inf.overlap);
-  const prePad =
-    norm !== undefined && plan.padBefore.some((v, i) => v > 0 || plan.paddedSize[i] !== input.shape[i + 1]);
+  const prePad = norm != null && plan.padBefore.some((v, i) => v > 0 || plan.paddedSize[i] !== input.shape[i + 1]);
   const x = !norm
     ? input.data
     : prePad

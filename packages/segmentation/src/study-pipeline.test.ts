@@ -3,6 +3,7 @@ import { generatePhantom, type Volume } from '@cdss/dicom';
 import { modelManifestSchema } from './manifest.js';
 import { prepareStudy, studyFindings } from './study-pipeline.js';
 import { bratsVolumes } from './postprocess.js';
+import { normalizeIntensity } from './normalize.js';
 import type { SegmentationResult } from './segmentation.js';
 import { SegmentationError } from './segmentation-errors.js';
 
@@ -68,6 +69,18 @@ describe('prepareStudy and studyFindings', () => {
     expect(findings.flags).toEqual([]);
     expect(findings.volumes.wt.mL).toBeCloseTo((findings.volumes.wt.voxels * 8) / 1000, 9);
     expect(findings.lesions.length).toBeGreaterThan(0);
+  });
+
+  it('normalises in the reordering pass exactly as NormalizeIntensity(nonzero, channel_wise) does afterwards', () => {
+    const withNorm = { ...manifest, input: { ...manifest.input, normalize: { nonzero: true, channelWise: true } } };
+    const fused = prepareStudy(withNorm, channels);
+    expect(fused.normalized).toBe(true);
+    const plain = prepareStudy(manifest, channels);
+    expect(plain.normalized).toBe(false);
+    const after = normalizeIntensity(plain.input.data, plain.input.shape, { nonzero: true, channelWise: true }).data;
+    let worst = 0;
+    for (let v = 0; v < after.length; v++) worst = Math.max(worst, Math.abs(fused.input.data[v]! - after[v]!));
+    expect(worst).toBeLessThanOrEqual(1e-6);
   });
 
   it('resamples a channel on another grid of the same frame of reference onto the T1c grid', () => {

@@ -37,6 +37,8 @@ export interface PreparedStudy {
   interpolated: boolean;
   /** How the source grid's axes were reordered into the model grid's (MONAI `Orientation`). */
   reorder: AxisReorder;
+  /** The input is already normalised (pass `inputNormalized` to `segment`). */
+  normalized: boolean;
 }
 
 /**
@@ -84,19 +86,23 @@ export function prepareStudy(
   // Orientation alone moves voxels; Spacing interpolates only when the spacing changes (MONAI skips it otherwise).
   const interpolated = !sameGrid(modelGrid, oriented, 1e-6);
   let input: SegmentationInput;
+  const norm = manifest.input.normalize;
+  // Channel-wise NormalizeIntensity is done in the same pass as the reordering (statistics do not depend on order).
+  const normalized = !interpolated && norm !== null && norm.channelWise;
   if (interpolated) {
     const onModel = onSource.map((v) => resample(v, modelGrid, 'trilinear'));
     input = volumesToInput(manifest, Object.fromEntries(names.map((n, i) => [n, onModel[i] as Volume])));
   } else {
     // A pure reordering: straight from each source volume into the model's channel-first array, in one pass.
     input = {
-      data: stackReordered(onSource, reorder, sourceGrid.dims),
+      data: stackReordered(onSource, reorder, sourceGrid.dims, normalized ? norm.nonzero : undefined),
       shape: [names.length, ...modelGrid.dims],
       spacingMm: [...modelGrid.spacing],
     };
   }
   return {
     reorder,
+    normalized,
     input: { ...input, spacingMm: [...modelGrid.spacing] },
     sourceGrid,
     modelGrid,
@@ -109,7 +115,12 @@ export function prepareStudy(
  * Channel-first C-order `[C, d0, d1, d2]` of volumes (i fastest) on one grid, with output axis q reading input axis
  * `reorder.axis[q]` (reversed where `reorder.flip[q]`): MONAI's Orientation and the channel stacking in one pass.
  */
-function stackReordered(volumes: readonly Volume[], reorder: AxisReorder, dims: Readonly<Vec3>): Float32Array {
+function stackReordered(
+  volumes: readonly Volume[],
+  reorder: AxisReorder,
+  dims: Readonly<Vec3>,
+  normalizeNonzero?: boolean,
+): Float32Array {
   const { out, start, step } = reorderSteps(reorder, dims);
   const [n0, n1, n2] = out;
   const [s0, s1, s2] = step;
@@ -121,6 +132,10 @@ function stackReordered(volumes: readonly Volume[], reorder: AxisReorder, dims: 
   volumes.forEach((v, c) => {
     const src = v.data;
     const base = c * n;
+    // MONAI NormalizeIntensity(channel_wise) over this channel, as normalize.ts computes it: (v - mean) / std in
+    // float32, the background left at 0 in nonzero mode.
+    const s = normalizeNonzero === undefined ? undefined : channelStatistics(src, normalizeNonzero);
+    const f32 = Math.fround;
     for (let a0 = 0; a0 < n0; a0 += TILE) {
       const a1 = Math.min(a0 + TILE, n0);
       for (let b = 0; b < n1; b++)
@@ -129,7 +144,12 @@ function stackReordered(volumes: readonly Volume[], reorder: AxisReorder, dims: 
           for (let a = a0; a < a1; a++) {
             let o = base + (a * n1 + b) * n2 + k0;
             let p = start + a * s0 + b * s1 + k0 * s2;
-            for (let k = k0; k < k1; k++, p += s2) data[o++] = src[p] as number;
+            if (!s) for (let k = k0; k < k1; k++, p += s2) data[o++] = src[p] as number;
+            else
+              for (let k = k0; k < k1; k++, p += s2) {
+                const x = src[p] as number;
+                data[o++] = s.nonzero && x === 0 ? 0 : f32(x - s.mean) / s.std;
+              }
           }
         }
     }
@@ -138,6 +158,27 @@ function stackReordered(volumes: readonly Volume[], reorder: AxisReorder, dims: 
 }
 
 const at = <T>(a: readonly T[], i: number): T => a[i] as T;
+
+/** normalize.ts's statistics of one channel (float64 sums; mean and std rounded to float32, a std of 0 is 1). */
+function channelStatistics(
+  data: ArrayLike<number>,
+  nonzero: boolean,
+): { mean: number; std: number; nonzero: boolean } | undefined {
+  let n = 0;
+  let sum = 0;
+  let sq = 0;
+  for (let i = 0; i < data.length; i++) {
+    const v = Math.fround(data[i] as number);
+    if (nonzero && v === 0) continue;
+    sum += v;
+    sq += v * v;
+    n++;
+  }
+  if (n === 0) return undefined;
+  const mean = sum / n;
+  const std = Math.fround(Math.sqrt(Math.max(sq / n - mean * mean, 0)));
+  return { mean: Math.fround(mean), std: std === 0 ? 1 : std, nonzero };
+}
 
 /** For a reordering of a grid of `dims` (i fastest): the output dims, and the input index of output (0,0,0) and its steps. */
 function reorderSteps(reorder: AxisReorder, dims: Readonly<Vec3>): { out: Vec3; start: number; step: Vec3 } {

@@ -240,6 +240,7 @@ async function analyse(
     segmentation = await model.segment(prepared.input, {
       signal,
       keepLogits: true,
+      inputNormalized: prepared.normalized,
       onProgress: (event) => {
         if (event.windowsDone === undefined || !event.windowsTotal) return;
         const percent = 25 + Math.floor((event.windowsDone / event.windowsTotal) * 60);
