@@ -91,6 +91,12 @@ async function checkStart() {
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  // If this script is stopped meanwhile, stop the server too (its process group, which this started).
+  const stop = () => {
+    if (child.exitCode === null) process.kill(-child.pid, 'SIGTERM');
+  };
+  process.once('exit', stop);
+  for (const signal of ['SIGINT', 'SIGTERM']) process.once(signal, () => process.exit(130));
   let output = '';
   child.stdout.on('data', (d) => (output += d));
   child.stderr.on('data', (d) => (output += d));
@@ -104,8 +110,9 @@ async function checkStart() {
     if (ok) break;
     await new Promise((r) => setTimeout(r, 500));
   }
-  if (child.exitCode === null) process.kill(-child.pid, 'SIGTERM');
+  stop();
   await exited;
+  process.removeListener('exit', stop);
   return { status: ok ? 0 : 1, seconds: (Date.now() - started) / 1000, output };
 }
 
