@@ -84,10 +84,11 @@ function npm(argv, extraEnv = {}) {
 /** `npm start` on a free port until /healthz answers, then stopped (its process group, which this started). */
 async function checkStart() {
   const port = await freePort();
+  const dataDir = mkdtempSync(join(tmpdir(), 'cdss-data-'));
   const started = Date.now();
   const child = spawn('npm', ['start'], {
     cwd: root,
-    env: { ...env, PORT: String(port), HOST: '127.0.0.1', CDSS_DATA_DIR: mkdtempSync(join(tmpdir(), 'cdss-data-')) },
+    env: { ...env, PORT: String(port), HOST: '127.0.0.1', CDSS_DATA_DIR: dataDir },
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -113,6 +114,7 @@ async function checkStart() {
   stop();
   await exited;
   process.removeListener('exit', stop);
+  rmSync(dataDir, { recursive: true, force: true });
   return { status: ok ? 0 : 1, seconds: (Date.now() - started) / 1000, output };
 }
 
