@@ -6,12 +6,13 @@
  * `POST /fhir/Patient` answers `{pid, uuid}` rather than the resource.
  * @packageDocumentation
  */
-import { ValidationError, type HttpTransport } from '@cdss/core';
+import { HttpError, ValidationError, type HttpTransport } from '@cdss/core';
 import type {
   AllergyIntolerance,
   Bundle,
   CapabilityStatement,
   Condition,
+  DocumentReference,
   Encounter,
   MedicationRequest,
   Observation,
@@ -20,7 +21,10 @@ import type {
   Practitioner,
 } from 'fhir/r4.js';
 import { z } from 'zod';
-import { sendWithSession, type Reauthenticate } from './http.js';
+import type { DocumentContent } from './documents.js';
+import { particleIssues, sendWithSession, unreadableAnswer, type RawAnswer, type Relogin } from './http.js';
+import type { OpenEmrProfile } from './profiles.js';
+import { confirmedWrite } from './shared.js';
 import {
   smartConfigurationSchema,
   fhirBundleSchema,
@@ -40,6 +44,7 @@ export interface FhirResourceTypes {
   Observation: Observation;
   Practitioner: Practitioner;
   Organization: Organization;
+  DocumentReference: DocumentReference;
 }
 
 /** A readable type. */
@@ -98,6 +103,7 @@ export const FHIR_SEARCH_PARAMETERS: Readonly<Record<FhirResourceType, readonly 
     'address-postalcode',
     'address-state',
   ],
+  DocumentReference: ['_id', '_lastUpdated', 'patient', 'category', 'date', 'type'],
 };
 
 const TYPES = Object.keys(FHIR_SEARCH_PARAMETERS) as FhirResourceType[];
@@ -119,6 +125,13 @@ const fhirName = z.looseObject({
 });
 
 /** What OpenEMR needs in a FHIR write, checked before sending (its validator's rules after mapping). */
+const npiIdentifier = z
+  .array(z.looseObject({ system: z.string().optional(), value: z.string().optional() }))
+  .refine(
+    (ids) => ids.some((i) => i.system === 'http://hl7.org/fhir/sid/us-npi' && /^\d{10,15}$/.test(i.value ?? '')),
+    'needs an NPI identifier of 10-15 digits',
+  );
+
 const FHIR_WRITE_SCHEMAS: Record<FhirWritableType, z.ZodType> = {
   Patient: z.looseObject({
     resourceType: z.literal('Patient'),
@@ -129,14 +142,14 @@ const FHIR_WRITE_SCHEMAS: Record<FhirWritableType, z.ZodType> = {
   Practitioner: z.looseObject({
     resourceType: z.literal('Practitioner'),
     name: z.array(fhirName.extend({ given: z.array(z.string().min(2)).min(1) })).min(1),
-    identifier: z
-      .array(z.looseObject({ system: z.string().optional(), value: z.string().optional() }))
-      .refine(
-        (ids) => ids.some((i) => i.system === 'http://hl7.org/fhir/sid/us-npi' && /^\d{10,15}$/.test(i.value ?? '')),
-        'needs an NPI identifier of 10-15 digits',
-      ),
+    identifier: npiIdentifier,
   }),
-  Organization: z.looseObject({ resourceType: z.literal('Organization'), name: z.string().min(2).max(255) }),
+  // OpenEMR stores an Organization as a facility, whose NPI is required (recorded-8.0.0 file 59).
+  Organization: z.looseObject({
+    resourceType: z.literal('Organization'),
+    name: z.string().min(2).max(255),
+    identifier: npiIdentifier,
+  }),
 };
 
 function checkWrite(resource: { resourceType: string }): void {
@@ -158,15 +171,16 @@ function checkType(type: string, allowed: readonly string[]): void {
 export class FhirNamespace {
   constructor(
     private readonly transport: HttpTransport,
-    private readonly reauth?: Reauthenticate | undefined,
+    private readonly relogin?: Relogin | undefined,
+    private readonly profile?: ((signal?: AbortSignal) => Promise<OpenEmrProfile>) | undefined,
   ) {}
 
   private async get(
     path: string,
     query: FhirSearchParams | undefined,
     signal: AbortSignal | undefined,
-  ): Promise<{ status: number; data: unknown }> {
-    return sendWithSession<unknown>(
+  ): Promise<RawAnswer> {
+    const res = await sendWithSession(
       this.transport,
       {
         method: 'GET',
@@ -174,20 +188,21 @@ export class FhirNamespace {
         query,
         signal,
         headers: { accept: 'application/fhir+json, application/json' },
-        acceptStatus: (s) => s === 404,
       },
-      this.reauth,
+      this.relogin,
     );
+    if (res.status === 404 || (res.status < 300 && res.text === undefined)) return res;
+    throw failure('GET', path, res);
   }
 
-  /** Sends a FHIR write; a 400 becomes a {@link ValidationError} from its OperationOutcome. */
+  /** Sends a FHIR write; a 400 becomes a {@link ValidationError} from its OperationOutcome or Particle errors. */
   private async write(
     method: 'POST' | 'PUT',
     path: string,
     resource: { resourceType: string },
     signal: AbortSignal | undefined,
   ): Promise<unknown> {
-    const res = await sendWithSession<unknown>(
+    const res = await sendWithSession(
       this.transport,
       {
         method,
@@ -195,11 +210,11 @@ export class FhirNamespace {
         body: resource,
         signal,
         headers: { 'content-type': 'application/fhir+json', accept: 'application/json' },
-        acceptStatus: (s) => s === 400,
       },
-      this.reauth,
+      this.relogin,
     );
     if (res.status === 400) throw outcomeError(res.data, `OpenEMR refused the ${resource.resourceType}`);
+    if (res.status >= 300 || res.text !== undefined) throw failure(method, path, res);
     return res.data;
   }
 
@@ -215,8 +230,7 @@ export class FhirNamespace {
     options: { signal?: AbortSignal | undefined } = {},
   ): Promise<FhirResourceTypes[K] | undefined> {
     checkType(type, TYPES);
-    if (!uuidSchema.safeParse(id).success)
-      throw new ValidationError('Invalid FHIR id', [{ path: 'id', message: 'must be a UUID', code: 'invalid_format' }]);
+    checkId(id);
     const res = await this.get(`${type}/${id}`, undefined, options.signal);
     if (res.status === 404) return undefined;
     const parsed = fhirResourceSchema.extend({ resourceType: z.literal(type) }).safeParse(res.data);
@@ -269,7 +283,8 @@ export class FhirNamespace {
 
   /**
    * Every matching resource. Patient is paged with `_offset`/`_count` (OpenEMR gives no `next` link and
-   * `total` counts only the page); other types cannot be paged by OpenEMR, so they come in one request.
+   * `total` counts only the page, recorded-8.0.0 files 97, 98); other types cannot be paged by OpenEMR, so
+   * they come in one request.
    * @param type - the resource type
    * @param params - search parameters
    * @param options - `pageSize` for Patient (default 100)
@@ -297,7 +312,9 @@ export class FhirNamespace {
   }
 
   /**
-   * Creates a Patient, Practitioner or Organization (the only FHIR writes OpenEMR allows).
+   * Creates a Patient, Practitioner or Organization (the only FHIR writes OpenEMR allows). OpenEMR ignores a
+   * Patient name without `use: "official"` (recorded-8.0.0 file 57), so the client marks the first name
+   * official when none is; an Organization needs an NPI identifier (file 59).
    * @param resource - the resource
    * @returns its new id (and `pid` for a Patient): OpenEMR does not return the resource
    */
@@ -306,15 +323,26 @@ export class FhirNamespace {
     options: { signal?: AbortSignal | undefined } = {},
   ): Promise<FhirCreated> {
     checkWrite(resource);
-    const data = await this.write('POST', `fhir/${resource.resourceType}`, resource, options.signal);
-    const parsed = fhirCreatedSchema.safeParse(data);
-    if (!parsed.success)
-      throw ValidationError.fromZod(parsed.error, `Invalid answer to FHIR ${resource.resourceType} create`);
-    return { id: parsed.data.uuid, pid: resource.resourceType === 'Patient' ? parsed.data.pid : undefined };
+    const body = resource.resourceType === 'Patient' ? withOfficialName(resource) : resource;
+    return confirmedWrite(
+      `FHIR ${resource.resourceType} create`,
+      async () => {
+        const data = await this.write('POST', `fhir/${resource.resourceType}`, body, options.signal);
+        const parsed = fhirCreatedSchema.safeParse(data);
+        if (!parsed.success)
+          throw unreadableAnswer(
+            ValidationError.fromZod(parsed.error, `Invalid answer to FHIR ${resource.resourceType} create`),
+          );
+        return { id: parsed.data.uuid, pid: resource.resourceType === 'Patient' ? parsed.data.pid : undefined };
+      },
+      undefined,
+    );
   }
 
   /**
-   * Updates a Patient, Practitioner or Organization.
+   * Updates a Patient, Practitioner or Organization. On 8.0.0 a Patient PUT of the resource as read answers
+   * 500 (recorded-8.0.0 file 58): the client sends it without `meta`, `text` and `extension` there, and after
+   * an unknown outcome reads it back instead of re-sending.
    * @param resource - the resource, with its `id`
    * @returns the stored resource
    */
@@ -323,16 +351,61 @@ export class FhirNamespace {
     options: { signal?: AbortSignal | undefined } = {},
   ): Promise<R> {
     checkWrite(resource);
-    if (resource.id === undefined || !uuidSchema.safeParse(resource.id).success) {
+    const id = resource.id;
+    if (id === undefined || !uuidSchema.safeParse(id).success) {
       throw new ValidationError('Invalid FHIR resource', [
         { path: 'id', message: 'must be the resource uuid', code: 'invalid_format' },
       ]);
     }
-    const data = await this.write('PUT', `fhir/${resource.resourceType}/${resource.id}`, resource, options.signal);
-    const parsed = fhirResourceSchema.extend({ resourceType: z.literal(resource.resourceType) }).safeParse(data);
-    if (!parsed.success)
-      throw ValidationError.fromZod(parsed.error, `Invalid answer to FHIR ${resource.resourceType} update`);
-    return parsed.data as unknown as R;
+    const profile = await this.profile?.(options.signal);
+    let body: { resourceType: string } = resource;
+    if (resource.resourceType === 'Patient') {
+      body = withOfficialName(resource);
+      if (profile?.notes['fhir.update'] !== undefined) {
+        const { meta: _meta, text: _text, extension: _extension, ...rest } = body as Patient;
+        body = rest as { resourceType: string };
+      }
+    }
+    const type = resource.resourceType as FhirWritableType;
+    return confirmedWrite(
+      `FHIR ${type} update`,
+      async () => {
+        const data = await this.write('PUT', `fhir/${type}/${id}`, body, options.signal);
+        const parsed = fhirResourceSchema.extend({ resourceType: z.literal(type) }).safeParse(data);
+        if (!parsed.success)
+          throw unreadableAnswer(ValidationError.fromZod(parsed.error, `Invalid answer to FHIR ${type} update`));
+        return parsed.data as unknown as R;
+      },
+      async () => {
+        const stored = await this.read(type, id, options);
+        return stored !== undefined && sameCore(stored, resource) ? (stored as R) : undefined;
+      },
+    );
+  }
+
+  /**
+   * A document's file through `Binary/{id}`: OpenEMR answers the raw bytes (not a FHIR Binary), whatever the
+   * `Accept` header says (recorded-8.0.0 file 67). Needs `user/Binary.read` and, for users, the `admin/users` ACL.
+   * @param id - the document's uuid
+   * @returns the content, or `undefined` when there is none
+   */
+  async binary(id: string, options: { signal?: AbortSignal | undefined } = {}): Promise<DocumentContent | undefined> {
+    checkId(id);
+    const res = await sendWithSession(
+      this.transport,
+      { method: 'GET', path: `fhir/Binary/${id}`, headers: { accept: '*/*' }, signal: options.signal },
+      this.relogin,
+      true,
+    );
+    if (res.status === 404) return undefined;
+    if (res.status >= 300 || res.bytes === undefined) throw failure('GET', `Binary/${id}`, res);
+    const disposition = res.headers['content-disposition'] ?? '';
+    const filename = /filename\*?=(?:UTF-8'')?"?([^";]+)"?/i.exec(disposition)?.[1];
+    return {
+      content: res.bytes,
+      contentType: (res.headers['content-type'] ?? 'application/octet-stream').split(';')[0]?.trim() ?? '',
+      filename: filename === undefined ? undefined : decodeURIComponent(filename),
+    };
   }
 
   /** The CapabilityStatement (`/fhir/metadata`, no auth needed). */
@@ -352,6 +425,46 @@ export class FhirNamespace {
   }
 }
 
+function checkId(id: string): void {
+  if (!uuidSchema.safeParse(id).success)
+    throw new ValidationError('Invalid FHIR id', [{ path: 'id', message: 'must be a UUID', code: 'invalid_format' }]);
+}
+
+/** A Patient whose first name is `official` when none is (OpenEMR maps only the official name). */
+function withOfficialName<P extends Patient>(patient: P): P {
+  const names = patient.name ?? [];
+  if (names.length === 0 || names.some((n) => n.use === 'official')) return patient;
+  return { ...patient, name: names.map((n, i) => (i === 0 ? { ...n, use: 'official' as const } : n)) };
+}
+
+/** Whether the stored resource has the names, gender and birth date that were sent (a read-back check). */
+function sameCore(stored: object, sent: object): boolean {
+  const pick = (r: object): string => {
+    const x = r as { name?: unknown; gender?: unknown; birthDate?: unknown };
+    const names = Array.isArray(x.name)
+      ? (x.name as { family?: unknown; given?: unknown }[]).map((n) => [n.family, n.given])
+      : x.name;
+    return JSON.stringify([names, x.gender, x.birthDate]);
+  };
+  return pick(stored) === pick(sent);
+}
+
+/** The error for a FHIR answer that is neither success nor a refusal. */
+function failure(method: string, path: string, res: RawAnswer): HttpError {
+  return new HttpError({
+    method,
+    url: res.url,
+    status: res.status,
+    responseBody: res.data ?? res.text?.slice(0, 2000),
+    responseHeaders: res.headers,
+    message:
+      res.text !== undefined && res.status < 300
+        ? `OpenEMR failed FHIR ${method} ${path}: it answered a non-JSON page`
+        : `OpenEMR answered ${res.status} to FHIR ${method} ${path}`,
+    retryable: false,
+  });
+}
+
 const outcomeSchema = z.looseObject({
   resourceType: z.literal('OperationOutcome'),
   issue: z.array(
@@ -364,6 +477,10 @@ const outcomeSchema = z.looseObject({
 });
 
 function outcomeError(body: unknown, message: string): ValidationError {
+  // 8.0.0 answers some refusals with a bare `{validationErrors}` instead of an OperationOutcome (files 57, 59).
+  const bare = z.looseObject({ validationErrors: z.unknown() }).safeParse(body);
+  if (bare.success && (body as { resourceType?: unknown }).resourceType === undefined)
+    return new ValidationError(message, particleIssues(bare.data.validationErrors));
   const parsed = outcomeSchema.safeParse(body);
   if (!parsed.success)
     return new ValidationError(message, [{ path: '', message: 'OpenEMR answered 400', code: 'server' }]);

@@ -28,9 +28,29 @@ export type {
   PatientPage,
   EncounterKey,
 } from './client.js';
+export {
+  OPENEMR_VERSIONS,
+  OPENEMR_OPERATIONS,
+  OPENEMR_PROFILES,
+  OpenEmrUnsupportedError,
+  detectOpenEmrVersion,
+  profileFor,
+} from './profiles.js';
+export type { OpenEmrProfile, OpenEmrOperation, OperationNote } from './profiles.js';
+export { DocumentsNamespace, documentHash } from './documents.js';
+export type { DocumentUploaded, DocumentContent } from './documents.js';
+export { BackendServicesKeys, createBackendServicesTokenProvider } from './backend-services.js';
+export type { BackendServicesKey, BackendServicesTokenProviderOptions } from './backend-services.js';
 export { FhirNamespace, FHIR_SEARCH_PARAMETERS } from './fhir.js';
 export type { FhirResourceTypes, FhirResourceType, FhirWritableType, FhirSearchParams, FhirCreated } from './fhir.js';
-export { OpenEmrNotFoundError, OpenEmrConflictError, OpenEmrSessionEndedError, particleIssues } from './http.js';
+export {
+  OpenEmrNotFoundError,
+  OpenEmrConflictError,
+  OpenEmrSessionEndedError,
+  OpenEmrUnknownOutcomeError,
+  isUnknownOutcome,
+  particleIssues,
+} from './http.js';
 export {
   OpenEmrOAuth,
   OpenEmrAuthError,
@@ -46,7 +66,14 @@ export type {
   PkcePair,
   PasswordTokenProviderOptions,
 } from './oauth.js';
-export { buildScopes, resourceScope, orderPermissions, CDSS_SCOPES, STANDARD_API_MAX_PERMISSIONS } from './scopes.js';
+export {
+  buildScopes,
+  resourceScope,
+  orderPermissions,
+  cdssScopes,
+  CDSS_SCOPES,
+  STANDARD_API_MAX_PERMISSIONS,
+} from './scopes.js';
 export type { ScopeBuilderOptions, ScopePermission, ScopeVersion } from './scopes.js';
 export {
   numericIdSchema,
@@ -65,6 +92,7 @@ export {
   encounterCreateSchema,
   encounterUpdateSchema,
   encounterSchema,
+  encounterIdsSchema,
   vitalInputSchema,
   vitalSchema,
   vitalCreatedSchema,
@@ -97,6 +125,10 @@ export {
   fhirResourceSchema,
   fhirBundleSchema,
   fhirCreatedSchema,
+  DOCUMENT_CONTENT_TYPES,
+  documentCategorySchema,
+  documentUploadSchema,
+  documentSchema,
 } from './schemas.js';
 export type {
   Envelope,
@@ -138,4 +170,6 @@ export type {
   DiscoveryDocument,
   SmartConfiguration,
   Introspection,
+  DocumentInfo,
+  DocumentUploadInput,
 } from './schemas.js';

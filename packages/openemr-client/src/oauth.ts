@@ -38,6 +38,7 @@ import {
   type Introspection,
   type TokenSet,
 } from './schemas.js';
+import { OpenEmrSessionEndedError } from './http.js';
 
 /** Options of {@link OpenEmrOAuth}. */
 export interface OpenEmrOAuthOptions {
@@ -77,6 +78,12 @@ export interface ClientCredentialsInput {
   kid: string;
   /** `system/...` scopes (space-separated or a list). */
   scope: string | readonly string[];
+  /**
+   * The assertion's `aud`: exactly the token endpoint URL OpenEMR knows itself by (`site_addr_oath` +
+   * `/oauth2/<site>/token`; anything else answers 400 `invalid_client`, recorded-8.0.0 file 94). Default the
+   * client's own token endpoint; set it when the client reaches OpenEMR through another address.
+   */
+  audience?: string | undefined;
 }
 
 /** A PKCE pair (RFC 7636, S256). */
@@ -225,6 +232,9 @@ export class OpenEmrOAuth {
       scopes: (t.scope ?? '').split(/\s+/).filter(Boolean),
       patient: t.patient,
       encounter: t.encounter,
+      needPatientBanner: t.need_patient_banner,
+      smartStyleUrl: t.smart_style_url,
+      intent: t.intent,
     };
   }
 
@@ -271,31 +281,45 @@ export class OpenEmrOAuth {
   }
 
   /**
-   * The URL to send a user to for the authorization-code flow.
-   * @param input - redirect URI (exactly as registered), scopes, state, PKCE challenge, audience
+   * The URL to send a user to for the authorization-code flow (SMART App Launch 2: PKCE S256 always; `aud`
+   * is the FHIR base, and OpenEMR requires it with `launch`, recorded-8.0.0 file 83). OpenEMR then shows its
+   * login page, a patient picker (`launch/patient`) and the scope approval page, and redirects to
+   * `redirectUri` with a code that lives 60 s.
+   * @param input - redirect URI (exactly as registered), scopes, state, PKCE challenge, audience, launch token
    * @returns the URL of `/authorize`
+   * @throws {@link ValidationError} without a PKCE challenge, or with `launch` but no `aud`
    */
   authorizationUrl(input: {
     redirectUri: string;
     scope: string | readonly string[];
     state: string;
-    codeChallenge?: string | undefined;
-    /** The API the token is for, e.g. `<baseUrl>/apis/default/fhir`. */
+    /** The S256 challenge of a {@link createPkcePair} (OpenEMR refuses public apps without it, file 79). */
+    codeChallenge: string;
+    /** The API the token is for, e.g. `<baseUrl>/apis/default/fhir`; required with `launch`. */
     aud?: string | undefined;
+    /** The opaque `launch` parameter OpenEMR's launcher gave the app (EHR launch). */
     launch?: string | undefined;
   }): string {
+    const issues: { path: string; message: string; code: string }[] = [];
+    if (typeof input.codeChallenge !== 'string' || input.codeChallenge === '')
+      issues.push({ path: 'codeChallenge', message: 'PKCE (S256) is required', code: 'invalid_type' });
+    if (input.launch !== undefined && (input.aud === undefined || input.aud === ''))
+      issues.push({
+        path: 'aud',
+        message: 'required with launch (the FHIR base URL, the launch `iss`)',
+        code: 'invalid_type',
+      });
+    if (issues.length > 0) throw new ValidationError('Invalid authorization request', issues);
     const url = new URL(`${this.issuerUrl}/authorize`);
     url.searchParams.set('response_type', 'code');
     url.searchParams.set('client_id', this.requireClientId());
     url.searchParams.set('redirect_uri', input.redirectUri);
     url.searchParams.set('scope', scopeText(input.scope));
     url.searchParams.set('state', input.state);
-    if (input.codeChallenge !== undefined) {
-      url.searchParams.set('code_challenge', input.codeChallenge);
-      url.searchParams.set('code_challenge_method', 'S256');
-    }
     if (input.aud !== undefined) url.searchParams.set('aud', input.aud);
     if (input.launch !== undefined) url.searchParams.set('launch', input.launch);
+    url.searchParams.set('code_challenge', input.codeChallenge);
+    url.searchParams.set('code_challenge_method', 'S256');
     return url.toString();
   }
 
@@ -323,7 +347,10 @@ export class OpenEmrOAuth {
 
   /**
    * Client-credentials grant with a signed RS384 JWT assertion (SMART Backend Services), for `system/*`
-   * FHIR scopes. Tokens last at most 5 minutes and come without a refresh token.
+   * FHIR scopes. As recorded on 8.0.0 (files 92–96): `iss` = `sub` = the client id, `aud` = the token
+   * endpoint exactly, a fresh `jti` each time (a reused one is refused), `exp` within 24 h (the client uses
+   * 4 minutes); the token lasts 300 s and comes without a refresh token. The client must be enabled by an
+   * administrator, and the `rest_system_scopes_api` global must be on.
    * @param input - the private key, its kid, and the scopes
    * @throws {@link OpenEmrAuthError} when OpenEMR refuses the assertion
    */
@@ -335,7 +362,7 @@ export class OpenEmrOAuth {
       .setProtectedHeader({ alg: 'RS384', kid: input.kid, typ: 'JWT' })
       .setIssuer(clientId)
       .setSubject(clientId)
-      .setAudience(this.tokenEndpoint)
+      .setAudience(input.audience ?? this.tokenEndpoint)
       .setIssuedAt(now)
       .setExpirationTime(now + 240)
       .sign(key);
@@ -468,7 +495,7 @@ export interface PasswordTokenProviderOptions extends PasswordGrantInput {
  */
 export function createPasswordTokenProvider(
   options: PasswordTokenProviderOptions,
-): TokenProvider & { readonly tokens: TokenSet | undefined } {
+): TokenProvider & { readonly tokens: TokenSet | undefined; forceLogin(): void } {
   let tokens: TokenSet | undefined;
   const obtain = async (): Promise<TokenSet> => {
     if (tokens?.refreshToken !== undefined) {
@@ -484,6 +511,10 @@ export function createPasswordTokenProvider(
     get tokens() {
       return tokens;
     },
+    forceLogin() {
+      // The session ended: a refresh would succeed but its token would be refused (recorded-8.0.0 file 60).
+      tokens = undefined;
+    },
     fetchToken: sharedFetch(() =>
       obtain().then((t) => {
         tokens = t;
@@ -496,6 +527,8 @@ export function createPasswordTokenProvider(
 
 /**
  * A token provider from a refresh token (e.g. after an interactive authorization-code login), rotating it.
+ * It cannot log in by itself: when OpenEMR refuses the refresh token (used twice, revoked, logged out: 401
+ * or 400, recorded on 7.0.1 and 8.0.0) it throws {@link OpenEmrSessionEndedError}.
  * @param options - the OAuth client, the initial refresh token, and a callback for rotated tokens
  * @returns the provider
  */
@@ -507,11 +540,18 @@ export function createRefreshTokenProvider(options: {
   let refreshToken = options.refreshToken;
   return {
     fetchToken: sharedFetch(() =>
-      options.oauth.refresh(refreshToken).then((t) => {
-        if (t.refreshToken !== undefined) refreshToken = t.refreshToken;
-        options.onTokens?.(t);
-        return t;
-      }),
+      options.oauth.refresh(refreshToken).then(
+        (t) => {
+          if (t.refreshToken !== undefined) refreshToken = t.refreshToken;
+          options.onTokens?.(t);
+          return t;
+        },
+        (error: unknown) => {
+          if (error instanceof OpenEmrAuthError && error.status !== undefined && error.status < 500)
+            throw new OpenEmrSessionEndedError();
+          throw error;
+        },
+      ),
     ),
   };
 }

@@ -99,19 +99,30 @@ export const idInputSchema = z
 
 /**
  * OpenEMR's standard envelope. `validationErrors` is `[]` when empty and an object keyed by field
- * otherwise (notes §3.2; the spec says an array of objects).
+ * otherwise (notes §3.2; the spec says an array of objects). `links` is absent on 7.0, `[]` (PHP's empty
+ * array) on every non-paginated 8.0 answer and an object of URLs on lists (recorded-8.0.0); the client
+ * reads it as an object or nothing.
  */
 export const envelopeSchema = z.object({
   validationErrors: z.union([z.array(z.unknown()), z.record(z.string(), z.unknown())]).optional(),
   internalErrors: z.union([z.array(z.unknown()), z.record(z.string(), z.unknown())]).optional(),
   data: z.unknown(),
-  links: z.record(z.string(), z.string()).optional(),
+  links: z
+    .union([z.record(z.string(), z.string()), z.array(z.unknown())])
+    .optional()
+    .transform((links) => (links === undefined || Array.isArray(links) ? undefined : links)),
 });
 /** The standard envelope. */
 export type Envelope = z.infer<typeof envelopeSchema>;
 
-/** A Particle validation error object, `{field: {"Rule::CODE": "message"}}` or `{field: "message"}`. */
-export const particleErrorsSchema = z.record(z.string(), z.union([z.string(), z.record(z.string(), z.string())]));
+/**
+ * A Particle validation error object, `{field: {"Rule::CODE": "message"}}` or `{field: "message"}`, or
+ * `{field: ["message"]}` (8.0's answer to deleting an unknown problem, recorded-8.0.0 file 37).
+ */
+export const particleErrorsSchema = z.record(
+  z.string(),
+  z.union([z.string(), z.record(z.string(), z.string()), z.array(z.string())]),
+);
 
 // ------------------------------------------------------------------- patient
 
@@ -255,6 +266,9 @@ export const encounterSchema = z.looseObject({
 /** An encounter. */
 export type Encounter = z.infer<typeof encounterSchema>;
 
+/** 7.0's answer to an encounter create: only the numbers (recorded-7.0.1 file 18). */
+export const encounterIdsSchema = z.looseObject({ encounter: numericIdSchema, uuid: uuidSchema });
+
 // -------------------------------------------------------------------- vitals
 
 /** Body of vitals writes. Values are in US units (lb, in, °F), as OpenEMR stores them. */
@@ -298,8 +312,11 @@ export const vitalSchema = z.looseObject({
 /** A vitals record. */
 export type Vital = z.infer<typeof vitalSchema>;
 
-/** Answer of `POST …/vital`. */
-export const vitalCreatedSchema = z.looseObject({ vid: numericIdSchema, fid: numericIdSchema });
+/**
+ * Answer of `POST …/vital`. `fid` (the `forms` row) is absent when the client had to find the stored row by
+ * listing, because 8.0.0 answered 500 (recorded-8.0.0 file 26).
+ */
+export const vitalCreatedSchema = z.looseObject({ vid: numericIdSchema, fid: numericIdSchema.optional() });
 /** Identifiers of created vitals. */
 export type VitalCreated = z.infer<typeof vitalCreatedSchema>;
 
@@ -376,6 +393,26 @@ export const allergyUpdateSchema = allergyCreateSchema.partial().strict();
 /** Input of `allergies.update()`. */
 export type AllergyUpdateInput = z.input<typeof allergyUpdateSchema>;
 
+/**
+ * A `diagnosis` as OpenEMR stores and accepts it (`ICD10:C71.2`, several joined with `;`). Reads answer it
+ * as an object keyed by code (`{"C71.2": {code, code_type, system, description}}`, recorded on 7.0.1 and
+ * 8.0.0): turned back into the stored form so it can be written again as read.
+ */
+const diagnosisSchema = z
+  .union([
+    z.string(),
+    z.record(z.string(), z.looseObject({ code: z.union([z.string(), z.number()]), code_type: z.string().nullish() })),
+  ])
+  .nullable()
+  .optional()
+  .transform((d) =>
+    d === null || d === undefined || typeof d === 'string'
+      ? d
+      : Object.values(d)
+          .map((c) => (c.code_type ? `${c.code_type}:${String(c.code)}` : String(c.code)))
+          .join(';'),
+  );
+
 /** A `lists` row: a medical problem, allergy or medication. */
 export const listItemSchema = z.looseObject({
   id: numericIdSchema,
@@ -386,7 +423,7 @@ export const listItemSchema = z.looseObject({
   title: z.string(),
   begdate: nullableText,
   enddate: nullableText,
-  diagnosis: nullableText,
+  diagnosis: diagnosisSchema,
   comments: nullableText,
 });
 /** A medical problem. */
@@ -444,10 +481,13 @@ export const prescriptionCreateSchema = z
 /** Input of `prescriptions.create()`. */
 export type PrescriptionCreateInput = z.input<typeof prescriptionCreateSchema>;
 
-/** A prescription. */
+/**
+ * A prescription. The list also holds the medication list's entries, with `uuid: null` and
+ * `source_table: "lists"` (recorded-8.0.0 file 46).
+ */
 export const prescriptionSchema = z.looseObject({
   id: numericIdSchema.optional(),
-  uuid: uuidSchema,
+  uuid: uuidSchema.nullable(),
   puuid: uuidSchema.nullable().optional(),
   drug: z.string().nullable(),
   rxnorm_drugcode: nullableText,
@@ -547,6 +587,64 @@ export const practitionerSchema = z.looseObject({
 /** A practitioner. */
 export type Practitioner = z.infer<typeof practitionerSchema>;
 
+// ----------------------------------------------------------------- documents
+
+/** File types OpenEMR accepts as documents (its `files_white_list`; anything else answers 404, file 62). */
+export const DOCUMENT_CONTENT_TYPES = [
+  'application/pdf',
+  'image/gif',
+  'image/jpeg',
+  'image/png',
+  'text/plain',
+  'application/zip',
+  'application/dicom',
+  'application/dicom+zip',
+] as const;
+
+/**
+ * A document category path segment: letters, digits, `_` (a space is sent as `_`: OpenEMR matches the
+ * segment without `_` against the category name without spaces, case-insensitively, recorded-8.0.0 file 61).
+ */
+export const documentCategorySchema = z
+  .string()
+  .transform((c) => c.trim().replace(/\s+/g, '_'))
+  .pipe(z.string().regex(/^[A-Za-z0-9_]{1,100}$/, 'must be a category name such as Lab_Report'));
+
+/** Input of `documents.upload()`. */
+export const documentUploadSchema = z
+  .object({
+    /** The patient's numeric pid. */
+    pid: idInputSchema,
+    /** The file's bytes (not empty). */
+    content: z
+      .custom<Uint8Array>((v) => v instanceof Uint8Array, 'must be bytes (a Buffer or Uint8Array)')
+      .refine((b) => b.byteLength > 0, 'must not be empty'),
+    /** The name shown in the chart, e.g. `mri-report-2025-11-20.pdf`. */
+    filename: z
+      .string()
+      .min(1)
+      .max(255)
+      .regex(/^[^/\\"\r\n]+$/, 'must be a plain file name'),
+    contentType: z.enum(DOCUMENT_CONTENT_TYPES),
+    /** The category; default the client option `documentCategory`. */
+    category: documentCategorySchema.optional(),
+  })
+  .strict();
+/** Input of `documents.upload()`. */
+export type DocumentUploadInput = z.input<typeof documentUploadSchema>;
+
+/** A row of `GET /api/patient/{pid}/document?path=…` (a bare array, recorded-8.0.0 file 63). */
+export const documentSchema = z.looseObject({
+  id: numericIdSchema,
+  filename: z.string(),
+  mimetype: z.string().nullable().optional(),
+  docdate: z.string().nullable().optional(),
+  /** SHA3-512 of the content, hex. */
+  hash: z.string().nullable().optional(),
+});
+/** A stored document, as the category listing shows it. */
+export type DocumentInfo = z.infer<typeof documentSchema>;
+
 // --------------------------------------------------------------------- OAuth
 
 /** A token endpoint answer. */
@@ -559,6 +657,9 @@ export const tokenResponseSchema = z.looseObject({
   scope: z.string().optional(),
   patient: z.string().optional(),
   encounter: z.string().optional(),
+  need_patient_banner: z.boolean().optional(),
+  smart_style_url: z.string().optional(),
+  intent: z.string().optional(),
 });
 
 /** Tokens from the token endpoint, normalised. Never log them. */
@@ -577,6 +678,12 @@ export interface TokenSet {
   patient?: string | undefined;
   /** SMART launch context: the encounter's uuid. */
   encounter?: string | undefined;
+  /** SMART launch context: whether the app must show the patient banner. */
+  needPatientBanner?: boolean | undefined;
+  /** SMART launch context: the EHR's style sheet. */
+  smartStyleUrl?: string | undefined;
+  /** SMART launch context: the launch intent (e.g. `patient.demographics.dialog`). */
+  intent?: string | undefined;
 }
 
 /** RFC 7591 dynamic client registration request, with OpenEMR's extensions. */
@@ -649,12 +756,29 @@ export const smartConfigurationSchema = z.looseObject({
 /** SMART configuration. */
 export type SmartConfiguration = z.infer<typeof smartConfigurationSchema>;
 
+/**
+ * An expiry in epoch seconds. 7.0.1 serialises a PHP `DateTime` instead (`{date, timezone_type, timezone}`,
+ * recorded-7.0.1 file 08): read as the same epoch seconds.
+ */
+const epochSecondsSchema = z.union([
+  z.number(),
+  z.looseObject({ date: z.string(), timezone: z.string() }).transform((d, ctx) => {
+    const zone = /^[+-]\d{2}:\d{2}$/.test(d.timezone) ? d.timezone : d.timezone === 'UTC' ? 'Z' : undefined;
+    const ms = Date.parse(`${d.date.replace(' ', 'T')}${zone ?? ''}`);
+    if (zone === undefined || Number.isNaN(ms)) {
+      ctx.addIssue({ code: 'custom', message: 'unreadable PHP DateTime' });
+      return z.NEVER;
+    }
+    return Math.floor(ms / 1000);
+  }),
+]);
+
 /** RFC 7662 introspection answer. */
 export const introspectionSchema = z.looseObject({
   active: z.boolean(),
   scope: z.string().optional(),
   client_id: z.string().optional(),
-  exp: z.number().optional(),
+  exp: epochSecondsSchema.optional(),
   sub: z.string().optional(),
 });
 /** Introspection result. */

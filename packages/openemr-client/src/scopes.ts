@@ -125,33 +125,52 @@ export function buildScopes(options: ScopeBuilderOptions = {}): string {
   return [...new Set(scopes)].join(' ');
 }
 
+const CDSS_STANDARD = {
+  patient: 'crus',
+  encounter: 'crus',
+  vital: 'crus',
+  soap_note: 'crus',
+  medical_problem: 'cruds',
+  allergy: 'cruds',
+  medication: 'cruds',
+  prescription: 'crds',
+  procedure: 'rs',
+  appointment: 'cruds',
+  practitioner: 'crus',
+  document: 'crs',
+} as const;
+
+const CDSS_FHIR = {
+  Patient: 'crus',
+  Organization: 'crus',
+  Encounter: 'rs',
+  Condition: 'rs',
+  AllergyIntolerance: 'rs',
+  MedicationRequest: 'rs',
+  Observation: 'rs',
+  Practitioner: 'crus',
+  DocumentReference: 'rs',
+} as const;
+
 /**
- * The scopes the CDSS needs from OpenEMR: read and write its clinical data through the standard API,
- * read it through FHIR (and write Patient, Practitioner and Organization, the only FHIR writes OpenEMR
- * has), with a refresh token.
+ * The scopes the CDSS needs from OpenEMR, in a release's syntax: SMART v2 letters for 8.x, v1
+ * `.read`/`.write` for 7.0 (7.0.1 refuses v2 scopes with `invalid_scope`, recorded-7.0.1 files 01 and 05).
+ * @param version - `v2` (default) or `v1`
+ * @returns the space-separated scopes
  */
-export const CDSS_SCOPES: string = buildScopes({
-  standard: {
-    patient: 'crus',
-    encounter: 'crus',
-    vital: 'crus',
-    soap_note: 'crus',
-    medical_problem: 'cruds',
-    allergy: 'cruds',
-    medication: 'cruds',
-    prescription: 'crds',
-    procedure: 'rs',
-    appointment: 'cruds',
-    practitioner: 'crus',
-  },
-  fhir: {
-    Patient: 'crus',
-    Organization: 'crus',
-    Encounter: 'rs',
-    Condition: 'rs',
-    AllergyIntolerance: 'rs',
-    MedicationRequest: 'rs',
-    Observation: 'rs',
-    Practitioner: 'crus',
-  },
-});
+export function cdssScopes(version: ScopeVersion = 'v2'): string {
+  return buildScopes({
+    version,
+    standard: CDSS_STANDARD,
+    fhir: CDSS_FHIR,
+    // Binary has only the v1 form (notes §2.5): documents are read through it (recorded-8.0.0 file 67).
+    extra: ['user/Binary.read'],
+  });
+}
+
+/**
+ * The scopes the CDSS needs from OpenEMR 8.x: read and write its clinical data and documents through the
+ * standard API, read it through FHIR (and write Patient, Practitioner and Organization, the only FHIR writes
+ * OpenEMR has), with a refresh token. For 7.0 use `cdssScopes('v1')`.
+ */
+export const CDSS_SCOPES: string = cdssScopes('v2');

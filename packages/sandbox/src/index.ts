@@ -5,6 +5,7 @@ export {
   DEFAULT_TOKEN_LIFETIMES,
   SEED_ADMIN,
   SEED_CLIENT,
+  blankPatientRow as blankOpenEmrPatientRow,
 } from './openemr/index.js';
 export type {
   OpenEmrEmulatorRouter,

@@ -7,8 +7,17 @@ import { createHash, randomUUID } from 'node:crypto';
 import type { OpenEmrStore } from './store.js';
 import type { TokenRow, UserRow } from './types.js';
 
-/** OpenEMR version profile the emulator reproduces: 7.0.x (old dispatcher) or 8.x (Symfony kernel). */
-export type OpenEmrVersion = '7.0' | '8';
+/**
+ * The OpenEMR release the emulator reproduces: `7.0` (7.0.x as recorded on a running 7.0.1: the old
+ * dispatcher), `8.0` (8.0.0 as recorded: the Symfony kernel and its defects) or `8.2` (the 8.2.0-dev code
+ * and OpenAPI document: 8.0 with the recorded defects fixed and the prescription writes added).
+ */
+export type OpenEmrVersion = '7.0' | '8.0' | '8.2';
+
+/** True for the 8.x releases (the Symfony kernel: error bodies, `links`, 200 for some validation errors). */
+export function isKernel8(version: OpenEmrVersion): boolean {
+  return version !== '7.0';
+}
 
 /** A request as the emulator core sees it (framework independent; Express and msw adapt to it). */
 export interface EmulatorRequest {
@@ -18,8 +27,8 @@ export interface EmulatorRequest {
   url: string;
   /** Request headers, lower-case names. */
   headers: Record<string, string | undefined>;
-  /** Raw body text, if any. */
-  body?: string | undefined;
+  /** The body: text (JSON, forms) or bytes (multipart uploads), if any. */
+  body?: string | Buffer | undefined;
   /** `scheme://host[:port]` the client used; builds absolute URLs (OpenEMR's `site_addr_oath`). */
   origin: string;
 }
@@ -28,7 +37,16 @@ export interface EmulatorRequest {
 export interface EmulatorResponse {
   status: number;
   headers: Record<string, string>;
-  body?: string | undefined;
+  body?: string | Buffer | undefined;
+}
+
+/**
+ * The request body as text (bytes decoded as UTF-8).
+ * @param req - the request
+ */
+export function bodyText(req: EmulatorRequest): string {
+  const body = req.body;
+  return body === undefined ? '' : typeof body === 'string' ? body : body.toString('utf8');
 }
 
 /** Token lifetimes in seconds (OpenEMR: access 3600, refresh 3 months, client credentials 300, code 60). */
@@ -56,6 +74,8 @@ export interface RouteInput {
   token: TokenRow | undefined;
   /** The token's user, if it has one. */
   user: UserRow | undefined;
+  /** For a patient-context (SMART `patient/`) token: the only patient it may read. */
+  patient?: string | undefined;
 }
 
 /** What every handler can use. */
@@ -83,16 +103,22 @@ export function empty(status: number): EmulatorResponse {
 }
 
 /**
- * OpenEMR's `{validationErrors, internalErrors, data}` envelope. `validationErrors` is `[]` when there
- * are none (PHP's empty array), an object keyed by field otherwise.
+ * OpenEMR's `{validationErrors, internalErrors, data, links}` envelope. `validationErrors` is `[]` when
+ * there are none (PHP's empty array), an object keyed by field otherwise. 8.x always adds `links`: `[]`
+ * unless the answer is a paginated list; 7.0 never has it (recorded on both).
+ * @param version - the release
+ * @param status - HTTP status
+ * @param data - the `data` value
+ * @param options - errors and links
  */
 export function envelope(
+  version: OpenEmrVersion,
   status: number,
   data: unknown,
   options: {
-    validationErrors?: Record<string, unknown>;
-    internalErrors?: string[];
-    links?: Record<string, string>;
+    validationErrors?: Record<string, unknown> | undefined;
+    internalErrors?: string[] | undefined;
+    links?: Record<string, string> | undefined;
   } = {},
 ): EmulatorResponse {
   const ve = options.validationErrors;
@@ -101,18 +127,18 @@ export function envelope(
     internalErrors: options.internalErrors ?? [],
     data,
   };
-  if (options.links) body['links'] = options.links;
+  if (isKernel8(version)) body['links'] = options.links ?? [];
   return json(status, body);
 }
 
 /**
- * The 8.x kernel's error body (`ExceptionHandlerListener`), or the 7.0 equivalent.
- * @param version - profile
+ * The 8.x kernel's error body (`ExceptionHandlerListener`: `{error, message, code}`), or the 7.0 equivalent.
+ * @param version - the release
  * @param status - HTTP status
  * @param message - the message text
  */
 export function kernelError(version: OpenEmrVersion, status: number, message: string): EmulatorResponse {
-  if (version === '8') return json(status, { error: 'An error occurred', message, code: 0 });
+  if (isKernel8(version)) return json(status, { error: 'An error occurred', message, code: 0 });
   return status === 404 ? json(404, { error: 'not found', message }) : empty(status);
 }
 

@@ -25,7 +25,10 @@ afterAll(() => {
 });
 
 const SCOPE =
-  'openid offline_access api:oemr api:fhir user/patient.crus user/encounter.crus user/medication.cruds user/Patient.rs';
+  'openid offline_access api:oemr api:fhir user/patient.crus user/encounter.crus user/medication.cruds user/prescription.crds user/Patient.rs';
+/** The same in SMART v1 syntax, the only one 7.0 knows (recorded-7.0.1 files 01, 05). */
+const SCOPE_V1 =
+  'openid offline_access api:oemr api:fhir user/patient.read user/patient.write user/encounter.read user/encounter.write user/medication.read user/medication.write user/Patient.read';
 const req = (method: string, url: string, extra: Partial<EmulatorRequest> = {}): EmulatorRequest => ({
   method,
   url,
@@ -47,20 +50,23 @@ const passwordGrant = {
   scope: SCOPE,
 };
 
-function token(engine: OpenEmrEngine): string {
-  const res = engine.handle(req('POST', '/oauth2/default/token', form(passwordGrant)));
+const text = (body: string | Buffer | undefined): string => (body === undefined ? '' : body.toString());
+
+async function token(engine: OpenEmrEngine): Promise<string> {
+  const scope = engine.version === '7.0' ? SCOPE_V1 : SCOPE;
+  const res = await engine.handle(req('POST', '/oauth2/default/token', form({ ...passwordGrant, scope })));
   expect(res.status).toBe(200);
-  return (JSON.parse(res.body ?? '{}') as { access_token: string }).access_token;
+  return (JSON.parse(text(res.body) || '{}') as { access_token: string }).access_token;
 }
 
-function call(
+async function call(
   engine: OpenEmrEngine,
   bearer: string,
   method: string,
   url: string,
   body?: unknown,
-): { status: number; json: unknown } {
-  const res = engine.handle(
+): Promise<{ status: number; json: unknown }> {
+  const res = await engine.handle(
     req(method, url, {
       headers: { authorization: `Bearer ${bearer}`, 'content-type': 'application/json' },
       body: body === undefined ? undefined : JSON.stringify(body),
@@ -68,12 +74,12 @@ function call(
   );
   return {
     status: res.status,
-    json: res.body === undefined || res.body === '' ? undefined : (JSON.parse(res.body) as unknown),
+    json: text(res.body) === '' ? undefined : (JSON.parse(text(res.body)) as unknown),
   };
 }
 
 describe('seed data', () => {
-  it('has demo patients with pid and uuid, encounters with eid and euuid, and brain-tumour histories', () => {
+  it('has demo patients with pid and uuid, encounters with eid and euuid, and brain-tumour histories', async () => {
     const engine = new OpenEmrEngine();
     const t = engine.store.tables;
     expect(t.patients.length).toBeGreaterThanOrEqual(6);
@@ -101,7 +107,7 @@ describe('seed data', () => {
     expect(new OpenEmrEngine().store.tables.patients.map((p) => p.uuid)).toEqual(t.patients.map((p) => p.uuid));
   });
 
-  it('refuses invalid options, naming them', () => {
+  it('refuses invalid options, naming them', async () => {
     expect(() => new OpenEmrEngine({ version: '9' as never })).toThrow(/version/);
     expect(() => new OpenEmrEngine({ tokenLifetimes: { accessTokenSeconds: -1 } })).toThrow(
       /tokenLifetimes\.accessTokenSeconds/,
@@ -110,11 +116,11 @@ describe('seed data', () => {
 });
 
 describe('persistence', () => {
-  it('survives a restart: data and tokens come back from the JSON files, written atomically', () => {
+  it('survives a restart: data and tokens come back from the JSON files, written atomically', async () => {
     const dir = tmp();
     const first = new OpenEmrEngine({ dataDir: dir });
-    const bearer = token(first);
-    const created = call(first, bearer, 'POST', '/apis/default/api/patient', {
+    const bearer = await token(first);
+    const created = await call(first, bearer, 'POST', '/apis/default/api/patient', {
       fname: 'Persisted',
       lname: 'Patient',
       DOB: '1970-01-01',
@@ -126,11 +132,11 @@ describe('persistence', () => {
     expect(readdirSync(dir)).toEqual(expect.arrayContaining(['patients.json', 'tokens.json', 'counters.json']));
 
     const second = new OpenEmrEngine({ dataDir: dir });
-    const read = call(second, bearer, 'GET', `/apis/default/api/patient/${uuid}`);
+    const read = await call(second, bearer, 'GET', `/apis/default/api/patient/${uuid}`);
     expect(read.status).toBe(200);
     expect(read.json).toMatchObject({ data: { fname: 'Persisted' } });
     // Sequences continue instead of reusing ids.
-    const next = call(second, bearer, 'POST', '/apis/default/api/patient', {
+    const next = await call(second, bearer, 'POST', '/apis/default/api/patient', {
       fname: 'Next',
       lname: 'Patient',
       DOB: '1970-01-01',
@@ -139,12 +145,12 @@ describe('persistence', () => {
     expect((next.json as { data: { pid: number } }).data.pid).toBe(8);
   });
 
-  it('bad input changes nothing on disk', () => {
+  it('bad input changes nothing on disk', async () => {
     const dir = tmp();
     const engine = new OpenEmrEngine({ dataDir: dir });
-    const bearer = token(engine);
+    const bearer = await token(engine);
     const before = readdirSync(dir).length;
-    const res = call(engine, bearer, 'POST', '/apis/default/api/patient', {
+    const res = await call(engine, bearer, 'POST', '/apis/default/api/patient', {
       fname: 'X',
       lname: 'Y',
       DOB: 'yesterday',
@@ -222,57 +228,70 @@ describe('persistence', () => {
 
 describe('version profiles', () => {
   it.each([
-    ['8', 404, undefined],
-    ['7.0', 404, 'null'],
-  ] as const)('%s: an empty legacy list is %i with body %s', (version, status, body) => {
-    const engine = new OpenEmrEngine({ version, seed: false });
-    const bearer = token(engine);
-    const p = call(engine, bearer, 'POST', '/apis/default/api/patient', {
-      fname: 'No',
-      lname: 'Meds',
-      DOB: '1980-01-01',
-      sex: 'Male',
-    });
-    const pid = (p.json as { data: { pid: number } }).data.pid;
-    const res = engine.handle(
-      req('GET', `/apis/default/api/patient/${pid}/medication`, { headers: { authorization: `Bearer ${bearer}` } }),
-    );
-    expect(res.status).toBe(status);
-    expect(res.body).toBe(body);
+    ['8.0', 404, undefined],
+    ['7.0', 404, undefined],
+  ] as const)(
+    '%s: an empty legacy list is %i with body %s (recorded: 8.0.0 file 25, 7.0.1 file 31)',
+    async (version, status, body) => {
+      const engine = new OpenEmrEngine({ version, seed: false });
+      const bearer = await token(engine);
+      const p = await call(engine, bearer, 'POST', '/apis/default/api/patient', {
+        fname: 'No',
+        lname: 'Meds',
+        DOB: '1980-01-01',
+        sex: 'Male',
+      });
+      const pid = (p.json as { data: { pid: number } }).data.pid;
+      const res = await engine.handle(
+        req('GET', `/apis/default/api/patient/${pid}/medication`, { headers: { authorization: `Bearer ${bearer}` } }),
+      );
+      expect(res.status).toBe(status);
+      expect(res.body).toBe(body);
+    },
+  );
+
+  it('pagination only on 8.x /api/patient, links use _count; 7.0.1 ignores _limit/_offset (recorded)', async () => {
+    const v8 = new OpenEmrEngine({ version: '8.0' });
+    const page = (await call(v8, await token(v8), 'GET', '/apis/default/api/patient?_limit=2&_offset=2')).json as {
+      data: unknown[];
+      links: Record<string, string>;
+    };
+    expect(page.data).toHaveLength(2);
+    expect(page.links['next']).toBe('http://127.0.0.1:1?&_offset=4&_count=2');
+    const v7 = new OpenEmrEngine({ version: '7.0' });
+    const all = (await call(v7, await token(v7), 'GET', '/apis/default/api/patient?_limit=2&_offset=2')).json as Record<
+      string,
+      unknown
+    >;
+    expect((all['data'] as unknown[]).length).toBe(v7.store.tables.patients.length);
+    expect(all).not.toHaveProperty('links');
   });
 
-  it('pagination only on /api/patient, links use _count, 7.0 returns limit+1 rows', () => {
-    for (const [version, rows] of [
-      ['8', 2],
-      ['7.0', 3],
-    ] as const) {
-      const engine = new OpenEmrEngine({ version });
-      const bearer = token(engine);
-      const res = call(engine, bearer, 'GET', '/apis/default/api/patient?_limit=2&_offset=2');
-      const body = res.json as { data: unknown[]; links: Record<string, string> };
-      expect(body.data).toHaveLength(rows);
-      expect(body.links['next']).toContain('_offset=4&_count=2');
-    }
-  });
-
-  it('echoes Origin, answers OPTIONS on API routes with 404 (8.x preflight bug), and 404 for unknown routes', () => {
+  it('echoes Origin, answers OPTIONS on API routes with 404 (8.x preflight bug), and 404 for unknown routes', async () => {
     const engine = new OpenEmrEngine({ version: '8' });
-    const res = engine.handle(req('GET', '/apis/default/api/version', { headers: { origin: 'https://app.example' } }));
+    const res = await engine.handle(
+      req('GET', '/apis/default/api/version', { headers: { origin: 'https://app.example' } }),
+    );
     expect(res.headers['access-control-allow-origin']).toBe('https://app.example');
-    expect(engine.handle(req('OPTIONS', '/apis/default/api/patient')).status).toBe(404);
-    const unknown = engine.handle(req('GET', '/apis/default/api/nothing'));
-    expect([unknown.status, JSON.parse(unknown.body ?? '{}')]).toEqual([
+    expect((await engine.handle(req('OPTIONS', '/apis/default/api/patient'))).status).toBe(404);
+    const unknown = await engine.handle(req('GET', '/apis/default/api/nothing'));
+    expect([unknown.status, JSON.parse(text(unknown.body) || '{}')]).toEqual([
       404,
       { error: 'An error occurred', message: 'Route not found', code: 0 },
     ]);
   });
 
-  it('prescription writes exist only on 8.x', () => {
-    const engine = new OpenEmrEngine({ version: '7.0' });
-    const bearer = token(engine);
-    expect(call(engine, bearer, 'POST', '/apis/default/api/prescription', { patient_id: 1, drug: 'x' }).status).toBe(
-      404,
-    );
+  it('prescription writes exist only on 8.2 (8.0.0 answers 404, recorded file 45)', async () => {
+    for (const [version, status] of [
+      ['7.0', 404],
+      ['8.0', 404],
+      ['8.2', 201],
+    ] as const) {
+      const engine = new OpenEmrEngine({ version });
+      const bearer = await token(engine);
+      const res = await call(engine, bearer, 'POST', '/apis/default/api/prescription', { patient_id: 1, drug: 'x' });
+      expect(res.status).toBe(status);
+    }
   });
 });
 

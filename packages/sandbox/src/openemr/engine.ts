@@ -3,9 +3,12 @@
  * OpenEMR's algorithm (notes §2.6) and failure statuses per version (notes §2.7), dispatch, and
  * persistence after each changing request. Express (`createOpenEmrEmulator`) and msw adapt to it.
  */
+import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import {
   DEFAULT_TOKEN_LIFETIMES,
+  bodyText,
+  isKernel8,
   json,
   kernelError,
   type EmulatorRequest,
@@ -15,6 +18,7 @@ import {
   type RouteInput,
   type TokenLifetimes,
 } from './context.js';
+import { DEFAULT_CATEGORIES, DocumentsApi } from './documents.js';
 import { FhirApi } from './fhir-api.js';
 import { OAuthServer } from './oauth.js';
 import { hasScope, permissionFor } from './scopes.js';
@@ -24,8 +28,11 @@ import { OpenEmrStore } from './store.js';
 
 /** Options of the OpenEMR emulator. */
 export interface OpenEmrEmulatorOptions {
-  /** The OpenEMR version whose behaviour to reproduce. Default `'8'`. */
-  version?: OpenEmrVersion | undefined;
+  /**
+   * The OpenEMR release whose behaviour to reproduce: `7.0` (as recorded on 7.0.1), `8.0` (as recorded on
+   * 8.0.0, its defects included) or `8.2` (the 8.2.0-dev code). `8` means `8.0`. Default `8.0`.
+   */
+  version?: OpenEmrVersion | '8' | undefined;
   /** Folder for the JSON table files; omitted = in memory only. */
   dataDir?: string | undefined;
   /** Token lifetimes in seconds (OpenEMR's defaults otherwise). Short ones test expiry. */
@@ -39,14 +46,19 @@ export interface OpenEmrEmulatorOptions {
   site?: string | undefined;
   /** Whether the password grant is enabled (off by default in OpenEMR; on here). Default true. */
   passwordGrant?: boolean | undefined;
-  /** The user the non-interactive `/authorize` logs in. Default `admin`. */
-  autoLoginUser?: string | undefined;
   /** Time source in epoch milliseconds, for token expiry. Default `Date.now`. */
   now?: (() => number) | undefined;
+  /**
+   * OpenEMR's "Enable OpenEMR FHIR System Scopes" global (`rest_system_scopes_api`): off by default, as in
+   * OpenEMR, so `system/` scopes are unknown until an administrator turns it on. Default false.
+   */
+  systemScopes?: boolean | undefined;
+  /** How a backend client's `jwks_uri` is fetched (on every token request, as OpenEMR does). Default `fetch`. */
+  fetchJwks?: ((url: string) => Promise<unknown>) | undefined;
 }
 
 const optionsSchema = z.object({
-  version: z.enum(['7.0', '8']).optional(),
+  version: z.enum(['7.0', '8.0', '8.2', '8']).optional(),
   dataDir: z.string().min(1).optional(),
   tokenLifetimes: z
     .object({
@@ -62,11 +74,12 @@ const optionsSchema = z.object({
     .regex(/^[A-Za-z0-9_-]+$/)
     .optional(),
   passwordGrant: z.boolean().optional(),
-  autoLoginUser: z.string().optional(),
   now: z.function().optional(),
+  systemScopes: z.boolean().optional(),
+  fetchJwks: z.function().optional(),
 });
 
-type Handler = (input: RouteInput) => EmulatorResponse;
+type Handler = (input: RouteInput) => EmulatorResponse | Promise<EmulatorResponse>;
 
 interface Route {
   method: string;
@@ -74,8 +87,8 @@ interface Route {
   handler: Handler;
   /** `api`: standard API auth; `fhir`: FHIR auth; `none`: public. */
   auth: 'api' | 'fhir' | 'none';
-  /** 8.x-only routes answer 404 on the 7.0 profile. */
-  since8?: boolean;
+  /** Routes only 8.2 has (prescription writes) answer 404 elsewhere. */
+  since82?: boolean;
 }
 
 /** Counters the emulator exposes for tests (e.g. one refresh per expiry). */
@@ -110,7 +123,7 @@ export class OpenEmrEngine {
         `Invalid OpenEMR emulator options: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
       );
     }
-    this.version = options.version ?? '8';
+    this.version = options.version === '8' || options.version === undefined ? '8.0' : options.version;
     this.site = options.site ?? 'default';
     this.store = new OpenEmrStore(options.dataDir);
     const now = options.now ?? Date.now;
@@ -123,13 +136,27 @@ export class OpenEmrEngine {
     };
     if (this.store.isEmpty) {
       const seed = options.seed ?? true;
-      seedOpenEmr(this.store, { extraPatients: typeof seed === 'object' ? (seed.extraPatients ?? 0) : 0 });
+      seedOpenEmr(this.store, {
+        extraPatients: typeof seed === 'object' ? (seed.extraPatients ?? 0) : 0,
+        version: this.version,
+      });
       if (seed === false) this.unseedClinicalData();
       this.store.flush();
     }
+    if (this.store.tables.categories.length === 0) {
+      this.store.tables.categories = DEFAULT_CATEGORIES.map((c) => ({ ...c }));
+      this.store.touch('categories');
+    }
+    if (options.systemScopes !== undefined) this.setGlobal('rest_system_scopes_api', options.systemScopes ? '1' : '0');
+    this.store.flush();
     this.oauth = new OAuthServer(this.ctx, {
       passwordGrant: options.passwordGrant ?? true,
-      autoLoginUser: options.autoLoginUser ?? 'admin',
+      fetch:
+        options.fetchJwks ??
+        (async (url: string) => {
+          const res = await fetch(url, { headers: { accept: 'application/json' } });
+          return (await res.json()) as unknown;
+        }),
     });
     this.buildRoutes();
   }
@@ -146,6 +173,32 @@ export class OpenEmrEngine {
    */
   enableClient(clientId: string): boolean {
     return this.oauth.enableClient(clientId);
+  }
+
+  /**
+   * Sets an OpenEMR global (Admin → Config), e.g. `rest_system_scopes_api` to `'1'` to allow system scopes.
+   * @param name - the global's name
+   * @param value - its value
+   */
+  setGlobal(name: string, value: string): void {
+    this.store.tables.globals[name] = value;
+    this.store.touch('globals');
+    this.store.flush();
+  }
+
+  /**
+   * Turns on a client's "Skip EHR Launch Authorization Flow" (Admin → API Clients → edit; recorded-8.0.0 file 87):
+   * an EHR launch from a logged-in OpenEMR session then gets its code without the OAuth login and scope pages.
+   * @param clientId - the client
+   * @returns false when no such client exists
+   */
+  skipEhrLaunchAuthorization(clientId: string): boolean {
+    const client = this.oauth.findClient(clientId);
+    if (!client) return false;
+    client.skip_ehr_launch_authorization_flow = true;
+    this.store.touch('clients');
+    this.store.flush();
+    return true;
   }
 
   /**
@@ -170,19 +223,21 @@ export class OpenEmrEngine {
       'appointments',
       'prescriptions',
       'procedures',
+      'documents',
     ] as const) {
       t[name] = [];
       this.store.touch(name);
     }
   }
 
-  private add(method: string, path: string, auth: Route['auth'], handler: Handler, since8 = false): void {
-    this.routes.push({ method, segments: path.split('/').filter(Boolean), handler, auth, since8 });
+  private add(method: string, path: string, auth: Route['auth'], handler: Handler, since82 = false): void {
+    this.routes.push({ method, segments: path.split('/').filter(Boolean), handler, auth, since82 });
   }
 
   private buildRoutes(): void {
     const api = new StandardApi(this.ctx);
     const fhir = new FhirApi(this.ctx, api);
+    const documents = new DocumentsApi(this.ctx);
     const A = '/apis/:site/api';
     const F = '/apis/:site/fhir';
     const O = '/oauth2/:site';
@@ -196,11 +251,30 @@ export class OpenEmrEngine {
     this.add('POST', `${O}/registration`, 'none', ({ req }) => oauth.register(req));
     this.add('GET', `${O}/client/:path`, 'none', ({ req, params }) => oauth.readClient(req, params['path'] ?? ''));
     this.add('GET', `${O}/authorize`, 'none', ({ req, query }) => oauth.authorize(req, query));
-    this.add('POST', `${O}/authorize`, 'none', ({ req }) => oauth.authorize(req, new URLSearchParams(req.body ?? '')));
+    // The POST form of authorize (SMART `authorize-post`, and the EHR-launch auto-submit: query + body).
+    this.add('POST', `${O}/authorize`, 'none', ({ req, query }) => {
+      const params = new URLSearchParams(query);
+      for (const [k, v] of new URLSearchParams(bodyText(req))) params.set(k, v);
+      return oauth.authorize(req, params);
+    });
+    this.add('GET', `${O}/provider/login`, 'none', ({ req }) => oauth.loginForm(req));
+    this.add('POST', `${O}/login`, 'none', ({ req }) => oauth.login(req));
+    this.add('GET', `${O}/smart/patient-select`, 'none', ({ req, query }) => oauth.patientSelect(req, query));
+    this.add('POST', `${O}/smart/patient-select`, 'none', ({ req, query }) => oauth.patientSelect(req, query));
+    this.add('POST', `${O}/smart/patient-select-confirm`, 'none', ({ req }) => oauth.patientSelectConfirm(req));
+    this.add('GET', `${O}/scope-authorize-confirm`, 'none', ({ req }) => oauth.scopeAuthorize(req));
+    this.add('POST', `${O}/scope-authorize-confirm`, 'none', ({ req }) => oauth.scopeAuthorize(req));
+    this.add('POST', `${O}/device/code`, 'none', ({ req }) => oauth.approve(req));
     this.add('POST', `${O}/token`, 'none', ({ req }) => {
-      count(new URLSearchParams(req.body ?? '').get('grant_type') ?? '(none)');
+      count(new URLSearchParams(bodyText(req)).get('grant_type') ?? '(none)');
       return oauth.token(req);
     });
+    // OpenEMR's own UI, as far as a SMART EHR launch needs it (recorded-8.0.0 files 81, 82).
+    this.add('POST', '/interface/main/main_screen.php', 'none', ({ req }) => oauth.coreLogin(req));
+    this.add('GET', '/interface/patient_file/summary/demographics.php', 'none', ({ req, query }) =>
+      oauth.dashboard(req, query),
+    );
+    this.add('GET', '/interface/smart/ehr-launch-client.php', 'none', ({ req, query }) => oauth.ehrLaunch(req, query));
     this.add('OPTIONS', `${O}/token`, 'none', () => ({ status: 200, headers: {} }));
     this.add('POST', `${O}/introspect`, 'none', ({ req }) => oauth.introspect(req));
     this.add('GET', `${O}/logout`, 'none', ({ query }) => oauth.logout(query));
@@ -253,6 +327,9 @@ export class OpenEmrEngine {
     this.add('POST', `${A}/patient/:pid/appointment`, 'api', (i) => api.createAppointment(i));
     this.add('GET', `${A}/patient/:pid/appointment/:eid`, 'api', (i) => api.getAppointment(i));
     this.add('DELETE', `${A}/patient/:pid/appointment/:eid`, 'api', (i) => api.deleteAppointment(i));
+    this.add('POST', `${A}/patient/:pid/document`, 'api', (i) => documents.upload(i));
+    this.add('GET', `${A}/patient/:pid/document`, 'api', (i) => documents.list(i));
+    this.add('GET', `${A}/patient/:pid/document/:did`, 'api', () => documents.download());
     this.add('GET', `${A}/practitioner`, 'api', (i) => api.listPractitioners(i));
     this.add('POST', `${A}/practitioner`, 'api', (i) => api.createPractitioner(i));
     this.add('GET', `${A}/practitioner/:pruuid`, 'api', (i) => api.getPractitioner(i));
@@ -269,11 +346,13 @@ export class OpenEmrEngine {
       'Observation',
       'Practitioner',
       'Organization',
+      'DocumentReference',
     ]) {
       this.add('GET', `${F}/${type}`, 'fhir', fhir.search(type));
       this.add('POST', `${F}/${type}/_search`, 'fhir', fhir.search(type));
       this.add('GET', `${F}/${type}/:uuid`, 'fhir', fhir.read(type));
     }
+    this.add('GET', `${F}/Binary/:uuid`, 'fhir', fhir.binary());
     this.add('POST', `${F}/Patient`, 'fhir', (i) => fhir.createPatient(i));
     this.add('PUT', `${F}/Patient/:uuid`, 'fhir', (i) => fhir.updatePatient(i));
     this.add('POST', `${F}/Practitioner`, 'fhir', (i) => fhir.createPractitioner(i));
@@ -318,18 +397,18 @@ export class OpenEmrEngine {
    * Answers one request. Never throws: internal failures become a 500 like OpenEMR's.
    * @param req - the request
    */
-  handle(req: EmulatorRequest): EmulatorResponse {
+  async handle(req: EmulatorRequest): Promise<EmulatorResponse> {
     let response: EmulatorResponse;
     try {
-      response = this.dispatch(req);
+      response = await this.dispatch(req);
       this.store.flush();
     } catch (error) {
-      response =
-        this.version === '8'
-          ? kernelError('8', 500, error instanceof Error ? error.message : 'Internal error')
-          : json(500, { error: 'internal error' });
+      response = isKernel8(this.version)
+        ? kernelError(this.version, 500, error instanceof Error ? error.message : 'Internal error')
+        : json(500, { error: 'internal error' });
     }
     this.stats.apiResponses[response.status] = (this.stats.apiResponses[response.status] ?? 0) + 1;
+    this.sessionCookie(req, response);
     // OpenEMR echoes the caller's Origin (notes §5.8); its preflight handling is broken, so OPTIONS on API
     // routes stays a 404 here too.
     const origin = req.headers['origin'];
@@ -337,35 +416,63 @@ export class OpenEmrEngine {
     return response;
   }
 
-  private dispatch(req: EmulatorRequest): EmulatorResponse {
+  /**
+   * PHP starts a session on every API and OAuth request that has none: the answer carries its cookie
+   * (`apiOpenEMR`, `authserverOpenEMR`; 7.0.1 sends them expired). Recorded on every such exchange.
+   */
+  private sessionCookie(req: EmulatorRequest, response: EmulatorResponse): void {
+    if (response.headers['set-cookie'] !== undefined) return;
+    const path = req.url.split('?')[0] ?? '';
+    const name = path.startsWith('/apis/')
+      ? 'apiOpenEMR'
+      : path.startsWith('/oauth2/')
+        ? 'authserverOpenEMR'
+        : undefined;
+    if (name === undefined || (name === 'authserverOpenEMR' && this.oauth.hasSession(req))) return;
+    const attributes =
+      name === 'apiOpenEMR'
+        ? 'path=/apis/; secure; HttpOnly; SameSite=Strict'
+        : 'path=/oauth2/; secure; HttpOnly; SameSite=None';
+    const value = isKernel8(this.version)
+      ? randomBytes(16).toString('hex')
+      : 'deleted; expires=Thu, 01 Jan 1970 00:00:01 GMT; Max-Age=0';
+    response.headers = { ...response.headers, 'set-cookie': `${name}=${value}; ${attributes}` };
+  }
+
+  /** The answer to a bearer token OpenEMR refuses, per release (8.0.0 file 60; 7.0.1 files 41–45). */
+  private refused(reason: 'missing' | 'invalid' | 'revoked' | 'expired' | 'logged_out'): EmulatorResponse {
+    if (reason === 'logged_out') {
+      return isKernel8(this.version)
+        ? kernelError(this.version, 400, 'Refresh Token revoked or logged out')
+        : json(400, {
+            error: 'invalid _request',
+            error_description: 'Refresh Token revoked or logged out',
+            message: 'Refresh Token revoked or logged out',
+          });
+    }
+    const denied = 'The resource owner or authorization server denied the request.';
+    if (isKernel8(this.version)) return kernelError(this.version, 401, denied);
+    if (reason === 'expired') return { status: 401, headers: { 'content-type': 'text/html; charset=utf-8' } };
+    const hint =
+      reason === 'missing'
+        ? 'Missing "Authorization" header'
+        : reason === 'revoked'
+          ? 'Access token has been revoked'
+          : 'Access token could not be verified';
+    return json(401, { error: 'access_denied', error_description: denied, hint, message: denied });
+  }
+
+  private async dispatch(req: EmulatorRequest): Promise<EmulatorResponse> {
     const url = new URL(req.url, 'http://emulator.invalid');
     const found = this.match(req.method.toUpperCase(), url.pathname);
     if (found === undefined || found === 'method') return kernelError(this.version, 404, 'Route not found');
     const { route, params } = found;
-    if (route.since8 === true && this.version !== '8') return kernelError(this.version, 404, 'Route not found');
+    if (route.since82 === true && this.version !== '8.2') return kernelError(this.version, 404, 'Route not found');
     const input: RouteInput = { req, params, query: url.searchParams, token: undefined, user: undefined };
     if (route.auth === 'none') return route.handler(input);
 
     const check = this.oauth.authenticate(req);
-    if (!check.ok) {
-      if (check.reason === 'logged_out') {
-        return this.version === '8'
-          ? kernelError('8', 400, 'Refresh Token revoked or logged out')
-          : json(400, {
-              error: 'invalid_request',
-              error_description: 'Refresh Token revoked or logged out',
-              message: 'Refresh Token revoked or logged out',
-            });
-      }
-      return this.version === '8'
-        ? kernelError('8', 401, 'The resource owner or authorization server denied the request.')
-        : json(401, {
-            error: 'access_denied',
-            error_description: 'The resource owner or authorization server denied the request.',
-            hint: check.reason === 'missing' ? 'Missing "Authorization" header' : 'Access token could not be verified',
-            message: 'The resource owner or authorization server denied the request.',
-          });
-    }
+    if (!check.ok) return this.refused(check.reason);
     input.token = check.token;
     input.user = check.user;
     const scopes = check.token.scope;
@@ -379,23 +486,31 @@ export class OpenEmrEngine {
       const resource = [...route.segments].reverse().find((s) => !s.startsWith(':')) ?? '';
       if (!hasScope(scopes, 'user', resource, permission)) return this.unauthorized();
     } else {
-      if (!scopes.includes('api:fhir')) return this.forbidden();
+      // SMART tokens work on FHIR without `api:fhir` (recorded-8.0.0 files 78, 93).
       const resource = route.segments[3] ?? '';
-      const context = check.token.role === 'system' ? 'system' : check.token.role === 'patient' ? 'patient' : 'user';
-      if (check.token.role === 'patient' && route.method !== 'GET') return this.unauthorized();
-      if (!hasScope(scopes, context, resource, permission)) return this.unauthorized();
+      const patient = check.token.context?.patient;
+      if (check.token.role === 'system') {
+        if (!hasScope(scopes, 'system', resource, permission)) return this.unauthorized();
+      } else if (!hasScope(scopes, 'user', resource, permission)) {
+        if (patient === undefined || route.method !== 'GET' || !hasScope(scopes, 'patient', resource, permission))
+          return this.unauthorized();
+        // A patient-context token sees its patient only; asking for another answers 500 (file 78's note).
+        if (resource === 'Patient' && params['uuid'] !== undefined && params['uuid'] !== patient)
+          return kernelError(this.version, 500, 'patient id invalid');
+        input.patient = patient;
+      }
     }
     return route.handler(input);
   }
 
   private unauthorized(): EmulatorResponse {
-    return this.version === '8' ? kernelError('8', 401, 'Unauthorized') : { status: 401, headers: {} };
+    return isKernel8(this.version) ? kernelError(this.version, 401, 'Unauthorized') : { status: 401, headers: {} };
   }
 
-  /** A token without the API's base scope (`api:oemr` / `api:fhir`): 403 on 8.x, a bare 401 on 7.0. */
+  /** A token without the standard API's base scope `api:oemr`: 403 on 8.x, a bare 401 on 7.0. */
   private forbidden(): EmulatorResponse {
-    return this.version === '8'
-      ? kernelError('8', 403, 'The request has insufficient permissions for the requested resource.')
+    return isKernel8(this.version)
+      ? kernelError(this.version, 403, 'The request has insufficient permissions for the requested resource.')
       : { status: 401, headers: {} };
   }
 }

@@ -6,20 +6,40 @@
  * Organization, where `POST /fhir/Patient` answers 201 `{pid, uuid}`.
  */
 import {
+  bodyText,
   columnText,
+  isKernel8,
   json,
+  kernelError,
   makeUuid,
   mysqlDateTime,
   type EmulatorResponse,
   type EngineContext,
   type RouteInput,
 } from './context.js';
+import { CAPABILITY_RESOURCES, RESOURCES_SINCE_8, SECURITY_CAPABILITIES } from './capability.js';
 import { blankPatientRow } from './rows.js';
+import { supportedScopes } from './scopes.js';
 import { isUuid, validateFields } from './validate.js';
-import type { EncounterRow, FacilityRow, ListRow, PatientRow, PrescriptionRow, UserRow, VitalRow } from './types.js';
+import type {
+  DocumentRow,
+  EncounterRow,
+  FacilityRow,
+  ListRow,
+  PatientRow,
+  PrescriptionRow,
+  UserRow,
+  VitalRow,
+} from './types.js';
 import type { StandardApi } from './standard-api.js';
+import { RESPONSE_TYPES } from './oauth.js';
 
 type Resource = Record<string, unknown> & { resourceType: string; id: string };
+
+/** The date part of a MySQL date-time, as a midnight date-time (OpenEMR stores list dates that way). */
+function day(mysql: string | null): string | null {
+  return mysql === null ? null : `${mysql.slice(0, 10)} 00:00:00`;
+}
 
 function iso(mysql: string | null | undefined): string | undefined {
   if (mysql === null || mysql === undefined || mysql === '') return undefined;
@@ -36,23 +56,6 @@ const GENDER_TO_FHIR = (sex: string): string => {
   if (s === 'unk') return 'unknown';
   return 'other'; // notes §4.4: anything else, including an empty sex, becomes `other`
 };
-
-const VITAL_CODES: { field: keyof VitalRow; code: string; display: string; unit: string }[] = [
-  { field: 'bps', code: '8480-6', display: 'Systolic blood pressure', unit: 'mm[Hg]' },
-  { field: 'bpd', code: '8462-4', display: 'Diastolic blood pressure', unit: 'mm[Hg]' },
-  { field: 'weight', code: '29463-7', display: 'Body weight', unit: '[lb_av]' },
-  { field: 'height', code: '8302-2', display: 'Body height', unit: '[in_i]' },
-  { field: 'temperature', code: '8310-5', display: 'Body temperature', unit: '[degF]' },
-  { field: 'pulse', code: '8867-4', display: 'Heart rate', unit: '/min' },
-  { field: 'respiration', code: '9279-1', display: 'Respiratory rate', unit: '/min' },
-  {
-    field: 'oxygen_saturation',
-    code: '59408-5',
-    display: 'Oxygen saturation in Arterial blood by Pulse oximetry',
-    unit: '%',
-  },
-  { field: 'BMI', code: '39156-5', display: 'Body mass index (BMI) [Ratio]', unit: 'kg/m2' },
-];
 
 /** Search parameters each resource understands; anything else empties the result (notes §4.3). */
 const SEARCH_PARAMS: Record<string, string[]> = {
@@ -104,6 +107,7 @@ const SEARCH_PARAMS: Record<string, string[]> = {
     'address-postalcode',
     'address-state',
   ],
+  DocumentReference: ['_id', '_lastUpdated', 'patient', 'category', 'date', 'type'],
 };
 const CONTROL_PARAMS = ['_count', '_offset', '_sort', '_revinclude', '_format'];
 
@@ -124,16 +128,78 @@ export class FhirApi {
 
   // ------------------------------------------------------------------ mapping
 
+  /** US Core profiles 8.x lists in `meta.profile` (recorded-8.0.0 file 55; 7.0.1 lists none, file 37). */
+  private meta(lastUpdated: string | undefined, profiles: string[]): Record<string, unknown> {
+    const meta: Record<string, unknown> = { versionId: '1', lastUpdated };
+    if (isKernel8(this.ctx.version) && profiles.length > 0) meta['profile'] = profiles;
+    return meta;
+  }
+
+  /** A Patient as recorded (8.0.0 file 55, 93; 7.0.1 file 37): US Core extensions, official name, home address. */
   private patient(p: PatientRow): Resource {
+    const k8 = isKernel8(this.ctx.version);
+    const core = 'http://hl7.org/fhir/us/core/StructureDefinition';
+    const unknown = {
+      system: 'http://terminology.hl7.org/CodeSystem/data-absent-reason',
+      code: 'unknown',
+      display: 'Unknown',
+    };
     const telecom: Record<string, string>[] = [];
     if (p.phone_home) telecom.push({ system: 'phone', value: p.phone_home, use: 'home' });
     if (p.phone_cell) telecom.push({ system: 'phone', value: p.phone_cell, use: 'mobile' });
     if (p.email) telecom.push({ system: 'email', value: p.email, use: 'home' });
-    const provider = this.t.users.find((u) => u.id === p.providerID);
+    const sex = (p.sex || 'UNK').slice(0, 1).toUpperCase();
+    const extension: Record<string, unknown>[] = [
+      { valueCode: sex === 'U' ? 'UNK' : sex, url: `${core}/us-core-birthsex` },
+      {
+        extension: [
+          {
+            valueCoding: {
+              system: 'http://terminology.hl7.org/CodeSystem/v3-NullFlavor',
+              code: 'UNK',
+              display: 'Unknown',
+            },
+            url: 'ombCategory',
+          },
+          { valueString: 'Unknown', url: 'text' },
+        ],
+        url: `${core}/us-core-race`,
+      },
+    ];
+    if (k8) {
+      extension.push({
+        valueCoding: { system: 'DataAbsentReason', code: 'unknown', display: 'Unknown' },
+        url: `${core}/us-core-sex`,
+      });
+      extension.push({ valueCoding: unknown, url: `${core}/us-core-interpreter-needed` });
+    }
+    const name: Record<string, unknown> = {
+      use: 'official',
+      family: p.lname,
+      given: [p.fname, ...(p.mname ? [p.mname] : [])],
+    };
+    if (p.title) name['prefix'] = [p.title];
+    const address: Record<string, unknown> = { use: 'home', type: 'both' };
+    if (p.street) address['line'] = [p.street];
+    if (p.city) address['city'] = p.city;
+    if (p.state) address['state'] = p.state;
+    if (p.postal_code) address['postalCode'] = p.postal_code;
+    if (p.country_code) address['country'] = p.country_code;
+    address['period'] = { start: `${(iso(p.regdate) ?? '').replace('+00:00', '')}.000+00:00` };
+    const hasAddress = [p.street, p.city, p.state, p.postal_code].some((v) => v !== '');
     const r: Resource = {
-      resourceType: 'Patient',
       id: p.uuid,
-      meta: { versionId: '1', lastUpdated: iso(p.date) },
+      meta: this.meta(iso(p.date), [
+        `${core}/us-core-patient`,
+        `${core}/us-core-patient|3.1.1`,
+        `${core}/us-core-patient|8.0.0`,
+      ]),
+      resourceType: 'Patient',
+      text: {
+        status: 'generated',
+        div: `<div xmlns="http://www.w3.org/1999/xhtml"> <p>${[p.fname, p.lname].filter(Boolean).join(' ')}</p></div>`,
+      },
+      extension,
       identifier: [
         {
           use: 'official',
@@ -143,36 +209,23 @@ export class FhirApi {
         },
       ],
       active: true,
-      name: [
-        {
-          use: 'official',
-          family: p.lname,
-          given: [p.fname, ...(p.mname ? [p.mname] : [])],
-          ...(p.title ? { prefix: [p.title] } : {}),
-        },
-      ],
-      gender: GENDER_TO_FHIR(p.sex || 'Unknown'),
+      name: [name],
     };
-    if (p.DOB) r['birthDate'] = p.DOB;
     if (telecom.length > 0) r['telecom'] = telecom;
-    if (p.street || p.city) {
-      r['address'] = [
-        {
-          line: p.street ? [p.street] : undefined,
-          city: p.city || undefined,
-          state: p.state || undefined,
-          postalCode: p.postal_code || undefined,
-          country: p.country_code || undefined,
-        },
-      ];
-    }
+    r['gender'] = GENDER_TO_FHIR(p.sex || 'Unknown');
+    if (p.DOB) r['birthDate'] = p.DOB;
+    if (k8) r['deceasedBoolean'] = false;
+    if (hasAddress) r['address'] = [address];
+    r['communication'] = [{ language: { coding: [unknown] } }];
+    const provider = this.t.users.find((u) => u.id === p.providerID);
     if (provider) r['generalPractitioner'] = [{ reference: `Practitioner/${provider.uuid}`, type: 'Practitioner' }];
     return r;
   }
 
-  private patientRef(pid: string): Record<string, string> | undefined {
+  private patientRef(pid: string, typed = true): Record<string, string> | undefined {
     const patient = this.t.patients.find((p) => p.pid === pid);
-    return patient ? { reference: `Patient/${patient.uuid}`, type: 'Patient' } : undefined;
+    if (!patient) return undefined;
+    return typed ? { reference: `Patient/${patient.uuid}`, type: 'Patient' } : { reference: `Patient/${patient.uuid}` };
   }
 
   private encounter(e: EncounterRow): Resource {
@@ -210,7 +263,9 @@ export class FhirApi {
         const [system, code] = d.split(':');
         const url =
           system === 'ICD10'
-            ? 'http://hl7.org/fhir/sid/icd-10-cm'
+            ? isKernel8(this.ctx.version)
+              ? 'http://hl7.org/fhir/sid/icd-10-cm'
+              : '2.16.840.1.113883.6.90'
             : system === 'SNOMED-CT'
               ? 'http://snomed.info/sct'
               : system === 'RXCUI'
@@ -220,50 +275,76 @@ export class FhirApi {
       });
   }
 
+  /**
+   * A problem as a Condition (recorded-8.0.0 file 100; 7.0.1 file 40): 8.x names it by text and carries the
+   * onset, abatement and recorded dates; 7.0.1 codes it with the ICD-10 OID.
+   */
   private condition(l: ListRow): Resource {
+    const k8 = isKernel8(this.ctx.version);
+    const core = 'http://hl7.org/fhir/us/core/StructureDefinition';
     const resolved = l.enddate !== null && l.enddate !== '';
-    return {
+    const category: Record<string, unknown> = {
+      coding: [
+        {
+          system: 'http://terminology.hl7.org/CodeSystem/condition-category',
+          code: 'problem-list-item',
+          display: 'Problem List Item',
+        },
+      ],
+    };
+    if (k8) category['text'] = 'Problem List Item';
+    const r: Resource = {
+      id: l.uuid ?? '',
+      meta: this.meta(iso(l.date), [
+        `${core}/us-core-condition`,
+        `${core}/us-core-condition|3.1.1`,
+        ...['', '|3.1.1', '|6.1.0', '|7.0.0', '|8.0.0'].map(
+          (v) => `${core}/us-core-condition-problems-health-concerns${v}`,
+        ),
+      ]),
       resourceType: 'Condition',
-      id: l.uuid,
-      meta: { versionId: '1', lastUpdated: iso(l.date) },
       clinicalStatus: {
         coding: [
-          {
-            system: 'http://terminology.hl7.org/CodeSystem/condition-clinical',
-            code: resolved ? 'resolved' : 'active',
-          },
+          k8 && resolved
+            ? {
+                system: 'http://terminology.hl7.org/CodeSystem/condition-clinical',
+                code: 'inactive',
+                display: 'Inactive',
+              }
+            : { system: 'http://terminology.hl7.org/CodeSystem/condition-clinical', code: 'active', display: 'Active' },
         ],
       },
       verificationStatus: {
         coding: [
-          {
-            system: 'http://terminology.hl7.org/CodeSystem/condition-ver-status',
-            code: l.verification === 'confirmed' ? 'confirmed' : 'unconfirmed',
-          },
+          l.verification === 'confirmed'
+            ? {
+                system: 'http://terminology.hl7.org/CodeSystem/condition-ver-status',
+                code: 'confirmed',
+                display: 'Confirmed',
+              }
+            : {
+                system: 'http://terminology.hl7.org/CodeSystem/condition-ver-status',
+                code: 'unconfirmed',
+                display: 'Unconfirmed',
+              },
         ],
       },
-      category: [
-        {
-          coding: [
-            {
-              system: 'http://terminology.hl7.org/CodeSystem/condition-category',
-              code: 'problem-list-item',
-              display: 'Problem List Item',
-            },
-          ],
-        },
-      ],
-      code: { coding: this.coding(l.diagnosis), text: l.title },
-      subject: this.patientRef(l.pid),
-      onsetDateTime: iso(l.begdate),
-      abatementDateTime: resolved ? iso(l.enddate) : undefined,
+      category: [category],
+      code: k8 ? { text: l.title } : { coding: this.coding(l.diagnosis) },
+      subject: this.patientRef(l.pid, false),
     };
+    if (k8) {
+      if (l.begdate) r['onsetDateTime'] = iso(day(l.begdate));
+      if (resolved) r['abatementDateTime'] = iso(day(l.enddate));
+      if (l.begdate) r['recordedDate'] = iso(day(l.begdate));
+    }
+    return r;
   }
 
   private allergy(l: ListRow): Resource {
     return {
       resourceType: 'AllergyIntolerance',
-      id: l.uuid,
+      id: l.uuid ?? '',
       meta: { versionId: '1', lastUpdated: iso(l.date) },
       clinicalStatus: {
         coding: [
@@ -290,7 +371,7 @@ export class FhirApi {
   private medicationRequestFromList(l: ListRow): Resource {
     return {
       resourceType: 'MedicationRequest',
-      id: l.uuid,
+      id: l.uuid ?? '',
       meta: { versionId: '1', lastUpdated: iso(l.date) },
       status: l.enddate ? 'completed' : 'active',
       intent: 'plan',
@@ -329,38 +410,301 @@ export class FhirApi {
     };
   }
 
+  /**
+   * A vitals form as OpenEMR's FHIR Observations (recorded-8.0.0 file 78): the vital-signs panel with its
+   * members, one Observation per member whether measured or not (unmeasured ones carry a dataAbsentReason).
+   */
   private observations(v: VitalRow): Resource[] {
-    const out: Resource[] = [];
     const subject = this.patientRef(v.pid);
     const e = this.t.encounters.find((x) => x.pid === v.pid && x.encounter === v.eid);
     const encounter = e ? { reference: `Encounter/${e.uuid}`, type: 'Encounter' } : undefined;
-    for (const c of VITAL_CODES) {
-      const value = v[c.field];
-      if (value === null || value === undefined || value === '') continue;
-      out.push({
-        resourceType: 'Observation',
-        id: makeUuid(`${v.uuid}:${c.code}`),
-        meta: { versionId: '1', lastUpdated: iso(v.date) },
-        status: 'final',
-        category: [
+    const absent = {
+      coding: [
+        { system: 'http://terminology.hl7.org/CodeSystem/data-absent-reason', code: 'unknown', display: 'Unknown' },
+      ],
+    };
+    const quantity = (value: string | null, unit: string, code: string): Record<string, unknown> =>
+      value === null || value === ''
+        ? { dataAbsentReason: absent }
+        : { valueQuantity: { value: Number(value), unit, system: 'http://unitsofmeasure.org', code } };
+    const core = 'http://hl7.org/fhir/us/core/StructureDefinition';
+    const r4 = 'http://hl7.org/fhir/StructureDefinition';
+    /** The profiles 8.0.0 lists: a base vital-sign profile (and its 3.1.1) where there is one, then US Core's. */
+    const profiles = (
+      legacy: string | undefined,
+      usCore: string,
+      versions = ['', '|3.1.1', '|7.0.0', '|8.0.0'],
+    ): string[] =>
+      legacy === undefined
+        ? versions.map((v) => `${core}/${usCore}${v}`)
+        : [legacy, `${legacy}|3.1.1`, ...['', '|7.0.0', '|8.0.0'].map((v) => `${core}/${usCore}${v}`)];
+    const base = (key: string, code: { code: string; display: string }[], profile: string[]): Resource => ({
+      id: makeUuid(`${v.uuid}:${key}`),
+      meta: this.meta(iso(v.date), profile),
+      resourceType: 'Observation',
+      status: 'final',
+      category: [
+        { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/observation-category', code: 'vital-signs' }] },
+      ],
+      code: {
+        coding: code.map((c) => ({ system: 'http://loinc.org', ...c })),
+        ...(key.startsWith('spo2') ? { text: 'oxygen_saturation' } : {}),
+      },
+      subject,
+      encounter,
+      effectiveDateTime: iso(v.date),
+    });
+    const oxygen = {
+      component: [
+        {
+          code: { coding: [{ system: 'http://loinc.org', code: '3151-8', display: 'Inhaled oxygen flow rate' }] },
+          dataAbsentReason: absent,
+        },
+        {
+          code: { coding: [{ system: 'http://loinc.org', code: '3150-0', display: 'Inhaled oxygen concentration' }] },
+          dataAbsentReason: absent,
+        },
+      ],
+    };
+    const spo2 = [
+      { code: '2708-6', display: 'Oxygen saturation in Arterial blood' },
+      { code: '59408-5', display: 'Oxygen saturation in Arterial blood by Pulse oximetry' },
+    ];
+    const members: [string, string, Resource][] = [
+      [
+        'resp',
+        'Respiratory Rate',
+        {
+          ...base(
+            'resp',
+            [{ code: '9279-1', display: 'Respiratory Rate' }],
+            profiles(`${r4}/resprate`, 'us-core-respiratory-rate'),
+          ),
+          ...quantity(v.respiration, '/min', '/min'),
+        },
+      ],
+      [
+        'pulse',
+        'Heart rate',
+        {
+          ...base(
+            'pulse',
+            [{ code: '8867-4', display: 'Heart rate' }],
+            profiles(`${r4}/heartrate`, 'us-core-heart-rate'),
+          ),
+          ...quantity(v.pulse, '/min', '/min'),
+        },
+      ],
+      [
+        'spo2',
+        'Oxygen saturation in Arterial blood',
+        {
+          ...base('spo2', spo2, profiles(undefined, 'us-core-pulse-oximetry')),
+          ...quantity(v.oxygen_saturation, '%', '%'),
+          ...oxygen,
+        },
+      ],
+      [
+        'spo2-ox',
+        'Oxygen saturation in Arterial blood by Pulse oximetry',
+        { ...base('spo2-ox', spo2, profiles(undefined, 'us-core-pulse-oximetry')), ...oxygen },
+      ],
+      [
+        'temp',
+        'Body Temperature',
+        {
+          ...base(
+            'temp',
+            [{ code: '8310-5', display: 'Body Temperature' }],
+            profiles(`${r4}/bodytemp`, 'us-core-body-temperature'),
+          ),
+          ...quantity(v.temperature, 'degF', '[degF]'),
+        },
+      ],
+      [
+        'temp-loc',
+        'Temperature Location',
+        {
+          ...base(
+            'temp-loc',
+            [{ code: '8327-9', display: 'Temperature Location' }],
+            profiles(undefined, 'us-core-simple-observation', ['', '|7.0.0', '|8.0.0']),
+          ),
+          dataAbsentReason: absent,
+        },
+      ],
+      [
+        'height',
+        'Body height',
+        {
+          ...base(
+            'height',
+            [{ code: '8302-2', display: 'Body height' }],
+            profiles(`${r4}/bodyheight`, 'us-core-body-height'),
+          ),
+          ...quantity(v.height, 'in_i', '[in_i]'),
+        },
+      ],
+      [
+        'head',
+        'Head Occipital-frontal circumference',
+        {
+          ...base(
+            'head',
+            [{ code: '9843-4', display: 'Head Occipital-frontal circumference' }],
+            profiles(undefined, 'us-core-head-circumference'),
+          ),
+          ...quantity(v.head_circ, 'in_i', '[in_i]'),
+        },
+      ],
+      [
+        'weight',
+        'Body weight',
+        {
+          ...base(
+            'weight',
+            [{ code: '29463-7', display: 'Body weight' }],
+            profiles(`${r4}/bodyweight`, 'us-core-body-weight'),
+          ),
+          ...quantity(v.weight, 'lb_av', '[lb_av]'),
+        },
+      ],
+      [
+        'bmi',
+        'Body mass index (BMI) [Ratio]',
+        {
+          ...base(
+            'bmi',
+            [{ code: '39156-5', display: 'Body mass index (BMI) [Ratio]' }],
+            profiles(undefined, 'us-core-bmi'),
+          ),
+          ...quantity(v.BMI, 'kg/m2', 'kg/m2'),
+        },
+      ],
+      [
+        'bp',
+        'Blood pressure systolic and diastolic',
+        {
+          ...base(
+            'bp',
+            [{ code: '85354-9', display: 'Blood pressure systolic and diastolic' }],
+            profiles(`${r4}/bp`, 'us-core-blood-pressure'),
+          ),
+          component: [
+            {
+              code: { coding: [{ system: 'http://loinc.org', code: '8480-6', display: 'Systolic blood pressure' }] },
+              ...quantity(v.bps, 'mm[Hg]', 'mm[Hg]'),
+            },
+            {
+              code: { coding: [{ system: 'http://loinc.org', code: '8462-4', display: 'Diastolic blood pressure' }] },
+              ...quantity(v.bpd, 'mm[Hg]', 'mm[Hg]'),
+            },
+          ],
+        },
+      ],
+    ];
+    const extra: Resource[] = [
+      {
+        ...base(
+          'head-pct',
+          [{ code: '8289-1', display: 'Head Occipital-frontal circumference Percentile' }],
+          profiles(undefined, 'head-occipital-frontal-circumference-percentile'),
+        ),
+        dataAbsentReason: absent,
+      },
+      {
+        ...base(
+          'bmi-pct',
+          [{ code: '59576-9', display: 'Body mass index (BMI) [Percentile] Per age and sex' }],
+          profiles(undefined, 'pediatric-bmi-for-age'),
+        ),
+        dataAbsentReason: absent,
+      },
+      {
+        ...base(
+          'wfl',
+          [{ code: '77606-2', display: 'Weight-for-length Per age and sex' }],
+          profiles(undefined, 'pediatric-weight-for-height'),
+        ),
+        dataAbsentReason: absent,
+      },
+    ];
+    const panel: Resource = {
+      ...base(
+        'panel',
+        [
           {
-            coding: [
-              {
-                system: 'http://terminology.hl7.org/CodeSystem/observation-category',
-                code: 'vital-signs',
-                display: 'Vital Signs',
-              },
-            ],
+            code: '85353-1',
+            display: 'Vital signs, weight, height, head circumference, oxygen saturation and BMI panel',
           },
         ],
-        code: { coding: [{ system: 'http://loinc.org', code: c.code, display: c.display }] },
-        subject,
-        encounter,
-        effectiveDateTime: iso(v.date),
-        valueQuantity: { value: Number(value), unit: c.unit, system: 'http://unitsofmeasure.org', code: c.unit },
-      });
-    }
-    return out;
+        profiles('http://hl7.org/fhir/R4/observation-vitalsigns', 'us-core-vital-signs'),
+      ),
+      ...(v.note ? { note: [{ text: v.note }] } : {}),
+      hasMember: members.map(([, display, r]) => ({ reference: `Observation/${r.id}`, type: 'Observation', display })),
+    };
+    return [panel, ...members.map(([, , r]) => r), ...extra];
+  }
+
+  /** A stored document as a DocumentReference (recorded-8.0.0 file 66): category by name, content by Binary. */
+  documentReference(d: DocumentRow, origin: string): Resource {
+    const facility = this.t.facilities[0];
+    const org = facility ? { reference: `Organization/${facility.uuid}`, type: 'Organization' } : undefined;
+    const category = this.t.categories.find((c) => c.id === d.category_id);
+    return {
+      id: d.uuid,
+      meta: { versionId: '1', lastUpdated: iso(d.date) },
+      resourceType: 'DocumentReference',
+      identifier: [{ value: d.uuid }],
+      status: 'current',
+      type: {
+        coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-NullFlavor', code: 'UNK', display: 'unknown' }],
+      },
+      category: [{ text: category?.name ?? '' }],
+      subject: this.patientRef(d.pid),
+      date: iso(d.date),
+      author: org ? [org] : undefined,
+      custodian: org,
+      content: [
+        {
+          attachment: {
+            contentType: d.mimetype,
+            url: `${origin}/apis/${this.ctx.site}/fhir/Binary/${d.uuid}`,
+            title: d.name,
+          },
+          format: {
+            system: 'http://ihe.net/fhir/ValueSet/IHE.FormatCode.codesystem',
+            code: 'urn:ihe:iti:xds:2017:mimeTypeSufficient',
+            display: 'mimeType Sufficient',
+          },
+        },
+      ],
+    };
+  }
+
+  /**
+   * `GET /fhir/Binary/{id}`: the raw file, whatever the `Accept` header says, as a download (recorded-8.0.0
+   * file 67); 404 `[]` for an unknown id.
+   */
+  binary(): (input: RouteInput) => EmulatorResponse {
+    return ({ params }) => {
+      const d = this.t.documents.find((x) => x.uuid === params['uuid']);
+      if (!d) return json(404, []);
+      const content = Buffer.from(d.content, 'base64');
+      return {
+        status: 200,
+        headers: {
+          'content-description': 'File Transfer',
+          'content-type': d.mimetype,
+          'content-disposition': `attachment; filename=${d.name}`,
+          expires: '0',
+          pragma: 'public',
+          'content-length': String(content.length),
+          'cache-control': 'max-age=0, private, must-revalidate',
+        },
+        body: content,
+      };
+    };
   }
 
   private practitioner(u: UserRow): Resource {
@@ -413,7 +757,7 @@ export class FhirApi {
     };
   }
 
-  private all(type: string): Resource[] {
+  private all(type: string, origin: string): Resource[] {
     switch (type) {
       case 'Patient':
         return this.t.patients.map((p) => this.patient(p));
@@ -426,10 +770,16 @@ export class FhirApi {
       case 'MedicationRequest':
         return [
           ...this.t.prescriptions.map((r) => this.medicationRequestFromRx(r)),
-          ...this.t.lists.filter((l) => l.type === 'medication').map((l) => this.medicationRequestFromList(l)),
+          ...this.t.lists
+            .filter((l) => l.type === 'medication' && l.uuid !== null)
+            .map((l) => this.medicationRequestFromList(l)),
         ];
+      case 'DocumentReference':
+        return this.t.documents.map((d) => this.documentReference(d, origin));
       case 'Observation':
-        return this.t.vitals.filter((v) => v.activity === '1').flatMap((v) => this.observations(v));
+        // Vitals 8.0.0 stored while answering 500 have no uuid, and FHIR does not show them: file 78 lists
+        // one form (15 entries) for a patient who also has the form file 26 stored that way.
+        return this.t.vitals.filter((v) => v.activity === '1' && v.uuid !== null).flatMap((v) => this.observations(v));
       case 'Practitioner':
         return this.t.users.filter((u) => u.npi !== '').map((u) => this.practitioner(u));
       case 'Organization':
@@ -513,17 +863,19 @@ export class FhirApi {
     }
   }
 
-  private bundle(input: RouteInput, type: string, entries: Resource[]): EmulatorResponse {
-    const base = this.fhirBase(input);
-    const self = `${base}/${type}${input.query.toString() ? `?${input.query.toString()}` : ''}`;
+  /**
+   * A search Bundle as OpenEMR answers it (recorded-8.0.0 files 55, 66, 97): a `collection` whose `total` is
+   * the page size, with only a `self` link naming the site address, and `fullUrl`s without the FHIR path.
+   */
+  private bundle(input: RouteInput, _type: string, entries: Resource[]): EmulatorResponse {
+    const origin = input.req.origin;
     return json(200, {
-      resourceType: 'Bundle',
-      id: makeUuid(),
       meta: { lastUpdated: mysqlDateTime(this.ctx.now()).replace(' ', 'T') },
+      resourceType: 'Bundle',
       type: 'collection',
       total: entries.length,
-      link: [{ relation: 'self', url: self }],
-      entry: entries.map((resource) => ({ fullUrl: `${base}/${type}/${resource.id}`, resource })),
+      link: [{ relation: 'self', url: origin }],
+      entry: entries.map((resource) => ({ fullUrl: `${origin}/${resource.id}`, resource })),
     });
   }
 
@@ -533,9 +885,11 @@ export class FhirApi {
    */
   search(type: string): (input: RouteInput) => EmulatorResponse {
     return (input) => {
-      const params = input.req.method === 'POST' ? new URLSearchParams(input.req.body ?? '') : input.query;
+      const params = input.req.method === 'POST' ? new URLSearchParams(bodyText(input.req)) : input.query;
       const known = SEARCH_PARAMS[type] ?? [];
-      let rows = this.all(type);
+      let rows = this.all(type, input.req.origin);
+      if (input.patient !== undefined)
+        rows = rows.filter((r) => this.matches(r, type === 'Patient' ? '_id' : 'patient', input.patient ?? ''));
       for (const [key, value] of params) {
         if (CONTROL_PARAMS.includes(key)) continue;
         // Unknown or unsupported parameters: the validation message is dropped, 200 with an empty Bundle.
@@ -557,15 +911,15 @@ export class FhirApi {
    * @param type - the resource type
    */
   read(type: string): (input: RouteInput) => EmulatorResponse {
-    return ({ params }) => {
-      const id = params['uuid'] ?? '';
+    return (input) => {
+      const id = input.params['uuid'] ?? '';
       if (!isUuid(id))
         return json(400, {
           validationErrors: {
             _id: 'The search field argument was invalid, improperly formatted, or could not be parsed.  Inner message: UUID columns must be a valid UUID string',
           },
         });
-      const found = this.all(type).find((r) => r.id === id);
+      const found = this.all(type, input.req.origin).find((r) => r.id === id);
       return found ? json(200, found) : json(404, []);
     };
   }
@@ -578,7 +932,7 @@ export class FhirApi {
   ): { body: Record<string, unknown> } | { error: EmulatorResponse } {
     let body: unknown;
     try {
-      body = JSON.parse(input.req.body ?? '');
+      body = JSON.parse(bodyText(input.req));
     } catch {
       return { error: operationOutcome(400, 'Invalid JSON body') };
     }
@@ -615,8 +969,10 @@ export class FhirApi {
     for (const key of Object.keys(body)) {
       if (!FhirApi.PATIENT_ELEMENTS.includes(key)) return { error: operationOutcome(400, `Unknown element ${key}`) };
     }
-    const name = (Array.isArray(body['name']) ? body['name'][0] : undefined) as
-      { family?: unknown; given?: unknown[]; prefix?: unknown[] } | undefined;
+    // Only the official name is mapped (recorded-8.0.0 file 57: a name without `use` leaves fname/lname empty).
+    const name = (Array.isArray(body['name']) ? body['name'] : []).find(
+      (n: unknown) => (n as { use?: unknown } | null)?.use === 'official',
+    ) as { family?: unknown; given?: unknown[]; prefix?: unknown[] } | undefined;
     const address = (Array.isArray(body['address']) ? body['address'][0] : undefined) as
       Record<string, unknown> | undefined;
     const telecom = (Array.isArray(body['telecom']) ? body['telecom'] : []) as {
@@ -657,13 +1013,18 @@ export class FhirApi {
     if ('error' in parsed) return parsed.error;
     const mapped = this.patientColumns(parsed.body);
     if ('error' in mapped) return mapped.error;
-    const errors = validateFields(mapped.columns, [
+    // The mapping fills every column (empty when the resource has no value), so a missing name is NotEmpty.
+    const errors = validateFields({ fname: '', lname: '', ...mapped.columns }, [
       { field: 'fname', label: 'First Name', required: true, rules: [{ kind: 'lengthBetween', min: 1, max: 255 }] },
       { field: 'lname', label: 'Last Name', required: true, rules: [{ kind: 'lengthBetween', min: 2, max: 255 }] },
       { field: 'sex', label: 'Sex', required: true, rules: [{ kind: 'lengthBetween', min: 4, max: 30 }] },
-      { field: 'DOB', label: 'Date of Birth', required: true, rules: [{ kind: 'datetime', format: 'Y-m-d' }] },
+      { field: 'DOB', label: 'Date of Birth', required: true, rules: [{ kind: 'datetime', format: ['Y-m-d'] }] },
     ]);
-    if (Object.keys(errors).length > 0) return operationOutcome(400, JSON.stringify(errors), 'required');
+    // 8.x answers a bare `{validationErrors}` here, not an OperationOutcome (recorded file 57).
+    if (Object.keys(errors).length > 0)
+      return isKernel8(this.ctx.version)
+        ? json(400, { validationErrors: errors })
+        : operationOutcome(400, JSON.stringify(errors), 'required');
     const id = this.ctx.store.nextId('patient_data.id');
     const pid = this.ctx.store.nextId('patient_data.pid');
     const row = blankPatientRow(String(id), String(pid), makeUuid(), mysqlDateTime(this.ctx.now()));
@@ -682,10 +1043,16 @@ export class FhirApi {
     if ('error' in parsed) return parsed.error;
     const mapped = this.patientColumns(parsed.body);
     if ('error' in mapped) return mapped.error;
+    // 8.0.0 fails on the nested extensions of a Patient as it reads it (recorded file 58).
+    const nested = (parsed.body['extension'] as { extension?: unknown }[] | undefined)?.some((x) =>
+      Array.isArray(x?.extension),
+    );
+    if (this.ctx.version === '8.0' && nested === true)
+      return kernelError(this.ctx.version, 500, 'Call to a member function getUrl() on array');
     const errors = validateFields(mapped.columns, [
       { field: 'lname', label: 'Last Name', required: false, rules: [{ kind: 'lengthBetween', min: 2, max: 255 }] },
       { field: 'sex', label: 'Sex', required: false, rules: [{ kind: 'lengthBetween', min: 4, max: 30 }] },
-      { field: 'DOB', label: 'Date of Birth', required: false, rules: [{ kind: 'datetime', format: 'Y-m-d' }] },
+      { field: 'DOB', label: 'Date of Birth', required: false, rules: [{ kind: 'datetime', format: ['Y-m-d'] }] },
     ]);
     if (Object.keys(errors).length > 0) return operationOutcome(400, JSON.stringify(errors), 'invalid');
     Object.assign(row, mapped.columns);
@@ -721,7 +1088,10 @@ export class FhirApi {
       ...input,
       req: { ...input.req, body: JSON.stringify(this.practitionerColumns(parsed.body)) },
     });
-    const body = JSON.parse(res.body ?? '{}') as { validationErrors?: unknown; data?: unknown };
+    const body = JSON.parse(typeof res.body === 'string' ? res.body : '{}') as {
+      validationErrors?: unknown;
+      data?: unknown;
+    };
     if (res.status !== 201) return operationOutcome(400, JSON.stringify(body.validationErrors ?? {}), 'invalid');
     return json(201, body.data);
   }
@@ -745,6 +1115,16 @@ export class FhirApi {
     const parsed = this.parseResource(input, 'Organization');
     if ('error' in parsed) return parsed.error;
     const name = columnText(parsed.body['name']) ?? '';
+    const npi = ((parsed.body['identifier'] ?? []) as { system?: unknown; value?: unknown }[]).find(
+      (i) => i.system === 'http://hl7.org/fhir/sid/us-npi',
+    );
+    // OpenEMR stores an Organization as a facility, whose NPI it requires (recorded-8.0.0 file 59).
+    if (isKernel8(this.ctx.version) && (npi?.value === undefined || npi.value === ''))
+      return json(400, {
+        validationErrors: {
+          facility_npi: { 'Required::NON_EXISTENT_KEY': 'facility_npi must be provided, but does not exist' },
+        },
+      });
     if (name.length < 2)
       return operationOutcome(
         400,
@@ -763,7 +1143,7 @@ export class FhirApi {
       state: columnText(address['state']) ?? '',
       postal_code: columnText(address['postalCode']) ?? '',
       country_code: columnText(address['country']) ?? '',
-      facility_npi: '',
+      facility_npi: columnText(npi?.value) ?? '',
     };
     this.t.facilities.push(row);
     this.ctx.store.touch('facilities');
@@ -787,41 +1167,62 @@ export class FhirApi {
 
   // ------------------------------------------------------------- conformance
 
-  /** `GET /fhir/metadata` (no auth). */
+  /** `GET /fhir/metadata` (no auth), as recorded (8.0.0 file 04): no version in `software`. */
   metadata(input: RouteInput): EmulatorResponse {
-    const resources = [
-      'AllergyIntolerance',
-      'Condition',
-      'Encounter',
-      'MedicationRequest',
-      'Observation',
-      'Organization',
-      'Patient',
-      'Practitioner',
-    ];
+    const fhir = this.fhirBase(input);
+    const k8 = isKernel8(this.ctx.version);
+    const registry = 'http://fhir-registry.smarthealthit.org/StructureDefinition/capabilities';
     return json(200, {
       resourceType: 'CapabilityStatement',
       status: 'active',
       date: mysqlDateTime(this.ctx.now()).slice(0, 10),
       kind: 'instance',
-      software: { name: 'OpenEMR', version: this.ctx.version === '8' ? '8.0.0' : '7.0.2' },
-      implementation: { description: 'OpenEMR FHIR API (emulator)', url: this.fhirBase(input) },
+      instantiates: [
+        'http://hl7.org/fhir/us/core/CapabilityStatement/us-core-server',
+        'http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data',
+      ],
+      software: { name: 'OpenEMR' },
+      implementation: { description: 'OpenEMR FHIR API', url: fhir },
       fhirVersion: '4.0.1',
       format: ['application/json'],
       rest: [
         {
           mode: 'server',
-          resource: resources.map((type) => ({
-            type,
-            interaction: [
-              { code: 'read' },
-              { code: 'search-type' },
-              ...(['Patient', 'Practitioner', 'Organization'].includes(type)
-                ? [{ code: 'create' }, { code: 'update' }]
-                : []),
+          security: {
+            extension: SECURITY_CAPABILITIES.map((valueCode) => ({ valueCode, url: registry })),
+            service: [
+              {
+                coding: [
+                  {
+                    system: 'http://terminology.hl7.org/CodeSystem/restful-security-service',
+                    code: 'SMART-on-FHIR',
+                    display: 'SMART-on-FHIR',
+                  },
+                ],
+                text: 'OAuth2 using SMART-on-FHIR profile (see http://docs.smarthealthit.org)',
+              },
             ],
-            searchParam: (SEARCH_PARAMS[type] ?? []).map((name) => ({ name, type: 'string' })),
-          })),
+          },
+          resource: CAPABILITY_RESOURCES.filter(([type]) => k8 || !RESOURCES_SINCE_8.has(type)).map(
+            ([type, supported, interactions, params, operations, includes, revIncludes]) => {
+              const entry: Record<string, unknown> = {
+                type,
+                profile: `http://hl7.org/fhir/StructureDefinition/${type}`,
+              };
+              if (supported.length > 0) entry['supportedProfile'] = supported;
+              entry['interaction'] = interactions.map((code) => ({ code }));
+              entry['updateCreate'] = false;
+              if (includes) entry['searchInclude'] = ['*'];
+              if (revIncludes) entry['searchRevInclude'] = ['Provenance:target'];
+              if (params.length > 0) entry['searchParam'] = params.map(([name, t]) => ({ name, type: t }));
+              if (operations.length > 0)
+                entry['operation'] = operations.map(([name, definition]) => ({
+                  name,
+                  definition: definition.replace('{fhir}', fhir),
+                }));
+              return entry;
+            },
+          ),
         },
       ],
     });
@@ -832,31 +1233,35 @@ export class FhirApi {
     const oauth = `${input.req.origin}/oauth2/${this.ctx.site}`;
     return json(200, {
       issuer: this.fhirBase(input),
-      authorization_endpoint: `${oauth}/authorize`,
-      token_endpoint: `${oauth}/token`,
-      registration_endpoint: `${oauth}/registration`,
-      introspection_endpoint: `${oauth}/introspect`,
       jwks_uri: `${oauth}/jwk`,
+      authorization_endpoint: `${oauth}/authorize`,
       grant_types_supported: ['client_credentials', 'authorization_code'],
-      token_endpoint_auth_methods_supported: ['client_secret_basic', 'private_key_jwt'],
-      token_endpoint_auth_signing_alg_values_supported: ['RS384'],
-      scopes_supported: ['openid', 'fhirUser', 'offline_access', 'launch/patient', 'api:fhir'],
-      response_types_supported: ['code'],
+      token_endpoint: `${oauth}/token`,
       capabilities: [
         'launch-ehr',
         'launch-standalone',
-        'client-public',
         'client-confidential-symmetric',
         'client-confidential-asymmetric',
-        'sso-openid-connect',
+        'client-public',
+        'context-banner',
+        'context-ehr-patient',
+        'context-style',
         'context-standalone-patient',
-        'permission-offline',
-        'permission-patient',
+        'sso-openid-connect',
         'permission-user',
+        'permission-patient',
+        'permission-offline',
         'permission-v1',
-        'permission-v2',
+        ...(isKernel8(this.ctx.version) ? ['permission-v2'] : []),
+        'authorize-post',
+        'context-ehr-encounter',
       ],
       code_challenge_methods_supported: ['S256'],
+      // An array inside an array, as OpenEMR answers it (recorded-8.0.0 file 03).
+      scopes_supported: [supportedScopes(isKernel8(this.ctx.version))],
+      introspection_endpoint: `${oauth}/introspect`,
+      token_endpoint_auth_methods_supported: ['client_secret_basic', 'private_key_jwt'],
+      response_types_supported: [...RESPONSE_TYPES],
     });
   }
 }

@@ -9,3 +9,4 @@ export type { OpenEmrEmulatorOptions, OpenEmrEmulatorStats } from './engine.js';
 export { DEFAULT_TOKEN_LIFETIMES } from './context.js';
 export type { EmulatorRequest, EmulatorResponse, OpenEmrVersion, TokenLifetimes } from './context.js';
 export { SEED_ADMIN, SEED_CLIENT } from './seed.js';
+export { blankPatientRow } from './rows.js';

@@ -17,10 +17,10 @@ export type OpenEmrEmulatorRouter = Router & {
  * The request body as text. The router reads bodies itself, but when it is mounted behind an app-level
  * `express.json()` / `express.urlencoded()` / `express.raw()` the body arrives parsed: re-encode it.
  */
-function rawBody(req: Request): string | undefined {
+function rawBody(req: Request): string | Buffer | undefined {
   const body: unknown = req.body;
   if (typeof body === 'string') return body;
-  if (Buffer.isBuffer(body)) return body.toString('utf8');
+  if (Buffer.isBuffer(body)) return body.length === 0 ? undefined : body;
   if (body === undefined || body === null || typeof body !== 'object') return undefined;
   if (Object.keys(body).length === 0 && !Array.isArray(body)) return undefined;
   if (typeof req.is('application/x-www-form-urlencoded') === 'string') {
@@ -63,10 +63,11 @@ function send(res: Response, out: EmulatorResponse): void {
 export function createOpenEmrEmulator(options: OpenEmrEmulatorOptions = {}): OpenEmrEmulatorRouter {
   const engine = new OpenEmrEngine(options);
   const router = express.Router();
-  // Raw text for every content type: OpenEMR itself decodes JSON bodies leniently and forms by hand.
-  router.use(express.text({ type: () => true, limit: '20mb' }));
-  router.use((req, res) => {
-    send(res, engine.handle(toEmulatorRequest(req)));
+  // Raw bytes for every content type: OpenEMR itself decodes JSON bodies leniently, forms by hand, and
+  // documents arrive as multipart.
+  router.use(express.raw({ type: () => true, limit: '50mb' }));
+  router.use((req, res, next) => {
+    engine.handle(toEmulatorRequest(req)).then((out) => send(res, out), next);
   });
   Object.defineProperty(router, 'engine', { value: engine, enumerable: true });
   return router as OpenEmrEmulatorRouter;

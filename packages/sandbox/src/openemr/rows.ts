@@ -94,7 +94,7 @@ export function blankListRow(key: Pick<ListRow, 'id' | 'uuid' | 'pid' | 'type' |
     occurrence: '0',
     verification: 'confirmed',
     reaction: '',
-    severity_al: '',
+    severity_al: null,
     user: key.user,
     date: key.date,
   };

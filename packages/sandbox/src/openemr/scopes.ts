@@ -135,10 +135,16 @@ export function parseResourceScope(scope: string): ResourceScope | undefined {
 /**
  * True when the server knows `scope` (notes §2.5): base scopes, standard-API scopes within the server's
  * maximum permissions, FHIR read scopes and FHIR write scopes on Patient/Practitioner/Organization.
- * A malformed scope (e.g. letters out of order) is unknown: both map to `invalid_scope`.
+ * A malformed scope (e.g. letters out of order) is unknown: both map to `invalid_scope`. 7.0 knows only the
+ * v1 forms (`.read`/`.write`, recorded-7.0.1 files 01, 05); `system/` scopes exist only while the global
+ * `rest_system_scopes_api` is on (recorded-8.0.0 file 89).
  * @param scope - one scope string
+ * @param options - `v2`: SMART v2 letters known; `system`: system scopes enabled
  */
-export function isKnownScope(scope: string): boolean {
+export function isKnownScope(
+  scope: string,
+  options: { v2: boolean; system: boolean } = { v2: true, system: true },
+): boolean {
   if ((BASE_SCOPES as readonly string[]).includes(scope)) return true;
   let parsed: ResourceScope | undefined;
   try {
@@ -147,10 +153,15 @@ export function isKnownScope(scope: string): boolean {
     return false;
   }
   if (!parsed) return false;
+  if (parsed.context === 'system' && !options.system) return false;
+  if (!options.v2 && !/\.(read|write|\$[\w-]+)$/.test(scope.split('?')[0] ?? '')) return false;
   const perms = parsed.permissions;
   if (perms.startsWith('$')) return true;
   const standardMax = STANDARD_API_PERMISSIONS[parsed.resource];
-  if (standardMax !== undefined) return [...perms].every((p) => standardMax.includes(p));
+  // v1 `.read`/`.write` stand for any of their letters the resource has (7.0.1 registers user/patient.write).
+  const v1 = /\.(read|write)$/.test(scope);
+  if (standardMax !== undefined)
+    return v1 ? [...perms].some((p) => standardMax.includes(p)) : [...perms].every((p) => standardMax.includes(p));
   if ((FHIR_READ_RESOURCES as readonly string[]).includes(parsed.resource) || parsed.resource === '*') {
     const writable = (FHIR_WRITE_RESOURCES as readonly string[]).includes(parsed.resource);
     return [...perms].every((p) => p === 'r' || p === 's' || (writable && parsed.context !== 'patient'));
@@ -203,4 +214,42 @@ export function permissionFor(method: string, endsWithParam: boolean): string {
     default:
       return 's';
   }
+}
+
+/**
+ * The scopes OpenEMR lists as supported in its discovery documents, in its order (recorded-8.0.0 file 02):
+ * base scopes, FHIR v1 read scopes, FHIR writes, v2 scopes (8.x), standard-API v1 then v2 scopes (8.x).
+ * @param v2 - whether the release has SMART v2 scopes
+ */
+export function supportedScopes(v2: boolean): string[] {
+  const out = [
+    'openid',
+    'profile',
+    'name',
+    'address',
+    'given_name',
+    'family_name',
+    'nickname',
+    'phone',
+    'phone_verified',
+    'email',
+    'email_verified',
+    'offline_access',
+    'api:oemr',
+    'api:fhir',
+    'api:port',
+    'fhirUser',
+    'online_access',
+    'launch',
+    'launch/patient',
+  ];
+  for (const r of FHIR_READ_RESOURCES) out.push(`patient/${r}.read`, `user/${r}.read`);
+  for (const r of FHIR_WRITE_RESOURCES) out.push(`user/${r}.write`);
+  if (v2) for (const r of FHIR_READ_RESOURCES) out.push(`patient/${r}.rs`, `user/${r}.rs`);
+  for (const [r, max] of Object.entries(STANDARD_API_PERMISSIONS)) {
+    if (/[rs]/.test(max)) out.push(`user/${r}.read`);
+    if (/[cud]/.test(max)) out.push(`user/${r}.write`);
+  }
+  if (v2) for (const [r, max] of Object.entries(STANDARD_API_PERMISSIONS)) out.push(`user/${r}.${max}`);
+  return out;
 }

@@ -10,10 +10,53 @@ import { makeUuid } from './context.js';
 import { hashPassword } from './oauth.js';
 import { blankListRow, blankPatientRow, blankUserRow } from './rows.js';
 import type { OpenEmrStore } from './store.js';
+import type { OpenEmrVersion } from './context.js';
 import type { EncounterRow, ListRow, PatientRow, UserRow } from './types.js';
 
 /** The seeded API user for the password grant. */
 export const SEED_ADMIN = { username: 'admin', password: 'pass' } as const;
+
+/**
+ * The scopes the seeded client is registered for: what the CDSS uses (standard API, FHIR, documents), in
+ * the release's syntax (7.0 knows only SMART v1 `.read`/`.write`).
+ */
+function seedClientScopes(version: OpenEmrVersion): string[] {
+  const standard: [string, string][] = [
+    ['patient', 'crus'],
+    ['encounter', 'crus'],
+    ['vital', 'crus'],
+    ['soap_note', 'crus'],
+    ['medical_problem', 'cruds'],
+    ['allergy', 'cruds'],
+    ['medication', 'cruds'],
+    ['prescription', 'crds'],
+    ['procedure', 'rs'],
+    ['appointment', 'cruds'],
+    ['practitioner', 'crus'],
+    ['document', 'crs'],
+  ];
+  const fhir: [string, string][] = [
+    ['Patient', 'crus'],
+    ['Encounter', 'rs'],
+    ['Condition', 'rs'],
+    ['AllergyIntolerance', 'rs'],
+    ['MedicationRequest', 'rs'],
+    ['Observation', 'rs'],
+    ['Practitioner', 'crus'],
+    ['Organization', 'crus'],
+    ['DocumentReference', 'rs'],
+  ];
+  const v1 = (letters: string): string[] => [
+    ...(/[rs]/.test(letters) ? ['read'] : []),
+    ...(/[cud]/.test(letters) ? ['write'] : []),
+  ];
+  const scopes = ['openid', 'offline_access', 'api:oemr', 'api:fhir', 'fhirUser', 'user/Binary.read'];
+  for (const [r, l] of [...standard, ...fhir]) {
+    if (version === '7.0') for (const p of v1(l)) scopes.push(`user/${r}.${p}`);
+    else scopes.push(`user/${r}.${l}`);
+  }
+  return scopes;
+}
 
 /** The seeded, enabled confidential API client, registered for every scope the CDSS uses. */
 export const SEED_CLIENT = {
@@ -312,7 +355,10 @@ const PATIENTS: SeedPatient[] = [
  * @param store - the store (must be empty)
  * @param options - `extraPatients` adds that many plain generated patients (for paging tests and benchmarks)
  */
-export function seedOpenEmr(store: OpenEmrStore, options: { extraPatients?: number } = {}): void {
+export function seedOpenEmr(
+  store: OpenEmrStore,
+  options: { extraPatients?: number; version?: OpenEmrVersion } = {},
+): void {
   const t = store.tables;
   const now = '2025-11-01 08:00:00';
   const facility = {
@@ -373,32 +419,7 @@ export function seedOpenEmr(store: OpenEmrStore, options: { extraPatients?: numb
     is_enabled: true,
     redirect_uris: [SEED_CLIENT.redirectUri],
     grant_types: ['password', 'refresh_token', 'authorization_code'],
-    scope: [
-      'openid',
-      'offline_access',
-      'api:oemr',
-      'api:fhir',
-      'fhirUser',
-      'user/patient.crus',
-      'user/encounter.crus',
-      'user/vital.crus',
-      'user/soap_note.crus',
-      'user/medical_problem.cruds',
-      'user/allergy.cruds',
-      'user/medication.cruds',
-      'user/prescription.crds',
-      'user/procedure.rs',
-      'user/appointment.cruds',
-      'user/practitioner.crus',
-      'user/Patient.cruds',
-      'user/Encounter.rs',
-      'user/Condition.rs',
-      'user/AllergyIntolerance.rs',
-      'user/MedicationRequest.rs',
-      'user/Observation.rs',
-      'user/Practitioner.cruds',
-      'user/Organization.cruds',
-    ],
+    scope: seedClientScopes(options.version ?? '8.0'),
     token_endpoint_auth_method: 'client_secret_post',
     jwks: null,
     jwks_uri: null,

@@ -1,14 +1,20 @@
 /**
- * The standard API (`/apis/{site}/api/...`) as OpenEMR's code behaves (notes §3): the envelope on
- * modern controllers and raw bodies on legacy ones, numeric pid/eid routes beside uuid routes,
- * Particle validation messages keyed by field, 404 for empty legacy lists, pagination only on
- * `/api/patient`, and the 7.0 / 8.x status differences.
+ * The standard API (`/apis/{site}/api/...`) as a real OpenEMR answers it, per release (the exchanges in
+ * `shared/reference/openemr/recorded-*` first, notes §3 where they are silent): the envelope on modern
+ * controllers (`links: []` on 8.x, none on 7.0) and raw bodies on legacy ones, numeric pid/eid routes
+ * beside uuid routes, Particle validation messages keyed by field, 404 with no body for empty legacy
+ * lists, and each release's defects: 8.0.0's per-patient problem and allergy reads that answer nothing,
+ * vitals writes and medication deletes that answer 500 after storing, the medication list that fails
+ * once the API added a row, the prescription read that answers an SQL error page, the procedure list
+ * that answers 500; 7.0.1's ignored paging and impossible encounter updates.
  */
 import {
+  bodyText,
   columnText,
-  empty,
   envelope,
+  isKernel8,
   json,
+  kernelError,
   makeUuid,
   mysqlDate,
   mysqlDateTime,
@@ -18,27 +24,10 @@ import {
 } from './context.js';
 import { blankListRow, blankPatientRow, blankUserRow } from './rows.js';
 import { decodePhpBody, validateFields, type FieldRule, type ParticleErrors } from './validate.js';
-import type {
-  AppointmentRow,
-  EncounterRow,
-  ListRow,
-  PatientRow,
-  PrescriptionRow,
-  SoapNoteRow,
-  UserRow,
-  VitalRow,
-} from './types.js';
+import { CATEGORIES, ENCOUNTER_CLASSES, VITAL_DECIMALS, Views } from './views.js';
+import type { EncounterRow, ListRow, PatientRow, PrescriptionRow, UserRow, VitalRow, AppointmentRow } from './types.js';
 
 const SEX_LIST = ['Female', 'Male', 'UNK'];
-const ENCOUNTER_CLASSES: Record<string, string> = {
-  AMB: 'ambulatory',
-  EMER: 'emergency',
-  IMP: 'inpatient encounter',
-  ACUTE: 'inpatient acute',
-  OBSENC: 'observation encounter',
-  VR: 'virtual',
-  HH: 'home health',
-};
 const APPT_STATUSES = [
   '-',
   '*',
@@ -59,15 +48,6 @@ const APPT_STATUSES = [
   'SMS',
   'EMAIL',
 ];
-const CATEGORIES: Record<string, string> = {
-  '5': 'Office Visit',
-  '9': 'Established Patient',
-  '10': 'New Patient',
-  '12': 'Health and Behavioral Assessment',
-  '13': 'Preventive Care Services',
-  '14': 'Ophthalmological Services',
-  '15': 'Group Therapy',
-};
 
 const PATIENT_TEXT_COLUMNS = [
   'title',
@@ -97,53 +77,41 @@ const PATIENT_TEXT_COLUMNS = [
   'pubpid',
 ] as const;
 
+/** The patient validator names fields by their column (recorded-7.0.1 file 17: "fname must be provided …"). */
 function patientRules(forInsert: boolean): FieldRule[] {
   return [
-    { field: 'fname', label: 'First Name', required: forInsert, rules: [{ kind: 'lengthBetween', min: 1, max: 255 }] },
-    { field: 'lname', label: 'Last Name', required: forInsert, rules: [{ kind: 'lengthBetween', min: 2, max: 255 }] },
-    { field: 'sex', label: 'Sex', required: forInsert, rules: [{ kind: 'lengthBetween', min: 4, max: 30 }] },
-    { field: 'DOB', label: 'Date of Birth', required: forInsert, rules: [{ kind: 'datetime', format: 'Y-m-d' }] },
-    { field: 'email', label: 'Email', required: false, allowEmpty: true, rules: [{ kind: 'email' }] },
+    { field: 'fname', required: forInsert, rules: [{ kind: 'lengthBetween', min: 1, max: 255 }] },
+    { field: 'lname', required: forInsert, rules: [{ kind: 'lengthBetween', min: 2, max: 255 }] },
+    { field: 'sex', required: forInsert, rules: [{ kind: 'lengthBetween', min: 4, max: 30 }] },
+    { field: 'DOB', required: forInsert, rules: [{ kind: 'datetime', format: ['Y-m-d'] }] },
+    { field: 'email', required: false, allowEmpty: true, rules: [{ kind: 'email' }] },
   ];
 }
 
-const listRules = (dateFormat: 'Y-m-d' | 'Y-m-d H:i:s', requireBegdate: boolean): FieldRule[] => [
-  { field: 'title', label: 'Title', required: true, rules: [{ kind: 'lengthBetween', min: 2, max: 255 }] },
+const listRules = (dateFormats: readonly ('Y-m-d' | 'Y-m-d H:i:s')[], requireBegdate: boolean): FieldRule[] => [
+  { field: 'title', required: true, rules: [{ kind: 'lengthBetween', min: 2, max: 255 }] },
   {
     field: 'begdate',
-    label: 'Begin Date',
+    label: 'begdate',
     required: requireBegdate,
-    rules: [{ kind: 'datetime', format: dateFormat }],
+    rules: [{ kind: 'datetime', format: dateFormats }],
   },
   {
     field: 'enddate',
-    label: 'End Date',
+    label: 'enddate',
     required: false,
     allowEmpty: true,
-    rules: [{ kind: 'datetime', format: dateFormat }],
+    rules: [{ kind: 'datetime', format: dateFormats }],
   },
   {
     field: 'diagnosis',
-    label: 'Diagnosis',
     required: false,
     allowEmpty: true,
     rules: [{ kind: 'lengthBetween', min: 2, max: 255 }],
   },
 ];
 
-const VITAL_NUMERIC = [
-  'bps',
-  'bpd',
-  'weight',
-  'height',
-  'temperature',
-  'pulse',
-  'respiration',
-  'BMI',
-  'waist_circ',
-  'head_circ',
-  'oxygen_saturation',
-] as const;
+const VITAL_NUMERIC = ['bps', 'bpd', ...VITAL_DECIMALS] as const;
 const VITAL_TEXT = ['temp_method', 'note', 'BMI_status'] as const;
 const vitalRules: FieldRule[] = [
   ...VITAL_NUMERIC.map((field): FieldRule => ({
@@ -159,19 +127,6 @@ const vitalRules: FieldRule[] = [
     rules: [{ kind: 'lengthBetween', min: 1, max: 255 }],
   })),
 ];
-const VITAL_UNITS: Record<string, string> = {
-  bps: 'mm[Hg]',
-  bpd: 'mm[Hg]',
-  weight: 'lb',
-  height: 'in',
-  temperature: 'degF',
-  pulse: '/min',
-  respiration: '/min',
-  BMI: 'kg/m2',
-  waist_circ: 'in',
-  head_circ: 'in',
-  oxygen_saturation: '%',
-};
 
 const SOAP_FIELDS = ['subjective', 'objective', 'assessment', 'plan'] as const;
 const soapRules: FieldRule[] = SOAP_FIELDS.map((field): FieldRule => ({
@@ -180,31 +135,69 @@ const soapRules: FieldRule[] = SOAP_FIELDS.map((field): FieldRule => ({
   rules: [{ kind: 'lengthBetween', min: 2, max: 65535 }],
 }));
 
+/** Allergy columns 7.0.1 and 8.0.0 do not take from the API (not whitelisted: dropped, recorded). */
+const ALLERGY_UNLISTED = ['reaction', 'severity_al', 'verification'] as const;
+
 /** The standard API handlers. */
 export class StandardApi {
-  constructor(private readonly ctx: EngineContext) {}
+  readonly views: Views;
+
+  constructor(private readonly ctx: EngineContext) {
+    this.views = new Views(() => this.ctx.store.tables, ctx.version);
+  }
 
   private get t() {
     return this.ctx.store.tables;
+  }
+
+  private get k8(): boolean {
+    return isKernel8(this.ctx.version);
+  }
+
+  private get v80(): boolean {
+    return this.ctx.version === '8.0';
   }
 
   private now(): string {
     return mysqlDateTime(this.ctx.now());
   }
 
-  /** Status of an array-returning controller: 8.x always answers 200 (notes §3.3). */
+  private env(
+    status: number,
+    data: unknown,
+    options: { validationErrors?: Record<string, unknown>; links?: Record<string, string> } = {},
+  ): EmulatorResponse {
+    return envelope(this.ctx.version, status, data, options);
+  }
+
+  /**
+   * The `links` 8.x puts on unpaged lists: the site address with the query (PHP turns `.` into `_`), `site`,
+   * `_offset` and `_count=0` (recorded files 20, 46).
+   */
+  private listLinks(
+    origin: string,
+    query: URLSearchParams = new URLSearchParams(),
+  ): Record<string, string> | undefined {
+    if (!this.k8) return undefined;
+    const params = [...query]
+      .map(([k, v]) => `${encodeURIComponent(k.replace(/\./g, '_'))}=${encodeURIComponent(v)}&`)
+      .join('');
+    return { first: `${origin}?${params}site=${this.ctx.site}&_offset=0&_count=0` };
+  }
+
+  /** Status of an array-returning controller: 8.x always answers 200 (notes §3.3; recorded file 24). */
   private arrayStatus(status: number): number {
-    return this.ctx.version === '8' ? 200 : status;
+    return this.k8 ? 200 : status;
   }
 
-  /** Status of a legacy raw controller's validation failure: 400 on 7.0, 200 on 8.x (notes §3.3). */
+  /** A legacy controller's validation failure: the bare Particle object, 400 on 7.0, 200 on 8.x. */
   private legacyInvalid(errors: ParticleErrors): EmulatorResponse {
-    return json(this.ctx.version === '8' ? 200 : 400, errors);
+    return json(this.k8 ? 200 : 400, errors);
   }
 
-  /** The empty result of a legacy list: 404 with an empty body (8.x) or `null` (7.0). */
+  /** The empty result of a legacy route: 404 with an empty body (recorded on 8.0.0 and 7.0.1, file 25 / 31). */
   private legacyEmpty(): EmulatorResponse {
-    return this.ctx.version === '8' ? empty(404) : json(404, null);
+    return { status: 404, headers: { 'content-type': this.k8 ? 'text/html; charset=utf-8' : 'application/json' } };
   }
 
   /** A legacy raw list: the rows, or {@link StandardApi.legacyEmpty} when there are none. */
@@ -226,12 +219,12 @@ export class StandardApi {
 
   /** The answer of a per-patient modern route whose `puuid` names no patient. */
   private unknownPatient(params: Record<string, string>): EmulatorResponse {
-    return envelope(this.arrayStatus(400), [], { validationErrors: this.unknownUuid('puuid', params['puuid'] ?? '') });
+    return this.env(this.arrayStatus(400), [], { validationErrors: this.unknownUuid('puuid', params['puuid'] ?? '') });
   }
 
   // ------------------------------------------------------------------ patient
 
-  /** `GET /api/patient` with search, `_sort`, `_limit`/`_maxresults`, `_offset`. */
+  /** `GET /api/patient` with search, `_sort`, `_limit`/`_maxresults`, `_offset` (ignored by 7.0.1). */
   listPatients({ query, req }: RouteInput): EmulatorResponse {
     const contains = ['fname', 'lname', 'street', 'city', 'state', 'postal_code'];
     const exact = [
@@ -280,7 +273,7 @@ export class StandardApi {
       ]);
       for (const key of keys) {
         if (!allowed.has(key.k)) {
-          return envelope(400, [], { validationErrors: { _sort: `The sort field ${key.k} is not supported` } });
+          return this.env(400, [], { validationErrors: { _sort: `The sort field ${key.k} is not supported` } });
         }
       }
       rows = [...rows].sort((a, b) => {
@@ -294,71 +287,73 @@ export class StandardApi {
         return 0;
       });
     } else {
-      rows = [...rows].sort((a, b) => Number(a.id) - Number(b.id));
+      rows = [...rows].sort((a, b) => Number(a.pid) - Number(b.pid));
     }
-    const limitText = query.get('_limit') ?? (this.ctx.version === '8' ? query.get('_maxresults') : null);
+    // 7.0.1 ignores _limit and _offset and answers every match, without links (recorded file 13).
+    if (!this.k8)
+      return this.env(
+        200,
+        rows.map((r) => this.views.patient(r)),
+      );
+    const limitText = query.get('_limit') ?? query.get('_maxresults');
     const offset = Math.max(0, Number.parseInt(query.get('_offset') ?? '0', 10) || 0);
     let limit = Math.max(0, Number.parseInt(limitText ?? '0', 10) || 0);
     if (limit > 200) limit = 200;
-    if (limit === 0)
-      return envelope(
-        200,
-        rows.slice(offset).map((r) => this.patientView(r)),
-      );
-    // The server fetches limit+1 rows to know whether there is a next page. 7.0.x returns all of
-    // them (openemr/openemr#8128); 8.x trims to the limit.
-    const fetched = rows.slice(offset, offset + limit + 1);
-    const hasNext = fetched.length > limit;
-    const page = this.ctx.version === '7.0' ? fetched : fetched.slice(0, limit);
-    // The generated links use `_count`, which the standard API never reads (notes §3.2).
-    const self = `${req.origin}/apis/${this.ctx.site}/api/patient?`;
-    const links: Record<string, string> = { first: `${self}_offset=0&_count=${limit}` };
-    if (offset > 0) links['previous'] = `${self}_offset=${Math.max(0, offset - limit)}&_count=${limit}`;
-    if (hasNext) links['next'] = `${self}_offset=${offset + limit}&_count=${limit}`;
-    return envelope(
+    // The generated links have the site address (no path), the search fields, and `_count`, which the
+    // standard API never reads (recorded files 14, 15).
+    const search = new URLSearchParams(
+      [...query].filter(([k]) => !['_limit', '_maxresults', '_offset', '_sort'].includes(k)),
+    );
+    const link = (at: number): string => `${req.origin}?${search.toString()}&_offset=${at}&_count=${limit}`;
+    const fetched = limit === 0 ? rows.slice(offset) : rows.slice(offset, offset + limit + 1);
+    const page = limit === 0 ? fetched : fetched.slice(0, limit);
+    const links: Record<string, string> = { first: link(0) };
+    if (limit > 0 && offset > 0) links['previous'] = link(Math.max(0, offset - limit));
+    if (limit > 0 && fetched.length > limit) links['next'] = link(offset + limit);
+    return this.env(
       200,
-      page.map((r) => this.patientView(r)),
+      page.map((r) => this.views.patient(r)),
       { links },
     );
   }
 
-  private patientView(row: PatientRow): Record<string, unknown> {
-    return { ...row, suffix: '', previous_names: [] };
-  }
-
-  /** `GET /api/patient/{puuid}`: 400 with `validationErrors.uuid` for an unknown uuid (notes §3.3). */
+  /** `GET /api/patient/{puuid}`: 400 with `validationErrors.uuid` for an unknown uuid (file 17). */
   getPatient({ params }: RouteInput): EmulatorResponse {
     const row = this.patientByUuid(params['puuid'] ?? '');
-    if (!row) return envelope(400, [], { validationErrors: this.unknownUuid('uuid', params['puuid'] ?? '') });
-    return envelope(200, this.patientView(row));
+    if (!row) return this.env(400, [], { validationErrors: this.unknownUuid('uuid', params['puuid'] ?? '') });
+    return this.env(200, this.views.patient(row));
   }
 
-  /** `POST /api/patient`: 201 `{pid, uuid}`. */
+  /** `POST /api/patient`: 201 `{pid, uuid}` (file 11). */
   createPatient({ req, user }: RouteInput): EmulatorResponse {
-    const body = decodePhpBody(req.body);
+    const body = decodePhpBody(bodyText(req));
     const errors = validateFields(body, patientRules(true));
-    if (Object.keys(errors).length > 0) return envelope(400, [], { validationErrors: errors });
+    if (Object.keys(errors).length > 0) return this.env(400, [], { validationErrors: errors });
     const id = this.ctx.store.nextId('patient_data.id');
     const pid = this.ctx.store.nextId('patient_data.pid');
     const row = blankPatientRow(String(id), String(pid), makeUuid(), this.now());
     this.applyPatient(row, body);
     if (row.pubpid === '') row.pubpid = String(pid);
-    row.providerID = user?.id ?? null;
+    // 8.0.0 records no author (created_by 0, updated_by null); 7.0.1 the API user (recorded files 12 / 10).
+    row['created_by'] = this.k8 ? '0' : (user?.id ?? '0');
+    row['updated_by'] = this.k8 ? null : (user?.id ?? null);
     this.t.patients.push(row);
     this.ctx.store.touch('patients');
-    return envelope(201, { pid, uuid: row.uuid });
+    return this.env(201, { pid, uuid: row.uuid });
   }
 
-  /** `PUT /api/patient/{puuid}`: partial update; 200 with the full record. */
+  /** `PUT /api/patient/{puuid}`: partial update; 200 with the full record (file 13). */
   updatePatient({ req, params }: RouteInput): EmulatorResponse {
-    const row = this.patientByUuid(params['puuid'] ?? '');
-    const body = decodePhpBody(req.body);
+    const key = params['puuid'] ?? '';
+    const row = this.patientByUuid(key);
+    const body = decodePhpBody(bodyText(req));
     const errors: Record<string, unknown> = validateFields(body, patientRules(false));
-    if (!row) Object.assign(errors, this.unknownUuid('uuid', params['puuid'] ?? ''));
-    if (Object.keys(errors).length > 0 || !row) return envelope(400, [], { validationErrors: errors });
+    // An unknown uuid is keyed by the uuid itself on updates (file 18).
+    if (!row) errors['uuid'] = { [key]: `UUID ${key} does not exist` };
+    if (Object.keys(errors).length > 0 || !row) return this.env(400, [], { validationErrors: errors });
     this.applyPatient(row, body);
     this.ctx.store.touch('patients');
-    return envelope(200, this.patientView(row));
+    return this.env(200, this.views.patient(row));
   }
 
   private applyPatient(row: PatientRow, body: Record<string, unknown>): void {
@@ -366,68 +361,23 @@ export class StandardApi {
       if (column in body) row[column] = columnText(body[column]) ?? '';
     }
     row.date = this.now();
+    row['last_updated'] = row.date;
   }
 
   // ---------------------------------------------------------------- encounter
 
-  private encounterView(e: EncounterRow): Record<string, unknown> {
-    const patient = this.patientByPid(e.pid);
-    const facility = this.t.facilities.find((f) => f.id === e.facility_id);
-    const billing = this.t.facilities.find((f) => f.id === e.billing_facility);
-    const provider = this.t.users.find((u) => u.id === e.provider_id);
-    return {
-      id: e.id,
-      eid: e.encounter,
-      euuid: e.uuid,
-      encounter: e.encounter,
-      date: e.date,
-      reason: e.reason,
-      onset_date: e.onset_date,
-      sensitivity: e.sensitivity,
-      billing_note: null,
-      pc_catid: e.pc_catid,
-      pc_catname: CATEGORIES[e.pc_catid] ?? null,
-      last_level_billed: '0',
-      last_level_closed: '0',
-      last_stmt_date: null,
-      stmt_count: '0',
-      supervisor_id: '0',
-      invoice_refno: '',
-      referral_source: e.referral_source,
-      billing_facility: e.billing_facility,
-      external_id: e.external_id,
-      last_update: e.last_update,
-      pos_code: e.pos_code,
-      class_code: e.class_code,
-      class_title: ENCOUNTER_CLASSES[e.class_code] ?? null,
-      pid: e.pid,
-      puuid: patient?.uuid ?? null,
-      facility_id: e.facility_id,
-      facility_uuid: facility?.uuid ?? null,
-      facility_name: facility?.name ?? e.facility,
-      billing_facility_id: e.billing_facility,
-      billing_facility_uuid: billing?.uuid ?? null,
-      billing_facility_name: billing?.name ?? null,
-      provider_id: e.provider_id,
-      provider_uuid: provider?.uuid ?? null,
-      provider_username: provider?.username ?? null,
-      referring_provider_id: '0',
-      ordering_provider_id: '0',
-      discharge_disposition: null,
-    };
-  }
-
-  /** `GET /api/patient/{puuid}/encounter`, newest (highest eid) first. */
-  listEncounters({ params }: RouteInput): EmulatorResponse {
+  /** `GET /api/patient/{puuid}/encounter`, newest (highest eid) first (file 20; empty: file 23). */
+  listEncounters({ params, req }: RouteInput): EmulatorResponse {
     const patient = this.patientByUuid(params['puuid'] ?? '');
     if (!patient) return this.unknownPatient(params);
     const rows = this.t.encounters
       .filter((e) => e.pid === patient.pid)
       .sort((a, b) => Number(b.encounter) - Number(a.encounter));
-    // 7.0: an empty list is a 404 with the envelope; 8.x answers 200 (notes §3.3).
-    return envelope(
-      rows.length === 0 ? this.arrayStatus(404) : 200,
-      rows.map((e) => this.encounterView(e)),
+    if (rows.length === 0) return this.env(this.arrayStatus(404), []);
+    return this.env(
+      200,
+      rows.map((e) => this.views.encounter(e)),
+      { links: this.listLinks(req.origin) },
     );
   }
 
@@ -436,8 +386,8 @@ export class StandardApi {
     const patient = this.patientByUuid(params['puuid'] ?? '');
     const row = patient && this.t.encounters.find((e) => e.uuid === params['euuid'] && e.pid === patient.pid);
     if (!patient) return this.unknownPatient(params);
-    if (!row) return envelope(this.arrayStatus(404), []);
-    return envelope(200, this.encounterView(row));
+    if (!row) return this.env(this.arrayStatus(404), []);
+    return this.env(200, this.views.encounter(row));
   }
 
   /** Adds Particle's callback error when a given `facility_id` names no facility (encounters, practitioners). */
@@ -457,24 +407,18 @@ export class StandardApi {
         rules: [{ kind: 'inList', values: Object.keys(CATEGORIES) }],
       },
       {
-        field: 'class_code',
-        label: 'class_code',
-        required: insert,
-        rules: [{ kind: 'inList', values: Object.keys(ENCOUNTER_CLASSES) }],
-      },
-      {
         field: 'date',
         label: 'date',
         required: false,
         allowEmpty: true,
-        rules: [{ kind: 'datetime', format: 'Y-m-d' }],
+        rules: [{ kind: 'datetime', format: ['Y-m-d'] }],
       },
       {
         field: 'onset_date',
         label: 'onset_date',
         required: false,
         allowEmpty: true,
-        rules: [{ kind: 'datetime', format: 'Y-m-d' }],
+        rules: [{ kind: 'datetime', format: ['Y-m-d'] }],
       },
       {
         field: 'sensitivity',
@@ -484,7 +428,29 @@ export class StandardApi {
         rules: [{ kind: 'inList', values: ['normal', 'high'] }],
       },
     ];
+    if (!insert) {
+      // The update validator requires who makes the change (recorded on 8.0.0 file 21 and 7.0.1 file 20).
+      rules.push({
+        field: 'user',
+        label: 'user',
+        required: true,
+        rules: [{ kind: 'lengthBetween', min: 1, max: 255 }],
+      });
+      rules.push({
+        field: 'group',
+        label: 'group',
+        required: true,
+        rules: [{ kind: 'lengthBetween', min: 1, max: 255 }],
+      });
+    }
     const errors = validateFields(body, rules);
+    const classCode = columnText(body['class_code']);
+    if ((insert || classCode !== null) && (classCode === null || !(classCode in ENCOUNTER_CLASSES))) {
+      errors['class_code'] =
+        classCode === null && insert
+          ? { 'Required::NON_EXISTENT_KEY': 'class_code must be provided, but does not exist' }
+          : { 'Callback::INVALID_VALUE': 'class code is invalid' };
+    }
     this.checkFacility(body, errors);
     return errors;
   }
@@ -505,27 +471,29 @@ export class StandardApi {
       'external_id',
       'provider_id',
       'billing_facility',
+      'user',
+      'group',
     ] as const) {
       if (k in body) row[k] = text(k) ?? '';
     }
     if ('facility_id' in body) {
-      row.facility_id = text('facility_id') ?? '';
+      row.facility_id = text('facility_id');
       row.facility = this.t.facilities.find((f) => f.id === row.facility_id)?.name ?? row.facility;
     }
     row.last_update = this.now();
   }
 
-  /** `POST /api/patient/{puuid}/encounter`. */
+  /** `POST /api/patient/{puuid}/encounter`: 8.x answers 200 with the record (file 19), 7.0 201 `{encounter, uuid}`. */
   createEncounter({ req, params, user }: RouteInput): EmulatorResponse {
     const patient = this.patientByUuid(params['puuid'] ?? '');
-    const body = decodePhpBody(req.body);
+    const body = decodePhpBody(bodyText(req));
     const errors: Record<string, unknown> = this.encounterErrors(body, true);
     if (!patient) Object.assign(errors, this.unknownUuid('puuid', params['puuid'] ?? ''));
     if (Object.keys(errors).length > 0 || !patient)
-      return envelope(this.arrayStatus(400), [], { validationErrors: errors });
+      return this.env(this.arrayStatus(400), [], { validationErrors: errors });
     const id = this.ctx.store.nextId('form_encounter.id');
     const encounter = this.ctx.store.nextId('sequences.encounter');
-    const facility = this.t.facilities[0];
+    // A create that names no facility or provider stores NULL and 0 (recorded file 19).
     const row: EncounterRow = {
       id: String(id),
       uuid: makeUuid(),
@@ -534,16 +502,16 @@ export class StandardApi {
       date: `${mysqlDate(this.ctx.now())} 00:00:00`,
       onset_date: null,
       reason: '',
-      facility: facility?.name ?? '',
-      facility_id: facility?.id ?? '',
-      billing_facility: facility?.id ?? '',
-      sensitivity: 'normal',
+      facility: '',
+      facility_id: null,
+      billing_facility: '0',
+      sensitivity: '',
       referral_source: '',
       pos_code: '',
       external_id: '',
       pc_catid: '',
       class_code: '',
-      provider_id: user?.id ?? '',
+      provider_id: '0',
       user: user?.username ?? '',
       group: 'Default',
       last_update: this.now(),
@@ -551,21 +519,28 @@ export class StandardApi {
     this.applyEncounter(row, body);
     this.t.encounters.push(row);
     this.ctx.store.touch('encounters');
-    return envelope(this.arrayStatus(201), this.encounterView(row));
+    if (!this.k8) return this.env(201, { encounter: Number(row.encounter), uuid: row.uuid });
+    // The create answer has the encounter number once more (file 19; lists and updates do not, files 20, 22).
+    return this.env(200, { ...this.views.encounter(row), encounter: Number(row.encounter) });
   }
 
-  /** `PUT /api/patient/{puuid}/encounter/{euuid}`: partial update. */
+  /**
+   * `PUT /api/patient/{puuid}/encounter/{euuid}`: `user` and `group` required (8.x: 200 with the errors, file 21);
+   * 7.0.1 answers 400 without them and 500 with an empty body with them (a fatal typo in its validator).
+   */
   updateEncounter({ req, params }: RouteInput): EmulatorResponse {
     const patient = this.patientByUuid(params['puuid'] ?? '');
     const row = patient && this.t.encounters.find((e) => e.uuid === params['euuid'] && e.pid === patient.pid);
-    const body = decodePhpBody(req.body);
+    const body = decodePhpBody(bodyText(req));
     const errors: Record<string, unknown> = this.encounterErrors(body, false);
+    if (!this.k8 && !('user' in errors))
+      return { status: 500, headers: { 'content-type': 'text/html; charset=utf-8' } };
     if (!row) Object.assign(errors, this.unknownUuid('euuid', params['euuid'] ?? ''));
     if (Object.keys(errors).length > 0 || !row)
-      return envelope(this.arrayStatus(400), [], { validationErrors: errors });
+      return this.env(this.arrayStatus(400), [], { validationErrors: errors });
     this.applyEncounter(row, body);
     this.ctx.store.touch('encounters');
-    return envelope(200, this.encounterView(row));
+    return this.env(200, this.views.encounter(row));
   }
 
   // -------------------------------------------------------- vitals / soap
@@ -574,28 +549,21 @@ export class StandardApi {
     return this.t.encounters.find((e) => e.pid === pid && e.encounter === eid);
   }
 
-  private vitalView(v: VitalRow): Record<string, unknown> {
-    const view: Record<string, unknown> = { ...v };
-    for (const [k, unit] of Object.entries(VITAL_UNITS)) view[`${k}_unit`] = unit;
-    view['details'] = [];
-    return view;
-  }
-
-  /** `GET /api/patient/{pid}/encounter/{eid}/vital`: 404 when empty. */
+  /** `GET /api/patient/{pid}/encounter/{eid}/vital`: 404 with no body when empty (file 25). */
   listVitals({ params }: RouteInput): EmulatorResponse {
     const rows = this.t.vitals.filter((v) => v.pid === params['pid'] && v.eid === params['eid'] && v.activity === '1');
-    return this.legacyRows(rows.map((v) => this.vitalView(v)));
+    return this.legacyRows(rows.map((v) => this.views.vital(v)));
   }
 
   /** `GET /api/patient/{pid}/encounter/{eid}/vital/{vid}`. */
   getVital({ params }: RouteInput): EmulatorResponse {
     const row = this.t.vitals.find((v) => v.pid === params['pid'] && v.eid === params['eid'] && v.id === params['vid']);
-    return row ? json(200, this.vitalView(row)) : this.legacyEmpty();
+    return row ? json(200, this.views.vital(row)) : this.legacyEmpty();
   }
 
-  /** `POST /api/patient/{pid}/encounter/{eid}/vital`: 201 `{vid, fid}`. */
+  /** `POST …/vital`: 201 `{vid, fid}`; 8.0.0 stores the row and answers 500 (file 26). */
   createVital({ req, params, user }: RouteInput): EmulatorResponse {
-    const body = decodePhpBody(req.body);
+    const body = decodePhpBody(bodyText(req));
     const errors = validateFields(body, vitalRules);
     if (Object.keys(errors).length > 0) return this.legacyInvalid(errors);
     if (!this.encounterByNumbers(params['pid'] ?? '', params['eid'] ?? '')) return this.legacyEmpty();
@@ -628,14 +596,22 @@ export class StandardApi {
       oxygen_saturation: null,
     };
     for (const k of [...VITAL_NUMERIC, ...VITAL_TEXT]) if (k in body) row[k] = columnText(body[k]);
+    if (this.v80) row.uuid = null;
     this.t.vitals.push(row);
     this.ctx.store.touch('vitals');
+    if (this.v80) {
+      return kernelError(
+        this.ctx.version,
+        500,
+        'Cannot assign null to property OpenEMR\\Services\\VitalsCalculatedService::$authUserId of type int',
+      );
+    }
     return json(201, { vid, fid });
   }
 
-  /** `PUT /api/patient/{pid}/encounter/{eid}/vital/{vid}`: 200 `{vid}`, 404 when not in that encounter. */
+  /** `PUT …/vital/{vid}`: 200 `{vid}`; 8.0.0 stores the change and answers 500 (file 28). */
   updateVital({ req, params }: RouteInput): EmulatorResponse {
-    const body = decodePhpBody(req.body);
+    const body = decodePhpBody(bodyText(req));
     const errors = validateFields(body, vitalRules);
     if (Object.keys(errors).length > 0) return this.legacyInvalid(errors);
     const row = this.t.vitals.find((v) => v.pid === params['pid'] && v.eid === params['eid'] && v.id === params['vid']);
@@ -643,15 +619,32 @@ export class StandardApi {
     for (const k of [...VITAL_NUMERIC, ...VITAL_TEXT]) if (k in body) row[k] = columnText(body[k]);
     row.date = this.now();
     this.ctx.store.touch('vitals');
+    if (this.v80) {
+      return kernelError(
+        this.ctx.version,
+        500,
+        "Failed to execute statement. Error: Column 'target_uuid' cannot be null Statement: INSERT INTO `uuid_mapping`(`uuid`,`resource`,`table`,`target_uuid`,`created`,`resource_path`) VALUES (?, ?, ?, ?, NOW(), ?)",
+      );
+    }
     return json(200, { vid: row.id });
   }
 
-  /** `GET …/soap_note`: 404 when empty. */
+  /**
+   * `GET …/soap_note`: 404 when empty. A note is listed once more for every other form of the encounter with
+   * the same form id (the `forms` join matches on the form id only: the vitals form on 8.0.0, file 30, and
+   * the encounter's own form on 7.0.1, file 36).
+   */
   listSoapNotes({ params }: RouteInput): EmulatorResponse {
     const rows = this.t.soapNotes.filter(
       (s) => s.pid === params['pid'] && s.eid === params['eid'] && s.activity === '1',
     );
-    return this.legacyRows(rows);
+    const out: unknown[] = [];
+    for (const s of rows) {
+      const collisions = this.t.vitals.filter((v) => v.pid === s.pid && v.eid === s.eid && v.id === s.id).length;
+      const encounterForm = this.t.encounters.some((e) => e.pid === s.pid && e.encounter === s.eid && e.id === s.id);
+      for (let i = 0; i <= collisions + (encounterForm ? 1 : 0); i++) out.push(this.views.soap(s));
+    }
+    return this.legacyRows(out);
   }
 
   /** `GET …/soap_note/{sid}`. */
@@ -659,18 +652,18 @@ export class StandardApi {
     const row = this.t.soapNotes.find(
       (s) => s.pid === params['pid'] && s.eid === params['eid'] && s.id === params['sid'],
     );
-    return row ? json(200, row) : this.legacyEmpty();
+    return row ? json(200, this.views.soap(row)) : this.legacyEmpty();
   }
 
-  /** `POST …/soap_note`: 201 `{sid, fid}`; omitted fields are stored as NULL. */
+  /** `POST …/soap_note`: 201 `{sid, fid}` (file 29); omitted parts are stored as NULL. */
   createSoapNote({ req, params, user }: RouteInput): EmulatorResponse {
-    const body = decodePhpBody(req.body);
+    const body = decodePhpBody(bodyText(req));
     const errors = validateFields(body, soapRules);
     if (Object.keys(errors).length > 0) return this.legacyInvalid(errors);
     if (!this.encounterByNumbers(params['pid'] ?? '', params['eid'] ?? '')) return this.legacyEmpty();
     const sid = this.ctx.store.nextId('form_soap.id');
     const fid = this.ctx.store.nextId('forms.id');
-    const row: SoapNoteRow = {
+    this.t.soapNotes.push({
       id: String(sid),
       fid: String(fid),
       pid: params['pid'] ?? '',
@@ -678,22 +671,20 @@ export class StandardApi {
       date: this.now(),
       user: user?.username ?? '',
       groupname: 'Default',
-      authorized: '1',
+      authorized: '0',
       activity: '1',
-      subjective: null,
-      objective: null,
-      assessment: null,
-      plan: null,
-    };
-    for (const k of SOAP_FIELDS) row[k] = columnText(body[k]);
-    this.t.soapNotes.push(row);
+      subjective: columnText(body['subjective']),
+      objective: columnText(body['objective']),
+      assessment: columnText(body['assessment']),
+      plan: columnText(body['plan']),
+    });
     this.ctx.store.touch('soapNotes');
     return json(201, { sid, fid });
   }
 
-  /** `PUT …/soap_note/{sid}`: overwrites all four fields (omitted ones become NULL). */
+  /** `PUT …/soap_note/{sid}`: overwrites all four parts (omitted ones become NULL); 200 `{sid: "<id>"}` (file 31). */
   updateSoapNote({ req, params }: RouteInput): EmulatorResponse {
-    const body = decodePhpBody(req.body);
+    const body = decodePhpBody(bodyText(req));
     const errors = validateFields(body, soapRules);
     if (Object.keys(errors).length > 0) return this.legacyInvalid(errors);
     const row = this.t.soapNotes.find(
@@ -708,194 +699,222 @@ export class StandardApi {
 
   // ------------------------------------------------- lists (problems, allergies)
 
-  private listView(row: ListRow): Record<string, unknown> {
-    const patient = this.patientByPid(row.pid);
-    return {
-      ...row,
-      patient_id: row.pid,
-      puuid: patient?.uuid ?? null,
-      condition_uuid: row.type === 'medical_problem' ? row.uuid : undefined,
-      allergy_uuid: row.type === 'allergy' ? row.uuid : undefined,
-      encounter_uuid: null,
-      verification_title: row.verification === 'confirmed' ? 'Confirmed' : 'Unconfirmed',
-    };
-  }
-
-  private newListRow(
-    type: ListRow['type'],
-    pid: string,
-    body: Record<string, unknown>,
-    user: UserRow | undefined,
-  ): ListRow {
+  private newListRow(type: ListRow['type'], pid: string, body: Record<string, unknown>): ListRow {
     const row = blankListRow({
       id: String(this.ctx.store.nextId('lists.id')),
       uuid: makeUuid(),
       pid,
       type,
-      user: user?.username ?? '',
+      user: null,
       date: this.now(),
     });
+    row.verification = '';
     this.applyList(row, body);
     return row;
   }
 
+  /** The columns a list write takes: allergy details are not whitelisted before 8.2 (recorded). */
+  private listColumns(type: ListRow['type']): readonly string[] {
+    const base = ['title', 'diagnosis', 'begdate', 'enddate', 'comments', 'outcome', 'occurrence'];
+    return type === 'allergy' && this.ctx.version === '8.2' ? [...base, ...ALLERGY_UNLISTED] : base;
+  }
+
   private applyList(row: ListRow, body: Record<string, unknown>): void {
-    for (const k of [
-      'title',
-      'diagnosis',
-      'reaction',
-      'severity_al',
-      'verification',
-      'outcome',
-      'occurrence',
-    ] as const) {
-      if (k in body) row[k] = columnText(body[k]) ?? '';
-    }
-    for (const k of ['begdate', 'enddate', 'comments'] as const) {
-      if (k in body) {
-        const v = columnText(body[k]);
-        row[k] = v === '' ? null : v;
-      }
+    for (const k of this.listColumns(row.type)) {
+      if (!(k in body)) continue;
+      const v = columnText(body[k]);
+      if (k === 'begdate' || k === 'enddate' || k === 'comments' || k === 'severity_al') row[k] = v === '' ? null : v;
+      else if (
+        k === 'title' ||
+        k === 'diagnosis' ||
+        k === 'outcome' ||
+        k === 'occurrence' ||
+        k === 'reaction' ||
+        k === 'verification'
+      )
+        row[k] = v ?? '';
     }
     row.date = this.now();
   }
 
-  /** `GET /api/{type}`: every patient's rows; query parameters are ignored (openemr/openemr#11608). */
+  private issues(type: 'medical_problem' | 'allergy'): ListRow[] {
+    return this.t.lists.filter((l) => l.type === type && l.activity === '1');
+  }
+
+  /** `GET /api/{type}`: every patient's rows; query parameters are ignored (file 35). */
   listAllIssues(type: 'medical_problem' | 'allergy'): (input: RouteInput) => EmulatorResponse {
-    return () =>
-      envelope(
+    return ({ req }) =>
+      this.env(
         200,
-        this.t.lists.filter((l) => l.type === type && l.activity === '1').map((l) => this.listView(l)),
+        this.issues(type).map((l) => this.views.issue(l)),
+        { links: this.listLinks(req.origin) },
       );
   }
 
   /** `GET /api/{type}/{uuid}`. */
   getIssueGlobal(type: 'medical_problem' | 'allergy', param: string): (input: RouteInput) => EmulatorResponse {
     return ({ params }) => {
-      const row = this.t.lists.find((l) => l.type === type && l.uuid === params[param]);
-      return row ? envelope(200, this.listView(row)) : envelope(this.arrayStatus(404), []);
+      const row = this.issues(type).find((l) => l.uuid === params[param]);
+      return row ? this.env(200, this.views.issue(row)) : this.env(this.arrayStatus(404), []);
     };
+  }
+
+  /**
+   * Whether the per-patient read of `type` answers nothing for rows that exist: problems and allergies on
+   * 8.0.0 (files 33, 34), allergies on 7.0.1 (file 29; its per-patient problem list works, file 25).
+   */
+  private perPatientBroken(type: 'medical_problem' | 'allergy'): boolean {
+    return this.v80 || (this.ctx.version === '7.0' && type === 'allergy');
   }
 
   /** `GET /api/patient/{puuid}/{type}`. */
   listIssues(type: 'medical_problem' | 'allergy'): (input: RouteInput) => EmulatorResponse {
-    return ({ params }) => {
+    return ({ params, req }) => {
       const patient = this.patientByUuid(params['puuid'] ?? '');
       if (!patient) return this.unknownPatient(params);
-      // Up to 7.0.3 these per-patient routes returned nothing (openemr/openemr#6242, #10827).
-      if (this.ctx.version === '7.0') return envelope(200, []);
-      const rows = this.t.lists.filter((l) => l.type === type && l.pid === patient.pid && l.activity === '1');
-      return envelope(
+      const links = this.listLinks(req.origin);
+      if (this.perPatientBroken(type)) return this.env(200, [], { links });
+      const rows = this.issues(type).filter((l) => l.pid === patient.pid);
+      return this.env(
         200,
-        rows.map((l) => this.listView(l)),
+        rows.map((l) => this.views.issue(l)),
+        { links },
       );
     };
   }
 
-  /** `GET /api/patient/{puuid}/{type}/{uuid}`. */
+  /** `GET /api/patient/{puuid}/{type}/{uuid}`: `data: []` on 8.0.0 and 7.0.1 for existing rows (file 34). */
   getIssue(type: 'medical_problem' | 'allergy', param: string): (input: RouteInput) => EmulatorResponse {
-    return ({ params }) => {
+    return ({ params, req }) => {
       const patient = this.patientByUuid(params['puuid'] ?? '');
-      const row =
-        patient && this.t.lists.find((l) => l.type === type && l.pid === patient.pid && l.uuid === params[param]);
-      if (this.ctx.version === '7.0') return envelope(404, []); // empty in 7.0.x, as the list above
-      return row ? envelope(200, this.listView(row)) : envelope(this.arrayStatus(404), []);
+      const row = patient && this.issues(type).find((l) => l.pid === patient.pid && l.uuid === params[param]);
+      if (this.ctx.version !== '8.2') return this.env(200, [], { links: this.listLinks(req.origin) });
+      return row ? this.env(200, this.views.issue(row)) : this.env(this.arrayStatus(404), []);
     };
   }
 
-  /** `POST /api/patient/{puuid}/{type}`: problems need `title` and `begdate` (`Y-m-d`); allergies only `title`. */
+  /** `POST /api/patient/{puuid}/{type}`: problems need `title` and `begdate`, allergies `title`; 200 on 8.x (file 32). */
   createIssue(type: 'medical_problem' | 'allergy'): (input: RouteInput) => EmulatorResponse {
-    return ({ req, params, user }) => {
+    return ({ req, params }) => {
       const patient = this.patientByUuid(params['puuid'] ?? '');
-      const body = decodePhpBody(req.body);
-      const errors: Record<string, unknown> = validateFields(body, listRules('Y-m-d', type === 'medical_problem'));
+      const body = decodePhpBody(bodyText(req));
+      const errors: Record<string, unknown> = validateFields(body, listRules(['Y-m-d'], type === 'medical_problem'));
       if (!patient) Object.assign(errors, this.unknownUuid('puuid', params['puuid'] ?? ''));
       if (Object.keys(errors).length > 0 || !patient)
-        return envelope(this.arrayStatus(400), [], { validationErrors: errors });
-      const row = this.newListRow(type, patient.pid, body, user);
+        return this.env(this.arrayStatus(400), [], { validationErrors: errors });
+      const row = this.newListRow(type, patient.pid, body);
       this.t.lists.push(row);
       this.ctx.store.touch('lists');
-      return envelope(this.arrayStatus(201), { id: Number(row.id), uuid: row.uuid });
+      return this.env(this.arrayStatus(201), { id: Number(row.id), uuid: row.uuid });
     };
   }
 
-  /** `PUT /api/patient/{puuid}/{type}/{uuid}`: partial update. */
+  /**
+   * `PUT /api/patient/{puuid}/{type}/{uuid}`: partial update. On 8.0.0 an update of only fields that are not
+   * whitelisted leaves nothing to write and answers 500 (file 39).
+   */
   updateIssue(type: 'medical_problem' | 'allergy', param: string): (input: RouteInput) => EmulatorResponse {
     return ({ req, params }) => {
       const patient = this.patientByUuid(params['puuid'] ?? '');
-      const row =
-        patient && this.t.lists.find((l) => l.type === type && l.pid === patient.pid && l.uuid === params[param]);
-      const body = decodePhpBody(req.body);
-      const rules = listRules('Y-m-d', false).map((r) => ({ ...r, required: false }));
+      const row = patient && this.issues(type).find((l) => l.pid === patient.pid && l.uuid === params[param]);
+      const body = decodePhpBody(bodyText(req));
+      const rules = listRules(['Y-m-d'], false).map((r) => ({ ...r, required: false }));
       const errors: Record<string, unknown> = validateFields(body, rules);
       if (!row) Object.assign(errors, this.unknownUuid(param, params[param] ?? ''));
       if (Object.keys(errors).length > 0 || !row)
-        return envelope(this.arrayStatus(400), [], { validationErrors: errors });
+        return this.env(this.arrayStatus(400), [], { validationErrors: errors });
+      if (this.v80 && !Object.keys(body).some((k) => this.listColumns(type).includes(k))) {
+        return kernelError(
+          this.ctx.version,
+          500,
+          'count(): Argument #1 ($value) must be of type Countable|array, string given',
+        );
+      }
       this.applyList(row, body);
       this.ctx.store.touch('lists');
-      return envelope(200, this.listView(row));
+      return this.env(200, this.views.issue(row));
     };
   }
 
-  /** `DELETE /api/patient/{puuid}/{type}/{uuid}`. */
+  /** `DELETE /api/patient/{puuid}/{type}/{uuid}`: an unknown uuid answers 200 `{UUID: [...]}` on 8.x (file 37). */
   deleteIssue(type: 'medical_problem' | 'allergy', param: string): (input: RouteInput) => EmulatorResponse {
     return ({ params }) => {
       const patient = this.patientByUuid(params['puuid'] ?? '');
       const index = patient
         ? this.t.lists.findIndex((l) => l.type === type && l.pid === patient.pid && l.uuid === params[param])
         : -1;
-      if (index < 0)
-        return envelope(this.arrayStatus(400), [], { validationErrors: this.unknownUuid(param, params[param] ?? '') });
+      if (index < 0) {
+        return this.k8
+          ? this.env(200, [], { validationErrors: { UUID: ['invalid or nonexisting value'] } })
+          : this.env(400, [], { validationErrors: this.unknownUuid(param, params[param] ?? '') });
+      }
       this.t.lists.splice(index, 1);
       this.ctx.store.touch('lists');
-      return envelope(200, []);
+      return this.env(200, []);
     };
   }
 
   // --------------------------------------------------------------- medication
 
+  /** Medication dates: 7.0.1 takes `Y-m-d` only (file 32), 8.x a date-time too (file 40). */
   private medicationRules(insert: boolean): FieldRule[] {
-    // Legacy list controllers validate dates as `Y-m-d H:i:s` (notes §3.4), unlike problems/allergies.
-    return listRules('Y-m-d H:i:s', insert).map((r) => ({ ...r, required: insert && r.required }));
+    const formats = this.k8 ? (['Y-m-d H:i:s', 'Y-m-d'] as const) : (['Y-m-d'] as const);
+    // 8.x needs the whole record in an update too (file 42).
+    return listRules(formats, insert || this.k8).map((r) => ({
+      ...r,
+      required: r.field === 'title' ? insert || this.k8 : insert && r.required,
+    }));
   }
 
-  /** `GET /api/patient/{pid}/medication`: raw array, 404 when none. */
+  private medications(pid: string): ListRow[] {
+    return this.t.lists.filter((l) => l.type === 'medication' && l.pid === pid && l.activity === '1');
+  }
+
+  /** `GET /api/patient/{pid}/medication`: 404 when none (7.0.1 file 31); 8.0.0 answers 500 once the API added one (file 41). */
   listMedications({ params }: RouteInput): EmulatorResponse {
-    const rows = this.t.lists.filter((l) => l.type === 'medication' && l.pid === params['pid'] && l.activity === '1');
-    return this.legacyRows(rows);
+    const rows = this.medications(params['pid'] ?? '');
+    if (rows.some((r) => r.uuid === null)) {
+      return kernelError(
+        this.ctx.version,
+        500,
+        'Ramsey\\Uuid\\Uuid::fromBytes(): Argument #1 ($bytes) must be of type string, null given, called in /var/www/openemr/src/Common/Uuid/UuidRegistry.php on line 287',
+      );
+    }
+    return this.legacyRows(rows.map((r) => this.views.medication(r)));
   }
 
   /** `GET /api/patient/{pid}/medication/{mid}`. */
   getMedication({ params }: RouteInput): EmulatorResponse {
-    const row = this.t.lists.find((l) => l.type === 'medication' && l.pid === params['pid'] && l.id === params['mid']);
-    return row ? json(200, row) : this.legacyEmpty();
+    const row = this.medications(params['pid'] ?? '').find((l) => l.id === params['mid']);
+    return row ? json(200, this.views.medication(row)) : this.legacyEmpty();
   }
 
-  /** `POST /api/patient/{pid}/medication`: 201 `{id}`. */
-  createMedication({ req, params, user }: RouteInput): EmulatorResponse {
-    const body = decodePhpBody(req.body);
+  /** `POST /api/patient/{pid}/medication`: 201 `{id}` (file 40); 8.0.0 registers no uuid for the row. */
+  createMedication({ req, params }: RouteInput): EmulatorResponse {
+    const body = decodePhpBody(bodyText(req));
     const errors = validateFields(body, this.medicationRules(true));
     if (Object.keys(errors).length > 0) return this.legacyInvalid(errors);
     if (!this.patientByPid(params['pid'] ?? '')) return this.legacyEmpty();
-    const row = this.newListRow('medication', params['pid'] ?? '', body, user);
+    const row = this.newListRow('medication', params['pid'] ?? '', body);
+    if (this.v80) row.uuid = null;
     this.t.lists.push(row);
     this.ctx.store.touch('lists');
     return json(201, { id: Number(row.id) });
   }
 
-  /** `PUT /api/patient/{pid}/medication/{mid}`: 200 `{id}`. */
+  /** `PUT /api/patient/{pid}/medication/{mid}`: 200 `{id}`; 8.x wants the whole record (file 42). */
   updateMedication({ req, params }: RouteInput): EmulatorResponse {
-    const body = decodePhpBody(req.body);
+    const body = decodePhpBody(bodyText(req));
     const errors = validateFields(body, this.medicationRules(false));
     if (Object.keys(errors).length > 0) return this.legacyInvalid(errors);
-    const row = this.t.lists.find((l) => l.type === 'medication' && l.pid === params['pid'] && l.id === params['mid']);
+    const row = this.medications(params['pid'] ?? '').find((l) => l.id === params['mid']);
     if (!row) return this.legacyEmpty();
     this.applyList(row, body);
     this.ctx.store.touch('lists');
     return json(200, { id: Number(row.id) });
   }
 
-  /** `DELETE /api/patient/{pid}/medication/{mid}`: `true`. */
+  /** `DELETE /api/patient/{pid}/medication/{mid}`: `true`; 8.0.0 deletes and answers 500 (file 44). */
   deleteMedication({ params }: RouteInput): EmulatorResponse {
     const index = this.t.lists.findIndex(
       (l) => l.type === 'medication' && l.pid === params['pid'] && l.id === params['mid'],
@@ -903,62 +922,61 @@ export class StandardApi {
     if (index < 0) return this.legacyEmpty();
     this.t.lists.splice(index, 1);
     this.ctx.store.touch('lists');
+    if (this.v80) {
+      return kernelError(
+        this.ctx.version,
+        500,
+        'RestControllerHelper::getResponseForPayload() expects a string, array, numeric, or JsonSerializable object, bool given.',
+      );
+    }
     return json(200, true);
   }
 
   // ------------------------------------------------------------- prescription
 
-  private prescriptionView(r: PrescriptionRow): Record<string, unknown> {
-    const patient = this.patientByPid(r.pid);
-    const encounter = this.t.encounters.find((e) => e.encounter === r.encounter);
-    const provider = this.t.users.find((u) => u.id === r.provider_id);
-    return {
-      ...r,
-      puuid: patient?.uuid ?? null,
-      euuid: encounter?.uuid ?? null,
-      pruuid: provider?.uuid ?? null,
-      drug_uuid: null,
-      source_table: 'prescriptions',
-    };
+  /** `GET /api/prescription`: prescriptions and medication-list entries (file 46), by `patient.uuid`. */
+  listPrescriptions({ query, req }: RouteInput): EmulatorResponse {
+    const patientUuid = query.get('patient.uuid');
+    const patient = patientUuid === null ? undefined : this.patientByUuid(patientUuid);
+    const mine = (pid: string): boolean => patientUuid === null || pid === patient?.pid;
+    const rows = [
+      ...this.t.prescriptions.filter((r) => r.active === '1' && mine(r.pid)).map((r) => this.views.prescription(r)),
+      ...this.t.lists
+        .filter((l) => l.type === 'medication' && l.activity === '1' && mine(l.pid))
+        .map((l) => this.views.prescriptionFromList(l)),
+    ];
+    return this.env(200, rows, { links: this.listLinks(req.origin, query) });
   }
 
-  /** `GET /api/prescription`, filtered by `patient.uuid` and exact column matches. */
-  listPrescriptions({ query }: RouteInput): EmulatorResponse {
-    let rows = this.t.prescriptions.filter((r) => r.active === '1');
-    for (const [key, value] of query) {
-      if (key === 'patient.uuid') {
-        const patient = this.patientByUuid(value);
-        rows = rows.filter((r) => r.pid === patient?.pid);
-      } else if (key in (rows[0] ?? {})) {
-        rows = rows.filter((r) => (r as unknown as Record<string, unknown>)[key] === value);
-      }
-    }
-    return envelope(
-      200,
-      rows.map((r) => this.prescriptionView(r)),
-    );
-  }
-
-  /** `GET /api/prescription/{uuid}`: 404 when not found. */
+  /** `GET /api/prescription/{uuid}`: 8.0.0 answers an SQL error page with 200 (file 47). */
   getPrescription({ params }: RouteInput): EmulatorResponse {
+    if (this.v80) {
+      return {
+        status: 200,
+        headers: { 'content-type': 'text/html; charset=utf-8' },
+        body:
+          'SQL Statement failed on preparation: SELECT combined_prescriptions.uuid FROM ( … ) combined_prescriptions ' +
+          "WHERE combined_prescriptions.uuid = ?' Error: Unknown column '_id' in 'where clause'",
+      };
+    }
     const row = this.t.prescriptions.find((r) => r.uuid === params['uuid'] && r.active === '1');
-    return row ? envelope(200, this.prescriptionView(row)) : envelope(404, []);
+    return row ? this.env(200, this.views.prescription(row)) : this.env(404, []);
   }
 
-  /** `POST /api/prescription` (8.x): `drug` and numeric `patient_id` required; 201 `{id, uuid}`. */
+  /** `POST /api/prescription` (8.2 only): `drug` and numeric `patient_id` required; 201 `{id, uuid}`. */
   createPrescription({ req, user }: RouteInput): EmulatorResponse {
-    const body = decodePhpBody(req.body);
+    const body = decodePhpBody(bodyText(req));
     const errors: Record<string, unknown> = validateFields(body, [
       { field: 'drug', label: 'Drug', required: true, rules: [{ kind: 'lengthBetween', min: 1, max: 150 }] },
       { field: 'patient_id', label: 'Patient Id', required: true, rules: [{ kind: 'numeric' }] },
       { field: 'quantity', required: false, allowEmpty: true, rules: [{ kind: 'lengthBetween', min: 1, max: 31 }] },
       { field: 'dosage', required: false, allowEmpty: true, rules: [{ kind: 'lengthBetween', min: 1, max: 100 }] },
-      { field: 'start_date', required: false, allowEmpty: true, rules: [{ kind: 'datetime', format: 'Y-m-d' }] },
+      { field: 'start_date', required: false, allowEmpty: true, rules: [{ kind: 'datetime', format: ['Y-m-d'] }] },
     ]);
     const pid = columnText(body['patient_id']) ?? '';
     if (!('patient_id' in errors) && !this.patientByPid(pid))
       errors['patient_id'] = { 'Callback::INVALID_VALUE': 'Patient Id must be an existing patient' };
-    if (Object.keys(errors).length > 0) return envelope(400, [], { validationErrors: errors });
+    if (Object.keys(errors).length > 0) return this.env(400, [], { validationErrors: errors });
     const id = this.ctx.store.nextId('prescriptions.id');
     const text = (k: string): string => columnText(body[k]) ?? '';
     const row: PrescriptionRow = {
@@ -982,16 +1000,16 @@ export class StandardApi {
     };
     this.t.prescriptions.push(row);
     this.ctx.store.touch('prescriptions');
-    return envelope(201, { id, uuid: row.uuid });
+    return this.env(201, { id, uuid: row.uuid });
   }
 
-  /** `DELETE /api/prescription/{uuid}` (8.x): soft delete. */
+  /** `DELETE /api/prescription/{uuid}` (8.2 only): soft delete. */
   deletePrescription({ params }: RouteInput): EmulatorResponse {
     const row = this.t.prescriptions.find((r) => r.uuid === params['uuid'] && r.active === '1');
-    if (!row) return envelope(404, []);
+    if (!row) return this.env(404, []);
     row.active = '0';
     this.ctx.store.touch('prescriptions');
-    return envelope(200, []);
+    return this.env(200, []);
   }
 
   // ---------------------------------------------------------------- procedure
@@ -1001,9 +1019,21 @@ export class StandardApi {
     return { ...p, puuid: patient?.uuid ?? null };
   }
 
-  /** `GET /api/procedure`: every patient's orders, no filters honoured. */
+  /** `GET /api/procedure`: every patient's orders, no filters honoured; 8.0.0 answers 500 (file 48). */
   listProcedures(): EmulatorResponse {
-    return envelope(
+    if (this.v80) {
+      return {
+        status: 500,
+        headers: { 'content-type': 'application/json' },
+        body:
+          "<h2><font color='red'>Query Error</font></h2><p><font color='red'>ERROR:</font> query failed: SELECT DISTINCT " +
+          'porder.uuid … LEFT JOIN WHERE porder.activity = 1 ORDER BY porder.date_ordered DESC</p><p>Error: ' +
+          "<font color='red'>You have an error in your SQL syntax; check the manual that corresponds to your MariaDB " +
+          "server version for the right syntax to use near 'WHERE porder.activity = 1 ORDER BY porder.date_ordered DESC' " +
+          'at line 31</font></p>{"error":"An error occurred","message":"Object of class OpenEMR\\\\Core\\\\OEGlobalsBag could not be converted to string","code":0}',
+      };
+    }
+    return this.env(
       200,
       this.t.procedures.map((p) => this.procedureView(p)),
     );
@@ -1012,7 +1042,7 @@ export class StandardApi {
   /** `GET /api/procedure/{uuid}`. */
   getProcedure({ params }: RouteInput): EmulatorResponse {
     const row = this.t.procedures.find((p) => p.uuid === params['uuid']);
-    return row ? envelope(200, this.procedureView(row)) : envelope(this.arrayStatus(404), []);
+    return row ? this.env(200, this.procedureView(row)) : this.env(this.arrayStatus(404), []);
   }
 
   // -------------------------------------------------------------- appointment
@@ -1046,32 +1076,46 @@ export class StandardApi {
 
   /** `GET /api/appointment/{eid}`: an array of one row. */
   getAppointmentGlobal({ params }: RouteInput): EmulatorResponse {
-    const rows = this.t.appointments.filter((a) => a.pc_eid === params['eid']);
-    return this.legacyRows(rows.map((a) => this.appointmentView(a)));
+    return this.legacyRows(
+      this.t.appointments.filter((a) => a.pc_eid === params['eid']).map((a) => this.appointmentView(a)),
+    );
   }
 
   /** `GET /api/patient/{pid}/appointment`: 404 when none. */
   listAppointments({ params }: RouteInput): EmulatorResponse {
-    const rows = this.t.appointments.filter((a) => a.pid === params['pid']);
-    return this.legacyRows(rows.map((a) => this.appointmentView(a)));
+    return this.legacyRows(
+      this.t.appointments.filter((a) => a.pid === params['pid']).map((a) => this.appointmentView(a)),
+    );
   }
 
   /** `GET /api/patient/{pid}/appointment/{eid}`: an array of one row. */
   getAppointment({ params }: RouteInput): EmulatorResponse {
-    const rows = this.t.appointments.filter((a) => a.pid === params['pid'] && a.pc_eid === params['eid']);
-    return this.legacyRows(rows.map((a) => this.appointmentView(a)));
+    return this.legacyRows(
+      this.t.appointments
+        .filter((a) => a.pid === params['pid'] && a.pc_eid === params['eid'])
+        .map((a) => this.appointmentView(a)),
+    );
   }
 
-  /** `POST /api/patient/{pid}/appointment`: all nine fields required, `pc_startTime` exactly `HH:MM`; 200 `{id}`. */
+  /**
+   * `POST /api/patient/{pid}/appointment`: nine fields required, `pc_startTime` exactly `HH:MM`, and on 8.x a
+   * non-empty `pc_hometext` (file 49); 200 `{id}`.
+   */
   createAppointment({ req, params }: RouteInput): EmulatorResponse {
-    const body = decodePhpBody(req.body);
+    const body = decodePhpBody(bodyText(req));
     const errors = validateFields(body, [
       { field: 'pc_catid', required: true, rules: [{ kind: 'numeric' }] },
       { field: 'pc_title', required: true, rules: [{ kind: 'lengthBetween', min: 2, max: 150 }] },
       { field: 'pc_duration', required: true, rules: [{ kind: 'numeric' }] },
-      { field: 'pc_hometext', required: true, allowEmpty: true, rules: [{ kind: 'lengthBetween', min: 0, max: null }] },
+      {
+        field: 'pc_hometext',
+        label: 'pc hometext',
+        required: true,
+        allowEmpty: !this.k8,
+        rules: [{ kind: 'lengthBetween', min: 0, max: null }],
+      },
       { field: 'pc_apptstatus', required: true, rules: [{ kind: 'inList', values: APPT_STATUSES }] },
-      { field: 'pc_eventDate', required: true, rules: [{ kind: 'datetime', format: 'Y-m-d' }] },
+      { field: 'pc_eventDate', required: true, rules: [{ kind: 'datetime', format: ['Y-m-d'] }] },
       { field: 'pc_startTime', required: true, rules: [{ kind: 'length', length: 5 }] },
       { field: 'pc_facility', required: true, rules: [{ kind: 'numeric' }] },
       { field: 'pc_billing_location', required: true, rules: [{ kind: 'numeric' }] },
@@ -1090,7 +1134,7 @@ export class StandardApi {
     const endMinutes = (h ?? 0) * 60 + (m ?? 0) + Math.round(duration / 60);
     const end = `${String(Math.floor(endMinutes / 60) % 24).padStart(2, '0')}:${String(endMinutes % 60).padStart(2, '0')}:00`;
     const text = (k: string): string => columnText(body[k]) ?? '';
-    const row: AppointmentRow = {
+    this.t.appointments.push({
       pc_eid: String(id),
       pc_uuid: makeUuid(),
       pid: params['pid'] ?? '',
@@ -1105,8 +1149,7 @@ export class StandardApi {
       pc_endTime: end,
       pc_facility: text('pc_facility'),
       pc_billing_location: text('pc_billing_location'),
-    };
-    this.t.appointments.push(row);
+    });
     this.ctx.store.touch('appointments');
     return json(200, { id });
   }
@@ -1126,11 +1169,16 @@ export class StandardApi {
   practitionerView(u: UserRow): Record<string, unknown> {
     const { password: _password, ...rest } = u;
     const facility = this.t.facilities.find((f) => f.id === u.facility_id);
-    return { ...rest, facility: facility?.name ?? null, facility_uuid: facility?.uuid ?? null };
+    return { ...rest, id: Number(u.id), facility: facility?.name ?? null, facility_uuid: facility?.uuid ?? null };
   }
 
   private practitioners(): UserRow[] {
     return this.t.users.filter((u) => u.npi !== '');
+  }
+
+  /** A practitioner as a read can find it: 8.0.0 cannot show one without a username (file 52). */
+  private readablePractitioner(uuid: string): UserRow | undefined {
+    return this.practitioners().find((u) => u.uuid === uuid && !(this.v80 && u.username === ''));
   }
 
   /** `GET /api/practitioner`, exact match on any column given. */
@@ -1152,18 +1200,18 @@ export class StandardApi {
     const rows = this.practitioners().filter((u) =>
       [...query].every(([k, v]) => !searchable.includes(k) || (u as unknown as Record<string, unknown>)[k] === v),
     );
-    return envelope(
+    return this.env(
       200,
       rows.map((u) => this.practitionerView(u)),
     );
   }
 
-  /** `GET /api/practitioner/{pruuid}`. */
+  /** `GET /api/practitioner/{pruuid}`: 8.0.0 answers 404 `data: []` for one without a username (file 52). */
   getPractitioner({ params }: RouteInput): EmulatorResponse {
-    const row = this.practitioners().find((u) => u.uuid === params['pruuid']);
-    return row
-      ? envelope(200, this.practitionerView(row))
-      : envelope(400, [], { validationErrors: this.unknownUuid('uuid', params['pruuid'] ?? '') });
+    const row = this.readablePractitioner(params['pruuid'] ?? '');
+    if (row) return this.env(200, this.practitionerView(row));
+    if (this.v80 && this.practitioners().some((u) => u.uuid === params['pruuid'])) return this.env(404, []);
+    return this.env(400, [], { validationErrors: this.unknownUuid('uuid', params['pruuid'] ?? '') });
   }
 
   private practitionerErrors(body: Record<string, unknown>, insert: boolean): Record<string, unknown> {
@@ -1200,46 +1248,55 @@ export class StandardApi {
     if ('facility_id' in body) row.facility_id = columnText(body['facility_id']);
   }
 
-  /** `POST /api/practitioner`: 201 `{id, uuid}`. */
+  /** `POST /api/practitioner`: 201 `{id, uuid}` (file 51); the user has no username. */
   createPractitioner({ req }: RouteInput): EmulatorResponse {
-    const body = decodePhpBody(req.body);
+    const body = decodePhpBody(bodyText(req));
     const errors = this.practitionerErrors(body, true);
-    if (Object.keys(errors).length > 0) return envelope(400, [], { validationErrors: errors });
+    if (Object.keys(errors).length > 0) return this.env(400, [], { validationErrors: errors });
     const id = this.ctx.store.nextId('users.id');
     const row = blankUserRow(String(id), makeUuid());
     this.applyPractitioner(row, body);
     this.t.users.push(row);
     this.ctx.store.touch('users');
-    return envelope(201, { id, uuid: row.uuid });
+    return this.env(201, { id, uuid: row.uuid });
   }
 
-  /** `PUT /api/practitioner/{pruuid}`: 200 with the updated record. */
+  /** `PUT /api/practitioner/{pruuid}`: 200 with the record; 8.0.0 answers `data: []` (file 53). */
   updatePractitioner({ req, params }: RouteInput): EmulatorResponse {
     const row = this.practitioners().find((u) => u.uuid === params['pruuid']);
-    const body = decodePhpBody(req.body);
+    const body = decodePhpBody(bodyText(req));
     const errors = this.practitionerErrors(body, false);
     if (!row) Object.assign(errors, this.unknownUuid('uuid', params['pruuid'] ?? ''));
-    if (Object.keys(errors).length > 0 || !row) return envelope(400, [], { validationErrors: errors });
+    if (Object.keys(errors).length > 0 || !row) return this.env(400, [], { validationErrors: errors });
     this.applyPractitioner(row, body);
     this.ctx.store.touch('users');
-    return envelope(200, this.practitionerView(row));
+    return this.env(200, this.v80 ? [] : this.practitionerView(row));
   }
 
   // --------------------------------------------------------------------- misc
 
-  /** `GET /api/version` (no auth). */
+  /** `GET /api/version` (no auth): the `version` table row. */
   version(): EmulatorResponse {
-    return json(
-      200,
-      this.ctx.version === '8'
-        ? { version: '8.0.0', v_major: '8', v_minor: '0', v_patch: '0' }
-        : { version: '7.0.2', v_major: '7', v_minor: '0', v_patch: '2' },
-    );
+    const [major, minor, patch] = { '7.0': ['7', '0', '1'], '8.0': ['8', '0', '0'], '8.2': ['8', '2', '0'] }[
+      this.ctx.version
+    ];
+    return json(200, {
+      v_major: major,
+      v_minor: minor,
+      v_patch: patch,
+      v_realpatch: '0',
+      v_tag: this.ctx.version === '8.2' ? '-dev' : '',
+      v_database: this.ctx.version === '7.0' ? '497' : this.ctx.version === '8.0' ? '531' : '541',
+      v_acl: '12',
+    });
   }
 
   /** `GET /api/product` (no auth). */
   product(): EmulatorResponse {
-    return json(200, { name: 'OpenEMR', version: this.ctx.version === '8' ? '8.0.0' : '7.0.2' });
+    return json(200, {
+      name: 'OpenEMR',
+      version: { '7.0': '7.0.1', '8.0': '8.0.0', '8.2': '8.2.0-dev' }[this.ctx.version],
+    });
   }
 
   /** `GET /api/list/{list_name}`: raw `list_options` rows. */

@@ -9,6 +9,8 @@ import { join } from 'node:path';
 import type {
   AppointmentRow,
   EncounterRow,
+  CategoryRow,
+  DocumentRow,
   FacilityRow,
   ListRow,
   OAuthClientRow,
@@ -36,6 +38,10 @@ export interface OpenEmrTables {
   facilities: FacilityRow[];
   clients: OAuthClientRow[];
   tokens: TokenRow[];
+  categories: CategoryRow[];
+  documents: DocumentRow[];
+  /** OpenEMR's `globals` the emulator honours (e.g. `rest_system_scopes_api`). */
+  globals: Record<string, string>;
 }
 
 /** Names of the tables, in a stable order. */
@@ -53,6 +59,9 @@ export const TABLE_NAMES = [
   'facilities',
   'clients',
   'tokens',
+  'categories',
+  'documents',
+  'globals',
 ] as const satisfies readonly (keyof OpenEmrTables)[];
 
 /** A table name. */
@@ -74,6 +83,9 @@ export function emptyTables(): OpenEmrTables {
     facilities: [],
     clients: [],
     tokens: [],
+    categories: [],
+    documents: [],
+    globals: {},
   };
 }
 

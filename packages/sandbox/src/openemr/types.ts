@@ -50,7 +50,8 @@ export interface EncounterRow {
   onset_date: string | null;
   reason: string;
   facility: string;
-  facility_id: string;
+  /** `null` when the create named none (8.0.0 stores NULL, recorded). */
+  facility_id: string | null;
   billing_facility: string;
   sensitivity: string;
   referral_source: string;
@@ -79,7 +80,8 @@ export interface FormRow {
 
 /** A row of `form_vitals`. */
 export interface VitalRow extends FormRow {
-  uuid: string;
+  /** `null` for vitals 8.0.0 stored while answering 500 (it registers no uuid, recorded file 26). */
+  uuid: string | null;
   bps: string | null;
   bpd: string | null;
   weight: string | null;
@@ -107,7 +109,8 @@ export interface SoapNoteRow extends FormRow {
 /** A row of `lists`: medical problems, allergies, medications, surgeries and dental issues. */
 export interface ListRow {
   id: string;
-  uuid: string;
+  /** `null` for medications added through 8.0.0's API (it registers no uuid: its list then fails, recorded). */
+  uuid: string | null;
   pid: string;
   type: 'medical_problem' | 'allergy' | 'medication' | 'surgery' | 'dental';
   title: string;
@@ -120,8 +123,9 @@ export interface ListRow {
   occurrence: string;
   verification: string;
   reaction: string;
-  severity_al: string;
-  user: string;
+  severity_al: string | null;
+  /** The author; `null` for rows added through the API (recorded). */
+  user: string | null;
   date: string;
 }
 
@@ -212,6 +216,8 @@ export interface FacilityRow {
   postal_code: string;
   country_code: string;
   facility_npi: string;
+  /** The facility's address row (`facility_location_uuid` in encounters). */
+  location_uuid?: string;
 }
 
 /** A registered OAuth2 client (`oauth_clients`). */
@@ -233,6 +239,35 @@ export interface OAuthClientRow {
   dsi_type: string;
   contacts: string[];
   created: number;
+  /** The app's launch URL (EHR launch). */
+  initiate_login_uri?: string | null;
+  /** Admin setting "Skip EHR Launch Authorization Flow" (recorded-8.0.0 file 87). */
+  skip_ehr_launch_authorization_flow?: boolean;
+}
+
+/** A document category (`categories`): a tree under the root `Categories`. */
+export interface CategoryRow {
+  id: string;
+  name: string;
+  parent: string;
+}
+
+/** A patient document (`documents`), with its bytes. */
+export interface DocumentRow {
+  id: string;
+  uuid: string;
+  pid: string;
+  category_id: string;
+  /** The file name as uploaded. */
+  name: string;
+  mimetype: string;
+  size: number;
+  /** SHA3-512 of the content, hex (what OpenEMR lists as `hash`). */
+  hash: string;
+  docdate: string;
+  date: string;
+  /** The content, base64. */
+  content: string;
 }
 
 /** An issued token or authorization code (`api_token` / `api_refresh_token` / codes). */
@@ -249,4 +284,8 @@ export interface TokenRow {
   code_challenge?: string | null;
   code_challenge_method?: string | null;
   redirect_uri?: string | null;
+  /** The grant an access and a refresh token were issued together in (a refresh revokes that access token). */
+  grant?: string | undefined;
+  /** SMART launch context granted with the code (and kept on the tokens issued from it). */
+  context?: { patient?: string; encounter?: string; intent?: string; needPatientBanner?: boolean } | null;
 }

@@ -11,7 +11,7 @@ export type ParticleErrors = Record<string, Record<string, string>>;
 export type Rule =
   | { kind: 'lengthBetween'; min: number; max: number | null }
   | { kind: 'length'; length: number }
-  | { kind: 'datetime'; format: 'Y-m-d' | 'Y-m-d H:i:s' }
+  | { kind: 'datetime'; format: readonly ('Y-m-d' | 'Y-m-d H:i:s')[] }
   | { kind: 'numeric' }
   | { kind: 'email' }
   | { kind: 'inList'; values: readonly string[] };
@@ -105,7 +105,9 @@ function check(rule: Rule, text: string, name: string): Record<string, string> |
         ? undefined
         : { 'Length::TOO_SHORT': `${name} must be ${rule.length} characters long` };
     case 'datetime':
-      return validDate(text, rule.format) ? undefined : { 'Datetime::INVALID_VALUE': `${name} must be a valid date` };
+      return rule.format.some((f) => validDate(text, f))
+        ? undefined
+        : { 'DateTime::INVALID_VALUE': `${name} must be a valid date` };
     case 'numeric':
       return /^-?\d+(\.\d+)?$/.test(text.trim()) ? undefined : { 'Numeric::NOT_NUMERIC': `${name} must be numeric` };
     case 'email':

@@ -1,8 +1,8 @@
 import { OpenEmrEngine, SEED_ADMIN, SEED_CLIENT } from '@cdss/sandbox';
 import { setupServer } from 'msw/node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CDSS_SCOPES, createOpenEmrClient } from './index.js';
-import { createOpenEmrHandlers } from './testing.js';
+import { CDSS_SCOPES, createOpenEmrClient } from '../src/index.js';
+import { createOpenEmrHandlers } from '../src/testing.js';
 
 describe('@cdss/openemr-client/testing (msw handlers backed by the emulator)', () => {
   const calls: string[] = [];

@@ -17,6 +17,9 @@ const ex = (over: Partial<Exchange>): Exchange => ({
   ...over,
 });
 
+/** The profile a spec document is checked as (the 8 document is the 8.2.0-dev code). */
+const profileOf = (spec: '8' | '7.0'): '8.2' | '7.0' => (spec === '8' ? '8.2' : '7.0');
+
 describe.each(['8', '7.0'] as const)('OpenAPI validator (%s spec)', (version) => {
   const spec = specFor(version);
 
@@ -40,20 +43,20 @@ describe.each(['8', '7.0'] as const)('OpenAPI validator (%s spec)', (version) =>
     const violations = spec.check(bad).filter((v) => v.side === 'request');
     expect(violations).toHaveLength(1);
     expect(violations[0]?.errors?.[0]?.instancePath).toBe('/sex');
-    expect(explain(violations[0] as never, bad, version)).toBeUndefined();
+    expect(explain(violations[0] as never, bad, profileOf(version))).toBeUndefined();
     const missing = ex({ method: 'POST', requestBody: JSON.stringify({ fname: 'A' }), status: 201 });
-    expect(spec.check(missing).some((v) => v.side === 'request' && explain(v, missing, version) === undefined)).toBe(
-      true,
-    );
+    expect(
+      spec.check(missing).some((v) => v.side === 'request' && explain(v, missing, profileOf(version)) === undefined),
+    ).toBe(true);
   });
 
   it('catches undeclared statuses and response bodies that break the schema', () => {
     const teapot = ex({ status: 418 });
     expect(spec.check(teapot)[0]?.kind).toBe('undeclared-status');
-    expect(explain(spec.check(teapot)[0] as never, teapot, version)).toBeUndefined();
+    expect(explain(spec.check(teapot)[0] as never, teapot, profileOf(version))).toBeUndefined();
     const wrong = ex({ responseBody: JSON.stringify({ validationErrors: [], internalErrors: 'boom', data: [] }) });
     const v = spec.check(wrong);
     expect(v[0]?.kind).toBe('response-body');
-    expect(explain(v[0] as never, wrong, version)).toBeUndefined();
+    expect(explain(v[0] as never, wrong, profileOf(version))).toBeUndefined();
   });
 });
