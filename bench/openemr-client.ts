@@ -1,7 +1,7 @@
 /**
  * Patient reads/s through @cdss/openemr-client (OAuth2 token, envelope + zod parse) vs bare axios, same OpenEMR emulator.
  *
- * The sandbox's OpenEMR emulator core (8.x profile, in-memory, seeded) runs in a child process on 127.0.0.1:0.
+ * The sandbox's OpenEMR emulator core (8.0 profile, in-memory, seeded) runs in a child process on 127.0.0.1:0.
  * Both sides read the same seeded patients by uuid (`GET /apis/default/api/patient/{puuid}`) with the same
  * bearer-token scopes, keeping BENCH_CONCURRENCY requests in flight, in interleaved rounds (order
  * alternating) after an untimed warm-up of each. The medians of the rounds are reported.
@@ -26,14 +26,14 @@ function intEnv(name: string, fallback: number, max: number): number {
 
 if (process.argv.includes('--serve')) {
   // The emulator's core behind node:http (what its Express router does, without Express in this workspace).
-  const engine = new OpenEmrEngine({ version: '8' });
+  const engine = new OpenEmrEngine({ version: '8.0' });
   const server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
+    req.on('end', async () => {
       const headers: Record<string, string | undefined> = {};
       for (const [k, v] of Object.entries(req.headers)) headers[k] = Array.isArray(v) ? v.join(', ') : v;
-      const out = engine.handle({
+      const out = await engine.handle({
         method: req.method ?? 'GET',
         url: req.url ?? '/',
         headers,
@@ -66,7 +66,11 @@ if (process.argv.includes('--serve')) {
       username: SEED_ADMIN.username,
       password: SEED_ADMIN.password,
     };
-    const emr = createOpenEmrClient({ baseUrl, auth: { kind: 'password', ...login, scope: CDSS_SCOPES } });
+    const emr = createOpenEmrClient({
+      baseUrl,
+      version: '8.0',
+      auth: { kind: 'password', ...login, scope: CDSS_SCOPES },
+    });
     const uuids = (await emr.patients.list()).map((p) => p.uuid);
     const token = (
       await new OpenEmrOAuth({ baseUrl, clientId: login.clientId, clientSecret: login.clientSecret }).passwordGrant({

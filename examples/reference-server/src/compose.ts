@@ -38,7 +38,7 @@ import { AmqpTransport } from '@cdss/ai-jobs/amqp';
 import { MySqlJobStore } from '@cdss/ai-jobs/mysql';
 import { FhirAdapter, MemoryOutbox, OutboxProcessor, type SyncOutbox } from '@cdss/fhir-mapper';
 import { MySqlOutbox } from '@cdss/fhir-mapper/mysql';
-import { CDSS_SCOPES, createOpenEmrClient, type OpenEmrClient } from '@cdss/openemr-client';
+import { cdssScopes, createOpenEmrClient, type OpenEmrClient } from '@cdss/openemr-client';
 import { OrthancClient } from '@cdss/orthanc-client';
 import { generatePhantom, writePhantomStudy } from '@cdss/dicom';
 import {
@@ -250,7 +250,11 @@ export async function composeServer(config: ServerConfig, logger: Logger, versio
   };
   if (!openemrUrl) {
     const app = express().use(
-      createOpenEmrEmulator({ version: config.OPENEMR_VERSION, dataDir: join(dataDir, 'openemr'), seed: true }),
+      createOpenEmrEmulator({
+        version: config.OPENEMR_VERSION === 'auto' ? '8.0' : config.OPENEMR_VERSION,
+        dataDir: join(dataDir, 'openemr'),
+        seed: true,
+      }),
     );
     const started = await listenApp(app);
     closers.push(() => closeServer(started.server));
@@ -266,7 +270,8 @@ export async function composeServer(config: ServerConfig, logger: Logger, versio
     baseUrl: openemrUrl,
     site: config.OPENEMR_SITE,
     version: config.OPENEMR_VERSION,
-    auth: { kind: 'password', ...openemrAuth, scope: CDSS_SCOPES },
+    // OpenEMR 7.0 knows only SMART v1 scopes (recorded-7.0.1 files 01, 05).
+    auth: { kind: 'password', ...openemrAuth, scope: cdssScopes(config.OPENEMR_VERSION === '7.0' ? 'v1' : 'v2') },
     timeoutMs: config.OPENEMR_TIMEOUT_MS,
     logger,
   });

@@ -105,7 +105,7 @@ export const envSchema = z
     // Ports, each switched to its real adapter by its own variables.
     OPENEMR_URL: httpUrl.optional(),
     OPENEMR_SITE: z.string().min(1).default('default'),
-    OPENEMR_VERSION: z.enum(['7.0', '8']).default('8'),
+    OPENEMR_VERSION: z.enum(['auto', '7.0', '8', '8.0', '8.2']).default('8.0'),
     OPENEMR_CLIENT_ID: z.string().min(1).optional(),
     OPENEMR_CLIENT_SECRET: z.string().min(1).optional(),
     OPENEMR_USERNAME: z.string().min(1).optional(),
