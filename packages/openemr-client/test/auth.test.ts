@@ -12,11 +12,13 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { smartAuthorize } from '../src/testing.js';
 import { startHarness, type Harness } from './contract/harness.js';
 import {
+  BackendServicesKeys,
   CDSS_SCOPES,
   OpenEmrAuthError,
   OpenEmrOAuth,
   OpenEmrSessionEndedError,
   buildScopes,
+  createBackendServicesTokenProvider,
   createOpenEmrClient,
   createPasswordTokenProvider,
   createPkcePair,
@@ -307,6 +309,160 @@ describe('OAuth2 flows', () => {
     await expect(
       oauth.clientCredentials({ privateKey: other.privateKey, kid: 'k', scope: 'api:fhir system/Patient.rs' }),
     ).rejects.toMatchObject({ error: 'invalid_client', status: 400 });
+  });
+});
+
+describe('SMART App Launch and Backend Services, end to end (recorded-8.0.0 files 68–96)', () => {
+  const browser = { username: SEED_ADMIN.username, password: SEED_ADMIN.password };
+
+  it('standalone launch of a public app: login, patient picker, scope approval, a PKCE code, the patient in the token', async () => {
+    h = await startHarness({ version: '8.0' });
+    const fhirBase = `${h.baseUrl}/apis/default/fhir`;
+    const reg = await new OpenEmrOAuth({ baseUrl: h.baseUrl }).registerClient({
+      client_name: 'viewer',
+      application_type: 'public',
+      redirect_uris: ['https://viewer.example/cb'],
+      scope: 'openid fhirUser launch/patient offline_access patient/Patient.rs patient/Observation.rs',
+    });
+    const oauth = new OpenEmrOAuth({ baseUrl: h.baseUrl, clientId: reg.client_id });
+    const pkce = createPkcePair();
+    const url = oauth.authorizationUrl({
+      redirectUri: 'https://viewer.example/cb',
+      scope: 'openid fhirUser launch/patient offline_access patient/Patient.rs patient/Observation.rs',
+      state: 'st',
+      codeChallenge: pkce.challenge,
+      aud: fhirBase,
+    });
+    const { redirect, steps } = await smartAuthorize(url, {
+      ...browser,
+      patient: { lname: 'Rossi' },
+      approve: (offered) => offered.filter((s) => s !== 'patient/Observation.rs'),
+    });
+    expect(steps).toContain('POST /oauth2/default/smart/patient-select-confirm');
+    const tokens = await oauth.exchangeCode({
+      code: redirect.searchParams.get('code') ?? '',
+      redirectUri: 'https://viewer.example/cb',
+      codeVerifier: pkce.verifier,
+    });
+    const [maria] = await createOpenEmrClient({
+      baseUrl: h.baseUrl,
+      auth: { kind: 'password', ...login, scope: CDSS_SCOPES },
+    }).patients.list({ lname: 'Rossi' });
+    expect(tokens.patient).toBe(maria?.uuid);
+    expect(tokens.needPatientBanner).toBe(true);
+    expect(tokens.scopes).not.toContain('patient/Observation.rs'); // unchecked on the approval page
+    const claims = JSON.parse(Buffer.from((tokens.idToken ?? '').split('.')[1] ?? '', 'base64url').toString()) as {
+      fhirUser?: string;
+    };
+    // An OpenEMR user is a FHIR Person, named by URL (files 77, 86).
+    expect(claims.fhirUser).toMatch(/\/apis\/default\/fhir\/Person\/[0-9a-f-]{36}$/);
+    const viewer = createOpenEmrClient({ baseUrl: h.baseUrl, auth: { kind: 'bearer', token: tokens.accessToken } });
+    expect((await viewer.fhir.read('Patient', maria?.uuid ?? ''))?.id).toBe(maria?.uuid);
+  });
+
+  it('EHR launch: the OpenEMR launcher, then the app’s authorize with launch and aud; the token carries patient and intent', async () => {
+    h = await startHarness({ version: '8.0' });
+    const reg = await new OpenEmrOAuth({ baseUrl: h.baseUrl }).registerClient({
+      client_name: 'cdss-launch',
+      application_type: 'private',
+      redirect_uris: ['https://cdss.example/cb'],
+      initiate_login_uri: 'https://cdss.example/launch',
+      scope: 'openid fhirUser launch offline_access user/Patient.rs',
+    });
+    h.engine.enableClient(reg.client_id);
+    // The clinician's own OpenEMR session (the core UI), the patient's dashboard, the app's launch link.
+    const jar: string[] = [];
+    const core = await axios.post(
+      `${h.baseUrl}/interface/main/main_screen.php?auth=login&site=default`,
+      new URLSearchParams({ authUser: SEED_ADMIN.username, clearPass: SEED_ADMIN.password }).toString(),
+      { maxRedirects: 0, validateStatus: () => true, headers: { 'content-type': 'application/x-www-form-urlencoded' } },
+    );
+    jar.push(String(core.headers['set-cookie']?.[0] ?? '').split(';')[0] ?? '');
+    const dashboard = await axios.get(`${h.baseUrl}/interface/patient_file/summary/demographics.php`, {
+      params: { set_pid: 1 },
+      headers: { cookie: jar.join('; ') },
+    });
+    const csrf = /csrf_token=([0-9a-f]+)/.exec(String(dashboard.data))?.[1] ?? '';
+    const launcher = await axios.get(`${h.baseUrl}/interface/smart/ehr-launch-client.php`, {
+      params: { client_id: reg.client_id, csrf_token: csrf, intent: 'cdss-review' },
+      headers: { cookie: jar.join('; ') },
+      maxRedirects: 0,
+      validateStatus: () => true,
+    });
+    const launchUrl = new URL(String(launcher.headers['location']));
+    expect(launchUrl.origin + launchUrl.pathname).toBe('https://cdss.example/launch');
+    const iss = launchUrl.searchParams.get('iss') ?? '';
+    const oauth = new OpenEmrOAuth({ baseUrl: h.baseUrl, clientId: reg.client_id, clientSecret: reg.client_secret });
+    const pkce = createPkcePair();
+    expect(() =>
+      oauth.authorizationUrl({
+        redirectUri: 'https://cdss.example/cb',
+        scope: 'openid launch',
+        state: 's',
+        codeChallenge: pkce.challenge,
+        launch: launchUrl.searchParams.get('launch') ?? '',
+      }),
+    ).toThrow(ValidationError); // aud is mandatory with launch
+    const url = oauth.authorizationUrl({
+      redirectUri: 'https://cdss.example/cb',
+      scope: 'openid fhirUser launch offline_access user/Patient.rs',
+      state: 's',
+      codeChallenge: pkce.challenge,
+      launch: launchUrl.searchParams.get('launch') ?? '',
+      aud: iss,
+    });
+    const { redirect } = await smartAuthorize(url, browser);
+    const tokens = await oauth.exchangeCode({
+      code: redirect.searchParams.get('code') ?? '',
+      redirectUri: 'https://cdss.example/cb',
+      codeVerifier: pkce.verifier,
+    });
+    expect(tokens.intent).toBe('cdss-review');
+    expect(tokens.patient).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  it('backend services: a JWKS URL, a key rotation without registering again, 300-second tokens', async () => {
+    const keys = await BackendServicesKeys.generate();
+    const first = keys.current.kid;
+    const served: string[] = [];
+    h = await startHarness({
+      version: '8.0',
+      systemScopes: true,
+      fetchJwks: async (url) => {
+        served.push(url);
+        return keys.jwks();
+      },
+    });
+    const reg = await new OpenEmrOAuth({ baseUrl: h.baseUrl }).registerClient({
+      client_name: 'cdss-backend',
+      application_type: 'private',
+      redirect_uris: ['https://cdss.example/cb'],
+      token_endpoint_auth_method: 'private_key_jwt',
+      jwks_uri: 'https://cdss.example/.well-known/jwks.json',
+      scope: 'system/Patient.rs',
+    });
+    h.engine.enableClient(reg.client_id);
+    const oauth = new OpenEmrOAuth({ baseUrl: h.baseUrl, clientId: reg.client_id });
+    const tokens: number[] = [];
+    const provider = createBackendServicesTokenProvider({
+      oauth,
+      keys,
+      scope: 'system/Patient.rs',
+      onTokens: (t) => tokens.push(Math.round((t.expiresAt - Date.now()) / 1000)),
+    });
+    const emr = createOpenEmrClient({ baseUrl: h.baseUrl, retry: false, auth: oauth2Auth(provider) });
+    expect((await emr.fhir.search('Patient', { family: 'Rossi' })).entry).toHaveLength(1);
+    await keys.rotate();
+    keys.retire(first);
+    expect(keys.jwks().keys.map((k) => k.kid)).toEqual([keys.current.kid]);
+    expect((await provider.fetchToken()).accessToken).toBeDefined(); // signed with the new key, fetched from jwks_uri
+    expect(tokens.length).toBe(2);
+    for (const seconds of tokens) expect(seconds).toBeGreaterThan(290);
+    for (const seconds of tokens) expect(seconds).toBeLessThanOrEqual(300);
+    expect(served).toEqual([
+      'https://cdss.example/.well-known/jwks.json',
+      'https://cdss.example/.well-known/jwks.json',
+    ]);
   });
 });
 
