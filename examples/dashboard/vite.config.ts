@@ -8,11 +8,14 @@ const apiTarget = process.env['CDSS_API_URL'] ?? 'http://127.0.0.1:8080';
 export default defineConfig({
   plugins: [react()],
   resolve: { conditions: ['@cdss/source', 'module', 'browser', 'development|production'] },
-  build: { outDir: 'dist', emptyOutDir: true, target: 'es2022', sourcemap: false },
+  // Cornerstone3D's image decoder runs in module workers; its codecs (WASM) are loaded only for compressed images.
+  worker: { format: 'es' },
+  build: { outDir: 'dist', emptyOutDir: true, target: 'es2022', sourcemap: false, chunkSizeWarningLimit: 6_000 },
   server: {
     proxy: {
       '/api': apiTarget,
       '/ws': { target: apiTarget.replace(/^http/, 'ws'), ws: true },
+      '/dicomweb': apiTarget,
     },
   },
 });

@@ -77,7 +77,10 @@ export function createCdssServer(deps: AppDeps): CdssServer {
     helmet({
       contentSecurityPolicy: {
         directives: {
-          'script-src': ["'self'", "'unsafe-inline'"],
+          // The viewer's image decoders are WebAssembly; its tool cursors are blob: images.
+          'script-src': ["'self'", "'unsafe-inline'", "'wasm-unsafe-eval'"],
+          'img-src': ["'self'", 'data:', 'blob:'],
+          'worker-src': ["'self'", 'blob:'],
           // A SMART-launched dashboard talks to the EHR's authorization and FHIR servers (only those configured).
           ...(deps.connectSources?.length ? { 'connect-src': ["'self'", ...deps.connectSources] } : {}),
         },

@@ -70,6 +70,7 @@ import { patientRoutes } from './domain/patients.js';
 import { studyRoutes } from './domain/studies.js';
 import { dicomWebProxyRoutes } from './domain/dicomweb-proxy.js';
 import { analyseDemoStudies } from './demo-analyses.js';
+import { createFileNotesStore, createMySqlNotesStore, worklistRoutes } from './domain/worklist.js';
 import { analysisFeature } from './domain/analyses.js';
 import { auditRoutes } from './domain/audit-routes.js';
 import { sandboxRoutes } from './domain/sandbox-routes.js';
@@ -440,6 +441,9 @@ export async function composeServer(config: ServerConfig, logger: Logger, versio
   closers.push(() => audit.close());
   const auditor = createAuditor(audit, metrics);
   const reviews = await createReviewStore(join(dataDir, 'reviews.json'));
+  const notes = mysqlPool
+    ? await createMySqlNotesStore(mysqlPool)
+    : await createFileNotesStore(join(dataDir, 'notes.json'));
   const archive = instrument(orthancArchive(orthanc), 'orthanc', metrics);
   const records = instrument(openEmrRecords(openemr), 'openemr', metrics);
   const readThrough = cachePort(cache, writes, store);
@@ -527,6 +531,15 @@ export async function composeServer(config: ServerConfig, logger: Logger, versio
       }),
       ...analysis.routes,
       ...ehr.routes,
+      ...worklistRoutes({
+        notes,
+        pendingReview: () => analysis.pendingReview(),
+        analysis: (id) => analysis.view(id),
+        records,
+        cache: readThrough,
+        archive,
+        auditor,
+      }),
       ...auditRoutes(audit.store),
     ],
     readiness,

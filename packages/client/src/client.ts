@@ -2,7 +2,7 @@
  * A typed client for the CDSS reference server. It uses only `fetch` and `WebSocket`, so it runs in browsers,
  * React Native and Node ≥ 20 alike; every response is validated with the API's zod schemas.
  */
-import type { z } from 'zod';
+import { z } from 'zod';
 import { CdssApiError } from './errors.js';
 import {
   allergyListSchema,
@@ -12,9 +12,11 @@ import {
   assessmentSchema,
   auditListSchema,
   cachedPatientSchema,
+  claimSchema,
   demoUserSchema,
   fhirBundleSchema,
   encounterListSchema,
+  measurementListSchema,
   medicationListSchema,
   patientPageSchema,
   patientSchema,
@@ -23,7 +25,9 @@ import {
   studySchema,
   tokenResponseSchema,
   vitalsListSchema,
+  worklistSchema,
   type AnalysisRequest,
+  type Measurement,
   type PatientInput,
   type ReviewRequest,
 } from './schemas.js';
@@ -271,7 +275,18 @@ export function createCdssClient(options: CdssClientOptions) {
         grid(`/api/analyses/${enc(id)}/segmentation`, (b) => new Uint8Array(b), signal),
       /** The FHIR transaction Bundle of the result (DiagnosticReport, Observations, ImagingStudy). */
       report: (id: string) => request(fhirBundleSchema, 'GET', `/api/analyses/${enc(id)}/report`),
+      /** Claims an analysis for review (a 409 names who holds it). */
+      claim: (id: string) => request(claimSchema, 'POST', `/api/analyses/${enc(id)}/claim`),
+      /** Gives a claim back. */
+      release: (id: string) => request(z.unknown(), 'DELETE', `/api/analyses/${enc(id)}/claim`),
+      /** The measurements saved with an analysis. */
+      measurements: (id: string) => request(measurementListSchema, 'GET', `/api/analyses/${enc(id)}/measurements`),
+      /** Replaces the measurements of an analysis. */
+      saveMeasurements: (id: string, items: Measurement[]) =>
+        request(measurementListSchema, 'PUT', `/api/analyses/${enc(id)}/measurements`, { body: { items } }),
     },
+    /** The radiologist's worklist: analyses waiting for review, oldest first. */
+    worklist: () => request(worklistSchema, 'GET', '/api/worklist'),
     audit: {
       /**
        * A page of audit records, newest first. `from`/`to` are ISO 8601 date-times with an offset (or dates, UTC);

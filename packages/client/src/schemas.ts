@@ -401,3 +401,53 @@ export const fhirBundleSchema = z
     entry: z.array(z.looseObject({ resource: z.looseObject({ resourceType: z.string() }).optional() })).optional(),
   })
   .meta({ id: 'FhirBundle' });
+
+/** One measurement made in the viewer (length, or RANO bidirectional), saved with its analysis. */
+export const measurementSchema = z
+  .strictObject({
+    id: z.string().min(1).max(100),
+    tool: z.enum(['Length', 'Bidirectional']),
+    /** The length, or the longest diameter, mm. */
+    lengthMm: z.number().nonnegative().max(2000),
+    /** The perpendicular diameter (bidirectional), mm. */
+    widthMm: z.number().nonnegative().max(2000).optional(),
+    /** The viewer's annotation (Cornerstone3D), so it is shown again where it was drawn. */
+    annotation: z.record(z.string(), z.unknown()),
+  })
+  .meta({ id: 'Measurement' });
+/** One measurement. */
+export type Measurement = z.infer<typeof measurementSchema>;
+/** The measurements of an analysis. */
+export const measurementListSchema = z
+  .strictObject({ items: z.array(measurementSchema).max(100) })
+  .meta({ id: 'MeasurementList' });
+
+/** Who claimed an analysis for review, and when. */
+export const claimSchema = z.object({ userId: z.string(), userName: z.string(), at: z.string() }).meta({ id: 'Claim' });
+/** A claim. */
+export type Claim = z.infer<typeof claimSchema>;
+
+/** One row of the radiologist's worklist. */
+export const worklistItemSchema = z
+  .object({
+    analysisId: z.string(),
+    patient: z.object({
+      id: z.string(),
+      name: z.string(),
+      pid: z.string().optional(),
+      birthDate: z.string().optional(),
+      sex: z.string().optional(),
+    }),
+    study: z.object({ uid: z.string(), date: z.string().optional(), description: z.string().optional() }),
+    model: z.object({ id: z.string(), version: z.string() }),
+    /** When the result was ready: waiting for review since then. */
+    waitingSince: z.string(),
+    /** The result's plausibility flags (empty when none). */
+    flags: z.array(resultFlagSchema),
+    claim: claimSchema.optional(),
+  })
+  .meta({ id: 'WorklistItem' });
+/** One worklist row. */
+export type WorklistItem = z.infer<typeof worklistItemSchema>;
+/** The worklist. */
+export const worklistSchema = z.object({ items: z.array(worklistItemSchema) }).meta({ id: 'Worklist' });

@@ -2,8 +2,8 @@
  * One analysis: live progress over the WebSocket, the result (volumes per region, the report's conclusion, the
  * overlay), the patient's timeline, and the radiologist's review.
  */
-import type { ApiAnalysis } from '@cdss/client';
-import { useEffect, useState, type FormEvent } from 'react';
+import type { ApiAnalysis, Measurement } from '@cdss/client';
+import { useEffect, useMemo, useState, type FormEvent } from 'react';
 import { useEventListener, useEvents } from '../events';
 import { describeError, useLoad } from '../hooks';
 import { Link } from '../router';
@@ -11,7 +11,8 @@ import { useSession } from '../session';
 import { Timeline } from '../Timeline';
 import { ErrorNote, formatDate, formatMl, Loading, Section } from '../ui';
 import { AnalysisStatus } from './PatientPage';
-import { preferredSeries, SeriesViewer } from './StudyPage';
+import { preferredSeries } from './StudyPage';
+import { Viewer } from '../viewer';
 
 const FINISHED = new Set(['succeeded', 'failed', 'cancelled']);
 
@@ -95,9 +96,13 @@ export function AnalysisPage({ id }: { id: string }) {
   const a = analysis;
   const succeeded = a?.status === 'succeeded';
   const study = useLoad(async () => (a ? client.studies.get(a.studyUid) : undefined), [client, a?.studyUid]);
-  const segmentation = useLoad(
-    async () => (succeeded ? client.analyses.segmentation(id) : undefined),
-    [client, id, succeeded],
+  const measurementStore = useMemo(
+    () => ({
+      load: async () => (await client.analyses.measurements(id)).items,
+      save: async (items: Measurement[]) => void (await client.analyses.saveMeasurements(id, items)),
+      editable: can('analysis:review'),
+    }),
+    [client, id, can],
   );
   const assessment = useLoad(
     async () => (a && succeeded ? client.patients.assessment(a.patientId) : undefined),
@@ -239,16 +244,16 @@ export function AnalysisPage({ id }: { id: string }) {
             </div>
           )}
           {succeeded && (
-            <Section title="Segmentation overlay">
-              {(study.loading || segmentation.loading) && <Loading what="images and segmentation" />}
+            <Section title="Images with the AI segmentation">
+              {study.loading && <Loading what="study" />}
               {study.error && <ErrorNote message={study.error} retry={study.reload} />}
-              {segmentation.error && <ErrorNote message={segmentation.error} retry={segmentation.reload} />}
-              {series && segmentation.data && (
-                <SeriesViewer
+              {series && a.result?.segSeriesUid && a.result.segInstanceUid && (
+                <Viewer
                   studyUid={a.studyUid}
                   seriesUid={series.uid}
                   label={`${series.description ?? 'Series'} with AI segmentation`}
-                  segmentation={segmentation.data}
+                  segmentation={{ seriesUid: a.result.segSeriesUid, instanceUid: a.result.segInstanceUid }}
+                  measurements={measurementStore}
                 />
               )}
             </Section>

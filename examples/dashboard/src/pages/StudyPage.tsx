@@ -5,7 +5,7 @@ import { describeError, useLoad } from '../hooks';
 import { Link, navigate } from '../router';
 import { useSession } from '../session';
 import { ErrorNote, formatDate, Loading, Section } from '../ui';
-import { SliceViewer } from '../viewer/SliceViewer';
+import { Viewer } from '../viewer';
 import { AnalysisList } from './PatientPage';
 
 /** Series that hold images (not the AI's SEG objects). */
@@ -26,25 +26,6 @@ export function preferredSeries(study: ApiStudy): ApiStudy['series'][number] | u
 export function externalViewerUrl(studyUid: string): string | undefined {
   const template = import.meta.env['VITE_EXTERNAL_VIEWER_URL'] as string | undefined;
   return template ? template.replaceAll('{studyUid}', encodeURIComponent(studyUid)) : undefined;
-}
-
-/** The series viewer: loads the voxels of one series. */
-export function SeriesViewer({
-  studyUid,
-  seriesUid,
-  label,
-  segmentation,
-}: {
-  studyUid: string;
-  seriesUid: string;
-  label: string;
-  segmentation?: Parameters<typeof SliceViewer>[0]['segmentation'];
-}) {
-  const { client } = useSession();
-  const volume = useLoad(() => client.studies.volume(studyUid, seriesUid), [client, studyUid, seriesUid]);
-  if (volume.loading) return <Loading what="images" />;
-  if (volume.error || !volume.data) return <ErrorNote message={volume.error ?? 'No images.'} retry={volume.reload} />;
-  return <SliceViewer volume={volume.data} segmentation={segmentation} label={label} />;
 }
 
 /** The study screen. */
@@ -99,7 +80,7 @@ export function StudyPage({ patientId, studyUid }: { patientId: string; studyUid
             )}
           </div>
           {requestError && <ErrorNote message={requestError} />}
-          <div className="grid wide">
+          <div className="stack">
             <Section title="Viewer">
               {images.length > 1 && (
                 <p>
@@ -114,7 +95,7 @@ export function StudyPage({ patientId, studyUid }: { patientId: string; studyUid
                 </p>
               )}
               {current ? (
-                <SeriesViewer
+                <Viewer
                   key={current.uid}
                   studyUid={studyUid}
                   seriesUid={current.uid}

@@ -174,6 +174,10 @@ export function analysisFeature(deps: AnalysisDeps): {
   start(): () => void;
   /** A patient's analyses with their reviews, oldest first. */
   patientAnalyses(patientId: string): Promise<ApiAnalysis[]>;
+  /** Succeeded analyses whose review is pending. */
+  pendingReview(): Promise<ApiAnalysis[]>;
+  /** One analysis with its review (404 when unknown). */
+  view(jobId: string): Promise<ApiAnalysis>;
 } {
   const { jobs, reviews, archive, reports, fhir, bus, auditor, metrics } = deps;
 
@@ -582,6 +586,11 @@ export function analysisFeature(deps: AnalysisDeps): {
   return {
     routes,
     patientAnalyses,
+    async pendingReview() {
+      const succeeded = await withReviews(await deps.listJobs({ states: ['succeeded'] }));
+      return succeeded.filter((a) => a.review?.status === 'pending');
+    },
+    view,
     start() {
       const unsubscribe = jobs.subscribe((change) => {
         onChange(change).catch((error: unknown) =>

@@ -1,0 +1,2 @@
+// dcmjs ships no TypeScript types; its use is confined to src/viewer/seg.ts.
+declare module 'dcmjs';
