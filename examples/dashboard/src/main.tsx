@@ -11,3 +11,10 @@ if (root) {
     </StrictMode>,
   );
 }
+
+// Installable on a tablet: the service worker caches the application shell (never patient data; see public/sw.js).
+if ('serviceWorker' in navigator && import.meta.env.PROD) {
+  window.addEventListener('load', () => {
+    navigator.serviceWorker.register('/sw.js').catch(() => undefined);
+  });
+}

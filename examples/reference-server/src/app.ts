@@ -174,7 +174,7 @@ export function createCdssServer(deps: AppDeps): CdssServer {
         index: 'index.html',
         maxAge: '1h',
         setHeaders: (res, path) => {
-          if (path.endsWith('index.html')) res.setHeader('Cache-Control', 'no-cache');
+          if (path.endsWith('index.html') || path.endsWith('sw.js')) res.setHeader('Cache-Control', 'no-cache');
         },
       }),
     );

@@ -6,6 +6,7 @@ import type { ApiAnalysis, Measurement } from '@cdss/client';
 import { useEffect, useMemo, useState, type FormEvent } from 'react';
 import { useEventListener, useEvents } from '../events';
 import { describeError, useLoad } from '../hooks';
+import { PatientBanner } from '../PatientBanner';
 import { Link } from '../router';
 import { useSession } from '../session';
 import { Timeline } from '../Timeline';
@@ -164,6 +165,7 @@ export function AnalysisPage({ id }: { id: string }) {
 
   return (
     <main id="main">
+      {a && <PatientBanner patientId={a.patientId} study={study.data} />}
       {a && (
         <p className="crumbs">
           <Link to="/patients">Patients</Link> ›{' '}
@@ -174,7 +176,16 @@ export function AnalysisPage({ id }: { id: string }) {
           ›
         </p>
       )}
-      <h1>Analysis</h1>
+      <h1>
+        Analysis <span className="print-only">report</span>
+      </h1>
+      {a && (
+        <div className="toolbar">
+          <button type="button" onClick={() => window.print()}>
+            Print report
+          </button>
+        </div>
+      )}
       {loaded.loading && !a && <Loading what="analysis" />}
       {loaded.error && <ErrorNote message={loaded.error} retry={loaded.reload} />}
       {a && (
@@ -230,6 +241,13 @@ export function AnalysisPage({ id }: { id: string }) {
                   {conclusion ?? (report.loading ? 'Loading the report…' : 'No conclusion in the report.')}
                 </p>
                 <p className="muted">AI result for decision support only; not a diagnosis.</p>
+                <h3>Model</h3>
+                <p data-testid="model-card">
+                  {a.model.id} {a.model.version}
+                  {/demo/i.test(a.model.id)
+                    ? ' — a demonstration model trained on synthetic images: not for clinical use.'
+                    : ''}
+                </p>
               </Section>
               <Section title="Review">
                 <p data-testid="review-status">

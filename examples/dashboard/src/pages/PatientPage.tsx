@@ -3,6 +3,7 @@ import type { ApiAnalysis } from '@cdss/client';
 import { useState, type ReactNode } from 'react';
 import { useEventListener } from '../events';
 import { useLoad, type Loaded } from '../hooks';
+import { PatientBanner } from '../PatientBanner';
 import { Link } from '../router';
 import { useSession } from '../session';
 import { Timeline } from '../Timeline';
@@ -50,13 +51,43 @@ function CachedList<T extends { id: string }>({
 
 const active = (a: boolean): string => (a ? 'active' : 'inactive');
 
-/** A status line of an analysis. */
+/** What an analysis's badge shows: its state, or its review's once it succeeded, and whether it was flagged. */
+export function statusKind(analysis: ApiAnalysis): string {
+  if (analysis.status !== 'succeeded')
+    return analysis.status === 'failed' || analysis.status === 'cancelled' ? analysis.status : 'running';
+  if (analysis.review?.status === 'approved') return 'approved';
+  if (analysis.review?.status === 'rejected') return 'rejected';
+  return (analysis.result?.flags.length ?? 0) > 0 ? 'flagged' : 'pending';
+}
+
+const STATUS_TEXT: Record<string, string> = {
+  running: 'In progress',
+  failed: '✕ Failed',
+  cancelled: '⊘ Cancelled',
+  approved: '✓ Approved',
+  rejected: '✕ Rejected',
+  flagged: '⚑ Flagged · review pending',
+  pending: '◷ Review pending',
+};
+
+/** A status badge of an analysis (distinct style per state), with the reviewer and time once reviewed. */
 export function AnalysisStatus({ analysis }: { analysis: ApiAnalysis }) {
+  const kind = statusKind(analysis);
+  const reviewed = analysis.review?.status === 'approved' || analysis.review?.status === 'rejected';
   return (
-    <span className={`status status-${analysis.status}`}>
-      {analysis.status}
-      {analysis.status === 'running' && analysis.percent !== undefined ? ` ${Math.round(analysis.percent)}%` : ''}
-      {analysis.review ? ` · review ${analysis.review.status}` : ''}
+    <span className="status-line">
+      <span className={`status status-${kind}`} data-status={kind}>
+        {STATUS_TEXT[kind]}
+        {kind === 'running'
+          ? ` · ${analysis.status}${analysis.percent !== undefined ? ` ${Math.round(analysis.percent)}%` : ''}`
+          : ''}
+      </span>
+      {reviewed && (
+        <span className="muted">
+          {' '}
+          by {analysis.review?.reviewer ?? 'unknown reviewer'}, {formatDate(analysis.review?.reviewedAt)}
+        </span>
+      )}
     </span>
   );
 }
@@ -102,6 +133,7 @@ export function PatientPage({ id }: { id: string }) {
   const p = patient.data?.data;
   return (
     <main id="main">
+      <PatientBanner patientId={id} />
       <p className="crumbs">
         <Link to="/patients">Patients</Link> ›
       </p>

@@ -3,7 +3,7 @@ import type { DemoUser } from '@cdss/client';
 import { useState } from 'react';
 import { describeError, useLoad } from '../hooks';
 import { navigate } from '../router';
-import { useSession } from '../session';
+import { takeReturn, useSession } from '../session';
 import { ErrorNote, Loading } from '../ui';
 
 const ROLE_NOTES: Record<string, string> = {
@@ -15,7 +15,7 @@ const ROLE_NOTES: Record<string, string> = {
 
 /** The sign-in screen. */
 export function SignIn() {
-  const { client, signIn } = useSession();
+  const { client, signIn, ended } = useSession();
   const users = useLoad(() => client.sandbox.users(), [client]);
   const [busy, setBusy] = useState<string | undefined>();
   const [error, setError] = useState<string | undefined>();
@@ -26,7 +26,7 @@ export function SignIn() {
     try {
       const token = await client.sandbox.token(user.id);
       signIn({ token: token.access_token, user: token.user, expiresAt: Date.now() + token.expires_in * 1000 });
-      navigate('/patients', true);
+      navigate(takeReturn() ?? '/patients', true);
     } catch (e) {
       setError(describeError(e));
     } finally {
@@ -37,6 +37,11 @@ export function SignIn() {
   return (
     <main id="main" className="signin">
       <h1>Sign in to CDSS</h1>
+      {ended === 'expired' && (
+        <p className="notice" role="alert">
+          Your session has ended. Sign in again to return to the page you were on.
+        </p>
+      )}
       <p>Sandbox mode: choose a demo user. Each role sees and may do different things.</p>
       {users.loading && <Loading what="demo users" />}
       {users.error && (

@@ -2,6 +2,7 @@
 import type { ApiStudy } from '@cdss/client';
 import { useState } from 'react';
 import { describeError, useLoad } from '../hooks';
+import { PatientBanner } from '../PatientBanner';
 import { Link, navigate } from '../router';
 import { useSession } from '../session';
 import { ErrorNote, formatDate, Loading, Section } from '../ui';
@@ -33,6 +34,7 @@ export function StudyPage({ patientId, studyUid }: { patientId: string; studyUid
   const { client, can } = useSession();
   const study = useLoad(() => client.studies.get(studyUid), [client, studyUid]);
   const analyses = useLoad(() => client.analyses.list({ patient: patientId }), [client, patientId]);
+  const studies = useLoad(() => client.patients.studies(patientId), [client, patientId]);
   const [seriesUid, setSeriesUid] = useState<string | undefined>();
   const [requesting, setRequesting] = useState(false);
   const [requestError, setRequestError] = useState<string | undefined>();
@@ -53,10 +55,15 @@ export function StudyPage({ patientId, studyUid }: { patientId: string; studyUid
   const images = s ? imageSeries(s) : [];
   const current = images.find((x) => x.uid === seriesUid) ?? (s ? preferredSeries(s) : undefined);
   const external = externalViewerUrl(studyUid);
+  // The newest earlier study of the patient, for the prior/current comparison.
+  const prior = studies.data?.items
+    .filter((x) => x.uid !== studyUid && s?.date !== undefined && (x.date ?? '') < s.date)
+    .sort((x, y) => (y.date ?? '').localeCompare(x.date ?? ''))[0];
   const ofStudy = analyses.data?.items.filter((a) => a.studyUid === studyUid) ?? [];
 
   return (
     <main id="main">
+      <PatientBanner patientId={patientId} study={study.data} />
       <p className="crumbs">
         <Link to="/patients">Patients</Link> › <Link to={`/patients/${encodeURIComponent(patientId)}`}>Patient</Link> ›
       </p>
@@ -72,6 +79,13 @@ export function StudyPage({ patientId, studyUid }: { patientId: string; studyUid
               <button type="button" className="primary" onClick={() => void requestAnalysis()} disabled={requesting}>
                 {requesting ? 'Requesting…' : 'Request analysis'}
               </button>
+            )}
+            {prior && (
+              <Link
+                to={`/patients/${encodeURIComponent(patientId)}/compare/${encodeURIComponent(prior.uid)}/${encodeURIComponent(studyUid)}`}
+              >
+                Compare with the prior study ({formatDate(prior.date)})
+              </Link>
             )}
             {external && (
               <a href={external} target="_blank" rel="noreferrer noopener">
