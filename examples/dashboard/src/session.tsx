@@ -47,7 +47,7 @@ function load(): Session | undefined {
 }
 
 /** The API base URL: the page's own origin (the server serves the dashboard). */
-export const baseUrl = window.location.origin;
+export const baseUrl = typeof window === 'undefined' ? '' : window.location.origin;
 
 interface SessionContextValue {
   session: Session | undefined;

@@ -43,6 +43,7 @@ export function ensureBuild(): void {
   const sources = Math.max(
     newest(join(dashboardDir, 'src')),
     newest(join(dashboardDir, 'index.html')),
+    newest(join(dashboardDir, 'public')),
     newest(join(repoRoot, 'packages', 'client', 'src')),
   );
   if (
