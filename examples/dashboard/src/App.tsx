@@ -37,8 +37,9 @@ function Nav() {
             <>
               Notifications
               {unread > 0 && (
-                <span className="badge" aria-label={`${unread} unread`}>
+                <span className="badge">
                   {unread}
+                  <span className="visually-hidden"> unread</span>
                 </span>
               )}
             </>,
@@ -47,11 +48,9 @@ function Nav() {
         </ul>
       </nav>
       <span className="who">
-        <span
-          className={`live live-${status}`}
-          title={`Live updates: ${status}`}
-          aria-label={`Live updates ${status}`}
-        />
+        <span className={`live live-${status}`} title={`Live updates: ${status}`}>
+          <span className="visually-hidden">Live updates {status}</span>
+        </span>
         {session.user.name} <span className="role">{session.user.role}</span>
         <button
           type="button"

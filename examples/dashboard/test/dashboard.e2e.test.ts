@@ -92,7 +92,11 @@ describe.skipIf(!chromiumPath)('dashboard in a real browser against the sandbox 
         }
       ).axe;
       const result = await axe.run({ runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } });
-      return result.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.length }));
+      return result.violations.map((v) => ({
+        id: v.id,
+        impact: v.impact,
+        nodes: (v.nodes as Array<{ target: string[] }>).map((n) => n.target.join(' ')).join(' | '),
+      }));
     });
     for (const v of violations)
       if (v.impact === 'serious' || v.impact === 'critical')
@@ -199,7 +203,7 @@ describe.skipIf(!chromiumPath)('dashboard in a real browser against the sandbox 
     await page.waitForURL(`**/patients/${encodeURIComponent(patient.id)}`);
     await page.getByTestId('patient-banner').getByText(`${patient.familyName}, ${patient.givenName}`).waitFor();
 
-    await page.getByRole('link', { name: 'Patients', exact: true }).click();
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Patients' }).click();
     for (const [query, name] of [
       ['muller', 'Müller, Zoë'],
       ['zoe MULLER', 'Müller, Zoë'],
@@ -441,7 +445,7 @@ describe.skipIf(!chromiumPath)('dashboard in a real browser against the sandbox 
     const page = await newPage();
     await signIn(page, /Ada Admin/);
     await page.getByRole('link', { name: 'Audit log' }).click();
-    await page.getByRole('cell', { name: 'review', exact: true }).first().waitFor();
+    await page.getByRole('cell', { name: 'read', exact: true }).first().waitFor();
     await capture(page, '11-audit');
   }, 60_000);
 

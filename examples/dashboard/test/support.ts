@@ -53,9 +53,11 @@ export function ensureBuild(): void {
   )
     return;
   const vite = join(dashboardDir, 'node_modules', 'vite', 'bin', 'vite.js');
-  const result = spawnSync(process.execPath, [vite, 'build', '--logLevel', 'warn'], {
+  const result = spawnSync(process.execPath, [vite, 'build', '--logLevel', 'error'], {
     cwd: dashboardDir,
     encoding: 'utf8',
+    // vitest sets NODE_ENV=test, which would make a development build (React's checks, no service worker).
+    env: { ...process.env, NODE_ENV: 'production' },
   });
   if (result.status !== 0) throw new Error(`dashboard build failed:\n${result.stdout}\n${result.stderr}`);
 }

@@ -73,7 +73,11 @@ export function Audit() {
         </label>
         <label>
           Patient id{' '}
-          <input value={draft.patient} onChange={(e) => setDraft({ ...draft, patient: e.target.value })} maxLength={64} />
+          <input
+            value={draft.patient}
+            onChange={(e) => setDraft({ ...draft, patient: e.target.value })}
+            maxLength={64}
+          />
         </label>
         <button type="submit">Filter</button>
         <button type="button" onClick={log.reload}>

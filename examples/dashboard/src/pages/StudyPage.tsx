@@ -55,9 +55,9 @@ export function StudyPage({ patientId, studyUid }: { patientId: string; studyUid
   const images = s ? imageSeries(s) : [];
   const current = images.find((x) => x.uid === seriesUid) ?? (s ? preferredSeries(s) : undefined);
   const external = externalViewerUrl(studyUid);
-  // The newest earlier study of the patient, for the prior/current comparison.
+  // The newest other study of the patient from no later than this one, for the prior/current comparison.
   const prior = studies.data?.items
-    .filter((x) => x.uid !== studyUid && s?.date !== undefined && (x.date ?? '') < s.date)
+    .filter((x) => x.uid !== studyUid && s?.date !== undefined && (x.date ?? '') <= s.date)
     .sort((x, y) => (y.date ?? '').localeCompare(x.date ?? ''))[0];
   const ofStudy = analyses.data?.items.filter((a) => a.studyUid === studyUid) ?? [];
 

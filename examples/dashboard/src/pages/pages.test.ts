@@ -35,7 +35,11 @@ describe('screens’ formatting', () => {
   });
 
   it('gives each state its own badge, flagged before pending', () => {
-    const base = { status: 'succeeded', result: { flags: [] }, review: { status: 'pending' } } as unknown as ApiAnalysis;
+    const base = {
+      status: 'succeeded',
+      result: { flags: [] },
+      review: { status: 'pending' },
+    } as unknown as ApiAnalysis;
     expect(statusKind(base)).toBe('pending');
     expect(statusKind({ ...base, result: { ...base.result!, flags: [{ code: 'x', message: 'm' }] } })).toBe('flagged');
     expect(statusKind({ ...base, review: { status: 'approved' } })).toBe('approved');

@@ -197,6 +197,16 @@ export async function loadSegmentation(
           type: csTools.Enums.SegmentationRepresentations.Labelmap,
           data: { volumeId: labelmapVolumeId },
         },
+        // Known segments get their own visibility and style in each viewport.
+        config: {
+          label: 'AI segmentation',
+          segments: Object.fromEntries(
+            placed.segments.map((s) => [
+              s.number,
+              { segmentIndex: s.number, label: s.label, locked: true, active: false },
+            ]),
+          ),
+        },
       },
     ]);
   return {
