@@ -1,9 +1,9 @@
 /**
- * The audit log (admins): who did what to which patient's data, when (to the second), with which outcome; filtered by
- * user and patient on the server, exported as CSV.
+ * The audit log (admins): who did what to which patient's data, when (to the second), with which outcome; filtered on
+ * the server (user, patient, outcome, date range), paged with the server's cursor, exported as CSV.
  */
-import type { AuditRecord } from '@cdss/client';
-import { useState, type FormEvent } from 'react';
+import type { AuditQuery, AuditRecord } from '@cdss/client';
+import { useEffect, useState, type FormEvent } from 'react';
 import { useLoad } from '../hooks';
 import { Link } from '../router';
 import { useSession } from '../session';
@@ -43,19 +43,44 @@ export function auditCsv(records: readonly AuditRecord[]): string {
 /** The audit screen. */
 export function Audit() {
   const { client } = useSession();
-  const [filter, setFilter] = useState<{ user?: string; patient?: string; limit: number }>({ limit: 200 });
-  const [draft, setDraft] = useState({ user: '', patient: '' });
-  const log = useLoad(() => client.audit.list(filter), [client, filter]);
+  const [filter, setFilter] = useState<AuditQuery>({ limit: 100 });
+  const [draft, setDraft] = useState({ user: '', patient: '', outcome: '', from: '', to: '' });
+  const first = useLoad(() => client.audit.list(filter), [client, filter]);
+  // Older pages appended below the first, each fetched with the previous page's cursor.
+  const [more, setMore] = useState<{ items: AuditRecord[]; nextCursor?: string | undefined }>({ items: [] });
+  const [loadingMore, setLoadingMore] = useState(false);
+  useEffect(() => setMore({ items: [] }), [first.data]);
+  const items = [...(first.data?.items ?? []), ...more.items];
+  const nextCursor = more.items.length > 0 ? more.nextCursor : first.data?.nextCursor;
+  const log = first;
   const apply = (event: FormEvent): void => {
     event.preventDefault();
+    // datetime-local gives local wall time; the server wants an instant.
+    const instant = (v: string): string | undefined =>
+      v ? new Date(v).toISOString().replace('.000Z', 'Z') : undefined;
+    const from = instant(draft.from);
+    const to = instant(draft.to);
     setFilter({
-      limit: 200,
+      limit: 100,
       ...(draft.user.trim() ? { user: draft.user.trim() } : {}),
       ...(draft.patient.trim() ? { patient: draft.patient.trim() } : {}),
+      ...(draft.outcome ? { outcome: draft.outcome as AuditQuery['outcome'] } : {}),
+      ...(from ? { from } : {}),
+      ...(to ? { to } : {}),
     });
   };
+  async function loadMore(): Promise<void> {
+    if (!nextCursor) return;
+    setLoadingMore(true);
+    try {
+      const page = await client.audit.list({ ...filter, cursor: nextCursor });
+      setMore((old) => ({ items: [...old.items, ...page.items], nextCursor: page.nextCursor }));
+    } finally {
+      setLoadingMore(false);
+    }
+  }
   const exportCsv = (): void => {
-    const blob = new Blob([auditCsv(log.data?.items ?? [])], { type: 'text/csv;charset=utf-8' });
+    const blob = new Blob([auditCsv(items)], { type: 'text/csv;charset=utf-8' });
     const url = URL.createObjectURL(blob);
     const a = document.createElement('a');
     a.href = url;
@@ -83,8 +108,8 @@ export function Audit() {
         <button type="button" onClick={log.reload}>
           Refresh
         </button>
-        <button type="button" onClick={exportCsv} disabled={!log.data?.items.length}>
-          Export CSV
+        <button type="button" onClick={exportCsv} disabled={items.length === 0}>
+          Export CSV ({items.length} shown)
         </button>
       </form>
       {log.loading && !log.data && <Loading what="the audit log" />}
@@ -105,7 +130,7 @@ export function Audit() {
               </tr>
             </thead>
             <tbody>
-              {log.data.items.map((r) => (
+              {items.map((r) => (
                 <tr key={r.id}>
                   <td className="nowrap">
                     <time dateTime={r.time}>{auditTime(r.time)}</time>
@@ -128,9 +153,9 @@ export function Audit() {
               ))}
             </tbody>
           </table>
-          {log.data.items.length >= filter.limit && (
-            <button type="button" onClick={() => setFilter({ ...filter, limit: Math.min(1000, filter.limit + 200) })}>
-              Show more
+          {nextCursor && (
+            <button type="button" onClick={() => void loadMore()} disabled={loadingMore}>
+              {loadingMore ? 'Loading…' : 'Older records'}
             </button>
           )}
         </div>
