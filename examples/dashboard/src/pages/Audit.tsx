@@ -104,6 +104,33 @@ export function Audit() {
             maxLength={64}
           />
         </label>
+        <label>
+          Outcome{' '}
+          <select value={draft.outcome} onChange={(e) => setDraft({ ...draft, outcome: e.target.value })}>
+            <option value="">any</option>
+            <option value="success">success</option>
+            <option value="failure">failure</option>
+            <option value="denied">denied</option>
+          </select>
+        </label>
+        <label>
+          From{' '}
+          <input
+            type="datetime-local"
+            step={1}
+            value={draft.from}
+            onChange={(e) => setDraft({ ...draft, from: e.target.value })}
+          />
+        </label>
+        <label>
+          To{' '}
+          <input
+            type="datetime-local"
+            step={1}
+            value={draft.to}
+            onChange={(e) => setDraft({ ...draft, to: e.target.value })}
+          />
+        </label>
         <button type="submit">Filter</button>
         <button type="button" onClick={log.reload}>
           Refresh

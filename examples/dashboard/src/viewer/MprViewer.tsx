@@ -21,6 +21,7 @@ import { csTools, initCornerstone, loadSegmentation, loadSeriesVolume, TOOLS, ty
 import {
   edgeLetters,
   mrPresets,
+  rangePresets,
   slicePosition,
   voiRange,
   windowLevel,
@@ -80,7 +81,7 @@ type ToolName = (typeof TOOLS)[keyof typeof TOOLS];
 /** Test and automation hook: where a patient point is on screen, and scrolling to it (no PHI). */
 interface ViewerHandle {
   worldToCanvas(plane: string, world: [number, number, number]): [number, number] | undefined;
-  jumpTo(world: [number, number, number]): void;
+  jumpTo(world: readonly [number, number, number]): void;
 }
 declare global {
   interface Window {
@@ -139,6 +140,23 @@ export function MprViewer(props: MprViewerProps) {
         [{ volumeId }],
         planes.map((p) => viewportId(p.key)),
       );
+      /** Moves every view's slice through a patient point (keeps zoom and pan). */
+      const jumpTo = (world: readonly [number, number, number]): void => {
+        for (const plane of planes) {
+          const viewport = engine.getViewport(viewportId(plane.key)) as Types.IVolumeViewport;
+          const camera = viewport.getCamera();
+          const normal = camera.viewPlaneNormal as Types.Point3;
+          const focal = camera.focalPoint as Types.Point3;
+          const d =
+            (world[0] - focal[0]) * normal[0] + (world[1] - focal[1]) * normal[1] + (world[2] - focal[2]) * normal[2];
+          const shift = normal.map((n) => n * d) as Types.Point3;
+          viewport.setCamera({
+            focalPoint: focal.map((v, i) => v + shift[i]!) as Types.Point3,
+            position: (camera.position as Types.Point3).map((v, i) => v + shift[i]!) as Types.Point3,
+          });
+          viewport.render();
+        }
+      };
 
       const group = csTools.ToolGroupManager.createToolGroup(toolGroupId);
       if (!group) throw new Error('tool group exists');
@@ -171,7 +189,11 @@ export function MprViewer(props: MprViewerProps) {
         setViews(next);
         const first = engine.getViewport(viewportId(planes[0]!.key)) as Types.IVolumeViewport | undefined;
         const range = first?.getProperties().voiRange;
-        if (range) setWl(windowLevel(range));
+        if (range) {
+          setWl(windowLevel(range));
+          // Presets from the voxels when they are loaded, else from the range the viewer opened with.
+          setPresets((old) => (old.length > 0 ? old : rangePresets(range)));
+        }
       };
       for (const plane of planes) {
         const element = elements.current[plane.key];
@@ -185,7 +207,8 @@ export function MprViewer(props: MprViewerProps) {
       }
       const onLoaded = (): void => {
         const scalars = volume.voxelManager?.getCompleteScalarDataArray?.();
-        if (scalars) setPresets(mrPresets(scalars));
+        const fromData = scalars ? mrPresets(scalars) : [];
+        if (fromData.length > 0) setPresets(fromData);
         refresh();
         setStatus('ready');
       };
@@ -250,6 +273,11 @@ export function MprViewer(props: MprViewerProps) {
             (m.annotation['metadata'] as { FrameOfReferenceUID: string }).FrameOfReferenceUID,
           );
         setMeasured(list);
+        // Show them where they were drawn: the views move to the first measurement's first point.
+        const point = (
+          list[0]?.annotation['data'] as { handles?: { points?: Array<[number, number, number]> } } | undefined
+        )?.handles?.points?.[0];
+        if (point) jumpTo(point);
         csTools.utilities.triggerAnnotationRenderForViewportIds(planes.map((p) => viewportId(p.key)));
       }
 
@@ -258,22 +286,7 @@ export function MprViewer(props: MprViewerProps) {
         worldToCanvas: (plane, world) =>
           (engine.getViewport(viewportId(plane)) as Types.IVolumeViewport | undefined)?.worldToCanvas(world) as
             [number, number] | undefined,
-        jumpTo: (world) => {
-          for (const plane of planes) {
-            const viewport = engine.getViewport(viewportId(plane.key)) as Types.IVolumeViewport;
-            const camera = viewport.getCamera();
-            const normal = camera.viewPlaneNormal as Types.Point3;
-            const focal = camera.focalPoint as Types.Point3;
-            const d =
-              (world[0] - focal[0]) * normal[0] + (world[1] - focal[1]) * normal[1] + (world[2] - focal[2]) * normal[2];
-            const shift = normal.map((n) => n * d) as Types.Point3;
-            viewport.setCamera({
-              focalPoint: focal.map((v, i) => v + shift[i]!) as Types.Point3,
-              position: (camera.position as Types.Point3).map((v, i) => v + shift[i]!) as Types.Point3,
-            });
-            viewport.render();
-          }
-        },
+        jumpTo,
       };
       cleanups.push(() => {
         if (window.cdssViewers) delete window.cdssViewers[label];

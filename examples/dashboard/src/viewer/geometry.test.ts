@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { edgeLetters, mrPresets, orientationLetters, slicePosition, voiRange, windowLevel } from './geometry';
+import {
+  edgeLetters,
+  mrPresets,
+  orientationLetters,
+  rangePresets,
+  slicePosition,
+  voiRange,
+  windowLevel,
+} from './geometry';
 
 describe('orientation markers', () => {
   it('names LPS directions', () => {
@@ -32,6 +40,11 @@ describe('window/level', () => {
     expect(presets.map((p) => p.id)).toEqual(['full', 'body', 'contrast']);
     expect(presets[0]).toMatchObject({ width: 1099, center: 549.5 });
     expect(presets[2]!.width).toBeLessThan(presets[1]!.width);
+    expect(rangePresets({ lower: 0, upper: 1000 }).map((p) => [p.label, p.width, p.center])).toEqual([
+      ['Full range', 1000, 500],
+      ['Soft tissue', 700, 500],
+      ['High contrast', 350, 500],
+    ]);
   });
 });
 

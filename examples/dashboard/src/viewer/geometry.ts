@@ -126,3 +126,17 @@ export function mrPresets(values: ArrayLike<number>): Preset[] {
     preset('contrast', 'High contrast', median - spread / 2, median + spread / 2),
   ];
 }
+
+/**
+ * Presets from the range the viewer opened with (when the voxels are not at hand): that range, a softer window
+ * (70 % of it) and a high-contrast one (35 %), around its centre.
+ * @param range - the initial VOI range
+ */
+export function rangePresets(range: { lower: number; upper: number }): Preset[] {
+  const { width, center } = windowLevel(range);
+  return [
+    { id: 'full', label: 'Full range', width, center },
+    { id: 'body', label: 'Soft tissue', width: width * 0.7, center },
+    { id: 'contrast', label: 'High contrast', width: width * 0.35, center },
+  ];
+}
