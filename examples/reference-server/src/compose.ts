@@ -86,6 +86,7 @@ import { createAiWorker, lazyModel, loadModel, type AiWorker } from './worker/se
 import { modelRef } from './worker/analysis.js';
 import { ehrIntegration, type EhrIntegration } from './ehr-integration.js';
 import { isBrainTumourProblem } from './domain/brain-tumour.js';
+import { openEmrDocuments } from './chart/openemr-documents.js';
 
 /** A composed, not yet listening server with everything it started. */
 export interface ComposedServer {
@@ -463,6 +464,7 @@ export async function composeServer(config: ServerConfig, logger: Logger, versio
     auditor,
     models,
     openemrUrl,
+    documents: openEmrDocuments(openemr, records),
     analysesOf: (patientId) => analysis.patientAnalyses(patientId),
   });
   closers.push(() => ehr.close());

@@ -2,7 +2,7 @@
  * The whole loop inside the EHR, connected to the real Orthanc, RabbitMQ, MariaDB and HAPI FHIR (OpenEMR through its
  * emulator, run as its own process): an `order-select` card for a brain MRI, the automatic analysis accepted as
  * feedback, the study uploaded to Orthanc, the analysis started by itself, reviewed, the DiagnosticReport final in
- * HAPI, the report queued for (and, with OpenEMR's document API, filed in) the chart, and the `patient-view` card
+ * HAPI, the report filed in OpenEMR's chart as a PDF document, and the `patient-view` card
  * showing the new status. The EHR signs its CDS Hooks calls with an ES384 key whose JWKS it serves over HTTP.
  */
 import { randomUUID } from 'node:crypto';
@@ -21,6 +21,7 @@ import { generatePhantom, writePhantomStudy } from '@cdss/dicom';
 import { FhirAdapter } from '@cdss/fhir-mapper';
 import { OrthancClient } from '@cdss/orthanc-client';
 import { SEED_ADMIN, SEED_CLIENT } from '@cdss/sandbox';
+import { CDSS_SCOPES, createOpenEmrClient } from '@cdss/openemr-client';
 import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/logger.js';
 import { composeServer, DEMO_GRID, type ComposedServer } from '../src/compose.js';
@@ -47,6 +48,7 @@ describe.skipIf(!services.every((s) => s.available))('the loop inside the EHR, o
   let composed: ComposedServer;
   let baseUrl: string;
   let ehrKey: CryptoKey;
+  let emulatorUrl: string;
   let clientOf: (userId: string) => Promise<CdssClient>;
 
   beforeAll(async () => {
@@ -56,6 +58,7 @@ describe.skipIf(!services.every((s) => s.available))('the loop inside the EHR, o
       { PORT: String(emulatorPort), DATA_DIR: emulatorData },
       /^ready/m,
     );
+    emulatorUrl = `http://127.0.0.1:${emulatorPort}`;
     // The EHR's CDS Hooks signing key, its JWKS served over HTTP.
     const ehr = await generateKeyPair('ES384');
     ehrKey = ehr.privateKey;
@@ -222,7 +225,29 @@ describe.skipIf(!services.every((s) => s.available))('the loop inside the EHR, o
         { timeout: 60_000, interval: 500 },
       )
       .toBe('final');
-    expect((await composed.ehr.chart.state(queued!.id))?.state).toMatch(/pending|delivered/);
+    // OpenEMR first: the approved report is filed in the emulator's chart as a PDF document (its upload answers
+    // 500 although stored, as OpenEMR 8.0.0 does; the client confirms by listing before any retry).
+    await expect
+      .poll(async () => (await composed.ehr.chart.state(queued!.id))?.state, { timeout: 60_000, interval: 500 })
+      .toBe('delivered');
+    const openemr = createOpenEmrClient({
+      baseUrl: emulatorUrl,
+      version: '8',
+      auth: {
+        kind: 'password',
+        ...SEED_CLIENT,
+        username: SEED_ADMIN.username,
+        password: SEED_ADMIN.password,
+        scope: CDSS_SCOPES,
+      },
+    });
+    const filed = await openemr.documents.list(patient.pid!, 'Medical_Record');
+    expect(filed.map((d) => [d.filename, d.mimetype])).toEqual([
+      [`cdss-ai-report-${queued!.id}.pdf`, 'application/pdf'],
+    ]);
+    const references = await openemr.documents.references(patient.id);
+    const pdf = await openemr.documents.read(references[0]!.id!);
+    expect(Buffer.from(pdf!.content).subarray(0, 5).toString()).toBe('%PDF-');
 
     // 4. The patient-view card shows the new status, with the scan's date and the analysis to open.
     const view = await cds(CDS_SERVICE_IDS.tumourStatus, {
