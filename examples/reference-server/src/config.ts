@@ -97,6 +97,9 @@ export const envSchema = z
     CDSS_SMART_STANDALONE_SCOPE: z.string().min(1).default('openid fhirUser launch/patient patient/Patient.rs'),
     CDSS_SMART_DEFAULT_ROLE: roleSchema.default('physician'),
     CDSS_SMART_USER_ROLES: jsonOf(z.record(z.string(), roleSchema)).default({}),
+    // SMART Backend Services: the server's own client for OpenEMR's FHIR API (registered with the server's JWKS URL).
+    OPENEMR_BACKEND_CLIENT_ID: z.string().min(1).optional(),
+    OPENEMR_BACKEND_SCOPE: z.string().min(1).default('system/Patient.rs system/Condition.rs'),
     // Approved reports go into OpenEMR as PDF patient documents in this category (OpenEMR lists none: configure it).
     OPENEMR_DOCUMENT_CATEGORY: z
       .string()

@@ -11,13 +11,22 @@ import type { Logger } from 'pino';
 import type { Cache } from '@cdss/cache';
 import { RequestAnalysis, type JobClient, type JobStore } from '@cdss/ai-jobs';
 import type { OrthancClient } from '@cdss/orthanc-client';
+import { oauth2Auth } from '@cdss/core';
+import {
+  BackendServicesKeys,
+  createBackendServicesTokenProvider,
+  createOpenEmrClient,
+  OpenEmrOAuth,
+  type OpenEmrClient,
+} from '@cdss/openemr-client';
+import type { Condition } from 'fhir/r4.js';
 import type { ServerConfig } from './config.js';
 import type { ServerMetrics } from './metrics.js';
 import type { ApiAnalysis } from './api-schemas.js';
 import type { Auditor } from './domain/auditor.js';
 import type { ImagingArchive, PatientRecords } from './domain/ports.js';
 import type { ModelChoice, ReportBuilder } from './domain/analyses.js';
-import { isBrainTumourProblem } from './domain/brain-tumour.js';
+import { isBrainTumourCondition, isBrainTumourProblem } from './domain/brain-tumour.js';
 import {
   createFileCheckpoints,
   createMySqlCheckpoints,
@@ -146,8 +155,16 @@ export async function ehrIntegration(deps: EhrIntegrationDeps): Promise<EhrInteg
 
   // --- Analyses that start themselves
   const autoPrincipal = { id: 'cdss-auto-analysis', name: 'Automatic analysis (PACS StableStudy)', roles: [] };
+  /** OpenEMR's FHIR API with the server's own system token (SMART Backend Services), when configured. */
+  let openemrFhir: OpenEmrClient | undefined;
   const reasonFor = async (patientId: string): Promise<AutoAnalysisReason | undefined> => {
     if ((await store.autoAnalysisRequests(patientId, Date.now() - 180 * 86_400_000)).length > 0) return 'order';
+    if (openemrFhir) {
+      // The problem list as FHIR Conditions (coded, with clinical status), read with a system token.
+      const bundle = await openemrFhir.fhir.search('Condition', { patient: patientId, category: 'problem-list-item' });
+      const conditions = (bundle.entry ?? []).flatMap((e) => (e.resource ? [e.resource as Condition] : []));
+      return conditions.some(isBrainTumourCondition) ? 'brain-tumour-problem' : undefined;
+    }
     // A study of a patient the EMR does not know (another system's PatientID) is not ours to analyse.
     if (!(await deps.records.get(patientId).catch(() => undefined))) return undefined;
     const problems = await deps.records.list(patientId, 'problems');
@@ -284,6 +301,30 @@ export async function ehrIntegration(deps: EhrIntegrationDeps): Promise<EhrInteg
   const keys = keysFile ? await loadServerKeys(keysFile, sandbox && !config.CDSS_SERVER_JWKS_FILE) : undefined;
   if (!keys)
     logger.warn('no server keys (CDSS_SERVER_JWKS_FILE): no JWKS, SMART sessions or backend-services assertions');
+  // SMART Backend Services: system tokens for OpenEMR's FHIR API, signed with the server's RS384 keys.
+  const backendKeys = keys?.all.filter((k) => k.alg === 'RS384') ?? [];
+  if (config.OPENEMR_BACKEND_CLIENT_ID && backendKeys.length > 0)
+    openemrFhir = createOpenEmrClient({
+      baseUrl: deps.openemrUrl,
+      site: config.OPENEMR_SITE,
+      version: config.OPENEMR_VERSION,
+      auth: oauth2Auth(
+        createBackendServicesTokenProvider({
+          oauth: new OpenEmrOAuth({
+            baseUrl: deps.openemrUrl,
+            site: config.OPENEMR_SITE,
+            clientId: config.OPENEMR_BACKEND_CLIENT_ID,
+            logger,
+          }),
+          keys: new BackendServicesKeys(
+            backendKeys.map((k) => ({ kid: k.kid, privateKey: k.privateKey, publicJwk: k.publicJwk })),
+          ),
+          scope: config.OPENEMR_BACKEND_SCOPE,
+        }),
+      ),
+      timeoutMs: 10_000,
+      logger,
+    });
   const tokenSettings = { audience: config.CDSS_AUTH_AUDIENCE, roleClaim: config.CDSS_AUTH_ROLE_CLAIM };
   const openemrBase = deps.openemrUrl.replace(/\/+$/, '');
   const routes: AnyRoute[] = [];

@@ -34,6 +34,8 @@ export interface ServerKeys {
   current: SigningKey;
   /** The public keys of the whole set. */
   publicJwks: JSONWebKeySet;
+  /** Every key of the set, current first (for the backend-services token provider). */
+  all: ReadonlyArray<SigningKey & { publicJwk: JWK }>;
   /** Finds a key by id (verification of what this server signed). */
   publicKey(kid: string): Promise<CryptoKey | undefined>;
 }
@@ -70,6 +72,7 @@ export async function serverKeysFromJwks(text: string): Promise<ServerKeys> {
   return {
     current: keys[0]!,
     publicJwks: { keys: keys.map((k) => k.publicJwk) },
+    all: keys,
     async publicKey(kid) {
       const key = keys.find((k) => k.kid === kid);
       if (!key) return undefined;
