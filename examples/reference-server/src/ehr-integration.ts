@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import type { Cache } from '@cdss/cache';
 import { RequestAnalysis, type JobClient, type JobStore } from '@cdss/ai-jobs';
 import type { OrthancClient } from '@cdss/orthanc-client';
-import { oauth2Auth } from '@cdss/core';
+import { HttpError, oauth2Auth } from '@cdss/core';
 import {
   BackendServicesKeys,
   createBackendServicesTokenProvider,
@@ -160,8 +160,17 @@ export async function ehrIntegration(deps: EhrIntegrationDeps): Promise<EhrInteg
   const reasonFor = async (patientId: string): Promise<AutoAnalysisReason | undefined> => {
     if ((await store.autoAnalysisRequests(patientId, Date.now() - 180 * 86_400_000)).length > 0) return 'order';
     if (openemrFhir) {
+      // OpenEMR's patient ids are UUIDs: another system's PatientID is not ours to analyse.
+      if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(patientId)) return undefined;
       // The problem list as FHIR Conditions (coded, with clinical status), read with a system token.
-      const bundle = await openemrFhir.fhir.search('Condition', { patient: patientId, category: 'problem-list-item' });
+      const bundle = await openemrFhir.fhir
+        .search('Condition', { patient: patientId, category: 'problem-list-item' })
+        .catch((error: unknown) => {
+          // A refusal of this patient (4xx) means no reason; anything else is retried from the checkpoint.
+          if (HttpError.isInstance(error) && error.status !== undefined && error.status < 500) return undefined;
+          throw error;
+        });
+      if (!bundle) return undefined;
       const conditions = (bundle.entry ?? []).flatMap((e) => (e.resource ? [e.resource as Condition] : []));
       return conditions.some(isBrainTumourCondition) ? 'brain-tumour-problem' : undefined;
     }
