@@ -1,9 +1,15 @@
 /**
  * In-memory outbox for the sandbox and tests: same semantics as the MySQL one, lost with the process.
+ *
+ * Every operation costs O(log n) or less at any backlog: writes wait in one FIFO per key; only the head of each key
+ * is scheduled, in a heap by the time it may next be tried (its backoff or its lease) and, once that time has come,
+ * in a heap by enqueue order. A heap entry made stale by a later change of its row is skipped when it comes out
+ * (each row carries a generation number).
  * @packageDocumentation
  */
 import type { OperationOutcome } from 'fhir/r4.js';
 import { parseInput } from '../util.js';
+import { MinHeap } from './min-heap.js';
 import {
   defaultKey,
   fhirWriteSchema,
@@ -16,13 +22,35 @@ import {
 } from './types.js';
 
 interface Row extends OutboxItem {
+  seq: number;
   claimedUntil: number;
+  /** Bumped on every change of the row's schedule: heap entries of older generations are stale. */
+  generation: number;
+}
+
+/** A row as scheduled at some generation, and (in the timed heap) from when it may be tried. */
+interface Scheduled {
+  row: Row;
+  generation: number;
+  at: number;
+}
+
+/** The pending rows of one key, oldest first (`rows[first]` is the head). */
+interface KeyQueue {
+  rows: Row[];
+  first: number;
 }
 
 /** An outbox kept in memory. */
 export class MemoryOutbox implements SyncOutbox {
   private seq = 0;
+  /** Pending rows by id, in enqueue order (a Map keeps insertion order): the first is the oldest. */
   private readonly pending = new Map<string, Row>();
+  private readonly queues = new Map<string, KeyQueue>();
+  /** Heads of keys, by the time they may be tried. */
+  private readonly timed = new MinHeap<Scheduled>((a, b) => a.at < b.at || (a.at === b.at && a.row.seq < b.row.seq));
+  /** Heads of keys whose time has come, in enqueue order. */
+  private readonly due = new MinHeap<Scheduled>((a, b) => a.row.seq < b.row.seq);
   private readonly dead: DeadLetter[] = [];
   private delivered = 0;
 
@@ -32,35 +60,52 @@ export class MemoryOutbox implements SyncOutbox {
   async enqueue(write: FhirWrite, options: EnqueueOptions = {}): Promise<OutboxItem> {
     const w = parseInput(fhirWriteSchema, write, 'FHIR write');
     const now = this.clock.now();
+    const seq = ++this.seq;
     const row: Row = {
-      id: String(++this.seq).padStart(12, '0'),
+      id: String(seq).padStart(12, '0'),
       key: options.key ?? defaultKey(w),
       write: structuredClone(w),
       attempts: 0,
       nextAttemptAt: now,
       createdAt: now,
+      seq,
       claimedUntil: 0,
+      generation: 0,
     };
     this.pending.set(row.id, row);
-    return strip(row);
+    let queue = this.queues.get(row.key);
+    if (!queue) this.queues.set(row.key, (queue = { rows: [], first: 0 }));
+    queue.rows.push(row);
+    if (queue.rows.length - queue.first === 1) this.schedule(row);
+    return { ...item(row), write: w };
   }
 
   async claimDue(now: number, limit: number, leaseMs: number): Promise<OutboxItem[]> {
-    const heads = new Map<string, Row>();
-    for (const row of this.pending.values()) {
-      const head = heads.get(row.key);
-      if (!head || row.id < head.id) heads.set(row.key, row);
+    for (let next = this.timed.peek(); next && next.at <= now; next = this.timed.peek()) {
+      this.timed.pop();
+      if (this.current(next)) this.due.push(next);
     }
-    const due = [...heads.values()]
-      .filter((r) => r.nextAttemptAt <= now && r.claimedUntil <= now)
-      .sort((a, b) => (a.id < b.id ? -1 : 1))
-      .slice(0, limit);
-    for (const r of due) r.claimedUntil = now + leaseMs;
-    return due.map(strip);
+    const claimed: OutboxItem[] = [];
+    const later: Scheduled[] = [];
+    while (claimed.length < limit && this.due.size > 0) {
+      const next = this.due.pop() as Scheduled;
+      if (!this.current(next)) continue;
+      const { row } = next;
+      // Due by an earlier `now` than this one (callers' clocks may differ): not yet.
+      if (availableAt(row) > now) {
+        later.push(next);
+        continue;
+      }
+      row.claimedUntil = now + leaseMs;
+      this.schedule(row); // comes back when the lease ends, unless marked before
+      claimed.push(structuredClone(item(row)));
+    }
+    for (const scheduled of later) this.timed.push(scheduled);
+    return claimed;
   }
 
   async markDelivered(id: string): Promise<void> {
-    if (this.pending.delete(id)) this.delivered++;
+    if (this.remove(id)) this.delivered++;
   }
 
   async markFailed(id: string, error: string, nextAttemptAt: number): Promise<void> {
@@ -70,13 +115,13 @@ export class MemoryOutbox implements SyncOutbox {
     r.lastError = error;
     r.nextAttemptAt = nextAttemptAt;
     r.claimedUntil = 0;
+    if (this.isHead(r)) this.schedule(r);
   }
 
   async markDead(id: string, error: string, outcome: OperationOutcome | undefined, now: number): Promise<void> {
-    const r = this.pending.get(id);
+    const r = this.remove(id);
     if (!r) return;
-    this.pending.delete(id);
-    this.dead.push({ ...strip(r), attempts: r.attempts + 1, lastError: error, outcome, deadAt: now });
+    this.dead.push({ ...structuredClone(item(r)), attempts: r.attempts + 1, lastError: error, outcome, deadAt: now });
   }
 
   async deadLetters(limit = 1000): Promise<DeadLetter[]> {
@@ -84,14 +129,62 @@ export class MemoryOutbox implements SyncOutbox {
   }
 
   async stats(): Promise<OutboxStats> {
-    let oldest: number | undefined;
-    for (const row of this.pending.values())
-      oldest = oldest === undefined ? row.createdAt : Math.min(oldest, row.createdAt);
-    return { pending: this.pending.size, delivered: this.delivered, dead: this.dead.length, oldestPendingAt: oldest };
+    const oldest = this.pending.values().next().value;
+    return {
+      pending: this.pending.size,
+      delivered: this.delivered,
+      dead: this.dead.length,
+      oldestPendingAt: oldest?.createdAt,
+    };
+  }
+
+  /** (Re)schedules a head row at its current time, making its earlier heap entries stale. */
+  private schedule(row: Row): void {
+    row.generation++;
+    this.timed.push({ row, generation: row.generation, at: availableAt(row) });
+  }
+
+  private current(scheduled: Scheduled): boolean {
+    return scheduled.generation === scheduled.row.generation && this.pending.has(scheduled.row.id);
+  }
+
+  private isHead(row: Row): boolean {
+    const queue = this.queues.get(row.key);
+    return queue?.rows[queue.first] === row;
+  }
+
+  /** Takes a row out of the pending set and its key's queue; schedules the key's next row when it was the head. */
+  private remove(id: string): Row | undefined {
+    const row = this.pending.get(id);
+    if (!row) return undefined;
+    this.pending.delete(id);
+    row.generation++;
+    const queue = this.queues.get(row.key) as KeyQueue;
+    if (queue.rows[queue.first] !== row) {
+      // Not the head (callers mark claimed heads, so this is rare): out of the middle of its queue.
+      queue.rows.splice(queue.rows.indexOf(row, queue.first), 1);
+      return row;
+    }
+    queue.first++;
+    if (queue.first === queue.rows.length) this.queues.delete(row.key);
+    else {
+      // Compact now and then, so a long-lived key's queue does not keep delivered rows.
+      if (queue.first > 64 && queue.first * 2 > queue.rows.length) {
+        queue.rows = queue.rows.slice(queue.first);
+        queue.first = 0;
+      }
+      this.schedule(queue.rows[queue.first] as Row);
+    }
+    return row;
   }
 }
 
-function strip(row: Row): OutboxItem {
-  const { claimedUntil: _c, ...item } = row;
-  return structuredClone(item);
+function availableAt(row: Row): number {
+  return Math.max(row.nextAttemptAt, row.claimedUntil);
+}
+
+/** The public fields of a row (sharing its write: clone before handing it out). */
+function item(row: Row): OutboxItem {
+  const { seq: _s, claimedUntil: _c, generation: _g, ...rest } = row;
+  return rest;
 }
