@@ -14,7 +14,15 @@ import type { TokenVerifier } from './auth/tokens.js';
 import type { EventBus, EventLog } from './events.js';
 import { attachWebSocket, type WebSocketHub } from './ws.js';
 import { answerClientError, errorHandler, ApiError } from './http/errors.js';
-import { httpMetrics, identify, rateLimits, requestId, requirePrincipal } from './http/security.js';
+import {
+  corsUnlessSameOrigin,
+  httpMetrics,
+  identify,
+  precomputedHeaders,
+  rateLimits,
+  requestId,
+  requirePrincipal,
+} from './http/security.js';
 import { notAvailableForRole, registerRoutes, type AnyRoute } from './http/route.js';
 import { buildOpenApiDocument, OPENAPI_PAGE } from './http/openapi.js';
 import { isAllowed } from './auth/rbac.js';
@@ -73,26 +81,31 @@ export function createCdssServer(deps: AppDeps): CdssServer {
   app.set('trust proxy', config.CDSS_TRUST_PROXY);
   app.use(requestId);
   app.use(httpMetrics(metrics));
+  // Helmet's headers are the same on every response: computed once.
   app.use(
-    helmet({
-      contentSecurityPolicy: {
-        directives: {
-          // The viewer's image decoders are WebAssembly; its tool cursors are blob: images.
-          'script-src': ["'self'", "'unsafe-inline'", "'wasm-unsafe-eval'"],
-          'img-src': ["'self'", 'data:', 'blob:'],
-          'worker-src': ["'self'", 'blob:'],
-          // A SMART-launched dashboard talks to the EHR's authorization and FHIR servers (only those configured).
-          ...(deps.connectSources?.length ? { 'connect-src': ["'self'", ...deps.connectSources] } : {}),
+    precomputedHeaders(
+      helmet({
+        contentSecurityPolicy: {
+          directives: {
+            // The viewer's image decoders are WebAssembly; its tool cursors are blob: images.
+            'script-src': ["'self'", "'unsafe-inline'", "'wasm-unsafe-eval'"],
+            'img-src': ["'self'", 'data:', 'blob:'],
+            'worker-src': ["'self'", 'blob:'],
+            // A SMART-launched dashboard talks to the EHR's authorization and FHIR servers (only those configured).
+            ...(deps.connectSources?.length ? { 'connect-src': ["'self'", ...deps.connectSources] } : {}),
+          },
         },
-      },
-    }),
+      }),
+    ),
   );
   app.use(
-    cors({
-      origin: (origin, callback) => callback(null, !origin || config.CDSS_CORS_ORIGINS.includes(origin)),
-      credentials: false,
-      exposedHeaders: ['X-Request-Id'],
-    }),
+    corsUnlessSameOrigin(
+      cors({
+        origin: (origin, callback) => callback(null, !origin || config.CDSS_CORS_ORIGINS.includes(origin)),
+        credentials: false,
+        exposedHeaders: ['X-Request-Id'],
+      }),
+    ),
   );
   // Webhooks are verified over the exact bytes that were signed, so they get the raw body.
   app.use('/api/webhooks', express.raw({ type: '*/*', limit: config.CDSS_BODY_LIMIT }));

@@ -131,6 +131,8 @@ export interface AuditTrailOptions {
   mirror?: (records: AuditRecord[], transaction: StateTransaction) => Promise<void>;
   /** Most records per group. Default 500. */
   maxBatch?: number;
+  /** Called with the size of each group once it is durable (metrics). */
+  onCommit?: (records: number) => void;
 }
 
 /**
@@ -141,11 +143,11 @@ export class AuditTrail {
   private readonly commits: GroupCommit<AuditRecord>;
 
   constructor(private readonly options: AuditTrailOptions) {
-    const { store, mirror } = options;
-    this.commits = new GroupCommit(
-      (records) => store.appendBatch(records, mirror ? (transaction) => mirror(records, transaction) : undefined),
-      options,
-    );
+    const { store, mirror, onCommit } = options;
+    this.commits = new GroupCommit(async (records) => {
+      await store.appendBatch(records, mirror ? (transaction) => mirror(records, transaction) : undefined);
+      onCommit?.(records.length);
+    }, options);
   }
 
   /**

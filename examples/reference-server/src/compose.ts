@@ -438,6 +438,7 @@ export async function composeServer(config: ServerConfig, logger: Logger, versio
       ? await MySqlAuditStore.open({ pool: mysqlPool })
       : new FileAuditStore(join(dataDir, 'audit.jsonl')),
     mirror: mirrorToFhir(fhir, config.OPENEMR_SITE),
+    onCommit: (records) => metrics.auditGroupSize.observe(records),
   });
   closers.push(() => audit.close());
   const auditor = createAuditor(audit, metrics);

@@ -20,6 +20,7 @@ export interface ServerMetrics {
   wsConnections: Gauge;
   wsRefused: Counter<'reason'>;
   auditEvents: Counter<'action' | 'outcome'>;
+  auditGroupSize: Histogram;
 }
 
 /** Creates the registry and every metric. */
@@ -91,6 +92,12 @@ export function createMetrics(): ServerMetrics {
       name: 'cdss_audit_events_total',
       help: 'Audit records written',
       labelNames: ['action', 'outcome'],
+      registers,
+    }),
+    auditGroupSize: new Histogram({
+      name: 'cdss_audit_group_size',
+      help: 'Audit records written together by group commit (one write and fdatasync, or one INSERT, per group)',
+      buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500],
       registers,
     }),
   };

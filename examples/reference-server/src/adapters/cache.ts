@@ -8,6 +8,20 @@ import type { ReadThroughCache, StateTransaction, WriteOptions } from '../domain
 /** Runs work in one transaction of the server's state store (connected mode), or directly (sandbox). */
 export type Transact = <T>(work: (transaction: StateTransaction) => Promise<T>) => Promise<T>;
 
+/**
+ * The JSON text of cached values, kept beside them: a value from the cache's memory tier is deep-frozen and replaced,
+ * never changed, when its key is written, so its text can be computed once and reused for every answer.
+ */
+const jsonTexts = new WeakMap<object, string>();
+
+/** The JSON text of a value read from the cache, computed once per cached value (undefined for other values). */
+function cachedJson(value: unknown): string | undefined {
+  if (value === null || typeof value !== 'object' || !Object.isFrozen(value)) return undefined;
+  let text = jsonTexts.get(value);
+  if (text === undefined) jsonTexts.set(value, (text = JSON.stringify(value)));
+  return text;
+}
+
 /** No transaction: the memory stores of sandbox mode. */
 export const noTransaction: Transact = (work) => work({});
 
@@ -27,7 +41,10 @@ export function cachePort(
   return {
     async read<T>(key: string, load: () => Promise<T>) {
       const result = await cache.getOrLoad(key, load);
-      return { value: result.value, stale: result.stale };
+      const json = cachedJson(result.value);
+      return json === undefined
+        ? { value: result.value, stale: result.stale }
+        : { value: result.value, stale: result.stale, json };
     },
     async write<T>(upstreamWrite: () => Promise<T>, options: WriteOptions<T>) {
       const { idempotency, commit } = options;

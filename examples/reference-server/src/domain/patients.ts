@@ -33,6 +33,7 @@ import type {
   ClinicalLists,
   FhirSync,
   IdempotentWrite,
+  CachedRead,
   PatientRecords,
   ReadThroughCache,
   StateTransaction,
@@ -52,6 +53,12 @@ export interface PatientRouteDeps {
 }
 
 const patientKey = (id: string): string => `patient:${id}`;
+
+/** `{ data, stale }` of a cached read, with its JSON text built around the text the cache keeps for the value. */
+function cachedAnswer<T>(value: T, read: CachedRead<unknown>): { body: { data: T; stale: boolean }; json?: string } {
+  const body = { data: value, stale: read.stale };
+  return read.json === undefined ? { body } : { body, json: `{"data":${read.json},"stale":${read.stale}}` };
+}
 
 /**
  * The 409 of a suspected duplicate: an OperationOutcome (issue `duplicate`) with the candidates as contained FHIR
@@ -133,7 +140,7 @@ export function patientRoutes(deps: PatientRouteDeps): AnyRoute[] {
           { principal, requestId, action: 'read', resource: `Patient/${params.id}/${kind}`, patientId: params.id },
           async () => {
             const read = await cache.read(`${patientKey(params.id)}:${kind}`, () => records.list(params.id, kind));
-            return { body: { data: read.value, stale: read.stale } };
+            return cachedAnswer(read.value, read);
           },
         ),
     });
@@ -179,7 +186,7 @@ export function patientRoutes(deps: PatientRouteDeps): AnyRoute[] {
           async () => {
             const read = await cache.read(patientKey(params.id), async () => (await records.get(params.id)) ?? null);
             if (!read.value) throw notFound('Patient');
-            return { body: { data: read.value, stale: read.stale } };
+            return cachedAnswer(read.value, read);
           },
         ),
     }),

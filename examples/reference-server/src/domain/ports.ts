@@ -80,6 +80,8 @@ export interface CachedRead<T> {
   value: T;
   /** True when the upstream failed and an expired value was served. */
   stale: boolean;
+  /** `JSON.stringify(value)`, when the cache keeps it with the entry (answers then skip serialising the value). */
+  json?: string;
 }
 
 /**

@@ -30,6 +30,8 @@ export interface RouteContext<P, Q, B> {
 export interface RouteResult<R> {
   status?: number;
   body: R;
+  /** The body as JSON text, when the handler has it already (must equal `JSON.stringify(body)`): sent as is. */
+  json?: string;
   headers?: Record<string, string>;
 }
 
@@ -146,7 +148,7 @@ export function registerRoutes(router: Router, routes: readonly AnyRoute[], auth
       for (const [name, value] of Object.entries(result.headers ?? {})) res.setHeader(name, value);
       res.status(result.status ?? route.response.status);
       const contentType = route.response.contentType ?? 'application/json';
-      if (contentType.includes('json')) res.type(contentType).send(JSON.stringify(result.body));
+      if (contentType.includes('json')) res.type(contentType).send(result.json ?? JSON.stringify(result.body));
       else res.type(contentType).send(result.body);
     };
     router[route.method](toExpressPath(route.path), handler);
