@@ -19,7 +19,7 @@ import {
   httpMetrics,
   identify,
   precomputedHeaders,
-  rateLimits,
+  rateLimit,
   requestId,
   requirePrincipal,
 } from './http/security.js';
@@ -113,7 +113,7 @@ export function createCdssServer(deps: AppDeps): CdssServer {
     express.json({ limit: config.CDSS_BODY_LIMIT, strict: true, type: ['application/json', 'application/*+json'] }),
   );
   app.use(identify(deps.verifier));
-  app.use(...rateLimits(config.CDSS_RATE_LIMIT_PER_MINUTE));
+  app.use(rateLimit({ perMinute: config.CDSS_RATE_LIMIT_PER_MINUTE }));
 
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok', version: deps.version });

@@ -8,9 +8,12 @@ import cors from 'cors';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fakeRecords, memoryCache, startHarness, type Harness } from '../test-support.js';
 import { patientRoutes } from '../domain/patients.js';
-import { corsUnlessSameOrigin, precomputedHeaders, requestId } from './security.js';
+import { rateLimit as expressRateLimit, type Store } from 'express-rate-limit';
+import { corsUnlessSameOrigin, precomputedHeaders, rateLimit, requestId } from './security.js';
 
-async function headersOf(...middleware: RequestHandler[]): Promise<{ get(origin?: string): Promise<Headers> }> {
+async function responder(
+  ...middleware: RequestHandler[]
+): Promise<{ get(origin?: string, headers?: Record<string, string>): Promise<Response> }> {
   const app = express();
   app.disable('x-powered-by');
   app.use(...middleware);
@@ -20,8 +23,14 @@ async function headersOf(...middleware: RequestHandler[]): Promise<{ get(origin?
   const { port } = server.address() as { port: number };
   afterAll(() => new Promise((ok) => server.close(ok)));
   return {
-    get: async (origin) => (await fetch(`http://127.0.0.1:${port}/x`, origin ? { headers: { origin } } : {})).headers,
+    get: (origin, headers = {}) =>
+      fetch(`http://127.0.0.1:${port}/x`, { headers: { ...headers, ...(origin ? { origin } : {}) } }),
   };
+}
+
+async function headersOf(...middleware: RequestHandler[]): Promise<{ get(origin?: string): Promise<Headers> }> {
+  const server = await responder(...middleware);
+  return { get: async (origin) => (await server.get(origin)).headers };
 }
 
 const sorted = (h: Headers, drop: string[] = []) =>
@@ -52,6 +61,77 @@ describe('CORS only for requests with an origin', () => {
     const same = await lean.get();
     expect(same.get('vary')).toBe('Origin');
     expect(same.get('access-control-allow-origin')).toBeNull();
+  });
+});
+
+describe('rate limits in one pass', () => {
+  /** Sets the principal from a test header, as the token middleware would. */
+  const principalFrom: RequestHandler = (req, _res, next) => {
+    const user = req.headers['x-user'];
+    if (typeof user === 'string') req.principal = { id: user, name: user, roles: ['nurse'] };
+    next();
+  };
+  const twoLimiters = (limit: number): RequestHandler[] => [
+    expressRateLimit({ windowMs: 60_000, limit, standardHeaders: 'draft-7', legacyHeaders: false }),
+    expressRateLimit({
+      windowMs: 60_000,
+      limit,
+      standardHeaders: 'draft-7',
+      legacyHeaders: false,
+      skip: (req) => !req.principal,
+      keyGenerator: (req) => `user:${req.principal?.id ?? ''}`,
+    }),
+  ];
+  const sequence = async (server: { get(origin?: string, headers?: Record<string, string>): Promise<Response> }) => {
+    const seen: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      for (const headers of [{}, { 'x-user': 'u1' }, { 'x-user': 'u2' }] as Array<Record<string, string>>) {
+        const r = await server.get(undefined, headers);
+        await r.arrayBuffer();
+        // reset= may differ by a second between the two; the rest must be equal.
+        seen.push(
+          `${r.status} ${r.headers.get('ratelimit-policy')} ${r.headers.get('ratelimit')?.replace(/reset=\d+/, 'reset=…')} ${r.headers.get('retry-after') !== null}`,
+        );
+      }
+    }
+    return seen;
+  };
+
+  it('refuses what two express-rate-limit instances refused, and reports the tighter of the two limits', async () => {
+    const plain = await responder(principalFrom, ...twoLimiters(8));
+    const lean = await responder(principalFrom, rateLimit({ perMinute: 8 }));
+    const status = (line: string) => line.split(' ')[0];
+    const before = await sequence(plain);
+    const after = await sequence(lean);
+    expect(after.map(status)).toEqual(before.map(status));
+    // One address: request n (1-based) is its nth; a user's kth request is also counted per user. The headers give
+    // the tighter limit (express-rate-limit's second instance overwrote the first's, reporting the user's alone).
+    const expected = Array.from({ length: 15 }, (_, n) => {
+      const hits = n + 1;
+      return `${hits > 8 ? 429 : 200} 8;w=60 limit=8, remaining=${Math.max(8 - hits, 0)}, reset=… ${hits > 8}`;
+    });
+    expect(after).toEqual(expected);
+  });
+
+  it('counts users in a shared store, and lets requests through when that store fails', async () => {
+    const hits = new Map<string, number>();
+    let down = false;
+    const store: Store = {
+      async increment(key) {
+        if (down) throw new Error('store down');
+        hits.set(key, (hits.get(key) ?? 0) + 1);
+        return { totalHits: hits.get(key)!, resetTime: new Date(Date.now() + 30_000) };
+      },
+      async decrement() {},
+      async resetKey() {},
+    };
+    const server = await responder(principalFrom, rateLimit({ perMinute: 2, perIp: false, userStore: store }));
+    const status = async (user?: string) => (await server.get(undefined, user ? { 'x-user': user } : {})).status;
+    expect([await status('a'), await status('a'), await status('a'), await status('b')]).toEqual([200, 200, 429, 200]);
+    expect(await status()).toBe(200); // no user, no per-IP limit here
+    down = true;
+    expect(await status('a')).toBe(200);
+    expect(hits.get('user:a')).toBe(3);
   });
 });
 

@@ -3,7 +3,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { RequestHandler, Request, Response } from 'express';
-import { rateLimit } from 'express-rate-limit';
+import { ipKeyGenerator, type Store } from 'express-rate-limit';
 import type { Principal, TokenVerifier } from '../auth/tokens.js';
 import type { ServerMetrics } from '../metrics.js';
 import { ApiError, operationOutcome } from './errors.js';
@@ -114,29 +114,92 @@ export function requirePrincipal(req: Request): Principal {
   throw new ApiError(401, 'login', req.authError ?? 'Authentication required: send a Bearer token');
 }
 
+/** Counts per key in fixed windows that start at each key's first request (as express-rate-limit's memory store). */
+class WindowCounter {
+  private readonly counts = new Map<string, { hits: number; resetAt: number }>();
+  private sweptAt = 0;
+
+  constructor(private readonly windowMs: number) {}
+
+  hit(key: string, now: number): { hits: number; resetAt: number } {
+    // Now and then, forget the keys whose window has ended (O(keys) once per window).
+    if (now - this.sweptAt >= this.windowMs) {
+      this.sweptAt = now;
+      for (const [k, c] of this.counts) if (c.resetAt <= now) this.counts.delete(k);
+    }
+    let count = this.counts.get(key);
+    if (!count || count.resetAt <= now) this.counts.set(key, (count = { hits: 0, resetAt: now + this.windowMs }));
+    count.hits++;
+    return count;
+  }
+}
+
+/** Where the rate limits count. */
+export interface RateLimitOptions {
+  /** Requests per minute allowed per client address and per user. */
+  perMinute: number;
+  /** Also limit per client IP here (off behind a proxy that limits per IP for every instance, e.g. nginx). */
+  perIp?: boolean;
+  /** Counts per user shared by every instance (an express-rate-limit store); default: this process's memory. */
+  userStore?: Store;
+}
+
+const RATE_WINDOW_MS = 60_000;
+
 /**
- * Rate limits: per IP for everyone, and per user for authenticated callers.
- * @param perMinute - requests per minute allowed per key
+ * Rate limits in one pass: per client address (IPv6 by /56, as express-rate-limit does) and, for authenticated
+ * callers, per user; the tighter of the two is reported in the IETF draft-7 `RateLimit` headers, and a request over
+ * either limit answers 429 with `Retry-After` and an OperationOutcome.
+ * @param options - the limit, and where the counts live
+ * @see https://datatracker.ietf.org/doc/html/draft-ietf-httpapi-ratelimit-headers-07
  */
-export function rateLimits(perMinute: number): RequestHandler[] {
-  const handler: RequestHandler = (_req, res) => {
+export function rateLimit(options: RateLimitOptions): RequestHandler {
+  const { perMinute, perIp = true, userStore } = options;
+  const policy = `${perMinute};w=${RATE_WINDOW_MS / 1000}`;
+  const byIp = perIp ? new WindowCounter(RATE_WINDOW_MS) : undefined;
+  const byUser = userStore ? undefined : new WindowCounter(RATE_WINDOW_MS);
+  userStore?.init?.({ windowMs: RATE_WINDOW_MS } as Parameters<NonNullable<Store['init']>>[0]);
+
+  const answer = (res: Response, hits: number, resetAt: number, now: number, next: () => void): void => {
+    const reset = Math.max(0, Math.ceil((resetAt - now) / 1000));
+    res.setHeader('RateLimit-Policy', policy);
+    res.setHeader('RateLimit', `limit=${perMinute}, remaining=${Math.max(perMinute - hits, 0)}, reset=${reset}`);
+    if (hits <= perMinute) return next();
+    res.setHeader('Retry-After', String(reset));
     res
       .status(429)
       .type('application/fhir+json')
       .json(operationOutcome([{ code: 'throttled', diagnostics: 'Too many requests; slow down' }]));
   };
-  return [
-    rateLimit({ windowMs: 60_000, limit: perMinute, standardHeaders: 'draft-7', legacyHeaders: false, handler }),
-    rateLimit({
-      windowMs: 60_000,
-      limit: perMinute,
-      standardHeaders: 'draft-7',
-      legacyHeaders: false,
-      skip: (req) => !req.principal,
-      keyGenerator: (req) => `user:${req.principal?.id ?? ''}`,
-      handler,
-    }),
-  ];
+
+  return (req, res, next) => {
+    const now = Date.now();
+    let hits = 0;
+    let resetAt = now + RATE_WINDOW_MS;
+    if (byIp) ({ hits, resetAt } = byIp.hit(ipKeyGenerator(req.ip ?? ''), now));
+    const user = req.principal?.id;
+    if (user === undefined) return answer(res, hits, resetAt, now, next);
+    const key = `user:${user}`;
+    if (byUser) {
+      const count = byUser.hit(key, now);
+      // The tighter limit: the one with more hits in its window.
+      if (count.hits >= hits) ({ hits, resetAt } = count);
+      return answer(res, hits, resetAt, now, next);
+    }
+    Promise.resolve()
+      .then(() => (userStore as Store).increment(key))
+      .then(
+        (info) => {
+          if (info.totalHits >= hits) {
+            hits = info.totalHits;
+            resetAt = info.resetTime?.getTime() ?? now + RATE_WINDOW_MS;
+          }
+          answer(res, hits, resetAt, now, next);
+        },
+        // The shared store is down: let the request through rather than refuse everyone (counted again once it is back).
+        () => answer(res, hits, resetAt, now, next),
+      );
+  };
 }
 
 /**
