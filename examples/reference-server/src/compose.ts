@@ -82,7 +82,7 @@ import { outboxFhirSync } from './adapters/fhir-sync.js';
 import { fhirReports } from './adapters/reports.js';
 import { instrument } from './adapters/instrument.js';
 import { ApiError } from './http/errors.js';
-import { createAiWorker, lazyModel, loadModel, type AiWorker } from './worker/service.js';
+import { createAiWorker, lazyModel, loadModel, loadModelReference, type AiWorker } from './worker/service.js';
 import { modelRef } from './worker/analysis.js';
 import { ehrIntegration, type EhrIntegration } from './ehr-integration.js';
 import { isBrainTumourProblem } from './domain/brain-tumour.js';
@@ -362,7 +362,7 @@ export async function composeServer(config: ServerConfig, logger: Logger, versio
   // --- Jobs: AMQP in connected mode, an in-memory broker in sandbox mode
   const broker = new MemoryBroker();
   const transport: JobTransport = config.AMQP_URL
-    ? new AmqpTransport({ url: config.AMQP_URL, logger })
+    ? new AmqpTransport({ url: config.AMQP_URL, prefix: config.CDSS_JOBS_PREFIX, logger })
     : new MemoryTransport({ broker });
   const jobStore: JobStore = config.MYSQL_URL
     ? await MySqlJobStore.open({ url: config.MYSQL_URL })
@@ -398,7 +398,7 @@ export async function composeServer(config: ServerConfig, logger: Logger, versio
       logger.error({ err: error, modelPath }, 'the model could not be loaded');
     }
     const workerTransport: JobTransport = config.AMQP_URL
-      ? new AmqpTransport({ url: config.AMQP_URL, logger })
+      ? new AmqpTransport({ url: config.AMQP_URL, prefix: config.CDSS_JOBS_PREFIX, logger })
       : new MemoryTransport({ broker });
     worker = createAiWorker({
       transport: workerTransport,
@@ -415,6 +415,9 @@ export async function composeServer(config: ServerConfig, logger: Logger, versio
     });
   } else if (config.CDSS_WORKER === 'in-process') {
     logger.warn({ modelPath }, 'no model found: analyses will queue until a worker connects');
+  } else if (existsSync(modelPath)) {
+    // The analyses run in another process (the ai-worker, the Python worker) serving this model: requests name it.
+    models = [await loadModelReference(modelPath)];
   }
   const demoPatients = sandbox
     ? await seedStudies(openemr, orthanc, config.CDSS_SANDBOX_STUDIES, grid, logger).catch((error: unknown) => {

@@ -76,6 +76,12 @@ export const envSchema = z
     CDSS_WEBHOOK_SECRET: z.string().min(32, 'at least 32 characters').optional(),
     CDSS_MODEL_PATH: z.string().min(1).optional(),
     CDSS_WORKER: z.enum(['in-process', 'off']).default('in-process'),
+    // Prefix of the job protocol's RabbitMQ exchanges and queues (@cdss/ai-jobs topology): one broker can carry the
+    // jobs of several independent deployments (or test runs) that must not take each other's work.
+    CDSS_JOBS_PREFIX: z
+      .string()
+      .regex(/^[A-Za-z0-9._-]{1,100}$/, '1-100 of A-Z a-z 0-9 . _ -')
+      .default('cdss.ai'),
     CDSS_DASHBOARD_DIR: z.string().min(1).optional(),
     CDSS_SANDBOX_STUDIES: z.coerce.number().int().min(0).max(10).default(3),
     CDSS_CACHE_TTL_MS: z.coerce

@@ -4,7 +4,7 @@
  * and `POST /analyze` on `WORKER_PORT`.
  *
  * Environment: AMQP_URL, ORTHANC_URL (+ ORTHANC_USERNAME/ORTHANC_PASSWORD), CDSS_MODEL_PATH (a manifest.json or a MONAI bundle folder; default: the demo
- * model), WORKER_PORT (default 8081), WORKER_HOST, WORKER_CONCURRENCY, WORKER_JOB_TIMEOUT_MS, WORKER_API_TOKEN.
+ * model), CDSS_JOBS_PREFIX (default cdss.ai), WORKER_PORT (default 8081), WORKER_HOST, WORKER_CONCURRENCY, WORKER_JOB_TIMEOUT_MS, WORKER_API_TOKEN.
  */
 import { z } from 'zod';
 import { basicAuth } from '@cdss/core';
@@ -20,6 +20,10 @@ const envSchema = z.object({
   ORTHANC_USERNAME: z.string().min(1).optional(),
   ORTHANC_PASSWORD: z.string().min(1).optional(),
   CDSS_MODEL_PATH: z.string().min(1).default(DEMO_MODEL_BUNDLE),
+  CDSS_JOBS_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]{1,100}$/)
+    .default('cdss.ai'),
   WORKER_PORT: z.coerce.number().int().min(0).max(65535).default(8081),
   WORKER_HOST: z.string().default('127.0.0.1'),
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(16).default(1),
@@ -52,7 +56,7 @@ async function main(): Promise<void> {
       : {}),
     logger,
   });
-  const transport = new AmqpTransport({ url: env.AMQP_URL, logger });
+  const transport = new AmqpTransport({ url: env.AMQP_URL, prefix: env.CDSS_JOBS_PREFIX, logger });
   const worker = createAiWorker({
     transport,
     dicomweb: orthanc.dicomweb,

@@ -11,7 +11,7 @@ import express from 'express';
 import { z } from 'zod';
 import { JobFailure, JobWorker, type JobTransport } from '@cdss/ai-jobs';
 import { StudySeriesError, VoxelBufferPool } from '@cdss/dicom';
-import { SegmentationModel } from '@cdss/segmentation';
+import { SegmentationModel, loadModelManifest, loadMonaiBundle } from '@cdss/segmentation';
 import { findStudySeries, type DicomWebClient } from '@cdss/orthanc-client';
 import type { Logger } from 'pino';
 import { analyseStudy, modelRef, type PreprocessHook } from './analysis.js';
@@ -38,6 +38,18 @@ export async function loadModel(path: string): Promise<SegmentationModel> {
   return existsSync(manifest)
     ? SegmentationModel.load({ manifestPath: manifest })
     : SegmentationModel.load({ bundleDir: path });
+}
+
+/**
+ * The protocol's reference of the model at `path` (as {@link loadModel} finds it), from its manifest alone: no
+ * inference session. For a server whose analyses run in another process (`CDSS_WORKER=off`): its requests must name
+ * the model that worker serves.
+ * @param path - `manifest.json`, or a bundle folder with `configs/` and `models/`
+ */
+export async function loadModelReference(path: string): Promise<{ id: string; version: string }> {
+  const manifest = path.endsWith('.json') ? path : join(path, 'manifest.json');
+  const loaded = existsSync(manifest) ? await loadModelManifest(manifest) : await loadMonaiBundle(path);
+  return modelRef(loaded);
 }
 
 /**

@@ -1,0 +1,292 @@
+/**
+ * The Python worker end to end: the TypeScript reference server in connected mode (the real Orthanc, RabbitMQ,
+ * MariaDB and HAPI FHIR started by `scripts/services/`, OpenEMR through its emulator run as a process) with no worker
+ * of its own, and the Python worker (`python -m cdss_worker` in the venv `install.sh` makes) as a process beside it.
+ * One analysis of a synthetic study goes through it: progress over the WebSocket, the result, the FHIR report, and a
+ * DICOM SEG in Orthanc written by the Python worker (highdicom, AUTOMATIC, the model's name and version). The
+ * volumes must match what the TypeScript worker's `analyseStudy` computes on the same study in Orthanc, within 0.5 %
+ * of each region's voxels (one voxel at least; today they agree to the voxel).
+ *
+ * The job queues live under a prefix of this run's own (`CDSS_JOBS_PREFIX`) on the shared broker, so no other test's
+ * worker can take the job; they are deleted afterwards. Without the venv the suite skips, except under CI=true, where
+ * it fails (`.ci/run` runs `examples/python-worker/install.sh`).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
+import { exportSPKI, generateKeyPair, SignJWT } from 'jose';
+import { basicAuth } from '@cdss/core';
+import { requireService } from '@cdss/core/testing';
+import { createCdssClient } from '@cdss/client';
+import { AmqpTransport } from '@cdss/ai-jobs/amqp';
+import { generatePhantom, writePhantomStudy } from '@cdss/dicom';
+import { dicomString, OrthancClient } from '@cdss/orthanc-client';
+import { SEED_ADMIN, SEED_CLIENT } from '@cdss/sandbox';
+import { loadConfig } from '../../reference-server/src/config.js';
+import { createLogger } from '../../reference-server/src/logger.js';
+import { composeServer, DEMO_GRID, type ComposedServer } from '../../reference-server/src/compose.js';
+import { DEMO_USERS } from '../../reference-server/src/auth/tokens.js';
+import { DEMO_MODEL_BUNDLE } from '../../reference-server/src/paths.js';
+import { analyseStudy } from '../../reference-server/src/worker/analysis.js';
+import { loadModel } from '../../reference-server/src/worker/service.js';
+import { freePort, startTsProcess, type Child } from '../../reference-server/test/processes.js';
+
+const workerDir = join(dirname(fileURLToPath(import.meta.url)), '..');
+const python = process.env['CDSS_PYTHON_WORKER_PYTHON'] ?? join(workerDir, '.venv', 'bin', 'python');
+const venv = existsSync(python);
+if (!venv) {
+  const reason = `the Python worker's venv is missing (${python}; run \`bash examples/python-worker/install.sh\`)`;
+  if (process.env['CI'] === 'true') throw new Error(`CI=true and ${reason}`);
+  process.stderr.write(`[skip] Python worker end to end: ${reason}\n`);
+}
+const services = await Promise.all(
+  (['orthanc', 'rabbitmq', 'mariadb', 'hapi-fhir'] as const).map((name) => requireService(name)),
+);
+const [orthancSvc, rabbitSvc, mariaSvc, hapiSvc] = services;
+const available = venv && services.every((s) => s.available);
+
+/** Each region's voxels may differ by 0.5 % (at least one voxel) between the two workers. */
+const VOXEL_TOLERANCE = 0.005;
+
+/** Starts `python -m cdss_worker` and waits for its `ready` line. */
+async function startPythonWorker(env: Record<string, string>): Promise<{ child: ChildProcess; output: () => string }> {
+  const child = spawn(python, ['-m', 'cdss_worker'], {
+    cwd: workerDir,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`python worker not ready in 120 s:\n${output}`)), 120_000);
+    child.stdout.on('data', () => {
+      if (/^ready$/m.test(output)) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`python worker exited with ${code}:\n${output}`));
+    });
+  });
+  return { child, output: () => output };
+}
+
+async function stopProcess(child: ChildProcess | undefined, graceMs = 15_000): Promise<number | null> {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return child?.exitCode ?? null;
+  return new Promise((resolve) => {
+    const kill = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    child.once('exit', (code) => {
+      clearTimeout(kill);
+      resolve(code);
+    });
+    child.kill('SIGTERM');
+  });
+}
+
+describe.skipIf(!available)('the Python worker with the reference server on the real services', () => {
+  const prefix = `cdss.ai.test-python-${randomUUID().slice(0, 8)}`;
+  const workerId = `python-worker-test-${randomUUID().slice(0, 8)}`;
+  const dataDir = mkdtempSync(join(tmpdir(), 'cdss-pyworker-'));
+  const emulatorData = mkdtempSync(join(tmpdir(), 'cdss-pyworker-openemr-'));
+  const orthancUrl = new URL(orthancSvc?.url ?? 'http://127.0.0.1');
+  const orthancBase = `${orthancUrl.protocol}//${orthancUrl.host}`;
+  const orthancUser = decodeURIComponent(orthancUrl.username);
+  const orthancPassword = decodeURIComponent(orthancUrl.password);
+  const orthanc = new OrthancClient({ baseUrl: orthancBase, auth: basicAuth(orthancUser, orthancPassword) });
+  let emulator: Child | undefined;
+  let worker: { child: ChildProcess; output: () => string } | undefined;
+  let composed: ComposedServer | undefined;
+  let baseUrl: string;
+  let tokenFor: (userId: string) => Promise<string>;
+
+  beforeAll(async () => {
+    const emulatorPort = await freePort();
+    emulator = await startTsProcess(
+      'test/openemr-emulator-process.ts',
+      { PORT: String(emulatorPort), DATA_DIR: emulatorData },
+      /^ready/m,
+    );
+    const { publicKey, privateKey } = await generateKeyPair('RS256');
+    tokenFor = async (userId) => {
+      const user = DEMO_USERS.find((u) => u.id === userId)!;
+      return new SignJWT({ name: user.name, roles: [user.role] })
+        .setProtectedHeader({ alg: 'RS256' })
+        .setSubject(user.id)
+        .setIssuer('https://idp.hospital.test')
+        .setAudience('cdss')
+        .setExpirationTime('10m')
+        .sign(privateKey);
+    };
+    // The Python worker first: it declares the topology under the run's prefix as the server would.
+    worker = await startPythonWorker({
+      AMQP_URL: rabbitSvc!.url,
+      ORTHANC_URL: orthancBase,
+      ORTHANC_USERNAME: orthancUser,
+      ORTHANC_PASSWORD: orthancPassword,
+      CDSS_JOBS_PREFIX: prefix,
+      WORKER_ID: workerId,
+      WORKER_TORCH_THREADS: '2',
+      CDSS_LOG_LEVEL: 'info',
+    });
+    composed = await composeServer(
+      loadConfig({
+        CDSS_MODE: 'connected',
+        CDSS_DATA_DIR: dataDir,
+        CDSS_LOG_LEVEL: 'warn',
+        CDSS_RATE_LIMIT_PER_MINUTE: '10000',
+        CDSS_WORKER: 'off',
+        CDSS_JOBS_PREFIX: prefix,
+        // this test's study must be analysed once, by the request below
+        CDSS_AUTO_ANALYSIS: 'false',
+        CDSS_AUTH_PUBLIC_KEY: await exportSPKI(publicKey),
+        CDSS_AUTH_ISSUER: 'https://idp.hospital.test',
+        CDSS_WEBHOOK_SECRET: 'x'.repeat(40),
+        OPENEMR_URL: `http://127.0.0.1:${emulatorPort}`,
+        OPENEMR_CLIENT_ID: SEED_CLIENT.clientId,
+        OPENEMR_CLIENT_SECRET: SEED_CLIENT.clientSecret,
+        OPENEMR_USERNAME: SEED_ADMIN.username,
+        OPENEMR_PASSWORD: SEED_ADMIN.password,
+        FHIR_URL: hapiSvc!.url,
+        ORTHANC_URL: orthancBase,
+        ORTHANC_USERNAME: orthancUser,
+        ORTHANC_PASSWORD: orthancPassword,
+        AMQP_URL: rabbitSvc!.url,
+        MYSQL_URL: mariaSvc!.url,
+      }),
+      createLogger('warn'),
+      'test',
+    );
+    baseUrl = `http://127.0.0.1:${await composed.server.listen(0, '127.0.0.1')}`;
+  }, 240_000);
+
+  afterAll(async () => {
+    await composed?.close();
+    const code = await stopProcess(worker?.child);
+    if (worker && code !== 0) process.stderr.write(`python worker exited with ${code}:\n${worker.output()}\n`);
+    await emulator?.stop();
+    // the run's queues and exchanges, so the shared broker keeps none of them
+    const transport = new AmqpTransport({ url: rabbitSvc!.url, prefix });
+    try {
+      await transport.start();
+      await transport.deleteTopology();
+    } finally {
+      await transport.close();
+    }
+    rmSync(dataDir, { recursive: true, force: true });
+    rmSync(emulatorData, { recursive: true, force: true });
+  }, 60_000);
+
+  it('runs an analysis through the Python worker, and its volumes match the TypeScript worker on the same study', async () => {
+    const physicianToken = await tokenFor('demo-physician');
+    const physician = createCdssClient({ baseUrl, getToken: () => physicianToken });
+    const patient = await physician.patients.create({
+      givenName: 'Pia',
+      familyName: 'Python',
+      birthDate: '1968-03-04',
+      sex: 'female',
+    });
+    const phantom = generatePhantom({ seed: `python-worker-${patient.id}`, ...DEMO_GRID });
+    const study = writePhantomStudy(phantom, {
+      patientId: patient.id,
+      patientName: 'Python^Pia',
+      uidSeed: `python-worker-${patient.id}`,
+    });
+    await orthanc.uploadInstances(Object.values(study.series).flatMap((s) => s.files));
+
+    const events: Array<{ type: string; analysisId?: string; data: Record<string, unknown> }> = [];
+    const ws = new WebSocket(`${baseUrl.replace(/^http/, 'ws')}/ws`);
+    ws.on('message', (raw) => {
+      const message = JSON.parse(raw.toString()) as { type: string; event?: (typeof events)[number] };
+      if (message.type === 'event' && message.event) events.push(message.event);
+    });
+    await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
+    ws.send(JSON.stringify({ type: 'auth', token: physicianToken }));
+    ws.send(JSON.stringify({ type: 'subscribe', topic: `patient:${patient.id}` }));
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const requested = await physician.analyses.request(study.studyInstanceUid, { patientId: patient.id });
+      await expect
+        .poll(
+          async () =>
+            ['succeeded', 'failed', 'cancelled'].includes((await physician.analyses.get(requested.id)).status),
+          { timeout: 180_000, interval: 500 },
+        )
+        .toBe(true);
+      const done = await physician.analyses.get(requested.id);
+      expect(done.status, `${JSON.stringify(done.failure)}\n${worker!.output()}`).toBe('succeeded');
+      expect(done.model.id).toBe('brats-segresnet-demo');
+      await expect
+        .poll(() => events.some((e) => e.type === 'analysis.completed' && e.analysisId === requested.id))
+        .toBe(true);
+      const progress = events
+        .filter((e) => e.type === 'analysis.progress' && e.analysisId === requested.id)
+        .map((e) => Number(e.data['percent']));
+      expect(progress.length).toBeGreaterThan(0);
+      expect([...progress].sort((a, b) => a - b)).toEqual(progress);
+      expect(worker!.output()).toContain(`job ${requested.id} succeeded`);
+
+      // The SEG in Orthanc is the Python worker's: highdicom, AUTOMATIC, the model's name and version.
+      const result = done.result!;
+      expect(result.segSeriesUid).toBeTruthy();
+      const [seg] = await orthanc.dicomweb.retrieveSeriesMetadata(study.studyInstanceUid, result.segSeriesUid!);
+      expect(dicomString(seg!, '00080060')).toBe('SEG');
+      expect(dicomString(seg!, '00081090')).toBe('cdss-python-worker');
+      expect(dicomString(seg!, '0008103E')).toBe('AI segmentation 0.1.0');
+      const segments = (seg!['00620002'] as { Value: Array<Record<string, { Value?: unknown[] }>> }).Value;
+      expect(segments.map((s) => s['00620005']?.Value?.[0])).toEqual(['NCR', 'ED', 'ET']);
+      for (const segment of segments) {
+        expect(segment['00620008']?.Value?.[0]).toBe('AUTOMATIC');
+        expect(segment['00620009']?.Value?.[0]).toBe('brats-segresnet-demo');
+      }
+
+      // The TypeScript worker's analysis of the same study in Orthanc.
+      const model = await loadModel(DEMO_MODEL_BUNDLE);
+      try {
+        const reference = await analyseStudy({
+          dicomweb: orthanc.dicomweb,
+          model,
+          studyInstanceUid: study.studyInstanceUid,
+          jobId: randomUUID(),
+          series: {
+            t1c: study.series.t1c.seriesInstanceUid,
+            t1: study.series.t1.seriesInstanceUid,
+            t2: study.series.t2.seriesInstanceUid,
+            flair: study.series.flair.seriesInstanceUid,
+          },
+          signal: AbortSignal.timeout(120_000),
+          progress: async () => undefined,
+        });
+        const ts = Object.fromEntries(reference.regions.map((r) => [r.region, r]));
+        expect(ts['whole-tumour']!.voxelCount).toBeGreaterThan(0);
+        const py = {
+          'enhancing-tumour': result.volumes.enhancingTumor,
+          'tumour-core': result.volumes.tumorCore,
+          'whole-tumour': result.volumes.wholeTumor,
+        };
+        const voxelMl = ts['whole-tumour']!.volumeMl / ts['whole-tumour']!.voxelCount;
+        for (const [region, ml] of Object.entries(py)) {
+          const expected = ts[region]!;
+          const tolerance = Math.max(1, Math.ceil(expected.voxelCount * VOXEL_TOLERANCE)) * voxelMl;
+          expect(Math.abs(ml - expected.volumeMl), `${region}: python ${ml} mL, typescript ${expected.volumeMl} mL`)
+            .toBeLessThanOrEqual(tolerance + 1e-9);
+        }
+        expect(result.largestDiameterMm).toBeDefined();
+        expect(Math.abs(result.largestDiameterMm! - reference.largestDiameterMm!)).toBeLessThanOrEqual(
+          DEMO_GRID.spacing[0],
+        );
+      } finally {
+        await model.close();
+      }
+    } finally {
+      ws.close();
+    }
+  }, 300_000);
+});
