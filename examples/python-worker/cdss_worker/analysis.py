@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 import highdicom as hd
 import monai
+import nibabel as nib
 import numpy as np
 import pydicom
 import requests
@@ -23,6 +24,7 @@ from pydicom.sr.codedict import codes
 from pydicom.uid import generate_uid
 
 from . import __version__
+from .findings import measure_lesions, plausibility_flags
 from .jobs import JobContext, JobFailure, Stopped
 from .model import Model
 from .segment import (
@@ -143,7 +145,7 @@ def write_seg(labels: np.ndarray, source: SeriesVolume, model: Model, job_id: st
         instance_number=1,
         manufacturer="CDSS",
         manufacturer_model_name="cdss-python-worker",
-        software_versions=(f"cdss-python-worker {__version__}", f"MONAI {monai.__version__}", f"torch {torch.__version__}"),
+        software_versions=[f"cdss-python-worker {__version__}", f"MONAI {monai.__version__}", f"torch {torch.__version__}"],
         device_serial_number="0",
         series_description=f"AI segmentation {version}"[:64],
         content_label="TUMOUR",
@@ -225,11 +227,34 @@ def analyse(
     source = volumes["t1c"]
     try:
         labels = labels_from_logits(model, logits)
-        cleaned, _raw_components = clean(model, labels, tuple(float(s) for s in model.manifest["input"]["spacingMm"]))
+        model_spacing = tuple(float(s) for s in model.manifest["input"]["spacingMm"])
+        cleaned, raw_components = clean(model, labels, model_spacing)
         on_source = to_source(cleaned, prepared, spatial)
         voxel_mm3 = float(np.prod(source.spacing))
         volumes_ml = region_volumes(on_source, voxel_mm3, et_label)
         diameter = largest_diameter_mm(on_source > 0, source.affine)
+        # lesions and flags on the T1c voxels in RAS order: axial planes along the third axis, inferior first
+        ras = nib.orientations.ornt_transform(
+            nib.orientations.io_orientation(source.ras_affine()), nib.orientations.axcodes2ornt("RAS")
+        )
+        axial = nib.orientations.apply_orientation(on_source, ras)
+        axial_spacing = tuple(float(source.spacing[int(a)]) for a in ras[:, 0].argsort())
+        post = model.manifest["postprocessing"]
+        lesions, sum_of_products = measure_lesions(
+            axial == et_label,
+            axial_spacing,  # type: ignore[arg-type]
+            int(post["components"].get("connectivity", 3)),
+            float(post.get("minMeasurableMm", 10)),
+        )
+        flags = plausibility_flags(
+            model.manifest,
+            axial > 0,
+            volumes_ml["whole-tumour"][0],
+            raw_components,
+            logits,
+            prepared["image"],
+            float(np.prod(model_spacing)) / 1000,
+        )
         seg = write_seg(on_source, source, model, request["jobId"], et_label)
     except Exception as error:  # noqa: BLE001
         raise _failure("postprocess", error) from error
@@ -259,5 +284,8 @@ def analyse(
         "timingsMs": timings,
     }
     if diameter is not None:
-        result["largestDiameterMm"] = round(diameter, 2)
+        result["largestDiameterMm"] = diameter
+    result["lesions"] = [lesion.protocol() for lesion in lesions[:1000]]
+    result["sumOfProductsMm2"] = round(sum_of_products, 2)
+    result["flags"] = flags[:50]
     return result

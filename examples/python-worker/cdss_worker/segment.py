@@ -41,6 +41,7 @@ from .model import Model
 from .volumes import SeriesVolume
 
 CHANNELS = ("t1c", "t1", "t2", "flair")
+RAS_LABELS = (("L", "R"), ("P", "A"), ("I", "S"))
 
 
 class InputError(Exception):
@@ -98,7 +99,8 @@ def prepare(model: Model, volumes: Mapping[str, SeriesVolume]) -> tuple[dict, Co
     image = MetaTensor(torch.cat(channels, 0), affine=target.affine)
     spatial = Compose(
         [
-            Orientationd(keys="image", axcodes=manifest["input"].get("axcodes", "RAS")),
+            # labels: nibabel's RAS convention, as the MetaTensor's affine (stated: MONAI's default is to change)
+            Orientationd(keys="image", axcodes=manifest["input"].get("axcodes", "RAS"), labels=RAS_LABELS),
             Spacingd(
                 keys="image",
                 pixdim=manifest["input"]["spacingMm"],

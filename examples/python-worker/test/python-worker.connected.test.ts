@@ -5,7 +5,8 @@
  * One analysis of a synthetic study goes through it: progress over the WebSocket, the result, the FHIR report, and a
  * DICOM SEG in Orthanc written by the Python worker (highdicom, AUTOMATIC, the model's name and version). The
  * volumes must match what the TypeScript worker's `analyseStudy` computes on the same study in Orthanc, within 0.5 %
- * of each region's voxels (one voxel at least; today they agree to the voxel).
+ * of each region's voxels (one voxel at least; today they agree to the voxel), and so must the largest diameter and
+ * the RANO lesion diameters (within one voxel, 3.75 mm) and the plausibility flags' codes.
  *
  * The job queues live under a prefix of this run's own (`CDSS_JOBS_PREFIX`) on the shared broker, so no other test's
  * worker can take the job; they are deleted afterwards. Without the venv the suite skips, except under CI=true, where
@@ -275,13 +276,25 @@ describe.skipIf(!available)('the Python worker with the reference server on the 
         for (const [region, ml] of Object.entries(py)) {
           const expected = ts[region]!;
           const tolerance = Math.max(1, Math.ceil(expected.voxelCount * VOXEL_TOLERANCE)) * voxelMl;
-          expect(Math.abs(ml - expected.volumeMl), `${region}: python ${ml} mL, typescript ${expected.volumeMl} mL`)
-            .toBeLessThanOrEqual(tolerance + 1e-9);
+          expect(
+            Math.abs(ml - expected.volumeMl),
+            `${region}: python ${ml} mL, typescript ${expected.volumeMl} mL`,
+          ).toBeLessThanOrEqual(tolerance + 1e-9);
         }
+        const voxel = DEMO_GRID.spacing[0];
         expect(result.largestDiameterMm).toBeDefined();
-        expect(Math.abs(result.largestDiameterMm! - reference.largestDiameterMm!)).toBeLessThanOrEqual(
-          DEMO_GRID.spacing[0],
-        );
+        expect(Math.abs(result.largestDiameterMm! - reference.largestDiameterMm!)).toBeLessThanOrEqual(voxel);
+        // the same enhancing lesions (RANO), diameters within one voxel, and the same plausibility flags
+        const lesions = result.lesions ?? [];
+        expect(lesions.length).toBe(reference.lesions?.length);
+        lesions.forEach((lesion, n) => {
+          const expected = reference.lesions![n]!;
+          expect(lesion.measurable).toBe(expected.measurable);
+          expect(lesion.slice).toBe(expected.slice);
+          expect(Math.abs(lesion.longestDiameterMm - expected.longestDiameterMm)).toBeLessThanOrEqual(voxel);
+          expect(Math.abs(lesion.perpendicularDiameterMm - expected.perpendicularDiameterMm)).toBeLessThanOrEqual(voxel);
+        });
+        expect(result.flags.map((f) => f.code)).toEqual((reference.flags ?? []).map((f) => f.code));
       } finally {
         await model.close();
       }
