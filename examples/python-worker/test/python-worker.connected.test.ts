@@ -292,7 +292,9 @@ describe.skipIf(!available)('the Python worker with the reference server on the 
           expect(lesion.measurable).toBe(expected.measurable);
           expect(lesion.slice).toBe(expected.slice);
           expect(Math.abs(lesion.longestDiameterMm - expected.longestDiameterMm)).toBeLessThanOrEqual(voxel);
-          expect(Math.abs(lesion.perpendicularDiameterMm - expected.perpendicularDiameterMm)).toBeLessThanOrEqual(voxel);
+          expect(Math.abs(lesion.perpendicularDiameterMm - expected.perpendicularDiameterMm)).toBeLessThanOrEqual(
+            voxel,
+          );
         });
         expect(result.flags.map((f) => f.code)).toEqual((reference.flags ?? []).map((f) => f.code));
       } finally {
