@@ -5,20 +5,11 @@
  * skips, except under CI=true, where it fails. Any pytest failure fails this test with pytest's output.
  */
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { requireService } from '@cdss/core/testing';
+import { python, venvAvailable, workerDir } from './venv.js';
 
-const workerDir = join(dirname(fileURLToPath(import.meta.url)), '..');
-const python = process.env['CDSS_PYTHON_WORKER_PYTHON'] ?? join(workerDir, '.venv', 'bin', 'python');
-const venv = existsSync(python);
-if (!venv) {
-  const reason = `the Python worker's venv is missing (${python}; run \`bash examples/python-worker/install.sh\`)`;
-  if (process.env['CI'] === 'true') throw new Error(`CI=true and ${reason}`);
-  process.stderr.write(`[skip] Python worker pytest suite: ${reason}\n`);
-}
+const venv = venvAvailable('Python worker pytest suite');
 const rabbitmq = venv ? await requireService('rabbitmq') : undefined;
 
 describe.runIf(venv)('the Python worker (pytest)', () => {

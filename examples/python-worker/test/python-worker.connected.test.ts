@@ -12,12 +12,10 @@
  * worker can take the job; they are deleted afterwards. Without the venv the suite skips, except under CI=true, where
  * it fails (`.ci/run` runs `examples/python-worker/install.sh`).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { exportSPKI, generateKeyPair, SignJWT } from 'jose';
@@ -35,16 +33,10 @@ import { DEMO_USERS } from '../../reference-server/src/auth/tokens.js';
 import { DEMO_MODEL_BUNDLE } from '../../reference-server/src/paths.js';
 import { analyseStudy } from '../../reference-server/src/worker/analysis.js';
 import { loadModel } from '../../reference-server/src/worker/service.js';
-import { freePort, startTsProcess, type Child } from '../../reference-server/test/processes.js';
+import { freePort, startProcess, startTsProcess, type Child } from '../../reference-server/test/processes.js';
+import { python, venvAvailable, workerDir } from './venv.js';
 
-const workerDir = join(dirname(fileURLToPath(import.meta.url)), '..');
-const python = process.env['CDSS_PYTHON_WORKER_PYTHON'] ?? join(workerDir, '.venv', 'bin', 'python');
-const venv = existsSync(python);
-if (!venv) {
-  const reason = `the Python worker's venv is missing (${python}; run \`bash examples/python-worker/install.sh\`)`;
-  if (process.env['CI'] === 'true') throw new Error(`CI=true and ${reason}`);
-  process.stderr.write(`[skip] Python worker end to end: ${reason}\n`);
-}
+const venv = venvAvailable('Python worker end to end');
 const services = await Promise.all(
   (['orthanc', 'rabbitmq', 'mariadb', 'hapi-fhir'] as const).map((name) => requireService(name)),
 );
@@ -53,44 +45,6 @@ const available = venv && services.every((s) => s.available);
 
 /** Each region's voxels may differ by 0.5 % (at least one voxel) between the two workers. */
 const VOXEL_TOLERANCE = 0.005;
-
-/** Starts `python -m cdss_worker` and waits for its `ready` line. */
-async function startPythonWorker(env: Record<string, string>): Promise<{ child: ChildProcess; output: () => string }> {
-  const child = spawn(python, ['-m', 'cdss_worker'], {
-    cwd: workerDir,
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`python worker not ready in 120 s:\n${output}`)), 120_000);
-    child.stdout.on('data', () => {
-      if (/^ready$/m.test(output)) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`python worker exited with ${code}:\n${output}`));
-    });
-  });
-  return { child, output: () => output };
-}
-
-async function stopProcess(child: ChildProcess | undefined, graceMs = 15_000): Promise<number | null> {
-  if (!child || child.exitCode !== null || child.signalCode !== null) return child?.exitCode ?? null;
-  return new Promise((resolve) => {
-    const kill = setTimeout(() => child.kill('SIGKILL'), graceMs);
-    child.once('exit', (code) => {
-      clearTimeout(kill);
-      resolve(code);
-    });
-    child.kill('SIGTERM');
-  });
-}
 
 describe.skipIf(!available)('the Python worker with the reference server on the real services', () => {
   const prefix = `cdss.ai.test-python-${randomUUID().slice(0, 8)}`;
@@ -103,7 +57,7 @@ describe.skipIf(!available)('the Python worker with the reference server on the 
   const orthancPassword = decodeURIComponent(orthancUrl.password);
   const orthanc = new OrthancClient({ baseUrl: orthancBase, auth: basicAuth(orthancUser, orthancPassword) });
   let emulator: Child | undefined;
-  let worker: { child: ChildProcess; output: () => string } | undefined;
+  let worker: Child | undefined;
   let composed: ComposedServer | undefined;
   let baseUrl: string;
   let tokenFor: (userId: string) => Promise<string>;
@@ -127,15 +81,21 @@ describe.skipIf(!available)('the Python worker with the reference server on the 
         .sign(privateKey);
     };
     // The Python worker first: it declares the topology under the run's prefix as the server would.
-    worker = await startPythonWorker({
-      AMQP_URL: rabbitSvc!.url,
-      ORTHANC_URL: orthancBase,
-      ORTHANC_USERNAME: orthancUser,
-      ORTHANC_PASSWORD: orthancPassword,
-      CDSS_JOBS_PREFIX: prefix,
-      WORKER_ID: workerId,
-      WORKER_TORCH_THREADS: '2',
-      CDSS_LOG_LEVEL: 'info',
+    worker = await startProcess(python, ['-m', 'cdss_worker'], {
+      cwd: workerDir,
+      readyPattern: /^ready$/m,
+      timeoutMs: 120_000,
+      name: 'python -m cdss_worker',
+      env: {
+        AMQP_URL: rabbitSvc!.url,
+        ORTHANC_URL: orthancBase,
+        ORTHANC_USERNAME: orthancUser,
+        ORTHANC_PASSWORD: orthancPassword,
+        CDSS_JOBS_PREFIX: prefix,
+        WORKER_ID: workerId,
+        WORKER_TORCH_THREADS: '2',
+        CDSS_LOG_LEVEL: 'info',
+      },
     });
     composed = await composeServer(
       loadConfig({
@@ -170,7 +130,8 @@ describe.skipIf(!available)('the Python worker with the reference server on the 
 
   afterAll(async () => {
     await composed?.close();
-    const code = await stopProcess(worker?.child);
+    await worker?.stop(15_000);
+    const code = worker?.process.exitCode;
     if (worker && code !== 0) process.stderr.write(`python worker exited with ${code}:\n${worker.output()}\n`);
     await emulator?.stop();
     // the run's queues and exchanges, so the shared broker keeps none of them

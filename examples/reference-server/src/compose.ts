@@ -417,7 +417,13 @@ export async function composeServer(config: ServerConfig, logger: Logger, versio
     logger.warn({ modelPath }, 'no model found: analyses will queue until a worker connects');
   } else if (existsSync(modelPath)) {
     // The analyses run in another process (the ai-worker, the Python worker) serving this model: requests name it.
-    models = [await loadModelReference(modelPath)];
+    models = await loadModelReference(modelPath).then(
+      (ref) => [ref],
+      (error: unknown) => {
+        logger.error({ err: error, modelPath }, 'the model manifest could not be read: requests name no served model');
+        return models;
+      },
+    );
   }
   const demoPatients = sandbox
     ? await seedStudies(openemr, orthanc, config.CDSS_SANDBOX_STUDIES, grid, logger).catch((error: unknown) => {

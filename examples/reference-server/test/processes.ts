@@ -31,9 +31,26 @@ export async function startTsProcess(
   readyPattern: RegExp,
   timeoutMs = 60_000,
 ): Promise<Child> {
-  const child = spawn(process.execPath, ['--conditions=@cdss/source', '--import', 'tsx', join(packageDir, script)], {
-    cwd: packageDir,
-    env: { ...process.env, ...env },
+  const args = ['--conditions=@cdss/source', '--import', 'tsx', join(packageDir, script)];
+  return startProcess(process.execPath, args, { cwd: packageDir, env, readyPattern, timeoutMs, name: script });
+}
+
+/**
+ * Starts any program and waits for a line on stdout (e.g. the Python worker's `ready`).
+ * @param command - the executable
+ * @param args - its arguments
+ * @param options - working directory, extra environment, the "ready" pattern, how long to wait, a name for errors
+ */
+export async function startProcess(
+  command: string,
+  args: readonly string[],
+  options: { cwd: string; env: Record<string, string>; readyPattern: RegExp; timeoutMs?: number; name?: string },
+): Promise<Child> {
+  const { readyPattern, timeoutMs = 60_000 } = options;
+  const script = options.name ?? command;
+  const child = spawn(command, args, {
+    cwd: options.cwd,
+    env: { ...process.env, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
