@@ -7,7 +7,7 @@
  *   node scripts/bootstrap.mjs start [server args...]      npm start
  *   node scripts/bootstrap.mjs test  [vitest args...]      npm test
  *   node scripts/bootstrap.mjs setup                       npm run setup
- *   node scripts/bootstrap.mjs build | typecheck | lint | format | docs | bench | changeset | check-packages
+ *   node scripts/bootstrap.mjs build | typecheck | lint | format | docs | docs-dev | bench | changeset | check-packages
  */
 import { spawnSync, spawn } from 'node:child_process';
 import { existsSync, readdirSync, statSync, readFileSync } from 'node:fs';
@@ -124,6 +124,7 @@ const TASKS = {
       ['pnpm', '-r', 'typecheck'],
       ['pnpm', 'exec', 'tsc', '-p', 'scripts/services'],
       ['pnpm', 'exec', 'tsc', '-p', 'deploy'],
+      ['pnpm', 'exec', 'tsc', '-p', 'scripts/docs'],
     ],
   },
   lint: {
@@ -134,7 +135,23 @@ const TASKS = {
     ],
   },
   format: { build: false, steps: [['pnpm', 'exec', 'prettier', '--write', '.']] },
-  docs: { build: true, steps: [['pnpm', 'exec', 'typedoc']] },
+  // the docs site: typedoc's Markdown API reference into docs/api, then VitePress (a dead link to a page fails the
+  // build), then every link and #anchor of the built HTML (scripts/docs/check-links.mjs)
+  docs: {
+    build: true,
+    steps: [
+      ['pnpm', 'exec', 'typedoc'],
+      ['pnpm', 'exec', 'vitepress', 'build', 'docs'],
+      ['node', 'scripts/docs/check-links.mjs'],
+    ],
+  },
+  'docs-dev': {
+    build: true,
+    steps: [
+      ['pnpm', 'exec', 'typedoc'],
+      ['pnpm', 'exec', 'vitepress', 'dev', 'docs'],
+    ],
+  },
   bench: { build: false, steps: [['node', 'bench/run.mjs']] },
   changeset: { build: false, steps: [['pnpm', 'exec', 'changeset']] },
   'check-packages': { build: true, steps: [['node', 'scripts/packaging/check-packages.mjs']] },

@@ -81,12 +81,15 @@ function npm(argv, extraEnv = {}) {
   return { ...r, seconds, output: `${r.stdout ?? ''}${r.stderr ?? ''}` };
 }
 
-/** `npm start` on a free port until /healthz answers, then stopped (its process group, which this started). */
-async function checkStart() {
+/**
+ * A long-running root script on a free port until `path` answers 2xx with a body containing `expect`, then stopped
+ * (its process group, which this started).
+ */
+async function checkServer(argv, { path, expect }) {
   const port = await freePort();
   const dataDir = mkdtempSync(join(tmpdir(), 'cdss-data-'));
   const started = Date.now();
-  const child = spawn('npm', ['start'], {
+  const child = spawn('npm', [...argv.map((a) => a.replace('{port}', String(port)))], {
     cwd: root,
     env: { ...env, PORT: String(port), HOST: '127.0.0.1', CDSS_DATA_DIR: dataDir },
     detached: true,
@@ -104,8 +107,8 @@ async function checkStart() {
   const exited = new Promise((res) => child.once('exit', res));
   let ok = false;
   while (Date.now() - started < 300_000 && child.exitCode === null) {
-    ok = await fetch(`http://127.0.0.1:${port}/healthz`).then(
-      (r) => r.ok,
+    ok = await fetch(`http://127.0.0.1:${port}${path}`).then(
+      async (r) => r.ok && (await r.text()).includes(expect),
       () => false,
     );
     if (ok) break;
@@ -134,8 +137,17 @@ const CHECKS = [
     },
   ],
   ['docs', () => npm(['run', 'docs'])],
+  [
+    'docs:dev',
+    () =>
+      checkServer(['run', 'docs:dev', '--', '--host', '127.0.0.1', '--port', '{port}', '--strictPort'], {
+        // the dev server answers every page with the same shell; the page itself is the module of its .md
+        path: '/guides/getting-started.md',
+        expect: 'The two commands',
+      }),
+  ],
   ['test', () => npm(['test', '--', 'packages/core/src/errors.test.ts'])],
-  ['start', checkStart],
+  ['start', () => checkServer(['start'], { path: '/healthz', expect: 'ok' })],
   ['bench', () => npm(['run', 'bench', '--', '--list'])],
   ['services', () => npm(['run', 'services', '--', 'env'])],
   ['changeset', () => npm(['run', 'changeset', '--', '--version'])],
