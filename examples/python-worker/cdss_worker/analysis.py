@@ -1,6 +1,7 @@
 """One analysis, as the TypeScript worker's ``analyseStudy`` does it: fetch the four series from the PACS over
-DICOMweb (WADO-RS), segment them (``segment.py``), write a DICOM SEG on the T1c grid (highdicom; AUTOMATIC, with the
-model's name and version), store it in the PACS (STOW-RS), and return the protocol's ``result``. Progress goes out by
+DICOMweb (WADO-RS), segment them (``segment.py``), measure them (``findings.py``), write a DICOM SEG on the T1c grid
+(highdicom; AUTOMATIC, with the model's name and version) and a TID 1500 measurement report (Enhanced SR) beside it,
+store both in the PACS (STOW-RS), and return the protocol's ``result``. Progress goes out by
 stage with the same percentages; errors become the protocol's failure reasons, retryable only where asking again
 could help (the PACS unreachable while fetching or storing).
 """
@@ -154,6 +155,101 @@ def write_seg(labels: np.ndarray, source: SeriesVolume, model: Model, job_id: st
     )
 
 
+def write_measurement_report(
+    seg: pydicom.Dataset,
+    source: SeriesVolume,
+    model: Model,
+    job_id: str,
+    volumes: dict[str, tuple[float, int]],
+    segment_ml: dict[int, float],
+    lesions: list,
+) -> pydicom.Dataset:
+    """A TID 1500 Measurement Report (Enhanced SR) beside the SEG, as ``@cdss/dicom``'s ``writeMeasurementReport``:
+    one measurement group per segment (its volume), one per enhancing lesion (volume, long and short axis, referencing
+    the ET segment), and the tumour core and whole tumour volumes (TID 1501)."""
+    name, version = model.manifest["name"][:64], model.manifest["version"][:64]
+    sr_codes = hd.sr.CodedConcept
+    brain = [hd.sr.FindingSite(sr_codes("12738006", "SCT", "Brain"))]
+    volume = sr_codes("118565006", "SCT", "Volume")
+    ml, mm = sr_codes("ml", "UCUM", "milliliter"), sr_codes("mm", "UCUM", "millimeter")
+    source_series = hd.sr.SourceSeriesForSegmentation(source.datasets[0].SeriesInstanceUID)
+
+    def tracking(label: str, key: str) -> hd.sr.TrackingIdentifier:
+        return hd.sr.TrackingIdentifier(uid=generate_uid(entropy_srcs=[job_id, "sr", key]), identifier=label)
+
+    def segment(number: int) -> hd.sr.ReferencedSegment:
+        return hd.sr.ReferencedSegment(
+            sop_class_uid=seg.SOPClassUID,
+            sop_instance_uid=seg.SOPInstanceUID,
+            segment_number=number,
+            source_series=source_series,
+        )
+
+    groups: list = []
+    for number, (value, label, type_, _) in enumerate(BRATS_SEGMENTS, start=1):
+        groups.append(
+            hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
+                tracking_identifier=tracking(label, f"segment-{number}"),
+                referenced_segment=segment(number),
+                finding_type=type_,
+                finding_sites=brain,
+                measurements=[hd.sr.Measurement(name=volume, value=round(segment_ml[value], 3), unit=ml)],
+            )
+        )
+    et_type = BRATS_SEGMENTS[2][2]
+    for n, lesion in enumerate(lesions, start=1):
+        groups.append(
+            hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
+                tracking_identifier=tracking(
+                    f"Enhancing lesion {n}{'' if lesion.measurable else ' (non-measurable)'}", f"lesion-{n}"
+                ),
+                referenced_segment=segment(3),
+                finding_type=et_type,
+                finding_sites=brain,
+                measurements=[
+                    hd.sr.Measurement(name=volume, value=round(lesion.volume_ml, 3), unit=ml),
+                    hd.sr.Measurement(
+                        name=sr_codes("103339001", "SCT", "Long Axis"), value=round(lesion.longest_mm, 1), unit=mm
+                    ),
+                    hd.sr.Measurement(
+                        name=sr_codes("103340004", "SCT", "Short Axis"), value=round(lesion.perpendicular_mm, 1), unit=mm
+                    ),
+                ],
+            )
+        )
+    for n, (label, region) in enumerate((("Tumour core", "tumour-core"), ("Whole tumour", "whole-tumour")), start=1):
+        groups.append(
+            hd.sr.MeasurementsAndQualitativeEvaluations(
+                tracking_identifier=tracking(label, f"region-{n}"),
+                finding_type=et_type,
+                finding_sites=brain,
+                measurements=[hd.sr.Measurement(name=volume, value=round(volumes[region][0], 3), unit=ml)],
+            )
+        )
+    device = hd.sr.ObserverContext(
+        observer_type=codes.DCM.Device,
+        observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
+            uid=generate_uid(entropy_srcs=["device", name, version]), name=name, model_name=f"{name} {version}"[:64]
+        ),
+    )
+    report = hd.sr.MeasurementReport(
+        observation_context=hd.sr.ObservationContext(observer_device_context=device),
+        procedure_reported=sr_codes("113091000", "SCT", "Magnetic resonance imaging"),
+        imaging_measurements=groups,
+    )
+    return hd.sr.EnhancedSR(
+        evidence=[seg],
+        content=report,
+        series_instance_uid=generate_uid(entropy_srcs=[job_id, "sr/series"]),
+        series_number=101,
+        sop_instance_uid=generate_uid(entropy_srcs=[job_id, "sr/instance"]),
+        instance_number=1,
+        manufacturer="CDSS",
+        is_complete=True,
+        series_description=f"AI measurements {version}"[:64],
+    )
+
+
 def analyse(
     ctx: JobContext,
     client: DICOMwebClient,
@@ -256,17 +352,19 @@ def analyse(
             float(np.prod(model_spacing)) / 1000,
         )
         seg = write_seg(on_source, source, model, request["jobId"], et_label)
+        segment_ml = {value: int((on_source == value).sum()) * voxel_mm3 / 1000 for value in (1, 2, et_label)}
+        sr = write_measurement_report(seg, source, model, request["jobId"], volumes_ml, segment_ml, lesions)
     except Exception as error:  # noqa: BLE001
         raise _failure("postprocess", error) from error
     lap("postprocess")
     stop_if_asked()
     ctx.progress("store", 92)
     try:
-        answer = client.store_instances([seg], study_instance_uid=study)
-        failed = answer.get("FailedSOPSequence") or []
+        answer = client.store_instances([seg, sr], study_instance_uid=study)
         stored = {str(item.ReferencedSOPInstanceUID) for item in (answer.get("ReferencedSOPSequence") or [])}
-        if failed or seg.SOPInstanceUID not in stored:
-            raise JobFailure("output-store-failed", "the PACS did not store the SEG", retryable=True)
+        for what, instance in (("SEG", seg), ("SR", sr)):
+            if instance.SOPInstanceUID not in stored:
+                raise JobFailure("output-store-failed", f"the PACS did not store the {what}", retryable=True)
     except Exception as error:  # noqa: BLE001
         raise _failure("store", error) from error
     lap("store")
@@ -282,6 +380,7 @@ def analyse(
         },
         "model": model.ref,
         "timingsMs": timings,
+        "structuredReport": {"seriesInstanceUid": str(sr.SeriesInstanceUID), "sopInstanceUid": str(sr.SOPInstanceUID)},
     }
     if diameter is not None:
         result["largestDiameterMm"] = diameter

@@ -17,7 +17,8 @@
 - cancellation: an exclusive queue bound to ``<prefix>.events`` with ``control.#``; a running job is stopped and
   reported ``analysis.cancelled``; a request for a job cancelled earlier is reported cancelled and not run;
 - deadline: a request past its ``deadline`` fails ``deadline-exceeded`` before or while running;
-- a second delivery of a job this worker is running is acknowledged (the running copy reports);
+- a second delivery of a job this worker is running is acknowledged (the running copy reports), and so is one of a job
+  whose final event it has published (remembered for the last 10,000 jobs): the server has its outcome;
 - reconnection with backoff (100 ms doubling to 5 s, ±20 %): the topology is declared again, consumers resume,
   events not yet confirmed are published again; deliveries of a lost channel are never acknowledged (the broker
   redelivers them);
@@ -249,6 +250,8 @@ class JobWorker:
         self._inbox: queue.Queue[tuple] = queue.Queue()
         self._running: dict[str, JobRun] = {}
         self._cancelled: OrderedDict[str, tuple[str, str | None]] = OrderedDict()
+        #: jobs whose final event the broker confirmed: a later copy of their request is acknowledged, not run again
+        self._finished: OrderedDict[str, None] = OrderedDict()
         self._generation = 0
         self._connection: pika.BlockingConnection | None = None
         self._publisher: Any = None
@@ -342,9 +345,10 @@ class JobWorker:
     def _loop(self) -> None:
         assert self._connection is not None
         while True:
-            self._connection.process_data_events(time_limit=0.05)
+            # what jobs reported while disconnected goes out before the broker redelivers their requests
             self._drain_inbox()
             self._tick()
+            self._connection.process_data_events(time_limit=0.05)
             if self._stopping:
                 if self._work is not None and self._work_tag is not None:
                     self._work.basic_cancel(self._work_tag)
@@ -532,6 +536,12 @@ class JobWorker:
         if job_id in self._running:
             self._ack(delivery)  # the same job twice here (a duplicate publish or a redelivery): the running copy reports
             return
+        if job_id in self._finished:
+            # a redelivery after a connection loss, a duplicate publish or a re-publication by the server's reap of a job
+            # whose final event the broker has confirmed: the server has the outcome
+            log.info("job %s already reported: request acknowledged", job_id)
+            self._ack(delivery)
+            return
         if job_id in self._cancelled:
             by, reason = self._cancelled[job_id]
             self._emit("analysis.cancelled", job_id, cancelledBy=by, **({} if reason is None else {"reason": reason}))
@@ -564,10 +574,14 @@ class JobWorker:
             return
         # a connection loss in here leaves the job in place: its "done" goes back to the inbox and is reported again
         # after the reconnect (a final event published twice is applied once by the server's store)
-        self._report(run, kind, value)
+        if self._report(run, kind, value):
+            self._finished[run.job_id] = None
+            if len(self._finished) > CANCELLED_MEMORY:
+                self._finished.popitem(last=False)
         del self._running[run.job_id]
 
-    def _report(self, run: JobRun, kind: str, value: Any) -> None:
+    def _report(self, run: JobRun, kind: str, value: Any) -> bool:
+        """Publishes the job's outcome and settles its request; True when that was a final event."""
         worker_id = self.options.worker_id
         if kind == "ok" and run.stop_reason is None:
             try:
@@ -583,11 +597,11 @@ class JobWorker:
                 )
                 self._settle(run)
                 log.info("job %s succeeded", run.job_id)
-                return
+                return True
         if run.stop_reason == "stopping":
             if not run.acked:
                 self._requeue(run.delivery)
-            return
+            return False
         if run.stop_reason == "cancelled":
             self._emit(
                 "analysis.cancelled",
@@ -596,7 +610,7 @@ class JobWorker:
                 **({} if run.cancel_reason is None else {"reason": run.cancel_reason}),
             )
             self._settle(run)
-            return
+            return True
         if run.stop_reason == "deadline":
             failure = JobFailure("deadline-exceeded", "deadline passed while running")
         elif isinstance(value, JobFailure):
@@ -609,7 +623,7 @@ class JobWorker:
         if failure.retryable and not run.acked and run.attempt < (self.options.max_attempts or 1):
             log.info("job %s: retrying (attempt %d, %s)", run.job_id, run.attempt, failure.reason)
             self._retry(run)
-            return
+            return False
         exhausted = failure.retryable and run.attempt >= (self.options.max_attempts or 1)
         self._emit(
             "analysis.failed",
@@ -622,3 +636,4 @@ class JobWorker:
         )
         self._settle(run)
         log.info("job %s failed: %s", run.job_id, failure.reason)
+        return True

@@ -2,11 +2,12 @@
  * The Python worker end to end: the TypeScript reference server in connected mode (the real Orthanc, RabbitMQ,
  * MariaDB and HAPI FHIR started by `scripts/services/`, OpenEMR through its emulator run as a process) with no worker
  * of its own, and the Python worker (`python -m cdss_worker` in the venv `install.sh` makes) as a process beside it.
- * One analysis of a synthetic study goes through it: progress over the WebSocket, the result, the FHIR report, and a
- * DICOM SEG in Orthanc written by the Python worker (highdicom, AUTOMATIC, the model's name and version). The
- * volumes must match what the TypeScript worker's `analyseStudy` computes on the same study in Orthanc, within 0.5 %
- * of each region's voxels (one voxel at least; today they agree to the voxel), and so must the largest diameter and
- * the RANO lesion diameters (within one voxel, 3.75 mm) and the plausibility flags' codes.
+ * One analysis of a synthetic study goes through it: progress over the WebSocket, the result, the report (a FHIR
+ * DiagnosticReport), and a DICOM SEG with its TID 1500 SR in Orthanc written by the Python worker (highdicom; the SEG
+ * AUTOMATIC with the model's name and version). The volumes must match what the TypeScript worker's `analyseStudy`
+ * computes on the same study in Orthanc, within 0.5 % of each region's voxels (one voxel at least; today they agree to
+ * the voxel), and so must the largest diameter and the RANO lesion diameters (within one voxel, 3.75 mm) and the
+ * plausibility flags' codes.
  *
  * The job queues live under a prefix of this run's own (`CDSS_JOBS_PREFIX`) on the shared broker, so no other test's
  * worker can take the job; they are deleted afterwards. Without the venv the suite skips, except under CI=true, where
@@ -195,6 +196,9 @@ describe.skipIf(!available)('the Python worker with the reference server on the 
       expect([...progress].sort((a, b) => a - b)).toEqual(progress);
       expect(worker!.output()).toContain(`job ${requested.id} succeeded`);
 
+      const report = await physician.analyses.report(requested.id);
+      expect(report.entry?.some((e) => e.resource?.resourceType === 'DiagnosticReport')).toBe(true);
+
       // The SEG in Orthanc is the Python worker's: highdicom, AUTOMATIC, the model's name and version.
       const result = done.result!;
       expect(result.segSeriesUid).toBeTruthy();
@@ -208,6 +212,11 @@ describe.skipIf(!available)('the Python worker with the reference server on the 
         expect(segment['00620008']?.Value?.[0]).toBe('AUTOMATIC');
         expect(segment['00620009']?.Value?.[0]).toBe('brats-segresnet-demo');
       }
+      // and its TID 1500 measurement report beside it
+      expect(result.srSeriesUid).toBeTruthy();
+      const [sr] = await orthanc.dicomweb.retrieveSeriesMetadata(study.studyInstanceUid, result.srSeriesUid!);
+      expect(dicomString(sr!, '00080060')).toBe('SR');
+      expect(dicomString(sr!, '0008103E')).toBe('AI measurements 0.1.0');
 
       // The TypeScript worker's analysis of the same study in Orthanc.
       const model = await loadModel(DEMO_MODEL_BUNDLE);

@@ -172,3 +172,33 @@ def test_the_seg_is_binary_automatic_and_holds_the_labels(model, tmp_path):
     again = write_seg(labels, series, model, "0b6f3c2e-5d1a-4c8e-9f7a-2b3c4d5e6f70", 4)
     assert (again.SeriesInstanceUID, again.SOPInstanceUID) == (seg.SeriesInstanceUID, seg.SOPInstanceUID)
     assert slices == 6
+
+
+def test_the_seg_and_its_measurement_report_are_valid_dicom(model, tmp_path):
+    import os
+    import shutil
+    import subprocess
+
+    from cdss_worker.analysis import write_measurement_report
+    from cdss_worker.findings import Lesion
+
+    if not shutil.which("dciodvfy"):
+        if os.environ.get("CI") == "true":
+            raise RuntimeError("CI=true but dciodvfy is not installed (apt-get install -y dicom3tools)")
+        pytest.skip("dciodvfy is not installed (dicom3tools)")
+    volume = np.full((16, 12, 6), 100, dtype=np.uint16)
+    series = series_volume(mr_series(volume, spacing=(1.0, 1.0, 2.0)))
+    labels = np.zeros(volume.shape, dtype=np.uint8)
+    labels[2:9, 3:6, 1:4] = 2
+    labels[3:6, 3:5, 2] = 4
+    job = "0b6f3c2e-5d1a-4c8e-9f7a-2b3c4d5e6f70"
+    seg = write_seg(labels, series, model, job, 4)
+    lesion = Lesion(volume_ml=0.012, longest_mm=3.2, perpendicular_mm=1.4, slice=2, measurable=False)
+    volumes = {"enhancing-tumour": (0.012, 6), "tumour-core": (0.012, 6), "whole-tumour": (0.126, 63)}
+    sr = write_measurement_report(seg, series, model, job, volumes, {1: 0.0, 2: 0.114, 4: 0.012}, [lesion])
+    assert sr.SeriesDescription.startswith("AI measurements ")
+    for name, dataset in (("seg.dcm", seg), ("sr.dcm", sr)):
+        dataset.save_as(tmp_path / name)
+        out = subprocess.run(["dciodvfy", str(tmp_path / name)], capture_output=True, text=True)
+        errors = [line for line in (out.stdout + out.stderr).splitlines() if line.startswith("Error")]
+        assert errors == [], name
