@@ -6,7 +6,6 @@ aligned here so that Python accepts exactly what TypeScript accepts:
 
 - ``pattern`` uses ECMAScript semantics (JSON Schema 2020-12 §6.3.3): ``$`` is the end of the string (Python's ``$``
   also matches before a final newline) and ``\\d`` is ASCII only (Python's matches any Unicode digit);
-- ``minLength``/``maxLength`` count UTF-16 code units, as zod's ``.min()``/``.max()`` on a JavaScript string do;
 - JSON ``NaN``/``Infinity`` (which Python's ``json`` module reads and JavaScript's ``JSON.parse`` refuses) are
   malformed bodies; invalid UTF-8 is decoded with replacement characters, as Node's ``Buffer.toString`` does.
 """
@@ -96,23 +95,9 @@ def _ecma_regex(pattern: str) -> re.Pattern[str]:
     return re.compile("".join(out), re.ASCII)
 
 
-def _utf16_length(s: str) -> int:
-    return len(s.encode("utf-16-le")) // 2
-
-
 def _pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Iterator[ValidationError]:
     if validator.is_type(instance, "string") and not _ecma_regex(pattern).search(instance):
         yield ValidationError("does not match the pattern")
-
-
-def _min_length(validator: Any, m: int, instance: Any, schema: Any) -> Iterator[ValidationError]:
-    if validator.is_type(instance, "string") and _utf16_length(instance) < m:
-        yield ValidationError(f"shorter than {m}")
-
-
-def _max_length(validator: Any, m: int, instance: Any, schema: Any) -> Iterator[ValidationError]:
-    if validator.is_type(instance, "string") and _utf16_length(instance) > m:
-        yield ValidationError(f"longer than {m}")
 
 
 _formats = FormatChecker()
@@ -128,9 +113,7 @@ def _is_uri(value: object) -> bool:
     return bool(parts.scheme) and bool(parts.netloc)
 
 
-_EcmaValidator = jsonschema.validators.extend(
-    Draft202012Validator, {"pattern": _pattern, "minLength": _min_length, "maxLength": _max_length}
-)
+_EcmaValidator = jsonschema.validators.extend(Draft202012Validator, {"pattern": _pattern})
 
 
 @lru_cache(maxsize=None)
