@@ -5,26 +5,20 @@
  * logged: the transport logs no bodies or headers, and errors carry only the server's error body.
  * @packageDocumentation
  */
-import {
-  KeyObject as KeyObjectClass,
-  createHash,
-  randomBytes,
-  randomUUID,
-  type KeyObject,
-  type webcrypto,
-} from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import {
   CdssError,
   HttpError,
   HttpTransport,
   ValidationError,
+  signClientAssertion,
   systemClock,
+  type AssertionPrivateKey,
   type Clock,
   type Logger,
   type OAuth2Token,
   type TokenProvider,
 } from '@cdss/core';
-import { SignJWT, importJWK, importPKCS8, type JWK } from 'jose';
 import { z } from 'zod';
 import {
   clientRegistrationResponseSchema,
@@ -73,7 +67,7 @@ export interface PasswordGrantInput {
 /** Options of {@link OpenEmrOAuth.clientCredentials}. */
 export interface ClientCredentialsInput {
   /** The private key whose public half is in the client's registered JWKS: a `KeyObject`, `CryptoKey`, JWK or PKCS#8 PEM. */
-  privateKey: KeyObject | webcrypto.CryptoKey | JWK | string;
+  privateKey: AssertionPrivateKey;
   /** The `kid` of that key in the registered JWKS. */
   kid: string;
   /** `system/...` scopes (space-separated or a list). */
@@ -355,17 +349,13 @@ export class OpenEmrOAuth {
    * @throws {@link OpenEmrAuthError} when OpenEMR refuses the assertion
    */
   async clientCredentials(input: ClientCredentialsInput): Promise<TokenSet> {
-    const clientId = this.requireClientId();
-    const key = await toSigningKey(input.privateKey);
-    const now = Math.floor(this.clock.now() / 1000);
-    const assertion = await new SignJWT({ jti: randomUUID() })
-      .setProtectedHeader({ alg: 'RS384', kid: input.kid, typ: 'JWT' })
-      .setIssuer(clientId)
-      .setSubject(clientId)
-      .setAudience(input.audience ?? this.tokenEndpoint)
-      .setIssuedAt(now)
-      .setExpirationTime(now + 240)
-      .sign(key);
+    const assertion = await signClientAssertion({
+      clientId: this.requireClientId(),
+      audience: input.audience ?? this.tokenEndpoint,
+      key: { kid: input.kid, privateKey: input.privateKey, alg: 'RS384' },
+      lifetimeSeconds: 240,
+      clock: this.clock,
+    });
     return this.tokenRequest({
       grant_type: 'client_credentials',
       client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
@@ -448,19 +438,6 @@ export class OpenEmrOAuth {
       throw toAuthError(error);
     }
   }
-}
-
-function isJwk(key: unknown): key is JWK {
-  return typeof key === 'object' && key !== null && 'kty' in key;
-}
-
-async function toSigningKey(
-  key: ClientCredentialsInput['privateKey'],
-): Promise<webcrypto.CryptoKey | KeyObject | Uint8Array> {
-  if (typeof key === 'string') return importPKCS8(key, 'RS384');
-  if (key instanceof KeyObjectClass) return key;
-  if (isJwk(key)) return importJWK({ ...key, alg: 'RS384' }, 'RS384');
-  return key;
 }
 
 /**

@@ -23,8 +23,23 @@ export {
   embeddedFhirServerOptionsSchema,
   loadFhirDefinitions,
   isOperationOutcome,
+  createSmartBackendAuth,
+  createSmartFhirGateway,
+  backendClientSchema,
+  sendBearerRefusal,
 } from './fhir/index.js';
-export type { EmbeddedFhirServer, EmbeddedFhirServerOptions } from './fhir/index.js';
+export type {
+  EmbeddedFhirServer,
+  EmbeddedFhirServerOptions,
+  BackendClient,
+  BearerCheck,
+  SmartBackendAuth,
+  SmartBackendAuthOptions,
+  SmartBackendAuthStats,
+  GatewayRequest,
+  SmartFhirGateway,
+  SmartFhirGatewayOptions,
+} from './fhir/index.js';
 
 // DICOM store emulator (issue 5).
 export { createDicomStoreEmulator, DicomFileStore, StoreInputError, orthancId } from './dicom/index.js';

@@ -10,9 +10,12 @@ import {
   HttpError,
   TimeoutError,
   ValidationError,
+  bearerAuth,
   createRetryPolicy,
   noopLogger,
   systemClock,
+  type AuthRequest,
+  type AuthStrategy,
   type Clock,
   type Logger,
   type RetryPolicy,
@@ -31,7 +34,13 @@ export interface FhirAdapterOptions {
   baseUrl: string;
   /** Extra headers on every request. */
   headers?: Record<string, string>;
-  /** Sets `Authorization: Bearer <token>`. */
+  /**
+   * How requests are authenticated: an `AuthStrategy` of `@cdss/core`, e.g. `oauth2Auth(createSmartBackendServicesTokenProvider(...))`
+   * for SMART Backend Services, `bearerAuth(token)` or `basicAuth(user, password)`. It authorises every attempt, and
+   * a 401 is retried once when the strategy says its credentials were refreshed. Default none.
+   */
+  auth?: AuthStrategy;
+  /** Shorthand for `auth: bearerAuth(token)` (not together with `auth`). */
   bearerToken?: string;
   /** Per-attempt timeout. Default 30 000 ms. */
   timeoutMs?: number;
@@ -147,6 +156,7 @@ export class FhirAdapter {
   private readonly logger: Logger;
   private readonly clock: Clock;
   private readonly mutex: KeyedMutex;
+  private readonly auth: AuthStrategy | undefined;
 
   /**
    * @param options - see {@link FhirAdapterOptions}
@@ -154,16 +164,16 @@ export class FhirAdapter {
    */
   constructor(options: FhirAdapterOptions) {
     const parsed = parseInput(optionsSchema, options, 'FhirAdapter options');
+    if (options.auth && options.bearerToken !== undefined)
+      throw new ValidationError('Invalid FhirAdapter options', [
+        { path: 'bearerToken', message: 'give auth or bearerToken, not both', code: 'invalid_value' },
+      ]);
     this.baseUrl = parsed.baseUrl.replace(/\/+$/, '');
     this.timeoutMs = parsed.timeoutMs;
     this.maxPages = parsed.maxPages;
+    this.auth = options.auth ?? (options.bearerToken !== undefined ? bearerAuth(options.bearerToken) : undefined);
     this.client =
-      options.client ??
-      new Client({
-        baseUrl: this.baseUrl,
-        customHeaders: { ...(options.headers ?? {}) },
-        ...(options.bearerToken ? { bearerToken: options.bearerToken } : {}),
-      });
+      options.client ?? new Client({ baseUrl: this.baseUrl, customHeaders: { ...(options.headers ?? {}) } });
     this.policy =
       options.retry === false
         ? undefined
@@ -181,14 +191,19 @@ export class FhirAdapter {
     method: string,
     url: string,
     idempotent: boolean,
-    call: (options: RequestOptions) => Promise<KitResource>,
+    call: (options: RequestOptions & { headers: Record<string, string> }) => Promise<KitResource>,
     opts: CallOptions = {},
   ): Promise<{ body: T; status: number; headers: Record<string, string> }> {
+    let reauthorized = false;
     for (let attempt = 1; ; attempt++) {
       const timeout = AbortSignal.timeout(this.timeoutMs);
       const signal = opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout;
+      // Credentials for this attempt only (fhir-kit-client's shared headers are never mutated).
+      const authorized: AuthRequest = { method, url: this.absolute(url), headers: {} };
+      // A strategy that cannot authorise (its token endpoint refuses or is down) fails the call as it is: nothing was sent.
+      await this.auth?.authorize(authorized);
       try {
-        const body = await call({ signal });
+        const body = await call({ signal, headers: authorized.headers });
         const http = Client.httpFor(body);
         const status = http.response?.status ?? 200;
         this.logger.debug({ method, path: pathOnly(url), status, attempt }, 'fhir request');
@@ -196,11 +211,23 @@ export class FhirAdapter {
       } catch (raw) {
         if (opts.signal?.aborted) throw opts.signal.reason ?? raw;
         const error = this.toError(raw, method, url, timeout.aborted);
+        const status = HttpError.isInstance(error) ? error.status : undefined;
+        // A refused token: the server did not act on the request, so any request may be sent once more.
+        if (status === 401 && !reauthorized && this.auth?.onUnauthorized) {
+          reauthorized = true;
+          if (await this.auth.onUnauthorized(authorized)) {
+            this.logger.debug(
+              { method, path: pathOnly(url), attempt },
+              'fhir request unauthorized, credentials refreshed',
+            );
+            attempt -= 1; // not one of the retry policy's attempts
+            continue;
+          }
+        }
         const delay =
           this.policy && idempotent
             ? this.policy.nextDelay({ error, attempt, method, hasIdempotencyKey: true, now: this.clock.now() })
             : undefined;
-        const status = HttpError.isInstance(error) ? error.status : undefined;
         if (delay === undefined) {
           this.logger.debug({ method, path: pathOnly(url), status, attempt }, 'fhir request failed');
           throw error;
@@ -214,8 +241,12 @@ export class FhirAdapter {
     }
   }
 
+  private absolute(url: string): string {
+    return /^https?:/i.test(url) ? url : `${this.baseUrl}/${url.replace(/^\//, '')}`;
+  }
+
   private toError(raw: unknown, method: string, url: string, timedOut: boolean): Error {
-    const full = /^https?:/i.test(url) ? url : `${this.baseUrl}/${url.replace(/^\//, '')}`;
+    const full = this.absolute(url);
     if (isKitError(raw)) {
       const data = raw.response.data;
       return fhirErrorFor({
@@ -400,7 +431,7 @@ export class FhirAdapter {
           this.client.create({
             resourceType: resource.resourceType,
             body: kit(resource),
-            options: { ...options, headers: { 'if-none-exist': query } },
+            options: { ...options, headers: { ...options.headers, 'if-none-exist': query } },
           }),
         opts,
       );
@@ -458,7 +489,7 @@ export class FhirAdapter {
     resource: T & { id: string },
     options: CallOptions & { ifMatch?: string } = {},
   ): Promise<WriteResult<T>> {
-    const headers: Record<string, string> = options.ifMatch ? { 'if-match': `W/"${options.ifMatch}"` } : {};
+    const ifMatch: Record<string, string> = options.ifMatch ? { 'if-match': `W/"${options.ifMatch}"` } : {};
     const r = await this.exchange(
       'PUT',
       `${resource.resourceType}/${resource.id}`,
@@ -468,7 +499,7 @@ export class FhirAdapter {
           resourceType: resource.resourceType,
           id: resource.id,
           body: kit(resource),
-          options: { ...o, headers },
+          options: { ...o, headers: { ...o.headers, ...ifMatch } },
         }),
       options,
     );

@@ -5,3 +5,13 @@ export {
   isOperationOutcome,
 } from './server.js';
 export type { EmbeddedFhirServer, EmbeddedFhirServerOptions } from './server.js';
+export { createSmartBackendAuth, backendClientSchema, sendBearerRefusal } from './backend-auth.js';
+export { createSmartFhirGateway } from './gateway.js';
+export type { GatewayRequest, SmartFhirGateway, SmartFhirGatewayOptions } from './gateway.js';
+export type {
+  BackendClient,
+  BearerCheck,
+  SmartBackendAuth,
+  SmartBackendAuthOptions,
+  SmartBackendAuthStats,
+} from './backend-auth.js';

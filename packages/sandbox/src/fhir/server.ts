@@ -30,6 +30,12 @@ import type {
 } from '@medplum/fhirtypes';
 import { z } from 'zod';
 import { ValidationError } from '@cdss/core';
+import {
+  createSmartBackendAuth,
+  sendBearerRefusal,
+  type SmartBackendAuth,
+  type SmartBackendAuthOptions,
+} from './backend-auth.js';
 
 let definitionsLoaded = false;
 
@@ -66,6 +72,12 @@ export const embeddedFhirServerOptionsSchema = z.object({
 export type EmbeddedFhirServerOptions = z.input<typeof embeddedFhirServerOptionsSchema> & {
   /** The repository (default a new, empty `MemoryRepository`). */
   repository?: MemoryRepository;
+  /**
+   * Protects the server with SMART Backend Services: a token endpoint (`POST /auth/token`), the SMART configuration
+   * at `<basePath>/.well-known/smart-configuration`, and a bearer token with a covering `system/` scope on every
+   * request but `metadata`. Default: no authentication.
+   */
+  backendServices?: SmartBackendAuthOptions;
 };
 
 /** The embedded server: an express app and its repository. */
@@ -74,6 +86,8 @@ export interface EmbeddedFhirServer {
   readonly app: Express;
   readonly repository: MemoryRepository;
   readonly basePath: string;
+  /** The authorization server, when `backendServices` was given. */
+  readonly backendAuth?: SmartBackendAuth;
   /**
    * Listens on 127.0.0.1.
    * @param port - default 0 (a free port)
@@ -165,7 +179,7 @@ function capabilityStatement(): Resource {
  * @throws `ValidationError` (`@cdss/core`) for invalid options
  */
 export function createEmbeddedFhirServer(options: EmbeddedFhirServerOptions = {}): EmbeddedFhirServer {
-  const { repository: repo = new MemoryRepository(), ...rest } = options;
+  const { repository: repo = new MemoryRepository(), backendServices, ...rest } = options;
   const parsed = embeddedFhirServerOptionsSchema.safeParse(rest);
   if (!parsed.success) throw ValidationError.fromZod(parsed.error, 'Invalid embedded FHIR server options');
   const o = parsed.data;
@@ -174,6 +188,8 @@ export function createEmbeddedFhirServer(options: EmbeddedFhirServerOptions = {}
   const app = express();
   app.disable('x-powered-by');
   app.set('query parser', 'extended');
+  const backendAuth = backendServices ? createSmartBackendAuth(backendServices) : undefined;
+  if (backendAuth) app.use(backendAuth.router);
   app.use(o.basePath, express.json({ type: ['application/json', 'application/fhir+json'], limit: o.bodyLimitBytes }));
 
   const send = (
@@ -196,6 +212,17 @@ export function createEmbeddedFhirServer(options: EmbeddedFhirServerOptions = {}
       if (method === 'GET' && rawPath === 'metadata') {
         send(res, 200, capabilityStatement());
         return;
+      }
+      if (backendAuth) {
+        if (method === 'GET' && rawPath === '.well-known/smart-configuration') {
+          res.json(backendAuth.smartConfiguration(`${req.protocol}://${req.get('host') ?? '127.0.0.1'}`));
+          return;
+        }
+        const checked = backendAuth.check(req.get('authorization'), method, rawPath, req.body);
+        if (!checked.ok) {
+          sendBearerRefusal(res, checked);
+          return;
+        }
       }
       const validateOp = /^([A-Z][A-Za-z]+)\/\$validate$/.exec(rawPath);
       if (validateOp && method === 'POST') {
@@ -264,6 +291,7 @@ export function createEmbeddedFhirServer(options: EmbeddedFhirServerOptions = {}
     app,
     repository: repo,
     basePath: o.basePath,
+    ...(backendAuth ? { backendAuth } : {}),
     listen(port = 0, host = '127.0.0.1') {
       const server = createServer(app);
       return new Promise((resolve, reject) => {
