@@ -74,6 +74,8 @@ import { createFileNotesStore, createMySqlNotesStore, worklistRoutes } from './d
 import { analysisFeature } from './domain/analyses.js';
 import { auditRoutes } from './domain/audit-routes.js';
 import { sandboxRoutes } from './domain/sandbox-routes.js';
+import { fhirBackendAuth } from './smart/backend-services.js';
+import { configuredServerKeys } from './smart/server-keys.js';
 import { createReviewStore } from './domain/reviews.js';
 import { openEmrRecords } from './adapters/openemr.js';
 import { orthancArchive } from './adapters/orthanc.js';
@@ -296,14 +298,28 @@ export async function composeServer(config: ServerConfig, logger: Logger, versio
     logger,
   });
 
-  // --- FHIR server and the sync outbox
+  // --- FHIR server and the sync outbox (SMART Backend Services with the server's keys when FHIR_BACKEND_CLIENT_ID)
+  const keys = await configuredServerKeys(config);
   let fhirUrl = config.FHIR_URL;
   if (!fhirUrl) {
-    const fhirServer = await createEmbeddedFhirServer().listen(0, '127.0.0.1');
+    // The embedded server then checks tokens too, with the server's client registered with its public keys.
+    const backendServices =
+      config.FHIR_BACKEND_CLIENT_ID && keys
+        ? {
+            clients: [
+              { clientId: config.FHIR_BACKEND_CLIENT_ID, jwks: keys.publicJwks, scope: config.FHIR_BACKEND_SCOPE },
+            ],
+          }
+        : undefined;
+    const fhirServer = await createEmbeddedFhirServer(backendServices ? { backendServices } : {}).listen(
+      0,
+      '127.0.0.1',
+    );
     closers.push(() => fhirServer.close());
     fhirUrl = embedded.fhir = fhirServer.url;
   }
-  const fhirAdapter = new FhirAdapter({ baseUrl: fhirUrl, logger });
+  const fhirAuth = fhirBackendAuth(config, keys, fhirUrl, logger);
+  const fhirAdapter = new FhirAdapter({ baseUrl: fhirUrl, logger, ...(fhirAuth ? { auth: fhirAuth } : {}) });
   let outbox: SyncOutbox;
   // The outbox, the event log and the audit table share one pool.
   const mysqlPool = config.MYSQL_URL ? createPool({ uri: config.MYSQL_URL, connectionLimit: 4 }) : undefined;
@@ -473,6 +489,7 @@ export async function composeServer(config: ServerConfig, logger: Logger, versio
     reports,
     auditor,
     models,
+    keys,
     openemrUrl,
     documents: openEmrDocuments(openemr, records),
     analysesOf: (patientId) => analysis.patientAnalyses(patientId),

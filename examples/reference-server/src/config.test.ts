@@ -62,6 +62,27 @@ describe('connected mode', () => {
     expect(problems({ ...auth, ...UPSTREAMS, CDSS_AUTH_ALGORITHMS: 'HS256' })).toContain('CDSS_AUTH_ALGORITHMS');
     expect(problems({ ...auth, ...UPSTREAMS, CDSS_AUTH_ALGORITHMS: 'none' })).toContain('CDSS_AUTH_ALGORITHMS');
   });
+
+  it('takes SMART Backend Services clients only with the server’s signing keys', () => {
+    const connected = { ...auth, ...UPSTREAMS };
+    for (const name of ['FHIR_BACKEND_CLIENT_ID', 'OPENEMR_BACKEND_CLIENT_ID'])
+      expect(problems({ ...connected, [name]: 'cdss' })).toBe(
+        `CDSS_SERVER_JWKS_FILE: ${name} needs the server's signing keys (a private JWKS with an RS384 or ES384 key)`,
+      );
+    const config = loadConfig({
+      ...connected,
+      CDSS_SERVER_JWKS_FILE: '/etc/cdss/jwks.json',
+      FHIR_BACKEND_CLIENT_ID: 'cdss',
+      FHIR_BACKEND_TOKEN_URL: 'https://auth.hospital.test/token',
+    });
+    expect(config.FHIR_BACKEND_SCOPE).toContain('system/DiagnosticReport.crus');
+    expect(problems({ ...connected, FHIR_BACKEND_TOKEN_URL: 'https://auth.hospital.test/token' })).toBe(
+      'FHIR_BACKEND_CLIENT_ID: required with FHIR_BACKEND_TOKEN_URL',
+    );
+    expect(problems({ FHIR_BACKEND_CLIENT_ID: 'cdss', FHIR_BACKEND_SCOPE: 'user/*.rs' })).toContain(
+      'FHIR_BACKEND_SCOPE',
+    );
+  });
 });
 
 describe('the sandbox token route', () => {

@@ -23,6 +23,24 @@ const booleanish = z.enum(['true', 'false', '1', '0']).transform((value) => valu
 
 const httpUrl = z.url({ protocol: /^https?$/ });
 
+/**
+ * What the server does on the FHIR server (SMART v2 scopes): conditional creates and updates, reads and searches of
+ * the resources it writes (patients, analysis reports with their observations, and audit events); never a delete.
+ */
+export const FHIR_BACKEND_DEFAULT_SCOPE = [
+  'Patient',
+  'ImagingStudy',
+  'DiagnosticReport',
+  'Observation',
+  'Device',
+  'BodyStructure',
+  'Endpoint',
+  'Provenance',
+  'AuditEvent',
+]
+  .map((type) => `system/${type}.crus`)
+  .join(' ');
+
 /** The variables that point a port at a real system. */
 export const UPSTREAM_VARIABLES = ['OPENEMR_URL', 'FHIR_URL', 'ORTHANC_URL', 'AMQP_URL', 'MYSQL_URL'] as const;
 
@@ -106,6 +124,15 @@ export const envSchema = z
     // SMART Backend Services: the server's own client for OpenEMR's FHIR API (registered with the server's JWKS URL).
     OPENEMR_BACKEND_CLIENT_ID: z.string().min(1).optional(),
     OPENEMR_BACKEND_SCOPE: z.string().min(1).default('system/Patient.rs system/Condition.rs'),
+    // SMART Backend Services towards the FHIR server (FHIR_URL, or the embedded one): the server's client there, the
+    // token endpoint (read from the FHIR server's .well-known/smart-configuration when unset) and the scopes.
+    FHIR_BACKEND_CLIENT_ID: z.string().min(1).optional(),
+    FHIR_BACKEND_TOKEN_URL: httpUrl.optional(),
+    FHIR_BACKEND_SCOPE: z
+      .string()
+      .trim()
+      .regex(/^(system\/\S+)(\s+system\/\S+)*$/, 'space-separated system/ scopes')
+      .default(FHIR_BACKEND_DEFAULT_SCOPE),
     // Approved reports go into OpenEMR as PDF patient documents in this category (OpenEMR lists none: configure it).
     OPENEMR_DOCUMENT_CATEGORY: z
       .string()
@@ -129,6 +156,12 @@ export const envSchema = z
     MYSQL_URL: z.url({ protocol: /^mysql$/ }).optional(),
   })
   .superRefine((env, ctx) => {
+    if (env.FHIR_BACKEND_TOKEN_URL && !env.FHIR_BACKEND_CLIENT_ID)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['FHIR_BACKEND_CLIENT_ID'],
+        message: 'required with FHIR_BACKEND_TOKEN_URL',
+      });
     if (env.CDSS_MODE === 'sandbox') {
       if (env.CDSS_SANDBOX_ALLOW_UPSTREAMS) return;
       for (const name of UPSTREAM_VARIABLES.filter((variable) => env[variable])) {
@@ -155,6 +188,14 @@ export const envSchema = z
     if (!env.CDSS_WEBHOOK_SECRET) {
       ctx.addIssue({ code: 'custom', path: ['CDSS_WEBHOOK_SECRET'], message: 'connected mode needs a webhook secret' });
     }
+    // The client assertions of SMART Backend Services are signed with the server's keys: a sandbox makes its own.
+    for (const name of ['FHIR_BACKEND_CLIENT_ID', 'OPENEMR_BACKEND_CLIENT_ID'] as const)
+      if (env[name] && !env.CDSS_SERVER_JWKS_FILE)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['CDSS_SERVER_JWKS_FILE'],
+          message: `${name} needs the server's signing keys (a private JWKS with an RS384 or ES384 key)`,
+        });
     if (env.OPENEMR_URL && !env.OPENEMR_CLIENT_ID) {
       ctx.addIssue({ code: 'custom', path: ['OPENEMR_CLIENT_ID'], message: 'required when OPENEMR_URL is set' });
     }

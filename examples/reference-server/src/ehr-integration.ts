@@ -41,7 +41,7 @@ import { createMemoryChartOutbox, createMySqlChartOutbox, type ChartOutbox } fro
 import type { ReportDocumentInput } from './chart/pdf-report.js';
 import type { AnyRoute } from './http/route.js';
 import type { TokenVerifier } from './auth/tokens.js';
-import { loadServerKeys, type ServerKeys } from './smart/server-keys.js';
+import type { ServerKeys } from './smart/server-keys.js';
 import { jwksRoute, smartRoutes, withSmartSessions } from './smart/session.js';
 import type { ReviewStore } from './domain/reviews.js';
 import { createCdsCallerVerifier } from './cds-hooks/caller-auth.js';
@@ -70,6 +70,8 @@ export interface EhrIntegrationDeps {
   models: readonly ModelChoice[];
   /** OpenEMR's patient documents; without it approved reports are queued but not filed. */
   documents?: ChartDocuments;
+  /** The server's signing keys (`configuredServerKeys`): its JWKS, SMART sessions, backend-services assertions. */
+  keys: ServerKeys | undefined;
   /** OpenEMR's base URL (the emulator's in sandbox mode): the SMART issuer and FHIR base derive from it. */
   openemrUrl: string;
   /** A patient's analyses with reviews, oldest first. */
@@ -304,14 +306,14 @@ export async function ehrIntegration(deps: EhrIntegrationDeps): Promise<EhrInteg
   if (!delivery) logger.warn('approved reports are queued for the chart but no OpenEMR document API is configured');
 
   // --- SMART: the server's keys (JWKS), and the dashboard's session after a SMART launch.
-  const sandbox = config.CDSS_MODE === 'sandbox';
-  const keysFile =
-    config.CDSS_SERVER_JWKS_FILE ?? (sandbox ? join(resolve(config.CDSS_DATA_DIR), 'server-jwks.json') : undefined);
-  const keys = keysFile ? await loadServerKeys(keysFile, sandbox && !config.CDSS_SERVER_JWKS_FILE) : undefined;
+  const { keys } = deps;
   if (!keys)
     logger.warn('no server keys (CDSS_SERVER_JWKS_FILE): no JWKS, SMART sessions or backend-services assertions');
   // SMART Backend Services: system tokens for OpenEMR's FHIR API, signed with the server's RS384 keys.
+  // OpenEMR accepts RS384 only (recorded-8.0.0 files 92–96).
   const backendKeys = keys?.all.filter((k) => k.alg === 'RS384') ?? [];
+  if (config.OPENEMR_BACKEND_CLIENT_ID && backendKeys.length === 0)
+    logger.warn('OPENEMR_BACKEND_CLIENT_ID is set but the server JWKS has no RS384 key: OpenEMR is read without it');
   if (config.OPENEMR_BACKEND_CLIENT_ID && backendKeys.length > 0)
     openemrFhir = createOpenEmrClient({
       baseUrl: deps.openemrUrl,

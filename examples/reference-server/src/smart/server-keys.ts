@@ -9,9 +9,10 @@
  * without one, a key is made at the first start and kept in the data folder (mode 0600).
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { exportJWK, generateKeyPair, importJWK, type CryptoKey, type JSONWebKeySet, type JWK } from 'jose';
 import { z } from 'zod';
+import type { ServerConfig } from '../config.js';
 
 const privateJwkSchema = z.looseObject({
   kty: z.enum(['RSA', 'EC']),
@@ -110,4 +111,15 @@ export async function loadServerKeys(file: string, createIfMissing: boolean): Pr
     if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
   });
   return serverKeysFromJwks(await readFile(file, 'utf8'));
+}
+
+/**
+ * The server's keys as configured: `CDSS_SERVER_JWKS_FILE`, or in sandbox mode without it `server-jwks.json` in the
+ * data folder (made at the first start). Undefined in connected mode without a file.
+ * @param config - the validated configuration
+ */
+export async function configuredServerKeys(config: ServerConfig): Promise<ServerKeys | undefined> {
+  if (config.CDSS_SERVER_JWKS_FILE) return loadServerKeys(config.CDSS_SERVER_JWKS_FILE, false);
+  if (config.CDSS_MODE !== 'sandbox') return undefined;
+  return loadServerKeys(join(resolve(config.CDSS_DATA_DIR), 'server-jwks.json'), true);
 }
