@@ -50,7 +50,7 @@ def load_config(env: dict[str, str]) -> dict:
         problems.append("CDSS_JOBS_PREFIX: 1-100 of A-Z a-z 0-9 . _ -")
     config["prefix"] = prefix
     delays = env.get("CDSS_JOBS_RETRY_DELAYS_MS", "") or "1000,5000,30000"
-    if not re.fullmatch(r"\d{1,8}(,\d{1,8}){0,9}", delays) or "0" in delays.split(","):
+    if not re.fullmatch(r"\d{1,8}(,\d{1,8}){0,9}", delays) or not all(1 <= int(d) <= 86_400_000 for d in delays.split(",")):
         problems.append("CDSS_JOBS_RETRY_DELAYS_MS: 1-10 comma-separated delays in ms, each 1-86400000")
     config["retry_delays_ms"] = tuple(int(d) for d in delays.split(",") if d.isdigit())
     worker_id = env.get("WORKER_ID", "") or f"{socket.gethostname()}-py-{uuid.uuid4().hex[:8]}"
@@ -71,6 +71,10 @@ def load_config(env: dict[str, str]) -> dict:
         config["max_attempts"] = _int(env, "WORKER_MAX_ATTEMPTS", len(config["retry_delays_ms"]) + 1, 1, 100)
     except ConfigError as error:
         problems.append(str(error))
+    secrets = [x for x in (env.get("WORKER_WEBHOOK_SECRET", "") or "").split(",") if x]
+    if any(len(x) < 16 for x in secrets):
+        problems.append("WORKER_WEBHOOK_SECRET: each secret (comma-separated) at least 16 characters")
+    config["webhook_secrets"] = secrets
     level = (env.get("CDSS_LOG_LEVEL", "") or "info").lower()
     levels = {"fatal": "CRITICAL", "error": "ERROR", "warn": "WARNING", "info": "INFO", "debug": "DEBUG", "trace": "DEBUG"}
     if level not in levels and level != "silent":
@@ -105,6 +109,7 @@ def main() -> int:
     from .analysis import AnalysisSettings, analyse, dicomweb_client
     from .jobs import JobWorker, WorkerOptions
     from .model import ModelError, load_model
+    from .webhooks import WebhookSender
 
     torch.set_num_threads(config["threads"])
     try:
@@ -133,6 +138,7 @@ def main() -> int:
             grace_s=config["grace_s"],
         ),
         lambda ctx: analyse(ctx, client, model, settings),
+        WebhookSender(config["webhook_secrets"]) if config["webhook_secrets"] else None,
     )
 
     def on_signal(signum: int, _frame: object) -> None:

@@ -22,7 +22,9 @@
 - reconnection with backoff (100 ms doubling to 5 s, ±20 %): the topology is declared again, consumers resume,
   events not yet confirmed are published again; deliveries of a lost channel are never acknowledged (the broker
   redelivers them);
-- graceful stop: stop taking requests, let running jobs finish for ``grace_s``, then hand their requests back.
+- graceful stop: stop taking requests, let running jobs finish for ``grace_s``, then hand their requests back;
+- webhooks: with a :class:`~cdss_worker.webhooks.WebhookSender`, each event of a request with a ``callbackUrl`` is also
+  POSTed there, signed, after the broker confirmed it.
 
 pika's ``BlockingConnection`` is not thread-safe: it lives in the thread that calls :meth:`JobWorker.run`; each job
 runs in a thread of its own and talks to it through a queue.
@@ -45,6 +47,7 @@ import pika
 import pika.exceptions
 
 from .protocol import ProtocolError, create_message, decode_message, encode_message, routing_key
+from .webhooks import WebhookSender
 
 log = logging.getLogger("cdss_worker.jobs")
 
@@ -242,9 +245,11 @@ class _ConnectionLost(Exception):
 class JobWorker:
     """Consumes analysis requests and runs ``handler`` for each; see the module comment for the semantics."""
 
-    def __init__(self, options: WorkerOptions, handler: JobHandler):
+    def __init__(self, options: WorkerOptions, handler: JobHandler, webhooks: WebhookSender | None = None):
         self.options = options
         self.handler = handler
+        #: also POSTs each event, signed, to the request's callbackUrl when one is set
+        self.webhooks = webhooks
         self.names = Names(options.prefix, options.retry_delays_ms)
         self.long_after_s = min(options.accepted_after_s, options.heartbeat_s, options.ack_timeout_s)
         self._inbox: queue.Queue[tuple] = queue.Queue()
@@ -424,21 +429,28 @@ class JobWorker:
             headers={},
         )
 
-    def _emit(self, type_: str, job_id: str, **fields: Any) -> None:
-        message = create_message(type_, job_id, **fields)
-        self._publish(self.names.events_exchange, routing_key(type_), encode_message(message), self._props(message))
+    def _publish_event(self, message: dict[str, Any], request: dict[str, Any]) -> None:
+        self._publish(
+            self.names.events_exchange, routing_key(message["type"]), encode_message(message), self._props(message)
+        )
+        if self.webhooks is not None and request.get("callbackUrl"):
+            # best effort beside the broker: the AMQP event is the durable path
+            self.webhooks.submit(request["callbackUrl"], message)
+
+    def _emit(self, request: dict[str, Any], type_: str, **fields: Any) -> None:
+        self._publish_event(create_message(type_, request["jobId"], **fields), request)
 
     def _accept(self, run: JobRun) -> None:
         if run.accepted:
             return
-        self._emit("analysis.accepted", run.job_id, workerId=self.options.worker_id, attempt=run.attempt)
+        self._emit(run.request, "analysis.accepted", workerId=self.options.worker_id, attempt=run.attempt)
         run.accepted = True
         run.next_beat = time.monotonic() + self.options.heartbeat_s
 
     def _emit_progress(self, run: JobRun) -> None:
         self._emit(
+            run.request,
             "analysis.progress",
-            run.job_id,
             workerId=self.options.worker_id,
             stage=run.stage,
             percent=run.percent,
@@ -544,14 +556,14 @@ class JobWorker:
             return
         if job_id in self._cancelled:
             by, reason = self._cancelled[job_id]
-            self._emit("analysis.cancelled", job_id, cancelledBy=by, **({} if reason is None else {"reason": reason}))
+            self._emit(request, "analysis.cancelled", cancelledBy=by, **({} if reason is None else {"reason": reason}))
             self._ack(delivery)
             return
         deadline = request.get("deadline")
         if deadline is not None and _epoch(deadline) <= time.time():
             self._emit(
+                request,
                 "analysis.failed",
-                job_id,
                 workerId=self.options.worker_id,
                 attempt=delivery.attempt,
                 reason="deadline-exceeded",
@@ -592,9 +604,7 @@ class JobWorker:
                 log.warning("job %s: the handler returned an invalid result: %s", run.job_id, error.issues[:5])
                 value, kind = JobFailure("internal-error", "handler returned an invalid result"), "error"
             else:
-                self._publish(
-                    self.names.events_exchange, routing_key(message["type"]), encode_message(message), self._props(message)
-                )
+                self._publish_event(message, run.request)
                 self._settle(run)
                 log.info("job %s succeeded", run.job_id)
                 return True
@@ -604,8 +614,8 @@ class JobWorker:
             return False
         if run.stop_reason == "cancelled":
             self._emit(
+                run.request,
                 "analysis.cancelled",
-                run.job_id,
                 cancelledBy=run.cancelled_by or "unknown",
                 **({} if run.cancel_reason is None else {"reason": run.cancel_reason}),
             )
@@ -626,8 +636,8 @@ class JobWorker:
             return False
         exhausted = failure.retryable and run.attempt >= (self.options.max_attempts or 1)
         self._emit(
+            run.request,
             "analysis.failed",
-            run.job_id,
             workerId=worker_id,
             attempt=run.attempt,
             reason=failure.reason,

@@ -129,9 +129,9 @@ def broker():
 def start_worker(broker):
     started: list[tuple[JobWorker, threading.Thread]] = []
 
-    def start(handler, **options: Any) -> JobWorker:
+    def start(handler, webhooks=None, **options: Any) -> JobWorker:
         settings = {"retry_delays_ms": RETRY_DELAYS, "worker_id": "pytest-worker", **options}
-        worker = JobWorker(WorkerOptions(url=AMQP_URL, prefix=broker.prefix, **settings), handler)
+        worker = JobWorker(WorkerOptions(url=AMQP_URL, prefix=broker.prefix, **settings), handler, webhooks)
         thread = threading.Thread(target=worker.run, daemon=True)
         thread.start()
         assert worker.ready.wait(10)
@@ -344,3 +344,46 @@ def test_stopping_hands_a_running_job_back_to_the_queue(broker, start_worker):
 )
 def test_the_attempt_header_reads_as_the_typescript_transport_reads_it(headers, attempt):
     assert attempt_of(headers) == attempt
+
+
+def test_events_of_a_request_with_a_callback_url_are_also_posted_signed(broker, start_worker):
+    import hashlib
+    import hmac
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from cdss_worker.webhooks import WebhookSender
+
+    secret = "s" * 32
+    received: list[tuple[dict, bytes]] = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 -- http.server's naming
+            body = self.rfile.read(int(self.headers["content-length"]))
+            received.append((dict(self.headers), body))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        def handler(ctx):
+            ctx.progress("inference", 50)
+            return RESULT
+
+        start_worker(handler, webhooks=WebhookSender(secret))
+        request = broker.request(callbackUrl=f"http://127.0.0.1:{server.server_address[1]}/hook")
+        events = broker.events(request["jobId"])
+        end = time.monotonic() + 10
+        while len(received) < len(events) and time.monotonic() < end:
+            time.sleep(0.05)
+        assert sorted(json.loads(b)["messageId"] for _, b in received) == sorted(e["messageId"] for e in events)
+        for headers, body in received:
+            fields = dict(part.split("=", 1) for part in headers["cdss-signature"].split(","))
+            expected = hmac.new(secret.encode(), f"{fields['t']}.".encode() + body, hashlib.sha256).hexdigest()
+            assert hmac.compare_digest(fields["v1"], expected)
+            assert headers["cdss-event-type"] == json.loads(body)["type"]
+    finally:
+        server.shutdown()
