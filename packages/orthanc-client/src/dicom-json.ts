@@ -10,6 +10,7 @@ export const DICOM_TAGS = {
   PatientName: '00100010',
   StudyInstanceUID: '0020000D',
   StudyDate: '00080020',
+  StudyTime: '00080030',
   StudyDescription: '00081030',
   AccessionNumber: '00080050',
   SeriesInstanceUID: '0020000E',

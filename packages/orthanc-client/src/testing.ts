@@ -49,7 +49,13 @@ export function createPhantomStudyFixture(
 ): PhantomStudyFixture {
   const phantom = generatePhantom({ seed: options.seed ?? 21, dims: options.dims ?? [48, 48, 16] });
   const patientId = `${options.patientIdPrefix ?? 'CDSS-TEST'}-${randomUUID().slice(0, 8)}`;
-  const study = writePhantomStudy(phantom, { patientId, uidSeed: `fixture/${patientId}` });
+  // A scan date and time other than the writer's defaults, so the suite sees them carried through the server.
+  const study = writePhantomStudy(phantom, {
+    patientId,
+    uidSeed: `fixture/${patientId}`,
+    studyDate: '20260412',
+    studyTime: '093015',
+  });
   const seg = writeSeg(phantom.labels, segSourceFromPart10(study.series.t1c.files), {
     algorithm: { type: 'AUTOMATIC', name: 'contract-test', version: '1' },
   });
@@ -150,6 +156,10 @@ export function orthancContract(target: OrthancContractTarget): void {
       expect(qido).toHaveLength(1);
       expect(dicomString(qido[0]!, 'StudyInstanceUID')).toBe(fx.study.studyInstanceUid);
       expect(dicomNumbers(qido[0]!, 'NumberOfStudyRelatedSeries')).toEqual([4]);
+      // StudyDate/StudyTime order a patient's timeline (issue #18): both come back from REST and QIDO-RS.
+      expect(dicomString(qido[0]!, 'StudyDate')).toBe('20260412');
+      expect(dicomString(qido[0]!, 'StudyTime')).toBe('093015');
+      expect(studies[0]!.MainDicomTags).toMatchObject({ StudyDate: '20260412', StudyTime: '093015' });
       expect(
         await client.dicomweb.searchForStudies({ match: { StudyInstanceUID: fx.study.studyInstanceUid } }),
       ).toHaveLength(1);
