@@ -13,6 +13,7 @@ import type { ServerMetrics } from './metrics.js';
 import type { TokenVerifier } from './auth/tokens.js';
 import type { EventBus, EventLog } from './events.js';
 import { attachWebSocket, type WebSocketHub } from './ws.js';
+import { clusterMetrics } from './cluster.js';
 import { answerClientError, errorHandler, ApiError } from './http/errors.js';
 import {
   corsUnlessSameOrigin,
@@ -136,13 +137,14 @@ export function createCdssServer(deps: AppDeps): CdssServer {
       checks: Object.fromEntries(results.map((r) => [r.name, r.ok ? 'up' : 'down'])),
     });
   });
+  const metricsText = clusterMetrics(metrics.registry);
   app.get('/metrics', async (req, res) => {
     if (!config.CDSS_METRICS_PUBLIC) {
       const principal = requirePrincipal(req);
       if (!isAllowed(principal.roles, 'metrics:read'))
         throw new ApiError(403, 'forbidden', notAvailableForRole(principal.roles, 'metrics:read'));
     }
-    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+    res.type(metrics.registry.contentType).send(await metricsText());
   });
 
   const openApi = buildOpenApiDocument(deps.routes, {

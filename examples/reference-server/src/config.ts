@@ -8,6 +8,7 @@
  * variable.
  */
 import { BlockList, isIP } from 'node:net';
+import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import { trustedClientSchema } from './cds-hooks/caller-auth.js';
 import { roleSchema } from './auth/rbac.js';
@@ -81,6 +82,12 @@ export const envSchema = z
     CDSS_WS_MAX_UNAUTHENTICATED: z.coerce.number().int().positive().default(512),
     CDSS_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     CDSS_SHUTDOWN_GRACE_MS: z.coerce.number().int().positive().default(10_000),
+    // Server processes sharing the port (node:cluster): `auto` is one per core. More than one needs connected mode,
+    // where all state is in the stores.
+    CDSS_PROCESSES: z
+      .union([z.literal('auto'), z.coerce.number().int().min(1).max(64)])
+      .default(1)
+      .transform((value) => (value === 'auto' ? availableParallelism() : value)),
     // Authentication: a JWKS URL or a PEM public key in connected mode; sandbox signs its own demo tokens.
     CDSS_AUTH_JWKS_URL: httpUrl.optional(),
     CDSS_AUTH_PUBLIC_KEY: z.string().startsWith('-----BEGIN PUBLIC KEY-----').optional(),
@@ -163,6 +170,12 @@ export const envSchema = z
         message: 'required with FHIR_BACKEND_TOKEN_URL',
       });
     if (env.CDSS_MODE === 'sandbox') {
+      if (env.CDSS_PROCESSES > 1)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['CDSS_PROCESSES'],
+          message: 'sandbox mode keeps its state in one process: run several only in connected mode',
+        });
       if (env.CDSS_SANDBOX_ALLOW_UPSTREAMS) return;
       for (const name of UPSTREAM_VARIABLES.filter((variable) => env[variable])) {
         ctx.addIssue({

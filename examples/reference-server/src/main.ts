@@ -2,10 +2,12 @@
  * Entry point of the reference CDSS server. `npm start` runs it in sandbox mode (everything embedded); environment
  * variables point each port at a real system (see the README and `config.ts`).
  */
+import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
 import { loadConfig, ConfigError, sandboxTokenAccess } from './config.js';
 import { createLogger } from './logger.js';
 import { composeServer, DEMO_USERS } from './compose.js';
+import { runPrimary } from './cluster.js';
 
 const version = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string })
   .version;
@@ -22,6 +24,10 @@ async function main(): Promise<void> {
     throw error;
   }
   const logger = createLogger(config.CDSS_LOG_LEVEL);
+  if (config.CDSS_PROCESSES > 1 && cluster.isPrimary) {
+    runPrimary(config.CDSS_PROCESSES, logger, config.CDSS_SHUTDOWN_GRACE_MS);
+    return;
+  }
   const composed = await composeServer(config, logger, version);
   const port = await composed.server.listen();
   const url = `http://${config.HOST === '0.0.0.0' ? '127.0.0.1' : config.HOST}:${port}`;
