@@ -14,7 +14,8 @@
  *
  * Settings (environment): BENCH_MODEL (manifest.json; default models/brats-demo/manifest.json, else the reference
  * fixture model), BENCH_WINDOW / BENCH_STUDY ("240,240,160"), BENCH_THREADS (default: available parallelism),
- * BENCH_REPS (timed runs per variant, default 1), BENCH_WARMUP (untimed full-size runs first, default 1).
+ * BENCH_REPS (timed rounds, default 3, each running both sides, in alternating order), BENCH_WARMUP (untimed
+ * full-size rounds first, default 1).
  * The last line is the JSON result: pipeline time for the whole study vs the bare session.run baseline.
  *
  * End to end (`e2e`): the same model declared at 1 mm and RAS (as the MONAI bundle is) on a 1 mm 240×240×155 study
@@ -62,7 +63,7 @@ function int(name: string, fallback: number, min: number, max: number): number {
 }
 
 const THREADS = int('BENCH_THREADS', availableParallelism(), 1, 256);
-const REPS = int('BENCH_REPS', 1, 1, 5);
+const REPS = int('BENCH_REPS', 3, 1, 7);
 const WARMUP = int('BENCH_WARMUP', 1, 0, 3);
 
 function manifestPath(): string {
@@ -288,17 +289,31 @@ async function timing(label: string, dims: Vec3, roi: Vec3): Promise<{ bare: num
   try {
     for (let r = 0; r < WARMUP + REPS; r++) {
       const x = bareTensorData(m, input, roi); // prepared outside the timed call
-      let t = performance.now();
-      await session.run({ [m.model.inputName]: new ort.Tensor('float32', x.data, x.dims) }, [m.model.outputName]);
-      const b = performance.now() - t;
-      t = performance.now();
-      const res = await model.segment(input);
-      const p = performance.now() - t;
-      windows = res.windows;
+      const runBare = async (): Promise<number> => {
+        const t = performance.now();
+        await session.run({ [m.model.inputName]: new ort.Tensor('float32', x.data, x.dims) }, [m.model.outputName]);
+        return performance.now() - t;
+      };
+      const runPipeline = async (): Promise<{ ms: number; networkMs: number }> => {
+        const t = performance.now();
+        const res = await model.segment(input);
+        windows = res.windows;
+        return { ms: performance.now() - t, networkMs: res.timings.networkMs };
+      };
+      // Each round alternates which side goes first, so neither always runs on a cache or thread pool the other warmed.
+      let b: number;
+      let p: { ms: number; networkMs: number };
+      if (r % 2 === 0) {
+        b = await runBare();
+        p = await runPipeline();
+      } else {
+        p = await runPipeline();
+        b = await runBare();
+      }
       if (r >= WARMUP) {
         bare.push(b);
-        pipe.push(p);
-        network.push(res.timings.networkMs);
+        pipe.push(p.ms);
+        network.push(p.networkMs);
       }
     }
   } finally {
