@@ -73,6 +73,21 @@ describe('MemoryOutbox at a backlog of 100,000 pending writes', () => {
   });
 });
 
+describe('MemoryOutbox copies', () => {
+  it('keeps its own frozen copy of a write: the caller may change theirs, a claimer cannot change it', async () => {
+    const outbox = new MemoryOutbox({ now: () => 0 });
+    const mine = write('x');
+    await outbox.enqueue(mine, { key: 'K' });
+    (mine as { identifier: { value: string } }).identifier.value = 'changed';
+    const [claimed] = await outbox.claimDue(0, 1, 10);
+    expect((claimed!.write as { identifier: { value: string } }).identifier.value).toBe('x');
+    expect(Object.isFrozen(claimed!.write)).toBe(true);
+    expect(() => {
+      (claimed!.write as { identifier: { value: string } }).identifier.value = 'y';
+    }).toThrow(TypeError);
+  });
+});
+
 describe('MinHeap', () => {
   it('pops in order whatever the order of pushes', () => {
     const heap = new MinHeap<number>((a, b) => a < b);

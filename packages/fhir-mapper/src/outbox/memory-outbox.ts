@@ -64,7 +64,8 @@ export class MemoryOutbox implements SyncOutbox {
     const row: Row = {
       id: String(seq).padStart(12, '0'),
       key: options.key ?? defaultKey(w),
-      write: structuredClone(w),
+      // A frozen copy: claims hand it out as it is, without copying it again.
+      write: deepFreeze(structuredClone(w)),
       attempts: 0,
       nextAttemptAt: now,
       createdAt: now,
@@ -98,7 +99,7 @@ export class MemoryOutbox implements SyncOutbox {
       }
       row.claimedUntil = now + leaseMs;
       this.schedule(row); // comes back when the lease ends, unless marked before
-      claimed.push(structuredClone(item(row)));
+      claimed.push(item(row));
     }
     for (const scheduled of later) this.timed.push(scheduled);
     return claimed;
@@ -121,7 +122,7 @@ export class MemoryOutbox implements SyncOutbox {
   async markDead(id: string, error: string, outcome: OperationOutcome | undefined, now: number): Promise<void> {
     const r = this.remove(id);
     if (!r) return;
-    this.dead.push({ ...structuredClone(item(r)), attempts: r.attempts + 1, lastError: error, outcome, deadAt: now });
+    this.dead.push({ ...item(r), attempts: r.attempts + 1, lastError: error, outcome, deadAt: now });
   }
 
   async deadLetters(limit = 1000): Promise<DeadLetter[]> {
@@ -183,8 +184,16 @@ function availableAt(row: Row): number {
   return Math.max(row.nextAttemptAt, row.claimedUntil);
 }
 
-/** The public fields of a row (sharing its write: clone before handing it out). */
+/** The public fields of a row, in a new object (its write is frozen, so it is shared). */
 function item(row: Row): OutboxItem {
   const { seq: _s, claimedUntil: _c, generation: _g, ...rest } = row;
   return rest;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    for (const child of Object.values(value)) deepFreeze(child);
+    Object.freeze(value);
+  }
+  return value;
 }
