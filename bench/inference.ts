@@ -135,23 +135,38 @@ async function timingEndToEnd(dims: Vec3, roi: Vec3): Promise<{ bare: number; e2
       // the bare run gets the model input exactly as the pipeline builds it, prepared outside the timed call
       const ready = prepareStudy(m, channels);
       const x = bareTensorData(m, ready.input, roi, ready.normalized);
-      let t = performance.now();
-      await session.run({ [m.model.inputName]: new ort.Tensor('float32', x.data, x.dims) }, [m.model.outputName]);
-      const b = performance.now() - t;
-      t = performance.now();
-      const prepared = prepareStudy(m, channels);
-      const t1 = performance.now();
-      const res = await model.segment(prepared.input, { keepLogits: true, inputNormalized: prepared.normalized });
-      const t2 = performance.now();
-      const findings = studyFindings(res, prepared, m);
-      const p = performance.now() - t;
-      if (findings.labels.dims.join() !== dims.join()) throw new Error('labels are not on the study grid');
+      const runBare = async (): Promise<number> => {
+        const t = performance.now();
+        await session.run({ [m.model.inputName]: new ort.Tensor('float32', x.data, x.dims) }, [m.model.outputName]);
+        return performance.now() - t;
+      };
+      const runEndToEnd = async () => {
+        const t = performance.now();
+        const prepared = prepareStudy(m, channels);
+        const t1 = performance.now();
+        const res = await model.segment(prepared.input, { keepLogits: true, inputNormalized: prepared.normalized });
+        const t2 = performance.now();
+        const findings = studyFindings(res, prepared, m);
+        const end = performance.now();
+        if (findings.labels.dims.join() !== dims.join()) throw new Error('labels are not on the study grid');
+        return { ms: end - t, networkMs: res.timings.networkMs, prepare: t1 - t, post: end - t2 };
+      };
+      // Each round alternates which side goes first.
+      let b: number;
+      let p: Awaited<ReturnType<typeof runEndToEnd>>;
+      if (r % 2 === 0) {
+        b = await runBare();
+        p = await runEndToEnd();
+      } else {
+        p = await runEndToEnd();
+        b = await runBare();
+      }
       if (r >= WARMUP) {
         bare.push(b);
-        e2e.push(p);
-        network.push(res.timings.networkMs);
-        stages.prepare.push(t1 - t);
-        stages.post.push(performance.now() - t2);
+        e2e.push(p.ms);
+        network.push(p.networkMs);
+        stages.prepare.push(p.prepare);
+        stages.post.push(p.post);
       }
     }
   } finally {
