@@ -63,6 +63,26 @@ for (const [id, us] of selfUs) {
   fns.set(key, { us: (fns.get(key)?.us ?? 0) + us, where });
   origins.set(where, (origins.get(where) ?? 0) + us);
 }
+// Inclusive time: each sample counts once for every distinct function on its stack.
+const parent = new Map();
+for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+const keyOf = (node) => {
+  const { functionName, url, lineNumber } = node.callFrame;
+  const short = url ? `${url.replace(/^.*\/(node_modules\/(\.pnpm\/[^/]+\/node_modules\/)?)?/, '')}:${lineNumber + 1}` : '';
+  return `${functionName || '(anonymous)'} ${short}`;
+};
+const inclusive = new Map();
+for (const [id, us] of selfUs) {
+  const seen = new Set();
+  for (let at = id; at !== undefined; at = parent.get(at)) {
+    const node = byId.get(at);
+    if (!node) break;
+    const key = `${keyOf(node)}  [${origin(node.callFrame.url, node.callFrame.functionName)}]`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    inclusive.set(key, (inclusive.get(key) ?? 0) + us);
+  }
+}
 const pct = (us) => `${((100 * us) / Math.max(windowUs, 1)).toFixed(1).padStart(5)}%`;
 process.stdout.write(`profile ${file}: ${(windowUs / 1e6).toFixed(2)} s of samples in the window\n`);
 process.stdout.write('self time by origin:\n');
@@ -71,3 +91,9 @@ for (const [where, us] of [...origins].sort((a, b) => b[1] - a[1]).slice(0, top)
 process.stdout.write(`top ${top} functions by self time:\n`);
 for (const [key, { us, where }] of [...fns].sort((a, b) => b[1].us - a[1].us).slice(0, top))
   process.stdout.write(`  ${pct(us)}  ${key}  [${where}]\n`);
+process.stdout.write(`top ${top} functions by inclusive time (self and callees), without the event loop's own frames:\n`);
+for (const [key, us] of [...inclusive]
+  .filter(([key]) => !/^\((root|program|idle|garbage collector)\)/.test(key) && !/\[node internals\]$/.test(key))
+  .sort((a, b) => b[1] - a[1])
+  .slice(0, top))
+  process.stdout.write(`  ${pct(us)}  ${key}\n`);
