@@ -68,7 +68,9 @@ const parent = new Map();
 for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
 const keyOf = (node) => {
   const { functionName, url, lineNumber } = node.callFrame;
-  const short = url ? `${url.replace(/^.*\/(node_modules\/(\.pnpm\/[^/]+\/node_modules\/)?)?/, '')}:${lineNumber + 1}` : '';
+  const short = url
+    ? `${url.replace(/^.*\/(node_modules\/(\.pnpm\/[^/]+\/node_modules\/)?)?/, '')}:${lineNumber + 1}`
+    : '';
   return `${functionName || '(anonymous)'} ${short}`;
 };
 const inclusive = new Map();
@@ -91,7 +93,9 @@ for (const [where, us] of [...origins].sort((a, b) => b[1] - a[1]).slice(0, top)
 process.stdout.write(`top ${top} functions by self time:\n`);
 for (const [key, { us, where }] of [...fns].sort((a, b) => b[1].us - a[1].us).slice(0, top))
   process.stdout.write(`  ${pct(us)}  ${key}  [${where}]\n`);
-process.stdout.write(`top ${top} functions by inclusive time (self and callees), without the event loop's own frames:\n`);
+process.stdout.write(
+  `top ${top} functions by inclusive time (self and callees), without the event loop's own frames:\n`,
+);
 for (const [key, us] of [...inclusive]
   .filter(([key]) => !/^\((root|program|idle|garbage collector)\)/.test(key) && !/\[node internals\]$/.test(key))
   .sort((a, b) => b[1] - a[1])
