@@ -40,6 +40,30 @@ export function recordingsAvailable(): boolean {
   return RECORDED_VERSIONS.every((v) => existsSync(join(RECORDINGS_ROOT, `recorded-${v}`)));
 }
 
+/** Whether the folder of recordings exists at all (a laptop without `../shared` has none). */
+export function recordingsRootPresent(): boolean {
+  return existsSync(RECORDINGS_ROOT);
+}
+
+/** The release of every `recorded-<release>` folder present, known or not (sorted). */
+export function recordedFolders(): string[] {
+  return readdirSync(RECORDINGS_ROOT, { withFileTypes: true })
+    .filter((e) => e.isDirectory() && e.name.startsWith('recorded-'))
+    .map((e) => e.name.slice('recorded-'.length))
+    .sort();
+}
+
+/**
+ * Every entry of a release folder, as named on disk (README included).
+ * @param release - the folder's release, e.g. `8.0.0`
+ */
+export function recordedFiles(release: string): string[] {
+  return readdirSync(join(RECORDINGS_ROOT, `recorded-${release}`)).sort();
+}
+
+/** The file names {@link recordings} reads as exchanges. */
+export const EXCHANGE_FILE = /^\d+-.*\.json$/;
+
 const cache = new Map<RecordedVersion, RecordedExchange[]>();
 
 /**
@@ -51,7 +75,7 @@ export function recordings(version: RecordedVersion): RecordedExchange[] {
   if (!list) {
     const dir = join(RECORDINGS_ROOT, `recorded-${version}`);
     list = readdirSync(dir)
-      .filter((f) => /^\d+-.*\.json$/.test(f))
+      .filter((f) => EXCHANGE_FILE.test(f))
       .map((file) => {
         const raw = JSON.parse(readFileSync(join(dir, file), 'utf8')) as Omit<
           RecordedExchange,

@@ -23,6 +23,7 @@ import {
   type OpenEmrOperation,
   type OpenEmrVersion,
 } from '../../src/index.js';
+import { smartAuthorize, type SmartAuthorizeResult } from '../../src/testing.js';
 import { recordedBaseUrl, recording, type RecordedExchange } from '../recordings.js';
 import type { CapturedRequest, DerivedStep, RecordedStep, Step } from './harness.js';
 
@@ -124,6 +125,32 @@ function derived(
   return { method, path, status, body: answer, why, query };
 }
 
+/** The recorded request's URL (redacted query values sent as they are). */
+function recordedUrl(id: string): string {
+  const url = new URL(R(id).path, recordedBaseUrl(R(id)));
+  url.search = new URLSearchParams(R(id).query).toString();
+  return url.toString();
+}
+
+/** The browser ended at the recorded redirect to the app (code and state). */
+function expectRedirect(r: SmartAuthorizeResult, id: string): void {
+  const recorded = new URL(R(id).responseHeaders['location'] ?? '');
+  expect(r.redirect.origin + r.redirect.pathname).toBe(recorded.origin + recorded.pathname);
+  expect(Object.fromEntries(r.redirect.searchParams)).toEqual(Object.fromEntries(recorded.searchParams));
+}
+
+/** A page the recordings saved once, served again where a browser meets it again. */
+function derivedPage(method: string, path: string, from: string, why: string): DerivedStep {
+  return {
+    method,
+    path,
+    status: 200,
+    contentType: R(from).responseHeaders['content-type'],
+    body: R(from).responseBody,
+    why,
+  };
+}
+
 /** A derived 404 with no body: what the legacy routes answer for nothing (recorded-8.0.0 files 25, 64). */
 function empty404(path: string, why: string, query?: Record<string, string>): DerivedStep {
   return { method: 'GET', path, status: 404, contentType: 'text/html; charset=utf-8', body: undefined, why, query };
@@ -146,7 +173,6 @@ function vitalRow8(overrides: Record<string, unknown> = {}): Record<string, unkn
   };
 }
 
-const P2 = uuidOf('8.0.0/12');
 const ENC = (): string => body<{ data: { euuid: string } }>('8.0.0/19').data.euuid;
 const PDF = (): Buffer =>
   Buffer.from((R('8.0.0/61').requestBody as { __multipart: { text: string }[] }).__multipart[0]!.text, 'latin1');
@@ -171,6 +197,7 @@ const BACKEND_SCOPE = 'system/Patient.read system/Observation.read';
 // ------------------------------------------------------------------------------------ 8.0.0
 
 function cases80(): ReplayCase[] {
+  const P2 = uuidOf('8.0.0/12');
   const V: OpenEmrVersion = '8.0';
   const reg = json<Record<string, unknown>>;
   const probe = form('8.0.0/05');
@@ -1205,13 +1232,25 @@ function cases80(): ReplayCase[] {
         expect(Object.fromEntries(u.searchParams)).toEqual(R('8.0.0/70').query);
       }),
     },
-    ...['8.0.0/71', '8.0.0/72', '8.0.0/73', '8.0.0/74', '8.0.0/75', '8.0.0/76'].map((f): ReplayCase => ({
-      files: [f],
+    {
+      files: ['8.0.0/70', '8.0.0/71', '8.0.0/72', '8.0.0/73', '8.0.0/74', '8.0.0/75', '8.0.0/76'],
       operation: 'browser',
       profile: V,
-      title: `${R(f).operation}: a browser step`,
-      steps: [],
-    })),
+      title:
+        'smartAuthorize (./testing) plays the browser through the recorded pages: login, patient picker, approval, code',
+      steps: ['8.0.0/70', '8.0.0/71', '8.0.0/72', '8.0.0/73', '8.0.0/74', '8.0.0/75', '8.0.0/76'].map((f) => rec(f)),
+      run: () =>
+        smartAuthorize(recordedUrl('8.0.0/70'), {
+          username: form('8.0.0/72')['username'] ?? '',
+          password: 'the-password',
+          patient: { uuid: form('8.0.0/74')['patient_id'] ?? '' },
+        }),
+      expect: ok((r: SmartAuthorizeResult) => {
+        // Every box left checked submits exactly the recorded approval (file 76's scope[...] fields).
+        expectRedirect(r, '8.0.0/76');
+        expect(r.steps).toHaveLength(7);
+      }),
+    },
     {
       files: ['8.0.0/77'],
       operation: 'oauth.exchangeCode',
@@ -1267,13 +1306,53 @@ function cases80(): ReplayCase[] {
       run: () => oauth('8.0.0/80', undefined).registerClient(json('8.0.0/80') as never),
       expect: ok((r: { client_id: string }) => expect(r.client_id).toBe(body('8.0.0/80')['client_id'])),
     },
-    ...['8.0.0/81', '8.0.0/82', '8.0.0/84', '8.0.0/85', '8.0.0/87', '8.0.0/88'].map((f): ReplayCase => ({
+    // The user's login to OpenEMR's own UI and its launcher are not the app's to play (the emulator parity suite
+    // holds the emulator to them, and the dashboard's Chromium e2e plays them).
+    ...['8.0.0/81', '8.0.0/82'].map((f): ReplayCase => ({
       files: [f],
       operation: 'browser',
       profile: V,
-      title: `${R(f).operation}: a browser step`,
+      title: `${R(f).operation}: a step of OpenEMR's UI, before the app is launched`,
       steps: [],
     })),
+    {
+      files: ['8.0.0/83', '8.0.0/84', '8.0.0/85'],
+      operation: 'browser',
+      profile: V,
+      title: 'smartAuthorize plays the EHR launch: login (no patient picker: the launch has one), approval, code',
+      steps: [
+        rec('8.0.0/83'),
+        derivedPage('GET', '/oauth2/default/provider/login', '8.0.0/71', 'the login page, not saved again (file 71)'),
+        rec('8.0.0/84'),
+        derivedPage(
+          'POST',
+          '/oauth2/default/scope-authorize-confirm',
+          '8.0.0/75',
+          'the approval page, "not saved again, identical form to the standalone one" (file 85)',
+        ),
+        rec('8.0.0/85'),
+      ],
+      run: () =>
+        smartAuthorize(recordedUrl('8.0.0/83'), {
+          username: form('8.0.0/84')['username'] ?? '',
+          password: 'the-password',
+          // The standalone page offers launch/patient; the EHR launch's offers what the app asked (file 83).
+          approve: () => (R('8.0.0/83').query['scope'] ?? '').split(' '),
+        }),
+      expect: ok((r: SmartAuthorizeResult) => expectRedirect(r, '8.0.0/85')),
+    },
+    {
+      files: ['8.0.0/87', '8.0.0/88'],
+      operation: 'browser',
+      profile: V,
+      title: 'smartAuthorize submits the auto-submit page of a trusted EHR-launch app (no login, no approval)',
+      steps: [rec('8.0.0/87'), rec('8.0.0/88')],
+      run: () => smartAuthorize(recordedUrl('8.0.0/87'), { username: 'admin', password: 'unused' }),
+      expect: ok((r: SmartAuthorizeResult) => {
+        expectRedirect(r, '8.0.0/88');
+        expect(r.steps).toEqual([`GET ${R('8.0.0/87').path}`, `POST ${R('8.0.0/88').path}`]);
+      }),
+    },
     {
       files: ['8.0.0/83'],
       operation: 'oauth.authorizationUrl',

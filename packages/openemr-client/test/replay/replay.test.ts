@@ -4,17 +4,14 @@
  * error to the right typed error, never report failure for a write that was stored, never write twice.
  * The results generate the compatibility table of the package README.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RECORDED_VERSIONS, recordings, recordingsAvailable } from '../recordings.js';
-import { format, resolveConfig } from 'prettier';
-import { compatibilityTable, replaceCompatibilityTable, type ReplayResult } from './compat.js';
+import { expectGeneratedSection } from '../generated-section.js';
+import { COMPATIBILITY_SECTION, compatibilityTable, type ReplayResult } from './compat.js';
 import { ReplayServer } from './harness.js';
 import { replayCases, type Outcome } from './cases.js';
 
 const available = recordingsAvailable();
-const README = fileURLToPath(new URL('../../README.md', import.meta.url));
 
 describe.skipIf(!available)('replay of the recorded OpenEMR exchanges', () => {
   const server = new ReplayServer();
@@ -52,15 +49,7 @@ describe.skipIf(!available)('replay of the recorded OpenEMR exchanges', () => {
 
   it('the README compatibility table is generated from these results', async () => {
     expect(results.length).toBeGreaterThan(0);
-    const table = compatibilityTable(results);
-    const readme = readFileSync(README, 'utf8');
-    // Formatted as `prettier --check` wants it (the repository's lint).
-    const updated = await format(replaceCompatibilityTable(readme, table), {
-      ...(await resolveConfig(README)),
-      filepath: README,
-    });
-    if (process.env['UPDATE_OPENEMR_COMPAT'] === '1') writeFileSync(README, updated);
-    else expect(updated, 'run with UPDATE_OPENEMR_COMPAT=1 to regenerate the table in the README').toBe(readme);
+    await expectGeneratedSection(COMPATIBILITY_SECTION, compatibilityTable(results));
   });
 });
 
