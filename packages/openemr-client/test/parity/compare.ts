@@ -5,15 +5,62 @@
  * OpenEMR README). Test-only.
  */
 
-/** The differences the parity suite tolerates, and why. */
-export const TOLERATED_DIFFERENCES = [
+const UUID = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/gi;
+const DATETIME = /\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(\.\d+)?([+-]\d{2}:\d{2})?/g;
+const DATE = /\d{4}-\d{2}-\d{2}/g;
+const REDACTED = /<redacted[^>]*>/g;
+const GENERATED_QUERY = /([?&](?:code|launch|state|code_challenge|token_main)=)[^&]+/g;
+
+/** One tolerated difference: why, and what it covers (nothing else is tolerated). */
+export interface ToleratedDifference {
+  id: string;
+  /** Why, for the sandbox's OpenEMR README. */
+  text: string;
+  /** Body keys whose values are compared by JSON type only. */
+  keys?: readonly string[];
+  /** Parts of strings replaced by a placeholder on both sides before comparing. */
+  patterns?: readonly (readonly [RegExp, string])[];
+}
+
+/**
+ * The differences the parity suite tolerates, and why: the ONE list. The comparison below uses only these
+ * keys and patterns (and the HTML, scope-list and error-page rules named here); the sandbox's OpenEMR README
+ * shows this list, generated (test/parity/parity.test.ts fails when it is stale).
+ */
+export const TOLERATED_DIFFERENCES: readonly ToleratedDifference[] = [
   {
     id: 'generated-ids',
-    text: 'Identifiers the server generates: UUIDs, client ids and secrets, registration tokens and paths, CSRF and launch tokens, authorization codes, access/refresh/id tokens, `jti`s (the recordings redact the secret ones).',
+    text: 'Identifiers the server generates: UUIDs, client ids and secrets, registration tokens and paths, CSRF and launch tokens, authorization codes and `state`/`code_challenge` in redirects, access/refresh/id tokens, `jti`s, and the token audience (the client id) of an introspection (the recordings redact the secret ones).',
+    keys: [
+      'client_id',
+      'client_secret',
+      'registration_access_token',
+      'registration_client_uri',
+      'access_token',
+      'refresh_token',
+      'id_token',
+      'jti',
+      'aud',
+    ],
+    patterns: [
+      [REDACTED, '<generated>'],
+      [UUID, '<uuid>'],
+      [GENERATED_QUERY, '$1<generated>'],
+    ],
   },
   {
     id: 'clock',
     text: 'Times from the server clock: dates and date-times (in the same format), `exp`, `iat` and `client_id_issued_at`.',
+    keys: ['exp', 'iat', 'client_id_issued_at'],
+    patterns: [
+      [DATETIME, '<datetime>'],
+      [DATE, '<date>'],
+    ],
+  },
+  {
+    id: 'client-keys',
+    text: "The client's own public keys echoed by a registration (`jwks`): the recording's key pair is not the run's.",
+    keys: ['jwks'],
   },
   {
     id: 'html-markup',
@@ -27,40 +74,21 @@ export const TOLERATED_DIFFERENCES = [
     id: 'error-pages',
     text: 'PHP/SQL error pages (non-JSON bodies of server failures): compared by status and content type, not text.',
   },
-] as const;
-
-const UUID = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/gi;
-const DATETIME = /\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(\.\d+)?([+-]\d{2}:\d{2})?/g;
-const DATE = /\d{4}-\d{2}-\d{2}/g;
-const REDACTED = /<redacted[^>]*>/g;
+];
 
 /** Keys whose values the server generates (compared by JSON type only). */
-const GENERATED_KEYS = new Set([
-  'client_id',
-  'client_secret',
-  'registration_access_token',
-  'registration_client_uri',
-  'client_id_issued_at',
-  'access_token',
-  'refresh_token',
-  'id_token',
-  'jti',
-  'exp',
-  'iat',
-  'aud',
-  'sub',
-  'div',
-  // The client's own keys (the recording's key pair is not ours).
-  'jwks',
-]);
+const GENERATED_KEYS = new Set(TOLERATED_DIFFERENCES.flatMap((d) => d.keys ?? []));
+const PATTERNS = TOLERATED_DIFFERENCES.flatMap((d) => d.patterns ?? []);
 
 function normalize(text: string): string {
-  return text
-    .replace(REDACTED, '<generated>')
-    .replace(UUID, '<uuid>')
-    .replace(DATETIME, '<datetime>')
-    .replace(DATE, '<date>')
-    .replace(/([?&](?:code|launch|state|code_challenge|token_main)=)[^&]+/g, '$1<generated>');
+  return PATTERNS.reduce((out, [pattern, placeholder]) => out.replace(pattern, placeholder), text);
+}
+
+/**
+ * The tolerated differences as the Markdown list of the sandbox's OpenEMR README.
+ */
+export function toleratedDifferencesMarkdown(): string {
+  return TOLERATED_DIFFERENCES.map((d) => `- **${d.id}**: ${d.text}`).join('\n');
 }
 
 function type(v: unknown): string {

@@ -273,8 +273,7 @@ export class ParityRun {
       problems.push(`status ${res.status}, recorded ${ex.status}: ${text(res.body).slice(0, 300)}`);
     const recordedType = mediaType(ex.responseHeaders['content-type']);
     const actualType = mediaType(res.headers['content-type']);
-    if (recordedType !== actualType && !(recordedType === '' && ex.responseBody === null))
-      problems.push(`content-type ${actualType || '(none)'}, recorded ${recordedType}`);
+    if (recordedType !== actualType) problems.push(`content-type ${actualType || '(none)'}, recorded ${recordedType}`);
     const recLocation = normalizedLocation(ex.responseHeaders['location']);
     const location = normalizedLocation(res.headers['location']);
     if (recLocation !== undefined && recLocation !== location)
@@ -298,7 +297,7 @@ export class ParityRun {
           else {
             if (g.action !== f.action || g.method !== f.method)
               problems.push(`form ${i}: ${g.method} ${g.action}, recorded ${f.method} ${f.action}`);
-            const missing = [...f.fields].filter((n) => !g.fields.has(n) && n !== 'viewport');
+            const missing = [...f.fields].filter((n) => !g.fields.has(n));
             if (missing.length > 0) problems.push(`form ${i}: missing fields ${missing.join(', ')}`);
           }
         });
