@@ -464,6 +464,54 @@ describe('SMART App Launch and Backend Services, end to end (recorded-8.0.0 file
       'https://cdss.example/.well-known/jwks.json',
     ]);
   });
+
+  it('backend services key rotation: both keys verify during the overlap, the retired one is refused after', async () => {
+    const keys = await BackendServicesKeys.generate();
+    const old = keys.current;
+    // OpenEMR fetches the registered jwks_uri on every token request (recorded-8.0.0 file 90): serve the
+    // key set as it is at that moment.
+    h = await startHarness({ version: '8.0', systemScopes: true, fetchJwks: async () => keys.jwks() });
+    const reg = await new OpenEmrOAuth({ baseUrl: h.baseUrl }).registerClient({
+      client_name: 'cdss-backend-rotation',
+      application_type: 'private',
+      redirect_uris: ['https://cdss.example/cb'],
+      token_endpoint_auth_method: 'private_key_jwt',
+      jwks_uri: 'https://cdss.example/.well-known/jwks.json',
+      scope: 'system/Patient.rs',
+    });
+    h.engine.enableClient(reg.client_id);
+    const oauth = new OpenEmrOAuth({ baseUrl: h.baseUrl, clientId: reg.client_id });
+    const withKey = (key: { privateKey: typeof old.privateKey; kid: string }) =>
+      oauth.clientCredentials({ privateKey: key.privateKey, kid: key.kid, scope: 'system/Patient.rs' });
+    const provider = createBackendServicesTokenProvider({ oauth, keys, scope: 'system/Patient.rs' });
+    const emr = createOpenEmrClient({ baseUrl: h.baseUrl, retry: false, auth: oauth2Auth(provider) });
+    expect((await emr.fhir.search('Patient', { family: 'Rossi' })).entry).toHaveLength(1);
+
+    // Rotate: the new key signs from now on; the JWKS publishes both, new first.
+    const next = await keys.rotate();
+    expect(keys.current.kid).toBe(next.kid);
+    expect(keys.jwks().keys.map((k) => k.kid)).toEqual([next.kid, old.kid]);
+    expect(keys.jwks().keys.every((k) => k.d === undefined && k.alg === 'RS384')).toBe(true); // public halves
+    // During the overlap an assertion signed with either key gets a token (another instance may not have
+    // rotated yet), and the provider signs with the new one.
+    expect((await withKey(old)).accessToken).toBeDefined();
+    expect((await withKey(next)).accessToken).toBeDefined();
+    const token = await provider.fetchToken();
+    expect(token.accessToken).toBeDefined();
+
+    // Retire the old key: only the new one is published, and an assertion with the old key is refused.
+    expect(() => keys.retire(next.kid)).toThrow(ValidationError); // never the current key
+    keys.retire(old.kid);
+    expect(keys.jwks().keys.map((k) => k.kid)).toEqual([next.kid]);
+    const refused = await withKey(old).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(OpenEmrAuthError);
+    expect([(refused as OpenEmrAuthError).status, (refused as OpenEmrAuthError).error]).toEqual([
+      400,
+      'invalid_client',
+    ]);
+    expect((await withKey(next)).accessToken).toBeDefined();
+    await expect(keys.rotate(next)).rejects.toBeInstanceOf(ValidationError); // a kid already in the set
+  });
 });
 
 describe("OpenEMR's auth failure statuses (notes §2.7)", () => {
