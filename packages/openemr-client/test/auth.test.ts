@@ -44,6 +44,23 @@ afterEach(async () => {
   ).toEqual([]);
 });
 
+/**
+ * A backend-services client registered with a `jwks_uri` for `system/Patient.rs` and enabled by the
+ * administrator (recorded-8.0.0 files 90, 92).
+ */
+async function backendClient(harness: Harness): Promise<OpenEmrOAuth> {
+  const reg = await new OpenEmrOAuth({ baseUrl: harness.baseUrl }).registerClient({
+    client_name: 'cdss-backend',
+    application_type: 'private',
+    redirect_uris: ['https://cdss.example/cb'],
+    token_endpoint_auth_method: 'private_key_jwt',
+    jwks_uri: 'https://cdss.example/.well-known/jwks.json',
+    scope: 'system/Patient.rs',
+  });
+  harness.engine.enableClient(reg.client_id);
+  return new OpenEmrOAuth({ baseUrl: harness.baseUrl, clientId: reg.client_id });
+}
+
 describe('scope builder', () => {
   it('orders v2 letters as OpenEMR requires and writes v1 forms', () => {
     expect(orderPermissions('sr')).toBe('rs');
@@ -433,16 +450,7 @@ describe('SMART App Launch and Backend Services, end to end (recorded-8.0.0 file
         return keys.jwks();
       },
     });
-    const reg = await new OpenEmrOAuth({ baseUrl: h.baseUrl }).registerClient({
-      client_name: 'cdss-backend',
-      application_type: 'private',
-      redirect_uris: ['https://cdss.example/cb'],
-      token_endpoint_auth_method: 'private_key_jwt',
-      jwks_uri: 'https://cdss.example/.well-known/jwks.json',
-      scope: 'system/Patient.rs',
-    });
-    h.engine.enableClient(reg.client_id);
-    const oauth = new OpenEmrOAuth({ baseUrl: h.baseUrl, clientId: reg.client_id });
+    const oauth = await backendClient(h);
     const tokens: number[] = [];
     const provider = createBackendServicesTokenProvider({
       oauth,
@@ -471,16 +479,7 @@ describe('SMART App Launch and Backend Services, end to end (recorded-8.0.0 file
     // OpenEMR fetches the registered jwks_uri on every token request (recorded-8.0.0 file 90): serve the
     // key set as it is at that moment.
     h = await startHarness({ version: '8.0', systemScopes: true, fetchJwks: async () => keys.jwks() });
-    const reg = await new OpenEmrOAuth({ baseUrl: h.baseUrl }).registerClient({
-      client_name: 'cdss-backend-rotation',
-      application_type: 'private',
-      redirect_uris: ['https://cdss.example/cb'],
-      token_endpoint_auth_method: 'private_key_jwt',
-      jwks_uri: 'https://cdss.example/.well-known/jwks.json',
-      scope: 'system/Patient.rs',
-    });
-    h.engine.enableClient(reg.client_id);
-    const oauth = new OpenEmrOAuth({ baseUrl: h.baseUrl, clientId: reg.client_id });
+    const oauth = await backendClient(h);
     const withKey = (key: { privateKey: typeof old.privateKey; kid: string }) =>
       oauth.clientCredentials({ privateKey: key.privateKey, kid: key.kid, scope: 'system/Patient.rs' });
     const provider = createBackendServicesTokenProvider({ oauth, keys, scope: 'system/Patient.rs' });
