@@ -270,7 +270,9 @@ export class OpenEmrEngine {
       return oauth.token(req);
     });
     // OpenEMR's own UI, as far as a SMART EHR launch needs it (recorded-8.0.0 files 81, 82).
+    this.add('GET', '/interface/login/login.php', 'none', ({ query }) => oauth.coreLoginForm(query));
     this.add('POST', '/interface/main/main_screen.php', 'none', ({ req }) => oauth.coreLogin(req));
+    this.add('GET', '/interface/main/tabs/main.php', 'none', ({ req }) => oauth.coreMain(req));
     this.add('GET', '/interface/patient_file/summary/demographics.php', 'none', ({ req, query }) =>
       oauth.dashboard(req, query),
     );

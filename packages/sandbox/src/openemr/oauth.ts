@@ -31,7 +31,15 @@ import {
   type EngineContext,
 } from './context.js';
 import { hasScope, isKnownScope, supportedScopes } from './scopes.js';
-import { autosubmitPage, dashboardPage, loginPage, patientSelectPage, scopeApprovalPage } from './smart-pages.js';
+import {
+  autosubmitPage,
+  coreLoginPage,
+  coreMainPage,
+  dashboardPage,
+  loginPage,
+  patientSelectPage,
+  scopeApprovalPage,
+} from './smart-pages.js';
 import type { OAuthClientRow, TokenRow, UserRow } from './types.js';
 
 function b64url(data: Buffer | string): string {
@@ -626,6 +634,20 @@ export class OAuthServer {
         'content-type': 'text/html; charset=utf-8',
       },
     };
+  }
+
+  /** `GET /interface/login/login.php?site=…`: the web login form (`&w` after a failed login). */
+  coreLoginForm(query: URLSearchParams): EmulatorResponse {
+    return this.html(coreLoginPage(this.ctx.site, query.has('w')));
+  }
+
+  /** `GET /interface/main/tabs/main.php`: after the web login, the patients, each linking to its dashboard. */
+  coreMain(req: EmulatorRequest): EmulatorResponse {
+    if (!this.coreSession(req))
+      return { status: 302, headers: { location: `/interface/login/login.php?site=${this.ctx.site}` } };
+    return this.html(
+      coreMainPage(this.store.tables.patients.map((p) => ({ pid: p.pid, name: `${p.lname}, ${p.fname}` }))),
+    );
   }
 
   /**

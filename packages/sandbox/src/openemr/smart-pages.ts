@@ -178,3 +178,40 @@ ${links}
 </ul></div>`,
   );
 }
+
+/**
+ * OpenEMR's web login (`/interface/login/login.php`), as far as the emulator needs it: the form OpenEMR posts to
+ * `main_screen.php` (file 81: `new_login_session_management`, `languageChoice`, `authUser`, `clearPass`). Not
+ * recorded (it is OpenEMR's UI): a stand-in so a person can log in before an EHR launch.
+ * @param site - the multisite name
+ * @param failed - show OpenEMR's "invalid" notice (after a wrong password, `&w`)
+ */
+export function coreLoginPage(site: string, failed: boolean): string {
+  return page(
+    'OpenEMR Login',
+    `<form method="post" name="login_form" action="/interface/main/main_screen.php?auth=login&amp;site=${encodeURIComponent(site)}">
+    <input type="hidden" name="new_login_session_management" value="1" />
+    <input type="hidden" name="languageChoice" value="1" />
+    ${failed ? '<div class="alert alert-danger">Invalid username or password</div>' : ''}
+    <label for="authUser">Username</label> <input type="text" id="authUser" name="authUser" autocomplete="username" />
+    <label for="clearPass">Password</label> <input type="password" id="clearPass" name="clearPass" autocomplete="current-password" />
+    <button type="submit" id="login-button">Login</button>
+</form>`,
+  );
+}
+
+/**
+ * The page after the web login (`/interface/main/tabs/main.php`): the patients, each opening its dashboard
+ * (`demographics.php?set_pid=…`), where the SMART apps card is. A stand-in for OpenEMR's patient finder.
+ * @param patients - pid and display name of each patient
+ */
+export function coreMainPage(patients: ReadonlyArray<{ pid: string; name: string }>): string {
+  const rows = patients
+    .slice(0, 200)
+    .map(
+      (p) =>
+        `<li><a class="patient" href="/interface/patient_file/summary/demographics.php?set_pid=${encodeURIComponent(p.pid)}">${esc(p.name)}</a></li>`,
+    )
+    .join('\n');
+  return page('OpenEMR', `<h1>Patient Finder</h1>\n<ul>\n${rows}\n</ul>`);
+}
