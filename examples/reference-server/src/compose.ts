@@ -76,6 +76,8 @@ import { auditRoutes } from './domain/audit-routes.js';
 import { sandboxRoutes } from './domain/sandbox-routes.js';
 import { fhirBackendAuth } from './smart/backend-services.js';
 import { configuredServerKeys } from './smart/server-keys.js';
+import { dashboardOrigins, registerSandboxApps } from './smart/sandbox-apps.js';
+import { sandboxCdsClient } from './cds-hooks/sandbox-client.js';
 import { createReviewStore } from './domain/reviews.js';
 import { openEmrRecords } from './adapters/openemr.js';
 import { orthancArchive } from './adapters/orthanc.js';
@@ -252,14 +254,14 @@ export async function composeServer(config: ServerConfig, logger: Logger, versio
     username: config.OPENEMR_USERNAME ?? '',
     password: config.OPENEMR_PASSWORD ?? '',
   };
+  let emulator: ReturnType<typeof createOpenEmrEmulator> | undefined;
   if (!openemrUrl) {
-    const app = express().use(
-      createOpenEmrEmulator({
-        version: config.OPENEMR_VERSION === 'auto' ? '8.0' : config.OPENEMR_VERSION,
-        dataDir: join(dataDir, 'openemr'),
-        seed: true,
-      }),
-    );
+    emulator = createOpenEmrEmulator({
+      version: config.OPENEMR_VERSION === 'auto' ? '8.0' : config.OPENEMR_VERSION,
+      dataDir: join(dataDir, 'openemr'),
+      seed: true,
+    });
+    const app = express().use(emulator);
     const started = await listenApp(app);
     closers.push(() => closeServer(started.server));
     openemrUrl = embedded.openemr = started.url;
@@ -476,8 +478,30 @@ export async function composeServer(config: ServerConfig, logger: Logger, versio
   const readThrough = cachePort(cache, writes, store);
 
   const reports = fhirReports();
+  // Sandbox: the embedded OpenEMR knows the dashboard as a SMART app and the server as a backend-services client,
+  // and a demo CDS Client stands in for the EHR's CDS Hooks calls (with the demo-token routes only).
+  let ehrConfig = config;
+  if (emulator && keys) {
+    const apps = await registerSandboxApps({
+      openemrUrl,
+      site: config.OPENEMR_SITE,
+      admin: emulator.engine,
+      file: join(dataDir, 'sandbox-apps.json'),
+      dashboardOrigins: dashboardOrigins(config.CDSS_PUBLIC_URL, config.HOST, config.PORT),
+      dashboardScope: [
+        ...new Set(`${config.CDSS_SMART_EHR_SCOPE} ${config.CDSS_SMART_STANDALONE_SCOPE}`.split(/\s+/)),
+      ].join(' '),
+      backend: { keys, scope: config.OPENEMR_BACKEND_SCOPE },
+      logger,
+    });
+    ehrConfig = {
+      ...config,
+      CDSS_SMART_CLIENT_ID: config.CDSS_SMART_CLIENT_ID ?? apps.smartClientId,
+      OPENEMR_BACKEND_CLIENT_ID: config.OPENEMR_BACKEND_CLIENT_ID ?? apps.backendClientId,
+    };
+  }
   const ehr = await ehrIntegration({
-    config,
+    config: ehrConfig,
     logger,
     metrics,
     cache,
@@ -492,6 +516,8 @@ export async function composeServer(config: ServerConfig, logger: Logger, versio
     keys,
     openemrUrl,
     documents: openEmrDocuments(openemr, records),
+    sandboxCdsClient:
+      sandbox && tokenAccess !== 'off' ? await sandboxCdsClient(join(dataDir, 'cds-client.jwks.json')) : undefined,
     analysesOf: (patientId) => analysis.patientAnalyses(patientId),
   });
   closers.push(() => ehr.close());

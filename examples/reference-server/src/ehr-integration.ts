@@ -49,6 +49,7 @@ import { cdsHooksRouter } from './cds-hooks/router.js';
 import { cdsServices } from './cds-hooks/services.js';
 import { cachedTumourStatus } from './cds-hooks/status.js';
 import { createMemoryCdsStore, createMySqlCdsStore, type CdsStore } from './cds-hooks/store.js';
+import { sandboxCdsRoutes, type SandboxCdsClient } from './cds-hooks/sandbox-client.js';
 
 /** What the EHR integration is built from. */
 export interface EhrIntegrationDeps {
@@ -76,6 +77,8 @@ export interface EhrIntegrationDeps {
   openemrUrl: string;
   /** A patient's analyses with reviews, oldest first. */
   analysesOf(patientId: string): Promise<ApiAnalysis[]>;
+  /** Sandbox only: the demo CDS Client, trusted like an allow-listed EHR, and its route preparing a signed call. */
+  sandboxCdsClient?: SandboxCdsClient | undefined;
 }
 
 /** The composed integration. */
@@ -138,10 +141,11 @@ export async function ehrIntegration(deps: EhrIntegrationDeps): Promise<EhrInteg
   };
   const unsubscribe = deps.jobs.subscribe((change) => refresh(patientOf(change.job)));
 
+  const cdsClients = [...config.CDSS_CDS_CLIENTS, ...(deps.sandboxCdsClient ? [deps.sandboxCdsClient.trusted] : [])];
   const router = cdsHooksRouter({
     ...(config.CDSS_PUBLIC_URL ? { publicUrl: config.CDSS_PUBLIC_URL } : {}),
     services: cdsServices({ status, store }),
-    verifier: createCdsCallerVerifier({ clients: config.CDSS_CDS_CLIENTS, replay: store }),
+    verifier: createCdsCallerVerifier({ clients: cdsClients, replay: store }),
     store,
     auditor: deps.auditor,
     logger: logger.child({ component: 'cds-hooks' }),
@@ -364,7 +368,29 @@ export async function ehrIntegration(deps: EhrIntegrationDeps): Promise<EhrInteg
       ),
     );
 
-  if (config.CDSS_CDS_CLIENTS.length === 0)
+  if (deps.sandboxCdsClient) {
+    const fhirClient = openemrFhir;
+    routes.push(
+      ...sandboxCdsRoutes({
+        client: deps.sandboxCdsClient,
+        publicUrl: config.CDSS_PUBLIC_URL,
+        fhirServer: smartFhir,
+        // Read with the server's system token, as the EHR's prefetch would be.
+        prefetch: fhirClient
+          ? async (patientId) => {
+              const [patient, conditions] = await Promise.all([
+                fhirClient.fhir.read('Patient', patientId),
+                fhirClient.fhir.search('Condition', { patient: patientId, category: 'problem-list-item' }),
+              ]);
+              return { ...(patient ? { patient } : {}), conditions };
+            }
+          : undefined,
+        latestAnalysedPatient: async () =>
+          (await deps.jobStore.list({ states: ['succeeded'], limit: 100_000 })).at(-1)?.request.patientRef.slice(8),
+      }),
+    );
+  }
+  if (cdsClients.length === 0)
     logger.info('CDS Hooks: no trusted CDS clients configured (CDSS_CDS_CLIENTS); every call answers 401');
 
   return {

@@ -4,6 +4,7 @@
  */
 import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
+import { SEED_ADMIN } from '@cdss/sandbox';
 import { loadConfig, ConfigError, sandboxTokenAccess } from './config.js';
 import { createLogger } from './logger.js';
 import { composeServer, DEMO_USERS } from './compose.js';
@@ -43,6 +44,16 @@ async function main(): Promise<void> {
         sandboxTokenAccess(config) === 'off'
           ? `  Tokens:     off (HOST ${config.HOST} is not loopback; CDSS_SANDBOX_EXPOSE=true serves them anyway)`
           : `  A token:    curl -s -X POST ${url}/api/sandbox/token -H 'content-type: application/json' -d '{"userId":"demo-physician"}'`,
+        ...(composed.embedded.openemr
+          ? [
+              `  OpenEMR:    ${composed.embedded.openemr}/interface/login/login.php?site=default (${SEED_ADMIN.username} / ${SEED_ADMIN.password}; a patient → SMART Enabled Apps launches the dashboard)`,
+            ]
+          : []),
+        ...(sandboxTokenAccess(config) === 'off'
+          ? []
+          : [
+              `  CDS Hooks:  curl -s -X POST ${url}/api/sandbox/cds-hooks/patient-view -H 'content-type: application/json' -d '{}'  (a signed call, ready to send)`,
+            ]),
         `  Data:       ${config.CDSS_DATA_DIR} (delete it to start over)`,
         '',
       ].join('\n') + '\n',

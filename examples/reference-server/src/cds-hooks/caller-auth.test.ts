@@ -137,3 +137,33 @@ describe('refusals', async () => {
     expect(await reason(verifier.verify(`Bearer ${token}`, audience))).toBe('The JWT was already used (jti replay)');
   });
 });
+
+describe('a CDS Client registered with inline keys', () => {
+  it('verifies with the registered keys, never fetches, and refuses a jku', async () => {
+    const { privateKey, publicKey } = await generateKeyPair('ES384');
+    const client: TrustedClient = {
+      iss: 'urn:example:inline-ehr',
+      jwks: { keys: [{ ...(await exportJWK(publicKey)), kty: 'EC', kid: 'inline-1', alg: 'ES384' }] },
+    };
+    const verifier = createCdsCallerVerifier({
+      clients: [client],
+      replay: createMemoryJtiStore(),
+      keysAt: () => {
+        throw new Error('no JWKS URL may be fetched');
+      },
+    });
+    const audience = 'http://127.0.0.1:8080/cds-services';
+    const sign = (header: Record<string, string> = {}): Promise<string> =>
+      new SignJWT({ jti: crypto.randomUUID() })
+        .setProtectedHeader({ alg: 'ES384', kid: 'inline-1', typ: 'JWT', ...header })
+        .setIssuer(client.iss)
+        .setAudience(audience)
+        .setIssuedAt()
+        .setExpirationTime('5m')
+        .sign(privateKey);
+    await expect(verifier.verify(`Bearer ${await sign()}`, audience)).resolves.toMatchObject({ iss: client.iss });
+    expect(await reason(verifier.verify(`Bearer ${await sign({ jku: 'https://evil.example/jwks' })}`, audience))).toBe(
+      'The JWT jku is not on the allow-list of its issuer',
+    );
+  });
+});

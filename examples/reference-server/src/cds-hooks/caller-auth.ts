@@ -5,19 +5,37 @@
  * of them), and checks `aud` = the exact URL called, `exp`, `iat` and that the `jti` was never seen before.
  * @see https://cds-hooks.hl7.org/2.0/#trusting-cds-clients
  */
-import { createRemoteJWKSet, decodeProtectedHeader, errors, jwtVerify, type JWTVerifyGetKey } from 'jose';
+import {
+  createLocalJWKSet,
+  createRemoteJWKSet,
+  decodeProtectedHeader,
+  errors,
+  jwtVerify,
+  type JSONWebKeySet,
+  type JWTVerifyGetKey,
+} from 'jose';
 import { z } from 'zod';
 import { clientJwtClaimsSchema, clientJwtHeaderSchema } from './schemas.js';
 
 /** A CDS Client this service trusts. */
-export const trustedClientSchema = z.strictObject({
-  /** The `iss` its JWTs carry. */
-  iss: z.string().min(1),
-  /** JWKS URLs of its signing keys; a JWT's `jku`, when present, must be one of them. */
-  jwksUrls: z.array(z.url({ protocol: /^https?$/ })).min(1),
-  /** A name for the audit trail (default: `iss`). */
-  name: z.string().min(1).optional(),
-});
+export const trustedClientSchema = z
+  .strictObject({
+    /** The `iss` its JWTs carry. */
+    iss: z.string().min(1),
+    /** JWKS URLs of its signing keys; a JWT's `jku`, when present, must be one of them. */
+    jwksUrls: z
+      .array(z.url({ protocol: /^https?$/ }))
+      .min(1)
+      .optional(),
+    /** Or its public keys, registered inline (then a JWT with a `jku` is refused). */
+    jwks: z.object({ keys: z.array(z.looseObject({ kty: z.string(), kid: z.string().min(1) })).min(1) }).optional(),
+    /** A name for the audit trail (default: `iss`). */
+    name: z.string().min(1).optional(),
+  })
+  .refine((client) => client.jwksUrls !== undefined || client.jwks !== undefined, {
+    message: 'a CDS Client needs jwksUrls or jwks',
+    path: ['jwksUrls'],
+  });
 /** A trusted CDS Client. */
 export type TrustedClient = z.infer<typeof trustedClientSchema>;
 
@@ -89,6 +107,11 @@ export function createCdsCallerVerifier(options: CdsCallerVerifierOptions): CdsC
       return keys;
     });
   const byIssuer = new Map(options.clients.map((client) => [client.iss, client]));
+  const inline = new Map(
+    options.clients.flatMap((client) =>
+      client.jwks ? [[client.iss, createLocalJWKSet(client.jwks as JSONWebKeySet)] as const] : [],
+    ),
+  );
   const maxLifetime = options.maxLifetimeSeconds ?? 300;
   const tolerance = options.clockToleranceSeconds ?? 30;
 
@@ -106,15 +129,20 @@ export function createCdsCallerVerifier(options: CdsCallerVerifierOptions): CdsC
       const unverifiedIss = readIssuer(token);
       const client = unverifiedIss === undefined ? undefined : byIssuer.get(unverifiedIss);
       if (!client) throw new CdsAuthError('The JWT issuer is not a trusted CDS Client');
-      if (header.jku !== undefined && !client.jwksUrls.includes(header.jku))
+      const jwksUrls = client.jwksUrls ?? [];
+      if (header.jku !== undefined && !jwksUrls.includes(header.jku))
         throw new CdsAuthError('The JWT jku is not on the allow-list of its issuer');
-      const candidates = header.jku !== undefined ? [header.jku] : client.jwksUrls;
+      const registered = inline.get(client.iss);
+      const candidates: JWTVerifyGetKey[] =
+        header.jku !== undefined
+          ? [keysAt(header.jku)]
+          : [...(registered ? [registered] : []), ...jwksUrls.map((url) => keysAt(url))];
 
       let payload: unknown;
       let lastError: unknown;
-      for (const jwksUrl of candidates) {
+      for (const keys of candidates) {
         try {
-          ({ payload } = await jwtVerify(token, keysAt(jwksUrl), {
+          ({ payload } = await jwtVerify(token, keys, {
             issuer: client.iss,
             audience,
             algorithms: [header.alg],
