@@ -346,6 +346,29 @@ describe('CDS Hooks service', () => {
       const { body } = await call(CDS_SERVICE_IDS.mriProtocolSign, orderCall('order-sign', [mriOrder]));
       expect(body.cards[0]?.summary).toBe('Brain MRI: order the four-sequence tumour protocol (T1, T1c, T2, FLAIR)');
     });
+
+    it('fetches their prefetch when the EHR sent none, and answers 412 when it cannot', async () => {
+      const fhirAuthorization = {
+        access_token: 'opaque-token-2',
+        token_type: 'Bearer',
+        expires_in: 300,
+        scope: 'user/Patient.rs user/Condition.rs',
+        subject: 'cdss',
+      };
+      for (const [id, hook] of [
+        [CDS_SERVICE_IDS.mriProtocolSelect, 'order-select'],
+        [CDS_SERVICE_IDS.mriProtocolSign, 'order-sign'],
+      ] as const) {
+        fhirAuthHeaders.length = 0;
+        const withoutPrefetch = { ...orderCall(hook, [mriOrder], ['ServiceRequest/mri-1']), prefetch: undefined };
+        const fetched = await call(id, { ...withoutPrefetch, fhirServer: fhirUrl, fhirAuthorization });
+        expect(fetched.status, hook).toBe(200);
+        expect(fetched.body.cards[0]?.summary, hook).toContain('Brain MRI');
+        expect(fhirAuthHeaders.length, hook).toBeGreaterThan(0);
+        expect(new Set(fhirAuthHeaders), hook).toEqual(new Set(['Bearer opaque-token-2']));
+        expect((await call(id, withoutPrefetch)).status, hook).toBe(412);
+      }
+    });
   });
 
   describe('feedback', () => {
