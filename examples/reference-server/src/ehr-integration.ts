@@ -283,6 +283,7 @@ export async function ehrIntegration(deps: EhrIntegrationDeps): Promise<EhrInteg
         : {}),
       keyImages: keyImages(image, labels),
       model: { name: analysis.model.id, version: analysis.model.version, intendedUse, notForClinicalUse: true },
+      ...(analysis.review.reviewerName ? { reviewerName: analysis.review.reviewerName } : {}),
     };
   };
   for (const [state, help] of [

@@ -259,7 +259,7 @@ describe.skipIf(!services.every((s) => s.available))('the loop inside the EHR, o
     expect(view.status).toBe(200);
     const [status] = view.body.cards;
     expect(status?.summary).toMatch(/^Brain tumour: not evaluable/);
-    expect(status?.detail).toContain('**Review:** approved by demo-radiologist');
+    expect(status?.detail).toContain('**Review:** approved by Dr. Rita Radiologist');
     expect(status?.links?.[0]?.appContext).toBe(JSON.stringify({ patientId: patient.id, analysisId: queued!.id }));
   }, 420_000);
 });

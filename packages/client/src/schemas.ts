@@ -237,7 +237,10 @@ export const analysisSchema = z
     review: z
       .object({
         status: z.enum(['pending', 'approved', 'rejected']),
+        /** The reviewer's user id. */
         reviewer: z.string().optional(),
+        /** The reviewer's display name, as their token named them when they decided. */
+        reviewerName: z.string().optional(),
         comment: z.string().optional(),
         reviewedAt: z.string().optional(),
       })

@@ -252,8 +252,9 @@ export function AnalysisPage({ id }: { id: string }) {
               <Section title="Review">
                 <p data-testid="review-status">
                   {a.review ? `Review: ${a.review.status}` : 'Not reviewed'}
+                  {a.review?.reviewer ? ` by ${a.review.reviewerName ?? a.review.reviewer}` : ''}
+                  {a.review?.reviewedAt ? `, ${formatDate(a.review.reviewedAt)}` : ''}
                   {a.review?.comment ? ` — “${a.review.comment}”` : ''}
-                  {a.review?.reviewedAt ? ` (${formatDate(a.review.reviewedAt)})` : ''}
                 </p>
                 {can('analysis:review') && a.review?.status !== 'approved' && a.review?.status !== 'rejected' && (
                   <ReviewPanel analysis={a} onDone={setAnalysis} />

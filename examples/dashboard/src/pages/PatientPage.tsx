@@ -85,7 +85,8 @@ export function AnalysisStatus({ analysis }: { analysis: ApiAnalysis }) {
       {reviewed && (
         <span className="muted">
           {' '}
-          by {analysis.review?.reviewer ?? 'unknown reviewer'}, {formatDate(analysis.review?.reviewedAt)}
+          by {analysis.review?.reviewerName ?? analysis.review?.reviewer ?? 'unknown reviewer'},{' '}
+          {formatDate(analysis.review?.reviewedAt)}
         </span>
       )}
     </span>

@@ -64,7 +64,12 @@ function statusOf(kind: 'none' | 'approved-progression' | 'pending'): TumourStat
       review:
         kind === 'pending'
           ? { status: 'pending' }
-          : { status: 'approved', reviewer: 'demo-radiologist', reviewedAt: '2026-11-03T08:00:00.000Z' },
+          : {
+              status: 'approved',
+              reviewer: 'demo-radiologist',
+              reviewerName: 'Rita Radiologist',
+              reviewedAt: '2026-11-03T08:00:00.000Z',
+            },
       volumesMl: { enhancingTumor: 12.345, tumorCore: 20.5, wholeTumor: 41.25 },
       model: { id: 'cdss-brats-demo', version: '0.1.0' },
     },
@@ -205,7 +210,7 @@ describe('CDS Hooks service', () => {
       expect(card?.detail).toContain('**Patient:** Müller-Łukasz, Zoë (born 1970-03-04)');
       expect(card?.detail).toContain('| Enhancing tumour | 12.35 mL |');
       expect(card?.detail).toContain('+32.5 % enhancing volume from baseline (MRI 2026-11-02)');
-      expect(card?.detail).toContain('approved by demo-radiologist on 2026-11-03');
+      expect(card?.detail).toContain('approved by Rita Radiologist on 2026-11-03');
       expect(card?.detail).toContain('**not for clinical use**');
       expect(card?.links).toEqual([
         {

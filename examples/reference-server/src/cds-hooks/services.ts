@@ -30,7 +30,12 @@ export interface TumourStatus {
     /** The scan's date (DICOM StudyDate), when the PACS knows it. */
     studyDate?: string;
     requestedAt: string;
-    review?: { status: 'pending' | 'approved' | 'rejected'; reviewer?: string; reviewedAt?: string };
+    review?: {
+      status: 'pending' | 'approved' | 'rejected';
+      reviewer?: string;
+      reviewerName?: string;
+      reviewedAt?: string;
+    };
     volumesMl?: { enhancingTumor: number; tumorCore: number; wholeTumor: number };
     /** Plausibility flags of the result (messages), when it has any. */
     flags?: string[];
@@ -199,7 +204,7 @@ export function cdsServices(deps: CdsServicesDeps): CdsServiceDefinition[] {
           );
         lines.push(
           review === 'approved'
-            ? `**Review:** approved${latest.review?.reviewer ? ` by ${latest.review.reviewer}` : ''}${latest.review?.reviewedAt ? ` on ${latest.review.reviewedAt.slice(0, 10)}` : ''}`
+            ? `**Review:** approved${latest.review?.reviewer ? ` by ${latest.review.reviewerName ?? latest.review.reviewer}` : ''}${latest.review?.reviewedAt ? ` on ${latest.review.reviewedAt.slice(0, 10)}` : ''}`
             : review === 'rejected'
               ? '**Review:** ⚠ the radiologist rejected this result; do not use it'
               : '**Review:** ⚠ awaiting radiologist review (preliminary)',

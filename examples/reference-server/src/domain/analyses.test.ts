@@ -174,7 +174,11 @@ describe('analyses', () => {
       (await call('POST', `/api/analyses/${ids[0]}/review`, 'demo-radiologist', { decision: 'reject' })).status,
     ).toBe(400);
     const approved = await call('POST', `/api/analyses/${ids[0]}/review`, 'demo-radiologist', { decision: 'approve' });
-    expect(approved.body['review']).toMatchObject({ status: 'approved', reviewer: 'demo-radiologist' });
+    expect(approved.body['review']).toMatchObject({
+      status: 'approved',
+      reviewer: 'demo-radiologist',
+      reviewerName: 'Dr. Rita Radiologist',
+    });
     expect(
       (await call('POST', `/api/analyses/${ids[0]}/review`, 'demo-radiologist', { decision: 'approve' })).status,
     ).toBe(409);

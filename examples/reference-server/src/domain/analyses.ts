@@ -519,6 +519,7 @@ export function analysisFeature(deps: AnalysisDeps): {
               jobId: params.id,
               status: body.decision === 'approve' ? 'approved' : 'rejected',
               reviewer: principal.id,
+              reviewerName: principal.name,
               ...(body.comment ? { comment: body.comment } : {}),
               reviewedAt: new Date().toISOString(),
             });

@@ -11,6 +11,8 @@ export const reviewRecordSchema = z.object({
   jobId: z.string(),
   status: z.enum(['pending', 'approved', 'rejected']),
   reviewer: z.string().optional(),
+  /** The reviewer's display name when they decided (the id stays the reference). */
+  reviewerName: z.string().optional(),
   comment: z.string().optional(),
   reviewedAt: z.string().optional(),
 });
