@@ -11,6 +11,7 @@
  */
 import { readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
+import { ReflectionKind, Renderer } from 'typedoc';
 
 /**
  * VitePress's heading slug (`@mdit-vue/shared` `slugify`, as VitePress 1.6 bundles it).
@@ -109,6 +110,24 @@ export function repairAnchors(outDir) {
  * @param {import('typedoc').Application} app
  */
 export function load(app) {
+  // a package with several entry points lists them as modules named after their files (`index`, `mysql`, …): title
+  // them by the import path a user writes instead (`@cdss/cache`, `@cdss/cache/mysql`), once the pages are routed so
+  // that the file names stay plain. typedoc-plugin-markdown computes the navigation (the sidebar's source) before this
+  // event, so its entries are renamed too, the package's root entry first.
+  const importPath = (pkg, module) => (module === 'index' ? pkg : `${pkg}/${module}`);
+  app.renderer.on(Renderer.EVENT_BEGIN, (event) => {
+    for (const pkg of event.project.children ?? []) {
+      for (const child of pkg.children ?? []) {
+        if (child.kindOf(ReflectionKind.Module)) child.name = importPath(pkg.name, child.name);
+      }
+    }
+    for (const pkg of event.navigation ?? []) {
+      const modules = (pkg.children ?? []).filter((item) => item.kind === ReflectionKind.Module);
+      if (modules.length === 0) continue;
+      for (const item of modules) item.title = importPath(pkg.title, item.title);
+      pkg.children.sort((a, b) => (a.title === pkg.title ? -1 : b.title === pkg.title ? 1 : 0));
+    }
+  });
   app.renderer.postRenderAsyncJobs.push(async () => {
     const outDir = app.options.getValue('out');
     const repaired = repairAnchors(outDir);
