@@ -114,6 +114,7 @@ export function load(app) {
   // them by the import path a user writes instead (`@cdss/cache`, `@cdss/cache/mysql`), once the pages are routed so
   // that the file names stay plain. typedoc-plugin-markdown computes the navigation (the sidebar's source) before this
   // event, so its entries are renamed too, the package's root entry first.
+  /** @type {(pkg: string, module: string) => string} */
   const importPath = (pkg, module) => (module === 'index' ? pkg : `${pkg}/${module}`);
   app.renderer.on(Renderer.EVENT_BEGIN, (event) => {
     for (const pkg of event.project.children ?? []) {
@@ -121,11 +122,15 @@ export function load(app) {
         if (child.kindOf(ReflectionKind.Module)) child.name = importPath(pkg.name, child.name);
       }
     }
-    for (const pkg of event.navigation ?? []) {
+    // the event is typedoc-plugin-markdown's MarkdownRendererEvent, which carries the navigation
+    const navigation = /** @type {import('typedoc-plugin-markdown').NavigationItem[] | undefined} */ (
+      /** @type {{ navigation?: unknown }} */ (event).navigation
+    );
+    for (const pkg of navigation ?? []) {
       const modules = (pkg.children ?? []).filter((item) => item.kind === ReflectionKind.Module);
       if (modules.length === 0) continue;
       for (const item of modules) item.title = importPath(pkg.title, item.title);
-      pkg.children.sort((a, b) => (a.title === pkg.title ? -1 : b.title === pkg.title ? 1 : 0));
+      pkg.children?.sort((a, b) => (a.title === pkg.title ? -1 : b.title === pkg.title ? 1 : 0));
     }
   });
   app.renderer.postRenderAsyncJobs.push(async () => {
