@@ -72,7 +72,7 @@ import { dicomWebProxyRoutes } from './domain/dicomweb-proxy.js';
 import { analyseDemoStudies } from './demo-analyses.js';
 import { createFileNotesStore, createMySqlNotesStore, worklistRoutes } from './domain/worklist.js';
 import { analysisFeature } from './domain/analyses.js';
-import { auditRoutes } from './domain/audit-routes.js';
+import { AUDIT_CURSORS, auditRoutes } from './domain/audit-routes.js';
 import { sandboxRoutes } from './domain/sandbox-routes.js';
 import { fhirBackendAuth } from './smart/backend-services.js';
 import { configuredServerKeys } from './smart/server-keys.js';
@@ -595,7 +595,7 @@ export async function composeServer(config: ServerConfig, logger: Logger, versio
         archive,
         auditor,
       }),
-      ...auditRoutes(audit.store),
+      ...auditRoutes(audit.store, mysqlPool ? AUDIT_CURSORS.mysql : AUDIT_CURSORS.file),
     ],
     readiness,
     auditor,

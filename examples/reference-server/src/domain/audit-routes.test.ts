@@ -3,7 +3,7 @@ import type { Bundle } from 'fhir/r4.js';
 import { createCdssClient, type AuditRecord } from '@cdss/client';
 import { memoryCache, fakeRecords, startHarness, type Harness } from '../test-support.js';
 import { patientRoutes } from './patients.js';
-import { auditRoutes } from './audit-routes.js';
+import { AUDIT_CURSORS, auditRoutes } from './audit-routes.js';
 import { AUDIT_EVENTS_PER_BUNDLE } from '../audit.js';
 
 let h: Harness;
@@ -13,7 +13,7 @@ records.patients.set(P1, { id: P1, givenName: 'Jane', familyName: 'Doe', birthDa
 beforeAll(async () => {
   h = await startHarness(({ auditor, audit, bus, fhir }) => [
     ...patientRoutes({ records, cache: memoryCache(), fhir, bus, auditor }),
-    ...auditRoutes(audit),
+    ...auditRoutes(audit, AUDIT_CURSORS.memory),
   ]);
 });
 afterAll(async () => h.close());
@@ -62,17 +62,41 @@ describe('GET /api/audit', () => {
     expect((await admin.audit.list({ from: '2999-01-01' })).items).toEqual([]);
   });
 
-  it('answers 400 for a bad time, an inverted range or a cursor it did not issue, and 403 without audit:read', async () => {
+  it('answers 400 for a bad time or cursor, 422 for an inverted range, and 403 without audit:read', async () => {
     const token = await h.token('demo-admin');
     const get = (query: string) =>
       fetch(`${h.baseUrl}/api/audit?${query}`, { headers: { authorization: `Bearer ${token}` } });
-    for (const query of ['from=yesterday', 'to=2026-13-01', 'from=2026-12-06&to=2026-12-05', 'cursor=bogus'])
+    for (const query of [
+      'from=yesterday',
+      'to=2026-13-01',
+      'cursor=bogus',
+      'cursor=1.2', // the memory store's positions have one part
+      'cursor=%D9%A1', // ARABIC-INDIC DIGIT ONE
+      'cursor=12345678901234',
+    ])
       expect((await get(query)).status, query).toBe(400);
+    const inverted = await get('from=2026-12-06&to=2026-12-05');
+    expect(inverted.status).toBe(422);
+    expect(await inverted.text()).toContain('from must not be after to');
     expect((await get('from=2026-12-06T10:00:00%2B01:00&to=2026-12-06')).status).toBe(200);
     const nurse = await fetch(`${h.baseUrl}/api/audit`, {
       headers: { authorization: `Bearer ${await h.token('demo-nurse')}` },
     });
     expect(nurse.status).toBe(403);
+  });
+
+  it('takes every cursor its document allows (a position, issued or not) and says so with an exact pattern', async () => {
+    const admin = await clientFor('demo-admin');
+    const first = await admin.audit.list({ limit: 1 });
+    expect(first.nextCursor).toMatch(/^[0-9]+$/);
+    const all = (await admin.audit.list({ limit: 1000 })).items;
+    expect((await admin.audit.list({ cursor: '0' })).items).toEqual([]);
+    expect((await admin.audit.list({ cursor: '9999999999999', limit: 1000 })).items).toEqual(all);
+    const doc = (await (await fetch(`${h.baseUrl}/openapi.json`)).json()) as {
+      paths: Record<string, Record<string, { parameters: Array<{ name: string; schema: { pattern?: string } }> }>>;
+    };
+    const cursor = doc.paths['/api/audit']!['get']!.parameters.find((p) => p.name === 'cursor')!;
+    expect(cursor.schema.pattern).toBe('^[0-9]{1,13}$');
   });
 
   it('mirrors AuditEvents to FHIR as batch Bundles of PUTs by id, never one queued write per record', async () => {

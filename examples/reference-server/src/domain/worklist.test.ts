@@ -127,6 +127,21 @@ describe('worklist routes', () => {
     expect((await call('POST', '/api/analyses/nope/claim', 'demo-radiologist')).status).toBe(404);
   });
 
+  it('gives a claim back with 204 and no content, as the OpenAPI document says (no media type for 204)', async () => {
+    await call('POST', '/api/analyses/a-new/claim', 'demo-radiologist');
+    const released = await fetch(`${h.baseUrl}/api/analyses/a-new/claim`, {
+      method: 'DELETE',
+      headers: { authorization: `Bearer ${await h.token('demo-radiologist')}` },
+    });
+    expect(released.status).toBe(204);
+    expect(released.headers.get('content-type')).toBeNull();
+    expect(await released.text()).toBe('');
+    const doc = (await (await fetch(`${h.baseUrl}/openapi.json`)).json()) as {
+      paths: Record<string, Record<string, { responses: Record<string, { content?: unknown }> }>>;
+    };
+    expect(doc.paths['/api/analyses/{id}/claim']!['delete']!.responses['204']).not.toHaveProperty('content');
+  });
+
   it('saves measurements with the analysis, reads them back, and refuses bad ones', async () => {
     const items = [
       {

@@ -93,7 +93,10 @@ export function buildOpenApiDocument(
       responses: {
         [route.response.status]: {
           description: route.response.description,
-          content: { [route.response.contentType ?? 'application/json']: { schema: route.response.schema } },
+          // 204 has no content (RFC 9110 §15.3.5), so no media type either.
+          ...(route.response.status === 204
+            ? {}
+            : { content: { [route.response.contentType ?? 'application/json']: { schema: route.response.schema } } }),
         },
         ...Object.fromEntries(
           [...errors].map((status) => [

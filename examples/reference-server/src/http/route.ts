@@ -147,6 +147,7 @@ export function registerRoutes(router: Router, routes: readonly AnyRoute[], auth
       if (res.headersSent) return;
       for (const [name, value] of Object.entries(result.headers ?? {})) res.setHeader(name, value);
       res.status(result.status ?? route.response.status);
+      if (res.statusCode === 204) return void res.end();
       const contentType = route.response.contentType ?? 'application/json';
       if (contentType.includes('json')) res.type(contentType).send(result.json ?? JSON.stringify(result.body));
       else res.type(contentType).send(result.body);
