@@ -7,7 +7,7 @@
 # ---- build: install the workspace from the lockfile, build the server and the packages it uses, then make a
 # self-contained production folder (pnpm deploy: the server, its built @cdss/* dependencies, prod node_modules),
 # minus the TypeScript sources and the macOS/Windows builds of onnxruntime (about 180 MB).
-FROM node:20.20.2-bookworm-slim AS build
+FROM node:24.22.3-bookworm-slim AS build
 WORKDIR /src
 RUN npm install --global --no-audit --no-fund --loglevel=error pnpm@12.4.2
 COPY package.json pnpm-lock.yaml pnpm-workspace.yaml tsconfig.base.json ./
@@ -24,7 +24,7 @@ RUN pnpm --filter "@cdss/reference-server..." build \
 # Connected mode by default: a plain `docker run` without configuration stops, naming each missing variable. The
 # sandbox (embedded systems, demo tokens) is for `npm start` on a workstation, and even then serves its token route
 # only on a loopback HOST.
-FROM node:20.20.2-bookworm-slim AS runtime
+FROM node:24.22.3-bookworm-slim AS runtime
 ENV NODE_ENV=production \
     CDSS_MODE=connected \
     HOST=0.0.0.0 \

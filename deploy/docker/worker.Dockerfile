@@ -5,7 +5,7 @@
 #   docker build -f deploy/docker/worker.Dockerfile -t cdss/ai-worker:0.1.0 .
 # Debian slim rather than Alpine: onnxruntime-node ships glibc binaries only.
 
-FROM node:20.20.2-bookworm-slim AS build
+FROM node:24.22.3-bookworm-slim AS build
 WORKDIR /src
 RUN npm install --global --no-audit --no-fund --loglevel=error pnpm@12.4.2
 COPY package.json pnpm-lock.yaml pnpm-workspace.yaml tsconfig.base.json ./
@@ -18,7 +18,7 @@ RUN pnpm --filter "@cdss/reference-server..." build \
  && rm -rf /out/src /out/test /out/node_modules/.pnpm/onnxruntime-node@*/node_modules/onnxruntime-node/bin/napi-v*/darwin \
       /out/node_modules/.pnpm/onnxruntime-node@*/node_modules/onnxruntime-node/bin/napi-v*/win32
 
-FROM node:20.20.2-bookworm-slim AS runtime
+FROM node:24.22.3-bookworm-slim AS runtime
 ENV NODE_ENV=production \
     WORKER_HOST=0.0.0.0 \
     WORKER_PORT=8081

@@ -63,6 +63,25 @@ describe('deploy/compose.yaml, structure', () => {
     ).toEqual([false, false, true, true, false]);
   });
 
+  it('runs Node.js images of the newest line CI tests the suite on (Node 20 is past end of life)', () => {
+    // .ci/run: NODE_LINES=${CDSS_NODE_LINES-22.23.5 24.22.3}
+    const lines = /^NODE_LINES=\$\{CDSS_NODE_LINES-([\d. ]+)\}/m.exec(readFileSync(join(REPO_ROOT, '.ci/run'), 'utf8'));
+    expect(lines, '.ci/run names its Node.js lines').not.toBeNull();
+    const tested = lines![1]!.trim().split(/\s+/);
+    const newest = tested.sort((a, b) => Number(b.split('.')[0]) - Number(a.split('.')[0]))[0]!;
+    expect(Number(newest.split('.')[0])).toBeGreaterThanOrEqual(24);
+    const nodeImages = [
+      ...DOCKERFILES.flatMap((file) =>
+        [...readFileSync(file, 'utf8').matchAll(/^FROM\s+(node:\S+)/gm)].map((m) => `${file}: ${m[1]}`),
+      ),
+      ...Object.entries(compose.services)
+        .filter(([, s]) => s.image?.startsWith('node:'))
+        .map(([name, s]) => `${name}: ${s.image}`),
+    ];
+    expect(nodeImages.length).toBeGreaterThanOrEqual(5);
+    expect(nodeImages.filter((line) => !line.endsWith(`: node:${newest}-bookworm-slim`))).toEqual([]);
+  });
+
   it('runs the official images of every system of the architecture', () => {
     const repos = Object.values(compose.services).map((s) => s.image!.split(':')[0]);
     for (const repo of [
