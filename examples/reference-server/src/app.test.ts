@@ -222,6 +222,9 @@ describe('patients', () => {
     ['a missing field', { givenName: 'Jane', birthDate: '1970-01-02', sex: 'female' }, 'familyName'],
     ['an unknown field', { ...input, ssn: '123-45-6789' }, ''],
     ['a too-short last name', { ...input, familyName: 'D' }, 'familyName'],
+    ['a birth date in the future', { ...input, birthDate: '6085-01-02' }, 'must not be in the future'],
+    ['a birth date before 1900', { ...input, birthDate: '1870-01-02' }, 'must not be before 1900-01-01'],
+    ['a birth date that is no date', { ...input, birthDate: '1970-02-30' }, 'birthDate'],
   ])('refuses %s with a 400 OperationOutcome and changes nothing', async (_what, body, field) => {
     const before = records.writes;
     const response = await call('POST', '/api/patients', { user: 'demo-physician', body });

@@ -27,6 +27,7 @@ import {
 import { notAvailableForRole, registerRoutes, type AnyRoute } from './http/route.js';
 import { buildOpenApiDocument, OPENAPI_PAGE } from './http/openapi.js';
 import { isAllowed } from './auth/rbac.js';
+import { latestBirthDate } from '@cdss/client';
 import type { Auditor } from './domain/auditor.js';
 
 /** A dependency checked by `/readyz`. */
@@ -147,13 +148,21 @@ export function createCdssServer(deps: AppDeps): CdssServer {
     res.type(metrics.registry.contentType).send(await metricsText());
   });
 
-  const openApi = buildOpenApiDocument(deps.routes, {
-    title: 'CDSS reference server',
-    version: deps.version,
-    description: 'Clinical decision support for brain-tumour MRI. Errors are FHIR OperationOutcome resources.',
+  // Built at start (a route whose schemas cannot be documented stops the server there) and again when the day
+  // changes: the latest birth date accepted is today's, a pattern in the document.
+  const buildDocument = (day: string) => ({
+    day,
+    document: buildOpenApiDocument(deps.routes, {
+      title: 'CDSS reference server',
+      version: deps.version,
+      description: 'Clinical decision support for brain-tumour MRI. Errors are FHIR OperationOutcome resources.',
+    }),
   });
+  let openApi = buildDocument(latestBirthDate());
   app.get('/openapi.json', (_req, res) => {
-    res.json(openApi);
+    const day = latestBirthDate();
+    if (openApi.day !== day) openApi = buildDocument(day);
+    res.json(openApi.document);
   });
   app.get('/docs', (_req, res) => {
     res.type('html').send(OPENAPI_PAGE);

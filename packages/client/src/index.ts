@@ -7,3 +7,4 @@ export type { DuplicateCandidate } from './errors.js';
 export { roleSchema, ROLES, PERMISSIONS, POLICY, isAllowed, rolesWith } from './policy.js';
 export type { Role, Permission } from './policy.js';
 export * from './schemas.js';
+export { EARLIEST_BIRTH_DATE, latestBirthDate, birthDatePattern } from './birth-date.js';

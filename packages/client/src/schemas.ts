@@ -5,6 +5,7 @@
  * @packageDocumentation
  */
 import { z } from 'zod';
+import { EARLIEST_BIRTH_DATE, birthDatePattern, latestBirthDate } from './birth-date.js';
 
 const isoDate = z.iso.date();
 
@@ -26,30 +27,48 @@ export const addressSchema = z
   })
   .meta({ id: 'Address' });
 
+/** A birth date a client may send: a real calendar date, not before 1900, not in the future (see `birth-date.ts`). */
+export const birthDateInputSchema = isoDate
+  .refine((date) => date >= EARLIEST_BIRTH_DATE, { message: `must not be before ${EARLIEST_BIRTH_DATE}` })
+  .refine((date) => date <= latestBirthDate(), { message: 'must not be in the future' })
+  .meta({
+    description: `A calendar date (YYYY-MM-DD) from ${EARLIEST_BIRTH_DATE} to today (in the latest time zone, UTC+14)`,
+    // A getter: a document generated on another day carries that day's bound (see the server's /openapi.json).
+    get pattern() {
+      return birthDatePattern();
+    },
+  });
+
+// Trimmed first; the patterns say the same (at least one, or two, characters that are not spaces).
+const demographics = {
+  givenName: z.string().trim().min(1).max(100).regex(/\S/),
+  familyName: z
+    .string()
+    .trim()
+    .min(2, 'at least 2 characters (OpenEMR requires it)')
+    .max(100)
+    .regex(/\S[\s\S]*\S/),
+  birthDate: isoDate,
+  sex: z.enum(['female', 'male', 'other', 'unknown']),
+  phone: z.string().max(40).optional(),
+  email: z.string().max(200).regex(emailPattern, 'an email address').optional(),
+  address: addressSchema.optional(),
+};
+
 /** What a client sends to create or replace a patient's demographics. */
 export const patientInputSchema = z
-  .strictObject({
-    // Trimmed first; the patterns say the same (at least one, or two, characters that are not spaces).
-    givenName: z.string().trim().min(1).max(100).regex(/\S/),
-    familyName: z
-      .string()
-      .trim()
-      .min(2, 'at least 2 characters (OpenEMR requires it)')
-      .max(100)
-      .regex(/\S[\s\S]*\S/),
-    birthDate: isoDate,
-    sex: z.enum(['female', 'male', 'other', 'unknown']),
-    phone: z.string().max(40).optional(),
-    email: z.string().max(200).regex(emailPattern, 'an email address').optional(),
-    address: addressSchema.optional(),
-  })
+  .strictObject({ ...demographics, birthDate: birthDateInputSchema })
   .meta({ id: 'PatientInput' });
 /** What a client sends to create or replace a patient's demographics. */
 export type PatientInput = z.infer<typeof patientInputSchema>;
 
-/** A patient as the API returns it. */
-export const patientSchema = patientInputSchema
-  .extend({
+/**
+ * A patient as the API returns it. The birth date is any calendar date here: records made elsewhere (in OpenEMR
+ * directly) are shown as they are.
+ */
+export const patientSchema = z
+  .strictObject({
+    ...demographics,
     id: z.string().describe('OpenEMR uuid'),
     pid: z.string().optional().describe('OpenEMR numeric pid'),
   })

@@ -1,7 +1,7 @@
 /**
  * What the server answers outside its routes' own logic, and what its OpenAPI document says about it: 405 with
  * `Allow` for an undeclared method, an OperationOutcome for a request line or headers over Node's limit, required
- * bodies, UUID path parameters, enums and the `Idempotency-Key` header.
+ * bodies, UUID path parameters, enums, the `Idempotency-Key` header and the bounds of birth dates.
  */
 import { connect } from 'node:net';
 import { once } from 'node:events';
@@ -10,6 +10,7 @@ import { fakeArchive, fakeRecords, memoryCache, startHarness, type Harness } fro
 import { patientRoutes } from '../domain/patients.js';
 import { sandboxRoutes } from '../domain/sandbox-routes.js';
 import { studyRoutes } from '../domain/studies.js';
+import { birthDatePattern } from '@cdss/client';
 
 let h: Harness;
 beforeAll(async () => {
@@ -113,6 +114,16 @@ describe('the OpenAPI document', () => {
       expect.objectContaining({ name: 'Idempotency-Key', in: 'header', required: false }),
     );
     expect(Object.keys(create.responses)).toEqual(expect.arrayContaining(['201', '409', '422']));
+  });
+
+  it("bounds birth dates of patient input by 1900 and today (today's pattern), not those of patients it returns", () => {
+    const schemas = doc.components.schemas as Record<string, { properties: Record<string, Record<string, unknown>> }>;
+    expect(schemas['PatientInput']!.properties['birthDate']).toMatchObject({
+      type: 'string',
+      format: 'date',
+      pattern: birthDatePattern(),
+    });
+    expect(schemas['Patient']!.properties['birthDate']!['pattern']).not.toBe(birthDatePattern());
   });
 });
 
