@@ -31,6 +31,7 @@ import {
   MemoryJobStore,
   MemoryReplayCache,
   MemoryTransport,
+  WebhookVerificationError,
   type JobStore,
   type JobTransport,
 } from '@cdss/ai-jobs';
@@ -604,9 +605,13 @@ export async function composeServer(config: ServerConfig, logger: Logger, versio
     verifyWebhook: async (req) => {
       if (webhookSecrets.length === 0) throw new ApiError(401, 'login', 'Webhooks are not configured');
       try {
-        await jobs.handleWebhook(req.body as Buffer, req.headers);
-      } catch {
-        throw new ApiError(401, 'login', 'Invalid webhook signature');
+        // No body (none sent, so none parsed): the signature is checked over zero bytes.
+        await jobs.handleWebhook(Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0), req.headers);
+      } catch (error) {
+        // Forged, altered, stale or replayed: 401. A signed body that is not a job event: 400 naming the problems
+        // (a ValidationError); a store that fails to record it: 5xx, so that the worker sends it again.
+        if (error instanceof WebhookVerificationError) throw new ApiError(401, 'login', 'Invalid webhook signature');
+        throw error;
       }
     },
     ...(config.CDSS_DASHBOARD_DIR ? { staticDir: resolve(config.CDSS_DASHBOARD_DIR) } : { staticDir: DASHBOARD_DIST }),

@@ -13,8 +13,10 @@ import { composeServer, type ComposedServer } from '../src/compose.js';
 import { clientFor, runClinicalFlow } from './flow.js';
 import { DEMO_USERS } from '../src/auth/tokens.js';
 import { ROLES, rolesWith } from '../src/auth/rbac.js';
+import { createMessage, encodeMessage, signWebhook } from '@cdss/ai-jobs';
 
 const dataDir = mkdtempSync(join(tmpdir(), 'cdss-sandbox-'));
+const WEBHOOK_SECRET = 'a-webhook-secret-of-at-least-32-characters';
 let composed: ComposedServer;
 let baseUrl: string;
 
@@ -24,6 +26,7 @@ beforeAll(async () => {
     CDSS_SANDBOX_STUDIES: '0',
     CDSS_LOG_LEVEL: 'warn',
     CDSS_RATE_LIMIT_PER_MINUTE: '10000',
+    CDSS_WEBHOOK_SECRET: WEBHOOK_SECRET,
   });
   composed = await composeServer(config, createLogger('warn'), 'test');
   baseUrl = `http://127.0.0.1:${await composed.server.listen(0, '127.0.0.1')}`;
@@ -148,4 +151,50 @@ describe('the route table of the composed server', () => {
     }
     expect((await physician.client.patients.search({ limit: 100 })).items.length).toBe(before);
   }, 120_000);
+});
+
+describe('the AI webhook', () => {
+  const post = async (body: string | Buffer, signature?: string) => {
+    const response = await fetch(`${baseUrl}/api/webhooks/ai`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...(signature ? { 'cdss-signature': signature } : {}) },
+      body,
+    });
+    return { status: response.status, text: await response.text() };
+  };
+
+  it('records a signed event (204), refuses a signed body that is no job event (400), and a replay or a forgery (401)', async () => {
+    const event = encodeMessage(
+      createMessage({
+        type: 'analysis.progress',
+        jobId: '00000000-0000-4000-8000-000000000001',
+        workerId: 'worker-1',
+        stage: 'inference',
+        percent: 50,
+      }),
+    );
+    const signature = signWebhook(event, WEBHOOK_SECRET);
+    expect((await post(event, signature)).status).toBe(204);
+    expect((await post(event, signature)).status, 'the same delivery again').toBe(401);
+    expect((await post(event, signWebhook(event, 'another-secret-of-at-least-32-chars'))).status).toBe(401);
+    expect((await post(event)).status).toBe(401);
+
+    const wrong = JSON.stringify({ ...JSON.parse(event.toString()), percent: 250 });
+    const refused = await post(wrong, signWebhook(wrong, WEBHOOK_SECRET));
+    expect(refused.status).toBe(400);
+    expect(refused.text).toContain('OperationOutcome');
+    expect(refused.text).toContain('percent');
+    const notJson = '{"type":';
+    expect((await post(notJson, signWebhook(notJson, WEBHOOK_SECRET))).status).toBe(400);
+    // No body at all (so no content type): signed over zero bytes it is no event, unsigned it is refused.
+    const empty = async (signature?: string) =>
+      (
+        await fetch(`${baseUrl}/api/webhooks/ai`, {
+          method: 'POST',
+          headers: signature ? { 'cdss-signature': signature } : {},
+        })
+      ).status;
+    expect(await empty(signWebhook('', WEBHOOK_SECRET))).toBe(400);
+    expect(await empty()).toBe(401);
+  });
 });

@@ -2,13 +2,15 @@
  * The OpenAPI document says exactly what the server accepts: schemathesis (every check, a fixed seed, a bounded number
  * of examples) runs against the sandbox server composed as `npm start` does, fed real ids (a seeded patient, its study
  * and series, and an analysis the in-process worker finished) and, per operation, a token of a role allowed to call it.
- * Any failure (a server error, a schema-valid request refused, a response off the document, ...) fails the test.
+ * Requests to the AI webhook are signed with the server's webhook secret by `tools/schemathesis/hooks.py`, so its
+ * bodies (job events) are checked too, not only its signature. Any failure (a server error, a schema-valid request refused, a response off the document, ...) fails the test.
  *
  * schemathesis is a Python tool, pinned in `tools/schemathesis/requirements.txt` and installed into
  * `tools/schemathesis/.venv` by `tools/schemathesis/install.sh` (`.ci/run` does it). Without it the suite skips,
  * except under CI=true, where it fails.
  */
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -22,6 +24,9 @@ import { rolesWith } from '../src/auth/rbac.js';
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const SCHEMATHESIS = process.env['CDSS_SCHEMATHESIS'] ?? join(repoRoot, 'tools/schemathesis/.venv/bin/schemathesis');
+const HOOKS = join(repoRoot, 'tools/schemathesis/hooks.py');
+/** The server's webhook secret, which the hooks sign with. */
+const WEBHOOK_SECRET = randomBytes(24).toString('hex');
 /** Fixed, so a run can be replayed; bounded, so CI stays fast. */
 const SEED = 20_261_206;
 const MAX_EXAMPLES = 20;
@@ -62,6 +67,7 @@ beforeAll(async () => {
     CDSS_SANDBOX_STUDIES: '1',
     CDSS_LOG_LEVEL: 'error',
     CDSS_RATE_LIMIT_PER_MINUTE: '100000000',
+    CDSS_WEBHOOK_SECRET: WEBHOOK_SECRET,
   });
   composed = await composeServer(config, createLogger('error'), 'test');
   baseUrl = `http://127.0.0.1:${await composed.server.listen(0, '127.0.0.1')}`;
@@ -144,6 +150,8 @@ describe.runIf(available)('the OpenAPI document against the server (schemathesis
     writeFileSync(
       configFile,
       [
+        `hooks = ${toml(HOOKS)}`,
+        '',
         // Links only from Location headers: guessing links from any `id` field feeds user ids into patient paths.
         '[phases.stateful.inference]',
         'algorithms = ["location-headers"]',
@@ -185,7 +193,11 @@ describe.runIf(available)('the OpenAPI document against the server (schemathesis
       junitFile,
     ];
     // In the data folder: schemathesis keeps a cache of crashes in its working directory.
-    const child = spawn(SCHEMATHESIS, args, { cwd: dataDir, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(SCHEMATHESIS, args, {
+      cwd: dataDir,
+      env: { ...process.env, CDSS_WEBHOOK_SECRET: WEBHOOK_SECRET },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let output = '';
     child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
     child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));

@@ -12,6 +12,7 @@ import {
   GetAnalysis,
   JobNotFoundError,
   RequestAnalysis,
+  jobEventSchema,
   type JobChange,
   type JobQuery,
   type JobClient,
@@ -577,7 +578,8 @@ export function analysisFeature(deps: AnalysisDeps): {
       tags: ['analyses'],
       access: 'webhook-signature',
       bodyContentType: 'application/json',
-      body: z.unknown(),
+      // Documents the body; the webhook verifier checks the raw bytes against it after the signature.
+      body: jobEventSchema,
       response: { status: 204, description: 'Recorded', schema: z.null() },
       // The signature was checked and the event recorded by the job client before the handler runs (see compose.ts).
       handler: async () => ({ status: 204, body: null }),

@@ -52,8 +52,9 @@ export function buildOpenApiDocument(
   const signature = registry.registerComponent('securitySchemes', 'webhookSignature', {
     type: 'apiKey',
     in: 'header',
-    name: 'X-CDSS-Signature',
-    description: 'HMAC-SHA256 signature of the timestamp and body, see @cdss/ai-jobs',
+    name: 'CDSS-Signature',
+    description:
+      '`t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>`: the webhook secret signs the timestamp and the exact body bytes (see @cdss/ai-jobs)',
   });
   for (const route of routes) {
     const errors = new Set<number>([
