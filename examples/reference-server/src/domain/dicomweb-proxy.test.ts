@@ -6,13 +6,15 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createServer, get as httpGet, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireService } from '@cdss/core/testing';
 import { generatePhantom, getBytes, getString, parseDicom, writePhantomStudy, type WrittenStudy } from '@cdss/dicom';
 import { multipartBoundary, OrthancClient, parseMultipart, type MultipartPart } from '@cdss/orthanc-client';
 import { createDicomStoreEmulator, type DicomStoreEmulator } from '@cdss/sandbox';
-import { dicomWebProxyRoutes, replaceInStream } from './dicomweb-proxy.js';
+import { dicomWebProxyRoutes, replaceInStream, WINDOW_BYTES } from './dicomweb-proxy.js';
 import { startHarness, type Harness } from '../test-support.js';
 import { createLogger } from '../logger.js';
 
@@ -33,6 +35,128 @@ describe('replaceInStream', () => {
     expect(await run(['abab', 'ab'], 'ab', 'c')).toBe('ccc');
     expect(await run(['xxhttp://a/di'], 'http://a/dicom-web', 'B')).toBe('xxhttp://a/di');
     expect(await run([''], 'ab', 'c')).toBe('');
+  });
+});
+
+describe('an answer held until its audit record is durable', () => {
+  const BIG = 6 * WINDOW_BYTES + 12_345;
+  const bodies = new Map<number, Buffer>();
+  const body = (bytes: number): Buffer => {
+    let data = bodies.get(bytes);
+    if (!data) {
+      data = Buffer.allocUnsafe(bytes);
+      for (let i = 0; i < bytes; i++) data[i] = (i * 7) % 251;
+      bodies.set(bytes, data);
+    }
+    return data;
+  };
+  let pacs: Server;
+  let pacsUrl: string;
+  /** Bytes the fake PACS's socket has taken per request path (written to the kernel, not necessarily read). */
+  const flushed = new Map<string, number>();
+  /** Request paths whose connection has closed. */
+  const closed = new Set<string>();
+  let h: Harness;
+  /** The next audit record waits for this (its request's answer with it). */
+  let gate: Promise<void> = Promise.resolve();
+
+  beforeAll(async () => {
+    body(BIG);
+    pacs = createServer((req, res) => {
+      if (req.url?.startsWith('/dicom-web/studies?')) return void res.end('[]');
+      const size = req.url?.includes('/instances/') ? 1_000 : BIG;
+      const data = body(size);
+      res.writeHead(200, { 'content-type': 'multipart/related; type="application/dicom"', 'content-length': size });
+      flushed.set(req.url ?? '', 0);
+      req.socket.once('close', () => closed.add(req.url ?? ''));
+      // In 64 KiB writes, counting what the socket has taken.
+      const write = (at: number): void => {
+        if (at >= size) return void res.end();
+        const chunk = data.subarray(at, at + 65_536);
+        const more = res.write(chunk, () => flushed.set(req.url ?? '', at + chunk.length));
+        if (more) setImmediate(write, at + chunk.length);
+        else res.once('drain', () => write(at + chunk.length));
+      };
+      write(0);
+    });
+    await new Promise<void>((resolve) => pacs.listen(0, '127.0.0.1', resolve));
+    pacsUrl = `http://127.0.0.1:${(pacs.address() as AddressInfo).port}/dicom-web`;
+    h = await startHarness(({ auditor }) =>
+      dicomWebProxyRoutes({
+        upstream: { url: pacsUrl },
+        auditor: {
+          ...auditor,
+          around: (context, operation) =>
+            auditor.around(context, async (c) => {
+              const result = await operation(c);
+              await gate;
+              return result;
+            }),
+        },
+        logger: createLogger('silent'),
+      }),
+    );
+  });
+  afterAll(async () => {
+    await h?.close();
+    await new Promise((resolve) => pacs?.close(resolve));
+  });
+
+  /** Starts a GET and counts the bytes that reach the client. */
+  async function start(path: string) {
+    const token = await h.token('demo-physician');
+    const state = { status: 0, bytes: [] as Buffer[], received: 0, done: undefined as unknown as Promise<void> };
+    state.done = new Promise((resolve, reject) => {
+      const req = httpGet(`${h.baseUrl}/dicomweb${path}`, { headers: { authorization: `Bearer ${token}` } }, (res) => {
+        state.status = res.statusCode ?? 0;
+        res.on('data', (chunk: Buffer) => {
+          state.bytes.push(chunk);
+          state.received += chunk.length;
+        });
+        res.once('end', resolve);
+        res.once('error', reject);
+      });
+      req.once('error', reject);
+    });
+    return state;
+  }
+
+  it('sends no byte while the record is not durable, reads at most a window ahead, then streams all of it', async () => {
+    let open!: () => void;
+    gate = new Promise((resolve) => (open = resolve));
+    const path = '/studies/1.2.3/series/1.2.3.4';
+    const answer = await start(path);
+    // The PACS goes on sending: past what the kernel's socket buffers take (about 4 MiB here) into the window.
+    await expect.poll(() => flushed.get(`/dicom-web${path}`) ?? 0, { timeout: 10_000 }).toBeGreaterThan(WINDOW_BYTES);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(answer.status).toBe(0);
+    expect(answer.received).toBe(0);
+    // ... but not further: the rest waits with the PACS.
+    expect(flushed.get(`/dicom-web${path}`)).toBeLessThan(BIG);
+    open();
+    await answer.done;
+    expect(answer.status).toBe(200);
+    expect(Buffer.concat(answer.bytes).equals(body(BIG))).toBe(true);
+    expect(h.audit.records.at(-1)).toMatchObject({ outcome: 'success', resource: 'ImagingStudy/1.2.3/series/1.2.3.4' });
+  });
+
+  it('completes an answer the PACS finished before the record was durable', async () => {
+    gate = new Promise((resolve) => setTimeout(resolve, 200));
+    const answer = await start('/studies/1.2.3/series/1.2.3.4/instances/1.2.3.4.5');
+    await answer.done;
+    expect(answer.status).toBe(200);
+    expect(Buffer.concat(answer.bytes).equals(body(1_000))).toBe(true);
+  });
+
+  it('answers an error, nothing of the body, and lets the PACS go when the audit fails', async () => {
+    gate = Promise.reject(new Error('audit store down'));
+    gate.catch(() => undefined);
+    const answer = await start('/studies/1.2.3/series/1.2.3.5');
+    await answer.done;
+    expect(answer.status).toBeGreaterThanOrEqual(500);
+    expect(Buffer.concat(answer.bytes).toString()).toContain('OperationOutcome');
+    expect(answer.received).toBeLessThan(10_000);
+    await expect.poll(() => closed.has('/dicom-web/studies/1.2.3/series/1.2.3.5'), { timeout: 5_000 }).toBe(true);
   });
 });
 

@@ -9,7 +9,9 @@
  * byte for byte.
  *
  * Audit is recorded once the upstream has answered and before the first byte goes to the client, so a record that
- * cannot be written fails the request before any PHI is served (fail-closed, as `auditor.ts`).
+ * cannot be written fails the request before any PHI is served (fail-closed, as `auditor.ts`). Meanwhile the large
+ * binary answers go on arriving, up to a bounded window held here ({@link WINDOW_BYTES}), so that the record's
+ * commit (an fsync, or a MySQL transaction) overlaps the PACS's transfer instead of stalling it.
  * @see https://dicom.nema.org/medical/dicom/current/output/html/part18.html
  */
 import { request as httpRequest, type Agent, type IncomingMessage } from 'node:http';
@@ -134,13 +136,16 @@ function upstreamTarget(upstream: DicomWebUpstream): UpstreamTarget {
   };
 }
 
+/** Where an answer's body goes (the client's response). */
+type Sink = NodeJS.WritableStream & { readonly writableLength: number };
+
 /** An upstream answer whose headers are in and whose body has not been read yet. */
 interface UpstreamAnswer {
   status: number;
   /** Lower-case names. */
   headers: Record<string, string | undefined>;
   /** Streams the body into `sink` (with backpressure) and ends it; rejects if the upstream breaks off. */
-  pipeTo(sink: NodeJS.WritableStream, transform?: Transform): Promise<void>;
+  pipeTo(sink: Sink, transform?: Transform): Promise<void>;
   /** Throws the body away and closes the upstream request. */
   discard(): void;
 }
@@ -198,10 +203,17 @@ const giveBack = (buffer: Buffer): void => {
 };
 const HEAD_END = Buffer.from('\r\n\r\n');
 const MAX_HEAD_BYTES = 64 * 1024;
+/**
+ * The most body bytes one answer holds in this process: read ahead from the PACS while the audit record is being
+ * made durable (none of it goes to the client before), then in flight to a client slower than the PACS. Bounded, so
+ * a series is streamed, never held whole; large enough that the PACS keeps sending during an fsync.
+ */
+export const WINDOW_BYTES = 4 * 1024 * 1024;
 
 /**
  * Sends one GET upstream over a socket of its own (HTTP/1.0, so the answer is never chunked) and streams the body
  * through reused read buffers. For the large binary answers (frames, instances, series); plain `http:` only.
+ * Once the headers are in it goes on reading, up to {@link WINDOW_BYTES}, until the body is piped.
  */
 function socketGet(
   target: UpstreamTarget,
@@ -218,76 +230,106 @@ function socketGet(
     };
     for (const [name, value] of Object.entries(headers))
       if (/[\r\n\0]/.test(name + value)) return reject(new ApiError(400, 'invalid', `Invalid ${name} header`));
-    let head: Buffer = Buffer.alloc(0);
+    let head: Buffer | undefined;
     let answer: UpstreamAnswer | undefined;
-    /** Body bytes read before a sink was attached (the rest of the read that held the headers). */
-    let early: Buffer | undefined;
-    let sink: NodeJS.WritableStream | undefined;
+    /** Body bytes read before the body was piped: views, with the pool buffer each one lives in (if any). */
+    let held: Array<{ view: Buffer; buffer?: Buffer }> = [];
+    let heldBytes = 0;
+    let sink: Sink | undefined;
     let finish: { resolve(): void; reject(error: Error): void } | undefined;
     let expected: number | undefined;
     let received = 0;
+    let ended = false;
     let failed: Error | undefined;
+
+    /** Writes one chunk to the client; false (the socket pauses) when too much waits to go out. */
+    const forward = (view: Buffer, buffer?: Buffer): boolean => {
+      const to = sink as Sink;
+      const flowing = to.write(view, buffer ? () => giveBack(buffer) : undefined);
+      // Not at the writable's 16 KiB mark: the read that just came in is up to 256 KiB.
+      if (flowing || to.writableLength < WINDOW_BYTES) return true;
+      to.once('drain', () => socket.resume());
+      return false;
+    };
+    const complete = (): void => {
+      if (expected !== undefined && received < expected) {
+        failed = new Error('the PACS answer ended early');
+        finish?.reject(failed);
+        return;
+      }
+      sink?.end();
+      finish?.resolve();
+    };
+    const onHeaders = (data: Buffer, end: number, buffer?: Buffer): boolean => {
+      const lines = data.subarray(0, end).toString('latin1').split('\r\n');
+      const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(lines[0] ?? '')?.[1] ?? NaN);
+      const parsed: Record<string, string> = {};
+      for (const line of lines.slice(1)) {
+        const colon = line.indexOf(':');
+        if (colon > 0) parsed[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
+      }
+      if (!Number.isFinite(status) || parsed['transfer-encoding']) {
+        if (buffer) giveBack(buffer);
+        socket.destroy(new Error('unexpected answer framing from the PACS'));
+        return false;
+      }
+      expected = parsed['content-length'] !== undefined ? Number(parsed['content-length']) : undefined;
+      const rest = data.subarray(end + HEAD_END.length);
+      received = heldBytes = rest.length;
+      if (rest.length > 0) held.push(buffer ? { view: rest, buffer } : { view: rest });
+      else if (buffer) giveBack(buffer);
+      answer = {
+        status,
+        headers: parsed,
+        pipeTo: (to) =>
+          new Promise<void>((ok, fail) => {
+            sink = to;
+            finish = { resolve: ok, reject: fail };
+            if (failed) return fail(failed);
+            const early = held;
+            held = [];
+            heldBytes = 0;
+            for (const { view, buffer: pooled } of early) to.write(view, pooled ? () => giveBack(pooled) : undefined);
+            if (ended) complete();
+            else if (to.writableLength < WINDOW_BYTES) socket.resume();
+            else {
+              socket.pause();
+              to.once('drain', () => socket.resume());
+            }
+          }),
+        discard: () => void socket.destroy(),
+      };
+      resolve(answer);
+      return heldBytes < WINDOW_BYTES;
+    };
 
     const socket = connect({
       host: target.base.hostname,
       port: Number(target.base.port || 80),
+      noDelay: true,
       onread: {
         buffer: takeBuffer,
         callback: (nread: number, buffer: Uint8Array): boolean => {
           const bytes = buffer as Buffer;
           if (!answer) {
-            head = Buffer.concat([head, bytes.subarray(0, nread)]);
+            // Usually the whole head is in the first read: the body's first bytes stay in that buffer.
+            if (!head) {
+              const end = bytes.subarray(0, nread).indexOf(HEAD_END);
+              if (end >= 0) return onHeaders(bytes.subarray(0, nread), end, bytes);
+            }
+            head = Buffer.concat([head ?? Buffer.alloc(0), bytes.subarray(0, nread)]);
             giveBack(bytes);
             const end = head.indexOf(HEAD_END);
-            if (end < 0) {
-              if (head.length > MAX_HEAD_BYTES) socket.destroy(new Error('PACS answer headers too large'));
-              return true;
-            }
-            const lines = head.subarray(0, end).toString('latin1').split('\r\n');
-            const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(lines[0] ?? '')?.[1] ?? NaN);
-            const parsed: Record<string, string> = {};
-            for (const line of lines.slice(1)) {
-              const colon = line.indexOf(':');
-              if (colon > 0) parsed[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
-            }
-            if (!Number.isFinite(status) || parsed['transfer-encoding']) {
-              socket.destroy(new Error('unexpected answer framing from the PACS'));
-              return false;
-            }
-            expected = parsed['content-length'] !== undefined ? Number(parsed['content-length']) : undefined;
-            early = head.subarray(end + HEAD_END.length);
-            received = early.length;
-            answer = {
-              status,
-              headers: parsed,
-              pipeTo: (to) =>
-                new Promise<void>((ok, fail) => {
-                  sink = to;
-                  finish = { resolve: ok, reject: fail };
-                  if (failed) return fail(failed);
-                  if (early && early.length > 0) to.write(early);
-                  early = undefined;
-                  socket.resume();
-                }),
-              discard: () => void socket.destroy(),
-            };
-            resolve(answer);
-            // Nothing more is read until someone pipes the body.
-            socket.pause();
-            return false;
+            if (end >= 0) return onHeaders(head, end);
+            if (head.length > MAX_HEAD_BYTES) socket.destroy(new Error('PACS answer headers too large'));
+            return true;
           }
           received += nread;
-          if (!sink) {
-            early = Buffer.concat([early ?? Buffer.alloc(0), bytes.subarray(0, nread)]);
-            giveBack(bytes);
-            return false;
-          }
-          const flowing = sink.write(bytes.subarray(0, nread), () => giveBack(bytes));
-          if (!flowing) {
-            sink.once('drain', () => socket.resume());
-            return false;
-          }
-          return true;
+          if (sink) return forward(bytes.subarray(0, nread), bytes);
+          // Not piped yet (the audit record is being written): keep it, up to the window.
+          held.push({ view: bytes.subarray(0, nread), buffer: bytes });
+          heldBytes += nread;
+          return heldBytes < WINDOW_BYTES;
         },
       },
     });
@@ -303,13 +345,9 @@ function socketGet(
     socket.once('end', () => {
       signal.removeEventListener('abort', onAbort);
       if (!answer) return reject(new Error('the PACS closed the connection without an answer'));
-      if (expected !== undefined && received < expected) {
-        failed = new Error('the PACS answer ended early');
-        finish?.reject(failed);
-        return;
-      }
-      sink?.end();
-      finish?.resolve();
+      ended = true;
+      // Before the body is piped, pipeTo completes it.
+      if (sink) complete();
     });
     socket.once('error', (error) => {
       signal.removeEventListener('abort', onAbort);
@@ -432,6 +470,10 @@ export function dicomWebProxyRoutes(deps: DicomWebProxyDeps): AnyRoute[] {
         }
         return answer;
       });
+    } catch (error) {
+      // No record, or the PACS failed: nothing of the answer goes out, and the upstream request is let go.
+      controller.abort();
+      throw error;
     } finally {
       res.off('close', abort);
     }
