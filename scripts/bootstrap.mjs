@@ -157,7 +157,32 @@ const TASKS = {
   'check-packages': { build: true, steps: [['node', 'scripts/packaging/check-packages.mjs']] },
 };
 
+/**
+ * True when `version` satisfies `range`, a union (`||`) of `^x.y.z` and `>=x[.y[.z]]`: the forms engines.node uses.
+ */
+function satisfies(version, range) {
+  const parse = (v) => [...v.split('.').map(Number), 0, 0].slice(0, 3);
+  const compare = (a, b) => a[0] - b[0] || a[1] - b[1] || a[2] - b[2];
+  const v = parse(version);
+  return range.split('||').some((part) => {
+    const [, op, min] = /^\s*(\^|>=)(\d+(?:\.\d+){0,2})\s*$/.exec(part) ?? [];
+    if (!op) throw new Error(`engines.node: cannot read ${part}`);
+    return compare(v, parse(min)) >= 0 && (op === '>=' || v[0] === parse(min)[0]);
+  });
+}
+
+/**
+ * Warns (without stopping: a machine may still have only an older Node.js) when this Node.js is outside
+ * engines.node: the lines CI runs the whole suite on (22 and 24; Node 20 is past end of life since April 2026).
+ */
+function warnOnUnsupportedNode() {
+  const range = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).engines.node;
+  if (satisfies(process.versions.node, range)) return;
+  log(`warning: Node.js ${process.versions.node} is not supported (engines.node ${range}): install Node 22 or 24`);
+}
+
 const task = TASKS[command];
+warnOnUnsupportedNode();
 if (!task && !['start', 'test', 'setup'].includes(command)) {
   log(`unknown command ${command}: use start, test, setup or ${Object.keys(TASKS).join(', ')}`);
   process.exit(2);
