@@ -6,6 +6,7 @@ import { createServer, type Server } from 'node:http';
 import { existsSync } from 'node:fs';
 import express, { type Request, type Router } from 'express';
 import helmet from 'helmet';
+import type { Store } from 'express-rate-limit';
 import cors from 'cors';
 import type { Logger } from 'pino';
 import type { ServerConfig } from './config.js';
@@ -55,6 +56,11 @@ export interface AppDeps {
   connectSources?: readonly string[];
   /** Routers with their own protocols and authentication (CDS Hooks), mounted at the root after the API routes. */
   routers?: readonly Router[];
+  /**
+   * Per-user rate-limit counters shared by every instance (connected mode); per-IP limits are then left to nginx.
+   * Default: per user and per IP, in this process.
+   */
+  rateLimitStore?: Store;
   /** The dashboard's built files, served at `/` when present. */
   staticDir?: string;
   version: string;
@@ -115,7 +121,13 @@ export function createCdssServer(deps: AppDeps): CdssServer {
     express.json({ limit: config.CDSS_BODY_LIMIT, strict: true, type: ['application/json', 'application/*+json'] }),
   );
   app.use(identify(deps.verifier));
-  app.use(rateLimit({ perMinute: config.CDSS_RATE_LIMIT_PER_MINUTE }));
+  app.use(
+    rateLimit({
+      perMinute: config.CDSS_RATE_LIMIT_PER_MINUTE,
+      perIp: !deps.rateLimitStore,
+      ...(deps.rateLimitStore ? { userStore: deps.rateLimitStore } : {}),
+    }),
+  );
 
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok', version: deps.version });

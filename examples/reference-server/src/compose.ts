@@ -12,9 +12,8 @@ import { mkdir } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { join, resolve } from 'node:path';
 import express from 'express';
-import { createPool } from 'mysql2/promise';
 import type { Logger } from 'pino';
-import { basicAuth } from '@cdss/core';
+import { basicAuth, ValidationError } from '@cdss/core';
 import {
   Cache,
   MemoryIdempotencyStore,
@@ -27,11 +26,13 @@ import { MySqlIdempotencyStore, MySqlStore } from '@cdss/cache/mysql';
 import { AmqpInvalidationBus } from '@cdss/cache/amqp';
 import {
   JobClient,
+  WebhookVerificationError,
+  type JobChange,
+  type JobStoreTransaction,
   MemoryBroker,
   MemoryJobStore,
   MemoryReplayCache,
   MemoryTransport,
-  WebhookVerificationError,
   type JobStore,
   type JobTransport,
 } from '@cdss/ai-jobs';
@@ -82,7 +83,10 @@ import { sandboxCdsClient } from './cds-hooks/sandbox-client.js';
 import { createReviewStore } from './domain/reviews.js';
 import { openEmrRecords } from './adapters/openemr.js';
 import { orthancArchive } from './adapters/orthanc.js';
-import { cachePort } from './adapters/cache.js';
+import { cachePort, noTransaction, type Transact } from './adapters/cache.js';
+import { openMySqlState } from './state/mysql.js';
+import { mySqlReviewStore, openMissingReviews } from './state/mysql-reviews.js';
+import { mySqlRateLimitStore, mySqlReplayCache } from './state/mysql-limits.js';
 import { outboxFhirSync } from './adapters/fhir-sync.js';
 import { fhirReports } from './adapters/reports.js';
 import { instrument } from './adapters/instrument.js';
@@ -199,6 +203,22 @@ export interface PhantomGrid {
 
 /** The demo model's training grid (64×64×48 at 3.75 mm covers a 240×240×180 mm head). */
 export const DEMO_GRID: PhantomGrid = { dims: [64, 64, 48], spacing: [3.75, 3.75, 3.75] };
+
+/**
+ * What a webhook failure tells its sender: 401 only for a missing or bad signature, 409 for a replay, 400 naming the
+ * problems for a signed body that is not a job event (the `ValidationError` itself), and 503 for anything else (the
+ * store is down: the sender retries).
+ * @param error - what `JobClient.handleWebhook` threw
+ */
+export function webhookError(error: unknown): Error {
+  if (error instanceof WebhookVerificationError) {
+    return error.rejection === 'replayed'
+      ? new ApiError(409, 'duplicate', 'This webhook was already delivered')
+      : new ApiError(401, 'login', `Invalid webhook signature (${error.rejection})`);
+  }
+  if (ValidationError.isInstance(error)) return error;
+  return new ApiError(503, 'transient', 'The event could not be recorded; retry later');
+}
 
 /**
  * Builds the server and every adapter from the configuration.
@@ -321,15 +341,17 @@ export async function composeServer(config: ServerConfig, logger: Logger, versio
     closers.push(() => fhirServer.close());
     fhirUrl = embedded.fhir = fhirServer.url;
   }
+  // The server's own shared state (reviews, webhook replays, rate-limit counters) and its transactions: connected mode.
+  // The outbox, the event log, the audit table and the notes share its pool.
+  const state = config.MYSQL_URL ? await openMySqlState(config.MYSQL_URL, { connectionLimit: 10 }) : undefined;
+  if (state) closers.push(() => state.close());
+  const transact: Transact = state ? (work) => state.transaction(work) : noTransaction;
+
   const fhirAuth = fhirBackendAuth(config, keys, fhirUrl, logger);
   const fhirAdapter = new FhirAdapter({ baseUrl: fhirUrl, logger, ...(fhirAuth ? { auth: fhirAuth } : {}) });
   let outbox: SyncOutbox;
-  // The outbox, the event log and the audit table share one pool.
-  const mysqlPool = config.MYSQL_URL ? createPool({ uri: config.MYSQL_URL, connectionLimit: 4 }) : undefined;
-  if (mysqlPool) {
-    const pool = mysqlPool;
-    closers.push(() => pool.end());
-    const mysqlOutbox = new MySqlOutbox({ pool });
+  if (state) {
+    const mysqlOutbox = new MySqlOutbox({ pool: state.pool });
     await mysqlOutbox.ensureSchema();
     outbox = mysqlOutbox;
   } else outbox = new MemoryOutbox();
@@ -387,19 +409,18 @@ export async function composeServer(config: ServerConfig, logger: Logger, versio
     ? await MySqlJobStore.open({ url: config.MYSQL_URL })
     : new MemoryJobStore();
   const webhookSecrets = config.CDSS_WEBHOOK_SECRET ? [config.CDSS_WEBHOOK_SECRET] : [];
+  // What must commit with a job's change (its review, its report's outbox rows) is set once the analysis feature
+  // exists; events are consumed only after that (`jobs.start()` below).
+  let onJobChange: (change: JobChange, transaction: JobStoreTransaction) => Promise<void> = async () => undefined;
   const jobs = new JobClient({
     transport,
     store: jobStore,
     webhookSecrets,
-    replayCache: new MemoryReplayCache(),
+    replayCache: state ? mySqlReplayCache(state) : new MemoryReplayCache(),
+    onChange: (change, transaction) => onJobChange(change, transaction),
     logger,
   });
   closers.push(() => jobStore.close());
-  await jobs.start();
-  closers.push(async () => {
-    await jobs.stop();
-    await transport.close();
-  });
 
   // --- AI worker, in process (sandbox, or when asked)
   let worker: AiWorker | undefined;
@@ -454,7 +475,7 @@ export async function composeServer(config: ServerConfig, logger: Logger, versio
   // --- Events, audit, reviews
   // Events are numbered per topic in a replay log before they fan out (MySQL when configured, so every instance
   // numbers alike), so that a WebSocket client that reconnects receives what it missed.
-  const eventLog: EventLog = mysqlPool ? await createMySqlEventLog({ pool: mysqlPool }) : createMemoryEventLog();
+  const eventLog: EventLog = state ? await createMySqlEventLog({ pool: state.pool }) : createMemoryEventLog();
   const events: EventBus = withReplayLog(
     config.AMQP_URL ? await createAmqpEventBus(config.AMQP_URL) : createLocalEventBus(),
     eventLog,
@@ -462,21 +483,25 @@ export async function composeServer(config: ServerConfig, logger: Logger, versio
   closers.push(() => events.close());
   // One shared table in connected mode (every instance appends to it), a file of this process's in sandbox mode.
   const audit = new AuditTrail({
-    store: mysqlPool
-      ? await MySqlAuditStore.open({ pool: mysqlPool })
+    store: state
+      ? await MySqlAuditStore.open({ pool: state.pool })
       : new FileAuditStore(join(dataDir, 'audit.jsonl')),
     mirror: mirrorToFhir(fhir, config.OPENEMR_SITE),
     onCommit: (records) => metrics.auditGroupSize.observe(records),
   });
   closers.push(() => audit.close());
   const auditor = createAuditor(audit, metrics);
-  const reviews = await createReviewStore(join(dataDir, 'reviews.json'));
-  const notes = mysqlPool
-    ? await createMySqlNotesStore(mysqlPool)
+  const reviews = state ? mySqlReviewStore(state) : await createReviewStore(join(dataDir, 'reviews.json'));
+  if (state && jobStore instanceof MySqlJobStore) {
+    const opened = await openMissingReviews(state);
+    if (opened > 0) logger.info({ opened }, 'opened the reviews of analyses that succeeded before reviews were shared');
+  }
+  const notes = state
+    ? await createMySqlNotesStore(state.pool)
     : await createFileNotesStore(join(dataDir, 'notes.json'));
   const archive = instrument(orthancArchive(orthanc), 'orthanc', metrics);
   const records = instrument(openEmrRecords(openemr), 'openemr', metrics);
-  const readThrough = cachePort(cache, writes, store);
+  const readThrough = cachePort(cache, writes, store, transact);
 
   const reports = fhirReports();
   // Sandbox: the embedded OpenEMR knows the dashboard as a SMART app and the server as a backend-services client,
@@ -524,7 +549,7 @@ export async function composeServer(config: ServerConfig, logger: Logger, versio
   closers.push(() => ehr.close());
   const analysis = analysisFeature({
     jobs,
-    listJobs: (query) => jobStore.list({ limit: 10_000, ...query }),
+    jobStore,
     reviews: ehr.observeReviews(reviews),
     writes: readThrough,
     archive,
@@ -536,8 +561,26 @@ export async function composeServer(config: ServerConfig, logger: Logger, versio
     models,
     logger,
   });
+  onJobChange = analysis.onJobChange;
   const stopAnalysis = analysis.start();
   closers.push(async () => stopAnalysis());
+  await jobs.start();
+  closers.push(async () => {
+    await jobs.stop();
+    await transport.close();
+  });
+  // The safety net of jobs acknowledged early whose worker died: every instance reaps (one takes each job).
+  const stopReaper = jobs.startReaper({
+    intervalMs: config.CDSS_JOB_REAP_INTERVAL_MS,
+    staleMs: config.CDSS_JOB_STALE_MS,
+    maxReaps: config.CDSS_JOB_MAX_REAPS,
+  });
+  closers.push(async () => stopReaper());
+  if (state) {
+    const sweeper = setInterval(() => void state.sweep().catch(() => undefined), 60_000);
+    sweeper.unref();
+    closers.push(async () => clearInterval(sweeper));
+  }
   ehr.start();
   if (demoPatients.length > 0)
     void analyseDemoStudies({ archive, patientIds: demoPatients, jobs, jobStore, model: models[0], logger }).catch(
@@ -603,17 +646,20 @@ export async function composeServer(config: ServerConfig, logger: Logger, versio
     routers: ehr.routers,
     connectSources: ehr.connectSources,
     verifyWebhook: async (req) => {
-      if (webhookSecrets.length === 0) throw new ApiError(401, 'login', 'Webhooks are not configured');
+      if (webhookSecrets.length === 0)
+        throw new ApiError(404, 'not-supported', 'Webhooks are not enabled on this server');
+      let outcome;
       try {
         // No body (none sent, so none parsed): the signature is checked over zero bytes.
-        await jobs.handleWebhook(Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0), req.headers);
+        outcome = await jobs.handleWebhook(Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0), req.headers);
       } catch (error) {
-        // Forged, altered, stale or replayed: 401. A signed body that is not a job event: 400 naming the problems
-        // (a ValidationError); a store that fails to record it: 5xx, so that the worker sends it again.
-        if (error instanceof WebhookVerificationError) throw new ApiError(401, 'login', 'Invalid webhook signature');
-        throw error;
+        throw webhookError(error);
       }
+      if (outcome.outcome === 'unknown-job') throw new ApiError(404, 'not-found', 'No such job');
+      if (outcome.outcome === 'refused')
+        throw new ApiError(409, 'business-rule', outcome.reason ?? 'The job no longer accepts this event');
     },
+    ...(state ? { rateLimitStore: mySqlRateLimitStore(state, 'user:') } : {}),
     ...(config.CDSS_DASHBOARD_DIR ? { staticDir: resolve(config.CDSS_DASHBOARD_DIR) } : { staticDir: DASHBOARD_DIST }),
     version,
   });

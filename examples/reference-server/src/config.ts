@@ -109,6 +109,11 @@ export const envSchema = z
       .default('cdss.ai'),
     CDSS_DASHBOARD_DIR: z.string().min(1).optional(),
     CDSS_SANDBOX_STUDIES: z.coerce.number().int().min(0).max(10).default(3),
+    // Jobs whose worker stopped reporting (no heartbeat for CDSS_JOB_STALE_MS) are re-published, at most
+    // CDSS_JOB_MAX_REAPS times, then failed as `worker-lost`; every instance checks every CDSS_JOB_REAP_INTERVAL_MS.
+    CDSS_JOB_REAP_INTERVAL_MS: z.coerce.number().int().positive().default(30_000),
+    CDSS_JOB_STALE_MS: z.coerce.number().int().positive().default(120_000),
+    CDSS_JOB_MAX_REAPS: z.coerce.number().int().min(0).max(10).default(2),
     CDSS_CACHE_TTL_MS: z.coerce
       .number()
       .int()

@@ -405,9 +405,9 @@ export async function ehrIntegration(deps: EhrIntegrationDeps): Promise<EhrInteg
     observeReviews(reviews) {
       reviewsOf = reviews;
       return {
-        get: (jobId) => reviews.get(jobId),
-        async decide(record) {
-          const decided = await reviews.decide(record);
+        ...reviews,
+        async decide(record, within) {
+          const decided = await reviews.decide(record, within);
           const job = await deps.jobStore.get(record.jobId).catch(() => undefined);
           if (job) {
             refresh(patientOf(job));

@@ -10,7 +10,15 @@ import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { CdssError, ValidationError } from '@cdss/core';
 import { createMessage, createRequested, decodeMessage, encodeValidated, isoTime, parseOrThrow } from './codec.js';
-import { TERMINAL_STATES, type ApplyResult, type JobRecord, type JobStore, type JobTransition } from './job-state.js';
+import {
+  TERMINAL_STATES,
+  type ApplyOptions,
+  type ApplyResult,
+  type JobRecord,
+  type JobStore,
+  type JobStoreTransaction,
+  type JobTransition,
+} from './job-state.js';
 import { errorSummary, silentLogger, type JobLogger } from './logger.js';
 import {
   AMQP_PRIORITY,
@@ -152,6 +160,12 @@ export interface JobClientOptions {
   webhookSecrets?: readonly string[];
   /** Replay protection for webhooks. Default: none (pass one!). */
   replayCache?: ReplayCache;
+  /**
+   * Runs for each change, inside the store's transaction that records it (before the event is acknowledged): the
+   * place for writes that must never be lost with the change, e.g. the outbox rows of a result's FHIR report. If it
+   * throws, the change is not recorded and the event is redelivered.
+   */
+  onChange?: (change: JobChange, transaction: JobStoreTransaction) => Promise<void>;
   /** Default: silent. */
   logger?: JobLogger;
   /** ms since the epoch; default `Date.now`. */
@@ -178,6 +192,7 @@ export class JobClient {
   readonly #chains = new Map<string, Promise<unknown>>();
   readonly #webhookSecrets: readonly string[];
   readonly #replayCache: ReplayCache | undefined;
+  readonly #onChange: JobClientOptions['onChange'];
   #events: Consumer | undefined;
 
   /** @param options - see {@link JobClientOptions} */
@@ -189,6 +204,7 @@ export class JobClient {
     this.#now = options.now ?? Date.now;
     this.#webhookSecrets = options.webhookSecrets ?? [];
     this.#replayCache = options.replayCache;
+    this.#onChange = options.onChange;
   }
 
   /**
@@ -296,7 +312,7 @@ export class JobClient {
       },
       this.#now(),
     );
-    const result = await this.#serial(input.jobId, () => this.#store.apply(message));
+    const result = await this.#serial(input.jobId, () => this.#store.apply(message, this.#applyOptions(message)));
     if (result.outcome === 'applied') this.#notify(result, message);
     // tell the workers: a running job is aborted; a queued one is skipped when it comes up
     await this.#tellWorkers(message);
@@ -315,19 +331,64 @@ export class JobClient {
 
   /**
    * Re-publishes the requests of jobs that a worker took but stopped reporting on (no heartbeat for `staleMs`):
-   * the safety net for long jobs acknowledged early (see `JobWorkerOptions.ackTimeoutMs`) whose worker died.
-   * Run it periodically with `staleMs` a few heartbeat intervals long.
-   * @param options - `staleMs`: heartbeat age that counts as lost
-   * @returns the job ids re-published
+   * the safety net for long jobs acknowledged early (see `JobWorkerOptions.ackTimeoutMs`) whose worker died. A job
+   * already re-published `maxReaps` times fails instead, with reason `worker-lost`. Each stale job is taken by one
+   * reaper only (`JobStore.markReaped`), so every server instance may run this on a schedule (see
+   * {@link JobClient.startReaper}).
+   * @param options - `staleMs`: heartbeat age that counts as lost; `maxReaps`: re-publications before failing (default 2)
+   * @returns the job ids re-published, and those failed
    */
-  async reap(options: { staleMs: number }): Promise<string[]> {
+  async reap(options: { staleMs: number; maxReaps?: number }): Promise<{ republished: string[]; failed: string[] }> {
+    const maxReaps = options.maxReaps ?? 2;
     const before = new Date(this.#now() - options.staleMs).toISOString();
-    const stale = await this.#store.list({ states: ['accepted', 'running'], updatedBefore: before });
-    for (const job of stale) {
-      this.#log.warn({ jobId: job.jobId, state: job.state }, 'job heartbeat lost; re-publishing its request');
+    const stale = await this.#store.list({ states: ['accepted', 'running'], updatedBefore: before, limit: 100 });
+    const republished: string[] = [];
+    const failed: string[] = [];
+    for (const candidate of stale) {
+      if (candidate.reaps >= maxReaps) {
+        const failure = createMessage(
+          {
+            type: 'analysis.failed',
+            jobId: candidate.jobId,
+            reason: 'worker-lost',
+            retryable: true,
+            detail: `no heartbeat for ${Math.round(options.staleMs / 1000)} s after ${candidate.reaps} re-publication(s): the worker was lost`,
+          },
+          this.#now(),
+        );
+        const result = await this.#record(failure);
+        if (result.outcome === 'applied') {
+          this.#log.warn({ jobId: candidate.jobId, reaps: candidate.reaps }, 'job heartbeat lost again; failed');
+          failed.push(candidate.jobId);
+        }
+        continue;
+      }
+      const job = await this.#store.markReaped(candidate.jobId, before);
+      if (!job) continue; // another reaper took it, or it reported meanwhile
+      this.#log.warn({ jobId: job.jobId, state: job.state, reaps: job.reaps }, 'job heartbeat lost; re-publishing');
       await this.#publish(job.request);
+      republished.push(job.jobId);
     }
-    return stale.map((j) => j.jobId);
+    return { republished, failed };
+  }
+
+  /**
+   * Runs {@link JobClient.reap} every `intervalMs` until the returned function is called. Errors (a store that is
+   * down) are logged and the next round tries again.
+   * @param options - `intervalMs` between rounds, and {@link JobClient.reap}'s options
+   * @returns stop
+   */
+  startReaper(options: { intervalMs: number; staleMs: number; maxReaps?: number }): () => void {
+    let running = false;
+    const timer = setInterval(() => {
+      if (running) return;
+      running = true;
+      this.reap(options)
+        .catch((error: unknown) => this.#log.warn({ err: errorSummary(error) }, 'reaping stale jobs failed'))
+        .finally(() => (running = false));
+    }, options.intervalMs);
+    timer.unref();
+    return () => clearInterval(timer);
   }
 
   /**
@@ -344,23 +405,42 @@ export class JobClient {
   ): Promise<ApplyResult> {
     if (this.#webhookSecrets.length === 0)
       throw new CdssError('no webhookSecrets configured', { code: 'WEBHOOK_SECRET' });
+    // Remember which signature the replay cache took, to forget it if the event cannot be recorded: the sender's
+    // retry of the same request is then accepted instead of refused as a replay.
+    const cache = this.#replayCache;
+    let remembered: string | undefined;
     await verifyWebhook({
       body: rawBody,
       signature: headers[SIGNATURE_HEADER],
       secrets: this.#webhookSecrets,
       now: this.#now,
-      ...(this.#replayCache ? { replayCache: this.#replayCache } : {}),
+      ...(cache
+        ? {
+            replayCache: {
+              remember: async (key: string, expiresAtMs: number) => {
+                const fresh = await cache.remember(key, expiresAtMs);
+                if (fresh) remembered = key;
+                return fresh;
+              },
+            },
+          }
+        : {}),
     });
-    const decoded = decodeMessage(rawBody);
-    if (!decoded.ok)
-      throw decoded.error instanceof ValidationError
-        ? decoded.error
-        : new ValidationError('webhook body is not JSON', [{ path: '', message: decoded.detail, code: 'malformed' }]);
-    if (decoded.message.type === 'analysis.requested')
-      throw new ValidationError('webhooks carry events, not requests', [
-        { path: 'type', message: 'unexpected type', code: 'invalid_value' },
-      ]);
-    return this.#record(decoded.message);
+    try {
+      const decoded = decodeMessage(rawBody);
+      if (!decoded.ok)
+        throw decoded.error instanceof ValidationError
+          ? decoded.error
+          : new ValidationError('webhook body is not JSON', [{ path: '', message: decoded.detail, code: 'malformed' }]);
+      if (decoded.message.type === 'analysis.requested')
+        throw new ValidationError('webhooks carry events, not requests', [
+          { path: 'type', message: 'unexpected type', code: 'invalid_value' },
+        ]);
+      return await this.#record(decoded.message);
+    } catch (error) {
+      if (remembered !== undefined) await Promise.resolve(cache?.forget?.(remembered)).catch(() => undefined);
+      throw error;
+    }
   }
 
   /** Runs `fn` after every earlier operation on the same job: events of one job are applied in arrival order. */
@@ -387,11 +467,19 @@ export class JobClient {
     return next;
   }
 
+  /** `onChange` as the store's `within`: it commits with the change. */
+  #applyOptions(event: JobEvent): ApplyOptions {
+    const onChange = this.#onChange;
+    return onChange ? { within: (applied, transaction) => onChange(this.#change(applied, event), transaction) } : {};
+  }
+
+  #change(result: ApplyResult & { job: JobRecord }, event: JobEvent): JobChange {
+    return result.transition ? { job: result.job, event, transition: result.transition } : { job: result.job, event };
+  }
+
   #notify(result: ApplyResult, event: JobEvent): void {
     if (!result.job) return;
-    const change: JobChange = result.transition
-      ? { job: result.job, event, transition: result.transition }
-      : { job: result.job, event };
+    const change = this.#change({ ...result, job: result.job }, event);
     for (const listener of this.#listeners) {
       try {
         listener(change);
@@ -402,7 +490,7 @@ export class JobClient {
   }
 
   async #record(event: JobEvent): Promise<ApplyResult> {
-    const result = await this.#serial(event.jobId, () => this.#store.apply(event));
+    const result = await this.#serial(event.jobId, () => this.#store.apply(event, this.#applyOptions(event)));
     if (result.outcome === 'applied') this.#notify(result, event);
     else if (
       result.outcome === 'refused' &&

@@ -61,6 +61,8 @@ export {
   assertTransition,
   decide,
   IllegalTransitionError,
+  encodeJobCursor,
+  decodeJobCursor,
 } from './job-state.js';
 export type {
   JobState,
@@ -68,6 +70,10 @@ export type {
   JobTransition,
   JobStore,
   JobQuery,
+  JobPageQuery,
+  JobPage,
+  JobStoreTransaction,
+  ApplyOptions,
   ApplyResult,
   ApplyOutcome,
   Decision,

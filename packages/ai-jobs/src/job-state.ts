@@ -8,7 +8,7 @@
  * @packageDocumentation
  */
 import { z } from 'zod';
-import { CdssError } from '@cdss/core';
+import { CdssError, ValidationError } from '@cdss/core';
 import {
   analysisCancelledSchema,
   analysisRequestedSchema,
@@ -47,6 +47,8 @@ export const jobRecordSchema = z.object({
   result: analysisResultSchema.nullable(),
   failure: z.object({ reason: failureReasonSchema, retryable: z.boolean(), detail: z.string() }).nullable(),
   cancellation: analysisCancelledSchema.pick({ cancelledBy: true, reason: true }).nullable(),
+  /** How many times the request was re-published after its worker stopped reporting (see `JobClient.reap`). */
+  reaps: z.int().min(0).default(0),
 });
 /** A job as the store keeps it. */
 export type JobRecord = z.infer<typeof jobRecordSchema>;
@@ -215,7 +217,7 @@ export function decide(job: JobRecord, event: JobEvent, now: string): Decision {
   return { outcome: 'applied', next, transition: { jobId: job.jobId, from, to, messageId: event.messageId, at } };
 }
 
-/** Filters for {@link JobStore.list}. */
+/** Filters for {@link JobStore.list}, {@link JobStore.page} and {@link JobStore.count}. */
 export interface JobQuery {
   /** Only jobs in these states. */
   states?: readonly JobState[];
@@ -223,8 +225,62 @@ export interface JobQuery {
   unpublished?: boolean;
   /** Only jobs last updated before this time (stale heartbeats). */
   updatedBefore?: string;
+  /** Only the jobs of this patient (the request's `patientRef`, e.g. `Patient/42`). */
+  patientRef?: string;
+  /** Only the jobs of this study. */
+  studyInstanceUid?: string;
   /** At most this many (default 1000). */
   limit?: number;
+}
+
+/** A {@link JobQuery} read page by page, by creation time. */
+export interface JobPageQuery extends Omit<JobQuery, 'unpublished' | 'updatedBefore'> {
+  /** `newest` first (default) or `oldest` first. */
+  order?: 'newest' | 'oldest';
+  /** Where the previous page ended (its `nextCursor`); opaque. */
+  cursor?: string;
+}
+
+/** One page of jobs. */
+export interface JobPage {
+  /** The jobs, in the page's order. */
+  jobs: JobRecord[];
+  /** Pass as `cursor` for the next page; absent on the last page. */
+  nextCursor?: string;
+}
+
+/**
+ * A transaction of the store (MySQL: the connection whose transaction applies the event), for writes that must
+ * commit with a job's change, e.g. the outbox rows of its FHIR report. Absent in memory.
+ */
+export interface JobStoreTransaction {
+  /** The connection of the open transaction (mysql2); absent for the memory store. */
+  connection?: { execute(sql: string, values: (string | number | null)[]): Promise<unknown> };
+}
+
+/** Options of {@link JobStore.apply}. */
+export interface ApplyOptions {
+  /**
+   * Runs when the event changes the job, inside the same transaction: if it throws, the change is not recorded and
+   * the error is rethrown (the event is then handed back and redelivered).
+   */
+  within?: (result: ApplyResult & { job: JobRecord }, transaction: JobStoreTransaction) => Promise<void>;
+}
+
+/** `createdAt|jobId` as the cursor of a page. */
+export function encodeJobCursor(job: Pick<JobRecord, 'createdAt' | 'jobId'>): string {
+  return Buffer.from(`${job.createdAt}|${job.jobId}`, 'utf8').toString('base64url');
+}
+
+/**
+ * Reads a page cursor.
+ * @throws `ValidationError` (`@cdss/core`) for a cursor this store did not hand out
+ */
+export function decodeJobCursor(cursor: string): { createdAt: string; jobId: string } {
+  const [createdAt, jobId] = Buffer.from(cursor, 'base64url').toString('utf8').split('|');
+  if (!createdAt || !jobId || Number.isNaN(Date.parse(createdAt)) || !z.uuid().safeParse(jobId).success)
+    throw new ValidationError('invalid page cursor', [{ path: 'cursor', message: 'not a cursor', code: 'invalid' }]);
+  return { createdAt, jobId };
 }
 
 /**
@@ -242,12 +298,24 @@ export interface JobStore {
   get(jobId: string): Promise<JobRecord | undefined>;
   /** The job with this idempotency key, or undefined. */
   findByIdempotencyKey(key: string): Promise<JobRecord | undefined>;
-  /** Applies an event (idempotently). */
-  apply(event: JobEvent): Promise<ApplyResult>;
+  /** Applies an event (idempotently); `options.within` commits with the change. */
+  apply(event: JobEvent, options?: ApplyOptions): Promise<ApplyResult>;
   /** Records that the broker confirmed the job's request message. */
   markPublished(jobId: string, at: string): Promise<void>;
-  /** Jobs matching the query, oldest first. */
+  /** Jobs matching the query, oldest first (at most `limit`). */
   list(query?: JobQuery): Promise<JobRecord[]>;
+  /** One page of the jobs matching the query, newest first by default (indexed by patient, study and state). */
+  page(query?: JobPageQuery): Promise<JobPage>;
+  /** How many jobs match the query (no limit). */
+  count(query?: Omit<JobQuery, 'limit'>): Promise<number>;
+  /** The jobs with these ids, in that order (unknown ids are skipped). */
+  getMany(jobIds: readonly string[]): Promise<JobRecord[]>;
+  /**
+   * Records that a stale job's request is re-published: `reaps` + 1 and `updatedAt` now, only if the job is still
+   * `accepted`/`running` and last updated before `staleBefore` (so two reapers never both take it).
+   * @returns the job after the change, or undefined when it was not stale (any more)
+   */
+  markReaped(jobId: string, staleBefore: string): Promise<JobRecord | undefined>;
   /** The job's state changes, oldest first. */
   history(jobId: string): Promise<JobTransition[]>;
   /** Releases connections (the memory store has none). */
@@ -270,5 +338,6 @@ export function newJobRecord(request: z.infer<typeof analysisRequestedSchema>, n
     result: null,
     failure: null,
     cancellation: null,
+    reaps: 0,
   };
 }

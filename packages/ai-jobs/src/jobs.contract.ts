@@ -399,9 +399,38 @@ export function jobsContract(name: string, factory: TransportFactory): void {
       await hung.transport.close(); // the worker process dies: nothing is redelivered, the delivery was acknowledged
       expect(await serverT.depth('work')).toBe(0);
       expect((await store.get(job.jobId))?.state).toBe('accepted'); // taken, no progress reported yet
-      expect(await client.reap({ staleMs: 0 })).toEqual([job.jobId]);
+      expect(await client.reap({ staleMs: 0 })).toEqual({ republished: [job.jobId], failed: [] });
+      expect((await store.get(job.jobId))?.reaps).toBe(1);
       await startWorker(async () => sampleResult());
       expect(await waitState(job.jobId)).toMatchObject({ state: 'succeeded' });
+    });
+
+    it('reap() fails a job whose worker is lost again after maxReaps re-publications, with reason worker-lost', async () => {
+      const { client, startWorker, waitState, store } = await system();
+      const started = collector<string>();
+      const hung = await startWorker(
+        async (ctx) => {
+          started.push(ctx.request.jobId);
+          await new Promise(() => {});
+          return sampleResult();
+        },
+        { ackTimeoutMs: 50, heartbeatMs: 60_000 },
+      );
+      const changes: string[] = [];
+      client.subscribe((change) => changes.push(`${change.job.jobId}:${change.job.state}`));
+      const job = await client.send(new RequestAnalysis(sampleRequestInput()));
+      await started.waitFor(1);
+      await new Promise((r) => setTimeout(r, 300));
+      await hung.transport.close();
+      expect(await client.reap({ staleMs: 0, maxReaps: 0 })).toEqual({ republished: [], failed: [job.jobId] });
+      expect(await waitState(job.jobId)).toMatchObject({
+        state: 'failed',
+        failure: { reason: 'worker-lost', retryable: true },
+      });
+      expect(changes).toContain(`${job.jobId}:failed`);
+      // a failed job is not reaped again
+      expect(await client.reap({ staleMs: 0, maxReaps: 0 })).toEqual({ republished: [], failed: [] });
+      expect((await store.history(job.jobId)).filter((t) => t.to === 'failed')).toHaveLength(1);
     });
 
     it('polls to the end and times out cleanly', async () => {

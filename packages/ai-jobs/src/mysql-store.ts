@@ -12,10 +12,15 @@ import { checkedMessage, parseOrThrow } from './codec.js';
 import { analysisRequestedSchema, jobEventSchema, type AnalysisRequested, type JobEvent } from './protocol.js';
 import {
   decide,
+  decodeJobCursor,
+  encodeJobCursor,
   jobRecordSchema,
   jobStateSchema,
   newJobRecord,
+  type ApplyOptions,
   type ApplyResult,
+  type JobPage,
+  type JobPageQuery,
   type JobQuery,
   type JobRecord,
   type JobStore,
@@ -110,27 +115,57 @@ export class MySqlJobStore implements JobStore {
   }
 
   async #migrate(): Promise<void> {
-    await this.#pool.query(`CREATE TABLE IF NOT EXISTS ${this.#jobs} (
-      job_id CHAR(36) NOT NULL PRIMARY KEY,
-      idempotency_key VARCHAR(128) NOT NULL,
-      state VARCHAR(16) NOT NULL,
-      record LONGTEXT NOT NULL,
-      created_at DATETIME(3) NOT NULL,
-      updated_at DATETIME(3) NOT NULL,
-      published_at DATETIME(3) NULL,
-      UNIQUE KEY uk_idempotency_key (idempotency_key),
-      KEY k_state_updated (state, updated_at),
-      KEY k_created (created_at)
-    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`);
-    await this.#pool.query(`CREATE TABLE IF NOT EXISTS ${this.#transitions} (
-      id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
-      job_id CHAR(36) NOT NULL,
-      from_state VARCHAR(16) NOT NULL,
-      to_state VARCHAR(16) NOT NULL,
-      message_id CHAR(36) NOT NULL,
-      at DATETIME(3) NOT NULL,
-      KEY k_job (job_id, id)
-    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`);
+    const conn = await this.#pool.getConnection();
+    try {
+      // instances starting together migrate one after the other
+      const [lock] = await conn.query<RowDataPacket[]>('SELECT GET_LOCK(?, 30) AS got', [`cdss_migrate_${this.#jobs}`]);
+      if (lock[0]?.['got'] !== 1) throw new CdssError('could not take the migration lock', { code: 'STORE_LOCK' });
+      try {
+        await conn.query(`CREATE TABLE IF NOT EXISTS ${this.#jobs} (
+          job_id CHAR(36) NOT NULL PRIMARY KEY,
+          idempotency_key VARCHAR(128) NOT NULL,
+          state VARCHAR(16) NOT NULL,
+          record LONGTEXT NOT NULL,
+          created_at DATETIME(3) NOT NULL,
+          updated_at DATETIME(3) NOT NULL,
+          published_at DATETIME(3) NULL,
+          UNIQUE KEY uk_idempotency_key (idempotency_key),
+          KEY k_state_updated (state, updated_at),
+          KEY k_created (created_at)
+        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`);
+        await conn.query(`CREATE TABLE IF NOT EXISTS ${this.#transitions} (
+          id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+          job_id CHAR(36) NOT NULL,
+          from_state VARCHAR(16) NOT NULL,
+          to_state VARCHAR(16) NOT NULL,
+          message_id CHAR(36) NOT NULL,
+          at DATETIME(3) NOT NULL,
+          KEY k_job (job_id, id)
+        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`);
+        // v2: the patient and study as indexed columns, so pages by patient, study and state never scan
+        const [columns] = await conn.query<RowDataPacket[]>(
+          `SELECT COUNT(*) AS n FROM information_schema.COLUMNS
+            WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND COLUMN_NAME = 'patient_ref'`,
+          [this.#jobs.slice(1, -1)],
+        );
+        if (Number(columns[0]?.['n']) === 0) {
+          await conn.query(`ALTER TABLE ${this.#jobs}
+            ADD COLUMN patient_ref VARCHAR(128) NULL,
+            ADD COLUMN study_uid VARCHAR(64) NULL,
+            ADD KEY k_patient_created (patient_ref, created_at, job_id),
+            ADD KEY k_study_created (study_uid, created_at, job_id),
+            ADD KEY k_state_created (state, created_at, job_id)`);
+          await conn.query(`UPDATE ${this.#jobs}
+            SET patient_ref = JSON_UNQUOTE(JSON_EXTRACT(record, '$.request.patientRef')),
+                study_uid = JSON_UNQUOTE(JSON_EXTRACT(record, '$.request.studyInstanceUid'))
+            WHERE patient_ref IS NULL`);
+        }
+      } finally {
+        await conn.query('SELECT RELEASE_LOCK(?)', [`cdss_migrate_${this.#jobs}`]);
+      }
+    } finally {
+      conn.release();
+    }
   }
 
   /** Drops this store's tables (tests only). */
@@ -154,8 +189,18 @@ export class MySqlJobStore implements JobStore {
     const valid = checkedMessage(analysisRequestedSchema, request, 'invalid analysis request');
     const job = newJobRecord(valid, new Date(this.#now()).toISOString());
     const [res] = await this.#pool.query<ResultSetHeader>(
-      `INSERT IGNORE INTO ${this.#jobs} (job_id, idempotency_key, state, record, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)`,
-      [job.jobId, job.idempotencyKey, job.state, JSON.stringify(job), sqlTime(job.createdAt), sqlTime(job.updatedAt)],
+      `INSERT IGNORE INTO ${this.#jobs} (job_id, idempotency_key, state, record, created_at, updated_at, patient_ref, study_uid)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+      [
+        job.jobId,
+        job.idempotencyKey,
+        job.state,
+        JSON.stringify(job),
+        sqlTime(job.createdAt),
+        sqlTime(job.updatedAt),
+        job.request.patientRef,
+        job.request.studyInstanceUid,
+      ],
     );
     if (res.affectedRows === 1) return { job, created: true };
     const [rows] = await this.#pool.query<RecordRow[]>(
@@ -182,7 +227,7 @@ export class MySqlJobStore implements JobStore {
   }
 
   /** {@inheritDoc JobStore.apply} */
-  async apply(event: JobEvent): Promise<ApplyResult> {
+  async apply(event: JobEvent, options: ApplyOptions = {}): Promise<ApplyResult> {
     const valid = checkedMessage(jobEventSchema, event, 'invalid job event');
     const conn: PoolConnection = await this.#pool.getConnection();
     try {
@@ -229,7 +274,12 @@ export class MySqlJobStore implements JobStore {
               [t.jobId, t.from, t.to, t.messageId, sqlTime(t.at)],
             );
           }
-          result = t ? { outcome: 'applied', job: next, transition: t } : { outcome: 'applied', job: next };
+          const applied = t
+            ? { outcome: 'applied' as const, job: next, transition: t }
+            : { outcome: 'applied' as const, job: next };
+          // the caller's writes (e.g. outbox rows) commit with the change, or neither does
+          await options.within?.(applied, { connection: conn });
+          result = applied;
           break;
         }
       }
@@ -269,14 +319,13 @@ export class MySqlJobStore implements JobStore {
     }
   }
 
-  /** {@inheritDoc JobStore.list} */
-  async list(query: JobQuery = {}): Promise<JobRecord[]> {
+  /** The WHERE clause of a query. */
+  #where(query: JobQuery): { sql: string; params: unknown[] } {
     const where: string[] = [];
     const params: unknown[] = [];
     if (query.states) {
       const states = query.states.map((s) => jobStateSchema.parse(s));
-      if (states.length === 0) return [];
-      where.push(`state IN (${states.map(() => '?').join(', ')})`);
+      where.push(states.length === 0 ? 'FALSE' : `state IN (${states.map(() => '?').join(', ')})`);
       params.push(...states);
     }
     if (query.unpublished) where.push('published_at IS NULL');
@@ -284,12 +333,96 @@ export class MySqlJobStore implements JobStore {
       where.push('updated_at < ?');
       params.push(sqlTime(query.updatedBefore));
     }
+    if (query.patientRef !== undefined) {
+      where.push('patient_ref = ?');
+      params.push(query.patientRef);
+    }
+    if (query.studyInstanceUid !== undefined) {
+      where.push('study_uid = ?');
+      params.push(query.studyInstanceUid);
+    }
+    return { sql: where.length > 0 ? `WHERE ${where.join(' AND ')}` : '', params };
+  }
+
+  /** {@inheritDoc JobStore.list} */
+  async list(query: JobQuery = {}): Promise<JobRecord[]> {
+    const { sql, params } = this.#where(query);
     const limit = Math.max(0, Math.min(100_000, Math.floor(query.limit ?? 1000)));
     const [rows] = await this.#pool.query<RecordRow[]>(
-      `SELECT record FROM ${this.#jobs} ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at, job_id LIMIT ${limit}`,
+      `SELECT record FROM ${this.#jobs} ${sql} ORDER BY created_at, job_id LIMIT ${limit}`,
       params,
     );
     return rows.map((r) => this.#parse(r)!);
+  }
+
+  /** {@inheritDoc JobStore.page} */
+  async page(query: JobPageQuery = {}): Promise<JobPage> {
+    const newest = (query.order ?? 'newest') === 'newest';
+    const { sql, params } = this.#where(query);
+    const clauses = sql ? [sql.slice('WHERE '.length)] : [];
+    if (query.cursor !== undefined) {
+      const after = decodeJobCursor(query.cursor);
+      const op = newest ? '<' : '>';
+      clauses.push(`(created_at ${op} ? OR (created_at = ? AND job_id ${op} ?))`);
+      params.push(sqlTime(after.createdAt), sqlTime(after.createdAt), after.jobId);
+    }
+    const limit = Math.max(1, Math.min(1000, Math.floor(query.limit ?? 100)));
+    const dir = newest ? 'DESC' : 'ASC';
+    const [rows] = await this.#pool.query<RecordRow[]>(
+      `SELECT record FROM ${this.#jobs} ${clauses.length > 0 ? `WHERE ${clauses.join(' AND ')}` : ''}
+        ORDER BY created_at ${dir}, job_id ${dir} LIMIT ${limit + 1}`,
+      params,
+    );
+    const jobs = rows.slice(0, limit).map((r) => this.#parse(r)!);
+    const last = jobs.at(-1);
+    return rows.length > limit && last ? { jobs, nextCursor: encodeJobCursor(last) } : { jobs };
+  }
+
+  /** {@inheritDoc JobStore.count} */
+  async count(query: JobQuery = {}): Promise<number> {
+    const { sql, params } = this.#where(query);
+    const [rows] = await this.#pool.query<RowDataPacket[]>(`SELECT COUNT(*) AS n FROM ${this.#jobs} ${sql}`, params);
+    return Number(rows[0]?.['n'] ?? 0);
+  }
+
+  /** {@inheritDoc JobStore.getMany} */
+  async getMany(jobIds: readonly string[]): Promise<JobRecord[]> {
+    if (jobIds.length === 0) return [];
+    const [rows] = await this.#pool.query<RecordRow[]>(`SELECT record FROM ${this.#jobs} WHERE job_id IN (?)`, [
+      [...jobIds],
+    ]);
+    const byId = new Map(rows.map((r) => this.#parse(r)!).map((job) => [job.jobId, job]));
+    return jobIds.flatMap((id) => byId.get(id) ?? []);
+  }
+
+  /** {@inheritDoc JobStore.markReaped} */
+  async markReaped(jobId: string, staleBefore: string): Promise<JobRecord | undefined> {
+    const conn = await this.#pool.getConnection();
+    try {
+      await conn.beginTransaction();
+      const [rows] = await conn.query<RecordRow[]>(
+        `SELECT record FROM ${this.#jobs} WHERE job_id = ? AND state IN ('accepted', 'running') AND updated_at < ? FOR UPDATE`,
+        [jobId, sqlTime(staleBefore)],
+      );
+      const job = this.#parse(rows[0]);
+      if (!job) {
+        await conn.rollback();
+        return undefined;
+      }
+      const next: JobRecord = { ...job, updatedAt: new Date(this.#now()).toISOString(), reaps: job.reaps + 1 };
+      await conn.query(`UPDATE ${this.#jobs} SET record = ?, updated_at = ? WHERE job_id = ?`, [
+        JSON.stringify(next),
+        sqlTime(next.updatedAt),
+        jobId,
+      ]);
+      await conn.commit();
+      return next;
+    } catch (error) {
+      await conn.rollback().catch(() => {});
+      throw error;
+    } finally {
+      conn.release();
+    }
   }
 
   /** {@inheritDoc JobStore.history} */

@@ -208,5 +208,73 @@ export function jobStoreContract(name: string, open: () => Promise<JobStore>): v
         (await store.list({ states: ['accepted', 'running'], updatedBefore: past })).map((j) => j.jobId),
       ).not.toContain(job.jobId);
     });
+
+    it('pages jobs by patient and study, newest first, with cursors, and counts without a cap', async () => {
+      const store = await open();
+      const patientRef = `Patient/${randomUUID()}`;
+      const studyInstanceUid = `1.2.826.0.1.${Date.now()}.${Math.floor(Math.random() * 1e6)}`;
+      const mine: string[] = [];
+      for (let i = 0; i < 5; i++) {
+        const { job } = await store.create(sampleRequest({ patientRef, studyInstanceUid }));
+        mine.push(job.jobId);
+        await new Promise((r) => setTimeout(r, 3)); // distinct creation times
+      }
+      await store.create(sampleRequest()); // another patient's
+      const first = await store.page({ patientRef, limit: 2 });
+      expect(first.jobs.map((j) => j.jobId)).toEqual([mine[4], mine[3]]);
+      const second = await store.page({ patientRef, limit: 2, cursor: first.nextCursor! });
+      expect(second.jobs.map((j) => j.jobId)).toEqual([mine[2], mine[1]]);
+      const last = await store.page({ patientRef, limit: 2, cursor: second.nextCursor! });
+      expect(last.jobs.map((j) => j.jobId)).toEqual([mine[0]]);
+      expect(last.nextCursor).toBeUndefined();
+      const oldest = await store.page({ studyInstanceUid, order: 'oldest', limit: 10 });
+      expect(oldest.jobs.map((j) => j.jobId)).toEqual(mine);
+      expect(await store.count({ patientRef })).toBe(5);
+      expect(await store.count({ patientRef, states: ['succeeded'] })).toBe(0);
+      expect((await store.list({ patientRef })).map((j) => j.jobId)).toEqual(mine);
+      expect((await store.getMany([mine[3]!, randomUUID(), mine[1]!])).map((j) => j.jobId)).toEqual([mine[3], mine[1]]);
+      await expect(store.page({ patientRef, cursor: 'bm90IGEgY3Vyc29y' })).rejects.toSatisfy((e) =>
+        ValidationError.isInstance(e),
+      );
+    });
+
+    it('marks a stale job reaped once: a second reaper, or a fresh heartbeat, gets nothing', async () => {
+      const store = await open();
+      const { job } = await store.create(sampleRequest());
+      const jobId = job.jobId;
+      expect(await store.markReaped(jobId, new Date(Date.now() + 60_000).toISOString())).toBeUndefined(); // queued
+      await store.apply(event({ type: 'analysis.accepted', jobId, workerId: 'w1', attempt: 1 }));
+      const staleBefore = new Date(Date.now() + 1_000).toISOString();
+      const reaped = await Promise.all([store.markReaped(jobId, staleBefore), store.markReaped(jobId, staleBefore)]);
+      const taken = reaped.filter((r) => r !== undefined);
+      // both may see it stale only if the first's new updatedAt is still before staleBefore; the store serialises them
+      expect(taken.length).toBeGreaterThanOrEqual(1);
+      expect((await store.get(jobId))?.reaps).toBe(taken.length);
+      expect(await store.markReaped(jobId, new Date(Date.now() - 60_000).toISOString())).toBeUndefined();
+    });
+
+    it('records the caller’s writes with the change: a failing `within` leaves the job as it was', async () => {
+      const store = await open();
+      const { job } = await store.create(sampleRequest());
+      const jobId = job.jobId;
+      const accepted = event({ type: 'analysis.accepted', jobId, workerId: 'w1', attempt: 1 });
+      await expect(
+        store.apply(accepted, {
+          within: async () => {
+            throw new Error('outbox down');
+          },
+        }),
+      ).rejects.toThrow('outbox down');
+      expect((await store.get(jobId))?.state).toBe('queued');
+      expect(await store.history(jobId)).toEqual([]);
+      const seen: string[] = [];
+      expect((await store.apply(accepted, { within: async (r) => void seen.push(r.job.state) })).outcome).toBe(
+        'applied',
+      );
+      expect(seen).toEqual(['accepted']);
+      // duplicates do not run it
+      await store.apply(accepted, { within: async (r) => void seen.push(r.job.state) });
+      expect(seen).toEqual(['accepted']);
+    });
   });
 }

@@ -19,6 +19,8 @@ export function sampleRequestInput(
   overrides: Partial<{
     jobId: string;
     idempotencyKey: string;
+    patientRef: string;
+    studyInstanceUid: string;
     priority: 'routine' | 'urgent' | 'asap' | 'stat';
     deadline: string;
     callbackUrl: string;

@@ -28,7 +28,7 @@ export const MESSAGE_ID_HEADER = 'cdss-message-id';
 /** Why a webhook was refused. */
 export type WebhookRejection = 'missing' | 'malformed' | 'expired' | 'mismatch' | 'replayed';
 
-/** Thrown by {@link verifyWebhook}. Answer it with HTTP 400 (401 for `mismatch`); never 2xx. */
+/** Thrown by {@link verifyWebhook}. Answer it with HTTP 401 (409 for `replayed`); never 2xx. */
 export class WebhookVerificationError extends CdssError {
   /** Why. */
   readonly rejection: WebhookRejection;
@@ -81,6 +81,12 @@ export interface ReplayCache {
    * @returns false when the key was already there (a replay)
    */
   remember(key: string, expiresAtMs: number): boolean | Promise<boolean>;
+  /**
+   * Forgets a key: the receiver accepted a signature but could not record the event (its store was down), so the
+   * sender's retry of the very same request must not count as a replay.
+   * @param key - a key `remember` accepted
+   */
+  forget?(key: string): void | Promise<void>;
 }
 
 /** A {@link ReplayCache} in memory (one process; use a shared store when several servers receive webhooks). */
@@ -102,6 +108,10 @@ export class MemoryReplayCache implements ReplayCache {
     if (exp !== undefined && exp > now) return false;
     this.#seen.set(key, expiresAtMs);
     return true;
+  }
+  /** {@inheritDoc ReplayCache.forget} */
+  forget(key: string): void {
+    this.#seen.delete(key);
   }
 }
 

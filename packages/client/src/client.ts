@@ -265,8 +265,15 @@ export function createCdssClient(options: CdssClientOptions) {
       request: (studyUid: string, body: AnalysisRequest) =>
         request(analysisAcceptedSchema, 'POST', `/api/studies/${enc(studyUid)}/analyses`, { body }),
       get: (id: string) => request(analysisSchema, 'GET', `/api/analyses/${enc(id)}`),
-      list: (query: { patient?: string; review?: 'pending' | 'approved' | 'rejected' } = {}) =>
-        request(analysisListSchema, 'GET', '/api/analyses', { query }),
+      /** A page of analyses (newest first) of a patient, or by review status; pass `nextCursor` on for the next. */
+      list: (
+        query: {
+          patient?: string;
+          review?: 'pending' | 'approved' | 'rejected';
+          limit?: number;
+          cursor?: string;
+        } = {},
+      ) => request(analysisListSchema, 'GET', '/api/analyses', { query }),
       cancel: (id: string) => request(analysisSchema, 'POST', `/api/analyses/${enc(id)}/cancel`),
       review: (id: string, body: ReviewRequest) =>
         request(analysisSchema, 'POST', `/api/analyses/${enc(id)}/review`, { body }),

@@ -377,8 +377,10 @@ export const tokenResponseSchema = z
 /** Answer of the sandbox token endpoint. */
 export type TokenResponse = z.infer<typeof tokenResponseSchema>;
 
-/** A list of analyses. */
-export const analysisListSchema = z.object({ items: z.array(analysisSchema) }).meta({ id: 'AnalysisList' });
+/** A page of analyses, newest first; `nextCursor` asks for the next page. */
+export const analysisListSchema = z
+  .object({ items: z.array(analysisSchema), nextCursor: z.string().optional() })
+  .meta({ id: 'AnalysisList' });
 /** Answer of POST /api/studies/{studyUid}/analyses. */
 export const analysisAcceptedSchema = z
   .object({ id: z.string(), status: analysisStatusSchema })

@@ -58,7 +58,12 @@ let h: Harness;
 let stop: () => void;
 const broker = new MemoryBroker();
 const store = new MemoryJobStore();
-const client = new JobClient({ transport: new MemoryTransport({ broker }), store });
+let onJobChange: ReturnType<typeof analysisFeature>['onJobChange'] = async () => undefined;
+const client = new JobClient({
+  transport: new MemoryTransport({ broker }),
+  store,
+  onChange: (change, transaction) => onJobChange(change, transaction),
+});
 const worker = new JobWorker({
   transport: new MemoryTransport({ broker }),
   handler: async (ctx) => {
@@ -94,7 +99,7 @@ beforeAll(async () => {
   h = await startHarness(({ auditor, bus, fhir, metrics }) => {
     const feature = analysisFeature({
       jobs: client,
-      listJobs: (query) => store.list(query),
+      jobStore: store,
       reviews,
       writes: memoryCache(),
       archive: fakeArchive([study, incomplete, otherPatients]),
@@ -106,6 +111,7 @@ beforeAll(async () => {
       models: [{ id: 'brats-demo', version: '1.0.0' }],
       logger: createLogger('silent'),
     });
+    onJobChange = feature.onJobChange;
     stop = () => undefined;
     queueMicrotask(() => {
       stop = feature.start();

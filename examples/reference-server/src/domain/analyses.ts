@@ -14,9 +14,10 @@ import {
   RequestAnalysis,
   jobEventSchema,
   type JobChange,
-  type JobQuery,
   type JobClient,
   type JobRecord,
+  type JobStore,
+  type JobStoreTransaction,
 } from '@cdss/ai-jobs';
 import { selectStudySeries, StudySeriesError } from '@cdss/dicom';
 import type { Bundle } from 'fhir/r4.js';
@@ -40,8 +41,8 @@ import { defineRoute, type AnyRoute } from '../http/route.js';
 import type { EventBus } from '../events.js';
 import type { ServerMetrics } from '../metrics.js';
 import type { Auditor } from './auditor.js';
-import type { FhirSync, ImagingArchive, ReadThroughCache } from './ports.js';
-import type { ReviewRecord, ReviewStore } from './reviews.js';
+import type { FhirSync, ImagingArchive, ReadThroughCache, StateTransaction } from './ports.js';
+import type { ReviewRecord, ReviewStatus, ReviewStore } from './reviews.js';
 import { binaryBodySchema, dicomUidSchema, gridResponse } from './studies.js';
 
 /** Turns results into FHIR and longitudinal assessments (over `@cdss/fhir-mapper`). */
@@ -72,8 +73,8 @@ export interface ModelChoice {
 /** Dependencies of the analysis routes. */
 export interface AnalysisDeps {
   jobs: JobClient;
-  /** Lists jobs (the job store); filtered by patient here. */
-  listJobs(query?: JobQuery): Promise<JobRecord[]>;
+  /** The job store's queries (by patient, study and state), answered with indexes and cursors. */
+  jobStore: Pick<JobStore, 'page' | 'count' | 'getMany'>;
   reviews: ReviewStore;
   /** Idempotent writes (the `Idempotency-Key` of analysis requests). */
   writes: Pick<ReadThroughCache, 'write'>;
@@ -175,10 +176,12 @@ export function analysisFeature(deps: AnalysisDeps): {
   start(): () => void;
   /** A patient's analyses with their reviews, oldest first. */
   patientAnalyses(patientId: string): Promise<ApiAnalysis[]>;
-  /** Succeeded analyses whose review is pending. */
+  /** Succeeded analyses whose review is pending (paged through the review store's status index). */
   pendingReview(): Promise<ApiAnalysis[]>;
   /** One analysis with its review (404 when unknown). */
   view(jobId: string): Promise<ApiAnalysis>;
+  /** Pass as `JobClientOptions.onChange`: what must commit with a job's change. */
+  onJobChange(change: JobChange, transaction: JobStoreTransaction): Promise<void>;
 } {
   const { jobs, reviews, archive, reports, fhir, bus, auditor, metrics } = deps;
 
@@ -195,16 +198,54 @@ export function analysisFeature(deps: AnalysisDeps): {
     return toApiAnalysis(await getJob(jobId), await reviews.get(jobId));
   }
 
-  function withReviews(list: readonly JobRecord[]): Promise<ApiAnalysis[]> {
-    return Promise.all(list.map(async (job) => toApiAnalysis(job, await reviews.get(job.jobId))));
+  async function withReviews(list: readonly JobRecord[]): Promise<ApiAnalysis[]> {
+    const byJob = await reviews.getMany(list.filter((job) => job.state === 'succeeded').map((job) => job.jobId));
+    return list.map((job) => toApiAnalysis(job, byJob.get(job.jobId)));
   }
 
+  /** Every analysis of a patient, oldest first (paged through the store's patient index). */
   async function patientAnalyses(patientId: string): Promise<ApiAnalysis[]> {
-    const all = await deps.listJobs();
-    const mine = all
-      .filter((job) => job.request.patientRef === `Patient/${patientId}`)
-      .sort((a, b) => a.createdAt.localeCompare(b.createdAt));
-    return withReviews(mine);
+    const all: JobRecord[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await deps.jobStore.page({
+        patientRef: `Patient/${patientId}`,
+        order: 'oldest',
+        limit: 500,
+        ...(cursor ? { cursor } : {}),
+      });
+      all.push(...page.jobs);
+      cursor = page.nextCursor;
+    } while (cursor);
+    return withReviews(all);
+  }
+
+  /**
+   * A page of analyses: by review status (most recently succeeded first), else a patient's or everyone's (newest
+   * first).
+   */
+  async function listPage(query: {
+    patient?: string | undefined;
+    review?: ReviewStatus | undefined;
+    limit: number;
+    cursor?: string | undefined;
+  }): Promise<{ items: ApiAnalysis[]; nextCursor?: string }> {
+    const paging = { limit: query.limit, ...(query.cursor ? { cursor: query.cursor } : {}) };
+    if (query.review) {
+      const page = await reviews.page({
+        status: query.review,
+        ...(query.patient ? { patientId: query.patient } : {}),
+        ...paging,
+      });
+      const items = await withReviews(await deps.jobStore.getMany(page.jobIds));
+      return { items, ...(page.nextCursor ? { nextCursor: page.nextCursor } : {}) };
+    }
+    // a patient's analyses, or everyone's (newest first, a page at a time)
+    const page = await deps.jobStore.page({
+      ...(query.patient ? { patientRef: `Patient/${query.patient}` } : {}),
+      ...paging,
+    });
+    return { items: await withReviews(page.jobs), ...(page.nextCursor ? { nextCursor: page.nextCursor } : {}) };
   }
 
   /** The patient's assessment; the scan dates come from the PACS. */
@@ -230,16 +271,34 @@ export function analysisFeature(deps: AnalysisDeps): {
   }
 
   /**
-   * Writes the analysis's report to FHIR. Once a study has an approved report, a re-run does not add a second one:
-   * it is written only when approved, as an amendment of the approved report (`amended`, in place).
+   * Queues the analysis's report for FHIR, in the caller's transaction. Once a study has an approved report, a re-run
+   * does not add a second one: it is written only when approved, as an amendment of the approved report (`amended`,
+   * in place).
    */
-  async function publishReport(analysis: ApiAnalysis): Promise<void> {
+  async function publishReport(analysis: ApiAnalysis, transaction: StateTransaction): Promise<void> {
     if (analysis.review?.status !== 'approved' && (await approvedBefore(analysis))) return;
-    await fhir.enqueue('analysis-report', await reportOf(analysis));
+    await fhir.enqueue('analysis-report', await reportOf(analysis), transaction);
+  }
+
+  /**
+   * Inside the job store's transaction that records a change (see `JobClientOptions.onChange`): a succeeded
+   * analysis opens its review and queues its preliminary report, committed with the result or not at all.
+   */
+  async function recordWithChange(change: JobChange, transaction: JobStoreTransaction): Promise<void> {
+    if (change.event.type !== 'analysis.succeeded' || change.transition?.to !== 'succeeded') return;
+    const analysis = toApiAnalysis(change.job, { jobId: change.job.jobId, status: 'pending' });
+    await reviews.open(
+      { jobId: analysis.id, patientId: analysis.patientId, openedAt: change.job.updatedAt },
+      transaction,
+    );
+    await publishReport(analysis, transaction);
   }
 
   async function onChange(change: JobChange): Promise<void> {
-    const analysis = toApiAnalysis(change.job, await reviews.get(change.job.jobId));
+    const analysis = toApiAnalysis(
+      change.job,
+      change.job.state === 'succeeded' ? await reviews.get(change.job.jobId) : undefined,
+    );
     const base = { patientId: analysis.patientId, analysisId: analysis.id, time: new Date().toISOString() };
     switch (change.event.type) {
       case 'analysis.accepted':
@@ -254,7 +313,6 @@ export function analysisFeature(deps: AnalysisDeps): {
         metrics.jobsFinished.inc({ status: 'succeeded' });
         for (const [stage, ms] of Object.entries(change.event.result.timingsMs))
           metrics.jobStageDuration.observe({ stage }, ms / 1000);
-        await publishReport(analysis);
         await bus.publish({
           ...base,
           type: 'analysis.completed',
@@ -355,14 +413,16 @@ export function analysisFeature(deps: AnalysisDeps): {
       method: 'get',
       path: '/api/analyses',
       operationId: 'listAnalyses',
-      summary: 'Analyses of a patient, those with a given review status, or (with neither) the newest 100',
+      summary: 'Analyses by review status, of a patient, or everyone’s: newest first, a page at a time',
       tags: ['analyses'],
       access: { permission: 'analysis:read' },
       query: z.strictObject({
         patient: patientIdSchema.optional(),
         review: z.enum(['pending', 'approved', 'rejected']).optional(),
+        limit: z.coerce.number().int().min(1).max(200).default(50),
+        cursor: z.string().min(1).max(200).optional(),
       }),
-      response: { status: 200, description: 'The analyses, newest first', schema: analysisListSchema },
+      response: { status: 200, description: 'A page of analyses, newest first', schema: analysisListSchema },
       handler: ({ query, principal, requestId }) =>
         auditor.around(
           {
@@ -372,15 +432,7 @@ export function analysisFeature(deps: AnalysisDeps): {
             resource: 'Analysis',
             ...(query.patient ? { patientId: query.patient } : {}),
           },
-          async () => {
-            let items: ApiAnalysis[];
-            if (query.patient) items = await patientAnalyses(query.patient);
-            else if (query.review) items = await withReviews(await deps.listJobs({ states: ['succeeded'] }));
-            else items = await withReviews(await deps.listJobs());
-            if (query.review) items = items.filter((a) => a.review?.status === query.review);
-            items.sort((a, b) => b.requestedAt.localeCompare(a.requestedAt));
-            return { body: { items: query.patient || query.review ? items : items.slice(0, 100) } };
-          },
+          async () => ({ body: await listPage(query) }),
         ),
     }),
     defineRoute({
@@ -500,7 +552,7 @@ export function analysisFeature(deps: AnalysisDeps): {
           { principal, requestId, action: 'review', resource: `DiagnosticReport/${params.id}` },
           async (audit) => {
             const job = await getJob(params.id);
-            const before = toApiAnalysis(job, await reviews.get(params.id));
+            const before = toApiAnalysis(job, undefined);
             audit.patientId = before.patientId;
             if (before.status !== 'succeeded')
               throw new ApiError(
@@ -516,18 +568,21 @@ export function analysisFeature(deps: AnalysisDeps): {
                 `The result is flagged (${flags.map((f) => f.code).join(', ')}); approving it needs a comment`,
                 ['comment'],
               );
-            const decision = await reviews.decide({
+            const reviewed = {
               jobId: params.id,
-              status: body.decision === 'approve' ? 'approved' : 'rejected',
+              status: body.decision === 'approve' ? ('approved' as const) : ('rejected' as const),
               reviewer: principal.id,
               reviewerName: principal.name,
               ...(body.comment ? { comment: body.comment } : {}),
               reviewedAt: new Date().toISOString(),
-            });
+            };
+            // A succeeded job is final: only its review changes. The report that says so is queued in the
+            // transaction that records the decision: both are kept, or neither (and the retry decides again).
+            const after = toApiAnalysis(job, reviewed);
+            const decision = await reviews.decide({ ...reviewed, patientId: after.patientId }, (transaction) =>
+              publishReport(after, transaction),
+            );
             if (!decision.changed) throw new ApiError(409, 'conflict', `Already ${decision.record.status}`);
-            // A succeeded job is final: only its review changed.
-            const after = toApiAnalysis(job, decision.record);
-            await publishReport(after);
             if (after.review?.status === 'approved') {
               const assessment = await assessPatient(after.patientId);
               // Only a progression at this analysis's own timepoint is news: approving an older scan raises nothing.
@@ -590,10 +645,17 @@ export function analysisFeature(deps: AnalysisDeps): {
     routes,
     patientAnalyses,
     async pendingReview() {
-      const succeeded = await withReviews(await deps.listJobs({ states: ['succeeded'] }));
-      return succeeded.filter((a) => a.review?.status === 'pending');
+      const pending: ApiAnalysis[] = [];
+      let cursor: string | undefined;
+      do {
+        const page = await listPage({ review: 'pending', limit: 500, ...(cursor ? { cursor } : {}) });
+        pending.push(...page.items);
+        cursor = page.nextCursor;
+      } while (cursor);
+      return pending;
     },
     view,
+    onJobChange: recordWithChange,
     start() {
       const unsubscribe = jobs.subscribe((change) => {
         onChange(change).catch((error: unknown) =>
@@ -602,7 +664,7 @@ export function analysisFeature(deps: AnalysisDeps): {
       });
       // Queue depth for the backlog alert: jobs not yet finished.
       const refresh = async (): Promise<void> => {
-        metrics.jobsQueueDepth.set((await deps.listJobs({ states: ['queued', 'accepted', 'running'] })).length);
+        metrics.jobsQueueDepth.set(await deps.jobStore.count({ states: ['queued', 'accepted', 'running'] }));
       };
       const timer = setInterval(() => void refresh().catch(() => undefined), 15_000);
       timer.unref();

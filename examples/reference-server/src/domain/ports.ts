@@ -3,7 +3,7 @@
  * `@cdss/*` packages (embedded adapters in sandbox mode, real ones in connected mode); tests use in-memory fakes.
  */
 import type { z } from 'zod';
-import type { IdempotencyTransaction, JsonValue } from '@cdss/cache';
+import type { JsonValue } from '@cdss/cache';
 import type {
   allergySchema,
   ApiPatient,
@@ -84,11 +84,18 @@ export interface CachedRead<T> {
   json?: string;
 }
 
+/** A connection inside an open MySQL transaction (mysql2's `PoolConnection`), as far as the server uses it. */
+export interface SqlConnection {
+  execute(sql: string, values: (string | number | null)[]): Promise<unknown>;
+}
+
 /**
  * The transaction a state change commits in: in connected mode the MySQL connection whose transaction also holds the
  * change's outbox rows; absent in sandbox mode (memory stores).
  */
-export type StateTransaction = IdempotencyTransaction;
+export interface StateTransaction {
+  connection?: SqlConnection;
+}
 
 /** How an upstream write is made idempotent (see `http/idempotency.ts`). */
 export interface IdempotentWrite<T> {

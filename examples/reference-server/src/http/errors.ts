@@ -181,6 +181,11 @@ const UNAVAILABLE = (): MappedError => ({
   unexpected: false,
 });
 
+function isDriverCode(error: object): boolean {
+  const code = (error as { code?: unknown }).code;
+  return typeof code === 'string' && /^(ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|PROTOCOL_|ER_)/.test(code);
+}
+
 /** The `Idempotency-Key` outcomes (IETF draft): 422 for a reused key, 409 while the first request runs. */
 function mapIdempotencyError(error: unknown): MappedError | undefined {
   if (IdempotencyConflictError.isInstance(error))
@@ -221,6 +226,9 @@ function mapIdempotencyError(error: unknown): MappedError | undefined {
     };
   }
   if (CacheUnavailableError.isInstance(error)) return UNAVAILABLE();
+  // The database refused or dropped a statement (mysql2 errors carry a SQLSTATE or a driver code): the shared
+  // state is unavailable, and nothing was committed.
+  if (typeof error === 'object' && error !== null && ('sqlState' in error || isDriverCode(error))) return UNAVAILABLE();
   return undefined;
 }
 
