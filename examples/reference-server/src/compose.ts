@@ -646,8 +646,8 @@ export async function composeServer(config: ServerConfig, logger: Logger, versio
     routers: ehr.routers,
     connectSources: ehr.connectSources,
     verifyWebhook: async (req) => {
-      if (webhookSecrets.length === 0)
-        throw new ApiError(404, 'not-supported', 'Webhooks are not enabled on this server');
+      // without a secret no signature can be valid
+      if (webhookSecrets.length === 0) throw new ApiError(401, 'login', 'Webhooks are not configured');
       let outcome;
       try {
         // No body (none sent, so none parsed): the signature is checked over zero bytes.

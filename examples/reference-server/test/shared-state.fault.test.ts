@@ -346,7 +346,8 @@ describe.skipIf(!mariadb.available)('shared state on a private MariaDB, two inst
     expect(queue.items[0]?.id).toBe(jobId);
     const assessment = await get(a, `/api/patients/${study.patientId}/assessment`, token);
     expect(assessment.status).toBe(200);
-    expect((assessment.body as { timeline: unknown[] }).timeline.length).toBeGreaterThan(10);
+    // one timepoint per study: the newest analysis of the study stands for it, past all 50,000
+    expect(JSON.stringify((assessment.body as { timeline: unknown[] }).timeline)).toContain(jobId);
   }, 180_000);
 
   it('MariaDB stopped for real: webhooks answer 503 (the worker retries), nothing is lost after the restart', async () => {

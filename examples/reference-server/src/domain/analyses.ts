@@ -102,6 +102,13 @@ const PRIORITY = [
   'stat',
 ] as const;
 
+/** A review as the API shows it (its job is the analysis itself). */
+function reviewView(review: ReviewRecord | undefined): NonNullable<ApiAnalysis['review']> {
+  if (!review) return { status: 'pending' };
+  const { jobId: _jobId, ...view } = review;
+  return view;
+}
+
 /**
  * The study's tumour-protocol series (T1c, T1, T2, FLAIR) by Series Instance UID, as an analysis request names them.
  * @param study - the study with its series
@@ -162,7 +169,7 @@ export function toApiAnalysis(job: JobRecord, review: ReviewRecord | undefined):
         }
       : {}),
     ...(job.failure ? { failure: { reason: job.failure.reason, detail: job.failure.detail } } : {}),
-    ...(job.state === 'succeeded' ? { review: review ?? { status: 'pending' } } : {}),
+    ...(job.state === 'succeeded' ? { review: reviewView(review) } : {}),
   };
 }
 

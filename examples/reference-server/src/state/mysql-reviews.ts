@@ -52,30 +52,49 @@ export function mySqlReviewStore(state: MySqlState): ReviewStore {
       await (transaction?.connection ?? pool).execute(OPEN, params);
     },
     async decide({ patientId, ...decision }, within) {
+      const values = [
+        decision.status,
+        decision.reviewer ?? null,
+        decision.comment ?? null,
+        decision.reviewedAt ?? null,
+      ] as const;
       return state.transaction(async (transaction) => {
         const { connection } = transaction;
-        // a review opened before this table existed (or never opened) is opened now
-        await connection.execute(OPEN, [
-          decision.jobId,
-          patientId,
-          sqlTime(decision.reviewedAt ?? new Date().toISOString()),
-        ]);
-        const [updated] = await connection.execute<ResultSetHeader>(
-          `UPDATE cdss_reviews SET status = ?, reviewer = ?, comment = ?, reviewed_at = ?, version = version + 1
-            WHERE job_id = ? AND status = 'pending'`,
-          [
-            decision.status,
-            decision.reviewer ?? null,
-            decision.comment ?? null,
-            decision.reviewedAt ?? null,
-            decision.jobId,
-          ],
-        );
-        if (updated.affectedRows !== 1) {
+        // The conditional update comes first: it takes the row's exclusive lock at once, so two decisions queue
+        // behind each other instead of deadlocking, and only the first finds the review pending.
+        const decide = async (): Promise<boolean> => {
+          const [updated] = await connection.execute<ResultSetHeader>(
+            `UPDATE cdss_reviews SET status = ?, reviewer = ?, comment = ?, reviewed_at = ?, version = version + 1
+              WHERE job_id = ? AND status = 'pending'`,
+            [...values, decision.jobId],
+          );
+          return updated.affectedRows === 1;
+        };
+        let won = await decide();
+        if (!won) {
           const [rows] = await connection.execute<ReviewRow[]>(`SELECT ${COLUMNS} FROM cdss_reviews WHERE job_id = ?`, [
             decision.jobId,
           ]);
-          return { record: rows[0] ? toRecord(rows[0]) : decision, changed: false };
+          if (rows[0]) return { record: toRecord(rows[0]), changed: false };
+          // never opened (it succeeded before reviews were shared): the decision opens and closes it
+          try {
+            await connection.execute(
+              `INSERT INTO cdss_reviews (job_id, patient_id, status, reviewer, comment, reviewed_at, opened_at, version)
+               VALUES (?, ?, ?, ?, ?, ?, ?, 1)`,
+              [decision.jobId, patientId, ...values, sqlTime(decision.reviewedAt ?? new Date().toISOString())],
+            );
+            won = true;
+          } catch (error) {
+            if ((error as { code?: unknown }).code !== 'ER_DUP_ENTRY') throw error;
+            won = await decide(); // opened meanwhile: decide it if it is still pending
+          }
+          if (!won) {
+            const [again] = await connection.execute<ReviewRow[]>(
+              `SELECT ${COLUMNS} FROM cdss_reviews WHERE job_id = ?`,
+              [decision.jobId],
+            );
+            return { record: again[0] ? toRecord(again[0]) : decision, changed: false };
+          }
         }
         await within?.(transaction);
         return { record: decision, changed: true };
