@@ -21,6 +21,8 @@ export const TEMPLATE_VARIABLES = [
   'NGINX_CERT_DIR',
   'NGINX_CACHE_DIR',
   'NGINX_ACCESS_LOG',
+  'NGINX_API_RATE',
+  'NGINX_API_BURST',
 ] as const;
 
 /** What the test's nginx needs. */
@@ -31,6 +33,10 @@ export interface NginxRenderOptions {
   certDir: string;
   upstreams: readonly string[];
   trustedProxy: string;
+  /** Per-IP API rate (`limit_req`), default the deployment's `20r/s`; load tests from one address raise it. */
+  apiRate?: string;
+  /** Burst above the rate, default 40. */
+  apiBurst?: number;
 }
 
 /**
@@ -57,6 +63,8 @@ export function renderNginx(options: NginxRenderOptions): string {
     NGINX_CERT_DIR: options.certDir,
     NGINX_CACHE_DIR: join(dir, 'cache'),
     NGINX_ACCESS_LOG: join(dir, 'access.log'),
+    NGINX_API_RATE: options.apiRate ?? '20r/s',
+    NGINX_API_BURST: String(options.apiBurst ?? 40),
   };
   for (const file of readdirSync(join(source, 'templates'))) {
     if (!file.endsWith('.template')) continue;

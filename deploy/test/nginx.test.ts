@@ -220,6 +220,28 @@ describe.skipIf(!bins)('deploy/nginx in front of the reference server', () => {
     expect(trusted).toMatchObject({ remote_addr: '198.51.100.7', peer_addr: '127.0.0.2' });
   });
 
+  it('limits each client IP (limit_req): a burst past the rate gets 429 OperationOutcomes, other clients go on', async () => {
+    // One address behind the trusted proxy floods; 127.0.0.1 is another client with its own budget.
+    const headers = { 'cf-connecting-ip': '203.0.113.9' };
+    const answers = await Promise.all(
+      Array.from({ length: 120 }, () => fetchRaw(`${https}/healthz`, { ca, headers, localAddress: '127.0.0.2' })),
+    );
+    const throttled = answers.filter((r) => r.status === 429);
+    const served = answers.filter((r) => r.status === 200);
+    // 20 r/s with a burst of 40: at most the burst plus what the rate refills while the flood lasts gets through
+    expect(throttled.length).toBeGreaterThan(40);
+    expect(served.length).toBeGreaterThanOrEqual(40);
+    expect(served.length + throttled.length).toBe(120);
+    expect(throttled[0]?.headers['content-type']).toContain('application/fhir+json');
+    expect(throttled[0]?.headers['retry-after']).toBe('1');
+    expect(throttled[0]?.headers['strict-transport-security']).toContain('max-age=');
+    expect(JSON.parse(throttled[0]!.text())).toMatchObject({
+      resourceType: 'OperationOutcome',
+      issue: [{ code: 'throttled' }],
+    });
+    expect((await fetchRaw(`${https}/healthz`, { ca })).status).toBe(200);
+  });
+
   it('gzips JSON but not DICOM', async () => {
     const json = await fetchRaw(`${https}/openapi.json`, { ca, headers: { 'accept-encoding': 'gzip' } });
     expect(json.status).toBe(200);

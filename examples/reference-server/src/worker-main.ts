@@ -4,7 +4,8 @@
  * and `POST /analyze` on `WORKER_PORT`.
  *
  * Environment: AMQP_URL, ORTHANC_URL (+ ORTHANC_USERNAME/ORTHANC_PASSWORD), CDSS_MODEL_PATH (a manifest.json or a MONAI bundle folder; default: the demo
- * model), CDSS_JOBS_PREFIX (default cdss.ai), WORKER_PORT (default 8081), WORKER_HOST, WORKER_CONCURRENCY, WORKER_JOB_TIMEOUT_MS, WORKER_API_TOKEN.
+ * model), CDSS_JOBS_PREFIX (default cdss.ai), WORKER_PORT (default 8081), WORKER_HOST, WORKER_CONCURRENCY,
+ * WORKER_JOB_TIMEOUT_MS, WORKER_ACK_TIMEOUT_MS, WORKER_HEARTBEAT_MS, WORKER_API_TOKEN.
  */
 import { z } from 'zod';
 import { basicAuth } from '@cdss/core';
@@ -33,6 +34,14 @@ const envSchema = z.object({
     .positive()
     .default(15 * 60_000),
   WORKER_API_TOKEN: z.string().min(32).optional(),
+  // Past WORKER_ACK_TIMEOUT_MS a job is acknowledged early and kept by heartbeats every WORKER_HEARTBEAT_MS; the
+  // server re-publishes it when they stop (CDSS_JOB_STALE_MS), so keep that a few heartbeats long.
+  WORKER_ACK_TIMEOUT_MS: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(25 * 60_000),
+  WORKER_HEARTBEAT_MS: z.coerce.number().int().positive().default(30_000),
   CDSS_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -64,6 +73,8 @@ async function main(): Promise<void> {
     logger,
     maxConcurrentJobs: env.WORKER_CONCURRENCY,
     jobTimeoutMs: env.WORKER_JOB_TIMEOUT_MS,
+    ackTimeoutMs: env.WORKER_ACK_TIMEOUT_MS,
+    heartbeatMs: env.WORKER_HEARTBEAT_MS,
     ...(env.WORKER_API_TOKEN ? { apiToken: env.WORKER_API_TOKEN } : {}),
   });
   await worker.start();

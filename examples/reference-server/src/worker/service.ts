@@ -87,6 +87,13 @@ export interface AiWorkerOptions {
   maxConcurrentJobs?: number;
   /** A job running longer fails with `deadline-exceeded`. Default 15 minutes. */
   jobTimeoutMs?: number;
+  /**
+   * A job still running after this is acknowledged early and kept by heartbeats (`JobWorkerOptions.ackTimeoutMs`):
+   * if the worker dies, the server's reaper re-publishes it. Default 25 minutes.
+   */
+  ackTimeoutMs?: number;
+  /** Heartbeat period of a running job (`JobWorkerOptions.heartbeatMs`). Default 30 s. */
+  heartbeatMs?: number;
   /** Largest accepted grid, in voxels per channel. Default 240×240×160. */
   maxVoxels?: number;
   preprocess?: PreprocessHook;
@@ -136,6 +143,8 @@ export function createAiWorker(options: AiWorkerOptions): AiWorker {
     transport: options.transport,
     prefetch: options.maxConcurrentJobs ?? 1,
     ...(options.workerId ? { workerId: options.workerId } : {}),
+    ...(options.ackTimeoutMs ? { ackTimeoutMs: options.ackTimeoutMs } : {}),
+    ...(options.heartbeatMs ? { heartbeatMs: options.heartbeatMs } : {}),
     logger,
     handler: async (ctx) => {
       const model = await options.model.get();
