@@ -7,7 +7,7 @@
  *   node scripts/bootstrap.mjs start [server args...]      npm start
  *   node scripts/bootstrap.mjs test  [vitest args...]      npm test
  *   node scripts/bootstrap.mjs setup                       npm run setup
- *   node scripts/bootstrap.mjs build | typecheck | lint | format | docs | docs-dev | bench | changeset | check-packages
+ *   node scripts/bootstrap.mjs build | typecheck | lint | format | docs | docs-dev | bench | soak | changeset | check-packages
  */
 import { spawnSync, spawn } from 'node:child_process';
 import { existsSync, readdirSync, statSync, readFileSync } from 'node:fs';
@@ -153,6 +153,11 @@ const TASKS = {
     ],
   },
   bench: { build: false, steps: [['node', 'bench/run.mjs']] },
+  // The two-instance deployment under mixed load and restarts (examples/reference-server/test/soak.ts).
+  soak: {
+    build: false,
+    steps: [['node', '--conditions=@cdss/source', '--import', 'tsx', 'examples/reference-server/test/soak.ts']],
+  },
   changeset: { build: false, steps: [['pnpm', 'exec', 'changeset']] },
   'check-packages': { build: true, steps: [['node', 'scripts/packaging/check-packages.mjs']] },
 };

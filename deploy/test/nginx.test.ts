@@ -15,6 +15,7 @@ import {
   requireBinaries,
   run,
   sandboxToken,
+  selfSignedCertificate,
   spawnService,
   startReferenceServer,
   tempDir,
@@ -41,26 +42,7 @@ describe.skipIf(!bins)('deploy/nginx in front of the reference server', () => {
     dir = tempDir('nginx');
     chmodSync(dir, 0o755); // nginx workers run as nobody
     const certDir = join(dir, 'certs');
-    mkdirSync(certDir);
-    const cert = run(bins.openssl, [
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-days',
-      '2',
-      '-subj',
-      '/CN=localhost',
-      '-addext',
-      'subjectAltName=DNS:localhost,IP:127.0.0.1',
-      '-keyout',
-      join(certDir, 'privkey.pem'),
-      '-out',
-      join(certDir, 'fullchain.pem'),
-    ]);
-    expect(cert.status, cert.stderr).toBe(0);
-    ca = readFileSync(join(certDir, 'fullchain.pem'), 'utf8');
+    ca = selfSignedCertificate(bins.openssl, certDir);
 
     // A dashboard build: index.html, a hashed JS asset and a DICOM file (both large enough for gzip to apply).
     const dashboard = join(dir, 'dashboard');

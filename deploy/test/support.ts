@@ -4,7 +4,7 @@
  * observable).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -150,6 +150,35 @@ export function run(
   });
   if (result.error) throw result.error;
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+/**
+ * Writes a self-signed certificate for `localhost` and 127.0.0.1 (`fullchain.pem`, `privkey.pem`) into `certDir`.
+ * @param openssl - the openssl binary
+ * @param certDir - created if missing
+ * @returns the certificate (PEM), to trust as the CA
+ */
+export function selfSignedCertificate(openssl: string, certDir: string): string {
+  mkdirSync(certDir, { recursive: true });
+  const cert = run(openssl, [
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-days',
+    '2',
+    '-subj',
+    '/CN=localhost',
+    '-addext',
+    'subjectAltName=DNS:localhost,IP:127.0.0.1',
+    '-keyout',
+    join(certDir, 'privkey.pem'),
+    '-out',
+    join(certDir, 'fullchain.pem'),
+  ]);
+  if (cert.status !== 0) throw new Error(`openssl req failed: ${cert.stderr}`);
+  return readFileSync(join(certDir, 'fullchain.pem'), 'utf8');
 }
 
 /** A response with its raw (undecoded) body. */

@@ -8,7 +8,7 @@
  * the real systems.
  */
 import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { join, resolve } from 'node:path';
 import express from 'express';
@@ -397,6 +397,7 @@ export async function composeServer(config: ServerConfig, logger: Logger, versio
     metrics: cacheMetrics,
     logger,
     whenStoreDown: config.MYSQL_URL ? 'fail' : 'local',
+    leaseMs: Math.max(config.CDSS_IDEMPOTENCY_LEASE_MS, config.OPENEMR_TIMEOUT_MS * 2),
   });
   closers.push(() => cache.close());
 
@@ -483,9 +484,7 @@ export async function composeServer(config: ServerConfig, logger: Logger, versio
   closers.push(() => events.close());
   // One shared table in connected mode (every instance appends to it), a file of this process's in sandbox mode.
   const audit = new AuditTrail({
-    store: state
-      ? await MySqlAuditStore.open({ pool: state.pool })
-      : new FileAuditStore(join(dataDir, 'audit.jsonl')),
+    store: state ? await MySqlAuditStore.open({ pool: state.pool }) : new FileAuditStore(join(dataDir, 'audit.jsonl')),
     mirror: mirrorToFhir(fhir, config.OPENEMR_SITE),
     onCommit: (records) => metrics.auditGroupSize.observe(records),
   });

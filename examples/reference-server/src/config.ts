@@ -160,6 +160,9 @@ export const envSchema = z
     OPENEMR_PASSWORD: z.string().min(1).optional(),
     /** Per-request timeout towards OpenEMR; a write that times out is read back before it is sent again. */
     OPENEMR_TIMEOUT_MS: z.coerce.number().int().positive().default(10_000),
+    // How long an instance holds an Idempotency-Key while it writes; if it dies holding one, a retry on another
+    // instance waits this long (409), then reads OpenEMR back. Keep it above OPENEMR_TIMEOUT_MS.
+    CDSS_IDEMPOTENCY_LEASE_MS: z.coerce.number().int().positive().default(30_000),
     FHIR_URL: httpUrl.optional(),
     ORTHANC_URL: httpUrl.optional(),
     ORTHANC_USERNAME: z.string().min(1).optional(),

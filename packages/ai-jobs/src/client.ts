@@ -332,7 +332,8 @@ export class JobClient {
   /**
    * Re-publishes the requests of jobs that a worker took but stopped reporting on (no heartbeat for `staleMs`):
    * the safety net for long jobs acknowledged early (see `JobWorkerOptions.ackTimeoutMs`) whose worker died. A job
-   * already re-published `maxReaps` times fails instead, with reason `worker-lost`. Each stale job is taken by one
+   * already re-published `maxReaps` times fails instead, with reason `worker-lost`. Requests the broker never
+   * confirmed (it was down) and that are older than `staleMs` are published again too. Each stale job is taken by one
    * reaper only (`JobStore.markReaped`), so every server instance may run this on a schedule (see
    * {@link JobClient.startReaper}).
    * @param options - `staleMs`: heartbeat age that counts as lost; `maxReaps`: re-publications before failing (default 2)
@@ -366,6 +367,19 @@ export class JobClient {
       const job = await this.#store.markReaped(candidate.jobId, before);
       if (!job) continue; // another reaper took it, or it reported meanwhile
       this.#log.warn({ jobId: job.jobId, state: job.state, reaps: job.reaps }, 'job heartbeat lost; re-publishing');
+      await this.#publish(job.request);
+      republished.push(job.jobId);
+    }
+    // Requests the broker never confirmed (it was down when they were made): published again, however long it takes.
+    const unconfirmed = await this.#store.list({
+      states: ['queued'],
+      unpublished: true,
+      updatedBefore: before,
+      limit: 100,
+    });
+    for (const candidate of unconfirmed) {
+      const job = await this.#store.markReaped(candidate.jobId, before);
+      if (!job) continue;
       await this.#publish(job.request);
       republished.push(job.jobId);
     }

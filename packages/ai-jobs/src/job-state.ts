@@ -312,7 +312,8 @@ export interface JobStore {
   getMany(jobIds: readonly string[]): Promise<JobRecord[]>;
   /**
    * Records that a stale job's request is re-published: `reaps` + 1 and `updatedAt` now, only if the job is still
-   * `accepted`/`running` and last updated before `staleBefore` (so two reapers never both take it).
+   * `accepted`/`running` (or `queued` and never confirmed by the broker) and last updated before `staleBefore` (so two
+   * reapers never both take it).
    * @returns the job after the change, or undefined when it was not stale (any more)
    */
   markReaped(jobId: string, staleBefore: string): Promise<JobRecord | undefined>;

@@ -199,7 +199,8 @@ export class MemoryJobStore implements JobStore {
   /** {@inheritDoc JobStore.markReaped} */
   async markReaped(jobId: string, staleBefore: string): Promise<JobRecord | undefined> {
     const job = this.#jobs.get(jobId);
-    if (!job || (job.state !== 'accepted' && job.state !== 'running')) return undefined;
+    const unconfirmed = job?.state === 'queued' && job.publishedAt === null;
+    if (!job || (job.state !== 'accepted' && job.state !== 'running' && !unconfirmed)) return undefined;
     if (!(Date.parse(job.updatedAt) < Date.parse(staleBefore))) return undefined;
     const next = frozen({ ...job, updatedAt: this.#iso(), reaps: job.reaps + 1 });
     this.#jobs.set(jobId, next);

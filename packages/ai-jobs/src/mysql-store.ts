@@ -401,7 +401,9 @@ export class MySqlJobStore implements JobStore {
     try {
       await conn.beginTransaction();
       const [rows] = await conn.query<RecordRow[]>(
-        `SELECT record FROM ${this.#jobs} WHERE job_id = ? AND state IN ('accepted', 'running') AND updated_at < ? FOR UPDATE`,
+        `SELECT record FROM ${this.#jobs}
+          WHERE job_id = ? AND (state IN ('accepted', 'running') OR (state = 'queued' AND published_at IS NULL))
+            AND updated_at < ? FOR UPDATE`,
         [jobId, sqlTime(staleBefore)],
       );
       const job = this.#parse(rows[0]);

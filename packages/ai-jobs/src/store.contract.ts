@@ -242,6 +242,7 @@ export function jobStoreContract(name: string, open: () => Promise<JobStore>): v
       const store = await open();
       const { job } = await store.create(sampleRequest());
       const jobId = job.jobId;
+      await store.markPublished(jobId, new Date().toISOString());
       expect(await store.markReaped(jobId, new Date(Date.now() + 60_000).toISOString())).toBeUndefined(); // queued
       await store.apply(event({ type: 'analysis.accepted', jobId, workerId: 'w1', attempt: 1 }));
       const staleBefore = new Date(Date.now() + 1_000).toISOString();
