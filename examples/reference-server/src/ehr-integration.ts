@@ -407,14 +407,14 @@ export async function ehrIntegration(deps: EhrIntegrationDeps): Promise<EhrInteg
       return {
         ...reviews,
         async decide(record, within) {
-          const decided = await reviews.decide(record, within);
-          const job = await deps.jobStore.get(record.jobId).catch(() => undefined);
-          if (job) {
-            refresh(patientOf(job));
-            // OpenEMR is the source of truth: the approved report goes into the chart (through the outbox).
-            if (decided.changed && decided.record.status === 'approved')
-              await chart.enqueue({ analysisId: record.jobId, patientId: patientOf(job) });
-          }
+          // OpenEMR is the source of truth: an approved report goes into the chart through the chart outbox, whose
+          // entry commits in the decision's transaction (with its final report), so neither is kept without the other.
+          const decided = await reviews.decide(record, async (transaction) => {
+            await within?.(transaction);
+            if (record.status === 'approved')
+              await chart.enqueue({ analysisId: record.jobId, patientId: record.patientId }, undefined, transaction);
+          });
+          refresh(record.patientId);
           return decided;
         },
       };

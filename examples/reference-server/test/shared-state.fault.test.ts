@@ -194,6 +194,15 @@ describe.skipIf(!mariadb.available)('shared state on a private MariaDB, two inst
     return Number(rows[0]?.['n']);
   }
 
+  /** Chart-outbox entries (approved reports waiting to be filed in OpenEMR) of an analysis. */
+  async function chartRows(jobId: string): Promise<number> {
+    const [rows] = await db.query<mysql.RowDataPacket[]>(
+      'SELECT COUNT(*) AS n FROM cdss_chart_outbox WHERE analysis_id = ?',
+      [jobId],
+    );
+    return Number(rows[0]?.['n']);
+  }
+
   it('a result is recorded with its preliminary report or not at all: 503 while the outbox refuses, both on retry', async () => {
     const jobId = await requestAnalysis(a, await tokenFor('dr-shared', 'physician'));
     await outboxFails(true);
@@ -222,11 +231,13 @@ describe.skipIf(!mariadb.available)('shared state on a private MariaDB, two inst
       expect(failed.status).toBe(503);
       const after = (await get(b, `/api/analyses/${jobId}`, radiologist)).body as { review: { status: string } };
       expect(after.review.status).toBe('pending');
+      expect(await chartRows(jobId)).toBe(0);
     } finally {
       await outboxFails(false);
     }
     const retry = await send(b, 'POST', `/api/analyses/${jobId}/review`, radiologist, { decision: 'approve' });
     expect(retry.status).toBe(200);
+    expect(await chartRows(jobId)).toBe(1);
     expect(await outboxRows(`"status":"final"`)).toBeGreaterThanOrEqual(1);
     const [rows] = await db.query<mysql.RowDataPacket[]>(
       `SELECT COUNT(*) AS n FROM fhir_outbox
@@ -234,6 +245,40 @@ describe.skipIf(!mariadb.available)('shared state on a private MariaDB, two inst
       [`%${jobId}%`],
     );
     expect(Number(rows[0]?.['n'])).toBe(1);
+  }, 60_000);
+
+  it('an approval is recorded with its chart-outbox entry or not at all: a refused entry leaves the review pending', async () => {
+    const jobId = await succeededAnalysis();
+    const radiologist = await tokenFor('rad-shared', 'radiologist');
+    await db.query('DROP TRIGGER IF EXISTS cdss_test_chart_down');
+    await db.query(`CREATE TRIGGER cdss_test_chart_down BEFORE INSERT ON cdss_chart_outbox FOR EACH ROW
+      SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'chart outbox unavailable (test)'`);
+    try {
+      const failed = await send(a, 'POST', `/api/analyses/${jobId}/review`, radiologist, { decision: 'approve' });
+      expect(failed.status).toBe(503);
+      const after = (await get(b, `/api/analyses/${jobId}`, radiologist)).body as { review: { status: string } };
+      expect(after.review.status).toBe('pending');
+      // the final report queued in the same transaction was rolled back with it
+      const [finals] = await db.query<mysql.RowDataPacket[]>(
+        `SELECT COUNT(*) AS n FROM fhir_outbox WHERE payload LIKE ? AND payload LIKE '%"status":"final"%'`,
+        [`%${jobId}%`],
+      );
+      expect(Number(finals[0]?.['n'])).toBe(0);
+      expect(await chartRows(jobId)).toBe(0);
+    } finally {
+      await db.query('DROP TRIGGER IF EXISTS cdss_test_chart_down');
+    }
+    const retry = await send(b, 'POST', `/api/analyses/${jobId}/review`, radiologist, { decision: 'approve' });
+    expect(retry.status).toBe(200);
+    expect(await chartRows(jobId)).toBe(1);
+    // a rejection files nothing in the chart
+    const rejected = await succeededAnalysis();
+    const reject = await send(a, 'POST', `/api/analyses/${rejected}/review`, radiologist, {
+      decision: 'reject',
+      comment: 'motion artefact',
+    });
+    expect(reject.status).toBe(200);
+    expect(await chartRows(rejected)).toBe(0);
   }, 60_000);
 
   it('a created patient whose FHIR sync could not be queued is synced by the retry with the same key', async () => {

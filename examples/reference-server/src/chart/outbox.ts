@@ -6,6 +6,7 @@
  * server instances share it).
  */
 import type { Pool, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
+import type { StateTransaction } from '../domain/ports.js';
 
 /** One report to file. */
 export interface ChartItem {
@@ -28,8 +29,11 @@ export interface ChartOutboxStats {
 
 /** Storage of the chart outbox. */
 export interface ChartOutbox {
-  /** Records a report to file; a second enqueue of the same analysis changes nothing. */
-  enqueue(item: { analysisId: string; patientId: string }, now?: number): Promise<void>;
+  /**
+   * Records a report to file; a second enqueue of the same analysis changes nothing.
+   * @param transaction - the review decision's transaction (connected mode): the entry commits with the decision
+   */
+  enqueue(item: { analysisId: string; patientId: string }, now?: number, transaction?: StateTransaction): Promise<void>;
   /** Claims up to `limit` due entries, hiding them from other claimers for `leaseMs`. */
   claimDue(now: number, limit: number, leaseMs: number): Promise<ChartItem[]>;
   markDelivered(analysisId: string, documentId: string): Promise<void>;
@@ -125,8 +129,8 @@ export async function createMySqlChartOutbox(pool: Pool, table = 'cdss_chart_out
      ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
   );
   return {
-    async enqueue({ analysisId, patientId }, now = Date.now()) {
-      await pool.execute(
+    async enqueue({ analysisId, patientId }, now = Date.now(), transaction) {
+      await (transaction?.connection ?? pool).execute(
         `INSERT IGNORE INTO ${table} (analysis_id, patient_id, next_attempt_at, created_at) VALUES (?, ?, ?, ?)`,
         [analysisId, patientId, now, now],
       );
