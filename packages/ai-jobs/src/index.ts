@@ -63,6 +63,9 @@ export {
   IllegalTransitionError,
   encodeJobCursor,
   decodeJobCursor,
+  encodePageCursor,
+  decodePageCursor,
+  PAGE_CURSOR_PATTERN,
 } from './job-state.js';
 export type {
   JobState,

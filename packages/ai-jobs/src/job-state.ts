@@ -267,20 +267,45 @@ export interface ApplyOptions {
   within?: (result: ApplyResult & { job: JobRecord }, transaction: JobStoreTransaction) => Promise<void>;
 }
 
-/** `createdAt|jobId` as the cursor of a page. */
-export function encodeJobCursor(job: Pick<JobRecord, 'createdAt' | 'jobId'>): string {
-  return Buffer.from(`${job.createdAt}|${job.jobId}`, 'utf8').toString('base64url');
+/**
+ * The form of a page cursor: `<epoch ms>.<id>` (the position after which the next page starts). Every string of this
+ * form is a valid cursor, so an API can declare it exactly (an OpenAPI `pattern`).
+ */
+export const PAGE_CURSOR_PATTERN = /^[0-9]{1,13}\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/**
+ * A page cursor: the time and id of the last item of a page.
+ * @param time - ISO 8601 date-time
+ * @param id - a lowercase UUID
+ */
+export function encodePageCursor(time: string, id: string): string {
+  return `${Date.parse(time)}.${id}`;
 }
 
 /**
  * Reads a page cursor.
- * @throws `ValidationError` (`@cdss/core`) for a cursor this store did not hand out
+ * @returns the time (ISO 8601, milliseconds) and id of the item after which the page starts
+ * @throws `ValidationError` (`@cdss/core`) for a string not of {@link PAGE_CURSOR_PATTERN}'s form
+ */
+export function decodePageCursor(cursor: string): { time: string; id: string } {
+  if (!PAGE_CURSOR_PATTERN.test(cursor))
+    throw new ValidationError('invalid page cursor', [{ path: 'cursor', message: 'not a cursor', code: 'invalid' }]);
+  const dot = cursor.indexOf('.');
+  return { time: new Date(Number(cursor.slice(0, dot))).toISOString(), id: cursor.slice(dot + 1) };
+}
+
+/** `createdAt` and `jobId` of a page's last job as the cursor of the next. */
+export function encodeJobCursor(job: Pick<JobRecord, 'createdAt' | 'jobId'>): string {
+  return encodePageCursor(job.createdAt, job.jobId);
+}
+
+/**
+ * Reads a job page cursor.
+ * @throws `ValidationError` (`@cdss/core`) for a string not of {@link PAGE_CURSOR_PATTERN}'s form
  */
 export function decodeJobCursor(cursor: string): { createdAt: string; jobId: string } {
-  const [createdAt, jobId] = Buffer.from(cursor, 'base64url').toString('utf8').split('|');
-  if (!createdAt || !jobId || Number.isNaN(Date.parse(createdAt)) || !z.uuid().safeParse(jobId).success)
-    throw new ValidationError('invalid page cursor', [{ path: 'cursor', message: 'not a cursor', code: 'invalid' }]);
-  return { createdAt, jobId };
+  const { time, id } = decodePageCursor(cursor);
+  return { createdAt: time, jobId: id };
 }
 
 /**

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { ValidationError } from '@cdss/core';
 import { createMessage, type MessageInput } from './codec.js';
 import type { JobEvent } from './protocol.js';
-import { IllegalTransitionError, assertTransition, type JobStore } from './job-state.js';
+import { IllegalTransitionError, PAGE_CURSOR_PATTERN, assertTransition, type JobStore } from './job-state.js';
 import { sampleRequest, sampleResult } from './testing.js';
 
 export function jobStoreContract(name: string, open: () => Promise<JobStore>): void {
@@ -236,6 +236,11 @@ export function jobStoreContract(name: string, open: () => Promise<JobStore>): v
       await expect(store.page({ patientRef, cursor: 'bm90IGEgY3Vyc29y' })).rejects.toSatisfy((e) =>
         ValidationError.isInstance(e),
       );
+      // any string of the cursor's declared form is a position, never an error: nothing is older than 1970
+      expect(
+        (await store.page({ patientRef, cursor: `0.${'0'.repeat(8)}-0000-0000-0000-${'0'.repeat(12)}` })).jobs,
+      ).toEqual([]);
+      expect(first.nextCursor).toMatch(PAGE_CURSOR_PATTERN);
     });
 
     it('marks a stale job reaped once: a second reaper, or a fresh heartbeat, gets nothing', async () => {

@@ -11,6 +11,7 @@ import {
   CancelAnalysis,
   GetAnalysis,
   JobNotFoundError,
+  PAGE_CURSOR_PATTERN,
   RequestAnalysis,
   jobEventSchema,
   type JobChange,
@@ -427,7 +428,7 @@ export function analysisFeature(deps: AnalysisDeps): {
         patient: patientIdSchema.optional(),
         review: z.enum(['pending', 'approved', 'rejected']).optional(),
         limit: z.coerce.number().int().min(1).max(200).default(50),
-        cursor: z.string().min(1).max(200).optional(),
+        cursor: z.string().regex(PAGE_CURSOR_PATTERN).optional(),
       }),
       response: { status: 200, description: 'A page of analyses, newest first', schema: analysisListSchema },
       handler: ({ query, principal, requestId }) =>

@@ -7,7 +7,7 @@
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { z } from 'zod';
-import { ValidationError } from '@cdss/core';
+import { decodePageCursor, encodePageCursor } from '@cdss/ai-jobs';
 import type { StateTransaction } from './ports.js';
 
 /** The review state of one analysis. */
@@ -66,20 +66,18 @@ export interface ReviewStore {
   page(query: ReviewPageQuery): Promise<{ jobIds: string[]; nextCursor?: string }>;
 }
 
-/** `openedAt|jobId` as a page cursor. */
+/** `openedAt` and `jobId` of a page's last review as the cursor of the next (the job store's cursor form). */
 export function encodeReviewCursor(openedAt: string, jobId: string): string {
-  return Buffer.from(`${openedAt}|${jobId}`, 'utf8').toString('base64url');
+  return encodePageCursor(openedAt, jobId);
 }
 
 /**
  * Reads a page cursor.
- * @throws `ValidationError` for a cursor the store did not hand out
+ * @throws `ValidationError` for a string not of the cursor form
  */
 export function decodeReviewCursor(cursor: string): { openedAt: string; jobId: string } {
-  const [openedAt, jobId] = Buffer.from(cursor, 'base64url').toString('utf8').split('|');
-  if (!openedAt || !jobId || Number.isNaN(Date.parse(openedAt)) || !z.uuid().safeParse(jobId).success)
-    throw new ValidationError('Invalid query', [{ path: 'cursor', message: 'not a cursor', code: 'invalid' }]);
-  return { openedAt, jobId };
+  const { time, id } = decodePageCursor(cursor);
+  return { openedAt: time, jobId: id };
 }
 
 const storedSchema = reviewRecordSchema.extend({ patientId: z.string().optional(), openedAt: z.string().optional() });
