@@ -271,6 +271,11 @@ describe.skipIf(!mariadb.available)('shared state on a private MariaDB, two inst
     const retry = await send(b, 'POST', `/api/analyses/${jobId}/review`, radiologist, { decision: 'approve' });
     expect(retry.status).toBe(200);
     expect(await chartRows(jobId)).toBe(1);
+    // the shared review keeps who decided, by id and display name, for every instance
+    const decided = (await get(a, `/api/analyses/${jobId}`, radiologist)).body as {
+      review: { status: string; reviewer?: string; reviewerName?: string };
+    };
+    expect(decided.review).toMatchObject({ status: 'approved', reviewer: 'rad-shared', reviewerName: 'rad-shared' });
     // a rejection files nothing in the chart
     const rejected = await succeededAnalysis();
     const reject = await send(a, 'POST', `/api/analyses/${rejected}/review`, radiologist, {

@@ -11,12 +11,13 @@ interface ReviewRow extends RowDataPacket {
   job_id: string;
   status: ReviewRecord['status'];
   reviewer: string | null;
+  reviewer_name: string | null;
   comment: string | null;
   reviewed_at: string | null;
   opened_at: Date;
 }
 
-const COLUMNS = 'job_id, status, reviewer, comment, reviewed_at, opened_at';
+const COLUMNS = 'job_id, status, reviewer, reviewer_name, comment, reviewed_at, opened_at';
 const OPEN = `INSERT IGNORE INTO cdss_reviews (job_id, patient_id, status, opened_at) VALUES (?, ?, 'pending', ?)`;
 
 function toRecord(row: ReviewRow): ReviewRecord {
@@ -24,6 +25,7 @@ function toRecord(row: ReviewRow): ReviewRecord {
     jobId: row.job_id,
     status: row.status,
     ...(row.reviewer !== null ? { reviewer: row.reviewer } : {}),
+    ...(row.reviewer_name !== null ? { reviewerName: row.reviewer_name } : {}),
     ...(row.comment !== null ? { comment: row.comment } : {}),
     ...(row.reviewed_at !== null ? { reviewedAt: row.reviewed_at } : {}),
   };
@@ -55,6 +57,7 @@ export function mySqlReviewStore(state: MySqlState): ReviewStore {
       const values = [
         decision.status,
         decision.reviewer ?? null,
+        decision.reviewerName ?? null,
         decision.comment ?? null,
         decision.reviewedAt ?? null,
       ] as const;
@@ -64,7 +67,7 @@ export function mySqlReviewStore(state: MySqlState): ReviewStore {
         // behind each other instead of deadlocking, and only the first finds the review pending.
         const decide = async (): Promise<boolean> => {
           const [updated] = await connection.execute<ResultSetHeader>(
-            `UPDATE cdss_reviews SET status = ?, reviewer = ?, comment = ?, reviewed_at = ?, version = version + 1
+            `UPDATE cdss_reviews SET status = ?, reviewer = ?, reviewer_name = ?, comment = ?, reviewed_at = ?, version = version + 1
               WHERE job_id = ? AND status = 'pending'`,
             [...values, decision.jobId],
           );
@@ -79,8 +82,9 @@ export function mySqlReviewStore(state: MySqlState): ReviewStore {
           // never opened (it succeeded before reviews were shared): the decision opens and closes it
           try {
             await connection.execute(
-              `INSERT INTO cdss_reviews (job_id, patient_id, status, reviewer, comment, reviewed_at, opened_at, version)
-               VALUES (?, ?, ?, ?, ?, ?, ?, 1)`,
+              `INSERT INTO cdss_reviews
+                 (job_id, patient_id, status, reviewer, reviewer_name, comment, reviewed_at, opened_at, version)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1)`,
               [decision.jobId, patientId, ...values, sqlTime(decision.reviewedAt ?? new Date().toISOString())],
             );
             won = true;

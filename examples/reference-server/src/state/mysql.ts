@@ -14,6 +14,7 @@ const SCHEMA = [
      patient_id VARCHAR(64) NOT NULL,
      status ENUM('pending', 'approved', 'rejected') NOT NULL,
      reviewer VARCHAR(128) NULL,
+     reviewer_name VARCHAR(256) NULL,
      comment TEXT NULL,
      reviewed_at VARCHAR(40) NULL,
      opened_at DATETIME(3) NOT NULL,
@@ -77,6 +78,13 @@ export async function openMySqlState(
       if (lock[0]?.['got'] !== 1) throw new Error('could not take the schema lock');
       try {
         for (const statement of SCHEMA) await connection.query(statement);
+        // a table made before reviews kept the reviewer's display name gets the column (MySQL has no ADD IF NOT EXISTS)
+        const [named] = await connection.query<RowDataPacket[]>(
+          `SELECT COUNT(*) AS n FROM information_schema.COLUMNS
+            WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'cdss_reviews' AND COLUMN_NAME = 'reviewer_name'`,
+        );
+        if (Number(named[0]?.['n']) === 0)
+          await connection.query('ALTER TABLE cdss_reviews ADD COLUMN reviewer_name VARCHAR(256) NULL AFTER reviewer');
       } finally {
         await connection.query("SELECT RELEASE_LOCK('cdss_server_schema')");
       }
