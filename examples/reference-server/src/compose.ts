@@ -638,7 +638,7 @@ export async function composeServer(config: ServerConfig, logger: Logger, versio
         archive,
         auditor,
       }),
-      ...auditRoutes(audit.store, mysqlPool ? AUDIT_CURSORS.mysql : AUDIT_CURSORS.file),
+      ...auditRoutes(audit.store, state ? AUDIT_CURSORS.mysql : AUDIT_CURSORS.file),
     ],
     readiness,
     auditor,
