@@ -163,7 +163,7 @@ describe('the AI webhook', () => {
     return { status: response.status, text: await response.text() };
   };
 
-  it('records a signed event (204), refuses a signed body that is no job event (400), and a replay or a forgery (401)', async () => {
+  it('answers a signed event for an unknown job 404, a replay 409, a forgery 401 and a signed body that is no job event 400', async () => {
     const event = encodeMessage(
       createMessage({
         type: 'analysis.progress',
@@ -174,8 +174,9 @@ describe('the AI webhook', () => {
       }),
     );
     const signature = signWebhook(event, WEBHOOK_SECRET);
-    expect((await post(event, signature)).status).toBe(204);
-    expect((await post(event, signature)).status, 'the same delivery again').toBe(401);
+    // verified, but no such job here (nothing recorded; a 4xx, so the sender does not retry)
+    expect((await post(event, signature)).status).toBe(404);
+    expect((await post(event, signature)).status, 'the same delivery again').toBe(409);
     expect((await post(event, signWebhook(event, 'another-secret-of-at-least-32-chars'))).status).toBe(401);
     expect((await post(event)).status).toBe(401);
 

@@ -644,6 +644,8 @@ export function analysisFeature(deps: AnalysisDeps): {
       // Documents the body; the webhook verifier checks the raw bytes against it after the signature.
       body: jobEventSchema,
       response: { status: 204, description: 'Recorded', schema: z.null() },
+      // 404 no such job, 409 a replay or an event the job no longer accepts, 503 the store could not record it
+      errors: [404, 409, 503],
       // The signature was checked and the event recorded by the job client before the handler runs (see compose.ts).
       handler: async () => ({ status: 204, body: null }),
     }),
