@@ -67,7 +67,10 @@ describe.skipIf(!available)('two server instances and a worker behind nginx, on 
       serverEnv: {
         CDSS_RATE_LIMIT_PER_MINUTE: '100000',
         CDSS_JOB_REAP_INTERVAL_MS: '1000',
-        CDSS_JOB_STALE_MS: '5000',
+        // well above the worker's heartbeat even on a loaded CI machine: a busy worker is not taken for a dead one
+        // (with 5 s, under load, an analysis of the SIGKILL stream once did not succeed within 240 s)
+        CDSS_JOB_STALE_MS: '20000',
+        CDSS_JOB_MAX_REAPS: '4',
         CDSS_CACHE_TTL_MS: '600000',
         CDSS_AUTO_ANALYSIS: 'false',
         OPENEMR_TIMEOUT_MS: '5000',
