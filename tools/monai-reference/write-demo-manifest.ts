@@ -2,14 +2,22 @@
  * Writes models/brats-demo/manifest.json from the demo bundle (configs/inference.json + metadata.json + the ONNX
  * export) with @cdss/segmentation's own MONAI-bundle loader, so the committed manifest is exactly what the loader builds.
  *
- *   node --conditions=@cdss/source --import tsx tools/monai-reference/write-demo-manifest.ts
+ *   node --conditions=@cdss/source --import tsx tools/monai-reference/write-demo-manifest.ts [--bundle DIR]
+ *
+ * Then tools/monai-reference/evaluate-demo.ts adds the held-out figures (`evaluation`).
  */
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadMonaiBundle } from '../../packages/segmentation/src/index.js';
 
-const bundleDir = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'models', 'brats-demo');
+const bundleDir = process.argv.includes('--bundle')
+  ? resolve(process.argv[process.argv.indexOf('--bundle') + 1]!)
+  : resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'models', 'brats-demo');
+/** What train_demo.py --export recorded about the training data. */
+const training = JSON.parse(readFileSync(join(bundleDir, 'training.json'), 'utf8')) as {
+  data: { train_studies: number; train_seeds: string };
+};
 const { manifest } = await loadMonaiBundle(bundleDir, {
   name: 'brats-segresnet-demo',
   notForClinicalUse: true,
@@ -26,8 +34,10 @@ const { manifest } = await loadMonaiBundle(bundleDir, {
     },
   },
   trainingData:
-    'Synthetic brain-MRI phantoms from @cdss/imaging generatePhantom (64x64x48 voxels of 3.75 mm), seeds train-0..train-239. ' +
-    'TRAINED ON SYNTHETIC DATA ONLY; NOT FOR CLINICAL USE.',
+    `${training.data.train_studies} synthetic brain-MRI studies on the MNI ICBM152 2009a template ` +
+    '(tools/monai-reference/template_phantom.py, the numpy twin of @cdss/dicom generateTemplatePhantom), acquired on ' +
+    'many grids, orientations and spacings (make_training_set.py) and put on the model grid by MONAI Orientation + ' +
+    `Spacing, seeds ${training.data.train_seeds}. TRAINED ON SYNTHETIC DATA ONLY; NOT FOR CLINICAL USE.`,
 });
 const out = {
   ...manifest,

@@ -70,6 +70,6 @@ export { measureLesions } from './measure.js';
 export type { LesionMeasurement, LesionReport, MeasureOptions } from './measure.js';
 export { plausibilityFlags, plausibilitySchema, enhancingBrainMl } from './flags.js';
 export type { PlausibilityInput, PlausibilityThresholds, ResultFlag } from './flags.js';
-export { postprocessingSchema } from './manifest.js';
+export { postprocessingSchema, evaluationSchema } from './manifest.js';
 export { prepareStudy, studyFindings } from './study-pipeline.js';
 export type { PreparedStudy, StudyChannelInput, StudyFindings } from './study-pipeline.js';

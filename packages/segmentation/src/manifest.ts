@@ -42,6 +42,41 @@ export const postprocessingSchema = z.strictObject({
 });
 const triple = <T extends z.ZodType>(t: T) => z.tuple([t, t, t]);
 
+const diceScore = z.number().min(0).max(1);
+
+/**
+ * The `evaluation` section of a manifest: what the model's authors measured on held-out data, per set (e.g. per
+ * acquisition grid), so that a reader sees where the model was shown to work and a test can measure it again.
+ * Informational for the pipeline (like a MONAI bundle's `eval_metrics`).
+ */
+export const evaluationSchema = z.strictObject({
+  /** How the figures were measured (pipeline, metric, averaging). */
+  summary: z.string().min(1),
+  sets: z
+    .array(
+      z.strictObject({
+        /** e.g. `1 mm axial 240×240×155`. */
+        name: z.string().min(1),
+        /** Synthetic held-out studies, when the set is generated: enough to generate them again. */
+        phantom: z
+          .strictObject({
+            /** The generator, e.g. `@cdss/dicom generateTemplatePhantom`. */
+            generator: z.string().min(1),
+            seeds: z.array(z.union([z.int(), z.string().min(1)])).min(1),
+            dims: triple(positiveInt),
+            spacingMm: triple(z.number().positive()),
+            /** The stored axis order (MONAI axcodes); the generator's own is `LPS`. */
+            axcodes: z.string().regex(/^(?=.*[LR])(?=.*[PA])(?=.*[IS])[LRPAIS]{3}$/),
+            tumourScale: z.number().positive().optional(),
+          })
+          .optional(),
+        /** Mean Dice over the set's studies, per region. */
+        dice: z.strictObject({ tc: diceScore, wt: diceScore, et: diceScore }),
+      }),
+    )
+    .min(1),
+});
+
 /** Schema of a model manifest (`manifest.json`). */
 export const modelManifestSchema = z
   .object({
@@ -149,6 +184,8 @@ export const modelManifestSchema = z
     etLabel: z.union([z.literal(3), z.literal(4)]),
     /** Lesion clean-up, measurement and plausibility thresholds (see `lesions.ts`, `flags.ts`). */
     postprocessing: postprocessingSchema.prefault({}),
+    /** Held-out results measured by the model's authors (see {@link evaluationSchema}). */
+    evaluation: evaluationSchema.optional(),
   })
   .strict()
   .superRefine((m, ctx) => {

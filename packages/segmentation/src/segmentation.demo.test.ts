@@ -1,19 +1,24 @@
+import { readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dice } from './__fixtures__/monai/reference.js';
+import { heldOutDice, meanDice, type RegionDice } from './__fixtures__/held-out.js';
 import { SegmentationModel } from './inference.js';
-import { loadMonaiBundle } from './manifest.js';
-import { generatePhantom } from '@cdss/dicom';
-import { labelsToVolume, volumesToInput } from './segmentation.js';
-import { prepareStudy, studyFindings } from './study-pipeline.js';
+import { loadMonaiBundle, parseModelManifest } from './manifest.js';
+import { spacingGeometry } from './spatial.js';
+import { IDENTITY_DIRECTION } from '@cdss/dicom';
 
 /** The committed demo model (models/brats-demo, trained by tools/monai-reference/train_demo.py). */
 const DEMO = resolve(fileURLToPath(import.meta.url), '..', '..', '..', '..', 'models', 'brats-demo');
-/** Seeds never used in training (train-*) or validation (val-*). */
-const HELD_OUT = ['holdout-1', 'holdout-2', 'holdout-3'];
+/** Read without the loader, so the test can name the sets before the model is loaded. */
+const manifest = parseModelManifest(JSON.parse(readFileSync(join(DEMO, 'manifest.json'), 'utf8')));
+const sets = manifest.evaluation?.sets ?? [];
+/** The issue's bar (#18): held-out Dice per region on every grid. */
+const MIN_DICE = 0.85;
+/** onnxruntime on another CPU may flip a few voxels near the threshold. */
+const RECORDED_TOLERANCE = 0.01;
 
-describe('demo model on held-out phantoms, through the whole pipeline', () => {
+describe('demo model on held-out template phantoms, through the whole pipeline', () => {
   let model: SegmentationModel;
   beforeAll(async () => {
     model = await SegmentationModel.load({ manifestPath: join(DEMO, 'manifest.json') }, { intraOpNumThreads: 1 });
@@ -28,78 +33,44 @@ describe('demo model on held-out phantoms, through the whole pipeline', () => {
     expect(model.manifest.intendedUse).toMatch(/Not for diagnostic or clinical use/);
   });
 
-  it('its manifest is what the MONAI-bundle loader builds from the bundle configs', async () => {
-    const { manifest } = await loadMonaiBundle(DEMO);
-    expect(manifest.inference).toEqual(model.manifest.inference);
-    expect(manifest.input.channels).toEqual(model.manifest.input.channels);
-    expect(manifest.input.spacingMm).toEqual(model.manifest.input.spacingMm);
-    expect(manifest.output).toEqual(model.manifest.output);
-    expect(manifest.model.sha256).toBe(model.manifest.model.sha256);
+  it('its manifest is what the MONAI-bundle loader builds from the bundle configs, and the file is under 20 MB', async () => {
+    const { manifest: fromBundle, modelPath } = await loadMonaiBundle(DEMO);
+    expect(fromBundle.inference).toEqual(model.manifest.inference);
+    expect(fromBundle.input.channels).toEqual(model.manifest.input.channels);
+    expect(fromBundle.input.spacingMm).toEqual(model.manifest.input.spacingMm);
+    expect(fromBundle.input.axcodes).toEqual(model.manifest.input.axcodes);
+    expect(fromBundle.output).toEqual(model.manifest.output);
+    expect(fromBundle.model.sha256).toBe(model.manifest.model.sha256);
+    expect(statSync(modelPath).size).toBeLessThan(20 * 1024 * 1024);
   });
 
-  for (const seed of HELD_OUT) {
-    it(`segments phantom ${seed} with Dice >= 0.8 for TC, WT and ET`, async () => {
-      const m = model.manifest;
-      const p = generatePhantom({ seed, dims: [64, 64, 48], spacing: m.input.spacingMm });
-      const result = await model.segment(volumesToInput(m, p.modalities));
-      const labels = labelsToVolume(result.labels, p.labels);
-      const truth = p.labels.data;
-      const scores = {
-        tc: dice(labels.data, truth, (v) => v === 1 || v === 4),
-        wt: dice(labels.data, truth, (v) => v !== 0),
-        et: dice(labels.data, truth, (v) => v === 4),
-      };
-      expect(scores.tc, JSON.stringify(scores)).toBeGreaterThanOrEqual(0.8);
-      expect(scores.wt, JSON.stringify(scores)).toBeGreaterThanOrEqual(0.8);
-      expect(scores.et, JSON.stringify(scores)).toBeGreaterThanOrEqual(0.8);
-      // The reported whole-tumour volume is close to the phantom's ground truth.
-      const voxelMl = (m.input.spacingMm[0] * m.input.spacingMm[1] * m.input.spacingMm[2]) / 1000;
-      const truthWt = truth.reduce((n, v) => n + (v !== 0 ? 1 : 0), 0) * voxelMl;
-      expect(Math.abs(result.volumes.wt.mL - truthWt) / truthWt).toBeLessThan(0.2);
-      expect(result.wholeTumourDiameter?.mm).toBeGreaterThan(0);
-    });
-  }
+  it('records held-out Dice on at least five grid sizes, one smaller than the window and one anisotropic', () => {
+    const grids = sets.map((s) => s.phantom).filter((p) => p !== undefined);
+    expect(new Set(grids.map((p) => p.dims.join('x'))).size).toBeGreaterThanOrEqual(5);
+    const roi = manifest.inference.roiSize;
+    // smaller than the window once on the model's grid (what the sliding window sees)
+    const onModelGrid = (p: (typeof grids)[number]) =>
+      spacingGeometry(
+        { dims: p.dims, spacing: p.spacingMm, origin: [0, 0, 0], direction: [...IDENTITY_DIRECTION] },
+        manifest.input.spacingMm,
+      ).dims;
+    expect(grids.some((p) => onModelGrid(p).every((d, a) => d < (roi[a] as number)))).toBe(true);
+    expect(grids.some((p) => Math.max(...p.spacingMm) / Math.min(...p.spacingMm) >= 2)).toBe(true);
+    for (const s of sets) for (const v of Object.values(s.dice)) expect(v, s.name).toBeGreaterThanOrEqual(MIN_DICE);
+  });
 
-  // The same 240 × 240 × 180 mm field of view acquired on other grids, including an anisotropic one: the study is
-  // resampled onto the model's 3.75 mm grid and the cleaned labels sent back onto the study's own grid.
-  for (const [dims, spacing] of [
-    [
-      [80, 80, 60],
-      [3, 3, 3],
-    ],
-    [
-      [60, 60, 45],
-      [4, 4, 4],
-    ],
-    [
-      [96, 96, 40],
-      [2.5, 2.5, 4.5],
-    ],
-  ] as const) {
-    it(`segments a ${dims.join('×')} study at ${spacing.join('×')} mm through prepareStudy/studyFindings, Dice >= 0.8`, async () => {
-      const p = generatePhantom({ seed: 'holdout-grids', dims: [...dims], spacing: [...spacing] });
-      const channel = (v: (typeof p.modalities)['t1c']) => ({ volume: { ...v, data: Float32Array.from(v.data) } });
-      const prepared = prepareStudy(model.manifest, {
-        t1c: channel(p.modalities.t1c),
-        t1: channel(p.modalities.t1),
-        t2: channel(p.modalities.t2),
-        flair: channel(p.modalities.flair),
-      });
-      expect(prepared.interpolated).toBe(true);
-      const findings = studyFindings(
-        await model.segment(prepared.input, { keepLogits: true, inputNormalized: prepared.normalized }),
-        prepared,
-        model.manifest,
-      );
-      expect(findings.labels.dims).toEqual([...dims]);
-      const truth = p.labels.data;
-      const scores = {
-        tc: dice(findings.labels.data, truth, (v) => v === 1 || v === 4),
-        wt: dice(findings.labels.data, truth, (v) => v !== 0),
-        et: dice(findings.labels.data, truth, (v) => v === 4),
-      };
-      for (const score of Object.values(scores)) expect(score, JSON.stringify(scores)).toBeGreaterThanOrEqual(0.8);
-      expect(findings.lesions.length).toBeGreaterThan(0);
-    });
+  for (const set of sets) {
+    const phantom = set.phantom;
+    if (!phantom) continue;
+    it(`${set.name}: Dice >= ${MIN_DICE} for TC, WT and ET on fresh phantoms, as recorded`, async () => {
+      const cases: RegionDice[] = [];
+      for (const seed of phantom.seeds) cases.push(await heldOutDice(model, phantom, seed));
+      const measured = meanDice(cases);
+      const detail = JSON.stringify({ measured, recorded: set.dice, cases });
+      for (const region of ['tc', 'wt', 'et'] as const) {
+        expect(measured[region], detail).toBeGreaterThanOrEqual(MIN_DICE);
+        expect(Math.abs(measured[region] - set.dice[region]), detail).toBeLessThanOrEqual(RECORDED_TOLERANCE);
+      }
+    }, 600_000);
   }
 });
