@@ -24,7 +24,7 @@ import { basicAuth } from '@cdss/core';
 import { requireService } from '@cdss/core/testing';
 import { createCdssClient } from '@cdss/client';
 import { AmqpTransport } from '@cdss/ai-jobs/amqp';
-import { generatePhantom, writePhantomStudy } from '@cdss/dicom';
+import { generateTemplatePhantom, writePhantomStudy } from '@cdss/dicom';
 import { dicomString, OrthancClient } from '@cdss/orthanc-client';
 import { SEED_ADMIN, SEED_CLIENT } from '@cdss/sandbox';
 import { loadConfig } from '../../reference-server/src/config.js';
@@ -156,7 +156,7 @@ describe.skipIf(!available)('the Python worker with the reference server on the 
       birthDate: '1968-03-04',
       sex: 'female',
     });
-    const phantom = generatePhantom({ seed: `python-worker-${patient.id}`, ...DEMO_GRID });
+    const phantom = generateTemplatePhantom({ seed: `python-worker-${patient.id}`, ...DEMO_GRID });
     const study = writePhantomStudy(phantom, {
       patientId: patient.id,
       patientName: 'Python^Pia',
@@ -201,11 +201,13 @@ describe.skipIf(!available)('the Python worker with the reference server on the 
 
       // The SEG in Orthanc is the Python worker's: highdicom, AUTOMATIC, the model's name and version.
       const result = done.result!;
+      const version = done.model.version;
+      expect(version).toMatch(/^\d+\.\d+\.\d+$/);
       expect(result.segSeriesUid).toBeTruthy();
       const [seg] = await orthanc.dicomweb.retrieveSeriesMetadata(study.studyInstanceUid, result.segSeriesUid!);
       expect(dicomString(seg!, '00080060')).toBe('SEG');
       expect(dicomString(seg!, '00081090')).toBe('cdss-python-worker');
-      expect(dicomString(seg!, '0008103E')).toBe('AI segmentation 0.1.0');
+      expect(dicomString(seg!, '0008103E')).toBe(`AI segmentation ${version}`);
       const segments = (seg!['00620002'] as { Value: Array<Record<string, { Value?: unknown[] }>> }).Value;
       expect(segments.map((s) => s['00620005']?.Value?.[0])).toEqual(['NCR', 'ED', 'ET']);
       for (const segment of segments) {
@@ -216,7 +218,7 @@ describe.skipIf(!available)('the Python worker with the reference server on the 
       expect(result.srSeriesUid).toBeTruthy();
       const [sr] = await orthanc.dicomweb.retrieveSeriesMetadata(study.studyInstanceUid, result.srSeriesUid!);
       expect(dicomString(sr!, '00080060')).toBe('SR');
-      expect(dicomString(sr!, '0008103E')).toBe('AI measurements 0.1.0');
+      expect(dicomString(sr!, '0008103E')).toBe(`AI measurements ${version}`);
 
       // The TypeScript worker's analysis of the same study in Orthanc.
       const model = await loadModel(DEMO_MODEL_BUNDLE);

@@ -119,13 +119,14 @@ def test_clean_keeps_the_largest_whole_tumour_and_drops_small_enhancing_islands(
 @pytest.mark.parametrize(
     ("row", "col", "spacing"),
     [
-        ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (3.75, 3.75, 3.75)),  # DICOM's axial order (LPS): a pure reordering
-        ((-1.0, 0.0, 0.0), (0.0, 0.0, -1.0), (3.75, 3.75, 3.75)),  # coronal, flipped: reordering and flips
+        ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), None),  # the model's spacing in DICOM's axial order (LPS): a pure reordering
+        ((-1.0, 0.0, 0.0), (0.0, 0.0, -1.0), None),  # the model's spacing, coronal, flipped: reordering and flips
         ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (3.0, 3.0, 5.0)),  # another spacing: resampled both ways
     ],
     ids=["axial", "coronal-flipped", "resampled"],
 )
 def test_labels_return_to_the_t1c_grid(model, row, col, spacing):
+    spacing = spacing or tuple(float(s) for s in model.manifest["input"]["spacingMm"])
     volume = np.zeros((40, 36, 30), dtype=np.uint16)
     volume[10:22, 8:20, 6:18] = 400 + 200 * (np.indices((12, 12, 12)).sum(0) % 2)  # normalised to ±1, never 0
     series = series_volume(mr_series(volume, spacing=spacing, row=row, col=col))

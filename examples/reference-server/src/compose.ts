@@ -42,7 +42,7 @@ import { FhirAdapter, MemoryOutbox, OutboxProcessor, type SyncOutbox } from '@cd
 import { MySqlOutbox } from '@cdss/fhir-mapper/mysql';
 import { cdssScopes, createOpenEmrClient, type OpenEmrClient } from '@cdss/openemr-client';
 import { OrthancClient } from '@cdss/orthanc-client';
-import { generatePhantom, writePhantomStudy } from '@cdss/dicom';
+import { generateTemplatePhantom, writePhantomStudy } from '@cdss/dicom';
 import {
   createDicomStoreEmulator,
   createEmbeddedFhirServer,
@@ -124,8 +124,8 @@ const closeServer = (server: Server): Promise<void> =>
   });
 
 /**
- * Seeds synthetic MRI studies for the first brain-tumour demo patients, once (the store persists). The phantoms are
- * made on the grid the demo model was trained for, so its results on them are meaningful.
+ * Seeds synthetic MRI studies for the first brain-tumour demo patients, once (the store persists): phantoms on the MNI
+ * template, on a grid of the demo model's held-out evaluation, so its results on them are meaningful.
  */
 async function seedStudies(
   openemr: OpenEmrClient,
@@ -149,7 +149,7 @@ async function seedStudies(
     // Follow-up visits of one patient: the same head and the same lesion, in the same place, growing or shrinking.
     const course = DEMO_COURSES[index] ?? DEMO_COURSES.at(-1)!;
     for (const [visit, { date, scale }] of course.entries()) {
-      const phantom = generatePhantom({ seed: patient.uuid, ...grid, tumourScale: scale });
+      const phantom = generateTemplatePhantom({ seed: patient.uuid, ...grid, tumourScale: scale });
       const study = writePhantomStudy(phantom, {
         patientId: patient.uuid,
         patientName: `${patient.lname}^${patient.fname}`,
@@ -201,7 +201,11 @@ export interface PhantomGrid {
   spacing: [number, number, number];
 }
 
-/** The demo model's training grid (64×64×48 at 3.75 mm covers a 240×240×180 mm head). */
+/**
+ * The grid of the sandbox's synthetic studies: 64×64×48 at 3.75 mm covers a 240×240×180 mm field of view around the
+ * MNI template head. It is one of the grids of the demo model's held-out evaluation (models/brats-demo/manifest.json);
+ * the worker resamples it onto the model's own grid and the labels back.
+ */
 export const DEMO_GRID: PhantomGrid = { dims: [64, 64, 48], spacing: [3.75, 3.75, 3.75] };
 
 /**

@@ -15,7 +15,7 @@ import { WebSocket } from 'ws';
 import { basicAuth } from '@cdss/core';
 import { requireService } from '@cdss/core/testing';
 import { createCdssClient, type CdssClient } from '@cdss/client';
-import { generatePhantom, writePhantomStudy } from '@cdss/dicom';
+import { generateTemplatePhantom, writePhantomStudy } from '@cdss/dicom';
 import { OrthancClient } from '@cdss/orthanc-client';
 import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/logger.js';
@@ -55,7 +55,7 @@ describe.skipIf(!orthancSvc.available)('automatic analyses from the real Orthanc
   };
   const upload = async (patientId: string, name: string): Promise<string> => {
     const seed = `auto-${randomUUID()}`;
-    const study = writePhantomStudy(generatePhantom({ seed, ...DEMO_GRID }), {
+    const study = writePhantomStudy(generateTemplatePhantom({ seed, ...DEMO_GRID }), {
       patientId,
       patientName: name,
       uidSeed: seed,

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import express from 'express';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCdssClient } from '@cdss/client';
-import { generatePhantom, writePhantomStudy } from '@cdss/dicom';
+import { generateTemplatePhantom, writePhantomStudy } from '@cdss/dicom';
 import { OrthancClient } from '@cdss/orthanc-client';
 import { createOpenEmrEmulator, SEED_ADMIN, SEED_CLIENT } from '@cdss/sandbox';
 import { loadConfig } from '../src/config.js';
@@ -88,7 +88,7 @@ describe('SMART Backend Services into OpenEMR’s FHIR API', () => {
       ),
     )!;
     const seed = `backend-${randomUUID()}`;
-    const study = writePhantomStudy(generatePhantom({ seed, ...DEMO_GRID }), {
+    const study = writePhantomStudy(generateTemplatePhantom({ seed, ...DEMO_GRID }), {
       patientId: String(tumour.uuid),
       patientName: 'Backend^Services',
       uidSeed: seed,

@@ -17,7 +17,7 @@ import type { DiagnosticReport } from 'fhir/r4.js';
 import { basicAuth } from '@cdss/core';
 import { requireService } from '@cdss/core/testing';
 import { createCdssClient, type CdssClient } from '@cdss/client';
-import { generatePhantom, writePhantomStudy } from '@cdss/dicom';
+import { generateTemplatePhantom, writePhantomStudy } from '@cdss/dicom';
 import { FhirAdapter } from '@cdss/fhir-mapper';
 import { OrthancClient } from '@cdss/orthanc-client';
 import { SEED_ADMIN, SEED_CLIENT } from '@cdss/sandbox';
@@ -185,7 +185,7 @@ describe.skipIf(!services.every((s) => s.available))('the loop inside the EHR, o
 
     // 2. The study arrives in Orthanc; the analysis starts by itself and succeeds.
     const seed = `loop-${randomUUID()}`;
-    const study = writePhantomStudy(generatePhantom({ seed, ...DEMO_GRID }), {
+    const study = writePhantomStudy(generateTemplatePhantom({ seed, ...DEMO_GRID }), {
       patientId: patient.id,
       patientName: `${patient.familyName}^Loop`,
       uidSeed: seed,

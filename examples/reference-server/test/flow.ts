@@ -8,7 +8,7 @@ import { expect } from 'vitest';
 import { WebSocket } from 'ws';
 import { createCdssClient, type CdssClient } from '@cdss/client';
 import { FhirAdapter } from '@cdss/fhir-mapper';
-import { generatePhantom, writePhantomStudy } from '@cdss/dicom';
+import { generateTemplatePhantom, writePhantomStudy } from '@cdss/dicom';
 import type { OrthancClient } from '@cdss/orthanc-client';
 import type { DiagnosticReport, Observation } from 'fhir/r4.js';
 import { DEMO_GRID } from '../src/compose.js';
@@ -56,7 +56,7 @@ export async function runClinicalFlow(target: FlowTarget): Promise<void> {
   expect(read).toMatchObject({ data: { id: patient.id, familyName: 'Integration' }, stale: false });
 
   // 2. Store a synthetic four-series study for the patient in the PACS.
-  const phantom = generatePhantom({ seed: `flow-${patient.id}`, ...DEMO_GRID });
+  const phantom = generateTemplatePhantom({ seed: `flow-${patient.id}`, ...DEMO_GRID });
   const study = writePhantomStudy(phantom, {
     patientId: patient.id,
     patientName: 'Integration^Ada',

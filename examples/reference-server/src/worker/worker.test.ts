@@ -21,6 +21,7 @@ import {
   BRATS_LABELS,
   PHANTOM_SERIES,
   generatePhantom,
+  generateTemplatePhantom,
   uidFromSeed,
   VoxelBufferPool,
   readSeg,
@@ -91,7 +92,7 @@ async function run(
         current = (await jobs.get(job.jobId))!;
         return ['succeeded', 'failed', 'cancelled'].includes(current.state);
       },
-      { timeout: 60_000, interval: 200 },
+      { timeout: 180_000, interval: 200 },
     )
     .toBe(true);
   return current;
@@ -123,7 +124,7 @@ afterAll(async () => {
 
 describe('AI worker', () => {
   it('fails a study missing a modality with series-missing, then keeps serving', async () => {
-    const study = await upload(generatePhantom({ seed: 'missing', ...DEMO_GRID }), 'missing');
+    const study = await upload(generateTemplatePhantom({ seed: 'missing', ...DEMO_GRID }), 'missing');
     const failed = await run(study, { ...seriesOf(study), flair: '1.2.3.4.5.6.7.8.9' });
     expect(failed.state).toBe('failed');
     expect(failed.failure, JSON.stringify(failed.failure)).toMatchObject({ reason: 'series-missing' });
@@ -131,7 +132,7 @@ describe('AI worker', () => {
   }, 90_000);
 
   it('fails series in another frame of reference with preprocessing-failed, naming the series', async () => {
-    const study = await upload(generatePhantom({ seed: 'grid', ...DEMO_GRID }), 'grid');
+    const study = await upload(generateTemplatePhantom({ seed: 'grid', ...DEMO_GRID }), 'grid');
     // A FLAIR of the same study acquired on another grid (not registered to the T1c).
     const other = generatePhantom({ seed: 'grid-other', dims: [48, 48, 40], spacing: DEMO_GRID.spacing });
     const flairUid = uidFromSeed('grid/other-flair');
@@ -154,11 +155,11 @@ describe('AI worker', () => {
   }, 90_000);
 
   it('analyses a study on another grid than the model’s: resampled in, labels back on the T1c grid, SEG and SR valid', async () => {
-    // 3 mm voxels over the same 240 mm field of view (the model runs at 3.75 mm), and a FLAIR acquired on a coarser
+    // 3 mm voxels over the same 240 mm field of view (the model runs at 2 mm), and a FLAIR acquired on a coarser
     // grid of the same frame of reference (resampled onto the T1c grid first).
-    const phantom = generatePhantom({ seed: 'resampled', dims: [80, 80, 60], spacing: [3, 3, 3] });
+    const phantom = generateTemplatePhantom({ seed: 'resampled', dims: [80, 80, 60], spacing: [3, 3, 3] });
     const study = await upload(phantom, 'resampled');
-    const coarse = generatePhantom({ seed: 'resampled', dims: [60, 60, 45], spacing: [4, 4, 4] });
+    const coarse = generateTemplatePhantom({ seed: 'resampled', dims: [60, 60, 45], spacing: [4, 4, 4] });
     const flairUid = uidFromSeed('resampled/coarse-flair');
     await orthanc.uploadInstances(
       writeDicomSeries(coarse.modalities.flair, {
@@ -198,10 +199,10 @@ describe('AI worker', () => {
     expect(labels.labels.dims).toEqual([80, 80, 60]);
     expect(labels.segments.every((x) => x.algorithmType === 'AUTOMATIC')).toBe(true);
     if (dciodvfyAvailable()) expect(dciodvfyErrors([seg, sr])).toEqual([]);
-  }, 120_000);
+  }, 300_000);
 
   it('gives the downloaded volumes back to its pool when an analysis ends, failed or not', async () => {
-    const study = await upload(generatePhantom({ seed: 'pooled', ...DEMO_GRID }), 'pooled');
+    const study = await upload(generateTemplatePhantom({ seed: 'pooled', ...DEMO_GRID }), 'pooled');
     /** Tracks the buffers handed out and not given back. */
     class TrackingPool extends VoxelBufferPool {
       readonly out = new Set<ArrayBufferLike>();
@@ -220,7 +221,7 @@ describe('AI worker', () => {
       dicomweb: orthanc.dicomweb,
       model: await providers[0]!.get(),
       studyInstanceUid: study.studyInstanceUid,
-      signal: AbortSignal.timeout(60_000),
+      signal: AbortSignal.timeout(180_000),
       progress: async () => undefined,
       pool,
     };
@@ -234,10 +235,10 @@ describe('AI worker', () => {
     }).catch((e: unknown) => e);
     expect(failed).toMatchObject({ reason: 'series-missing' });
     expect(pool.out.size).toBe(0);
-  }, 120_000);
+  }, 300_000);
 
   it('segments a synthetic study: progress in order, SEG stored, volumes near the ground truth', async () => {
-    const phantom = generatePhantom({ seed: 'good', ...DEMO_GRID });
+    const phantom = generateTemplatePhantom({ seed: 'good', ...DEMO_GRID });
     const study = await upload(phantom, 'good');
     const done = await run(study, seriesOf(study));
     expect(done.state, JSON.stringify(done.failure)).toBe('succeeded');
@@ -254,7 +255,7 @@ describe('AI worker', () => {
     const segs = await orthanc.dicomweb.searchForSeries(study.studyInstanceUid, { match: { Modality: 'SEG' } });
     expect(segs).toHaveLength(1);
     expect(done.result!.timingsMs.inference).toBeGreaterThan(0);
-  }, 120_000);
+  }, 300_000);
 
   it('fails jobs with unsupported-model when the model file is corrupt or does not fit its manifest, and keeps serving', async () => {
     // A second worker group on its own broker, serving a broken copy of the bundle.
@@ -294,7 +295,7 @@ describe('AI worker', () => {
     });
     await broken.start();
     try {
-      const study = await upload(generatePhantom({ seed: 'broken', ...DEMO_GRID }), 'broken');
+      const study = await upload(generateTemplatePhantom({ seed: 'broken', ...DEMO_GRID }), 'broken');
       const request = (key: string) =>
         isolatedClient.send(
           new RequestAnalysis({
@@ -324,5 +325,5 @@ describe('AI worker', () => {
       await provider.close();
       await isolatedClient.stop();
     }
-  }, 150_000);
+  }, 300_000);
 });
