@@ -397,8 +397,29 @@ describe.skipIf(!chromiumPath)('dashboard in a real browser against the sandbox 
     await page.getByLabel('Comment (required to reject)').fill('Segmentation matches the enhancing lesion.');
     await page.getByRole('button', { name: 'Approve' }).click();
     await page.locator('.status-approved').first().waitFor();
-    expect(await page.locator('.status-line').first().textContent()).toMatch(/by .+, /);
+    // The reviewer's name (not their user id) with the time.
+    expect(await page.locator('.status-line').first().textContent()).toMatch(/by Dr\. Rita Radiologist, .*\d{4}/);
+    expect(await page.getByTestId('review-status').textContent()).toContain('by Dr. Rita Radiologist');
   }, 300_000);
+
+  it('physician: registering a patient with the name and birth date of an existing one asks first', async () => {
+    const page = await newPage();
+    await signIn(page, /Paul Physician/, '/patients');
+    await page.locator('summary', { hasText: 'New patient' }).click();
+    await page.getByLabel('Given name').fill('Zoë');
+    await page.getByLabel('Family name').fill('Müller');
+    await page.getByLabel('Birth date').fill('1971-02-03');
+    await page.getByLabel('Sex').selectOption('female');
+    await page.getByRole('button', { name: 'Create patient' }).click();
+    const warning = page.getByTestId('duplicate-warning');
+    await warning.getByRole('link', { name: 'Müller, Zoë' }).waitFor();
+    await capture(page, '13-duplicate-patient');
+    const before = (await api.patients.search({ q: 'zoe muller' })).items.length;
+    await warning.getByRole('button', { name: 'Create another patient anyway' }).click();
+    await page.waitForURL(/\/patients\/[0-9a-f-]{36}$/);
+    await page.getByTestId('patient-banner').getByText('Müller, Zoë').waitFor();
+    expect((await api.patients.search({ q: 'zoe muller' })).items.length).toBe(before + 1);
+  }, 90_000);
 
   it('nurse: the worklist and the audit log are not offered, and typed in they say so', async () => {
     const page = await newPage();
