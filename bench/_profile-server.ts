@@ -16,6 +16,7 @@ import { createLogger } from '../examples/reference-server/src/logger.js';
 import { composeServer } from '../examples/reference-server/src/compose.js';
 import { intEnv } from './_lib.js';
 import { json, startLoadClient } from './_load.js';
+import { freePort } from '@cdss/core/testing';
 
 const concurrency = intEnv('BENCH_CONCURRENCY', 16, 256);
 const ms = intEnv('BENCH_PROFILE_MS', 10_000, 60_000, 1_000);
@@ -28,7 +29,7 @@ const config = loadConfig({
   CDSS_RATE_LIMIT_PER_MINUTE: '100000000',
 });
 const composed = await composeServer(config, createLogger('silent'), 'profile');
-const base = `http://127.0.0.1:${await composed.server.listen(0, '127.0.0.1')}`;
+const base = `http://127.0.0.1:${await composed.server.listen(await freePort(), '127.0.0.1')}`;
 const token = (await json(`${base}/api/sandbox/token`, {
   method: 'POST',
   headers: { 'content-type': 'application/json' },

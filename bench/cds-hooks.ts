@@ -36,13 +36,14 @@ import {
 } from '../examples/reference-server/src/cds-hooks/status.js';
 import { createMemoryCdsStore } from '../examples/reference-server/src/cds-hooks/store.js';
 import { intEnv, median } from './_lib.js';
+import { listenOnFreePort } from '@cdss/core/testing';
 
 const patients = intEnv('BENCH_PATIENTS', 2000, 20_000);
 const requests = intEnv('BENCH_REQUESTS', 300, 2000);
 const rounds = intEnv('BENCH_ROUNDS', 5, 10);
 
 const listen = async (server: Server): Promise<string> => {
-  await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+  await listenOnFreePort(server);
   return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 };
 

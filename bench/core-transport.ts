@@ -16,6 +16,7 @@ import axios from 'axios';
 import { z } from 'zod';
 import { bearerAuth, createRetryPolicy, HttpTransport } from '@cdss/core';
 import { intEnv } from './_lib.js';
+import { listenOnFreePort } from '@cdss/core/testing';
 
 const BODY = JSON.stringify({
   resourceType: 'Observation',
@@ -49,7 +50,7 @@ function serve(): void {
     res.end(BODY);
   });
   server.keepAliveTimeout = 30_000;
-  server.listen(0, '127.0.0.1', () => {
+  void listenOnFreePort(server).then(() => {
     const address = server.address();
     if (address === null || typeof address === 'string') throw new Error('no port');
     process.send?.({ port: address.port });

@@ -21,7 +21,7 @@ import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { requireService } from '@cdss/core/testing';
+import { freePort, requireService } from '@cdss/core/testing';
 import { generatePhantom, writePhantomStudy } from '@cdss/dicom';
 import { OrthancClient } from '@cdss/orthanc-client';
 import { loadConfig } from '../examples/reference-server/src/config.js';
@@ -87,7 +87,7 @@ async function main(): Promise<void> {
   const composed = await composeServer(config, createLogger('warn'), 'bench');
   try {
     await orthanc.uploadInstances(series.files);
-    const port = await composed.server.listen(0, '127.0.0.1');
+    const port = await composed.server.listen(await freePort(), '127.0.0.1');
     const server = `http://127.0.0.1:${port}`;
     const token = (await (
       await fetch(`${server}/api/sandbox/token`, {

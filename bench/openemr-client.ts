@@ -18,6 +18,7 @@ import axios from 'axios';
 import { createServer } from 'node:http';
 import { OpenEmrEngine, SEED_ADMIN, SEED_CLIENT } from '@cdss/sandbox';
 import { CDSS_SCOPES, OpenEmrOAuth, createOpenEmrClient } from '@cdss/openemr-client';
+import { listenOnFreePort } from '@cdss/core/testing';
 
 function intEnv(name: string, fallback: number, max: number): number {
   const raw = Number(process.env[name] ?? fallback);
@@ -44,7 +45,7 @@ if (process.argv.includes('--serve')) {
       res.end(out.body);
     });
   });
-  server.listen(0, '127.0.0.1', () => process.send?.({ port: (server.address() as AddressInfo).port }));
+  void listenOnFreePort(server).then(() => process.send?.({ port: (server.address() as AddressInfo).port }));
 } else {
   const CONCURRENCY = intEnv('BENCH_CONCURRENCY', 16, 256);
   const ROUND_MS = intEnv('BENCH_ROUND_MS', 1000, 5000);

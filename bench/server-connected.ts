@@ -107,7 +107,7 @@ async function main(): Promise<void> {
     ['openemr', 'single', 'cluster'].map((d) => mkdtemp(join(tmpdir(), `cdss-bench-${d}-`))),
   );
   const started: Started[] = [];
-  const fhir = await createEmbeddedFhirServer().listen(0, '127.0.0.1');
+  const fhir = await createEmbeddedFhirServer().listen(await freePort(), '127.0.0.1');
   let load: LoadClient | undefined;
   try {
     const emulatorPort = await freePort();

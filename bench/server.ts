@@ -2,7 +2,7 @@
  * Cache-hit GET /api/patients/{id} req/s and p99 through the reference server's full stack vs a bare Express 5 route.
  *
  * The reference server is composed in sandbox mode in this process exactly as its sandbox integration test does
- * (`loadConfig` + `composeServer` + `server.listen(0)`: embedded OpenEMR emulator, DICOM store and FHIR server, memory
+ * (`loadConfig` + `composeServer` + `server.listen(port)`: embedded OpenEMR emulator, DICOM store and FHIR server, memory
  * cache and outbox, file audit trail in a temporary CDSS_DATA_DIR), with CDSS_SANDBOX_STUDIES=0, CDSS_WORKER=off and
  * a rate limit far above what the bench sends. A physician token comes from POST /api/sandbox/token; the first seeded
  * patient is read once so that every timed read is a cache hit. The full stack per request is: request id, metrics
@@ -38,6 +38,7 @@ import { createLogger } from '../examples/reference-server/src/logger.js';
 import { composeServer } from '../examples/reference-server/src/compose.js';
 import { intEnv, median } from './_lib.js';
 import { cpuMicros, formatRound, json, startLoadClient, type LoadClient, type Round, type Target } from './_load.js';
+import { freePort, listenOnFreePort } from '@cdss/core/testing';
 
 /** A round with this process's CPU per request. */
 interface ServerRound extends Round {
@@ -58,7 +59,7 @@ async function metricSum(
 }
 
 async function listen(server: Server): Promise<number> {
-  await new Promise<void>((ok, fail) => server.once('error', fail).listen(0, '127.0.0.1', () => ok()));
+  await listenOnFreePort(server);
   const address = server.address();
   if (address === null || typeof address === 'string') throw new Error('no port');
   return address.port;
@@ -83,7 +84,7 @@ async function main(): Promise<void> {
   let bare: Server | undefined;
   let load: LoadClient | undefined;
   try {
-    const base = `http://127.0.0.1:${await composed.server.listen(0, '127.0.0.1')}`;
+    const base = `http://127.0.0.1:${await composed.server.listen(await freePort(), '127.0.0.1')}`;
     const token = (await json(`${base}/api/sandbox/token`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },

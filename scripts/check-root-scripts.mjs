@@ -63,15 +63,18 @@ const documented = new Set([...readme.matchAll(/npm run ([a-z:]+)/g)].map((m) =>
 for (const name of documented)
   if (!manifest.scripts[name]) failures.push(`README documents npm run ${name}: no such script`);
 
-function freePort() {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => res(port));
+/** A free port in 20000–31999, below the kernel's ephemeral range (GUIDE.md rule 9), as @cdss/core/testing's freePort. */
+async function freePort() {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    const free = await new Promise((res) => {
+      const s = createServer();
+      s.once('error', () => res(false));
+      s.listen(port, '127.0.0.1', () => s.close(() => res(true)));
     });
-  });
+    if (free) return port;
+  }
+  throw new Error('no free port found in 20000-31999');
 }
 
 function npm(argv, extraEnv = {}) {

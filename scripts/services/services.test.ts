@@ -15,7 +15,7 @@ import amqp from 'amqplib';
 import mysql from 'mysql2/promise';
 import type { RowDataPacket } from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, requireService } from '@cdss/core/testing';
+import { freePort, listenOnFreePort, requireService } from '@cdss/core/testing';
 
 const SCRIPT = join(dirname(fileURLToPath(import.meta.url)), 'services.sh');
 const run = promisify(execFile);
@@ -227,7 +227,7 @@ describe.skipIf(!hasMariadbd)('services.sh private instance (MariaDB)', () => {
 
   it('refuses to start over a port that is already taken, and records no PID', async () => {
     const holder = createServer();
-    await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+    await listenOnFreePort(holder);
     const taken = (holder.address() as AddressInfo).port;
     const otherDir = await mkdtemp(join(tmpdir(), 'cdss-services-taken-'));
     try {

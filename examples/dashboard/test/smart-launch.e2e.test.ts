@@ -17,6 +17,7 @@ import { loadConfig } from '../../reference-server/src/config.js';
 import { createLogger } from '../../reference-server/src/logger.js';
 import { composeServer, type ComposedServer } from '../../reference-server/src/compose.js';
 import { chromiumArgs, chromiumPath, dashboardDir, ensureBuild, freePort } from './support.js';
+import { listenOnFreePort } from '@cdss/core/testing';
 
 describe.skipIf(!chromiumPath)('SMART App Launch: OpenEMR launches the dashboard', () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'cdss-smart-e2e-'));
@@ -31,7 +32,7 @@ describe.skipIf(!chromiumPath)('SMART App Launch: OpenEMR launches the dashboard
     ensureBuild();
     const router = createOpenEmrEmulator({ dataDir: join(dataDir, 'openemr'), seed: true });
     emulator = createServer(express().use(router));
-    await new Promise<void>((ok) => emulator.listen(0, '127.0.0.1', ok));
+    await listenOnFreePort(emulator);
     emulatorUrl = `http://127.0.0.1:${(emulator.address() as AddressInfo).port}`;
     const cdssPort = await freePort();
     cdssUrl = `http://127.0.0.1:${cdssPort}`;

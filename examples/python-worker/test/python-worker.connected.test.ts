@@ -126,7 +126,7 @@ describe.skipIf(!available)('the Python worker with the reference server on the 
       createLogger('warn'),
       'test',
     );
-    baseUrl = `http://127.0.0.1:${await composed.server.listen(0, '127.0.0.1')}`;
+    baseUrl = `http://127.0.0.1:${await composed.server.listen(await freePort(), '127.0.0.1')}`;
   }, 240_000);
 
   afterAll(async () => {

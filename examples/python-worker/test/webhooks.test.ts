@@ -8,6 +8,7 @@ import { createServer, type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeMessage, MemoryReplayCache, verifyWebhook, WebhookVerificationError } from '@cdss/ai-jobs';
 import { python, venvAvailable, workerDir } from './venv.js';
+import { listenOnFreePort } from '@cdss/core/testing';
 
 const venv = venvAvailable('Python worker webhooks');
 const SECRET = 'a-webhook-secret-of-40-characters-------';
@@ -67,7 +68,7 @@ describe.runIf(venv)('the Python worker signs webhooks as @cdss/ai-jobs verifies
         })();
       });
     });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    await listenOnFreePort(server);
     const address = server.address();
     url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}/api/ai/webhook`;
   });

@@ -5,8 +5,10 @@ graceful stop. The same behaviour as the TypeScript ``JobWorker`` (packages/ai-j
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import random
 import threading
 import time
 import uuid
@@ -143,6 +145,20 @@ def start_worker(broker):
         worker.stop(grace_s=0)
         thread.join(10)
         assert not thread.is_alive()
+
+
+def _loopback_server(handler):
+    """A ThreadingHTTPServer on 127.0.0.1 at a random port in 24500-27999: below the kernel's ephemeral range (32768+)
+    and clear of private_broker's 24000-24497; another port when one is taken (EADDRINUSE)."""
+    from http.server import ThreadingHTTPServer
+
+    for attempt in range(50):
+        try:
+            return ThreadingHTTPServer(("127.0.0.1", random.randrange(24500, 28000)), handler)
+        except OSError as error:
+            if error.errno != errno.EADDRINUSE or attempt == 49:
+                raise
+    raise AssertionError("unreachable")
 
 
 def types(events):
@@ -349,7 +365,7 @@ def test_the_attempt_header_reads_as_the_typescript_transport_reads_it(headers, 
 def test_events_of_a_request_with_a_callback_url_are_also_posted_signed(broker, start_worker):
     import hashlib
     import hmac
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from http.server import BaseHTTPRequestHandler
 
     from cdss_worker.webhooks import WebhookSender
 
@@ -366,7 +382,7 @@ def test_events_of_a_request_with_a_callback_url_are_also_posted_signed(broker, 
         def log_message(self, *args):
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    server = _loopback_server(Hook)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         def handler(ctx):

@@ -96,6 +96,7 @@ import { modelRef } from './worker/analysis.js';
 import { ehrIntegration, type EhrIntegration } from './ehr-integration.js';
 import { isBrainTumourProblem } from './domain/brain-tumour.js';
 import { openEmrDocuments } from './chart/openemr-documents.js';
+import { onSandboxPort } from './sandbox-ports.js';
 
 /** A composed, not yet listening server with everything it started. */
 export interface ComposedServer {
@@ -112,9 +113,16 @@ export interface ComposedServer {
 
 async function listenApp(app: express.Express): Promise<{ url: string; server: Server }> {
   const server = createServer(app);
-  await new Promise<void>((ok, fail) => server.once('error', fail).listen(0, '127.0.0.1', () => ok()));
-  const address = server.address();
-  return { url: `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`, server };
+  const port = await onSandboxPort(
+    (candidate) =>
+      new Promise<number>((ok, fail) => {
+        server.once('error', fail).listen(candidate, '127.0.0.1', () => {
+          server.off('error', fail);
+          ok(candidate);
+        });
+      }),
+  );
+  return { url: `http://127.0.0.1:${port}`, server };
 }
 
 const closeServer = (server: Server): Promise<void> =>
@@ -314,7 +322,7 @@ export async function composeServer(config: ServerConfig, logger: Logger, versio
       ? { username: config.ORTHANC_USERNAME, password: config.ORTHANC_PASSWORD }
       : undefined;
   if (!orthancUrl) {
-    const store = await createDicomStoreEmulator({ root: join(dataDir, 'dicom'), port: 0 });
+    const store = await onSandboxPort((port) => createDicomStoreEmulator({ root: join(dataDir, 'dicom'), port }));
     closers.push(() => store.close());
     orthancUrl = embedded.orthanc = store.url;
     orthancCredentials = undefined;
@@ -338,10 +346,8 @@ export async function composeServer(config: ServerConfig, logger: Logger, versio
             ],
           }
         : undefined;
-    const fhirServer = await createEmbeddedFhirServer(backendServices ? { backendServices } : {}).listen(
-      0,
-      '127.0.0.1',
-    );
+    const fhirApp = createEmbeddedFhirServer(backendServices ? { backendServices } : {});
+    const fhirServer = await onSandboxPort((port) => fhirApp.listen(port, '127.0.0.1'));
     closers.push(() => fhirServer.close());
     fhirUrl = embedded.fhir = fhirServer.url;
   }

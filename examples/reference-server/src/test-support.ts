@@ -20,6 +20,7 @@ import type { ApiPatient, ApiStudy, PatientInput } from './api-schemas.js';
 import type { ClinicalLists, FhirSync, ImagingArchive, PatientRecords, ReadThroughCache } from './domain/ports.js';
 import { cachePort } from './adapters/cache.js';
 import type { Auditor } from './domain/auditor.js';
+import { freePort } from '@cdss/core/testing';
 
 /** An EMR fake; `down = true` makes every call fail like an unreachable upstream. */
 export function fakeRecords(): PatientRecords & {
@@ -196,7 +197,7 @@ export async function startHarness(
     verifyWebhook: webhook,
     version: 'test',
   });
-  const port = await server.listen(0, '127.0.0.1');
+  const port = await server.listen(await freePort(), '127.0.0.1');
   return {
     server,
     baseUrl: `http://127.0.0.1:${port}`,

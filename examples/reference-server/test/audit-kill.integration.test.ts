@@ -123,7 +123,7 @@ describe('the audit trail survives SIGKILL', () => {
   it.skipIf(!services.every((s) => s.available))(
     'connected, CDSS_PROCESSES=2: a worker killed mid-load loses no record in the MySQL table, and is replaced',
     async () => {
-      const fhir = await createEmbeddedFhirServer().listen(0, '127.0.0.1');
+      const fhir = await createEmbeddedFhirServer().listen(await freePort(), '127.0.0.1');
       try {
         const emulatorPort = await freePort();
         children.push(

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { basicAuth } from '@cdss/core';
-import { requireService } from '@cdss/core/testing';
+import { freePort, requireService } from '@cdss/core/testing';
 import { createCdssClient, type CdssClient } from '@cdss/client';
 import { generateTemplatePhantom, writePhantomStudy } from '@cdss/dicom';
 import { OrthancClient } from '@cdss/orthanc-client';
@@ -49,7 +49,7 @@ describe.skipIf(!orthancSvc.available)('automatic analyses from the real Orthanc
 
   const start = async (): Promise<void> => {
     composed = await composeServer(config, createLogger('warn'), 'test');
-    baseUrl = `http://127.0.0.1:${await composed.server.listen(0, '127.0.0.1')}`;
+    baseUrl = `http://127.0.0.1:${await composed.server.listen(await freePort(), '127.0.0.1')}`;
     token = (await createCdssClient({ baseUrl }).sandbox.token('demo-physician')).access_token;
     client = createCdssClient({ baseUrl, getToken: () => token });
   };

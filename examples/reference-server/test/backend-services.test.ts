@@ -20,6 +20,7 @@ import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/logger.js';
 import { composeServer, DEMO_GRID, type ComposedServer } from '../src/compose.js';
 import { freePort } from './processes.js';
+import { listenOnFreePort } from '@cdss/core/testing';
 
 describe('SMART Backend Services into OpenEMR’s FHIR API', () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'cdss-backend-'));
@@ -30,7 +31,7 @@ describe('SMART Backend Services into OpenEMR’s FHIR API', () => {
 
   beforeAll(async () => {
     emulator = createServer(express().use(router));
-    await new Promise<void>((ok) => emulator.listen(0, '127.0.0.1', ok));
+    await listenOnFreePort(emulator);
     const emulatorUrl = `http://127.0.0.1:${(emulator.address() as AddressInfo).port}`;
     const port = await freePort();
     cdssUrl = `http://127.0.0.1:${port}`;

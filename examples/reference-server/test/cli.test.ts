@@ -11,6 +11,7 @@ import { EXIT, runCli } from '@cdss/cli';
 import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/logger.js';
 import { composeServer, type ComposedServer } from '../src/compose.js';
+import { freePort } from '@cdss/core/testing';
 
 const dataDir = mkdtempSync(join(tmpdir(), 'cdss-cli-server-'));
 let composed: ComposedServer;
@@ -31,7 +32,7 @@ async function cdss(argv: string[]) {
 beforeAll(async () => {
   const config = loadConfig({ CDSS_DATA_DIR: dataDir, CDSS_SANDBOX_STUDIES: '1', CDSS_LOG_LEVEL: 'error' });
   composed = await composeServer(config, createLogger('error'), 'test');
-  const server = `http://127.0.0.1:${await composed.server.listen(0, '127.0.0.1')}`;
+  const server = `http://127.0.0.1:${await composed.server.listen(await freePort(), '127.0.0.1')}`;
   const response = await fetch(`${server}/api/sandbox/token`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },

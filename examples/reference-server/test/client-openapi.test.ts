@@ -12,6 +12,7 @@ import { createCdssClient, type CdssClient } from '@cdss/client';
 import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/logger.js';
 import { composeServer, type ComposedServer } from '../src/compose.js';
+import { freePort } from '@cdss/core/testing';
 
 interface Operation {
   parameters?: Array<{ name: string; in: string }>;
@@ -69,7 +70,7 @@ let doc: OpenApi;
 beforeAll(async () => {
   const config = loadConfig({ CDSS_DATA_DIR: dataDir, CDSS_SANDBOX_STUDIES: '0', CDSS_LOG_LEVEL: 'error' });
   composed = await composeServer(config, createLogger('error'), 'test');
-  baseUrl = `http://127.0.0.1:${await composed.server.listen(0, '127.0.0.1')}`;
+  baseUrl = `http://127.0.0.1:${await composed.server.listen(await freePort(), '127.0.0.1')}`;
   doc = (await (await fetch(`${baseUrl}/openapi.json`)).json()) as OpenApi;
 }, 180_000);
 

@@ -85,7 +85,7 @@ describe.skipIf(!available)('connected mode on the real services', () => {
       MYSQL_URL: mariaSvc!.url,
     };
     composed = await composeServer(loadConfig(connectedEnv), createLogger('warn'), 'test');
-    baseUrl = `http://127.0.0.1:${await composed.server.listen(0, '127.0.0.1')}`;
+    baseUrl = `http://127.0.0.1:${await composed.server.listen(await freePort(), '127.0.0.1')}`;
   }, 180_000);
 
   afterAll(async () => {
@@ -106,7 +106,7 @@ describe.skipIf(!available)('connected mode on the real services', () => {
       'test',
     );
     try {
-      const secondUrl = `http://127.0.0.1:${await second.server.listen(0, '127.0.0.1')}`;
+      const secondUrl = `http://127.0.0.1:${await second.server.listen(await freePort(), '127.0.0.1')}`;
       const token = await tokenFor('demo-nurse');
       const client = createCdssClient({ baseUrl, getToken: () => token });
       const patient = await client.patients.create({

@@ -11,6 +11,7 @@ import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/logger.js';
 import { composeServer, DEMO_COURSES, type ComposedServer } from '../src/compose.js';
 import { clientFor } from './flow.js';
+import { freePort } from '@cdss/core/testing';
 
 const dataDir = mkdtempSync(join(tmpdir(), 'cdss-demo-'));
 let composed: ComposedServer;
@@ -19,7 +20,7 @@ let baseUrl: string;
 beforeAll(async () => {
   const config = loadConfig({ CDSS_DATA_DIR: dataDir, CDSS_LOG_LEVEL: 'warn' });
   composed = await composeServer(config, createLogger('warn'), 'test');
-  baseUrl = `http://127.0.0.1:${await composed.server.listen(0, '127.0.0.1')}`;
+  baseUrl = `http://127.0.0.1:${await composed.server.listen(await freePort(), '127.0.0.1')}`;
 }, 120_000);
 
 afterAll(async () => {

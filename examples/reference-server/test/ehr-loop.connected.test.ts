@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
 import type { DiagnosticReport } from 'fhir/r4.js';
 import { basicAuth } from '@cdss/core';
-import { requireService } from '@cdss/core/testing';
+import { listenOnFreePort, requireService } from '@cdss/core/testing';
 import { createCdssClient, type CdssClient } from '@cdss/client';
 import { generateTemplatePhantom, writePhantomStudy } from '@cdss/dicom';
 import { FhirAdapter } from '@cdss/fhir-mapper';
@@ -66,7 +66,7 @@ describe.skipIf(!services.every((s) => s.available))('the loop inside the EHR, o
     ehrJwks = createServer((_req, res) =>
       res.setHeader('content-type', 'application/json').end(JSON.stringify({ keys: [jwk] })),
     );
-    await new Promise<void>((ok) => ehrJwks.listen(0, '127.0.0.1', ok));
+    await listenOnFreePort(ehrJwks);
     const jwksUrl = `http://127.0.0.1:${(ehrJwks.address() as AddressInfo).port}/jwks`;
     // The hospital's identity provider for the API.
     const idp = await generateKeyPair('RS256');
@@ -103,7 +103,7 @@ describe.skipIf(!services.every((s) => s.available))('the loop inside the EHR, o
       MYSQL_URL: mariaSvc!.url,
     });
     composed = await composeServer(config, createLogger('warn'), 'test');
-    baseUrl = `http://127.0.0.1:${await composed.server.listen(0, '127.0.0.1')}`;
+    baseUrl = `http://127.0.0.1:${await composed.server.listen(await freePort(), '127.0.0.1')}`;
   }, 180_000);
 
   afterAll(async () => {

@@ -96,7 +96,7 @@ describe('FHIR_BACKEND_CLIENT_ID towards a protected FHIR server: key rotation t
         ],
       },
     });
-    ({ url: fhirUrl, close: closeFhir } = await fhir.listen(0));
+    ({ url: fhirUrl, close: closeFhir } = await fhir.listen(await freePort()));
     readerAdapter = new FhirAdapter({
       baseUrl: fhirUrl,
       auth: oauth2Auth(

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import express, { type RequestHandler } from 'express';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { requireService } from '@cdss/core/testing';
+import { freePort, listenOnFreePort, requireService } from '@cdss/core/testing';
 import { FhirAdapter, identifierSystems } from '@cdss/fhir-mapper';
 import { createOpenEmrEmulator, SEED_ADMIN, SEED_CLIENT } from '@cdss/sandbox';
 import type { Patient } from 'fhir/r4.js';
@@ -38,7 +38,7 @@ function commitThenHang(): { middleware: RequestHandler; armed: { value: boolean
 
 async function listen(app: express.Express): Promise<{ server: Server; url: string }> {
   const server = createServer(app);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await listenOnFreePort(server);
   const address = server.address();
   return { server, url: `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}` };
 }
@@ -81,7 +81,7 @@ describe.each(variants)('a create that OpenEMR committed but never answered ($na
       createLogger('silent'),
       'test',
     );
-    baseUrl = `http://127.0.0.1:${await composed.server.listen(0, '127.0.0.1')}`;
+    baseUrl = `http://127.0.0.1:${await composed.server.listen(await freePort(), '127.0.0.1')}`;
     const issued = await fetch(`${baseUrl}/api/sandbox/token`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },

@@ -13,6 +13,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/logger.js';
 import { composeServer } from '../src/compose.js';
+import { freePort } from '@cdss/core/testing';
 
 const packageDir = join(dirname(fileURLToPath(import.meta.url)), '..');
 const repoRoot = join(packageDir, '..', '..');
@@ -35,7 +36,7 @@ async function tokenRouteWith(env: Record<string, string>): Promise<{ status: nu
   const config = loadConfig({ CDSS_DATA_DIR: dataDir, CDSS_SANDBOX_STUDIES: '0', CDSS_WORKER: 'off', ...env });
   const composed = await composeServer(config, createLogger('warn', sink), 'test');
   try {
-    const port = await composed.server.listen(0, '127.0.0.1');
+    const port = await composed.server.listen(await freePort(), '127.0.0.1');
     const response = await fetch(`http://127.0.0.1:${port}/api/sandbox/token`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },

@@ -14,6 +14,7 @@ import { clientFor, runClinicalFlow } from './flow.js';
 import { DEMO_USERS } from '../src/auth/tokens.js';
 import { ROLES, rolesWith } from '../src/auth/rbac.js';
 import { createMessage, encodeMessage, signWebhook } from '@cdss/ai-jobs';
+import { freePort } from '@cdss/core/testing';
 
 const dataDir = mkdtempSync(join(tmpdir(), 'cdss-sandbox-'));
 const WEBHOOK_SECRET = 'a-webhook-secret-of-at-least-32-characters';
@@ -29,7 +30,7 @@ beforeAll(async () => {
     CDSS_WEBHOOK_SECRET: WEBHOOK_SECRET,
   });
   composed = await composeServer(config, createLogger('warn'), 'test');
-  baseUrl = `http://127.0.0.1:${await composed.server.listen(0, '127.0.0.1')}`;
+  baseUrl = `http://127.0.0.1:${await composed.server.listen(await freePort(), '127.0.0.1')}`;
 }, 120_000);
 
 afterAll(async () => {

@@ -21,6 +21,7 @@ import { createLogger } from '../src/logger.js';
 import { composeServer, type ComposedServer } from '../src/compose.js';
 import { DEMO_USERS } from '../src/auth/tokens.js';
 import { rolesWith } from '../src/auth/rbac.js';
+import { freePort } from '@cdss/core/testing';
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const SCHEMATHESIS = process.env['CDSS_SCHEMATHESIS'] ?? join(repoRoot, 'tools/schemathesis/.venv/bin/schemathesis');
@@ -70,7 +71,7 @@ beforeAll(async () => {
     CDSS_WEBHOOK_SECRET: WEBHOOK_SECRET,
   });
   composed = await composeServer(config, createLogger('error'), 'test');
-  baseUrl = `http://127.0.0.1:${await composed.server.listen(0, '127.0.0.1')}`;
+  baseUrl = `http://127.0.0.1:${await composed.server.listen(await freePort(), '127.0.0.1')}`;
 }, 180_000);
 
 afterAll(async () => {

@@ -14,7 +14,7 @@ import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMessage, encodeMessage, signWebhook, type JobEvent } from '@cdss/ai-jobs';
 import { sampleResult } from '@cdss/ai-jobs/testing';
-import { requireService } from '@cdss/core/testing';
+import { freePort, listenOnFreePort, requireService } from '@cdss/core/testing';
 import { createOpenEmrEmulator, SEED_ADMIN, SEED_CLIENT } from '@cdss/sandbox';
 import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/logger.js';
@@ -47,7 +47,7 @@ describe.skipIf(!mariadb.available)('shared state on a private MariaDB, two inst
       createLogger('silent'),
       'test',
     );
-    return { composed, url: `http://127.0.0.1:${await composed.server.listen(0, '127.0.0.1')}` };
+    return { composed, url: `http://127.0.0.1:${await composed.server.listen(await freePort(), '127.0.0.1')}` };
   }
 
   beforeAll(async () => {
@@ -57,7 +57,7 @@ describe.skipIf(!mariadb.available)('shared state on a private MariaDB, two inst
 
     const app = express().use(createOpenEmrEmulator({ dataDir: join(dir, 'openemr'), seed: true }));
     emulator = createServer(app);
-    await new Promise<void>((resolve) => emulator.listen(0, '127.0.0.1', resolve));
+    await listenOnFreePort(emulator);
     const emulatorPort = (emulator.address() as { port: number }).port;
 
     const { publicKey, privateKey } = await generateKeyPair('RS256');

@@ -18,6 +18,7 @@ import {
   verifyWebhook,
   type WebhookRejection,
 } from './webhooks.js';
+import { listenOnFreePort } from '@cdss/core/testing';
 
 const SECRET = 'whsec_test_0123456789abcdef';
 const OTHER = 'whsec_other_0123456789abcdef';
@@ -133,7 +134,7 @@ describe('webhook delivery over real HTTP (127.0.0.1, port 0)', () => {
         .then(([status, headers]) => res.writeHead(status, headers).end())
         .catch(() => res.writeHead(500).end());
     });
-    await new Promise<void>((r) => server!.listen(0, '127.0.0.1', () => r()));
+    await listenOnFreePort(server!);
     return `http://127.0.0.1:${(server!.address() as AddressInfo).port}/hook`;
   }
 

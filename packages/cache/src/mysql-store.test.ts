@@ -1,6 +1,6 @@
 /** MySqlStore and MySqlIdempotencyStore fail fast and clearly when the server is dead or silent (no MariaDB needed). */
 import { createServer, type Server, type Socket } from 'node:net';
-import { freePort } from '@cdss/core/testing';
+import { freePort, listenOnFreePort } from '@cdss/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CacheUnavailableError } from './errors.js';
 import { MySqlIdempotencyStore } from './mysql-idempotency.js';
@@ -16,7 +16,7 @@ describe('MySQL-backed stores against an unusable server', () => {
       sockets.add(socket);
       socket.on('close', () => sockets.delete(socket));
     });
-    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    await listenOnFreePort(silent);
     const address = silent.address();
     silentPort = typeof address === 'object' && address ? address.port : 0;
   });

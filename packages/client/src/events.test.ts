@@ -2,10 +2,11 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer, type WebSocket as ServerSocket } from 'ws';
 import { connectEvents, type EventStream, type WebSocketLike } from './events.js';
 import type { ServerEvent } from './schemas.js';
+import { freePort } from '@cdss/core/testing';
 
 /** A stand-in for the server's /ws: auth, ready, subscribe/subscribed, events (the protocol of examples/reference-server/src/ws.ts). */
 async function fakeServer(answer: (message: Record<string, unknown>, socket: ServerSocket) => void) {
-  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, path: '/ws' });
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: await freePort(), path: '/ws' });
   await new Promise((resolve) => wss.once('listening', resolve));
   const sockets: ServerSocket[] = [];
   const received: Array<Record<string, unknown>> = [];

@@ -9,6 +9,7 @@ import { oauth2Auth, type AuthRequest } from './auth.js';
 import { createSmartBackendServicesTokenProvider, signClientAssertion } from './backend-services.js';
 import { HttpError, ValidationError } from './errors.js';
 import { createTestClock } from './testing/clock.js';
+import { listenOnFreePort } from './testing/ports.js';
 
 const rsa = await generateKeyPair('RS384', { extractable: true });
 const ec = await generateKeyPair('ES384', { extractable: true });
@@ -35,7 +36,7 @@ beforeAll(async () => {
       handler(req, body, res);
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await listenOnFreePort(server);
   const address = server.address();
   if (address === null || typeof address === 'string') throw new Error('no port');
   base = `http://127.0.0.1:${address.port}`;

@@ -13,6 +13,7 @@ import { CdssError, HttpError, TimeoutError, ValidationError } from './errors.js
 import { createTestClock } from './testing/clock.js';
 import { HttpTransport } from './transport.js';
 import { requestHead } from './socket-get.js';
+import { listenOnFreePort } from './testing/ports.js';
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 let handler: Handler = (_req, res) => res.end();
@@ -28,7 +29,7 @@ const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
 
 async function listen(server: Server | NetServer): Promise<number> {
   servers.push(server as Server);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await listenOnFreePort(server);
   return (server.address() as AddressInfo).port;
 }
 

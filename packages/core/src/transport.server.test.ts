@@ -10,6 +10,7 @@ import { RetryError, TimeoutError, type HttpError } from './errors.js';
 import { systemClock } from './clock.js';
 import { createTestClock } from './testing/clock.js';
 import { HttpTransport } from './transport.js';
+import { listenOnFreePort } from './testing/ports.js';
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 let handler: Handler = (_req, res) => res.end();
@@ -25,7 +26,7 @@ beforeAll(async () => {
     res.on('close', () => open.delete(res));
     handler(req, res);
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await listenOnFreePort(server);
   const address = server.address();
   if (address === null || typeof address === 'string') throw new Error('no port');
   base = `http://127.0.0.1:${address.port}`;

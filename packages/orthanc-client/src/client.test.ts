@@ -9,6 +9,7 @@ import { ValidationError } from '@cdss/core';
 import { JobFailedError, OrthancClient } from './client.js';
 import { StowError } from './dicomweb.js';
 import type { OrthancChange } from './schemas.js';
+import { listenOnFreePort } from '@cdss/core/testing';
 
 type Handler = (req: IncomingMessage, res: ServerResponse, url: URL) => void;
 const routes = new Map<string, Handler>();
@@ -27,7 +28,7 @@ beforeAll(async () => {
     }
     h(req, res, url);
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  await listenOnFreePort(server);
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 });
 afterAll(() => new Promise<void>((r) => server.close(() => r())));
@@ -155,7 +156,7 @@ describe('connection reuse', () => {
       sockets.add(req.socket);
       res.writeHead(200, { 'content-type': 'application/json', 'keep-alive': 'timeout=1' }).end(JSON.stringify([]));
     });
-    await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+    await listenOnFreePort(s);
     try {
       const client = new OrthancClient({ baseUrl: `http://127.0.0.1:${(s.address() as AddressInfo).port}` });
       for (let i = 0; i < 5; i++) await client.list('Patient');

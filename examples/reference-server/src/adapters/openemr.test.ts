@@ -9,14 +9,16 @@ import { CDSS_SCOPES, createOpenEmrClient } from '@cdss/openemr-client';
 import { createOpenEmrEmulator, SEED_ADMIN, SEED_CLIENT } from '@cdss/sandbox';
 import type { PatientRecords } from '../domain/ports.js';
 import { foldName, openEmrRecords } from './openemr.js';
+import { freePort } from '@cdss/core/testing';
 
 let server: Server;
 let records: PatientRecords;
 
 beforeAll(async () => {
   const app = express().use(createOpenEmrEmulator({ version: '8', seed: true }));
+  const listenPort = await freePort();
   server = await new Promise<Server>((resolve) => {
-    const started = app.listen(0, '127.0.0.1', () => resolve(started));
+    const started = app.listen(listenPort, '127.0.0.1', () => resolve(started));
   });
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : 0;

@@ -7,6 +7,7 @@ import { generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT, type CryptoKey, type JWTPayload } from 'jose';
 import { createConnectedVerifier, createSandboxIssuer, createTokenVerifier, type TokenSettings } from './tokens.js';
+import { freePort } from '@cdss/core/testing';
 
 const settings: TokenSettings = { issuer: 'https://idp.test', audience: 'cdss', roleClaim: 'roles' };
 const NOW = Date.UTC(2026, 5, 1, 12, 0, 0);
@@ -252,7 +253,7 @@ describe('a JWKS key set', () => {
       res.setHeader('content-type', 'application/json');
       res.end(JSON.stringify({ keys: published }));
     });
-    server.listen(0, '127.0.0.1');
+    server.listen(await freePort(), '127.0.0.1');
     await once(server, 'listening');
     const address = server.address() as { port: number };
     const verifier = createConnectedVerifier(

@@ -14,6 +14,7 @@ import { cdsHooksRouter } from './router.js';
 import { discoveryResponseSchema, hookResponseSchema, type HookResponse } from './schemas.js';
 import { cdsServices, CDS_SERVICE_IDS, type TumourStatus } from './services.js';
 import { createMemoryCdsStore } from './store.js';
+import { listenOnFreePort } from '@cdss/core/testing';
 
 const PATIENT_ID = 'a365f038-8069-4a91-a2be-d710cbdf93d0';
 const patient = {
@@ -89,7 +90,7 @@ describe('CDS Hooks service', () => {
   let sign: (aud: string, overrides?: { jti?: string; exp?: string; key?: CryptoKey; iss?: string }) => Promise<string>;
 
   const listen = async (server: Server): Promise<string> => {
-    await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+    await listenOnFreePort(server);
     return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   };
 

@@ -10,7 +10,7 @@ import { createServer, get as httpGet, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { requireService } from '@cdss/core/testing';
+import { freePort, listenOnFreePort, requireService } from '@cdss/core/testing';
 import { generatePhantom, getBytes, getString, parseDicom, writePhantomStudy, type WrittenStudy } from '@cdss/dicom';
 import { multipartBoundary, OrthancClient, parseMultipart, type MultipartPart } from '@cdss/orthanc-client';
 import { createDicomStoreEmulator, type DicomStoreEmulator } from '@cdss/sandbox';
@@ -79,7 +79,7 @@ describe('an answer held until its audit record is durable', () => {
       };
       write(0);
     });
-    await new Promise<void>((resolve) => pacs.listen(0, '127.0.0.1', resolve));
+    await listenOnFreePort(pacs);
     pacsUrl = `http://127.0.0.1:${(pacs.address() as AddressInfo).port}/dicom-web`;
     h = await startHarness(({ auditor }) =>
       dicomWebProxyRoutes({
@@ -337,7 +337,7 @@ proxyContract({
   name: 'the embedded DICOM store',
   async start() {
     const root = await mkdtemp(join(tmpdir(), 'cdss-dicomweb-proxy-'));
-    const store: DicomStoreEmulator = await createDicomStoreEmulator({ root, port: 0 });
+    const store: DicomStoreEmulator = await createDicomStoreEmulator({ root, port: await freePort() });
     return {
       url: store.url,
       client: new OrthancClient({ baseUrl: store.url }),

@@ -10,6 +10,7 @@ import { fakeRecords, memoryCache, startHarness, type Harness } from '../test-su
 import { patientRoutes } from '../domain/patients.js';
 import { rateLimit as expressRateLimit, type Store } from 'express-rate-limit';
 import { corsUnlessSameOrigin, precomputedHeaders, rateLimit, requestId } from './security.js';
+import { freePort } from '@cdss/core/testing';
 
 async function responder(
   ...middleware: RequestHandler[]
@@ -18,7 +19,7 @@ async function responder(
   app.disable('x-powered-by');
   app.use(...middleware);
   app.get('/x', (_req, res) => void res.json({ ok: true }));
-  const server = app.listen(0, '127.0.0.1');
+  const server = app.listen(await freePort(), '127.0.0.1');
   await new Promise((ok) => server.once('listening', ok));
   const { port } = server.address() as { port: number };
   afterAll(() => new Promise((ok) => server.close(ok)));

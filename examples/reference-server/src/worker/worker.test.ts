@@ -39,6 +39,7 @@ import { DEMO_GRID } from '../compose.js';
 import { DEMO_MODEL_BUNDLE } from '../paths.js';
 import { createAiWorker, lazyModel, loadModel, type AiWorker, type ModelProvider } from './service.js';
 import { analyseStudy, modelRef } from './analysis.js';
+import { freePort } from '@cdss/core/testing';
 
 const root = mkdtempSync(join(tmpdir(), 'cdss-worker-'));
 let store: DicomStoreEmulator;
@@ -106,7 +107,7 @@ const seriesOf = (study: ReturnType<typeof writePhantomStudy>) => ({
 });
 
 beforeAll(async () => {
-  store = await createDicomStoreEmulator({ root: join(root, 'dicom'), port: 0 });
+  store = await createDicomStoreEmulator({ root: join(root, 'dicom'), port: await freePort() });
   orthanc = new OrthancClient({ baseUrl: store.url });
   await client.start();
   const provider = lazyModel(() => loadModel(DEMO_MODEL_BUNDLE));

@@ -3,7 +3,7 @@
  * process on the same port. Ports come from 20000–31999, below the kernel's ephemeral range (32768+), and never
  * collide with the shared services' ports or with a port this process handed out before.
  */
-import { createServer } from 'node:net';
+import { createServer, type Server } from 'node:net';
 import { SERVICE_DEFAULTS } from './services.js';
 
 // The shared services' ports, plus the RabbitMQ/EPMD side ports and the alert webhook of scripts/services.
@@ -39,4 +39,28 @@ export async function freePort(): Promise<number> {
     }
   }
   throw new Error('no free port found in 20000-31999');
+}
+
+/**
+ * Listens `server` (a `net` or `http` server) on a port from {@link freePort}, trying another port when that one was
+ * taken in the meantime (EADDRINUSE).
+ * @returns the port it listens on
+ * @throws the listen error when it is not EADDRINUSE, or after 5 taken ports
+ */
+export async function listenOnFreePort(server: Server, host = '127.0.0.1'): Promise<number> {
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort();
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, host, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+      return port;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE' || attempt >= 5) throw error;
+    }
+  }
 }

@@ -1,12 +1,13 @@
 import { createServer, type Server } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireService, SERVICE_DEFAULTS } from './services.js';
+import { listenOnFreePort } from './ports.js';
 
 let server: Server;
 let port = 0;
 beforeAll(async () => {
   server = createServer((socket) => socket.end());
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await listenOnFreePort(server);
   const address = server.address();
   if (address === null || typeof address === 'string') throw new Error('no port');
   port = address.port;
@@ -16,7 +17,7 @@ afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
 /** A loopback port that nothing listens on: bind one, read its number, close it. */
 async function closedPort(): Promise<number> {
   const probe = createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  await listenOnFreePort(probe);
   const address = probe.address();
   await new Promise<void>((resolve) => probe.close(() => resolve()));
   if (address === null || typeof address === 'string') throw new Error('no port');

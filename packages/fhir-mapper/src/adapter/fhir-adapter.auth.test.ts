@@ -6,7 +6,7 @@
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ValidationError, bearerAuth, createSmartBackendServicesTokenProvider, oauth2Auth } from '@cdss/core';
-import { requireService } from '@cdss/core/testing';
+import { freePort, requireService } from '@cdss/core/testing';
 import {
   createEmbeddedFhirServer,
   createSmartBackendAuth,
@@ -41,7 +41,7 @@ const targets: Target[] = [
     available: true,
     async start() {
       const server = createEmbeddedFhirServer({ backendServices: { clients: [client] } });
-      const { url, close } = await server.listen(0);
+      const { url, close } = await server.listen(await freePort());
       return { url, auth: server.backendAuth!, seen: undefined, stop: close };
     },
   },
@@ -52,7 +52,7 @@ const targets: Target[] = [
       const auth = createSmartBackendAuth({ clients: [client] });
       const seen: GatewayRequest[] = [];
       const gateway = createSmartFhirGateway({ auth, upstream: hapi.url, onRequest: (r) => seen.push(r) });
-      const { url, close } = await gateway.listen(0);
+      const { url, close } = await gateway.listen(await freePort());
       return { url, auth, seen, stop: close };
     },
   },

@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { requireService } from '@cdss/core/testing';
+import { freePort, requireService } from '@cdss/core/testing';
 import { createEmbeddedFhirServer } from '@cdss/sandbox';
 import type { Bundle, DiagnosticReport, Observation, Patient, Resource } from 'fhir/r4.js';
 import { FhirAdapter } from './fhir-adapter.js';
@@ -36,7 +36,7 @@ const targets: Target[] = [
   {
     name: 'embedded (Medplum FhirRouter)',
     async start() {
-      const { url, close } = await createEmbeddedFhirServer().listen(0);
+      const { url, close } = await createEmbeddedFhirServer().listen(await freePort());
       return { url, stop: close };
     },
   },

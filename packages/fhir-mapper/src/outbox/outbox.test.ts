@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPool, type Pool } from 'mysql2/promise';
 import { ValidationError } from '@cdss/core';
-import { requireService } from '@cdss/core/testing';
+import { freePort, requireService } from '@cdss/core/testing';
 import { createEmbeddedFhirServer } from '@cdss/sandbox';
 import type { Patient } from 'fhir/r4.js';
 import { FhirAdapter } from '../adapter/fhir-adapter.js';
@@ -82,7 +82,7 @@ describe.each(kinds)('$name outbox', ({ skip, make }) => {
     let url = '';
     let close: () => Promise<void> = async () => undefined;
     beforeAll(async () => {
-      ({ url, close } = await createEmbeddedFhirServer().listen(0));
+      ({ url, close } = await createEmbeddedFhirServer().listen(await freePort()));
     });
     afterAll(async () => close());
 
@@ -131,7 +131,7 @@ describe.skipIf(!mariadb.available)('MySQL outbox durability', () => {
 
 describe('OutboxProcessor background loop', () => {
   it('delivers writes enqueued while it runs, and stops', async () => {
-    const { url, close } = await createEmbeddedFhirServer().listen(0);
+    const { url, close } = await createEmbeddedFhirServer().listen(await freePort());
     try {
       const outbox = new MemoryOutbox();
       const processor = new OutboxProcessor({ outbox, adapter: new FhirAdapter({ baseUrl: url, retry: false }) });

@@ -10,6 +10,7 @@ import express from 'express';
 import { createOpenEmrEmulator, type OpenEmrEmulatorOptions, type OpenEmrEngine } from '@cdss/sandbox';
 import { OpenApiValidator, type Exchange, type Violation } from './openapi-validator.js';
 import { explain, type SpecException } from './spec-exceptions.js';
+import { freePort } from '@cdss/core/testing';
 
 const SPECS = {
   '8': fileURLToPath(new URL('../__fixtures__/openemr-api-8.yaml', import.meta.url)),
@@ -88,8 +89,9 @@ export async function startHarness(options: OpenEmrEmulatorOptions & { version: 
     next();
   });
   app.use(router);
+  const listenPort = await freePort();
   const server: Server = await new Promise((resolve) => {
-    const s = app.listen(0, '127.0.0.1', () => resolve(s));
+    const s = app.listen(listenPort, '127.0.0.1', () => resolve(s));
   });
   const { port } = server.address() as AddressInfo;
   const classify = (): {

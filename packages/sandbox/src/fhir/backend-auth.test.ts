@@ -10,6 +10,7 @@ import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'j
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSmartBackendServicesTokenProvider } from '@cdss/core';
 import { createEmbeddedFhirServer, type EmbeddedFhirServer } from './server.js';
+import { freePort, listenOnFreePort } from '@cdss/core/testing';
 
 interface Key {
   kid: string;
@@ -40,7 +41,7 @@ describe('embedded FHIR server with SMART Backend Services', () => {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ keys: published.map((k) => k.publicJwk) }));
     });
-    await new Promise<void>((ok) => jwksServer.listen(0, '127.0.0.1', ok));
+    await listenOnFreePort(jwksServer);
     jwksUrl = `http://127.0.0.1:${(jwksServer.address() as AddressInfo).port}/jwks.json`;
     fhir = createEmbeddedFhirServer({
       backendServices: {
@@ -50,7 +51,7 @@ describe('embedded FHIR server with SMART Backend Services', () => {
         ],
       },
     });
-    listening = await fhir.listen(0);
+    listening = await fhir.listen(await freePort());
     tokenUrl = `${new URL(listening.url).origin}/auth/token`;
   });
 

@@ -1,11 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ValidationError } from '@cdss/core';
 import { createEmbeddedFhirServer } from './server.js';
+import { freePort } from '@cdss/core/testing';
 
 let url = '';
 let close: () => Promise<void> = async () => undefined;
 beforeAll(async () => {
-  ({ url, close } = await createEmbeddedFhirServer({ defaultPageSize: 2 }).listen(0));
+  ({ url, close } = await createEmbeddedFhirServer({ defaultPageSize: 2 }).listen(await freePort()));
 });
 afterAll(async () => close());
 

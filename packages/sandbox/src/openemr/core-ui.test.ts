@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import express from 'express';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createOpenEmrEmulator, SEED_ADMIN } from '../index.js';
+import { listenOnFreePort } from '@cdss/core/testing';
 
 describe('OpenEMR emulator: web login, patient finder, dashboard', () => {
   const router = createOpenEmrEmulator({ seed: true });
@@ -15,7 +16,7 @@ describe('OpenEMR emulator: web login, patient finder, dashboard', () => {
 
   beforeAll(async () => {
     server = createServer(express().use(router));
-    await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+    await listenOnFreePort(server);
     base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   });
   afterAll(async () => {

@@ -13,6 +13,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { OpenEmrEngine } from './engine.js';
 import type { EmulatorRequest } from './context.js';
 import { SEED_ADMIN, SEED_CLIENT } from './seed.js';
+import { freePort } from '@cdss/core/testing';
 
 const dirs: string[] = [];
 const tmp = (): string => {
@@ -168,7 +169,7 @@ describe('persistence', () => {
     const start = async (): Promise<{ child: ChildProcess; base: string }> => {
       const child = spawn(process.execPath, ['--import', 'tsx', script], {
         cwd: root,
-        env: { ...process.env, OPENEMR_DATA_DIR: dir },
+        env: { ...process.env, OPENEMR_DATA_DIR: dir, PORT: String(await freePort()) },
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       const port = await new Promise<string>((resolve, reject) => {
@@ -303,8 +304,9 @@ describe('Express adapter', () => {
     app.use(express.json(), express.urlencoded({ extended: false }));
     const router = createOpenEmrEmulator({ version: '8' });
     app.use(router);
+    const listenPort = await freePort();
     const server = await new Promise<Server>((resolve) => {
-      const s = app.listen(0, '127.0.0.1', () => resolve(s));
+      const s = app.listen(listenPort, '127.0.0.1', () => resolve(s));
     });
     try {
       const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
