@@ -233,7 +233,8 @@ function bareTensorData(
 async function memoryChild(variant: string, dims: Vec3, roi: Vec3, arena: boolean): Promise<MemoryResult> {
   const { manifest, modelPath } = await loadModelManifest(manifestPath());
   const m = withRoi(manifest, roi);
-  const input = phantomInput(m, dims);
+  // only the session-level variants take a prepared input; the worker paths build theirs from the study, timed
+  const input = variant === 'bare' || variant === 'pipeline' ? phantomInput(m, dims) : undefined;
   const t = performance.now();
   if (variant === 'worker') {
     // the demo model as it is (its own grid): the study is resampled onto it and the labels back
@@ -263,7 +264,7 @@ async function memoryChild(variant: string, dims: Vec3, roi: Vec3, arena: boolea
     await model.close();
   } else if (variant === 'bare') {
     const { ort, session } = await bareSession(modelPath, arena);
-    const x = bareTensorData(m, input, roi);
+    const x = bareTensorData(m, input!, roi);
     await session.run({ [m.model.inputName]: new ort.Tensor('float32', x.data, x.dims) }, [m.model.outputName]);
     await session.release();
   } else {
@@ -271,7 +272,7 @@ async function memoryChild(variant: string, dims: Vec3, roi: Vec3, arena: boolea
       { manifest: m, modelPath },
       { intraOpNumThreads: THREADS, enableCpuMemArena: arena },
     );
-    await model.segment(input);
+    await model.segment(input!);
     await model.close();
   }
   return { ms: performance.now() - t, maxRssMiB: process.resourceUsage().maxRSS / 1024 };
@@ -303,7 +304,7 @@ async function timing(label: string, dims: Vec3, roi: Vec3): Promise<{ bare: num
   let windows = 0;
   try {
     for (let r = 0; r < WARMUP + REPS; r++) {
-      const x = bareTensorData(m, input, roi); // prepared outside the timed call
+      const x = bareTensorData(m, input!, roi); // prepared outside the timed call
       const runBare = async (): Promise<number> => {
         const t = performance.now();
         await session.run({ [m.model.inputName]: new ort.Tensor('float32', x.data, x.dims) }, [m.model.outputName]);
