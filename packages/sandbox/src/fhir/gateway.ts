@@ -95,12 +95,10 @@ export function createSmartFhirGateway(options: SmartFhirGatewayOptions): SmartF
     );
     forwarded.on('error', () => {
       if (!res.headersSent)
-        res
-          .status(502)
-          .json({
-            resourceType: 'OperationOutcome',
-            issue: [{ severity: 'error', code: 'transient', diagnostics: 'upstream unreachable' }],
-          });
+        res.status(502).json({
+          resourceType: 'OperationOutcome',
+          issue: [{ severity: 'error', code: 'transient', diagnostics: 'upstream unreachable' }],
+        });
       else res.destroy();
     });
     forwarded.end(raw);
