@@ -16,7 +16,7 @@ import { createRequire } from 'node:module';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { createCdssClient, type ApiPatient, type ApiStudy, type CdssClient } from '@cdss/client';
-import { generatePhantom, indexToPatient } from '@cdss/dicom';
+import { PHANTOM_TISSUES, generateTemplatePhantom, indexToPatient, type Phantom, type Vec3 } from '@cdss/dicom';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -338,8 +338,11 @@ describe.skipIf(!chromiumPath)('dashboard in a real browser against the sandbox 
       current.uid,
       current.series.find((s) => /contrast/i.test(s.description ?? ''))!.uid,
     );
-    const phantom = generatePhantom({ seed: `${patient.id}:2`, dims: volume.dims, spacing: volume.spacing });
+    // The sandbox seeds every visit of a patient on the MNI template with the patient's id as the seed: the lesion
+    // sits in the same place at every visit (compose.ts seedStudies), whatever its size.
+    const phantom = generateTemplatePhantom({ seed: patient.id, dims: volume.dims, spacing: volume.spacing });
     const centre = indexToPatient(phantom.labels, phantom.tumour!.centre);
+    const healthyIndex = healthyBrainVoxel(phantom);
     const label = await page.locator('.mpr').getAttribute('aria-label');
     const viewerName = label!.replace('Image viewer: ', '');
     await page.evaluate(([name, world]) => window.cdssViewers?.[name]?.jumpTo(world), [viewerName, centre] as const);
@@ -350,8 +353,8 @@ describe.skipIf(!chromiumPath)('dashboard in a real browser against the sandbox 
         world,
       ] as const);
     const lesion = (await onScreen(centre))!;
-    // Across the midline, in the other hemisphere: brain, no tumour.
-    const healthy = (await onScreen([-centre[0], centre[1], centre[2]]))!;
+    // Brain without tumour on the lesion's axial slice (ground truth of the phantom).
+    const healthy = (await onScreen([...indexToPatient(phantom.labels, healthyIndex)]))!;
     const saturation = ([r, g, b]: [number, number, number]): number => Math.max(r, g, b) - Math.min(r, g, b);
     const inside = await pixel(page, 'axial', lesion);
     const outside = await pixel(page, 'axial', healthy);
@@ -519,3 +522,31 @@ describe.skipIf(!chromiumPath)('dashboard in a real browser against the sandbox 
     expect(consoleLines.filter((l) => l.startsWith('pageerror'))).toEqual([]);
   });
 });
+
+/**
+ * A voxel of white or grey matter, far from any tumour label, on the tumour centre's axial slice: the mirror image
+ * of the centre across the grid's midline when that is healthy brain, else the nearest such voxel to it.
+ */
+function healthyBrainVoxel(phantom: Phantom): Vec3 {
+  const { labels, tissues } = phantom;
+  const [nx, ny] = labels.dims;
+  const [ci, cj, ck] = phantom.tumour!.centre.map(Math.round) as Vec3;
+  const brain = new Set<number>([PHANTOM_TISSUES.greyMatter, PHANTOM_TISSUES.whiteMatter]);
+  const clear = (i: number, j: number): boolean => {
+    for (let dj = -2; dj <= 2; dj++)
+      for (let di = -2; di <= 2; di++) {
+        const x = i + di;
+        const y = j + dj;
+        if (x < 0 || y < 0 || x >= nx || y >= ny) return false;
+        const at = x + nx * (y + ny * ck);
+        if (labels.data[at] !== 0 || !brain.has(tissues.data[at]!)) return false;
+      }
+    return true;
+  };
+  const mirrored = nx - 1 - ci;
+  for (let rowOffset = 0; rowOffset < ny; rowOffset++)
+    for (const j of [cj + rowOffset, cj - rowOffset])
+      for (let offset = 0; offset < nx; offset++)
+        for (const i of [mirrored + offset, mirrored - offset]) if (clear(i, j)) return [i, j, ck];
+  throw new Error('the phantom has no healthy brain on the tumour slice');
+}
