@@ -152,6 +152,15 @@ const CHECKS = [
   ['test', () => npm(['test', '--', 'packages/core/src/errors.test.ts'])],
   ['start', () => checkServer(['start'], { path: '/healthz', expect: 'ok' })],
   ['bench', () => npm(['run', 'bench', '--', '--list'])],
+  [
+    'soak',
+    () => {
+      // The soak itself runs for minutes (.ci/run runs a 2-minute one next); here: it starts through the bootstrap
+      // without pnpm and refuses a bad duration with its usage (exit 2) before starting anything.
+      const r = npm(['run', 'soak', '--', '--minutes', '0']);
+      return r.output.includes('usage: npm run soak') ? { ...r, status: 0 } : { ...r, status: 1 };
+    },
+  ],
   ['services', () => npm(['run', 'services', '--', 'env'])],
   ['changeset', () => npm(['run', 'changeset', '--', '--version'])],
   ['check:packages', () => npm(['run', 'check:packages'])],
