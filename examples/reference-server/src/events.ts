@@ -216,9 +216,22 @@ export function createMemoryEventLog(options: MemoryEventLogOptions = {}): Event
  * @param log - the replay log
  */
 export function withReplayLog(bus: EventBus, log: EventLog): EventBus {
+  // Appends to a shared log run in their own transactions and may finish out of call order (a progress event of
+  // 25 % overtaking the one of 20 %). A patient's events are therefore appended and published one after another, in
+  // the order they were raised; other patients' events do not wait for them.
+  const tails = new Map<string, Promise<unknown>>();
   return {
-    async publish(event) {
-      await bus.publish(await log.append(event));
+    publish(event) {
+      const key = event.patientId;
+      const previous = tails.get(key);
+      const append = async (): Promise<void> => bus.publish(await log.append(event));
+      const published = previous ? previous.then(append) : append();
+      const tail = published.catch(() => undefined);
+      tails.set(key, tail);
+      void tail.then(() => {
+        if (tails.get(key) === tail) tails.delete(key);
+      });
+      return published;
     },
     subscribe: (listener) => bus.subscribe(listener),
     async close() {

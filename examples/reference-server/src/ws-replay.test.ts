@@ -7,7 +7,13 @@ import { WebSocket } from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectEvents, type ServerEvent, type WebSocketLike } from '@cdss/client';
 import { requireService } from '@cdss/core/testing';
-import { createMemoryEventLog, createMySqlEventLog, type EventLog } from './events.js';
+import {
+  createLocalEventBus,
+  createMemoryEventLog,
+  createMySqlEventLog,
+  withReplayLog,
+  type EventLog,
+} from './events.js';
 import { startHarness, type Harness } from './test-support.js';
 
 const mariadb = await requireService('mariadb');
@@ -56,6 +62,44 @@ function eventLogContract(name: string, open: (keepPerTopic: number) => Promise<
 }
 
 eventLogContract('memory', async (keep) => createMemoryEventLog({ maxEvents: keep }));
+
+describe('withReplayLog', () => {
+  it("publishes a patient's events in the order they were raised, however the appends finish", async () => {
+    const memory = createMemoryEventLog();
+    // Appends finish in reverse order of their calls, as concurrent transactions on a shared log may.
+    let delay = 60;
+    const slowFirst: EventLog = {
+      ...memory,
+      append: async (event) => {
+        await new Promise((resolve) => setTimeout(resolve, (delay -= 20)));
+        return memory.append(event);
+      },
+    };
+    const bus = withReplayLog(createLocalEventBus(), slowFirst);
+    const seen: ServerEvent[] = [];
+    bus.subscribe((event) => seen.push(event));
+    await Promise.all([10, 20, 25].map((percent) => bus.publish(progress('ordered', percent))));
+    expect(seen.map((e) => e.data['percent'])).toEqual([10, 20, 25]);
+    expect(seen.map((e) => e.seqs?.['analysis:ordered'])).toEqual([1, 2, 3]);
+  });
+
+  it('a failed append fails its own publish only', async () => {
+    const memory = createMemoryEventLog();
+    const failing: EventLog = {
+      ...memory,
+      append: async (event) => {
+        if (event.data['percent'] === 20) throw new Error('log down');
+        return memory.append(event);
+      },
+    };
+    const bus = withReplayLog(createLocalEventBus(), failing);
+    const seen: ServerEvent[] = [];
+    bus.subscribe((event) => seen.push(event));
+    const results = await Promise.allSettled([10, 20, 30].map((percent) => bus.publish(progress('f', percent))));
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    expect(seen.map((e) => e.data['percent'])).toEqual([10, 30]);
+  });
+});
 
 describe.skipIf(!mariadb.available)('on the real MariaDB', () => {
   let pools: Pool[] = [];
