@@ -12,10 +12,11 @@ import { join } from 'node:path';
 import express from 'express';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createOpenEmrEmulator, SEED_ADMIN, SEED_CLIENT } from '@cdss/sandbox';
+import { createOpenEmrEmulator, SEED_ADMIN } from '@cdss/sandbox';
 import { loadConfig } from '../../reference-server/src/config.js';
 import { createLogger } from '../../reference-server/src/logger.js';
 import { composeServer, type ComposedServer } from '../../reference-server/src/compose.js';
+import { openEmrEmulatorEnv } from '../../reference-server/test/upstreams.js';
 import { chromiumArgs, chromiumPath, dashboardDir, ensureBuild, freePort } from './support.js';
 import { listenOnFreePort } from '@cdss/core/testing';
 
@@ -66,11 +67,7 @@ describe.skipIf(!chromiumPath)('SMART App Launch: OpenEMR launches the dashboard
         CDSS_SANDBOX_ALLOW_UPSTREAMS: 'true',
         CDSS_DASHBOARD_DIR: join(dashboardDir, 'dist'),
         CDSS_RATE_LIMIT_PER_MINUTE: '10000',
-        OPENEMR_URL: emulatorUrl,
-        OPENEMR_CLIENT_ID: SEED_CLIENT.clientId,
-        OPENEMR_CLIENT_SECRET: SEED_CLIENT.clientSecret,
-        OPENEMR_USERNAME: SEED_ADMIN.username,
-        OPENEMR_PASSWORD: SEED_ADMIN.password,
+        ...openEmrEmulatorEnv(emulatorUrl),
         CDSS_SMART_CLIENT_ID: clientId,
       }),
       createLogger('warn'),

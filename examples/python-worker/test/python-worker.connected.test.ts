@@ -19,22 +19,20 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
-import { exportSPKI, generateKeyPair, SignJWT } from 'jose';
 import { basicAuth } from '@cdss/core';
 import { requireService } from '@cdss/core/testing';
 import { createCdssClient } from '@cdss/client';
 import { AmqpTransport } from '@cdss/ai-jobs/amqp';
 import { generateTemplatePhantom, writePhantomStudy } from '@cdss/dicom';
 import { dicomString, OrthancClient } from '@cdss/orthanc-client';
-import { SEED_ADMIN, SEED_CLIENT } from '@cdss/sandbox';
 import { loadConfig } from '../../reference-server/src/config.js';
 import { createLogger } from '../../reference-server/src/logger.js';
 import { composeServer, DEMO_GRID, type ComposedServer } from '../../reference-server/src/compose.js';
-import { DEMO_USERS } from '../../reference-server/src/auth/tokens.js';
 import { DEMO_MODEL_BUNDLE } from '../../reference-server/src/paths.js';
 import { analyseStudy } from '../../reference-server/src/worker/analysis.js';
 import { loadModel } from '../../reference-server/src/worker/service.js';
 import { freePort, startProcess, startTsProcess, type Child } from '../../reference-server/test/processes.js';
+import { connectedUpstreamEnv, createTestIdentityProvider, orthancEnv } from '../../reference-server/test/upstreams.js';
 import { python, venvAvailable, workerDir } from './venv.js';
 
 const venv = venvAvailable('Python worker end to end');
@@ -70,17 +68,8 @@ describe.skipIf(!available)('the Python worker with the reference server on the 
       { PORT: String(emulatorPort), DATA_DIR: emulatorData },
       /^ready/m,
     );
-    const { publicKey, privateKey } = await generateKeyPair('RS256');
-    tokenFor = async (userId) => {
-      const user = DEMO_USERS.find((u) => u.id === userId)!;
-      return new SignJWT({ name: user.name, roles: [user.role] })
-        .setProtectedHeader({ alg: 'RS256' })
-        .setSubject(user.id)
-        .setIssuer('https://idp.hospital.test')
-        .setAudience('cdss')
-        .setExpirationTime('10m')
-        .sign(privateKey);
-    };
+    const idp = await createTestIdentityProvider();
+    tokenFor = (userId) => idp.tokenFor(userId);
     // The Python worker first: it declares the topology under the run's prefix as the server would.
     worker = await startProcess(python, ['-m', 'cdss_worker'], {
       cwd: workerDir,
@@ -89,9 +78,7 @@ describe.skipIf(!available)('the Python worker with the reference server on the 
       name: 'python -m cdss_worker',
       env: {
         AMQP_URL: rabbitSvc!.url,
-        ORTHANC_URL: orthancBase,
-        ORTHANC_USERNAME: orthancUser,
-        ORTHANC_PASSWORD: orthancPassword,
+        ...orthancEnv(orthancSvc!.url),
         CDSS_JOBS_PREFIX: prefix,
         WORKER_ID: workerId,
         WORKER_TORCH_THREADS: '2',
@@ -108,20 +95,15 @@ describe.skipIf(!available)('the Python worker with the reference server on the 
         CDSS_JOBS_PREFIX: prefix,
         // this test's study must be analysed once, by the request below
         CDSS_AUTO_ANALYSIS: 'false',
-        CDSS_AUTH_PUBLIC_KEY: await exportSPKI(publicKey),
-        CDSS_AUTH_ISSUER: 'https://idp.hospital.test',
+        ...idp.env,
         CDSS_WEBHOOK_SECRET: 'x'.repeat(40),
-        OPENEMR_URL: `http://127.0.0.1:${emulatorPort}`,
-        OPENEMR_CLIENT_ID: SEED_CLIENT.clientId,
-        OPENEMR_CLIENT_SECRET: SEED_CLIENT.clientSecret,
-        OPENEMR_USERNAME: SEED_ADMIN.username,
-        OPENEMR_PASSWORD: SEED_ADMIN.password,
-        FHIR_URL: hapiSvc!.url,
-        ORTHANC_URL: orthancBase,
-        ORTHANC_USERNAME: orthancUser,
-        ORTHANC_PASSWORD: orthancPassword,
-        AMQP_URL: rabbitSvc!.url,
-        MYSQL_URL: mariaSvc!.url,
+        ...connectedUpstreamEnv({
+          openemr: `http://127.0.0.1:${emulatorPort}`,
+          fhir: hapiSvc!.url,
+          orthanc: orthancSvc!.url,
+          amqp: rabbitSvc!.url,
+          mysql: mariaSvc!.url,
+        }),
       }),
       createLogger('warn'),
       'test',

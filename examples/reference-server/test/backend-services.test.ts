@@ -15,11 +15,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCdssClient } from '@cdss/client';
 import { generateTemplatePhantom, writePhantomStudy } from '@cdss/dicom';
 import { OrthancClient } from '@cdss/orthanc-client';
-import { createOpenEmrEmulator, SEED_ADMIN, SEED_CLIENT } from '@cdss/sandbox';
+import { createOpenEmrEmulator } from '@cdss/sandbox';
 import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/logger.js';
 import { composeServer, DEMO_GRID, type ComposedServer } from '../src/compose.js';
 import { freePort } from './processes.js';
+import { openEmrEmulatorEnv } from './upstreams.js';
 import { listenOnFreePort } from '@cdss/core/testing';
 
 describe('SMART Backend Services into OpenEMR’s FHIR API', () => {
@@ -58,11 +59,7 @@ describe('SMART Backend Services into OpenEMR’s FHIR API', () => {
         CDSS_SANDBOX_STUDIES: '0',
         CDSS_SANDBOX_ALLOW_UPSTREAMS: 'true',
         CDSS_RATE_LIMIT_PER_MINUTE: '10000',
-        OPENEMR_URL: emulatorUrl,
-        OPENEMR_CLIENT_ID: SEED_CLIENT.clientId,
-        OPENEMR_CLIENT_SECRET: SEED_CLIENT.clientSecret,
-        OPENEMR_USERNAME: SEED_ADMIN.username,
-        OPENEMR_PASSWORD: SEED_ADMIN.password,
+        ...openEmrEmulatorEnv(emulatorUrl),
         OPENEMR_BACKEND_CLIENT_ID: clientId,
       }),
       createLogger('warn'),

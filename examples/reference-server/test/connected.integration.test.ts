@@ -8,18 +8,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
-import { exportSPKI, generateKeyPair, SignJWT } from 'jose';
 import { requireService } from '@cdss/core/testing';
 import { OrthancClient } from '@cdss/orthanc-client';
 import { basicAuth } from '@cdss/core';
 import { createCdssClient, CdssApiError } from '@cdss/client';
-import { SEED_ADMIN, SEED_CLIENT } from '@cdss/sandbox';
 import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/logger.js';
 import { composeServer, type ComposedServer } from '../src/compose.js';
-import { DEMO_USERS } from '../src/auth/tokens.js';
 import { runClinicalFlow } from './flow.js';
 import { freePort, startTsProcess, type Child } from './processes.js';
+import { connectedUpstreamEnv, createTestIdentityProvider } from './upstreams.js';
 
 const services = await Promise.all(
   (['orthanc', 'rabbitmq', 'mariadb', 'hapi-fhir'] as const).map((name) => requireService(name)),
@@ -52,37 +50,23 @@ describe.skipIf(!available)('connected mode on the real services', () => {
   beforeAll(async () => {
     emulatorPort = await freePort();
     emulator = await startEmulator();
-    const { publicKey, privateKey } = await generateKeyPair('RS256');
-    tokenFor = async (userId) => {
-      const user = DEMO_USERS.find((u) => u.id === userId)!;
-      return new SignJWT({ name: user.name, roles: [user.role] })
-        .setProtectedHeader({ alg: 'RS256' })
-        .setSubject(user.id)
-        .setIssuer('https://idp.hospital.test')
-        .setAudience('cdss')
-        .setExpirationTime('10m')
-        .sign(privateKey);
-    };
+    const idp = await createTestIdentityProvider();
+    tokenFor = (userId) => idp.tokenFor(userId);
     connectedEnv = {
       CDSS_MODE: 'connected',
       CDSS_DATA_DIR: dataDir,
       CDSS_LOG_LEVEL: 'warn',
       CDSS_RATE_LIMIT_PER_MINUTE: '10000',
       CDSS_CACHE_TTL_MS: '1000',
-      CDSS_AUTH_PUBLIC_KEY: await exportSPKI(publicKey),
-      CDSS_AUTH_ISSUER: 'https://idp.hospital.test',
+      ...idp.env,
       CDSS_WEBHOOK_SECRET: 'x'.repeat(40),
-      OPENEMR_URL: `http://127.0.0.1:${emulatorPort}`,
-      OPENEMR_CLIENT_ID: SEED_CLIENT.clientId,
-      OPENEMR_CLIENT_SECRET: SEED_CLIENT.clientSecret,
-      OPENEMR_USERNAME: SEED_ADMIN.username,
-      OPENEMR_PASSWORD: SEED_ADMIN.password,
-      FHIR_URL: hapiSvc!.url,
-      ORTHANC_URL: `${orthancUrl.protocol}//${orthancUrl.host}`,
-      ORTHANC_USERNAME: decodeURIComponent(orthancUrl.username),
-      ORTHANC_PASSWORD: decodeURIComponent(orthancUrl.password),
-      AMQP_URL: rabbitSvc!.url,
-      MYSQL_URL: mariaSvc!.url,
+      ...connectedUpstreamEnv({
+        openemr: `http://127.0.0.1:${emulatorPort}`,
+        fhir: hapiSvc!.url,
+        orthanc: orthancSvc!.url,
+        amqp: rabbitSvc!.url,
+        mysql: mariaSvc!.url,
+      }),
     };
     composed = await composeServer(loadConfig(connectedEnv), createLogger('warn'), 'test');
     baseUrl = `http://127.0.0.1:${await composed.server.listen(await freePort(), '127.0.0.1')}`;

@@ -12,7 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { exportJWK, exportSPKI, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
+import { exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
 import type { DiagnosticReport } from 'fhir/r4.js';
 import { basicAuth } from '@cdss/core';
 import { listenOnFreePort, requireService } from '@cdss/core/testing';
@@ -25,10 +25,10 @@ import { CDSS_SCOPES, createOpenEmrClient } from '@cdss/openemr-client';
 import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/logger.js';
 import { composeServer, DEMO_GRID, type ComposedServer } from '../src/compose.js';
-import { DEMO_USERS } from '../src/auth/tokens.js';
 import { CDS_SERVICE_IDS } from '../src/cds-hooks/services.js';
 import type { HookResponse } from '../src/cds-hooks/schemas.js';
 import { freePort, startTsProcess, type Child } from './processes.js';
+import { connectedUpstreamEnv, createTestIdentityProvider } from './upstreams.js';
 
 const services = await Promise.all(
   (['orthanc', 'rabbitmq', 'mariadb', 'hapi-fhir'] as const).map((name) => requireService(name)),
@@ -69,16 +69,9 @@ describe.skipIf(!services.every((s) => s.available))('the loop inside the EHR, o
     await listenOnFreePort(ehrJwks);
     const jwksUrl = `http://127.0.0.1:${(ehrJwks.address() as AddressInfo).port}/jwks`;
     // The hospital's identity provider for the API.
-    const idp = await generateKeyPair('RS256');
+    const idp = await createTestIdentityProvider();
     clientOf = async (userId) => {
-      const user = DEMO_USERS.find((u) => u.id === userId)!;
-      const token = await new SignJWT({ name: user.name, roles: [user.role] })
-        .setProtectedHeader({ alg: 'RS256' })
-        .setSubject(user.id)
-        .setIssuer('https://idp.hospital.test')
-        .setAudience('cdss')
-        .setExpirationTime('20m')
-        .sign(idp.privateKey);
+      const token = await idp.tokenFor(userId, '20m');
       return createCdssClient({ baseUrl, getToken: () => token });
     };
     const config = loadConfig({
@@ -86,21 +79,16 @@ describe.skipIf(!services.every((s) => s.available))('the loop inside the EHR, o
       CDSS_DATA_DIR: dataDir,
       CDSS_LOG_LEVEL: 'warn',
       CDSS_RATE_LIMIT_PER_MINUTE: '10000',
-      CDSS_AUTH_PUBLIC_KEY: await exportSPKI(idp.publicKey),
-      CDSS_AUTH_ISSUER: 'https://idp.hospital.test',
+      ...idp.env,
       CDSS_WEBHOOK_SECRET: 'x'.repeat(40),
       CDSS_CDS_CLIENTS: JSON.stringify([{ iss: 'https://ehr.hospital.test', jwksUrls: [jwksUrl] }]),
-      OPENEMR_URL: `http://127.0.0.1:${emulatorPort}`,
-      OPENEMR_CLIENT_ID: SEED_CLIENT.clientId,
-      OPENEMR_CLIENT_SECRET: SEED_CLIENT.clientSecret,
-      OPENEMR_USERNAME: SEED_ADMIN.username,
-      OPENEMR_PASSWORD: SEED_ADMIN.password,
-      FHIR_URL: hapiSvc!.url,
-      ORTHANC_URL: `${orthancUrl.protocol}//${orthancUrl.host}`,
-      ORTHANC_USERNAME: decodeURIComponent(orthancUrl.username),
-      ORTHANC_PASSWORD: decodeURIComponent(orthancUrl.password),
-      AMQP_URL: rabbitSvc!.url,
-      MYSQL_URL: mariaSvc!.url,
+      ...connectedUpstreamEnv({
+        openemr: `http://127.0.0.1:${emulatorPort}`,
+        fhir: hapiSvc!.url,
+        orthanc: orthancSvc!.url,
+        amqp: rabbitSvc!.url,
+        mysql: mariaSvc!.url,
+      }),
     });
     composed = await composeServer(config, createLogger('warn'), 'test');
     baseUrl = `http://127.0.0.1:${await composed.server.listen(await freePort(), '127.0.0.1')}`;

@@ -11,11 +11,12 @@ import express, { type RequestHandler } from 'express';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, listenOnFreePort, requireService } from '@cdss/core/testing';
 import { FhirAdapter, identifierSystems } from '@cdss/fhir-mapper';
-import { createOpenEmrEmulator, SEED_ADMIN, SEED_CLIENT } from '@cdss/sandbox';
+import { createOpenEmrEmulator } from '@cdss/sandbox';
 import type { Patient } from 'fhir/r4.js';
 import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/logger.js';
 import { composeServer, type ComposedServer } from '../src/compose.js';
+import { openEmrEmulatorEnv } from './upstreams.js';
 
 const mariadb = await requireService('mariadb');
 
@@ -70,11 +71,7 @@ describe.each(variants)('a create that OpenEMR committed but never answered ($na
         CDSS_WORKER: 'off',
         CDSS_LOG_LEVEL: 'silent',
         CDSS_SANDBOX_ALLOW_UPSTREAMS: 'true',
-        OPENEMR_URL: emulator.url,
-        OPENEMR_CLIENT_ID: SEED_CLIENT.clientId,
-        OPENEMR_CLIENT_SECRET: SEED_CLIENT.clientSecret,
-        OPENEMR_USERNAME: SEED_ADMIN.username,
-        OPENEMR_PASSWORD: SEED_ADMIN.password,
+        ...openEmrEmulatorEnv(emulator.url),
         OPENEMR_TIMEOUT_MS: '1500',
         ...env,
       }),
