@@ -56,6 +56,11 @@ export interface AuditStore {
     alsoCommit?: (transaction: StateTransaction) => Promise<void>,
   ): Promise<void>;
   /**
+   * How many `appendBatch` calls may run at once (a database commits concurrent transactions together). Absent: one
+   * at a time, the next batch filling while the previous one becomes durable (a file: one fdatasync in flight).
+   */
+  readonly concurrentBatches?: number;
+  /**
    * A page of records, newest first.
    * @throws `ValidationError` for a cursor this store did not issue
    */
@@ -144,10 +149,13 @@ export class AuditTrail {
 
   constructor(private readonly options: AuditTrailOptions) {
     const { store, mirror, onCommit } = options;
-    this.commits = new GroupCommit(async (records) => {
-      await store.appendBatch(records, mirror ? (transaction) => mirror(records, transaction) : undefined);
-      onCommit?.(records.length);
-    }, options);
+    this.commits = new GroupCommit(
+      async (records) => {
+        await store.appendBatch(records, mirror ? (transaction) => mirror(records, transaction) : undefined);
+        onCommit?.(records.length);
+      },
+      { maxBatch: options.maxBatch, maxInFlight: store.concurrentBatches },
+    );
   }
 
   /**

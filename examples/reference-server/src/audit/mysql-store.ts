@@ -22,6 +22,11 @@ export interface MySqlAuditStoreOptions {
   pool: Pool;
   /** Table name. Default `cdss_audit`. */
   table?: string;
+  /**
+   * Batches inserted at once, each in its own transaction on its own pooled connection: the next batch does not
+   * wait for the previous commit, and InnoDB flushes the redo log of concurrent commits together. Default 3.
+   */
+  concurrentBatches?: number;
 }
 
 interface Row extends RowDataPacket {
@@ -52,6 +57,7 @@ export class MySqlAuditStore implements AuditStore {
   private constructor(
     private readonly pool: Pool,
     private readonly table: string,
+    readonly concurrentBatches: number,
   ) {
     this.insert = `INSERT INTO \`${table}\` (id, time, user_id, user_name, roles, patient_id, action, resource, outcome, request_id) VALUES ?`;
   }
@@ -84,7 +90,7 @@ export class MySqlAuditStore implements AuditStore {
         KEY idx_audit_outcome_time (outcome, time)
       ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
     );
-    return new MySqlAuditStore(options.pool, table);
+    return new MySqlAuditStore(options.pool, table, options.concurrentBatches ?? 3);
   }
 
   async appendBatch(
