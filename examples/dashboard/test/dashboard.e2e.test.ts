@@ -39,6 +39,9 @@ const screenshotsDir = join(dashboardDir, 'screenshots');
 const DESKTOP = { width: 1366, height: 900 };
 const TABLET = { width: 820, height: 1180 };
 
+/** How long a UI check may wait for the page to catch up (vitest's default of 1 s is too short on a loaded CI machine). */
+const UI_WAIT = { timeout: 15_000 };
+
 describe.runIf(inCi && !chromiumPath)('dashboard e2e prerequisites', () => {
   it('finds Chromium under CI', () => {
     throw new Error(
@@ -219,7 +222,9 @@ describe.skipIf(!chromiumPath)('dashboard in a real browser against the sandbox 
     }
     await capture(page, '02-patients');
     await page.getByRole('link', { name: `${patient.familyName}, ${patient.givenName}` }).click();
-    await expect.poll(async () => page.getByTestId('patient-banner').textContent()).toContain(`Record ${patient.pid}`);
+    await expect
+      .poll(async () => page.getByTestId('patient-banner').textContent(), UI_WAIT)
+      .toContain(`Record ${patient.pid}`);
     await page.locator('.loading').first().waitFor({ state: 'detached', timeout: 30_000 });
     await capture(page, '03-patient');
 
@@ -243,7 +248,7 @@ describe.skipIf(!chromiumPath)('dashboard in a real browser against the sandbox 
     // Window/level: the numbers follow a preset.
     const widthBefore = await page.getByLabel('Window width').inputValue();
     await page.getByLabel('Window/level preset').selectOption({ label: 'High contrast' });
-    await expect.poll(() => page.getByLabel('Window width').inputValue()).not.toBe(widthBefore);
+    await expect.poll(() => page.getByLabel('Window width').inputValue(), UI_WAIT).not.toBe(widthBefore);
     // The wheel and the arrow keys move the same way.
     const axial = page.locator('[data-plane="axial"]');
     const position = async (): Promise<number> =>
@@ -251,11 +256,11 @@ describe.skipIf(!chromiumPath)('dashboard in a real browser against the sandbox 
     const start = await position();
     await axial.hover();
     await page.mouse.wheel(0, 100);
-    await expect.poll(position).not.toBe(start);
+    await expect.poll(position, UI_WAIT).not.toBe(start);
     const afterWheel = await position();
     await axial.focus();
     await page.keyboard.press('ArrowDown');
-    await expect.poll(position).not.toBe(afterWheel);
+    await expect.poll(position, UI_WAIT).not.toBe(afterWheel);
     expect(Math.sign((await position()) - afterWheel)).toBe(Math.sign(afterWheel - start));
     await capture(page, '04-study-mpr', viewerReady(page));
   }, 240_000);
@@ -276,13 +281,13 @@ describe.skipIf(!chromiumPath)('dashboard in a real browser against the sandbox 
     await page.locator('.mpr').first().locator('[data-plane="axial"]').hover();
     await page.mouse.wheel(0, 300);
     await expect
-      .poll(async () => (await positions()).map((t) => /z = (-?[\d.]+)/.exec(t)?.[1])[0])
+      .poll(async () => (await positions()).map((t) => /z = (-?[\d.]+)/.exec(t)?.[1])[0], UI_WAIT)
       .not.toBe(priorBefore);
     await expect
       .poll(async () => {
         const [a, b] = (await positions()).map((t) => /z = (-?[\d.]+)/.exec(t)?.[1]);
         return a === b;
-      })
+      }, UI_WAIT)
       .toBe(true);
     await capture(page, '05-compare', viewerReady(page, 2));
   }, 180_000);
@@ -362,7 +367,7 @@ describe.skipIf(!chromiumPath)('dashboard in a real browser against the sandbox 
     expect(saturation(outside), `grey brain outside the lesion ${outside.join(',')}`).toBeLessThan(12);
     // Hiding the segments takes the colour away.
     for (const name of ['NCR', 'ED', 'ET']) await page.getByRole('checkbox', { name }).uncheck();
-    await expect.poll(async () => saturation(await pixel(page, 'axial', lesion))).toBeLessThan(12);
+    await expect.poll(async () => saturation(await pixel(page, 'axial', lesion)), UI_WAIT).toBeLessThan(12);
     for (const name of ['NCR', 'ED', 'ET']) await page.getByRole('checkbox', { name }).check();
 
     // A bidirectional measurement across the lesion, saved with the analysis.
@@ -384,7 +389,7 @@ describe.skipIf(!chromiumPath)('dashboard in a real browser against the sandbox 
     const longest = Number((await row.getByRole('cell').nth(1).textContent()) ?? '0');
     expect(longest).toBeGreaterThan(5);
     // Drawn again on the image (the tools' SVG layer holds its lines).
-    await expect.poll(async () => page.locator('[data-plane="axial"] svg line').count()).toBeGreaterThan(0);
+    await expect.poll(async () => page.locator('[data-plane="axial"] svg line').count(), UI_WAIT).toBeGreaterThan(0);
     const saved = await api.analyses.measurements(analysisId);
     expect(saved.items.map((m) => m.tool)).toEqual(['Bidirectional']);
 
@@ -475,7 +480,7 @@ describe.skipIf(!chromiumPath)('dashboard in a real browser against the sandbox 
     await page.getByLabel('Outcome').selectOption('success');
     await page.getByRole('button', { name: 'Filter' }).click();
     await expect
-      .poll(async () => [...new Set(await page.locator('td[class^="outcome-"]').allTextContents())])
+      .poll(async () => [...new Set(await page.locator('td[class^="outcome-"]').allTextContents())], UI_WAIT)
       .toEqual(['success']);
     await capture(page, '11-audit');
   }, 60_000);
