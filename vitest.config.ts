@@ -19,6 +19,9 @@ export default defineConfig({
     ],
     testTimeout: 30_000,
     hookTimeout: 120_000,
+    // expect.poll's own default (1 s) is too short for a page or a queue to catch up on a loaded CI machine; a poll
+    // that needs longer says so where it is written.
+    expect: { poll: { timeout: 10_000 } },
     pool: 'forks',
     coverage: {
       provider: 'v8',
