@@ -123,7 +123,16 @@ export function keepLargestComponents(
   connectivity: Connectivity = 3,
   count = 1,
 ): Uint8Array {
-  const { labels, sizes } = connectedComponents(mask, dims, connectivity);
+  return largestOf(connectedComponents(mask, dims, connectivity), count);
+}
+
+/**
+ * {@link keepLargestComponents} on components already labelled (the mask they came from need not be labelled twice).
+ * @param components - from {@link connectedComponents}
+ * @param count - components to keep
+ * @returns a new 0/1 mask
+ */
+export function largestOf({ labels, sizes }: Components, count = 1): Uint8Array {
   const keep = new Uint8Array(sizes.length + 1);
   const order = sizes.map((s, c) => c).sort((a, b) => (sizes[b] as number) - (sizes[a] as number) || a - b);
   for (const c of order.slice(0, count)) keep[c + 1] = 1;

@@ -4,7 +4,7 @@ import { generatePhantom } from '@cdss/dicom';
 import { SegmentationError } from './segmentation-errors.js';
 import { labelsToVolume, runSegmentation, stackChannels, volumesToInput } from './segmentation.js';
 import { normalizeIntensity } from './normalize.js';
-import { bratsLabelsFromLogits } from './postprocess.js';
+import { bratsLabelsFromLogits, bratsVolumes, largestDiameter } from './postprocess.js';
 import { slidingWindowInference, type WindowBatch } from './sliding-window.js';
 
 const manifest = parseModelManifest({
@@ -123,6 +123,18 @@ describe('runSegmentation', () => {
     expect(r.model).toEqual({ name: 'unit', version: '1', intendedUse: 'tests', notForClinicalUse: true });
     expect(wt).toBeGreaterThan(1);
     expect(r.wholeTumourDiameter!.mm).toBeGreaterThan(0);
+  });
+
+  it('measures the raw labels when first read, once, and still serialises them', async () => {
+    const r = await runSegmentation(input, manifest, thresholdPredictor);
+    const spacing = [...input.spacingMm];
+    const volumes = r.volumes;
+    expect(volumes).toEqual(bratsVolumes(r.labels, spacing, 4));
+    expect(r.volumes).toBe(volumes);
+    expect(r.wholeTumourDiameter).toEqual(largestDiameter(r.labels, input.shape.slice(1), spacing));
+    const copy = JSON.parse(JSON.stringify({ ...r, labels: undefined, logits: undefined })) as typeof r;
+    expect(copy.volumes).toEqual(volumes);
+    expect(copy.wholeTumourDiameter?.mm).toBe(r.wholeTumourDiameter?.mm);
   });
 
   it('checks channels, sizes and spacing before running anything', async () => {

@@ -77,7 +77,7 @@ export interface SegmentationTimings {
   predictorMs: number;
   /** Inside onnxruntime's `session.run` only (sum over batches), when the predictor reports it. */
   networkMs: number;
-  /** Activation, threshold, labels, volumes, diameter. */
+  /** Activation, threshold, labels (not `volumes` and `wholeTumourDiameter`, which are measured when first read). */
   postprocessMs: number;
 }
 
@@ -91,9 +91,12 @@ export interface SegmentationResult {
   spacingMm: [number, number, number];
   /** The enhancing-tumour label used. */
   etLabel: 3 | 4;
-  /** Region volumes (NCR, ED, ET, TC = NCR ∪ ET, WT = all non-zero), counted on `labels`. */
+  /** Region volumes (NCR, ED, ET, TC = NCR ∪ ET, WT = all non-zero), counted on `labels` when first read. */
   volumes: BratsVolumes;
-  /** Largest 3-D diameter of the whole tumour (see {@link largestDiameter}); `undefined` when there is none. */
+  /**
+   * Largest 3-D diameter of the whole tumour in `labels` (see {@link largestDiameter}), measured when first read;
+   * `undefined` when there is none.
+   */
   wholeTumourDiameter: LargestDiameter | undefined;
   /** Number of windows the sliding window ran. */
   windows: number;
@@ -249,17 +252,25 @@ export async function runSegmentation(
         ? bratsLabelsFromLogits(sw.data, sw.shape, out.regions, out.threshold, manifest.etLabel)
         : argmaxLabels(softmax(sw.data, sw.shape[0]), sw.shape, out.classLabels);
   const spacing: [number, number, number] = [input.spacingMm[0], input.spacingMm[1], input.spacingMm[2]];
-  const volumes = bratsVolumes(labels, spacing, manifest.etLabel);
-  const wholeTumourDiameter = largestDiameter(labels, [d0, d1, d2], spacing);
   const postprocessMs = performance.now() - t;
   notify({ stage: 'done' });
+  // The raw labels' volumes and diameter are computed when first read: the study pipeline (studyFindings) measures
+  // the cleaned labels instead, and a whole-volume diameter costs as much as the labelling.
+  const measures = {
+    volumes: once(() => bratsVolumes(labels, spacing, manifest.etLabel)),
+    wholeTumourDiameter: once(() => largestDiameter(labels, [d0, d1, d2], spacing)),
+  };
   return {
     labels,
     dims: [d0, d1, d2],
     spacingMm: spacing,
     etLabel: manifest.etLabel,
-    volumes,
-    wholeTumourDiameter,
+    get volumes() {
+      return measures.volumes();
+    },
+    get wholeTumourDiameter() {
+      return measures.wholeTumourDiameter();
+    },
     windows: sw.windows,
     ...(options.keepLogits ? { logits: sw.data } : {}),
     timings: { normalizeMs, inferenceMs, predictorMs, networkMs, postprocessMs },
@@ -269,6 +280,19 @@ export async function runSegmentation(
       intendedUse: manifest.intendedUse,
       notForClinicalUse: manifest.notForClinicalUse,
     },
+  };
+}
+
+/** `compute`, run on the first call only. */
+function once<T>(compute: () => T): () => T {
+  let done = false;
+  let value: T;
+  return () => {
+    if (!done) {
+      value = compute();
+      done = true;
+    }
+    return value;
   };
 }
 

@@ -4,7 +4,8 @@ import { modelManifestSchema } from './manifest.js';
 import { prepareStudy, studyFindings } from './study-pipeline.js';
 import { bratsVolumes } from './postprocess.js';
 import { normalizeIntensity } from './normalize.js';
-import type { SegmentationResult } from './segmentation.js';
+import { volumesToInput, type SegmentationResult } from './segmentation.js';
+import { orient } from './spatial.js';
 import { SegmentationError } from './segmentation-errors.js';
 
 const manifest = modelManifestSchema.parse({
@@ -81,6 +82,27 @@ describe('prepareStudy and studyFindings', () => {
     let worst = 0;
     for (let v = 0; v < after.length; v++) worst = Math.max(worst, Math.abs(fused.input.data[v]! - after[v]!));
     expect(worst).toBeLessThanOrEqual(1e-6);
+  });
+
+  it.each([
+    ['axial LPS', [1, 0, 0, 0, 1, 0, 0, 0, 1]],
+    ['permuted axes', [0, 1, 0, 0, 0, 1, 1, 0, 0]],
+  ])('reorders a long third axis (%s) exactly as Orientation followed by channel stacking', (_name, direction) => {
+    // 150 voxels along the axis written last: several slabs of the transpose, the last one partial
+    const dims: [number, number, number] = [9, 7, 150];
+    const volume = (c: number): Volume => ({
+      dims,
+      spacing: [2, 2, 2],
+      origin: [0, 0, 0],
+      direction: direction as Volume['direction'],
+      data: Float32Array.from({ length: 9 * 7 * 150 }, (_, v) => ((v * 7919 + c * 104729) % 1000) + 1),
+    });
+    const study = Object.fromEntries(['t1c', 't1', 't2', 'flair'].map((n, c) => [n, { volume: volume(c) }]));
+    const prepared = prepareStudy(manifest, study);
+    const oriented = Object.fromEntries(Object.entries(study).map(([n, c]) => [n, orient(c.volume, 'RAS')]));
+    const want = volumesToInput(manifest, oriented);
+    expect(prepared.input.shape).toEqual(want.shape);
+    expect(Buffer.from(prepared.input.data.buffer).equals(Buffer.from(want.data.buffer))).toBe(true);
   });
 
   it('resamples a channel on another grid of the same frame of reference onto the T1c grid', () => {

@@ -6,7 +6,13 @@
  * @packageDocumentation
  */
 import { geometryOf, sameGrid, type Vec3, type Volume, type VolumeGeometry } from '@cdss/dicom';
-import { keepLargestComponents, removeSmallComponents, connectedComponents, voxelsForVolume } from './components.js';
+import {
+  keepLargestComponents,
+  largestOf,
+  removeSmallComponents,
+  connectedComponents,
+  voxelsForVolume,
+} from './components.js';
 import { enhancingBrainMl, plausibilityFlags, type ResultFlag } from './flags.js';
 import type { ModelManifest } from './manifest.js';
 import { measureLesions, type LesionMeasurement } from './measure.js';
@@ -126,33 +132,34 @@ function stackReordered(
   const [s0, s1, s2] = step;
   const n = n0 * n1 * n2;
   const data = new Float32Array(volumes.length * n);
-  // A 3-D transpose: tiles of TILE × TILE over output axes 0 and 2 keep both the reads (input axis of axis 0, usually
-  // the fastest in memory) and the writes (axis 2) within a few cache lines.
-  const TILE = 16;
+  // A 3-D transpose: per output index b, slabs of K along output axis 2 (the axis written in order) swept along
+  // output axis 0 (usually the fastest input axis), so the K input lines read and the rows written stay in L1 (about
+  // 1.5× faster here than square 16×16 tiles over axes 0 and 2, on a 240×240×155 study).
+  const K = 64;
   volumes.forEach((v, c) => {
     const src = v.data;
     const base = c * n;
     // MONAI NormalizeIntensity(channel_wise) over this channel, as normalize.ts computes it: (v - mean) / std in
     // float32, the background left at 0 in nonzero mode.
     const s = normalizeNonzero === undefined ? undefined : channelStatistics(src, normalizeNonzero);
+    const mean = s?.mean ?? 0;
+    const std = s?.std ?? 1;
+    const keepZero = s?.nonzero === true;
     const f32 = Math.fround;
-    for (let a0 = 0; a0 < n0; a0 += TILE) {
-      const a1 = Math.min(a0 + TILE, n0);
-      for (let b = 0; b < n1; b++)
-        for (let k0 = 0; k0 < n2; k0 += TILE) {
-          const k1 = Math.min(k0 + TILE, n2);
-          for (let a = a0; a < a1; a++) {
-            let o = base + (a * n1 + b) * n2 + k0;
-            let p = start + a * s0 + b * s1 + k0 * s2;
-            if (!s) for (let k = k0; k < k1; k++, p += s2) data[o++] = src[p] as number;
-            else
-              for (let k = k0; k < k1; k++, p += s2) {
-                const x = src[p] as number;
-                data[o++] = s.nonzero && x === 0 ? 0 : f32(x - s.mean) / s.std;
-              }
-          }
+    for (let b = 0; b < n1; b++)
+      for (let k0 = 0; k0 < n2; k0 += K) {
+        const k1 = Math.min(k0 + K, n2);
+        for (let a = 0; a < n0; a++) {
+          let o = base + (a * n1 + b) * n2 + k0;
+          let p = start + a * s0 + b * s1 + k0 * s2;
+          if (!s) for (let k = k0; k < k1; k++, p += s2) data[o++] = src[p] as number;
+          else
+            for (let k = k0; k < k1; k++, p += s2) {
+              const x = src[p] as number;
+              data[o++] = keepZero && x === 0 ? 0 : f32(x - mean) / std;
+            }
         }
-    }
+      }
   });
   return data;
 }
@@ -278,13 +285,19 @@ export function studyFindings(
     if (l === 1 || l === et) masks.tc[v] = 1;
     if (l === et) masks.et[v] = 1;
   }
-  const rawComponents = connectedComponents(masks.wt, dims, post.components.connectivity).sizes.length;
+  const wtComponents = connectedComponents(masks.wt, dims, post.components.connectivity);
+  const rawComponents = wtComponents.sizes.length;
   const clean = (region: 'wt' | 'tc' | 'et'): Uint8Array => {
     let m: Uint8Array = masks[region];
     const min = post.components.minSizeMm3[region];
-    if (min !== undefined && min > 0)
-      m = removeSmallComponents(m, dims, voxelsForVolume(min, spacing), post.components.connectivity);
-    if (post.components.keepLargest.includes(region)) m = keepLargestComponents(m, dims, post.components.connectivity);
+    const removeSmall = min !== undefined && min > 0;
+    if (removeSmall) m = removeSmallComponents(m, dims, voxelsForVolume(min, spacing), post.components.connectivity);
+    if (post.components.keepLargest.includes(region))
+      // the raw whole tumour is labelled already (for the component count): keep its largest without labelling again
+      m =
+        region === 'wt' && !removeSmall
+          ? largestOf(wtComponents)
+          : keepLargestComponents(m, dims, post.components.connectivity);
     return m;
   };
   const wt = clean('wt');
