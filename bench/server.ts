@@ -9,7 +9,7 @@
  * timer, security headers, CORS, body parsers, the bearer token (jose, HS256, verified once then remembered), rate
  * limits, route matching, RBAC, zod parameter validation, the cache read, the JSON answer, and the audit record:
  * written before the answer by group commit (the records of concurrent requests appended to `audit.jsonl` with one
- * write and one fdatasync), with their AuditEvents queued in the outbox as one FHIR batch Bundle per group (delivered
+ * O_DSYNC write: a write and an fdatasync in one call), with their AuditEvents queued in the outbox as one FHIR batch Bundle per group (delivered
  * to the embedded FHIR server, in this process, by the outbox processor every second).
  *
  * The baseline is a bare Express 5 app in the same process with one route answering the same JSON body with
@@ -220,7 +220,7 @@ async function main(): Promise<void> {
     process.stdout.write(
       `audit: ${lines.length} records (${reads} of them the ${answered} reads answered 2xx, and more in flight when ` +
         `rounds ended), all in the file, written in ${groups} groups (${(lines.length / Math.max(groups, 1)).toFixed(1)} ` +
-        `records, one write and one fdatasync per group); server shutdown ${shutdownS.toFixed(1)} s\n`,
+        `records, one O_DSYNC write per group); server shutdown ${shutdownS.toFixed(1)} s\n`,
     );
     process.stdout.write(
       `${JSON.stringify({

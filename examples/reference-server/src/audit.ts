@@ -46,7 +46,7 @@ export interface AuditPage {
  */
 export interface AuditStore {
   /**
-   * Appends records as one durable unit (one write and one fdatasync, or one INSERT): resolves once they are.
+   * Appends records as one durable unit (one synchronised write, or one INSERT): resolves once they are.
    * @param records - the records, in order
    * @param alsoCommit - writes that must commit with them (their AuditEvents' outbox rows): run inside the store's
    *   transaction (MySQL), or once the records are durable (file, memory); its failure fails the batch
@@ -57,7 +57,7 @@ export interface AuditStore {
   ): Promise<void>;
   /**
    * How many `appendBatch` calls may run at once (a database commits concurrent transactions together). Absent: one
-   * at a time, the next batch filling while the previous one becomes durable (a file: one fdatasync in flight).
+   * at a time, the next batch filling while the previous one becomes durable (a file: one synchronised write in flight).
    */
   readonly concurrentBatches?: number;
   /**

@@ -96,7 +96,7 @@ export function createMetrics(): ServerMetrics {
     }),
     auditGroupSize: new Histogram({
       name: 'cdss_audit_group_size',
-      help: 'Audit records written together by group commit (one write and fdatasync, or one INSERT, per group)',
+      help: 'Audit records written together by group commit (one synchronised write, or one INSERT, per group)',
       buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500],
       registers,
     }),

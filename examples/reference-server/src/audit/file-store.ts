@@ -1,8 +1,11 @@
 /**
  * The sandbox's audit store: a JSON-lines file, one record per line, only ever appended to. Each batch is one
- * `write` and one `fdatasync` on a file kept open; reads go backwards from the end, so the newest page costs the
- * same however long the file is. One process writes a file (sandbox mode runs one process).
+ * `write` on a file kept open with O_DSYNC, so the write returns only once the data is durable (what a write and
+ * an `fdatasync` do, in one call to the thread pool instead of two: the event loop picks up one completion per
+ * group, not two); reads go backwards from the end, so the newest page costs the same however long the file is.
+ * One process writes a file (sandbox mode runs one process).
  */
+import { constants } from 'node:fs';
 import { mkdir, open, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import {
@@ -18,6 +21,10 @@ import {
 import type { StateTransaction } from '../domain/ports.js';
 
 const NEWLINE = 0x0a;
+/** O_DSYNC where the platform has it (Linux, macOS); elsewhere each batch is followed by an `fdatasync`. */
+const DSYNC: number | undefined = constants.O_DSYNC;
+/** `a+` (read, append, create) with synchronised data writes. */
+const APPEND_FLAGS = constants.O_RDWR | constants.O_APPEND | constants.O_CREAT | (DSYNC ?? 0);
 /** Bytes read per step when reading backwards. */
 const CHUNK = 64 * 1024;
 
@@ -46,7 +53,7 @@ export class FileAuditStore implements AuditStore {
       for (let written = 0; written < data.length;) {
         written += (await file.write(data, written, data.length - written)).bytesWritten;
       }
-      await file.datasync();
+      if (DSYNC === undefined) await file.datasync();
     } catch (error) {
       // The batch failed, so none of its requests will answer: cut off whatever part of it reached the file, so
       // the next batch does not follow half a line (and no record stays whose request was refused).
@@ -94,7 +101,7 @@ export class FileAuditStore implements AuditStore {
   private open(): Promise<FileHandle> {
     this.handle ??= (async () => {
       await mkdir(dirname(this.path), { recursive: true });
-      const file = await open(this.path, 'a+', 0o600);
+      const file = await open(this.path, APPEND_FLAGS, 0o600);
       try {
         const { size } = await file.stat();
         this.size = await lastLineEnd(file, size);

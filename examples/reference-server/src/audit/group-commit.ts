@@ -6,8 +6,8 @@
  *
  * A store that can commit several batches at once (a database: InnoDB commits concurrent transactions together)
  * takes `maxInFlight` > 1: the next batch is flushed while earlier ones are still committing, instead of waiting for
- * them. A file keeps the default of one flush at a time: its next batch fills while the fdatasync runs, and one
- * fdatasync then covers it (a second one started meanwhile would only queue behind the first in the kernel).
+ * them. A file keeps the default of one flush at a time: its next batch fills while the synchronised write runs, and
+ * one write then makes it durable (a second one started meanwhile would only queue behind the first in the kernel).
  */
 
 interface Waiting<T> {
