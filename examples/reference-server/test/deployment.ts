@@ -47,6 +47,13 @@ export interface DeploymentOptions {
   apiBurst?: number;
   nginx: string;
   openssl: string;
+  /**
+   * Sample each Node.js process's memory (RSS, heap, external) into `<dir>/<process name>.jsonl` every `intervalMs`
+   * (test/memory-sampler.ts): what the soak reads to tell a leak from warm-up.
+   */
+  memorySamples?: { dir: string; intervalMs?: number };
+  /** Extra Node.js flags of the servers and the worker (e.g. `--heapsnapshot-signal=SIGUSR2`). */
+  nodeFlags?: string[];
 }
 
 /** One process of the deployment. */
@@ -82,6 +89,7 @@ export interface Deployment {
 }
 
 const ISSUER = 'https://idp.deployment.test';
+const MEMORY_SAMPLER = new URL('./memory-sampler.ts', import.meta.url).href;
 
 function rssOf(pid: number): number {
   try {
@@ -150,10 +158,24 @@ const ok = async (url: string): Promise<boolean> => {
 export async function startDeployment(options: DeploymentOptions): Promise<Deployment> {
   const dir = tempDir('deployment');
   chmodSync(dir, 0o755); // nginx workers run as nobody
-  const node = (script: string, env: Record<string, string>): Spawned =>
-    spawnService(process.execPath, ['--conditions=@cdss/source', '--import', 'tsx', script], {
-      env: { ...process.env, ...env },
-    });
+  const sampler = options.memorySamples;
+  const node = (name: string, script: string, env: Record<string, string>): Spawned =>
+    spawnService(
+      process.execPath,
+      ['--conditions=@cdss/source', '--import', 'tsx', ...(sampler ? ['--import', MEMORY_SAMPLER] : []), script],
+      {
+        env: {
+          ...process.env,
+          ...env,
+          ...(sampler
+            ? {
+                CDSS_MEMORY_SAMPLE_FILE: join(sampler.dir, `${name}.jsonl`),
+                CDSS_MEMORY_SAMPLE_MS: String(sampler.intervalMs ?? 5000),
+              }
+            : {}),
+        },
+      },
+    );
   const started: Array<DeployedProcess & { started: Promise<void> }> = [];
   const stopAll = async (): Promise<void> => {
     for (const p of [...started].reverse()) await p.kill('SIGTERM').catch(() => undefined);
@@ -170,7 +192,7 @@ export async function startDeployment(options: DeploymentOptions): Promise<Deplo
       emulatorPort,
       `http://127.0.0.1:${emulatorPort}`,
       () =>
-        node('examples/reference-server/test/openemr-emulator-process.ts', {
+        node('openemr-emulator', 'examples/reference-server/test/openemr-emulator-process.ts', {
           PORT: String(emulatorPort),
           DATA_DIR: join(dir, 'openemr'),
         }),
@@ -211,7 +233,7 @@ export async function startDeployment(options: DeploymentOptions): Promise<Deplo
         port,
         `http://127.0.0.1:${port}`,
         () =>
-          node('examples/reference-server/src/main.ts', {
+          node(name, 'examples/reference-server/src/main.ts', {
             ...serverEnv,
             PORT: String(port),
             CDSS_DATA_DIR: join(dir, name),
@@ -231,7 +253,7 @@ export async function startDeployment(options: DeploymentOptions): Promise<Deplo
         port,
         `http://127.0.0.1:${port}`,
         () =>
-          node('examples/reference-server/src/worker-main.ts', {
+          node('ai-worker', 'examples/reference-server/src/worker-main.ts', {
             AMQP_URL: options.services.amqpUrl,
             ORTHANC_URL: serverEnv['ORTHANC_URL']!,
             ORTHANC_USERNAME: serverEnv['ORTHANC_USERNAME']!,

@@ -10,7 +10,9 @@
  * Loopback only; bounded by --minutes plus the drain (at most 6 minutes).
  */
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { execFileSync } from 'node:child_process';
 import { WebSocket } from 'ws';
@@ -23,6 +25,7 @@ import type { Patient } from 'fhir/r4.js';
 import { fetchRaw, requireBinaries } from '../../../deploy/test/support.js';
 import { DEMO_GRID } from '../src/compose.js';
 import { emulatorClient, startDeployment, type DeployedProcess, type Deployment } from './deployment.js';
+import type { MemorySample } from './memory-sampler.js';
 import { startPrivateServices, type PrivateServices } from './private-services.js';
 
 const { values: args } = parseArgs({
@@ -31,14 +34,26 @@ const { values: args } = parseArgs({
     users: { type: 'string', default: '4' },
     sockets: { type: 'string', default: '4' },
     'analysis-every': { type: 'string', default: '30' },
+    'sample-seconds': { type: 'string', default: '5' },
+    /** After the summary is computed: a heap snapshot of each server and the worker into this folder. */
+    'heap-snapshots': { type: 'string' },
   },
 });
 const MINUTES = Number(args.minutes);
 const USERS = Number(args.users);
 const SOCKETS = Number(args.sockets);
 const ANALYSIS_EVERY_MS = Number(args['analysis-every']) * 1000;
-if (!(MINUTES > 0 && MINUTES <= 240) || !(USERS >= 1) || !(SOCKETS >= 0) || !(ANALYSIS_EVERY_MS >= 1000)) {
-  process.stderr.write('usage: npm run soak -- --minutes N (1–240) [--users U] [--sockets S] [--analysis-every s]\n');
+const SAMPLE_MS = Number(args['sample-seconds']) * 1000;
+if (
+  !(MINUTES > 0 && MINUTES <= 240) ||
+  !(USERS >= 1) ||
+  !(SOCKETS >= 0) ||
+  !(ANALYSIS_EVERY_MS >= 1000) ||
+  !(SAMPLE_MS >= 1000)
+) {
+  process.stderr.write(
+    'usage: npm run soak -- --minutes N (1–240) [--users U] [--sockets S] [--analysis-every s] [--sample-seconds s]\n',
+  );
   process.exit(2);
 }
 
@@ -79,6 +94,7 @@ async function main(): Promise<number> {
   const run = randomUUID().slice(0, 8);
   log(`starting private RabbitMQ and MariaDB, then the deployment (run ${run})`);
   const privateServices: PrivateServices = await startPrivateServices(['rabbitmq', 'mariadb']);
+  const samples = mkdtempSync(join(tmpdir(), 'cdss-soak-memory-'));
   let deployment: Deployment | undefined;
   try {
     deployment = await startDeployment({
@@ -90,6 +106,10 @@ async function main(): Promise<number> {
       },
       nginx: bins.nginx,
       openssl: bins.openssl,
+      memorySamples: { dir: samples, intervalMs: SAMPLE_MS },
+      ...(args['heap-snapshots']
+        ? { nodeFlags: ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${args['heap-snapshots']}`] }
+        : {}),
       apiRate: '2000r/s',
       apiBurst: 4000,
       serverEnv: {
@@ -103,10 +123,11 @@ async function main(): Promise<number> {
       },
       workerEnv: { CDSS_LOG_LEVEL: 'error', WORKER_ACK_TIMEOUT_MS: '20000', WORKER_HEARTBEAT_MS: '5000' },
     });
-    return await soak(deployment, privateServices, shared, run);
+    return await soak(deployment, privateServices, shared, run, samples);
   } finally {
     await deployment?.stop();
     await privateServices.close();
+    rmSync(samples, { recursive: true, force: true });
   }
 }
 
@@ -115,7 +136,9 @@ async function soak(
   privateServices: PrivateServices,
   shared: { orthanc: string; fhir: string },
   run: string,
+  samples: string,
 ): Promise<number> {
+  const loadAtStart = loadavg();
   const family = `Soak${run}`;
   const nurse = await deployment.tokenFor(`soak-nurse-${run}`, 'nurse');
   const physician = await deployment.tokenFor(`soak-physician-${run}`, 'physician');
@@ -213,6 +236,8 @@ async function soak(
   const rssStart = new Map(processes.map((p) => [p.name, p.rss()]));
   const rssWarm = new Map<string, number>();
   const restarts: Array<{ what: string; at: string; downMs: number }> = [];
+  let warmAt = 0;
+  let killAt = 0;
 
   // --- WebSocket clients (through nginx), reconnecting when their instance goes away
   let wsEvents = 0;
@@ -238,7 +263,8 @@ async function soak(
   }
   for (let i = 0; i < SOCKETS; i++) connect(i);
 
-  const endAt = Date.now() + MINUTES * 60_000;
+  const loadStartedAt = Date.now();
+  const endAt = loadStartedAt + MINUTES * 60_000;
   log(`load for ${MINUTES} min: ${USERS} users, ${SOCKETS} sockets, an analysis every ${ANALYSIS_EVERY_MS / 1000} s`);
 
   // --- the schedule of restarts
@@ -256,6 +282,7 @@ async function soak(
     // here on is what a leak would show; growth from the start mostly shows the model loading
     await at(0.2);
     for (const p of processes) rssWarm.set(p.name, p.rss());
+    warmAt = Date.now();
     await at(0.25);
     await outage(
       'RabbitMQ',
@@ -272,6 +299,7 @@ async function soak(
     );
     await at(0.75);
     const victim = deployment.servers[0]!;
+    killAt = Date.now();
     await outage(
       `${victim.name} (SIGKILL)`,
       () => victim.kill('SIGKILL'),
@@ -486,6 +514,11 @@ async function soak(
     websocket: { clients: SOCKETS, events: wsEvents, reconnects: wsReconnects },
     restarts,
     rss,
+    memory: memoryReport(samples, { loadStartedAt, warmAt, killAt, endAt }),
+    loadAverage: {
+      start: loadAtStart.map((l) => Math.round(l * 10) / 10),
+      end: loadavg().map((l) => Math.round(l * 10) / 10),
+    },
   };
   const ok =
     creates.size > 0 &&
@@ -497,7 +530,103 @@ async function soak(
     reviewsFound === reviewed.size &&
     summary.jobs.stuck === 0;
   process.stdout.write(`${JSON.stringify({ ...summary, ok })}\n`);
+  if (args['heap-snapshots']) await heapSnapshots(processes, args['heap-snapshots']);
   return ok ? 0 : 1;
+}
+
+/**
+ * What the memory samples say, per Node.js process and per life (pid; the restarted server has two): a per-minute
+ * series of RSS, of the heap still alive after the last full GC of the minute and of external memory, and over the
+ * windows from the warm baseline (20 % of the run) to the end of the load and to the SIGKILL (75 %, the same load on
+ * both servers): RSS growth and the least-squares slopes of RSS and of the heap after full GCs. A leak of JavaScript
+ * objects shows as a heap after GC that keeps rising; RSS rising over a flat heap is native memory or the allocator
+ * keeping pages.
+ * @param dir - the sample files, `<process>.jsonl`
+ * @param times - when the load began (minute 0), the warm baseline, the SIGKILL and the end of the load
+ */
+function memoryReport(
+  dir: string,
+  times: { loadStartedAt: number; warmAt: number; killAt: number; endAt: number },
+): Record<string, unknown> {
+  const { loadStartedAt, warmAt, killAt, endAt } = times;
+  const mib = (bytes: number): number => Math.round((bytes / 1048576) * 10) / 10;
+  /** Least-squares slope of `value` (MiB) over `t`, per minute. */
+  const slopePerMinute = (points: MemorySample[], value: (s: MemorySample) => number): number | null => {
+    if (points.length < 3) return null;
+    const n = points.length;
+    const mt = points.reduce((a, p) => a + p.t, 0) / n;
+    const mv = points.reduce((a, p) => a + value(p), 0) / n;
+    const num = points.reduce((a, p) => a + (p.t - mt) * (value(p) - mv), 0);
+    const den = points.reduce((a, p) => a + (p.t - mt) ** 2, 0);
+    return den > 0 ? Math.round((num / den) * 60_000 * (100 / 1048576)) / 100 : null;
+  };
+  const windowStats = (samples: MemorySample[], from: number, to: number): Record<string, unknown> | undefined => {
+    const window = samples.filter((s) => s.t >= from && s.t <= to && !s.afterMajorGc);
+    const first = window[0];
+    const last = window.at(-1);
+    if (!first || !last || last.t - first.t < 60_000) return undefined;
+    const gcs = samples.filter((s) => s.t >= from && s.t <= to && s.afterMajorGc);
+    return {
+      minutes: Math.round(((last.t - first.t) / 60_000) * 10) / 10,
+      rssMiB: [mib(first.rss), mib(last.rss)],
+      rssGrowthPercent: Math.round(((last.rss - first.rss) / first.rss) * 1000) / 10,
+      rssSlopeMiBPerMinute: slopePerMinute(window, (s) => s.rss),
+      majorGcs: gcs.length,
+      heapAfterGcMiB: gcs.length > 0 ? [mib(gcs[0]!.heapUsed), mib(gcs.at(-1)!.heapUsed)] : null,
+      heapAfterGcSlopeMiBPerMinute: slopePerMinute(gcs, (s) => s.heapUsed),
+      externalMiB: [mib(first.external), mib(last.external)],
+    };
+  };
+  const report: Record<string, unknown> = {};
+  for (const name of ['server-a', 'server-b', 'ai-worker', 'openemr-emulator']) {
+    const file = join(dir, `${name}.jsonl`);
+    if (!existsSync(file)) continue;
+    const all = readFileSync(file, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line) as MemorySample);
+    report[name] = [...new Set(all.map((s) => s.pid))].map((pid) => {
+      const mine = all.filter((s) => s.pid === pid && s.t <= endAt);
+      const minutes = new Map<number, MemorySample[]>();
+      for (const s of mine) {
+        const minute = Math.floor((s.t - loadStartedAt) / 60_000);
+        minutes.set(minute, [...(minutes.get(minute) ?? []), s]);
+      }
+      const series = [...minutes].map(([minute, group]) => {
+        const plain = group.filter((s) => !s.afterMajorGc);
+        const gc = group.filter((s) => s.afterMajorGc).at(-1);
+        return {
+          minute,
+          rssMiB: mib((plain.at(-1) ?? group.at(-1)!).rss),
+          heapAfterGcMiB: gc ? mib(gc.heapUsed) : null,
+          externalMiB: mib((plain.at(-1) ?? group.at(-1)!).external),
+        };
+      });
+      const sinceWarm = windowStats(mine, warmAt, endAt);
+      const untilKill = killAt > 0 ? windowStats(mine, warmAt, killAt) : undefined;
+      return { pid, series, ...(sinceWarm ? { sinceWarm } : {}), ...(untilKill ? { warmToKill: untilKill } : {}) };
+    });
+  }
+  return report;
+}
+
+/** Asks each Node.js process for a heap snapshot (`--heapsnapshot-signal`) and waits until the files stop growing. */
+async function heapSnapshots(processes: DeployedProcess[], dir: string): Promise<void> {
+  const size = (): number =>
+    readdirSync(dir)
+      .filter((f) => f.endsWith('.heapsnapshot'))
+      .reduce((total, f) => total + statSync(join(dir, f)).size, 0);
+  for (const p of processes.filter((p) => p.name.startsWith('server-') || p.name === 'ai-worker')) {
+    log(`heap snapshot of ${p.name} (pid ${p.pid()})`);
+    process.kill(p.pid(), 'SIGUSR2');
+    let last = -1;
+    for (let waited = 0; waited < 120_000; waited += 2_000) {
+      await sleep(2_000);
+      const now = size();
+      if (now > 0 && now === last) break;
+      last = now;
+    }
+  }
 }
 
 // package.json's version, for the log line only

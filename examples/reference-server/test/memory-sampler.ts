@@ -1,0 +1,62 @@
+/**
+ * Memory sampling for the soak, loaded into a process with `--import` (see `startDeployment({ memorySamples })`):
+ * when `CDSS_MEMORY_SAMPLE_FILE` is set, the main thread appends one JSON line every `CDSS_MEMORY_SAMPLE_MS`
+ * (default 5000) with `process.memoryUsage()` and V8's heap statistics, and one line marked `afterMajorGc` right
+ * after each full (mark-compact) garbage collection: the heap used then is what is still alive, without forcing a GC
+ * that would change the process under test. Comparing the JavaScript heap with the RSS
+ * over a run tells a leak of JavaScript objects (heap used keeps rising) from heap warm-up, native memory or the
+ * allocator keeping freed pages (RSS rises while the heap stays flat).
+ */
+import { appendFileSync } from 'node:fs';
+import { constants, PerformanceObserver } from 'node:perf_hooks';
+import { getHeapStatistics } from 'node:v8';
+import { isMainThread } from 'node:worker_threads';
+
+/** One sample, as written (bytes; `t` in epoch milliseconds). */
+export interface MemorySample {
+  t: number;
+  pid: number;
+  rss: number;
+  heapUsed: number;
+  heapTotal: number;
+  external: number;
+  arrayBuffers: number;
+  malloced: number;
+  nativeContexts: number;
+  /** Taken right after a full garbage collection. */
+  afterMajorGc?: true;
+}
+
+const file = process.env['CDSS_MEMORY_SAMPLE_FILE'];
+if (file && isMainThread) {
+  const sample = (afterMajorGc = false): void => {
+    const memory = process.memoryUsage();
+    const heap = getHeapStatistics();
+    const line: MemorySample = {
+      t: Date.now(),
+      pid: process.pid,
+      rss: memory.rss,
+      heapUsed: memory.heapUsed,
+      heapTotal: memory.heapTotal,
+      external: memory.external,
+      arrayBuffers: memory.arrayBuffers,
+      malloced: heap.malloced_memory,
+      nativeContexts: heap.number_of_native_contexts,
+      ...(afterMajorGc ? { afterMajorGc: true as const } : {}),
+    };
+    try {
+      appendFileSync(file, `${JSON.stringify(line)}\n`);
+    } catch {
+      // sampling must never disturb the process it watches
+    }
+  };
+  sample();
+  setInterval(sample, Number(process.env['CDSS_MEMORY_SAMPLE_MS'] ?? 5000)).unref();
+  const observer = new PerformanceObserver((list) => {
+    const major = list
+      .getEntries()
+      .some((entry) => (entry as { detail?: { kind?: number } }).detail?.kind === constants.NODE_PERFORMANCE_GC_MAJOR);
+    if (major) sample(true);
+  });
+  observer.observe({ entryTypes: ['gc'] });
+}
