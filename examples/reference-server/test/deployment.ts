@@ -52,8 +52,8 @@ export interface DeploymentOptions {
    * (test/memory-sampler.ts): what the soak reads to tell a leak from warm-up.
    */
   memorySamples?: { dir: string; intervalMs?: number };
-  /** Extra Node.js flags of the servers and the worker (e.g. `--heapsnapshot-signal=SIGUSR2`). */
-  nodeFlags?: string[];
+  /** Where SIGUSR2 makes a sampled process write a heap snapshot (with `memorySamples`). */
+  heapSnapshotDir?: string;
 }
 
 /** One process of the deployment. */
@@ -171,6 +171,7 @@ export async function startDeployment(options: DeploymentOptions): Promise<Deplo
             ? {
                 CDSS_MEMORY_SAMPLE_FILE: join(sampler.dir, `${name}.jsonl`),
                 CDSS_MEMORY_SAMPLE_MS: String(sampler.intervalMs ?? 5000),
+                ...(options.heapSnapshotDir ? { CDSS_HEAP_SNAPSHOT_DIR: options.heapSnapshotDir } : {}),
               }
             : {}),
         },

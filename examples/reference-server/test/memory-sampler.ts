@@ -3,13 +3,15 @@
  * when `CDSS_MEMORY_SAMPLE_FILE` is set, the main thread appends one JSON line every `CDSS_MEMORY_SAMPLE_MS`
  * (default 5000) with `process.memoryUsage()` and V8's heap statistics, and one line marked `afterMajorGc` right
  * after each full (mark-compact) garbage collection: the heap used then is what is still alive, without forcing a GC
- * that would change the process under test. Comparing the JavaScript heap with the RSS
+ * that would change the process under test. With `CDSS_HEAP_SNAPSHOT_DIR` set, SIGUSR2 writes a heap snapshot there.
+ * Comparing the JavaScript heap with the RSS
  * over a run tells a leak of JavaScript objects (heap used keeps rising) from heap warm-up, native memory or the
  * allocator keeping freed pages (RSS rises while the heap stays flat).
  */
 import { appendFileSync } from 'node:fs';
 import { constants, PerformanceObserver } from 'node:perf_hooks';
-import { getHeapStatistics } from 'node:v8';
+import { join } from 'node:path';
+import { getHeapStatistics, writeHeapSnapshot } from 'node:v8';
 import { isMainThread } from 'node:worker_threads';
 
 /** One sample, as written (bytes; `t` in epoch milliseconds). */
@@ -59,4 +61,13 @@ if (file && isMainThread) {
     if (major) sample(true);
   });
   observer.observe({ entryTypes: ['gc'] });
+}
+
+// `--heapsnapshot-signal` did not answer here (Node 20.20): SIGUSR2 writes a heap snapshot where asked instead.
+const snapshots = process.env['CDSS_HEAP_SNAPSHOT_DIR'];
+if (snapshots && isMainThread) {
+  process.on('SIGUSR2', () => {
+    const path = writeHeapSnapshot(join(snapshots, `${process.pid}-${Date.now()}.heapsnapshot`));
+    appendFileSync(join(snapshots, 'written'), `${path}\n`);
+  });
 }

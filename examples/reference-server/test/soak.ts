@@ -10,7 +10,7 @@
  * Loopback only; bounded by --minutes plus the drain (at most 6 minutes).
  */
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -35,7 +35,8 @@ const { values: args } = parseArgs({
     sockets: { type: 'string', default: '4' },
     'analysis-every': { type: 'string', default: '30' },
     'sample-seconds': { type: 'string', default: '5' },
-    /** After the summary is computed: a heap snapshot of each server and the worker into this folder. */
+    /** Heap snapshots of server-b into this folder at the warm baseline and at the end of the load (investigation
+     * only: each pauses the server, so the figures of such a run are not the soak's). */
     'heap-snapshots': { type: 'string' },
   },
 });
@@ -107,9 +108,7 @@ async function main(): Promise<number> {
       nginx: bins.nginx,
       openssl: bins.openssl,
       memorySamples: { dir: samples, intervalMs: SAMPLE_MS },
-      ...(args['heap-snapshots']
-        ? { nodeFlags: ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${args['heap-snapshots']}`] }
-        : {}),
+      ...(args['heap-snapshots'] ? { heapSnapshotDir: args['heap-snapshots'] } : {}),
       apiRate: '2000r/s',
       apiBurst: 4000,
       serverEnv: {
@@ -283,6 +282,7 @@ async function soak(
     await at(0.2);
     for (const p of processes) rssWarm.set(p.name, p.rss());
     warmAt = Date.now();
+    if (args['heap-snapshots']) await heapSnapshot(deployment.servers[1]!, args['heap-snapshots']);
     await at(0.25);
     await outage(
       'RabbitMQ',
@@ -398,6 +398,7 @@ async function soak(
     }
   }
   await Promise.all([...Array.from({ length: USERS }, (_, u) => user(u)), analyses, schedule]);
+  if (args['heap-snapshots']) await heapSnapshot(deployment.servers[1]!, args['heap-snapshots']);
   stopping = true;
   for (const ws of sockets) ws?.close();
   log(`load done: ${requests} requests; draining`);
@@ -530,7 +531,6 @@ async function soak(
     reviewsFound === reviewed.size &&
     summary.jobs.stuck === 0;
   process.stdout.write(`${JSON.stringify({ ...summary, ok })}\n`);
-  if (args['heap-snapshots']) await heapSnapshots(processes, args['heap-snapshots']);
   return ok ? 0 : 1;
 }
 
@@ -610,23 +610,14 @@ function memoryReport(
   return report;
 }
 
-/** Asks each Node.js process for a heap snapshot (`--heapsnapshot-signal`) and waits until the files stop growing. */
-async function heapSnapshots(processes: DeployedProcess[], dir: string): Promise<void> {
-  const size = (): number =>
-    readdirSync(dir)
-      .filter((f) => f.endsWith('.heapsnapshot'))
-      .reduce((total, f) => total + statSync(join(dir, f)).size, 0);
-  for (const p of processes.filter((p) => p.name.startsWith('server-') || p.name === 'ai-worker')) {
-    log(`heap snapshot of ${p.name} (pid ${p.pid()})`);
-    process.kill(p.pid(), 'SIGUSR2');
-    let last = -1;
-    for (let waited = 0; waited < 120_000; waited += 2_000) {
-      await sleep(2_000);
-      const now = size();
-      if (now > 0 && now === last) break;
-      last = now;
-    }
-  }
+/** Asks a sampled process for a heap snapshot (SIGUSR2, test/memory-sampler.ts) and waits until it is written. */
+async function heapSnapshot(p: DeployedProcess, dir: string): Promise<void> {
+  const written = (): number =>
+    (existsSync(join(dir, 'written')) ? readFileSync(join(dir, 'written'), 'utf8') : '').length;
+  const before = written();
+  log(`heap snapshot of ${p.name} (pid ${p.pid()})`);
+  process.kill(p.pid(), 'SIGUSR2');
+  for (let waited = 0; waited < 120_000 && written() === before; waited += 1_000) await sleep(1_000);
 }
 
 // package.json's version, for the log line only
