@@ -4,7 +4,8 @@
  * Two inputs, both synthetic phantoms in the BraTS layout: one window of BENCH_WINDOW (default 240×240×160, the
  * bundle's roi) and a whole study of BENCH_STUDY (default 240×240×155, padded to one 240×240×160 window as MONAI
  * does). For each, the pipeline (`SegmentationModel.segment`, whole: normalisation, padding, transfer to the worker,
- * stitching, sigmoid, labels, volumes, diameter) is timed against a bare onnxruntime-node `session.run` on the
+ * stitching, sigmoid, labels; the raw labels' volumes and diameter are measured only when read, and only the e2e
+ * line's `studyFindings` measures — the cleaned labels) is timed against a bare onnxruntime-node `session.run` on the
  * same normalised, padded input in the main thread, with the same session options. Each variant runs in its own
  * child process so that its peak RSS (`process.resourceUsage().maxRSS`) is its own; the memory arena is measured
  * on and off for the pipeline.
