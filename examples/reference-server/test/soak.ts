@@ -536,7 +536,8 @@ async function soak(
 
 /**
  * What the memory samples say, per Node.js process and per life (pid; the restarted server has two): a per-minute
- * series of RSS, of the heap still alive after the last full GC of the minute and of external memory, and over the
+ * series of RSS, of the heap still alive after the last full GC of the minute, of the heap V8 holds (heapTotal) and of
+ * external memory, and over the
  * windows from the warm baseline (20 % of the run) to the end of the load and to the SIGKILL (75 %, the same load on
  * both servers): RSS growth and the least-squares slopes of RSS and of the heap after full GCs. A leak of JavaScript
  * objects shows as a heap after GC that keeps rising; RSS rising over a flat heap is native memory or the allocator
@@ -574,6 +575,7 @@ function memoryReport(
       majorGcs: gcs.length,
       heapAfterGcMiB: gcs.length > 0 ? [mib(gcs[0]!.heapUsed), mib(gcs.at(-1)!.heapUsed)] : null,
       heapAfterGcSlopeMiBPerMinute: slopePerMinute(gcs, (s) => s.heapUsed),
+      heapTotalMiB: [mib(first.heapTotal), mib(last.heapTotal)],
       externalMiB: [mib(first.external), mib(last.external)],
     };
   };
@@ -599,6 +601,7 @@ function memoryReport(
           minute,
           rssMiB: mib((plain.at(-1) ?? group.at(-1)!).rss),
           heapAfterGcMiB: gc ? mib(gc.heapUsed) : null,
+          heapTotalMiB: mib((plain.at(-1) ?? group.at(-1)!).heapTotal),
           externalMiB: mib((plain.at(-1) ?? group.at(-1)!).external),
         };
       });
