@@ -6,7 +6,7 @@ import { CdssApiError, duplicateCandidates } from './errors.js';
 
 const BASE = 'http://cdss.test';
 const server = setupServer();
-beforeAll(() => server.listen({ onUnhandledRequest: 'error' }));
+beforeAll(() => server.listen({ onUnhandledFrame: 'error' }));
 afterEach(() => server.resetHandlers());
 afterAll(() => server.close());
 

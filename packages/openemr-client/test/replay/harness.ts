@@ -181,7 +181,7 @@ export class ReplayServer {
 
   /** Starts intercepting (call in `beforeAll`). */
   listen(): void {
-    this.server.listen({ onUnhandledRequest: 'error' });
+    this.server.listen({ onUnhandledFrame: 'error' });
   }
 
   /** Stops intercepting (call in `afterAll`). */
