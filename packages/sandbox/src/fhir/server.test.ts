@@ -65,6 +65,13 @@ describe('embedded FHIR R4 server', () => {
       ],
     });
     expect(tx.status).toBe(400);
+    const txOutcome = (await tx.json()) as { issue: { severity: string; diagnostics?: string }[] };
+    expect(txOutcome.issue.length).toBeGreaterThan(0);
+    // every issue is an error naming the entry it is about (the valid entry 0 has none)
+    for (const issue of txOutcome.issue) {
+      expect(issue.severity).toBe('error');
+      expect(issue.diagnostics).toMatch(/^entry\[1\]: ./);
+    }
     const found = (await (await fetch(`${url}/Patient?identifier=urn:t|tx`)).json()) as { total: number };
     expect(found.total).toBe(0);
   });

@@ -117,13 +117,16 @@ function validationOutcome(resource: unknown, where = ''): OperationOutcomeIssue
   ) {
     return [{ severity: 'error', code: 'structure', diagnostics: `${where}Not a FHIR resource (no resourceType)` }];
   }
+  // Medplum 5 throws the issues (an OperationOutcomeError); 4 returned them. Either way each is named by its entry.
+  let issues: OperationOutcomeIssue[];
   try {
-    return validateResource(resource as Resource)
-      .filter((i) => i.severity === 'error' || i.severity === 'fatal')
-      .map((i) => ({ ...i, ...(where ? { diagnostics: `${where}${i.details?.text ?? i.diagnostics ?? ''}` } : {}) }));
+    issues = validateResource(resource as Resource);
   } catch (err) {
-    return normalizeOperationOutcome(err).issue ?? [];
+    issues = normalizeOperationOutcome(err).issue ?? [];
   }
+  return issues
+    .filter((i) => i.severity === 'error' || i.severity === 'fatal')
+    .map((i) => ({ ...i, ...(where ? { diagnostics: `${where}${i.details?.text ?? i.diagnostics ?? ''}` } : {}) }));
 }
 
 /** The resources a write request carries: the body, or each entry of a batch/transaction. */
