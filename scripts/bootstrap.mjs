@@ -89,7 +89,9 @@ function buildIsStale() {
       newestMtime(join(dir, 'package.json')),
       newestMtime(join(root, 'pnpm-lock.yaml')),
     );
-    return sources > statSync(dist).mtimeMs;
+    // dist/'s newest file, not the folder's own mtime: a rebuild that rewrites the same files in place (none added
+    // or removed) leaves the folder's mtime as it was, so the package would look stale for ever after.
+    return sources > newestMtime(dist);
   });
 }
 
