@@ -40,6 +40,15 @@ export default tseslint.config(
       // `/// <reference path>` is how a package pulls in a local ambient shim (e.g. dcmjs has no types)
       '@typescript-eslint/triple-slash-reference': ['error', { path: 'always', types: 'prefer-import', lib: 'never' }],
       'no-console': 'error', // libraries log through the injected Logger, never console.*
+      // msw 3 renamed listen()'s onUnhandledRequest to onUnhandledFrame and ignores the old name without a word: an
+      // unhandled request would then only warn and go out to the network instead of failing the test.
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector: "Property[key.name='onUnhandledRequest']",
+          message: 'msw 3 ignores onUnhandledRequest: use onUnhandledFrame.',
+        },
+      ],
     },
   },
   {
