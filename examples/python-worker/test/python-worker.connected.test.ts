@@ -39,7 +39,7 @@ const venv = venvAvailable('Python worker end to end');
 const services = await Promise.all(
   (['orthanc', 'rabbitmq', 'mariadb', 'hapi-fhir'] as const).map((name) => requireService(name)),
 );
-const [orthancSvc, rabbitSvc, mariaSvc, hapiSvc] = services;
+const [orthancSvc, rabbitSvc] = services;
 const available = venv && services.every((s) => s.available);
 
 /** Each region's voxels may differ by 0.5 % (at least one voxel) between the two workers. */
@@ -97,13 +97,7 @@ describe.skipIf(!available)('the Python worker with the reference server on the 
         CDSS_AUTO_ANALYSIS: 'false',
         ...idp.env,
         CDSS_WEBHOOK_SECRET: 'x'.repeat(40),
-        ...connectedUpstreamEnv({
-          openemr: `http://127.0.0.1:${emulatorPort}`,
-          fhir: hapiSvc!.url,
-          orthanc: orthancSvc!.url,
-          amqp: rabbitSvc!.url,
-          mysql: mariaSvc!.url,
-        }),
+        ...connectedUpstreamEnv(`http://127.0.0.1:${emulatorPort}`, services),
       }),
       createLogger('warn'),
       'test',

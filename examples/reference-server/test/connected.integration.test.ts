@@ -22,7 +22,7 @@ import { connectedUpstreamEnv, createTestIdentityProvider } from './upstreams.js
 const services = await Promise.all(
   (['orthanc', 'rabbitmq', 'mariadb', 'hapi-fhir'] as const).map((name) => requireService(name)),
 );
-const [orthancSvc, rabbitSvc, mariaSvc, hapiSvc] = services;
+const [orthancSvc, , , hapiSvc] = services;
 const available = services.every((s) => s.available);
 
 describe.skipIf(!available)('connected mode on the real services', () => {
@@ -60,13 +60,7 @@ describe.skipIf(!available)('connected mode on the real services', () => {
       CDSS_CACHE_TTL_MS: '1000',
       ...idp.env,
       CDSS_WEBHOOK_SECRET: 'x'.repeat(40),
-      ...connectedUpstreamEnv({
-        openemr: `http://127.0.0.1:${emulatorPort}`,
-        fhir: hapiSvc!.url,
-        orthanc: orthancSvc!.url,
-        amqp: rabbitSvc!.url,
-        mysql: mariaSvc!.url,
-      }),
+      ...connectedUpstreamEnv(`http://127.0.0.1:${emulatorPort}`, services),
     };
     composed = await composeServer(loadConfig(connectedEnv), createLogger('warn'), 'test');
     baseUrl = `http://127.0.0.1:${await composed.server.listen(await freePort(), '127.0.0.1')}`;

@@ -33,7 +33,7 @@ import { connectedUpstreamEnv, createTestIdentityProvider } from './upstreams.js
 const services = await Promise.all(
   (['orthanc', 'rabbitmq', 'mariadb', 'hapi-fhir'] as const).map((name) => requireService(name)),
 );
-const [orthancSvc, rabbitSvc, mariaSvc, hapiSvc] = services;
+const [orthancSvc, , , hapiSvc] = services;
 
 describe.skipIf(!services.every((s) => s.available))('the loop inside the EHR, on the real services', () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'cdss-loop-'));
@@ -82,13 +82,7 @@ describe.skipIf(!services.every((s) => s.available))('the loop inside the EHR, o
       ...idp.env,
       CDSS_WEBHOOK_SECRET: 'x'.repeat(40),
       CDSS_CDS_CLIENTS: JSON.stringify([{ iss: 'https://ehr.hospital.test', jwksUrls: [jwksUrl] }]),
-      ...connectedUpstreamEnv({
-        openemr: `http://127.0.0.1:${emulatorPort}`,
-        fhir: hapiSvc!.url,
-        orthanc: orthancSvc!.url,
-        amqp: rabbitSvc!.url,
-        mysql: mariaSvc!.url,
-      }),
+      ...connectedUpstreamEnv(`http://127.0.0.1:${emulatorPort}`, services),
     });
     composed = await composeServer(config, createLogger('warn'), 'test');
     baseUrl = `http://127.0.0.1:${await composed.server.listen(await freePort(), '127.0.0.1')}`;

@@ -3,6 +3,7 @@
  * hospital identity provider whose tokens the server verifies with a public key (as in a deployment).
  */
 import { exportSPKI, generateKeyPair, SignJWT } from 'jose';
+import type { ServiceName, ServiceProbe } from '@cdss/core/testing';
 import { SEED_ADMIN, SEED_CLIENT } from '@cdss/sandbox';
 import { DEMO_USERS } from '../src/auth/tokens.js';
 
@@ -34,27 +35,24 @@ export function orthancEnv(serviceUrl: string): Record<string, string> {
   };
 }
 
-/** The URLs of connected mode's upstreams (Orthanc's with its credentials). */
-export interface UpstreamUrls {
-  openemr: string;
-  fhir: string;
-  orthanc: string;
-  amqp: string;
-  mysql: string;
-}
-
 /**
- * Connected mode's upstreams as the server's environment: OpenEMR (an emulator), HAPI FHIR, Orthanc, RabbitMQ and
- * MariaDB.
- * @param urls - where each one listens
+ * Connected mode's upstreams as the server's environment: OpenEMR (an emulator), and HAPI FHIR, Orthanc, RabbitMQ and
+ * MariaDB as `requireService` found them.
+ * @param openemrUrl - the emulator's base URL
+ * @param services - the probes of `hapi-fhir`, `orthanc`, `rabbitmq` and `mariadb`, in any order
  */
-export function connectedUpstreamEnv(urls: UpstreamUrls): Record<string, string> {
+export function connectedUpstreamEnv(openemrUrl: string, services: readonly ServiceProbe[]): Record<string, string> {
+  const url = (name: ServiceName): string => {
+    const probe = services.find((s) => s.name === name);
+    if (!probe) throw new Error(`connectedUpstreamEnv: no ${name} among the services`);
+    return probe.url;
+  };
   return {
-    ...openEmrEmulatorEnv(urls.openemr),
-    FHIR_URL: urls.fhir,
-    ...orthancEnv(urls.orthanc),
-    AMQP_URL: urls.amqp,
-    MYSQL_URL: urls.mysql,
+    ...openEmrEmulatorEnv(openemrUrl),
+    FHIR_URL: url('hapi-fhir'),
+    ...orthancEnv(url('orthanc')),
+    AMQP_URL: url('rabbitmq'),
+    MYSQL_URL: url('mariadb'),
   };
 }
 
