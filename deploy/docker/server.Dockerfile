@@ -25,6 +25,13 @@ RUN pnpm --filter "@cdss/reference-server..." build \
 # sandbox (embedded systems, demo tokens) is for `npm start` on a workstation, and even then serves its token route
 # only on a loopback HOST.
 FROM node:24.22.3-bookworm-slim AS runtime
+# Memory bounded and the same on every host (docs/guides/deploy.md, "Memory"). Uncapped, V8 sizes its heap from the
+# host's RAM and lets it grow to up to 4x what is alive after a full GC: in the soak a server held 290 MiB of heap for
+# 80 MiB alive, RSS 480 MiB. Capped at 512 MiB (inside the chart's 1 GiB limit) it stays at 1.6-1.8x: 130-145 MiB of
+# heap, RSS 255-275 MiB, for more (concurrent) full GCs. MALLOC_ARENA_MAX=2: glibc's default is 8 arenas per core,
+# so it grows with the node's size; no measurable change on the 2-core soak machine.
+ENV NODE_OPTIONS=--max-old-space-size=512 \
+    MALLOC_ARENA_MAX=2
 ENV NODE_ENV=production \
     CDSS_MODE=connected \
     HOST=0.0.0.0 \

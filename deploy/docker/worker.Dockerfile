@@ -19,6 +19,12 @@ RUN pnpm --filter "@cdss/reference-server..." build \
       /out/node_modules/.pnpm/onnxruntime-node@*/node_modules/onnxruntime-node/bin/napi-v*/win32
 
 FROM node:24.22.3-bookworm-slim AS runtime
+# Memory bounded and the same on every host (docs/guides/deploy.md, "Memory"): V8's heap capped at 1.5 GiB (uncapped
+# it is sized from the host's RAM), leaving room in the chart's 4 GiB for what lives outside it (the ONNX session and
+# the study's volumes: up to ~2 GiB in the inference bench). MALLOC_ARENA_MAX=2: glibc's default is 8 arenas per
+# core, for onnxruntime's and libuv's threads.
+ENV NODE_OPTIONS=--max-old-space-size=1536 \
+    MALLOC_ARENA_MAX=2
 ENV NODE_ENV=production \
     WORKER_HOST=0.0.0.0 \
     WORKER_PORT=8081

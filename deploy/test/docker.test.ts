@@ -7,7 +7,7 @@ import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'no
 import { dirname, join } from 'node:path';
 import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
-import { DEPLOY_DIR, REPO_ROOT, requireBinaries, run, tempDir } from './support.js';
+import { DEPLOY_DIR, imageMemoryEnv, REPO_ROOT, requireBinaries, run, tempDir } from './support.js';
 
 interface Service {
   image?: string;
@@ -17,6 +17,7 @@ interface Service {
   volumes?: string[];
   ports?: string[];
   user?: string;
+  environment?: Record<string, string>;
 }
 interface Compose {
   services: Record<string, Service>;
@@ -173,6 +174,27 @@ describe('deploy/compose.yaml, structure', () => {
       expect(final, file).toMatch(/^COPY --from=build/m);
       expect(final, file).not.toMatch(/pnpm install|npm install/);
       expect(existsSync(`${file}.dockerignore`), `${file}.dockerignore`).toBe(true);
+    }
+  });
+
+  it('bounds the Node.js processes’ memory in the images, and compose runs them with the same settings', () => {
+    for (const [image, service] of [
+      ['server', 'cdss-server'],
+      ['worker', 'ai-worker'],
+    ] as const) {
+      const env = imageMemoryEnv(image);
+      // in the runtime stage, not only the build's
+      const final = readFileSync(join(DEPLOY_DIR, 'docker', `${image}.Dockerfile`), 'utf8')
+        .split(/^FROM\s+/m)
+        .at(-1)!;
+      expect(final, image).toContain(`NODE_OPTIONS=${env.NODE_OPTIONS}`);
+      expect(env.NODE_OPTIONS, image).toMatch(/^--max-old-space-size=\d+$/);
+      expect(env.MALLOC_ARENA_MAX, image).toBe('2');
+      const environment = compose.services[service]!.environment!;
+      expect(
+        { NODE_OPTIONS: environment['NODE_OPTIONS'], MALLOC_ARENA_MAX: environment['MALLOC_ARENA_MAX'] },
+        service,
+      ).toEqual(env);
     }
   });
 });

@@ -8,7 +8,7 @@ import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { describe, expect, it } from 'vitest';
-import { REPO_ROOT, run, tempDir } from './support.js';
+import { imageMemoryEnv, REPO_ROOT, run, tempDir } from './support.js';
 
 const CHART = join(REPO_ROOT, 'deploy/helm/cdss');
 const HOSPITAL_VALUES = join(CHART, 'ci/values-hospital.yaml');
@@ -159,6 +159,32 @@ describe.runIf(missing.length === 0)('deploy/helm/cdss', () => {
       value: '/models/custom/manifest.json',
     });
     expect(worker.volumes?.map((v) => v.name)).toContain('model');
+  });
+
+  it('bounds the server’s and the worker’s memory as the images do, inside the pods’ memory limits', () => {
+    const { manifests } = template([HOSPITAL_VALUES]);
+    const config = find(manifests, 'ConfigMap', '-server').data!;
+    const server = imageMemoryEnv('server');
+    expect({ NODE_OPTIONS: config['NODE_OPTIONS'], MALLOC_ARENA_MAX: config['MALLOC_ARENA_MAX'] }).toEqual(server);
+    const workerEnv = podSpec(find(manifests, 'Deployment', '-worker')).containers[0]!.env!;
+    const worker = imageMemoryEnv('worker');
+    for (const [name, value] of Object.entries(worker))
+      expect(workerEnv.find((e) => e.name === name)?.value, name).toBe(value);
+    // V8's old space capped below each container's memory limit (Gi in the default values)
+    for (const [component, env] of [
+      ['server', server],
+      ['worker', worker],
+    ] as const) {
+      const deployment = podSpec(find(manifests, 'Deployment', `-${component}`));
+      const limit = (deployment.containers[0] as { resources?: { limits?: { memory?: string } } }).resources?.limits
+        ?.memory;
+      const limitMiB = Number(/^(\d+)Gi$/.exec(limit ?? '')?.[1]) * 1024;
+      const heapMiB = Number(/--max-old-space-size=(\d+)/.exec(env.NODE_OPTIONS)?.[1]);
+      expect(heapMiB, component).toBeLessThanOrEqual(limitMiB / 2);
+    }
+    // an operator's own value reaches the pods
+    const raised = template([HOSPITAL_VALUES], ['server.nodeOptions=--max-old-space-size=1024']);
+    expect(find(raised.manifests, 'ConfigMap', '-server').data!['NODE_OPTIONS']).toBe('--max-old-space-size=1024');
   });
 
   it('lets only the ingress controller (and Prometheus) reach the server, and nothing reach the worker', () => {

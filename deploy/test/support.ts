@@ -60,6 +60,30 @@ export function tempDir(prefix: string): string {
 /** A free TCP port below the kernel's ephemeral range (shared with the other suites, from `@cdss/core/testing`). */
 export { freePort };
 
+/** The environment variables that bound a Node.js process's memory (docs/guides/deploy.md, "Memory"). */
+export const MEMORY_ENV = ['NODE_OPTIONS', 'MALLOC_ARENA_MAX'] as const;
+
+/**
+ * The memory settings an image sets with `ENV` (`NODE_OPTIONS`, `MALLOC_ARENA_MAX`), read from its Dockerfile: the
+ * one place they are written, so the soak and the two-instance suite run the processes the way the images do.
+ * @param image - `server` or `worker` (deploy/docker/<image>.Dockerfile)
+ * @throws when the Dockerfile lacks one of them
+ */
+export function imageMemoryEnv(image: 'server' | 'worker'): Record<(typeof MEMORY_ENV)[number], string> {
+  const file = join(DEPLOY_DIR, 'docker', `${image}.Dockerfile`);
+  // ENV instructions, their continuation lines joined
+  const text = readFileSync(file, 'utf8').replace(/\\\n\s*/g, ' ');
+  const env: Partial<Record<(typeof MEMORY_ENV)[number], string>> = {};
+  for (const line of text.split('\n').filter((l) => /^ENV\s/.test(l)))
+    for (const name of MEMORY_ENV) {
+      const value = new RegExp(`(?:^|\\s)${name}=("[^"]*"|\\S+)`).exec(line)?.[1];
+      if (value !== undefined) env[name] = value.replace(/^"|"$/g, '');
+    }
+  const missing = MEMORY_ENV.filter((name) => env[name] === undefined);
+  if (missing.length > 0) throw new Error(`${file} sets no ${missing.join(', ')}`);
+  return env as Record<(typeof MEMORY_ENV)[number], string>;
+}
+
 /** Thrown by a `waitFor` check to stop waiting at once (the awaited thing can no longer happen). */
 export class GiveUp extends Error {}
 

@@ -14,6 +14,8 @@ import {
   fetchRaw,
   freePort,
   GiveUp,
+  imageMemoryEnv,
+  MEMORY_ENV,
   run,
   selfSignedCertificate,
   spawnService,
@@ -54,6 +56,12 @@ export interface DeploymentOptions {
   memorySamples?: { dir: string; intervalMs?: number };
   /** Where SIGUSR2 makes a sampled process write a heap snapshot (with `memorySamples`). */
   heapSnapshotDir?: string;
+  /**
+   * The servers' and the worker's memory settings (`NODE_OPTIONS`, `MALLOC_ARENA_MAX`): `image` (default) those the
+   * Dockerfiles set, read from them, so the processes run as deployed; `node-defaults` none (V8 sizes its heap from
+   * this machine's RAM, glibc's default arenas), to measure what the settings change.
+   */
+  memorySettings?: 'image' | 'node-defaults';
 }
 
 /** One process of the deployment. */
@@ -159,13 +167,18 @@ export async function startDeployment(options: DeploymentOptions): Promise<Deplo
   const dir = tempDir('deployment');
   chmodSync(dir, 0o755); // nginx workers run as nobody
   const sampler = options.memorySamples;
-  const node = (name: string, script: string, env: Record<string, string>): Spawned =>
+  const imageSettings = (options.memorySettings ?? 'image') === 'image';
+  /** `image`: the image's memory settings; none: the emulator (a stand-in for OpenEMR, not one of our images). */
+  const node = (name: string, script: string, env: Record<string, string>, image?: 'server' | 'worker'): Spawned =>
     spawnService(
       process.execPath,
       ['--conditions=@cdss/source', '--import', 'tsx', ...(sampler ? ['--import', MEMORY_SAMPLER] : []), script],
       {
         env: {
-          ...process.env,
+          ...Object.fromEntries(
+            Object.entries(process.env).filter(([key]) => !(MEMORY_ENV as readonly string[]).includes(key)),
+          ),
+          ...(image && imageSettings ? imageMemoryEnv(image) : {}),
           ...env,
           ...(sampler
             ? {
@@ -234,11 +247,12 @@ export async function startDeployment(options: DeploymentOptions): Promise<Deplo
         port,
         `http://127.0.0.1:${port}`,
         () =>
-          node(name, 'examples/reference-server/src/main.ts', {
-            ...serverEnv,
-            PORT: String(port),
-            CDSS_DATA_DIR: join(dir, name),
-          }),
+          node(
+            name,
+            'examples/reference-server/src/main.ts',
+            { ...serverEnv, PORT: String(port), CDSS_DATA_DIR: join(dir, name) },
+            'server',
+          ),
         () => ok(`http://127.0.0.1:${port}/healthz`),
       );
       servers.push(server);
@@ -254,15 +268,20 @@ export async function startDeployment(options: DeploymentOptions): Promise<Deplo
         port,
         `http://127.0.0.1:${port}`,
         () =>
-          node('ai-worker', 'examples/reference-server/src/worker-main.ts', {
-            AMQP_URL: options.services.amqpUrl,
-            ORTHANC_URL: serverEnv['ORTHANC_URL']!,
-            ORTHANC_USERNAME: serverEnv['ORTHANC_USERNAME']!,
-            ORTHANC_PASSWORD: serverEnv['ORTHANC_PASSWORD']!,
-            WORKER_PORT: String(port),
-            CDSS_LOG_LEVEL: 'warn',
-            ...options.workerEnv,
-          }),
+          node(
+            'ai-worker',
+            'examples/reference-server/src/worker-main.ts',
+            {
+              AMQP_URL: options.services.amqpUrl,
+              ORTHANC_URL: serverEnv['ORTHANC_URL']!,
+              ORTHANC_USERNAME: serverEnv['ORTHANC_USERNAME']!,
+              ORTHANC_PASSWORD: serverEnv['ORTHANC_PASSWORD']!,
+              WORKER_PORT: String(port),
+              CDSS_LOG_LEVEL: 'warn',
+              ...options.workerEnv,
+            },
+            'worker',
+          ),
         () => ok(`http://127.0.0.1:${port}/healthz`),
       );
       started.push(worker);

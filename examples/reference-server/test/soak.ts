@@ -38,6 +38,9 @@ const { values: args } = parseArgs({
     /** Heap snapshots of server-b into this folder at the warm baseline and at the end of the load (investigation
      * only: each pauses the server, so the figures of such a run are not the soak's). */
     'heap-snapshots': { type: 'string' },
+    /** Run the servers and the worker without the images' memory settings (NODE_OPTIONS, MALLOC_ARENA_MAX), to
+     * measure what they change; a soak that stands for the deployment runs without this. */
+    'node-defaults': { type: 'boolean', default: false },
   },
 });
 const MINUTES = Number(args.minutes);
@@ -45,6 +48,8 @@ const USERS = Number(args.users);
 const SOCKETS = Number(args.sockets);
 const ANALYSIS_EVERY_MS = Number(args['analysis-every']) * 1000;
 const SAMPLE_MS = Number(args['sample-seconds']) * 1000;
+/** The issue's bound on each process's RSS growth over the soak, from its warm point (see `rssReport`). */
+const RSS_GROWTH_LIMIT_PERCENT = 20;
 if (
   !(MINUTES > 0 && MINUTES <= 240) ||
   !(USERS >= 1) ||
@@ -79,6 +84,64 @@ function sharedServiceUrls(): { orthanc: string; fhir: string } {
   return { orthanc: orthanc.replace(/^'|'$/g, ''), fhir: fhir.replace(/^'|'$/g, '') };
 }
 
+/** One life of a process (one pid): RSS in bytes at its start, at its warm point and at its end. */
+interface Life {
+  pid: number;
+  start: number;
+  warm?: { rss: number; at: number };
+  /** At the end of the load (still running then). */
+  endOfLoad?: number;
+  /** After the drain and the reconciliation, or just before the SIGKILL. */
+  end?: number;
+  ended?: string;
+}
+
+function life(p: DeployedProcess): Life {
+  return { pid: p.pid(), start: p.rss() };
+}
+
+/**
+ * RSS per process and per life (pid). Growth is measured within one life: a restarted process is a new process, so
+ * the killed one is measured up to its SIGKILL and the new one from its own start and warm point. The issue's bound
+ * applies from the warm point (20 % into the load, after the worker's first analysis: the start is an idle process
+ * that has served nothing, its first minute of load loads code, fills caches and pools and sizes V8's heap), to the
+ * higher of the RSS at the end of the load and after the drain; growth from the start is printed beside it.
+ */
+function rssReport(lives: Map<string, Life[]>): Record<string, unknown> {
+  const mib = (bytes: number): number => Math.round(bytes / 1048576);
+  const percent = (from: number, to: number): number => Math.round(((to - from) / from) * 1000) / 10;
+  const processes: Record<string, unknown[]> = {};
+  let worst: { process: string; pid: number; growthSinceWarmPercent: number } | undefined;
+  for (const [name, list] of lives) {
+    processes[name] = list.map((l) => {
+      const end = Math.max(l.end ?? 0, l.endOfLoad ?? 0);
+      const sinceWarm = l.warm && l.warm.rss > 0 && end > 0 ? percent(l.warm.rss, end) : null;
+      if (sinceWarm !== null && (!worst || sinceWarm > worst.growthSinceWarmPercent))
+        worst = { process: name, pid: l.pid, growthSinceWarmPercent: sinceWarm };
+      return {
+        pid: l.pid,
+        startMiB: mib(l.start),
+        warmMiB: l.warm ? mib(l.warm.rss) : null,
+        ...(l.endOfLoad !== undefined ? { endOfLoadMiB: mib(l.endOfLoad) } : {}),
+        endMiB: l.end !== undefined ? mib(l.end) : null,
+        ended: l.ended ?? 'running at the end',
+        growthPercent: l.start > 0 && end > 0 ? percent(l.start, end) : null,
+        growthSinceWarmPercent: sinceWarm,
+      };
+    });
+  }
+  return {
+    baseline:
+      'growthSinceWarmPercent: from the warm point (20 % into the load; a restarted process: as long after its own ' +
+      'start, at most half-way to the end) to the higher of endOfLoadMiB and endMiB, within one pid; growthPercent: ' +
+      'the same end from the pid’s start',
+    limitPercent: RSS_GROWTH_LIMIT_PERCENT,
+    worst,
+    withinLimit: worst !== undefined && worst.growthSinceWarmPercent < RSS_GROWTH_LIMIT_PERCENT,
+    processes,
+  };
+}
+
 interface Answer {
   status: number;
   body: unknown;
@@ -109,6 +172,7 @@ async function main(): Promise<number> {
       openssl: bins.openssl,
       memorySamples: { dir: samples, intervalMs: SAMPLE_MS },
       ...(args['heap-snapshots'] ? { heapSnapshotDir: args['heap-snapshots'] } : {}),
+      memorySettings: args['node-defaults'] ? 'node-defaults' : 'image',
       apiRate: '2000r/s',
       apiBurst: 4000,
       serverEnv: {
@@ -232,8 +296,9 @@ async function soak(
     deployment.emulator,
     deployment.nginx,
   ];
-  const rssStart = new Map(processes.map((p) => [p.name, p.rss()]));
-  const rssWarm = new Map<string, number>();
+  // each life of each process (the SIGKILLed server has two), RSS at its start, warm point and end
+  const lives = new Map<string, Life[]>(processes.map((p) => [p.name, [life(p)]]));
+  const current = (p: DeployedProcess): Life => lives.get(p.name)!.at(-1)!;
   const restarts: Array<{ what: string; at: string; downMs: number }> = [];
   let warmAt = 0;
   let killAt = 0;
@@ -280,8 +345,8 @@ async function soak(
     // a baseline once every process is warm (the worker has loaded its model for the first analysis): growth from
     // here on is what a leak would show; growth from the start mostly shows the model loading
     await at(0.2);
-    for (const p of processes) rssWarm.set(p.name, p.rss());
     warmAt = Date.now();
+    for (const p of processes) current(p).warm = { rss: p.rss(), at: warmAt };
     if (args['heap-snapshots']) await heapSnapshot(deployment.servers[1]!, args['heap-snapshots']);
     await at(0.25);
     await outage(
@@ -300,15 +365,23 @@ async function soak(
     await at(0.75);
     const victim = deployment.servers[0]!;
     killAt = Date.now();
+    const killed = current(victim);
+    killed.end = victim.rss();
+    killed.ended = 'SIGKILL at 75 % of the load';
     await outage(
       `${victim.name} (SIGKILL)`,
       () => victim.kill('SIGKILL'),
       async () => {
         await victim.restart();
-        rssStart.set(`${victim.name} (restarted)`, victim.rss());
+        lives.get(victim.name)!.push(life(victim));
       },
       3_000,
     );
+    // the new process's own warm point: as long after its start as the first one's (20 % of the run), but no later
+    // than half-way to the end of the load, so that it is measured over a window of load too
+    const restarted = current(victim);
+    await sleep(Math.min(warmAt - loadStartedAt, (endAt - Date.now()) / 2));
+    restarted.warm = { rss: victim.rss(), at: Date.now() };
   })();
 
   // --- analyses, on a timer
@@ -397,7 +470,11 @@ async function soak(
       await sleep(20);
     }
   }
-  await Promise.all([...Array.from({ length: USERS }, (_, u) => user(u)), analyses, schedule]);
+  // RSS at the end of the load's time, before the clients' last retries trickle out and the servers go idle
+  const endOfLoad = sleep(endAt - Date.now()).then(() => {
+    for (const p of processes) current(p).endOfLoad = p.rss();
+  });
+  await Promise.all([...Array.from({ length: USERS }, (_, u) => user(u)), analyses, schedule, endOfLoad]);
   if (args['heap-snapshots']) await heapSnapshot(deployment.servers[1]!, args['heap-snapshots']);
   stopping = true;
   for (const ws of sockets) ws?.close();
@@ -458,25 +535,8 @@ async function soak(
   }
   await db.end();
 
-  const rss = Object.fromEntries(
-    processes.map((p) => {
-      const restarted = rssStart.get(`${p.name} (restarted)`);
-      const start = restarted ?? rssStart.get(p.name) ?? 0;
-      const warm = restarted ?? rssWarm.get(p.name) ?? start;
-      const end = p.rss();
-      return [
-        p.name,
-        {
-          startMiB: Math.round(start / 1048576),
-          endMiB: Math.round(end / 1048576),
-          growthPercent: start > 0 ? Math.round(((end - start) / start) * 1000) / 10 : null,
-          warmMiB: Math.round(warm / 1048576),
-          growthSinceWarmPercent: warm > 0 ? Math.round(((end - warm) / warm) * 1000) / 10 : null,
-          ...(rssStart.has(`${p.name} (restarted)`) ? { restartedAt: 'the SIGKILL at 75 %' } : {}),
-        },
-      ];
-    }),
-  );
+  for (const p of processes) if (!current(p).ended) current(p).end = p.rss();
+  const rss = rssReport(lives);
   const states = [...finished.values()];
   const summary = {
     minutes: MINUTES,
