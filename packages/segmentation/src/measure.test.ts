@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { measureLesions } from './measure.js';
+import { largestDiameter } from './postprocess.js';
 
 /** A C-order [d0, d1, d2] mask with filled ellipses (semi-axes in mm) on slices k0..k1. */
 function ellipses(
@@ -70,5 +71,29 @@ describe('RANO lesion measurements', () => {
   it('reports nothing for an empty mask and refuses a bad spacing', () => {
     expect(measureLesions(new Uint8Array(8), [2, 2, 2], [1, 1, 1])).toEqual({ lesions: [], sumOfProductsMm2: 0 });
     expect(() => measureLesions(new Uint8Array(8), [2, 2, 2], [1, 0, 1])).toThrow(/spacing/);
+  });
+});
+
+describe('a block of the grid at its offset', () => {
+  it('measures lesions and the largest diameter exactly as the whole grid does', () => {
+    const dims: [number, number, number] = [90, 84, 20];
+    const spacing: [number, number, number] = [0.9, 0.9, 3];
+    const whole = ellipses(dims, spacing, [
+      { c: [40, 38], a: 14, b: 9, k: [4, 9] },
+      { c: [62, 55], a: 6, b: 5, k: [11, 13] },
+    ]);
+    const lo: [number, number, number] = [21, 23, 3];
+    const size: [number, number, number] = [50, 44, 12];
+    const block = new Uint8Array(size[0] * size[1] * size[2]);
+    for (let a = 0, v = 0; a < size[0]; a++)
+      for (let b = 0; b < size[1]; b++)
+        for (let c = 0; c < size[2]; c++, v++)
+          block[v] = whole[((lo[0] + a) * dims[1] + lo[1] + b) * dims[2] + lo[2] + c]!;
+    expect(block.reduce((n, x) => n + x, 0)).toBe(whole.reduce((n, x) => n + x, 0)); // the block holds both
+    expect(measureLesions(block, size, spacing, { offset: lo })).toEqual(measureLesions(whole, dims, spacing));
+    expect(largestDiameter(block, size, spacing, undefined, lo)).toEqual(largestDiameter(whole, dims, spacing));
+    expect(measureLesions(block, size, spacing).lesions[0]!.slice).not.toBe(
+      measureLesions(whole, dims, spacing).lesions[0]!.slice,
+    );
   });
 });

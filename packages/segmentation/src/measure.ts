@@ -42,6 +42,11 @@ export interface MeasureOptions {
   connectivity?: Connectivity;
   /** Smallest diameter of a measurable lesion, mm (RANO: 10). */
   minMeasurableMm?: number;
+  /**
+   * Where the mask lies in a larger grid (the index there of its voxel `[0, 0, 0]`; default the origin): positions
+   * and `slice` are that grid's, so a mask cropped around its lesions measures exactly as the whole grid does.
+   */
+  offset?: readonly [number, number, number];
 }
 
 /**
@@ -63,6 +68,12 @@ export function measureLesions(
   const { labels, sizes } = connectedComponents(mask, dims, options.connectivity ?? 3);
   const [n0, n1, n2] = dims;
   const [s0, s1, s2] = spacing;
+  const offset = options.offset ?? [0, 0, 0];
+  requireInput(
+    offset.length === 3 && offset.every((o) => Number.isInteger(o)),
+    `offset must be three integers, got ${offset.join(', ')}`,
+  );
+  const [o0, o1, o2] = offset;
   // points per lesion per slice: x, y in mm
   const perLesion = sizes.map(() => new Map<number, number[]>());
   for (let i = 0, v = 0; i < n0; i++)
@@ -71,9 +82,9 @@ export function measureLesions(
         const l = labels[v] as number;
         if (l === 0) continue;
         const slices = perLesion[l - 1] as Map<number, number[]>;
-        let pts = slices.get(k);
-        if (!pts) slices.set(k, (pts = []));
-        pts.push(i * s0, j * s1);
+        let pts = slices.get(k + o2);
+        if (!pts) slices.set(k + o2, (pts = []));
+        pts.push((i + o0) * s0, (j + o1) * s1);
       }
   const voxelMl = (s0 * s1 * s2) / 1000;
   const lesions = perLesion.map((slices, c): LesionMeasurement => {

@@ -359,6 +359,9 @@ const anyNonZero = (v: number): boolean => v !== 0;
  * @param dims - `[d0, d1, d2]`
  * @param spacing - voxel size in mm along d0, d1, d2
  * @param include - which values are in the region; default: any non-zero value (whole tumour of a label map)
+ * @param offset - where the mask lies in a larger grid (the index there of its voxel `[0, 0, 0]`; default the
+ *   origin): positions and end points are that grid's, so a mask cropped around the region measures exactly as the
+ *   whole grid does
  * @returns the diameter and its end points, or `undefined` for an empty region
  * @throws {@link SegmentationError} `INVALID_INPUT` for a bad size or spacing
  */
@@ -367,6 +370,7 @@ export function largestDiameter(
   dims: readonly number[],
   spacing: readonly number[],
   include: (value: number) => boolean = anyNonZero,
+  offset: readonly number[] = [0, 0, 0],
 ): LargestDiameter | undefined {
   checkChannelFirst(mask, [1, ...dims], 'largestDiameter mask', 3);
   checkSpacing(spacing);
@@ -412,11 +416,16 @@ export function largestDiameter(
     }
   }
   const pts: number[] = [];
+  requireInput(
+    offset.length === 3 && offset.every((o) => Number.isInteger(o)),
+    `offset must be three integers, got ${offset.join(', ')}`,
+  );
+  const [o0, o1, o2] = offset as [number, number, number];
   const consider = (i: number, j: number, k: number): void => {
     const jk = j * n2 + k;
     const ik = i * n2 + k;
     if ((firstI[jk] === i || lastI[jk] === i) && (firstJ[ik] === j || lastJ[ik] === j))
-      pts.push(i * h0, j * h1, k * h2, i, j, k);
+      pts.push((i + o0) * h0, (j + o1) * h1, (k + o2) * h2, i + o0, j + o1, k + o2);
   };
   for (let i = 0; i < n0; i++) {
     for (let j = 0; j < n1; j++) {

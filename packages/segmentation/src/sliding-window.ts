@@ -304,7 +304,7 @@ export async function slidingWindowInference(
 
   let out: Float32Array | undefined;
   let outChannels = 0;
-  const count = new Float32Array(padVoxels);
+  let count: Float32Array = new Float32Array(0);
   const total = starts.length;
   for (let first = 0; first < total; first += swBatchSize) {
     throwIfAborted(options.signal, 'sliding-window inference');
@@ -344,7 +344,7 @@ export async function slidingWindowInference(
       outChannels = pc;
       out = new Float32Array(outChannels * padVoxels);
       // MONAI builds the count map once, when the first output arrives, over all windows in order.
-      for (const st of starts) accumulate(count, padded, 1, st, roi, weights, undefined, 0, constant);
+      count = countMap(padded, starts, roi, weights, constant);
     }
     for (let b = 0; b < n; b++) {
       accumulate(
@@ -380,9 +380,8 @@ export async function slidingWindowInference(
 }
 
 /**
- * `target[:, win] += pred * w` in float32 (or `target[win] += w` when `pred` is undefined). With `unitWeights`
- * (constant blending) the product is the prediction itself, so it is added without the multiplication and
- * `weights` is not read.
+ * `target[:, win] += pred * w` in float32; with `unitWeights` (constant blending) the product is the prediction
+ * itself, so it is added without the multiplication and `weights` is not read.
  */
 function accumulate(
   target: Float32Array,
@@ -391,7 +390,7 @@ function accumulate(
   start: readonly number[],
   roi: readonly number[],
   weights: Float32Array,
-  pred: Float32Array | undefined,
+  pred: Float32Array,
   predOffset: number,
   unitWeights: boolean,
 ): void {
@@ -406,10 +405,7 @@ function accumulate(
     for (let i = 0; i < r0; i++) {
       for (let j = 0; j < r1; j++) {
         let t = c * vox + ((a0 + i) * s1 + a1 + j) * s2 + a2;
-        if (pred === undefined) {
-          if (unitWeights) for (let k = 0; k < r2; k++, t++) target[t] = (target[t] as number) + 1;
-          else for (let k = 0; k < r2; k++, t++, w++) target[t] = (target[t] as number) + (weights[w] as number);
-        } else if (unitWeights) {
+        if (unitWeights) {
           for (let k = 0; k < r2; k++, t++, p++) target[t] = (target[t] as number) + (pred[p] as number);
         } else {
           for (let k = 0; k < r2; k++, t++, w++, p++) {
@@ -419,6 +415,30 @@ function accumulate(
       }
     }
   }
+}
+
+/** `count[win] += w` over every window (MONAI's count map), in float32; ones for constant blending. */
+function countMap(
+  size: readonly number[],
+  starts: readonly (readonly number[])[],
+  roi: readonly number[],
+  weights: Float32Array,
+  unitWeights: boolean,
+): Float32Array {
+  const [, s1, s2] = size as [number, number, number];
+  const count = new Float32Array((size[0] as number) * s1 * s2);
+  const [r0, r1, r2] = roi as [number, number, number];
+  for (const [a0, a1, a2] of starts as [number, number, number][]) {
+    let w = 0;
+    for (let i = 0; i < r0; i++) {
+      for (let j = 0; j < r1; j++) {
+        let t = ((a0 + i) * s1 + a1 + j) * s2 + a2;
+        if (unitWeights) for (let k = 0; k < r2; k++, t++) count[t] = (count[t] as number) + 1;
+        else for (let k = 0; k < r2; k++, t++, w++) count[t] = (count[t] as number) + (weights[w] as number);
+      }
+    }
+  }
+  return count;
 }
 
 /**

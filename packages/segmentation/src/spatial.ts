@@ -352,6 +352,114 @@ function resampleAligned<T extends VoxelArray>(
   return { ...target, dims: [...target.dims], data: out };
 }
 
+/** A block `[lo, hi)` of voxel indices (i, j, k) of a grid. */
+export interface VoxelBlock {
+  lo: Vec3;
+  hi: Vec3;
+}
+
+/**
+ * `resample(labels, target, 'nearest')` of a label map that is 0 outside one block of its grid, given as that block:
+ * the same labels (the same sampling positions and rounding as {@link resample}), but when the grids differ by
+ * spacing, offset, flips and axis order only, computed for the target voxels that sample inside the block alone
+ * (the rest are 0). Used to put a segmentation's labels back onto the study grid without a pass over the whole grid.
+ * @param block - the block's labels, C-order over the source's voxel axes (i, j, k; k fastest)
+ * @param source - the labels' grid
+ * @param where - where the block lies in `source`
+ * @param target - the output grid
+ * @returns the labels on `target` (i fastest) and a block of `target` that holds every non-zero label (it may
+ *   have empty faces; `lo` = `hi` = 0 when there is none)
+ */
+export function resampleLabelBlock(
+  block: Uint8Array,
+  source: VolumeGeometry,
+  where: VoxelBlock,
+  target: VolumeGeometry,
+): { data: Uint8Array; block: VoxelBlock } {
+  const size = [0, 1, 2].map((a) => at(where.hi, a) - at(where.lo, a)) as Vec3;
+  const { m, t } = voxelTransform(source, target);
+  const sourceAxis = alignedAxes(m);
+  const [nx, ny, nz] = target.dims;
+  if (!sourceAxis) {
+    // A rotation: resample the whole grid, then find the labels' block.
+    const full = new Uint8Array(voxelCount(source.dims));
+    const [sx, sy] = source.dims;
+    for (let a = 0, v = 0; a < size[0]; a++)
+      for (let b = 0; b < size[1]; b++)
+        for (let c = 0; c < size[2]; c++, v++) {
+          const i = where.lo[0] + a;
+          const j = where.lo[1] + b;
+          const k = where.lo[2] + c;
+          full[i + sx * (j + sy * k)] = block[v] as number;
+        }
+    const data = resample({ ...source, data: full }, target, 'nearest').data as Uint8Array;
+    return { data, block: labelBlock(data, target.dims) };
+  }
+  // Per target axis b: the source index it samples (resampleAligned's nearest table), kept where it is in the block.
+  const blockStrides = [size[1] * size[2], size[2], 1];
+  const lo: Vec3 = [0, 0, 0];
+  const hi: Vec3 = [0, 0, 0];
+  const offsets = [0, 1, 2].map((b) => {
+    const a = at(sourceAxis, b);
+    const last = at(source.dims, a) - 1;
+    const n = at(target.dims, b);
+    const off = new Int32Array(n).fill(-1);
+    let first = -1;
+    let end = -1;
+    for (let j = 0; j < n; j++) {
+      const raw = at(m, a * 3 + b) * j + at(t, a);
+      const r = roundHalfEven(raw < 0 ? 0 : raw > last ? last : raw) - at(where.lo, a);
+      if (r < 0 || r >= at(size, a)) continue;
+      off[j] = r * at(blockStrides, a);
+      if (first < 0) first = j;
+      end = j + 1;
+    }
+    lo[b] = Math.max(first, 0);
+    hi[b] = Math.max(end, 0);
+    return off;
+  }) as [Int32Array, Int32Array, Int32Array];
+  const data = new Uint8Array(nx * ny * nz);
+  if (hi.some((h, b) => h <= at(lo, b))) return { data, block: { lo: [0, 0, 0], hi: [0, 0, 0] } };
+  const [X, Y, Z] = offsets;
+  for (let k = lo[2]; k < hi[2]; k++) {
+    const oz = Z[k] as number;
+    if (oz < 0) continue;
+    for (let j = lo[1]; j < hi[1]; j++) {
+      const oy = Y[j] as number;
+      if (oy < 0) continue;
+      let n = lo[0] + nx * (j + ny * k);
+      for (let i = lo[0]; i < hi[0]; i++, n++) {
+        const ox = X[i] as number;
+        if (ox >= 0) data[n] = block[ox + oy + oz] as number;
+      }
+    }
+  }
+  return { data, block: { lo, hi } };
+}
+
+/**
+ * The smallest block holding every non-zero voxel of a volume's data (i fastest), or `lo` = `hi` = 0 when all are 0.
+ * @param data - the voxels
+ * @param dims - the grid's size
+ */
+export function labelBlock(data: ArrayLike<number>, dims: Readonly<Vec3>): VoxelBlock {
+  const [nx, ny, nz] = dims;
+  const lo: Vec3 = [nx, ny, nz];
+  const hi: Vec3 = [0, 0, 0];
+  for (let k = 0, v = 0; k < nz; k++)
+    for (let j = 0; j < ny; j++)
+      for (let i = 0; i < nx; i++, v++) {
+        if (data[v] === 0) continue;
+        if (i < lo[0]) lo[0] = i;
+        if (i >= hi[0]) hi[0] = i + 1;
+        if (j < lo[1]) lo[1] = j;
+        if (j >= hi[1]) hi[1] = j + 1;
+        if (k < lo[2]) lo[2] = k;
+        if (k >= hi[2]) hi[2] = k + 1;
+      }
+  return hi[0] > 0 ? { lo, hi } : { lo: [0, 0, 0], hi: [0, 0, 0] };
+}
+
 /**
  * The voxel-to-voxel map of a resampling: output index j of `target` samples `source` at p = m·j + t.
  * @param source - the grid sampled

@@ -18,8 +18,17 @@ import type { ModelManifest } from './manifest.js';
 import { measureLesions, type LesionMeasurement } from './measure.js';
 import { bratsVolumes, largestDiameter, sigmoidThresholdLogit, type BratsVolumes } from './postprocess.js';
 import { SegmentationError, requireInput } from './segmentation-errors.js';
-import { labelsToVolume, volumesToInput, type SegmentationInput, type SegmentationResult } from './segmentation.js';
-import { orient, orientationOf, reorderedGeometry, resample, spacingGeometry, type AxisReorder } from './spatial.js';
+import { volumesToInput, type SegmentationInput, type SegmentationResult } from './segmentation.js';
+import {
+  labelBlock,
+  orientationOf,
+  reorderedGeometry,
+  resample,
+  resampleLabelBlock,
+  spacingGeometry,
+  type AxisReorder,
+  type VoxelBlock,
+} from './spatial.js';
 
 /** One input series as a volume, with what identifies its frame of reference. */
 export interface StudyChannelInput {
@@ -248,13 +257,43 @@ export interface StudyFindings {
   rawComponents: number;
 }
 
-/** A volume (i fastest) as C-order `[d0, d1, d2]` data. */
-function channelFirst(v: Volume<Uint8Array>): Uint8Array {
-  const [nx, ny, nz] = v.dims;
-  const out = new Uint8Array(v.data.length);
-  for (let i = 0, o = 0; i < nx; i++)
-    for (let j = 0; j < ny; j++) for (let k = 0; k < nz; k++, o++) out[o] = v.data[i + nx * (j + ny * k)] as number;
-  return out;
+/** Labels C-order `[d0, d1, d2]` to measure: a block of a grid. */
+interface MeasuredBlock {
+  labels: Uint8Array;
+  dims: Vec3;
+  spacing: Vec3;
+  /** Where the block lies in its grid, when positions are to be the grid's (see `measureLesions`' `offset`). */
+  at: Vec3 | undefined;
+  /** Where the block lies in its grid, for the field-of-view check. */
+  offset: Vec3;
+  gridDims: Vec3;
+}
+
+/**
+ * The block of a label volume (i fastest) that holds its labels, reordered to RAS (MONAI `Orientation("RAS")` then
+ * C-order, as `orient` and a transpose would give it over the whole grid) with where it lies in the RAS grid.
+ */
+function rasBlock(labels: Volume<Uint8Array>, block: VoxelBlock): MeasuredBlock {
+  const reorder = orientationOf(labels, 'RAS');
+  const grid = reorderedGeometry(labels, reorder);
+  const { start, step } = reorderSteps(reorder, labels.dims);
+  // no labels: one (empty) voxel, as the model-grid box does
+  const empty = block.hi.some((h, a) => h <= at(block.lo, a));
+  const slo: Vec3 = empty ? [0, 0, 0] : block.lo;
+  const shi: Vec3 = empty ? [1, 1, 1] : block.hi;
+  const lo = [0, 1, 2].map((q) => {
+    const a = at(reorder.axis, q);
+    return reorder.flip[q] ? at(labels.dims, a) - at(shi, a) : at(slo, a);
+  }) as Vec3;
+  const dims = [0, 1, 2].map((q) => at(shi, at(reorder.axis, q)) - at(slo, at(reorder.axis, q))) as Vec3;
+  const out = new Uint8Array(dims[0] * dims[1] * dims[2]);
+  const src = labels.data;
+  for (let a = 0, v = 0; a < dims[0]; a++)
+    for (let b = 0; b < dims[1]; b++) {
+      let p = start + (lo[0] + a) * step[0] + (lo[1] + b) * step[1] + lo[2] * step[2];
+      for (let c = 0; c < dims[2]; c++, v++, p += step[2]) out[v] = src[p] as number;
+    }
+  return { labels: out, dims, spacing: [...grid.spacing], at: lo, offset: lo, gridDims: [...grid.dims] };
 }
 
 /**
@@ -309,8 +348,10 @@ export function studyFindings(
     cleaned[v] = tc[v] ? (etMask[v] ? et : 1) : 2;
   }
   // Back onto the T1c grid: the SEG must overlay the series it references. Without interpolation the model grid is
-  // the source grid reordered, so each voxel of the box goes straight back to its source voxel.
+  // the source grid reordered, so each voxel of the box goes straight back to its source voxel; otherwise nearest
+  // resampling of the box, computed only for the source voxels that sample inside it.
   let labelsOnSource: Volume<Uint8Array>;
+  let sourceBlock: VoxelBlock | undefined;
   if (!prepared.interpolated) {
     const { start, step } = reorderSteps(prepared.reorder, prepared.sourceGrid.dims);
     const data = new Uint8Array(result.labels.length);
@@ -321,37 +362,33 @@ export function studyFindings(
       }
     labelsOnSource = { ...geometryOf(prepared.sourceGrid), data };
   } else {
-    const full = new Uint8Array(result.labels.length);
-    for (let i = 0, v = 0; i < dims[0]; i++)
-      for (let j = 0; j < dims[1]; j++) {
-        const to = ((box.lo[0] + i) * gridDims[1] + box.lo[1] + j) * gridDims[2] + box.lo[2];
-        full.set(cleaned.subarray(v, v + dims[2]), to);
-        v += dims[2];
-      }
-    labelsOnSource = resample(
-      labelsToVolume(full, prepared.modelGrid),
-      prepared.sourceGrid,
-      'nearest',
-    ) as Volume<Uint8Array>;
+    const back = resampleLabelBlock(cleaned, prepared.modelGrid, box, prepared.sourceGrid);
+    labelsOnSource = { ...geometryOf(prepared.sourceGrid), data: back.data };
+    sourceBlock = back.block;
   }
   // Measure on the source voxels. Without interpolation the model grid holds exactly them (reordered): measure the
-  // box there; its d2-planes are axial when the model's third axis runs I-S (RAS, LPS). Otherwise the source labels
-  // in RAS order (d2 superior), again a reordering, not an interpolation.
+  // box there; its d2-planes are axial when the model's third axis runs I-S (RAS, LPS). Otherwise the block of the
+  // source labels in RAS order (d2 superior), again a reordering, not an interpolation; positions, slices and the
+  // field-of-view check are the whole grid's.
   const axialModel = !prepared.interpolated && /[IS]$/.test(manifest.input.axcodes);
-  const axial = axialModel ? undefined : orient(labelsOnSource, 'RAS');
-  const measureC = axial ? channelFirst(axial) : cleaned;
-  const measureDims: Vec3 = axial ? axial.dims : dims;
-  const measureSpacing: Vec3 = axial ? axial.spacing : [...spacing];
-  const sliceOffset = axial ? 0 : box.lo[2];
+  const measured: MeasuredBlock = axialModel
+    ? { labels: cleaned, dims, spacing: [...spacing], at: undefined, offset: box.lo, gridDims }
+    : rasBlock(labelsOnSource, sourceBlock ?? labelBlock(labelsOnSource.data, prepared.sourceGrid.dims));
+  const measureC = measured.labels;
+  const measureDims = measured.dims;
+  const measureSpacing = measured.spacing;
+  // (the box on the model grid predates block measuring: its lesion slices are shifted afterwards, as before)
+  const sliceOffset = measured.at ? 0 : box.lo[2];
   const volumes = bratsVolumes(measureC, measureSpacing, et);
-  const diameter = largestDiameter(measureC, measureDims, measureSpacing);
+  const diameter = largestDiameter(measureC, measureDims, measureSpacing, undefined, measured.at);
   const etAxial = new Uint8Array(measureC.length);
   for (let v = 0; v < measureC.length; v++) etAxial[v] = measureC[v] === et ? 1 : 0;
-  const measured = measureLesions(etAxial, measureDims, measureSpacing, {
+  const lesionReport = measureLesions(etAxial, measureDims, measureSpacing, {
     connectivity: post.components.connectivity,
     minMeasurableMm: post.minMeasurableMm,
+    ...(measured.at ? { offset: measured.at } : {}),
   });
-  const lesions = measured.lesions.map((l) => ({ ...l, slice: l.slice + sliceOffset }));
+  const lesions = lesionReport.lesions.map((l) => ({ ...l, slice: l.slice + sliceOffset }));
   const etOutside = etOutsideCore(result, manifest, box);
   const voxelMl = (spacing[0] * spacing[1] * spacing[2]) / 1000;
   const wtMeasured = new Uint8Array(measureC.length);
@@ -360,7 +397,8 @@ export function studyFindings(
     {
       wholeTumour: wtMeasured,
       dims: measureDims,
-      ...(axial ? {} : { offset: box.lo, gridDims }),
+      offset: measured.offset,
+      gridDims: measured.gridDims,
       wholeTumourMl: volumes.wt.mL,
       rawComponents,
       enhancingVoxels: etOutside.enhancing,
@@ -374,7 +412,7 @@ export function studyFindings(
     volumes,
     wholeTumourDiameterMm: diameter?.mm,
     lesions,
-    sumOfProductsMm2: measured.sumOfProductsMm2,
+    sumOfProductsMm2: lesionReport.sumOfProductsMm2,
     flags,
     rawComponents,
   };
