@@ -209,22 +209,10 @@ function reorderSteps(reorder: AxisReorder, dims: Readonly<Vec3>): { out: Vec3; 
 }
 
 /** The bounding box `[lo, hi)` of the non-zero voxels of a C-order array, or undefined when all are zero. */
-function boundingBox(labels: Uint8Array, dims: Readonly<Vec3>): { lo: Vec3; hi: Vec3 } | undefined {
-  const [n0, n1, n2] = dims;
-  const lo: Vec3 = [n0, n1, n2];
-  const hi: Vec3 = [0, 0, 0];
-  for (let i = 0, v = 0; i < n0; i++)
-    for (let j = 0; j < n1; j++)
-      for (let k = 0; k < n2; k++, v++) {
-        if (labels[v] === 0) continue;
-        if (i < lo[0]) lo[0] = i;
-        if (i >= hi[0]) hi[0] = i + 1;
-        if (j < lo[1]) lo[1] = j;
-        if (j >= hi[1]) hi[1] = j + 1;
-        if (k < lo[2]) lo[2] = k;
-        if (k >= hi[2]) hi[2] = k + 1;
-      }
-  return hi[0] > 0 ? { lo, hi } : undefined;
+function boundingBox(labels: Uint8Array, dims: Readonly<Vec3>): VoxelBlock | undefined {
+  // a C-order [d0, d1, d2] array is a volume (i fastest) of [d2, d1, d0]
+  const { lo, hi } = labelBlock(labels, [dims[2], dims[1], dims[0]]);
+  return hi[0] > 0 ? { lo: [lo[2], lo[1], lo[0]], hi: [hi[2], hi[1], hi[0]] } : undefined;
 }
 
 /** The block `[lo, hi)` of a C-order array. */
