@@ -169,3 +169,77 @@ describe('OutboxProcessor failure classes', () => {
     expect(isRejection(new Error('socket hang up'))).toBe(false);
   });
 });
+
+describe('OutboxProcessor merging batch writes', () => {
+  const batch = (...ids: string[]): FhirWrite => ({
+    kind: 'batch',
+    bundle: {
+      resourceType: 'Bundle',
+      type: 'batch',
+      entry: ids.map((id) => ({
+        resource: { resourceType: 'Basic', id, code: { text: id } },
+        request: { method: 'PUT', url: `Basic/${id}` },
+      })),
+    },
+  });
+  /** An adapter that records the entries of each batch request, failing those `fail` picks. */
+  function recordingAdapter(fail: (ids: string[]) => Error | undefined = () => undefined) {
+    const requests: string[][] = [];
+    const adapter = {
+      async batch(bundle: { entry?: Array<{ resource?: { id?: string } }> }) {
+        const ids = (bundle.entry ?? []).map((e) => e.resource?.id ?? '?');
+        requests.push(ids);
+        const error = fail(ids);
+        if (error) throw error;
+        return { resourceType: 'Bundle', type: 'batch-response' };
+      },
+      async upsert() {
+        requests.push(['upsert']);
+        return {};
+      },
+    };
+    return { requests, adapter: adapter as unknown as FhirAdapter };
+  }
+
+  it('sends first-attempt batch writes as one Bundle, up to the entry limit, never two writes of one URL', async () => {
+    const outbox = new MemoryOutbox();
+    for (const w of [batch('a1', 'a2'), batch('b1', 'b2'), upsert('alone'), batch('c1', 'a1'), batch('d1', 'd2')])
+      await outbox.enqueue(w, { key: randomUUID() });
+    const { requests, adapter } = recordingAdapter();
+    const processor = new OutboxProcessor({ outbox, adapter, maxMergedEntries: 4, concurrency: 1 });
+    expect(await processor.drainOnce()).toEqual({ claimed: 5, delivered: 5, failed: 0, dead: 0 });
+    // a+b fill the limit; c writes a1 again, so it cannot join a request that has a1; d joins c.
+    expect(requests).toEqual([['a1', 'a2', 'b1', 'b2'], ['upsert'], ['c1', 'a1', 'd1', 'd2']]);
+    expect(await outbox.stats()).toEqual({ pending: 0, delivered: 5, dead: 0, oldestPendingAt: undefined });
+  });
+
+  it('when the merged request fails, sends each write alone: each gets its own outcome, and retries go alone', async () => {
+    let now = 0;
+    const outbox = new MemoryOutbox({ now: () => now });
+    for (const w of [batch('ok1'), batch('bad'), batch('down')]) await outbox.enqueue(w, { key: randomUUID() });
+    const { fhirErrorFor } = await import('../adapter/errors.js');
+    const { requests, adapter } = recordingAdapter((ids) =>
+      ids.includes('bad')
+        ? fhirErrorFor({ method: 'POST', url: 'http://x/fhir', status: 422 })
+        : ids.includes('down')
+          ? fhirErrorFor({ method: 'POST', url: 'http://x/fhir', status: 503 })
+          : undefined,
+    );
+    const processor = new OutboxProcessor({
+      outbox,
+      adapter,
+      concurrency: 1,
+      clock: { now: () => now, sleep: async () => {} },
+      random: () => 0,
+    });
+    expect(await processor.drainOnce()).toEqual({ claimed: 3, delivered: 1, failed: 1, dead: 1 });
+    expect(requests).toEqual([['ok1', 'bad', 'down'], ['ok1'], ['bad'], ['down']]);
+    expect((await outbox.deadLetters()).map((d) => d.write)).toEqual([batch('bad')]);
+    // The failed write is retried on its own, even beside a new first-attempt write.
+    await outbox.enqueue(batch('new'), { key: randomUUID() });
+    now = 120_000;
+    requests.length = 0;
+    expect(await processor.drainOnce()).toMatchObject({ claimed: 2, failed: 1, delivered: 1 });
+    expect(requests.sort()).toEqual([['down'], ['new']]);
+  });
+});

@@ -28,6 +28,11 @@ export interface OutboxProcessorOptions {
   logger?: Logger;
   /** Jitter source in [0, 1). Default `Math.random`. */
   random?: () => number;
+  /**
+   * Most entries in one request when claimed `batch` writes are sent together (see {@link OutboxProcessor}).
+   * Default 100; 1 sends each write on its own.
+   */
+  maxMergedEntries?: number;
 }
 
 /** What one round did. */
@@ -67,7 +72,17 @@ export function isRejection(error: unknown): boolean {
   return FhirServerError.isInstance(error) && error.status !== undefined && REJECTED_STATUSES.has(error.status);
 }
 
-/** Delivers outbox items. */
+/**
+ * Delivers outbox items.
+ *
+ * Claimed `batch` writes on their first attempt are sent together, as one batch Bundle of up to
+ * {@link OutboxProcessorOptions.maxMergedEntries} entries, when no two of them write the same URL: a batch's entries
+ * may not depend on each other, and writes of different keys are unordered, so this changes nothing but the number
+ * of requests (a group of AuditEvents per audited group of requests otherwise costs a request of its own). When the
+ * merged request fails, each of its writes is sent again on its own, so that each gets its own outcome (delivered,
+ * retried or dead-lettered); a retried write is always sent alone.
+ * @see https://hl7.org/fhir/R4/http.html#transaction (batch: "no interdependencies between the different entries")
+ */
 export class OutboxProcessor {
   private readonly o: Required<Omit<OutboxProcessorOptions, 'outbox' | 'adapter'>> &
     Pick<OutboxProcessorOptions, 'outbox' | 'adapter'>;
@@ -84,6 +99,7 @@ export class OutboxProcessor {
       clock: systemClock,
       logger: noopLogger,
       random: Math.random,
+      maxMergedEntries: 100,
       ...options,
     };
   }
@@ -146,16 +162,59 @@ export class OutboxProcessor {
     const now = this.o.clock.now();
     const items = await this.o.outbox.claimDue(now, this.o.batchSize, this.o.leaseMs);
     const result: DrainResult = { claimed: items.length, delivered: 0, failed: 0, dead: 0 };
+    const units = this.mergeable(items);
     let next = 0;
     const worker = async (): Promise<void> => {
-      while (next < items.length) {
-        const item = items[next++] as OutboxItem;
-        const r = await this.deliver(item);
-        result[r]++;
+      while (next < units.length) {
+        const unit = units[next++] as OutboxItem[];
+        const outcomes =
+          unit.length === 1 ? [await this.deliver(unit[0] as OutboxItem)] : await this.deliverMerged(unit);
+        for (const r of outcomes) result[r]++;
       }
     };
-    await Promise.all(Array.from({ length: Math.min(this.o.concurrency, items.length) }, worker));
+    await Promise.all(Array.from({ length: Math.min(this.o.concurrency, units.length) }, worker));
     return result;
+  }
+
+  /** The claimed items in delivery units: first-attempt batch writes grouped (see the class), the rest alone. */
+  private mergeable(items: readonly OutboxItem[]): OutboxItem[][] {
+    const units: OutboxItem[][] = [];
+    let open: { items: OutboxItem[]; entries: number; urls: Set<string> } | undefined;
+    for (const item of items) {
+      const w = item.write;
+      const entries = w.kind === 'batch' && item.attempts === 0 ? (w.bundle.entry ?? []) : undefined;
+      if (!entries || entries.length === 0 || entries.length >= this.o.maxMergedEntries) {
+        units.push([item]);
+        continue;
+      }
+      const urls = entries.map((e) => e.request?.url ?? '');
+      if (!open || open.entries + entries.length > this.o.maxMergedEntries || urls.some((url) => open!.urls.has(url))) {
+        open = { items: [], entries: 0, urls: new Set() };
+        units.push(open.items);
+      }
+      open.items.push(item);
+      open.entries += entries.length;
+      for (const url of urls) open.urls.add(url);
+    }
+    return units;
+  }
+
+  /** Sends batch writes as one Bundle; when that fails, each on its own. */
+  private async deliverMerged(items: readonly OutboxItem[]): Promise<Array<'delivered' | 'failed' | 'dead'>> {
+    const entry = items.flatMap((item) => (item.write.kind === 'batch' ? (item.write.bundle.entry ?? []) : []));
+    try {
+      await this.o.adapter.batch({ resourceType: 'Bundle', type: 'batch', entry });
+    } catch (error) {
+      this.o.logger.debug(
+        { items: items.length, err: brief(error) },
+        'merged FHIR batch failed: sending its writes one by one',
+      );
+      const outcomes: Array<'delivered' | 'failed' | 'dead'> = [];
+      for (const item of items) outcomes.push(await this.deliver(item));
+      return outcomes;
+    }
+    for (const item of items) await this.o.outbox.markDelivered(item.id);
+    return items.map(() => 'delivered' as const);
   }
 
   private async deliver(item: OutboxItem): Promise<'delivered' | 'failed' | 'dead'> {
