@@ -222,6 +222,20 @@ describe('the verified-token cache', () => {
     expect(lookups.count).toBe(4);
   });
 
+  it('answers remembered() only for a token it verified and still trusts, without checking anything', async () => {
+    const { verifier, lookups } = counted({ ttlMs: 60_000 });
+    const token = await sign(secret, 'HS256');
+    expect(verifier.remembered(token)).toBeUndefined();
+    await verifier.verify(token);
+    expect(verifier.remembered(token)).toMatchObject({ id: 'u-1' });
+    expect(verifier.remembered(`${token}x`)).toBeUndefined();
+    expect(lookups.count).toBe(1);
+    clock.now = NOW + 60_000;
+    expect(verifier.remembered(token)).toBeUndefined();
+    verifier.clear();
+    expect(verifier.remembered(token)).toBeUndefined();
+  });
+
   it('does not remember refused tokens', async () => {
     const { verifier } = counted();
     await expect(verifier.verify(await sign(secret, 'HS256', { exp: undefined }))).rejects.toThrow();

@@ -116,6 +116,37 @@ describe('SMART session exchange', () => {
     expect((await exchange(token)).status).toBe(401);
   });
 
+  it('verifies a session token once and remembers it until it expires; the primary’s memory is asked first', async () => {
+    const session = (await (await exchange(await idToken({ jti: 'remember-me' }))).json()) as { access_token: string };
+    const lookups = { count: 0 };
+    const counting: ServerKeys = {
+      ...keys,
+      publicKey: (kid) => {
+        lookups.count += 1;
+        return keys.publicKey(kid);
+      },
+    };
+    let now = Date.now();
+    const sandbox = createSandboxIssuer({ issuer: 'urn:cdss:sandbox', ...settings });
+    const verifier = withSmartSessions(sandbox.verifier, counting, settings, { now: () => now });
+    expect(verifier.remembered?.(session.access_token)).toBeUndefined();
+    for (let i = 0; i < 3; i += 1) expect((await verifier.verify(session.access_token)).id).toBe(`Person/${PERSON}`);
+    expect(lookups.count).toBe(1);
+    expect(verifier.remembered?.(session.access_token)?.id).toBe(`Person/${PERSON}`);
+    // A token the primary verified is answered from the primary's memory.
+    const nurse = (await sandbox.issue('demo-nurse')).accessToken;
+    await sandbox.verifier.verify(nurse);
+    expect(verifier.remembered?.(nurse)?.roles).toEqual(['nurse']);
+    // Past the TTL the signature is checked again; past exp the token is refused.
+    now += 61_000;
+    expect(verifier.remembered?.(session.access_token)).toBeUndefined();
+    await verifier.verify(session.access_token);
+    expect(lookups.count).toBe(2);
+    now += 13 * 3_600_000;
+    expect(verifier.remembered?.(session.access_token)).toBeUndefined();
+    await expect(verifier.verify(session.access_token)).rejects.toThrow();
+  });
+
   it('takes roles from configuration, and refuses other apps’ tokens, tokens without fhirUser, forgeries', async () => {
     const radiologist = (await (
       await exchange(await idToken({ fhirUser: `Person/${PERSON}-r`, name: 'Dr. Rita' }))

@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify, SignJWT, type JWTVerifyGetKey } from 'jose';
 import { z } from 'zod';
 import { roleSchema, type Role } from '../auth/rbac.js';
-import type { Principal, TokenVerifier } from '../auth/tokens.js';
+import { verifiedTokenCache, type Principal, type TokenVerifier, type VerifierOptions } from '../auth/tokens.js';
 import { ApiError } from '../http/errors.js';
 import { defineRoute, type AnyRoute } from '../http/route.js';
 import type { JtiReplayStore } from '../cds-hooks/caller-auth.js';
@@ -163,19 +163,35 @@ export function jwksRoute(keys: ServerKeys): AnyRoute {
   });
 }
 
+/** The longest a session token is accepted after its `iat`. */
+const SESSION_MAX_AGE_SECONDS = 12 * 60 * 60;
+
 /**
  * Accepts SMART session tokens (signed by this server) beside the identity provider's tokens.
+ *
+ * A token either verifier has verified and still remembers is answered from that memory before anything is decoded;
+ * a session token, once verified, is remembered as the primary's tokens are (by its SHA-256, until the earlier of
+ * its `exp` and a short TTL): the server's keys are fixed for the life of the process.
  * @param primary - the server's verifier (identity provider, or the sandbox issuer)
  * @param keys - the server's keys
  * @param settings - audience and role claim
+ * @param options - the memory of verified session tokens, and the clock
  */
 export function withSmartSessions(
   primary: TokenVerifier,
   keys: ServerKeys,
   settings: { audience: string; roleClaim: string },
+  options: VerifierOptions = {},
 ): TokenVerifier {
+  const now = options.now ?? Date.now;
+  const sessions = verifiedTokenCache(options.cache ?? {}, now);
+  const remembered = (token: string): Principal | undefined =>
+    primary.remembered?.(token) ?? sessions.get(sessions.key(token));
   return {
+    remembered,
     async verify(token) {
+      const known = remembered(token);
+      if (known) return known;
       let iss: unknown;
       try {
         iss = decodeJwt(token).iss;
@@ -191,7 +207,8 @@ export function withSmartSessions(
         audience: settings.audience,
         algorithms: ['RS384', 'ES384', 'RS256', 'ES256'],
         requiredClaims: ['sub', 'exp'],
-        maxTokenAge: '12h',
+        maxTokenAge: SESSION_MAX_AGE_SECONDS,
+        currentDate: new Date(now()),
       });
       const roles = z.array(roleSchema).min(1).parse(payload[settings.roleClaim]);
       const principal: Principal = {
@@ -199,6 +216,8 @@ export function withSmartSessions(
         name: typeof payload['name'] === 'string' ? payload['name'] : payload.sub!,
         roles,
       };
+      // Trusted until it expires, or grows older than the 12 hours checked above, whichever comes first.
+      sessions.set(sessions.key(token), principal, Math.min(payload.exp!, payload.iat! + SESSION_MAX_AGE_SECONDS));
       return principal;
     },
   };
