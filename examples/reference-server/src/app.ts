@@ -24,6 +24,8 @@ import {
   rateLimit,
   requestId,
   requirePrincipal,
+  sequence,
+  whenBody,
 } from './http/security.js';
 import { notAvailableForRole, registerRoutes, type AnyRoute } from './http/route.js';
 import { buildOpenApiDocument, OPENAPI_PAGE } from './http/openapi.js';
@@ -87,46 +89,54 @@ export function createCdssServer(deps: AppDeps): CdssServer {
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', config.CDSS_TRUST_PROXY);
-  app.use(requestId);
-  app.use(httpMetrics(metrics));
-  // Helmet's headers are the same on every response: computed once.
+  // The fixed head of the stack runs as two layers (see `sequence`): request id, metrics, security headers, CORS;
+  // then, after the webhooks' raw body, the JSON body, the bearer token and the rate limits.
   app.use(
-    precomputedHeaders(
-      helmet({
-        contentSecurityPolicy: {
-          directives: {
-            // The viewer's image decoders are WebAssembly; its tool cursors are blob: images.
-            'script-src': ["'self'", "'unsafe-inline'", "'wasm-unsafe-eval'"],
-            'img-src': ["'self'", 'data:', 'blob:'],
-            'worker-src': ["'self'", 'blob:'],
-            // A SMART-launched dashboard talks to the EHR's authorization and FHIR servers (only those configured).
-            ...(deps.connectSources?.length ? { 'connect-src': ["'self'", ...deps.connectSources] } : {}),
+    sequence(
+      requestId,
+      httpMetrics(metrics),
+      // Helmet's headers are the same on every response: computed once.
+      precomputedHeaders(
+        helmet({
+          contentSecurityPolicy: {
+            directives: {
+              // The viewer's image decoders are WebAssembly; its tool cursors are blob: images.
+              'script-src': ["'self'", "'unsafe-inline'", "'wasm-unsafe-eval'"],
+              'img-src': ["'self'", 'data:', 'blob:'],
+              'worker-src': ["'self'", 'blob:'],
+              // A SMART-launched dashboard talks to the EHR's authorization and FHIR servers (only those configured).
+              ...(deps.connectSources?.length ? { 'connect-src': ["'self'", ...deps.connectSources] } : {}),
+            },
           },
-        },
-      }),
-    ),
-  );
-  app.use(
-    corsUnlessSameOrigin(
-      cors({
-        origin: (origin, callback) => callback(null, !origin || config.CDSS_CORS_ORIGINS.includes(origin)),
-        credentials: false,
-        exposedHeaders: ['X-Request-Id'],
-      }),
+        }),
+      ),
+      corsUnlessSameOrigin(
+        cors({
+          origin: (origin, callback) => callback(null, !origin || config.CDSS_CORS_ORIGINS.includes(origin)),
+          credentials: false,
+          exposedHeaders: ['X-Request-Id'],
+        }),
+      ),
     ),
   );
   // Webhooks are verified over the exact bytes that were signed, so they get the raw body.
   app.use('/api/webhooks', express.raw({ type: '*/*', limit: config.CDSS_BODY_LIMIT }));
   app.use(
-    express.json({ limit: config.CDSS_BODY_LIMIT, strict: true, type: ['application/json', 'application/*+json'] }),
-  );
-  app.use(identify(deps.verifier));
-  app.use(
-    rateLimit({
-      perMinute: config.CDSS_RATE_LIMIT_PER_MINUTE,
-      perIp: !deps.rateLimitStore,
-      ...(deps.rateLimitStore ? { userStore: deps.rateLimitStore } : {}),
-    }),
+    sequence(
+      whenBody(
+        express.json({
+          limit: config.CDSS_BODY_LIMIT,
+          strict: true,
+          type: ['application/json', 'application/*+json'],
+        }),
+      ),
+      identify(deps.verifier),
+      rateLimit({
+        perMinute: config.CDSS_RATE_LIMIT_PER_MINUTE,
+        perIp: !deps.rateLimitStore,
+        ...(deps.rateLimitStore ? { userStore: deps.rateLimitStore } : {}),
+      }),
+    ),
   );
 
   app.get('/healthz', (_req, res) => {

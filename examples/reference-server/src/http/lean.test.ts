@@ -2,6 +2,7 @@
  * The lean request path answers exactly what the plain one did: helmet's headers precomputed, CORS only for
  * requests with an origin, request ids, cached JSON text.
  */
+import { Agent, get } from 'node:http';
 import express, { type RequestHandler } from 'express';
 import helmet from 'helmet';
 import cors from 'cors';
@@ -9,7 +10,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fakeRecords, memoryCache, startHarness, type Harness } from '../test-support.js';
 import { patientRoutes } from '../domain/patients.js';
 import { rateLimit as expressRateLimit, type Store } from 'express-rate-limit';
-import { corsUnlessSameOrigin, precomputedHeaders, rateLimit, requestId } from './security.js';
+import {
+  corsUnlessSameOrigin,
+  identify,
+  precomputedHeaders,
+  rateLimit,
+  requestId,
+  sequence,
+  whenBody,
+} from './security.js';
+import type { Principal, TokenVerifier } from '../auth/tokens.js';
 import { freePort } from '@cdss/core/testing';
 
 async function responder(
@@ -114,6 +124,36 @@ describe('rate limits in one pass', () => {
     expect(after).toEqual(expected);
   });
 
+  it('counts each forwarded client address of one keep-alive connection apart (trusted proxy)', async () => {
+    const app = express();
+    app.set('trust proxy', 'loopback');
+    app.use(rateLimit({ perMinute: 1 }));
+    app.get('/x', (_req, res) => void res.json({ ok: true }));
+    const server = app.listen(await freePort(), '127.0.0.1');
+    await new Promise((ok) => server.once('listening', ok));
+    afterAll(() => new Promise((ok) => server.close(ok)));
+    const { port } = server.address() as { port: number };
+    const sockets = new Set<unknown>();
+    server.on('connection', (socket) => sockets.add(socket));
+    // One keep-alive connection for every request.
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    afterAll(() => agent.destroy());
+    const status = (forwarded?: string) =>
+      new Promise<number>((resolve, reject) => {
+        const headers = forwarded ? { 'x-forwarded-for': forwarded } : {};
+        get({ host: '127.0.0.1', port, path: '/x', agent, headers }, (response) => {
+          response.resume().on('end', () => resolve(response.statusCode ?? 0));
+        }).on('error', reject);
+      });
+    expect([await status('203.0.113.1'), await status('203.0.113.1')]).toEqual([200, 429]);
+    expect([await status('203.0.113.2'), await status('2001:db8:1:1::1'), await status('2001:db8:1:2::9')]).toEqual(
+      [200, 200, 429], // one IPv6 /56
+    );
+    expect([await status(), await status()]).toEqual([200, 429]);
+    expect(await status('203.0.113.1')).toBe(429);
+    expect(sockets.size).toBe(1);
+  });
+
   it('counts users in a shared store, and lets requests through when that store fails', async () => {
     const hits = new Map<string, number>();
     let down = false;
@@ -133,6 +173,79 @@ describe('rate limits in one pass', () => {
     down = true;
     expect(await status('a')).toBe(200);
     expect(hits.get('user:a')).toBe(3);
+  });
+});
+
+describe('bearer tokens', () => {
+  it('take a remembered token’s caller without verifying it, and verify the others', async () => {
+    const nurse: Principal = { id: 'n-1', name: 'Nina', roles: ['nurse'] };
+    const verified: string[] = [];
+    const verifier: TokenVerifier = {
+      remembered: (token) => (token === 'known' ? nurse : undefined),
+      async verify(token) {
+        verified.push(token);
+        if (token === 'fresh') return { ...nurse, id: 'n-2' };
+        throw new Error('bad');
+      },
+    };
+    const app = express();
+    app.use(identify(verifier));
+    app.get('/x', (req, res) => void res.json({ id: req.principal?.id ?? null, error: req.authError ?? null }));
+    const server = app.listen(await freePort(), '127.0.0.1');
+    await new Promise((ok) => server.once('listening', ok));
+    afterAll(() => new Promise((ok) => server.close(ok)));
+    const { port } = server.address() as { port: number };
+    const who = async (token: string) =>
+      (await fetch(`http://127.0.0.1:${port}/x`, { headers: { authorization: `Bearer ${token}` } })).json();
+    expect(await who('known')).toEqual({ id: 'n-1', error: null });
+    expect(await who('fresh')).toEqual({ id: 'n-2', error: null });
+    expect(await who('forged')).toEqual({ id: null, error: 'Invalid or expired token' });
+    expect(verified).toEqual(['fresh', 'forged']);
+  });
+});
+
+describe('middleware in sequence', () => {
+  it('runs each in order as one layer, and hands errors (passed, thrown, rejected) to the error handler', async () => {
+    const app = express();
+    const mark =
+      (name: string): RequestHandler =>
+      (req, _res, next) => {
+        (req as { seen?: string[] }).seen = [...((req as { seen?: string[] }).seen ?? []), name];
+        const fail = req.query['fail'];
+        if (fail === `${name}-next`) return next(new Error(`${name} passed`));
+        if (fail === `${name}-throw`) throw new Error(`${name} threw`);
+        if (fail === `${name}-reject`) return Promise.reject(new Error(`${name} rejected`)) as never;
+        if (name === 'b')
+          setImmediate(next); // asynchronous next, as the token check's
+        else next();
+      };
+    app.use(sequence(mark('a'), mark('b'), mark('c')));
+    app.use(whenBody(express.json()));
+    app.all('/x', (req, res) => void res.json({ seen: (req as { seen?: string[] }).seen, body: req.body ?? null }));
+    app.use(
+      ((error, _req, res, _next) =>
+        void res.status(500).json({ error: (error as Error).message })) as express.ErrorRequestHandler,
+    );
+    const server = app.listen(await freePort(), '127.0.0.1');
+    await new Promise((ok) => server.once('listening', ok));
+    afterAll(() => new Promise((ok) => server.close(ok)));
+    const { port } = server.address() as { port: number };
+    const call = async (query = '', init: RequestInit = {}) =>
+      (await fetch(`http://127.0.0.1:${port}/x${query}`, init)).json();
+    expect(await call()).toEqual({ seen: ['a', 'b', 'c'], body: null });
+    expect(await call('?fail=a-next')).toEqual({ error: 'a passed' });
+    expect(await call('?fail=c-throw')).toEqual({ error: 'c threw' });
+    expect(await call('?fail=b-reject')).toEqual({ error: 'b rejected' });
+    // Bodies still reach the parser, with a length or chunked.
+    const json = { method: 'POST', headers: { 'content-type': 'application/json' } };
+    expect(await call('', { ...json, body: '{"n":1}' })).toEqual({ seen: ['a', 'b', 'c'], body: { n: 1 } });
+    const chunked = new ReadableStream({
+      start(c) {
+        c.enqueue(new TextEncoder().encode('{"n":2}'));
+        c.close();
+      },
+    });
+    expect(await call('', { ...json, body: chunked, duplex: 'half' } as RequestInit)).toMatchObject({ body: { n: 2 } });
   });
 });
 

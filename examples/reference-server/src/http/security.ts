@@ -40,6 +40,44 @@ export const requestId: RequestHandler = (req, res, next) => {
 };
 
 /**
+ * Middlewares run one after another as one Express layer. Each layer of Express's router costs a path match,
+ * parameter processing and a promise check on every request (about 1.4 µs measured, bench/server.ts's machine),
+ * which a fixed head of the stack does not need. Each middleware's `next()` goes to the following one, the last one's
+ * to the next layer; an error (passed to `next`, thrown, or a rejected promise) goes to Express's error handling, as
+ * it would from a layer of its own.
+ * @param handlers - the middlewares, in order
+ */
+export function sequence(...handlers: readonly RequestHandler[]): RequestHandler {
+  return (req, res, done) => {
+    let index = 0;
+    const step = (error?: unknown): void => {
+      if (error !== undefined && error !== null) return done(error);
+      const handler = handlers[index++];
+      if (!handler) return done();
+      try {
+        const returned: unknown = handler(req, res, step);
+        if (returned instanceof Promise) returned.then(undefined, (e: unknown) => step(e ?? new Error('Rejected')));
+      } catch (thrown) {
+        step(thrown ?? new Error('Thrown'));
+      }
+    };
+    step();
+  };
+}
+
+/**
+ * A body parser skipped for requests without a body (RFC 9112 §6.3: neither Content-Length nor Transfer-Encoding),
+ * as the parser itself would skip them, without its per-request bookkeeping.
+ * @param parser - e.g. `express.json(...)`
+ */
+export function whenBody(parser: RequestHandler): RequestHandler {
+  return (req, res, next) => {
+    if (req.headers['transfer-encoding'] === undefined && req.headers['content-length'] === undefined) return next();
+    return parser(req, res, next);
+  };
+}
+
+/**
  * The headers a middleware sets when it sets the same ones on every response (helmet with static directives),
  * recorded once at start and set from that list on each response.
  * @param middleware - a middleware whose headers do not depend on the request
@@ -90,6 +128,12 @@ export function identify(verifier: TokenVerifier): RequestHandler {
     const match = /^Bearer\s+(\S+)$/i.exec(header);
     if (!match?.[1]) {
       req.authError = 'Authorization must be a Bearer token';
+      return next();
+    }
+    // A token verified before and still trusted: answered synchronously (no promise, no decoding).
+    const known = verifier.remembered?.(match[1]);
+    if (known) {
+      req.principal = known;
       return next();
     }
     verifier.verify(match[1]).then(
@@ -146,6 +190,23 @@ export interface RateLimitOptions {
 
 const RATE_WINDOW_MS = 60_000;
 
+/** Each connection's last address key, with the X-Forwarded-For it was worked out from. */
+const addressKeys = new WeakMap<object, { forwarded: string | string[] | undefined; key: string }>();
+
+/**
+ * The rate-limit key of the client address (`req.ip`, IPv6 by /56): `req.ip` depends only on the connection's peer
+ * and the X-Forwarded-For header (with the app's fixed `trust proxy`), so a connection keeps its last key and reuses it
+ * while the header is the same, instead of working the address out again on every request of a keep-alive connection.
+ */
+function addressKey(req: Request): string {
+  const forwarded = req.headers['x-forwarded-for'];
+  const known = addressKeys.get(req.socket);
+  if (known && known.forwarded === forwarded) return known.key;
+  const key = ipKeyGenerator(req.ip ?? '');
+  addressKeys.set(req.socket, { forwarded, key });
+  return key;
+}
+
 /**
  * Rate limits in one pass: per client address (IPv6 by /56, as express-rate-limit does) and, for authenticated
  * callers, per user; the tighter of the two is reported in the IETF draft-7 `RateLimit` headers, and a request over
@@ -176,7 +237,7 @@ export function rateLimit(options: RateLimitOptions): RequestHandler {
     const now = Date.now();
     let hits = 0;
     let resetAt = now + RATE_WINDOW_MS;
-    if (byIp) ({ hits, resetAt } = byIp.hit(ipKeyGenerator(req.ip ?? ''), now));
+    if (byIp) ({ hits, resetAt } = byIp.hit(addressKey(req), now));
     const user = req.principal?.id;
     if (user === undefined) return answer(res, hits, resetAt, now, next);
     const key = `user:${user}`;
