@@ -3,7 +3,8 @@
  *
  * Composes the server in sandbox mode in this process as `bench/server.ts` does, warms the cache, then keeps
  * BENCH_CONCURRENCY (16) cache-hit `GET /api/patients/{id}` in flight from an autocannon child process for
- * BENCH_PROFILE_MS (10 000) and exits at once, so the profile's last BENCH_PROFILE_MS are the load:
+ * BENCH_PROFILE_MS (10 000) and exits at once, so the profile's last BENCH_PROFILE_MS are the load
+ * (BENCH_PROFILE_TARGET=healthz loads GET /healthz with the token instead: the middleware alone):
  *
  *   node --cpu-prof --cpu-prof-dir=/tmp/prof --conditions=@cdss/source --import tsx bench/_profile-server.ts
  *   node bench/_cpuprofile-summary.mjs /tmp/prof/<the larger file>.cpuprofile --last-ms 10000
@@ -37,7 +38,11 @@ const token = (await json(`${base}/api/sandbox/token`, {
 })) as { access_token: string };
 const headers = { authorization: `Bearer ${token.access_token}`, accept: 'application/json' };
 const page = (await json(`${base}/api/patients?limit=1`, { headers })) as { items: Array<{ id: string }> };
-const target = { url: `${base}/api/patients/${encodeURIComponent(page.items[0]?.id ?? '')}`, headers };
+const path =
+  process.env['BENCH_PROFILE_TARGET'] === 'healthz'
+    ? '/healthz'
+    : `/api/patients/${encodeURIComponent(page.items[0]?.id ?? '')}`;
+const target = { url: `${base}${path}`, headers };
 const client = await startLoadClient();
 await client.run(target, concurrency, 2_000); // warm-up
 const result = await client.run(target, concurrency, ms);
