@@ -25,6 +25,13 @@ export interface Auditor {
   around<T>(context: AuditContext, operation: (context: AuditContext) => Promise<T>): Promise<T>;
   /** Records a refused attempt (the policy denied the caller's role). */
   denied(context: AuditContext): Promise<void>;
+  /**
+   * Records an outcome now, with no operation around it; resolves once the record is durable. For a caller that
+   * overlaps the record's commit with its own work (the DICOMweb proxy, which commits while the PACS is asked).
+   * @param context - who does what to which resource
+   * @param outcome - the outcome to record
+   */
+  record(context: AuditContext, outcome: AuditRecord['outcome']): Promise<void>;
 }
 
 /** Where the auditor writes: resolves once the record is durable (the server's `AuditTrail`). */
@@ -58,6 +65,7 @@ export function createAuditor(trail: AuditSink, metrics: ServerMetrics): Auditor
   }
   return {
     denied: (context) => write(context, 'denied'),
+    record: write,
     async around(context, operation) {
       let result: Awaited<ReturnType<typeof operation>>;
       try {

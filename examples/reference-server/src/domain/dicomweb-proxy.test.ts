@@ -62,8 +62,19 @@ describe('an answer held until its audit record is durable', () => {
 
   beforeAll(async () => {
     body(BIG);
-    pacs = createServer((req, res) => {
+    pacs = createServer(async (req, res) => {
       if (req.url?.startsWith('/dicom-web/studies?')) return void res.end('[]');
+      if (req.url?.endsWith('/404')) return void res.writeHead(404).end();
+      if (req.url?.includes('/series/1.2.3.6')) {
+        // Answers only once the proxy's record of this request is durable (within 5 s): a proxy that commits the
+        // record after the PACS has answered never gets this answer.
+        const resource = `ImagingStudy${req.url.slice('/dicom-web/studies'.length)}`;
+        for (let waited = 0; waited < 5_000; waited += 20) {
+          if (h.audit.records.some((r) => r.resource === resource)) return void res.end('committed first');
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+        return void res.writeHead(503).end();
+      }
       const size = req.url?.includes('/instances/') ? 1_000 : BIG;
       const data = body(size);
       res.writeHead(200, { 'content-type': 'multipart/related; type="application/dicom"', 'content-length': size });
@@ -84,15 +95,7 @@ describe('an answer held until its audit record is durable', () => {
     h = await startHarness(({ auditor }) =>
       dicomWebProxyRoutes({
         upstream: { url: pacsUrl },
-        auditor: {
-          ...auditor,
-          around: (context, operation) =>
-            auditor.around(context, async (c) => {
-              const result = await operation(c);
-              await gate;
-              return result;
-            }),
-        },
+        auditor: { ...auditor, record: (context, outcome) => gate.then(() => auditor.record(context, outcome)) },
         logger: createLogger('silent'),
       }),
     );
@@ -148,8 +151,29 @@ describe('an answer held until its audit record is durable', () => {
     expect(Buffer.concat(answer.bytes).equals(body(1_000))).toBe(true);
   });
 
+  it('commits the record while the PACS is asked, not after it answers', async () => {
+    gate = Promise.resolve();
+    const answer = await start('/studies/1.2.3/series/1.2.3.6');
+    await answer.done;
+    expect(answer.status).toBe(200);
+    expect(Buffer.concat(answer.bytes).toString()).toBe('committed first');
+    const records = h.audit.records.filter((r) => r.resource === 'ImagingStudy/1.2.3/series/1.2.3.6');
+    expect(records.map((r) => r.outcome)).toEqual(['success']);
+  });
+
+  it('follows the record with a failure record of the same request when the PACS then fails', async () => {
+    gate = Promise.resolve();
+    const answer = await start('/studies/1.2.3/series/404');
+    await answer.done;
+    expect(answer.status).toBe(404);
+    const records = h.audit.records.filter((r) => r.resource === 'ImagingStudy/1.2.3/series/404');
+    expect(records.map((r) => r.outcome)).toEqual(['success', 'failure']);
+    expect(records[0]!.requestId).toBe(records[1]!.requestId);
+  });
+
   it('answers an error, nothing of the body, and lets the PACS go when the audit fails', async () => {
-    gate = Promise.reject(new Error('audit store down'));
+    // Fails once the PACS is sending (and the proxy holding what it sent).
+    gate = new Promise((_resolve, reject) => setTimeout(() => reject(new Error('audit store down')), 300));
     gate.catch(() => undefined);
     const answer = await start('/studies/1.2.3/series/1.2.3.5');
     await answer.done;

@@ -8,10 +8,11 @@
  * rewritten to this server's `/dicomweb` on the fly; multipart answers (frames, instances, bulk data) pass through
  * byte for byte.
  *
- * Audit is recorded once the upstream has answered and before the first byte goes to the client, so a record that
- * cannot be written fails the request before any PHI is served (fail-closed, as `auditor.ts`). Meanwhile the large
- * binary answers go on arriving, up to a bounded window held here ({@link WINDOW_BYTES}), so that the record's
- * commit (an fsync, or a MySQL transaction) overlaps the PACS's transfer instead of stalling it.
+ * The audit record is committed while the PACS is asked (both start at once), and no byte goes to the client before
+ * it is durable, so a record that cannot be written fails the request before any PHI is served (fail-closed, as
+ * `auditor.ts`). Should the PACS fail after all, a 'failure' record for the same request follows the 'success' one.
+ * Meanwhile the large binary answers go on arriving, up to a bounded window held here ({@link WINDOW_BYTES}), so
+ * that a slow commit (an fsync, or a MySQL transaction) overlaps the PACS's transfer instead of stalling it.
  * @see https://dicom.nema.org/medical/dicom/current/output/html/part18.html
  */
 import { request as httpRequest, type Agent, type IncomingMessage } from 'node:http';
@@ -449,34 +450,41 @@ export function dicomWebProxyRoutes(deps: DicomWebProxyDeps): AnyRoute[] {
     // Large binary answers take the socket path; DICOM JSON (rewritten) and https upstreams use Node's client.
     const fast = kind !== 'qido' && kind !== 'metadata' && target.base.protocol === 'http:';
     const send = fast ? socketGet : httpGet;
-    let response: UpstreamAnswer;
-    try {
-      response = await auditor.around(audit, async (context) => {
-        const [answer, patientId] = await Promise.all([
-          send(target, upstreamPath, req.header('accept'), controller.signal).catch((error: unknown) => {
-            if (error instanceof ApiError) throw error;
-            logger.warn(
-              { err: { message: (error as Error).message }, requestId: ctx.requestId },
-              'PACS request failed',
-            );
-            throw new ApiError(503, 'transient', 'The PACS is unavailable; try again later');
-          }),
-          uids.study ? lookupPatient(uids.study) : Promise.resolve(undefined),
-        ]);
-        if (patientId) context.patientId = patientId;
-        if (answer.status >= 400) {
-          answer.discard();
-          throw upstreamFailure(answer.status);
-        }
-        return answer;
-      });
-    } catch (error) {
-      // No record, or the PACS failed: nothing of the answer goes out, and the upstream request is let go.
-      controller.abort();
-      throw error;
-    } finally {
-      res.off('close', abort);
+    // The record is committed while the PACS is asked, not after it answers: a commit (an fsync, or a MySQL
+    // transaction) would otherwise add its whole time to every answer's first byte. It says 'success' before the
+    // outcome is known; should the PACS then fail, a 'failure' record with the same request id follows it (the
+    // later record is the outcome). Nothing of the answer goes out before the record is durable, and a record that
+    // cannot be written fails the request and lets the PACS go (fail-closed, as `auditor.ts`).
+    const recorded = (uids.study ? lookupPatient(uids.study) : Promise.resolve(undefined)).then((patientId) => {
+      if (patientId) audit.patientId = patientId;
+      return auditor.record(audit, 'success');
+    });
+    recorded.catch(abort);
+    const answered = send(target, upstreamPath, req.header('accept'), controller.signal).then(
+      (answer) => {
+        if (answer.status < 400) return answer;
+        answer.discard();
+        throw upstreamFailure(answer.status);
+      },
+      (error: unknown) => {
+        if (error instanceof ApiError) throw error;
+        if (!controller.signal.aborted)
+          logger.warn({ err: { message: (error as Error).message }, requestId: ctx.requestId }, 'PACS request failed');
+        throw new ApiError(503, 'transient', 'The PACS is unavailable; try again later');
+      },
+    );
+    const [answer, record] = await Promise.allSettled([answered, recorded]);
+    res.off('close', abort);
+    if (record.status === 'rejected') {
+      // No record: nothing of the answer goes out, and the upstream request is let go.
+      if (answer.status === 'fulfilled') answer.value.discard();
+      throw record.reason;
     }
+    if (answer.status === 'rejected') {
+      await auditor.record(audit, 'failure');
+      throw answer.reason;
+    }
+    const response = answer.value;
     res.status(response.status);
     const contentType = response.headers['content-type'] ?? '';
     const rewrite = /json/i.test(contentType);
