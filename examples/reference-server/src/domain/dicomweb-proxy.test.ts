@@ -321,6 +321,36 @@ function proxyContract(upstream: Upstream): void {
       expect(sopOf(part!.body)).toBe(sopOf(file));
     });
 
+    it('WADO-RS: a series through the proxy is the PACS’s own answer: same parts, order, types and bytes', async () => {
+      const series = study.series.flair;
+      const path = `/studies/${study.studyInstanceUid}/series/${series.seriesInstanceUid}`;
+      const accept = 'multipart/related; type="application/dicom"';
+      const proxied = await get(path, { user: 'demo-physician', accept });
+      const pacsUrl = new URL(`${pacs.url}/dicom-web${path}`);
+      const credentials = `${decodeURIComponent(pacsUrl.username)}:${decodeURIComponent(pacsUrl.password)}`;
+      pacsUrl.username = pacsUrl.password = '';
+      const direct = await fetch(pacsUrl, {
+        headers: {
+          accept,
+          ...(credentials !== ':' ? { authorization: `Basic ${Buffer.from(credentials).toString('base64')}` } : {}),
+        },
+      });
+      expect([proxied.status, direct.status]).toEqual([200, 200]);
+      // Each answer has a boundary of its own; the rest of the media type is the same.
+      const types = [proxied.headers.get('content-type') ?? '', direct.headers.get('content-type') ?? ''];
+      const [proxyType, directType] = types.map((t) => t.replace(/;\s*boundary=[^;]*/, ''));
+      expect(proxyType).toBe(directType);
+      const [viaProxy, fromPacs] = [
+        await parts(proxied.body, types[0]!),
+        await parts(Buffer.from(await direct.arrayBuffer()), types[1]!),
+      ];
+      expect(viaProxy).toHaveLength(series.files.length);
+      expect(viaProxy.map((p) => [p.headers['content-type'], sopOf(p.body)])).toEqual(
+        fromPacs.map((p) => [p.headers['content-type'], sopOf(p.body)]),
+      );
+      viaProxy.forEach((part, i) => expect(part.body.equals(fromPacs[i]!.body)).toBe(true));
+    });
+
     it('answers 404 for an unknown study, 401 without or with a bad token', async () => {
       expect((await get(`/studies/1.2.3.999999/series/1.2.3.4/metadata`, { user: 'demo-physician' })).status).toBe(404);
       expect((await get(`/studies?PatientID=${patientId}`)).status).toBe(401);
