@@ -12,6 +12,7 @@ import { OutboxProcessor } from './processor.js';
 import type { FhirWrite, SyncOutbox } from './types.js';
 
 const mariadb = await requireService('mariadb');
+const hapi = await requireService('hapi-fhir');
 const SYS = `urn:cdss:test:outbox-unit:${randomUUID().slice(0, 8)}`;
 
 function upsert(value: string, family = 'Unit', extra: Record<string, unknown> = {}): FhirWrite {
@@ -242,4 +243,29 @@ describe('OutboxProcessor merging batch writes', () => {
     expect(await processor.drainOnce()).toMatchObject({ claimed: 2, failed: 1, delivered: 1 });
     expect(requests.sort()).toEqual([['down'], ['new']]);
   });
+
+  it.skipIf(!hapi.available)(
+    'delivers merged Bundles of 100 entries that HAPI FHIR stores entry by entry',
+    async () => {
+      const run = randomUUID().slice(0, 8);
+      const outbox = new MemoryOutbox();
+      const ids = Array.from({ length: 12 }, (_, w) => Array.from({ length: 9 }, (_, e) => `merge-${run}-${w}-${e}`));
+      for (const group of ids) await outbox.enqueue(batch(...group), { key: randomUUID() });
+      const adapter = new FhirAdapter({ baseUrl: hapi.url, retry: false });
+      const posts: number[] = [];
+      const counting = Object.assign(Object.create(adapter) as FhirAdapter, {
+        batch: (bundle: Parameters<FhirAdapter['batch']>[0]) => {
+          posts.push(bundle.entry?.length ?? 0);
+          return adapter.batch(bundle);
+        },
+      });
+      const processor = new OutboxProcessor({ outbox, adapter: counting });
+      expect(await processor.drainOnce()).toEqual({ claimed: 12, delivered: 12, failed: 0, dead: 0 });
+      expect(posts).toEqual([99, 9]);
+      for (const id of [ids[0]![0]!, ids[11]![8]!]) {
+        const response = await fetch(`${hapi.url}/Basic/${id}`, { headers: { accept: 'application/fhir+json' } });
+        expect([id, response.status]).toEqual([id, 200]);
+      }
+    },
+  );
 });
