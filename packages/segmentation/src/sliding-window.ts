@@ -306,11 +306,8 @@ export async function slidingWindowInference(
   let outChannels = 0;
   let count: Float32Array = new Float32Array(0);
   const total = starts.length;
-  // One batch is with the predictor while the previous one is blended: the next batch, copied out beforehand, is
-  // handed over as soon as the previous prediction arrives, so the blending and the copy of the batch after it
-  // overlap the network. The batches, their order and the order of blending are MONAI's; only one predictor call is
-  // in flight at a time.
-  const build = (first: number) => {
+  for (let first = 0; first < total; first += swBatchSize) {
+    throwIfAborted(options.signal, 'sliding-window inference');
     const batchStarts = starts.slice(first, Math.min(first + swBatchSize, total));
     const n = batchStarts.length;
     let batch: Float32Array;
@@ -320,24 +317,7 @@ export async function slidingWindowInference(
       batch = new Float32Array(n * channels * roiVoxels);
       batchStarts.forEach((st, b) => copyWindow(padded_, padded, channels, st, roi, batch, b * channels * roiVoxels));
     }
-    return { batchStarts, n, batch };
-  };
-  const launch = ({ batchStarts, n, batch }: ReturnType<typeof build>) => {
-    let result: Promise<WindowPrediction>;
-    try {
-      result = Promise.resolve(predictor({ data: batch, count: n, channels, roiSize: roi, starts: batchStarts }));
-    } catch (e) {
-      result = Promise.reject(e as Error);
-    }
-    result.catch(() => undefined); // awaited below; not unhandled if an abort or error ends the loop first
-    return { batchStarts, n, result };
-  };
-  let next: ReturnType<typeof launch> | undefined;
-  let ahead: ReturnType<typeof build> | undefined;
-  for (let first = 0; first < total; first += swBatchSize) {
-    throwIfAborted(options.signal, 'sliding-window inference');
-    const { batchStarts, n, result } = next ?? launch(build(first));
-    const pred = await result;
+    const pred = await predictor({ data: batch, count: n, channels, roiSize: roi, starts: batchStarts });
     const pc = pred?.channels;
     if (
       !pred ||
@@ -352,12 +332,6 @@ export async function slidingWindowInference(
         `predictor returned ${pred?.data?.length ?? 'no'} values for ${n} window(s) of ${roi.join('x')} ` +
           `with ${String(pc)} channel(s); expected ${n} x channels x ${roiVoxels} float32 values`,
       );
-    }
-    next = undefined;
-    if (first + swBatchSize < total) {
-      throwIfAborted(options.signal, 'sliding-window inference');
-      next = launch(ahead ?? build(first + swBatchSize));
-      ahead = undefined;
     }
     if (total === 1 && constant) {
       // One window with weight 1: MONAI computes (0 + p·1) / 1 = p exactly, so crop the prediction directly.
@@ -385,7 +359,6 @@ export async function slidingWindowInference(
         constant,
       );
     }
-    if (first + 2 * swBatchSize < total) ahead = build(first + 2 * swBatchSize);
     options.onProgress?.(first + n, total);
   }
   if (out === undefined) throw new SegmentationError('INFERENCE_FAILED', 'no window was run');
