@@ -150,6 +150,20 @@ describe('OutboxProcessor background loop', () => {
       await close();
     }
   });
+
+  it('starts the next round at once after a full batch, so a backlog does not wait an interval per batch', async () => {
+    const outbox = new MemoryOutbox();
+    for (let i = 0; i < 25; i++) await outbox.enqueue(upsert(`backlog-${i}`), { key: `backlog-${i}` });
+    const adapter = { upsert: async () => ({}) } as unknown as FhirAdapter;
+    const processor = new OutboxProcessor({ outbox, adapter, batchSize: 10 });
+    processor.start(60_000);
+    try {
+      // with a round per interval, only the first batch of 10 would be delivered within the minute
+      await expect.poll(async () => (await outbox.stats()).delivered).toBe(25);
+    } finally {
+      await processor.stop();
+    }
+  });
 });
 
 describe('OutboxProcessor failure classes', () => {

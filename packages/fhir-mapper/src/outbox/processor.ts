@@ -138,14 +138,21 @@ export class OutboxProcessor {
     }
   }
 
-  /** Drains every `intervalMs` in the background until {@link OutboxProcessor.stop}. */
+  /**
+   * Drains in the background until {@link OutboxProcessor.stop}: a round every `intervalMs`, and the next round at
+   * once after one that claimed a full batch, so that a backlog drains at the FHIR server's pace rather than at
+   * `batchSize` writes per interval (which a busy server's audit trail alone outgrows). Items that fail are not due
+   * again until their backoff ends, so a failing server does not make this loop spin.
+   */
   start(intervalMs = 1000): void {
     if (this.timer) return;
     const tick = (): void => {
+      let full = false;
       this.drainOnce()
+        .then((r) => (full = r.claimed >= this.o.batchSize))
         .catch((e: unknown) => this.o.logger.error({ err: brief(e) }, 'outbox round failed'))
         .finally(() => {
-          if (this.timer) this.timer = setTimeout(tick, intervalMs);
+          if (this.timer) this.timer = setTimeout(tick, full ? 0 : intervalMs);
         });
     };
     this.timer = setTimeout(tick, 0);
