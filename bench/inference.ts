@@ -138,7 +138,6 @@ async function networkWindows(
     m.input.normalize && !prepared.normalized
       ? normalizeIntensity(input.data, input.shape, m.input.normalize).data
       : input.data;
-  const inf = m.inference;
   const windows: { data: Float32Array; dims: number[] }[] = [];
   await slidingWindowInference(
     x.slice(),
@@ -151,14 +150,7 @@ async function networkWindows(
         channels: m.output.channels.length,
       };
     },
-    {
-      roiSize: inf.roiSize,
-      swBatchSize: inf.swBatchSize,
-      overlap: inf.overlap,
-      mode: inf.mode,
-      sigmaScale: inf.sigmaScale,
-      cval: inf.cval,
-    },
+    m.inference,
   );
   return windows;
 }

@@ -205,12 +205,7 @@ export async function runSegmentation(
     return r;
   };
   const swRaw = await slidingWindowInference(x, xShape, timedPredictor, {
-    roiSize: inf.roiSize,
-    swBatchSize: inf.swBatchSize,
-    overlap: inf.overlap,
-    mode: inf.mode,
-    sigmaScale: inf.sigmaScale,
-    cval: inf.cval,
+    ...inf, // the manifest's window layout: exactly the sliding window's roiSize … cval
     transferInput: x !== input.data, // the normalised copy is ours to give away
     ...(options.signal ? { signal: options.signal } : {}),
     onProgress: (done, total) => notify({ stage: 'inference', windowsDone: done, windowsTotal: total }),
