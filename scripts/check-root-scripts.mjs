@@ -84,6 +84,16 @@ function npm(argv, extraEnv = {}) {
   return { ...r, seconds, output: `${r.stdout ?? ''}${r.stderr ?? ''}` };
 }
 
+/** Whether any process of the group `pgid` is still there (signal 0 checks without sending anything). */
+function processGroupAlive(pgid) {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch (error) {
+    return error.code === 'EPERM';
+  }
+}
+
 /**
  * A long-running root script on a free port until `path` answers 2xx with a body containing `expect`, then stopped
  * (its process group, which this started).
@@ -119,8 +129,13 @@ async function checkServer(argv, { path, expect }) {
   }
   stop();
   await exited;
+  // npm may exit before the server it started (same process group) has finished shutting down, and a server still
+  // writing its data folder makes the removal fail (ENOTEMPTY): wait until the whole group is gone (up to 30 s).
+  for (let waited = 0; waited < 30_000 && processGroupAlive(child.pid); waited += 100) {
+    await new Promise((r) => setTimeout(r, 100));
+  }
   process.removeListener('exit', stop);
-  rmSync(dataDir, { recursive: true, force: true });
+  rmSync(dataDir, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
   return { status: ok ? 0 : 1, seconds: (Date.now() - started) / 1000, output };
 }
 
