@@ -204,10 +204,17 @@ describe.runIf(available)('the OpenAPI document against the server (schemathesis
     child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
     const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
     // The warnings and the summary go to the log of every run (CI's included): they say what was not reached.
+    // Schemathesis frames its headings and closing line the way pytest does ("=== 2 warnings in 36.07s ==="); a CI
+    // log reader that knows pytest takes such a line for a test run that executed no test, so each line is printed
+    // behind a "schemathesis |" margin and the frames become dashes.
     const warnings = output.indexOf('WARNINGS');
-    process.stdout.write(
-      `schemathesis ${args.join(' ')}\n${output.slice(warnings >= 0 ? warnings : output.lastIndexOf('SUMMARY'))}\n`,
-    );
+    const report = output
+      .slice(warnings >= 0 ? warnings : output.lastIndexOf('SUMMARY'))
+      .trimEnd()
+      .split('\n')
+      .map((line) => `schemathesis | ${line.replace(/^=*\s*(\S.*?)\s*=+$/, '--- $1 ---')}`)
+      .join('\n');
+    process.stdout.write(`schemathesis ${args.join(' ')}\n${report}\n`);
     expect(code, output.slice(-12_000)).toBe(0);
     const junit = readFileSync(junitFile, 'utf8');
     expect(junit).toMatch(/<testsuites errors="0" failures="0"/);
