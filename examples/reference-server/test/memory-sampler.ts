@@ -11,7 +11,7 @@
 import { appendFileSync } from 'node:fs';
 import { constants, PerformanceObserver } from 'node:perf_hooks';
 import { join } from 'node:path';
-import { getHeapStatistics, writeHeapSnapshot } from 'node:v8';
+import { getHeapSpaceStatistics, getHeapStatistics, writeHeapSnapshot } from 'node:v8';
 import { isMainThread } from 'node:worker_threads';
 
 /** One sample, as written (bytes; `t` in epoch milliseconds). */
@@ -25,6 +25,11 @@ export interface MemorySample {
   arrayBuffers: number;
   malloced: number;
   nativeContexts: number;
+  /**
+   * What V8 holds per heap space (`space_size`, bytes), by space name without `_space` (new, old, code,
+   * large_object, new_large_object, trusted, …): which part of the heap grows.
+   */
+  spaces?: Record<string, number>;
   /** Taken right after a full garbage collection. */
   afterMajorGc?: true;
 }
@@ -44,6 +49,9 @@ if (file && isMainThread) {
       arrayBuffers: memory.arrayBuffers,
       malloced: heap.malloced_memory,
       nativeContexts: heap.number_of_native_contexts,
+      spaces: Object.fromEntries(
+        getHeapSpaceStatistics().map((space) => [space.space_name.replace(/_space$/, ''), space.space_size]),
+      ),
       ...(afterMajorGc ? { afterMajorGc: true as const } : {}),
     };
     try {

@@ -663,6 +663,9 @@ function memoryReport(
           heapAfterGcMiB: gc ? mib(gc.heapUsed) : null,
           heapTotalMiB: mib((plain.at(-1) ?? group.at(-1)!).heapTotal),
           externalMiB: mib((plain.at(-1) ?? group.at(-1)!).external),
+          spacesMiB: Object.fromEntries(
+            Object.entries((plain.at(-1) ?? group.at(-1)!).spaces ?? {}).map(([space, bytes]) => [space, mib(bytes)]),
+          ),
         };
       });
       const sinceWarm = windowStats(mine, warmAt, endAt);
