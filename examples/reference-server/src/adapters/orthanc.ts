@@ -3,7 +3,7 @@
  * patients by DICOM PatientID = the OpenEMR patient uuid.
  */
 import { dicomNumbers, dicomString, retrieveSeg, retrieveSeriesVolume, type OrthancClient } from '@cdss/orthanc-client';
-import { geometryOf } from '@cdss/dicom';
+import { geometryOf, VoxelBufferPool } from '@cdss/dicom';
 import type { ApiStudy } from '../api-schemas.js';
 import type { ImagingArchive } from '../domain/ports.js';
 
@@ -20,6 +20,15 @@ export function dicomTime(value: string | undefined): string | undefined {
   const [h, min = '00', sec = '00'] = [m[1] as string, m[2], m[3]];
   return Number(h) < 24 && Number(min) < 60 && Number(sec) < 61 ? `${h}:${min}:${sec}` : undefined;
 }
+
+/**
+ * Where the server's volume reads stage their pixels: memory that is not kept. Without a pool of its own, a read would
+ * use `@cdss/dicom`'s pool shared by the thread, which keeps up to 64 MiB of staging pages between series: right for
+ * a worker reading study after study, but a server reads a volume only now and then (a report's key image, an
+ * analysis's overlay) and would hold those pages for good, more of them the more reads ran at once (measured in the
+ * soak: 8 MiB retained by a server after two minutes of reviews, growing after its warm point).
+ */
+const unpooled = new VoxelBufferPool({ maxRetainedBytes: 0 });
 
 /**
  * The port over a client.
@@ -76,12 +85,15 @@ export function orthancArchive(client: OrthancClient): ImagingArchive {
     },
     async seriesVolume(studyUid, seriesUid) {
       // Float32 straight from the assembler, so the volume is not copied a second time per request.
-      const volume = await retrieveSeriesVolume(client.dicomweb, studyUid, seriesUid, { output: 'float32' });
+      const volume = await retrieveSeriesVolume(client.dicomweb, studyUid, seriesUid, {
+        output: 'float32',
+        pool: unpooled,
+      });
       const data = volume.data instanceof Float32Array ? volume.data : Float32Array.from(volume.data);
       return { dims: volume.dims, spacing: volume.spacing, data };
     },
     async segmentation(studyUid, seg, sourceSeriesUid) {
-      const source = await retrieveSeriesVolume(client.dicomweb, studyUid, sourceSeriesUid);
+      const source = await retrieveSeriesVolume(client.dicomweb, studyUid, sourceSeriesUid, { pool: unpooled });
       const { labels } = await retrieveSeg(
         client.dicomweb,
         studyUid,
