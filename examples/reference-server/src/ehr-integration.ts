@@ -50,6 +50,7 @@ import { cdsServices } from './cds-hooks/services.js';
 import { cachedTumourStatus } from './cds-hooks/status.js';
 import { createMemoryCdsStore, createMySqlCdsStore, type CdsStore } from './cds-hooks/store.js';
 import { sandboxCdsRoutes, type SandboxCdsClient } from './cds-hooks/sandbox-client.js';
+import { MAX_PREPARED_STATEMENTS } from './state/mysql.js';
 
 /** What the EHR integration is built from. */
 export interface EhrIntegrationDeps {
@@ -109,7 +110,8 @@ export interface EhrIntegration {
 export async function ehrIntegration(deps: EhrIntegrationDeps): Promise<EhrIntegration> {
   const { config, logger, cache } = deps;
   let pool: Pool | undefined;
-  if (config.MYSQL_URL) pool = createPool({ uri: config.MYSQL_URL, connectionLimit: 4 });
+  if (config.MYSQL_URL)
+    pool = createPool({ uri: config.MYSQL_URL, connectionLimit: 4, maxPreparedStatements: MAX_PREPARED_STATEMENTS });
   const store = pool ? await createMySqlCdsStore(pool) : createMemoryCdsStore();
 
   const status = cachedTumourStatus(

@@ -70,6 +70,15 @@ interface PendingOp {
 }
 
 /**
+ * Prepared statements each pooled connection keeps (mysql2's `maxPreparedStatements`; beyond it the least recently
+ * used is closed). mysql2's default of 16,000 allocates each connection's statement cache for that many entries up
+ * front (about 0.5 MiB of JavaScript heap per connection) and lets one process hold most of the MySQL server's
+ * `max_prepared_stmt_count` (16,382 for all sessions together); the stores prepare a handful of statements.
+ * @internal
+ */
+export const MAX_PREPARED_STATEMENTS = 64;
+
+/**
  * Runs statements on a pool with a deadline and a circuit breaker.
  *
  * Statements go through the core (callback) pool: the promise wrapper captures a stack trace per call, which
@@ -111,6 +120,7 @@ export class MySqlRunner {
         connectionLimit: parsed.connectionLimit,
         maxIdle: parsed.connectionLimit,
         connectTimeout: parsed.connectTimeoutMs,
+        maxPreparedStatements: MAX_PREPARED_STATEMENTS,
         enableKeepAlive: true,
         waitForConnections: true,
         // Bound the wait queue: beyond it a request fails at once rather than piling up behind a slow server.
