@@ -165,6 +165,33 @@ describe('WriteCoordinator: idempotency keys (in memory)', () => {
     expect(retry).toEqual({ result: first.result, replayed: true, cache: 'none' });
   });
 
+  it('keeps at most localRecords answers of the shared store in this process: an older retry asks the shared store', async () => {
+    const { cache, upstream, create } = setup();
+    const shared = new MemoryIdempotencyStore();
+    const claimed: string[] = [];
+    const claim = shared.claim.bind(shared);
+    shared.claim = (input) => {
+      claimed.push(input.key);
+      return claim(input);
+    };
+    const writes = new WriteCoordinator({ cache, idempotency: shared, localRecords: 2 });
+    const req = (id: string) => ({
+      ...create({ id, name: 'Ada' }),
+      idempotencyKey: `req-local-${id}`,
+      request: { id },
+      resultSchema: patientSchema,
+    });
+    for (const id of ['1', '2', '3']) await writes.write(req(id));
+    expect(claimed).toEqual(['req-local-1', 'req-local-2', 'req-local-3']);
+    // the newest two are replayed from this process's copies, the oldest from the shared store
+    expect(await writes.write(req('3'))).toMatchObject({ replayed: true });
+    expect(await writes.write(req('2'))).toMatchObject({ replayed: true });
+    expect(claimed).toHaveLength(3);
+    expect(await writes.write(req('1'))).toMatchObject({ replayed: true, result: { id: '1', name: 'Ada' } });
+    expect(claimed).toEqual(['req-local-1', 'req-local-2', 'req-local-3', 'req-local-1']);
+    expect(upstream.writes).toBe(3);
+  });
+
   it('answers a concurrent duplicate with IdempotencyInProgressError (409) and writes once', async () => {
     const { writes, upstream, create } = setup();
     upstream.delayMs = 20;

@@ -43,6 +43,14 @@ export const writeCoordinatorOptionsSchema = z.object({
    * `CacheUnavailableError` (nothing is written that a retry on another instance could duplicate).
    */
   whenStoreDown: z.enum(['local', 'fail']).default('local'),
+  /**
+   * With a shared `idempotency` store: the most records this process keeps besides it, the oldest going first — the
+   * copies of finished answers that let a retry be replayed without asking the shared store, and the records kept
+   * while it is down (`whenStoreDown: 'local'`). The copies are an optimisation only: without this bound they would
+   * pile up for `recordTtlMs` (a day) in every process, one per write. Without a shared store the process's records
+   * are the only ones and keep `MemoryIdempotencyStore`'s bound.
+   */
+  localRecords: z.number().int().positive().default(10_000),
 });
 
 /** Options of {@link WriteCoordinator}. */
@@ -196,7 +204,7 @@ export function isOutcomeUnknown(error: unknown): boolean {
 export class WriteCoordinator {
   private readonly cache: Cache;
   private readonly durable: IdempotencyStore | undefined;
-  private readonly local = new MemoryIdempotencyStore();
+  private readonly local: MemoryIdempotencyStore;
   private readonly options: z.output<typeof writeCoordinatorOptionsSchema>;
   private readonly clock: Clock;
   private readonly metrics: CacheMetricsListener | undefined;
@@ -213,6 +221,7 @@ export class WriteCoordinator {
     this.options = parseOrThrow(writeCoordinatorOptionsSchema, plain, 'Invalid WriteCoordinator options');
     this.cache = cache;
     this.durable = idempotency;
+    this.local = new MemoryIdempotencyStore(idempotency ? { maxRecords: this.options.localRecords } : {});
     this.clock = clock ?? systemClock;
     this.metrics = metrics;
     this.logger = logger;
