@@ -13,7 +13,10 @@
  * The client on both sides is curl in a child process (so its CPU is not the proxy's), fetching
  * `GET …/studies/{study}/series/{series}` with `Accept: multipart/related; type="application/dicom"` to /dev/null:
  * `direct` with Orthanc's Basic credentials at Orthanc, `proxy` with the bearer token at `/dicomweb`. Both answers are
- * checked first to be the same size and to hold the 155 files. Then BENCH_ROUNDS rounds (default 7, max 15), each
+ * checked first to be the same size and to hold the 155 files. Each curl is started by a small launcher process
+ * (Node.js, started once), not by this process: forking this process (the whole server) before every request marked
+ * its memory copy-on-write, and the server then paid the page faults while it relayed the next answer, a cost of the
+ * harness that fell on the proxy side only. Then BENCH_ROUNDS rounds (default 15, max 31), each
  * running both sides in alternating order after an untimed warm-up; MB/s are pixel megabytes per second, the median
  * round is reported, with this process's CPU time per request on the proxy side less that on the direct side (the
  * server's own cost, less sensitive to a busy machine than the MB/s). The last line is the JSON result, `ratio` =
@@ -33,29 +36,65 @@ import { intEnv, median } from './_lib.js';
 
 const log = (line: string): void => void process.stderr.write(`${line}\n`);
 
-/** One curl GET to /dev/null: seconds to the first byte and in all, and bytes (curl's own timers). */
-function curlGet(url: string, headers: string[]): Promise<{ firstByte: number; seconds: number; bytes: number }> {
-  return new Promise((resolve, reject) => {
-    const args = ['-sS', '--fail', '-o', '/dev/null', '-w', '%{time_starttransfer} %{time_total} %{size_download}'];
-    for (const h of headers) args.push('-H', h);
-    args.push(url);
-    const child = spawn('curl', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    child.on('error', reject);
-    child.on('exit', (code) => {
-      if (code !== 0) return reject(new Error(`curl exited ${code}: ${err.slice(0, 300)}`));
-      const [firstByte, seconds, bytes] = out.trim().split(' ').map(Number);
-      resolve({ firstByte: firstByte ?? NaN, seconds: seconds ?? NaN, bytes: bytes ?? NaN });
-    });
+/** The launcher: runs `curl` with the arguments of each JSON line on its stdin, answers a JSON line per run. */
+const LAUNCHER = `
+const { execFile } = require('node:child_process');
+require('node:readline').createInterface({ input: process.stdin }).on('line', (line) => {
+  const { id, args } = JSON.parse(line);
+  execFile('curl', args, (error, stdout, stderr) => {
+    const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
+    process.stdout.write(JSON.stringify({ id, code, stdout, stderr: stderr.slice(0, 300) }) + '\\n');
   });
+});`;
+
+interface CurlResult {
+  /** Seconds to the first byte and in all (curl's own timers). */
+  firstByte: number;
+  seconds: number;
+  bytes: number;
+}
+
+/** Starts the launcher; `get` runs one curl GET to /dev/null through it. */
+function curlLauncher(): { get(url: string, headers: string[]): Promise<CurlResult>; close(): void } {
+  const child = spawn(process.execPath, ['-e', LAUNCHER], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const waiting = new Map<number, { resolve(r: CurlResult): void; reject(e: Error): void }>();
+  let nextId = 0;
+  let pending = '';
+  child.stdout.setEncoding('utf8').on('data', (text: string) => {
+    pending += text;
+    for (let end = pending.indexOf('\n'); end >= 0; end = pending.indexOf('\n')) {
+      const answer = JSON.parse(pending.slice(0, end)) as { id: number; code: number; stdout: string; stderr: string };
+      pending = pending.slice(end + 1);
+      const waiter = waiting.get(answer.id);
+      waiting.delete(answer.id);
+      if (answer.code !== 0) waiter?.reject(new Error(`curl exited ${answer.code}: ${answer.stderr}`));
+      else {
+        const [firstByte, seconds, bytes] = answer.stdout.trim().split(' ').map(Number);
+        waiter?.resolve({ firstByte: firstByte ?? NaN, seconds: seconds ?? NaN, bytes: bytes ?? NaN });
+      }
+    }
+  });
+  child.once('exit', (code) => {
+    for (const waiter of waiting.values()) waiter.reject(new Error(`the curl launcher exited ${code}`));
+    waiting.clear();
+  });
+  return {
+    get: (url, headers) =>
+      new Promise((resolve, reject) => {
+        const args = ['-sS', '--fail', '-o', '/dev/null', '-w', '%{time_starttransfer} %{time_total} %{size_download}'];
+        for (const h of headers) args.push('-H', h);
+        args.push(url);
+        const id = nextId++;
+        waiting.set(id, { resolve, reject });
+        child.stdin.write(`${JSON.stringify({ id, args })}\n`);
+      }),
+    close: () => void child.kill(),
+  };
 }
 
 async function main(): Promise<void> {
   const svc = await requireService('orthanc', { ci: true });
-  const rounds = intEnv('BENCH_ROUNDS', 7, 15);
+  const rounds = intEnv('BENCH_ROUNDS', 15, 31);
   const orthancUrl = new URL(svc.url);
   const username = decodeURIComponent(orthancUrl.username);
   const password = decodeURIComponent(orthancUrl.password);
@@ -87,6 +126,7 @@ async function main(): Promise<void> {
     ...(username ? { ORTHANC_USERNAME: username, ORTHANC_PASSWORD: password } : {}),
   });
   const composed = await composeServer(config, createLogger('warn'), 'bench');
+  const curl = curlLauncher();
   try {
     await orthanc.uploadInstances(series.files);
     const port = await composed.server.listen(await freePort(), '127.0.0.1');
@@ -102,11 +142,11 @@ async function main(): Promise<void> {
     const accept = 'Accept: multipart/related; type="application/dicom"';
     const sides = {
       direct: () =>
-        curlGet(`${orthancBase}/dicom-web${path}`, [
+        curl.get(`${orthancBase}/dicom-web${path}`, [
           accept,
           `Authorization: Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`,
         ]),
-      proxy: () => curlGet(`${server}/dicomweb${path}`, [accept, `Authorization: Bearer ${token.access_token}`]),
+      proxy: () => curl.get(`${server}/dicomweb${path}`, [accept, `Authorization: Bearer ${token.access_token}`]),
     };
 
     // Same answer on both sides (sizes differ only by the multipart boundaries), and the whole series.
@@ -121,7 +161,7 @@ async function main(): Promise<void> {
 
     const mbps = { direct: [] as number[], proxy: [] as number[] };
     const firstByteMs = { direct: [] as number[], proxy: [] as number[] };
-    // This process's CPU time while each side runs: on the direct side only spawning and waiting for curl, on the
+    // This process's CPU time while each side runs: on the direct side only asking the launcher and waiting, on the
     // proxy side that plus the whole server's work. The difference is the proxy's cost per request, which a busy
     // machine changes far less than it changes the wall-clock figures.
     const cpuMs = { direct: 0, proxy: 0 };
@@ -156,6 +196,7 @@ async function main(): Promise<void> {
       })}\n`,
     );
   } finally {
+    curl.close();
     await deletePatient().catch(() => undefined);
     await composed.close();
     await rm(dataDir, { recursive: true, force: true });
