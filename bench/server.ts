@@ -10,7 +10,9 @@
  * limits, route matching, RBAC, zod parameter validation, the cache read, the JSON answer, and the audit record:
  * written before the answer by group commit (the records of concurrent requests appended to `audit.jsonl` with one
  * O_DSYNC write: a write and an fdatasync in one call), with their AuditEvents queued in the outbox as one FHIR batch Bundle per group (delivered
- * to the embedded FHIR server, in this process, by the outbox processor every second).
+ * to the embedded FHIR server, which runs in a worker thread of this process, by the outbox processor: a round every
+ * second, the next at once after a full batch). The outbox's backlog is printed when the full stack's load stops
+ * (after the concurrency-16 rounds, and after its concurrency-64 run), so a reader sees that delivery kept up.
  *
  * The baseline is a bare Express 5 app in the same process with one route answering the same JSON body with
  * `res.json`. One client, autocannon in a child process (so its CPU is not the servers'), keeps BENCH_CONCURRENCY
@@ -43,6 +45,14 @@ import { freePort, listenOnFreePort } from '@cdss/core/testing';
 /** A round with this process's CPU per request. */
 interface ServerRound extends Round {
   serverCpuUs: number;
+}
+
+/** The FHIR outbox's backlog at one moment of the run. */
+interface OutboxBacklog {
+  when: string;
+  pending: number;
+  delivered: number;
+  oldest_s: number;
 }
 
 /** Sum of a prom-client metric's samples matching the labels. */
@@ -161,10 +171,19 @@ async function main(): Promise<void> {
       if (bad.some((n) => n > 0)) throw new Error(`non-2xx answers or errors: ${bad.join(', ')}`);
     }
 
+    // The FHIR copy of the audit trail must keep up: its backlog when the full stack's load stops.
+    const backlog = async (when: string): Promise<OutboxBacklog> => {
+      const stats = await composed.outbox.stats();
+      const oldestS = stats.oldestPendingAt === undefined ? 0 : (Date.now() - stats.oldestPendingAt) / 1000;
+      return { when, pending: stats.pending, delivered: stats.delivered, oldest_s: Number(oldestS.toFixed(2)) };
+    };
+    const backlogs = [await backlog('after the concurrency-16 rounds')];
+
     // The second line: concurrency 64, 10 s each, no errors allowed.
     let c64: { full: ServerRound; bare: ServerRound } | undefined;
     if (c64Ms > 0) {
       const fullC64 = await measure(full, 64, c64Ms);
+      backlogs.push(await backlog('after the full stack at concurrency 64'));
       answered += fullC64.ok;
       const bareC64 = await measure(baseline, 64, c64Ms);
       c64 = { full: fullC64, bare: bareC64 };
@@ -218,6 +237,11 @@ async function main(): Promise<void> {
         `server-process CPU/req ${med(mwRounds, 'serverCpuUs').toFixed(0)} µs\n`,
     );
     process.stdout.write(
+      `FHIR AuditEvent outbox backlog (writes = audit groups): ${backlogs
+        .map((b) => `${b.when}: ${b.pending} pending (oldest ${b.oldest_s} s), ${b.delivered} delivered`)
+        .join('; ')}\n`,
+    );
+    process.stdout.write(
       `audit: ${lines.length} records (${reads} of them the ${answered} reads answered 2xx, and more in flight when ` +
         `rounds ended), all in the file, written in ${groups} groups (${(lines.length / Math.max(groups, 1)).toFixed(1)} ` +
         `records, one O_DSYNC write per group); server shutdown ${shutdownS.toFixed(1)} s\n`,
@@ -247,6 +271,7 @@ async function main(): Promise<void> {
             }
           : {}),
         audit_records: lines.length,
+        outbox_backlog: backlogs,
       })}\n`,
     );
   } finally {

@@ -45,7 +45,7 @@ import { OrthancClient } from '@cdss/orthanc-client';
 import { generateTemplatePhantom, writePhantomStudy } from '@cdss/dicom';
 import {
   createDicomStoreEmulator,
-  createEmbeddedFhirServer,
+  startEmbeddedFhirServerThread,
   createOpenEmrEmulator,
   SEED_ADMIN,
   SEED_CLIENT,
@@ -107,6 +107,8 @@ export interface ComposedServer {
   worker?: AiWorker;
   /** The EHR integration (CDS Hooks store, chart outbox, server keys). */
   ehr: EhrIntegration;
+  /** The FHIR sync outbox (its backlog: `stats()`). */
+  outbox: SyncOutbox;
   /** Graceful shutdown of the server, then of everything composed. */
   close(): Promise<void>;
 }
@@ -346,10 +348,15 @@ export async function composeServer(config: ServerConfig, logger: Logger, versio
             ],
           }
         : undefined;
-    const fhirApp = createEmbeddedFhirServer(backendServices ? { backendServices } : {});
-    const fhirServer = await onSandboxPort((port) => fhirApp.listen(port, '127.0.0.1'));
-    closers.push(() => fhirServer.close());
-    fhirUrl = embedded.fhir = fhirServer.url;
+    // In a Worker of its own: it validates and indexes every resource sent to it (an AuditEvent Bundle per audit
+    // group), work that would otherwise share the event loop with the requests it audits.
+    const fhirThread = await startEmbeddedFhirServerThread({
+      ...(backendServices ? { backendServices } : {}),
+      onError: (error) =>
+        logger.error({ err: error }, 'the embedded FHIR server stopped; FHIR deliveries wait in the outbox'),
+    });
+    closers.push(() => fhirThread.close());
+    fhirUrl = embedded.fhir = (await onSandboxPort((port) => fhirThread.listen(port, '127.0.0.1'))).url;
   }
   // The server's own shared state (reviews, webhook replays, rate-limit counters) and its transactions: connected mode.
   // The outbox, the event log, the audit table and the notes share its pool.
@@ -678,6 +685,7 @@ export async function composeServer(config: ServerConfig, logger: Logger, versio
     metrics,
     embedded,
     ehr,
+    outbox,
     ...(worker ? { worker } : {}),
     async close() {
       await server.close();

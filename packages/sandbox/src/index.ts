@@ -25,12 +25,15 @@ export {
   isOperationOutcome,
   createSmartBackendAuth,
   createSmartFhirGateway,
+  startEmbeddedFhirServerThread,
   backendClientSchema,
   sendBearerRefusal,
 } from './fhir/index.js';
 export type {
   EmbeddedFhirServer,
   EmbeddedFhirServerOptions,
+  EmbeddedFhirServerThread,
+  EmbeddedFhirServerThreadOptions,
   BackendClient,
   BearerCheck,
   SmartBackendAuth,

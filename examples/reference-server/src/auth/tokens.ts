@@ -136,8 +136,23 @@ export interface CachingTokenVerifier extends TokenVerifier {
   cached(): number;
 }
 
+let lastToken: string | undefined;
+let lastKey = '';
 /**
- * A bounded memory of verified tokens, keyed by the SHA-256 of the token (the token itself is never kept), each
+ * The cache key of a token: its SHA-256 (one-shot hashing: half the time of a Hash object). The last token's key is
+ * kept: one request asks for it up to three times (a SMART session token: the primary verifier's memory, then the
+ * sessions'; a token not remembered yet: again when it is verified).
+ */
+function tokenKey(token: string): string {
+  if (token !== lastToken) {
+    lastKey = hash('sha256', token, 'base64url');
+    lastToken = token;
+  }
+  return lastKey;
+}
+
+/**
+ * A bounded memory of verified tokens, keyed by the SHA-256 of the token (the cache keeps no token), each
  * valid until the earlier of its `exp` and the TTL.
  * @param options - size and TTL
  * @param now - the clock (ms since the epoch)
@@ -147,8 +162,7 @@ export function verifiedTokenCache(options: VerifiedTokenCacheOptions, now: () =
   const ttlMs = options.ttlMs ?? 60_000;
   const entries = new Map<string, { principal: Principal; until: number }>();
   return {
-    // One-shot hashing: half the time of a Hash object, on every authenticated request.
-    key: (token: string) => hash('sha256', token, 'base64url'),
+    key: tokenKey,
     get(key: string): Principal | undefined {
       const entry = entries.get(key);
       if (!entry) return undefined;

@@ -220,7 +220,8 @@ export class OutboxProcessor {
       for (const item of items) outcomes.push(await this.deliver(item));
       return outcomes;
     }
-    for (const item of items) await this.o.outbox.markDelivered(item.id);
+    // All at once: against MySQL one round trip each, which need not wait for one another.
+    await Promise.all(items.map((item) => this.o.outbox.markDelivered(item.id)));
     return items.map(() => 'delivered' as const);
   }
 

@@ -1,0 +1,77 @@
+import { createServer } from 'node:net';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { freePort } from '@cdss/core/testing';
+import { startEmbeddedFhirServerThread, type EmbeddedFhirServerThread } from './thread.js';
+
+const threads: EmbeddedFhirServerThread[] = [];
+afterEach(async () => {
+  for (const thread of threads.splice(0)) await thread.close();
+});
+
+describe('embedded FHIR server in a worker thread', () => {
+  it('serves FHIR from the Worker: validates, creates, searches, runs batches; close stops it', async () => {
+    const thread = await startEmbeddedFhirServerThread();
+    threads.push(thread);
+    const { url } = await thread.listen(await freePort());
+    const json = { 'content-type': 'application/fhir+json' };
+    const invalid = await fetch(`${url}/Patient`, {
+      method: 'POST',
+      headers: json,
+      body: JSON.stringify({ resourceType: 'Patient', birthDate: 'yesterday' }),
+    });
+    expect(invalid.status).toBe(400);
+    const batch = await fetch(url, {
+      method: 'POST',
+      headers: json,
+      body: JSON.stringify({
+        resourceType: 'Bundle',
+        type: 'batch',
+        entry: [1, 2, 3].map((n) => ({
+          resource: { resourceType: 'Patient', identifier: [{ system: 'urn:thread', value: String(n) }] },
+          request: { method: 'POST', url: 'Patient' },
+        })),
+      }),
+    });
+    expect(batch.status).toBe(200);
+    const page = (await (await fetch(`${url}/Patient?_count=2`)).json()) as {
+      total?: number;
+      entry?: unknown[];
+      link?: Array<{ relation: string }>;
+    };
+    expect(page.entry).toHaveLength(2);
+    expect(page.link?.map((l) => l.relation)).toContain('next');
+
+    await thread.close();
+    await expect(fetch(`${url}/metadata`)).rejects.toThrow();
+  });
+
+  it('keeps the listen error code (EADDRINUSE), and another port works afterwards', async () => {
+    const thread = await startEmbeddedFhirServerThread();
+    threads.push(thread);
+    const taken = createServer();
+    const port = await freePort();
+    await new Promise<void>((resolve) => taken.listen(port, '127.0.0.1', resolve));
+    try {
+      await expect(thread.listen(port)).rejects.toMatchObject({ code: 'EADDRINUSE' });
+    } finally {
+      await new Promise((resolve) => taken.close(resolve));
+    }
+    const { url, close } = await thread.listen(await freePort());
+    expect((await fetch(`${url}/metadata`)).status).toBe(200);
+    await close();
+    await expect(fetch(`${url}/metadata`)).rejects.toThrow();
+  });
+
+  it('fails at start on bad options, and reports a later failure of the Worker', async () => {
+    await expect(startEmbeddedFhirServerThread({ basePath: 'no-slash' })).rejects.toThrow(/basePath|Invalid/);
+    const onError = vi.fn();
+    const thread = await startEmbeddedFhirServerThread({ onError });
+    threads.push(thread);
+    await thread.listen(await freePort());
+    // The Worker ends without being asked (as a crash would): the caller hears of it, later listens fail at once.
+    await thread.worker.terminate();
+    await vi.waitFor(() => expect(onError).toHaveBeenCalledOnce());
+    expect(String(onError.mock.calls[0]?.[0])).toMatch(/exited with code 1/);
+    await expect(thread.listen(await freePort())).rejects.toThrow(/thread failed/);
+  });
+});
