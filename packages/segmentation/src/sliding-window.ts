@@ -278,7 +278,7 @@ export async function slidingWindowInference(
   const mode = options.mode ?? 'constant';
   const constant = mode === 'constant';
   // Constant blending adds the predictions unweighted (see accumulate), so its all-ones map is never built.
-  const weights = constant ? new Float32Array(0) : importanceMap(roi, mode, options.sigmaScale ?? 0.125);
+  const weights = constant ? new Float32Array(0) : sharedImportanceMap(roi, mode, options.sigmaScale ?? 0.125);
   const [p0, p1, p2] = padded;
   const padVoxels = p0 * p1 * p2;
   const roiVoxels = roi[0] * roi[1] * roi[2];
@@ -343,12 +343,12 @@ export async function slidingWindowInference(
     if (out === undefined) {
       outChannels = pc;
       out = new Float32Array(outChannels * padVoxels);
-      // MONAI builds the count map once, when the first output arrives, over all windows in order.
-      count = countMap(padded, starts, roi, weights, constant);
+      count = new Float32Array(padVoxels);
     }
     for (let b = 0; b < n; b++) {
       accumulate(
         out,
+        count,
         padded,
         outChannels,
         batchStarts[b] as readonly number[],
@@ -363,8 +363,13 @@ export async function slidingWindowInference(
   }
   if (out === undefined) throw new SegmentationError('INFERENCE_FAILED', 'no window was run');
 
-  // out /= count, then crop the padding.
+  // out /= count, then crop the padding (in place when there is none: nothing else holds `out`).
   const [s0, s1, s2] = size;
+  if (!needsPad) {
+    for (let c = 0, t = 0; c < outChannels; c++)
+      for (let v = 0; v < padVoxels; v++, t++) out[t] = (out[t] as number) / (count[v] as number);
+    return { data: out, shape: [outChannels, s0, s1, s2], windows: total };
+  }
   const result = new Float32Array(outChannels * s0 * s1 * s2);
   let r = 0;
   for (let c = 0; c < outChannels; c++) {
@@ -380,11 +385,13 @@ export async function slidingWindowInference(
 }
 
 /**
- * `target[:, win] += pred * w` in float32; with `unitWeights` (constant blending) the product is the prediction
- * itself, so it is added without the multiplication and `weights` is not read.
+ * `target[:, win] += pred * w` and `count[win] += w` in float32 (MONAI's output and count map; each voxel receives the
+ * windows' terms in window order, as when MONAI builds the whole count map first). With `unitWeights` (constant
+ * blending) the weight is 1: the prediction is added without the multiplication and `weights` is not read.
  */
 function accumulate(
   target: Float32Array,
+  count: Float32Array,
   size: readonly number[],
   channels: number,
   start: readonly number[],
@@ -398,47 +405,49 @@ function accumulate(
   const vox = (size[0] as number) * s1 * s2;
   const [r0, r1, r2] = roi as [number, number, number];
   const [a0, a1, a2] = start as [number, number, number];
+  const roiVoxels = r0 * r1 * r2;
   const f32 = Math.fround;
-  let p = predOffset;
-  for (let c = 0; c < channels; c++) {
-    let w = 0;
-    for (let i = 0; i < r0; i++) {
-      for (let j = 0; j < r1; j++) {
-        let t = c * vox + ((a0 + i) * s1 + a1 + j) * s2 + a2;
-        if (unitWeights) {
-          for (let k = 0; k < r2; k++, t++, p++) target[t] = (target[t] as number) + (pred[p] as number);
-        } else {
-          for (let k = 0; k < r2; k++, t++, w++, p++) {
-            target[t] = (target[t] as number) + f32((pred[p] as number) * (weights[w] as number));
-          }
+  // One window row at a time, every channel of a voxel in the same step (about 1.2× faster here than channel by
+  // channel; with three channels, written out, about 1.8×).
+  const three = channels === 3 && !unitWeights;
+  for (let i = 0, w = 0; i < r0; i++) {
+    for (let j = 0; j < r1; j++, w += r2) {
+      const row = ((a0 + i) * s1 + a1 + j) * s2 + a2;
+      if (three) {
+        // sigmoid BraTS models (TC, WT, ET)
+        for (let k = 0, t = row, p = predOffset + w; k < r2; k++, t++, p++) {
+          const wk = weights[w + k] as number;
+          count[t] = (count[t] as number) + wk;
+          target[t] = (target[t] as number) + f32((pred[p] as number) * wk);
+          const t1 = t + vox;
+          target[t1] = (target[t1] as number) + f32((pred[p + roiVoxels] as number) * wk);
+          const t2 = t1 + vox;
+          target[t2] = (target[t2] as number) + f32((pred[p + 2 * roiVoxels] as number) * wk);
         }
+        continue;
+      }
+      for (let k = 0, t = row, p = predOffset + w; k < r2; k++, t++, p++) {
+        const wk = unitWeights ? 1 : (weights[w + k] as number);
+        count[t] = (count[t] as number) + wk;
+        for (let c = 0, tc = t, pc = p; c < channels; c++, tc += vox, pc += roiVoxels)
+          target[tc] = (target[tc] as number) + (unitWeights ? (pred[pc] as number) : f32((pred[pc] as number) * wk));
       }
     }
   }
 }
 
-/** `count[win] += w` over every window (MONAI's count map), in float32; ones for constant blending. */
-function countMap(
-  size: readonly number[],
-  starts: readonly (readonly number[])[],
-  roi: readonly number[],
-  weights: Float32Array,
-  unitWeights: boolean,
+/** The last importance map built, kept for the next call with the same window (only read, never handed out). */
+let lastImportanceMap: { key: string; map: Float32Array } | undefined;
+
+/** {@link importanceMap}, built once per window size, mode and σ (MONAI's inferers keep theirs too). */
+function sharedImportanceMap(
+  roiSize: readonly number[],
+  mode: BlendMode,
+  sigmaScale: number | readonly number[],
 ): Float32Array {
-  const [, s1, s2] = size as [number, number, number];
-  const count = new Float32Array((size[0] as number) * s1 * s2);
-  const [r0, r1, r2] = roi as [number, number, number];
-  for (const [a0, a1, a2] of starts as [number, number, number][]) {
-    let w = 0;
-    for (let i = 0; i < r0; i++) {
-      for (let j = 0; j < r1; j++) {
-        let t = ((a0 + i) * s1 + a1 + j) * s2 + a2;
-        if (unitWeights) for (let k = 0; k < r2; k++, t++) count[t] = (count[t] as number) + 1;
-        else for (let k = 0; k < r2; k++, t++, w++) count[t] = (count[t] as number) + (weights[w] as number);
-      }
-    }
-  }
-  return count;
+  const key = `${roiSize.join()}|${mode}|${String(sigmaScale)}`;
+  if (lastImportanceMap?.key !== key) lastImportanceMap = { key, map: importanceMap(roiSize, mode, sigmaScale) };
+  return lastImportanceMap.map;
 }
 
 /**

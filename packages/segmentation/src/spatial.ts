@@ -216,26 +216,50 @@ export function resample<T extends VoxelArray>(
   target: VolumeGeometry,
   mode: ResampleMode,
 ): Volume<T | Float32Array> {
-  // xform = inverse(src) · dst in voxel units: p_src = M · j + t
-  const { m, t } = voxelTransform(volume, target);
-  const aligned = alignedAxes(m);
-  if (aligned) return resampleAligned(volume, target, mode, m, t, aligned);
-  const [nx, ny, nz] = target.dims;
-  const [ix, iy, iz] = volume.dims;
   const src = volume.data;
   const out =
     mode === 'trilinear'
       ? new Float32Array(voxelCount(target.dims))
       : new (src.constructor as new (n: number) => T)(voxelCount(target.dims));
+  resampleInto(volume, target, mode, out, 0, [1, target.dims[0], target.dims[0] * target.dims[1]]);
+  return { ...target, dims: [...target.dims], data: out };
+}
+
+/**
+ * {@link resample}'s values written into `out`: target voxel (i, j, k) at `offset + i·strides[0] + j·strides[1] +
+ * k·strides[2]`, e.g. straight into a channel of the model's channel-first C-order input (k fastest), without a
+ * volume in between.
+ * @param volume - the input
+ * @param target - the output grid
+ * @param mode - `trilinear` or `nearest`
+ * @param out - receives the values (stored as the array's type: float32 for a Float32Array)
+ * @param offset - where target voxel (0, 0, 0) goes
+ * @param strides - the steps in `out` of i, j and k
+ */
+export function resampleInto(
+  volume: Volume,
+  target: VolumeGeometry,
+  mode: ResampleMode,
+  out: VoxelArray,
+  offset: number,
+  strides: Readonly<Vec3>,
+): void {
+  // xform = inverse(src) · dst in voxel units: p_src = M · j + t
+  const { m, t } = voxelTransform(volume, target);
+  const aligned = alignedAxes(m);
+  if (aligned) return resampleAligned(volume, target, mode, m, t, aligned, out, offset, strides);
+  const [nx, ny, nz] = target.dims;
+  const [ix, iy, iz] = volume.dims;
+  const src = volume.data;
+  const [oi, oj, ok] = strides;
   const sxy = ix * iy;
   const clamp = (v: number, hi: number): number => (v < 0 ? 0 : v > hi ? hi : v);
-  let n = 0;
   for (let k = 0; k < nz; k++)
     for (let j = 0; j < ny; j++) {
       const bx = at(m, 1) * j + at(m, 2) * k + at(t, 0);
       const by = at(m, 4) * j + at(m, 5) * k + at(t, 1);
       const bz = at(m, 7) * j + at(m, 8) * k + at(t, 2);
-      for (let i = 0; i < nx; i++, n++) {
+      for (let i = 0, n = offset + j * oj + k * ok; i < nx; i++, n += oi) {
         const x = clamp(at(m, 0) * i + bx, ix - 1);
         const y = clamp(at(m, 3) * i + by, iy - 1);
         const z = clamp(at(m, 6) * i + bz, iz - 1);
@@ -262,7 +286,6 @@ export function resample<T extends VoxelArray>(
         out[n] = (c00 * (1 - fy) + c10 * fy) * (1 - fz) + (c01 * (1 - fy) + c11 * fy) * fz;
       }
     }
-  return { ...target, dims: [...target.dims], data: out };
 }
 
 /** For a transform without rotation (each source axis follows one target axis), that source axis per target axis. */
@@ -282,14 +305,17 @@ function alignedAxes(m: readonly number[]): Vec3 | undefined {
  * {@link resample} when the grids differ by spacing, offset, flips and axis order only (no rotation), the common case:
  * each output axis samples one input axis, so positions, weights and offsets are computed once per axis.
  */
-function resampleAligned<T extends VoxelArray>(
-  volume: Volume<T>,
+function resampleAligned(
+  volume: Volume,
   target: VolumeGeometry,
   mode: ResampleMode,
   m: readonly number[],
   t: readonly number[],
   sourceAxis: Vec3,
-): Volume<T | Float32Array> {
+  out: VoxelArray,
+  offset: number,
+  outStrides: Readonly<Vec3>,
+): void {
   const src = volume.data;
   const strides = [1, volume.dims[0], volume.dims[0] * volume.dims[1]];
   // per output axis b: the input offset of the lower neighbour, the step to the upper one, the upper's weight
@@ -317,18 +343,15 @@ function resampleAligned<T extends VoxelArray>(
   });
   const [nx, ny, nz] = target.dims;
   const [X, Y, Z] = tables as [(typeof tables)[0], (typeof tables)[0], (typeof tables)[0]];
-  const out =
-    mode === 'trilinear'
-      ? new Float32Array(voxelCount(target.dims))
-      : new (src.constructor as new (n: number) => T)(voxelCount(target.dims));
-  let n = 0;
+  const [oi, oj, ok] = outStrides;
   if (mode === 'nearest') {
     for (let k = 0; k < nz; k++)
       for (let j = 0; j < ny; j++) {
         const base = (Z.lo[k] as number) + (Y.lo[j] as number);
-        for (let i = 0; i < nx; i++, n++) out[n] = src[base + (X.lo[i] as number)] as number;
+        for (let i = 0, n = offset + j * oj + k * ok; i < nx; i++, n += oi)
+          out[n] = src[base + (X.lo[i] as number)] as number;
       }
-    return { ...target, dims: [...target.dims], data: out };
+    return;
   }
   for (let k = 0; k < nz; k++) {
     const fz = Z.frac[k] as number;
@@ -337,7 +360,7 @@ function resampleAligned<T extends VoxelArray>(
       const fy = Y.frac[j] as number;
       const sy = Y.step[j] as number;
       const base = (Z.lo[k] as number) + (Y.lo[j] as number);
-      for (let i = 0; i < nx; i++, n++) {
+      for (let i = 0, n = offset + j * oj + k * ok; i < nx; i++, n += oi) {
         const fx = X.frac[i] as number;
         const sx = X.step[i] as number;
         const p = base + (X.lo[i] as number);
@@ -349,7 +372,6 @@ function resampleAligned<T extends VoxelArray>(
       }
     }
   }
-  return { ...target, dims: [...target.dims], data: out };
 }
 
 /** A block `[lo, hi)` of voxel indices (i, j, k) of a grid. */

@@ -18,12 +18,13 @@ import type { ModelManifest } from './manifest.js';
 import { measureLesions, type LesionMeasurement } from './measure.js';
 import { bratsVolumes, largestDiameter, sigmoidThresholdLogit, type BratsVolumes } from './postprocess.js';
 import { SegmentationError, requireInput } from './segmentation-errors.js';
-import { volumesToInput, type SegmentationInput, type SegmentationResult } from './segmentation.js';
+import type { SegmentationInput, SegmentationResult } from './segmentation.js';
 import {
   labelBlock,
   orientationOf,
   reorderedGeometry,
   resample,
+  resampleInto,
   resampleLabelBlock,
   spacingGeometry,
   type AxisReorder,
@@ -105,8 +106,13 @@ export function prepareStudy(
   // Channel-wise NormalizeIntensity is done in the same pass as the reordering (statistics do not depend on order).
   const normalized = !interpolated && norm !== null && norm.channelWise;
   if (interpolated) {
-    const onModel = onSource.map((v) => resample(v, modelGrid, 'trilinear'));
-    input = volumesToInput(manifest, Object.fromEntries(names.map((n, i) => [n, onModel[i] as Volume])));
+    // Spacing straight into the model's channel-first C-order array (k fastest): the values `volumesToInput` would
+    // stack from the resampled volumes, without those volumes and the transposing pass.
+    const [d0, d1, d2] = modelGrid.dims;
+    const n = d0 * d1 * d2;
+    const data = new Float32Array(names.length * n);
+    onSource.forEach((v, c) => resampleInto(v, modelGrid, 'trilinear', data, c * n, [d1 * d2, d2, 1]));
+    input = { data, shape: [names.length, d0, d1, d2], spacingMm: [...modelGrid.spacing] };
   } else {
     // A pure reordering: straight from each source volume into the model's channel-first array, in one pass.
     input = {
