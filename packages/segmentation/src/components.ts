@@ -62,17 +62,26 @@ export function connectedComponents(
     return r;
   };
   const offsets = backwardOffsets(connectivity);
+  const count = offsets.length;
+  // per neighbour: its steps along d0, d1, d2 and its offset in the array
+  const da = Int32Array.from(offsets, (o) => o[0]);
+  const db = Int32Array.from(offsets, (o) => o[1]);
+  const dc = Int32Array.from(offsets, (o) => o[2]);
+  const step = Int32Array.from(offsets, ([a, b, c]) => a * s0 + b * s1 + c);
   for (let i = 0, v = 0; i < n0; i++)
     for (let j = 0; j < n1; j++)
       for (let k = 0; k < n2; k++, v++) {
         if (!mask[v]) continue;
         let root = 0;
-        for (const [a, b, c] of offsets) {
-          const ii = i + a;
-          const jj = j + b;
-          const kk = k + c;
-          if (ii < 0 || jj < 0 || jj >= n1 || kk < 0 || kk >= n2) continue;
-          const l = labels[ii * s0 + jj * s1 + kk] as number;
+        // away from the faces of the grid every neighbour exists: no bounds to check
+        const inside = i > 0 && j > 0 && j < n1 - 1 && k > 0 && k < n2 - 1;
+        for (let q = 0; q < count; q++) {
+          if (!inside) {
+            const jj = j + (db[q] as number);
+            const kk = k + (dc[q] as number);
+            if (i + (da[q] as number) < 0 || jj < 0 || jj >= n1 || kk < 0 || kk >= n2) continue;
+          }
+          const l = labels[v + (step[q] as number)] as number;
           if (l === 0) continue;
           const r = find(l);
           if (root === 0) root = r;
