@@ -164,7 +164,7 @@ export class SegmentationModel {
           outputName,
           ...(options.signal ? { signal: options.signal } : {}),
         });
-        return { data: r.data, channels: r.dims[1] ?? 0, networkMs: r.runMs };
+        return { data: r.data, channels: r.dims[1] ?? 0, networkMs: r.runMs, ...(r.input ? { input: r.input } : {}) };
       },
       options,
     );

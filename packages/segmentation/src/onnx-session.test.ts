@@ -78,6 +78,16 @@ describe('OnnxWorkerSession', () => {
     expect(input.length).toBe(0); // transferred, not copied
   });
 
+  it('hands the input back with the result, as it was sent', async () => {
+    const input = new Float32Array(4 * 16 * 16 * 16).map((_, i) => i % 7);
+    const sent = Float32Array.from(input);
+    const r = await session.run(input, [1, 4, 16, 16, 16]);
+    expect(input.length).toBe(0);
+    expect(r.input).toBeInstanceOf(Float32Array);
+    expect(r.input?.length).toBe(sent.length);
+    expect(Buffer.from((r.input as Float32Array).buffer).equals(Buffer.from(sent.buffer))).toBe(true);
+  });
+
   it('keeps the caller data with transfer: false', async () => {
     const input = new Float32Array(4 * 16 * 16 * 16).fill(1);
     const a = await session.run(input, [1, 4, 16, 16, 16], { transfer: false });

@@ -82,12 +82,25 @@ export interface OnnxRunResult {
   dims: number[];
   /** Milliseconds spent inside `session.run` in the worker. */
   runMs: number;
+  /**
+   * The input values' buffer, handed back by the worker once the run is over (the caller may refill and send it
+   * again instead of allocating a new one); its contents are the input as sent.
+   */
+  input?: Float32Array;
 }
 
 type FromWorker =
   | { type: 'ready'; inputs: OnnxTensorInfo[]; outputs: OnnxTensorInfo[] }
   | { type: 'load-error'; message: string }
-  | { type: 'result'; id: number; data?: Float32Array; dims?: number[]; runMs?: number; error?: string }
+  | {
+      type: 'result';
+      id: number;
+      data?: Float32Array;
+      dims?: number[];
+      runMs?: number;
+      input?: Float32Array;
+      error?: string;
+    }
   | { type: 'closed' };
 
 /**
@@ -134,12 +147,13 @@ const WORKER_SOURCE = `
       return;
     }
     const data = out.data;
-    const reply = { type: 'result', id: msg.id, data, dims: Array.from(out.dims), runMs };
+    // the input goes back too, so that the parent can fill it with its next window instead of a fresh array
+    const reply = { type: 'result', id: msg.id, data, dims: Array.from(out.dims), runMs, input: msg.data };
     try {
-      parentPort.postMessage(reply, [data.buffer]);
+      parentPort.postMessage(reply, [data.buffer, msg.data.buffer]);
     } catch (e) {
       reply.data = new Float32Array(data); // buffer not transferable (owned by the native side): copy
-      parentPort.postMessage(reply, [reply.data.buffer]);
+      parentPort.postMessage(reply, [reply.data.buffer, msg.data.buffer]);
     }
   });
 })();
@@ -343,7 +357,12 @@ export class OnnxWorkerSession {
     if (msg.error !== undefined || !msg.data || !msg.dims) {
       p.reject(new SegmentationError('INFERENCE_FAILED', `onnxruntime run failed: ${msg.error ?? 'no output'}`));
     } else {
-      p.resolve({ data: msg.data, dims: msg.dims, runMs: msg.runMs ?? 0 });
+      p.resolve({
+        data: msg.data,
+        dims: msg.dims,
+        runMs: msg.runMs ?? 0,
+        ...(msg.input instanceof Float32Array ? { input: msg.input } : {}),
+      });
     }
   }
 

@@ -64,6 +64,38 @@ describe('importance map parity with MONAI ≥ 1.1', () => {
   }
 });
 
+describe('sliding-window stitching with batch arrays handed back', () => {
+  it('fills the next batch into the array the predictor hands back, with the same result', async () => {
+    const c =
+      reference.cases.sliding_window_toy.find((x) => x.mode === 'gaussian') ?? reference.cases.sliding_window_toy[0];
+    if (!c) throw new Error('no sliding-window case');
+    const options = {
+      roiSize: c.roi_size,
+      swBatchSize: 1,
+      overlap: c.overlap,
+      mode: c.mode,
+      sigmaScale: c.sigma_scale,
+      cval: c.cval ?? 0,
+    };
+    const input = f32(c.input);
+    const fresh = await slidingWindowInference(input.data, input.shape, toyPredictor, options);
+    const arrays: Float32Array[] = [];
+    const handedBack = await slidingWindowInference(
+      input.data,
+      input.shape,
+      (b) => {
+        arrays.push(b.data);
+        return { ...toyPredictor(b), input: b.data };
+      },
+      options,
+    );
+    expect(fresh.windows).toBeGreaterThan(1);
+    expect(arrays).toHaveLength(fresh.windows);
+    expect(new Set(arrays).size).toBe(1); // one array, refilled for every window
+    expect(Array.from(handedBack.data)).toEqual(Array.from(fresh.data));
+  });
+});
+
 describe('sliding-window stitching parity with MONAI (toy predictor, ≤ 1e-6)', () => {
   for (const c of reference.cases.sliding_window_toy) {
     it(`${c.output}: ${c.mode}, overlap ${c.overlap}, roi ${c.roi_size.join('x')}, sw_batch ${c.sw_batch_size}`, async () => {

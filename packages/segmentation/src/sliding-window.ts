@@ -42,6 +42,11 @@ export interface WindowPrediction {
   channels: number;
   /** Milliseconds the network itself took, if the predictor knows (reported in segmentation timings). */
   networkMs?: number;
+  /**
+   * The batch's `data` (or any array of its length) handed back when the predictor no longer uses it: the next
+   * batch of the same size is copied into it instead of a new array.
+   */
+  input?: Float32Array;
 }
 
 /** The network (or any function) applied to each batch of windows. */
@@ -305,6 +310,8 @@ export async function slidingWindowInference(
   let out: Float32Array | undefined;
   let outChannels = 0;
   let count: Float32Array = new Float32Array(0);
+  // a batch array the predictor handed back, to fill with the next batch
+  let spare: Float32Array | undefined;
   const total = starts.length;
   for (let first = 0; first < total; first += swBatchSize) {
     throwIfAborted(options.signal, 'sliding-window inference');
@@ -314,7 +321,10 @@ export async function slidingWindowInference(
     if (total === 1 && (needsPad || options.transferInput === true)) {
       batch = padded_; // the padded copy (or the given-up input) is ours: hand it over instead of copying it
     } else {
-      batch = new Float32Array(n * channels * roiVoxels);
+      // copyWindow writes every value of the batch: a handed-back array of the right length needs no clearing
+      const length = n * channels * roiVoxels;
+      batch = spare?.length === length ? spare : new Float32Array(length);
+      spare = undefined;
       batchStarts.forEach((st, b) => copyWindow(padded_, padded, channels, st, roi, batch, b * channels * roiVoxels));
     }
     const pred = await predictor({ data: batch, count: n, channels, roiSize: roi, starts: batchStarts });
@@ -333,6 +343,7 @@ export async function slidingWindowInference(
           `with ${String(pc)} channel(s); expected ${n} x channels x ${roiVoxels} float32 values`,
       );
     }
+    if (pred.input instanceof Float32Array) spare = pred.input;
     if (total === 1 && constant) {
       // One window with weight 1: MONAI computes (0 + p·1) / 1 = p exactly, so crop the prediction directly.
       options.onProgress?.(1, 1);
