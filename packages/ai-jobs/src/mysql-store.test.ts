@@ -2,12 +2,14 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ValidationError } from '@cdss/core';
 import { requireService } from '@cdss/core/testing';
+import type { PoolConnection, RowDataPacket } from 'mysql2/promise';
 import { JobClient, RequestAnalysis } from './client.js';
 import { createMessage, encodeMessage } from './codec.js';
+import type { JobEvent } from './protocol.js';
 import { MemoryBroker, MemoryTransport } from './memory-transport.js';
 import { MySqlJobStore } from './mysql-store.js';
 import { pollJob } from './polling.js';
-import { sampleRequestInput, sampleResult } from './testing.js';
+import { sampleRequest, sampleRequestInput, sampleResult } from './testing.js';
 import { JobWorker } from './worker.js';
 import { jobStoreContract } from './store.contract.js';
 
@@ -33,6 +35,29 @@ describe.skipIf(!db.available)('MySqlJobStore on the real MariaDB', () => {
     await expect(MySqlJobStore.open({ url: db.url, tablePrefix: 'x; DROP TABLE y' })).rejects.toSatisfy((e) =>
       ValidationError.isInstance(e),
     );
+  });
+
+  it('keeps at most 64 prepared statements per connection for the callers’ writes inside apply (not mysql2’s 16,000)', async () => {
+    // One connection, so the statements below are prepared in the same MariaDB session as the store's own.
+    const store = await MySqlJobStore.open({ url: db.url, tablePrefix: prefix, connectionLimit: 1 });
+    opened.push(store);
+    const { job } = await store.create(sampleRequest());
+    let status: RowDataPacket[] = [];
+    await store.apply(
+      createMessage({ type: 'analysis.accepted', jobId: job.jobId, workerId: 'w1', attempt: 1 }) as JobEvent,
+      {
+        within: async (_result, transaction) => {
+          const connection = transaction.connection as unknown as PoolConnection;
+          for (let n = 0; n < 84; n++) await connection.execute(`SELECT ? + ${n} AS v`, [1]);
+          [status] = await connection.query<RowDataPacket[]>(
+            "SHOW SESSION STATUS WHERE Variable_name IN ('Com_stmt_prepare', 'Com_stmt_close')",
+          );
+        },
+      },
+    );
+    const count = (name: string): number => Number(status.find((r) => r['Variable_name'] === name)?.['Value']);
+    expect(count('Com_stmt_prepare')).toBeGreaterThanOrEqual(84);
+    expect(count('Com_stmt_prepare') - count('Com_stmt_close')).toBeLessThanOrEqual(64);
   });
 
   it('a second store on the same tables sees the same jobs (state survives the process)', async () => {
