@@ -1,4 +1,6 @@
+import { spawnSync } from 'node:child_process';
 import { createServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { freePort } from '@cdss/core/testing';
 import { startEmbeddedFhirServerThread, type EmbeddedFhirServerThread } from './thread.js';
@@ -73,5 +75,23 @@ describe('embedded FHIR server in a worker thread', () => {
     await vi.waitFor(() => expect(onError).toHaveBeenCalledOnce());
     expect(String(onError.mock.calls[0]?.[0])).toMatch(/exited with code 1/);
     await expect(thread.listen(await freePort())).rejects.toThrow(/thread failed/);
+  });
+
+  it('starts in a process run with V8 options on its command line (a Worker may not be given them)', () => {
+    const script = [
+      `const { startEmbeddedFhirServerThread } = await import(${JSON.stringify(new URL('./thread.ts', import.meta.url).href)});`,
+      'const thread = await startEmbeddedFhirServerThread();',
+      'const { url } = await thread.listen(0);',
+      'const res = await fetch(`${url}/metadata`);',
+      'console.log(`status ${res.status}`);',
+      'await thread.close();',
+    ].join('\n');
+    const run = spawnSync(
+      process.execPath,
+      ['--max-old-space-size=256', '--import', 'tsx', '--input-type=module', '-e', script],
+      { cwd: fileURLToPath(new URL('.', import.meta.url)), encoding: 'utf8', timeout: 60_000 },
+    );
+    expect(run.stderr).not.toMatch(/ERR_WORKER_INVALID_EXEC_ARGV/);
+    expect(run.stdout).toContain('status 200');
   });
 });

@@ -91,15 +91,17 @@ function here(): string {
 /**
  * Where the Worker finds `createEmbeddedFhirServer`: from a build, the bundle that holds this module exports it; from
  * the TypeScript sources (tests, benches) the Worker loads `server.ts` through tsx's loader, which it registers itself
- * (a loader given with `--import` does not reach an `eval` Worker), under the `@cdss/source` condition.
+ * (a loader given with `--import` does not reach an `eval` Worker), under the `@cdss/source` condition. The Worker
+ * inherits the process's options unless that condition must be added: then it gets that one alone, since a Worker
+ * given V8 or process-wide options (`--max-old-space-size`) explicitly fails to start.
  */
 function workerEntry(): { entry: string; tsx?: string; execArgv?: string[] } {
   const self = here();
   if (!/\.[cm]?ts$/.test(new URL(self).pathname)) return { entry: self };
   const tsx = pathToFileURL(createRequire(self).resolve('tsx/esm/api')).href;
-  const inherited = process.execArgv;
-  const conditions = inherited.some((a) => a.includes('@cdss/source')) ? [] : ['--conditions=@cdss/source'];
-  return { entry: new URL('./server.ts', self).href, tsx, execArgv: [...inherited, ...conditions] };
+  const entry = new URL('./server.ts', self).href;
+  if (process.execArgv.some((a) => a.includes('@cdss/source'))) return { entry, tsx };
+  return { entry, tsx, execArgv: ['--conditions=@cdss/source'] };
 }
 
 /**
@@ -158,10 +160,12 @@ export async function startEmbeddedFhirServerThread(
     if ('id' in msg) {
       const answer = waiting.get(msg.id);
       waiting.delete(msg.id);
+      if (waiting.size === 0) worker.unref();
       answer?.(msg);
     }
   });
   // The caller's own servers keep the process alive; a Worker left behind by a caller that failed to start must not.
+  // While the caller waits for an answer, the Worker keeps the process alive.
   worker.unref();
   worker.on('error', (error) => fail(error));
   worker.on('exit', (code) => fail(new Error(`embedded FHIR server thread exited with code ${code}`)));
@@ -175,6 +179,7 @@ export async function startEmbeddedFhirServerThread(
         return;
       }
       waiting.set(id, resolve);
+      worker.ref();
       worker.postMessage({ ...msg, id });
     });
   };
