@@ -448,7 +448,12 @@ export class FhirAdapter {
    * Why not one `PUT Type?identifier=...` (FHIR conditional update)? HAPI FHIR 8.8.0 does not keep
    * conditional updates unique: parallel ones from independent clients created a duplicate in 1 of
    * 12 runs here, while conditional creates stayed unique. Within this process writes of one
-   * identifier are also serialised.
+   * identifier are also serialised. Across processes, HAPI keeps a conditional create unique only
+   * while the resource is at its first version: its first update deletes the match URL's unique row
+   * (hapifhir/hapi-fhir#4609), so a conditional create still in flight at that moment can create a
+   * second resource, and the next write of that identifier fails with `multiple-matches`. Independent
+   * processes should therefore not upsert one identifier at the same moment; the sync outbox claims
+   * at most one write per key at a time, in every process that drains it.
    * @throws {@link FhirConflictError} `multiple-matches` when several resources carry the identifier;
    *   another conflict after 10 lost races
    */

@@ -77,11 +77,11 @@ describe('embedded FHIR server in a worker thread', () => {
     await expect(thread.listen(await freePort())).rejects.toThrow(/thread failed/);
   });
 
-  it('starts in a process run with V8 options on its command line (a Worker may not be given them)', () => {
+  it('starts in a process run with V8 options on its command line (a Worker may not be given them)', async () => {
     const script = [
       `const { startEmbeddedFhirServerThread } = await import(${JSON.stringify(new URL('./thread.ts', import.meta.url).href)});`,
       'const thread = await startEmbeddedFhirServerThread();',
-      'const { url } = await thread.listen(0);',
+      `const { url } = await thread.listen(${await freePort()});`,
       'const res = await fetch(`${url}/metadata`);',
       'console.log(`status ${res.status}`);',
       'await thread.close();',
