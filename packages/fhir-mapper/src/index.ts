@@ -56,7 +56,7 @@ export type { AnalysisResult, AnalysisResultInput, AnalysisMapperOptions, Analys
 export { assessRano, ranoToCancerDiseaseStatus, ranoInputSchema } from './rano.js';
 export type { RanoInput, RanoAssessment, RanoCategory, RanoMapperOptions } from './rano.js';
 export { FhirAdapter } from './adapter/fhir-adapter.js';
-export type { FhirAdapterOptions, WriteResult, CallOptions, FhirSearchParams } from './adapter/fhir-adapter.js';
+export type { FhirAdapterOptions, WriteResult, CallOptions, BatchOptions, FhirSearchParams } from './adapter/fhir-adapter.js';
 export {
   FhirServerError,
   FhirInvalidResourceError,

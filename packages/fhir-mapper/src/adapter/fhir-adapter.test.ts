@@ -78,6 +78,19 @@ describe('FhirAdapter', () => {
       expect(posted[0]?.entry).toHaveLength(3);
     });
 
+    it('asks for Prefer: return=minimal only when told to', async () => {
+      const prefer: Array<string | null> = [];
+      server.use(
+        http.post(BASE, ({ request }) => {
+          prefer.push(request.headers.get('prefer'));
+          return HttpResponse.json(answer('200 OK'), { headers: FHIR });
+        }),
+      );
+      await adapter({ bearerToken: 't' }).batch(events(1));
+      await adapter({ bearerToken: 't' }).batch(events(1), { returnMinimal: true });
+      expect(prefer).toEqual([null, 'return=minimal']);
+    });
+
     it('fails with the retryable entry error first, and a rejection alone as invalid', async () => {
       server.use(http.post(BASE, () => HttpResponse.json(answer('201', '400 Bad Request', '503'), { headers: FHIR })));
       const retryable = await adapter({ retry: false })

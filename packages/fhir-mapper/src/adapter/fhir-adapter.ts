@@ -80,6 +80,17 @@ export interface CallOptions {
   signal?: AbortSignal;
 }
 
+/** Options of {@link FhirAdapter.batch}. */
+export interface BatchOptions extends CallOptions {
+  /**
+   * Sends `Prefer: return=minimal`: the server may leave the resources out of the batch-response's entries (HAPI FHIR
+   * and the sandbox's embedded server do), so that a caller that needs only each entry's outcome does not receive and
+   * parse every resource it sent. Default false.
+   * @see https://hl7.org/fhir/R4/http.html#ops
+   */
+  returnMinimal?: boolean;
+}
+
 /** Search parameters: name -> value (arrays repeat the parameter). */
 export type FhirSearchParams = Record<string, string | number | boolean | readonly (string | number)[]>;
 
@@ -556,12 +567,13 @@ export class FhirAdapter {
    * writes (e.g. AuditEvents) cost one request. Every entry must be idempotent (PUT, DELETE, GET, or POST with
    * `ifNoneExist`), which makes sending the whole Bundle again safe: it is retried, and a failed entry fails the
    * call so that the caller sends it again.
+   * @param opts - `returnMinimal` asks the server to leave the resources out of the response's entries
    * @returns the batch-response Bundle, when every entry succeeded
    * @throws `ValidationError` for a Bundle that is not a batch of idempotent entries; the error of a failed entry
    *   ({@link fhirErrorFor}), a retryable one (5xx, 429, 408, 409, 412) before a rejection of the entry itself
    * @see https://hl7.org/fhir/R4/http.html#transaction
    */
-  async batch(bundle: Bundle, opts?: CallOptions): Promise<Bundle> {
+  async batch(bundle: Bundle, opts?: BatchOptions): Promise<Bundle> {
     const entries = bundle.entry ?? [];
     if (bundle.resourceType !== 'Bundle' || bundle.type !== 'batch' || !entries.every((e) => isIdempotentEntry(e))) {
       throw new ValidationError('Invalid batch', [
@@ -572,7 +584,11 @@ export class FhirAdapter {
       'POST',
       '/',
       true,
-      (options) => this.client.batch({ body: kit(bundle), options }),
+      (options) =>
+        this.client.batch({
+          body: kit(bundle),
+          options: opts?.returnMinimal ? { ...options, headers: { ...options.headers, Prefer: MINIMAL } } : options,
+        }),
       opts,
     );
     const failed = (r.body.entry ?? []).flatMap((entry, index) => {
@@ -635,6 +651,9 @@ export class FhirAdapter {
 
 /** Attempts of {@link FhirAdapter.upsert} when other writers keep winning the race. */
 const UPSERT_ATTEMPTS = 10;
+
+/** The `Prefer` header of {@link BatchOptions.returnMinimal}. */
+const MINIMAL = 'return=minimal';
 
 /** 4xx statuses of a batch entry that sending it again may cure (timeout, conflict, version race, throttling). */
 const RETRYABLE_ENTRY = new Set([408, 409, 412, 429]);

@@ -268,9 +268,10 @@ describe('OutboxProcessor merging batch writes', () => {
       const adapter = new FhirAdapter({ baseUrl: hapi.url, retry: false });
       const posts: number[] = [];
       const counting = Object.assign(Object.create(adapter) as FhirAdapter, {
-        batch: (bundle: Parameters<FhirAdapter['batch']>[0]) => {
+        batch: (...[bundle, opts]: Parameters<FhirAdapter['batch']>) => {
           posts.push(bundle.entry?.length ?? 0);
-          return adapter.batch(bundle);
+          expect(opts).toEqual({ returnMinimal: true });
+          return adapter.batch(bundle, opts);
         },
       });
       const processor = new OutboxProcessor({ outbox, adapter: counting });

@@ -210,7 +210,8 @@ export class OutboxProcessor {
   private async deliverMerged(items: readonly OutboxItem[]): Promise<Array<'delivered' | 'failed' | 'dead'>> {
     const entry = items.flatMap((item) => (item.write.kind === 'batch' ? (item.write.bundle.entry ?? []) : []));
     try {
-      await this.o.adapter.batch({ resourceType: 'Bundle', type: 'batch', entry });
+      // Only the entries' outcomes matter here: the resources need not come back.
+      await this.o.adapter.batch({ resourceType: 'Bundle', type: 'batch', entry }, { returnMinimal: true });
     } catch (error) {
       this.o.logger.debug(
         { items: items.length, err: brief(error) },
@@ -231,7 +232,7 @@ export class OutboxProcessor {
       const w = item.write;
       if (w.kind === 'upsert') await adapter.upsert(w.resource, w.identifier);
       else if (w.kind === 'create-if-none-exist') await adapter.createIfNoneExist(w.resource, w.identifier);
-      else if (w.kind === 'batch') await adapter.batch(w.bundle);
+      else if (w.kind === 'batch') await adapter.batch(w.bundle, { returnMinimal: true });
       else await adapter.transaction(w.bundle);
       await this.o.outbox.markDelivered(item.id);
       return 'delivered';

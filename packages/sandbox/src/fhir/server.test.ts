@@ -117,4 +117,34 @@ describe('embedded FHIR R4 server', () => {
     expect((await put(created.meta.versionId)).status).toBe(200);
     expect((await put(created.meta.versionId)).status).toBe(412);
   });
+
+  it('leaves the resources out of a batch-response for Prefer: return=minimal, and only then', async () => {
+    const batch = (id: string) => ({
+      resourceType: 'Bundle',
+      type: 'batch',
+      entry: [
+        {
+          resource: { resourceType: 'Basic', id, code: { text: 'x' } },
+          request: { method: 'PUT', url: `Basic/${id}` },
+        },
+        { resource: { resourceType: 'Basic' }, request: { method: 'PUT', url: 'Basic/other-id' } },
+      ],
+    });
+    type Entry = { resource?: { id: string }; response: { status: string; outcome?: unknown } };
+    const full = (await (await post('', batch('prefer-full'))).json()) as { type: string; entry: Entry[] };
+    expect(full.type).toBe('batch-response');
+    expect(full.entry[0]?.resource?.id).toBe('prefer-full');
+
+    const res = await post('', batch('prefer-minimal'), { prefer: 'handling=lenient, return=minimal' });
+    expect(res.status).toBe(200);
+    const minimal = (await res.json()) as { type: string; entry: Entry[] };
+    expect(minimal.type).toBe('batch-response');
+    expect(minimal.entry.map((e) => Object.keys(e))).toEqual([['response'], ['response']]);
+    expect(minimal.entry[0]?.response.status).toMatch(/^20[01]/);
+    // A failed entry keeps its status and OperationOutcome.
+    expect(minimal.entry[1]?.response.status).toMatch(/^4/);
+    expect(minimal.entry[1]?.response.outcome).toMatchObject({ resourceType: 'OperationOutcome' });
+    // The write itself happened.
+    expect((await fetch(`${url}/Basic/prefer-minimal`)).status).toBe(200);
+  });
 });

@@ -129,6 +129,26 @@ function validationOutcome(resource: unknown, where = ''): OperationOutcomeIssue
     .map((i) => ({ ...i, ...(where ? { diagnostics: `${where}${i.details?.text ?? i.diagnostics ?? ''}` } : {}) }));
 }
 
+/** Whether the client asked for `Prefer: return=minimal` (RFC 7240; FHIR R4 http.html#ops). */
+function prefersMinimal(req: Request): boolean {
+  const prefer = req.get('prefer');
+  return prefer !== undefined && /(?:^|[\s,;])return\s*=\s*"?minimal"?(?:$|[\s,;])/i.test(prefer);
+}
+
+/**
+ * A batch- or transaction-response without the resources of its entries, for a client that asked for
+ * `Prefer: return=minimal`: each entry keeps its `response` (status, location, etag, lastModified, outcome), so a
+ * client that checks outcomes learns all it needs without the server serialising, and the client parsing, every
+ * resource it just sent (a merged AuditEvent batch is a hundred of them). Any other resource is returned as it is.
+ * @see https://hl7.org/fhir/R4/http.html#transaction-response
+ */
+function minimalEntries(resource: Resource): Resource {
+  const bundle = resource as Bundle;
+  if (bundle.resourceType !== 'Bundle' || (bundle.type !== 'batch-response' && bundle.type !== 'transaction-response'))
+    return resource;
+  return { ...bundle, entry: bundle.entry?.map(({ resource: _resource, ...entry }) => entry) };
+}
+
 /** The resources a write request carries: the body, or each entry of a batch/transaction. */
 function writeIssues(method: string, path: string, body: unknown): OperationOutcomeIssue[] {
   if (method !== 'POST' && method !== 'PUT') return [];
@@ -270,7 +290,7 @@ export function createEmbeddedFhirServer(options: EmbeddedFhirServerOptions = {}
       if (resource.resourceType === 'Bundle' && (resource as Bundle).type === 'searchset' && method === 'GET') {
         addPaging(resource as Bundle, base, rawPath, query, o.defaultPageSize, o.maxPageSize);
       }
-      send(res, status, resource, headers);
+      send(res, status, prefersMinimal(req) ? minimalEntries(resource) : resource, headers);
     } catch (err) {
       const outcome = normalizeOperationOutcome(err);
       send(res, getStatus(outcome) || 500, outcome);
