@@ -56,7 +56,13 @@ export type { AnalysisResult, AnalysisResultInput, AnalysisMapperOptions, Analys
 export { assessRano, ranoToCancerDiseaseStatus, ranoInputSchema } from './rano.js';
 export type { RanoInput, RanoAssessment, RanoCategory, RanoMapperOptions } from './rano.js';
 export { FhirAdapter } from './adapter/fhir-adapter.js';
-export type { FhirAdapterOptions, WriteResult, CallOptions, BatchOptions, FhirSearchParams } from './adapter/fhir-adapter.js';
+export type {
+  FhirAdapterOptions,
+  WriteResult,
+  CallOptions,
+  BatchOptions,
+  FhirSearchParams,
+} from './adapter/fhir-adapter.js';
 export {
   FhirServerError,
   FhirInvalidResourceError,
@@ -69,6 +75,7 @@ export { KeyedMutex } from './adapter/keyed-mutex.js';
 export { fhirWriteSchema, defaultKey } from './outbox/types.js';
 export type {
   FhirWrite,
+  BatchEntriesText,
   OutboxItem,
   DeadLetter,
   OutboxStats,

@@ -78,6 +78,32 @@ describe('FhirAdapter', () => {
       expect(posted[0]?.entry).toHaveLength(3);
     });
 
+    it('posts entries held as JSON text as the same Bundle, with the same checks', async () => {
+      const posted: Bundle[] = [];
+      server.use(
+        http.post(BASE, async ({ request }) => {
+          posted.push((await request.json()) as Bundle);
+          return HttpResponse.json(answer('201 Created', '200 OK', '201'), { headers: FHIR });
+        }),
+      );
+      const entries = events(3).entry!;
+      const part = (from: number, to: number) => ({
+        json: entries
+          .slice(from, to)
+          .map((e) => JSON.stringify(e))
+          .join(','),
+        requests: entries.slice(from, to).map((e) => e.request!),
+      });
+      const r = await adapter().batchText([part(0, 2), part(2, 3)]);
+      expect(r.type).toBe('batch-response');
+      expect(posted).toEqual([events(3)]);
+      await expect(adapter({ retry: false }).batchText([part(0, 2)])).rejects.toThrow('wrong number of entries');
+      await expect(adapter().batchText([])).rejects.toBeInstanceOf(ValidationError);
+      const post = { json: '{}', requests: [{ method: 'POST' as const, url: 'Basic' }] };
+      await expect(adapter().batchText([part(0, 1), post])).rejects.toBeInstanceOf(ValidationError);
+      expect(posted).toHaveLength(2);
+    });
+
     it('asks for Prefer: return=minimal only when told to', async () => {
       const prefer: Array<string | null> = [];
       server.use(

@@ -27,6 +27,7 @@ import { identifierQuery } from '../ai-result.js';
 import { parseInput } from '../util.js';
 import { FhirConflictError, FhirServerError, fhirErrorFor } from './errors.js';
 import { KeyedMutex } from './keyed-mutex.js';
+import type { BatchEntriesText } from '../outbox/types.js';
 
 /** Options of {@link FhirAdapter}: only `baseUrl` is required. */
 export interface FhirAdapterOptions {
@@ -580,13 +581,38 @@ export class FhirAdapter {
         { path: 'type', message: 'Expected a Bundle of type batch with idempotent entries', code: 'invalid_value' },
       ]);
     }
+    return this.postBatch(kit(bundle), entries.length, opts);
+  }
+
+  /**
+   * {@link FhirAdapter.batch} for entries held as JSON text (an outbox that stores its writes as text): posts one batch
+   * Bundle of all the given entries, in order, without parsing or serialising them again, with the same checks, retries,
+   * errors and result.
+   * @param parts - runs of entries: each the JSON texts of entries, comma-separated, and the entries' `request`s
+   * @param opts - as for {@link FhirAdapter.batch}
+   * @throws as {@link FhirAdapter.batch}; `ValidationError` when there are no entries or one is not idempotent
+   */
+  async batchText(parts: readonly BatchEntriesText[], opts?: BatchOptions): Promise<Bundle> {
+    const requests = parts.flatMap((part) => part.requests);
+    if (requests.length === 0 || !requests.every((request) => isIdempotentEntry({ request }))) {
+      throw new ValidationError('Invalid batch', [
+        { path: 'entry', message: 'Expected idempotent batch entries', code: 'invalid_value' },
+      ]);
+    }
+    const body = `{"resourceType":"Bundle","type":"batch","entry":[${parts.map((part) => part.json).join(',')}]}`;
+    return this.postBatch(body, requests.length, opts);
+  }
+
+  /** Posts a batch Bundle (an object, or its JSON text) of `count` entries and checks each entry's outcome. */
+  private async postBatch(body: KitResource | string, count: number, opts: BatchOptions | undefined): Promise<Bundle> {
     const r = await this.exchange<Bundle>(
       'POST',
       '/',
       true,
       (options) =>
         this.client.batch({
-          body: kit(bundle),
+          // fhir-kit-client sends a string body as it is.
+          body: body as KitResource,
           options: opts?.returnMinimal ? { ...options, headers: { ...options.headers, Prefer: MINIMAL } } : options,
         }),
       opts,
@@ -595,7 +621,7 @@ export class FhirAdapter {
       const status = Number.parseInt(entry.response?.status ?? '', 10);
       return status >= 200 && status < 300 ? [] : [{ index, status, outcome: entry.response?.outcome }];
     });
-    if ((r.body.entry?.length ?? 0) !== entries.length) failed.push({ index: -1, status: 502, outcome: undefined });
+    if ((r.body.entry?.length ?? 0) !== count) failed.push({ index: -1, status: 502, outcome: undefined });
     const worst =
       failed.find((f) => !(f.status >= 400 && f.status < 500) || RETRYABLE_ENTRY.has(f.status)) ?? failed[0];
     if (!worst) return r.body;
@@ -604,7 +630,7 @@ export class FhirAdapter {
       url: this.baseUrl,
       status: Number.isNaN(worst.status) ? 502 : worst.status,
       outcome: isOutcome(worst.outcome) ? worst.outcome : undefined,
-      message: `POST batch: ${failed.length} of ${entries.length} entries failed (first: ${
+      message: `POST batch: ${failed.length} of ${count} entries failed (first: ${
         worst.index < 0 ? 'the response has the wrong number of entries' : `entry ${worst.index}, ${worst.status}`
       })`,
     });

@@ -88,6 +88,42 @@ describe('MemoryOutbox copies', () => {
     expect(again!.write).toEqual(write('x'));
     expect(again!.write).not.toBe(claimed!.write);
   });
+
+  it("hands out a batch write's entries as the text it stored, and the same write parsed", async () => {
+    const outbox = new MemoryOutbox({ now: () => 0 });
+    const entry = ['a', 'b'].map((id) => ({
+      resource: { resourceType: 'Basic' as const, id, code: { text: `"quoted" ${id}` } },
+      request: { method: 'PUT' as const, url: `Basic/${id}` },
+    }));
+    const batch: FhirWrite = {
+      kind: 'batch',
+      bundle: { resourceType: 'Bundle', type: 'batch', meta: { tag: [] }, entry },
+    };
+    await outbox.enqueue(batch, { key: 'B' });
+    await outbox.enqueue({ kind: 'batch', bundle: { resourceType: 'Bundle', type: 'batch', entry: [] } }, { key: 'E' });
+    await outbox.enqueue(write('u'), { key: 'U' });
+    entry[0]!.request.url = 'changed';
+    const [first, empty, upsert] = await outbox.claimDue(0, 3, 10);
+    expect(JSON.parse(`[${first!.batchText!.json}]`)).toEqual([
+      { ...entry[0], request: { method: 'PUT', url: 'Basic/a' } },
+      entry[1],
+    ]);
+    expect(first!.batchText!.requests).toEqual([
+      { method: 'PUT', url: 'Basic/a' },
+      { method: 'PUT', url: 'Basic/b' },
+    ]);
+    expect(first!.write).toEqual({
+      ...batch,
+      bundle: { ...batch.bundle, entry: JSON.parse(`[${first!.batchText!.json}]`) },
+    });
+    expect(empty!.batchText).toBeUndefined();
+    expect(empty!.write).toEqual({ kind: 'batch', bundle: { resourceType: 'Bundle', type: 'batch', entry: [] } });
+    expect(upsert!.batchText).toBeUndefined();
+    await outbox.markDead(first!.id, 'rejected', undefined, 0);
+    const [dead] = await outbox.deadLetters();
+    expect(dead).not.toHaveProperty('batchText');
+    expect(dead!.write).toEqual(first!.write);
+  });
 });
 
 describe('MinHeap', () => {

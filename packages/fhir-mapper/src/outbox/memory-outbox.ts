@@ -7,7 +7,7 @@
  * (each row carries a generation number).
  * @packageDocumentation
  */
-import type { OperationOutcome } from 'fhir/r4.js';
+import type { BundleEntryRequest, OperationOutcome } from 'fhir/r4.js';
 import { parseInput } from '../util.js';
 import { MinHeap } from './min-heap.js';
 import {
@@ -27,6 +27,8 @@ interface Row extends Omit<OutboxItem, 'write'> {
    * its own object from it (as a database-backed outbox does), so a claimer cannot change what a retry sends.
    */
   json: string;
+  /** A non-empty batch write's entries: where their text lies in `json`, and their requests. */
+  batch?: { start: number; end: number; requests: readonly BundleEntryRequest[] } | undefined;
   seq: number;
   claimedUntil: number;
   /** Bumped on every change of the row's schedule: heap entries of older generations are stale. */
@@ -71,7 +73,7 @@ export class MemoryOutbox implements SyncOutbox {
       key: options.key ?? defaultKey(w),
       // Serialising is the cheapest deep copy of JSON data (a fifth of a frozen copy's time for a group of
       // AuditEvents, which every audited request's group enqueues).
-      json: JSON.stringify(w),
+      ...serialise(w),
       attempts: 0,
       nextAttemptAt: now,
       createdAt: now,
@@ -129,7 +131,8 @@ export class MemoryOutbox implements SyncOutbox {
   async markDead(id: string, error: string, outcome: OperationOutcome | undefined, now: number): Promise<void> {
     const r = this.remove(id);
     if (!r) return;
-    this.dead.push({ ...item(r), attempts: r.attempts + 1, lastError: error, outcome, deadAt: now });
+    const { batchText: _text, ...dead } = item(r);
+    this.dead.push({ ...dead, attempts: r.attempts + 1, lastError: error, outcome, deadAt: now });
   }
 
   async deadLetters(limit = 1000): Promise<DeadLetter[]> {
@@ -191,8 +194,44 @@ function availableAt(row: Row): number {
   return Math.max(row.nextAttemptAt, row.claimedUntil);
 }
 
-/** The public fields of a row, in a new object, with a write of its own. */
+/**
+ * A write as JSON text. A non-empty batch's entries are written last, as one run of text whose place is recorded, so
+ * that a claim can hand them out as text (what the processor sends when it merges batches) without parsing them.
+ */
+function serialise(w: FhirWrite): Pick<Row, 'json' | 'batch'> {
+  if (w.kind !== 'batch' || !w.bundle.entry?.length) return { json: JSON.stringify(w) };
+  const { entry, ...shell } = w.bundle;
+  // The schema keeps `kind` and `bundle` only, and a Bundle always has its resourceType: the shell ends in `}}`.
+  const head = `${JSON.stringify({ kind: w.kind, bundle: shell }).slice(0, -2)},"entry":`;
+  const entries = JSON.stringify(entry);
+  return {
+    json: `${head}${entries}}}`,
+    batch: {
+      start: head.length + 1,
+      end: head.length + entries.length - 1,
+      requests: entry.map((e) => Object.freeze({ ...e.request }) as BundleEntryRequest),
+    },
+  };
+}
+
+/**
+ * The public fields of a row, in a new object, with a write of its own. The write is parsed when it is first read: a
+ * batch the processor sends as text (`batchText`) is never parsed.
+ */
 function item(row: Row): OutboxItem {
-  const { seq: _s, claimedUntil: _c, generation: _g, json, ...rest } = row;
-  return { ...rest, write: JSON.parse(json) as FhirWrite };
+  const { seq: _s, claimedUntil: _c, generation: _g, json, batch, ...rest } = row;
+  let write: FhirWrite | undefined;
+  const out = {
+    ...rest,
+    ...(batch ? { batchText: { json: json.slice(batch.start, batch.end), requests: batch.requests } } : {}),
+  } as OutboxItem;
+  Object.defineProperty(out, 'write', {
+    enumerable: true,
+    configurable: true,
+    get: () => (write ??= JSON.parse(json) as FhirWrite),
+    set: (value: FhirWrite) => {
+      write = value;
+    },
+  });
+  return out;
 }

@@ -4,12 +4,12 @@ import { createPool, type Pool } from 'mysql2/promise';
 import { ValidationError } from '@cdss/core';
 import { freePort, requireService } from '@cdss/core/testing';
 import { createEmbeddedFhirServer } from '@cdss/sandbox';
-import type { Patient } from 'fhir/r4.js';
+import type { Bundle, Patient } from 'fhir/r4.js';
 import { FhirAdapter } from '../adapter/fhir-adapter.js';
 import { MemoryOutbox } from './memory-outbox.js';
 import { MySqlOutbox } from './mysql-outbox.js';
 import { OutboxProcessor } from './processor.js';
-import type { FhirWrite, SyncOutbox } from './types.js';
+import type { BatchEntriesText, FhirWrite, SyncOutbox } from './types.js';
 
 const mariadb = await requireService('mariadb');
 const hapi = await requireService('hapi-fhir');
@@ -208,6 +208,10 @@ describe('OutboxProcessor merging batch writes', () => {
         if (error) throw error;
         return { resourceType: 'Bundle', type: 'batch-response' };
       },
+      // What the processor sends for the memory outbox's writes: the entries as the outbox stored them.
+      async batchText(parts: BatchEntriesText[]) {
+        return this.batch(JSON.parse(`{"entry":[${parts.map((part) => part.json).join(',')}]}`) as Bundle);
+      },
       async upsert() {
         requests.push(['upsert']);
         return {};
@@ -268,10 +272,10 @@ describe('OutboxProcessor merging batch writes', () => {
       const adapter = new FhirAdapter({ baseUrl: hapi.url, retry: false });
       const posts: number[] = [];
       const counting = Object.assign(Object.create(adapter) as FhirAdapter, {
-        batch: (...[bundle, opts]: Parameters<FhirAdapter['batch']>) => {
-          posts.push(bundle.entry?.length ?? 0);
+        batchText: (...[parts, opts]: Parameters<FhirAdapter['batchText']>) => {
+          posts.push(parts.reduce((n, part) => n + part.requests.length, 0));
           expect(opts).toEqual({ returnMinimal: true });
-          return adapter.batch(bundle, opts);
+          return adapter.batchText(parts, opts);
         },
       });
       const processor = new OutboxProcessor({ outbox, adapter: counting });

@@ -8,6 +8,7 @@
 import { HttpError, noopLogger, systemClock, type Clock, type Logger } from '@cdss/core';
 import type { FhirAdapter } from '../adapter/fhir-adapter.js';
 import { FhirConflictError, FhirInvalidResourceError, FhirServerError } from '../adapter/errors.js';
+import type { BundleEntryRequest } from 'fhir/r4.js';
 import type { OutboxItem, SyncOutbox } from './types.js';
 
 /** Options of {@link OutboxProcessor}. */
@@ -70,6 +71,13 @@ export function isRejection(error: unknown): boolean {
   if (error instanceof FhirInvalidResourceError) return true;
   if (error instanceof FhirConflictError) return error.kind === 'multiple-matches';
   return FhirServerError.isInstance(error) && error.status !== undefined && REJECTED_STATUSES.has(error.status);
+}
+
+/** The requests of a batch write's entries (from its text when the outbox keeps it: the write is not parsed). */
+function batchRequests(item: OutboxItem): ReadonlyArray<BundleEntryRequest | undefined> | undefined {
+  if (item.batchText) return item.batchText.requests;
+  const w = item.write;
+  return w.kind === 'batch' ? (w.bundle.entry ?? []).map((e) => e.request) : undefined;
 }
 
 /**
@@ -188,13 +196,12 @@ export class OutboxProcessor {
     const units: OutboxItem[][] = [];
     let open: { items: OutboxItem[]; entries: number; urls: Set<string> } | undefined;
     for (const item of items) {
-      const w = item.write;
-      const entries = w.kind === 'batch' && item.attempts === 0 ? (w.bundle.entry ?? []) : undefined;
+      const entries = item.attempts === 0 ? batchRequests(item) : undefined;
       if (!entries || entries.length === 0 || entries.length >= this.o.maxMergedEntries) {
         units.push([item]);
         continue;
       }
-      const urls = entries.map((e) => e.request?.url ?? '');
+      const urls = entries.map((request) => request?.url ?? '');
       if (!open || open.entries + entries.length > this.o.maxMergedEntries || urls.some((url) => open!.urls.has(url))) {
         open = { items: [], entries: 0, urls: new Set() };
         units.push(open.items);
@@ -206,12 +213,20 @@ export class OutboxProcessor {
     return units;
   }
 
-  /** Sends batch writes as one Bundle; when that fails, each on its own. */
+  /**
+   * Sends batch writes as one Bundle (from the outbox's JSON texts when it keeps them: nothing parsed or serialised
+   * again); when that fails, each on its own.
+   */
   private async deliverMerged(items: readonly OutboxItem[]): Promise<Array<'delivered' | 'failed' | 'dead'>> {
-    const entry = items.flatMap((item) => (item.write.kind === 'batch' ? (item.write.bundle.entry ?? []) : []));
+    // Only the entries' outcomes matter here: the resources need not come back.
+    const minimal = { returnMinimal: true };
     try {
-      // Only the entries' outcomes matter here: the resources need not come back.
-      await this.o.adapter.batch({ resourceType: 'Bundle', type: 'batch', entry }, { returnMinimal: true });
+      const texts = items.map((item) => item.batchText);
+      if (texts.every((text) => text !== undefined)) await this.o.adapter.batchText(texts, minimal);
+      else {
+        const entry = items.flatMap((item) => (item.write.kind === 'batch' ? (item.write.bundle.entry ?? []) : []));
+        await this.o.adapter.batch({ resourceType: 'Bundle', type: 'batch', entry }, minimal);
+      }
     } catch (error) {
       this.o.logger.debug(
         { items: items.length, err: brief(error) },
@@ -229,8 +244,9 @@ export class OutboxProcessor {
   private async deliver(item: OutboxItem): Promise<'delivered' | 'failed' | 'dead'> {
     const { adapter } = this.o;
     try {
-      const w = item.write;
-      if (w.kind === 'upsert') await adapter.upsert(w.resource, w.identifier);
+      const w = item.batchText ? undefined : item.write;
+      if (!w) await adapter.batchText([item.batchText!], { returnMinimal: true });
+      else if (w.kind === 'upsert') await adapter.upsert(w.resource, w.identifier);
       else if (w.kind === 'create-if-none-exist') await adapter.createIfNoneExist(w.resource, w.identifier);
       else if (w.kind === 'batch') await adapter.batch(w.bundle, { returnMinimal: true });
       else await adapter.transaction(w.bundle);

@@ -6,7 +6,7 @@
  * @packageDocumentation
  */
 import { z } from 'zod';
-import type { Bundle, OperationOutcome, Resource } from 'fhir/r4.js';
+import type { Bundle, BundleEntryRequest, OperationOutcome, Resource } from 'fhir/r4.js';
 
 const identifierSchema = z.object({ system: z.string().min(1), value: z.string().min(1) });
 const resourceSchema = z.custom<Resource>(
@@ -41,6 +41,14 @@ export const fhirWriteSchema = z.discriminatedUnion('kind', [
 /** A FHIR write. */
 export type FhirWrite = z.infer<typeof fhirWriteSchema>;
 
+/** A `batch` write's entries as an outbox stored them: the JSON text, and each entry's `request`. */
+export interface BatchEntriesText {
+  /** The entries' JSON texts, comma-separated: the inside of the Bundle's `entry` array. */
+  json: string;
+  /** Each entry's `request` element, in order. */
+  requests: readonly BundleEntryRequest[];
+}
+
 /** An outbox entry. */
 export interface OutboxItem {
   /** Unique, increasing in enqueue order. */
@@ -55,6 +63,11 @@ export interface OutboxItem {
   createdAt: number;
   /** The last failure, without PHI (error class, status, server diagnostics). */
   lastError?: string | undefined;
+  /**
+   * A non-empty `batch` write's entries as the outbox keeps them (an outbox that stores writes as JSON text, e.g.
+   * {@link MemoryOutbox}): a deliverer may send them as they are instead of serialising `write` again.
+   */
+  batchText?: BatchEntriesText | undefined;
 }
 
 /** A write the server rejected as invalid: it will not be retried. */
