@@ -242,6 +242,12 @@ function socketGet(
     let received = 0;
     let ended = false;
     let failed: Error | undefined;
+    /**
+     * The buffer Node holds for this socket's next read: it asks for one after every read, so one is always taken
+     * and, once the answer is over, never filled. It goes back to the pool when the socket closes; otherwise every
+     * request would leave one to the garbage collector and allocate a fresh one.
+     */
+    let nextReadBuffer: Buffer | undefined;
 
     /** Writes one chunk to the client; false (the socket pauses) when too much waits to go out. */
     const forward = (view: Buffer, buffer?: Buffer): boolean => {
@@ -309,8 +315,9 @@ function socketGet(
       port: Number(target.base.port || 80),
       noDelay: true,
       onread: {
-        buffer: takeBuffer,
+        buffer: () => (nextReadBuffer = takeBuffer()),
         callback: (nread: number, buffer: Uint8Array): boolean => {
+          nextReadBuffer = undefined;
           const bytes = buffer as Buffer;
           if (!answer) {
             // Usually the whole head is in the first read: the body's first bytes stay in that buffer.
@@ -337,6 +344,10 @@ function socketGet(
     socket.setTimeout(target.idleTimeoutMs, () =>
       socket.destroy(Object.assign(new Error('PACS did not answer in time'), { code: 'ETIMEDOUT' })),
     );
+    socket.once('close', () => {
+      if (nextReadBuffer) giveBack(nextReadBuffer);
+      nextReadBuffer = undefined;
+    });
     const onAbort = (): void => void socket.destroy(new Error('aborted'));
     signal.addEventListener('abort', onAbort, { once: true });
     socket.once('connect', () => {
@@ -494,6 +505,15 @@ export function dicomWebProxyRoutes(deps: DicomWebProxyDeps): AnyRoute[] {
       if (value !== undefined && !(rewrite && name === 'content-length')) res.setHeader(name, value);
     }
     res.setHeader('Cache-Control', kind === 'qido' ? 'private, no-store' : 'private, max-age=300');
+    if (fast && response.headers['content-length'] === undefined) {
+      // The PACS delimits this answer by closing its connection (Orthanc does so for a study or series retrieve, which
+      // it streams without knowing the length): passed on the same way (RFC 9112 §6.3, item 8) rather than re-framed
+      // in chunks, whose framing costs this process about 15 % more CPU (a series of 155 files, 18 MB: 10.8–11.9 ms
+      // of the request thread instead of 12.6–13.6). After a transfer this long the client's connection is worth
+      // little; the many small answers of a viewer (frames, instances) come with a length, on keep-alive.
+      res.setHeader('Connection', 'close');
+      res.removeHeader('Transfer-Encoding');
+    }
     const publicBase = `${req.protocol}://${req.get('host') ?? 'localhost'}${DICOMWEB_PREFIX}`;
     res.once('close', abort);
     try {
