@@ -21,8 +21,14 @@
  * round is reported, with this process's CPU time per request on the proxy side less that on the direct side (the
  * server's own cost, less sensitive to a busy machine than the MB/s). The last line is the JSON result, `ratio` =
  * proxy / direct (target ≥ 0.8).
+ *
+ * A third side, for reference only, fetches the same URL as `direct` through a bare TCP relay in this process (the
+ * proxy's way of reading, into reused buffers, and writing each read on at once; no HTTP parsing, no auth, no audit):
+ * what one more process in the path costs on this machine by itself. Its ratio to `direct` is printed, and is the
+ * JSON's `relay_ratio`; the gap between it and `ratio` is the proxy's own work.
  */
 import { spawn } from 'node:child_process';
+import { createServer as createTcpServer, connect as tcpConnect, type Server as TcpServer } from 'node:net';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -46,6 +52,35 @@ require('node:readline').createInterface({ input: process.stdin }).on('line', (l
     process.stdout.write(JSON.stringify({ id, code, stdout, stderr: stderr.slice(0, 300) }) + '\\n');
   });
 });`;
+
+/**
+ * A bare TCP relay to `host:port`: each read from the upstream, into a reused buffer, is written to the client at once.
+ * The yardstick for the proxy's own cost (see the file's comment).
+ */
+function bareRelay(host: string, port: number): TcpServer {
+  const spare: Buffer[] = [];
+  return createTcpServer({ noDelay: true }, (client) => {
+    const upstream = tcpConnect({
+      host,
+      port,
+      noDelay: true,
+      onread: {
+        buffer: () => spare.pop() ?? Buffer.allocUnsafeSlow(256 * 1024),
+        callback: (nread, buffer) => {
+          const pooled = buffer as Buffer;
+          if (client.write(pooled.subarray(0, nread), () => spare.push(pooled))) return true;
+          client.once('drain', () => upstream.resume());
+          return false;
+        },
+      },
+    });
+    client.on('data', (data: Buffer) => upstream.write(data));
+    client.once('end', () => upstream.end());
+    upstream.once('end', () => client.end());
+    client.once('error', () => upstream.destroy());
+    upstream.once('error', () => client.destroy());
+  });
+}
 
 interface CurlResult {
   /** Seconds to the first byte and in all (curl's own timers). */
@@ -127,7 +162,10 @@ async function main(): Promise<void> {
   });
   const composed = await composeServer(config, createLogger('warn'), 'bench');
   const curl = curlLauncher();
+  const relay = bareRelay(orthancUrl.hostname, Number(orthancUrl.port || 80));
   try {
+    const relayPort = await freePort();
+    await new Promise<void>((resolve) => relay.listen(relayPort, '127.0.0.1', resolve));
     await orthanc.uploadInstances(series.files);
     const port = await composed.server.listen(await freePort(), '127.0.0.1');
     const server = `http://127.0.0.1:${port}`;
@@ -140,12 +178,10 @@ async function main(): Promise<void> {
     ).json()) as { access_token: string };
     const path = `/studies/${study.studyInstanceUid}/series/${series.seriesInstanceUid}`;
     const accept = 'Accept: multipart/related; type="application/dicom"';
+    const basic = `Authorization: Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`;
     const sides = {
-      direct: () =>
-        curl.get(`${orthancBase}/dicom-web${path}`, [
-          accept,
-          `Authorization: Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`,
-        ]),
+      direct: () => curl.get(`${orthancBase}/dicom-web${path}`, [accept, basic]),
+      relay: () => curl.get(`http://127.0.0.1:${relayPort}/dicom-web${path}`, [accept, basic]),
       proxy: () => curl.get(`${server}/dicomweb${path}`, [accept, `Authorization: Bearer ${token.access_token}`]),
     };
 
@@ -157,16 +193,17 @@ async function main(): Promise<void> {
     log(
       `series: ${series.files.length} files, ${(fileBytes / 1e6).toFixed(1)} MB; answers ${direct.bytes} / ${proxied.bytes} B`,
     );
-    for (let i = 0; i < 2; i++) await Promise.all([sides.direct(), sides.proxy()].map((p) => p.then(() => undefined)));
+    for (let i = 0; i < 2; i++) for (const side of Object.values(sides)) await side();
 
-    const mbps = { direct: [] as number[], proxy: [] as number[] };
-    const firstByteMs = { direct: [] as number[], proxy: [] as number[] };
+    const mbps = { direct: [] as number[], relay: [] as number[], proxy: [] as number[] };
+    const firstByteMs = { direct: [] as number[], relay: [] as number[], proxy: [] as number[] };
     // This process's CPU time while each side runs: on the direct side only asking the launcher and waiting, on the
     // proxy side that plus the whole server's work. The difference is the proxy's cost per request, which a busy
     // machine changes far less than it changes the wall-clock figures.
-    const cpuMs = { direct: 0, proxy: 0 };
+    const cpuMs = { direct: 0, relay: 0, proxy: 0 };
     for (let r = 0; r < rounds; r++) {
-      for (const side of r % 2 === 0 ? (['direct', 'proxy'] as const) : (['proxy', 'direct'] as const)) {
+      const order = ['direct', 'relay', 'proxy'] as const;
+      for (const side of r % 2 === 0 ? order : [...order].reverse()) {
         const cpu = process.cpuUsage();
         const { seconds, firstByte } = await sides[side]();
         const used = process.cpuUsage(cpu);
@@ -176,8 +213,13 @@ async function main(): Promise<void> {
       }
     }
     const list = (xs: number[]): string => xs.map((x) => x.toFixed(0)).join(', ');
-    log(`MB/s proxy ${list(mbps.proxy)} | direct ${list(mbps.direct)}`);
+    log(`MB/s proxy ${list(mbps.proxy)} | direct ${list(mbps.direct)} | bare relay ${list(mbps.relay)}`);
     log(`first byte, ms: proxy ${list(firstByteMs.proxy)} | direct ${list(firstByteMs.direct)}`);
+    const relayRatio = median(mbps.relay) / median(mbps.direct);
+    log(
+      `bare TCP relay (reference): ${median(mbps.relay).toFixed(0)} MB/s, ${relayRatio.toFixed(3)} of direct; ` +
+        `its CPU per request ${((cpuMs.relay - cpuMs.direct) / rounds).toFixed(1)} ms`,
+    );
     const serverCpuMs = (cpuMs.proxy - cpuMs.direct) / rounds;
     log(
       `server CPU per request: ${serverCpuMs.toFixed(1)} ms (${((serverCpuMs / pixelMB) * 1000).toFixed(0)} µs per pixel MB; ` +
@@ -193,10 +235,12 @@ async function main(): Promise<void> {
         baseline: +baseline.toFixed(1),
         baseline_name: 'curl WADO-RS retrieve series straight from Orthanc',
         ratio: +(value / baseline).toFixed(3),
+        relay_ratio: +relayRatio.toFixed(3),
       })}\n`,
     );
   } finally {
     curl.close();
+    relay.close();
     await deletePatient().catch(() => undefined);
     await composed.close();
     await rm(dataDir, { recursive: true, force: true });
