@@ -16,9 +16,10 @@
  * checked first to be the same size and to hold the 155 files. Each curl is started by a small launcher process
  * (Node.js, started once), not by this process: forking this process (the whole server) before every request marked
  * its memory copy-on-write, and the server then paid the page faults while it relayed the next answer, a cost of the
- * harness that fell on the proxy side only. Then BENCH_ROUNDS rounds (default 15, max 31), each
- * running both sides in alternating order after an untimed warm-up; MB/s are pixel megabytes per second, the median
- * round is reported, with this process's CPU time per request on the proxy side less that on the direct side (the
+ * harness that fell on the proxy side only. Then BENCH_ROUNDS rounds (default 15, max 31), each running the sides
+ * in alternating order after an untimed warm-up of BENCH_WARMUP_ROUNDS rounds (default 20, every side alike; 2 until
+ * 2026-12-07, which left V8 still compiling the proxy's path in the timed rounds); MB/s are pixel megabytes per
+ * second, the median round is reported, with this process's CPU time per request on the proxy side less that on the direct side (the
  * server's own cost, less sensitive to a busy machine than the MB/s). The last line is the JSON result, `ratio` =
  * proxy / direct (target ≥ 0.8).
  *
@@ -130,6 +131,7 @@ function curlLauncher(): { get(url: string, headers: string[]): Promise<CurlResu
 async function main(): Promise<void> {
   const svc = await requireService('orthanc', { ci: true });
   const rounds = intEnv('BENCH_ROUNDS', 15, 31);
+  const warmupRounds = intEnv('BENCH_WARMUP_ROUNDS', 20, 100);
   const orthancUrl = new URL(svc.url);
   const username = decodeURIComponent(orthancUrl.username);
   const password = decodeURIComponent(orthancUrl.password);
@@ -193,7 +195,10 @@ async function main(): Promise<void> {
     log(
       `series: ${series.files.length} files, ${(fileBytes / 1e6).toFixed(1)} MB; answers ${direct.bytes} / ${proxied.bytes} B`,
     );
-    for (let i = 0; i < 2; i++) for (const side of Object.values(sides)) await side();
+    // Untimed warm-up, every side alike: a server runs for days, and until V8 has compiled the proxy's path its
+    // retrieves cost it half as much CPU again (14–20 ms against 9–12 ms per retrieve after 2 and after 25 rounds,
+    // docs/guides/benchmarks.md), which is start-up, not the proxy.
+    for (let i = 0; i < warmupRounds; i++) for (const side of Object.values(sides)) await side();
 
     const mbps = { direct: [] as number[], relay: [] as number[], proxy: [] as number[] };
     const firstByteMs = { direct: [] as number[], relay: [] as number[], proxy: [] as number[] };
