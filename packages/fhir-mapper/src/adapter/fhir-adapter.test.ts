@@ -64,14 +64,20 @@ describe('FhirAdapter', () => {
       })) as Bundle['entry'],
     });
 
-    it('posts one Bundle for all entries and returns the response when every entry succeeded', async () => {
+    /** Answers every POST with `response` and records the Bundles posted. */
+    const recordPosts = (response: Bundle): Bundle[] => {
       const posted: Bundle[] = [];
       server.use(
         http.post(BASE, async ({ request }) => {
           posted.push((await request.json()) as Bundle);
-          return HttpResponse.json(answer('201 Created', '200 OK', '201'), { headers: FHIR });
+          return HttpResponse.json(response, { headers: FHIR });
         }),
       );
+      return posted;
+    };
+
+    it('posts one Bundle for all entries and returns the response when every entry succeeded', async () => {
+      const posted = recordPosts(answer('201 Created', '200 OK', '201'));
       const r = await adapter().batch(events(3));
       expect(r.type).toBe('batch-response');
       expect(posted).toHaveLength(1);
@@ -79,13 +85,7 @@ describe('FhirAdapter', () => {
     });
 
     it('posts entries held as JSON text as the same Bundle, with the same checks', async () => {
-      const posted: Bundle[] = [];
-      server.use(
-        http.post(BASE, async ({ request }) => {
-          posted.push((await request.json()) as Bundle);
-          return HttpResponse.json(answer('201 Created', '200 OK', '201'), { headers: FHIR });
-        }),
-      );
+      const posted = recordPosts(answer('201 Created', '200 OK', '201'));
       const entries = events(3).entry!;
       const part = (from: number, to: number) => ({
         json: entries
