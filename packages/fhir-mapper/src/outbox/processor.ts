@@ -245,8 +245,9 @@ export class OutboxProcessor {
   private async deliver(item: OutboxItem): Promise<'delivered' | 'failed' | 'dead'> {
     const { adapter } = this.o;
     try {
-      const w = item.batchText ? undefined : item.write;
-      if (!w) await adapter.batchText([item.batchText!], { returnMinimal: true });
+      // A batch the outbox keeps as text goes as it is; reading `write` would parse it.
+      const w = item.batchText ?? item.write;
+      if ('json' in w) await adapter.batchText([w], { returnMinimal: true });
       else if (w.kind === 'upsert') await adapter.upsert(w.resource, w.identifier);
       else if (w.kind === 'create-if-none-exist') await adapter.createIfNoneExist(w.resource, w.identifier);
       else if (w.kind === 'batch') await adapter.batch(w.bundle, { returnMinimal: true });
