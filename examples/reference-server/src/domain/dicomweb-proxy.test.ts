@@ -6,8 +6,8 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createServer, get as httpGet, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { Agent, createServer, get as httpGet, type Server } from 'node:http';
+import { connect, type AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, listenOnFreePort, requireService } from '@cdss/core/testing';
@@ -108,7 +108,14 @@ describe('an answer held until its audit record is durable', () => {
   /** Starts a GET and counts the bytes that reach the client. */
   async function start(path: string) {
     const token = await h.token('demo-physician');
-    const state = { status: 0, bytes: [] as Buffer[], received: 0, done: undefined as unknown as Promise<void> };
+    const state = {
+      status: 0,
+      bytes: [] as Buffer[],
+      received: 0,
+      done: undefined as unknown as Promise<void>,
+      /** Hangs up mid-answer. */
+      hangUp: (): void => undefined,
+    };
     state.done = new Promise((resolve, reject) => {
       const req = httpGet(`${h.baseUrl}/dicomweb${path}`, { headers: { authorization: `Bearer ${token}` } }, (res) => {
         state.status = res.statusCode ?? 0;
@@ -120,6 +127,7 @@ describe('an answer held until its audit record is durable', () => {
         res.once('error', reject);
       });
       req.once('error', reject);
+      state.hangUp = () => req.destroy();
     });
     return state;
   }
@@ -141,6 +149,20 @@ describe('an answer held until its audit record is durable', () => {
     expect(answer.status).toBe(200);
     expect(Buffer.concat(answer.bytes).equals(body(BIG))).toBe(true);
     expect(h.audit.records.at(-1)).toMatchObject({ outcome: 'success', resource: 'ImagingStudy/1.2.3/series/1.2.3.4' });
+  });
+
+  it('lets the PACS go when the client hangs up mid-answer, and serves the next answer whole', async () => {
+    gate = Promise.resolve();
+    const path = '/studies/1.2.3/series/1.2.3.5';
+    const answer = await start(path);
+    answer.done.catch(() => undefined);
+    await expect.poll(() => answer.received, { timeout: 10_000 }).toBeGreaterThan(0);
+    answer.hangUp();
+    await expect.poll(() => closed.has(`/dicom-web${path}`), { timeout: 10_000 }).toBe(true);
+    expect(flushed.get(`/dicom-web${path}`)).toBeLessThan(BIG);
+    const next = await start('/studies/1.2.3/series/1.2.3.4');
+    await next.done;
+    expect(Buffer.concat(next.bytes).equals(body(BIG))).toBe(true);
   });
 
   it('completes an answer the PACS finished before the record was durable', async () => {
@@ -349,6 +371,72 @@ function proxyContract(upstream: Upstream): void {
         fromPacs.map((p) => [p.headers['content-type'], sopOf(p.body)]),
       );
       viaProxy.forEach((part, i) => expect(part.body.equals(fromPacs[i]!.body)).toBe(true));
+    });
+
+    it('keeps the client’s connection: a series then an instance on one keep-alive socket, each whole', async () => {
+      // The socket path writes the body straight to the client's socket, framing chunks itself: a wrong frame would
+      // break the next answer on the same connection.
+      const series = study.series.t1;
+      const seriesPath = `/studies/${study.studyInstanceUid}/series/${series.seriesInstanceUid}`;
+      const accept = 'multipart/related; type="application/dicom"';
+      const authorization = `Bearer ${await h.token('demo-physician')}`;
+      const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+      const viaAgent = (path: string) =>
+        new Promise<{ body: Buffer; type: string; chunked: boolean; reused: boolean }>((resolve, reject) => {
+          const req = httpGet(`${h.baseUrl}/dicomweb${path}`, { agent, headers: { accept, authorization } }, (res) => {
+            const chunks: Buffer[] = [];
+            res.on('data', (chunk: Buffer) => chunks.push(chunk));
+            res.once('error', reject);
+            res.once('end', () =>
+              resolve({
+                body: Buffer.concat(chunks),
+                type: res.headers['content-type'] ?? '',
+                chunked: res.headers['transfer-encoding'] === 'chunked',
+                reused: req.reusedSocket,
+              }),
+            );
+          });
+          req.once('error', reject);
+        });
+      try {
+        const first = await viaAgent(seriesPath);
+        const again = await viaAgent(seriesPath);
+        const instance = await viaAgent(`${seriesPath}/instances/${sopOf(series.files[2]!)}`);
+        expect([first.reused, again.reused, instance.reused]).toEqual([false, true, true]);
+        for (const answer of [first, again]) {
+          const found = await parts(answer.body, answer.type);
+          expect(found.map((part) => sopOf(part.body)).sort()).toEqual(series.files.map(sopOf).sort());
+        }
+        const [part] = await parts(instance.body, instance.type);
+        expect(sopOf(part!.body)).toBe(sopOf(series.files[2]!));
+      } finally {
+        agent.destroy();
+      }
+    });
+
+    it('answers an HTTP/1.0 client without chunked framing, the body delimited by the close', async () => {
+      const series = study.series.t1;
+      const path = `/dicomweb/studies/${study.studyInstanceUid}/series/${series.seriesInstanceUid}`;
+      const token = await h.token('demo-physician');
+      const raw = await new Promise<Buffer>((resolve, reject) => {
+        const socket = connect(Number(new URL(h.baseUrl).port), '127.0.0.1', () =>
+          socket.write(
+            `GET ${path} HTTP/1.0\r\nHost: 127.0.0.1\r\nAccept: multipart/related; type="application/dicom"\r\n` +
+              `Authorization: Bearer ${token}\r\n\r\n`,
+          ),
+        );
+        const chunks: Buffer[] = [];
+        socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+        socket.once('end', () => resolve(Buffer.concat(chunks)));
+        socket.once('error', reject);
+      });
+      const headEnd = raw.indexOf('\r\n\r\n');
+      const head = raw.subarray(0, headEnd).toString('latin1');
+      expect(head).toMatch(/^HTTP\/1\.[01] 200/);
+      expect(head).not.toMatch(/transfer-encoding/i);
+      const type = /^content-type:\s*(.+)$/im.exec(head)?.[1] ?? '';
+      const found = await parts(raw.subarray(headEnd + 4), type);
+      expect(found.map((part) => sopOf(part.body)).sort()).toEqual(series.files.map(sopOf).sort());
     });
 
     it('answers 404 for an unknown study, 401 without or with a bad token', async () => {
