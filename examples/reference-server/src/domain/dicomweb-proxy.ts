@@ -594,10 +594,13 @@ export function dicomWebProxyRoutes(deps: DicomWebProxyDeps): AnyRoute[] {
       if (value !== undefined && !(rewrite && name === 'content-length')) res.setHeader(name, value);
     }
     res.setHeader('Cache-Control', kind === 'qido' ? 'private, no-store' : 'private, max-age=300');
-    const publicBase = `${req.protocol}://${req.get('host') ?? 'localhost'}${DICOMWEB_PREFIX}`;
     res.once('close', abort);
     try {
-      await (rewrite ? response.pipeTo(res, replaceInStream(target.publicBase, publicBase)) : response.relayTo(res));
+      if (!rewrite) await response.relayTo(res);
+      else {
+        const publicBase = `${req.protocol}://${req.get('host') ?? 'localhost'}${DICOMWEB_PREFIX}`;
+        await response.pipeTo(res, replaceInStream(target.publicBase, publicBase));
+      }
     } catch (error) {
       // Headers are gone: all that is left is to cut the connection so the client sees a truncated answer.
       if (!controller.signal.aborted)
