@@ -190,8 +190,9 @@ export function createCdssServer(deps: AppDeps): CdssServer {
     res.type('html').send(OPENAPI_PAGE);
   });
 
-  const router = express.Router();
-  registerRoutes(router, deps.routes, {
+  // On the app itself rather than a router mounted at '/': every API request would cross that router's layer and
+  // its own routing pass (URL parsing, prefix trimming, parameter processing) before its route.
+  registerRoutes(app, deps.routes, {
     authenticate: async (req) => requirePrincipal(req),
     verifyWebhook: deps.verifyWebhook,
     ...(deps.auditor
@@ -209,7 +210,6 @@ export function createCdssServer(deps: AppDeps): CdssServer {
         }
       : {}),
   });
-  app.use(router);
   for (const extra of deps.routers ?? []) app.use(extra);
 
   app.use('/api', (_req, _res, next) => next(new ApiError(404, 'not-found', 'No such route')));

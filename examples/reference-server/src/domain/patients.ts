@@ -26,7 +26,7 @@ import {
   idempotencyScope,
   type IdempotencyScope,
 } from '../http/idempotency.js';
-import { defineRoute, type AnyRoute } from '../http/route.js';
+import { defineRoute, PreparedJson, type AnyRoute } from '../http/route.js';
 import type { Auditor } from './auditor.js';
 import type { EventBus } from '../events.js';
 import type {
@@ -54,10 +54,25 @@ export interface PatientRouteDeps {
 
 const patientKey = (id: string): string => `patient:${id}`;
 
-/** `{ data, stale }` of a cached read, with its JSON text built around the text the cache keeps for the value. */
-function cachedAnswer<T>(value: T, read: CachedRead<unknown>): { body: { data: T; stale: boolean }; json?: string } {
+/**
+ * The prepared answers of cached values (fresh, stale), built around the text the cache keeps for the value: a cached
+ * value is frozen and replaced, never changed, so its answer's text, bytes and ETag are worked out once.
+ */
+const preparedAnswers = new WeakMap<object, { fresh?: PreparedJson; stale?: PreparedJson }>();
+
+/** `{ data, stale }` of a cached read, with its JSON prepared once per cached value. */
+function cachedAnswer<T>(
+  value: T,
+  read: CachedRead<unknown>,
+): { body: { data: T; stale: boolean }; json?: PreparedJson } {
   const body = { data: value, stale: read.stale };
-  return read.json === undefined ? { body } : { body, json: `{"data":${read.json},"stale":${read.stale}}` };
+  // The cache keeps a text only for its (frozen) objects.
+  if (read.json === undefined || typeof value !== 'object' || value === null) return { body };
+  let answers = preparedAnswers.get(value);
+  if (!answers) preparedAnswers.set(value, (answers = {}));
+  const which = read.stale ? 'stale' : 'fresh';
+  const json = (answers[which] ??= new PreparedJson(`{"data":${read.json},"stale":${read.stale}}`));
+  return { body, json };
 }
 
 /**

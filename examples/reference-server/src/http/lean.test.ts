@@ -10,8 +10,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fakeRecords, memoryCache, startHarness, type Harness } from '../test-support.js';
 import { patientRoutes } from '../domain/patients.js';
 import { rateLimit as expressRateLimit, type Store } from 'express-rate-limit';
+import { createMetrics } from '../metrics.js';
 import {
   corsUnlessSameOrigin,
+  httpMetrics,
   identify,
   precomputedHeaders,
   rateLimit,
@@ -297,5 +299,74 @@ describe('cached answers', () => {
     expect(second).toBe(first);
     expect(third).toBe(first);
     expect(JSON.parse(first)).toEqual({ data: records.patients.get(id), stale: false });
+  });
+
+  it('answer a cache hit with the headers of a serialised answer, and conditional and HEAD requests as Express does', async () => {
+    const token = await h.token('demo-nurse');
+    const other = '5c1e8d2f-3a4b-4f6c-9d7e-8f9a0b1c2d3e';
+    records.patients.set(other, { ...records.patients.get(id)!, id: other, givenName: 'Åsa' });
+    const read = (init: RequestInit = {}) =>
+      fetch(`${h.baseUrl}/api/patients/${other}`, {
+        ...init,
+        headers: { authorization: `Bearer ${token}`, ...(init.headers as Record<string, string>) },
+      });
+    const pick = (r: Response) => ['content-type', 'content-length', 'etag'].map((n) => r.headers.get(n));
+    const first = await read(); // serialised whole, sent by res.send as text
+    const firstBody = await first.text();
+    for (let i = 0; i < 2; i++) {
+      const hit = await read(); // prepared bytes
+      expect(pick(hit)).toEqual(pick(first));
+      expect(await hit.text()).toBe(firstBody);
+    }
+    expect(pick(first)[0]).toBe('application/json; charset=utf-8');
+    expect(pick(first)[2]).toMatch(/^W\/"[0-9a-f]+-[\w+/]{27}"$/);
+    const etag = first.headers.get('etag')!;
+    // fetch adds `Cache-Control: no-cache` to a conditional request unless it has one (which would defeat it).
+    const notModified = await read({ headers: { 'if-none-match': etag, 'cache-control': 'max-age=0' } });
+    expect(notModified.status).toBe(304);
+    expect(await notModified.text()).toBe('');
+    const changed = await read({ headers: { 'if-none-match': 'W/"0-other"', 'cache-control': 'max-age=0' } });
+    expect(changed.status).toBe(200);
+    expect(await changed.text()).toBe(firstBody);
+    const head = await read({ method: 'HEAD' });
+    expect(head.status).toBe(200);
+    expect(pick(head)).toEqual(pick(first));
+    expect(await head.text()).toBe('');
+  });
+});
+
+describe('request metrics', () => {
+  it('label each request by method, route template (with its mount path) and status', async () => {
+    const metrics = createMetrics();
+    const app = express();
+    app.use(httpMetrics(metrics));
+    app.get('/items/:id', (req, res) => void res.status(req.params.id === 'gone' ? 404 : 200).json({}));
+    const mounted = express.Router();
+    mounted.get('/thing', (_req, res) => void res.json({}));
+    app.use('/a', mounted);
+    app.use('/b', mounted);
+    const server = app.listen(await freePort(), '127.0.0.1');
+    await new Promise((ok) => server.once('listening', ok));
+    const { port } = server.address() as { port: number };
+    try {
+      for (const path of ['/items/1', '/items/2', '/items/gone', '/a/thing', '/b/thing', '/b/thing', '/nowhere'])
+        await (await fetch(`http://127.0.0.1:${port}${path}`)).arrayBuffer();
+      await new Promise((ok) => setImmediate(ok));
+      const { values } = await metrics.httpDuration.get();
+      const counts = Object.fromEntries(
+        values
+          .filter((v) => v.metricName === 'cdss_http_request_duration_seconds_count')
+          .map((v) => [`${v.labels.method} ${v.labels.route} ${v.labels.status}`, v.value]),
+      );
+      expect(counts).toEqual({
+        'GET /items/:id 200': 2,
+        'GET /items/:id 404': 1,
+        'GET /a/thing 200': 1,
+        'GET /b/thing 200': 2,
+        'GET unmatched 404': 1,
+      });
+    } finally {
+      await new Promise((ok) => server.close(ok));
+    }
   });
 });

@@ -3,7 +3,7 @@
  * declaration registers the Express handler, enforces authentication and RBAC, validates input, and generates the
  * OpenAPI document. The route-security test walks this table.
  */
-import type { Request, Response, Router, RequestHandler } from 'express';
+import type { IRouter, Request, Response, RequestHandler } from 'express';
 import type { z } from 'zod';
 import { ValidationError } from '@cdss/core';
 import type { Permission } from '../auth/rbac.js';
@@ -30,8 +30,11 @@ export interface RouteContext<P, Q, B> {
 export interface RouteResult<R> {
   status?: number;
   body: R;
-  /** The body as JSON text, when the handler has it already (must equal `JSON.stringify(body)`): sent as is. */
-  json?: string;
+  /**
+   * The body as JSON text, when the handler has it already (must equal `JSON.stringify(body)`): sent as is; a
+   * {@link PreparedJson} also keeps its bytes and entity tag for the next answer with the same text.
+   */
+  json?: string | PreparedJson;
   headers?: Record<string, string>;
 }
 
@@ -63,6 +66,50 @@ export interface RouteDefinition<
   /** Extra documented error statuses besides the defaults. */
   errors?: number[];
   handler(ctx: RouteContext<z.infer<P>, z.infer<Q>, z.infer<B>>): Promise<RouteResult<z.infer<R>>>;
+}
+
+/** Express's `etag fn` setting: the entity tag of a body. */
+type EtagFunction = (body: Buffer, encoding?: BufferEncoding) => string | undefined;
+
+/**
+ * A JSON answer that is sent again and again (a cached read's): its UTF-8 bytes are kept, and its entity tag once
+ * computed. Express's `res.send` of a string encodes it and hashes it (sha1 for the weak ETag) on every answer; of
+ * these bytes, with the ETag already set, it does neither. Conditional requests are answered as before (`res.send`
+ * still answers 304 to a matching `If-None-Match`). The text must never change once prepared.
+ */
+export class PreparedJson {
+  /** The text as UTF-8. */
+  readonly bytes: Buffer;
+  private tag?: { fn: EtagFunction; etag: string | undefined };
+
+  /** @param text - the JSON text */
+  constructor(text: string) {
+    this.bytes = Buffer.from(text, 'utf8');
+  }
+
+  /**
+   * The entity tag the app's `etag fn` gives these bytes (as `res.send` would compute it), computed once.
+   * @param fn - the app's `etag fn`
+   */
+  etag(fn: EtagFunction): string | undefined {
+    if (this.tag?.fn !== fn) this.tag = { fn, etag: fn(this.bytes) };
+    return this.tag.etag;
+  }
+}
+
+/**
+ * Sends a prepared JSON answer as `res.type(contentType).send(text)` would: the same headers (Content-Type with
+ * its charset, Content-Length, the ETag of the app's setting), 304 to a matching conditional request, no body to HEAD.
+ * @param typeHeader - the Content-Type header of the route's JSON answers (with the charset `res.send` adds to text)
+ */
+function sendPrepared(req: Request, res: Response, typeHeader: string, json: PreparedJson): void {
+  res.setHeader('Content-Type', typeHeader);
+  const etagFn = req.app.get('etag fn') as EtagFunction | undefined;
+  if (typeof etagFn === 'function' && res.getHeader('ETag') === undefined) {
+    const etag = json.etag(etagFn);
+    if (etag) res.setHeader('ETag', etag);
+  }
+  res.send(json.bytes);
 }
 
 /** Any route, for tables. */
@@ -113,13 +160,16 @@ export interface Authenticator {
 }
 
 /**
- * Registers routes on a router.
- * @param router - the Express router
+ * Registers routes on a router, or on the app itself (one router less to cross on every request).
+ * @param router - the Express router or app
  * @param routes - the table
  * @param auth - authentication of bearer tokens and webhook signatures
  */
-export function registerRoutes(router: Router, routes: readonly AnyRoute[], auth: Authenticator): void {
+export function registerRoutes(router: IRouter, routes: readonly AnyRoute[], auth: Authenticator): void {
   for (const route of routes) {
+    const contentType = route.response.contentType ?? 'application/json';
+    // The Content-Type header `res.type(contentType).send(text)` sets, worked out at the route's first prepared answer.
+    let preparedType: string | undefined;
     const handler: RequestHandler = async (req, res) => {
       let principal: Principal | undefined;
       if (route.access === 'webhook-signature') {
@@ -133,7 +183,8 @@ export function registerRoutes(router: Router, routes: readonly AnyRoute[], auth
         }
       }
       const params = parse(route.params, req.params, 'path parameters');
-      const query = parse(route.query, req.query, 'query');
+      // Express parses the query string on each read of `req.query`: only for routes that take one.
+      const query = route.query ? parse(route.query, req.query, 'query') : undefined;
       // A webhook's verifier has checked its raw bytes (signature, then the body against the schema).
       const body = route.access === 'webhook-signature' ? req.body : parse(route.body, req.body, 'request body');
       const result = await route.handler({
@@ -146,12 +197,17 @@ export function registerRoutes(router: Router, routes: readonly AnyRoute[], auth
         res,
       });
       if (res.headersSent) return;
-      for (const [name, value] of Object.entries(result.headers ?? {})) res.setHeader(name, value);
+      if (result.headers) for (const name in result.headers) res.setHeader(name, result.headers[name]!);
       res.status(result.status ?? route.response.status);
       if (res.statusCode === 204) return void res.end();
-      const contentType = route.response.contentType ?? 'application/json';
-      if (contentType.includes('json')) res.type(contentType).send(result.json ?? JSON.stringify(result.body));
-      else res.type(contentType).send(result.body);
+      if (!contentType.includes('json')) return void res.type(contentType).send(result.body);
+      if (!(result.json instanceof PreparedJson))
+        return void res.type(contentType).send(result.json ?? JSON.stringify(result.body));
+      if (preparedType === undefined) {
+        const type = String(res.type(contentType).getHeader('Content-Type'));
+        preparedType = /;\s*charset=/i.test(type) ? type : `${type}; charset=utf-8`;
+      }
+      sendPrepared(req, res, preparedType, result.json);
     };
     router[route.method](toExpressPath(route.path), handler);
   }

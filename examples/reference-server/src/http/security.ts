@@ -272,7 +272,8 @@ export function httpMetrics(metrics: ServerMetrics): RequestHandler {
   const children = new Map<string, { observe(seconds: number): void }>();
   return (req, res, next) => {
     const started = performance.now();
-    res.once('finish', () => {
+    // `on`, not `once`: a response finishes once, and `once` wraps each listener in a function of its own.
+    res.on('finish', () => {
       const route = (req.route as { path?: string } | undefined)?.path;
       const labels = {
         method: req.method,
