@@ -352,6 +352,8 @@ export async function composeServer(config: ServerConfig, logger: Logger, versio
     // group), work that would otherwise share the event loop with the requests it audits.
     const fhirThread = await startEmbeddedFhirServerThread({
       ...(backendServices ? { backendServices } : {}),
+      // Behind the requests it audits where the cores are busy: it stands in for a FHIR server of its own.
+      nice: 10,
       onError: (error) =>
         logger.error({ err: error }, 'the embedded FHIR server stopped; FHIR deliveries wait in the outbox'),
     });

@@ -1,4 +1,6 @@
 import { spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { getPriority } from 'node:os';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -46,6 +48,31 @@ describe('embedded FHIR server in a worker thread', () => {
     await thread.close();
     await expect(fetch(`${url}/metadata`)).rejects.toThrow();
   });
+
+  it.runIf(process.platform === 'linux')(
+    'runs the Worker thread alone at the nice value asked for (Linux: per thread), the caller’s threads unchanged',
+    async () => {
+      // Field 19 of /proc/<pid>/task/<tid>/stat is the thread's nice value (fields counted after the name's ')').
+      const niceValues = () =>
+        new Map(
+          readdirSync('/proc/self/task').map((tid) => {
+            const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+            return [tid, Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16])] as const;
+          }),
+        );
+      const before = niceValues();
+      const mine = getPriority();
+      const thread = await startEmbeddedFhirServerThread({ nice: 12 });
+      threads.push(thread);
+      const after = niceValues();
+      const added = [...after].filter(([tid]) => !before.has(tid)).map(([, nice]) => nice);
+      expect(added).toContain(12);
+      for (const [tid, nice] of before) if (after.has(tid)) expect(after.get(tid)).toBe(nice);
+      expect(getPriority()).toBe(mine);
+      const { url } = await thread.listen(await freePort());
+      expect((await fetch(`${url}/metadata`)).status).toBe(200);
+    },
+  );
 
   it('keeps the listen error code (EADDRINUSE), and another port works afterwards', async () => {
     const thread = await startEmbeddedFhirServerThread();

@@ -16,6 +16,12 @@ export type EmbeddedFhirServerThreadOptions = Omit<EmbeddedFhirServerOptions, 'r
   backendServices?: Omit<NonNullable<EmbeddedFhirServerOptions['backendServices']>, 'now'>;
   /** Called when the Worker fails after it started (an uncaught error, or it exited); its server is then gone. */
   onError?: (error: Error) => void;
+  /**
+   * The Worker thread's nice value (-20 … 19; higher runs later when the cores are busy), set on Linux only, where it
+   * is a thread's own (elsewhere it would be the whole process's). E.g. 10 for a server whose work can wait (the
+   * sandbox's copy of the audit trail), so that the caller's own requests go first. Default: the caller's.
+   */
+  nice?: number;
 };
 
 /** The embedded FHIR server running in a Worker. */
@@ -55,6 +61,8 @@ const WORKER_SOURCE = `
   const { parentPort, workerData } = await import('node:worker_threads');
   let fhir;
   try {
+    // Linux keeps a nice value per thread: setpriority() on who = 0 (the calling thread) sets this thread's alone.
+    if (workerData.nice !== undefined) (await import('node:os')).setPriority(workerData.nice);
     if (workerData.tsx) (await import(workerData.tsx)).register();
     const mod = await import(workerData.entry);
     const create = mod.createEmbeddedFhirServer ?? (mod.default && mod.default.createEmbeddedFhirServer);
@@ -114,11 +122,11 @@ function workerEntry(): { entry: string; tsx?: string; execArgv?: string[] } {
 export async function startEmbeddedFhirServerThread(
   options: EmbeddedFhirServerThreadOptions = {},
 ): Promise<EmbeddedFhirServerThread> {
-  const { onError, ...serverOptions } = options;
+  const { onError, nice, ...serverOptions } = options;
   const { entry, tsx, execArgv } = workerEntry();
   const worker = new Worker(WORKER_SOURCE, {
     eval: true,
-    workerData: { entry, tsx, options: serverOptions },
+    workerData: { entry, tsx, options: serverOptions, nice: process.platform === 'linux' ? nice : undefined },
     ...(execArgv ? { execArgv } : {}),
   });
   const waiting = new Map<number, (msg: FromWorker) => void>();
