@@ -6,7 +6,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Agent, createServer, get as httpGet, type Server } from 'node:http';
+import { Agent, createServer, get as httpGet, request as httpRequest, type Server } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -373,7 +373,7 @@ function proxyContract(upstream: Upstream): void {
       viaProxy.forEach((part, i) => expect(part.body.equals(fromPacs[i]!.body)).toBe(true));
     });
 
-    it('keeps the client’s connection: a series then an instance on one keep-alive socket, each whole', async () => {
+    it('keeps the client’s connection: a series, its HEAD (no body), the series again and an instance, each whole', async () => {
       // The socket path writes the body straight to the client's socket, framing chunks itself: a wrong frame would
       // break the next answer on the same connection.
       const series = study.series.t1;
@@ -381,9 +381,10 @@ function proxyContract(upstream: Upstream): void {
       const accept = 'multipart/related; type="application/dicom"';
       const authorization = `Bearer ${await h.token('demo-physician')}`;
       const agent = new Agent({ keepAlive: true, maxSockets: 1 });
-      const viaAgent = (path: string) =>
+      const viaAgent = (path: string, method = 'GET') =>
         new Promise<{ body: Buffer; type: string; chunked: boolean; reused: boolean }>((resolve, reject) => {
-          const req = httpGet(`${h.baseUrl}/dicomweb${path}`, { agent, headers: { accept, authorization } }, (res) => {
+          const url = `${h.baseUrl}/dicomweb${path}`;
+          const req = httpRequest(url, { method, agent, headers: { accept, authorization } }, (res) => {
             const chunks: Buffer[] = [];
             res.on('data', (chunk: Buffer) => chunks.push(chunk));
             res.once('error', reject);
@@ -396,13 +397,19 @@ function proxyContract(upstream: Upstream): void {
               }),
             );
           });
+          req.end();
           req.once('error', reject);
         });
       try {
         const first = await viaAgent(seriesPath);
+        // HEAD answers have no body (RFC 9110 §9.3.2): one written anyway would be read as the next answer.
+        const head = await viaAgent(seriesPath, 'HEAD');
         const again = await viaAgent(seriesPath);
         const instance = await viaAgent(`${seriesPath}/instances/${sopOf(series.files[2]!)}`);
-        expect([first.reused, again.reused, instance.reused]).toEqual([false, true, true]);
+        // (The series after the HEAD comes on a new connection: Node's HTTP client does not reuse one after a HEAD
+        // answer, with a bare Node.js server too.)
+        expect([first.reused, head.reused, instance.reused]).toEqual([false, true, true]);
+        expect(head.body).toHaveLength(0);
         for (const answer of [first, again]) {
           const found = await parts(answer.body, answer.type);
           expect(found.map((part) => sopOf(part.body)).sort()).toEqual(series.files.map(sopOf).sort());

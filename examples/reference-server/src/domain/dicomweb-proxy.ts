@@ -253,7 +253,8 @@ function asChunk(view: Buffer, pooled: boolean): Buffer[] {
 }
 
 /**
- * The client's response as a {@link BodySink} that writes straight to its socket: the status line and headers go out
+ * The client's response as a {@link BodySink} that writes straight to its socket (undefined where the answer has no
+ * body, or no socket): the status line and headers go out
  * first (Node's own), then each read in one socket write (framed as a chunk in place, see {@link asChunk}, when Node
  * chose chunked framing), and `end` lets Node finish the message (the last chunk, or nothing after a
  * Content-Length), so keep-alive, 'finish' and the server's accounting stay Node's. Node's `res.write` costs a size
@@ -262,6 +263,9 @@ function asChunk(view: Buffer, pooled: boolean): Buffer[] {
 function clientBody(res: ServerResponse): BodySink | undefined {
   const socket = res.socket;
   if (!socket || socket.destroyed) return undefined;
+  // No body goes with an answer to HEAD, nor with a 204 or 304 (RFC 9110 §9.3.2, §15.3.5, §15.4.5): Node's own
+  // write leaves it out, where bytes written to the socket would be read as the next answer.
+  if (res.req.method === 'HEAD' || res.statusCode === 204 || res.statusCode === 304) return undefined;
   res.flushHeaders();
   const chunked = res.chunkedEncoding;
   return {
