@@ -165,6 +165,21 @@ describe('an answer held until its audit record is durable', () => {
     expect(Buffer.concat(next.bytes).equals(body(BIG))).toBe(true);
   });
 
+  it('answers a HEAD with the PACS’s headers and lets the PACS go without reading its body', async () => {
+    gate = Promise.resolve();
+    const path = '/studies/1.2.3/series/1.2.3.7';
+    const token = await h.token('demo-physician');
+    const answer = await fetch(`${h.baseUrl}/dicomweb${path}`, {
+      method: 'HEAD',
+      headers: { authorization: `Bearer ${token}` },
+    });
+    expect(answer.status).toBe(200);
+    expect(answer.headers.get('content-length')).toBe(String(BIG));
+    await expect.poll(() => closed.has(`/dicom-web${path}`), { timeout: 10_000 }).toBe(true);
+    expect(flushed.get(`/dicom-web${path}`)).toBeLessThan(BIG);
+    expect(h.audit.records.at(-1)).toMatchObject({ outcome: 'success', resource: `ImagingStudy${path.slice(8)}` });
+  });
+
   it('completes an answer the PACS finished before the record was durable', async () => {
     gate = new Promise((resolve) => setTimeout(resolve, 200));
     const answer = await start('/studies/1.2.3/series/1.2.3.4/instances/1.2.3.4.5');

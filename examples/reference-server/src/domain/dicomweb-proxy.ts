@@ -598,6 +598,12 @@ export function dicomWebProxyRoutes(deps: DicomWebProxyDeps): AnyRoute[] {
       if (value !== undefined && !(rewrite && name === 'content-length')) res.setHeader(name, value);
     }
     res.setHeader('Cache-Control', kind === 'qido' ? 'private, no-store' : 'private, max-age=300');
+    if (req.method === 'HEAD') {
+      // The headers are the whole answer: let the PACS go instead of reading its body for nothing.
+      response.discard();
+      res.end();
+      return;
+    }
     res.once('close', abort);
     try {
       if (!rewrite) await response.relayTo(res);
