@@ -254,11 +254,10 @@ function asChunk(view: Buffer, pooled: boolean): Buffer[] {
 
 /**
  * The client's response as a {@link BodySink} that writes straight to its socket (undefined where the answer has no
- * body, or no socket): the status line and headers go out
- * first (Node's own), then each read in one socket write (framed as a chunk in place, see {@link asChunk}, when Node
- * chose chunked framing), and `end` lets Node finish the message (the last chunk, or nothing after a
- * Content-Length), so keep-alive, 'finish' and the server's accounting stay Node's. Node's `res.write` costs a size
- * line, the bytes and a CRLF as three writes and a cork per read.
+ * body, or no socket): the status line and headers go out first (Node's own), then each read in one socket write
+ * (framed as a chunk in place, see {@link asChunk}, when Node chose chunked framing), and `end` lets Node finish the
+ * message (the last chunk, or nothing after a Content-Length), so keep-alive, 'finish' and the server's accounting
+ * stay Node's. Node's `res.write` costs a size line, the bytes and a CRLF as three writes and a cork per read.
  */
 function clientBody(res: ServerResponse): BodySink | undefined {
   const socket = res.socket;
