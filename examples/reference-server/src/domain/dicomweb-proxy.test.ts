@@ -75,7 +75,8 @@ describe('an answer held until its audit record is durable', () => {
         }
         return void res.writeHead(503).end();
       }
-      const size = req.url?.includes('/instances/') ? 1_000 : BIG;
+      // The series a client hangs up on is twice as long: more than every buffer on the way holds (14–18 MB here).
+      const size = req.url?.includes('/instances/') ? 1_000 : req.url?.endsWith('/1.2.3.5') ? 2 * BIG : BIG;
       const data = body(size);
       res.writeHead(200, { 'content-type': 'multipart/related; type="application/dicom"', 'content-length': size });
       flushed.set(req.url ?? '', 0);
@@ -115,6 +116,8 @@ describe('an answer held until its audit record is durable', () => {
       done: undefined as unknown as Promise<void>,
       /** Hangs up mid-answer. */
       hangUp: (): void => undefined,
+      /** Stops reading the answer (the client's socket then fills, and the proxy and the PACS wait). */
+      stopReading: (): void => undefined,
     };
     state.done = new Promise((resolve, reject) => {
       const req = httpGet(`${h.baseUrl}/dicomweb${path}`, { headers: { authorization: `Bearer ${token}` } }, (res) => {
@@ -128,6 +131,7 @@ describe('an answer held until its audit record is durable', () => {
       });
       req.once('error', reject);
       state.hangUp = () => req.destroy();
+      req.once('response', (res) => (state.stopReading = () => res.pause()));
     });
     return state;
   }
@@ -157,9 +161,24 @@ describe('an answer held until its audit record is durable', () => {
     const answer = await start(path);
     answer.done.catch(() => undefined);
     await expect.poll(() => answer.received, { timeout: 10_000 }).toBeGreaterThan(0);
+    // A client that stops reading, then hangs up: until then the whole path waits on it, short of the PACS's end
+    // (read quickly, the whole answer could be through before the hang-up reached the proxy).
+    answer.stopReading();
+    let before = -1;
+    await expect
+      .poll(
+        () => {
+          const [now, last] = [flushed.get(`/dicom-web${path}`) ?? 0, before];
+          before = now;
+          return now === last;
+        },
+        { timeout: 10_000, interval: 200 },
+      )
+      .toBe(true);
+    expect(before).toBeLessThan(2 * BIG);
     answer.hangUp();
     await expect.poll(() => closed.has(`/dicom-web${path}`), { timeout: 10_000 }).toBe(true);
-    expect(flushed.get(`/dicom-web${path}`)).toBeLessThan(BIG);
+    expect(flushed.get(`/dicom-web${path}`)).toBeLessThan(2 * BIG);
     const next = await start('/studies/1.2.3/series/1.2.3.4');
     await next.done;
     expect(Buffer.concat(next.bytes).equals(body(BIG))).toBe(true);
