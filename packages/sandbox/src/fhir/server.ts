@@ -139,7 +139,7 @@ function prefersMinimal(req: Request): boolean {
  * A batch- or transaction-response without the resources of its entries, for a client that asked for
  * `Prefer: return=minimal`: each entry keeps its `response` (status, location, etag, lastModified, outcome), so a
  * client that checks outcomes learns all it needs without the server serialising, and the client parsing, every
- * resource it just sent (a merged AuditEvent batch is a hundred of them). Any other resource is returned as it is.
+ * resource it just sent (a merged AuditEvent batch holds up to 500 of them). Any other resource is returned as it is.
  * @see https://hl7.org/fhir/R4/http.html#transaction-response
  */
 function minimalEntries(resource: Resource): Resource {
